@@ -1,0 +1,37 @@
+/* Small file helpers: whole-file reads, atomic writes, JSON parsing with file-named errors. */
+#ifndef BADAM_IO_FILES_H
+#define BADAM_IO_FILES_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "badam/status.h"
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+badam_status io_read_file(const char *path, char **data_out, size_t *size_out, badam_error *err);
+
+/* Writes data to path atomically: a temporary file in the same folder, fsync, rename over path.
+ * On any failure (full disk included) the temporary is removed and path is left as it was. */
+badam_status io_write_file_atomic(const char *path, const void *data, size_t size,
+                                  badam_error *err);
+
+/* Copies a file atomically (the destination is written via io_write_file_atomic). */
+badam_status io_copy_file(const char *src, const char *dst, badam_error *err);
+
+/* 1 when the path exists and is a regular file / a directory. */
+int io_is_file(const char *path);
+int io_is_dir(const char *path);
+/* Creates a directory (and parents) if missing. */
+badam_status io_make_dir(const char *path, badam_error *err);
+
+/* 1 when the bytes are valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+int io_valid_utf8(const char *s, size_t n);
+
+/* Parses JSON text (checked to be UTF-8 first); `what` names the source in errors (a path). */
+badam_status io_parse_json(const char *text, size_t size, const char *what, cJSON **out,
+                           badam_error *err);
+/* Reads and parses a JSON file. */
+badam_status io_read_json(const char *path, cJSON **out, badam_error *err);
+
+#endif

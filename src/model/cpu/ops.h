@@ -1,0 +1,121 @@
+/* CPU kernels for the Llama family, fp32 compute. Every op has a forward and a backward; the
+ * math is stated once above each declaration. Layouts are row-major; "n" is a number of token
+ * rows (batch * seq). Backward functions ACCUMULATE (+=) into weight gradients and into dx
+ * unless the comment says "overwritten". Any gradient output may be NULL to skip it.
+ *
+ * These are the plain, portable kernels (OpenMP over rows; OpenBLAS sgemm for GEMMs). Faster
+ * variants go behind the same signatures; the plain ones stay as test oracles. */
+#ifndef BADAM_MODEL_CPU_OPS_H
+#define BADAM_MODEL_CPU_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "badam/dtype.h"
+
+/* Work actually performed, so tests can check that a gradient plan skips what it should.
+ * gemm_flops counts 2*m*n*k for every linear-layer GEMM (projections, MLP, LM head);
+ * attention_flops counts the QK^T and PV products (and their backward). */
+typedef struct op_counters {
+    uint64_t gemm_flops;
+    uint64_t attention_flops;
+} op_counters;
+
+/* Rows of a weight matrix converted to fp32 at a time when the weight is stored in bf16/f16. */
+#define LINEAR_WEIGHT_TILE_ROWS 128
+/* Floats of scratch the linear ops need for a weight with `in` columns. */
+size_t linear_scratch_floats(int in);
+
+/* linear_forward: y[n,out] = x[n,in] @ W[out,in]^T + b[out]   (y overwritten; b may be NULL).
+ * W is stored in w_dtype; non-fp32 weights are converted tile by tile into scratch. */
+void linear_forward(float *y, const float *x, const void *w, badam_dtype w_dtype, const float *b,
+                    int n, int in, int out, float *scratch, op_counters *counters);
+
+/* linear_backward_input: dx[n,in] += dy[n,out] @ W[out,in] */
+void linear_backward_input(float *dx, const float *dy, const void *w, badam_dtype w_dtype, int n,
+                           int in, int out, float *scratch, op_counters *counters);
+
+/* linear_backward_weight: dW[out,in] += dy[n,out]^T @ x[n,in];  db[out] += sum_rows dy */
+void linear_backward_weight(float *dw, float *db, const float *dy, const float *x, int n, int in,
+                            int out, op_counters *counters);
+
+/* embedding_forward: out[i,:] = table[tokens[i], :]   (out overwritten; table [V,C] in dtype) */
+void embedding_forward(float *out, const int32_t *tokens, int n, const void *table,
+                       badam_dtype table_dtype, int C);
+
+/* embedding_backward: dtable[tokens[i], :] += dout[i, :] */
+void embedding_backward(float *dtable, const int32_t *tokens, int n, const float *dout, int C);
+
+/* rmsnorm_forward: rstd[i] = 1/sqrt(mean_j x[i,j]^2 + eps);  y[i,j] = x[i,j] * rstd[i] * w[j]
+ * (y overwritten; rstd may be NULL when backward will not run; y may alias x) */
+void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int n, int C, float eps);
+
+/* rmsnorm_backward, with xhat = x * rstd and g = dy * w:
+ *   dx[i,:] += rstd[i] * (g - xhat * mean_j(g[j] * xhat[j]))
+ *   dw[j]   += sum_i dy[i,j] * xhat[i,j] */
+void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                      const float *rstd, int n, int C);
+
+/* rope_tables: for position p < T and frequency index i < half:
+ *   cos_t[p*half+i] = cos(p * inv_freq[i]),  sin_t[p*half+i] = sin(p * inv_freq[i]) */
+void rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, int half);
+
+/* rope_forward (Hugging Face rotate_half convention), in place on x[n, n_heads, head_dim]; row r
+ * is at position pos[r]. With half = head_dim/2, c = cos_t[pos*half+i], s = sin_t[pos*half+i]:
+ *   x'[i]      = x[i] c - x[i+half] s
+ *   x'[i+half] = x[i+half] c + x[i] s */
+void rope_forward(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int n,
+                  int n_heads, int head_dim);
+
+/* rope_backward: the transpose rotation, in place on dx (same layout):
+ *   dx'[i]      = dx[i] c + dx[i+half] s
+ *   dx'[i+half] = dx[i+half] c - dx[i] s */
+void rope_backward(float *dx, const int32_t *pos, const float *cos_t, const float *sin_t, int n,
+                   int n_heads, int head_dim);
+
+/* attention_forward: causal grouped-query attention for B sequences of T tokens.
+ * q [B,T,Hq,D], k and v [B,T,Hkv,D], out [B,T,Hq,D] (overwritten). Query head h reads kv head
+ * h / (Hq/Hkv) (no repeated K/V is materialised). For t2 <= t:
+ *   P[b,h,t,t2] = softmax_t2( q[b,t,h,:] . k[b,t2,kvh,:] / sqrt(D) ),  P = 0 for t2 > t
+ *   out[b,t,h,:] = sum_t2 P[b,h,t,t2] v[b,t2,kvh,:]
+ * probs [B,Hq,T,T] receives P (may be NULL when backward will not run). */
+void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                       int B, int T, int Hq, int Hkv, int D, op_counters *counters);
+
+/* attention_backward (dq, dk, dv overwritten; same layouts as q, k, v):
+ *   dP = dout . v^T;  dS = P * (dP - sum_t2 P dP);  dq = dS k / sqrt(D);
+ *   dk = dS^T q / sqrt(D) (summed over the query heads sharing a kv head);  dv = P^T dout (same) */
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                        const float *q, const float *k, const float *v, int B, int T, int Hq,
+                        int Hkv, int D, op_counters *counters);
+
+/* swiglu_forward: h = silu(g) * u with silu(g) = g * sigmoid(g)   (h overwritten) */
+void swiglu_forward(float *h, const float *g, const float *u, size_t n);
+
+/* swiglu_backward (dg, du overwritten; either may be NULL), with s = sigmoid(g):
+ *   dg = dh * u * s * (1 + g * (1 - s));   du = dh * silu(g) */
+void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
+                     size_t n);
+
+/* cross_entropy_row: for logits z[V] and target y returns loss = logsumexp(z) - z[y] and, when
+ * dz != NULL, writes dz = scale * (softmax(z) - onehot(y))  (dz may alias z). */
+float cross_entropy_row(float *dz, const float *z, int V, int target, float scale);
+
+#define LOSS_IGNORE_INDEX (-100)
+
+/* Floats of workspace lm_head_loss needs for `chunk` rows. */
+size_t lm_head_loss_workspace_floats(int chunk, int C, int V);
+
+/* lm_head_loss: fused LM head and cross-entropy. h [n,C] is the final (normed) hidden state,
+ * W [V,C] the head weight (in w_dtype), targets[i] the token row i predicts, or
+ * LOSS_IGNORE_INDEX. Only rows with a real target are computed, `chunk` rows at a time, so
+ * only a [chunk,V] logits buffer ever exists and ignored rows cost nothing.
+ *   returns loss_sum = sum_{i: targets[i] != ignore} (logsumexp(h_i W^T) - (h_i W^T)[targets[i]])
+ *   dh[i,:] += scale * d loss_sum / d h[i,:]   (dh may be NULL)
+ *   dW      += scale * d loss_sum / d W        (dw may be NULL)
+ * *n_counted receives the number of rows with a real target. */
+double lm_head_loss(float *dh, float *dw, const float *h, const void *w, badam_dtype w_dtype,
+                    const int32_t *targets, int n, int C, int V, int chunk, float scale,
+                    float *workspace, int *n_counted, op_counters *counters);
+
+#endif
