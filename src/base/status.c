@@ -22,9 +22,13 @@ badam_status badam_error_prefix(badam_error *err, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    char old[BADAM_ERROR_MESSAGE_MAX];
-    memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    size_t plen = strlen(prefix), mlen = strlen(err->message), cap = sizeof err->message - 1;
+    if (plen + 2 > cap) plen = cap - 2;
+    if (plen + 2 + mlen > cap) mlen = cap - plen - 2;
+    memmove(err->message + plen + 2, err->message, mlen);
+    memcpy(err->message, prefix, plen);
+    memcpy(err->message + plen, ": ", 2);
+    err->message[plen + 2 + mlen] = '\0';
     return err->status;
 }
 

@@ -16,6 +16,20 @@ badam_status io_read_file(const char *path, char **data_out, size_t *size_out, b
 badam_status io_write_file_atomic(const char *path, const void *data, size_t size,
                                   badam_error *err);
 
+/* The same discipline for data written in pieces: io_atomic_begin creates the temporary
+ * (`path.tmp.<pid>.<n>`), io_atomic_write appends to it, io_atomic_commit fsyncs, renames it
+ * over path and releases the writer; io_atomic_abort (also called by any failing step) removes
+ * the temporary. A writer that failed or was committed needs no further call. */
+typedef struct io_atomic_file {
+    int fd; /* -1 when closed */
+    char *path;
+    char *tmp_path;
+} io_atomic_file;
+badam_status io_atomic_begin(io_atomic_file *file, const char *path, badam_error *err);
+badam_status io_atomic_write(io_atomic_file *file, const void *data, size_t size, badam_error *err);
+badam_status io_atomic_commit(io_atomic_file *file, badam_error *err);
+void io_atomic_abort(io_atomic_file *file);
+
 /* Copies a file atomically (the destination is written via io_write_file_atomic). */
 badam_status io_copy_file(const char *src, const char *dst, badam_error *err);
 

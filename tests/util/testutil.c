@@ -57,7 +57,7 @@ const char *test_workdir(const char *name) {
     static char path[4096];
     const char *bin = getenv("BADAM_BINARY_DIR");
     snprintf(path, sizeof path, "%s/test-work/%s", bin ? bin : "/tmp/badam-test", name);
-    char cmd[8192];
+    char cmd[3 * 4096 + 64];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", path, path);
     if (test_system(cmd) != 0) fprintf(stderr, "cannot create %s\n", path);
     return path;

@@ -1,0 +1,12 @@
+/* Subcommands of the badam command line. Each returns the process exit status. */
+#ifndef BADAM_CLI_H
+#define BADAM_CLI_H
+
+int cmd_inspect(int argc, char **argv);
+
+/* Formats a count with a unit suffix (K, M, B) into buf. */
+const char *cli_human_count(char *buf, unsigned long long n);
+/* Formats bytes as KiB/MiB/GiB into buf. */
+const char *cli_human_bytes(char *buf, unsigned long long n);
+
+#endif

@@ -1,0 +1,118 @@
+/* badam inspect MODEL_DIR: what a Hugging Face model folder holds, checked against its config. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "badam/llama.h"
+#include "cli.h"
+#include "io/safetensors.h"
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: badam inspect MODEL_DIR\n"
+                 "\n"
+                 "Prints the architecture from config.json, every parameter tensor with its shape,\n"
+                 "stored dtype and size, the total parameter count, and the per-layer blocks BAdam\n"
+                 "trains one at a time (with the fp32 master + gradient + Adam state each needs).\n"
+                 "Reads safetensors headers only; weights are not loaded.\n");
+}
+
+static void print_config(const char *dir, const llama_config *c) {
+    printf("model: %s\n", dir);
+    printf("  type            %s\n", c->model_type);
+    printf("  hidden          %d   intermediate %d   layers %d\n", c->hidden_size,
+           c->intermediate_size, c->n_layers);
+    printf("  heads           %d   kv heads %d   head_dim %d%s\n", c->n_heads, c->n_kv_heads,
+           c->head_dim, c->n_kv_heads < c->n_heads ? "   (grouped-query attention)" : "");
+    printf("  vocab           %d   max positions %d\n", c->vocab_size, c->max_position_embeddings);
+    printf("  rms_norm_eps    %g   rope_theta %g", c->rms_norm_eps, c->rope_theta);
+    if (c->rope_scaling == LLAMA_ROPE_LLAMA3)
+        printf("   rope_scaling llama3 (factor %g, low %g, high %g, original %d)", c->rope_factor,
+               c->rope_low_freq_factor, c->rope_high_freq_factor,
+               c->rope_original_max_position_embeddings);
+    printf("\n  embeddings      %s   q/k/v bias %s   o bias %s\n",
+           c->tie_word_embeddings ? "tied" : "untied", c->qkv_bias ? "yes" : "no",
+           c->o_bias ? "yes" : "no");
+}
+
+int cmd_inspect(int argc, char **argv) {
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') {
+        if (argc >= 2 && argv[1][0] == '-') fprintf(stderr, "badam inspect: unknown option '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    const char *dir = argv[1];
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    badam_error err = {0};
+    llama_config cfg;
+    llama_param *params = NULL;
+    int n_params = 0;
+    st_set *set = NULL;
+    if (llama_config_load(path, &cfg, &err) || llama_param_table(&cfg, &params, &n_params, &err) ||
+        st_set_open_dir(dir, &set, &err)) {
+        fprintf(stderr, "badam inspect: %s\n", err.message);
+        free(params);
+        return 1;
+    }
+    print_config(dir, &cfg);
+
+    char a[32], b[32];
+    int problems = 0;
+    size_t total = 0, stored_bytes = 0;
+    printf("\ntensors:\n  %-52s %-14s %-5s %10s\n", "name", "shape", "dtype", "params");
+    for (int i = 0; i < n_params; i++) {
+        const llama_param *p = &params[i];
+        const st_tensor *t = st_set_find(set, p->name, NULL);
+        char shape[48];
+        if (p->ndim == 2) snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)p->shape[0], (long long)p->shape[1]);
+        else snprintf(shape, sizeof shape, "[%lld]", (long long)p->shape[0]);
+        int ok = t && t->ndim == p->ndim && t->shape[0] == p->shape[0] &&
+                 (p->ndim == 1 || t->shape[1] == p->shape[1]);
+        printf("  %-52s %-14s %-5s %10s%s\n", p->name, shape, t ? badam_dtype_name(t->dtype) : "-",
+               cli_human_count(a, p->numel), !t ? "   MISSING" : ok ? "" : "   WRONG SHAPE");
+        problems += !ok;
+        total += p->numel;
+        if (t) stored_bytes += t->nbytes;
+    }
+    for (size_t i = 0; i < set->n_index; i++) {
+        int known = 0;
+        for (int j = 0; j < n_params && !known; j++) known = !strcmp(params[j].name, set->index[i]->name);
+        if (!known) printf("  %-52s (not a parameter of this config; ignored on load)\n", set->index[i]->name);
+    }
+    printf("\ntotal parameters: %zu (%s), stored in %s\n", total, cli_human_count(a, total),
+           cli_human_bytes(b, stored_bytes));
+
+    /* BAdam's default partition: one block per transformer layer (norms included). */
+    size_t *block = calloc((size_t)cfg.n_layers, sizeof *block), largest = 0, outside = 0;
+    for (int i = 0; i < n_params; i++) {
+        if (params[i].layer >= 0) block[params[i].layer] += params[i].numel;
+        else outside += params[i].numel;
+    }
+    printf("\nBAdam blocks (partition by layer, D = %d; embedding, final norm and head frozen):\n",
+           cfg.n_layers);
+    for (int l = 0; l < cfg.n_layers; l++) {
+        if (block[l] > largest) largest = block[l];
+        if (l < 3 || l == cfg.n_layers - 1)
+            printf("  block %-3d model.layers.%d.*   %10s params   fp32 master+grad+Adam %s\n", l,
+                   l, cli_human_count(a, block[l]), cli_human_bytes(b, 16ull * block[l]));
+        else if (l == 3)
+            printf("  ...\n");
+    }
+    printf("  not in any block: %s params (embedding, final norm%s)\n", cli_human_count(a, outside),
+           cfg.tie_word_embeddings ? "" : ", lm_head");
+    printf("\nmemory without activations: bf16 weights %s + active block state %s (16 B x %s)\n",
+           cli_human_bytes(a, 2ull * total), cli_human_bytes(b, 16ull * largest),
+           cli_human_count(path, largest));
+    free(block);
+    free(params);
+    st_set_close(set);
+    if (problems) {
+        fprintf(stderr, "badam inspect: %d tensor(s) missing or with the wrong shape\n", problems);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,55 @@
+/* badam: full-parameter fine-tuning of LLMs with block coordinate descent (BAdam). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define BADAM_VERSION "0.1.0"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: badam <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  inspect MODEL_DIR   architecture, parameters by tensor, dtypes, BAdam block sizes\n"
+            "\n"
+            "options:\n"
+            "  -h, --help          this help (also: badam <command> --help)\n"
+            "  --version           print the version\n");
+}
+
+const char *cli_human_count(char *buf, unsigned long long n) {
+    if (n >= 1000000000ull) sprintf(buf, "%.2fB", n / 1e9);
+    else if (n >= 1000000ull) sprintf(buf, "%.2fM", n / 1e6);
+    else if (n >= 1000ull) sprintf(buf, "%.1fK", n / 1e3);
+    else sprintf(buf, "%llu", n);
+    return buf;
+}
+
+const char *cli_human_bytes(char *buf, unsigned long long n) {
+    if (n >= (1ull << 30)) sprintf(buf, "%.2f GiB", n / (double)(1ull << 30));
+    else if (n >= (1ull << 20)) sprintf(buf, "%.1f MiB", n / (double)(1ull << 20));
+    else if (n >= (1ull << 10)) sprintf(buf, "%.1f KiB", n / (double)(1ull << 10));
+    else sprintf(buf, "%llu B", n);
+    return buf;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("badam %s\n", BADAM_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    fprintf(stderr, "badam: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

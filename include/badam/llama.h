@@ -1,0 +1,198 @@
+/* The Llama family (llama, mistral, qwen2): configuration, parameters by Hugging Face name,
+ * forward and backward on CPU under a gradient plan, and loading/saving HF model folders. */
+#ifndef BADAM_LLAMA_H
+#define BADAM_LLAMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "badam/dtype.h"
+#include "badam/status.h"
+
+/* ---------------------------------------------------------------- configuration */
+
+typedef enum llama_rope_scaling {
+    LLAMA_ROPE_NONE = 0,
+    LLAMA_ROPE_LLAMA3, /* rope_scaling {"rope_type": "llama3", factor, low/high_freq_factor, ...} */
+} llama_rope_scaling;
+
+#define LLAMA_MAX_EOS 8
+
+typedef struct llama_config {
+    char model_type[16]; /* "llama", "mistral" or "qwen2" */
+    int hidden_size;
+    int intermediate_size;
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim; /* config's head_dim when present, else hidden_size / n_heads */
+    int vocab_size;
+    int max_position_embeddings;
+    float rms_norm_eps;
+    double rope_theta;
+    llama_rope_scaling rope_scaling;
+    double rope_factor;
+    double rope_low_freq_factor;
+    double rope_high_freq_factor;
+    int rope_original_max_position_embeddings;
+    int tie_word_embeddings;
+    int qkv_bias; /* q_proj, k_proj, v_proj have a bias (qwen2; llama attention_bias) */
+    int o_bias;   /* o_proj has a bias (llama attention_bias) */
+    int sliding_window; /* attention window (mistral, qwen2 use_sliding_window); 0 = none */
+    int bos_token_id;   /* -1 when absent */
+    int n_eos;
+    int eos_token_ids[LLAMA_MAX_EOS];
+} llama_config;
+
+/* Parses `path` (a config.json). Errors name the file and the field. */
+badam_status llama_config_load(const char *path, llama_config *cfg, badam_error *err);
+
+/* ---------------------------------------------------------------- parameters */
+
+typedef enum llama_param_kind {
+    LLAMA_P_EMBED = 0, /* model.embed_tokens.weight [V, C] */
+    LLAMA_P_ATTN_NORM, /* model.layers.i.input_layernorm.weight [C] */
+    LLAMA_P_Q,         /* self_attn.q_proj.weight [Hq*D, C] */
+    LLAMA_P_K,         /* self_attn.k_proj.weight [Hkv*D, C] */
+    LLAMA_P_V,         /* self_attn.v_proj.weight [Hkv*D, C] */
+    LLAMA_P_O,         /* self_attn.o_proj.weight [C, Hq*D] */
+    LLAMA_P_Q_BIAS,
+    LLAMA_P_K_BIAS,
+    LLAMA_P_V_BIAS,
+    LLAMA_P_O_BIAS,
+    LLAMA_P_MLP_NORM, /* model.layers.i.post_attention_layernorm.weight [C] */
+    LLAMA_P_GATE,     /* mlp.gate_proj.weight [I, C] */
+    LLAMA_P_UP,       /* mlp.up_proj.weight [I, C] */
+    LLAMA_P_DOWN,     /* mlp.down_proj.weight [C, I] */
+    LLAMA_P_FINAL_NORM, /* model.norm.weight [C] */
+    LLAMA_P_LM_HEAD,    /* lm_head.weight [V, C] (absent when tied) */
+    LLAMA_P_KIND_COUNT
+} llama_param_kind;
+
+typedef struct llama_param {
+    char name[96]; /* Hugging Face name */
+    llama_param_kind kind;
+    int layer; /* -1 for embedding, final norm, LM head */
+    int ndim;
+    int64_t shape[2];
+    size_t numel;
+    void *data; /* in the model's dtype; NULL in a table built from a config alone */
+} llama_param;
+
+/* The parameter table of a config, in storage order: embedding, layer 0..L-1, final norm,
+ * LM head. Caller frees *params. No weights are touched. */
+badam_status llama_param_table(const llama_config *cfg, llama_param **params, int *n_params,
+                               badam_error *err);
+size_t llama_param_count(const llama_config *cfg); /* total parameters */
+
+typedef struct llama_model {
+    llama_config cfg;
+    badam_dtype dtype; /* storage dtype of every parameter */
+    llama_param *params;
+    int n_params;
+    int *layer_index; /* [n_layers * LLAMA_P_KIND_COUNT]: param index or -1 */
+    int embed, final_norm, lm_head; /* param indices; lm_head == embed when tied */
+    void *storage;                   /* one allocation holding every parameter */
+    size_t storage_bytes;
+    float *inv_freq; /* [head_dim/2] RoPE frequencies, scaling applied */
+} llama_model;
+
+/* Index of the parameter of `kind` in `layer` (layer ignored for global kinds), or -1. */
+int llama_param_index(const llama_model *m, int layer, llama_param_kind kind);
+int llama_find_param(const llama_model *m, const char *hf_name);
+
+/* A model with zeroed weights for a config (tests, pretraining from scratch). */
+badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llama_model **out,
+                                badam_error *err);
+void llama_model_free(llama_model *m);
+
+/* Loads a Hugging Face folder (config.json + model.safetensors or shards), converting every
+ * tensor to `dtype`. Missing, unexpected or wrongly shaped tensors are errors naming them. */
+badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **out,
+                              badam_error *err);
+
+/* Saves weights (model dtype) to out_dir in the HF layout, sharded above max_shard_bytes
+ * (0: one file); writes config.json (from src_dir's when given, torch_dtype updated) and copies
+ * tokenizer and generation files from src_dir. Every file is written atomically. */
+badam_status llama_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
+                              size_t max_shard_bytes, badam_error *err);
+
+/* RoPE inverse frequencies [head_dim/2] for a config, with llama3 scaling when configured. */
+void llama_rope_inv_freq(const llama_config *cfg, float *inv_freq);
+
+/* ---------------------------------------------------------------- gradient plan */
+
+/* What backward must compute. need_grad[i] flags parameter i (the caller supplies a gradient
+ * buffer for it). Input gradients are computed for layers >= lowest_input_grad_layer; a layer
+ * below that is entered only if it has a flagged parameter and is directly below
+ * (lowest_input_grad_layer - 1); nothing below is touched, and forward keeps no activations
+ * there. lowest_input_grad_layer == n_layers: no layer input gradient at all. */
+typedef struct llama_grad_plan {
+    const uint8_t *need_grad; /* [n_params] */
+    int lowest_input_grad_layer;
+    int recompute; /* keep only each layer's input; recompute its activations in backward */
+} llama_grad_plan;
+
+/* The cheapest plan for a set of flags (lowest_input_grad_layer as high as possible). */
+void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, llama_grad_plan *plan);
+/* Checks a plan is consistent (no flagged parameter below what backward visits). */
+badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan,
+                              badam_error *err);
+/* The first layer backward enters under a plan (n_layers if none). */
+int llama_plan_first_layer(const llama_model *m, const llama_grad_plan *plan);
+
+/* ---------------------------------------------------------------- forward / backward */
+
+/* B sequences of T tokens, right-padded. targets[b*T+t] is the token position t predicts, or
+ * -100 to leave the position out of the loss (padding, prompt). */
+typedef struct llama_batch {
+    int B, T;
+    const int32_t *tokens;
+    const int32_t *targets;
+} llama_batch;
+
+/* Work counters (FLOPs actually performed). */
+typedef struct llama_counters {
+    uint64_t gemm_flops;
+    uint64_t attention_flops;
+} llama_counters;
+
+typedef struct llama_workspace llama_workspace;
+
+/* Workspace for batches up to B x T: activations (allocated per layer when a plan first needs
+ * them), scratch, RoPE tables. */
+badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_workspace **out,
+                                    badam_error *err);
+void llama_workspace_free(llama_workspace *ws);
+/* Frees saved activations the plan does not need (plan NULL: all of them). */
+void llama_workspace_trim(llama_workspace *ws, const llama_model *m, const llama_grad_plan *plan);
+size_t llama_workspace_bytes(const llama_workspace *ws);
+/* FLOPs performed since the workspace was created or the counters were reset. */
+llama_counters llama_workspace_counters(const llama_workspace *ws);
+void llama_workspace_reset_counters(llama_workspace *ws);
+
+/* Logits [B*T, V] for every position (inference; nothing kept for backward). */
+badam_status llama_forward_logits(const llama_model *m, llama_workspace *ws,
+                                  const llama_batch *batch, float *logits, badam_error *err);
+
+/* Forward to the loss. With plan == NULL only the loss is computed. With a plan, activations
+ * the plan needs are kept, and the LM head / cross-entropy backward is fused in: gradients of
+ * grad_scale * loss_sum for flagged head parameters are accumulated into grads[i], and the
+ * gradient at the final hidden state is kept for llama_backward.
+ * loss_sum: sum of token cross-entropies; n_tokens: positions with a target. */
+badam_status llama_forward(const llama_model *m, llama_workspace *ws, const llama_batch *batch,
+                           const llama_grad_plan *plan, float grad_scale, float **grads,
+                           double *loss_sum, int *n_tokens, badam_error *err);
+
+/* Backward through the layers the plan visits, after llama_forward with the same plan and
+ * batch. grads[i] (fp32, numel of parameter i) is accumulated (+=) for every flagged i and
+ * must be non-NULL exactly there. */
+badam_status llama_backward(const llama_model *m, llama_workspace *ws, const llama_batch *batch,
+                            const llama_grad_plan *plan, float **grads, badam_error *err);
+
+/* Analytic GEMM FLOPs of one llama_forward + llama_backward under a plan (NULL: forward only)
+ * for a B x T batch with n_tokens targets. Tests compare it with the counters. */
+uint64_t llama_plan_gemm_flops(const llama_model *m, const llama_grad_plan *plan, int B, int T,
+                               int n_tokens);
+
+#endif

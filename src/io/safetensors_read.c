@@ -1,0 +1,310 @@
+/* Safetensors reader: maps the file read-only and checks every header field before use.
+ *
+ * Layout: u64 little-endian N | N bytes of JSON header (may be padded with spaces) | data.
+ * Each tensor's [begin, end) is relative to the start of the data section. Checks: the sizes
+ * fit the file, the header is UTF-8 JSON, each entry has a supported dtype, a shape of at most
+ * ST_MAX_DIMS non-negative integers whose product does not overflow, data_offsets inside the
+ * data section whose length is numel * dtype size, no two tensors overlap, no name twice. */
+#include "io/safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/files.h"
+
+/* JSON numbers are doubles: integers are exact only below 2^53. */
+#define ST_MAX_JSON_INT 9007199254740992.0
+
+/* 1 when item is a number holding an integer in [0, 2^53); stores it in *out. */
+static int json_uint53(const cJSON *item, uint64_t *out) {
+    if (!cJSON_IsNumber(item)) return 0;
+    double v = item->valuedouble;
+    if (!(v >= 0.0 && v < ST_MAX_JSON_INT) || v != floor(v)) return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+static int dtype_from_name(const char *name, badam_dtype *out) {
+    if (!strcmp(name, "F32"))
+        *out = BADAM_DTYPE_F32;
+    else if (!strcmp(name, "BF16"))
+        *out = BADAM_DTYPE_BF16;
+    else if (!strcmp(name, "F16"))
+        *out = BADAM_DTYPE_F16;
+    else
+        return -1;
+    return 0;
+}
+
+/* The entry's single field `key`; NULL when missing. A key given twice is an error. */
+static badam_status entry_field(const cJSON *entry, const char *key, const cJSON **out,
+                                const char *path, const char *name, badam_error *err) {
+    *out = NULL;
+    for (const cJSON *f = entry->child; f; f = f->next) {
+        if (!f->string || strcmp(f->string, key) != 0) continue;
+        if (*out)
+            return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': field '%s' appears twice",
+                              path, name, key);
+        *out = f;
+    }
+    if (!*out)
+        return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': missing field '%s'", path, name,
+                          key);
+    return BADAM_OK;
+}
+
+/* Fills t (name already set) from one header entry; data_size is the data section's size. */
+static badam_status parse_entry(const cJSON *entry, st_tensor *t, const char *data,
+                                size_t data_size, const char *path, badam_error *err) {
+    const char *name = t->name;
+    if (!cJSON_IsObject(entry))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': entry is not an object", path,
+                          name);
+    const cJSON *dtype, *shape, *offsets;
+    badam_status st = entry_field(entry, "dtype", &dtype, path, name, err);
+    if (st == BADAM_OK) st = entry_field(entry, "shape", &shape, path, name, err);
+    if (st == BADAM_OK) st = entry_field(entry, "data_offsets", &offsets, path, name, err);
+    if (st != BADAM_OK) return st;
+
+    if (!cJSON_IsString(dtype))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': field 'dtype' is not a string",
+                          path, name);
+    if (dtype_from_name(dtype->valuestring, &t->dtype) != 0)
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "%s: tensor '%s': dtype '%.64s' is not supported (only F32, BF16, F16)",
+                          path, name, dtype->valuestring);
+
+    if (!cJSON_IsArray(shape))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': field 'shape' is not an array",
+                          path, name);
+    int ndim = cJSON_GetArraySize(shape);
+    if (ndim > ST_MAX_DIMS)
+        return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': shape has %d dims (at most %d)",
+                          path, name, ndim, ST_MAX_DIMS);
+    t->ndim = ndim;
+    size_t numel = 1;
+    int d = 0;
+    for (const cJSON *dim = shape->child; dim; dim = dim->next, d++) {
+        uint64_t v;
+        if (!json_uint53(dim, &v))
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: tensor '%s': shape[%d] is not a non-negative integer", path,
+                              name, d);
+        t->shape[d] = (int64_t)v;
+        if (__builtin_mul_overflow(numel, (size_t)v, &numel))
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: tensor '%s': shape product overflows (dim %d = %llu)", path,
+                              name, d, (unsigned long long)v);
+    }
+    t->numel = numel;
+    size_t nbytes;
+    if (__builtin_mul_overflow(numel, badam_dtype_size(t->dtype), &nbytes))
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: tensor '%s': byte size overflows (%zu elements)", path, name, numel);
+    t->nbytes = nbytes;
+
+    uint64_t begin, end;
+    if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
+        !json_uint53(offsets->child, &begin) || !json_uint53(offsets->child->next, &end))
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: tensor '%s': data_offsets must be two non-negative integers", path,
+                          name);
+    if (begin > end || end > data_size)
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: tensor '%s': data_offsets [%llu, %llu] out of range (data section "
+                          "is %zu bytes)",
+                          path, name, (unsigned long long)begin, (unsigned long long)end,
+                          data_size);
+    if (end - begin != nbytes)
+        return badam_fail(err, BADAM_E_SHAPE,
+                          "%s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes but %s shape "
+                          "with %zu elements needs %zu",
+                          path, name, (unsigned long long)begin, (unsigned long long)end,
+                          (unsigned long long)(end - begin), badam_dtype_name(t->dtype), numel,
+                          nbytes);
+    t->data = data + begin;
+    return BADAM_OK;
+}
+
+static badam_status check_metadata(const cJSON *meta, const char *path, badam_error *err) {
+    if (!cJSON_IsObject(meta))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: __metadata__ is not an object", path);
+    for (const cJSON *f = meta->child; f; f = f->next)
+        if (!cJSON_IsString(f))
+            return badam_fail(err, BADAM_E_FORMAT, "%s: __metadata__ field '%s' is not a string",
+                              path, f->string ? f->string : "");
+    return BADAM_OK;
+}
+
+static int cmp_by_offset(const void *a, const void *b) {
+    const st_tensor *x = a, *y = b;
+    if (x->data != y->data) return (const char *)x->data < (const char *)y->data ? -1 : 1;
+    return (x->nbytes > y->nbytes) - (x->nbytes < y->nbytes);
+}
+
+static int cmp_by_name(const void *a, const void *b) {
+    return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
+}
+
+/* Sorts by offset and checks that no two non-empty tensors share a byte. */
+static badam_status check_overlaps(st_tensor *t, size_t n, const char *data, const char *path,
+                                   badam_error *err) {
+    qsort(t, n, sizeof *t, cmp_by_offset);
+    const st_tensor *last = NULL; /* the non-empty tensor reaching furthest so far */
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].nbytes == 0) continue;
+        if (last && (const char *)last->data + last->nbytes > (const char *)t[i].data) {
+            size_t b0 = (size_t)((const char *)last->data - data);
+            size_t b1 = (size_t)((const char *)t[i].data - data);
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: tensors '%s' and '%s' overlap in the data section ([%zu, %zu) "
+                              "and [%zu, %zu))",
+                              path, last->name, t[i].name, b0, b0 + last->nbytes, b1,
+                              b1 + t[i].nbytes);
+        }
+        if (!last ||
+            (const char *)t[i].data + t[i].nbytes > (const char *)last->data + last->nbytes)
+            last = &t[i];
+    }
+    return BADAM_OK;
+}
+
+/* Parses and validates the header; fills file->tensors sorted by name. */
+static badam_status parse_header(st_file *file, const char *header, size_t header_size,
+                                 const char *data, size_t data_size, badam_error *err) {
+    const char *path = file->path;
+    size_t what_size = strlen(path) + 16;
+    char *what = malloc(what_size);
+    if (!what) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
+    snprintf(what, what_size, "%s: header", path);
+    cJSON *root;
+    badam_status st = io_parse_json(header, header_size, what, &root, err);
+    free(what);
+    if (st != BADAM_OK) return st;
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return badam_fail(err, BADAM_E_FORMAT, "%s: header is not a JSON object", path);
+    }
+    size_t n = 0;
+    for (const cJSON *e = root->child; e; e = e->next)
+        if (strcmp(e->string, "__metadata__") != 0) n++;
+    file->tensors = calloc(n ? n : 1, sizeof *file->tensors);
+    if (!file->tensors) {
+        cJSON_Delete(root);
+        return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory for %zu tensors", path, n);
+    }
+    for (const cJSON *e = root->child; e && st == BADAM_OK; e = e->next) {
+        if (!strcmp(e->string, "__metadata__")) {
+            st = check_metadata(e, path, err);
+            continue;
+        }
+        /* Escapes are decoded by cJSON; make sure the result is still text. */
+        if (!io_valid_utf8(e->string, strlen(e->string))) {
+            st = badam_fail(err, BADAM_E_FORMAT, "%s: a tensor name is not valid UTF-8", path);
+            break;
+        }
+        st_tensor *t = &file->tensors[file->n_tensors];
+        t->name = strdup(e->string);
+        if (!t->name) {
+            st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        file->n_tensors++;
+        st = parse_entry(e, t, data, data_size, path, err);
+    }
+    cJSON_Delete(root);
+    if (st != BADAM_OK) return st;
+
+    st = check_overlaps(file->tensors, file->n_tensors, data, path, err);
+    if (st != BADAM_OK) return st;
+    qsort(file->tensors, file->n_tensors, sizeof *file->tensors, cmp_by_name);
+    for (size_t i = 1; i < file->n_tensors; i++)
+        if (!strcmp(file->tensors[i - 1].name, file->tensors[i].name))
+            return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s' appears twice in the header",
+                              path, file->tensors[i].name);
+    return BADAM_OK;
+}
+
+badam_status st_open(const char *path, st_file **out, badam_error *err) {
+    *out = NULL;
+    st_file *file = calloc(1, sizeof *file);
+    if (!file || !(file->path = strdup(path))) {
+        free(file);
+        return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
+    }
+    badam_status st = BADAM_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0) {
+        st = badam_fail(err, BADAM_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    } else if (fstat(fd, &sb) != 0) {
+        st = badam_fail(err, BADAM_E_IO, "%s: cannot stat: %s", path, strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        st = badam_fail(err, BADAM_E_IO, "%s: not a regular file", path);
+    } else if ((uint64_t)sb.st_size < 8) {
+        st = badam_fail(err, BADAM_E_FORMAT,
+                        "%s: file is %lld bytes, too short for the 8-byte header length", path,
+                        (long long)sb.st_size);
+    } else if ((uint64_t)sb.st_size > SIZE_MAX) {
+        st = badam_fail(err, BADAM_E_IO, "%s: file too large to map", path);
+    } else {
+        file->map_size = (size_t)sb.st_size;
+        file->map = mmap(NULL, file->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (file->map == MAP_FAILED) {
+            file->map = NULL;
+            st = badam_fail(err, BADAM_E_IO, "%s: mmap failed: %s", path, strerror(errno));
+        }
+    }
+    if (fd >= 0) close(fd);
+
+    if (st == BADAM_OK) {
+        const unsigned char *bytes = file->map;
+        uint64_t header_size = 0;
+        for (int i = 7; i >= 0; i--) header_size = (header_size << 8) | bytes[i];
+        size_t room = file->map_size - 8;
+        if (header_size > room)
+            st = badam_fail(err, BADAM_E_FORMAT,
+                            "%s: header length %llu exceeds the %zu bytes after the length field",
+                            path, (unsigned long long)header_size, room);
+        else if (header_size > ST_MAX_HEADER_BYTES)
+            st = badam_fail(err, BADAM_E_FORMAT, "%s: header length %llu exceeds the limit of %u",
+                            path, (unsigned long long)header_size, ST_MAX_HEADER_BYTES);
+        else {
+            const char *header = (const char *)file->map + 8;
+            st = parse_header(file, header, (size_t)header_size, header + header_size,
+                              room - (size_t)header_size, err);
+        }
+    }
+    if (st != BADAM_OK) {
+        st_close(file);
+        return st;
+    }
+    *out = file;
+    return BADAM_OK;
+}
+
+void st_close(st_file *file) {
+    if (!file) return;
+    if (file->map) munmap(file->map, file->map_size);
+    if (file->tensors)
+        for (size_t i = 0; i < file->n_tensors; i++) free(file->tensors[i].name);
+    free(file->tensors);
+    free(file->path);
+    free(file);
+}
+
+static int cmp_key_tensor(const void *key, const void *elem) {
+    return strcmp(key, ((const st_tensor *)elem)->name);
+}
+
+const st_tensor *st_find(const st_file *file, const char *name) {
+    if (!file || !name || file->n_tensors == 0) return NULL;
+    return bsearch(name, file->tensors, file->n_tensors, sizeof *file->tensors, cmp_key_tensor);
+}

@@ -1,0 +1,260 @@
+/* The weights of a Hugging Face folder: `model.safetensors.index.json` and its shards, or a
+ * single `model.safetensors`. The index is untrusted too: shard names must be plain file
+ * names in the folder, every listed tensor must be in its shard, and every shard tensor must
+ * be listed (under that shard). */
+#include "io/safetensors.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/files.h"
+
+#define ST_SINGLE_NAME "model.safetensors"
+#define ST_INDEX_NAME "model.safetensors.index.json"
+
+static char *join_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* A file name inside the folder: no separators, not "." or "..", not empty. */
+static int plain_file_name(const char *name) {
+    return name[0] && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/') &&
+           !strchr(name, '\\');
+}
+
+static badam_status add_file(st_set *set, const char *path, badam_error *err) {
+    st_file *file;
+    badam_status st = st_open(path, &file, err);
+    if (st != BADAM_OK) return st;
+    set->files[set->n_files++] = file;
+    return BADAM_OK;
+}
+
+/* One weight_map entry: the tensor name and the shard (an index into the sorted shard names). */
+typedef struct listing {
+    const char *name;
+    const char *shard;
+    size_t file;
+} listing;
+
+static int cmp_listing(const void *a, const void *b) {
+    return strcmp(((const listing *)a)->name, ((const listing *)b)->name);
+}
+
+static int cmp_key_listing(const void *key, const void *elem) {
+    return strcmp(key, ((const listing *)elem)->name);
+}
+
+static int cmp_str_ptr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Opens each distinct shard of the index once and checks the index against the shards. */
+static badam_status open_sharded(st_set *set, const char *index_path, badam_error *err) {
+    cJSON *root;
+    badam_status st = io_read_json(index_path, &root, err);
+    if (st != BADAM_OK) return st;
+    listing *list = NULL;
+    const char **shards = NULL;
+    const cJSON *map = NULL;
+    size_t n = 0, n_shards = 0;
+    if (!cJSON_IsObject(root)) {
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON object", index_path);
+        goto done;
+    }
+    map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    if (!map) {
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: missing field 'weight_map'", index_path);
+        goto done;
+    }
+    if (!cJSON_IsObject(map)) {
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'weight_map' is not an object", index_path);
+        goto done;
+    }
+    for (const cJSON *e = map->child; e; e = e->next) n++;
+    if (n == 0) {
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: weight_map lists no tensors", index_path);
+        goto done;
+    }
+    list = malloc(n * sizeof *list);
+    shards = malloc(n * sizeof *shards);
+    if (!list || !shards) {
+        st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", index_path);
+        goto done;
+    }
+    size_t i = 0;
+    for (const cJSON *e = map->child; e; e = e->next, i++) {
+        if (!cJSON_IsString(e)) {
+            st = badam_fail(err, BADAM_E_FORMAT,
+                            "%s: weight_map: tensor '%s': value is not a string", index_path,
+                            e->string);
+            goto done;
+        }
+        if (!plain_file_name(e->valuestring)) {
+            st = badam_fail(err, BADAM_E_FORMAT,
+                            "%s: weight_map: tensor '%s': shard '%s' is not a plain file name",
+                            index_path, e->string, e->valuestring);
+            goto done;
+        }
+        list[i] = (listing){e->string, e->valuestring, 0};
+        shards[i] = e->valuestring;
+    }
+    qsort(list, n, sizeof *list, cmp_listing);
+    for (i = 1; i < n; i++)
+        if (!strcmp(list[i - 1].name, list[i].name)) {
+            st = badam_fail(err, BADAM_E_FORMAT, "%s: weight_map lists tensor '%s' twice",
+                            index_path, list[i].name);
+            goto done;
+        }
+    qsort(shards, n, sizeof *shards, cmp_str_ptr);
+    for (i = 0; i < n; i++)
+        if (i == 0 || strcmp(shards[i], shards[n_shards - 1]) != 0) shards[n_shards++] = shards[i];
+
+    set->files = calloc(n_shards, sizeof *set->files);
+    if (!set->files) {
+        st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", index_path);
+        goto done;
+    }
+    for (i = 0; i < n_shards && st == BADAM_OK; i++) { /* files[i] is the shard named shards[i] */
+        char *path = join_path(set->dir, shards[i]);
+        st = path ? add_file(set, path, err)
+                  : badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", index_path);
+        free(path);
+    }
+    if (st != BADAM_OK) goto done;
+
+    /* Every listed tensor is in its shard ... */
+    for (i = 0; i < n; i++) {
+        const char **found = bsearch(&list[i].shard, shards, n_shards, sizeof *shards, cmp_str_ptr);
+        list[i].file = (size_t)(found - shards);
+        if (!st_find(set->files[list[i].file], list[i].name)) {
+            st =
+                badam_fail(err, BADAM_E_FORMAT,
+                           "%s: tensor '%s' is listed in shard '%s', which has no such tensor (%s)",
+                           index_path, list[i].name, list[i].shard, set->files[list[i].file]->path);
+            goto done;
+        }
+    }
+    /* ... and every shard tensor is listed, under that shard. */
+    for (size_t f = 0; f < set->n_files; f++) {
+        const st_file *file = set->files[f];
+        for (size_t t = 0; t < file->n_tensors; t++) {
+            const char *name = file->tensors[t].name;
+            const listing *l = bsearch(name, list, n, sizeof *list, cmp_key_listing);
+            if (!l) {
+                st = badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s' is not listed in %s",
+                                file->path, name, index_path);
+                goto done;
+            }
+            if (l->file != f) {
+                st = badam_fail(err, BADAM_E_FORMAT,
+                                "%s: tensor '%s' is listed in %s under shard '%s'", file->path,
+                                name, index_path, l->shard);
+                goto done;
+            }
+        }
+    }
+done:
+    free(list);
+    free(shards);
+    cJSON_Delete(root);
+    return st;
+}
+
+typedef struct located {
+    const st_tensor *tensor;
+    const st_file *file;
+} located;
+
+static int cmp_located(const void *a, const void *b) {
+    return strcmp(((const located *)a)->tensor->name, ((const located *)b)->tensor->name);
+}
+
+/* Every tensor of every file, sorted by name; a name in two files is an error. */
+static badam_status build_index(st_set *set, badam_error *err) {
+    size_t n = 0;
+    for (size_t f = 0; f < set->n_files; f++) n += set->files[f]->n_tensors;
+    located *all = malloc((n ? n : 1) * sizeof *all);
+    set->index = malloc((n ? n : 1) * sizeof *set->index);
+    set->index_file = malloc((n ? n : 1) * sizeof *set->index_file);
+    if (!all || !set->index || !set->index_file) {
+        free(all);
+        return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", set->dir);
+    }
+    size_t k = 0;
+    for (size_t f = 0; f < set->n_files; f++)
+        for (size_t t = 0; t < set->files[f]->n_tensors; t++)
+            all[k++] = (located){&set->files[f]->tensors[t], set->files[f]};
+    qsort(all, n, sizeof *all, cmp_located);
+    for (k = 1; k < n; k++)
+        if (!strcmp(all[k - 1].tensor->name, all[k].tensor->name)) {
+            badam_status st =
+                badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s' is in both %s and %s", set->dir,
+                           all[k].tensor->name, all[k - 1].file->path, all[k].file->path);
+            free(all);
+            return st;
+        }
+    for (k = 0; k < n; k++) {
+        set->index[k] = all[k].tensor;
+        set->index_file[k] = all[k].file;
+    }
+    set->n_index = n;
+    free(all);
+    return BADAM_OK;
+}
+
+badam_status st_set_open_dir(const char *dir, st_set **out, badam_error *err) {
+    *out = NULL;
+    st_set *set = calloc(1, sizeof *set);
+    char *index_path = join_path(dir, ST_INDEX_NAME);
+    char *single_path = join_path(dir, ST_SINGLE_NAME);
+    badam_status st = BADAM_OK;
+    if (!set || !index_path || !single_path || !(set->dir = strdup(dir))) {
+        st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);
+    } else if (io_is_file(index_path)) {
+        st = open_sharded(set, index_path, err);
+    } else if (io_is_file(single_path)) {
+        set->files = calloc(1, sizeof *set->files);
+        st = set->files ? add_file(set, single_path, err)
+                        : badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);
+    } else {
+        st = badam_fail(err, BADAM_E_IO, "no %s or %s in %s", ST_SINGLE_NAME, ST_INDEX_NAME, dir);
+    }
+    if (st == BADAM_OK) st = build_index(set, err);
+    free(index_path);
+    free(single_path);
+    if (st != BADAM_OK) {
+        st_set_close(set);
+        return st;
+    }
+    *out = set;
+    return BADAM_OK;
+}
+
+void st_set_close(st_set *set) {
+    if (!set) return;
+    for (size_t f = 0; f < set->n_files; f++) st_close(set->files[f]);
+    free(set->files);
+    free(set->index);
+    free(set->index_file);
+    free(set->dir);
+    free(set);
+}
+
+static int cmp_key_tensor_ptr(const void *key, const void *elem) {
+    return strcmp(key, (*(const st_tensor *const *)elem)->name);
+}
+
+const st_tensor *st_set_find(const st_set *set, const char *name, const st_file **file_out) {
+    if (file_out) *file_out = NULL;
+    if (!set || !name || set->n_index == 0) return NULL;
+    const st_tensor *const *found =
+        bsearch(name, set->index, set->n_index, sizeof *set->index, cmp_key_tensor_ptr);
+    if (!found) return NULL;
+    if (file_out) *file_out = set->index_file[found - set->index];
+    return *found;
+}

@@ -1,0 +1,91 @@
+/* Cross-entropy of one logits row, and the fused LM head + cross-entropy over token rows
+ * (ops.h states the math). Normalisers are summed in double.
+ *
+ * Targets are validated by the caller (the model layer). These kernels still never read out of
+ * bounds: cross_entropy_row returns NaN for a target outside [0, V) and leaves dz alone, and
+ * lm_head_loss skips such a row exactly like an ignored one (no loss, no gradient, not counted). */
+#include "model/cpu/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+float cross_entropy_row(float *dz, const float *z, int V, int target, float scale) {
+    if (target < 0 || target >= V) return NAN;
+    float max = -INFINITY;
+    for (int j = 0; j < V; j++)
+        if (z[j] > max) max = z[j];
+    double sum = 0.0;
+    for (int j = 0; j < V; j++) sum += exp((double)z[j] - max);
+    double lse = max + log(sum);
+    float loss = (float)(lse - z[target]);
+    if (dz) { /* z[target] is read above, so dz may alias z */
+        for (int j = 0; j < V; j++) dz[j] = scale * (float)exp((double)z[j] - lse);
+        dz[target] -= scale;
+    }
+    return loss;
+}
+
+/* Workspace layout, in floats: gathered hidden rows [chunk,C], logits (then dlogits) [chunk,V],
+ * per-row targets then losses [chunk], the dh of the gathered rows [chunk,C], linear scratch for W [V,C]. */
+size_t lm_head_loss_workspace_floats(int chunk, int C, int V) {
+    size_t rows = chunk > 0 ? (size_t)chunk : 0;
+    return rows * (2 * (size_t)C + (size_t)V + 1) + linear_scratch_floats(C);
+}
+
+static int selected(const int32_t *targets, int i, int V) {
+    return targets[i] != LOSS_IGNORE_INDEX && targets[i] >= 0 && targets[i] < V;
+}
+
+double lm_head_loss(float *dh, float *dw, const float *h, const void *w, badam_dtype w_dtype,
+                    const int32_t *targets, int n, int C, int V, int chunk, float scale,
+                    float *workspace, int *n_counted, op_counters *counters) {
+    if (n_counted) *n_counted = 0;
+    if (chunk <= 0) return NAN;
+    float *hbuf = workspace;
+    float *logits = hbuf + (size_t)chunk * C;
+    float *losses = logits + (size_t)chunk * V;
+    float *dhbuf = losses + chunk;
+    float *scratch = dhbuf + (size_t)chunk * C;
+    int want_grad = dh || dw;
+    double loss_sum = 0.0;
+    int counted = 0;
+    int next = 0; /* first row not yet looked at */
+    while (next < n) {
+        /* Gather up to `chunk` selected rows, starting at row `first`. */
+        int first = next, m = 0;
+        while (next < n && m < chunk) {
+            if (selected(targets, next, V))
+                memcpy(hbuf + (size_t)m++ * C, h + (size_t)next * C, (size_t)C * sizeof(float));
+            next++;
+        }
+        if (m == 0) break;
+        linear_forward(logits, hbuf, w, w_dtype, NULL, m, C, V, scratch, counters);
+        /* losses[r] first carries the target of chunk row r (its int32 bits), then its loss. */
+        int r = 0;
+        for (int i = first; i < next; i++)
+            if (selected(targets, i, V)) memcpy(&losses[r++], &targets[i], sizeof(int32_t));
+#pragma omp parallel for
+        for (int rr = 0; rr < m; rr++) {
+            int32_t target;
+            memcpy(&target, &losses[rr], sizeof target);
+            float *zr = logits + (size_t)rr * V;
+            losses[rr] = cross_entropy_row(want_grad ? zr : NULL, zr, V, target, scale);
+        }
+        for (int rr = 0; rr < m; rr++) loss_sum += losses[rr];
+        counted += m;
+        if (dh) {
+            memset(dhbuf, 0, (size_t)m * C * sizeof(float));
+            linear_backward_input(dhbuf, logits, w, w_dtype, m, C, V, scratch, counters);
+            r = 0;
+            for (int i = first; i < next; i++) {
+                if (!selected(targets, i, V)) continue;
+                float *dst = dh + (size_t)i * C;
+                const float *src = dhbuf + (size_t)r++ * C;
+                for (int j = 0; j < C; j++) dst[j] += src[j];
+            }
+        }
+        if (dw) linear_backward_weight(dw, NULL, logits, hbuf, m, C, V, counters);
+    }
+    if (n_counted) *n_counted = counted;
+    return loss_sum;
+}

@@ -1,0 +1,81 @@
+/* Internals shared by the Llama forward, backward and workspace code. */
+#ifndef BADAM_MODEL_LLAMA_INTERNAL_H
+#define BADAM_MODEL_LLAMA_INTERNAL_H
+
+#include "badam/llama.h"
+#include "model/cpu/ops.h"
+
+/* Rows of the LM head / cross-entropy processed at a time. */
+#define LLAMA_LOSS_CHUNK 64
+
+/* Activations of one layer that backward reads (the layer's input is kept separately). */
+typedef struct layer_acts {
+    float *rstd1; /* [N] */
+    float *xn1;   /* [N,C] input_layernorm output */
+    float *q;     /* [N,QD] after RoPE */
+    float *k;     /* [N,KVD] after RoPE */
+    float *v;     /* [N,KVD] */
+    float *probs; /* [B,Hq,T,T] attention probabilities */
+    float *attn;  /* [N,QD] attention output, o_proj input */
+    float *x_mid; /* [N,C] residual stream after attention */
+    float *rstd2; /* [N] */
+    float *xn2;   /* [N,C] post_attention_layernorm output */
+    float *gate;  /* [N,I] */
+    float *up;    /* [N,I] */
+    float *h;     /* [N,I] silu(gate) * up, down_proj input */
+} layer_acts;
+
+struct llama_workspace {
+    int max_B, max_T;
+    int C, QD, KVD, I, V, L, Hq, Hkv, D;
+    int B, T; /* the current batch */
+    layer_acts **saved;   /* [L] activations kept for backward (NULL until a plan needs them) */
+    float **saved_input;  /* [L] layer inputs kept for backward */
+    layer_acts tmp;       /* for layers nothing is kept of, and for recomputation */
+    float *ping[2];       /* [N,C] residual stream through layers that keep nothing */
+    float *x_final;       /* [N,C] residual stream after the last layer */
+    float *rstd_final;    /* [N] */
+    float *xn_final;      /* [N,C] final norm output */
+    float *dresid;        /* [N,C] gradient of the residual stream */
+    float *dxn;           /* [N,C] gradient at a norm's output */
+    float *dbig[3];       /* [N, max(I, QD)] gradient temporaries */
+    float *dkv[2];        /* [N,KVD] */
+    float *lin_scratch;   /* linear_scratch_floats(max in) */
+    float *loss_work;     /* lm_head_loss_workspace_floats */
+    float *vec[4];        /* fp32 copies of norm weights and biases */
+    float *cos_t, *sin_t; /* [max_T, head_dim/2] */
+    int32_t *pos;         /* [N] position of each row */
+    size_t bytes;         /* everything allocated, for accounting */
+    int forward_plan_first_layer; /* first layer kept by the last forward; -1 none */
+    int forward_recompute;
+    op_counters counters;
+};
+
+/* fp32 view of a small parameter (norm weight, bias): the data itself when stored in fp32, else
+ * a converted copy in ws->vec[slot]. NULL when the index is -1. */
+const float *llama_param_f32(const llama_model *m, llama_workspace *ws, int idx, int slot);
+
+/* Activations of layer l for a forward that keeps them (allocated on first use). */
+badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, layer_acts **acts,
+                                   float **input, badam_error *err);
+
+/* One transformer layer forward: x [N,C] -> y [N,C] (y must not alias x), filling acts. */
+void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer_acts *acts,
+                         const float *x, float *y);
+
+/* 1 when any parameter of layer l with kind in [first, last] is flagged. */
+int llama_plan_layer_flags(const llama_model *m, const llama_grad_plan *plan, int l,
+                           llama_param_kind first, llama_param_kind last);
+int llama_plan_flag(const llama_model *m, const llama_grad_plan *plan, int idx);
+
+/* Which parts of one layer's backward a plan needs (shared by backward and the FLOP count). */
+typedef struct layer_grad_parts {
+    int need_dx;    /* dL/d(layer input) */
+    int need_dxmid; /* dL/d(x_mid) through the MLP (attention side or below needs it) */
+    int need_dxn2;  /* dL/d(post_attention_layernorm output) */
+    int mlp_inner;  /* backward through down_proj into swiglu */
+    int attn_inner; /* backward through o_proj into attention */
+} layer_grad_parts;
+layer_grad_parts llama_layer_grad_parts(const llama_model *m, const llama_grad_plan *plan, int l);
+
+#endif

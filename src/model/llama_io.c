@@ -1,0 +1,191 @@
+/* Loading and saving Llama-family models as Hugging Face folders. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "badam/llama.h"
+#include "io/files.h"
+#include "io/safetensors.h"
+
+#define PATH_BYTES 4096
+
+static void shape_text(char *buf, size_t size, int ndim, const int64_t *shape) {
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < ndim && used < size; d++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", d ? ", " : "",
+                                 (long long)shape[d]);
+    if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+/* Tensors a checkpoint may carry that are not parameters and that we may safely ignore. */
+static int ignorable_tensor(const llama_model *m, const char *name) {
+    size_t n = strlen(name);
+    const char *rotary = ".rotary_emb.inv_freq"; /* buffer saved by older transformers */
+    if (n > strlen(rotary) && !strcmp(name + n - strlen(rotary), rotary)) return 1;
+    /* Tied models sometimes also store the head; HF ties it to the embedding on load. */
+    return m->cfg.tie_word_embeddings && !strcmp(name, "lm_head.weight");
+}
+
+static badam_status load_tensor(llama_param *p, badam_dtype dtype, const st_tensor *t,
+                                const st_file *file, badam_error *err) {
+    int same = t->ndim == p->ndim;
+    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+    if (!same) {
+        char got[128], want[128];
+        shape_text(got, sizeof got, t->ndim, t->shape);
+        shape_text(want, sizeof want, p->ndim, p->shape);
+        return badam_fail(err, BADAM_E_SHAPE,
+                          "%s: tensor '%s' has shape %s but config.json implies %s", file->path,
+                          p->name, got, want);
+    }
+    badam_convert(p->data, dtype, t->data, t->dtype, p->numel);
+    return BADAM_OK;
+}
+
+badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **out,
+                              badam_error *err) {
+    *out = NULL;
+    char path[PATH_BYTES];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    llama_config cfg;
+    badam_status st = llama_config_load(path, &cfg, err);
+    if (st != BADAM_OK) return st;
+    st_set *set = NULL;
+    st = st_set_open_dir(dir, &set, err);
+    if (st != BADAM_OK) return st;
+    llama_model *m = NULL;
+    st = llama_model_create(&cfg, dtype, &m, err);
+    for (int i = 0; st == BADAM_OK && i < m->n_params; i++) {
+        const st_file *file = NULL;
+        const st_tensor *t = st_set_find(set, m->params[i].name, &file);
+        if (!t) {
+            char want[128];
+            shape_text(want, sizeof want, m->params[i].ndim, m->params[i].shape);
+            st = badam_fail(err, BADAM_E_SHAPE, "%s: tensor '%s' (shape %s) is missing", dir,
+                            m->params[i].name, want);
+        } else {
+            st = load_tensor(&m->params[i], dtype, t, file, err);
+        }
+    }
+    for (size_t i = 0; st == BADAM_OK && i < set->n_index; i++) {
+        const char *name = set->index[i]->name;
+        if (llama_find_param(m, name) < 0 && !ignorable_tensor(m, name))
+            st = badam_fail(err, BADAM_E_SHAPE,
+                            "%s: unexpected tensor '%s' (not a parameter of this %s config)",
+                            set->index_file[i]->path, name, cfg.model_type);
+    }
+    st_set_close(set);
+    if (st != BADAM_OK) {
+        llama_model_free(m);
+        return st;
+    }
+    *out = m;
+    return BADAM_OK;
+}
+
+static const char *torch_dtype_name(badam_dtype dtype) {
+    switch (dtype) {
+    case BADAM_DTYPE_F32: return "float32";
+    case BADAM_DTYPE_BF16: return "bfloat16";
+    default: return "float16";
+    }
+}
+
+/* config.json written from the parsed config when there is no source folder to copy from. */
+static cJSON *config_to_json(const llama_config *c, badam_dtype dtype) {
+    cJSON *j = cJSON_CreateObject();
+    const char *arch = !strcmp(c->model_type, "qwen2")     ? "Qwen2ForCausalLM"
+                       : !strcmp(c->model_type, "mistral") ? "MistralForCausalLM"
+                                                           : "LlamaForCausalLM";
+    cJSON *archs = cJSON_AddArrayToObject(j, "architectures");
+    cJSON_AddItemToArray(archs, cJSON_CreateString(arch));
+    cJSON_AddStringToObject(j, "model_type", c->model_type);
+    cJSON_AddNumberToObject(j, "hidden_size", c->hidden_size);
+    cJSON_AddNumberToObject(j, "intermediate_size", c->intermediate_size);
+    cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(j, "num_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_position_embeddings);
+    cJSON_AddNumberToObject(j, "rms_norm_eps", c->rms_norm_eps);
+    cJSON_AddNumberToObject(j, "rope_theta", c->rope_theta);
+    cJSON_AddStringToObject(j, "hidden_act", "silu");
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_word_embeddings);
+    if (!strcmp(c->model_type, "llama")) cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
+    if (c->sliding_window) cJSON_AddNumberToObject(j, "sliding_window", c->sliding_window);
+    if (c->rope_scaling == LLAMA_ROPE_LLAMA3) {
+        cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
+        cJSON_AddStringToObject(rs, "rope_type", "llama3");
+        cJSON_AddNumberToObject(rs, "factor", c->rope_factor);
+        cJSON_AddNumberToObject(rs, "low_freq_factor", c->rope_low_freq_factor);
+        cJSON_AddNumberToObject(rs, "high_freq_factor", c->rope_high_freq_factor);
+        cJSON_AddNumberToObject(rs, "original_max_position_embeddings",
+                                c->rope_original_max_position_embeddings);
+    }
+    if (c->bos_token_id >= 0) cJSON_AddNumberToObject(j, "bos_token_id", c->bos_token_id);
+    if (c->n_eos == 1) cJSON_AddNumberToObject(j, "eos_token_id", c->eos_token_ids[0]);
+    else if (c->n_eos > 1)
+        cJSON_AddItemToObject(j, "eos_token_id", cJSON_CreateIntArray(c->eos_token_ids, c->n_eos));
+    cJSON_AddStringToObject(j, "torch_dtype", torch_dtype_name(dtype));
+    return j;
+}
+
+static badam_status write_config(const llama_model *m, const char *src_dir, const char *out_dir,
+                                 badam_error *err) {
+    char path[PATH_BYTES];
+    cJSON *json = NULL;
+    if (src_dir) {
+        snprintf(path, sizeof path, "%s/config.json", src_dir);
+        badam_status st = io_read_json(path, &json, err);
+        if (st != BADAM_OK) return st;
+        cJSON_DeleteItemFromObjectCaseSensitive(json, "torch_dtype");
+        cJSON_AddStringToObject(json, "torch_dtype", torch_dtype_name(m->dtype));
+    } else {
+        json = config_to_json(&m->cfg, m->dtype);
+    }
+    char *text = cJSON_Print(json);
+    cJSON_Delete(json);
+    if (!text) return badam_fail(err, BADAM_E_NOMEM, "config.json: out of memory");
+    snprintf(path, sizeof path, "%s/config.json", out_dir);
+    badam_status st = io_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    return st;
+}
+
+/* Files of a HF folder that travel with the weights unchanged. */
+static const char *const COMPANION_FILES[] = {
+    "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
+    "tokenizer.model",  "generation_config.json", "vocab.json",
+    "merges.txt",       "added_tokens.json",     "chat_template.jinja",
+};
+
+badam_status llama_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
+                              size_t max_shard_bytes, badam_error *err) {
+    badam_status st = io_make_dir(out_dir, err);
+    if (st != BADAM_OK) return st;
+    st_entry *entries = calloc((size_t)m->n_params, sizeof *entries);
+    if (!entries) return badam_fail(err, BADAM_E_NOMEM, "save: out of memory");
+    for (int i = 0; i < m->n_params; i++) {
+        const llama_param *p = &m->params[i];
+        entries[i].name = p->name;
+        entries[i].dtype = m->dtype;
+        entries[i].ndim = p->ndim;
+        entries[i].shape[0] = p->shape[0];
+        entries[i].shape[1] = p->shape[1];
+        entries[i].data = p->data;
+    }
+    st = st_write_dir(out_dir, entries, (size_t)m->n_params, max_shard_bytes, err);
+    free(entries);
+    if (st == BADAM_OK) st = write_config(m, src_dir, out_dir, err);
+    if (!src_dir || st != BADAM_OK) return st;
+    for (size_t i = 0; i < sizeof COMPANION_FILES / sizeof COMPANION_FILES[0]; i++) {
+        char src[PATH_BYTES], dst[PATH_BYTES];
+        snprintf(src, sizeof src, "%s/%s", src_dir, COMPANION_FILES[i]);
+        snprintf(dst, sizeof dst, "%s/%s", out_dir, COMPANION_FILES[i]);
+        if (!io_is_file(src) || !strcmp(src, dst)) continue;
+        st = io_copy_file(src, dst, err);
+        if (st != BADAM_OK) return st;
+    }
+    return BADAM_OK;
+}
