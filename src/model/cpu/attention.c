@@ -5,8 +5,8 @@
  * head dimension is D multiply-adds = 2D flops per pair:
  *   forward:  QK^T and PV                         -> attention_flops += 2 * 2D * pairs
  *   backward: dP = dout v^T (only when dq or dk is requested), dq = dS k, dk = dS^T q,
- *             dv = P^T dout (each only when requested) -> attention_flops += (products) * 2D * pairs
- * so a full backward adds 4 * 2D * pairs. Softmax and its backward are not counted.
+ *             dv = P^T dout (each only when requested) -> attention_flops += (products) * 2D *
+ * pairs so a full backward adds 4 * 2D * pairs. Softmax and its backward are not counted.
  *
  * Row buffers (the scores when probs is NULL in forward, dP in backward) are T floats per thread,
  * allocated once per call. Should that allocation fail the outputs are filled with NaN, so the
@@ -78,8 +78,8 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
         const float *qi = q + (((size_t)b * T + t) * Hq + h) * D;
         const float *kb = k + (size_t)b * T * kv_stride + (size_t)kvh * D;
         const float *vb = v + (size_t)b * T * kv_stride + (size_t)kvh * D;
-        attention_row_forward(out + (((size_t)b * T + t) * Hq + h) * D, p, qi, kb, vb, t,
-                              kv_stride, D, scale);
+        attention_row_forward(out + (((size_t)b * T + t) * Hq + h) * D, p, qi, kb, vb, t, kv_stride,
+                              D, scale);
         if (probs)
             for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;
     }

@@ -26,7 +26,8 @@ float cross_entropy_row(float *dz, const float *z, int V, int target, float scal
 }
 
 /* Workspace layout, in floats: gathered hidden rows [chunk,C], logits (then dlogits) [chunk,V],
- * per-row targets then losses [chunk], the dh of the gathered rows [chunk,C], linear scratch for W [V,C]. */
+ * per-row targets then losses [chunk], the dh of the gathered rows [chunk,C], linear scratch for W
+ * [V,C]. */
 size_t lm_head_loss_workspace_floats(int chunk, int C, int V) {
     size_t rows = chunk > 0 ? (size_t)chunk : 0;
     return rows * (2 * (size_t)C + (size_t)V + 1) + linear_scratch_floats(C);

@@ -7,7 +7,9 @@
 #include <cblas.h>
 #include <string.h>
 
-size_t linear_scratch_floats(int in) { return (size_t)LINEAR_WEIGHT_TILE_ROWS * (size_t)in; }
+size_t linear_scratch_floats(int in) {
+    return (size_t)LINEAR_WEIGHT_TILE_ROWS * (size_t)in;
+}
 
 static void count_gemm(op_counters *counters, int n, int in, int out) {
     if (counters) counters->gemm_flops += 2ull * (uint64_t)n * (uint64_t)in * (uint64_t)out;
@@ -43,8 +45,8 @@ void linear_forward(float *y, const float *x, const void *w, badam_dtype w_dtype
         for (int r0 = 0; r0 < out; r0 += LINEAR_WEIGHT_TILE_ROWS) {
             int rows = out - r0 < LINEAR_WEIGHT_TILE_ROWS ? out - r0 : LINEAR_WEIGHT_TILE_ROWS;
             convert_weight_tile(scratch, w, w_dtype, r0, rows, in);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, in, 1.0f, x, in,
-                        scratch, in, beta, y + r0, out);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, in, 1.0f, x, in, scratch,
+                        in, beta, y + r0, out);
         }
     }
     count_gemm(counters, n, in, out);
@@ -71,8 +73,8 @@ void linear_backward_weight(float *dw, float *db, const float *dy, const float *
                             int out, op_counters *counters) {
     if (n <= 0 || out <= 0) return;
     if (dw && in > 0) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in,
-                    1.0f, dw, in);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f,
+                    dw, in);
         count_gemm(counters, n, in, out);
     }
     if (db) {

@@ -15,8 +15,8 @@ void rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, int h
 }
 
 /* Rotates every head of every row by +angle (sign = 1) or -angle (sign = -1). */
-static void rope_rotate(float *x, const int32_t *pos, const float *cos_t, const float *sin_t,
-                        int n, int n_heads, int head_dim, float sign) {
+static void rope_rotate(float *x, const int32_t *pos, const float *cos_t, const float *sin_t, int n,
+                        int n_heads, int head_dim, float sign) {
     int half = head_dim / 2;
 #pragma omp parallel for
     for (int r = 0; r < n; r++) {

@@ -3,7 +3,9 @@
 
 #include <math.h>
 
-static inline float sigmoidf(float g) { return 1.0f / (1.0f + expf(-g)); }
+static inline float sigmoidf(float g) {
+    return 1.0f / (1.0f + expf(-g));
+}
 
 void swiglu_forward(float *h, const float *g, const float *u, size_t n) {
 #pragma omp parallel for

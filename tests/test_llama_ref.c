@@ -1,0 +1,145 @@
+/* Our Llama forward/backward against the PyTorch reference (tests/ref/llama_ref.py, float64) on
+ * random tiny models written by tests/ref/make_tiny_model.py: logits, loss and every parameter
+ * gradient within 1e-4 relative, fp32 weights. Also the same model loaded from shards and in
+ * bf16 storage. Skips when /usr/bin/python3 has no torch. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/files.h"
+#include "io/safetensors.h"
+#include "model_fixtures.h"
+
+#define TOL 1e-4
+
+typedef struct batch_data {
+    int B, T;
+    int32_t *tokens, *targets;
+} batch_data;
+
+static int read_matrix(const cJSON *rows, int32_t **out, int *B, int *T) {
+    *B = cJSON_GetArraySize(rows);
+    *T = *B ? cJSON_GetArraySize(cJSON_GetArrayItem(rows, 0)) : 0;
+    *out = malloc(sizeof(int32_t) * (size_t)(*B) * (*T));
+    int i = 0;
+    const cJSON *row, *v;
+    cJSON_ArrayForEach(row, rows) {
+        if (cJSON_GetArraySize(row) != *T) return -1;
+        cJSON_ArrayForEach(v, row)(*out)[i++] = (int32_t)v->valuedouble;
+    }
+    return 0;
+}
+
+static int load_batch(const char *path, batch_data *b) {
+    cJSON *json = NULL;
+    badam_error err = {0};
+    if (io_read_json(path, &json, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
+    int B2, T2;
+    int rc = read_matrix(cJSON_GetObjectItem(json, "input_ids"), &b->tokens, &b->B, &b->T) ||
+             read_matrix(cJSON_GetObjectItem(json, "targets"), &b->targets, &B2, &T2) ||
+             B2 != b->B || T2 != b->T;
+    cJSON_Delete(json);
+    return rc ? -1 : 0;
+}
+
+static void compare(const char *preset, const char *what, const float *ours, const st_tensor *ref,
+                    size_t n, double tol) {
+    if (!ref) {
+        CHECKF(0, "%s: reference has no '%s'", preset, what);
+        return;
+    }
+    CHECKF(ref->numel == n, "%s: %s size %zu vs reference %zu", preset, what, n, ref->numel);
+    if (ref->numel != n) return;
+    double e = test_rel_error(ours, ref->data, n);
+    CHECKF(e < tol, "%s: %s relative error %.3g (tolerance %.1g)", preset, what, e, tol);
+}
+
+/* Generates the preset, runs the reference, and compares logits, loss and gradients. */
+static void check_preset(const char *preset, int shards) {
+    char name[128], cmd[16384], dir[1024], path[2048];
+    snprintf(name, sizeof name, "ref-%s-%d", preset, shards);
+    snprintf(dir, sizeof dir, "%s", test_workdir(name));
+    const char *refdir = test_source_path("tests/ref");
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/make_tiny_model.py --out %s/model --preset %s --shards %d && "
+             "/usr/bin/python3 %s/llama_ref.py --model %s/model --batch %s/model/batch.json "
+             "--out %s/ref.safetensors",
+             refdir, dir, preset, shards, refdir, dir, dir, dir);
+    if (test_system(cmd) != 0) {
+        CHECKF(0, "%s: reference scripts failed: %s", preset, cmd);
+        return;
+    }
+    badam_error err = {0};
+    llama_model *m = NULL;
+    snprintf(path, sizeof path, "%s/model", dir);
+    CHECK_OK(llama_model_load(path, BADAM_DTYPE_F32, &m, &err), &err);
+    batch_data bd;
+    snprintf(path, sizeof path, "%s/model/batch.json", dir);
+    if (load_batch(path, &bd)) {
+        CHECKF(0, "%s: cannot read %s", preset, path);
+        llama_model_free(m);
+        return;
+    }
+    st_file *ref = NULL;
+    snprintf(path, sizeof path, "%s/ref.safetensors", dir);
+    CHECK_OK(st_open(path, &ref, &err), &err);
+
+    llama_workspace *ws = NULL;
+    CHECK_OK(llama_workspace_create(m, bd.B, bd.T, &ws, &err), &err);
+    llama_batch batch = {bd.B, bd.T, bd.tokens, bd.targets};
+    size_t nlog = (size_t)bd.B * bd.T * m->cfg.vocab_size;
+    float *logits = malloc(sizeof(float) * nlog);
+    CHECK_OK(llama_forward_logits(m, ws, &batch, logits, &err), &err);
+    compare(preset, "logits", logits, st_find(ref, "logits"), nlog, TOL);
+
+    uint8_t *all = malloc((size_t)m->n_params);
+    memset(all, 1, (size_t)m->n_params);
+    llama_grad_plan plan;
+    llama_plan_for_flags(m, all, &plan);
+    float **grads = fixture_grads_alloc(m);
+    for (int recompute = 0; recompute <= 1; recompute++) {
+        plan.recompute = recompute;
+        float loss = (float)fixture_train_step(m, ws, &batch, &plan, grads);
+        char what[160];
+        snprintf(what, sizeof what, "loss (recompute %d)", recompute);
+        compare(preset, what, &loss, st_find(ref, "loss"), 1, TOL);
+        for (int i = 0; i < m->n_params; i++) {
+            snprintf(what, sizeof what, "grad.%s", m->params[i].name);
+            compare(preset, what, grads[i], st_find(ref, what), m->params[i].numel, TOL);
+        }
+    }
+    fixture_grads_free(m, grads);
+    free(all);
+    free(logits);
+    llama_workspace_free(ws);
+    st_close(ref);
+    llama_model_free(m);
+    free(bd.tokens);
+    free(bd.targets);
+}
+
+static void test_gqa_tied_bias(void) { check_preset("gqa_tied_bias", 1); }
+static void test_untied_pad_llama3(void) { check_preset("untied_pad_llama3", 1); }
+static void test_mistral_headdim(void) { check_preset("mistral_headdim", 1); }
+static void test_llama_bias(void) { check_preset("llama_bias", 1); }
+static void test_sharded(void) { check_preset("untied_pad_llama3", 3); }
+
+int main(void) {
+    if (!test_have_torch()) {
+        fprintf(stderr, "SKIP: /usr/bin/python3 cannot import torch (apt install python3-torch)\n");
+        return TEST_SKIP_CODE;
+    }
+    if (!test_source_path("tests/ref")) {
+        fprintf(stderr, "SKIP: BADAM_SOURCE_DIR is not set\n");
+        return TEST_SKIP_CODE;
+    }
+    RUN_TEST(test_gqa_tied_bias);
+    RUN_TEST(test_untied_pad_llama3);
+    RUN_TEST(test_mistral_headdim);
+    RUN_TEST(test_llama_bias);
+    RUN_TEST(test_sharded);
+    return test_result();
+}

@@ -1,0 +1,614 @@
+/* CPU op kernels: every backward against central finite differences of its forward
+ * (L = sum(out * R) for a random R), linear against a naive loop for fp32/bf16/f16 weights,
+ * accumulate semantics, FLOP counters, and a few exact cases. */
+#include "model/cpu/ops.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ---- */
+
+static float *alloc_floats(size_t n) {
+    return calloc(n ? n : 1, sizeof(float));
+}
+
+static float *randn(test_rng *rng, size_t n, float scale) {
+    float *x = alloc_floats(n);
+    test_fill_normal(rng, x, n, scale);
+    return x;
+}
+
+static float *copy_floats(const float *x, size_t n) {
+    float *y = alloc_floats(n);
+    memcpy(y, x, n * sizeof(float));
+    return y;
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* b - a, elementwise, into a fresh buffer: the part an accumulating op added. */
+static float *diff(const float *b, const float *a, size_t n) {
+    float *d = alloc_floats(n);
+    for (size_t i = 0; i < n; i++) d[i] = b[i] - a[i];
+    return d;
+}
+
+typedef double (*loss_fn)(void *ctx);
+
+/* Compares an analytic gradient of f with respect to x[0..n) to central differences with step h
+ * (the actual fp32 step (x+h)-(x-h) is used as the denominator). */
+static void check_grad(const char *name, const float *analytic, float *x, size_t n, float h,
+                       loss_fn f, void *ctx, double tol) {
+    float *numeric = alloc_floats(n);
+    for (size_t i = 0; i < n; i++) {
+        float save = x[i];
+        float xp = save + h, xm = save - h;
+        x[i] = xp;
+        double lp = f(ctx);
+        x[i] = xm;
+        double lm = f(ctx);
+        x[i] = save;
+        numeric[i] = (float)((lp - lm) / ((double)xp - (double)xm));
+    }
+    double err = test_rel_error(analytic, numeric, n);
+    CHECKF(err < tol, "%s: finite-difference rel error %.3g (tol %.3g)", name, err, tol);
+    free(numeric);
+}
+
+/* ---- linear ---- */
+
+/* y = x W^T + b in double, W given in fp32 (already rounded to the stored dtype). */
+static void naive_linear(float *y, const float *x, const float *w, const float *b, int n, int in,
+                         int out) {
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) {
+            double s = b ? b[o] : 0.0;
+            for (int j = 0; j < in; j++) s += (double)x[i * in + j] * w[o * in + j];
+            y[i * out + o] = (float)s;
+        }
+}
+
+static void naive_linear_backward_input(float *dx, const float *dy, const float *w, int n, int in,
+                                        int out) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < in; j++) {
+            double s = 0;
+            for (int o = 0; o < out; o++) s += (double)dy[i * out + o] * w[o * in + j];
+            dx[i * in + j] = (float)s;
+        }
+}
+
+static void naive_linear_backward_weight(float *dw, float *db, const float *dy, const float *x,
+                                         int n, int in, int out) {
+    for (int o = 0; o < out; o++) {
+        double sb = 0;
+        for (int i = 0; i < n; i++) sb += dy[i * out + o];
+        db[o] = (float)sb;
+        for (int j = 0; j < in; j++) {
+            double s = 0;
+            for (int i = 0; i < n; i++) s += (double)dy[i * out + o] * x[i * in + j];
+            dw[o * in + j] = (float)s;
+        }
+    }
+}
+
+static void test_linear_oracle_dtype(badam_dtype dtype) {
+    test_rng rng;
+    test_rng_seed(&rng, 11 + dtype);
+    const int n = 7, in = 33, out = 2 * LINEAR_WEIGHT_TILE_ROWS + 45;
+    float *x = randn(&rng, (size_t)n * in, 1.0f);
+    float *w32 = randn(&rng, (size_t)out * in, 0.2f);
+    float *b = randn(&rng, out, 1.0f);
+    float *dy = randn(&rng, (size_t)n * out, 1.0f);
+    /* Stored weight and its exact fp32 value (the oracle's weight). */
+    void *w = malloc((size_t)out * in * badam_dtype_size(dtype));
+    badam_convert(w, dtype, w32, BADAM_DTYPE_F32, (size_t)out * in);
+    badam_convert(w32, BADAM_DTYPE_F32, w, dtype, (size_t)out * in);
+    float *scratch = alloc_floats(linear_scratch_floats(in));
+    op_counters cnt = {0};
+    const uint64_t flops = 2ull * n * in * out;
+
+    float *y = alloc_floats((size_t)n * out), *y_ref = alloc_floats((size_t)n * out);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        const float *bias = with_bias ? b : NULL;
+        memset(&cnt, 0, sizeof cnt);
+        linear_forward(y, x, w, dtype, bias, n, in, out, scratch, &cnt);
+        naive_linear(y_ref, x, w32, bias, n, in, out);
+        double err = test_rel_error(y, y_ref, (size_t)n * out);
+        CHECKF(err < 1e-5, "%s forward (bias %d): rel error %.3g", badam_dtype_name(dtype),
+               with_bias, err);
+        CHECK(cnt.gemm_flops == flops);
+    }
+
+    /* backward_input accumulates: two calls on top of dx0 add twice the product. */
+    float *dx0 = randn(&rng, (size_t)n * in, 1.0f);
+    float *dx = copy_floats(dx0, (size_t)n * in), *dx_ref = alloc_floats((size_t)n * in);
+    naive_linear_backward_input(dx_ref, dy, w32, n, in, out);
+    memset(&cnt, 0, sizeof cnt);
+    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt);
+    CHECK(cnt.gemm_flops == flops);
+    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt);
+    CHECK(cnt.gemm_flops == 2 * flops);
+    for (size_t i = 0; i < (size_t)n * in; i++) dx_ref[i] = dx0[i] + 2.0f * dx_ref[i];
+    double err = test_rel_error(dx, dx_ref, (size_t)n * in);
+    CHECKF(err < 1e-5, "%s backward_input x2: rel error %.3g", badam_dtype_name(dtype), err);
+
+    if (dtype == BADAM_DTYPE_F32) {
+        float *dw = alloc_floats((size_t)out * in), *db = alloc_floats(out);
+        float *dw_ref = alloc_floats((size_t)out * in), *db_ref = alloc_floats(out);
+        naive_linear_backward_weight(dw_ref, db_ref, dy, x, n, in, out);
+        memset(&cnt, 0, sizeof cnt);
+        linear_backward_weight(dw, db, dy, x, n, in, out, &cnt);
+        linear_backward_weight(dw, db, dy, x, n, in, out, &cnt);
+        CHECK(cnt.gemm_flops == 2 * flops);
+        for (size_t i = 0; i < (size_t)out * in; i++) dw_ref[i] *= 2.0f;
+        for (int o = 0; o < out; o++) db_ref[o] *= 2.0f;
+        err = test_rel_error(dw, dw_ref, (size_t)out * in);
+        CHECKF(err < 1e-5, "backward_weight dw x2: rel error %.3g", err);
+        err = test_rel_error(db, db_ref, out);
+        CHECKF(err < 1e-5, "backward_weight db x2: rel error %.3g", err);
+        /* db alone does no GEMM. */
+        memset(&cnt, 0, sizeof cnt);
+        linear_backward_weight(NULL, db, dy, x, n, in, out, &cnt);
+        CHECK(cnt.gemm_flops == 0);
+        free(dw), free(db), free(dw_ref), free(db_ref);
+    }
+    free(x), free(w32), free(b), free(dy), free(w), free(scratch), free(y), free(y_ref);
+    free(dx0), free(dx), free(dx_ref);
+}
+
+static void test_linear_oracle(void) {
+    test_linear_oracle_dtype(BADAM_DTYPE_F32);
+    test_linear_oracle_dtype(BADAM_DTYPE_BF16);
+    test_linear_oracle_dtype(BADAM_DTYPE_F16);
+}
+
+typedef struct linear_ctx {
+    float *x, *w, *b, *r, *y, *scratch;
+    int n, in, out;
+} linear_ctx;
+
+static double linear_loss(void *p) {
+    linear_ctx *c = p;
+    linear_forward(c->y, c->x, c->w, BADAM_DTYPE_F32, c->b, c->n, c->in, c->out, c->scratch, NULL);
+    return dot(c->y, c->r, (size_t)c->n * c->out);
+}
+
+static void test_linear_grad(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 1);
+    linear_ctx c = {.n = 3, .in = 5, .out = 4};
+    size_t nx = (size_t)c.n * c.in, nw = (size_t)c.out * c.in, ny = (size_t)c.n * c.out;
+    c.x = randn(&rng, nx, 1.0f), c.w = randn(&rng, nw, 1.0f), c.b = randn(&rng, c.out, 1.0f);
+    c.r = randn(&rng, ny, 1.0f), c.y = alloc_floats(ny);
+    c.scratch = alloc_floats(linear_scratch_floats(c.in));
+    /* Gradients accumulate on top of random initial values. */
+    float *dx0 = randn(&rng, nx, 1.0f), *dw0 = randn(&rng, nw, 1.0f), *db0 = randn(&rng, c.out, 1);
+    float *dx = copy_floats(dx0, nx), *dw = copy_floats(dw0, nw), *db = copy_floats(db0, c.out);
+    linear_backward_input(dx, c.r, c.w, BADAM_DTYPE_F32, c.n, c.in, c.out, c.scratch, NULL);
+    linear_backward_weight(dw, db, c.r, c.x, c.n, c.in, c.out, NULL);
+    float *gx = diff(dx, dx0, nx), *gw = diff(dw, dw0, nw), *gb = diff(db, db0, c.out);
+    check_grad("linear dx", gx, c.x, nx, 1e-2f, linear_loss, &c, 1e-4);
+    check_grad("linear dw", gw, c.w, nw, 1e-2f, linear_loss, &c, 1e-4);
+    check_grad("linear db", gb, c.b, c.out, 1e-2f, linear_loss, &c, 1e-4);
+    free(c.x), free(c.w), free(c.b), free(c.r), free(c.y), free(c.scratch);
+    free(dx0), free(dw0), free(db0), free(dx), free(dw), free(db), free(gx), free(gw), free(gb);
+}
+
+/* ---- embedding ---- */
+
+typedef struct embedding_ctx {
+    float *table, *out, *r;
+    const int32_t *tokens;
+    int n, C;
+} embedding_ctx;
+
+static double embedding_loss(void *p) {
+    embedding_ctx *c = p;
+    embedding_forward(c->out, c->tokens, c->n, c->table, BADAM_DTYPE_F32, c->C);
+    return dot(c->out, c->r, (size_t)c->n * c->C);
+}
+
+static void test_embedding(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 2);
+    const int V = 6, C = 5, n = 7;
+    static const int32_t tokens[7] = {3, 0, 3, 5, 1, 3, 0}; /* repeats; token 2 and 4 unused */
+    embedding_ctx c = {.tokens = tokens, .n = n, .C = C};
+    c.table = randn(&rng, (size_t)V * C, 1.0f), c.out = alloc_floats((size_t)n * C);
+    c.r = randn(&rng, (size_t)n * C, 1.0f);
+    float *d0 = randn(&rng, (size_t)V * C, 1.0f), *d = copy_floats(d0, (size_t)V * C);
+    embedding_backward(d, tokens, n, c.r, C);
+    float *g = diff(d, d0, (size_t)V * C);
+    check_grad("embedding dtable", g, c.table, (size_t)V * C, 1e-2f, embedding_loss, &c, 1e-5);
+    for (int j = 0; j < C; j++) CHECK(d[2 * C + j] == d0[2 * C + j]);
+
+    /* bf16 table: rows come back as the exact bf16 values. */
+    uint16_t *tb = malloc((size_t)V * C * sizeof(uint16_t));
+    badam_convert(tb, BADAM_DTYPE_BF16, c.table, BADAM_DTYPE_F32, (size_t)V * C);
+    embedding_forward(c.out, tokens, n, tb, BADAM_DTYPE_BF16, C);
+    int exact = 1;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < C; j++)
+            exact &= c.out[i * C + j] == badam_bf16_to_f32(tb[tokens[i] * C + j]);
+    CHECK(exact);
+    free(tb), free(c.table), free(c.out), free(c.r), free(d0), free(d), free(g);
+}
+
+/* ---- rmsnorm ---- */
+
+typedef struct rmsnorm_ctx {
+    float *x, *w, *y, *r;
+    int n, C;
+} rmsnorm_ctx;
+
+static double rmsnorm_loss(void *p) {
+    rmsnorm_ctx *c = p;
+    rmsnorm_forward(c->y, NULL, c->x, c->w, c->n, c->C, 1e-5f);
+    return dot(c->y, c->r, (size_t)c->n * c->C);
+}
+
+static void test_rmsnorm(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 3);
+    rmsnorm_ctx c = {.n = 4, .C = 70}; /* C > the dw column block, not a multiple of it */
+    size_t nx = (size_t)c.n * c.C;
+    c.x = randn(&rng, nx, 1.0f), c.w = randn(&rng, c.C, 1.0f), c.y = alloc_floats(nx);
+    c.r = randn(&rng, nx, 1.0f);
+    float *rstd = alloc_floats(c.n);
+    rmsnorm_forward(c.y, rstd, c.x, c.w, c.n, c.C, 1e-5f);
+    for (int i = 0; i < c.n; i++) {
+        double ss = dot(c.x + i * c.C, c.x + i * c.C, c.C) / c.C;
+        CHECK(fabs(rstd[i] - 1.0 / sqrt(ss + 1e-5)) < 1e-5 * rstd[i]);
+    }
+    /* y may alias x. */
+    float *xa = copy_floats(c.x, nx);
+    rmsnorm_forward(xa, NULL, xa, c.w, c.n, c.C, 1e-5f);
+    CHECK(memcmp(xa, c.y, nx * sizeof(float)) == 0);
+
+    float *dx0 = randn(&rng, nx, 1.0f), *dw0 = randn(&rng, c.C, 1.0f);
+    float *dx = copy_floats(dx0, nx), *dw = copy_floats(dw0, c.C);
+    rmsnorm_backward(dx, dw, c.r, c.x, c.w, rstd, c.n, c.C);
+    float *gx = diff(dx, dx0, nx), *gw = diff(dw, dw0, c.C);
+    check_grad("rmsnorm dx", gx, c.x, nx, 1e-3f, rmsnorm_loss, &c, 2e-3);
+    check_grad("rmsnorm dw", gw, c.w, c.C, 1e-2f, rmsnorm_loss, &c, 1e-4);
+    free(c.x), free(c.w), free(c.y), free(c.r), free(rstd), free(xa);
+    free(dx0), free(dw0), free(dx), free(dw), free(gx), free(gw);
+}
+
+/* ---- rope ---- */
+
+typedef struct rope_ctx {
+    float *x, *y, *r, *cos_t, *sin_t;
+    const int32_t *pos;
+    int n, H, D;
+} rope_ctx;
+
+static double rope_loss(void *p) {
+    rope_ctx *c = p;
+    size_t nx = (size_t)c->n * c->H * c->D;
+    memcpy(c->y, c->x, nx * sizeof(float));
+    rope_forward(c->y, c->pos, c->cos_t, c->sin_t, c->n, c->H, c->D);
+    return dot(c->y, c->r, nx);
+}
+
+static void test_rope(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 4);
+    const int T = 9, D = 8, half = D / 2;
+    static const int32_t pos[5] = {0, 1, 8, 3, 5};
+    rope_ctx c = {.pos = pos, .n = 5, .H = 3, .D = D};
+    size_t nx = (size_t)c.n * c.H * D;
+    float inv_freq[4];
+    for (int i = 0; i < half; i++) inv_freq[i] = powf(10000.0f, -2.0f * i / D);
+    c.cos_t = alloc_floats((size_t)T * half), c.sin_t = alloc_floats((size_t)T * half);
+    rope_tables(c.cos_t, c.sin_t, inv_freq, T, half);
+    CHECK(fabsf(c.cos_t[7 * half + 1] - cosf(7 * inv_freq[1])) < 1e-6f);
+    CHECK(fabsf(c.sin_t[7 * half + 1] - sinf(7 * inv_freq[1])) < 1e-6f);
+    c.x = randn(&rng, nx, 1.0f), c.y = alloc_floats(nx), c.r = randn(&rng, nx, 1.0f);
+
+    /* Position 0 is the identity; every (i, i+half) pair keeps its norm. */
+    rope_loss(&c);
+    int identity = 1, norms = 1;
+    for (int j = 0; j < c.H * D; j++) identity &= c.y[j] == c.x[j];
+    for (int r = 0; r < c.n * c.H; r++)
+        for (int i = 0; i < half; i++) {
+            const float *a = c.x + (size_t)r * D, *b = c.y + (size_t)r * D;
+            double na = (double)a[i] * a[i] + (double)a[i + half] * a[i + half];
+            double nb = (double)b[i] * b[i] + (double)b[i + half] * b[i + half];
+            norms &= fabs(na - nb) <= 1e-5 * (na + 1e-6);
+        }
+    CHECK(identity);
+    CHECK(norms);
+    /* backward undoes forward. */
+    float *back = copy_floats(c.y, nx);
+    rope_backward(back, pos, c.cos_t, c.sin_t, c.n, c.H, D);
+    CHECK(test_rel_error(back, c.x, nx) < 1e-6);
+
+    float *g = copy_floats(c.r, nx);
+    rope_backward(g, pos, c.cos_t, c.sin_t, c.n, c.H, D);
+    check_grad("rope dx", g, c.x, nx, 1e-2f, rope_loss, &c, 1e-4);
+    free(c.cos_t), free(c.sin_t), free(c.x), free(c.y), free(c.r), free(back), free(g);
+}
+
+/* ---- attention ---- */
+
+typedef struct attention_ctx {
+    float *q, *k, *v, *out, *r;
+    int B, T, Hq, Hkv, D;
+} attention_ctx;
+
+static double attention_loss(void *p) {
+    attention_ctx *c = p;
+    attention_forward(c->out, NULL, c->q, c->k, c->v, c->B, c->T, c->Hq, c->Hkv, c->D, NULL);
+    return dot(c->out, c->r, (size_t)c->B * c->T * c->Hq * c->D);
+}
+
+static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
+    test_rng rng;
+    test_rng_seed(&rng, 5 + Hkv);
+    attention_ctx c = {.B = B, .T = T, .Hq = Hq, .Hkv = Hkv, .D = D};
+    size_t nq = (size_t)B * T * Hq * D, nkv = (size_t)B * T * Hkv * D;
+    size_t np = (size_t)B * Hq * T * T;
+    c.q = randn(&rng, nq, 1.0f), c.k = randn(&rng, nkv, 1.0f), c.v = randn(&rng, nkv, 1.0f);
+    c.out = alloc_floats(nq), c.r = randn(&rng, nq, 1.0f);
+    float *probs = alloc_floats(np), *out2 = alloc_floats(nq);
+    for (size_t i = 0; i < np; i++) probs[i] = 7.0f; /* upper triangle must be overwritten */
+
+    const uint64_t pairs = (uint64_t)B * Hq * T * (T + 1) / 2;
+    op_counters cnt = {0};
+    attention_forward(c.out, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, &cnt);
+    CHECK(cnt.attention_flops == 4ull * D * pairs);
+    CHECK(cnt.gemm_flops == 0);
+    attention_forward(out2, NULL, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL);
+    CHECK(memcmp(out2, c.out, nq * sizeof(float)) == 0);
+    int causal = 1, normalised = 1;
+    for (size_t row = 0; row < (size_t)B * Hq * T; row++) {
+        int t = (int)(row % T);
+        double s = 0;
+        for (int t2 = 0; t2 < T; t2++) {
+            float pv = probs[row * T + t2];
+            if (t2 > t) causal &= pv == 0.0f;
+            s += pv;
+        }
+        normalised &= fabs(s - 1.0) < 1e-5;
+    }
+    CHECK(causal);
+    CHECK(normalised);
+
+    /* Outputs are overwritten: start from garbage. */
+    float *dq = randn(&rng, nq, 1.0f), *dk = randn(&rng, nkv, 1.0f), *dv = randn(&rng, nkv, 1.0f);
+    memset(&cnt, 0, sizeof cnt);
+    attention_backward(dq, dk, dv, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, &cnt);
+    CHECK(cnt.attention_flops == 8ull * D * pairs);
+    check_grad("attention dq", dq, c.q, nq, 1e-2f, attention_loss, &c, 5e-4);
+    check_grad("attention dk", dk, c.k, nkv, 1e-2f, attention_loss, &c, 5e-4);
+    check_grad("attention dv", dv, c.v, nkv, 1e-2f, attention_loss, &c, 5e-4);
+
+    /* Partial requests compute the same values and count only their products. */
+    float *dq2 = randn(&rng, nq, 1.0f), *dv2 = randn(&rng, nkv, 1.0f);
+    memset(&cnt, 0, sizeof cnt);
+    attention_backward(dq2, NULL, NULL, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, &cnt);
+    CHECK(cnt.attention_flops == 4ull * D * pairs); /* dP and dq */
+    CHECK(memcmp(dq2, dq, nq * sizeof(float)) == 0);
+    memset(&cnt, 0, sizeof cnt);
+    attention_backward(NULL, NULL, dv2, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, &cnt);
+    CHECK(cnt.attention_flops == 2ull * D * pairs); /* dv only */
+    CHECK(memcmp(dv2, dv, nkv * sizeof(float)) == 0);
+
+    free(c.q), free(c.k), free(c.v), free(c.out), free(c.r), free(probs), free(out2);
+    free(dq), free(dk), free(dv), free(dq2), free(dv2);
+}
+
+static void test_attention(void) {
+    test_attention_shape(2, 5, 4, 2, 8); /* grouped-query */
+    test_attention_shape(2, 5, 3, 3, 8); /* one kv head per query head */
+    test_attention_shape(1, 4, 4, 1, 4); /* multi-query */
+}
+
+/* ---- swiglu ---- */
+
+typedef struct swiglu_ctx {
+    float *g, *u, *h, *r;
+    size_t n;
+} swiglu_ctx;
+
+static double swiglu_loss(void *p) {
+    swiglu_ctx *c = p;
+    swiglu_forward(c->h, c->g, c->u, c->n);
+    return dot(c->h, c->r, c->n);
+}
+
+static void test_swiglu(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 6);
+    swiglu_ctx c = {.n = 40};
+    c.g = randn(&rng, c.n, 2.0f), c.u = randn(&rng, c.n, 1.0f);
+    c.h = alloc_floats(c.n), c.r = randn(&rng, c.n, 1.0f);
+    c.g[0] = 30.0f, c.g[1] = -30.0f;                                  /* saturated sigmoid */
+    float *dg = randn(&rng, c.n, 1.0f), *du = randn(&rng, c.n, 1.0f); /* overwritten */
+    swiglu_backward(dg, du, c.r, c.g, c.u, c.n);
+    check_grad("swiglu dg", dg, c.g, c.n, 1e-3f, swiglu_loss, &c, 5e-4);
+    check_grad("swiglu du", du, c.u, c.n, 1e-2f, swiglu_loss, &c, 1e-5);
+    float *du2 = alloc_floats(c.n);
+    swiglu_backward(NULL, du2, c.r, c.g, c.u, c.n);
+    CHECK(memcmp(du2, du, c.n * sizeof(float)) == 0);
+    free(c.g), free(c.u), free(c.h), free(c.r), free(dg), free(du), free(du2);
+}
+
+/* ---- cross-entropy ---- */
+
+typedef struct ce_ctx {
+    float *z;
+    int V, target;
+} ce_ctx;
+
+static double ce_loss(void *p) {
+    ce_ctx *c = p;
+    return cross_entropy_row(NULL, c->z, c->V, c->target, 1.0f);
+}
+
+static void test_cross_entropy_row(void) {
+    /* z = (1, 2, 3), y = 0: logsumexp = 3.4076059644443806, softmax = (0.0900306, 0.2447285,
+     * 0.6652410). */
+    float z[3] = {1, 2, 3}, dz[3];
+    float loss = cross_entropy_row(dz, z, 3, 0, 0.5f);
+    CHECK(fabs(loss - 2.4076059644443806) < 1e-6);
+    CHECK(fabsf(dz[0] - 0.5f * (0.09003057f - 1.0f)) < 1e-6f);
+    CHECK(fabsf(dz[1] - 0.5f * 0.24472847f) < 1e-6f);
+    CHECK(fabsf(dz[2] - 0.5f * 0.66524096f) < 1e-6f);
+    /* Large logits are stable; dz may alias z. */
+    float big[3] = {1e4f, 1e4f + 1, 1e4f + 2};
+    loss = cross_entropy_row(big, big, 3, 2, 1.0f);
+    CHECK(fabs(loss - 0.4076059644443806) < 1e-5);
+    CHECK(fabsf(big[0] - 0.09003057f) < 1e-6f && fabsf(big[2] - (0.66524096f - 1)) < 1e-6f);
+    float neg[2] = {-1e4f, 1e4f};
+    CHECK(isfinite(cross_entropy_row(NULL, neg, 2, 0, 1.0f)));
+    /* An invalid target is refused without reading out of bounds. */
+    CHECK(isnan(cross_entropy_row(NULL, z, 3, 3, 1.0f)));
+    CHECK(isnan(cross_entropy_row(NULL, z, 3, -100, 1.0f)));
+
+    test_rng rng;
+    test_rng_seed(&rng, 7);
+    ce_ctx c = {.V = 13, .target = 4};
+    c.z = randn(&rng, c.V, 2.0f);
+    float *g = alloc_floats(c.V);
+    cross_entropy_row(g, c.z, c.V, c.target, 1.0f);
+    check_grad("cross_entropy dz", g, c.z, c.V, 1e-2f, ce_loss, &c, 2e-4);
+    free(c.z), free(g);
+}
+
+/* ---- lm_head_loss ---- */
+
+typedef struct lm_ctx {
+    float *h, *w, *ws;
+    const int32_t *targets;
+    int n, C, V, chunk;
+    float scale;
+} lm_ctx;
+
+static double lm_loss(void *p) {
+    lm_ctx *c = p;
+    return c->scale * lm_head_loss(NULL, NULL, c->h, c->w, BADAM_DTYPE_F32, c->targets, c->n, c->C,
+                                   c->V, c->chunk, c->scale, c->ws, NULL, NULL);
+}
+
+static void test_lm_head_loss(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 8);
+    /* Rows 1, 4 and 8 are ignored; rows 6 and 9 have out-of-range targets (skipped). */
+    static const int32_t targets[10] = {3, LOSS_IGNORE_INDEX, 0, 10, LOSS_IGNORE_INDEX, 7, 11,
+                                        2, LOSS_IGNORE_INDEX, -5};
+    const int n = 10, C = 6, V = 11, k = 5;
+    lm_ctx c = {.targets = targets, .n = n, .C = C, .V = V, .chunk = 3, .scale = 0.3f};
+    size_t nh = (size_t)n * C, nw = (size_t)V * C;
+    c.h = randn(&rng, nh, 1.0f), c.w = randn(&rng, nw, 1.0f);
+    c.ws = alloc_floats(lm_head_loss_workspace_floats(c.chunk, C, V));
+
+    /* Reference loss: row by row. */
+    double ref = 0;
+    float logits[11];
+    for (int i = 0; i < n; i++) {
+        if (targets[i] < 0 || targets[i] >= V) continue;
+        naive_linear(logits, c.h + i * C, c.w, NULL, 1, C, V);
+        ref += cross_entropy_row(NULL, logits, V, targets[i], 1.0f);
+    }
+
+    float *dh0 = randn(&rng, nh, 1.0f), *dw0 = randn(&rng, nw, 1.0f);
+    float *dh = copy_floats(dh0, nh), *dw = copy_floats(dw0, nw);
+    int counted = -1;
+    op_counters cnt = {0};
+    double loss = lm_head_loss(dh, dw, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, c.chunk,
+                               c.scale, c.ws, &counted, &cnt);
+    CHECK(counted == n - k);
+    CHECKF(fabs(loss - ref) < 1e-5 * fabs(ref), "loss %.8g ref %.8g", loss, ref);
+    CHECK(cnt.gemm_flops == 3ull * 2 * (n - k) * C * V); /* logits, dh, dW */
+    for (int i = 0; i < n; i++) {
+        if (targets[i] >= 0 && targets[i] < V) continue;
+        CHECK(memcmp(dh + i * C, dh0 + i * C, C * sizeof(float)) == 0);
+    }
+    float *gh = diff(dh, dh0, nh), *gw = diff(dw, dw0, nw);
+    check_grad("lm_head dh", gh, c.h, nh, 1e-2f, lm_loss, &c, 3e-4);
+    check_grad("lm_head dW", gw, c.w, nw, 1e-2f, lm_loss, &c, 3e-4);
+
+    /* Forward only counts only the selected rows; each gradient adds one more GEMM. */
+    memset(&cnt, 0, sizeof cnt);
+    double loss_fwd = lm_head_loss(NULL, NULL, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, c.chunk,
+                                   1.0f, c.ws, &counted, &cnt);
+    CHECK(cnt.gemm_flops == 2ull * (n - k) * C * V);
+    CHECK(loss_fwd == loss);
+    memset(&cnt, 0, sizeof cnt);
+    float *dh_only = alloc_floats(nh);
+    lm_head_loss(dh_only, NULL, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, c.chunk, c.scale, c.ws,
+                 NULL, &cnt);
+    CHECK(cnt.gemm_flops == 2ull * 2 * (n - k) * C * V);
+    CHECK(test_rel_error(dh_only, gh, nh) < 1e-6);
+
+    /* The chunk size changes nothing but the grouping. */
+    for (int chunk = 1; chunk <= n + 2; chunk += 4) {
+        float *ws = alloc_floats(lm_head_loss_workspace_floats(chunk, C, V));
+        float *dh2 = alloc_floats(nh);
+        double l2 = lm_head_loss(dh2, NULL, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, chunk,
+                                 c.scale, ws, &counted, NULL);
+        CHECK(counted == n - k);
+        CHECK(fabs(l2 - ref) < 1e-5 * fabs(ref));
+        CHECK(test_rel_error(dh2, gh, nh) < 1e-5);
+        free(ws), free(dh2);
+    }
+    /* All rows ignored: nothing computed. */
+    static const int32_t none[3] = {LOSS_IGNORE_INDEX, LOSS_IGNORE_INDEX, LOSS_IGNORE_INDEX};
+    memset(&cnt, 0, sizeof cnt);
+    CHECK(lm_head_loss(dh, dw, c.h, c.w, BADAM_DTYPE_F32, none, 3, C, V, c.chunk, 1.0f, c.ws,
+                       &counted, &cnt) == 0.0);
+    CHECK(counted == 0 && cnt.gemm_flops == 0);
+    free(c.h), free(c.w), free(c.ws), free(dh0), free(dw0), free(dh), free(dw), free(gh), free(gw);
+    free(dh_only);
+}
+
+/* bf16 head weight over several conversion tiles equals the fp32 path on the rounded weight. */
+static void test_lm_head_loss_bf16(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 9);
+    const int n = 9, C = 16, V = LINEAR_WEIGHT_TILE_ROWS * 2 + 37, chunk = 4;
+    int32_t targets[9];
+    for (int i = 0; i < n; i++)
+        targets[i] = i % 4 == 1 ? LOSS_IGNORE_INDEX : (int32_t)(test_rng_u32(&rng) % V);
+    size_t nh = (size_t)n * C, nw = (size_t)V * C;
+    float *h = randn(&rng, nh, 1.0f), *w32 = randn(&rng, nw, 0.5f);
+    uint16_t *wb = malloc(nw * sizeof(uint16_t));
+    badam_convert(wb, BADAM_DTYPE_BF16, w32, BADAM_DTYPE_F32, nw);
+    badam_convert(w32, BADAM_DTYPE_F32, wb, BADAM_DTYPE_BF16, nw);
+    float *ws = alloc_floats(lm_head_loss_workspace_floats(chunk, C, V));
+    float *dh_a = alloc_floats(nh), *dh_b = alloc_floats(nh);
+    float *dw_a = alloc_floats(nw), *dw_b = alloc_floats(nw);
+    int ca = 0, cb = 0;
+    double la = lm_head_loss(dh_a, dw_a, h, w32, BADAM_DTYPE_F32, targets, n, C, V, chunk, 1.0f, ws,
+                             &ca, NULL);
+    double lb = lm_head_loss(dh_b, dw_b, h, wb, BADAM_DTYPE_BF16, targets, n, C, V, chunk, 1.0f, ws,
+                             &cb, NULL);
+    CHECK(ca == cb && ca == n - 2);
+    CHECKF(fabs(la - lb) < 1e-5 * fabs(la), "%.8g vs %.8g", la, lb);
+    CHECK(test_rel_error(dh_b, dh_a, nh) < 1e-5);
+    CHECK(test_rel_error(dw_b, dw_a, nw) < 1e-5);
+    free(h), free(w32), free(wb), free(ws), free(dh_a), free(dh_b), free(dw_a), free(dw_b);
+}
+
+int main(void) {
+    RUN_TEST(test_linear_oracle);
+    RUN_TEST(test_linear_grad);
+    RUN_TEST(test_embedding);
+    RUN_TEST(test_rmsnorm);
+    RUN_TEST(test_rope);
+    RUN_TEST(test_attention);
+    RUN_TEST(test_swiglu);
+    RUN_TEST(test_cross_entropy_row);
+    RUN_TEST(test_lm_head_loss);
+    RUN_TEST(test_lm_head_loss_bf16);
+    return test_result();
+}
