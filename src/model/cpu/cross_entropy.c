@@ -1,5 +1,5 @@
 /* Cross-entropy of one logits row, and the fused LM head + cross-entropy over token rows
- * (ops.h states the math). Normalisers are summed in double.
+ * (ops.h states the math). The softmax normaliser is summed in double.
  *
  * Targets are validated by the caller (the model layer). These kernels still never read out of
  * bounds: cross_entropy_row returns NaN for a target outside [0, V) and leaves dz alone, and
@@ -11,18 +11,22 @@
 
 float cross_entropy_row(float *dz, const float *z, int V, int target, float scale) {
     if (target < 0 || target >= V) return NAN;
+    float z_target = z[target]; /* read before dz (which may alias z) is written */
     float max = -INFINITY;
     for (int j = 0; j < V; j++)
         if (z[j] > max) max = z[j];
     double sum = 0.0;
-    for (int j = 0; j < V; j++) sum += exp((double)z[j] - max);
-    double lse = max + log(sum);
-    float loss = (float)(lse - z[target]);
-    if (dz) { /* z[target] is read above, so dz may alias z */
-        for (int j = 0; j < V; j++) dz[j] = scale * (float)exp((double)z[j] - lse);
+    for (int j = 0; j < V; j++) {
+        float e = expf(z[j] - max);
+        if (dz) dz[j] = e;
+        sum += e;
+    }
+    if (dz) {
+        float k = (float)(scale / sum);
+        for (int j = 0; j < V; j++) dz[j] *= k;
         dz[target] -= scale;
     }
-    return loss;
+    return (float)((double)max + log(sum) - z_target);
 }
 
 /* Workspace layout, in floats: gathered hidden rows [chunk,C], logits (then dlogits) [chunk,V],
