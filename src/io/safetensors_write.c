@@ -323,7 +323,8 @@ static badam_status write_single(const char *dir, const st_entry *entries, size_
     return st;
 }
 
-/* Shards filled greedily in the given order; a tensor larger than the limit gets its own. */
+/* Shards filled greedily in the given order; a tensor larger than the limit gets its own, and a
+ * zero-byte tensor never starts a new one. */
 static badam_status write_sharded(const char *dir, const st_entry *entries, size_t n,
                                   const size_t *nbytes, size_t total, size_t max_shard_bytes,
                                   badam_error *err) {
@@ -338,7 +339,7 @@ static badam_status write_sharded(const char *dir, const st_entry *entries, size
     }
     size_t n_shards = 0, fill = 0;
     for (size_t i = 0; i < n; i++) {
-        if (n_shards == 0 || (fill > 0 && fill + nbytes[i] > max_shard_bytes)) {
+        if (n_shards == 0 || (nbytes[i] > 0 && fill > 0 && fill + nbytes[i] > max_shard_bytes)) {
             first[n_shards++] = i;
             fill = 0;
         }
