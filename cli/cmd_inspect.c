@@ -8,12 +8,13 @@
 #include "io/safetensors.h"
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: badam inspect MODEL_DIR\n"
-                 "\n"
-                 "Prints the architecture from config.json, every parameter tensor with its shape,\n"
-                 "stored dtype and size, the total parameter count, and the per-layer blocks BAdam\n"
-                 "trains one at a time (with the fp32 master + gradient + Adam state each needs).\n"
-                 "Reads safetensors headers only; weights are not loaded.\n");
+    fprintf(out,
+            "usage: badam inspect MODEL_DIR\n"
+            "\n"
+            "Prints the architecture from config.json, every parameter tensor with its shape,\n"
+            "stored dtype and size, the total parameter count, and the per-layer blocks BAdam\n"
+            "trains one at a time (with the fp32 master + gradient + Adam state each needs).\n"
+            "Reads safetensors headers only; weights are not loaded.\n");
 }
 
 static void print_config(const char *dir, const llama_config *c) {
@@ -40,7 +41,8 @@ int cmd_inspect(int argc, char **argv) {
         return 0;
     }
     if (argc != 2 || argv[1][0] == '-') {
-        if (argc >= 2 && argv[1][0] == '-') fprintf(stderr, "badam inspect: unknown option '%s'\n", argv[1]);
+        if (argc >= 2 && argv[1][0] == '-')
+            fprintf(stderr, "badam inspect: unknown option '%s'\n", argv[1]);
         usage(stderr);
         return 2;
     }
@@ -68,20 +70,29 @@ int cmd_inspect(int argc, char **argv) {
         const llama_param *p = &params[i];
         const st_tensor *t = st_set_find(set, p->name, NULL);
         char shape[48];
-        if (p->ndim == 2) snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)p->shape[0], (long long)p->shape[1]);
-        else snprintf(shape, sizeof shape, "[%lld]", (long long)p->shape[0]);
+        if (p->ndim == 2)
+            snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)p->shape[0],
+                     (long long)p->shape[1]);
+        else
+            snprintf(shape, sizeof shape, "[%lld]", (long long)p->shape[0]);
         int ok = t && t->ndim == p->ndim && t->shape[0] == p->shape[0] &&
                  (p->ndim == 1 || t->shape[1] == p->shape[1]);
         printf("  %-52s %-14s %-5s %10s%s\n", p->name, shape, t ? badam_dtype_name(t->dtype) : "-",
-               cli_human_count(a, p->numel), !t ? "   MISSING" : ok ? "" : "   WRONG SHAPE");
+               cli_human_count(a, p->numel),
+               !t   ? "   MISSING"
+               : ok ? ""
+                    : "   WRONG SHAPE");
         problems += !ok;
         total += p->numel;
         if (t) stored_bytes += t->nbytes;
     }
     for (size_t i = 0; i < set->n_index; i++) {
         int known = 0;
-        for (int j = 0; j < n_params && !known; j++) known = !strcmp(params[j].name, set->index[i]->name);
-        if (!known) printf("  %-52s (not a parameter of this config; ignored on load)\n", set->index[i]->name);
+        for (int j = 0; j < n_params && !known; j++)
+            known = !strcmp(params[j].name, set->index[i]->name);
+        if (!known)
+            printf("  %-52s (not a parameter of this config; ignored on load)\n",
+                   set->index[i]->name);
     }
     printf("\ntotal parameters: %zu (%s), stored in %s\n", total, cli_human_count(a, total),
            cli_human_bytes(b, stored_bytes));
@@ -89,8 +100,10 @@ int cmd_inspect(int argc, char **argv) {
     /* BAdam's default partition: one block per transformer layer (norms included). */
     size_t *block = calloc((size_t)cfg.n_layers, sizeof *block), largest = 0, outside = 0;
     for (int i = 0; i < n_params; i++) {
-        if (params[i].layer >= 0) block[params[i].layer] += params[i].numel;
-        else outside += params[i].numel;
+        if (params[i].layer >= 0)
+            block[params[i].layer] += params[i].numel;
+        else
+            outside += params[i].numel;
     }
     printf("\nBAdam blocks (partition by layer, D = %d; embedding, final norm and head frozen):\n",
            cfg.n_layers);

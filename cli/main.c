@@ -19,18 +19,26 @@ static void usage(FILE *out) {
 }
 
 const char *cli_human_count(char *buf, unsigned long long n) {
-    if (n >= 1000000000ull) sprintf(buf, "%.2fB", n / 1e9);
-    else if (n >= 1000000ull) sprintf(buf, "%.2fM", n / 1e6);
-    else if (n >= 1000ull) sprintf(buf, "%.1fK", n / 1e3);
-    else sprintf(buf, "%llu", n);
+    if (n >= 1000000000ull)
+        sprintf(buf, "%.2fB", n / 1e9);
+    else if (n >= 1000000ull)
+        sprintf(buf, "%.2fM", n / 1e6);
+    else if (n >= 1000ull)
+        sprintf(buf, "%.1fK", n / 1e3);
+    else
+        sprintf(buf, "%llu", n);
     return buf;
 }
 
 const char *cli_human_bytes(char *buf, unsigned long long n) {
-    if (n >= (1ull << 30)) sprintf(buf, "%.2f GiB", n / (double)(1ull << 30));
-    else if (n >= (1ull << 20)) sprintf(buf, "%.1f MiB", n / (double)(1ull << 20));
-    else if (n >= (1ull << 10)) sprintf(buf, "%.1f KiB", n / (double)(1ull << 10));
-    else sprintf(buf, "%llu B", n);
+    if (n >= (1ull << 30))
+        sprintf(buf, "%.2f GiB", n / (double)(1ull << 30));
+    else if (n >= (1ull << 20))
+        sprintf(buf, "%.1f MiB", n / (double)(1ull << 20));
+    else if (n >= (1ull << 10))
+        sprintf(buf, "%.1f KiB", n / (double)(1ull << 10));
+    else
+        sprintf(buf, "%llu B", n);
     return buf;
 }
 

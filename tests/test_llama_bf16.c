@@ -51,7 +51,8 @@ static void test_bf16_logits_and_grads(void) {
 
     float *l32 = logits_of(f32, &batch), *l16 = logits_of(bf16, &batch);
     float *lr = logits_of(rounded, &batch);
-    double e_same = test_rel_error(l16, lr, B * T * V), e_bf16 = test_rel_error(l16, l32, B * T * V);
+    double e_same = test_rel_error(l16, lr, B * T * V),
+           e_bf16 = test_rel_error(l16, l32, B * T * V);
     fprintf(stderr, "  bf16 vs fp32 on rounded weights: %.3g; bf16 vs fp32 model: %.3g\n", e_same,
             e_bf16);
     CHECKF(e_same < 1e-5, "bf16 storage vs fp32 storage of the same values: %.3g", e_same);

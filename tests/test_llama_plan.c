@@ -49,7 +49,9 @@ static void teardown(fixture *f) {
     llama_model_free(f->m);
 }
 
-static uint64_t gemm(uint64_t n, uint64_t in, uint64_t out) { return 2 * n * in * out; }
+static uint64_t gemm(uint64_t n, uint64_t in, uint64_t out) {
+    return 2 * n * in * out;
+}
 
 /* Forward GEMM FLOPs of one layer, and (equal) the FLOPs of all its input gradients or all its
  * weight gradients. */
@@ -148,8 +150,8 @@ static void test_badam_layer_plans(void) {
         CHECK(llama_plan_first_layer(f.m, &plan) == l);
         /* forward; head dh; layers above l: input gradients only; layer l: weights and the
          * inputs inside it (its norms are trained), but no dx below it. */
-        uint64_t expect = L * layer_flops() + 2 * head + (L - 1 - l) * layer_flops() +
-                          2 * layer_flops();
+        uint64_t expect =
+            L * layer_flops() + 2 * head + (L - 1 - l) * layer_flops() + 2 * layer_flops();
         char what[64];
         snprintf(what, sizeof what, "badam layer %d", l);
         run_plan(&f, what, &plan, expect);

@@ -121,11 +121,21 @@ static void check_preset(const char *preset, int shards) {
     free(bd.targets);
 }
 
-static void test_gqa_tied_bias(void) { check_preset("gqa_tied_bias", 1); }
-static void test_untied_pad_llama3(void) { check_preset("untied_pad_llama3", 1); }
-static void test_mistral_headdim(void) { check_preset("mistral_headdim", 1); }
-static void test_llama_bias(void) { check_preset("llama_bias", 1); }
-static void test_sharded(void) { check_preset("untied_pad_llama3", 3); }
+static void test_gqa_tied_bias(void) {
+    check_preset("gqa_tied_bias", 1);
+}
+static void test_untied_pad_llama3(void) {
+    check_preset("untied_pad_llama3", 1);
+}
+static void test_mistral_headdim(void) {
+    check_preset("mistral_headdim", 1);
+}
+static void test_llama_bias(void) {
+    check_preset("llama_bias", 1);
+}
+static void test_sharded(void) {
+    check_preset("untied_pad_llama3", 3);
+}
 
 int main(void) {
     if (!test_have_torch()) {

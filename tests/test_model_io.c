@@ -120,7 +120,8 @@ static void expect_load_error(const char *dir, badam_status want, const char *ne
     badam_status st = llama_model_load(dir, BADAM_DTYPE_F32, &m, &err);
     CHECKF(st == want, "%s: status %d, want %d (%s)", dir, st, want, err.message);
     CHECKF(needle1 && strstr(err.message, needle1), "message lacks '%s': %s", needle1, err.message);
-    if (needle2) CHECKF(strstr(err.message, needle2), "message lacks '%s': %s", needle2, err.message);
+    if (needle2)
+        CHECKF(strstr(err.message, needle2), "message lacks '%s': %s", needle2, err.message);
     CHECK(m == NULL);
     llama_model_free(m);
 }
@@ -167,8 +168,9 @@ static void expect_config_error(const char *text, badam_status want, const char 
     if (field) CHECKF(strstr(err.message, field), "message lacks '%s': %s", field, err.message);
 }
 
-#define BASE "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 2, " \
-             "\"num_attention_heads\": 4, \"vocab_size\": 100"
+#define BASE                                                                                       \
+    "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 2, "                  \
+    "\"num_attention_heads\": 4, \"vocab_size\": 100"
 
 static void test_config_parsing(void) {
     const char *dir = test_workdir("io-config-ok");

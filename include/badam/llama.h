@@ -36,8 +36,8 @@ typedef struct llama_config {
     double rope_high_freq_factor;
     int rope_original_max_position_embeddings;
     int tie_word_embeddings;
-    int qkv_bias; /* q_proj, k_proj, v_proj have a bias (qwen2; llama attention_bias) */
-    int o_bias;   /* o_proj has a bias (llama attention_bias) */
+    int qkv_bias;       /* q_proj, k_proj, v_proj have a bias (qwen2; llama attention_bias) */
+    int o_bias;         /* o_proj has a bias (llama attention_bias) */
     int sliding_window; /* attention window (mistral, qwen2 use_sliding_window); 0 = none */
     int bos_token_id;   /* -1 when absent */
     int n_eos;
@@ -60,10 +60,10 @@ typedef enum llama_param_kind {
     LLAMA_P_K_BIAS,
     LLAMA_P_V_BIAS,
     LLAMA_P_O_BIAS,
-    LLAMA_P_MLP_NORM, /* model.layers.i.post_attention_layernorm.weight [C] */
-    LLAMA_P_GATE,     /* mlp.gate_proj.weight [I, C] */
-    LLAMA_P_UP,       /* mlp.up_proj.weight [I, C] */
-    LLAMA_P_DOWN,     /* mlp.down_proj.weight [C, I] */
+    LLAMA_P_MLP_NORM,   /* model.layers.i.post_attention_layernorm.weight [C] */
+    LLAMA_P_GATE,       /* mlp.gate_proj.weight [I, C] */
+    LLAMA_P_UP,         /* mlp.up_proj.weight [I, C] */
+    LLAMA_P_DOWN,       /* mlp.down_proj.weight [C, I] */
     LLAMA_P_FINAL_NORM, /* model.norm.weight [C] */
     LLAMA_P_LM_HEAD,    /* lm_head.weight [V, C] (absent when tied) */
     LLAMA_P_KIND_COUNT
@@ -90,9 +90,9 @@ typedef struct llama_model {
     badam_dtype dtype; /* storage dtype of every parameter */
     llama_param *params;
     int n_params;
-    int *layer_index; /* [n_layers * LLAMA_P_KIND_COUNT]: param index or -1 */
+    int *layer_index;               /* [n_layers * LLAMA_P_KIND_COUNT]: param index or -1 */
     int embed, final_norm, lm_head; /* param indices; lm_head == embed when tied */
-    void *storage;                   /* one allocation holding every parameter */
+    void *storage;                  /* one allocation holding every parameter */
     size_t storage_bytes;
     float *inv_freq; /* [head_dim/2] RoPE frequencies, scaling applied */
 } llama_model;
@@ -136,8 +136,7 @@ typedef struct llama_grad_plan {
 /* The cheapest plan for a set of flags (lowest_input_grad_layer as high as possible). */
 void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, llama_grad_plan *plan);
 /* Checks a plan is consistent (no flagged parameter below what backward visits). */
-badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan,
-                              badam_error *err);
+badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan, badam_error *err);
 /* The first layer backward enters under a plan (n_layers if none). */
 int llama_plan_first_layer(const llama_model *m, const llama_grad_plan *plan);
 

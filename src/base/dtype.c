@@ -3,22 +3,31 @@
 #include <math.h>
 #include <strings.h>
 
-size_t badam_dtype_size(badam_dtype dtype) { return dtype == BADAM_DTYPE_F32 ? 4 : 2; }
+size_t badam_dtype_size(badam_dtype dtype) {
+    return dtype == BADAM_DTYPE_F32 ? 4 : 2;
+}
 
 const char *badam_dtype_name(badam_dtype dtype) {
     switch (dtype) {
-    case BADAM_DTYPE_F32: return "F32";
-    case BADAM_DTYPE_BF16: return "BF16";
-    case BADAM_DTYPE_F16: return "F16";
+    case BADAM_DTYPE_F32:
+        return "F32";
+    case BADAM_DTYPE_BF16:
+        return "BF16";
+    case BADAM_DTYPE_F16:
+        return "F16";
     }
     return "?";
 }
 
 int badam_dtype_parse(const char *name, badam_dtype *out) {
-    if (!strcmp(name, "F32") || !strcasecmp(name, "float32")) *out = BADAM_DTYPE_F32;
-    else if (!strcmp(name, "BF16") || !strcasecmp(name, "bfloat16")) *out = BADAM_DTYPE_BF16;
-    else if (!strcmp(name, "F16") || !strcasecmp(name, "float16")) *out = BADAM_DTYPE_F16;
-    else return -1;
+    if (!strcmp(name, "F32") || !strcasecmp(name, "float32"))
+        *out = BADAM_DTYPE_F32;
+    else if (!strcmp(name, "BF16") || !strcasecmp(name, "bfloat16"))
+        *out = BADAM_DTYPE_BF16;
+    else if (!strcmp(name, "F16") || !strcasecmp(name, "float16"))
+        *out = BADAM_DTYPE_F16;
+    else
+        return -1;
     return 0;
 }
 
@@ -59,7 +68,8 @@ uint16_t badam_f32_to_f16(float f) {
     return sign | (uint16_t)((mant_round - 0x38000000u) >> 13);
 }
 
-void badam_convert(void *dst, badam_dtype dst_dtype, const void *src, badam_dtype src_dtype, size_t n) {
+void badam_convert(void *dst, badam_dtype dst_dtype, const void *src, badam_dtype src_dtype,
+                   size_t n) {
     if (dst_dtype == src_dtype) {
         memcpy(dst, src, n * badam_dtype_size(src_dtype));
         return;
@@ -67,14 +77,26 @@ void badam_convert(void *dst, badam_dtype dst_dtype, const void *src, badam_dtyp
     for (size_t i = 0; i < n; i++) {
         float x;
         switch (src_dtype) {
-        case BADAM_DTYPE_F32: x = ((const float *)src)[i]; break;
-        case BADAM_DTYPE_BF16: x = badam_bf16_to_f32(((const uint16_t *)src)[i]); break;
-        default: x = badam_f16_to_f32(((const uint16_t *)src)[i]); break;
+        case BADAM_DTYPE_F32:
+            x = ((const float *)src)[i];
+            break;
+        case BADAM_DTYPE_BF16:
+            x = badam_bf16_to_f32(((const uint16_t *)src)[i]);
+            break;
+        default:
+            x = badam_f16_to_f32(((const uint16_t *)src)[i]);
+            break;
         }
         switch (dst_dtype) {
-        case BADAM_DTYPE_F32: ((float *)dst)[i] = x; break;
-        case BADAM_DTYPE_BF16: ((uint16_t *)dst)[i] = badam_f32_to_bf16(x); break;
-        default: ((uint16_t *)dst)[i] = badam_f32_to_f16(x); break;
+        case BADAM_DTYPE_F32:
+            ((float *)dst)[i] = x;
+            break;
+        case BADAM_DTYPE_BF16:
+            ((uint16_t *)dst)[i] = badam_f32_to_bf16(x);
+            break;
+        default:
+            ((uint16_t *)dst)[i] = badam_f32_to_f16(x);
+            break;
         }
     }
 }

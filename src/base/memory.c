@@ -18,4 +18,6 @@ void *badam_alloc_array(size_t count, size_t size) {
     return badam_alloc(bytes);
 }
 
-void badam_free(void *p) { free(p); }
+void badam_free(void *p) {
+    free(p);
+}

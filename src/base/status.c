@@ -40,14 +40,22 @@ void badam_error_clear(badam_error *err) {
 
 const char *badam_status_name(badam_status status) {
     switch (status) {
-    case BADAM_OK: return "ok";
-    case BADAM_E_IO: return "I/O error";
-    case BADAM_E_FORMAT: return "format error";
-    case BADAM_E_INVALID: return "invalid argument";
-    case BADAM_E_NOMEM: return "out of memory";
-    case BADAM_E_UNSUPPORTED: return "unsupported";
-    case BADAM_E_SHAPE: return "shape mismatch";
-    case BADAM_E_NUMERIC: return "numeric error";
+    case BADAM_OK:
+        return "ok";
+    case BADAM_E_IO:
+        return "I/O error";
+    case BADAM_E_FORMAT:
+        return "format error";
+    case BADAM_E_INVALID:
+        return "invalid argument";
+    case BADAM_E_NOMEM:
+        return "out of memory";
+    case BADAM_E_UNSUPPORTED:
+        return "unsupported";
+    case BADAM_E_SHAPE:
+        return "shape mismatch";
+    case BADAM_E_NUMERIC:
+        return "numeric error";
     }
     return "unknown error";
 }

@@ -46,8 +46,7 @@ badam_status json_get_bool(const cJSON *obj, const char *field, int required, in
     const cJSON *item = field_item(obj, field);
     if (!item) return absent(field, required, file, err);
     if (!cJSON_IsBool(item))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be true or false", file,
-                          field);
+        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be true or false", file, field);
     *out = cJSON_IsTrue(item);
     return BADAM_OK;
 }

@@ -60,10 +60,28 @@ static badam_status entry_field(const cJSON *entry, const char *key, const cJSON
     return BADAM_OK;
 }
 
+/* A tensor name fit for an error message: control bytes replaced, long names shortened. */
+typedef struct shown_name {
+    char s[160];
+} shown_name;
+
+static shown_name show(const char *name) {
+    shown_name out;
+    size_t n = 0;
+    for (; name[n] && n < sizeof out.s - 4; n++) {
+        unsigned char c = (unsigned char)name[n];
+        out.s[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (name[n]) memcpy(out.s + n, "...", 3), n += 3;
+    out.s[n] = '\0';
+    return out;
+}
+
 /* Fills t (name already set) from one header entry; data_size is the data section's size. */
 static badam_status parse_entry(const cJSON *entry, st_tensor *t, const char *data,
                                 size_t data_size, const char *path, badam_error *err) {
-    const char *name = t->name;
+    shown_name shown = show(t->name);
+    const char *name = shown.s;
     if (!cJSON_IsObject(entry))
         return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': entry is not an object", path,
                           name);
@@ -78,8 +96,8 @@ static badam_status parse_entry(const cJSON *entry, st_tensor *t, const char *da
                           path, name);
     if (dtype_from_name(dtype->valuestring, &t->dtype) != 0)
         return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "%s: tensor '%s': dtype '%.64s' is not supported (only F32, BF16, F16)",
-                          path, name, dtype->valuestring);
+                          "%s: tensor '%s': dtype '%s' is not supported (only F32, BF16, F16)",
+                          path, name, show(dtype->valuestring).s);
 
     if (!cJSON_IsArray(shape))
         return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': field 'shape' is not an array",
@@ -116,7 +134,11 @@ static badam_status parse_entry(const cJSON *entry, st_tensor *t, const char *da
         return badam_fail(err, BADAM_E_FORMAT,
                           "%s: tensor '%s': data_offsets must be two non-negative integers", path,
                           name);
-    if (begin > end || end > data_size)
+    if (begin > end)
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: tensor '%s': data_offsets [%llu, %llu] begin after end", path, name,
+                          (unsigned long long)begin, (unsigned long long)end);
+    if (end > data_size)
         return badam_fail(err, BADAM_E_FORMAT,
                           "%s: tensor '%s': data_offsets [%llu, %llu] out of range (data section "
                           "is %zu bytes)",
@@ -166,8 +188,8 @@ static badam_status check_overlaps(st_tensor *t, size_t n, const char *data, con
             return badam_fail(err, BADAM_E_FORMAT,
                               "%s: tensors '%s' and '%s' overlap in the data section ([%zu, %zu) "
                               "and [%zu, %zu))",
-                              path, last->name, t[i].name, b0, b0 + last->nbytes, b1,
-                              b1 + t[i].nbytes);
+                              path, show(last->name).s, show(t[i].name).s, b0, b0 + last->nbytes,
+                              b1, b1 + t[i].nbytes);
         }
         if (!last ||
             (const char *)t[i].data + t[i].nbytes > (const char *)last->data + last->nbytes)
@@ -228,7 +250,7 @@ static badam_status parse_header(st_file *file, const char *header, size_t heade
     for (size_t i = 1; i < file->n_tensors; i++)
         if (!strcmp(file->tensors[i - 1].name, file->tensors[i].name))
             return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s' appears twice in the header",
-                              path, file->tensors[i].name);
+                              path, show(file->tensors[i].name).s);
     return BADAM_OK;
 }
 

@@ -54,8 +54,8 @@ static void layer_backward(const llama_model *m, llama_workspace *ws, const llam
     float *dattn = ws->dbig[0], *dq = ws->dbig[1], *dk = ws->dkv[0], *dv = ws->dkv[1];
     memset(dattn, 0, sizeof(float) * (size_t)N * QD);
     linear_backward_input(dattn, dres, weight(m, l, LLAMA_P_O), dt, N, QD, C, scratch, oc);
-    attention_backward(dq, dk, dv, dattn, a->probs, a->q, a->k, a->v, ws->B, ws->T, ws->Hq,
-                       ws->Hkv, ws->D, oc);
+    attention_backward(dq, dk, dv, dattn, a->probs, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv,
+                       ws->D, oc);
     rope_backward(dq, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
     rope_backward(dk, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
     if (G(LLAMA_P_Q) || G(LLAMA_P_Q_BIAS))
@@ -70,7 +70,8 @@ static void layer_backward(const llama_model *m, llama_workspace *ws, const llam
     linear_backward_input(ws->dxn, dk, weight(m, l, LLAMA_P_K), dt, N, C, KVD, scratch, oc);
     linear_backward_input(ws->dxn, dv, weight(m, l, LLAMA_P_V), dt, N, C, KVD, scratch, oc);
     const float *w1 = llama_param_f32(m, ws, llama_param_index(m, l, LLAMA_P_ATTN_NORM), 0);
-    rmsnorm_backward(parts.need_dx ? dres : NULL, G(LLAMA_P_ATTN_NORM), ws->dxn, x, w1, a->rstd1, N, C);
+    rmsnorm_backward(parts.need_dx ? dres : NULL, G(LLAMA_P_ATTN_NORM), ws->dxn, x, w1, a->rstd1, N,
+                     C);
 #undef G
 }
 

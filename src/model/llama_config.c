@@ -81,8 +81,7 @@ static badam_status parse_config(const cJSON *json, const char *path, llama_conf
     memset(cfg, 0, sizeof *cfg);
     if (!cJSON_IsObject(json))
         return badam_fail(err, BADAM_E_FORMAT, "%s: expected a JSON object", path);
-    TRY(json_get_string(json, "model_type", 1, cfg->model_type, sizeof cfg->model_type, path,
-                        err));
+    TRY(json_get_string(json, "model_type", 1, cfg->model_type, sizeof cfg->model_type, path, err));
     int is_llama = !strcmp(cfg->model_type, "llama"), is_qwen2 = !strcmp(cfg->model_type, "qwen2");
     int is_mistral = !strcmp(cfg->model_type, "mistral");
     if (!is_llama && !is_qwen2 && !is_mistral)
@@ -98,8 +97,7 @@ static badam_status parse_config(const cJSON *json, const char *path, llama_conf
     TRY(json_get_int(json, "num_key_value_heads", 0, &cfg->n_kv_heads, path, err));
     TRY(json_get_int(json, "vocab_size", 1, &cfg->vocab_size, path, err));
     cfg->max_position_embeddings = 2048;
-    TRY(json_get_int(json, "max_position_embeddings", 0, &cfg->max_position_embeddings, path,
-                     err));
+    TRY(json_get_int(json, "max_position_embeddings", 0, &cfg->max_position_embeddings, path, err));
     double eps = 1e-6;
     TRY(json_get_double(json, "rms_norm_eps", 0, &eps, path, err));
     cfg->rms_norm_eps = (float)eps;
@@ -136,8 +134,7 @@ static badam_status parse_config(const cJSON *json, const char *path, llama_conf
         return badam_fail(err, BADAM_E_FORMAT, "%s: field 'head_dim' = %d must be even", path,
                           cfg->head_dim);
     if (!(cfg->rms_norm_eps > 0) || !(cfg->rope_theta > 0))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: rms_norm_eps and rope_theta must be > 0",
-                          path);
+        return badam_fail(err, BADAM_E_FORMAT, "%s: rms_norm_eps and rope_theta must be > 0", path);
 
     char act[32] = "silu";
     TRY(json_get_string(json, "hidden_act", 0, act, sizeof act, path, err));

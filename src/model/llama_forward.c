@@ -23,12 +23,12 @@ void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer
     op_counters *oc = &ws->counters;
 
     rmsnorm_forward(a->xn1, a->rstd1, x, small(m, ws, l, LLAMA_P_ATTN_NORM, 0), N, C, eps);
-    linear_forward(a->q, a->xn1, weight(m, l, LLAMA_P_Q), dt, small(m, ws, l, LLAMA_P_Q_BIAS, 1),
-                   N, C, QD, scratch, oc);
-    linear_forward(a->k, a->xn1, weight(m, l, LLAMA_P_K), dt, small(m, ws, l, LLAMA_P_K_BIAS, 1),
-                   N, C, KVD, scratch, oc);
-    linear_forward(a->v, a->xn1, weight(m, l, LLAMA_P_V), dt, small(m, ws, l, LLAMA_P_V_BIAS, 1),
-                   N, C, KVD, scratch, oc);
+    linear_forward(a->q, a->xn1, weight(m, l, LLAMA_P_Q), dt, small(m, ws, l, LLAMA_P_Q_BIAS, 1), N,
+                   C, QD, scratch, oc);
+    linear_forward(a->k, a->xn1, weight(m, l, LLAMA_P_K), dt, small(m, ws, l, LLAMA_P_K_BIAS, 1), N,
+                   C, KVD, scratch, oc);
+    linear_forward(a->v, a->xn1, weight(m, l, LLAMA_P_V), dt, small(m, ws, l, LLAMA_P_V_BIAS, 1), N,
+                   C, KVD, scratch, oc);
     rope_forward(a->q, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
     rope_forward(a->k, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
     attention_forward(a->attn, a->probs, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv, ws->D,
@@ -47,27 +47,31 @@ void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer
 }
 
 /* Checks the batch against the model and workspace and sets the current shape and positions. */
-static badam_status begin_batch(const llama_model *m, llama_workspace *ws,
-                                const llama_batch *batch, badam_error *err) {
+static badam_status begin_batch(const llama_model *m, llama_workspace *ws, const llama_batch *batch,
+                                badam_error *err) {
     int B = batch->B, T = batch->T, V = m->cfg.vocab_size;
     if (B <= 0 || T <= 0 || B > ws->max_B || T > ws->max_T)
-        return badam_fail(err, BADAM_E_SHAPE,
-                          "batch %d x %d does not fit the workspace (%d x %d)", B, T, ws->max_B,
-                          ws->max_T);
+        return badam_fail(err, BADAM_E_SHAPE, "batch %d x %d does not fit the workspace (%d x %d)",
+                          B, T, ws->max_B, ws->max_T);
     if (m->cfg.sliding_window > 0 && T > m->cfg.sliding_window)
-        return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "sequence length %d exceeds the model's sliding_window %d (sliding-window "
-                          "attention is not implemented)", T, m->cfg.sliding_window);
+        return badam_fail(
+            err, BADAM_E_UNSUPPORTED,
+            "sequence length %d exceeds the model's sliding_window %d (sliding-window "
+            "attention is not implemented)",
+            T, m->cfg.sliding_window);
     for (int i = 0; i < B * T; i++) {
-        int32_t tok = batch->tokens[i], tgt = batch->targets ? batch->targets[i] : LOSS_IGNORE_INDEX;
+        int32_t tok = batch->tokens[i],
+                tgt = batch->targets ? batch->targets[i] : LOSS_IGNORE_INDEX;
         if (tok < 0 || tok >= V)
             return badam_fail(err, BADAM_E_SHAPE,
                               "batch: token id %d at sequence %d position %d is outside the "
-                              "vocabulary [0, %d)", tok, i / T, i % T, V);
+                              "vocabulary [0, %d)",
+                              tok, i / T, i % T, V);
         if (tgt != LOSS_IGNORE_INDEX && (tgt < 0 || tgt >= V))
             return badam_fail(err, BADAM_E_SHAPE,
                               "batch: target %d at sequence %d position %d is outside the "
-                              "vocabulary [0, %d) and is not -100", tgt, i / T, i % T, V);
+                              "vocabulary [0, %d) and is not -100",
+                              tgt, i / T, i % T, V);
     }
     ws->B = B, ws->T = T;
     for (int i = 0; i < B * T; i++) ws->pos[i] = i % T;

@@ -28,7 +28,7 @@ typedef struct layer_acts {
 struct llama_workspace {
     int max_B, max_T;
     int C, QD, KVD, I, V, L, Hq, Hkv, D;
-    int B, T; /* the current batch */
+    int B, T;             /* the current batch */
     layer_acts **saved;   /* [L] activations kept for backward (NULL until a plan needs them) */
     float **saved_input;  /* [L] layer inputs kept for backward */
     layer_acts tmp;       /* for layers nothing is kept of, and for recomputation */

@@ -12,8 +12,8 @@
 static void shape_text(char *buf, size_t size, int ndim, const int64_t *shape) {
     size_t used = (size_t)snprintf(buf, size, "[");
     for (int d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", d ? ", " : "",
-                                 (long long)shape[d]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
     if (used < size) snprintf(buf + used, size - used, "]");
 }
 
@@ -85,9 +85,12 @@ badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **
 
 static const char *torch_dtype_name(badam_dtype dtype) {
     switch (dtype) {
-    case BADAM_DTYPE_F32: return "float32";
-    case BADAM_DTYPE_BF16: return "bfloat16";
-    default: return "float16";
+    case BADAM_DTYPE_F32:
+        return "float32";
+    case BADAM_DTYPE_BF16:
+        return "bfloat16";
+    default:
+        return "float16";
     }
 }
 
@@ -124,7 +127,8 @@ static cJSON *config_to_json(const llama_config *c, badam_dtype dtype) {
                                 c->rope_original_max_position_embeddings);
     }
     if (c->bos_token_id >= 0) cJSON_AddNumberToObject(j, "bos_token_id", c->bos_token_id);
-    if (c->n_eos == 1) cJSON_AddNumberToObject(j, "eos_token_id", c->eos_token_ids[0]);
+    if (c->n_eos == 1)
+        cJSON_AddNumberToObject(j, "eos_token_id", c->eos_token_ids[0]);
     else if (c->n_eos > 1)
         cJSON_AddItemToObject(j, "eos_token_id", cJSON_CreateIntArray(c->eos_token_ids, c->n_eos));
     cJSON_AddStringToObject(j, "torch_dtype", torch_dtype_name(dtype));
@@ -155,9 +159,9 @@ static badam_status write_config(const llama_model *m, const char *src_dir, cons
 
 /* Files of a HF folder that travel with the weights unchanged. */
 static const char *const COMPANION_FILES[] = {
-    "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
-    "tokenizer.model",  "generation_config.json", "vocab.json",
-    "merges.txt",       "added_tokens.json",     "chat_template.jinja",
+    "tokenizer.json",  "tokenizer_config.json",  "special_tokens_map.json",
+    "tokenizer.model", "generation_config.json", "vocab.json",
+    "merges.txt",      "added_tokens.json",      "chat_template.jinja",
 };
 
 badam_status llama_model_save(const llama_model *m, const char *src_dir, const char *out_dir,

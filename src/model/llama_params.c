@@ -24,19 +24,23 @@ static const char *const LAYER_SUFFIX[LLAMA_P_KIND_COUNT] = {
 
 /* Per-layer kinds in storage order (HF order within a layer). */
 static const llama_param_kind LAYER_KINDS[] = {
-    LLAMA_P_ATTN_NORM, LLAMA_P_Q,        LLAMA_P_Q_BIAS, LLAMA_P_K,  LLAMA_P_K_BIAS,
-    LLAMA_P_V,         LLAMA_P_V_BIAS,   LLAMA_P_O,      LLAMA_P_O_BIAS, LLAMA_P_MLP_NORM,
-    LLAMA_P_GATE,      LLAMA_P_UP,       LLAMA_P_DOWN,
+    LLAMA_P_ATTN_NORM, LLAMA_P_Q,      LLAMA_P_Q_BIAS, LLAMA_P_K,      LLAMA_P_K_BIAS,
+    LLAMA_P_V,         LLAMA_P_V_BIAS, LLAMA_P_O,      LLAMA_P_O_BIAS, LLAMA_P_MLP_NORM,
+    LLAMA_P_GATE,      LLAMA_P_UP,     LLAMA_P_DOWN,
 };
 
 static int kind_present(const llama_config *cfg, llama_param_kind kind) {
     switch (kind) {
     case LLAMA_P_Q_BIAS:
     case LLAMA_P_K_BIAS:
-    case LLAMA_P_V_BIAS: return cfg->qkv_bias;
-    case LLAMA_P_O_BIAS: return cfg->o_bias;
-    case LLAMA_P_LM_HEAD: return !cfg->tie_word_embeddings;
-    default: return 1;
+    case LLAMA_P_V_BIAS:
+        return cfg->qkv_bias;
+    case LLAMA_P_O_BIAS:
+        return cfg->o_bias;
+    case LLAMA_P_LM_HEAD:
+        return !cfg->tie_word_embeddings;
+    default:
+        return 1;
     }
 }
 
@@ -44,26 +48,47 @@ static int kind_present(const llama_config *cfg, llama_param_kind kind) {
 static void kind_shape(const llama_config *cfg, llama_param_kind kind, int64_t *rows,
                        int64_t *cols) {
     int64_t C = cfg->hidden_size, I = cfg->intermediate_size, V = cfg->vocab_size;
-    int64_t q = (int64_t)cfg->n_heads * cfg->head_dim, kv = (int64_t)cfg->n_kv_heads * cfg->head_dim;
+    int64_t q = (int64_t)cfg->n_heads * cfg->head_dim,
+            kv = (int64_t)cfg->n_kv_heads * cfg->head_dim;
     *cols = 0;
     switch (kind) {
     case LLAMA_P_EMBED:
-    case LLAMA_P_LM_HEAD: *rows = V, *cols = C; break;
+    case LLAMA_P_LM_HEAD:
+        *rows = V, *cols = C;
+        break;
     case LLAMA_P_ATTN_NORM:
     case LLAMA_P_MLP_NORM:
     case LLAMA_P_FINAL_NORM:
-    case LLAMA_P_O_BIAS: *rows = C; break;
-    case LLAMA_P_Q: *rows = q, *cols = C; break;
+    case LLAMA_P_O_BIAS:
+        *rows = C;
+        break;
+    case LLAMA_P_Q:
+        *rows = q, *cols = C;
+        break;
     case LLAMA_P_K:
-    case LLAMA_P_V: *rows = kv, *cols = C; break;
-    case LLAMA_P_O: *rows = C, *cols = q; break;
-    case LLAMA_P_Q_BIAS: *rows = q; break;
+    case LLAMA_P_V:
+        *rows = kv, *cols = C;
+        break;
+    case LLAMA_P_O:
+        *rows = C, *cols = q;
+        break;
+    case LLAMA_P_Q_BIAS:
+        *rows = q;
+        break;
     case LLAMA_P_K_BIAS:
-    case LLAMA_P_V_BIAS: *rows = kv; break;
+    case LLAMA_P_V_BIAS:
+        *rows = kv;
+        break;
     case LLAMA_P_GATE:
-    case LLAMA_P_UP: *rows = I, *cols = C; break;
-    case LLAMA_P_DOWN: *rows = C, *cols = I; break;
-    default: *rows = 0; break;
+    case LLAMA_P_UP:
+        *rows = I, *cols = C;
+        break;
+    case LLAMA_P_DOWN:
+        *rows = C, *cols = I;
+        break;
+    default:
+        *rows = 0;
+        break;
     }
 }
 
@@ -71,10 +96,14 @@ static void add_param(const llama_config *cfg, llama_param *p, llama_param_kind 
     memset(p, 0, sizeof *p);
     p->kind = kind;
     p->layer = layer;
-    if (kind == LLAMA_P_EMBED) snprintf(p->name, sizeof p->name, "model.embed_tokens.weight");
-    else if (kind == LLAMA_P_FINAL_NORM) snprintf(p->name, sizeof p->name, "model.norm.weight");
-    else if (kind == LLAMA_P_LM_HEAD) snprintf(p->name, sizeof p->name, "lm_head.weight");
-    else snprintf(p->name, sizeof p->name, "model.layers.%d.%s", layer, LAYER_SUFFIX[kind]);
+    if (kind == LLAMA_P_EMBED)
+        snprintf(p->name, sizeof p->name, "model.embed_tokens.weight");
+    else if (kind == LLAMA_P_FINAL_NORM)
+        snprintf(p->name, sizeof p->name, "model.norm.weight");
+    else if (kind == LLAMA_P_LM_HEAD)
+        snprintf(p->name, sizeof p->name, "lm_head.weight");
+    else
+        snprintf(p->name, sizeof p->name, "model.layers.%d.%s", layer, LAYER_SUFFIX[kind]);
     int64_t rows, cols;
     kind_shape(cfg, kind, &rows, &cols);
     p->ndim = cols ? 2 : 1;
@@ -115,9 +144,12 @@ size_t llama_param_count(const llama_config *cfg) {
 
 int llama_param_index(const llama_model *m, int layer, llama_param_kind kind) {
     switch (kind) {
-    case LLAMA_P_EMBED: return m->embed;
-    case LLAMA_P_FINAL_NORM: return m->final_norm;
-    case LLAMA_P_LM_HEAD: return m->lm_head;
+    case LLAMA_P_EMBED:
+        return m->embed;
+    case LLAMA_P_FINAL_NORM:
+        return m->final_norm;
+    case LLAMA_P_LM_HEAD:
+        return m->lm_head;
     default:
         if (layer < 0 || layer >= m->cfg.n_layers) return -1;
         return m->layer_index[layer * LLAMA_P_KIND_COUNT + kind];
@@ -153,8 +185,7 @@ badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llam
     m->storage = badam_alloc(total);
     if (!m->layer_index || !m->inv_freq || !m->storage) {
         llama_model_free(m);
-        return badam_fail(err, BADAM_E_NOMEM, "model: cannot allocate %zu bytes of weights",
-                          total);
+        return badam_fail(err, BADAM_E_NOMEM, "model: cannot allocate %zu bytes of weights", total);
     }
     for (int i = 0; i < cfg->n_layers * LLAMA_P_KIND_COUNT; i++) m->layer_index[i] = -1;
     size_t offset = 0;
@@ -162,10 +193,14 @@ badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llam
         llama_param *p = &m->params[i];
         p->data = (char *)m->storage + offset;
         offset += (p->numel * elem + BADAM_ALIGNMENT - 1) / BADAM_ALIGNMENT * BADAM_ALIGNMENT;
-        if (p->layer >= 0) m->layer_index[p->layer * LLAMA_P_KIND_COUNT + p->kind] = i;
-        else if (p->kind == LLAMA_P_EMBED) m->embed = i;
-        else if (p->kind == LLAMA_P_FINAL_NORM) m->final_norm = i;
-        else m->lm_head = i;
+        if (p->layer >= 0)
+            m->layer_index[p->layer * LLAMA_P_KIND_COUNT + p->kind] = i;
+        else if (p->kind == LLAMA_P_EMBED)
+            m->embed = i;
+        else if (p->kind == LLAMA_P_FINAL_NORM)
+            m->final_norm = i;
+        else
+            m->lm_head = i;
     }
     if (cfg->tie_word_embeddings) m->lm_head = m->embed;
     llama_rope_inv_freq(cfg, m->inv_freq);

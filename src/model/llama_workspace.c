@@ -5,17 +5,23 @@
 #include "base/memory.h"
 #include "model/llama_internal.h"
 
-static int max_int(int a, int b) { return a > b ? a : b; }
+static int max_int(int a, int b) {
+    return a > b ? a : b;
+}
 
 /* Allocates n floats, adding to ws->bytes; clears *ok on failure. */
 static float *ws_floats(llama_workspace *ws, size_t n, int *ok) {
     float *p = badam_alloc_array(n, sizeof(float));
-    if (!p) *ok = 0;
-    else ws->bytes += n * sizeof(float);
+    if (!p)
+        *ok = 0;
+    else
+        ws->bytes += n * sizeof(float);
     return p;
 }
 
-static size_t max_rows(const llama_workspace *ws) { return (size_t)ws->max_B * ws->max_T; }
+static size_t max_rows(const llama_workspace *ws) {
+    return (size_t)ws->max_B * ws->max_T;
+}
 
 static int layer_acts_alloc(llama_workspace *ws, layer_acts *a) {
     size_t N = max_rows(ws);
@@ -43,7 +49,7 @@ static size_t layer_acts_floats(const llama_workspace *ws) {
 }
 
 static void layer_acts_release(layer_acts *a) {
-    float **fields[] = {&a->rstd1, &a->xn1,   &a->q,     &a->k,   &a->v,  &a->probs, &a->attn,
+    float **fields[] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->probs, &a->attn,
                         &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         badam_free(*fields[i]);
@@ -81,7 +87,8 @@ badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_wo
     for (int i = 0; i < 3; i++) ws->dbig[i] = ws_floats(ws, N * wide, &ok);
     for (int i = 0; i < 2; i++) ws->dkv[i] = ws_floats(ws, N * ws->KVD, &ok);
     ws->lin_scratch = ws_floats(ws, linear_scratch_floats(max_in), &ok);
-    ws->loss_work = ws_floats(ws, lm_head_loss_workspace_floats(LLAMA_LOSS_CHUNK, ws->C, ws->V), &ok);
+    ws->loss_work =
+        ws_floats(ws, lm_head_loss_workspace_floats(LLAMA_LOSS_CHUNK, ws->C, ws->V), &ok);
     for (int i = 0; i < 4; i++) ws->vec[i] = ws_floats(ws, (size_t)vec, &ok);
     ws->cos_t = ws_floats(ws, (size_t)T * (ws->D / 2), &ok);
     ws->sin_t = ws_floats(ws, (size_t)T * (ws->D / 2), &ok);
@@ -91,8 +98,10 @@ badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_wo
     if (!ok) {
         size_t want = ws->bytes;
         llama_workspace_free(ws);
-        return badam_fail(err, BADAM_E_NOMEM, "workspace: cannot allocate about %zu bytes for "
-                          "a %d x %d batch", want, B, T);
+        return badam_fail(err, BADAM_E_NOMEM,
+                          "workspace: cannot allocate about %zu bytes for "
+                          "a %d x %d batch",
+                          want, B, T);
     }
     rope_tables(ws->cos_t, ws->sin_t, m->inv_freq, T, ws->D / 2);
     *out = ws;
@@ -122,10 +131,10 @@ void llama_workspace_free(llama_workspace *ws) {
     free(ws->saved);
     free(ws->saved_input);
     layer_acts_release(&ws->tmp);
-    float *bufs[] = {ws->ping[0], ws->ping[1], ws->x_final,  ws->rstd_final, ws->xn_final,
-                     ws->dresid,  ws->dxn,     ws->dbig[0],  ws->dbig[1],    ws->dbig[2],
-                     ws->dkv[0],  ws->dkv[1],  ws->lin_scratch, ws->loss_work, ws->vec[0],
-                     ws->vec[1],  ws->vec[2],  ws->vec[3],   ws->cos_t,      ws->sin_t};
+    float *bufs[] = {ws->ping[0], ws->ping[1], ws->x_final,     ws->rstd_final, ws->xn_final,
+                     ws->dresid,  ws->dxn,     ws->dbig[0],     ws->dbig[1],    ws->dbig[2],
+                     ws->dkv[0],  ws->dkv[1],  ws->lin_scratch, ws->loss_work,  ws->vec[0],
+                     ws->vec[1],  ws->vec[2],  ws->vec[3],      ws->cos_t,      ws->sin_t};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) badam_free(bufs[i]);
     badam_free(ws->pos);
     free(ws);
@@ -136,7 +145,8 @@ badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, la
     if (!ws->saved_input[l]) {
         int ok = 1;
         ws->saved_input[l] = ws_floats(ws, max_rows(ws) * ws->C, &ok);
-        if (!ok) return badam_fail(err, BADAM_E_NOMEM, "workspace: layer %d input: out of memory", l);
+        if (!ok)
+            return badam_fail(err, BADAM_E_NOMEM, "workspace: layer %d input: out of memory", l);
     }
     *input = ws->saved_input[l];
     *acts = &ws->tmp;
@@ -166,7 +176,9 @@ void llama_workspace_trim(llama_workspace *ws, const llama_model *m, const llama
     }
 }
 
-size_t llama_workspace_bytes(const llama_workspace *ws) { return ws->bytes; }
+size_t llama_workspace_bytes(const llama_workspace *ws) {
+    return ws->bytes;
+}
 
 llama_counters llama_workspace_counters(const llama_workspace *ws) {
     llama_counters c = {ws->counters.gemm_flops, ws->counters.attention_flops};

@@ -51,8 +51,7 @@ float **fixture_grads_alloc(const llama_model *m) {
 }
 
 void fixture_grads_zero(const llama_model *m, float **grads) {
-    for (int i = 0; i < m->n_params; i++)
-        memset(grads[i], 0, sizeof(float) * m->params[i].numel);
+    for (int i = 0; i < m->n_params; i++) memset(grads[i], 0, sizeof(float) * m->params[i].numel);
 }
 
 void fixture_grads_free(const llama_model *m, float **grads) {
@@ -75,8 +74,8 @@ double fixture_train_step(const llama_model *m, llama_workspace *ws, const llama
     for (int i = 0; i < batch->B * batch->T; i++) n_tok += batch->targets[i] != -100;
     double loss_sum = NAN;
     int counted = 0;
-    badam_status st = llama_forward(m, ws, batch, plan, 1.0f / (float)n_tok, view, &loss_sum,
-                                    &counted, &err);
+    badam_status st =
+        llama_forward(m, ws, batch, plan, 1.0f / (float)n_tok, view, &loss_sum, &counted, &err);
     if (!st) st = llama_backward(m, ws, batch, plan, view, &err);
     free(view);
     if (st) {

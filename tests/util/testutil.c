@@ -13,7 +13,9 @@ int test_result(void) {
     return test_failures ? 1 : 0;
 }
 
-void test_rng_seed(test_rng *rng, uint64_t seed) { rng->state = seed * 0x9E3779B97F4A7C15ull + 1; }
+void test_rng_seed(test_rng *rng, uint64_t seed) {
+    rng->state = seed * 0x9E3779B97F4A7C15ull + 1;
+}
 
 uint32_t test_rng_u32(test_rng *rng) {
     uint64_t x = rng->state;
@@ -24,7 +26,9 @@ uint32_t test_rng_u32(test_rng *rng) {
     return (uint32_t)((x * 0x2545F4914F6CDD1Dull) >> 32);
 }
 
-float test_rng_uniform(test_rng *rng) { return (test_rng_u32(rng) >> 8) * (1.0f / 16777216.0f); }
+float test_rng_uniform(test_rng *rng) {
+    return (test_rng_u32(rng) >> 8) * (1.0f / 16777216.0f);
+}
 
 float test_rng_normal(test_rng *rng) {
     float u1 = test_rng_uniform(rng) + 1e-7f, u2 = test_rng_uniform(rng);

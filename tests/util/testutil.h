@@ -57,8 +57,8 @@ typedef struct test_rng {
 } test_rng;
 void test_rng_seed(test_rng *rng, uint64_t seed);
 uint32_t test_rng_u32(test_rng *rng);
-float test_rng_uniform(test_rng *rng);               /* [0, 1) */
-float test_rng_normal(test_rng *rng);                /* N(0, 1) */
+float test_rng_uniform(test_rng *rng); /* [0, 1) */
+float test_rng_normal(test_rng *rng);  /* N(0, 1) */
 void test_fill_normal(test_rng *rng, float *x, size_t n, float scale);
 
 /* max_i |a-b| / max(max_i |b|, floor): a relative error measure robust to near-zero entries. */

@@ -48,7 +48,8 @@ void embedding_backward(float *dtable, const int32_t *tokens, int n, const float
 
 /* rmsnorm_forward: rstd[i] = 1/sqrt(mean_j x[i,j]^2 + eps);  y[i,j] = x[i,j] * rstd[i] * w[j]
  * (y overwritten; rstd may be NULL when backward will not run; y may alias x) */
-void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int n, int C, float eps);
+void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int n, int C,
+                     float eps);
 
 /* rmsnorm_backward, with xhat = x * rstd and g = dy * w:
  *   dx[i,:] += rstd[i] * (g - xhat * mean_j(g[j] * xhat[j]))

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs dependencies, checks formatting, builds with
+# -Werror, runs every test, then rebuilds with AddressSanitizer + UBSan and runs them again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+echo "== format (clang-format --dry-run) =="
+files=$(git ls-files '*.c' '*.h' 2>/dev/null || find src include cli tests bench -name '*.[ch]')
+clang-format --dry-run --Werror $files
+
+echo "== build (release, -Werror) =="
+BUILD_DIR=build-test bash scripts/build.sh -DBADAM_WERROR=ON
+echo "== tests =="
+ctest --test-dir build-test --output-on-failure -j2 --timeout 600
+
+echo "== build (AddressSanitizer + UBSan) =="
+BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DBADAM_SANITIZE=ON -DBADAM_WERROR=ON
+echo "== tests under sanitizers =="
+# The Python reference runs outside the sanitized process; LeakSanitizer needs ptrace-free runs.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j2 --timeout 900
+echo "== all tests passed =="
