@@ -287,6 +287,7 @@ static const bad_case bad_cases[] = {
     {"surrogate in name", "{\"w\xED\xA0\x80\":" T_("\"F32\"", "[1]", "[0,4]") "}", 4,
      BADAM_E_FORMAT, NULL},
     {"entry not object", "{\"model.norm.weight\": 3}", 0, BADAM_E_FORMAT, "model.norm.weight"},
+    {"control bytes in name", "{\"w\\u001b[2J\": 3}", 0, BADAM_E_FORMAT, "'w?[2J'"},
     {"entry array", "{\"w.arr\": [1]}", 0, BADAM_E_FORMAT, "w.arr"},
     {"dtype missing", "{\"w.nodtype\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, BADAM_E_FORMAT,
      "w.nodtype"},
