@@ -174,6 +174,9 @@ static void test_round_trip(void) {
     uint64_t hlen = read_u64_le(raw);
     CHECK(hlen % 8 == 0 && 8 + hlen <= n);
     CHECK(!memcmp(raw + 8, "{\"__metadata__\":{\"format\":\"pt\"}", 31));
+    for (uint64_t i = 0; i < hlen; i++) /* strict JSON: control characters escaped */
+        CHECKF(raw[8 + i] >= 0x20, "raw control byte 0x%02x in the header", raw[8 + i]);
+    CHECK(raw[8 + hlen - 1] == ' ' || raw[8 + hlen - 1] == '}');
     cJSON *h;
     CHECK_OK(io_parse_json((char *)raw + 8, hlen, "header", &h, &err), &err);
     const cJSON *meta = cJSON_GetObjectItem(h, "__metadata__");
