@@ -438,6 +438,7 @@ static void test_hostile_lengths(void) {
     CHECK(write_st_raw(p, (uint64_t)ST_MAX_HEADER_BYTES + 1, "{}", 0) == 0);
     CHECK(truncate(p, (off_t)ST_MAX_HEADER_BYTES + 64) == 0);
     expect_open_fails(p, BADAM_E_FORMAT, "104857601", "header over the limit");
+    unlink(p);
 
     /* Deep nesting must not exhaust the stack. */
     p = path_in(dir, "deep.safetensors");
