@@ -45,7 +45,8 @@ typedef enum data_format {
     DATA_FORMAT_AUTO = 0, /* decided from the first record */
     DATA_FORMAT_ALPACA,   /* instruction, input, output, optional system, history */
     DATA_FORMAT_SHAREGPT, /* conversations: [{from, value}], roles human/gpt/system */
-    DATA_FORMAT_TOKENIZED /* {"input_ids": [...], "labels": [...]} (labels HF-aligned, -100 masked) */
+    DATA_FORMAT_TOKENIZED /* {"input_ids": [...], "labels": [...]} (labels HF-aligned, -100 masked)
+                           */
 } data_format;
 
 typedef struct data_options {
