@@ -47,7 +47,7 @@ static void test_bf16_logits_and_grads(void) {
     copy_weights(rounded, bf16);
     int32_t tokens[B * T], targets[B * T];
     fixture_batch(&rng, B, T, V, 1, tokens, targets);
-    llama_batch batch = {B, T, tokens, targets};
+    llama_batch batch = {.B = B, .T = T, .tokens = tokens, .targets = targets};
 
     float *l32 = logits_of(f32, &batch), *l16 = logits_of(bf16, &batch);
     float *lr = logits_of(rounded, &batch);
@@ -61,7 +61,7 @@ static void test_bf16_logits_and_grads(void) {
     uint8_t *all = malloc((size_t)f32->n_params);
     memset(all, 1, (size_t)f32->n_params);
     llama_grad_plan plan;
-    llama_plan_for_flags(f32, all, &plan);
+    llama_plan_for_flags(f32, all, 0, &plan);
     float **g32 = fixture_grads_alloc(f32), **g16 = fixture_grads_alloc(bf16);
     llama_workspace *ws32 = NULL, *ws16 = NULL;
     CHECK_OK(llama_workspace_create(f32, B, T, &ws32, &err), &err);

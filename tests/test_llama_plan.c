@@ -29,14 +29,14 @@ static int setup(fixture *f, int tied) {
     test_rng_seed(&rng, 7 + tied);
     fixture_randomize(f->m, &rng, 0.15f);
     fixture_batch(&rng, B, T, V, 1, f->tokens, f->targets);
-    f->batch = (llama_batch){B, T, f->tokens, f->targets};
+    f->batch = (llama_batch){.B = B, .T = T, .tokens = f->tokens, .targets = f->targets};
     f->n_tok = 0;
     for (int i = 0; i < B * T; i++) f->n_tok += f->targets[i] != -100;
     if (llama_workspace_create(f->m, B, T, &f->ws, &err)) return -1;
     f->flags = calloc((size_t)f->m->n_params, 1);
     memset(f->flags, 1, (size_t)f->m->n_params);
     llama_grad_plan plan;
-    llama_plan_for_flags(f->m, f->flags, &plan);
+    llama_plan_for_flags(f->m, f->flags, 0, &plan);
     f->full = fixture_grads_alloc(f->m);
     fixture_train_step(f->m, f->ws, &f->batch, &plan, f->full);
     return 0;
@@ -127,7 +127,7 @@ static void test_full_plan_flops(void) {
     fixture f;
     if (setup(&f, 0)) return;
     llama_grad_plan plan;
-    llama_plan_for_flags(f.m, f.flags, &plan);
+    llama_plan_for_flags(f.m, f.flags, 0, &plan);
     uint64_t head = gemm(f.n_tok, C, V);
     /* forward + full backward: every layer twice more (inputs, weights); head: dh and dW. */
     run_plan(&f, "full", &plan, 3 * L * layer_flops() + 3 * head);
@@ -145,7 +145,7 @@ static void test_badam_layer_plans(void) {
         memset(flags, 0, (size_t)f.m->n_params);
         flag_layer_kinds(&f, flags, l, LLAMA_P_ATTN_NORM, LLAMA_P_DOWN);
         llama_grad_plan plan;
-        llama_plan_for_flags(f.m, flags, &plan);
+        llama_plan_for_flags(f.m, flags, 0, &plan);
         CHECK(plan.lowest_input_grad_layer == l + 1);
         CHECK(llama_plan_first_layer(f.m, &plan) == l);
         /* forward; head dh; layers above l: input gradients only; layer l: weights and the
@@ -180,7 +180,7 @@ static void test_module_plans(void) {
     for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
         memset(flags, 0, (size_t)f.m->n_params);
         flag_layer_kinds(&f, flags, 1, ranges[r][0], ranges[r][1]);
-        llama_plan_for_flags(f.m, flags, &plan);
+        llama_plan_for_flags(f.m, flags, 0, &plan);
         char what[64];
         snprintf(what, sizeof what, "module plan %zu", r);
         run_plan(&f, what, &plan, 0);
@@ -189,7 +189,7 @@ static void test_module_plans(void) {
      * gate/up weight+input GEMMs; nothing of its attention. */
     memset(flags, 0, (size_t)f.m->n_params);
     flag_layer_kinds(&f, flags, 1, LLAMA_P_GATE, LLAMA_P_DOWN);
-    llama_plan_for_flags(f.m, flags, &plan);
+    llama_plan_for_flags(f.m, flags, 0, &plan);
     uint64_t N = B * T, head = gemm(f.n_tok, C, V);
     uint64_t expect = L * layer_flops() + 2 * head + (L - 2) * layer_flops() + gemm(N, I, C) +
                       gemm(N, I, C) + 2 * gemm(N, C, I);
@@ -202,7 +202,7 @@ static void test_lora_like_plan(void) {
     fixture f;
     if (setup(&f, 0)) return;
     uint8_t *flags = calloc((size_t)f.m->n_params, 1);
-    llama_grad_plan plan = {flags, 0, 0};
+    llama_grad_plan plan = {.need_grad = flags, .lowest_input_grad_layer = 0};
     uint64_t head = gemm(f.n_tok, C, V);
     /* No base weight gradients; input gradients through every layer and the head. */
     run_plan(&f, "lora-like", &plan, L * layer_flops() + 2 * head + L * layer_flops());
@@ -219,17 +219,17 @@ static void test_head_and_embedding_plans(void) {
         uint64_t head = gemm(f.n_tok, C, V), fwd = L * layer_flops() + head;
         if (!tied) {
             flags[f.m->lm_head] = 1;
-            llama_plan_for_flags(f.m, flags, &plan);
+            llama_plan_for_flags(f.m, flags, 0, &plan);
             CHECK(plan.lowest_input_grad_layer == L);
             run_plan(&f, "lm_head only", &plan, fwd + head);
             flags[f.m->lm_head] = 0;
         }
         flags[f.m->final_norm] = 1;
-        llama_plan_for_flags(f.m, flags, &plan);
+        llama_plan_for_flags(f.m, flags, 0, &plan);
         run_plan(&f, "final norm only", &plan, fwd + head);
         flags[f.m->final_norm] = 0;
         flags[f.m->embed] = 1;
-        llama_plan_for_flags(f.m, flags, &plan);
+        llama_plan_for_flags(f.m, flags, 0, &plan);
         CHECK(plan.lowest_input_grad_layer == 0);
         run_plan(&f, tied ? "tied embedding" : "embedding", &plan,
                  fwd + head * (tied ? 2 : 1) + L * layer_flops());
@@ -244,7 +244,7 @@ static void test_inconsistent_plans_rejected(void) {
     badam_error err = {0};
     uint8_t *flags = calloc((size_t)f.m->n_params, 1);
     flags[llama_param_index(f.m, 0, LLAMA_P_Q)] = 1;
-    llama_grad_plan plan = {flags, 2, 0}; /* layer 0 flagged, but backward stops at layer 1 */
+    llama_grad_plan plan = {.need_grad = flags, .lowest_input_grad_layer = 2}; /* layer 0 flagged, but backward stops at layer 1 */
     CHECK(llama_plan_check(f.m, &plan, &err) == BADAM_E_INVALID);
     CHECK(strstr(err.message, "model.layers.0.self_attn.q_proj.weight") != NULL);
     plan.lowest_input_grad_layer = L + 1;
@@ -275,7 +275,7 @@ static void test_bad_batch_rejected(void) {
     int32_t tokens[B * T], targets[B * T];
     memcpy(tokens, f.tokens, sizeof tokens);
     memcpy(targets, f.targets, sizeof targets);
-    llama_batch bad = {B, T, tokens, targets};
+    llama_batch bad = {.B = B, .T = T, .tokens = tokens, .targets = targets};
     double loss;
     int n;
     tokens[5] = V;

@@ -89,7 +89,7 @@ static void check_preset(const char *preset, int shards) {
 
     llama_workspace *ws = NULL;
     CHECK_OK(llama_workspace_create(m, bd.B, bd.T, &ws, &err), &err);
-    llama_batch batch = {bd.B, bd.T, bd.tokens, bd.targets};
+    llama_batch batch = {.B = bd.B, .T = bd.T, .tokens = bd.tokens, .targets = bd.targets};
     size_t nlog = (size_t)bd.B * bd.T * m->cfg.vocab_size;
     float *logits = malloc(sizeof(float) * nlog);
     CHECK_OK(llama_forward_logits(m, ws, &batch, logits, &err), &err);
@@ -98,7 +98,7 @@ static void check_preset(const char *preset, int shards) {
     uint8_t *all = malloc((size_t)m->n_params);
     memset(all, 1, (size_t)m->n_params);
     llama_grad_plan plan;
-    llama_plan_for_flags(m, all, &plan);
+    llama_plan_for_flags(m, all, 0, &plan);
     float **grads = fixture_grads_alloc(m);
     for (int recompute = 0; recompute <= 1; recompute++) {
         plan.recompute = recompute;

@@ -346,7 +346,7 @@ typedef struct attention_ctx {
 
 static double attention_loss(void *p) {
     attention_ctx *c = p;
-    attention_forward(c->out, NULL, c->q, c->k, c->v, c->B, c->T, c->Hq, c->Hkv, c->D, NULL);
+    attention_forward(c->out, NULL, c->q, c->k, c->v, c->B, c->T, c->Hq, c->Hkv, c->D, NULL, NULL);
     return dot(c->out, c->r, (size_t)c->B * c->T * c->Hq * c->D);
 }
 
@@ -363,10 +363,10 @@ static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
 
     const uint64_t pairs = (uint64_t)B * Hq * T * (T + 1) / 2;
     op_counters cnt = {0};
-    attention_forward(c.out, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, &cnt);
+    attention_forward(c.out, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
     CHECK(cnt.attention_flops == 4ull * D * pairs);
     CHECK(cnt.gemm_flops == 0);
-    attention_forward(out2, NULL, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL);
+    attention_forward(out2, NULL, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, NULL);
     CHECK(memcmp(out2, c.out, nq * sizeof(float)) == 0);
     int causal = 1, normalised = 1;
     for (size_t row = 0; row < (size_t)B * Hq * T; row++) {
@@ -385,7 +385,7 @@ static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
     /* Outputs are overwritten: start from garbage. */
     float *dq = randn(&rng, nq, 1.0f), *dk = randn(&rng, nkv, 1.0f), *dv = randn(&rng, nkv, 1.0f);
     memset(&cnt, 0, sizeof cnt);
-    attention_backward(dq, dk, dv, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, &cnt);
+    attention_backward(dq, dk, dv, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
     CHECK(cnt.attention_flops == 8ull * D * pairs);
     check_grad("attention dq", dq, c.q, nq, 1e-2f, attention_loss, &c, 5e-4);
     check_grad("attention dk", dk, c.k, nkv, 1e-2f, attention_loss, &c, 5e-4);
@@ -394,11 +394,11 @@ static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
     /* Partial requests compute the same values and count only their products. */
     float *dq2 = randn(&rng, nq, 1.0f), *dv2 = randn(&rng, nkv, 1.0f);
     memset(&cnt, 0, sizeof cnt);
-    attention_backward(dq2, NULL, NULL, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, &cnt);
+    attention_backward(dq2, NULL, NULL, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
     CHECK(cnt.attention_flops == 4ull * D * pairs); /* dP and dq */
     CHECK(memcmp(dq2, dq, nq * sizeof(float)) == 0);
     memset(&cnt, 0, sizeof cnt);
-    attention_backward(NULL, NULL, dv2, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, &cnt);
+    attention_backward(NULL, NULL, dv2, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
     CHECK(cnt.attention_flops == 2ull * D * pairs); /* dv only */
     CHECK(memcmp(dv2, dv, nkv * sizeof(float)) == 0);
 

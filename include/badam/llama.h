@@ -84,6 +84,27 @@ typedef struct llama_param {
 badam_status llama_param_table(const llama_config *cfg, llama_param **params, int *n_params,
                                badam_error *err);
 size_t llama_param_count(const llama_config *cfg); /* total parameters */
+/* Bytes the model's weight storage takes in `dtype` (what llama_model_create allocates). */
+size_t llama_model_storage_bytes(const llama_config *cfg, badam_dtype dtype);
+
+/* LoRA adapters (Hu et al. 2021) on linear layers:
+ *   y = W x + b + scale * B (A drop(x)),  A [r, in], B [out, r], scale = alpha / r,
+ * where drop() zeroes inputs with probability `dropout` and scales the rest by 1/(1-dropout)
+ * while training (the mask is a hash of seed, step, layer, module, row and column, so backward
+ * regenerates it instead of storing it). A and B are fp32. */
+typedef struct llama_lora {
+    int rank;
+    float alpha;
+    float dropout;
+    int training;          /* dropout on */
+    uint64_t dropout_seed; /* set by the trainer */
+    uint64_t dropout_step; /* set by the trainer for each micro-batch */
+    uint32_t targets;      /* bit (1u << kind) for each adapted llama_param_kind */
+    float **A, **B;        /* [n_layers * LLAMA_P_KIND_COUNT]: NULL where not adapted */
+    float **dA, **dB;      /* gradients, accumulated by backward when the plan trains adapters */
+    int n_adapters;
+    size_t n_params; /* total A and B elements */
+} llama_lora;
 
 typedef struct llama_model {
     llama_config cfg;
@@ -94,7 +115,8 @@ typedef struct llama_model {
     int embed, final_norm, lm_head; /* param indices; lm_head == embed when tied */
     void *storage;                  /* one allocation holding every parameter */
     size_t storage_bytes;
-    float *inv_freq; /* [head_dim/2] RoPE frequencies, scaling applied */
+    float *inv_freq;  /* [head_dim/2] RoPE frequencies, scaling applied */
+    llama_lora *lora; /* NULL without adapters */
 } llama_model;
 
 /* Index of the parameter of `kind` in `layer` (layer ignored for global kinds), or -1. */
@@ -117,6 +139,26 @@ badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **
 badam_status llama_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
                               size_t max_shard_bytes, badam_error *err);
 
+/* Attaches LoRA adapters to every linear whose kind is in `targets` (bit 1u << kind; only
+ * Q, K, V, O, GATE, UP, DOWN may be adapted), initialised as PEFT does: A ~ U(-1/sqrt(in),
+ * 1/sqrt(in)) from `seed`, B = 0. Gradient buffers are allocated too. */
+badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float dropout,
+                               uint32_t targets, uint64_t seed, badam_error *err);
+void llama_lora_detach(llama_model *m);
+/* Merges the adapters into the stored weights: W += scale * B A (rounded to the storage dtype). */
+void llama_lora_merge(llama_model *m);
+/* The HF module name of an adapted linear ("model.layers.3.self_attn.q_proj"). */
+void llama_lora_module_name(const llama_model *m, int layer, llama_param_kind kind, char *out,
+                            size_t size);
+/* Saves / loads a PEFT-style adapter folder: adapter_config.json and adapter_model.safetensors
+ * with names base_model.model.<module>.lora_A.weight / lora_B.weight. Loading checks rank,
+ * targets and shapes against the attached adapters. */
+badam_status llama_lora_save(const llama_model *m, const char *dir, const char *base_model,
+                             badam_error *err);
+badam_status llama_lora_load(llama_model *m, const char *dir, badam_error *err);
+/* Parses "q,k,v,o,gate,up,down" (also q_proj, ..., or "all") into a target mask. */
+badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam_error *err);
+
 /* RoPE inverse frequencies [head_dim/2] for a config, with llama3 scaling when configured. */
 void llama_rope_inv_freq(const llama_config *cfg, float *inv_freq);
 
@@ -130,11 +172,19 @@ void llama_rope_inv_freq(const llama_config *cfg, float *inv_freq);
 typedef struct llama_grad_plan {
     const uint8_t *need_grad; /* [n_params] */
     int lowest_input_grad_layer;
-    int recompute; /* keep only each layer's input; recompute its activations in backward */
+    int recompute;      /* keep only each layer's input; recompute its activations in backward */
+    int train_adapters; /* accumulate LoRA gradients (m->lora->dA, dB) of visited layers */
+    /* Called once per flagged parameter as soon as its gradient for this step is complete and
+     * nothing later in backward reads the parameter (LOMO updates in place here and reuses the
+     * gradient buffer). NULL: no calls. */
+    void (*grad_ready)(void *ctx, int param_index);
+    void *grad_ready_ctx;
 } llama_grad_plan;
 
-/* The cheapest plan for a set of flags (lowest_input_grad_layer as high as possible). */
-void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, llama_grad_plan *plan);
+/* The cheapest plan for a set of flags (lowest_input_grad_layer as high as possible); with
+ * train_adapters, every adapted layer counts as flagged. Other fields are zeroed. */
+void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, int train_adapters,
+                          llama_grad_plan *plan);
 /* Checks a plan is consistent (no flagged parameter below what backward visits). */
 badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan, badam_error *err);
 /* The first layer backward enters under a plan (n_layers if none). */
@@ -143,11 +193,15 @@ int llama_plan_first_layer(const llama_model *m, const llama_grad_plan *plan);
 /* ---------------------------------------------------------------- forward / backward */
 
 /* B sequences of T tokens, right-padded. targets[b*T+t] is the token position t predicts, or
- * -100 to leave the position out of the loss (padding, prompt). */
+ * -100 to leave the position out of the loss (padding, prompt). Packed rows hold several
+ * examples: positions (NULL: t) restart in each, and seg_start (NULL: 0) gives the row position
+ * where the example of position t starts; attention never crosses examples. */
 typedef struct llama_batch {
     int B, T;
     const int32_t *tokens;
     const int32_t *targets;
+    const int32_t *positions;
+    const int32_t *seg_start;
 } llama_batch;
 
 /* Work counters (FLOPs actually performed). */
@@ -158,14 +212,26 @@ typedef struct llama_counters {
 
 typedef struct llama_workspace llama_workspace;
 
+/* Memory a workspace holds, by kind, predicted from the config alone. */
+typedef struct llama_workspace_bytes {
+    size_t activations_per_layer; /* saved activations of one layer (without recompute) */
+    size_t input_per_layer;       /* a saved layer input */
+    size_t workspace;             /* everything else (allocated at creation) */
+} llama_workspace_bytes;
+/* lora_rank/lora_adapters: 0 without adapters; else the rank and adapters per layer. */
+llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, int B, int T, int lora_rank,
+                                              int lora_adapters_per_layer);
+/* Activation bytes a forward under `plan` keeps for backward: layers from the first visited. */
+size_t llama_plan_activation_bytes(const llama_model *m, const llama_grad_plan *plan, int B, int T);
+
 /* Workspace for batches up to B x T: activations (allocated per layer when a plan first needs
- * them), scratch, RoPE tables. */
+ * them), scratch, RoPE tables. Adapters must be attached before it is created. */
 badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_workspace **out,
                                     badam_error *err);
 void llama_workspace_free(llama_workspace *ws);
 /* Frees saved activations the plan does not need (plan NULL: all of them). */
 void llama_workspace_trim(llama_workspace *ws, const llama_model *m, const llama_grad_plan *plan);
-size_t llama_workspace_bytes(const llama_workspace *ws);
+size_t llama_workspace_bytes_held(const llama_workspace *ws);
 /* FLOPs performed since the workspace was created or the counters were reset. */
 llama_counters llama_workspace_counters(const llama_workspace *ws);
 void llama_workspace_reset_counters(llama_workspace *ws);

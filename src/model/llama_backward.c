@@ -1,78 +1,106 @@
 /* Llama backward under a gradient plan. Starting from the gradient at the last layer's output
  * (left by llama_forward), each visited layer computes weight gradients only for flagged
  * parameters and input gradients only where something below needs them; layers below the plan's
- * first layer are never touched. */
+ * first layer are never touched. Within a layer, every linear's input gradient is computed before
+ * its weight gradient, so once a weight gradient is done nothing reads that weight again and
+ * plan->grad_ready may update it in place (LOMO). */
 #include <string.h>
 
 #include "model/llama_internal.h"
 
-static float *grad_of(const llama_model *m, const llama_grad_plan *plan, float **grads, int l,
-                      llama_param_kind kind) {
-    int idx = llama_param_index(m, l, kind);
-    return llama_plan_flag(m, plan, idx) ? grads[idx] : NULL;
+typedef struct layer_ctx {
+    const llama_model *m;
+    llama_workspace *ws;
+    const llama_grad_plan *plan;
+    float **grads;
+    int l;
+    const layer_acts *a;
+} layer_ctx;
+
+static float *grad_of(const layer_ctx *c, llama_param_kind kind) {
+    int idx = llama_param_index(c->m, c->l, kind);
+    return llama_plan_flag(c->m, c->plan, idx) ? c->grads[idx] : NULL;
 }
 
-static const void *weight(const llama_model *m, int l, llama_param_kind kind) {
-    return m->params[llama_param_index(m, l, kind)].data;
+static void ready(const layer_ctx *c, llama_param_kind kind) {
+    int idx = llama_param_index(c->m, c->l, kind);
+    if (c->plan->grad_ready && llama_plan_flag(c->m, c->plan, idx))
+        c->plan->grad_ready(c->plan->grad_ready_ctx, idx);
 }
+
+static const void *weight(const layer_ctx *c, llama_param_kind kind) {
+    return c->m->params[llama_param_index(c->m, c->l, kind)].data;
+}
+
+/* One linear y = W x (+ b) (+ adapter): dx += dy W (and the adapter's part) when dx != NULL; the
+ * adapter's gradients when trained; then W's and b's gradients when flagged, and grad_ready. */
+static void linear_back(const layer_ctx *c, llama_param_kind kind, llama_param_kind bias,
+                        const float *dy, const float *x, float *dx, int in, int out) {
+    int N = c->ws->B * c->ws->T;
+    op_counters *oc = &c->ws->counters;
+    if (dx)
+        linear_backward_input(dx, dy, weight(c, kind), c->m->dtype, N, in, out,
+                              c->ws->lin_scratch, oc);
+    llama_lora_backward(c->m, c->ws, c->l, kind, dy, x, c->a->lora_u[kind], dx,
+                        llama_plan_trains_adapter(c->m, c->plan, c->l, kind), in, out);
+    float *dw = grad_of(c, kind), *db = bias == LLAMA_P_KIND_COUNT ? NULL : grad_of(c, bias);
+    if (dw || db) linear_backward_weight(dw, db, dy, x, N, in, out, oc);
+    ready(c, kind);
+    if (bias != LLAMA_P_KIND_COUNT) ready(c, bias);
+}
+
+#define NO_BIAS LLAMA_P_KIND_COUNT
 
 /* Backward of one layer. On entry ws->dresid holds dL/dy; on return, when need_dx, dL/dx. */
-static void layer_backward(const llama_model *m, llama_workspace *ws, const llama_grad_plan *plan,
-                           float **grads, int l, const layer_acts *a, const float *x) {
+static void layer_backward(const layer_ctx *c, const float *x) {
+    llama_workspace *ws = c->ws;
+    const layer_acts *a = c->a;
     int N = ws->B * ws->T, C = ws->C, QD = ws->QD, KVD = ws->KVD, I = ws->I;
-    badam_dtype dt = m->dtype;
-    float *scratch = ws->lin_scratch, *dres = ws->dresid;
-    op_counters *oc = &ws->counters;
-#define G(kind) grad_of(m, plan, grads, l, kind)
-
-    layer_grad_parts parts = llama_layer_grad_parts(m, plan, l);
+    float *dres = ws->dresid;
+    layer_grad_parts parts = llama_layer_grad_parts(c->m, c->plan, c->l);
 
     /* MLP: y = x_mid + down(h), h = silu(gate) * up, gate/up = W xn2. dres is dL/dy = the
      * residual part of dL/dx_mid. */
     float *dh = ws->dbig[0], *dgate = ws->dbig[1], *dup = ws->dbig[2];
-    if (G(LLAMA_P_DOWN)) linear_backward_weight(G(LLAMA_P_DOWN), NULL, dres, a->h, N, I, C, oc);
+    if (parts.mlp_inner) memset(dh, 0, sizeof(float) * (size_t)N * I);
+    linear_back(c, LLAMA_P_DOWN, NO_BIAS, dres, a->h, parts.mlp_inner ? dh : NULL, I, C);
     if (parts.mlp_inner) {
-        memset(dh, 0, sizeof(float) * (size_t)N * I);
-        linear_backward_input(dh, dres, weight(m, l, LLAMA_P_DOWN), dt, N, I, C, scratch, oc);
         swiglu_backward(dgate, dup, dh, a->gate, a->up, (size_t)N * I);
-        if (G(LLAMA_P_GATE))
-            linear_backward_weight(G(LLAMA_P_GATE), NULL, dgate, a->xn2, N, C, I, oc);
-        if (G(LLAMA_P_UP)) linear_backward_weight(G(LLAMA_P_UP), NULL, dup, a->xn2, N, C, I, oc);
+        float *dxn2 = parts.need_dxn2 ? ws->dxn : NULL;
+        if (dxn2) memset(dxn2, 0, sizeof(float) * (size_t)N * C);
+        linear_back(c, LLAMA_P_GATE, NO_BIAS, dgate, a->xn2, dxn2, C, I);
+        linear_back(c, LLAMA_P_UP, NO_BIAS, dup, a->xn2, dxn2, C, I);
     }
     if (parts.need_dxn2) {
-        memset(ws->dxn, 0, sizeof(float) * (size_t)N * C);
-        linear_backward_input(ws->dxn, dgate, weight(m, l, LLAMA_P_GATE), dt, N, C, I, scratch, oc);
-        linear_backward_input(ws->dxn, dup, weight(m, l, LLAMA_P_UP), dt, N, C, I, scratch, oc);
-        const float *w2 = llama_param_f32(m, ws, llama_param_index(m, l, LLAMA_P_MLP_NORM), 0);
-        rmsnorm_backward(parts.need_dxmid ? dres : NULL, G(LLAMA_P_MLP_NORM), ws->dxn, a->x_mid, w2,
-                         a->rstd2, N, C);
+        int idx = llama_param_index(c->m, c->l, LLAMA_P_MLP_NORM);
+        const float *w2 = llama_param_f32(c->m, ws, idx, 0);
+        rmsnorm_backward(parts.need_dxmid ? dres : NULL, grad_of(c, LLAMA_P_MLP_NORM), ws->dxn,
+                         a->x_mid, w2, a->rstd2, N, C);
+        ready(c, LLAMA_P_MLP_NORM);
     }
+
     /* dres is now dL/dx_mid (when needed). Attention: x_mid = x + o(attn). */
-    if (G(LLAMA_P_O) || G(LLAMA_P_O_BIAS))
-        linear_backward_weight(G(LLAMA_P_O), G(LLAMA_P_O_BIAS), dres, a->attn, N, QD, C, oc);
-    if (!parts.attn_inner) return;
     float *dattn = ws->dbig[0], *dq = ws->dbig[1], *dk = ws->dkv[0], *dv = ws->dkv[1];
-    memset(dattn, 0, sizeof(float) * (size_t)N * QD);
-    linear_backward_input(dattn, dres, weight(m, l, LLAMA_P_O), dt, N, QD, C, scratch, oc);
-    attention_backward(dq, dk, dv, dattn, a->probs, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv,
-                       ws->D, oc);
+    if (parts.attn_inner) memset(dattn, 0, sizeof(float) * (size_t)N * QD);
+    linear_back(c, LLAMA_P_O, LLAMA_P_O_BIAS, dres, a->attn, parts.attn_inner ? dattn : NULL, QD,
+                C);
+    if (!parts.attn_inner) return;
+    attention_backward(dq, dk, dv, dattn, a->probs, a->q, a->k, a->v, ws->B, ws->T, ws->Hq,
+                       ws->Hkv, ws->D, ws->seg_start, &ws->counters);
     rope_backward(dq, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
     rope_backward(dk, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
-    if (G(LLAMA_P_Q) || G(LLAMA_P_Q_BIAS))
-        linear_backward_weight(G(LLAMA_P_Q), G(LLAMA_P_Q_BIAS), dq, a->xn1, N, C, QD, oc);
-    if (G(LLAMA_P_K) || G(LLAMA_P_K_BIAS))
-        linear_backward_weight(G(LLAMA_P_K), G(LLAMA_P_K_BIAS), dk, a->xn1, N, C, KVD, oc);
-    if (G(LLAMA_P_V) || G(LLAMA_P_V_BIAS))
-        linear_backward_weight(G(LLAMA_P_V), G(LLAMA_P_V_BIAS), dv, a->xn1, N, C, KVD, oc);
-    if (!parts.need_dx && !G(LLAMA_P_ATTN_NORM)) return;
-    memset(ws->dxn, 0, sizeof(float) * (size_t)N * C);
-    linear_backward_input(ws->dxn, dq, weight(m, l, LLAMA_P_Q), dt, N, C, QD, scratch, oc);
-    linear_backward_input(ws->dxn, dk, weight(m, l, LLAMA_P_K), dt, N, C, KVD, scratch, oc);
-    linear_backward_input(ws->dxn, dv, weight(m, l, LLAMA_P_V), dt, N, C, KVD, scratch, oc);
-    const float *w1 = llama_param_f32(m, ws, llama_param_index(m, l, LLAMA_P_ATTN_NORM), 0);
-    rmsnorm_backward(parts.need_dx ? dres : NULL, G(LLAMA_P_ATTN_NORM), ws->dxn, x, w1, a->rstd1, N,
-                     C);
-#undef G
+    int need_dxn1 = parts.need_dx || llama_plan_kind_active(c->m, c->plan, c->l, LLAMA_P_ATTN_NORM);
+    float *dxn1 = need_dxn1 ? ws->dxn : NULL;
+    if (dxn1) memset(dxn1, 0, sizeof(float) * (size_t)N * C);
+    linear_back(c, LLAMA_P_Q, LLAMA_P_Q_BIAS, dq, a->xn1, dxn1, C, QD);
+    linear_back(c, LLAMA_P_K, LLAMA_P_K_BIAS, dk, a->xn1, dxn1, C, KVD);
+    linear_back(c, LLAMA_P_V, LLAMA_P_V_BIAS, dv, a->xn1, dxn1, C, KVD);
+    if (!need_dxn1) return;
+    int idx = llama_param_index(c->m, c->l, LLAMA_P_ATTN_NORM);
+    const float *w1 = llama_param_f32(c->m, ws, idx, 0);
+    rmsnorm_backward(parts.need_dx ? dres : NULL, grad_of(c, LLAMA_P_ATTN_NORM), ws->dxn, x, w1,
+                     a->rstd1, N, C);
+    ready(c, LLAMA_P_ATTN_NORM);
 }
 
 badam_status llama_backward(const llama_model *m, llama_workspace *ws, const llama_batch *batch,
@@ -90,10 +118,13 @@ badam_status llama_backward(const llama_model *m, llama_workspace *ws, const lla
             llama_layer_forward(m, ws, l, &ws->tmp, x, y);
             acts = &ws->tmp;
         }
-        layer_backward(m, ws, plan, grads, l, acts, x);
+        layer_ctx c = {m, ws, plan, grads, l, acts};
+        layer_backward(&c, x);
     }
-    if (llama_plan_flag(m, plan, m->embed))
+    if (llama_plan_flag(m, plan, m->embed)) {
         embedding_backward(grads[m->embed], batch->tokens, ws->B * ws->T, ws->dresid, ws->C);
+        if (plan->grad_ready) plan->grad_ready(plan->grad_ready_ctx, m->embed);
+    }
     ws->forward_plan_first_layer = -1; /* activations are consumed */
     return BADAM_OK;
 }

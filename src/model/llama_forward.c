@@ -25,24 +25,31 @@ void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer
     rmsnorm_forward(a->xn1, a->rstd1, x, small(m, ws, l, LLAMA_P_ATTN_NORM, 0), N, C, eps);
     linear_forward(a->q, a->xn1, weight(m, l, LLAMA_P_Q), dt, small(m, ws, l, LLAMA_P_Q_BIAS, 1), N,
                    C, QD, scratch, oc);
+    llama_lora_forward(m, ws, l, LLAMA_P_Q, a->q, a->xn1, a->lora_u[LLAMA_P_Q], C, QD);
     linear_forward(a->k, a->xn1, weight(m, l, LLAMA_P_K), dt, small(m, ws, l, LLAMA_P_K_BIAS, 1), N,
                    C, KVD, scratch, oc);
+    llama_lora_forward(m, ws, l, LLAMA_P_K, a->k, a->xn1, a->lora_u[LLAMA_P_K], C, KVD);
     linear_forward(a->v, a->xn1, weight(m, l, LLAMA_P_V), dt, small(m, ws, l, LLAMA_P_V_BIAS, 1), N,
                    C, KVD, scratch, oc);
+    llama_lora_forward(m, ws, l, LLAMA_P_V, a->v, a->xn1, a->lora_u[LLAMA_P_V], C, KVD);
     rope_forward(a->q, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
     rope_forward(a->k, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
     attention_forward(a->attn, a->probs, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv, ws->D,
-                      oc);
+                      ws->seg_start, oc);
     linear_forward(y, a->attn, weight(m, l, LLAMA_P_O), dt, small(m, ws, l, LLAMA_P_O_BIAS, 1), N,
                    QD, C, scratch, oc);
+    llama_lora_forward(m, ws, l, LLAMA_P_O, y, a->attn, a->lora_u[LLAMA_P_O], QD, C);
     size_t NC = (size_t)N * C;
     for (size_t i = 0; i < NC; i++) a->x_mid[i] = x[i] + y[i];
 
     rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, small(m, ws, l, LLAMA_P_MLP_NORM, 0), N, C, eps);
     linear_forward(a->gate, a->xn2, weight(m, l, LLAMA_P_GATE), dt, NULL, N, C, I, scratch, oc);
+    llama_lora_forward(m, ws, l, LLAMA_P_GATE, a->gate, a->xn2, a->lora_u[LLAMA_P_GATE], C, I);
     linear_forward(a->up, a->xn2, weight(m, l, LLAMA_P_UP), dt, NULL, N, C, I, scratch, oc);
+    llama_lora_forward(m, ws, l, LLAMA_P_UP, a->up, a->xn2, a->lora_u[LLAMA_P_UP], C, I);
     swiglu_forward(a->h, a->gate, a->up, (size_t)N * I);
     linear_forward(y, a->h, weight(m, l, LLAMA_P_DOWN), dt, NULL, N, I, C, scratch, oc);
+    llama_lora_forward(m, ws, l, LLAMA_P_DOWN, y, a->h, a->lora_u[LLAMA_P_DOWN], I, C);
     for (size_t i = 0; i < NC; i++) y[i] += a->x_mid[i];
 }
 
@@ -72,9 +79,17 @@ static badam_status begin_batch(const llama_model *m, llama_workspace *ws, const
                               "batch: target %d at sequence %d position %d is outside the "
                               "vocabulary [0, %d) and is not -100",
                               tgt, i / T, i % T, V);
+        int32_t pos = batch->positions ? batch->positions[i] : i % T;
+        int32_t seg = batch->seg_start ? batch->seg_start[i] : 0;
+        if (pos < 0 || pos >= ws->max_pos || seg < 0 || seg > i % T)
+            return badam_fail(err, BADAM_E_SHAPE,
+                              "batch: position %d / segment start %d at sequence %d position %d "
+                              "is out of range",
+                              pos, seg, i / T, i % T);
     }
     ws->B = B, ws->T = T;
-    for (int i = 0; i < B * T; i++) ws->pos[i] = i % T;
+    for (int i = 0; i < B * T; i++) ws->pos[i] = batch->positions ? batch->positions[i] : i % T;
+    ws->seg_start = batch->seg_start;
     return BADAM_OK;
 }
 
@@ -161,10 +176,13 @@ badam_status llama_forward(const llama_model *m, llama_workspace *ws, const llam
     *loss_sum = lm_head_loss(need_dh ? ws->dxn : NULL, dhead, ws->xn_final,
                              m->params[m->lm_head].data, m->dtype, batch->targets, N, C, ws->V,
                              LLAMA_LOSS_CHUNK, grad_scale, ws->loss_work, n_tokens, &ws->counters);
+    if (dhead && plan->grad_ready && m->lm_head != m->embed)
+        plan->grad_ready(plan->grad_ready_ctx, m->lm_head);
     if (need_dh) {
         memset(ws->dresid, 0, sizeof(float) * (size_t)N * C);
         rmsnorm_backward(first < L ? ws->dresid : NULL, norm_flag ? grads[m->final_norm] : NULL,
                          ws->dxn, ws->x_final, norm_w, ws->rstd_final, N, C);
+        if (norm_flag && plan->grad_ready) plan->grad_ready(plan->grad_ready_ctx, m->final_norm);
     }
     if (plan) {
         ws->forward_plan_first_layer = first;

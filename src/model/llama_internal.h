@@ -23,11 +23,22 @@ typedef struct layer_acts {
     float *gate;  /* [N,I] */
     float *up;    /* [N,I] */
     float *h;     /* [N,I] silu(gate) * up, down_proj input */
+    float *lora_u[LLAMA_P_KIND_COUNT]; /* [N,r] A drop(x) of each adapter (into lora_block) */
+    float *lora_block;
 } layer_acts;
+
+/* Float counts of every workspace buffer (llama_workspace.c). */
+typedef struct ws_layout {
+    size_t N, C, QD, KVD, I, V, Hq, T, half, r, adapters;
+    size_t acts[14]; /* one layer's saved activations: 13 tensors + the LoRA block */
+    size_t input;    /* a saved layer input */
+    size_t scratch[24];
+    int n_scratch;
+} ws_layout;
 
 struct llama_workspace {
     int max_B, max_T;
-    int C, QD, KVD, I, V, L, Hq, Hkv, D;
+    int C, QD, KVD, I, V, L, Hq, Hkv, D, max_pos;
     int B, T;             /* the current batch */
     layer_acts **saved;   /* [L] activations kept for backward (NULL until a plan needs them) */
     float **saved_input;  /* [L] layer inputs kept for backward */
@@ -45,10 +56,17 @@ struct llama_workspace {
     float *vec[4];        /* fp32 copies of norm weights and biases */
     float *cos_t, *sin_t; /* [max_T, head_dim/2] */
     int32_t *pos;         /* [N] position of each row */
+    const int32_t *seg_start; /* current batch's, or NULL */
+    float *lora_du;       /* [N,r] */
+    float *lora_x;        /* [N, max in]: dropped-out adapter input */
+    float *lora_tmp;      /* [N, max(in, out)] */
+    int lora_rank, lora_adapters; /* adapters per layer */
     size_t bytes;         /* everything allocated, for accounting */
     int forward_plan_first_layer; /* first layer kept by the last forward; -1 none */
     int forward_recompute;
     op_counters counters;
+    ws_layout layout;
+    const llama_model *model;
 };
 
 /* fp32 view of a small parameter (norm weight, bias): the data itself when stored in fp32, else
@@ -59,6 +77,15 @@ const float *llama_param_f32(const llama_model *m, llama_workspace *ws, int idx,
 badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, layer_acts **acts,
                                    float **input, badam_error *err);
 
+/* LoRA: after y = W x, adds scale * B (A drop(x)) to y and keeps A drop(x) in u. */
+void llama_lora_forward(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
+                        float *y, const float *x, float *u, int in, int out);
+/* LoRA backward given dy: dB += scale dy^T u, dA += (scale dy B)^T drop(x) (when train), and
+ * dx += drop'(scale dy B A) (when dx != NULL). */
+void llama_lora_backward(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
+                         const float *dy, const float *x, const float *u, float *dx, int train,
+                         int in, int out);
+
 /* One transformer layer forward: x [N,C] -> y [N,C] (y must not alias x), filling acts. */
 void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer_acts *acts,
                          const float *x, float *y);
@@ -67,6 +94,14 @@ void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer
 int llama_plan_layer_flags(const llama_model *m, const llama_grad_plan *plan, int l,
                            llama_param_kind first, llama_param_kind last);
 int llama_plan_flag(const llama_model *m, const llama_grad_plan *plan, int idx);
+/* Index into m->lora->A/B of the adapter on (layer, kind), or -1. */
+int llama_adapter_index(const llama_model *m, int l, llama_param_kind kind);
+/* 1 when the plan trains the adapter on (layer, kind). */
+int llama_plan_trains_adapter(const llama_model *m, const llama_grad_plan *plan, int l,
+                              llama_param_kind kind);
+/* 1 when the parameter of (layer, kind) is flagged or its adapter is trained. */
+int llama_plan_kind_active(const llama_model *m, const llama_grad_plan *plan, int l,
+                           llama_param_kind kind);
 
 /* Which parts of one layer's backward a plan needs (shared by backward and the FLOP count). */
 typedef struct layer_grad_parts {

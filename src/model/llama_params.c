@@ -132,6 +132,16 @@ badam_status llama_param_table(const llama_config *cfg, llama_param **params, in
     return BADAM_OK;
 }
 
+size_t llama_model_storage_bytes(const llama_config *cfg, badam_dtype dtype) {
+    llama_param *p;
+    int n;
+    if (llama_param_table(cfg, &p, &n, NULL) != BADAM_OK) return 0;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += badam_alloc_size(p[i].numel * badam_dtype_size(dtype));
+    free(p);
+    return badam_alloc_size(total);
+}
+
 size_t llama_param_count(const llama_config *cfg) {
     llama_param *p;
     int n;
@@ -177,12 +187,9 @@ badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llam
     m->layer_index = malloc(sizeof(int) * (size_t)cfg->n_layers * LLAMA_P_KIND_COUNT);
     m->inv_freq = malloc(sizeof(float) * (size_t)(cfg->head_dim / 2));
     size_t elem = badam_dtype_size(dtype), total = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        size_t bytes = m->params[i].numel * elem;
-        total += (bytes + BADAM_ALIGNMENT - 1) / BADAM_ALIGNMENT * BADAM_ALIGNMENT;
-    }
+    for (int i = 0; i < m->n_params; i++) total += badam_alloc_size(m->params[i].numel * elem);
     m->storage_bytes = total;
-    m->storage = badam_alloc(total);
+    m->storage = badam_alloc_in(BADAM_MEM_WEIGHTS, total);
     if (!m->layer_index || !m->inv_freq || !m->storage) {
         llama_model_free(m);
         return badam_fail(err, BADAM_E_NOMEM, "model: cannot allocate %zu bytes of weights", total);
@@ -192,7 +199,7 @@ badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llam
     for (int i = 0; i < m->n_params; i++) {
         llama_param *p = &m->params[i];
         p->data = (char *)m->storage + offset;
-        offset += (p->numel * elem + BADAM_ALIGNMENT - 1) / BADAM_ALIGNMENT * BADAM_ALIGNMENT;
+        offset += badam_alloc_size(p->numel * elem);
         if (p->layer >= 0)
             m->layer_index[p->layer * LLAMA_P_KIND_COUNT + p->kind] = i;
         else if (p->kind == LLAMA_P_EMBED)
@@ -210,6 +217,7 @@ badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llam
 
 void llama_model_free(llama_model *m) {
     if (!m) return;
+    llama_lora_detach(m);
     badam_free(m->storage);
     free(m->params);
     free(m->layer_index);

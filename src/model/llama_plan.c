@@ -1,4 +1,6 @@
 /* The gradient plan: which parameters get gradients and how far down backward goes. */
+#include <string.h>
+
 #include "model/llama_internal.h"
 
 int llama_plan_flag(const llama_model *m, const llama_grad_plan *plan, int idx) {
@@ -6,10 +8,26 @@ int llama_plan_flag(const llama_model *m, const llama_grad_plan *plan, int idx) 
     return idx >= 0 && plan && plan->need_grad[idx];
 }
 
+int llama_adapter_index(const llama_model *m, int l, llama_param_kind kind) {
+    if (!m->lora || !(m->lora->targets & (1u << kind))) return -1;
+    return l * LLAMA_P_KIND_COUNT + (int)kind;
+}
+
+int llama_plan_trains_adapter(const llama_model *m, const llama_grad_plan *plan, int l,
+                              llama_param_kind kind) {
+    return plan && plan->train_adapters && llama_adapter_index(m, l, kind) >= 0;
+}
+
+int llama_plan_kind_active(const llama_model *m, const llama_grad_plan *plan, int l,
+                           llama_param_kind kind) {
+    return llama_plan_flag(m, plan, llama_param_index(m, l, kind)) ||
+           llama_plan_trains_adapter(m, plan, l, kind);
+}
+
 int llama_plan_layer_flags(const llama_model *m, const llama_grad_plan *plan, int l,
                            llama_param_kind first, llama_param_kind last) {
     for (int k = first; k <= (int)last; k++)
-        if (llama_plan_flag(m, plan, llama_param_index(m, l, (llama_param_kind)k))) return 1;
+        if (llama_plan_kind_active(m, plan, l, (llama_param_kind)k)) return 1;
     return 0;
 }
 
@@ -17,9 +35,11 @@ static int layer_flagged(const llama_model *m, const llama_grad_plan *plan, int 
     return llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_DOWN);
 }
 
-void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, llama_grad_plan *plan) {
+void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, int train_adapters,
+                          llama_grad_plan *plan) {
+    memset(plan, 0, sizeof *plan);
     plan->need_grad = need_grad;
-    plan->recompute = 0;
+    plan->train_adapters = train_adapters;
     int L = m->cfg.n_layers;
     plan->lowest_input_grad_layer = L;
     if (need_grad[m->embed]) {
@@ -39,13 +59,12 @@ int llama_plan_first_layer(const llama_model *m, const llama_grad_plan *plan) {
     return low;
 }
 
-badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan, badam_error *err) {
+badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan,
+                              badam_error *err) {
     int L = m->cfg.n_layers, low = plan->lowest_input_grad_layer;
     if (low < 0 || low > L)
         return badam_fail(err, BADAM_E_INVALID,
-                          "gradient plan: lowest_input_grad_layer %d is "
-                          "outside [0, %d]",
-                          low, L);
+                          "gradient plan: lowest_input_grad_layer %d is outside [0, %d]", low, L);
     if (plan->need_grad[m->embed] && low != 0)
         return badam_fail(err, BADAM_E_INVALID,
                           "gradient plan: '%s' needs a gradient, so lowest_input_grad_layer must "
@@ -59,19 +78,27 @@ badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan,
                               "%d (lowest_input_grad_layer %d)",
                               m->params[i].name, low - 1, low);
     }
+    for (int l = 0; l < low - 1; l++)
+        if (layer_flagged(m, plan, l))
+            return badam_fail(err, BADAM_E_INVALID,
+                              "gradient plan: layer %d has adapters to train but "
+                              "backward stops at layer %d (lowest_input_grad_layer %d)",
+                              l, low - 1, low);
+    if (plan->train_adapters && (!m->lora || !m->lora->dA))
+        return badam_fail(err, BADAM_E_INVALID,
+                          "gradient plan: train_adapters is set but the model has no adapters");
     return BADAM_OK;
 }
 
 layer_grad_parts llama_layer_grad_parts(const llama_model *m, const llama_grad_plan *plan, int l) {
     layer_grad_parts g;
-    int flag_norm2 = llama_plan_flag(m, plan, llama_param_index(m, l, LLAMA_P_MLP_NORM));
-    int flag_gate_up = llama_plan_layer_flags(m, plan, l, LLAMA_P_GATE, LLAMA_P_UP);
     g.need_dx = l >= plan->lowest_input_grad_layer;
     g.need_dxmid =
         g.need_dx || llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_O_BIAS);
-    g.need_dxn2 = g.need_dxmid || flag_norm2;
-    g.mlp_inner = g.need_dxn2 || flag_gate_up;
-    g.attn_inner = g.need_dx || llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_V) ||
+    g.need_dxn2 = g.need_dxmid || llama_plan_kind_active(m, plan, l, LLAMA_P_MLP_NORM);
+    g.mlp_inner = g.need_dxn2 || llama_plan_layer_flags(m, plan, l, LLAMA_P_GATE, LLAMA_P_UP);
+    g.attn_inner = g.need_dx ||
+                   llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_V) ||
                    llama_plan_layer_flags(m, plan, l, LLAMA_P_Q_BIAS, LLAMA_P_V_BIAS);
     return g;
 }

@@ -1,60 +1,110 @@
-/* Workspace of the Llama forward/backward: activations, gradient temporaries, scratch. */
+/* Workspace of the Llama forward/backward: activations, gradient temporaries, scratch. Sizes come
+ * from one table (ws_layout) so that llama_workspace_predict reports exactly what is allocated. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/memory.h"
 #include "model/llama_internal.h"
 
-static int max_int(int a, int b) {
-    return a > b ? a : b;
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, int adapters) {
+    ws_layout w;
+    memset(&w, 0, sizeof w);
+    w.N = (size_t)B * T, w.C = c->hidden_size, w.I = c->intermediate_size, w.V = c->vocab_size;
+    w.QD = (size_t)c->n_heads * c->head_dim, w.KVD = (size_t)c->n_kv_heads * c->head_dim;
+    w.Hq = c->n_heads, w.T = T, w.half = c->head_dim / 2;
+    w.r = lora_rank, w.adapters = adapters;
+    size_t N = w.N;
+    const size_t acts[14] = {N,          N * w.C, N * w.QD, N * w.KVD, N * w.KVD,
+                             N * w.Hq * w.T,       N * w.QD, N * w.C,  N,
+                             N * w.C,    N * w.I, N * w.I,  N * w.I,   N * w.r * w.adapters};
+    memcpy(w.acts, acts, sizeof acts);
+    w.input = N * w.C;
+    size_t wide = max_sz(w.I, w.QD), max_in = max_sz(max_sz(w.C, w.I), w.QD);
+    size_t vec = max_sz(w.C, w.QD), max_out = max_sz(max_in, w.KVD);
+    size_t *s = w.scratch;
+    int n = 0;
+    s[n++] = N * w.C; /* ping[0] */
+    s[n++] = N * w.C; /* ping[1] */
+    s[n++] = N * w.C; /* x_final */
+    s[n++] = N;       /* rstd_final */
+    s[n++] = N * w.C; /* xn_final */
+    s[n++] = N * w.C; /* dresid */
+    s[n++] = N * w.C; /* dxn */
+    for (int i = 0; i < 3; i++) s[n++] = N * wide; /* dbig */
+    for (int i = 0; i < 2; i++) s[n++] = N * w.KVD; /* dkv */
+    s[n++] = linear_scratch_floats((int)max_in);
+    s[n++] = lm_head_loss_workspace_floats(LLAMA_LOSS_CHUNK, (int)w.C, (int)w.V);
+    for (int i = 0; i < 4; i++) s[n++] = vec; /* vec */
+    s[n++] = (size_t)T * w.half;             /* cos_t */
+    s[n++] = (size_t)T * w.half;             /* sin_t */
+    s[n++] = N;                              /* pos (int32) */
+    s[n++] = adapters ? N * w.r : 0;         /* lora_du */
+    s[n++] = adapters ? N * max_in : 0;      /* lora_x */
+    s[n++] = adapters ? N * max_out : 0;     /* lora_tmp */
+    w.n_scratch = n;
+    return w;
 }
 
-/* Allocates n floats, adding to ws->bytes; clears *ok on failure. */
-static float *ws_floats(llama_workspace *ws, size_t n, int *ok) {
-    float *p = badam_alloc_array(n, sizeof(float));
-    if (!p)
-        *ok = 0;
-    else
-        ws->bytes += n * sizeof(float);
+static size_t bytes_of(size_t floats) { return floats ? badam_alloc_size(floats * 4) : 0; }
+
+llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, int B, int T, int lora_rank,
+                                              int lora_adapters_per_layer) {
+    ws_layout w = layout_of(cfg, B, T, lora_rank, lora_adapters_per_layer);
+    llama_workspace_bytes b = {0, bytes_of(w.input), 0};
+    for (int i = 0; i < 14; i++) b.activations_per_layer += bytes_of(w.acts[i]);
+    for (int i = 0; i < w.n_scratch; i++) b.workspace += bytes_of(w.scratch[i]);
+    b.workspace += b.activations_per_layer; /* the shared layer (ws->tmp) */
+    return b;
+}
+
+/* Allocates n floats in `cat` (NULL for n == 0), adding to ws->bytes; clears *ok on failure. */
+static float *ws_floats(llama_workspace *ws, badam_mem_category cat, size_t n, int *ok) {
+    if (n == 0) return NULL;
+    float *p = badam_alloc_array_in(cat, n, sizeof(float));
+    if (!p) *ok = 0;
+    else ws->bytes += bytes_of(n);
     return p;
 }
 
-static size_t max_rows(const llama_workspace *ws) {
-    return (size_t)ws->max_B * ws->max_T;
+static int adapted(const llama_model *m, int kind) {
+    return m->lora && (m->lora->targets & (1u << kind));
 }
 
-static int layer_acts_alloc(llama_workspace *ws, layer_acts *a) {
-    size_t N = max_rows(ws);
+static int layer_acts_alloc(llama_workspace *ws, const ws_layout *w, layer_acts *a,
+                            badam_mem_category cat) {
     int ok = 1;
-    a->rstd1 = ws_floats(ws, N, &ok);
-    a->xn1 = ws_floats(ws, N * ws->C, &ok);
-    a->q = ws_floats(ws, N * ws->QD, &ok);
-    a->k = ws_floats(ws, N * ws->KVD, &ok);
-    a->v = ws_floats(ws, N * ws->KVD, &ok);
-    a->probs = ws_floats(ws, N * (size_t)ws->Hq * ws->max_T, &ok);
-    a->attn = ws_floats(ws, N * ws->QD, &ok);
-    a->x_mid = ws_floats(ws, N * ws->C, &ok);
-    a->rstd2 = ws_floats(ws, N, &ok);
-    a->xn2 = ws_floats(ws, N * ws->C, &ok);
-    a->gate = ws_floats(ws, N * ws->I, &ok);
-    a->up = ws_floats(ws, N * ws->I, &ok);
-    a->h = ws_floats(ws, N * ws->I, &ok);
+    float **fields[14] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->probs, &a->attn,
+                          &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h,     &a->lora_block};
+    for (int i = 0; i < 14; i++) *fields[i] = ws_floats(ws, cat, w->acts[i], &ok);
     return ok;
 }
 
-static size_t layer_acts_floats(const llama_workspace *ws) {
-    size_t N = max_rows(ws);
-    return N * (2 + 3 * (size_t)ws->C + 2 * (size_t)ws->QD + 2 * (size_t)ws->KVD +
-                (size_t)ws->Hq * ws->max_T + 3 * (size_t)ws->I);
+static void layer_acts_point_lora(const llama_model *m, const ws_layout *w, layer_acts *a) {
+    size_t used = 0;
+    for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
+        a->lora_u[k] = NULL;
+        if (adapted(m, k) && a->lora_block) {
+            a->lora_u[k] = a->lora_block + used;
+            used += w->N * w->r;
+        }
+    }
 }
 
 static void layer_acts_release(layer_acts *a) {
-    float **fields[] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->probs, &a->attn,
-                        &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    float **fields[14] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->probs, &a->attn,
+                          &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h,     &a->lora_block};
+    for (int i = 0; i < 14; i++) {
         badam_free(*fields[i]);
         *fields[i] = NULL;
     }
+}
+
+static int count_adapters(const llama_model *m) {
+    int n = 0;
+    for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) n += adapted(m, k);
+    return n;
 }
 
 badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_workspace **out,
@@ -69,39 +119,33 @@ badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_wo
     ws->C = c->hidden_size, ws->I = c->intermediate_size, ws->V = c->vocab_size;
     ws->L = c->n_layers, ws->Hq = c->n_heads, ws->Hkv = c->n_kv_heads, ws->D = c->head_dim;
     ws->QD = c->n_heads * c->head_dim, ws->KVD = c->n_kv_heads * c->head_dim;
+    ws->max_pos = T;
     ws->forward_plan_first_layer = -1;
-    size_t N = max_rows(ws);
+    ws->lora_adapters = count_adapters(m);
+    ws->lora_rank = ws->lora_adapters ? m->lora->rank : 0;
+    ws->layout = layout_of(c, B, T, ws->lora_rank, ws->lora_adapters);
+    ws->model = m;
+    const ws_layout *w = &ws->layout;
     int ok = 1;
     ws->saved = calloc((size_t)ws->L, sizeof *ws->saved);
     ws->saved_input = calloc((size_t)ws->L, sizeof *ws->saved_input);
     if (!ws->saved || !ws->saved_input) ok = 0;
-    ok = ok && layer_acts_alloc(ws, &ws->tmp);
-    int wide = max_int(ws->I, ws->QD), max_in = max_int(max_int(ws->C, ws->I), ws->QD);
-    int vec = max_int(ws->C, ws->QD);
-    for (int i = 0; i < 2; i++) ws->ping[i] = ws_floats(ws, N * ws->C, &ok);
-    ws->x_final = ws_floats(ws, N * ws->C, &ok);
-    ws->rstd_final = ws_floats(ws, N, &ok);
-    ws->xn_final = ws_floats(ws, N * ws->C, &ok);
-    ws->dresid = ws_floats(ws, N * ws->C, &ok);
-    ws->dxn = ws_floats(ws, N * ws->C, &ok);
-    for (int i = 0; i < 3; i++) ws->dbig[i] = ws_floats(ws, N * wide, &ok);
-    for (int i = 0; i < 2; i++) ws->dkv[i] = ws_floats(ws, N * ws->KVD, &ok);
-    ws->lin_scratch = ws_floats(ws, linear_scratch_floats(max_in), &ok);
-    ws->loss_work =
-        ws_floats(ws, lm_head_loss_workspace_floats(LLAMA_LOSS_CHUNK, ws->C, ws->V), &ok);
-    for (int i = 0; i < 4; i++) ws->vec[i] = ws_floats(ws, (size_t)vec, &ok);
-    ws->cos_t = ws_floats(ws, (size_t)T * (ws->D / 2), &ok);
-    ws->sin_t = ws_floats(ws, (size_t)T * (ws->D / 2), &ok);
-    ws->pos = badam_alloc_array(N, sizeof(int32_t));
-    if (!ws->pos) ok = 0;
-    ws->bytes += N * sizeof(int32_t);
+    ok = ok && layer_acts_alloc(ws, w, &ws->tmp, BADAM_MEM_WORKSPACE);
+    layer_acts_point_lora(m, w, &ws->tmp);
+    float **bufs[] = {&ws->ping[0],   &ws->ping[1],     &ws->x_final, &ws->rstd_final,
+                      &ws->xn_final,  &ws->dresid,      &ws->dxn,     &ws->dbig[0],
+                      &ws->dbig[1],   &ws->dbig[2],     &ws->dkv[0],  &ws->dkv[1],
+                      &ws->lin_scratch, &ws->loss_work, &ws->vec[0],  &ws->vec[1],
+                      &ws->vec[2],    &ws->vec[3],      &ws->cos_t,   &ws->sin_t,
+                      (float **)&ws->pos, &ws->lora_du, &ws->lora_x,  &ws->lora_tmp};
+    for (int i = 0; i < w->n_scratch; i++)
+        *bufs[i] = ws_floats(ws, BADAM_MEM_WORKSPACE, w->scratch[i], &ok);
     if (!ok) {
         size_t want = ws->bytes;
         llama_workspace_free(ws);
         return badam_fail(err, BADAM_E_NOMEM,
-                          "workspace: cannot allocate about %zu bytes for "
-                          "a %d x %d batch",
-                          want, B, T);
+                          "workspace: cannot allocate about %zu bytes for a %d x %d batch", want,
+                          B, T);
     }
     rope_tables(ws->cos_t, ws->sin_t, m->inv_freq, T, ws->D / 2);
     *out = ws;
@@ -110,7 +154,7 @@ badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_wo
 
 static void release_layer_acts(llama_workspace *ws, int l) {
     if (!ws->saved[l]) return;
-    ws->bytes -= layer_acts_floats(ws) * sizeof(float);
+    for (int i = 0; i < 14; i++) ws->bytes -= bytes_of(ws->layout.acts[i]);
     layer_acts_release(ws->saved[l]);
     free(ws->saved[l]);
     ws->saved[l] = NULL;
@@ -119,7 +163,7 @@ static void release_layer_acts(llama_workspace *ws, int l) {
 static void release_layer(llama_workspace *ws, int l) {
     release_layer_acts(ws, l);
     if (ws->saved_input[l]) {
-        ws->bytes -= max_rows(ws) * ws->C * sizeof(float);
+        ws->bytes -= bytes_of(ws->layout.input);
         badam_free(ws->saved_input[l]);
         ws->saved_input[l] = NULL;
     }
@@ -131,20 +175,20 @@ void llama_workspace_free(llama_workspace *ws) {
     free(ws->saved);
     free(ws->saved_input);
     layer_acts_release(&ws->tmp);
-    float *bufs[] = {ws->ping[0], ws->ping[1], ws->x_final,     ws->rstd_final, ws->xn_final,
-                     ws->dresid,  ws->dxn,     ws->dbig[0],     ws->dbig[1],    ws->dbig[2],
-                     ws->dkv[0],  ws->dkv[1],  ws->lin_scratch, ws->loss_work,  ws->vec[0],
-                     ws->vec[1],  ws->vec[2],  ws->vec[3],      ws->cos_t,      ws->sin_t};
+    float *bufs[] = {ws->ping[0],     ws->ping[1],   ws->x_final, ws->rstd_final, ws->xn_final,
+                     ws->dresid,      ws->dxn,       ws->dbig[0], ws->dbig[1],    ws->dbig[2],
+                     ws->dkv[0],      ws->dkv[1],    ws->lin_scratch, ws->loss_work, ws->vec[0],
+                     ws->vec[1],      ws->vec[2],    ws->vec[3],  ws->cos_t,      ws->sin_t,
+                     (float *)ws->pos, ws->lora_du,  ws->lora_x,  ws->lora_tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) badam_free(bufs[i]);
-    badam_free(ws->pos);
     free(ws);
 }
 
 badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, layer_acts **acts,
                                    float **input, badam_error *err) {
+    int ok = 1;
     if (!ws->saved_input[l]) {
-        int ok = 1;
-        ws->saved_input[l] = ws_floats(ws, max_rows(ws) * ws->C, &ok);
+        ws->saved_input[l] = ws_floats(ws, BADAM_MEM_ACTIVATIONS, ws->layout.input, &ok);
         if (!ok)
             return badam_fail(err, BADAM_E_NOMEM, "workspace: layer %d input: out of memory", l);
     }
@@ -153,12 +197,13 @@ badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, la
     if (!keep_acts) return BADAM_OK;
     if (!ws->saved[l]) {
         layer_acts *a = calloc(1, sizeof *a);
-        if (!a || !layer_acts_alloc(ws, a)) {
+        if (!a || !layer_acts_alloc(ws, &ws->layout, a, BADAM_MEM_ACTIVATIONS)) {
             if (a) layer_acts_release(a);
             free(a);
-            return badam_fail(err, BADAM_E_NOMEM, "workspace: layer %d activations: out of memory",
-                              l);
+            return badam_fail(err, BADAM_E_NOMEM,
+                              "workspace: layer %d activations: out of memory", l);
         }
+        layer_acts_point_lora(ws->model, &ws->layout, a);
         ws->saved[l] = a;
     }
     *acts = ws->saved[l];
@@ -168,17 +213,21 @@ badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, la
 void llama_workspace_trim(llama_workspace *ws, const llama_model *m, const llama_grad_plan *plan) {
     int first = plan ? llama_plan_first_layer(m, plan) : ws->L;
     for (int l = 0; l < ws->L; l++) {
-        if (l < first) {
-            release_layer(ws, l);
-        } else if (plan->recompute) {
-            release_layer_acts(ws, l);
-        }
+        if (l < first) release_layer(ws, l);
+        else if (plan->recompute) release_layer_acts(ws, l);
     }
 }
 
-size_t llama_workspace_bytes(const llama_workspace *ws) {
-    return ws->bytes;
+size_t llama_plan_activation_bytes(const llama_model *m, const llama_grad_plan *plan, int B,
+                                   int T) {
+    int adapters = count_adapters(m);
+    llama_workspace_bytes b =
+        llama_workspace_predict(&m->cfg, B, T, adapters ? m->lora->rank : 0, adapters);
+    size_t kept = (size_t)(m->cfg.n_layers - llama_plan_first_layer(m, plan));
+    return kept * (b.input_per_layer + (plan->recompute ? 0 : b.activations_per_layer));
 }
+
+size_t llama_workspace_bytes_held(const llama_workspace *ws) { return ws->bytes; }
 
 llama_counters llama_workspace_counters(const llama_workspace *ws) {
     llama_counters c = {ws->counters.gemm_flops, ws->counters.attention_flops};

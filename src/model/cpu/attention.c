@@ -18,8 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t causal_pairs(int B, int T, int Hq) {
-    return (uint64_t)B * (uint64_t)Hq * ((uint64_t)T * (uint64_t)(T + 1) / 2);
+/* (query, key) pairs attended: sum over rows of (t - seg_start + 1), times Hq. */
+static uint64_t causal_pairs(int B, int T, int Hq, const int32_t *seg_start) {
+    if (!seg_start) return (uint64_t)B * (uint64_t)Hq * ((uint64_t)T * (uint64_t)(T + 1) / 2);
+    uint64_t pairs = 0;
+    for (long r = 0; r < (long)B * T; r++) pairs += (uint64_t)(r % T - seg_start[r] + 1);
+    return pairs * (uint64_t)Hq;
 }
 
 static void fill_nan(float *x, size_t n) {
@@ -27,13 +31,14 @@ static void fill_nan(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = NAN;
 }
 
-/* One query row: p[0..t] = softmax of the scaled scores against keys 0..t, o = sum p v.
+/* One query row: p[s0..t] = softmax of the scaled scores against keys s0..t, o = sum p v.
  * kb, vb point at key/value position 0 of the kv head; kv_stride is the distance between
  * consecutive positions. */
 static void attention_row_forward(float *o, float *p, const float *qi, const float *kb,
-                                  const float *vb, int t, size_t kv_stride, int D, float scale) {
+                                  const float *vb, int s0, int t, size_t kv_stride, int D,
+                                  float scale) {
     float max = -INFINITY;
-    for (int t2 = 0; t2 <= t; t2++) {
+    for (int t2 = s0; t2 <= t; t2++) {
         const float *kt = kb + (size_t)t2 * kv_stride;
         float s = 0.0f;
         for (int d = 0; d < D; d++) s += qi[d] * kt[d];
@@ -42,13 +47,13 @@ static void attention_row_forward(float *o, float *p, const float *qi, const flo
         if (s > max) max = s;
     }
     double sum = 0.0;
-    for (int t2 = 0; t2 <= t; t2++) {
+    for (int t2 = s0; t2 <= t; t2++) {
         p[t2] = expf(p[t2] - max);
         sum += p[t2];
     }
     float inv = (float)(1.0 / sum);
     for (int d = 0; d < D; d++) o[d] = 0.0f;
-    for (int t2 = 0; t2 <= t; t2++) {
+    for (int t2 = s0; t2 <= t; t2++) {
         p[t2] *= inv;
         const float *vt = vb + (size_t)t2 * kv_stride;
         for (int d = 0; d < D; d++) o[d] += p[t2] * vt[d];
@@ -56,7 +61,8 @@ static void attention_row_forward(float *o, float *p, const float *qi, const flo
 }
 
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
-                       int B, int T, int Hq, int Hkv, int D, op_counters *counters) {
+                       int B, int T, int Hq, int Hkv, int D, const int32_t *seg_start,
+                       op_counters *counters) {
     if (B <= 0 || T <= 0 || Hq <= 0) return;
     int group = Hq / Hkv;
     float scale = 1.0f / sqrtf((float)D);
@@ -78,18 +84,21 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
         const float *qi = q + (((size_t)b * T + t) * Hq + h) * D;
         const float *kb = k + (size_t)b * T * kv_stride + (size_t)kvh * D;
         const float *vb = v + (size_t)b * T * kv_stride + (size_t)kvh * D;
-        attention_row_forward(out + (((size_t)b * T + t) * Hq + h) * D, p, qi, kb, vb, t, kv_stride,
-                              D, scale);
-        if (probs)
+        int s0 = seg_start ? seg_start[(size_t)b * T + t] : 0;
+        attention_row_forward(out + (((size_t)b * T + t) * Hq + h) * D, p, qi, kb, vb, s0, t,
+                              kv_stride, D, scale);
+        if (probs) {
+            for (int t2 = 0; t2 < s0; t2++) p[t2] = 0.0f;
             for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;
+        }
     }
     free(rows);
-    if (counters) counters->attention_flops += 2ull * 2ull * (uint64_t)D * causal_pairs(B, T, Hq);
+    if (counters) counters->attention_flops += 2ull * 2ull * (uint64_t)D * causal_pairs(B, T, Hq, seg_start);
 }
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs,
                         const float *q, const float *k, const float *v, int B, int T, int Hq,
-                        int Hkv, int D, op_counters *counters) {
+                        int Hkv, int D, const int32_t *seg_start, op_counters *counters) {
     if (B <= 0 || T <= 0 || Hq <= 0) return;
     if (!dq && !dk && !dv) return;
     int group = Hq / Hkv;
@@ -121,23 +130,24 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                 const float *qi = q + qoff, *doi = dout + qoff;
                 const float *p = probs + (((size_t)b * Hq + h) * T + t) * T;
                 float *dqi = dq ? dq + qoff : NULL;
+                int s0 = seg_start ? seg_start[(size_t)b * T + t] : 0;
                 if (dqi) memset(dqi, 0, (size_t)D * sizeof(float));
                 if (dvb) {
-                    for (int t2 = 0; t2 <= t; t2++) {
+                    for (int t2 = s0; t2 <= t; t2++) {
                         float *dvt = dvb + (size_t)t2 * kv_stride;
                         for (int d = 0; d < D; d++) dvt[d] += p[t2] * doi[d];
                     }
                 }
                 if (!need_dp) continue;
                 double pdp = 0.0; /* sum_t2 P dP */
-                for (int t2 = 0; t2 <= t; t2++) {
+                for (int t2 = s0; t2 <= t; t2++) {
                     const float *vt = vb + (size_t)t2 * kv_stride;
                     float s = 0.0f;
                     for (int d = 0; d < D; d++) s += doi[d] * vt[d];
                     dp[t2] = s;
                     pdp += (double)p[t2] * s;
                 }
-                for (int t2 = 0; t2 <= t; t2++) {
+                for (int t2 = s0; t2 <= t; t2++) {
                     float ds = p[t2] * (dp[t2] - (float)pdp) * scale;
                     const float *kt = kb + (size_t)t2 * kv_stride;
                     if (dqi)
@@ -153,6 +163,6 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     free(rows);
     if (counters) {
         uint64_t products = (uint64_t)need_dp + (dq != NULL) + (dk != NULL) + (dv != NULL);
-        counters->attention_flops += products * 2ull * (uint64_t)D * causal_pairs(B, T, Hq);
+        counters->attention_flops += products * 2ull * (uint64_t)D * causal_pairs(B, T, Hq, seg_start);
     }
 }

@@ -79,16 +79,19 @@ void rope_backward(float *dx, const int32_t *pos, const float *cos_t, const floa
  * h / (Hq/Hkv) (no repeated K/V is materialised). For t2 <= t:
  *   P[b,h,t,t2] = softmax_t2( q[b,t,h,:] . k[b,t2,kvh,:] / sqrt(D) ),  P = 0 for t2 > t
  *   out[b,t,h,:] = sum_t2 P[b,h,t,t2] v[b,t2,kvh,:]
+ * With seg_start (may be NULL: all zeros), query row t of sequence b only sees keys
+ * t2 in [seg_start[b*T+t], t] (packed examples do not attend to each other).
  * probs [B,Hq,T,T] receives P (may be NULL when backward will not run). */
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
-                       int B, int T, int Hq, int Hkv, int D, op_counters *counters);
+                       int B, int T, int Hq, int Hkv, int D, const int32_t *seg_start,
+                       op_counters *counters);
 
 /* attention_backward (dq, dk, dv overwritten; same layouts as q, k, v):
  *   dP = dout . v^T;  dS = P * (dP - sum_t2 P dP);  dq = dS k / sqrt(D);
  *   dk = dS^T q / sqrt(D) (summed over the query heads sharing a kv head);  dv = P^T dout (same) */
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs,
                         const float *q, const float *k, const float *v, int B, int T, int Hq,
-                        int Hkv, int D, op_counters *counters);
+                        int Hkv, int D, const int32_t *seg_start, op_counters *counters);
 
 /* swiglu_forward: h = silu(g) * u with silu(g) = g * sigmoid(g)   (h overwritten) */
 void swiglu_forward(float *h, const float *g, const float *u, size_t n);

@@ -1,0 +1,389 @@
+/* LoRA adapters on the Llama linears: attach, forward, backward, merge, PEFT save/load.
+ *   y = W x + b + s B (A drop(x)),  s = alpha / r
+ *   dB += s dy^T u  (u = A drop(x));  du = s dy B;  dA += du^T drop(x);  dx += drop'(du A) */
+#include <cblas.h>
+#undef I /* complex.h's imaginary unit; we use I for the MLP width */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/memory.h"
+#include "io/files.h"
+#include "io/json_get.h"
+#include "io/safetensors.h"
+#include "model/llama_internal.h"
+
+static const char *const MODULE_NAME[LLAMA_P_KIND_COUNT] = {
+    [LLAMA_P_Q] = "self_attn.q_proj",   [LLAMA_P_K] = "self_attn.k_proj",
+    [LLAMA_P_V] = "self_attn.v_proj",   [LLAMA_P_O] = "self_attn.o_proj",
+    [LLAMA_P_GATE] = "mlp.gate_proj",   [LLAMA_P_UP] = "mlp.up_proj",
+    [LLAMA_P_DOWN] = "mlp.down_proj",
+};
+static const char *const SHORT_NAME[LLAMA_P_KIND_COUNT] = {
+    [LLAMA_P_Q] = "q_proj",       [LLAMA_P_K] = "k_proj",   [LLAMA_P_V] = "v_proj",
+    [LLAMA_P_O] = "o_proj",       [LLAMA_P_GATE] = "gate_proj", [LLAMA_P_UP] = "up_proj",
+    [LLAMA_P_DOWN] = "down_proj",
+};
+#define LORA_KINDS                                                                                 \
+    ((1u << LLAMA_P_Q) | (1u << LLAMA_P_K) | (1u << LLAMA_P_V) | (1u << LLAMA_P_O) |               \
+     (1u << LLAMA_P_GATE) | (1u << LLAMA_P_UP) | (1u << LLAMA_P_DOWN))
+
+badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam_error *err) {
+    *targets = 0;
+    if (!strcmp(list, "all")) {
+        *targets = LORA_KINDS;
+        return BADAM_OK;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int found = 0;
+        for (int k = 0; k < LLAMA_P_KIND_COUNT && !found; k++) {
+            if (!SHORT_NAME[k]) continue;
+            size_t n = strlen(tok);
+            /* "q" or "q_proj" */
+            if (!strcmp(tok, SHORT_NAME[k]) || (n + 5 == strlen(SHORT_NAME[k]) &&
+                                                !strncmp(tok, SHORT_NAME[k], n) &&
+                                                !strcmp(SHORT_NAME[k] + n, "_proj"))) {
+                *targets |= 1u << k;
+                found = 1;
+            }
+        }
+        if (!found)
+            return badam_fail(err, BADAM_E_INVALID,
+                              "LoRA target '%s' is not one of q, k, v, o, gate, up, down", tok);
+    }
+    if (!*targets) return badam_fail(err, BADAM_E_INVALID, "LoRA targets are empty");
+    return BADAM_OK;
+}
+
+void llama_lora_module_name(const llama_model *m, int layer, llama_param_kind kind, char *out,
+                            size_t size) {
+    (void)m;
+    snprintf(out, size, "model.layers.%d.%s", layer, MODULE_NAME[kind] ? MODULE_NAME[kind] : "?");
+}
+
+/* Input and output width of an adaptable linear. */
+static void kind_dims(const llama_config *c, llama_param_kind kind, int *in, int *out) {
+    int C = c->hidden_size, I = c->intermediate_size;
+    int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
+    switch (kind) {
+    case LLAMA_P_Q: *in = C, *out = QD; break;
+    case LLAMA_P_K:
+    case LLAMA_P_V: *in = C, *out = KVD; break;
+    case LLAMA_P_O: *in = QD, *out = C; break;
+    case LLAMA_P_GATE:
+    case LLAMA_P_UP: *in = C, *out = I; break;
+    default: *in = I, *out = C; break;
+    }
+}
+
+/* splitmix64: the hash behind A's initialisation and the dropout masks. */
+static uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static double unit_from(uint64_t h) { return (double)(h >> 11) * (1.0 / 9007199254740992.0); }
+
+void llama_lora_detach(llama_model *m) {
+    llama_lora *lo = m->lora;
+    if (!lo) return;
+    int n = m->cfg.n_layers * LLAMA_P_KIND_COUNT;
+    for (int i = 0; i < n; i++) {
+        badam_free(lo->A[i]);
+        badam_free(lo->B[i]);
+        badam_free(lo->dA[i]);
+        badam_free(lo->dB[i]);
+    }
+    free(lo->A);
+    free(lo->B);
+    free(lo->dA);
+    free(lo->dB);
+    free(lo);
+    m->lora = NULL;
+}
+
+badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float dropout,
+                               uint32_t targets, uint64_t seed, badam_error *err) {
+    if (m->lora) return badam_fail(err, BADAM_E_INVALID, "LoRA: adapters are already attached");
+    if (rank <= 0 || rank > 4096 || !(alpha > 0) || !(dropout >= 0 && dropout < 1) ||
+        !targets || (targets & ~LORA_KINDS))
+        return badam_fail(err, BADAM_E_INVALID,
+                          "LoRA: need rank in [1, 4096], alpha > 0, dropout in [0, 1) and targets "
+                          "among q, k, v, o, gate, up, down (got rank %d, alpha %g, dropout %g)",
+                          rank, alpha, dropout);
+    llama_lora *lo = calloc(1, sizeof *lo);
+    int n = m->cfg.n_layers * LLAMA_P_KIND_COUNT;
+    if (lo) {
+        lo->A = calloc((size_t)n, sizeof(float *));
+        lo->B = calloc((size_t)n, sizeof(float *));
+        lo->dA = calloc((size_t)n, sizeof(float *));
+        lo->dB = calloc((size_t)n, sizeof(float *));
+    }
+    m->lora = lo;
+    if (!lo || !lo->A || !lo->B || !lo->dA || !lo->dB) goto nomem;
+    lo->rank = rank, lo->alpha = alpha, lo->dropout = dropout, lo->targets = targets;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
+            if (!(targets & (1u << k))) continue;
+            int in, out, i = l * LLAMA_P_KIND_COUNT + k;
+            kind_dims(&m->cfg, (llama_param_kind)k, &in, &out);
+            lo->A[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)rank * in, sizeof(float));
+            lo->B[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)out * rank, sizeof(float));
+            lo->dA[i] = badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)rank * in, sizeof(float));
+            lo->dB[i] = badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)out * rank, sizeof(float));
+            if (!lo->A[i] || !lo->B[i] || !lo->dA[i] || !lo->dB[i]) goto nomem;
+            /* PEFT: kaiming_uniform_(A, a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); B = 0. */
+            double bound = 1.0 / sqrt((double)in);
+            for (size_t j = 0; j < (size_t)rank * in; j++) {
+                uint64_t h = mix64(seed ^ mix64((uint64_t)i * 0x100000001B3ull + j));
+                lo->A[i][j] = (float)((2.0 * unit_from(h) - 1.0) * bound);
+            }
+            lo->n_adapters++;
+            lo->n_params += (size_t)rank * (in + out);
+        }
+    return BADAM_OK;
+nomem:
+    llama_lora_detach(m);
+    return badam_fail(err, BADAM_E_NOMEM, "LoRA: out of memory for rank-%d adapters", rank);
+}
+
+static int dropping(const llama_lora *lo) { return lo->training && lo->dropout > 0; }
+
+/* The dropout mask key of one adapter in one micro-step; element j is dropped when
+ * unit(mix64(key ^ j)) < p. */
+static uint64_t dropout_key(const llama_lora *lo, int l, llama_param_kind kind) {
+    return mix64(lo->dropout_seed ^ mix64(lo->dropout_step * 64 + (uint64_t)l * 16 + kind));
+}
+
+/* out[j] = keep(j) ? g[j] / (1 - p) : 0   (accumulate: out[j] += ...). */
+static void apply_dropout(float *out, const float *g, size_t n, const llama_lora *lo, int l,
+                          llama_param_kind kind, int accumulate) {
+    uint64_t key = dropout_key(lo, l, kind);
+    double p = lo->dropout;
+    float keep_scale = (float)(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < n; j++) {
+        float v = unit_from(mix64(key ^ j)) < p ? 0.0f : g[j] * keep_scale;
+        out[j] = accumulate ? out[j] + v : v;
+    }
+}
+
+/* The adapter input: x itself, or a dropped-out copy in ws->lora_x while training. */
+static const float *adapter_input(const llama_model *m, llama_workspace *ws, int l,
+                                  llama_param_kind kind, const float *x, int in) {
+    if (!dropping(m->lora)) return x;
+    apply_dropout(ws->lora_x, x, (size_t)ws->B * ws->T * in, m->lora, l, kind, 0);
+    return ws->lora_x;
+}
+
+void llama_lora_forward(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
+                        float *y, const float *x, float *u, int in, int out) {
+    int a = llama_adapter_index(m, l, kind);
+    if (a < 0) return;
+    const llama_lora *lo = m->lora;
+    int N = ws->B * ws->T, r = lo->rank;
+    float scale = lo->alpha / (float)r;
+    const float *xd = adapter_input(m, ws, l, kind, x, in);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xd, in, lo->A[a], in,
+                0.0f, u, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, r, scale, u, r, lo->B[a], r, 1.0f,
+                y, out);
+    ws->counters.gemm_flops += 2ull * N * r * ((uint64_t)in + out);
+}
+
+void llama_lora_backward(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
+                         const float *dy, const float *x, const float *u, float *dx, int train,
+                         int in, int out) {
+    int a = llama_adapter_index(m, l, kind);
+    if (a < 0 || (!train && !dx)) return;
+    const llama_lora *lo = m->lora;
+    int N = ws->B * ws->T, r = lo->rank;
+    float scale = lo->alpha / (float)r, *du = ws->lora_du;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, scale, dy, out, lo->B[a], r,
+                0.0f, du, r);
+    uint64_t flops = 2ull * N * out * r;
+    if (train) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, scale, dy, out, u, r, 1.0f,
+                    lo->dB[a], r);
+        const float *xd = adapter_input(m, ws, l, kind, x, in);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, du, r, xd, in, 1.0f,
+                    lo->dA[a], in);
+        flops += 2ull * N * r * ((uint64_t)out + in);
+    }
+    if (dx && !dropping(lo)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, du, r, lo->A[a], in,
+                    1.0f, dx, in);
+    } else if (dx) { /* the forward's mask, regenerated */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, du, r, lo->A[a], in,
+                    0.0f, ws->lora_tmp, in);
+        apply_dropout(dx, ws->lora_tmp, (size_t)N * in, lo, l, kind, 1);
+    }
+    if (dx) flops += 2ull * N * r * in;
+    ws->counters.gemm_flops += flops;
+}
+
+void llama_lora_merge(llama_model *m) {
+    const llama_lora *lo = m->lora;
+    if (!lo) return;
+    enum { ROWS = 64 };
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
+            int a = llama_adapter_index(m, l, (llama_param_kind)k);
+            if (a < 0) continue;
+            int in, out;
+            kind_dims(&m->cfg, (llama_param_kind)k, &in, &out);
+            llama_param *p = &m->params[llama_param_index(m, l, (llama_param_kind)k)];
+            size_t elem = badam_dtype_size(m->dtype);
+            float *tile = malloc(sizeof(float) * ROWS * (size_t)in);
+            if (!tile) continue; /* nothing sensible to do without 64 rows of scratch */
+            float scale = lo->alpha / (float)lo->rank;
+            for (int r0 = 0; r0 < out; r0 += ROWS) {
+                int rows = out - r0 < ROWS ? out - r0 : ROWS;
+                char *w = (char *)p->data + (size_t)r0 * in * elem;
+                badam_convert(tile, BADAM_DTYPE_F32, w, m->dtype, (size_t)rows * in);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, lo->rank, scale,
+                            lo->B[a] + (size_t)r0 * lo->rank, lo->rank, lo->A[a], in, 1.0f, tile,
+                            in);
+                badam_convert(w, m->dtype, tile, BADAM_DTYPE_F32, (size_t)rows * in);
+            }
+            free(tile);
+        }
+}
+
+static void tensor_name(const llama_model *m, int l, int k, const char *which, char *out,
+                        size_t size) {
+    char module[128];
+    llama_lora_module_name(m, l, (llama_param_kind)k, module, sizeof module);
+    snprintf(out, size, "base_model.model.%s.lora_%s.weight", module, which);
+}
+
+badam_status llama_lora_save(const llama_model *m, const char *dir, const char *base_model,
+                             badam_error *err) {
+    const llama_lora *lo = m->lora;
+    if (!lo) return badam_fail(err, BADAM_E_INVALID, "LoRA: no adapters to save");
+    badam_status st = io_make_dir(dir, err);
+    if (st) return st;
+    int n = 0;
+    st_entry *e = calloc((size_t)lo->n_adapters * 2, sizeof *e);
+    char (*names)[160] = calloc((size_t)lo->n_adapters * 2, sizeof *names);
+    if (!e || !names) {
+        free(e);
+        free(names);
+        return badam_fail(err, BADAM_E_NOMEM, "LoRA save: out of memory");
+    }
+    cJSON *cfg = cJSON_CreateObject(), *mods = cJSON_CreateArray();
+    for (int k = 0; k < LLAMA_P_KIND_COUNT; k++)
+        if (lo->targets & (1u << k)) cJSON_AddItemToArray(mods, cJSON_CreateString(SHORT_NAME[k]));
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
+            int a = llama_adapter_index(m, l, (llama_param_kind)k), in, out;
+            if (a < 0) continue;
+            kind_dims(&m->cfg, (llama_param_kind)k, &in, &out);
+            tensor_name(m, l, k, "A", names[n], sizeof names[n]);
+            e[n] = (st_entry){names[n], BADAM_DTYPE_F32, 2, {lo->rank, in}, lo->A[a]};
+            n++;
+            tensor_name(m, l, k, "B", names[n], sizeof names[n]);
+            e[n] = (st_entry){names[n], BADAM_DTYPE_F32, 2, {out, lo->rank}, lo->B[a]};
+            n++;
+        }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    st = st_write(path, e, (size_t)n, err);
+    free(e);
+    free(names);
+    cJSON_AddStringToObject(cfg, "peft_type", "LORA");
+    cJSON_AddStringToObject(cfg, "task_type", "CAUSAL_LM");
+    cJSON_AddNumberToObject(cfg, "r", lo->rank);
+    cJSON_AddNumberToObject(cfg, "lora_alpha", lo->alpha);
+    cJSON_AddNumberToObject(cfg, "lora_dropout", lo->dropout);
+    cJSON_AddItemToObject(cfg, "target_modules", mods);
+    cJSON_AddStringToObject(cfg, "bias", "none");
+    cJSON_AddBoolToObject(cfg, "fan_in_fan_out", 0);
+    cJSON_AddBoolToObject(cfg, "inference_mode", 1);
+    cJSON_AddStringToObject(cfg, "base_model_name_or_path", base_model ? base_model : "");
+    char *text = cJSON_Print(cfg);
+    cJSON_Delete(cfg);
+    if (!st && !text) st = badam_fail(err, BADAM_E_NOMEM, "LoRA save: out of memory");
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    if (!st) st = io_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    return st;
+}
+
+/* Reads adapter_config.json's rank and targets. */
+static badam_status read_adapter_config(const char *dir, int *rank, uint32_t *targets,
+                                        badam_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    cJSON *cfg = NULL;
+    badam_status st = io_read_json(path, &cfg, err);
+    if (st) return st;
+    st = json_get_int(cfg, "r", 1, rank, path, err);
+    const cJSON *mods = cJSON_GetObjectItemCaseSensitive(cfg, "target_modules"), *item;
+    *targets = 0;
+    if (!st && !cJSON_IsArray(mods))
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'target_modules' must be a list", path);
+    cJSON_ArrayForEach(item, mods) {
+        if (st) break;
+        uint32_t one;
+        if (!cJSON_IsString(item) || llama_lora_parse_targets(item->valuestring, &one, err))
+            st = badam_fail(err, BADAM_E_UNSUPPORTED,
+                            "%s: field 'target_modules' has an entry that is not one of q_proj, "
+                            "k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj",
+                            path);
+        else *targets |= one;
+    }
+    cJSON_Delete(cfg);
+    return st;
+}
+
+badam_status llama_lora_load(llama_model *m, const char *dir, badam_error *err) {
+    llama_lora *lo = m->lora;
+    if (!lo) return badam_fail(err, BADAM_E_INVALID, "LoRA load: no adapters attached");
+    int rank = 0;
+    uint32_t targets = 0;
+    badam_status st = read_adapter_config(dir, &rank, &targets, err);
+    if (st) return st;
+    if (rank != lo->rank || targets != lo->targets)
+        return badam_fail(err, BADAM_E_SHAPE,
+                          "%s/adapter_config.json: rank %d and target_modules do not match the "
+                          "adapters being trained (rank %d)",
+                          dir, rank, lo->rank);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    st_file *f = NULL;
+    if ((st = st_open(path, &f, err))) return st;
+    size_t used = 0;
+    for (int l = 0; l < m->cfg.n_layers && !st; l++)
+        for (int k = 0; k < LLAMA_P_KIND_COUNT && !st; k++) {
+            int a = llama_adapter_index(m, l, (llama_param_kind)k), in, out;
+            if (a < 0) continue;
+            kind_dims(&m->cfg, (llama_param_kind)k, &in, &out);
+            for (int which = 0; which < 2 && !st; which++) {
+                char name[160];
+                tensor_name(m, l, k, which ? "B" : "A", name, sizeof name);
+                const st_tensor *t = st_find(f, name);
+                int64_t rows = which ? out : rank, cols = which ? rank : in;
+                if (!t)
+                    st = badam_fail(err, BADAM_E_SHAPE, "%s: tensor '%s' is missing", path, name);
+                else if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+                    st = badam_fail(err, BADAM_E_SHAPE,
+                                    "%s: tensor '%s' should have shape [%lld, %lld]", path, name,
+                                    (long long)rows, (long long)cols);
+                else
+                    badam_convert(which ? lo->B[a] : lo->A[a], BADAM_DTYPE_F32, t->data, t->dtype,
+                                  t->numel);
+                used++;
+            }
+        }
+    if (!st && used != f->n_tensors)
+        st = badam_fail(err, BADAM_E_SHAPE, "%s: holds %zu tensors, expected %zu", path,
+                        f->n_tensors, used);
+    st_close(f);
+    return st;
+}

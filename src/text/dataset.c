@@ -1,0 +1,505 @@
+/* Datasets: Alpaca, ShareGPT and pre-tokenized records -> token sequences with trained flags.
+ *
+ * The file is streamed record by record (dataset_scan.c); each record is parsed on its own, turned
+ * into a conversation, rendered with the chat template, truncated to seq_len and kept or dropped.
+ *
+ * Record formats (the names LLaMA-Factory's converters use):
+ *   Alpaca     {"instruction": str, "input": str?, "output": str, "system": str?,
+ *               "history": [[query, response], ...]?}
+ *              The user message is instruction + "\n" + input (just the non-empty one when the
+ *              other is empty); history pairs come before it as earlier turns.
+ *   ShareGPT   {"conversations": [{"from": "human"|"user"|"gpt"|"assistant"|"system",
+ *               "value": str}, ...], "system": str?}; also "messages" with "role"/"content".
+ *              An optional system message first, then alternating user/assistant messages; a final
+ *              user message without a response is left out.
+ *   Tokenized  {"input_ids": [int, ...], "labels": [int, ...]?} with labels aligned to input_ids
+ *              as Hugging Face does (labels[i] is input_ids[i] or -100); without labels every
+ *              token is trained.
+ * A non-empty "system" field of a record wins over data_options.system_prompt, which wins over the
+ * template's default system text (an empty option string means no system text).
+ *
+ * Truncation (seq_len > 0): chat records keep, pair by pair, the lengths LLaMA-Factory's
+ * infer_seqlen gives (a short response is kept whole and the prompt gets the rest; a short prompt
+ * is kept whole and the response gets the rest; otherwise both shrink in proportion), cutting the
+ * prompt's start (so the user's last words and the assistant header stay next to the response)
+ * and the response's end; pairs past the budget are dropped. LLaMA-Factory cuts the prompt's end
+ * instead; we keep the tokens adjacent to what is trained. Pre-tokenized records keep their first
+ * seq_len tokens. The first token of an example is never trained (nothing predicts it). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "io/files.h"
+#include "text/data_internal.h"
+
+void data_infer_seqlen(size_t source_len, size_t target_len, size_t cutoff_len, size_t *source_keep,
+                       size_t *target_keep) {
+    size_t max_target;
+    if (target_len * 2 < cutoff_len)
+        max_target = cutoff_len;
+    else if (source_len * 2 < cutoff_len)
+        max_target = cutoff_len - source_len;
+    else
+        max_target =
+            (size_t)((double)cutoff_len * ((double)target_len / (double)(source_len + target_len)));
+    size_t new_target = max_target < target_len ? max_target : target_len;
+    size_t max_source = cutoff_len > new_target ? cutoff_len - new_target : 0;
+    *source_keep = max_source < source_len ? max_source : source_len;
+    *target_keep = new_target;
+}
+
+int data_truncate_pairs(token_seq *seq, const template_pair *pairs, size_t n_pairs,
+                        size_t seq_len) {
+    if (seq->len <= seq_len) return 0;
+    size_t total = 0, read = 0, write = 0;
+    for (size_t p = 0; p < n_pairs && total < seq_len; p++) {
+        size_t sk, tk, s = pairs[p].source_len, t = pairs[p].target_len;
+        data_infer_seqlen(s, t, seq_len - total, &sk, &tk);
+        /* The prompt's last sk tokens, then the response's first tk (write <= read always). */
+        memmove(seq->ids + write, seq->ids + read + s - sk, sk * sizeof *seq->ids);
+        memmove(seq->trained + write, seq->trained + read + s - sk, sk);
+        write += sk;
+        memmove(seq->ids + write, seq->ids + read + s, tk * sizeof *seq->ids);
+        memmove(seq->trained + write, seq->trained + read + s, tk);
+        write += tk;
+        total += sk + tk;
+        read += s + t;
+    }
+    seq->len = write;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- records */
+
+typedef struct record_ctx {
+    const char *path;
+    size_t index, line;
+    badam_error *err;
+} record_ctx;
+
+static badam_status rec_fail(const record_ctx *r, badam_status st, const char *field,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* "<file>: record <i> (0-based, line <l>): field '<f>': <message>" */
+static badam_status rec_fail(const record_ctx *r, badam_status st, const char *field,
+                             const char *fmt, ...) {
+    char msg[BADAM_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (field)
+        return badam_fail(r->err, st, "%s: record %zu (0-based, line %zu): field '%s': %s", r->path,
+                          r->index, r->line, field, msg);
+    return badam_fail(r->err, st, "%s: record %zu (0-based, line %zu): %s", r->path, r->index,
+                      r->line, msg);
+}
+
+static const char *json_type_name(const cJSON *item) {
+    if (!item) return "nothing";
+    if (cJSON_IsNull(item)) return "null";
+    if (cJSON_IsBool(item)) return "a boolean";
+    if (cJSON_IsNumber(item)) return "a number";
+    if (cJSON_IsString(item)) return "a string";
+    if (cJSON_IsArray(item)) return "an array";
+    if (cJSON_IsObject(item)) return "an object";
+    return "an invalid value";
+}
+
+static const cJSON *get_field(const cJSON *obj, const char *name) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return item && !cJSON_IsNull(item) ? item : NULL;
+}
+
+/* A string field: *out NULL when absent/null and optional. */
+static badam_status get_string(const record_ctx *r, const cJSON *obj, const char *name,
+                               int required, const char **out) {
+    *out = NULL;
+    const cJSON *item = get_field(obj, name);
+    if (!item) {
+        if (!required) return BADAM_OK;
+        return rec_fail(r, BADAM_E_FORMAT, name, "missing (required)");
+    }
+    if (!cJSON_IsString(item))
+        return rec_fail(r, BADAM_E_FORMAT, name, "expected a string, got %s",
+                        json_type_name(item));
+    *out = item->valuestring;
+    return BADAM_OK;
+}
+
+/* Growable list of turns; the strings are owned by the cJSON tree or by `owned`. */
+typedef struct turn_list {
+    chat_turn *t;
+    size_t n, cap;
+    char *owned[1];
+} turn_list;
+
+static badam_status turns_push(turn_list *l, chat_role role, const char *content,
+                               badam_error *err) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        chat_turn *t = realloc(l->t, cap * sizeof *t);
+        if (!t) return badam_fail(err, BADAM_E_NOMEM, "dataset: out of memory");
+        l->t = t;
+        l->cap = cap;
+    }
+    l->t[l->n].role = role;
+    l->t[l->n].content = content;
+    l->n++;
+    return BADAM_OK;
+}
+
+static data_format detect_format(const cJSON *obj) {
+    if (cJSON_GetObjectItemCaseSensitive(obj, "input_ids")) return DATA_FORMAT_TOKENIZED;
+    if (cJSON_GetObjectItemCaseSensitive(obj, "conversations") ||
+        cJSON_GetObjectItemCaseSensitive(obj, "messages"))
+        return DATA_FORMAT_SHAREGPT;
+    if (cJSON_GetObjectItemCaseSensitive(obj, "instruction") ||
+        cJSON_GetObjectItemCaseSensitive(obj, "output"))
+        return DATA_FORMAT_ALPACA;
+    return DATA_FORMAT_AUTO;
+}
+
+static badam_status alpaca_turns(const record_ctx *r, const cJSON *obj, turn_list *l,
+                                 const char **system) {
+    const char *instruction, *input, *output;
+    badam_status st;
+    if ((st = get_string(r, obj, "instruction", 1, &instruction)) != BADAM_OK ||
+        (st = get_string(r, obj, "input", 0, &input)) != BADAM_OK ||
+        (st = get_string(r, obj, "output", 1, &output)) != BADAM_OK ||
+        (st = get_string(r, obj, "system", 0, system)) != BADAM_OK)
+        return st;
+    const cJSON *history = get_field(obj, "history");
+    if (history) {
+        if (!cJSON_IsArray(history))
+            return rec_fail(r, BADAM_E_FORMAT, "history",
+                            "expected an array of [query, response] pairs, got %s",
+                            json_type_name(history));
+        int k = 0;
+        for (const cJSON *pair = history->child; pair; pair = pair->next, k++) {
+            const cJSON *q = cJSON_IsArray(pair) ? cJSON_GetArrayItem(pair, 0) : NULL;
+            const cJSON *a = cJSON_IsArray(pair) ? cJSON_GetArrayItem(pair, 1) : NULL;
+            if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !cJSON_IsString(q) ||
+                !cJSON_IsString(a))
+                return rec_fail(r, BADAM_E_FORMAT, "history",
+                                "element %d must be a [query, response] pair of strings, got %s",
+                                k, json_type_name(pair));
+            if ((st = turns_push(l, CHAT_USER, q->valuestring, r->err)) != BADAM_OK ||
+                (st = turns_push(l, CHAT_ASSISTANT, a->valuestring, r->err)) != BADAM_OK)
+                return st;
+        }
+    }
+    /* instruction "\n" input, as LLaMA-Factory's alpaca converter joins the non-empty parts. */
+    const char *query = instruction;
+    if (input && input[0]) {
+        if (instruction[0]) {
+            size_t a = strlen(instruction), b = strlen(input);
+            char *joined = malloc(a + b + 2);
+            if (!joined) return badam_fail(r->err, BADAM_E_NOMEM, "dataset: out of memory");
+            memcpy(joined, instruction, a);
+            joined[a] = '\n';
+            memcpy(joined + a + 1, input, b + 1);
+            l->owned[0] = joined;
+            query = joined;
+        } else {
+            query = input;
+        }
+    }
+    if ((st = turns_push(l, CHAT_USER, query, r->err)) != BADAM_OK) return st;
+    return turns_push(l, CHAT_ASSISTANT, output, r->err);
+}
+
+static badam_status sharegpt_turns(const record_ctx *r, const cJSON *obj, turn_list *l,
+                                   const char **system) {
+    badam_status st;
+    if ((st = get_string(r, obj, "system", 0, system)) != BADAM_OK) return st;
+    const char *field = "conversations", *role_key = "from", *text_key = "value";
+    const cJSON *conv = get_field(obj, field);
+    if (!conv && get_field(obj, "messages")) {
+        field = "messages";
+        conv = get_field(obj, field);
+    }
+    if (!conv) return rec_fail(r, BADAM_E_FORMAT, field, "missing (required)");
+    if (!cJSON_IsArray(conv))
+        return rec_fail(r, BADAM_E_FORMAT, field, "expected an array of messages, got %s",
+                        json_type_name(conv));
+    int k = 0;
+    for (const cJSON *m = conv->child; m; m = m->next, k++) {
+        if (!cJSON_IsObject(m))
+            return rec_fail(r, BADAM_E_FORMAT, field, "message %d: expected an object, got %s", k,
+                            json_type_name(m));
+        const cJSON *role = get_field(m, "from"), *text = get_field(m, "value");
+        role_key = "from";
+        text_key = "value";
+        if (!role && !text) {
+            role_key = "role";
+            text_key = "content";
+            role = get_field(m, "role");
+            text = get_field(m, "content");
+        }
+        if (!cJSON_IsString(role))
+            return rec_fail(r, BADAM_E_FORMAT, field, "message %d: '%s' must be a string, got %s",
+                            k, role_key, json_type_name(role));
+        if (!cJSON_IsString(text))
+            return rec_fail(r, BADAM_E_FORMAT, field, "message %d: '%s' must be a string, got %s",
+                            k, text_key, json_type_name(text));
+        const char *name = role->valuestring;
+        chat_role cr;
+        if (!strcmp(name, "human") || !strcmp(name, "user"))
+            cr = CHAT_USER;
+        else if (!strcmp(name, "gpt") || !strcmp(name, "assistant"))
+            cr = CHAT_ASSISTANT;
+        else if (!strcmp(name, "system"))
+            cr = CHAT_SYSTEM;
+        else
+            return rec_fail(r, BADAM_E_UNSUPPORTED, field,
+                            "message %d: role '%s' is not supported (human/user, gpt/assistant, "
+                            "system)",
+                            k, name);
+        if (cr == CHAT_SYSTEM) {
+            if (k != 0)
+                return rec_fail(r, BADAM_E_FORMAT, field,
+                                "message %d: a system message may only come first", k);
+            *system = text->valuestring;
+            continue;
+        }
+        size_t pos = l->n; /* 0, 1, ... among user/assistant messages */
+        chat_role want = pos % 2 == 0 ? CHAT_USER : CHAT_ASSISTANT;
+        if (cr != want)
+            return rec_fail(r, BADAM_E_FORMAT, field,
+                            "message %d: expected a %s message (user and assistant messages must "
+                            "alternate, starting with the user), got '%s'",
+                            k, want == CHAT_USER ? "user" : "assistant", name);
+        if ((st = turns_push(l, cr, text->valuestring, r->err)) != BADAM_OK) return st;
+    }
+    if (l->n % 2 == 1) l->n--; /* a final question without an answer teaches nothing */
+    return BADAM_OK;
+}
+
+static badam_status tokenized_example(const record_ctx *r, const cJSON *obj,
+                                      const badam_tokenizer *tok, token_seq *seq) {
+    const cJSON *ids = get_field(obj, "input_ids"), *labels = get_field(obj, "labels");
+    if (!ids) return rec_fail(r, BADAM_E_FORMAT, "input_ids", "missing (required)");
+    if (!cJSON_IsArray(ids))
+        return rec_fail(r, BADAM_E_FORMAT, "input_ids", "expected an array of token ids, got %s",
+                        json_type_name(ids));
+    if (labels && !cJSON_IsArray(labels))
+        return rec_fail(r, BADAM_E_FORMAT, "labels", "expected an array of token ids, got %s",
+                        json_type_name(labels));
+    int n = cJSON_GetArraySize(ids);
+    if (labels && cJSON_GetArraySize(labels) != n)
+        return rec_fail(r, BADAM_E_FORMAT, "labels", "has %d entries but input_ids has %d",
+                        cJSON_GetArraySize(labels), n);
+    double vocab = tok ? (double)tokenizer_vocab_size(tok) : 2147483647.0;
+    badam_status st = token_seq_reserve(seq, (size_t)n, r->err);
+    if (st != BADAM_OK) return st;
+    const cJSON *lab = labels ? labels->child : NULL;
+    int i = 0;
+    for (const cJSON *x = ids->child; x; x = x->next, i++) {
+        double v = cJSON_IsNumber(x) ? x->valuedouble : -1.0;
+        if (!cJSON_IsNumber(x) || v != floor(v) || v < 0 || v >= vocab)
+            return rec_fail(r, BADAM_E_FORMAT, "input_ids",
+                            "entry %d must be a token id in [0, %.0f), got %s", i, vocab,
+                            cJSON_IsNumber(x) ? "an out-of-range number" : json_type_name(x));
+        int trained = 1;
+        if (lab) {
+            double lv = cJSON_IsNumber(lab) ? lab->valuedouble : 0.5;
+            if (lv == -100)
+                trained = 0;
+            else if (lv != v)
+                return rec_fail(r, BADAM_E_FORMAT, "labels",
+                                "entry %d must be -100 or equal input_ids[%d] = %.0f (labels "
+                                "aligned with input_ids, as Hugging Face stores them)",
+                                i, i, v);
+            lab = lab->next;
+        }
+        seq->ids[seq->len] = (int32_t)v;
+        seq->trained[seq->len] = (uint8_t)trained;
+        seq->len++;
+    }
+    return BADAM_OK;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static badam_status add_example(data_set *ds, size_t *cap, token_seq *seq, badam_error *err) {
+    if (ds->n == *cap) {
+        size_t c = *cap ? *cap * 2 : 256;
+        token_seq *e = realloc(ds->examples, c * sizeof *e);
+        if (!e) return badam_fail(err, BADAM_E_NOMEM, "dataset: out of memory");
+        ds->examples = e;
+        *cap = c;
+    }
+    /* Shrink to fit: a dataset holds many sequences. */
+    if (seq->cap > seq->len && seq->len > 0) {
+        int32_t *ids = realloc(seq->ids, seq->len * sizeof *ids);
+        if (ids) seq->ids = ids;
+        uint8_t *tr = realloc(seq->trained, seq->len);
+        if (tr) seq->trained = tr;
+        if (ids && tr) seq->cap = seq->len;
+    }
+    ds->examples[ds->n++] = *seq;
+    memset(seq, 0, sizeof *seq);
+    return BADAM_OK;
+}
+
+static const char *format_name(data_format f) {
+    switch (f) {
+    case DATA_FORMAT_ALPACA:
+        return "Alpaca";
+    case DATA_FORMAT_SHAREGPT:
+        return "ShareGPT";
+    case DATA_FORMAT_TOKENIZED:
+        return "tokenized";
+    default:
+        return "auto";
+    }
+}
+
+/* One record -> *seq (empty when the record holds no conversation). */
+static badam_status record_to_example(const record_ctx *r, const cJSON *obj, data_format format,
+                                      const badam_tokenizer *tok, const data_options *o,
+                                      token_seq *seq, int *truncated) {
+    *truncated = 0;
+    badam_status st;
+    if (format == DATA_FORMAT_TOKENIZED) {
+        if ((st = tokenized_example(r, obj, tok, seq)) != BADAM_OK) return st;
+        if (o->seq_len > 0 && seq->len > (size_t)o->seq_len) {
+            seq->len = (size_t)o->seq_len;
+            *truncated = 1;
+        }
+        return BADAM_OK;
+    }
+    turn_list l = {0};
+    const char *system = NULL;
+    st = format == DATA_FORMAT_ALPACA ? alpaca_turns(r, obj, &l, &system)
+                                      : sharegpt_turns(r, obj, &l, &system);
+    if (st == BADAM_OK && l.n > 0) {
+        if (!system || !system[0]) system = o->system_prompt;
+        template_pair *pairs = NULL;
+        size_t n_pairs = 0;
+        st = template_render_pairs(o->template_name, tok, l.t, l.n, system, 0, seq, &pairs,
+                                   &n_pairs, r->err);
+        if (st != BADAM_OK)
+            badam_error_prefix(r->err, "%s: record %zu (0-based, line %zu)", r->path, r->index,
+                               r->line);
+        else if (o->seq_len > 0)
+            *truncated = data_truncate_pairs(seq, pairs, n_pairs, (size_t)o->seq_len);
+        free(pairs);
+    }
+    free(l.t);
+    free(l.owned[0]);
+    return st;
+}
+
+badam_status data_load(const char *path, const badam_tokenizer *tok, const data_options *opts,
+                       data_set **out, badam_error *err) {
+    *out = NULL;
+    data_options o = {0};
+    if (opts) o = *opts;
+    if (!o.template_name) o.template_name = "default";
+    if (!template_known(o.template_name))
+        return badam_fail(err, BADAM_E_INVALID,
+                          "unknown template '%s' (known: default, alpaca, llama2, llama3, chatml, "
+                          "mistral)",
+                          o.template_name);
+    data_scanner *sc = NULL;
+    badam_status st = data_scanner_open(path, &sc, err);
+    if (st != BADAM_OK) return st;
+    data_set *ds = calloc(1, sizeof *ds);
+    if (!ds) {
+        data_scanner_close(sc);
+        return badam_fail(err, BADAM_E_NOMEM, "dataset: out of memory");
+    }
+    size_t cap = 0;
+    data_format format = o.format;
+    token_seq seq = {0};
+    for (;;) {
+        const char *text;
+        size_t len;
+        record_ctx r = {.path = path, .err = err};
+        r.index = ds->stats.records;
+        if ((st = data_scanner_next(sc, &text, &len, &r.line, err)) != BADAM_OK) break;
+        if (!text) break;
+        if (!io_valid_utf8(text, len)) {
+            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "invalid UTF-8");
+            break;
+        }
+        const char *end = NULL;
+        cJSON *obj = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+        if (!obj || (end && end != text + len)) {
+            size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+            cJSON_Delete(obj);
+            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "malformed JSON at byte %zu of the record",
+                          at);
+            break;
+        }
+        if (!cJSON_IsObject(obj)) {
+            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "expected a JSON object, got %s",
+                          json_type_name(obj));
+            cJSON_Delete(obj);
+            break;
+        }
+        if (format == DATA_FORMAT_AUTO) {
+            format = detect_format(obj);
+            if (format == DATA_FORMAT_AUTO) {
+                st = rec_fail(&r, BADAM_E_FORMAT, NULL,
+                              "unknown record format: expected 'instruction'/'output' (Alpaca), "
+                              "'conversations' or 'messages' (ShareGPT), or 'input_ids' "
+                              "(tokenized)");
+                cJSON_Delete(obj);
+                break;
+            }
+        }
+        if (format != DATA_FORMAT_TOKENIZED && !tok) {
+            st = rec_fail(&r, BADAM_E_INVALID, NULL, "%s records need a tokenizer",
+                          format_name(format));
+            cJSON_Delete(obj);
+            break;
+        }
+        int truncated = 0;
+        seq.len = 0;
+        st = record_to_example(&r, obj, format, tok, &o, &seq, &truncated);
+        cJSON_Delete(obj);
+        if (st != BADAM_OK) break;
+        ds->stats.records++;
+        if (seq.len > 0) seq.trained[0] = 0; /* nothing predicts the first token */
+        size_t trained = seq.len ? token_seq_trained_count(&seq) : 0;
+        if (trained == 0) {
+            ds->stats.dropped_empty++;
+            continue;
+        }
+        ds->stats.truncated += truncated != 0;
+        ds->stats.tokens += seq.len;
+        ds->stats.trained_tokens += trained;
+        if ((st = add_example(ds, &cap, &seq, err)) != BADAM_OK) break;
+    }
+    token_seq_free(&seq);
+    int is_array = data_scanner_is_array(sc);
+    data_scanner_close(sc);
+    if (st == BADAM_OK && ds->n == 0) {
+        if (ds->stats.records == 0)
+            st = badam_fail(err, BADAM_E_FORMAT, "%s: no records (%s)", path,
+                            is_array ? "empty JSON array" : "no JSON lines");
+        else if (o.seq_len > 0)
+            st = badam_fail(err, BADAM_E_FORMAT,
+                            "%s: no usable examples: all %zu records were dropped (no trainable "
+                            "token after truncation to %d tokens)",
+                            path, ds->stats.records, o.seq_len);
+        else
+            st = badam_fail(err, BADAM_E_FORMAT,
+                            "%s: no usable examples: none of the %zu records has a trainable token",
+                            path, ds->stats.records);
+    }
+    if (st != BADAM_OK) {
+        data_free(ds);
+        return st;
+    }
+    ds->stats.examples = ds->n;
+    *out = ds;
+    return BADAM_OK;
+}

@@ -1,0 +1,257 @@
+/* Streaming record scanner for JSON-array and JSON-lines files.
+ *
+ * The file is read in 64 KiB chunks; each top-level record (an element of the outer array, or a
+ * whitespace-separated value of a JSON-lines file) is copied into a buffer of its own and handed to
+ * the caller, which parses it with cJSON. The scanner tracks only bracket depth, strings and
+ * escapes, which is all it needs to find where a record ends; everything else about the record's
+ * syntax is cJSON's job. Memory stays at one record (at most DATA_MAX_RECORD_BYTES). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "text/data_internal.h"
+
+#define SCAN_CHUNK ((size_t)1 << 16)
+
+struct data_scanner {
+    FILE *f;
+    char *path;
+    unsigned char *in; /* read buffer */
+    size_t in_pos, in_len;
+    int pushback; /* -2: none */
+    char *rec;    /* the current record */
+    size_t rec_len, rec_cap;
+    int is_array;
+    int done;
+    size_t index; /* index of the next record */
+    size_t line;  /* 1-based line of the next byte */
+};
+
+static int sc_getc(data_scanner *sc) {
+    int c;
+    if (sc->pushback != -2) {
+        c = sc->pushback;
+        sc->pushback = -2;
+    } else {
+        if (sc->in_pos == sc->in_len) {
+            sc->in_len = fread(sc->in, 1, SCAN_CHUNK, sc->f);
+            sc->in_pos = 0;
+            if (sc->in_len == 0) return EOF;
+        }
+        c = sc->in[sc->in_pos++];
+    }
+    if (c == '\n') sc->line++;
+    return c;
+}
+
+static void sc_ungetc(data_scanner *sc, int c) {
+    if (c == EOF) return;
+    if (c == '\n') sc->line--;
+    sc->pushback = c;
+}
+
+static int is_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+static int sc_skip_space(data_scanner *sc) {
+    int c;
+    do c = sc_getc(sc);
+    while (c != EOF && is_space(c));
+    return c;
+}
+
+/* A printable description of a byte for error messages. */
+static const char *describe(int c, char buf[16]) {
+    if (c == EOF) return "end of file";
+    if (c >= 0x20 && c < 0x7f)
+        snprintf(buf, 16, "'%c'", c);
+    else
+        snprintf(buf, 16, "byte 0x%02x", (unsigned)c);
+    return buf;
+}
+
+badam_status data_scanner_open(const char *path, data_scanner **out, badam_error *err) {
+    *out = NULL;
+    data_scanner *sc = calloc(1, sizeof *sc);
+    if (!sc) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
+    sc->pushback = -2;
+    sc->line = 1;
+    sc->path = strdup(path);
+    sc->in = malloc(SCAN_CHUNK);
+    if (!sc->path || !sc->in) {
+        data_scanner_close(sc);
+        return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
+    }
+    sc->f = fopen(path, "rb");
+    if (!sc->f) {
+        int e = errno;
+        data_scanner_close(sc);
+        return badam_fail(err, BADAM_E_IO, "%s: cannot open: %s", path, strerror(e));
+    }
+    int c = sc_getc(sc);
+    if (c == 0xEF) { /* UTF-8 byte order mark */
+        int c2 = sc_getc(sc), c3 = sc_getc(sc);
+        if (c2 != 0xBB || c3 != 0xBF) {
+            data_scanner_close(sc);
+            return badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON or JSON-lines file", path);
+        }
+        c = sc_getc(sc);
+    }
+    sc_ungetc(sc, c);
+    c = sc_skip_space(sc);
+    if (ferror(sc->f)) {
+        data_scanner_close(sc);
+        return badam_fail(err, BADAM_E_IO, "%s: read error", path);
+    }
+    if (c == EOF) {
+        data_scanner_close(sc);
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: empty file (expected a JSON array of records or JSON lines)", path);
+    }
+    if (c == '[') {
+        sc->is_array = 1;
+    } else if (c == '{') {
+        sc_ungetc(sc, c);
+    } else {
+        char d[16];
+        badam_status st = badam_fail(err, BADAM_E_FORMAT,
+                                     "%s: line %zu: expected a JSON array ('[') or JSON lines (one "
+                                     "'{' object per line), found %s",
+                                     path, sc->line, describe(c, d));
+        data_scanner_close(sc);
+        return st;
+    }
+    *out = sc;
+    return BADAM_OK;
+}
+
+int data_scanner_is_array(const data_scanner *sc) { return sc->is_array; }
+
+void data_scanner_close(data_scanner *sc) {
+    if (!sc) return;
+    if (sc->f) fclose(sc->f);
+    free(sc->path);
+    free(sc->in);
+    free(sc->rec);
+    free(sc);
+}
+
+static badam_status rec_put(data_scanner *sc, int c, badam_error *err) {
+    if (sc->rec_len + 2 > sc->rec_cap) {
+        if (sc->rec_len + 1 > DATA_MAX_RECORD_BYTES)
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: record %zu (0-based) is larger than %zu MB; records that big "
+                              "are not supported (is the file one huge record?)",
+                              sc->path, sc->index, DATA_MAX_RECORD_BYTES >> 20);
+        size_t cap = sc->rec_cap ? sc->rec_cap * 2 : 4096;
+        if (cap > DATA_MAX_RECORD_BYTES + 2) cap = DATA_MAX_RECORD_BYTES + 2;
+        char *r = realloc(sc->rec, cap);
+        if (!r) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", sc->path);
+        sc->rec = r;
+        sc->rec_cap = cap;
+    }
+    sc->rec[sc->rec_len++] = (char)c;
+    return BADAM_OK;
+}
+
+/* Copies one JSON value starting with byte c into sc->rec. */
+static badam_status scan_value(data_scanner *sc, int c, size_t start_line, badam_error *err) {
+    badam_status st;
+    sc->rec_len = 0;
+    if (c == '{' || c == '[' || c == '"') {
+        int depth = 0, in_string = 0, escape = 0;
+        for (;;) {
+            if ((st = rec_put(sc, c, err)) != BADAM_OK) return st;
+            if (in_string) {
+                if (escape)
+                    escape = 0;
+                else if (c == '\\')
+                    escape = 1;
+                else if (c == '"')
+                    in_string = 0;
+            } else if (c == '"') {
+                in_string = 1;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                depth--;
+            }
+            if (depth == 0 && !in_string) break;
+            c = sc_getc(sc);
+            if (c == EOF)
+                return badam_fail(err, BADAM_E_FORMAT,
+                                  "%s: record %zu (0-based, line %zu): malformed JSON: the file ends "
+                                  "inside the record (%s)",
+                                  sc->path, sc->index, start_line,
+                                  in_string ? "unterminated string" : "unclosed '{' or '['");
+        }
+    } else {
+        /* A scalar (never a valid record, but let the caller say so with the record's index). */
+        while (c != EOF && !is_space(c) && c != ',' && c != ']' && c != '}') {
+            if ((st = rec_put(sc, c, err)) != BADAM_OK) return st;
+            c = sc_getc(sc);
+        }
+        sc_ungetc(sc, c);
+    }
+    sc->rec[sc->rec_len] = '\0';
+    return BADAM_OK;
+}
+
+badam_status data_scanner_next(data_scanner *sc, const char **text, size_t *len, size_t *line,
+                               badam_error *err) {
+    *text = NULL;
+    *len = 0;
+    *line = 0;
+    if (sc->done) return BADAM_OK;
+    char d[16];
+    int c;
+    if (sc->is_array) {
+        c = sc_skip_space(sc);
+        if (sc->index > 0) {
+            if (c == ']') goto array_end;
+            if (c != ',')
+                return badam_fail(err, BADAM_E_FORMAT,
+                                  "%s: line %zu: malformed JSON after record %zu (0-based): expected "
+                                  "',' or ']', found %s",
+                                  sc->path, sc->line, sc->index - 1, describe(c, d));
+            c = sc_skip_space(sc);
+            if (c == ']')
+                return badam_fail(err, BADAM_E_FORMAT,
+                                  "%s: line %zu: malformed JSON at record %zu (0-based): a ',' "
+                                  "before ']' (trailing comma)",
+                                  sc->path, sc->line, sc->index);
+        } else if (c == ']') {
+            goto array_end;
+        }
+        if (c == EOF)
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: malformed JSON at record %zu (0-based): the file ends before "
+                              "the array's ']'",
+                              sc->path, sc->index);
+    } else {
+        c = sc_skip_space(sc);
+        if (c == EOF) {
+            sc->done = 1;
+            return ferror(sc->f) ? badam_fail(err, BADAM_E_IO, "%s: read error", sc->path)
+                                 : BADAM_OK;
+        }
+    }
+    size_t start_line = sc->line;
+    badam_status st = scan_value(sc, c, start_line, err);
+    if (st != BADAM_OK) return st;
+    if (ferror(sc->f)) return badam_fail(err, BADAM_E_IO, "%s: read error", sc->path);
+    *text = sc->rec;
+    *len = sc->rec_len;
+    *line = start_line;
+    sc->index++;
+    return BADAM_OK;
+
+array_end:
+    sc->done = 1;
+    c = sc_skip_space(sc);
+    if (c != EOF)
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: line %zu: unexpected %s after the closing ']' of the array",
+                          sc->path, sc->line, describe(c, d));
+    return BADAM_OK;
+}
