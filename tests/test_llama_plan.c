@@ -244,7 +244,9 @@ static void test_inconsistent_plans_rejected(void) {
     badam_error err = {0};
     uint8_t *flags = calloc((size_t)f.m->n_params, 1);
     flags[llama_param_index(f.m, 0, LLAMA_P_Q)] = 1;
-    llama_grad_plan plan = {.need_grad = flags, .lowest_input_grad_layer = 2}; /* layer 0 flagged, but backward stops at layer 1 */
+    llama_grad_plan plan = {.need_grad = flags,
+                            .lowest_input_grad_layer =
+                                2}; /* layer 0 flagged, but backward stops at layer 1 */
     CHECK(llama_plan_check(f.m, &plan, &err) == BADAM_E_INVALID);
     CHECK(strstr(err.message, "model.layers.0.self_attn.q_proj.weight") != NULL);
     plan.lowest_input_grad_layer = L + 1;

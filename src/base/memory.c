@@ -50,7 +50,9 @@ void *badam_alloc_array_in(badam_mem_category category, size_t count, size_t siz
     return badam_alloc_in(category, bytes);
 }
 
-void *badam_alloc(size_t bytes) { return badam_alloc_in(BADAM_MEM_OTHER, bytes); }
+void *badam_alloc(size_t bytes) {
+    return badam_alloc_in(BADAM_MEM_OTHER, bytes);
+}
 
 void *badam_alloc_array(size_t count, size_t size) {
     return badam_alloc_array_in(BADAM_MEM_OTHER, count, size);
@@ -65,10 +67,18 @@ void badam_free(void *p) {
     free(raw);
 }
 
-size_t badam_mem_current(badam_mem_category c) { return atomic_load(&current_bytes[c]); }
-size_t badam_mem_peak(badam_mem_category c) { return atomic_load(&peak_bytes[c]); }
-size_t badam_mem_current_total(void) { return atomic_load(&current_all); }
-size_t badam_mem_peak_total(void) { return atomic_load(&peak_all); }
+size_t badam_mem_current(badam_mem_category c) {
+    return atomic_load(&current_bytes[c]);
+}
+size_t badam_mem_peak(badam_mem_category c) {
+    return atomic_load(&peak_bytes[c]);
+}
+size_t badam_mem_current_total(void) {
+    return atomic_load(&current_all);
+}
+size_t badam_mem_peak_total(void) {
+    return atomic_load(&peak_all);
+}
 
 void badam_mem_reset_peaks(void) {
     for (int c = 0; c < BADAM_MEM_CATEGORY_COUNT; c++)

@@ -2,7 +2,9 @@
  * so tests can check that skipped work is really skipped. */
 #include "model/llama_internal.h"
 
-static uint64_t gemm(uint64_t n, uint64_t in, uint64_t out) { return 2 * n * in * out; }
+static uint64_t gemm(uint64_t n, uint64_t in, uint64_t out) {
+    return 2 * n * in * out;
+}
 
 typedef struct dims {
     uint64_t N, C, I, QD, KVD, r;

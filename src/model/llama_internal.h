@@ -10,19 +10,19 @@
 
 /* Activations of one layer that backward reads (the layer's input is kept separately). */
 typedef struct layer_acts {
-    float *rstd1; /* [N] */
-    float *xn1;   /* [N,C] input_layernorm output */
-    float *q;     /* [N,QD] after RoPE */
-    float *k;     /* [N,KVD] after RoPE */
-    float *v;     /* [N,KVD] */
-    float *probs; /* [B,Hq,T,T] attention probabilities */
-    float *attn;  /* [N,QD] attention output, o_proj input */
-    float *x_mid; /* [N,C] residual stream after attention */
-    float *rstd2; /* [N] */
-    float *xn2;   /* [N,C] post_attention_layernorm output */
-    float *gate;  /* [N,I] */
-    float *up;    /* [N,I] */
-    float *h;     /* [N,I] silu(gate) * up, down_proj input */
+    float *rstd1;                      /* [N] */
+    float *xn1;                        /* [N,C] input_layernorm output */
+    float *q;                          /* [N,QD] after RoPE */
+    float *k;                          /* [N,KVD] after RoPE */
+    float *v;                          /* [N,KVD] */
+    float *probs;                      /* [B,Hq,T,T] attention probabilities */
+    float *attn;                       /* [N,QD] attention output, o_proj input */
+    float *x_mid;                      /* [N,C] residual stream after attention */
+    float *rstd2;                      /* [N] */
+    float *xn2;                        /* [N,C] post_attention_layernorm output */
+    float *gate;                       /* [N,I] */
+    float *up;                         /* [N,I] */
+    float *h;                          /* [N,I] silu(gate) * up, down_proj input */
     float *lora_u[LLAMA_P_KIND_COUNT]; /* [N,r] A drop(x) of each adapter (into lora_block) */
     float *lora_block;
 } layer_acts;
@@ -39,29 +39,29 @@ typedef struct ws_layout {
 struct llama_workspace {
     int max_B, max_T;
     int C, QD, KVD, I, V, L, Hq, Hkv, D, max_pos;
-    int B, T;             /* the current batch */
-    layer_acts **saved;   /* [L] activations kept for backward (NULL until a plan needs them) */
-    float **saved_input;  /* [L] layer inputs kept for backward */
-    layer_acts tmp;       /* for layers nothing is kept of, and for recomputation */
-    float *ping[2];       /* [N,C] residual stream through layers that keep nothing */
-    float *x_final;       /* [N,C] residual stream after the last layer */
-    float *rstd_final;    /* [N] */
-    float *xn_final;      /* [N,C] final norm output */
-    float *dresid;        /* [N,C] gradient of the residual stream */
-    float *dxn;           /* [N,C] gradient at a norm's output */
-    float *dbig[3];       /* [N, max(I, QD)] gradient temporaries */
-    float *dkv[2];        /* [N,KVD] */
-    float *lin_scratch;   /* linear_scratch_floats(max in) */
-    float *loss_work;     /* lm_head_loss_workspace_floats */
-    float *vec[4];        /* fp32 copies of norm weights and biases */
-    float *cos_t, *sin_t; /* [max_T, head_dim/2] */
-    int32_t *pos;         /* [N] position of each row */
+    int B, T;                 /* the current batch */
+    layer_acts **saved;       /* [L] activations kept for backward (NULL until a plan needs them) */
+    float **saved_input;      /* [L] layer inputs kept for backward */
+    layer_acts tmp;           /* for layers nothing is kept of, and for recomputation */
+    float *ping[2];           /* [N,C] residual stream through layers that keep nothing */
+    float *x_final;           /* [N,C] residual stream after the last layer */
+    float *rstd_final;        /* [N] */
+    float *xn_final;          /* [N,C] final norm output */
+    float *dresid;            /* [N,C] gradient of the residual stream */
+    float *dxn;               /* [N,C] gradient at a norm's output */
+    float *dbig[3];           /* [N, max(I, QD)] gradient temporaries */
+    float *dkv[2];            /* [N,KVD] */
+    float *lin_scratch;       /* linear_scratch_floats(max in) */
+    float *loss_work;         /* lm_head_loss_workspace_floats */
+    float *vec[4];            /* fp32 copies of norm weights and biases */
+    float *cos_t, *sin_t;     /* [max_T, head_dim/2] */
+    int32_t *pos;             /* [N] position of each row */
     const int32_t *seg_start; /* current batch's, or NULL */
-    float *lora_du;       /* [N,r] */
-    float *lora_x;        /* [N, max in]: dropped-out adapter input */
-    float *lora_tmp;      /* [N, max(in, out)] */
+    float *lora_du;           /* [N,r] */
+    float *lora_x;            /* [N, max in]: dropped-out adapter input */
+    float *lora_tmp;          /* [N, max(in, out)] */
     int lora_rank, lora_adapters; /* adapters per layer */
-    size_t bytes;         /* everything allocated, for accounting */
+    size_t bytes;                 /* everything allocated, for accounting */
     int forward_plan_first_layer; /* first layer kept by the last forward; -1 none */
     int forward_recompute;
     op_counters counters;

@@ -15,13 +15,13 @@
 #include "model/llama_internal.h"
 
 static const char *const MODULE_NAME[LLAMA_P_KIND_COUNT] = {
-    [LLAMA_P_Q] = "self_attn.q_proj",   [LLAMA_P_K] = "self_attn.k_proj",
-    [LLAMA_P_V] = "self_attn.v_proj",   [LLAMA_P_O] = "self_attn.o_proj",
-    [LLAMA_P_GATE] = "mlp.gate_proj",   [LLAMA_P_UP] = "mlp.up_proj",
+    [LLAMA_P_Q] = "self_attn.q_proj", [LLAMA_P_K] = "self_attn.k_proj",
+    [LLAMA_P_V] = "self_attn.v_proj", [LLAMA_P_O] = "self_attn.o_proj",
+    [LLAMA_P_GATE] = "mlp.gate_proj", [LLAMA_P_UP] = "mlp.up_proj",
     [LLAMA_P_DOWN] = "mlp.down_proj",
 };
 static const char *const SHORT_NAME[LLAMA_P_KIND_COUNT] = {
-    [LLAMA_P_Q] = "q_proj",       [LLAMA_P_K] = "k_proj",   [LLAMA_P_V] = "v_proj",
+    [LLAMA_P_Q] = "q_proj",       [LLAMA_P_K] = "k_proj",       [LLAMA_P_V] = "v_proj",
     [LLAMA_P_O] = "o_proj",       [LLAMA_P_GATE] = "gate_proj", [LLAMA_P_UP] = "up_proj",
     [LLAMA_P_DOWN] = "down_proj",
 };
@@ -37,15 +37,16 @@ badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam
     }
     char buf[256];
     snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
         int found = 0;
         for (int k = 0; k < LLAMA_P_KIND_COUNT && !found; k++) {
             if (!SHORT_NAME[k]) continue;
             size_t n = strlen(tok);
             /* "q" or "q_proj" */
-            if (!strcmp(tok, SHORT_NAME[k]) || (n + 5 == strlen(SHORT_NAME[k]) &&
-                                                !strncmp(tok, SHORT_NAME[k], n) &&
-                                                !strcmp(SHORT_NAME[k] + n, "_proj"))) {
+            if (!strcmp(tok, SHORT_NAME[k]) ||
+                (n + 5 == strlen(SHORT_NAME[k]) && !strncmp(tok, SHORT_NAME[k], n) &&
+                 !strcmp(SHORT_NAME[k] + n, "_proj"))) {
                 *targets |= 1u << k;
                 found = 1;
             }
@@ -69,13 +70,23 @@ static void kind_dims(const llama_config *c, llama_param_kind kind, int *in, int
     int C = c->hidden_size, I = c->intermediate_size;
     int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
     switch (kind) {
-    case LLAMA_P_Q: *in = C, *out = QD; break;
+    case LLAMA_P_Q:
+        *in = C, *out = QD;
+        break;
     case LLAMA_P_K:
-    case LLAMA_P_V: *in = C, *out = KVD; break;
-    case LLAMA_P_O: *in = QD, *out = C; break;
+    case LLAMA_P_V:
+        *in = C, *out = KVD;
+        break;
+    case LLAMA_P_O:
+        *in = QD, *out = C;
+        break;
     case LLAMA_P_GATE:
-    case LLAMA_P_UP: *in = C, *out = I; break;
-    default: *in = I, *out = C; break;
+    case LLAMA_P_UP:
+        *in = C, *out = I;
+        break;
+    default:
+        *in = I, *out = C;
+        break;
     }
 }
 
@@ -87,7 +98,9 @@ static uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static double unit_from(uint64_t h) { return (double)(h >> 11) * (1.0 / 9007199254740992.0); }
+static double unit_from(uint64_t h) {
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
+}
 
 void llama_lora_detach(llama_model *m) {
     llama_lora *lo = m->lora;
@@ -110,8 +123,8 @@ void llama_lora_detach(llama_model *m) {
 badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float dropout,
                                uint32_t targets, uint64_t seed, badam_error *err) {
     if (m->lora) return badam_fail(err, BADAM_E_INVALID, "LoRA: adapters are already attached");
-    if (rank <= 0 || rank > 4096 || !(alpha > 0) || !(dropout >= 0 && dropout < 1) ||
-        !targets || (targets & ~LORA_KINDS))
+    if (rank <= 0 || rank > 4096 || !(alpha > 0) || !(dropout >= 0 && dropout < 1) || !targets ||
+        (targets & ~LORA_KINDS))
         return badam_fail(err, BADAM_E_INVALID,
                           "LoRA: need rank in [1, 4096], alpha > 0, dropout in [0, 1) and targets "
                           "among q, k, v, o, gate, up, down (got rank %d, alpha %g, dropout %g)",
@@ -135,7 +148,8 @@ badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float drop
             lo->A[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)rank * in, sizeof(float));
             lo->B[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)out * rank, sizeof(float));
             lo->dA[i] = badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)rank * in, sizeof(float));
-            lo->dB[i] = badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)out * rank, sizeof(float));
+            lo->dB[i] =
+                badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)out * rank, sizeof(float));
             if (!lo->A[i] || !lo->B[i] || !lo->dA[i] || !lo->dB[i]) goto nomem;
             /* PEFT: kaiming_uniform_(A, a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); B = 0. */
             double bound = 1.0 / sqrt((double)in);
@@ -152,7 +166,9 @@ nomem:
     return badam_fail(err, BADAM_E_NOMEM, "LoRA: out of memory for rank-%d adapters", rank);
 }
 
-static int dropping(const llama_lora *lo) { return lo->training && lo->dropout > 0; }
+static int dropping(const llama_lora *lo) {
+    return lo->training && lo->dropout > 0;
+}
 
 /* The dropout mask key of one adapter in one micro-step; element j is dropped when
  * unit(mix64(key ^ j)) < p. */
@@ -189,8 +205,8 @@ void llama_lora_forward(const llama_model *m, llama_workspace *ws, int l, llama_
     int N = ws->B * ws->T, r = lo->rank;
     float scale = lo->alpha / (float)r;
     const float *xd = adapter_input(m, ws, l, kind, x, in);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xd, in, lo->A[a], in,
-                0.0f, u, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xd, in, lo->A[a], in, 0.0f,
+                u, r);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, r, scale, u, r, lo->B[a], r, 1.0f,
                 y, out);
     ws->counters.gemm_flops += 2ull * N * r * ((uint64_t)in + out);
@@ -270,7 +286,7 @@ badam_status llama_lora_save(const llama_model *m, const char *dir, const char *
     if (st) return st;
     int n = 0;
     st_entry *e = calloc((size_t)lo->n_adapters * 2, sizeof *e);
-    char (*names)[160] = calloc((size_t)lo->n_adapters * 2, sizeof *names);
+    char(*names)[160] = calloc((size_t)lo->n_adapters * 2, sizeof *names);
     if (!e || !names) {
         free(e);
         free(names);
@@ -336,7 +352,8 @@ static badam_status read_adapter_config(const char *dir, int *rank, uint32_t *ta
                             "%s: field 'target_modules' has an entry that is not one of q_proj, "
                             "k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj",
                             path);
-        else *targets |= one;
+        else
+            *targets |= one;
     }
     cJSON_Delete(cfg);
     return st;

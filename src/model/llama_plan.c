@@ -59,8 +59,7 @@ int llama_plan_first_layer(const llama_model *m, const llama_grad_plan *plan) {
     return low;
 }
 
-badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan,
-                              badam_error *err) {
+badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan, badam_error *err) {
     int L = m->cfg.n_layers, low = plan->lowest_input_grad_layer;
     if (low < 0 || low > L)
         return badam_fail(err, BADAM_E_INVALID,
@@ -97,8 +96,7 @@ layer_grad_parts llama_layer_grad_parts(const llama_model *m, const llama_grad_p
         g.need_dx || llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_O_BIAS);
     g.need_dxn2 = g.need_dxmid || llama_plan_kind_active(m, plan, l, LLAMA_P_MLP_NORM);
     g.mlp_inner = g.need_dxn2 || llama_plan_layer_flags(m, plan, l, LLAMA_P_GATE, LLAMA_P_UP);
-    g.attn_inner = g.need_dx ||
-                   llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_V) ||
+    g.attn_inner = g.need_dx || llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_V) ||
                    llama_plan_layer_flags(m, plan, l, LLAMA_P_Q_BIAS, LLAMA_P_V_BIAS);
     return g;
 }

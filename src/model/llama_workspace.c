@@ -6,7 +6,9 @@
 #include "base/memory.h"
 #include "model/llama_internal.h"
 
-static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+static size_t max_sz(size_t a, size_t b) {
+    return a > b ? a : b;
+}
 
 static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, int adapters) {
     ws_layout w;
@@ -16,38 +18,40 @@ static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, i
     w.Hq = c->n_heads, w.T = T, w.half = c->head_dim / 2;
     w.r = lora_rank, w.adapters = adapters;
     size_t N = w.N;
-    const size_t acts[14] = {N,          N * w.C, N * w.QD, N * w.KVD, N * w.KVD,
-                             N * w.Hq * w.T,       N * w.QD, N * w.C,  N,
-                             N * w.C,    N * w.I, N * w.I,  N * w.I,   N * w.r * w.adapters};
+    const size_t acts[14] = {
+        N,       N * w.C, N * w.QD, N * w.KVD, N * w.KVD, N * w.Hq * w.T, N * w.QD,
+        N * w.C, N,       N * w.C,  N * w.I,   N * w.I,   N * w.I,        N * w.r * w.adapters};
     memcpy(w.acts, acts, sizeof acts);
     w.input = N * w.C;
     size_t wide = max_sz(w.I, w.QD), max_in = max_sz(max_sz(w.C, w.I), w.QD);
     size_t vec = max_sz(w.C, w.QD), max_out = max_sz(max_in, w.KVD);
     size_t *s = w.scratch;
     int n = 0;
-    s[n++] = N * w.C; /* ping[0] */
-    s[n++] = N * w.C; /* ping[1] */
-    s[n++] = N * w.C; /* x_final */
-    s[n++] = N;       /* rstd_final */
-    s[n++] = N * w.C; /* xn_final */
-    s[n++] = N * w.C; /* dresid */
-    s[n++] = N * w.C; /* dxn */
-    for (int i = 0; i < 3; i++) s[n++] = N * wide; /* dbig */
+    s[n++] = N * w.C;                               /* ping[0] */
+    s[n++] = N * w.C;                               /* ping[1] */
+    s[n++] = N * w.C;                               /* x_final */
+    s[n++] = N;                                     /* rstd_final */
+    s[n++] = N * w.C;                               /* xn_final */
+    s[n++] = N * w.C;                               /* dresid */
+    s[n++] = N * w.C;                               /* dxn */
+    for (int i = 0; i < 3; i++) s[n++] = N * wide;  /* dbig */
     for (int i = 0; i < 2; i++) s[n++] = N * w.KVD; /* dkv */
     s[n++] = linear_scratch_floats((int)max_in);
     s[n++] = lm_head_loss_workspace_floats(LLAMA_LOSS_CHUNK, (int)w.C, (int)w.V);
     for (int i = 0; i < 4; i++) s[n++] = vec; /* vec */
-    s[n++] = (size_t)T * w.half;             /* cos_t */
-    s[n++] = (size_t)T * w.half;             /* sin_t */
-    s[n++] = N;                              /* pos (int32) */
-    s[n++] = adapters ? N * w.r : 0;         /* lora_du */
-    s[n++] = adapters ? N * max_in : 0;      /* lora_x */
-    s[n++] = adapters ? N * max_out : 0;     /* lora_tmp */
+    s[n++] = (size_t)T * w.half;              /* cos_t */
+    s[n++] = (size_t)T * w.half;              /* sin_t */
+    s[n++] = N;                               /* pos (int32) */
+    s[n++] = adapters ? N * w.r : 0;          /* lora_du */
+    s[n++] = adapters ? N * max_in : 0;       /* lora_x */
+    s[n++] = adapters ? N * max_out : 0;      /* lora_tmp */
     w.n_scratch = n;
     return w;
 }
 
-static size_t bytes_of(size_t floats) { return floats ? badam_alloc_size(floats * 4) : 0; }
+static size_t bytes_of(size_t floats) {
+    return floats ? badam_alloc_size(floats * 4) : 0;
+}
 
 llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, int B, int T, int lora_rank,
                                               int lora_adapters_per_layer) {
@@ -63,8 +67,10 @@ llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, int B, in
 static float *ws_floats(llama_workspace *ws, badam_mem_category cat, size_t n, int *ok) {
     if (n == 0) return NULL;
     float *p = badam_alloc_array_in(cat, n, sizeof(float));
-    if (!p) *ok = 0;
-    else ws->bytes += bytes_of(n);
+    if (!p)
+        *ok = 0;
+    else
+        ws->bytes += bytes_of(n);
     return p;
 }
 
@@ -75,8 +81,9 @@ static int adapted(const llama_model *m, int kind) {
 static int layer_acts_alloc(llama_workspace *ws, const ws_layout *w, layer_acts *a,
                             badam_mem_category cat) {
     int ok = 1;
-    float **fields[14] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->probs, &a->attn,
-                          &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h,     &a->lora_block};
+    float **fields[14] = {&a->rstd1, &a->xn1,  &a->q,     &a->k,         &a->v,
+                          &a->probs, &a->attn, &a->x_mid, &a->rstd2,     &a->xn2,
+                          &a->gate,  &a->up,   &a->h,     &a->lora_block};
     for (int i = 0; i < 14; i++) *fields[i] = ws_floats(ws, cat, w->acts[i], &ok);
     return ok;
 }
@@ -93,8 +100,9 @@ static void layer_acts_point_lora(const llama_model *m, const ws_layout *w, laye
 }
 
 static void layer_acts_release(layer_acts *a) {
-    float **fields[14] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->probs, &a->attn,
-                          &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h,     &a->lora_block};
+    float **fields[14] = {&a->rstd1, &a->xn1,  &a->q,     &a->k,         &a->v,
+                          &a->probs, &a->attn, &a->x_mid, &a->rstd2,     &a->xn2,
+                          &a->gate,  &a->up,   &a->h,     &a->lora_block};
     for (int i = 0; i < 14; i++) {
         badam_free(*fields[i]);
         *fields[i] = NULL;
@@ -132,20 +140,20 @@ badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_wo
     if (!ws->saved || !ws->saved_input) ok = 0;
     ok = ok && layer_acts_alloc(ws, w, &ws->tmp, BADAM_MEM_WORKSPACE);
     layer_acts_point_lora(m, w, &ws->tmp);
-    float **bufs[] = {&ws->ping[0],   &ws->ping[1],     &ws->x_final, &ws->rstd_final,
-                      &ws->xn_final,  &ws->dresid,      &ws->dxn,     &ws->dbig[0],
-                      &ws->dbig[1],   &ws->dbig[2],     &ws->dkv[0],  &ws->dkv[1],
-                      &ws->lin_scratch, &ws->loss_work, &ws->vec[0],  &ws->vec[1],
-                      &ws->vec[2],    &ws->vec[3],      &ws->cos_t,   &ws->sin_t,
-                      (float **)&ws->pos, &ws->lora_du, &ws->lora_x,  &ws->lora_tmp};
+    float **bufs[] = {&ws->ping[0],       &ws->ping[1],   &ws->x_final, &ws->rstd_final,
+                      &ws->xn_final,      &ws->dresid,    &ws->dxn,     &ws->dbig[0],
+                      &ws->dbig[1],       &ws->dbig[2],   &ws->dkv[0],  &ws->dkv[1],
+                      &ws->lin_scratch,   &ws->loss_work, &ws->vec[0],  &ws->vec[1],
+                      &ws->vec[2],        &ws->vec[3],    &ws->cos_t,   &ws->sin_t,
+                      (float **)&ws->pos, &ws->lora_du,   &ws->lora_x,  &ws->lora_tmp};
     for (int i = 0; i < w->n_scratch; i++)
         *bufs[i] = ws_floats(ws, BADAM_MEM_WORKSPACE, w->scratch[i], &ok);
     if (!ok) {
         size_t want = ws->bytes;
         llama_workspace_free(ws);
         return badam_fail(err, BADAM_E_NOMEM,
-                          "workspace: cannot allocate about %zu bytes for a %d x %d batch", want,
-                          B, T);
+                          "workspace: cannot allocate about %zu bytes for a %d x %d batch", want, B,
+                          T);
     }
     rope_tables(ws->cos_t, ws->sin_t, m->inv_freq, T, ws->D / 2);
     *out = ws;
@@ -175,11 +183,11 @@ void llama_workspace_free(llama_workspace *ws) {
     free(ws->saved);
     free(ws->saved_input);
     layer_acts_release(&ws->tmp);
-    float *bufs[] = {ws->ping[0],     ws->ping[1],   ws->x_final, ws->rstd_final, ws->xn_final,
-                     ws->dresid,      ws->dxn,       ws->dbig[0], ws->dbig[1],    ws->dbig[2],
-                     ws->dkv[0],      ws->dkv[1],    ws->lin_scratch, ws->loss_work, ws->vec[0],
-                     ws->vec[1],      ws->vec[2],    ws->vec[3],  ws->cos_t,      ws->sin_t,
-                     (float *)ws->pos, ws->lora_du,  ws->lora_x,  ws->lora_tmp};
+    float *bufs[] = {ws->ping[0],      ws->ping[1], ws->x_final,     ws->rstd_final, ws->xn_final,
+                     ws->dresid,       ws->dxn,     ws->dbig[0],     ws->dbig[1],    ws->dbig[2],
+                     ws->dkv[0],       ws->dkv[1],  ws->lin_scratch, ws->loss_work,  ws->vec[0],
+                     ws->vec[1],       ws->vec[2],  ws->vec[3],      ws->cos_t,      ws->sin_t,
+                     (float *)ws->pos, ws->lora_du, ws->lora_x,      ws->lora_tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) badam_free(bufs[i]);
     free(ws);
 }
@@ -200,8 +208,8 @@ badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, la
         if (!a || !layer_acts_alloc(ws, &ws->layout, a, BADAM_MEM_ACTIVATIONS)) {
             if (a) layer_acts_release(a);
             free(a);
-            return badam_fail(err, BADAM_E_NOMEM,
-                              "workspace: layer %d activations: out of memory", l);
+            return badam_fail(err, BADAM_E_NOMEM, "workspace: layer %d activations: out of memory",
+                              l);
         }
         layer_acts_point_lora(ws->model, &ws->layout, a);
         ws->saved[l] = a;
@@ -213,8 +221,10 @@ badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, la
 void llama_workspace_trim(llama_workspace *ws, const llama_model *m, const llama_grad_plan *plan) {
     int first = plan ? llama_plan_first_layer(m, plan) : ws->L;
     for (int l = 0; l < ws->L; l++) {
-        if (l < first) release_layer(ws, l);
-        else if (plan->recompute) release_layer_acts(ws, l);
+        if (l < first)
+            release_layer(ws, l);
+        else if (plan->recompute)
+            release_layer_acts(ws, l);
     }
 }
 
@@ -227,7 +237,9 @@ size_t llama_plan_activation_bytes(const llama_model *m, const llama_grad_plan *
     return kept * (b.input_per_layer + (plan->recompute ? 0 : b.activations_per_layer));
 }
 
-size_t llama_workspace_bytes_held(const llama_workspace *ws) { return ws->bytes; }
+size_t llama_workspace_bytes_held(const llama_workspace *ws) {
+    return ws->bytes;
+}
 
 llama_counters llama_workspace_counters(const llama_workspace *ws) {
     llama_counters c = {ws->counters.gemm_flops, ws->counters.attention_flops};

@@ -59,8 +59,8 @@ static badam_status pack_rows(batcher *b, badam_error *err) {
         goto done;
     }
     for (size_t i = 0; i < n; i++) items[i] = (item){b->lens[i], i};
-    /* longest first, ties by index: insertion into a sorted order via qsort on (len, idx) */
-    for (size_t gap = n / 2; gap > 0; gap /= 2) /* shell sort: no comparator context needed */
+    /* longest first, ties by index (shell sort) */
+    for (size_t gap = n / 2; gap > 0; gap /= 2)
         for (size_t i = gap; i < n; i++) {
             item x = items[i];
             size_t j = i;
@@ -154,7 +154,8 @@ static void build_epoch(batcher *b) {
     size_t window = bs * GROUP_WINDOW_BATCHES;
     for (size_t w = 0; w < n; w += window) sort_by_length(b, b->order + w, n - w < window ? n - w : window);
     /* Permute the batches: batch k of the new order is old batch perm[k]. */
-    size_t nb = b->n_batches, *perm = b->scratch, *items = b->scratch + nb;
+    size_t nb = b->n_batches, *perm = b->scratch, *off = b->scratch + nb;
+    size_t *items = b->scratch + 2 * nb + 1;
     for (size_t k = 0; k < nb; k++) perm[k] = k;
     if (b->o.shuffle) data_shuffle(perm, nb, &rng);
     size_t longest = 0; /* position in perm of the batch holding the longest unit */
@@ -166,11 +167,6 @@ static void build_epoch(batcher *b) {
     perm[0] = perm[longest];
     perm[longest] = t;
     size_t at = 0;
-    size_t *off = malloc((nb + 1) * sizeof *off);
-    if (!off) { /* keep the unpermuted (still grouped) order rather than fail mid-training */
-        b->have_order = 1;
-        return;
-    }
     for (size_t k = 0; k < nb; k++) {
         size_t from = b->batch_off[perm[k]], to = b->batch_off[perm[k] + 1];
         off[k] = at;
@@ -180,7 +176,6 @@ static void build_epoch(batcher *b) {
     off[nb] = at;
     memcpy(b->order, items, n * sizeof *items);
     memcpy(b->batch_off, off, (nb + 1) * sizeof *off);
-    free(off);
     b->have_order = 1;
 }
 
@@ -225,7 +220,7 @@ badam_status batcher_create(const data_set *ds, const batcher_options *opts, bat
     b->n_batches = (b->n_units + bs - 1) / bs;
     b->order = malloc(b->n_units * sizeof *b->order);
     b->batch_off = malloc((b->n_batches + 1) * sizeof *b->batch_off);
-    b->scratch = malloc((b->n_batches + b->n_units) * sizeof *b->scratch);
+    b->scratch = malloc((2 * b->n_batches + 1 + b->n_units) * sizeof *b->scratch);
     size_t cells = bs * b->cap_len;
     b->tokens = malloc(cells * sizeof *b->tokens);
     b->targets = malloc(cells * sizeof *b->targets);

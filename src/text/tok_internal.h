@@ -347,8 +347,10 @@ badam_status tok_trie_init(tok_trie *t, badam_error *err);
 badam_status tok_trie_add(tok_trie *t, const char *s, size_t n, int32_t token, badam_error *err);
 void tok_trie_free(tok_trie *t);
 /* Rust's AddedVocabulary::find_matches: spans covering s; match = added-token index or -1. */
-badam_status tok_added_split(const tok_trie *t, const tok_added *tokens, const char *s, size_t n,
-                             tok_spans *out, badam_error *err);
+/* word_re: a compiled one-character regex for Rust's \w, needed when a token is single_word. */
+badam_status tok_added_split(const tok_trie *t, const tok_added *tokens, const void *word_re,
+                             const char *s, size_t n, tok_spans *out, tok_ctx *ctx,
+                             badam_error *err);
 
 /* ---------------------------------------------------------------- decoders */
 

@@ -576,11 +576,15 @@ def main(argv=None):
                     help="compute / master precision (default float64)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    with open(a.config) as f:
-        conf = normalize_config(json.load(f))
-    examples = load_examples(a.data)
-    cd = torch.float64 if a.compute == "float64" else torch.float32
-    tr, trace = train(a.model, examples, conf, cd, a.init_adapter)
+    try:
+        with open(a.config) as f:
+            conf = normalize_config(json.load(f))
+        examples = load_examples(a.data)
+        cd = torch.float64 if a.compute == "float64" else torch.float32
+        tr, trace = train(a.model, examples, conf, cd, a.init_adapter)
+    except (ValueError, KeyError, OSError) as e:
+        print(f"train_ref: error: {e}", file=sys.stderr)
+        return 2
     write_outputs(tr, trace, a.out)
     return 0
 

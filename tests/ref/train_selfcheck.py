@@ -38,6 +38,9 @@ import st  # noqa: E402
 import train_ref as tr  # noqa: E402
 
 VERBOSE = "-v" in sys.argv
+# train_ref.adamw_update mirrors torch 1.13's _single_tensor_adamw op by op (bitwise equal);
+# torch >= 2 updates the first moment with lerp_, equal only to rounding.
+BITWISE = int(torch.__version__.split(".")[0]) < 2
 FAILS = []
 
 
@@ -89,9 +92,14 @@ def check_adamw():
             opt.step()
             tr.adamw_update(w2, g2, s2, lr, 0.8, 0.95, 1e-6, 0.1 if tr.decays(w2) else 0.0)
             tr.adamw_update(w1, g1, s1, lr, 0.8, 0.95, 1e-6, 0.1 if tr.decays(w1) else 0.0)
-            ok = ok and torch.equal(w2, tw2.detach()) and torch.equal(w1, tw1.detach())
-        check(ok, f"(a) adamw_update == torch.optim.AdamW bit for bit ({dtype})")
-        check(s2.step == 6 and torch.equal(s2.v, opt.state[tw2]["exp_avg_sq"]),
+            if BITWISE:
+                ok = ok and torch.equal(w2, tw2.detach()) and torch.equal(w1, tw1.detach())
+            else:
+                tol = 1e-6 if dtype == torch.float32 else 1e-13
+                ok = ok and maxrel(w2, tw2.detach()) < tol and maxrel(w1, tw1.detach()) < tol
+        how = "bit for bit" if BITWISE else "to rounding (torch >= 2 uses lerp)"
+        check(ok, f"(a) adamw_update == torch.optim.AdamW {how} ({dtype})")
+        check(s2.step == 6 and maxrel(s2.v, opt.state[tw2]["exp_avg_sq"]) < 1e-6,
               f"(a) AdamW state (step count, second moment) matches ({dtype})")
 
 
@@ -226,7 +234,8 @@ def check_clip():
         tn = torch.nn.utils.clip_grad_norm_(ps, max_norm)
         mine = [t.clone() for t in gs]
         n = tr.clip_grads_(mine, max_norm)
-        check(n == float(tn) and all(torch.equal(p.grad, m) for p, m in zip(ps, mine)),
+        check(abs(n - float(tn)) <= 1e-6 * n and
+              all(maxrel(m, p.grad) < 1e-6 for p, m in zip(ps, mine)),
               f"(e) clip_grads_ == clip_grad_norm_ (max_norm {max_norm})")
     gs = [torch.tensor([3.0, 0.0], dtype=torch.float64), torch.tensor([4.0], dtype=torch.float64)]
     n = tr.clip_grads_(gs, 1.0)

@@ -93,7 +93,8 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
         }
     }
     free(rows);
-    if (counters) counters->attention_flops += 2ull * 2ull * (uint64_t)D * causal_pairs(B, T, Hq, seg_start);
+    if (counters)
+        counters->attention_flops += 2ull * 2ull * (uint64_t)D * causal_pairs(B, T, Hq, seg_start);
 }
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs,
@@ -163,6 +164,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     free(rows);
     if (counters) {
         uint64_t products = (uint64_t)need_dp + (dq != NULL) + (dk != NULL) + (dv != NULL);
-        counters->attention_flops += products * 2ull * (uint64_t)D * causal_pairs(B, T, Hq, seg_start);
+        counters->attention_flops +=
+            products * 2ull * (uint64_t)D * causal_pairs(B, T, Hq, seg_start);
     }
 }
