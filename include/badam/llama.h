@@ -123,6 +123,10 @@ typedef struct llama_model {
 int llama_param_index(const llama_model *m, int layer, llama_param_kind kind);
 int llama_find_param(const llama_model *m, const char *hf_name);
 
+/* The parameter table and indices of a config with no weight storage (data pointers NULL):
+ * enough for planning and partitioning without reading weights. */
+badam_status llama_model_describe(const llama_config *cfg, badam_dtype dtype, llama_model **out,
+                                  badam_error *err);
 /* A model with zeroed weights for a config (tests, pretraining from scratch). */
 badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llama_model **out,
                                 badam_error *err);

@@ -172,8 +172,8 @@ int llama_find_param(const llama_model *m, const char *hf_name) {
     return -1;
 }
 
-badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llama_model **out,
-                                badam_error *err) {
+badam_status llama_model_describe(const llama_config *cfg, badam_dtype dtype, llama_model **out,
+                                  badam_error *err) {
     *out = NULL;
     llama_model *m = calloc(1, sizeof *m);
     if (!m) return badam_fail(err, BADAM_E_NOMEM, "model: out of memory");
@@ -186,31 +186,43 @@ badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llam
     }
     m->layer_index = malloc(sizeof(int) * (size_t)cfg->n_layers * LLAMA_P_KIND_COUNT);
     m->inv_freq = malloc(sizeof(float) * (size_t)(cfg->head_dim / 2));
+    if (!m->layer_index || !m->inv_freq) {
+        llama_model_free(m);
+        return badam_fail(err, BADAM_E_NOMEM, "model: out of memory");
+    }
+    for (int i = 0; i < cfg->n_layers * LLAMA_P_KIND_COUNT; i++) m->layer_index[i] = -1;
+    for (int i = 0; i < m->n_params; i++) {
+        llama_param *p = &m->params[i];
+        if (p->layer >= 0) m->layer_index[p->layer * LLAMA_P_KIND_COUNT + p->kind] = i;
+        else if (p->kind == LLAMA_P_EMBED) m->embed = i;
+        else if (p->kind == LLAMA_P_FINAL_NORM) m->final_norm = i;
+        else m->lm_head = i;
+    }
+    if (cfg->tie_word_embeddings) m->lm_head = m->embed;
+    llama_rope_inv_freq(cfg, m->inv_freq);
+    *out = m;
+    return BADAM_OK;
+}
+
+badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llama_model **out,
+                                badam_error *err) {
+    llama_model *m = NULL;
+    badam_status st = llama_model_describe(cfg, dtype, &m, err);
+    if (st) return st;
     size_t elem = badam_dtype_size(dtype), total = 0;
     for (int i = 0; i < m->n_params; i++) total += badam_alloc_size(m->params[i].numel * elem);
     m->storage_bytes = total;
     m->storage = badam_alloc_in(BADAM_MEM_WEIGHTS, total);
-    if (!m->layer_index || !m->inv_freq || !m->storage) {
+    if (!m->storage) {
         llama_model_free(m);
-        return badam_fail(err, BADAM_E_NOMEM, "model: cannot allocate %zu bytes of weights", total);
+        return badam_fail(err, BADAM_E_NOMEM, "model: cannot allocate %zu bytes of weights",
+                          total);
     }
-    for (int i = 0; i < cfg->n_layers * LLAMA_P_KIND_COUNT; i++) m->layer_index[i] = -1;
     size_t offset = 0;
     for (int i = 0; i < m->n_params; i++) {
-        llama_param *p = &m->params[i];
-        p->data = (char *)m->storage + offset;
-        offset += badam_alloc_size(p->numel * elem);
-        if (p->layer >= 0)
-            m->layer_index[p->layer * LLAMA_P_KIND_COUNT + p->kind] = i;
-        else if (p->kind == LLAMA_P_EMBED)
-            m->embed = i;
-        else if (p->kind == LLAMA_P_FINAL_NORM)
-            m->final_norm = i;
-        else
-            m->lm_head = i;
+        m->params[i].data = (char *)m->storage + offset;
+        offset += badam_alloc_size(m->params[i].numel * elem);
     }
-    if (cfg->tie_word_embeddings) m->lm_head = m->embed;
-    llama_rope_inv_freq(cfg, m->inv_freq);
     *out = m;
     return BADAM_OK;
 }

@@ -209,6 +209,11 @@ badam_status data_scanner_next(data_scanner *sc, const char **text, size_t *len,
         c = sc_skip_space(sc);
         if (sc->index > 0) {
             if (c == ']') goto array_end;
+            if (c == EOF)
+                return badam_fail(err, BADAM_E_FORMAT,
+                                  "%s: malformed JSON: the file ends after record %zu (0-based) "
+                                  "without the array's closing ']'",
+                                  sc->path, sc->index - 1);
             if (c != ',')
                 return badam_fail(err, BADAM_E_FORMAT,
                                   "%s: line %zu: malformed JSON after record %zu (0-based): expected "

@@ -26,7 +26,7 @@ typedef enum piece_kind {
     P_TEXT,    /* literal text */
     P_CONTENT, /* the message text */
     P_TOKEN,   /* a special token by its string, inserted as its id */
-    P_BOS,     /* the tokenizer's BOS, where its post-processor puts one (none otherwise) */
+    P_BOS,     /* the tokenizer's bos_token (LLaMA-Factory's {"bos_token"}); nothing without one */
     P_EOS,     /* the tokenizer's EOS (required when used) */
     P_SPLIT,   /* ends the text run: the text on either side is tokenized in separate calls */
 } piece_kind;
@@ -63,8 +63,8 @@ typedef struct chat_template {
  *   pair 0: BOS + system + "\n" + "Human: {q}\nAssistant: "    then {response} + EOS
  *   pair t: "\n" + BOS + "Human: {q}\nAssistant: "             then {response} + EOS
  * system, separator, query and response are tokenized in separate calls, as there; without a system
- * text pair 0 is BOS + query. BOS is the tokenizer's own (the id its post-processor prepends); with
- * none (Qwen) there is no BOS. */
+ * text pair 0 is BOS + query. BOS is the tokenizer's bos_token (tokenizer_config.json), as there;
+ * a tokenizer without one (Qwen) gets none. */
 static const piece default_prefix[] = {BOS, END};
 static const piece default_system[] = {CONTENT, SPLIT, TEXT("\n"), END};
 static const piece default_separator[] = {TEXT("\n"), BOS, END};
@@ -74,7 +74,7 @@ static const piece default_assistant[] = {CONTENT_TRAINED, EOS_TRAINED, END};
 /* alpaca: LLaMA-Factory's register_template(name="alpaca") (src/llamafactory/data/template.py):
  *   system "{system}" (default below), user "### Instruction:\n{q}\n\n### Response:\n",
  *   assistant "{response}" EOS "\n\n" (the "\n\n" untrained here; LLaMA-Factory trains it),
- * each element tokenized separately; plus the tokenizer's own BOS first, as LLaMA-Factory's 2023
+ * each element tokenized separately; plus the tokenizer's bos_token first, as LLaMA-Factory's 2023
  * alpaca template (and every Llama pre-training sequence) had. */
 static const piece alpaca_prefix[] = {BOS, END};
 static const piece alpaca_system[] = {CONTENT, END};
@@ -269,19 +269,6 @@ static char *render_text(const piece *pieces, const char *content) {
     return s;
 }
 
-/* The tokenizer's own BOS: tokenizer_bos_id when its post-processor prepends it, else -1. */
-static int32_t own_bos(const badam_tokenizer *tok) {
-    int32_t bos = tokenizer_bos_id(tok);
-    if (bos < 0) return -1;
-    int32_t *ids = NULL;
-    size_t n = 0;
-    badam_error e;
-    if (tokenizer_encode(tok, "", 0, 1, &ids, &n, &e) != BADAM_OK) return -1;
-    int has = n >= 1 && ids[0] == bos;
-    free(ids);
-    return has ? bos : -1;
-}
-
 static const char *role_name(chat_role r) {
     return r == CHAT_SYSTEM ? "system" : r == CHAT_USER ? "user" : "assistant";
 }
@@ -333,7 +320,7 @@ badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
     size_t np = (k + 1) / 2;
     template_pair *pp = calloc(np, sizeof *pp);
     if (!pp) return badam_fail(err, BADAM_E_NOMEM, "template: out of memory");
-    render_ctx c = {.tpl = tpl, .tok = tok, .bos = own_bos(tok), .out = out, .err = err};
+    render_ctx c = {.tpl = tpl, .tok = tok, .bos = tokenizer_bos_id(tok), .out = out, .err = err};
     size_t start_len = out->len;
     char *merged = NULL;
     badam_status st = BADAM_OK;

@@ -42,7 +42,7 @@ badam_status tok_trie_add(tok_trie *t, const char *s, size_t n, int32_t token, b
     badam_status st;
     uint8_t b0 = (uint8_t)s[0];
     if (t->root_child[b0] < 0) {
-        int32_t id;
+        int32_t id = -1;
         if ((st = trie_new_node(t, b0, &id, err))) return st;
         t->root_child[b0] = id;
     }

@@ -9,6 +9,7 @@
  *   Strip         remove White_Space at the left and/or right
  *   StripAccents  remove nonspacing marks (Mn)
  *   ByteLevel     every byte -> its GPT-2 byte-level character */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 /* Patterns of tokenizer.json ({"String": ...} or {"Regex": ...}) on PCRE2.
  *
  * tokenizer.json regexes are written for Oniguruma (Rust tokenizers compiles them with it). PCRE2

@@ -1,0 +1,110 @@
+/* The training loop: BAdam and the baselines behind one trainer, the memory plan, checkpoints
+ * and exact resume, metrics. */
+#ifndef BADAM_TRAIN_H
+#define BADAM_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "badam/data.h"
+#include "badam/llama.h"
+#include "badam/optim.h"
+#include "badam/status.h"
+
+typedef enum train_method {
+    METHOD_BADAM = 0, /* block coordinate descent, Adam inner solver */
+    METHOD_ADAM,      /* every parameter, fp32 master and state */
+    METHOD_LORA,      /* low-rank adapters on frozen weights */
+    METHOD_LOMO,      /* SGD fused into backward, one gradient alive at a time */
+    METHOD_SGD_BCD,   /* block coordinate descent with SGD (the paper's ablation) */
+    METHOD_COUNT
+} train_method;
+
+badam_status train_method_parse(const char *name, train_method *m, badam_error *err);
+const char *train_method_name(train_method m);
+
+typedef struct train_config {
+    const char *model_dir;
+    const char *data_path;
+    const char *val_path; /* optional separate validation file */
+    const char *out_dir;
+    train_method method;
+    badam_dtype dtype; /* weight storage: bf16 (default) or fp32 */
+
+    /* BAdam / SGD-BCD */
+    int switch_every; /* K; 0 = auto */
+    block_order order;
+    int start_block; /* -1: the order's default */
+    partition_options partition;
+
+    /* optimizer */
+    float lr, beta1, beta2, eps, weight_decay;
+    lr_schedule_kind schedule;
+    int warmup;
+    float min_lr_ratio;
+    float clip; /* max gradient norm; 0 = none; < 0 = the method's default (1, LOMO 0) */
+
+    /* loop */
+    int epochs;    /* used when max_steps == 0 */
+    int max_steps; /* optimizer steps */
+    int batch_size, grad_accum, seq_len;
+    uint64_t seed;
+    int save_every; /* checkpoint every N steps (0: only at the end) */
+    int eval_every; /* validation loss every N steps (0: only at the end) */
+    double val_size;
+    int resume;
+    int recompute;
+    int progress; /* a live progress line on stderr */
+    size_t max_shard_bytes;
+
+    /* LoRA */
+    int lora_rank;
+    float lora_alpha, lora_dropout;
+    uint32_t lora_targets;
+    const char *init_adapter;
+
+    /* data */
+    data_format format;
+    const char *template_name, *system_prompt;
+    int shuffle, group_by_length, pack;
+} train_config;
+
+/* Defaults: BAdam, bf16, K auto, random order, layer partition, lr 1e-5, betas (0.9, 0.999),
+ * eps 1e-8, wd 0, cosine with no warmup, clip 1, 1 epoch, batch 2, accum 1, seq 512, seed 42,
+ * LoRA rank 8 alpha 16 on all seven projections. */
+void train_config_defaults(train_config *cfg);
+
+/* ---------------------------------------------------------------- memory plan */
+
+typedef struct memory_plan {
+    size_t bytes[8]; /* by badam_mem_category (src/base/memory.h order) */
+    size_t total;
+    int n_blocks;
+    size_t largest_block; /* parameters (BAdam / SGD-BCD) */
+    size_t trainable;     /* parameters the optimizer holds at once */
+    size_t params;        /* model parameters */
+} memory_plan;
+
+/* Predicted bytes by category for cfg on a model config, without weights. */
+badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg, int B, int T,
+                                 memory_plan *out, badam_error *err);
+
+/* ---------------------------------------------------------------- run */
+
+typedef struct train_report {
+    int steps;
+    double final_loss; /* mean loss of the last step */
+    double val_loss;   /* NAN without a validation set */
+    size_t peak_rss;
+    memory_plan predicted;
+    size_t measured[8]; /* peak bytes by category */
+    double seconds;
+    double forward_s, backward_s, update_s, switch_s;
+    size_t tokens;
+} train_report;
+
+/* Runs a whole training job: loads, trains, checkpoints, writes OUT/ (HF folder of the final
+ * weights, adapter folder for LoRA, metrics.jsonl, memory.json). */
+badam_status train_run(const train_config *cfg, train_report *report, badam_error *err);
+
+#endif

@@ -1,0 +1,48 @@
+/* Fused optimizer updates (math in include/badam/optim.h). One pass over memory per tensor. */
+#include <math.h>
+
+#include "badam/optim.h"
+
+/* Writes p back to the storage copy: bf16 round-to-nearest-even, or f16 / f32. */
+static inline void store(void *weight, badam_dtype dt, size_t i, float p) {
+    if (dt == BADAM_DTYPE_BF16) ((uint16_t *)weight)[i] = badam_f32_to_bf16(p);
+    else if (dt == BADAM_DTYPE_F16) ((uint16_t *)weight)[i] = badam_f32_to_f16(p);
+    else ((float *)weight)[i] = p;
+}
+
+void adamw_update(float *param, float *m, float *v, const float *grad, size_t n, float lr,
+                  float grad_scale, float weight_decay, int step, const adamw_hparams *h,
+                  void *weight, badam_dtype weight_dtype) {
+    const float b1 = h->beta1, b2 = h->beta2, eps = h->eps;
+    const float decay = 1.0f - lr * weight_decay;
+    const double bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
+    const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] * grad_scale;
+        float p = param[i] * decay;
+        float mi = m[i] * b1 + g * (1.0f - b1);
+        float vi = v[i] * b2 + g * g * (1.0f - b2);
+        p -= step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+        m[i] = mi, v[i] = vi, param[i] = p;
+        if (weight) store(weight, weight_dtype, i, p);
+    }
+}
+
+void sgd_update(float *param, const float *grad, size_t n, float lr, float grad_scale,
+                float weight_decay, void *weight, badam_dtype weight_dtype) {
+    const float decay = 1.0f - lr * weight_decay, step = lr * grad_scale;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float p = param[i] * decay - step * grad[i];
+        param[i] = p;
+        if (weight) store(weight, weight_dtype, i, p);
+    }
+}
+
+double grad_sum_squares(const float *grad, size_t n) {
+    double s = 0.0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+    for (size_t i = 0; i < n; i++) s += (double)grad[i] * grad[i];
+    return s;
+}

