@@ -11,7 +11,10 @@ static void usage(FILE *out) {
             "usage: badam <command> [options]\n"
             "\n"
             "commands:\n"
+            "  train               fine-tune a model (BAdam, Adam, LoRA, LOMO, SGD-BCD)\n"
+            "  plan                predicted memory by category, from config.json alone\n"
             "  inspect MODEL_DIR   architecture, parameters by tensor, dtypes, BAdam block sizes\n"
+            "  tokenize            token ids of a string (--text) or a dataset report (--data)\n"
             "\n"
             "options:\n"
             "  -h, --help          this help (also: badam <command> --help)\n"
@@ -57,6 +60,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     fprintf(stderr, "badam: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

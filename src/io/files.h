@@ -39,6 +39,18 @@ int io_is_dir(const char *path);
 /* Creates a directory (and parents) if missing. */
 badam_status io_make_dir(const char *path, badam_error *err);
 
+/* out = dir + "/" + name; returns -1 when it does not fit (out is then truncated). */
+int io_path_join(char *out, size_t size, const char *dir, const char *name);
+
+/* Removes a file or a folder with everything in it (missing is fine). */
+badam_status io_remove_tree(const char *path, badam_error *err);
+/* fsync of a folder (so renames inside it survive a crash). */
+badam_status io_sync_dir(const char *dir, badam_error *err);
+/* Makes the complete folder `fresh` take the place of `target`: target is renamed to
+ * target.old, fresh to target, then target.old is removed. A crash leaves target or target.old
+ * whole; readers fall back to target.old when target is missing. */
+badam_status io_replace_dir(const char *fresh, const char *target, badam_error *err);
+
 /* 1 when the bytes are valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int io_valid_utf8(const char *s, size_t n);
 

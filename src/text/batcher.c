@@ -37,7 +37,9 @@ struct batcher {
     int32_t *tokens, *targets, *positions, *seg_start;
 };
 
-static size_t unit_len(const batcher *b, size_t u) { return b->o.pack ? b->row_len[u] : b->lens[u]; }
+static size_t unit_len(const batcher *b, size_t u) {
+    return b->o.pack ? b->row_len[u] : b->lens[u];
+}
 
 /* ---------------------------------------------------------------- packing */
 
@@ -152,7 +154,8 @@ static void build_epoch(batcher *b) {
         return;
     }
     size_t window = bs * GROUP_WINDOW_BATCHES;
-    for (size_t w = 0; w < n; w += window) sort_by_length(b, b->order + w, n - w < window ? n - w : window);
+    for (size_t w = 0; w < n; w += window)
+        sort_by_length(b, b->order + w, n - w < window ? n - w : window);
     /* Permute the batches: batch k of the new order is old batch perm[k]. */
     size_t nb = b->n_batches, *perm = b->scratch, *off = b->scratch + nb;
     size_t *items = b->scratch + 2 * nb + 1;
@@ -252,7 +255,9 @@ void batcher_free(batcher *b) {
     free(b);
 }
 
-size_t batcher_batches_per_epoch(const batcher *b) { return b->n_batches; }
+size_t batcher_batches_per_epoch(const batcher *b) {
+    return b->n_batches;
+}
 
 /* Writes example i at row offset `at` (len tokens): ids, shifted targets, positions, seg_start. */
 static int put_example(batcher *b, size_t i, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg,

@@ -47,7 +47,8 @@ static inline uint64_t data_rng_below(uint64_t *state, uint64_t n) {
     return x % n;
 }
 
-/* Fisher-Yates shuffle (Durstenfeld): for i = n-1 .. 1, swap a[i] with a[j], j uniform in [0, i]. */
+/* Fisher-Yates shuffle (Durstenfeld): for i = n-1 .. 1, swap a[i] with a[j], j uniform in [0, i].
+ */
 void data_shuffle(size_t *a, size_t n, uint64_t *state);
 
 /* ---------------------------------------------------------------- record scanner */

@@ -125,8 +125,7 @@ static badam_status get_string(const record_ctx *r, const cJSON *obj, const char
         return rec_fail(r, BADAM_E_FORMAT, name, "missing (required)");
     }
     if (!cJSON_IsString(item))
-        return rec_fail(r, BADAM_E_FORMAT, name, "expected a string, got %s",
-                        json_type_name(item));
+        return rec_fail(r, BADAM_E_FORMAT, name, "expected a string, got %s", json_type_name(item));
     *out = item->valuestring;
     return BADAM_OK;
 }
@@ -186,8 +185,8 @@ static badam_status alpaca_turns(const record_ctx *r, const cJSON *obj, turn_lis
             if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !cJSON_IsString(q) ||
                 !cJSON_IsString(a))
                 return rec_fail(r, BADAM_E_FORMAT, "history",
-                                "element %d must be a [query, response] pair of strings, got %s",
-                                k, json_type_name(pair));
+                                "element %d must be a [query, response] pair of strings, got %s", k,
+                                json_type_name(pair));
             if ((st = turns_push(l, CHAT_USER, q->valuestring, r->err)) != BADAM_OK ||
                 (st = turns_push(l, CHAT_ASSISTANT, a->valuestring, r->err)) != BADAM_OK)
                 return st;
@@ -434,8 +433,7 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
         if (!obj || (end && end != text + len)) {
             size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
             cJSON_Delete(obj);
-            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "malformed JSON at byte %zu of the record",
-                          at);
+            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "malformed JSON at byte %zu of the record", at);
             break;
         }
         if (!cJSON_IsObject(obj)) {

@@ -51,7 +51,9 @@ static void sc_ungetc(data_scanner *sc, int c) {
     sc->pushback = c;
 }
 
-static int is_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int is_space(int c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 static int sc_skip_space(data_scanner *sc) {
     int c;
@@ -125,7 +127,9 @@ badam_status data_scanner_open(const char *path, data_scanner **out, badam_error
     return BADAM_OK;
 }
 
-int data_scanner_is_array(const data_scanner *sc) { return sc->is_array; }
+int data_scanner_is_array(const data_scanner *sc) {
+    return sc->is_array;
+}
 
 void data_scanner_close(data_scanner *sc) {
     if (!sc) return;
@@ -179,11 +183,12 @@ static badam_status scan_value(data_scanner *sc, int c, size_t start_line, badam
             if (depth == 0 && !in_string) break;
             c = sc_getc(sc);
             if (c == EOF)
-                return badam_fail(err, BADAM_E_FORMAT,
-                                  "%s: record %zu (0-based, line %zu): malformed JSON: the file ends "
-                                  "inside the record (%s)",
-                                  sc->path, sc->index, start_line,
-                                  in_string ? "unterminated string" : "unclosed '{' or '['");
+                return badam_fail(
+                    err, BADAM_E_FORMAT,
+                    "%s: record %zu (0-based, line %zu): malformed JSON: the file ends "
+                    "inside the record (%s)",
+                    sc->path, sc->index, start_line,
+                    in_string ? "unterminated string" : "unclosed '{' or '['");
         }
     } else {
         /* A scalar (never a valid record, but let the caller say so with the record's index). */
@@ -215,10 +220,11 @@ badam_status data_scanner_next(data_scanner *sc, const char **text, size_t *len,
                                   "without the array's closing ']'",
                                   sc->path, sc->index - 1);
             if (c != ',')
-                return badam_fail(err, BADAM_E_FORMAT,
-                                  "%s: line %zu: malformed JSON after record %zu (0-based): expected "
-                                  "',' or ']', found %s",
-                                  sc->path, sc->line, sc->index - 1, describe(c, d));
+                return badam_fail(
+                    err, BADAM_E_FORMAT,
+                    "%s: line %zu: malformed JSON after record %zu (0-based): expected "
+                    "',' or ']', found %s",
+                    sc->path, sc->line, sc->index - 1, describe(c, d));
             c = sc_skip_space(sc);
             if (c == ']')
                 return badam_fail(err, BADAM_E_FORMAT,

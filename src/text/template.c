@@ -37,15 +37,24 @@ typedef struct piece {
     uint8_t trained;
 } piece;
 
-#define END {P_END, NULL, 0}
-#define TEXT(s) {P_TEXT, s, 0}
-#define CONTENT {P_CONTENT, NULL, 0}
-#define CONTENT_TRAINED {P_CONTENT, NULL, 1}
-#define TOKEN(s) {P_TOKEN, s, 0}
-#define TOKEN_TRAINED(s) {P_TOKEN, s, 1}
-#define BOS {P_BOS, NULL, 0}
-#define EOS_TRAINED {P_EOS, NULL, 1}
-#define SPLIT {P_SPLIT, NULL, 0}
+#define END                                                                                        \
+    { P_END, NULL, 0 }
+#define TEXT(s)                                                                                    \
+    { P_TEXT, s, 0 }
+#define CONTENT                                                                                    \
+    { P_CONTENT, NULL, 0 }
+#define CONTENT_TRAINED                                                                            \
+    { P_CONTENT, NULL, 1 }
+#define TOKEN(s)                                                                                   \
+    { P_TOKEN, s, 0 }
+#define TOKEN_TRAINED(s)                                                                           \
+    { P_TOKEN, s, 1 }
+#define BOS                                                                                        \
+    { P_BOS, NULL, 0 }
+#define EOS_TRAINED                                                                                \
+    { P_EOS, NULL, 1 }
+#define SPLIT                                                                                      \
+    { P_SPLIT, NULL, 0 }
 
 typedef struct chat_template {
     const char *name;
@@ -101,9 +110,12 @@ static const piece llama2_assistant[] = {CONTENT_TRAINED, EOS_TRAINED, END};
  *   <|start_header_id|>assistant<|end_header_id|>\n\n   then {response}<|eot_id|>
  * No default system. <|eot_id|> ends each response and is trained. */
 static const piece llama3_prefix[] = {TOKEN("<|begin_of_text|>"), END};
-static const piece llama3_system[] = {TOKEN("<|start_header_id|>"), TEXT("system"),
-                                      TOKEN("<|end_header_id|>"),   TEXT("\n\n"),
-                                      CONTENT,                      TOKEN("<|eot_id|>"),
+static const piece llama3_system[] = {TOKEN("<|start_header_id|>"),
+                                      TEXT("system"),
+                                      TOKEN("<|end_header_id|>"),
+                                      TEXT("\n\n"),
+                                      CONTENT,
+                                      TOKEN("<|eot_id|>"),
                                       END};
 static const piece llama3_user[] = {TOKEN("<|start_header_id|>"),
                                     TEXT("user"),
@@ -125,9 +137,9 @@ static const piece llama3_assistant[] = {CONTENT_TRAINED, TOKEN_TRAINED("<|eot_i
  * <|im_end|> ends each response and is trained; the "\n" after it is not. */
 static const piece chatml_system[] = {TOKEN("<|im_start|>"), TEXT("system\n"), CONTENT,
                                       TOKEN("<|im_end|>"),   TEXT("\n"),       END};
-static const piece chatml_user[] = {TOKEN("<|im_start|>"), TEXT("user\n"),     CONTENT,
-                                    TOKEN("<|im_end|>"),   TEXT("\n"),         TOKEN("<|im_start|>"),
-                                    TEXT("assistant\n"),   END};
+static const piece chatml_user[] = {
+    TOKEN("<|im_start|>"), TEXT("user\n"),      CONTENT, TOKEN("<|im_end|>"), TEXT("\n"),
+    TOKEN("<|im_start|>"), TEXT("assistant\n"), END};
 static const piece chatml_assistant[] = {CONTENT_TRAINED, TOKEN_TRAINED("<|im_end|>"), TEXT("\n"),
                                          END};
 
@@ -164,7 +176,9 @@ static const chat_template *template_find(const char *name) {
     return NULL;
 }
 
-int template_known(const char *name) { return name && template_find(name) != NULL; }
+int template_known(const char *name) {
+    return name && template_find(name) != NULL;
+}
 
 /* ---------------------------------------------------------------- rendering */
 
@@ -220,9 +234,10 @@ static badam_status push_special(render_ctx *c, const piece *p) {
     } else {
         id = tokenizer_token_to_id(c->tok, p->text);
         if (id < 0)
-            return badam_fail(c->err, BADAM_E_UNSUPPORTED,
-                              "template '%s' needs the token '%s', which the tokenizer does not have",
-                              c->tpl->name, p->text);
+            return badam_fail(
+                c->err, BADAM_E_UNSUPPORTED,
+                "template '%s' needs the token '%s', which the tokenizer does not have",
+                c->tpl->name, p->text);
     }
     return token_seq_push(c->out, id, p->trained, c->err);
 }
@@ -300,10 +315,11 @@ badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
     for (size_t i = first; i < n_turns; i++) {
         chat_role want = (i - first) % 2 == 0 ? CHAT_USER : CHAT_ASSISTANT;
         if (turns[i].role != want)
-            return badam_fail(err, BADAM_E_INVALID,
-                              "template '%s': turn %zu is a %s turn where a %s turn belongs "
-                              "(turns must alternate user, assistant after an optional system turn)",
-                              tpl->name, i, role_name(turns[i].role), role_name(want));
+            return badam_fail(
+                err, BADAM_E_INVALID,
+                "template '%s': turn %zu is a %s turn where a %s turn belongs "
+                "(turns must alternate user, assistant after an optional system turn)",
+                tpl->name, i, role_name(turns[i].role), role_name(want));
     }
     size_t k = n_turns - first;
     if (add_generation_prompt && k % 2 == 0)

@@ -3,8 +3,10 @@
  *
  *   ByteLevel     characters -> the bytes they stand for; invalid UTF-8 -> U+FFFD (maximal
  *                 subparts); added tokens pass through verbatim (as in tokenizers.js)
- *   ByteFallback  runs of "<0xXX>" tokens -> their bytes; a run that is not valid UTF-8 becomes
- *                 one U+FFFD per byte (Rust; tokenizers.js replaces maximal subparts instead)
+ *   ByteFallback  runs of "<0xXX>" tokens -> their bytes, invalid UTF-8 -> U+FFFD per maximal
+ *                 subpart (as tokenizers.js; Rust turns a whole run that is not valid UTF-8 into
+ *                 one U+FFFD per byte, losing the valid characters in it: only partial
+ *                 sequences, e.g. a decode of a prefix while streaming, see the difference)
  *   Replace       pattern -> content in every token
  *   Fuse          all tokens -> one
  *   Strip         drop up to `start` leading and `stop` trailing `content` characters
@@ -178,14 +180,9 @@ static int byte_token(const char *t, size_t n, uint8_t *b) {
 
 static badam_status flush_bytes(tok_buf *bytes, tok_list *out, badam_error *err) {
     if (!bytes->len) return BADAM_OK;
-    badam_status st;
-    if (tok_utf8_valid_prefix(bytes->data, bytes->len) == bytes->len) {
-        st = tok_list_push(out, bytes->data, bytes->len, 0, err);
-    } else {
-        st = BADAM_OK;
-        for (size_t k = 0; k < bytes->len && !st; k++)
-            st = tok_list_push(out, "\xEF\xBF\xBD", 3, 0, err);
-    }
+    badam_status st = tok_list_begin(out, 0, err);
+    if (!st) st = tok_utf8_append_lossy(&out->text, bytes->data, bytes->len, err);
+    if (!st) tok_list_end(out);
     bytes->len = 0;
     return st;
 }

@@ -8,7 +8,7 @@
 //   {"name", "b64" (the exact bytes badam encodes), "ids" (no special tokens),
 //    "ids_special" (with the post-processor), "decode" (decode(ids_special)),
 //    "decode_skip" (decode(ids_special, skip_special_tokens)), "slice" (ids_special without its
-//    first and last id), "decode_slice"}
+//    first and last id), "decode_slice"}; decodes are base64 of their UTF-8 (they may hold NUL).
 // Invalid UTF-8 in the corpus: badam receives the raw bytes; tokenizers.js receives the same
 // bytes decoded by TextDecoder (each maximal invalid subpart -> U+FFFD), which is what badam
 // does to invalid input, so both see the same text.
@@ -56,7 +56,8 @@ gen("single-space", " ");
 gen("repeat-specials", "<|eot_id|><s></s><|im_end|>".repeat(50));
 
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
-const decode = (ids, skip) => (ids.length ? tokenizer.decode(ids, { skip_special_tokens: skip }) : "");
+const decode = (ids, skip) =>
+  Buffer.from(ids.length ? tokenizer.decode(ids, { skip_special_tokens: skip }) : "", "utf8").toString("base64");
 const out = fs.createWriteStream(outPath);
 for (const c of cases) {
   const text = decoder.decode(c.bytes);

@@ -1,0 +1,110 @@
+/* badam plan: the memory a training run will take, by category, from config.json alone. */
+#include <stdio.h>
+#include <string.h>
+
+#include "badam/train.h"
+#include "base/memory.h"
+#include "cli.h"
+#include "options.h"
+#include "train_options.h"
+
+static const char *USAGE = "badam plan --model DIR [--method NAME|all] [--seq-len T] "
+                           "[--batch-size B] [options]";
+static const char *DESCRIPTION =
+    "Predicts the bytes a `badam train` run holds, by category (weights, master copies,\n"
+    "gradients, optimizer state, activations, workspace), for each method, reading only\n"
+    "config.json (a 70B plan costs nothing). For BAdam the master + gradient + optimizer bytes\n"
+    "are 16 x the largest block's parameters (bf16 weights). Process overhead (code, data,\n"
+    "tokenizer) comes on top.";
+
+static void print_row(const char *name, const memory_plan *p, int json, int first) {
+    if (json) {
+        printf("%s\n  \"%s\": {", first ? "" : ",", name);
+        for (int c = 1; c < BADAM_MEM_CATEGORY_COUNT; c++)
+            printf("\"%s\": %zu, ", badam_mem_category_name(c), p->bytes[c]);
+        printf("\"total\": %zu, \"trainable_params\": %zu, \"blocks\": %d}", p->total,
+               p->trainable, p->n_blocks);
+        return;
+    }
+    char buf[BADAM_MEM_CATEGORY_COUNT + 1][32];
+    for (int c = 1; c < BADAM_MEM_CATEGORY_COUNT; c++) cli_human_bytes(buf[c], p->bytes[c]);
+    cli_human_bytes(buf[0], p->total);
+    printf("  %-8s %11s %11s %11s %11s %11s %11s %11s\n", name, buf[BADAM_MEM_WEIGHTS],
+           buf[BADAM_MEM_MASTER], buf[BADAM_MEM_GRADIENTS], buf[BADAM_MEM_OPTIMIZER],
+           buf[BADAM_MEM_ACTIVATIONS], buf[BADAM_MEM_WORKSPACE], buf[0]);
+}
+
+int cmd_plan(int argc, char **argv) {
+    train_config c;
+    train_config_defaults(&c);
+    const char *method = "all";
+    int json = 0;
+    const cli_option opts[] = {
+        {"model", OPT_STRING, &c.model_dir, "DIR", "model folder (only config.json is read)", 0},
+        {"method", OPT_STRING, &method, "NAME", "badam, adam, lora, lomo, sgd-bcd or all", 0},
+        {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32",
+         parse_dtype},
+        {"seq-len", OPT_INT, &c.seq_len, "T", "tokens per sequence (512)", 0},
+        {"batch-size", OPT_INT, &c.batch_size, "B", "sequences per micro-batch (2)", 0},
+        {"partition", OPT_CUSTOM, &c.partition, "P", "BAdam blocks: layer, module, matrix",
+         parse_partition},
+        {"include-embedding", OPT_FLAG, &c.partition.include_embedding, NULL,
+         "embedding as a block", 0},
+        {"include-head", OPT_FLAG, &c.partition.include_head, NULL, "head as a block", 0},
+        {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},
+        {"lora-targets", OPT_CUSTOM, &c.lora_targets, "LIST", "LoRA modules", parse_lora_targets},
+        {"recompute", OPT_FLAG, &c.recompute, NULL, "activation recomputation", 0},
+        {"json", OPT_FLAG, &json, NULL, "print JSON", 0},
+        {0},
+    };
+    int rc = cli_parse("badam plan", USAGE, DESCRIPTION, opts, argc, argv);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (!c.model_dir) {
+        fprintf(stderr, "badam plan: --model is required (see --help)\n");
+        return 2;
+    }
+    if (c.batch_size < 1 || c.seq_len < 2 || c.lora_rank < 1) {
+        fprintf(stderr, "badam plan: --batch-size, --seq-len and --lora-rank must be positive\n");
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", c.model_dir);
+    badam_error err = {0};
+    llama_config mc;
+    if (llama_config_load(path, &mc, &err)) {
+        fprintf(stderr, "badam plan: %s\n", err.message);
+        return 1;
+    }
+    train_method only = METHOD_COUNT;
+    if (strcmp(method, "all") != 0 && train_method_parse(method, &only, &err)) {
+        fprintf(stderr, "badam plan: --method: %s\n", err.message);
+        return 2;
+    }
+    char a[32];
+    if (!json) {
+        printf("model %s: %s, %s parameters, %s weights, batch %d x %d tokens\n", c.model_dir,
+               mc.model_type, cli_human_count(a, llama_param_count(&mc)),
+               c.dtype == BADAM_DTYPE_BF16 ? "bf16" : "fp32", c.batch_size, c.seq_len);
+        printf("  %-8s %11s %11s %11s %11s %11s %11s %11s\n", "method", "weights", "master",
+               "gradients", "optimizer", "activations", "workspace", "total");
+    } else {
+        printf("{");
+    }
+    int first = 1;
+    for (int i = 0; i < METHOD_COUNT; i++) {
+        if (only != METHOD_COUNT && i != (int)only) continue;
+        c.method = (train_method)i;
+        memory_plan p;
+        if (memory_plan_predict(&mc, &c, c.batch_size, c.seq_len, &p, &err)) {
+            fprintf(stderr, "badam plan: %s\n", err.message);
+            return 1;
+        }
+        print_row(train_method_name(c.method), &p, json, first);
+        first = 0;
+        if (!json && (i == METHOD_BADAM || i == METHOD_SGD_BCD))
+            printf("  %-8s %d blocks, largest %s parameters\n", "", p.n_blocks,
+                   cli_human_count(a, p.largest_block));
+    }
+    if (json) printf("\n}\n");
+    return 0;
+}

@@ -1,0 +1,127 @@
+/* badam train: fine-tune a Hugging Face model folder with BAdam or a baseline. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "badam/train.h"
+#include "base/memory.h"
+#include "cli.h"
+#include "options.h"
+#include "train_options.h"
+
+static const char *USAGE =
+    "badam train --model DIR --data FILE --out DIR [--method badam|adam|lora|lomo|sgd-bcd] "
+    "[options]";
+static const char *DESCRIPTION =
+    "Fine-tunes every parameter of a Llama-family model (llama, mistral, qwen2) with BAdam:\n"
+    "block coordinate descent that trains one block (by default one transformer layer) for K\n"
+    "steps with Adam, then moves on, keeping fp32 state for that block only. The baselines use\n"
+    "the same loop. Data: Alpaca (JSON/JSONL), ShareGPT, or pre-tokenized JSONL\n"
+    "({\"input_ids\": [...], \"labels\": [...]}). OUT receives the fine-tuned model as a Hugging Face\n"
+    "folder, OUT/adapter (LoRA, PEFT layout), OUT/checkpoint, metrics.jsonl and memory.json.";
+
+int cmd_train(int argc, char **argv) {
+    train_config c;
+    train_config_defaults(&c);
+    int quiet = 0, no_shuffle = 0, no_group = 0;
+    const cli_option opts[] = {
+        {"model", OPT_STRING, &c.model_dir, "DIR", "Hugging Face model folder to fine-tune", 0},
+        {"data", OPT_STRING, &c.data_path, "FILE", "training data (Alpaca, ShareGPT, tokenized)", 0},
+        {"val-data", OPT_STRING, &c.val_path, "FILE", "separate validation data", 0},
+        {"out", OPT_STRING, &c.out_dir, "DIR", "output folder (created)", 0},
+        {"method", OPT_CUSTOM, &c.method, "NAME", "badam (default), adam, lora, lomo, sgd-bcd",
+         parse_method},
+        {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32",
+         parse_dtype},
+        {"switch-every", OPT_CUSTOM, &c.switch_every, "K|auto",
+         "optimizer steps per block (auto: clamp(n/(B*D), 50, 100))", parse_switch_every},
+        {"switch-mode", OPT_CUSTOM, &c.order, "MODE",
+         "block order: random (default), ascending, descending, fixed", parse_switch_mode},
+        {"start-block", OPT_INT, &c.start_block, "N", "first block to train", 0},
+        {"partition", OPT_CUSTOM, &c.partition, "P",
+         "layer (default), module, matrix, or prefixes 'a.,b.;c.' (';' between blocks)",
+         parse_partition},
+        {"include-embedding", OPT_FLAG, &c.partition.include_embedding, NULL,
+         "add the embedding as a block", 0},
+        {"include-head", OPT_FLAG, &c.partition.include_head, NULL,
+         "add final norm + lm_head as a block", 0},
+        {"always-active", OPT_STRING, &c.partition.always_active, "PREFIXES",
+         "parameters trained in every block (comma-separated name prefixes)", 0},
+        {"lr", OPT_FLOAT, &c.lr, "X", "peak learning rate (default 1e-5)", 0},
+        {"beta1", OPT_FLOAT, &c.beta1, "X", "Adam beta1 (0.9)", 0},
+        {"beta2", OPT_FLOAT, &c.beta2, "X", "Adam beta2 (0.999)", 0},
+        {"eps", OPT_FLOAT, &c.eps, "X", "Adam epsilon (1e-8)", 0},
+        {"weight-decay", OPT_FLOAT, &c.weight_decay, "X",
+         "decoupled weight decay on matrices (0)", 0},
+        {"schedule", OPT_CUSTOM, &c.schedule, "S", "cosine (default), linear, constant",
+         parse_schedule},
+        {"warmup", OPT_INT, &c.warmup, "N", "warmup steps (0)", 0},
+        {"min-lr-ratio", OPT_FLOAT, &c.min_lr_ratio, "X", "decay floor as a fraction of lr (0)",
+         0},
+        {"clip", OPT_FLOAT, &c.clip, "X", "max global gradient norm (1; 0 = off; LOMO: off)", 0},
+        {"epochs", OPT_INT, &c.epochs, "N", "epochs when --max-steps is not given (1)", 0},
+        {"max-steps", OPT_INT, &c.max_steps, "N", "optimizer steps", 0},
+        {"batch-size", OPT_INT, &c.batch_size, "B", "sequences per micro-batch (2)", 0},
+        {"grad-accum", OPT_INT, &c.grad_accum, "N", "micro-batches per optimizer step (1)", 0},
+        {"seq-len", OPT_INT, &c.seq_len, "T", "maximum tokens per sequence (512)", 0},
+        {"seed", OPT_CUSTOM, &c.seed, "N", "random seed (42)", parse_u64},
+        {"save-every", OPT_INT, &c.save_every, "N", "checkpoint every N steps (and at the end)",
+         0},
+        {"eval-every", OPT_INT, &c.eval_every, "N", "validation loss every N steps", 0},
+        {"val-size", OPT_DOUBLE, &c.val_size, "N|F",
+         "hold out N examples (or a fraction) for validation", 0},
+        {"resume", OPT_FLAG, &c.resume, NULL, "continue from OUT/checkpoint", 0},
+        {"recompute", OPT_FLAG, &c.recompute, NULL,
+         "keep only layer inputs; recompute activations in backward", 0},
+        {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},
+        {"lora-alpha", OPT_FLOAT, &c.lora_alpha, "A", "LoRA alpha (16)", 0},
+        {"lora-dropout", OPT_FLOAT, &c.lora_dropout, "P", "LoRA dropout (0)", 0},
+        {"lora-targets", OPT_CUSTOM, &c.lora_targets, "LIST",
+         "modules to adapt (q,k,v,o,gate,up,down)", parse_lora_targets},
+        {"init-adapter", OPT_STRING, &c.init_adapter, "DIR", "start LoRA from a PEFT adapter", 0},
+        {"format", OPT_CUSTOM, &c.format, "F", "data format: auto, alpaca, sharegpt, tokenized",
+         parse_format},
+        {"template", OPT_STRING, &c.template_name, "T",
+         "chat template: default, alpaca, llama2, llama3, chatml, mistral", 0},
+        {"system", OPT_STRING, &c.system_prompt, "TEXT", "system prompt", 0},
+        {"no-shuffle", OPT_FLAG, &no_shuffle, NULL, "keep the file order", 0},
+        {"no-group-by-length", OPT_FLAG, &no_group, NULL, "do not group batches by length", 0},
+        {"pack", OPT_FLAG, &c.pack, NULL, "pack several examples per sequence", 0},
+        {"shard-size", OPT_CUSTOM, &c.max_shard_bytes, "MB", "max safetensors shard size (5120)",
+         parse_megabytes},
+        {"quiet", OPT_FLAG, &quiet, NULL, "no progress line", 0},
+        {0},
+    };
+    int rc = cli_parse("badam train", USAGE, DESCRIPTION, opts, argc, argv);
+    if (rc) return rc == 1 ? 0 : 2;
+    c.shuffle = !no_shuffle;
+    c.group_by_length = !no_group;
+    c.progress = !quiet && isatty(STDERR_FILENO);
+    if (!c.model_dir || !c.data_path || !c.out_dir) {
+        fprintf(stderr, "badam train: --model, --data and --out are required (see --help)\n");
+        return 2;
+    }
+    badam_error err = {0};
+    train_report r;
+    badam_status st = train_run(&c, &r, &err);
+    if (st) {
+        fprintf(stderr, "badam train: %s\n", err.message);
+        return 1;
+    }
+    char a[32], b[32], d[32];
+    double tps = r.seconds > 0 ? r.tokens / r.seconds : 0;
+    fprintf(stderr, "done: %d steps in %.1f s (%.0f tokens/s), final loss %.4f", r.steps,
+            r.seconds, tps, r.final_loss);
+    if (!isnan(r.val_loss)) fprintf(stderr, ", validation loss %.4f", r.val_loss);
+    fprintf(stderr, "\n  time: forward %.1f s, backward %.1f s, update %.2f s, switch %.3f s\n",
+            r.forward_s, r.backward_s, r.update_s, r.switch_s);
+    size_t measured = 0;
+    for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT; cat++) measured += r.measured[cat];
+    fprintf(stderr, "  memory: predicted %s, allocated peak %s, process peak RSS %s\n",
+            cli_human_bytes(a, r.predicted.total), cli_human_bytes(b, measured),
+            cli_human_bytes(d, r.peak_rss));
+    fprintf(stderr, "  wrote %s (model), %s/metrics.jsonl, %s/memory.json\n", c.out_dir,
+            c.out_dir, c.out_dir);
+    return 0;
+}

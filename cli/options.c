@@ -1,0 +1,88 @@
+/* Command-line option parsing (options.h). */
+#include "options.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_print_help(FILE *out, const char *usage_line, const char *description,
+                    const cli_option *opts) {
+    fprintf(out, "usage: %s\n\n%s\n\noptions:\n", usage_line, description);
+    for (const cli_option *o = opts; o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        fprintf(out, "  %-28s %s\n", left, o->help);
+    }
+    fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
+}
+
+static int parse_value(const cli_option *o, const char *v, char *why, size_t n) {
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case OPT_STRING: *(const char **)o->target = v; return 0;
+    case OPT_INT: {
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < -2147483647L || x > 2147483647L) break;
+        *(int *)o->target = (int)x;
+        return 0;
+    }
+    case OPT_FLOAT:
+    case OPT_DOUBLE: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(x)) break;
+        if (o->type == OPT_FLOAT) *(float *)o->target = (float)x;
+        else *(double *)o->target = x;
+        return 0;
+    }
+    case OPT_CUSTOM: return o->parse(v, o->target, why, n);
+    default: break;
+    }
+    snprintf(why, n, "'%s' is not a valid %s", v,
+             o->type == OPT_INT ? "integer" : "number");
+    return -1;
+}
+
+int cli_parse(const char *command, const char *usage_line, const char *description,
+              const cli_option *opts, int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            cli_print_help(stdout, usage_line, description, opts);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", command, a);
+            return 2;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const cli_option *o = opts;
+        while (o->name && (strlen(o->name) != len || strncmp(o->name, name, len) != 0)) o++;
+        if (!o->name) {
+            fprintf(stderr, "%s: unknown option '--%.*s' (see --help)\n", command, (int)len, name);
+            return 2;
+        }
+        if (o->type == OPT_FLAG) {
+            if (eq) {
+                fprintf(stderr, "%s: --%s takes no value\n", command, o->name);
+                return 2;
+            }
+            *(int *)o->target = 1;
+            continue;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value) {
+            fprintf(stderr, "%s: --%s needs a value (%s)\n", command, o->name, o->metavar);
+            return 2;
+        }
+        char why[256] = "";
+        if (parse_value(o, value, why, sizeof why)) {
+            fprintf(stderr, "%s: --%s: %s\n", command, o->name, why);
+            return 2;
+        }
+    }
+    return 0;
+}

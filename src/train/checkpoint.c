@@ -1,0 +1,170 @@
+/* Checkpoint save, find and load (checkpoint.h). */
+#include "train/checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/files.h"
+#include "io/json_get.h"
+#include "io/safetensors.h"
+
+#define PATH_BYTES 4096
+
+/* Names of the optimizer tensors of trainable i. */
+static void tensor_name(char *out, size_t size, int i, const char *what) {
+    snprintf(out, size, "t%d.%s", i, what);
+}
+
+static badam_status write_optimizer(const char *dir, const trainable_set *ts, badam_error *err) {
+    st_entry *e = calloc((size_t)ts->n * 3 + 1, sizeof *e);
+    char (*names)[48] = calloc((size_t)ts->n * 3 + 1, sizeof *names);
+    if (!e || !names) {
+        free(e);
+        free(names);
+        return badam_fail(err, BADAM_E_NOMEM, "checkpoint: out of memory");
+    }
+    size_t n = 0;
+    for (int i = 0; i < ts->n; i++) {
+        const trainable *t = &ts->t[i];
+        const float *parts[3] = {t->weight ? t->master : NULL, t->m, t->v};
+        const char *what[3] = {"master", "m", "v"};
+        for (int k = 0; k < 3; k++) {
+            if (!parts[k]) continue;
+            tensor_name(names[n], sizeof names[n], i, what[k]);
+            e[n] = (st_entry){names[n], BADAM_DTYPE_F32, 1, {(int64_t)t->numel}, parts[k]};
+            n++;
+        }
+    }
+    char path[PATH_BYTES];
+    io_path_join(path, sizeof path, dir, "optimizer.safetensors");
+    badam_status st = st_write(path, e, n, err);
+    free(e);
+    free(names);
+    return st;
+}
+
+static badam_status write_state(const char *dir, const trainable_set *ts,
+                                const checkpoint_state *s, badam_error *err) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "step", s->step);
+    cJSON_AddNumberToObject(j, "adam_step", s->adam_step);
+    cJSON_AddNumberToObject(j, "block", s->block);
+    cJSON_AddStringToObject(j, "method", s->method);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
+    cJSON_AddStringToObject(j, "seed", seed);
+    cJSON *data = cJSON_AddObjectToObject(j, "data");
+    cJSON_AddNumberToObject(data, "epoch", (double)s->data.epoch);
+    cJSON_AddNumberToObject(data, "index", (double)s->data.index);
+    cJSON *tensors = cJSON_AddArrayToObject(j, "tensors");
+    for (int i = 0; i < ts->n; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "name", ts->t[i].name);
+        cJSON_AddNumberToObject(t, "numel", (double)ts->t[i].numel);
+        cJSON_AddItemToArray(tensors, t);
+    }
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return badam_fail(err, BADAM_E_NOMEM, "checkpoint: out of memory");
+    char path[PATH_BYTES];
+    io_path_join(path, sizeof path, dir, "trainer_state.json");
+    badam_status st = io_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    return st;
+}
+
+badam_status checkpoint_save(const char *out_dir, const char *src_model_dir, const llama_model *m,
+                             const trainable_set *ts, const checkpoint_state *state,
+                             size_t max_shard_bytes, badam_error *err) {
+    char tmp[PATH_BYTES], final[PATH_BYTES], adapter[PATH_BYTES];
+    io_path_join(tmp, sizeof tmp, out_dir, "checkpoint.tmp");
+    io_path_join(final, sizeof final, out_dir, "checkpoint");
+    badam_status st = io_remove_tree(tmp, err);
+    if (!st) st = llama_model_save(m, src_model_dir, tmp, max_shard_bytes, err);
+    if (!st && m->lora) {
+        io_path_join(adapter, sizeof adapter, tmp, "adapter");
+        st = llama_lora_save(m, adapter, src_model_dir, err);
+        if (!st) st = io_sync_dir(adapter, err);
+    }
+    if (!st) st = write_optimizer(tmp, ts, err);
+    if (!st) st = write_state(tmp, ts, state, err);
+    if (!st) st = io_replace_dir(tmp, final, err);
+    if (st) {
+        badam_error ignored;
+        io_remove_tree(tmp, &ignored);
+        badam_error_prefix(err, "checkpoint at step %d not written (the previous one is intact)",
+                           state->step);
+    }
+    return st;
+}
+
+badam_status checkpoint_find(const char *out_dir, char *dir, size_t size, badam_error *err) {
+    snprintf(dir, size, "%s/checkpoint", out_dir);
+    char state[PATH_BYTES];
+    io_path_join(state, sizeof state, dir, "trainer_state.json");
+    if (io_is_file(state)) return BADAM_OK;
+    snprintf(dir, size, "%s/checkpoint.old", out_dir);
+    io_path_join(state, sizeof state, dir, "trainer_state.json");
+    if (io_is_file(state)) return BADAM_OK;
+    return badam_fail(err, BADAM_E_IO, "%s: no checkpoint to resume from (no checkpoint/ folder)",
+                      out_dir);
+}
+
+badam_status checkpoint_read_state(const char *dir, checkpoint_state *s, badam_error *err) {
+    char path[PATH_BYTES];
+    io_path_join(path, sizeof path, dir, "trainer_state.json");
+    cJSON *j = NULL;
+    badam_status st = io_read_json(path, &j, err);
+    if (st) return st;
+    memset(s, 0, sizeof *s);
+    char seed[32] = "0";
+    int epoch = 0, index = 0;
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+    if (!st) st = json_get_int(j, "step", 1, &s->step, path, err);
+    if (!st) st = json_get_int(j, "adam_step", 1, &s->adam_step, path, err);
+    if (!st) st = json_get_int(j, "block", 1, &s->block, path, err);
+    if (!st) st = json_get_string(j, "method", 1, s->method, sizeof s->method, path, err);
+    if (!st) st = json_get_string(j, "seed", 1, seed, sizeof seed, path, err);
+    if (!st && !cJSON_IsObject(data))
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'data' must be an object", path);
+    if (!st) st = json_get_int(data, "epoch", 1, &epoch, path, err);
+    if (!st) st = json_get_int(data, "index", 1, &index, path, err);
+    s->seed = strtoull(seed, NULL, 10);
+    s->data.epoch = (uint64_t)epoch, s->data.index = (uint64_t)index;
+    cJSON_Delete(j);
+    return st;
+}
+
+badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam_error *err) {
+    char path[PATH_BYTES];
+    io_path_join(path, sizeof path, dir, "optimizer.safetensors");
+    st_file *f = NULL;
+    badam_status st = st_open(path, &f, err);
+    if (st) return st;
+    size_t used = 0;
+    for (int i = 0; i < ts->n && !st; i++) {
+        trainable *t = &ts->t[i];
+        float *parts[3] = {t->weight ? t->master : NULL, t->m, t->v};
+        const char *what[3] = {"master", "m", "v"};
+        for (int k = 0; k < 3 && !st; k++) {
+            if (!parts[k]) continue;
+            char name[48];
+            tensor_name(name, sizeof name, i, what[k]);
+            const st_tensor *x = st_find(f, name);
+            if (!x || x->dtype != BADAM_DTYPE_F32 || x->numel != t->numel)
+                st = badam_fail(err, BADAM_E_SHAPE,
+                                "%s: tensor '%s' (%s of %s, %zu floats) is missing or has the "
+                                "wrong size: the checkpoint was written by a different setup",
+                                path, name, what[k], t->name, t->numel);
+            else
+                memcpy(parts[k], x->data, t->numel * sizeof(float));
+            used++;
+        }
+    }
+    if (!st && used != f->n_tensors)
+        st = badam_fail(err, BADAM_E_SHAPE, "%s: holds %zu tensors, this run expects %zu", path,
+                        f->n_tensors, used);
+    st_close(f);
+    return st;
+}

@@ -1,0 +1,442 @@
+/* The training loop shared by every method:
+ *   for each optimizer step s: (block-wise methods) switch block when s % K == 0;
+ *   accumulate gradients of grad_accum micro-batches (sums of token losses);
+ *   g = sum / tokens; clip to the global norm; AdamW / SGD update of the trainable tensors,
+ *   refreshing their bf16 copies; metrics; validation and checkpoints on schedule. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/memory.h"
+#include "io/files.h"
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+#include "train/trainable.h"
+
+#define PATH_BYTES 4096
+
+typedef struct trainer {
+    const train_config *cfg;
+    llama_model *m;
+    badam_tokenizer *tok;
+    data_set *train, *val;
+    batcher *batches;
+    block_partition part;
+    int blockwise;
+    trainable_set ts;
+    llama_workspace *ws;
+    llama_grad_plan plan;
+    lr_schedule sched;
+    adamw_hparams adam;
+    int K, max_steps, step;
+    float clip;
+    metrics_log metrics;
+    /* LOMO: the update applied inside backward */
+    float lomo_lr, lomo_scale;
+    double lomo_sum_squares;
+} trainer;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* LOMO: SGD on one parameter as soon as its gradient is complete, then the shared gradient
+ * buffer is cleared for the next parameter. */
+static void lomo_grad_ready(void *ctx, int idx) {
+    trainer *t = ctx;
+    const llama_model *m = t->m;
+    llama_param *p = &m->params[idx];
+    float *g = t->ts.grads[idx];
+    t->lomo_sum_squares += grad_sum_squares(g, p->numel) * t->lomo_scale * t->lomo_scale;
+    float wd = p->ndim == 2 ? t->cfg->weight_decay : 0.0f;
+    if (m->dtype == BADAM_DTYPE_F32) {
+        sgd_update(p->data, g, p->numel, t->lomo_lr, t->lomo_scale, wd, NULL, m->dtype);
+    } else { /* update in fp32 from the stored value, round back */
+        enum { CHUNK = 4096 };
+        float buf[CHUNK];
+        for (size_t i = 0; i < p->numel; i += CHUNK) {
+            size_t n = p->numel - i < CHUNK ? p->numel - i : CHUNK;
+            char *w = (char *)p->data + i * badam_dtype_size(m->dtype);
+            badam_convert(buf, BADAM_DTYPE_F32, w, m->dtype, n);
+            sgd_update(buf, g + i, n, t->lomo_lr, t->lomo_scale, wd, w, m->dtype);
+        }
+    }
+    memset(g, 0, sizeof(float) * p->numel);
+}
+
+static badam_status load_data(trainer *t, badam_error *err) {
+    const train_config *c = t->cfg;
+    char path[PATH_BYTES];
+    if (!io_path_join(path, sizeof path, c->model_dir, "tokenizer.json") && io_is_file(path)) {
+        badam_status st = tokenizer_load(c->model_dir, &t->tok, err);
+        if (st) return st;
+    }
+    data_options o = {c->format, c->template_name, c->system_prompt, c->seq_len};
+    data_set *all = NULL;
+    badam_status st = data_load(c->data_path, t->tok, &o, &all, err);
+    if (st) return st;
+    if (c->val_path) {
+        t->train = all;
+        st = data_load(c->val_path, t->tok, &o, &t->val, err);
+    } else if (c->val_size > 0) {
+        st = data_split(all, c->val_size, c->seed, &t->train, &t->val, err);
+        data_free(all);
+    } else {
+        t->train = all;
+    }
+    if (st) return st;
+    batcher_options bo = {c->batch_size, c->seq_len, c->shuffle, c->group_by_length, c->pack,
+                          c->seed};
+    return batcher_create(t->train, &bo, &t->batches, err);
+}
+
+static badam_status setup_model(trainer *t, const char *weights_dir, badam_error *err) {
+    const train_config *c = t->cfg;
+    badam_status st = llama_model_load(weights_dir, c->dtype, &t->m, err);
+    if (st) return st;
+    if (c->method == METHOD_LORA) {
+        st = llama_lora_attach(t->m, c->lora_rank, c->lora_alpha, c->lora_dropout, c->lora_targets,
+                               c->seed, err);
+        if (st) return st;
+        t->m->lora->dropout_seed = c->seed;
+        const char *adapter = c->init_adapter;
+        char resumed[PATH_BYTES];
+        if (c->resume && !io_path_join(resumed, sizeof resumed, weights_dir, "adapter"))
+            adapter = resumed;
+        if (adapter && (st = llama_lora_load(t->m, adapter, err))) return st;
+    }
+    if (t->tok && tokenizer_vocab_size(t->tok) > t->m->cfg.vocab_size)
+        return badam_fail(err, BADAM_E_SHAPE,
+                          "%s: the tokenizer has %d tokens but config.json's vocab_size is %d",
+                          c->model_dir, tokenizer_vocab_size(t->tok), t->m->cfg.vocab_size);
+    return BADAM_OK;
+}
+
+static badam_status check_config(const train_config *c, badam_error *err) {
+    if (!c->model_dir || !c->data_path || !c->out_dir)
+        return badam_fail(err, BADAM_E_INVALID, "train: --model, --data and --out are required");
+    if (c->batch_size < 1 || c->grad_accum < 1 || c->seq_len < 2 || c->max_steps < 0 ||
+        c->epochs < 0 || (c->max_steps == 0 && c->epochs == 0))
+        return badam_fail(err, BADAM_E_INVALID,
+                          "train: need batch size >= 1, grad accumulation >= 1, seq len >= 2 and "
+                          "a positive number of steps or epochs");
+    if (!(c->lr >= 0) || !(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) ||
+        !(c->eps > 0) || !(c->weight_decay >= 0) || c->warmup < 0 ||
+        !(c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1))
+        return badam_fail(err, BADAM_E_INVALID,
+                          "train: invalid optimizer settings (lr >= 0, betas in [0, 1), eps > 0, "
+                          "weight decay >= 0, warmup >= 0, min lr ratio in [0, 1])");
+    if (c->method == METHOD_LOMO && c->grad_accum != 1)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "train: --method lomo updates inside backward and cannot accumulate "
+                          "gradients (use --grad-accum 1)");
+    if (c->method == METHOD_LOMO && c->clip > 0)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "train: --method lomo updates inside backward and cannot clip by the "
+                          "global gradient norm (use --clip 0)");
+    return BADAM_OK;
+}
+
+static void make_plan(trainer *t) {
+    int lora = t->cfg->method == METHOD_LORA;
+    llama_plan_for_flags(t->m, t->ts.flags, lora, &t->plan);
+    t->plan.recompute = t->cfg->recompute;
+    if (t->cfg->method == METHOD_LOMO) {
+        t->plan.grad_ready = lomo_grad_ready;
+        t->plan.grad_ready_ctx = t;
+    }
+}
+
+/* Mean validation loss over the whole validation set (no gradients, dropout off). */
+static badam_status validate(trainer *t, double *loss, long *tokens, badam_error *err) {
+    *loss = NAN, *tokens = 0;
+    if (!t->val || !t->val->n) return BADAM_OK;
+    batcher_options bo = {t->cfg->batch_size, t->cfg->seq_len, 0, 0, 0, 0};
+    batcher *vb = NULL;
+    badam_status st = batcher_create(t->val, &bo, &vb, err);
+    if (st) return st;
+    if (t->m->lora) t->m->lora->training = 0;
+    double sum = 0;
+    size_t n_batches = batcher_batches_per_epoch(vb);
+    for (size_t i = 0; i < n_batches && !st; i++) {
+        data_batch db;
+        batcher_next(vb, &db);
+        llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
+        double s = 0;
+        int n = 0;
+        st = llama_forward(t->m, t->ws, &lb, NULL, 1.0f, NULL, &s, &n, err);
+        sum += s, *tokens += n;
+    }
+    batcher_free(vb);
+    if (*tokens) *loss = sum / (double)*tokens;
+    return st;
+}
+
+static double trainable_grad_sum_squares(const trainable_set *ts) {
+    double s = 0;
+    for (int i = 0; i < ts->n; i++) s += grad_sum_squares(ts->t[i].grad, ts->t[i].numel);
+    return s;
+}
+
+static void apply_update(trainer *t, float lr, float scale) {
+    trainable_set *ts = &t->ts;
+    ts->adam_step++;
+    for (int i = 0; i < ts->n; i++) {
+        trainable *x = &ts->t[i];
+        float wd = x->decay ? t->cfg->weight_decay : 0.0f;
+        if (t->cfg->method == METHOD_SGD_BCD)
+            sgd_update(x->master, x->grad, x->numel, lr, scale, wd, x->weight, t->m->dtype);
+        else
+            adamw_update(x->master, x->m, x->v, x->grad, x->numel, lr, scale, wd, ts->adam_step,
+                         &t->adam, x->weight, t->m->dtype);
+    }
+}
+
+static badam_status save_checkpoint(trainer *t, badam_error *err) {
+    checkpoint_state s = {t->step, t->ts.adam_step, t->ts.block, batcher_get_state(t->batches),
+                          "", t->cfg->seed};
+    snprintf(s.method, sizeof s.method, "%s", train_method_name(t->cfg->method));
+    return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ts, &s,
+                           t->cfg->max_shard_bytes, err);
+}
+
+/* Restores step, data position and optimizer state from OUT/checkpoint (weights and adapters
+ * were loaded from it already). */
+static badam_status restore(trainer *t, const char *dir, const checkpoint_state *s,
+                            badam_error *err) {
+    if (strcmp(s->method, train_method_name(t->cfg->method)) != 0)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "%s: the checkpoint was written by --method %s, not %s", dir, s->method,
+                          train_method_name(t->cfg->method));
+    t->step = s->step;
+    badam_status st = batcher_set_state(t->batches, s->data, err);
+    if (st) return st;
+    if (t->blockwise && s->block >= 0)
+        trainable_activate_block(&t->ts, t->m, &t->part, s->block);
+    t->ts.adam_step = s->adam_step;
+    return checkpoint_load_optimizer(dir, &t->ts, err);
+}
+
+static void free_trainer(trainer *t) {
+    metrics_close(&t->metrics);
+    trainable_free(&t->ts);
+    if (t->blockwise) partition_free(&t->part);
+    llama_workspace_free(t->ws);
+    batcher_free(t->batches);
+    data_free(t->train);
+    data_free(t->val);
+    tokenizer_free(t->tok);
+    llama_model_free(t->m);
+}
+
+static badam_status write_memory_json(const trainer *t, const train_report *r, badam_error *err) {
+    cJSON *j = cJSON_CreateObject(), *pred = cJSON_AddObjectToObject(j, "predicted"),
+          *meas = cJSON_AddObjectToObject(j, "measured_peak");
+    for (int c = 1; c < BADAM_MEM_CATEGORY_COUNT; c++) {
+        cJSON_AddNumberToObject(pred, badam_mem_category_name(c), (double)r->predicted.bytes[c]);
+        cJSON_AddNumberToObject(meas, badam_mem_category_name(c), (double)r->measured[c]);
+    }
+    cJSON_AddNumberToObject(pred, "total", (double)r->predicted.total);
+    cJSON_AddNumberToObject(j, "peak_rss", (double)r->peak_rss);
+    cJSON_AddNumberToObject(j, "params", (double)r->predicted.params);
+    cJSON_AddNumberToObject(j, "trainable_params", (double)r->predicted.trainable);
+    cJSON_AddStringToObject(j, "method", train_method_name(t->cfg->method));
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    char path[PATH_BYTES];
+    io_path_join(path, sizeof path, t->cfg->out_dir, "memory.json");
+    badam_status st = text ? io_write_file_atomic(path, text, strlen(text), err)
+                           : badam_fail(err, BADAM_E_NOMEM, "memory.json: out of memory");
+    free(text);
+    return st;
+}
+
+static badam_status save_final(trainer *t, badam_error *err) {
+    const train_config *c = t->cfg;
+    if (t->m->lora) {
+        char dir[PATH_BYTES];
+        io_path_join(dir, sizeof dir, c->out_dir, "adapter");
+        badam_status st = llama_lora_save(t->m, dir, c->model_dir, err);
+        if (st) return st;
+        llama_lora_merge(t->m); /* OUT/ itself gets the merged weights */
+    }
+    return llama_model_save(t->m, c->model_dir, c->out_dir, c->max_shard_bytes, err);
+}
+
+/* One optimizer step: gradients of grad_accum micro-batches, then the update. */
+static badam_status train_step(trainer *t, step_metrics *sm, badam_error *err) {
+    const train_config *c = t->cfg;
+    double t0 = now_s();
+    sm->switch_s = 0;
+    if (t->blockwise && t->step % t->K == 0) {
+        int block = block_for_visit(c->order, t->part.n_blocks, c->start_block, c->seed,
+                                    (uint64_t)(t->step / t->K));
+        trainable_activate_block(&t->ts, t->m, &t->part, block);
+        make_plan(t);
+        sm->switch_s = now_s() - t0;
+    }
+    float lr = lr_at(&t->sched, t->step);
+    trainable_zero_grads(&t->ts);
+    double loss_sum = 0;
+    long tokens = 0, batch_tokens = 0;
+    sm->forward_s = sm->backward_s = 0;
+    t->lomo_sum_squares = 0;
+    for (int a = 0; a < c->grad_accum; a++) {
+        data_batch db;
+        batcher_next(t->batches, &db);
+        llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
+        if (t->m->lora) {
+            t->m->lora->training = 1;
+            t->m->lora->dropout_step = (uint64_t)t->step * c->grad_accum + a;
+        }
+        t->lomo_lr = lr;
+        t->lomo_scale = db.n_targets ? 1.0f / db.n_targets : 0.0f;
+        double f0 = now_s(), s = 0;
+        int n = 0;
+        badam_status st = llama_forward(t->m, t->ws, &lb, &t->plan, 1.0f, t->ts.grads, &s, &n, err);
+        double f1 = now_s();
+        if (!st && !isfinite(s))
+            st = badam_fail(err, BADAM_E_NUMERIC,
+                            "step %d: the loss is not finite (%g); lower --lr or check the data",
+                            t->step + 1, s);
+        if (!st) st = llama_backward(t->m, t->ws, &lb, &t->plan, t->ts.grads, err);
+        sm->forward_s += f1 - f0, sm->backward_s += now_s() - f1;
+        if (st) return st;
+        loss_sum += s, tokens += n, batch_tokens += (long)db.B * db.T;
+    }
+    double u0 = now_s(), norm;
+    if (c->method == METHOD_LOMO) {
+        norm = sqrt(t->lomo_sum_squares);
+    } else {
+        float scale = tokens ? 1.0f / (float)tokens : 0.0f;
+        norm = sqrt(trainable_grad_sum_squares(&t->ts)) * scale;
+        if (!isfinite(norm))
+            return badam_fail(err, BADAM_E_NUMERIC,
+                              "step %d: the gradient norm is not finite; lower --lr or check "
+                              "the data",
+                              t->step + 1);
+        if (t->clip > 0 && norm > 0) {
+            double coef = t->clip / (norm + 1e-6);
+            if (coef < 1) scale = (float)(scale * coef);
+        }
+        apply_update(t, lr, scale);
+    }
+    sm->update_s = now_s() - u0;
+    t->step++;
+    sm->step = t->step;
+    sm->loss = tokens ? loss_sum / tokens : 0;
+    sm->lr = lr, sm->grad_norm = norm;
+    sm->block = t->blockwise ? t->ts.block : -1;
+    sm->block_name = t->blockwise ? t->part.block_name[t->ts.block] : NULL;
+    sm->tokens = tokens, sm->batch_tokens = batch_tokens;
+    sm->step_s = now_s() - t0;
+    sm->tokens_per_s = batch_tokens / (sm->step_s > 0 ? sm->step_s : 1e-9);
+    return BADAM_OK;
+}
+
+static void print_plan(const trainer *t, const memory_plan *p) {
+    const train_config *c = t->cfg;
+    fprintf(stderr, "badam train: %s on %s, %zu parameters (%zu trainable at a time)\n",
+            train_method_name(c->method), c->model_dir, p->params, p->trainable);
+    if (t->blockwise)
+        fprintf(stderr, "  %d blocks (%s order), switch every %d steps\n", t->part.n_blocks,
+                block_order_name(c->order), t->K);
+    fprintf(stderr, "  memory plan:");
+    for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT; cat++)
+        fprintf(stderr, " %s %.1f MiB%s", badam_mem_category_name(cat),
+                p->bytes[cat] / 1048576.0, cat + 1 < BADAM_MEM_CATEGORY_COUNT ? "," : "\n");
+    fprintf(stderr, "  %zu training examples, %d steps\n", t->train->n, t->max_steps);
+}
+
+badam_status train_run(const train_config *c, train_report *r, badam_error *err) {
+    memset(r, 0, sizeof *r);
+    r->val_loss = NAN;
+    badam_status st = check_config(c, err);
+    if (st) return st;
+    trainer tr, *t = &tr;
+    memset(t, 0, sizeof *t);
+    t->cfg = c;
+    t->blockwise = c->method == METHOD_BADAM || c->method == METHOD_SGD_BCD;
+    double start = now_s();
+    if ((st = io_make_dir(c->out_dir, err))) return st;
+
+    char ckpt[PATH_BYTES] = "";
+    checkpoint_state cs;
+    if (c->resume) {
+        if ((st = checkpoint_find(c->out_dir, ckpt, sizeof ckpt, err)) ||
+            (st = checkpoint_read_state(ckpt, &cs, err)))
+            return st;
+    }
+    if (!st) st = load_data(t, err);
+    if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
+    if (!st && t->blockwise) st = partition_build(t->m, &c->partition, &t->part, err);
+    if (st) {
+        free_trainer(t);
+        return st;
+    }
+    size_t per_epoch = batcher_batches_per_epoch(t->batches);
+    t->max_steps = c->max_steps ? c->max_steps
+                                : (int)((per_epoch * (size_t)c->epochs + c->grad_accum - 1) /
+                                        (size_t)c->grad_accum);
+    t->K = c->switch_every > 0 ? c->switch_every
+                               : block_switch_every_auto(t->train->n,
+                                                         c->batch_size * c->grad_accum,
+                                                         t->blockwise ? t->part.n_blocks : 1);
+    t->clip = c->clip >= 0 ? c->clip : (c->method == METHOD_LOMO ? 0.0f : 1.0f);
+    t->sched = (lr_schedule){c->schedule, c->lr, c->warmup, t->max_steps, c->min_lr_ratio};
+    t->adam = (adamw_hparams){c->beta1, c->beta2, c->eps};
+
+    st = memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
+    if (!st) st = trainable_create(&t->ts, t->m, c->method, &t->part, err);
+    if (!st) st = llama_workspace_create(t->m, c->batch_size, c->seq_len, &t->ws, err);
+    if (!st && c->resume) st = restore(t, ckpt, &cs, err);
+    if (!st) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
+    if (st) {
+        free_trainer(t);
+        return st;
+    }
+    print_plan(t, &r->predicted);
+    /* Block-wise methods make their plan at each switch; a run resumed inside a block visit
+     * continues with the restored block. */
+    if (!t->blockwise || t->ts.block >= 0) make_plan(t);
+
+    while (!st && t->step < t->max_steps) {
+        step_metrics sm;
+        memset(&sm, 0, sizeof sm);
+        sm.max_steps = t->max_steps;
+        st = train_step(t, &sm, err);
+        if (st) break;
+        sm.elapsed_s = now_s() - start;
+        sm.rss = badam_current_rss();
+        metrics_write_step(&t->metrics, &sm);
+        if (c->progress) metrics_progress(stderr, &sm);
+        r->forward_s += sm.forward_s, r->backward_s += sm.backward_s;
+        r->update_s += sm.update_s, r->switch_s += sm.switch_s;
+        r->tokens += (size_t)sm.batch_tokens;
+        r->final_loss = sm.loss;
+        if (c->eval_every > 0 && t->step % c->eval_every == 0 && t->step < t->max_steps) {
+            long vt;
+            if (!(st = validate(t, &r->val_loss, &vt, err)))
+                metrics_write_eval(&t->metrics, t->step, r->val_loss, vt);
+        }
+        if (!st && c->save_every > 0 && t->step % c->save_every == 0 && t->step < t->max_steps)
+            st = save_checkpoint(t, err);
+    }
+    if (c->progress) fputc('\n', stderr);
+    long vt = 0;
+    if (!st) st = validate(t, &r->val_loss, &vt, err);
+    if (!st && vt) metrics_write_eval(&t->metrics, t->step, r->val_loss, vt);
+    if (!st) st = save_checkpoint(t, err);
+    r->steps = t->step;
+    r->seconds = now_s() - start;
+    r->peak_rss = badam_peak_rss();
+    for (int cat = 0; cat < BADAM_MEM_CATEGORY_COUNT; cat++) r->measured[cat] = badam_mem_peak(cat);
+    if (!st) st = write_memory_json(t, r, err);
+    if (!st) st = save_final(t, err);
+    free_trainer(t);
+    return st;
+}
