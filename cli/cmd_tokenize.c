@@ -102,7 +102,8 @@ int cmd_tokenize(int argc, char **argv) {
         }
     }
     if (!model || !text) {
-        fprintf(stderr, "badam tokenize: %s is required\n\n", !model ? "--model DIR" : "--text STRING");
+        fprintf(stderr, "badam tokenize: %s is required\n\n",
+                !model ? "--model DIR" : "--text STRING");
         usage(stderr);
         return 2;
     }

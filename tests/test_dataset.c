@@ -364,6 +364,7 @@ static void test_huge_record(void) {
     fputs("\", \"output\": \"b\"}]", f);
     fclose(f);
     expect_error(path, 0, tiny, "record 1", "16 MB", "huge record");
+    remove(path);
 }
 
 /* ---- split ---- */

@@ -17,7 +17,7 @@
 static const char *const MODELS[] = {"llama2", "llama3", "qwen3"};
 #define N_MODELS (sizeof MODELS / sizeof MODELS[0])
 
-static char src_dir[4096];
+static char src_dir[2048];
 
 static size_t b64_decode(const char *in, unsigned char *out) {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -138,9 +138,10 @@ static void check_model(const char *model, const char *ref_path, counts *c) {
         }
         size_t n;
         int32_t *ids = json_ids(cJSON_GetObjectItem(j, "ids_special"), &n);
-        c->decode += decode_matches(tok, ids, n, 0, cJSON_GetObjectItem(j, "decode"), name, "decode");
-        c->decode_skip +=
-            decode_matches(tok, ids, n, 1, cJSON_GetObjectItem(j, "decode_skip"), name, "decode_skip");
+        c->decode +=
+            decode_matches(tok, ids, n, 0, cJSON_GetObjectItem(j, "decode"), name, "decode");
+        c->decode_skip += decode_matches(tok, ids, n, 1, cJSON_GetObjectItem(j, "decode_skip"),
+                                         name, "decode_skip");
         free(ids);
         ids = json_ids(cJSON_GetObjectItem(j, "slice"), &n);
         c->decode_slice += decode_matches(tok, ids, n, 0, cJSON_GetObjectItem(j, "decode_slice"),
@@ -216,8 +217,8 @@ int main(void) {
     }
     snprintf(src_dir, sizeof src_dir, "%s", src);
     char probe[4096];
-    snprintf(probe, sizeof probe, "%s/tests/tokenizer/node_modules/@huggingface/tokenizers/package.json",
-             src_dir);
+    snprintf(probe, sizeof probe,
+             "%s/tests/tokenizer/node_modules/@huggingface/tokenizers/package.json", src_dir);
     if (!io_is_file(probe) || test_system("node --version >/dev/null 2>&1") != 0) {
         fprintf(stderr, "SKIP: tokenizer parity needs node and tests/tokenizer/node_modules "
                         "(run scripts/setup.sh)\n");

@@ -39,7 +39,8 @@ static void *encode_block(void *arg) {
             w->failed = 1;
             return NULL;
         }
-        for (size_t k = 0; k < n; k++) w->checksum = (w->checksum * 31 + (uint32_t)ids[k]) % 1000000007ull;
+        for (size_t k = 0; k < n; k++)
+            w->checksum = (w->checksum * 31 + (uint32_t)ids[k]) % 1000000007ull;
         w->tokens += n;
         free(ids);
     }
@@ -101,10 +102,13 @@ int main(int argc, char **argv) {
     double s = now() - t0;
     /* the checksum of the whole id stream, recomputed in one order */
     work all = {tok, lines, 0, n_lines, 0, 0, 0};
-    if (threads == 1) all = w[0];
-    else encode_block(&all);
+    if (threads == 1)
+        all = w[0];
+    else
+        encode_block(&all);
     checksum = all.checksum;
-    printf("badam      %-8s threads=%d  %7.2f MB/s  (%zu bytes, %zu lines, %llu tokens, checksum %llu, "
+    printf("badam      %-8s threads=%d  %7.2f MB/s  (%zu bytes, %zu lines, %llu tokens, checksum "
+           "%llu, "
            "%.3f s; load %.2f s)\n",
            argv[1], threads, size / s / 1e6, size, n_lines, (unsigned long long)tokens,
            (unsigned long long)checksum, s, load_s);

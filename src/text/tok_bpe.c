@@ -74,9 +74,9 @@ static badam_status parse_merges(const cJSON *merges, const char *file, tok_bpe 
             a_len = strlen(a);
             b_len = strlen(b);
         } else {
-            st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", file,
-                            rank);
+            st =
+                badam_fail(err, BADAM_E_FORMAT,
+                           "%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", file, rank);
             break;
         }
         int32_t ia = tok_strmap_get(&bpe->vocab, a, a_len);
@@ -89,8 +89,7 @@ static badam_status parse_merges(const cJSON *merges, const char *file, tok_bpe 
         }
         const char *b_rest = b;
         size_t b_rest_len = b_len;
-        if (bpe->prefix && b_len >= bpe->prefix_len &&
-            !memcmp(b, bpe->prefix, bpe->prefix_len)) {
+        if (bpe->prefix && b_len >= bpe->prefix_len && !memcmp(b, bpe->prefix, bpe->prefix_len)) {
             b_rest += bpe->prefix_len;
             b_rest_len -= bpe->prefix_len;
         }
@@ -131,7 +130,8 @@ badam_status tok_bpe_parse(const cJSON *model, const char *file, tok_bpe *bpe, b
     if (!cJSON_IsArray(merges))
         return badam_fail(err, BADAM_E_FORMAT, "%s: model.merges: expected an array", file);
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (dropout && !cJSON_IsNull(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
+    if (dropout && !cJSON_IsNull(dropout) &&
+        !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "%s: model.dropout: BPE dropout is not supported", file);
 
@@ -143,8 +143,8 @@ badam_status tok_bpe_parse(const cJSON *model, const char *file, tok_bpe *bpe, b
     if ((st = bpe_str_field(model, "unk_token", &bpe->unk_token, &unk_len, file, err)) ||
         (st = bpe_str_field(model, "continuing_subword_prefix", &bpe->prefix, &bpe->prefix_len,
                             file, err)) ||
-        (st = bpe_str_field(model, "end_of_word_suffix", &bpe->suffix, &bpe->suffix_len, file,
-                            err)))
+        (st =
+             bpe_str_field(model, "end_of_word_suffix", &bpe->suffix, &bpe->suffix_len, file, err)))
         goto fail;
 
     size_t n_vocab = (size_t)cJSON_GetArraySize(vocab);
@@ -317,8 +317,8 @@ static void push_pair(const tok_bpe *bpe, tok_ctx *ctx, size_t *hn, int32_t pos)
     tok_symbol *s = ctx->symbols;
     int32_t rank, new_id;
     if (tok_pairmap_get(&bpe->merges, s[pos].id, s[s[pos].next].id, &rank, &new_id))
-        heap_push(ctx->heap, hn, (tok_merge_cand){((uint64_t)(uint32_t)rank << 32) | (uint32_t)pos,
-                                                  new_id});
+        heap_push(ctx->heap, hn,
+                  (tok_merge_cand){((uint64_t)(uint32_t)rank << 32) | (uint32_t)pos, new_id});
 }
 
 /* Initial symbols of the word into ctx->word_ids (ids; unknown/byte handling done). */
@@ -338,10 +338,12 @@ static badam_status word_symbols(const tok_bpe *bpe, const char *w, size_t n, to
         size_t s_len = len;
         if ((!first && bpe->prefix) || (last && bpe->suffix)) {
             tmp->len = 0;
-            if (!first && bpe->prefix && (st = tok_buf_append(tmp, bpe->prefix, bpe->prefix_len, err)))
+            if (!first && bpe->prefix &&
+                (st = tok_buf_append(tmp, bpe->prefix, bpe->prefix_len, err)))
                 return st;
             if ((st = tok_buf_append(tmp, s, len, err))) return st;
-            if (last && bpe->suffix && (st = tok_buf_append(tmp, bpe->suffix, bpe->suffix_len, err)))
+            if (last && bpe->suffix &&
+                (st = tok_buf_append(tmp, bpe->suffix, bpe->suffix_len, err)))
                 return st;
             s = tmp->data;
             s_len = tmp->len;
@@ -401,8 +403,8 @@ badam_status tok_bpe_encode_word(const tok_bpe *bpe, const char *w, size_t n, to
     if ((st = ensure_scratch(ctx, ns, err))) return st;
     tok_symbol *s = ctx->symbols;
     for (size_t i = 0; i < ns; i++)
-        s[i] = (tok_symbol){ctx->word_ids.data[i], (int32_t)i - 1,
-                            i + 1 < ns ? (int32_t)i + 1 : -1, 1};
+        s[i] = (tok_symbol){ctx->word_ids.data[i], (int32_t)i - 1, i + 1 < ns ? (int32_t)i + 1 : -1,
+                            1};
     size_t hn = 0;
     for (size_t i = 0; i + 1 < ns; i++) push_pair(bpe, ctx, &hn, (int32_t)i);
     while (hn) {

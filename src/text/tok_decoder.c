@@ -285,8 +285,8 @@ static badam_status decode_step(const tok_decoder *d, const tok_list *in, tok_li
     case TOK_DEC_REPLACE:
         for (size_t i = 0; i < in->n && !st; i++) {
             if ((st = tok_list_begin(out, in->items[i].flag, err))) break;
-            st = tok_pattern_replace(&d->pattern, tok_list_str(in, i), in->items[i].len,
-                                     d->content, d->content_len, &out->text, ctx, err);
+            st = tok_pattern_replace(&d->pattern, tok_list_str(in, i), in->items[i].len, d->content,
+                                     d->content_len, &out->text, ctx, err);
             tok_list_end(out);
         }
         return st;

@@ -129,7 +129,7 @@ typedef struct tok_strmap {
         size_t off;
         uint32_t len;
         int32_t value;
-    } *entries;
+    } * entries;
     size_t n, cap;
     tok_buf keys;
 } tok_strmap;
@@ -184,22 +184,21 @@ typedef struct tok_pattern {
 /* Compiles a regex in Oniguruma syntax (as Rust tokenizers does); `what` names it in errors. */
 badam_status tok_regex_compile(const char *onig, const char *what, void **code, badam_error *err);
 void tok_regex_free(void *code);
-badam_status tok_pattern_parse(const cJSON *j, const char *file, const char *path,
-                               tok_pattern *out, badam_error *err);
+badam_status tok_pattern_parse(const cJSON *j, const char *file, const char *path, tok_pattern *out,
+                               badam_error *err);
 void tok_pattern_free(tok_pattern *p);
 /* Appends the matches of p in s (non-overlapping, left to right; regex iteration as Rust's onig
  * find_iter: an empty match right after the previous match is skipped) with match = 1. */
-badam_status tok_regex_find(const void *code, const char *s, size_t n, tok_spans *out,
-                            tok_ctx *ctx, badam_error *err);
+badam_status tok_regex_find(const void *code, const char *s, size_t n, tok_spans *out, tok_ctx *ctx,
+                            badam_error *err);
 badam_status tok_pattern_find(const tok_pattern *p, const char *s, size_t n, tok_spans *out,
                               tok_ctx *ctx, badam_error *err);
 /* Rust's Pattern::find_matches: spans covering all of s, each flagged match (1) or not (0). */
 badam_status tok_pattern_segments(const tok_pattern *p, const char *s, size_t n, tok_spans *out,
                                   tok_ctx *ctx, badam_error *err);
 /* Replaces every match of p in s with content, appending to out. */
-badam_status tok_pattern_replace(const tok_pattern *p, const char *s, size_t n,
-                                 const char *content, size_t content_len, tok_buf *out,
-                                 tok_ctx *ctx, badam_error *err);
+badam_status tok_pattern_replace(const tok_pattern *p, const char *s, size_t n, const char *content,
+                                 size_t content_len, tok_buf *out, tok_ctx *ctx, badam_error *err);
 
 /* ---------------------------------------------------------------- normalizers */
 
@@ -257,7 +256,11 @@ typedef enum tok_pre_kind {
     TOK_PRE_CHAR_DELIMITER,
 } tok_pre_kind;
 
-typedef enum tok_prepend_scheme { TOK_PREPEND_ALWAYS, TOK_PREPEND_FIRST, TOK_PREPEND_NEVER } tok_prepend_scheme;
+typedef enum tok_prepend_scheme {
+    TOK_PREPEND_ALWAYS,
+    TOK_PREPEND_FIRST,
+    TOK_PREPEND_NEVER
+} tok_prepend_scheme;
 
 typedef struct tok_pretok {
     tok_pre_kind kind;
@@ -266,8 +269,8 @@ typedef struct tok_pretok {
     tok_pattern pattern; /* Split; Whitespace and ByteLevel keep their regex here */
     tok_behavior behavior;
     int invert;
-    int add_prefix_space, use_regex;          /* ByteLevel */
-    char replacement[8];                      /* Metaspace (UTF-8 of one char) */
+    int add_prefix_space, use_regex; /* ByteLevel */
+    char replacement[8];             /* Metaspace (UTF-8 of one char) */
     size_t replacement_len;
     uint32_t replacement_cp;
     tok_prepend_scheme prepend_scheme;
@@ -276,8 +279,8 @@ typedef struct tok_pretok {
     uint32_t delimiter; /* CharDelimiterSplit */
 } tok_pretok;
 
-badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path,
-                              tok_pretok **out, badam_error *err);
+badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path, tok_pretok **out,
+                              badam_error *err);
 /* Pre-tokenizes every piece of *in; the result is left in *in (the lists are swapped). */
 badam_status tok_pretok_apply(const tok_pretok *p, tok_list **in, tok_list **spare, tok_ctx *ctx,
                               badam_error *err);
@@ -303,8 +306,8 @@ typedef struct tok_cache_entry {
 
 typedef struct tok_bpe {
     tok_strmap vocab;
-    int32_t vocab_max; /* largest id in vocab */
-    char **id_to_token;  /* vocab_max + 1 entries (NULL for holes); point into vocab's arena */
+    int32_t vocab_max;  /* largest id in vocab */
+    char **id_to_token; /* vocab_max + 1 entries (NULL for holes); point into vocab's arena */
     tok_pairmap merges;
     int byte_fallback;
     int32_t byte_ids[256]; /* "<0xXX>" ids, -1 when missing */
@@ -338,7 +341,7 @@ typedef struct tok_trie {
         int32_t child, sibling; /* first child, next sibling; -1 = none */
         int32_t token;          /* index into the added-token array, -1 = none */
         uint8_t byte;
-    } *nodes;
+    } * nodes;
     size_t n, cap;
     int32_t root_child[256]; /* children of the root, by first byte */
 } tok_trie;

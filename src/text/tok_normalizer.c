@@ -145,8 +145,8 @@ static badam_status apply_unicode_form(tok_norm_kind kind, const char *s, size_t
         break;
     }
     utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t len =
-        utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst, (utf8proc_option_t)opts);
+    utf8proc_ssize_t len = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
+                                        (utf8proc_option_t)opts);
     if (len < 0) {
         free(dst);
         return badam_fail(err, BADAM_E_INVALID, "tokenizer: Unicode normalization failed: %s",
@@ -256,8 +256,7 @@ badam_status tok_normalizer_apply(const tok_normalizer *nm, const char *s, size_
         return st ? st : tok_buf_append(out, s, n, err);
     }
     case TOK_NORM_REPLACE:
-        return tok_pattern_replace(&nm->pattern, s, n, nm->content, nm->content_len, out, ctx,
-                                   err);
+        return tok_pattern_replace(&nm->pattern, s, n, nm->content, nm->content_len, out, ctx, err);
     case TOK_NORM_NFC:
     case TOK_NORM_NFD:
     case TOK_NORM_NFKC:

@@ -16,7 +16,8 @@
 
 #include "text/tok_internal.h"
 
-#define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define GPT2_REGEX                                                                                 \
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 /* Rust's regex crate \w (Alphabetic, M, Nd, Pc, Join_Control) and \s (White_Space). */
 #define RUST_WORD "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}"
 #define WHITESPACE_REGEX "[" RUST_WORD "]+|[^" RUST_WORD "\\p{White_Space}]+"
@@ -42,8 +43,8 @@ static badam_status parse_behavior(const cJSON *j, const char *file, const char 
     return BADAM_OK;
 }
 
-badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path,
-                              tok_pretok **out, badam_error *err) {
+badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path, tok_pretok **out,
+                              badam_error *err) {
     *out = NULL;
     if (!cJSON_IsObject(j))
         return badam_fail(err, BADAM_E_FORMAT, "%s: %s: expected an object", file, path);
@@ -94,8 +95,7 @@ badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path
         if ((st = tok_json_bool(j, "use_regex", &p->use_regex, file, path, err))) goto fail;
         if (p->use_regex) {
             p->pattern.is_regex = 1;
-            if ((st = tok_regex_compile(GPT2_REGEX, "ByteLevel", &p->pattern.code, err)))
-                goto fail;
+            if ((st = tok_regex_compile(GPT2_REGEX, "ByteLevel", &p->pattern.code, err))) goto fail;
         }
     } else if (!strcmp(type, "Metaspace")) {
         p->kind = TOK_PRE_METASPACE;
@@ -286,8 +286,7 @@ static badam_status byte_level_piece(const tok_pretok *p, const char *s, size_t 
     if (p->add_prefix_space && (n == 0 || s[0] != ' ')) {
         tok_buf *b = &ctx->buf3;
         b->len = 0;
-        if ((st = tok_buf_append(b, " ", 1, err)) || (st = tok_buf_append(b, s, n, err)))
-            return st;
+        if ((st = tok_buf_append(b, " ", 1, err)) || (st = tok_buf_append(b, s, n, err))) return st;
         s = b->data;
         n = b->len;
     }
@@ -333,8 +332,8 @@ static badam_status metaspace_piece(const tok_pretok *p, const char *s, size_t n
             st = tok_buf_append(b, s + i, 1, err);
         if (st) return st;
     }
-    starts_with_rep = b->len >= p->replacement_len &&
-                      !memcmp(b->data, p->replacement, p->replacement_len);
+    starts_with_rep =
+        b->len >= p->replacement_len && !memcmp(b->data, p->replacement, p->replacement_len);
     int prepend = !starts_with_rep && (p->prepend_scheme == TOK_PREPEND_ALWAYS ||
                                        (p->prepend_scheme == TOK_PREPEND_FIRST && at_start));
     if (prepend) {
@@ -378,8 +377,7 @@ static badam_status pretok_piece(const tok_pretok *p, const char *s, size_t n, i
     case TOK_PRE_PUNCTUATION:
         return split_by_char(s, n, at_start, PRED_PUNCT, 0, p->behavior, out, ctx, err);
     case TOK_PRE_CHAR_DELIMITER:
-        return split_by_char(s, n, at_start, PRED_EQUAL, p->delimiter, TOK_REMOVED, out, ctx,
-                             err);
+        return split_by_char(s, n, at_start, PRED_EQUAL, p->delimiter, TOK_REMOVED, out, ctx, err);
     case TOK_PRE_BERT:
     case TOK_PRE_SEQUENCE:
         break;

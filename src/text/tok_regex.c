@@ -126,8 +126,7 @@ static badam_status rewrite_onig(const char *re, const char *what, tok_buf *out,
     return tok_buf_append(out, "", 1, err);
 }
 
-badam_status tok_regex_compile(const char *onig, const char *what, void **code,
-                               badam_error *err) {
+badam_status tok_regex_compile(const char *onig, const char *what, void **code, badam_error *err) {
     tok_buf buf = {0};
     badam_status st = rewrite_onig(onig, what, &buf, err);
     if (st) {
@@ -190,8 +189,8 @@ static int regex_match(const pcre2_code *re, const char *s, size_t n, size_t pos
     return 1;
 }
 
-badam_status tok_regex_find(const void *code, const char *s, size_t n, tok_spans *out,
-                            tok_ctx *ctx, badam_error *err) {
+badam_status tok_regex_find(const void *code, const char *s, size_t n, tok_spans *out, tok_ctx *ctx,
+                            badam_error *err) {
     size_t pos = 0, last_end = (size_t)-1, ms, me;
     badam_status st = BADAM_OK;
     while (pos <= n) {
@@ -257,9 +256,8 @@ badam_status tok_pattern_segments(const tok_pattern *p, const char *s, size_t n,
     return BADAM_OK;
 }
 
-badam_status tok_pattern_replace(const tok_pattern *p, const char *s, size_t n,
-                                 const char *content, size_t content_len, tok_buf *out,
-                                 tok_ctx *ctx, badam_error *err) {
+badam_status tok_pattern_replace(const tok_pattern *p, const char *s, size_t n, const char *content,
+                                 size_t content_len, tok_buf *out, tok_ctx *ctx, badam_error *err) {
     tok_spans *m = &ctx->spans2;
     m->n = 0;
     badam_status st = tok_pattern_find(p, s, n, m, ctx, err);
@@ -273,8 +271,8 @@ badam_status tok_pattern_replace(const tok_pattern *p, const char *s, size_t n,
     return tok_buf_append(out, s + prev, n - prev, err);
 }
 
-badam_status tok_pattern_parse(const cJSON *j, const char *file, const char *path,
-                               tok_pattern *out, badam_error *err) {
+badam_status tok_pattern_parse(const cJSON *j, const char *file, const char *path, tok_pattern *out,
+                               badam_error *err) {
     memset(out, 0, sizeof *out);
     if (!cJSON_IsObject(j))
         return badam_fail(err, BADAM_E_FORMAT,

@@ -332,8 +332,7 @@ static size_t strmap_find(const tok_strmap *m, const char *key, size_t len, uint
         uint32_t e = m->slots[i];
         if (!e) return i;
         const struct tok_strmap_entry *en = &m->entries[e - 1];
-        if (en->hash == h && en->len == len && !memcmp(m->keys.data + en->off, key, len))
-            return i;
+        if (en->hash == h && en->len == len && !memcmp(m->keys.data + en->off, key, len)) return i;
         i = (i + 1) & m->mask;
     }
 }
@@ -446,8 +445,7 @@ badam_status tok_json_str(const cJSON *obj, const char *field, int required, con
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
     if (!it || cJSON_IsNull(it)) {
         if (required)
-            return badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field '%s'", file, path,
-                              field);
+            return badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field '%s'", file, path, field);
         return BADAM_OK;
     }
     if (!cJSON_IsString(it))

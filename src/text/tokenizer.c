@@ -36,7 +36,7 @@ typedef struct tok_post {
         int is_sequence;
         int32_t *ids;
         size_t n_ids;
-    } *items;
+    } * items;
     size_t n_items;
     int32_t cls, sep;
 } tok_post;
@@ -152,8 +152,8 @@ static badam_status post_parse(const cJSON *j, const char *file, const char *pat
         p->kind = TOK_POST_SEQUENCE;
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "processors");
         if (!cJSON_IsArray(arr)) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: %s.processors: expected an array", file,
-                            path);
+            st =
+                badam_fail(err, BADAM_E_FORMAT, "%s: %s.processors: expected an array", file, path);
         } else {
             size_t n = (size_t)cJSON_GetArraySize(arr);
             p->children = calloc(n ? n : 1, sizeof *p->children);
@@ -385,7 +385,8 @@ static badam_status load_config(badam_tokenizer *tok, const char *path, badam_er
     if (cJSON_IsArray(extra)) {
         cJSON_ArrayForEach(e, extra) {
             const char *s = cJSON_IsString(e) ? e->valuestring : NULL;
-            const cJSON *c = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "content") : NULL;
+            const cJSON *c =
+                cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "content") : NULL;
             if (cJSON_IsString(c)) s = c->valuestring;
             int32_t id = s ? tokenizer_token_to_id(tok, s) : -1;
             if (id >= 0) tok->is_special[id] = 1;
@@ -526,8 +527,8 @@ static badam_status encode_ids(const badam_tokenizer *tok, const char *text, siz
             n = ctx->buf2.len;
             if (n == 0) continue;
         }
-        if ((st = tok_added_split(&tok->trie_norm, tok->added, tok->word_re, s, n, &norm, ctx,
-                                  err)))
+        if ((st =
+                 tok_added_split(&tok->trie_norm, tok->added, tok->word_re, s, n, &norm, ctx, err)))
             break;
         for (size_t k = 0; k < norm.n && !st; k++) {
             const tok_span *m = &norm.data[k];
@@ -544,8 +545,7 @@ static badam_status encode_ids(const badam_tokenizer *tok, const char *text, siz
 }
 
 badam_status tokenizer_encode(const badam_tokenizer *tok, const char *text, size_t len,
-                              int add_special, int32_t **ids_out, size_t *n_out,
-                              badam_error *err) {
+                              int add_special, int32_t **ids_out, size_t *n_out, badam_error *err) {
     *ids_out = NULL;
     *n_out = 0;
     if (!tok || (!text && len))
@@ -571,8 +571,8 @@ badam_status tokenizer_encode(const badam_tokenizer *tok, const char *text, size
 /* transformers' clean_up_tokenization: these replacements, in this order. */
 static badam_status clean_up(tok_buf *b, badam_error *err) {
     static const char *const rules[][2] = {
-        {" .", "."},     {" ?", "?"},     {" !", "!"},   {" ,", ","},     {" ' ", "'"},
-        {" n't", "n't"}, {" 'm", "'m"},   {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
+        {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
+        {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
     };
     tok_buf out = {0};
     badam_status st = BADAM_OK;
@@ -634,7 +634,9 @@ badam_status tokenizer_decode(const badam_tokenizer *tok, const int32_t *ids, si
 
 /* ---------------------------------------------------------------- accessors */
 
-int tokenizer_vocab_size(const badam_tokenizer *tok) { return tok->vocab_size; }
+int tokenizer_vocab_size(const badam_tokenizer *tok) {
+    return tok->vocab_size;
+}
 
 const char *tokenizer_id_to_token(const badam_tokenizer *tok, int32_t id) {
     if (id < 0 || id >= tok->vocab_size) return NULL;
@@ -651,7 +653,15 @@ int tokenizer_is_special(const badam_tokenizer *tok, int32_t id) {
     return id >= 0 && id < tok->vocab_size && tok->is_special[id];
 }
 
-int32_t tokenizer_bos_id(const badam_tokenizer *tok) { return tok->bos; }
-int32_t tokenizer_eos_id(const badam_tokenizer *tok) { return tok->eos; }
-int32_t tokenizer_pad_id(const badam_tokenizer *tok) { return tok->pad; }
-const char *tokenizer_chat_template(const badam_tokenizer *tok) { return tok->chat_template; }
+int32_t tokenizer_bos_id(const badam_tokenizer *tok) {
+    return tok->bos;
+}
+int32_t tokenizer_eos_id(const badam_tokenizer *tok) {
+    return tok->eos;
+}
+int32_t tokenizer_pad_id(const badam_tokenizer *tok) {
+    return tok->pad;
+}
+const char *tokenizer_chat_template(const badam_tokenizer *tok) {
+    return tok->chat_template;
+}

@@ -1,0 +1,250 @@
+/* The trainer against the PyTorch training reference (tests/ref/train_ref.py): the same tiny
+ * model, data in file order, the same block order; final parameters within 1e-5 relative (fp32
+ * weights) after >= 3 block switches for ascending, descending and a fixed random permutation;
+ * bf16 weights within bf16 tolerance; Adam, SGD-BCD, LoRA (PEFT adapters) and LOMO (equal to
+ * SGD on every layer) likewise. Skips without torch. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "badam/optim.h"
+#include "io/safetensors.h"
+#include "model_fixtures.h"
+
+static char g_fixture[1024], g_model[1024];
+
+/* A training config shared by both sides; method-specific fields appended by callers. */
+typedef struct run_spec {
+    const char *name, *method, *dtype, *order; /* order: ascending / descending / random */
+    int steps, K, accum;
+    float lr, eps, clip, wd;
+    const char *schedule;
+    int warmup;
+    const char *extra_cli;
+    double tol;
+} run_spec;
+
+static int run(const char *cmd) {
+    int rc = test_system(cmd);
+    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+    return rc;
+}
+
+/* The reference's block list: one list of HF names per layer, and the visit order. */
+static int write_ref_config(const run_spec *s, const char *path, int *order_out, int n_visits) {
+    badam_error err = {0};
+    char cfgpath[2048];
+    snprintf(cfgpath, sizeof cfgpath, "%s/config.json", g_model);
+    llama_config mc;
+    llama_model *m = NULL;
+    if (llama_config_load(cfgpath, &mc, &err) ||
+        llama_model_describe(&mc, BADAM_DTYPE_F32, &m, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f,
+            "{\"method\": \"%s\", \"dtype\": \"%s\", \"lr\": %g, \"eps\": %g, "
+            "\"weight_decay\": %g, \"schedule\": \"%s\", \"warmup_steps\": %d, \"clip\": %g, "
+            "\"batch_size\": 2, \"grad_accum\": %d, \"max_steps\": %d, \"switch_every\": %d, "
+            "\"lora_rank\": 4, \"lora_alpha\": 8",
+            !strcmp(s->method, "lomo") ? "sgd-bcd" : s->method, s->dtype, s->lr, s->eps, s->wd,
+            s->schedule, s->warmup, s->clip, s->accum, s->steps, s->K);
+    int L = mc.n_layers;
+    fprintf(f, ", \"blocks\": [");
+    if (!strcmp(s->method, "lomo")) { /* one block: every layer parameter and the final norm */
+        fprintf(f, "[");
+        for (int i = 0, first = 1; i < m->n_params; i++)
+            if (m->params[i].layer >= 0 || i == m->final_norm)
+                fprintf(f, "%s\"%s\"", first ? "" : ", ", m->params[i].name), first = 0;
+        fprintf(f, "]], \"block_order\": [0]");
+    } else {
+        for (int l = 0; l < L; l++) {
+            fprintf(f, "%s[", l ? ", " : "");
+            for (int i = 0, first = 1; i < m->n_params; i++)
+                if (m->params[i].layer == l)
+                    fprintf(f, "%s\"%s\"", first ? "" : ", ", m->params[i].name), first = 0;
+            fprintf(f, "]");
+        }
+        block_order order;
+        block_order_parse(s->order ? s->order : "ascending", &order, &err);
+        fprintf(f, "], \"block_order\": [");
+        for (int v = 0; v < n_visits; v++) {
+            order_out[v] = block_for_visit(order, L, -1, 42, (uint64_t)v);
+            fprintf(f, "%s%d", v ? ", " : "", order_out[v]);
+        }
+        fprintf(f, "]");
+    }
+    fprintf(f, "}\n");
+    fclose(f);
+    llama_model_free(m);
+    return 0;
+}
+
+/* Max-normalised error of every tensor of `ours` against `ref`; returns the worst. */
+static double compare_files(const char *ours_path, const char *ref_path, const char *what,
+                            size_t *n_compared) {
+    badam_error err = {0};
+    st_file *a = NULL, *b = NULL;
+    double worst = INFINITY;
+    if (st_open(ours_path, &a, &err) || st_open(ref_path, &b, &err)) {
+        fprintf(stderr, "%s: %s\n", what, err.message);
+        st_close(a);
+        return worst;
+    }
+    worst = 0;
+    *n_compared = 0;
+    for (size_t i = 0; i < b->n_tensors; i++) {
+        const st_tensor *r = &b->tensors[i], *o = st_find(a, r->name);
+        if (!o || o->numel != r->numel) {
+            fprintf(stderr, "%s: tensor %s missing or resized in ours\n", what, r->name);
+            worst = INFINITY;
+            continue;
+        }
+        float *x = malloc(sizeof(float) * r->numel), *y = malloc(sizeof(float) * r->numel);
+        badam_convert(x, BADAM_DTYPE_F32, o->data, o->dtype, o->numel);
+        badam_convert(y, BADAM_DTYPE_F32, r->data, r->dtype, r->numel);
+        double e = test_rel_error(x, y, r->numel);
+        if (e > worst) worst = e;
+        (*n_compared)++;
+        free(x);
+        free(y);
+    }
+    st_close(a);
+    st_close(b);
+    return worst;
+}
+
+static void check_run(const run_spec *s) {
+    char dir[1024], cmd[8192], cfg[2048];
+    snprintf(dir, sizeof dir, "%s", test_workdir(s->name));
+    snprintf(cfg, sizeof cfg, "%s/ref_config.json", dir);
+    int order[64];
+    int visits = (s->steps + s->K - 1) / s->K;
+    if (write_ref_config(s, cfg, order, visits)) {
+        CHECKF(0, "%s: cannot write the reference config", s->name);
+        return;
+    }
+    const char *src = test_source_path("tests/ref");
+    int lora = !strcmp(s->method, "lora");
+    char adapter[1100] = "";
+    if (lora) {
+        snprintf(adapter, sizeof adapter, "%s/init_adapter", dir);
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 %s/make_train_fixture.py --adapter %s --model %s --rank 4 "
+                 "--alpha 8 --seed 3",
+                 src, adapter, g_model);
+        if (run(cmd)) {
+        CHECKF(0, "%s: adapter fixture failed", s->name);
+        return;
+    }
+    }
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/train_ref.py --model %s --data %s/train.jsonl --config %s "
+             "--out %s/ref %s%s > %s/ref.log 2>&1",
+             src, g_model, g_fixture, cfg, dir, lora ? "--init-adapter " : "", adapter, dir);
+    if (run(cmd)) {
+        CHECKF(0, "%s: train_ref.py failed (see %s/ref.log)", s->name, dir);
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "%s train --model %s --data %s/train.jsonl --out %s/ours --method %s --dtype %s "
+             "--lr %g --eps %g --weight-decay %g --schedule %s --warmup %d --clip %g "
+             "--batch-size 2 --grad-accum %d --max-steps %d --switch-every %d --switch-mode %s "
+             "--seq-len 64 --seed 42 --no-shuffle --no-group-by-length --quiet "
+             "--lora-rank 4 --lora-alpha 8 %s%s %s > %s/ours.log 2>&1",
+             getenv("BADAM_CLI"), g_model, g_fixture, dir, s->method,
+             !strcmp(s->dtype, "bfloat16") ? "bf16" : "fp32", s->lr, s->eps, s->wd, s->schedule,
+             s->warmup, s->clip, s->accum, s->steps, s->K, s->order ? s->order : "ascending",
+             lora ? "--init-adapter " : "", adapter, s->extra_cli ? s->extra_cli : "", dir);
+    if (run(cmd)) {
+        CHECKF(0, "%s: badam train failed (see %s/ours.log)", s->name, dir);
+        return;
+    }
+    char ours[2048], ref[2048];
+    size_t n = 0;
+    snprintf(ours, sizeof ours, "%s/ours/model.safetensors", dir);
+    snprintf(ref, sizeof ref, "%s/ref/model.safetensors", dir);
+    if (lora) {
+        snprintf(ours, sizeof ours, "%s/ours/adapter/adapter_model.safetensors", dir);
+        snprintf(ref, sizeof ref, "%s/ref/adapter_model.safetensors", dir);
+    }
+    double e = compare_files(ours, ref, s->name, &n);
+    fprintf(stderr, "  %-22s %zu tensors, worst max-normalised error %.3g (tolerance %.1g)\n",
+            s->name, n, e, s->tol);
+    CHECKF(e < s->tol, "%s: parameters differ from the reference by %.3g", s->name, e);
+    CHECK(n > 0);
+    /* Training must have moved the parameters well beyond the tolerance. */
+    char start[2048];
+    if (lora) snprintf(start, sizeof start, "%s/adapter_model.safetensors", adapter);
+    else snprintf(start, sizeof start, "%s/model.safetensors", g_model);
+    double moved = compare_files(ours, start, s->name, &n);
+    CHECKF(moved > 10 * s->tol, "%s: parameters moved only %.3g from the start", s->name, moved);
+}
+
+static void setup(void) {
+    snprintf(g_model, sizeof g_model, "%s/model", test_workdir("train-ref-model"));
+    snprintf(g_fixture, sizeof g_fixture, "%s", test_workdir("train-ref-data"));
+    char cmd[8192];
+    const char *src = test_source_path("tests/ref");
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/make_tiny_model.py --out %s --preset untied_pad_llama3 && "
+             "/usr/bin/python3 %s/make_train_fixture.py --out %s --n 24 --model %s --seed 5",
+             src, g_model, src, g_fixture, g_model);
+    if (run(cmd)) test_failures++;
+}
+
+static void test_badam_orders(void) {
+    const char *orders[] = {"ascending", "descending", "random"};
+    for (int i = 0; i < 3; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "badam-fp32-%s", orders[i]);
+        run_spec s = {name, "badam", "float32", orders[i], 8, 2, 2, 1e-3f, 1e-5f, 0.5f, 0.01f,
+                      "cosine", 2, NULL, 1e-5};
+        check_run(&s);
+    }
+}
+
+static void test_badam_bf16(void) {
+    run_spec s = {"badam-bf16", "badam", "bfloat16", "ascending", 8, 2, 1, 3e-3f, 1e-5f, 1.0f,
+                  0.0f, "constant", 0, NULL, 1e-3};
+    check_run(&s);
+}
+
+static void test_adam_and_sgd(void) {
+    run_spec adam1 = {"adam-1step", "adam", "float32", NULL, 1, 1, 1, 1e-3f, 1e-5f, 0.0f, 0.01f,
+                      "constant", 0, NULL, 1e-5};
+    check_run(&adam1);
+    run_spec adam = {"adam-6steps", "adam", "float32", NULL, 6, 1, 2, 1e-3f, 1e-5f, 1.0f, 0.01f,
+                     "linear", 2, NULL, 1e-5};
+    check_run(&adam);
+    run_spec sgd = {"sgd-bcd", "sgd-bcd", "float32", "descending", 8, 2, 1, 5e-2f, 1e-8f, 0.0f,
+                    0.0f, "cosine", 0, NULL, 1e-5};
+    check_run(&sgd);
+}
+
+static void test_lora_and_lomo(void) {
+    run_spec lora1 = {"lora-1step", "lora", "float32", NULL, 1, 1, 1, 1e-3f, 1e-5f, 0.0f, 0.0f,
+                      "constant", 0, "--lora-targets all", 1e-5};
+    check_run(&lora1);
+    run_spec lora = {"lora-5steps", "lora", "float32", NULL, 5, 1, 1, 1e-3f, 1e-5f, 1.0f, 0.01f,
+                     "constant", 0, "--lora-targets all", 1e-5};
+    check_run(&lora);
+    run_spec lomo = {"lomo", "lomo", "float32", NULL, 6, 1000, 1, 5e-2f, 1e-8f, 0.0f, 0.0f,
+                     "constant", 0, "--clip 0", 1e-5};
+    check_run(&lomo);
+}
+
+int main(void) {
+    if (!test_have_torch() || !getenv("BADAM_CLI") || !test_source_path("tests/ref")) {
+        fprintf(stderr, "SKIP: needs /usr/bin/python3 with torch and the ctest environment\n");
+        return TEST_SKIP_CODE;
+    }
+    setup();
+    RUN_TEST(test_badam_orders);
+    RUN_TEST(test_badam_bf16);
+    RUN_TEST(test_adam_and_sgd);
+    RUN_TEST(test_lora_and_lomo);
+    return test_result();
+}
