@@ -72,6 +72,7 @@ int cmd_train(int argc, char **argv) {
         {"val-size", OPT_DOUBLE, &c.val_size, "N|F",
          "hold out N examples (or a fraction) for validation", 0},
         {"resume", OPT_FLAG, &c.resume, NULL, "continue from OUT/checkpoint", 0},
+        {"no-checkpoint", OPT_FLAG, &c.no_checkpoint, NULL, "write no checkpoint", 0},
         {"recompute", OPT_FLAG, &c.recompute, NULL,
          "keep only layer inputs; recompute activations in backward", 0},
         {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},

@@ -21,16 +21,13 @@ typedef struct seg {
     const char *s;
     int special, trained;
 } seg;
-#define U(s)                                                                                       \
-    { s, 0, 0 } /* untrained text */
-#define R(s)                                                                                       \
-    { s, 0, 1 } /* trained text */
-#define SP(s)                                                                                      \
-    { s, 1, 0 } /* untrained special token */
-#define SPT(s)                                                                                     \
-    { s, 1, 1 } /* trained special token */
-#define SEG_END                                                                                    \
-    { NULL, 0, 0 }
+// clang-format off
+#define U(s)    {s, 0, 0} /* untrained text */
+#define R(s)    {s, 0, 1} /* trained text */
+#define SP(s)   {s, 1, 0} /* untrained special token */
+#define SPT(s)  {s, 1, 1} /* trained special token */
+#define SEG_END {NULL, 0, 0}
+// clang-format on
 
 static badam_tokenizer *tiny;
 

@@ -22,6 +22,7 @@ typedef struct run_spec {
     int warmup;
     const char *extra_cli;
     double tol;
+    double min_move; /* 0: 10 x tol */
 } run_spec;
 
 static int run(const char *cmd) {
@@ -180,7 +181,8 @@ static void check_run(const run_spec *s) {
     if (lora) snprintf(start, sizeof start, "%s/adapter_model.safetensors", adapter);
     else snprintf(start, sizeof start, "%s/model.safetensors", g_model);
     double moved = compare_files(ours, start, s->name, &n);
-    CHECKF(moved > 10 * s->tol, "%s: parameters moved only %.3g from the start", s->name, moved);
+    double min_move = s->min_move > 0 ? s->min_move : 10 * s->tol;
+    CHECKF(moved > min_move, "%s: parameters moved only %.3g from the start", s->name, moved);
 }
 
 static void setup(void) {
@@ -201,38 +203,38 @@ static void test_badam_orders(void) {
         char name[64];
         snprintf(name, sizeof name, "badam-fp32-%s", orders[i]);
         run_spec s = {name, "badam", "float32", orders[i], 8, 2, 2, 1e-3f, 1e-5f, 0.5f, 0.01f,
-                      "cosine", 2, NULL, 1e-5};
+                      "cosine", 2, NULL, 1e-5, 0};
         check_run(&s);
     }
 }
 
 static void test_badam_bf16(void) {
     run_spec s = {"badam-bf16", "badam", "bfloat16", "ascending", 8, 2, 1, 3e-3f, 1e-5f, 1.0f,
-                  0.0f, "constant", 0, NULL, 1e-3};
+                  0.0f, "constant", 0, NULL, 8e-3, 2e-2}; /* one bf16 ulp of the largest entries */
     check_run(&s);
 }
 
 static void test_adam_and_sgd(void) {
     run_spec adam1 = {"adam-1step", "adam", "float32", NULL, 1, 1, 1, 1e-3f, 1e-5f, 0.0f, 0.01f,
-                      "constant", 0, NULL, 1e-5};
+                      "constant", 0, NULL, 1e-5, 0};
     check_run(&adam1);
     run_spec adam = {"adam-6steps", "adam", "float32", NULL, 6, 1, 2, 1e-3f, 1e-5f, 1.0f, 0.01f,
-                     "linear", 2, NULL, 1e-5};
+                     "linear", 2, NULL, 1e-5, 0};
     check_run(&adam);
     run_spec sgd = {"sgd-bcd", "sgd-bcd", "float32", "descending", 8, 2, 1, 5e-2f, 1e-8f, 0.0f,
-                    0.0f, "cosine", 0, NULL, 1e-5};
+                    0.0f, "cosine", 0, NULL, 1e-5, 0};
     check_run(&sgd);
 }
 
 static void test_lora_and_lomo(void) {
     run_spec lora1 = {"lora-1step", "lora", "float32", NULL, 1, 1, 1, 1e-3f, 1e-5f, 0.0f, 0.0f,
-                      "constant", 0, "--lora-targets all", 1e-5};
+                      "constant", 0, "--lora-targets all", 1e-5, 0};
     check_run(&lora1);
     run_spec lora = {"lora-5steps", "lora", "float32", NULL, 5, 1, 1, 1e-3f, 1e-5f, 1.0f, 0.01f,
-                     "constant", 0, "--lora-targets all", 1e-5};
+                     "constant", 0, "--lora-targets all", 1e-5, 0};
     check_run(&lora);
     run_spec lomo = {"lomo", "lomo", "float32", NULL, 6, 1000, 1, 5e-2f, 1e-8f, 0.0f, 0.0f,
-                     "constant", 0, "--clip 0", 1e-5};
+                     "constant", 0, "--clip 0", 1e-5, 0};
     check_run(&lomo);
 }
 

@@ -37,24 +37,17 @@ typedef struct piece {
     uint8_t trained;
 } piece;
 
-#define END                                                                                        \
-    { P_END, NULL, 0 }
-#define TEXT(s)                                                                                    \
-    { P_TEXT, s, 0 }
-#define CONTENT                                                                                    \
-    { P_CONTENT, NULL, 0 }
-#define CONTENT_TRAINED                                                                            \
-    { P_CONTENT, NULL, 1 }
-#define TOKEN(s)                                                                                   \
-    { P_TOKEN, s, 0 }
-#define TOKEN_TRAINED(s)                                                                           \
-    { P_TOKEN, s, 1 }
-#define BOS                                                                                        \
-    { P_BOS, NULL, 0 }
-#define EOS_TRAINED                                                                                \
-    { P_EOS, NULL, 1 }
-#define SPLIT                                                                                      \
-    { P_SPLIT, NULL, 0 }
+// clang-format off
+#define END              {P_END, NULL, 0}
+#define TEXT(s)          {P_TEXT, s, 0}
+#define CONTENT          {P_CONTENT, NULL, 0}
+#define CONTENT_TRAINED  {P_CONTENT, NULL, 1}
+#define TOKEN(s)         {P_TOKEN, s, 0}
+#define TOKEN_TRAINED(s) {P_TOKEN, s, 1}
+#define BOS              {P_BOS, NULL, 0}
+#define EOS_TRAINED      {P_EOS, NULL, 1}
+#define SPLIT            {P_SPLIT, NULL, 0}
+// clang-format on
 
 typedef struct chat_template {
     const char *name;
@@ -143,11 +136,12 @@ static const piece chatml_user[] = {
 static const piece chatml_assistant[] = {CONTENT_TRAINED, TOKEN_TRAINED("<|im_end|>"), TEXT("\n"),
                                          END};
 
-/* mistral: Mistral-7B-Instruct-v0.1/v0.2's chat_template as mistral-common tokenizes it (each
- * message separately):
+/* mistral: Mistral-7B-Instruct-v0.2's chat_template (bos_token once, then '[INST] ' + user +
+ * ' [/INST]' and assistant + eos_token), each message tokenized on its own as LLaMA-Factory does:
  *   BOS "[INST] {q} [/INST]"  then {response} EOS,  later pairs "[INST] {q} [/INST]" (no BOS)
- * Those templates reject a system message; like LLaMA-Factory's mistral template we put it before
- * the first user message as "{system}\n\n". No default system. */
+ * (SentencePiece's prepended "▁" puts a space between [/INST] and the response.) That template
+ * rejects a system message; like LLaMA-Factory's mistral template we put it before the first user
+ * message as "{system}\n\n". No default system. */
 static const piece mistral_prefix[] = {BOS, END};
 static const piece mistral_system_merge[] = {CONTENT, TEXT("\n\n"), END};
 static const piece mistral_user[] = {TEXT("[INST] "), CONTENT, TEXT(" [/INST]"), END};

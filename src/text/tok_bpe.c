@@ -304,7 +304,7 @@ static badam_status ensure_scratch(tok_ctx *ctx, size_t n_symbols, badam_error *
     /* each merge pushes at most 2 candidates; the initial fill n - 1 */
     size_t need = 3 * n_symbols + 4;
     if (need > ctx->heap_cap) {
-        size_t cap = need * 2;
+        size_t cap = need + need / 2;
         tok_merge_cand *h = realloc(ctx->heap, cap * sizeof *h);
         if (!h) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
         ctx->heap = h;

@@ -574,6 +574,7 @@ static badam_status clean_up(tok_buf *b, badam_error *err) {
         {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
         {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
     };
+    if (b->len == 0) return BADAM_OK;
     tok_buf out = {0};
     badam_status st = BADAM_OK;
     for (size_t r = 0; r < sizeof rules / sizeof rules[0] && !st; r++) {

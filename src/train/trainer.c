@@ -423,14 +423,15 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
             if (!(st = validate(t, &r->val_loss, &vt, err)))
                 metrics_write_eval(&t->metrics, t->step, r->val_loss, vt);
         }
-        if (!st && c->save_every > 0 && t->step % c->save_every == 0 && t->step < t->max_steps)
+        if (!st && !c->no_checkpoint && c->save_every > 0 && t->step % c->save_every == 0 &&
+            t->step < t->max_steps)
             st = save_checkpoint(t, err);
     }
     if (c->progress) fputc('\n', stderr);
     long vt = 0;
     if (!st) st = validate(t, &r->val_loss, &vt, err);
     if (!st && vt) metrics_write_eval(&t->metrics, t->step, r->val_loss, vt);
-    if (!st) st = save_checkpoint(t, err);
+    if (!st && !c->no_checkpoint) st = save_checkpoint(t, err);
     r->steps = t->step;
     r->seconds = now_s() - start;
     r->peak_rss = badam_peak_rss();

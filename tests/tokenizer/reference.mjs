@@ -54,6 +54,22 @@ gen("long-base64", Buffer.from(Array.from({ length: 1500 }, (_, i) => (i * 37 + 
 gen("empty", "");
 gen("single-space", " ");
 gen("repeat-specials", "<|eot_id|><s></s><|im_end|>".repeat(50));
+// Random strings over pieces that stress the pre-tokenizer regexes (a fixed-seed LCG).
+let seed = 12345;
+const rand = (n) => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
+const pieces = [
+  "a", "b", "Z", "hello", "The", " ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u3000", "\u0085",
+  "0", "7", "42", "12345", "'s", "'T", "'ll", "'RE", "?", "!", "...", "--", "(", ")", "{", "}", "$", "_",
+  "é", "e\u0301", "ß", "İ", "ǅ", "日本", "語", "한국", "مرحبا", "हिन्दी", "\u0301", "👍", "👨‍👩‍👧", "🇯🇵",
+  "١٢٣", "٣", "１２", "Ⅻ", "½", "²", "<s>", "</s>", "<|eot_id|>", "<|im_start|>", "<think>", "<|", "|>", "▁",
+  "Ġ", "\u200d", "\ufeff", "\u2028", "\\", "\"", "<0x41>",
+];
+for (let i = 0; i < 300; i++) {
+  let s = "";
+  const n = 1 + rand(40);
+  for (let k = 0; k < n; k++) s += pieces[rand(pieces.length)];
+  gen(`random-${i}`, s);
+}
 
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const decode = (ids, skip) =>

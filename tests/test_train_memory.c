@@ -1,0 +1,139 @@
+/* Memory accounting: for every method, the bytes allocated per category (peak) equal the memory
+ * plan's prediction; BAdam's master + gradient + optimizer bytes are 16 x its largest block; and
+ * on a model large enough to show it, BAdam's peak RSS is below Adam's by at least 80% of the
+ * predicted difference. Runs `badam train` as a separate process per method. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "badam/train.h"
+#include "base/memory.h"
+#include "io/files.h"
+#include "model_fixtures.h"
+
+static const char *CATS[] = {"weights", "master", "gradients", "optimizer", "activations",
+                             "workspace"};
+
+static cJSON *read_memory_json(const char *out) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/memory.json", out);
+    cJSON *j = NULL;
+    badam_error err = {0};
+    if (io_read_json(path, &j, &err)) fprintf(stderr, "%s\n", err.message);
+    return j;
+}
+
+static double field(const cJSON *j, const char *obj, const char *name) {
+    const cJSON *o = obj ? cJSON_GetObjectItem(j, obj) : j;
+    const cJSON *v = o ? cJSON_GetObjectItem(o, name) : NULL;
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static int train(const char *model, const char *data, const char *out, const char *method,
+                 const char *extra) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "%s train --model %s --data %s --out %s --method %s --no-shuffle --quiet "
+             "--no-checkpoint %s > %s.log 2>&1",
+             getenv("BADAM_CLI"), model, data, out, method, extra, out);
+    int rc = test_system(cmd);
+    if (rc) fprintf(stderr, "badam train (%s) failed; see %s.log\n", method, out);
+    return rc;
+}
+
+static void test_predicted_equals_allocated(void) {
+    const char *dir = test_workdir("memory-small");
+    char model[1024], data[1024];
+    snprintf(model, sizeof model, "%s/model", dir);
+    snprintf(data, sizeof data, "%s/train.jsonl", dir);
+    llama_config cfg = fixture_config(64, 96, 3, 4, 2, 211, 0, 0, 0);
+    if (fixture_write_model(model, &cfg, BADAM_DTYPE_BF16, 1, 0.05f) ||
+        fixture_write_tokenized_data(data, 16, 8, 40, 211, 2)) {
+        CHECK(0);
+        return;
+    }
+    const char *methods[] = {"badam", "adam", "lora", "lomo", "sgd-bcd"};
+    /* ascending with K=1 visits every block, so the activation peak is the planned worst case */
+    const char *extra = "--max-steps 4 --switch-every 1 --switch-mode ascending --seq-len 48 "
+                        "--batch-size 2 --lr 1e-4";
+    for (int i = 0; i < 5; i++) {
+        char out[1100];
+        snprintf(out, sizeof out, "%s/out-%s", dir, methods[i]);
+        if (train(model, data, out, methods[i], extra)) {
+            CHECK(0);
+            continue;
+        }
+        cJSON *j = read_memory_json(out);
+        for (int c = 0; j && c < 6; c++) {
+            double pred = field(j, "predicted", CATS[c]), meas = field(j, "measured_peak", CATS[c]);
+            CHECKF(pred == meas, "%s: %s predicted %.0f bytes, allocated peak %.0f", methods[i],
+                   CATS[c], pred, meas);
+        }
+        if (j && !strcmp(methods[i], "badam")) {
+            /* 16 bytes per parameter of the largest block (one layer here), up to alignment. */
+            llama_model *m = NULL;
+            badam_error err = {0};
+            llama_model_describe(&cfg, BADAM_DTYPE_BF16, &m, &err);
+            size_t layer = 0;
+            for (int p = 0; m && p < m->n_params; p++)
+                if (m->params[p].layer == 0) layer += m->params[p].numel;
+            double state = field(j, "predicted", "master") + field(j, "predicted", "gradients") +
+                           field(j, "predicted", "optimizer");
+            CHECKF(state >= 16.0 * layer && state <= 16.0 * layer * 1.02 + 4096,
+                   "BAdam state %.0f bytes vs 16 x %zu block parameters", state, layer);
+            llama_model_free(m);
+        }
+        cJSON_Delete(j);
+    }
+}
+
+static void test_badam_rss_below_adam(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    fprintf(stderr, "  (skipped under AddressSanitizer: its shadow memory distorts RSS)\n");
+    return;
+#endif
+    const char *dir = test_workdir("memory-large");
+    char model[1024], data[1024];
+    snprintf(model, sizeof model, "%s/model", dir);
+    snprintf(data, sizeof data, "%s/train.jsonl", dir);
+    /* ~30M parameters: Adam's fp32 master + gradient + moments are ~480 MB, BAdam's ~50 MB. */
+    llama_config cfg = fixture_config(512, 1408, 8, 8, 4, 4000, 0, 0, 0);
+    if (fixture_write_model(model, &cfg, BADAM_DTYPE_BF16, 3, 0.02f) ||
+        fixture_write_tokenized_data(data, 8, 16, 32, 4000, 4)) {
+        CHECK(0);
+        return;
+    }
+    const char *extra = "--max-steps 2 --switch-every 1 --seq-len 32 --batch-size 1 --lr 1e-5";
+    double rss[2] = {0, 0}, total[2] = {0, 0};
+    const char *methods[2] = {"badam", "adam"};
+    for (int i = 0; i < 2; i++) {
+        char out[1100];
+        snprintf(out, sizeof out, "%s/out-%s", dir, methods[i]);
+        if (train(model, data, out, methods[i], extra)) {
+            CHECK(0);
+            return;
+        }
+        cJSON *j = read_memory_json(out);
+        rss[i] = field(j, NULL, "peak_rss");
+        total[i] = field(j, "predicted", "total");
+        cJSON_Delete(j);
+    }
+    double predicted_gap = total[1] - total[0], measured_gap = rss[1] - rss[0];
+    fprintf(stderr,
+            "  peak RSS: badam %.1f MiB, adam %.1f MiB; gap %.1f MiB measured, %.1f MiB "
+            "predicted\n",
+            rss[0] / 1048576, rss[1] / 1048576, measured_gap / 1048576, predicted_gap / 1048576);
+    CHECKF(predicted_gap > 100e6, "the model is too small to show the gap (%.0f)", predicted_gap);
+    CHECKF(measured_gap >= 0.8 * predicted_gap, "RSS gap %.0f < 80%% of the predicted %.0f",
+           measured_gap, predicted_gap);
+}
+
+int main(void) {
+    if (!getenv("BADAM_CLI")) {
+        fprintf(stderr, "SKIP: BADAM_CLI is not set (run through ctest)\n");
+        return TEST_SKIP_CODE;
+    }
+    RUN_TEST(test_predicted_equals_allocated);
+    RUN_TEST(test_badam_rss_below_adam);
+    return test_result();
+}
