@@ -22,8 +22,8 @@ static void print_row(const char *name, const memory_plan *p, int json, int firs
         printf("%s\n  \"%s\": {", first ? "" : ",", name);
         for (int c = 1; c < BADAM_MEM_CATEGORY_COUNT; c++)
             printf("\"%s\": %zu, ", badam_mem_category_name(c), p->bytes[c]);
-        printf("\"total\": %zu, \"trainable_params\": %zu, \"blocks\": %d}", p->total,
-               p->trainable, p->n_blocks);
+        printf("\"total\": %zu, \"trainable_params\": %zu, \"blocks\": %d}", p->total, p->trainable,
+               p->n_blocks);
         return;
     }
     char buf[BADAM_MEM_CATEGORY_COUNT + 1][32];
@@ -42,8 +42,7 @@ int cmd_plan(int argc, char **argv) {
     const cli_option opts[] = {
         {"model", OPT_STRING, &c.model_dir, "DIR", "model folder (only config.json is read)", 0},
         {"method", OPT_STRING, &method, "NAME", "badam, adam, lora, lomo, sgd-bcd or all", 0},
-        {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32",
-         parse_dtype},
+        {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32", parse_dtype},
         {"seq-len", OPT_INT, &c.seq_len, "T", "tokens per sequence (512)", 0},
         {"batch-size", OPT_INT, &c.batch_size, "B", "sequences per micro-batch (2)", 0},
         {"partition", OPT_CUSTOM, &c.partition, "P", "BAdam blocks: layer, module, matrix",

@@ -18,7 +18,8 @@ static const char *DESCRIPTION =
     "block coordinate descent that trains one block (by default one transformer layer) for K\n"
     "steps with Adam, then moves on, keeping fp32 state for that block only. The baselines use\n"
     "the same loop. Data: Alpaca (JSON/JSONL), ShareGPT, or pre-tokenized JSONL\n"
-    "({\"input_ids\": [...], \"labels\": [...]}). OUT receives the fine-tuned model as a Hugging Face\n"
+    "({\"input_ids\": [...], \"labels\": [...]}). OUT receives the fine-tuned model as a Hugging "
+    "Face\n"
     "folder, OUT/adapter (LoRA, PEFT layout), OUT/checkpoint, metrics.jsonl and memory.json.";
 
 int cmd_train(int argc, char **argv) {
@@ -27,13 +28,13 @@ int cmd_train(int argc, char **argv) {
     int quiet = 0, no_shuffle = 0, no_group = 0;
     const cli_option opts[] = {
         {"model", OPT_STRING, &c.model_dir, "DIR", "Hugging Face model folder to fine-tune", 0},
-        {"data", OPT_STRING, &c.data_path, "FILE", "training data (Alpaca, ShareGPT, tokenized)", 0},
+        {"data", OPT_STRING, &c.data_path, "FILE", "training data (Alpaca, ShareGPT, tokenized)",
+         0},
         {"val-data", OPT_STRING, &c.val_path, "FILE", "separate validation data", 0},
         {"out", OPT_STRING, &c.out_dir, "DIR", "output folder (created)", 0},
         {"method", OPT_CUSTOM, &c.method, "NAME", "badam (default), adam, lora, lomo, sgd-bcd",
          parse_method},
-        {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32",
-         parse_dtype},
+        {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32", parse_dtype},
         {"switch-every", OPT_CUSTOM, &c.switch_every, "K|auto",
          "optimizer steps per block (auto: clamp(n/(B*D), 50, 100))", parse_switch_every},
         {"switch-mode", OPT_CUSTOM, &c.order, "MODE",
@@ -52,13 +53,12 @@ int cmd_train(int argc, char **argv) {
         {"beta1", OPT_FLOAT, &c.beta1, "X", "Adam beta1 (0.9)", 0},
         {"beta2", OPT_FLOAT, &c.beta2, "X", "Adam beta2 (0.999)", 0},
         {"eps", OPT_FLOAT, &c.eps, "X", "Adam epsilon (1e-8)", 0},
-        {"weight-decay", OPT_FLOAT, &c.weight_decay, "X",
-         "decoupled weight decay on matrices (0)", 0},
+        {"weight-decay", OPT_FLOAT, &c.weight_decay, "X", "decoupled weight decay on matrices (0)",
+         0},
         {"schedule", OPT_CUSTOM, &c.schedule, "S", "cosine (default), linear, constant",
          parse_schedule},
         {"warmup", OPT_INT, &c.warmup, "N", "warmup steps (0)", 0},
-        {"min-lr-ratio", OPT_FLOAT, &c.min_lr_ratio, "X", "decay floor as a fraction of lr (0)",
-         0},
+        {"min-lr-ratio", OPT_FLOAT, &c.min_lr_ratio, "X", "decay floor as a fraction of lr (0)", 0},
         {"clip", OPT_FLOAT, &c.clip, "X", "max global gradient norm (1; 0 = off; LOMO: off)", 0},
         {"epochs", OPT_INT, &c.epochs, "N", "epochs when --max-steps is not given (1)", 0},
         {"max-steps", OPT_INT, &c.max_steps, "N", "optimizer steps", 0},
@@ -66,8 +66,7 @@ int cmd_train(int argc, char **argv) {
         {"grad-accum", OPT_INT, &c.grad_accum, "N", "micro-batches per optimizer step (1)", 0},
         {"seq-len", OPT_INT, &c.seq_len, "T", "maximum tokens per sequence (512)", 0},
         {"seed", OPT_CUSTOM, &c.seed, "N", "random seed (42)", parse_u64},
-        {"save-every", OPT_INT, &c.save_every, "N", "checkpoint every N steps (and at the end)",
-         0},
+        {"save-every", OPT_INT, &c.save_every, "N", "checkpoint every N steps (and at the end)", 0},
         {"eval-every", OPT_INT, &c.eval_every, "N", "validation loss every N steps", 0},
         {"val-size", OPT_DOUBLE, &c.val_size, "N|F",
          "hold out N examples (or a fraction) for validation", 0},
@@ -112,8 +111,8 @@ int cmd_train(int argc, char **argv) {
     }
     char a[32], b[32], d[32];
     double tps = r.seconds > 0 ? r.tokens / r.seconds : 0;
-    fprintf(stderr, "done: %d steps in %.1f s (%.0f tokens/s), final loss %.4f", r.steps,
-            r.seconds, tps, r.final_loss);
+    fprintf(stderr, "done: %d steps in %.1f s (%.0f tokens/s), final loss %.4f", r.steps, r.seconds,
+            tps, r.final_loss);
     if (!isnan(r.val_loss)) fprintf(stderr, ", validation loss %.4f", r.val_loss);
     fprintf(stderr, "\n  time: forward %.1f s, backward %.1f s, update %.2f s, switch %.3f s\n",
             r.forward_s, r.backward_s, r.update_s, r.switch_s);
@@ -122,7 +121,7 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "  memory: predicted %s, allocated peak %s, process peak RSS %s\n",
             cli_human_bytes(a, r.predicted.total), cli_human_bytes(b, measured),
             cli_human_bytes(d, r.peak_rss));
-    fprintf(stderr, "  wrote %s (model), %s/metrics.jsonl, %s/memory.json\n", c.out_dir,
-            c.out_dir, c.out_dir);
+    fprintf(stderr, "  wrote %s (model), %s/metrics.jsonl, %s/memory.json\n", c.out_dir, c.out_dir,
+            c.out_dir);
     return 0;
 }

@@ -22,7 +22,9 @@ static int parse_value(const cli_option *o, const char *v, char *why, size_t n) 
     char *end = NULL;
     errno = 0;
     switch (o->type) {
-    case OPT_STRING: *(const char **)o->target = v; return 0;
+    case OPT_STRING:
+        *(const char **)o->target = v;
+        return 0;
     case OPT_INT: {
         long x = strtol(v, &end, 10);
         if (errno || end == v || *end || x < -2147483647L || x > 2147483647L) break;
@@ -33,15 +35,18 @@ static int parse_value(const cli_option *o, const char *v, char *why, size_t n) 
     case OPT_DOUBLE: {
         double x = strtod(v, &end);
         if (errno || end == v || *end || !isfinite(x)) break;
-        if (o->type == OPT_FLOAT) *(float *)o->target = (float)x;
-        else *(double *)o->target = x;
+        if (o->type == OPT_FLOAT)
+            *(float *)o->target = (float)x;
+        else
+            *(double *)o->target = x;
         return 0;
     }
-    case OPT_CUSTOM: return o->parse(v, o->target, why, n);
-    default: break;
+    case OPT_CUSTOM:
+        return o->parse(v, o->target, why, n);
+    default:
+        break;
     }
-    snprintf(why, n, "'%s' is not a valid %s", v,
-             o->type == OPT_INT ? "integer" : "number");
+    snprintf(why, n, "'%s' is not a valid %s", v, o->type == OPT_INT ? "integer" : "number");
     return -1;
 }
 

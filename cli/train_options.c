@@ -20,8 +20,10 @@ int parse_method(const char *v, void *target, char *why, size_t n) {
 
 int parse_dtype(const char *v, void *target, char *why, size_t n) {
     badam_dtype *d = target;
-    if (!strcmp(v, "bf16") || !strcmp(v, "bfloat16")) *d = BADAM_DTYPE_BF16;
-    else if (!strcmp(v, "fp32") || !strcmp(v, "float32")) *d = BADAM_DTYPE_F32;
+    if (!strcmp(v, "bf16") || !strcmp(v, "bfloat16"))
+        *d = BADAM_DTYPE_BF16;
+    else if (!strcmp(v, "fp32") || !strcmp(v, "float32"))
+        *d = BADAM_DTYPE_F32;
     else {
         snprintf(why, n, "'%s' is not bf16 or fp32", v);
         return -1;

@@ -11,8 +11,8 @@
 #include "io/files.h"
 #include "model_fixtures.h"
 
-static const char *CATS[] = {"weights", "master", "gradients", "optimizer", "activations",
-                             "workspace"};
+static const char *CATS[] = {"weights",   "master",      "gradients",
+                             "optimizer", "activations", "workspace"};
 
 static cJSON *read_memory_json(const char *out) {
     char path[2048];

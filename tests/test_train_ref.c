@@ -137,9 +137,9 @@ static void check_run(const run_spec *s) {
                  "--alpha 8 --seed 3",
                  src, adapter, g_model);
         if (run(cmd)) {
-        CHECKF(0, "%s: adapter fixture failed", s->name);
-        return;
-    }
+            CHECKF(0, "%s: adapter fixture failed", s->name);
+            return;
+        }
     }
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 %s/train_ref.py --model %s --data %s/train.jsonl --config %s "
@@ -178,8 +178,10 @@ static void check_run(const run_spec *s) {
     CHECK(n > 0);
     /* Training must have moved the parameters well beyond the tolerance. */
     char start[2048];
-    if (lora) snprintf(start, sizeof start, "%s/adapter_model.safetensors", adapter);
-    else snprintf(start, sizeof start, "%s/model.safetensors", g_model);
+    if (lora)
+        snprintf(start, sizeof start, "%s/adapter_model.safetensors", adapter);
+    else
+        snprintf(start, sizeof start, "%s/model.safetensors", g_model);
     double moved = compare_files(ours, start, s->name, &n);
     double min_move = s->min_move > 0 ? s->min_move : 10 * s->tol;
     CHECKF(moved > min_move, "%s: parameters moved only %.3g from the start", s->name, moved);
@@ -202,39 +204,43 @@ static void test_badam_orders(void) {
     for (int i = 0; i < 3; i++) {
         char name[64];
         snprintf(name, sizeof name, "badam-fp32-%s", orders[i]);
-        run_spec s = {name, "badam", "float32", orders[i], 8, 2, 2, 1e-3f, 1e-5f, 0.5f, 0.01f,
-                      "cosine", 2, NULL, 1e-5, 0};
+        run_spec s = {name,  "badam", "float32", orders[i], 8, 2,    2,    1e-3f,
+                      1e-5f, 0.5f,    0.01f,     "cosine",  2, NULL, 1e-5, 0};
         check_run(&s);
     }
 }
 
 static void test_badam_bf16(void) {
-    run_spec s = {"badam-bf16", "badam", "bfloat16", "ascending", 8, 2, 1, 3e-3f, 1e-5f, 1.0f,
-                  0.0f, "constant", 0, NULL, 8e-3, 2e-2}; /* one bf16 ulp of the largest entries */
+    run_spec s = {
+        "badam-bf16", "badam", "bfloat16", "ascending", 8,    2,    1,   3e-3f, 1e-5f,
+        1.0f,         0.0f,    "constant", 0,           NULL, 8e-3, 2e-2}; /* one bf16 ulp of the
+                                                                              largest entries */
     check_run(&s);
 }
 
 static void test_adam_and_sgd(void) {
-    run_spec adam1 = {"adam-1step", "adam", "float32", NULL, 1, 1, 1, 1e-3f, 1e-5f, 0.0f, 0.01f,
-                      "constant", 0, NULL, 1e-5, 0};
+    run_spec adam1 = {"adam-1step", "adam", "float32", NULL,       1, 1,    1,    1e-3f,
+                      1e-5f,        0.0f,   0.01f,     "constant", 0, NULL, 1e-5, 0};
     check_run(&adam1);
-    run_spec adam = {"adam-6steps", "adam", "float32", NULL, 6, 1, 2, 1e-3f, 1e-5f, 1.0f, 0.01f,
-                     "linear", 2, NULL, 1e-5, 0};
+    run_spec adam = {"adam-6steps", "adam", "float32", NULL,     6, 1,    2,    1e-3f,
+                     1e-5f,         1.0f,   0.01f,     "linear", 2, NULL, 1e-5, 0};
     check_run(&adam);
-    run_spec sgd = {"sgd-bcd", "sgd-bcd", "float32", "descending", 8, 2, 1, 5e-2f, 1e-8f, 0.0f,
-                    0.0f, "cosine", 0, NULL, 1e-5, 0};
+    run_spec sgd = {"sgd-bcd", "sgd-bcd", "float32", "descending", 8, 2,    1,    5e-2f,
+                    1e-8f,     0.0f,      0.0f,      "cosine",     0, NULL, 1e-5, 0};
     check_run(&sgd);
 }
 
 static void test_lora_and_lomo(void) {
-    run_spec lora1 = {"lora-1step", "lora", "float32", NULL, 1, 1, 1, 1e-3f, 1e-5f, 0.0f, 0.0f,
-                      "constant", 0, "--lora-targets all", 1e-5, 0};
+    run_spec lora1 = {"lora-1step", "lora", "float32", NULL, 1,          1, 1,
+                      1e-3f,        1e-5f,  0.0f,      0.0f, "constant", 0, "--lora-targets all",
+                      1e-5,         0};
     check_run(&lora1);
-    run_spec lora = {"lora-5steps", "lora", "float32", NULL, 5, 1, 1, 1e-3f, 1e-5f, 1.0f, 0.01f,
-                     "constant", 0, "--lora-targets all", 1e-5, 0};
+    run_spec lora = {"lora-5steps", "lora", "float32", NULL,  5,          1, 1,
+                     1e-3f,         1e-5f,  1.0f,      0.01f, "constant", 0, "--lora-targets all",
+                     1e-5,          0};
     check_run(&lora);
-    run_spec lomo = {"lomo", "lomo", "float32", NULL, 6, 1000, 1, 5e-2f, 1e-8f, 0.0f, 0.0f,
-                     "constant", 0, "--clip 0", 1e-5, 0};
+    run_spec lomo = {"lomo", "lomo", "float32", NULL,       6, 1000,       1,    5e-2f,
+                     1e-8f,  0.0f,   0.0f,      "constant", 0, "--clip 0", 1e-5, 0};
     check_run(&lomo);
 }
 

@@ -69,10 +69,10 @@ typedef enum partition_kind {
 typedef struct block_partition {
     int n_blocks;
     int n_params;
-    int *block_of;           /* [n_params]: block index, or -1 (frozen unless always active) */
-    uint8_t *always_active;  /* [n_params]: trained in every block */
-    size_t *block_numel;     /* [n_blocks]: parameters of each block (always-active excluded) */
-    char **block_name;       /* [n_blocks]: e.g. "model.layers.3." */
+    int *block_of;          /* [n_params]: block index, or -1 (frozen unless always active) */
+    uint8_t *always_active; /* [n_params]: trained in every block */
+    size_t *block_numel;    /* [n_blocks]: parameters of each block (always-active excluded) */
+    char **block_name;      /* [n_blocks]: e.g. "model.layers.3." */
 } block_partition;
 
 typedef struct partition_options {

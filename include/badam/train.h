@@ -49,9 +49,9 @@ typedef struct train_config {
     int max_steps; /* optimizer steps */
     int batch_size, grad_accum, seq_len;
     uint64_t seed;
-    int save_every; /* checkpoint every N steps (0: only at the end) */
+    int save_every;    /* checkpoint every N steps (0: only at the end) */
     int no_checkpoint; /* write no checkpoint at all (the final model is still saved) */
-    int eval_every; /* validation loss every N steps (0: only at the end) */
+    int eval_every;    /* validation loss every N steps (0: only at the end) */
     double val_size;
     int resume;
     int recompute;

@@ -44,13 +44,17 @@ badam_status io_replace_dir(const char *fresh, const char *target, badam_error *
                               strerror(errno));
     }
     if (rename(fresh, target) != 0)
-        return badam_fail(err, BADAM_E_IO, "%s: cannot rename to %s: %s (the previous one is "
-                          "kept at %s)", fresh, target, strerror(errno), old);
+        return badam_fail(err, BADAM_E_IO,
+                          "%s: cannot rename to %s: %s (the previous one is "
+                          "kept at %s)",
+                          fresh, target, strerror(errno), old);
     char parent[4096];
     snprintf(parent, sizeof parent, "%s", target);
     char *slash = strrchr(parent, '/');
-    if (slash) *slash = '\0';
-    else snprintf(parent, sizeof parent, ".");
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, ".");
     if ((st = io_sync_dir(parent, err))) return st;
     return io_remove_tree(old, err);
 }

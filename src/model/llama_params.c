@@ -193,10 +193,14 @@ badam_status llama_model_describe(const llama_config *cfg, badam_dtype dtype, ll
     for (int i = 0; i < cfg->n_layers * LLAMA_P_KIND_COUNT; i++) m->layer_index[i] = -1;
     for (int i = 0; i < m->n_params; i++) {
         llama_param *p = &m->params[i];
-        if (p->layer >= 0) m->layer_index[p->layer * LLAMA_P_KIND_COUNT + p->kind] = i;
-        else if (p->kind == LLAMA_P_EMBED) m->embed = i;
-        else if (p->kind == LLAMA_P_FINAL_NORM) m->final_norm = i;
-        else m->lm_head = i;
+        if (p->layer >= 0)
+            m->layer_index[p->layer * LLAMA_P_KIND_COUNT + p->kind] = i;
+        else if (p->kind == LLAMA_P_EMBED)
+            m->embed = i;
+        else if (p->kind == LLAMA_P_FINAL_NORM)
+            m->final_norm = i;
+        else
+            m->lm_head = i;
     }
     if (cfg->tie_word_embeddings) m->lm_head = m->embed;
     llama_rope_inv_freq(cfg, m->inv_freq);
@@ -215,8 +219,7 @@ badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llam
     m->storage = badam_alloc_in(BADAM_MEM_WEIGHTS, total);
     if (!m->storage) {
         llama_model_free(m);
-        return badam_fail(err, BADAM_E_NOMEM, "model: cannot allocate %zu bytes of weights",
-                          total);
+        return badam_fail(err, BADAM_E_NOMEM, "model: cannot allocate %zu bytes of weights", total);
     }
     size_t offset = 0;
     for (int i = 0; i < m->n_params; i++) {

@@ -5,9 +5,12 @@
 
 /* Writes p back to the storage copy: bf16 round-to-nearest-even, or f16 / f32. */
 static inline void store(void *weight, badam_dtype dt, size_t i, float p) {
-    if (dt == BADAM_DTYPE_BF16) ((uint16_t *)weight)[i] = badam_f32_to_bf16(p);
-    else if (dt == BADAM_DTYPE_F16) ((uint16_t *)weight)[i] = badam_f32_to_f16(p);
-    else ((float *)weight)[i] = p;
+    if (dt == BADAM_DTYPE_BF16)
+        ((uint16_t *)weight)[i] = badam_f32_to_bf16(p);
+    else if (dt == BADAM_DTYPE_F16)
+        ((uint16_t *)weight)[i] = badam_f32_to_f16(p);
+    else
+        ((float *)weight)[i] = p;
 }
 
 void adamw_update(float *param, float *m, float *v, const float *grad, size_t n, float lr,

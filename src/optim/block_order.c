@@ -17,7 +17,9 @@ badam_status block_order_parse(const char *name, block_order *order, badam_error
                       name);
 }
 
-const char *block_order_name(block_order order) { return NAMES[order]; }
+const char *block_order_name(block_order order) {
+    return NAMES[order];
+}
 
 static uint64_t splitmix64(uint64_t *state) {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
@@ -44,12 +46,14 @@ static int permuted(int n, uint64_t seed, uint64_t epoch, int index) {
 
 int block_for_visit(block_order order, int n, int start, uint64_t seed, uint64_t visit) {
     switch (order) {
-    case BLOCK_ORDER_ASCENDING: return (int)(((uint64_t)(start < 0 ? 0 : start) + visit) % n);
+    case BLOCK_ORDER_ASCENDING:
+        return (int)(((uint64_t)(start < 0 ? 0 : start) + visit) % n);
     case BLOCK_ORDER_DESCENDING: {
         int s = start < 0 ? n - 1 : start;
         return (int)(((uint64_t)s + (uint64_t)n * (visit / n + 1) - visit % n) % n);
     }
-    case BLOCK_ORDER_FIXED: return start < 0 ? 0 : start;
+    case BLOCK_ORDER_FIXED:
+        return start < 0 ? 0 : start;
     default: {
         /* With a start block, visit 0 trains it and the permutations follow. */
         if (start >= 0) {
@@ -62,7 +66,8 @@ int block_for_visit(block_order order, int n, int start, uint64_t seed, uint64_t
 }
 
 int block_switch_every_auto(size_t n_examples, int effective_batch, int n_blocks) {
-    size_t denom = (size_t)(effective_batch > 0 ? effective_batch : 1) * (n_blocks > 0 ? n_blocks : 1);
+    size_t denom =
+        (size_t)(effective_batch > 0 ? effective_batch : 1) * (n_blocks > 0 ? n_blocks : 1);
     size_t k = n_examples / denom;
     return k < 50 ? 50 : k > 100 ? 100 : (int)k;
 }

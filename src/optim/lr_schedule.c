@@ -26,4 +26,6 @@ badam_status lr_schedule_parse(const char *name, lr_schedule_kind *kind, badam_e
                       "unknown schedule '%s' (choose constant, cosine or linear)", name);
 }
 
-const char *lr_schedule_name(lr_schedule_kind kind) { return NAMES[kind]; }
+const char *lr_schedule_name(lr_schedule_kind kind) {
+    return NAMES[kind];
+}

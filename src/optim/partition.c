@@ -42,24 +42,32 @@ static int add_block(block_partition *p, const char *name) {
 }
 
 /* The module-level group of a per-layer kind: 0 attention (norm, q, k, v, o, biases), 1 MLP. */
-static int module_of(llama_param_kind k) { return k >= LLAMA_P_MLP_NORM ? 1 : 0; }
+static int module_of(llama_param_kind k) {
+    return k >= LLAMA_P_MLP_NORM ? 1 : 0;
+}
 
 /* The matrix a per-layer parameter belongs to in the matrix partition: biases follow their
  * matrix; input_layernorm joins q_proj, post_attention_layernorm joins gate_proj. */
 static llama_param_kind matrix_of(llama_param_kind k) {
     switch (k) {
     case LLAMA_P_ATTN_NORM:
-    case LLAMA_P_Q_BIAS: return LLAMA_P_Q;
-    case LLAMA_P_K_BIAS: return LLAMA_P_K;
-    case LLAMA_P_V_BIAS: return LLAMA_P_V;
-    case LLAMA_P_O_BIAS: return LLAMA_P_O;
-    case LLAMA_P_MLP_NORM: return LLAMA_P_GATE;
-    default: return k;
+    case LLAMA_P_Q_BIAS:
+        return LLAMA_P_Q;
+    case LLAMA_P_K_BIAS:
+        return LLAMA_P_K;
+    case LLAMA_P_V_BIAS:
+        return LLAMA_P_V;
+    case LLAMA_P_O_BIAS:
+        return LLAMA_P_O;
+    case LLAMA_P_MLP_NORM:
+        return LLAMA_P_GATE;
+    default:
+        return k;
     }
 }
 
-static badam_status build_structural(const llama_model *m, partition_kind kind,
-                                     block_partition *p, badam_error *err) {
+static badam_status build_structural(const llama_model *m, partition_kind kind, block_partition *p,
+                                     badam_error *err) {
     /* Blocks in model order; the block of a (layer, group) is found through a small table. */
     int L = m->cfg.n_layers;
     int groups = kind == PARTITION_LAYER ? 1 : kind == PARTITION_MODULE ? 2 : LLAMA_P_KIND_COUNT;
@@ -75,7 +83,8 @@ static badam_status build_structural(const llama_model *m, partition_kind kind,
         int *slot = &table[q->layer * groups + g];
         if (*slot < 0) {
             char name[128];
-            if (kind == PARTITION_LAYER) snprintf(name, sizeof name, "model.layers.%d.", q->layer);
+            if (kind == PARTITION_LAYER)
+                snprintf(name, sizeof name, "model.layers.%d.", q->layer);
             else if (kind == PARTITION_MODULE)
                 snprintf(name, sizeof name, "model.layers.%d.%s", q->layer,
                          g ? "mlp+post_attention_layernorm" : "self_attn+input_layernorm");
@@ -130,18 +139,17 @@ static badam_status build_prefixes(const llama_model *m, const char *spec, block
                     matched = 1;
                 }
             if (!matched && !st)
-                st = badam_fail(err, BADAM_E_INVALID, "block prefix '%s' matches no parameter",
-                                pre);
+                st =
+                    badam_fail(err, BADAM_E_INVALID, "block prefix '%s' matches no parameter", pre);
         }
     }
-    if (!st && p->n_blocks == 0)
-        st = badam_fail(err, BADAM_E_INVALID, "no block prefixes given");
+    if (!st && p->n_blocks == 0) st = badam_fail(err, BADAM_E_INVALID, "no block prefixes given");
     free(copy);
     return st;
 }
 
-badam_status partition_build(const llama_model *m, const partition_options *o,
-                             block_partition *p, badam_error *err) {
+badam_status partition_build(const llama_model *m, const partition_options *o, block_partition *p,
+                             badam_error *err) {
     memset(p, 0, sizeof *p);
     p->n_params = m->n_params;
     p->block_of = malloc(sizeof(int) * (size_t)m->n_params);
@@ -154,14 +162,19 @@ badam_status partition_build(const llama_model *m, const partition_options *o,
     badam_status st = BADAM_OK;
     if (o->include_embedding) {
         int b = add_block(p, "model.embed_tokens.");
-        if (b < 0) st = badam_fail(err, BADAM_E_NOMEM, "partition: out of memory");
-        else p->block_of[m->embed] = b;
+        if (b < 0)
+            st = badam_fail(err, BADAM_E_NOMEM, "partition: out of memory");
+        else
+            p->block_of[m->embed] = b;
     }
-    if (!st && o->kind == PARTITION_PREFIXES) st = build_prefixes(m, o->prefixes, p, err);
-    else if (!st) st = build_structural(m, o->kind, p, err);
+    if (!st && o->kind == PARTITION_PREFIXES)
+        st = build_prefixes(m, o->prefixes, p, err);
+    else if (!st)
+        st = build_structural(m, o->kind, p, err);
     if (!st && o->include_head) {
         int b = add_block(p, m->cfg.tie_word_embeddings ? "model.norm." : "lm_head.,model.norm.");
-        if (b < 0) st = badam_fail(err, BADAM_E_NOMEM, "partition: out of memory");
+        if (b < 0)
+            st = badam_fail(err, BADAM_E_NOMEM, "partition: out of memory");
         else {
             p->block_of[m->final_norm] = b;
             if (m->lm_head != m->embed) p->block_of[m->lm_head] = b;

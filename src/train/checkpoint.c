@@ -18,7 +18,7 @@ static void tensor_name(char *out, size_t size, int i, const char *what) {
 
 static badam_status write_optimizer(const char *dir, const trainable_set *ts, badam_error *err) {
     st_entry *e = calloc((size_t)ts->n * 3 + 1, sizeof *e);
-    char (*names)[48] = calloc((size_t)ts->n * 3 + 1, sizeof *names);
+    char(*names)[48] = calloc((size_t)ts->n * 3 + 1, sizeof *names);
     if (!e || !names) {
         free(e);
         free(names);
@@ -44,8 +44,8 @@ static badam_status write_optimizer(const char *dir, const trainable_set *ts, ba
     return st;
 }
 
-static badam_status write_state(const char *dir, const trainable_set *ts,
-                                const checkpoint_state *s, badam_error *err) {
+static badam_status write_state(const char *dir, const trainable_set *ts, const checkpoint_state *s,
+                                badam_error *err) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "step", s->step);
     cJSON_AddNumberToObject(j, "adam_step", s->adam_step);

@@ -9,7 +9,9 @@
 #include "model/llama_internal.h"
 #include "train/trainable.h"
 
-static size_t floats_bytes(size_t floats) { return floats ? badam_alloc_size(floats * 4) : 0; }
+static size_t floats_bytes(size_t floats) {
+    return floats ? badam_alloc_size(floats * 4) : 0;
+}
 
 /* The lowest layer any block's plan keeps activations from. */
 static int lowest_first_layer(const llama_model *m, const block_partition *part) {
@@ -27,7 +29,9 @@ static int lowest_first_layer(const llama_model *m, const block_partition *part)
     return lowest;
 }
 
-static int popcount(uint32_t x) { return __builtin_popcount(x); }
+static int popcount(uint32_t x) {
+    return __builtin_popcount(x);
+}
 
 badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg, int B, int T,
                                  memory_plan *out, badam_error *err) {

@@ -9,8 +9,10 @@
 
 /* JSON has no NaN: non-finite numbers are written as null. */
 static void put_num(FILE *f, const char *key, double v, int last) {
-    if (isfinite(v)) fprintf(f, "\"%s\": %.9g%s", key, v, last ? "" : ", ");
-    else fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
+    if (isfinite(v))
+        fprintf(f, "\"%s\": %.9g%s", key, v, last ? "" : ", ");
+    else
+        fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
 }
 
 badam_status metrics_open(metrics_log *log, const char *out_dir, int keep_until_step,
@@ -57,7 +59,8 @@ void metrics_write_step(metrics_log *log, const step_metrics *s) {
     put_num(f, "loss", s->loss, 0);
     put_num(f, "lr", s->lr, 0);
     put_num(f, "grad_norm", s->grad_norm, 0);
-    if (s->block >= 0) fprintf(f, "\"block\": %d, \"block_name\": \"%s\", ", s->block, s->block_name);
+    if (s->block >= 0)
+        fprintf(f, "\"block\": %d, \"block_name\": \"%s\", ", s->block, s->block_name);
     fprintf(f, "\"tokens\": %ld, \"batch_tokens\": %ld, ", s->tokens, s->batch_tokens);
     put_num(f, "tokens_per_s", s->tokens_per_s, 0);
     put_num(f, "forward_s", s->forward_s, 0);

@@ -11,8 +11,8 @@ typedef struct step_metrics {
     double loss, lr, grad_norm;
     int block; /* -1 when not block-wise */
     const char *block_name;
-    long tokens;        /* target tokens this step */
-    long batch_tokens;  /* all tokens processed this step (incl. prompt, padding) */
+    long tokens;         /* target tokens this step */
+    long batch_tokens;   /* all tokens processed this step (incl. prompt, padding) */
     double tokens_per_s; /* batch_tokens / step seconds */
     double forward_s, backward_s, update_s, switch_s, step_s, elapsed_s;
     size_t rss;

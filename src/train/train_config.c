@@ -3,8 +3,7 @@
 
 #include "badam/train.h"
 
-static const char *const METHOD_NAMES[METHOD_COUNT] = {"badam", "adam", "lora", "lomo",
-                                                       "sgd-bcd"};
+static const char *const METHOD_NAMES[METHOD_COUNT] = {"badam", "adam", "lora", "lomo", "sgd-bcd"};
 
 badam_status train_method_parse(const char *name, train_method *m, badam_error *err) {
     for (int i = 0; i < METHOD_COUNT; i++)
@@ -16,7 +15,9 @@ badam_status train_method_parse(const char *name, train_method *m, badam_error *
                       "unknown method '%s' (choose badam, adam, lora, lomo or sgd-bcd)", name);
 }
 
-const char *train_method_name(train_method m) { return METHOD_NAMES[m]; }
+const char *train_method_name(train_method m) {
+    return METHOD_NAMES[m];
+}
 
 void train_config_defaults(train_config *c) {
     memset(c, 0, sizeof *c);

@@ -5,7 +5,9 @@
 #include "base/memory.h"
 #include "train/trainable.h"
 
-size_t pool_floats_of(size_t numel) { return (numel + 15) / 16 * 16; }
+size_t pool_floats_of(size_t numel) {
+    return (numel + 15) / 16 * 16;
+}
 
 static int is_layer_or_final_norm(const llama_model *m, int i) {
     return m->params[i].layer >= 0 || i == m->final_norm;
@@ -19,10 +21,10 @@ static int whole_model_param(const llama_model *m, train_method method, int i) {
 
 /* Calls fn(in, out) for every adapted linear of the model. */
 #define FOR_EACH_ADAPTER(m, targets, body)                                                         \
-    for (int l_ = 0; l_ < (m)->cfg.n_layers; l_++)                                                \
+    for (int l_ = 0; l_ < (m)->cfg.n_layers; l_++)                                                 \
         for (int k_ = 0; k_ < LLAMA_P_KIND_COUNT; k_++) {                                          \
             if (!((targets) & (1u << k_))) continue;                                               \
-            const llama_param *p_ = &(m)->params[llama_param_index(m, l_, (llama_param_kind)k_)]; \
+            const llama_param *p_ = &(m)->params[llama_param_index(m, l_, (llama_param_kind)k_)];  \
             size_t in = (size_t)p_->shape[1], out = (size_t)p_->shape[0];                          \
             body;                                                                                  \
         }
@@ -45,13 +47,13 @@ trainable_sizes trainable_sizes_of(const llama_model *m, train_method method,
     case METHOD_SGD_BCD: {
         size_t always = 0, always_numel = 0;
         for (int i = 0; i < m->n_params; i++)
-            if (part->always_active[i]) always += pool_floats_of(m->params[i].numel),
-                                        always_numel += m->params[i].numel;
+            if (part->always_active[i])
+                always += pool_floats_of(m->params[i].numel), always_numel += m->params[i].numel;
         for (int b = 0; b < part->n_blocks; b++) {
             size_t floats = always, numel = always_numel;
             for (int i = 0; i < m->n_params; i++)
-                if (part->block_of[i] == b) floats += pool_floats_of(m->params[i].numel),
-                                            numel += m->params[i].numel;
+                if (part->block_of[i] == b)
+                    floats += pool_floats_of(m->params[i].numel), numel += m->params[i].numel;
             if (floats > z.pool) z.pool = floats;
             if (numel > z.trainable) z.trainable = numel;
         }
@@ -79,7 +81,8 @@ trainable_sizes trainable_sizes_of(const llama_model *m, train_method method,
             z.trainable += m->params[i].numel;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     return z;
 }
@@ -166,12 +169,15 @@ badam_status trainable_create(trainable_set *s, const llama_model *m, train_meth
             if (!m->lora->A[i]) continue;
             const llama_param *p = &m->params[llama_param_index(
                 m, i / LLAMA_P_KIND_COUNT, (llama_param_kind)(i % LLAMA_P_KIND_COUNT))];
-            size_t na = (size_t)m->lora->rank * p->shape[1], nb = (size_t)p->shape[0] * m->lora->rank;
-            trainable a = {p->name, -1, na, m->lora->A[i], NULL, m->lora->dA[i],
-                           s->pool_m + at, s->pool_v + at, 1};
+            size_t na = (size_t)m->lora->rank * p->shape[1],
+                   nb = (size_t)p->shape[0] * m->lora->rank;
+            trainable a = {
+                p->name,        -1, na, m->lora->A[i], NULL, m->lora->dA[i], s->pool_m + at,
+                s->pool_v + at, 1};
             at += pool_floats_of(na);
-            trainable b = {p->name, -1, nb, m->lora->B[i], NULL, m->lora->dB[i],
-                           s->pool_m + at, s->pool_v + at, 1};
+            trainable b = {
+                p->name,        -1, nb, m->lora->B[i], NULL, m->lora->dB[i], s->pool_m + at,
+                s->pool_v + at, 1};
             at += pool_floats_of(nb);
             if (push(s, a) || push(s, b)) ok = 0;
         }

@@ -7,12 +7,12 @@
 
 typedef struct trainable {
     const char *name;
-    int param;        /* model parameter index, or -1 for a LoRA tensor */
+    int param; /* model parameter index, or -1 for a LoRA tensor */
     size_t numel;
-    float *master;    /* the fp32 values the optimizer updates */
-    void *weight;     /* storage refreshed from master after an update; NULL if master is it */
+    float *master; /* the fp32 values the optimizer updates */
+    void *weight;  /* storage refreshed from master after an update; NULL if master is it */
     float *grad, *m, *v;
-    int decay;        /* weight decay applies (2-D tensors) */
+    int decay; /* weight decay applies (2-D tensors) */
 } trainable;
 
 typedef struct trainable_set {
@@ -20,10 +20,10 @@ typedef struct trainable_set {
     trainable *t;
     int n, cap;
     float *pool_master, *pool_grad, *pool_m, *pool_v; /* NULL where the method needs none */
-    int adam_step;    /* steps taken by the current optimizer state */
-    int block;        /* active block (BAdam / SGD-BCD), -1 otherwise */
-    float **grads;    /* [n_params] gradient buffer per parameter (NULL: not flagged) */
-    uint8_t *flags;   /* [n_params] */
+    int adam_step;  /* steps taken by the current optimizer state */
+    int block;      /* active block (BAdam / SGD-BCD), -1 otherwise */
+    float **grads;  /* [n_params] gradient buffer per parameter (NULL: not flagged) */
+    uint8_t *flags; /* [n_params] */
     float *lomo_matrix, *lomo_vector; /* LOMO's two reusable gradient buffers */
 } trainable_set;
 
@@ -33,10 +33,10 @@ size_t pool_floats_of(size_t numel);
 /* Sizes (floats) of the pools and LOMO buffers a method needs for a model: shared by the
  * allocator and the memory plan so the two agree by construction. */
 typedef struct trainable_sizes {
-    size_t pool;          /* master/grad/m/v pool floats (each) */
+    size_t pool; /* master/grad/m/v pool floats (each) */
     int has_master, has_grad, has_moments;
     size_t lomo_matrix, lomo_vector; /* floats */
-    size_t trainable;     /* parameters held at once */
+    size_t trainable;                /* parameters held at once */
 } trainable_sizes;
 
 /* LoRA sizes come from lora_rank and lora_targets (the adapters need not be attached). */

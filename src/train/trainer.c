@@ -89,8 +89,8 @@ static badam_status load_data(trainer *t, badam_error *err) {
         t->train = all;
     }
     if (st) return st;
-    batcher_options bo = {c->batch_size, c->seq_len, c->shuffle, c->group_by_length, c->pack,
-                          c->seed};
+    batcher_options bo = {c->batch_size,      c->seq_len, c->shuffle,
+                          c->group_by_length, c->pack,    c->seed};
     return batcher_create(t->train, &bo, &t->batches, err);
 }
 
@@ -198,7 +198,7 @@ static void apply_update(trainer *t, float lr, float scale) {
 
 static badam_status save_checkpoint(trainer *t, badam_error *err) {
     checkpoint_state s = {t->step, t->ts.adam_step, t->ts.block, batcher_get_state(t->batches),
-                          "", t->cfg->seed};
+                          "",      t->cfg->seed};
     snprintf(s.method, sizeof s.method, "%s", train_method_name(t->cfg->method));
     return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ts, &s,
                            t->cfg->max_shard_bytes, err);
@@ -215,8 +215,7 @@ static badam_status restore(trainer *t, const char *dir, const checkpoint_state 
     t->step = s->step;
     badam_status st = batcher_set_state(t->batches, s->data, err);
     if (st) return st;
-    if (t->blockwise && s->block >= 0)
-        trainable_activate_block(&t->ts, t->m, &t->part, s->block);
+    if (t->blockwise && s->block >= 0) trainable_activate_block(&t->ts, t->m, &t->part, s->block);
     t->ts.adam_step = s->adam_step;
     return checkpoint_load_optimizer(dir, &t->ts, err);
 }
@@ -347,8 +346,8 @@ static void print_plan(const trainer *t, const memory_plan *p) {
                 block_order_name(c->order), t->K);
     fprintf(stderr, "  memory plan:");
     for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT; cat++)
-        fprintf(stderr, " %s %.1f MiB%s", badam_mem_category_name(cat),
-                p->bytes[cat] / 1048576.0, cat + 1 < BADAM_MEM_CATEGORY_COUNT ? "," : "\n");
+        fprintf(stderr, " %s %.1f MiB%s", badam_mem_category_name(cat), p->bytes[cat] / 1048576.0,
+                cat + 1 < BADAM_MEM_CATEGORY_COUNT ? "," : "\n");
     fprintf(stderr, "  %zu training examples, %d steps\n", t->train->n, t->max_steps);
 }
 
@@ -379,12 +378,12 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
         return st;
     }
     size_t per_epoch = batcher_batches_per_epoch(t->batches);
-    t->max_steps = c->max_steps ? c->max_steps
-                                : (int)((per_epoch * (size_t)c->epochs + c->grad_accum - 1) /
-                                        (size_t)c->grad_accum);
+    t->max_steps =
+        c->max_steps
+            ? c->max_steps
+            : (int)((per_epoch * (size_t)c->epochs + c->grad_accum - 1) / (size_t)c->grad_accum);
     t->K = c->switch_every > 0 ? c->switch_every
-                               : block_switch_every_auto(t->train->n,
-                                                         c->batch_size * c->grad_accum,
+                               : block_switch_every_auto(t->train->n, c->batch_size * c->grad_accum,
                                                          t->blockwise ? t->part.n_blocks : 1);
     t->clip = c->clip >= 0 ? c->clip : (c->method == METHOD_LOMO ? 0.0f : 1.0f);
     t->sched = (lr_schedule){c->schedule, c->lr, c->warmup, t->max_steps, c->min_lr_ratio};

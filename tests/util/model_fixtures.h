@@ -27,8 +27,8 @@ double fixture_train_step(const llama_model *m, llama_workspace *ws, const llama
                           const llama_grad_plan *plan, float **grads);
 
 /* Writes a random model (N(0, scale) weights) as a Hugging Face folder. */
-int fixture_write_model(const char *dir, const llama_config *cfg, badam_dtype dtype,
-                        uint64_t seed, float scale);
+int fixture_write_model(const char *dir, const llama_config *cfg, badam_dtype dtype, uint64_t seed,
+                        float scale);
 /* Writes n pre-tokenized JSONL examples of min_len..max_len tokens, a prompt masked with -100. */
 int fixture_write_tokenized_data(const char *path, int n, int min_len, int max_len, int vocab,
                                  uint64_t seed);

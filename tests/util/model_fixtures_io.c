@@ -2,8 +2,8 @@
 
 #include "model_fixtures.h"
 
-int fixture_write_model(const char *dir, const llama_config *cfg, badam_dtype dtype,
-                        uint64_t seed, float scale) {
+int fixture_write_model(const char *dir, const llama_config *cfg, badam_dtype dtype, uint64_t seed,
+                        float scale) {
     badam_error err = {0};
     llama_model *m = NULL;
     if (llama_model_create(cfg, dtype, &m, &err)) {
@@ -29,7 +29,8 @@ int fixture_write_tokenized_data(const char *path, int n, int min_len, int max_l
         int len = min_len + (int)(test_rng_u32(&rng) % (uint32_t)(max_len - min_len + 1));
         int prompt = 1 + (int)(test_rng_u32(&rng) % (uint32_t)(len / 2));
         int ids[4096];
-        for (int i = 0; i < len; i++) ids[i] = 3 + (int)(test_rng_u32(&rng) % (uint32_t)(vocab - 3));
+        for (int i = 0; i < len; i++)
+            ids[i] = 3 + (int)(test_rng_u32(&rng) % (uint32_t)(vocab - 3));
         fprintf(f, "{\"input_ids\": [");
         for (int i = 0; i < len; i++) fprintf(f, "%s%d", i ? ", " : "", ids[i]);
         fprintf(f, "], \"labels\": [");
