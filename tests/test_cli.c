@@ -1,0 +1,141 @@
+/* The badam command: inspect, plan, train on Alpaca data through the bundled tokenizer, and
+ * clear errors with non-zero exits for bad flags, missing files, empty data and a diverging
+ * loss; a failed run leaves an earlier good output folder intact. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/files.h"
+#include "testutil.h"
+
+static char g_out[2048];
+
+/* Runs `badam ARGS`, capturing stdout+stderr into g_out's file; returns the exit status. */
+static int badam(const char *args, char *output, size_t size) {
+    char cmd[8192], path[2100];
+    snprintf(path, sizeof path, "%s/last.txt", g_out);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s > %s 2>&1", getenv("BADAM_SOURCE_DIR"),
+             getenv("BADAM_CLI"), args, path);
+    int rc = test_system(cmd);
+    char *text = NULL;
+    size_t n = 0;
+    badam_error err = {0};
+    output[0] = '\0';
+    if (!io_read_file(path, &text, &n, &err)) {
+        snprintf(output, size, "%s", text);
+        free(text);
+    }
+    return rc;
+}
+
+static char buf[1 << 16];
+
+static void test_inspect_and_plan(void) {
+    CHECK(badam("inspect models/tiny-random-llama", buf, sizeof buf) == 0);
+    CHECK(strstr(buf, "total parameters: 218816") != NULL);
+    CHECK(strstr(buf, "model.layers.3.mlp.down_proj.weight") != NULL);
+    CHECK(badam("plan --model configs/llama-3-8b --method badam --seq-len 1024 --batch-size 1", buf,
+                sizeof buf) == 0);
+    CHECK(strstr(buf, "32 blocks") != NULL);
+    CHECK(badam("inspect /nonexistent-folder", buf, sizeof buf) == 1);
+    CHECK(strstr(buf, "/nonexistent-folder/config.json") != NULL);
+}
+
+static void test_flags(void) {
+    CHECK(badam("train --help", buf, sizeof buf) == 0);
+    CHECK(strstr(buf, "--switch-every") && strstr(buf, "--lora-rank"));
+    CHECK(badam("train --model x --data y --out z --no-such-flag", buf, sizeof buf) == 2);
+    CHECK(strstr(buf, "unknown option '--no-such-flag'") != NULL);
+    CHECK(badam("train --model x --data y --out z --lr fast", buf, sizeof buf) == 2);
+    CHECK(strstr(buf, "--lr") != NULL);
+    CHECK(badam("train --model x --data y --out z --method sgd", buf, sizeof buf) == 2);
+    CHECK(strstr(buf, "unknown method 'sgd'") != NULL);
+    CHECK(badam("frobnicate", buf, sizeof buf) == 2);
+}
+
+static void test_train_alpaca(void) {
+    char args[8192];
+    snprintf(args, sizeof args,
+             "train --model models/tiny-random-llama --data data/demo/reverse_train.json "
+             "--val-size 16 --out %s/alpaca --template alpaca --include-embedding --include-head "
+             "--lr 1e-2 --max-steps 30 --switch-every 5 --batch-size 8 --seq-len 96 --quiet",
+             g_out);
+    CHECK(badam(args, buf, sizeof buf) == 0);
+    CHECK(strstr(buf, "validation loss") != NULL);
+    char path[2200];
+    snprintf(path, sizeof path, "%s/alpaca/tokenizer.json", g_out);
+    CHECKF(io_is_file(path), "the output folder lacks the tokenizer");
+    snprintf(path, sizeof path, "%s/alpaca/metrics.jsonl", g_out);
+    char *text = NULL;
+    size_t n = 0;
+    badam_error err = {0};
+    CHECK(!io_read_file(path, &text, &n, &err));
+    /* The loss falls: the first step's loss is above the last one's. */
+    double first = 0, last = 0;
+    const char *p = text ? strstr(text, "\"loss\": ") : NULL;
+    if (p) first = strtod(p + 8, NULL);
+    for (const char *q = p; q; q = strstr(q + 1, "\"loss\": ")) last = strtod(q + 8, NULL);
+    CHECKF(first > 5.0 && last < first - 0.5, "loss %g -> %g", first, last);
+    free(text);
+    /* The output is a model folder badam reads back. */
+    snprintf(args, sizeof args, "inspect %s/alpaca", g_out);
+    CHECK(badam(args, buf, sizeof buf) == 0);
+}
+
+static void test_errors_keep_outputs(void) {
+    char args[8192];
+    /* Missing data file. */
+    snprintf(args, sizeof args,
+             "train --model models/tiny-random-llama --data %s/none.json --out %s/e1", g_out,
+             g_out);
+    CHECK(badam(args, buf, sizeof buf) == 1);
+    CHECK(strstr(buf, "none.json") != NULL);
+    /* Empty dataset. */
+    char path[2200];
+    snprintf(path, sizeof path, "%s/empty.json", g_out);
+    FILE *f = fopen(path, "w");
+    if (f) fputs("[]", f), fclose(f);
+    snprintf(args, sizeof args, "train --model models/tiny-random-llama --data %s --out %s/e2",
+             path, g_out);
+    CHECK(badam(args, buf, sizeof buf) == 1);
+    CHECK(strstr(buf, "empty.json") != NULL);
+    /* A diverging run: a clear numeric error, and the earlier good output stays as it was. */
+    snprintf(args, sizeof args,
+             "train --model models/tiny-random-llama --data data/demo/reverse_train.json "
+             "--out %s/alpaca --template alpaca --include-embedding --include-head --lr 1e30 "
+             "--clip 0 --max-steps 20 --switch-every 1 --switch-mode ascending --batch-size 8 "
+             "--seq-len 96 --quiet",
+             g_out);
+    char before[2200], *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    badam_error err = {0};
+    snprintf(before, sizeof before, "%s/alpaca/model.safetensors", g_out);
+    io_read_file(before, &a, &na, &err);
+    CHECK(badam(args, buf, sizeof buf) == 1);
+    CHECKF(strstr(buf, "not finite") != NULL, "%s", buf);
+    io_read_file(before, &b, &nb, &err);
+    CHECK(a && b && na == nb && !memcmp(a, b, na));
+    free(a);
+    free(b);
+    /* Vocabulary mismatch: a tokenized example with an id beyond the vocabulary. */
+    snprintf(path, sizeof path, "%s/bad_ids.jsonl", g_out);
+    f = fopen(path, "w");
+    if (f) fputs("{\"input_ids\": [1, 2, 99999], \"labels\": [-100, 2, 99999]}\n", f), fclose(f);
+    snprintf(args, sizeof args,
+             "train --model models/tiny-random-llama --data %s --out %s/e3 --max-steps 1", path,
+             g_out);
+    CHECK(badam(args, buf, sizeof buf) == 1);
+    CHECKF(strstr(buf, "input_ids") && strstr(buf, "bad_ids.jsonl"), "%s", buf);
+}
+
+int main(void) {
+    if (!getenv("BADAM_CLI") || !getenv("BADAM_SOURCE_DIR")) {
+        fprintf(stderr, "SKIP: run through ctest (BADAM_CLI, BADAM_SOURCE_DIR)\n");
+        return TEST_SKIP_CODE;
+    }
+    snprintf(g_out, sizeof g_out, "%s", test_workdir("cli"));
+    RUN_TEST(test_inspect_and_plan);
+    RUN_TEST(test_flags);
+    RUN_TEST(test_train_alpaca);
+    RUN_TEST(test_errors_keep_outputs);
+    return test_result();
+}
