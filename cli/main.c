@@ -15,6 +15,7 @@ static void usage(FILE *out) {
             "  plan                predicted memory by category, from config.json alone\n"
             "  inspect MODEL_DIR   architecture, parameters by tensor, dtypes, BAdam block sizes\n"
             "  tokenize            token ids of a string (--text) or a dataset report (--data)\n"
+            "  report RUN_DIR...   one HTML page comparing training runs (charts, memory, summary)\n"
             "\n"
             "options:\n"
             "  -h, --help          this help (also: badam <command> --help)\n"
@@ -63,6 +64,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "badam: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

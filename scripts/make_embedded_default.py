@@ -45,9 +45,10 @@ CONFIG = {
 }
 
 
-def make_model(seed=0):
+def make_model(seed=0, out=MODEL_DIR, overrides=None):
     g = torch.Generator().manual_seed(seed)
-    c = CONFIG
+    c = dict(CONFIG)
+    c.update(overrides or {})
     C, I, V = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
     hd = C // c["num_attention_heads"]
     kv = c["num_key_value_heads"] * hd
@@ -63,13 +64,23 @@ def make_model(seed=0):
             t[p + name + ".weight"] = torch.randn(*shape, generator=g) * 0.02
     t["model.norm.weight"] = torch.ones(C)
     t["lm_head.weight"] = torch.randn(V, C, generator=g) * 0.02
-    os.makedirs(MODEL_DIR, exist_ok=True)
-    st.save({k: v.to(torch.bfloat16) for k, v in t.items()},
-            os.path.join(MODEL_DIR, "model.safetensors"))
-    with open(os.path.join(MODEL_DIR, "config.json"), "w") as f:
-        json.dump(CONFIG, f, indent=2)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(TOKENIZER_DIR, name), os.path.join(MODEL_DIR, name))
+    os.makedirs(out, exist_ok=True)
+    st.save({k: v.to(torch.bfloat16) for k, v in t.items()}, os.path.join(out, "model.safetensors"))
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(c, f, indent=2)
+    shutil.copy(os.path.join(TOKENIZER_DIR, "tokenizer.json"), os.path.join(out, "tokenizer.json"))
+    with open(os.path.join(TOKENIZER_DIR, "tokenizer_config.json")) as f:
+        tok_cfg = json.load(f)
+    tok_cfg["chat_template"] = ALPACA_CHAT_TEMPLATE
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+        json.dump(tok_cfg, f, indent=2)
+
+
+# The alpaca template (badam --template alpaca) as a Hugging Face chat template.
+ALPACA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}"
+    "{% elif m['role'] == 'user' %}### Instruction:\n{{ m['content'] }}\n\n### Response:\n"
+    "{% else %}{{ m['content'] }}{{ eos_token }}\n\n{% endif %}{% endfor %}")
 
 
 def make_data(seed=1, n_train=384, n_val=64):
@@ -90,6 +101,13 @@ def make_data(seed=1, n_train=384, n_val=64):
 
 
 if __name__ == "__main__":
-    make_model()
-    make_data()
-    print("wrote", MODEL_DIR, "and", DATA_DIR)
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=MODEL_DIR, help="model folder to write")
+    ap.add_argument("--config", default="{}", help="JSON overrides of the config")
+    ap.add_argument("--no-data", action="store_true", help="write the model only")
+    a = ap.parse_args()
+    make_model(out=a.out, overrides=json.loads(a.config))
+    if not a.no_data:
+        make_data()
+    print("wrote", a.out)

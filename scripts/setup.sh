@@ -12,6 +12,7 @@ PACKAGES=(
   pkg-config           # finds library flags
   libopenblas-dev      # OpenBLAS: fp32 GEMM (sgemm) for the CPU backend
   libopenblas-openmp-dev # its OpenMP build: one thread pool shared with our kernels
+  libdnnl-dev          # oneDNN (OpenMP build): bf16 GEMMs with fp32 accumulation (AVX512_BF16)
   libcjson-dev         # cJSON: config.json, safetensors headers, tokenizer.json
   libpcre2-dev         # PCRE2: the tokenizer's Unicode regex pre-tokenizer
   libutf8proc-dev      # utf8proc: NFC/NFKC normalization and Unicode categories for the tokenizer

@@ -65,29 +65,10 @@ void llama_lora_module_name(const llama_model *m, int layer, llama_param_kind ki
     snprintf(out, size, "model.layers.%d.%s", layer, MODULE_NAME[kind] ? MODULE_NAME[kind] : "?");
 }
 
-/* Input and output width of an adaptable linear. */
-static void kind_dims(const llama_config *c, llama_param_kind kind, int *in, int *out) {
-    int C = c->hidden_size, I = c->intermediate_size;
-    int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
-    switch (kind) {
-    case LLAMA_P_Q:
-        *in = C, *out = QD;
-        break;
-    case LLAMA_P_K:
-    case LLAMA_P_V:
-        *in = C, *out = KVD;
-        break;
-    case LLAMA_P_O:
-        *in = QD, *out = C;
-        break;
-    case LLAMA_P_GATE:
-    case LLAMA_P_UP:
-        *in = C, *out = I;
-        break;
-    default:
-        *in = I, *out = C;
-        break;
-    }
+/* Input and output width of the adapted linear (layer l, kind): its weight is [out, in]. */
+static void kind_dims(const llama_model *m, int l, llama_param_kind kind, int *in, int *out) {
+    const llama_param *p = &m->params[llama_param_index(m, l, kind)];
+    *out = (int)p->shape[0], *in = (int)p->shape[1];
 }
 
 /* splitmix64: the hash behind A's initialisation and the dropout masks. */
@@ -144,7 +125,7 @@ badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float drop
         for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
             if (!(targets & (1u << k))) continue;
             int in, out, i = l * LLAMA_P_KIND_COUNT + k;
-            kind_dims(&m->cfg, (llama_param_kind)k, &in, &out);
+            kind_dims(m, l, (llama_param_kind)k, &in, &out);
             lo->A[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)rank * in, sizeof(float));
             lo->B[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)out * rank, sizeof(float));
             lo->dA[i] = badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)rank * in, sizeof(float));
@@ -252,7 +233,7 @@ void llama_lora_merge(llama_model *m) {
             int a = llama_adapter_index(m, l, (llama_param_kind)k);
             if (a < 0) continue;
             int in, out;
-            kind_dims(&m->cfg, (llama_param_kind)k, &in, &out);
+            kind_dims(m, l, (llama_param_kind)k, &in, &out);
             llama_param *p = &m->params[llama_param_index(m, l, (llama_param_kind)k)];
             size_t elem = badam_dtype_size(m->dtype);
             float *tile = malloc(sizeof(float) * ROWS * (size_t)in);
@@ -299,7 +280,7 @@ badam_status llama_lora_save(const llama_model *m, const char *dir, const char *
         for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
             int a = llama_adapter_index(m, l, (llama_param_kind)k), in, out;
             if (a < 0) continue;
-            kind_dims(&m->cfg, (llama_param_kind)k, &in, &out);
+            kind_dims(m, l, (llama_param_kind)k, &in, &out);
             tensor_name(m, l, k, "A", names[n], sizeof names[n]);
             e[n] = (st_entry){names[n], BADAM_DTYPE_F32, 2, {lo->rank, in}, lo->A[a]};
             n++;
@@ -380,7 +361,7 @@ badam_status llama_lora_load(llama_model *m, const char *dir, badam_error *err) 
         for (int k = 0; k < LLAMA_P_KIND_COUNT && !st; k++) {
             int a = llama_adapter_index(m, l, (llama_param_kind)k), in, out;
             if (a < 0) continue;
-            kind_dims(&m->cfg, (llama_param_kind)k, &in, &out);
+            kind_dims(m, l, (llama_param_kind)k, &in, &out);
             for (int which = 0; which < 2 && !st; which++) {
                 char name[160];
                 tensor_name(m, l, k, which ? "B" : "A", name, sizeof name);

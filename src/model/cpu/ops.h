@@ -22,9 +22,29 @@ typedef struct op_counters {
 } op_counters;
 
 /* Rows of a weight matrix converted to fp32 at a time when the weight is stored in bf16/f16. */
-#define LINEAR_WEIGHT_TILE_ROWS 128
-/* Floats of scratch the linear ops need for a weight with `in` columns. */
+#define LINEAR_WEIGHT_TILE_ROWS 256
+/* Floats of scratch the linear ops need for a weight with `in` columns. The bf16 GEMM path uses
+ * the same scratch for bf16 copies of activations (2 * LINEAR_WEIGHT_TILE_ROWS * in of them). */
 size_t linear_scratch_floats(int in);
+
+/* bf16 GEMM dispatch (gemm_bf16.c). gemm_bf16_available: 1 when bf16 weights go to a native
+ * bf16 GEMM (oneDNN built in, CPU with AVX512_BF16), 0 for the portable fp32 path. The
+ * environment variable BADAM_GEMM=fp32 forces the portable path (tests run both). With the bf16
+ * path, the fp32 activations multiplying a bf16 weight are rounded to bf16 (round to nearest
+ * even) and products are accumulated in fp32, as mixed-precision frameworks do. */
+int gemm_bf16_available(void);
+
+/* gemm_bf16: C[M,N] = (accumulate ? C : 0) + A[M,K] @ B, with A bf16 (row stride lda), C fp32
+ * (row stride ldc) and B bf16 stored as [N,K] with row stride ldb when transb (B^T is
+ * multiplied), else as [K,N]. Returns 0, or -1 when no bf16 GEMM is available (C untouched). */
+int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B, int ldb,
+              int transb, float *C, int ldc, int accumulate);
+
+/* convert_f32_to_bf16: dst[i] = bf16(src[i]), round to nearest even (NaN stays NaN). The _2d form
+ * converts a rows x cols block between row strides lds (src) and ldd (dst). */
+void convert_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
+void convert_f32_to_bf16_2d(uint16_t *dst, int ldd, const float *src, int lds, int rows,
+                            int cols);
 
 /* linear_forward: y[n,out] = x[n,in] @ W[out,in]^T + b[out]   (y overwritten; b may be NULL).
  * W is stored in w_dtype; non-fp32 weights are converted tile by tile into scratch. */
