@@ -27,7 +27,7 @@ static void check_kv_against_forward(badam_dtype dtype, int with_lora, int tied,
     CHECK_OK(llama_model_create(&cfg, dtype, &m, &err), &err);
     fixture_randomize(m, &rng, 0.2f);
     if (with_lora) {
-        if (llama_lora_attach(m, 4, 8.0f, 0.0f, 0x7fu << LLAMA_P_Q, 5, &err)) {
+        if (llama_lora_attach(m, 4, 8.0f, 0.0f, (1u << LLAMA_P_Q) | (1u << LLAMA_P_K) | (1u << LLAMA_P_V) | (1u << LLAMA_P_O) | (1u << LLAMA_P_GATE) | (1u << LLAMA_P_UP) | (1u << LLAMA_P_DOWN), 5, &err)) {
             fprintf(stderr, "lora attach: %s\n", err.message);
             test_failures++;
             llama_model_free(m);

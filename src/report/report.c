@@ -423,6 +423,16 @@ static void write_page(strbuf *sb, const char *title, const report_run *runs, in
     sb_puts(sb, "</script>\n</body>\n</html>\n");
 }
 
+/* Creates the folder the output file goes into, when it is missing. */
+static badam_status make_parent_dir(const char *path, badam_error *err) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return BADAM_OK;
+    *slash = '\0';
+    return io_is_dir(dir) ? BADAM_OK : io_make_dir(dir, err);
+}
+
 badam_status report_write(const report_options *opts, char *written, size_t size,
                           badam_error *err) {
     if (!opts || opts->n_runs < 1 || !opts->run_dirs)
@@ -472,7 +482,8 @@ badam_status report_write(const report_options *opts, char *written, size_t size
         if (!json || sb.failed)
             st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory building the report", out);
         else
-            st = io_write_file_atomic(out, sb.data, sb.len, err);
+            st = make_parent_dir(out, err);
+        if (!st) st = io_write_file_atomic(out, sb.data, sb.len, err);
         free(json);
         free(sb.data);
     }

@@ -78,8 +78,10 @@
       if (colors.indexOf(s.stroke) < 0) colors.push(s.stroke);
     });
     if (extra && extra.yValues) opts.axes[1].values = extra.yValues;
+    if (extra && extra.ySplits) opts.axes[1].splits = extra.ySplits;
     if (extra && extra.yLog) opts.scales.y = { distr: 3 };
     if (extra && extra.yRange) opts.scales.y = { range: extra.yRange };
+    if (extra && extra.integerY) opts.scales.y = { range: function (u, lo, hi) { return [lo - 0.5, hi + 0.5]; } };
     if (extra && extra.axisSize) opts.axes[1].size = extra.axisSize;
     var u = new uPlot(opts, joined, div);
     markDrawn(div, u, colors);
@@ -94,6 +96,7 @@
       return;
     }
     var cats = ['weights', 'master', 'gradients', 'optimizer', 'activations', 'workspace', 'total'];
+    var SHORT = ['weights', 'master', 'grads', 'optim.', 'activ.', 'workspace', 'total/RSS'];
     var MiB = 1024 * 1024, xs = [], pred = [], meas = [];
     cats.forEach(function (c, i) {
       xs.push(i);
@@ -109,7 +112,7 @@
       scales: { x: { time: false, range: [-0.6, cats.length - 0.4] }, y: { range: function (u, lo, hi) { return [0, hi * 1.08 || 1]; } } },
       axes: [
         { splits: function () { return xs; }, values: function (u, ticks) {
-            return ticks.map(function (t) { return t === 6 ? 'total/RSS' : (cats[t] || ''); });
+            return ticks.map(function (t) { return SHORT[t] || ''; });
           }, rotate: 0, font: '10px sans-serif', grid: { show: false } },
         { label: 'MiB', size: 60 }
       ],
@@ -158,8 +161,16 @@
               lossTok, lossTokS);
     lineChart('chart-lr', 'Learning rate', 'step', 'lr', lr, lrS, { axisSize: 80 });
     lineChart('chart-block', 'Active block (BAdam, SGD-BCD)', 'step', 'block', blocks, blocksS, {
+      integerY: true,
       empty: 'no block-wise run (only BAdam and SGD-BCD train one block at a time)',
       axisSize: 130,
+      /* one tick per block when there are few, else uPlot's own spacing */
+      ySplits: function (u, axisIdx, lo, hi, incr) {
+        var a = Math.ceil(lo), b = Math.floor(hi), s = [];
+        var step = b - a > 16 ? Math.ceil(incr) : 1;
+        for (var t = a; t <= b; t += step) s.push(t);
+        return s;
+      },
       yValues: function (u, ticks) {
         return ticks.map(function (t) {
           if (t !== Math.round(t)) return '';
