@@ -4,9 +4,12 @@
 
 int cmd_inspect(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Formats a count with a unit suffix (K, M, B) into buf. */
 const char *cli_human_count(char *buf, unsigned long long n);

@@ -19,6 +19,8 @@ static void usage(FILE *out) {
         "  inspect MODEL_DIR   architecture, parameters by tensor, dtypes, BAdam block sizes\n"
         "  tokenize            token ids of a string (--text) or a dataset report (--data)\n"
         "  report RUN_DIR...   one HTML page comparing training runs (charts, memory, summary)\n"
+        "  generate            text from a model (--prompt or --chat; KV cache, streaming)\n"
+        "  eval                loss, perplexity and exact match of a model on a dataset\n"
         "\n"
         "options:\n"
         "  -h, --help          this help (also: badam <command> --help)\n"
@@ -77,9 +79,12 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     fprintf(stderr, "badam: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -361,6 +361,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     t->cfg = c;
     t->blockwise = c->method == METHOD_BADAM || c->method == METHOD_SGD_BCD;
     double start = now_s();
+    badam_mem_reset_peaks(); /* the report's measured peaks are this run's */
     if ((st = io_make_dir(c->out_dir, err))) return st;
 
     char ckpt[PATH_BYTES] = "";
