@@ -122,8 +122,9 @@ static int run_chat(session *s) {
         token_seq seq = {0};
         badam_status st = render(s, turns, n, &seq, &err);
         /* Forget the oldest exchanges while the conversation does not fit the context. */
-        while (!st && n > 1 &&
-               seq.len + 1 > (size_t)llama_kv_cache_capacity(s->kv) - (size_t)s->go.max_new_tokens) {
+        size_t ctx = (size_t)llama_kv_cache_capacity(s->kv), reply = (size_t)s->go.max_new_tokens;
+        if (reply > ctx / 2) reply = ctx / 2;
+        while (!st && n > 1 && seq.len + reply > ctx) {
             free((char *)turns[0].content), free((char *)turns[1].content);
             memmove(turns, turns + 2, (n - 2) * sizeof *turns);
             n -= 2;
@@ -226,7 +227,7 @@ int cmd_generate(int argc, char **argv) {
     if (max_new < 1 || temperature < 0.0f || top_k < 0 || !(top_p > 0.0f && top_p <= 1.0f) ||
         context < 0) {
         fprintf(stderr, "badam generate: %s\n",
-                max_new < 1         ? "--max-new-tokens must be >= 1"
+                max_new < 1          ? "--max-new-tokens must be >= 1"
                 : temperature < 0.0f ? "--temperature must be >= 0"
                 : top_k < 0          ? "--top-k must be >= 0"
                 : context < 0        ? "--context must be >= 1"

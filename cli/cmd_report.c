@@ -10,9 +10,11 @@
 #define USAGE "badam report RUN_DIR... [--out FILE.html] [--title TEXT]"
 #define DESCRIPTION                                                                                \
     "Writes one HTML file comparing the runs (folders written by badam train: metrics.jsonl,\n"    \
-    "memory.json): loss against step and against trained tokens (train and validation), learning\n" \
+    "memory.json): loss against step and against trained tokens (train and validation), "          \
+    "learning\n"                                                                                   \
     "rate, the active block (BAdam, SGD-BCD), tokens/s, gradient norm, memory by category\n"       \
-    "predicted vs measured, and a summary table. Everything is inline (charts by uPlot, embedded\n" \
+    "predicted vs measured, and a summary table. Everything is inline (charts by uPlot, "          \
+    "embedded\n"                                                                                   \
     "in badam): the file opens in any browser with no network access.\n"                           \
     "Default output: RUN_DIR/report.html of the first run."
 

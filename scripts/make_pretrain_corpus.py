@@ -62,8 +62,19 @@ def sentence(rnd):
     return s
 
 
+def echo(rnd):
+    """Text that repeats something in capital letters, so the base model can copy and
+    capitalise in context (the skill the demo's instruction tuning then unlocks)."""
+    if rnd.random() < 0.5:
+        s = sentence(rnd)
+        return f"{s} Once more, loudly: {s.upper()}"
+    words = [rnd.choice(NOUNS + ADJS + VERBS + INTRANS) for _ in range(rnd.randint(1, 3))]
+    return f"The word{'s' if len(words) > 1 else ''} {' '.join(words)} in capitals: {' '.join(words).upper()}."
+
+
 def paragraph(rnd):
-    return " ".join(sentence(rnd) for _ in range(rnd.randint(2, 5)))
+    return " ".join(echo(rnd) if rnd.random() < 0.25 else sentence(rnd)
+                    for _ in range(rnd.randint(2, 5)))
 
 
 def tokens(text):

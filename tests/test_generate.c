@@ -27,7 +27,11 @@ static void check_kv_against_forward(badam_dtype dtype, int with_lora, int tied,
     CHECK_OK(llama_model_create(&cfg, dtype, &m, &err), &err);
     fixture_randomize(m, &rng, 0.2f);
     if (with_lora) {
-        if (llama_lora_attach(m, 4, 8.0f, 0.0f, (1u << LLAMA_P_Q) | (1u << LLAMA_P_K) | (1u << LLAMA_P_V) | (1u << LLAMA_P_O) | (1u << LLAMA_P_GATE) | (1u << LLAMA_P_UP) | (1u << LLAMA_P_DOWN), 5, &err)) {
+        if (llama_lora_attach(m, 4, 8.0f, 0.0f,
+                              (1u << LLAMA_P_Q) | (1u << LLAMA_P_K) | (1u << LLAMA_P_V) |
+                                  (1u << LLAMA_P_O) | (1u << LLAMA_P_GATE) | (1u << LLAMA_P_UP) |
+                                  (1u << LLAMA_P_DOWN),
+                              5, &err)) {
             fprintf(stderr, "lora attach: %s\n", err.message);
             test_failures++;
             llama_model_free(m);
@@ -38,7 +42,8 @@ static void check_kv_against_forward(badam_dtype dtype, int with_lora, int tied,
                 int a = l * LLAMA_P_KIND_COUNT + k;
                 if (!m->lora->B[a]) continue;
                 const llama_param *p = &m->params[llama_param_index(m, l, (llama_param_kind)k)];
-                test_fill_normal(&rng, m->lora->B[a], (size_t)p->shape[0] * 4, 0.1f); /* B [out, r] */
+                test_fill_normal(&rng, m->lora->B[a], (size_t)p->shape[0] * 4,
+                                 0.1f); /* B [out, r] */
             }
     }
     int32_t tokens[T];
@@ -166,8 +171,8 @@ static void test_greedy_matches_pytorch(void) {
     }
     fputs("]\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --jobs %s", test_source_path("tests/ref/generate_ref.py"),
-             jobs_path);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --jobs %s",
+             test_source_path("tests/ref/generate_ref.py"), jobs_path);
     if (test_system(cmd) != 0) {
         CHECKF(0, "generate_ref.py failed: %s", cmd);
         return;
@@ -187,17 +192,19 @@ static void test_greedy_matches_pytorch(void) {
         int n = greedy_c(m, rc->prompt, 6, rc->max_new, ids);
         snprintf(path, sizeof path, "%s/%s.json", dir, rc->preset);
         cJSON *j = read_json(path);
-        const cJSON *rids = cJSON_GetObjectItem(j, "ids"), *marg = cJSON_GetObjectItem(j, "margins");
+        const cJSON *rids = cJSON_GetObjectItem(j, "ids"),
+                    *marg = cJSON_GetObjectItem(j, "margins");
         CHECKF(j && cJSON_IsArray(rids) && cJSON_IsArray(marg), "%s: bad reference output", path);
         int nr = cJSON_GetArraySize(rids), same = 0;
-        while (same < n && same < nr && ids[same] == cJSON_GetArrayItem(rids, same)->valueint) same++;
+        while (same < n && same < nr && ids[same] == cJSON_GetArrayItem(rids, same)->valueint)
+            same++;
         if (same < n || same < nr) {
             /* A divergence is only acceptable at an fp32-vs-fp64 near-tie of the top two. */
-            double margin = same < cJSON_GetArraySize(marg)
-                                ? cJSON_GetArrayItem(marg, same)->valuedouble
-                                : 1.0;
-            CHECKF(margin < 1e-4, "%s: greedy ids differ from PyTorch at step %d (C %d ids, ref "
-                                  "%d ids, top-2 margin %g)",
+            double margin =
+                same < cJSON_GetArraySize(marg) ? cJSON_GetArrayItem(marg, same)->valuedouble : 1.0;
+            CHECKF(margin < 1e-4,
+                   "%s: greedy ids differ from PyTorch at step %d (C %d ids, ref "
+                   "%d ids, top-2 margin %g)",
                    rc->preset, same, n, nr, margin);
         }
         CHECKF(n > 0, "%s: no tokens generated", rc->preset);
@@ -285,27 +292,35 @@ static void test_stops_and_streaming(void) {
     CHECK(s.len == r.text_len && !memcmp(s.buf, r.text, s.len));
     generate_result_free(&r);
     o.n_stop_ids = 0;
-    /* A stop string: two printable ASCII bytes from the second half of the output. */
-    char stop[3] = "";
-    for (size_t i = r0.text_len / 2; i + 1 < r0.text_len && !stop[0]; i++) {
-        unsigned char a = (unsigned char)r0.text[i], b = (unsigned char)r0.text[i + 1];
-        if (a > 0x20 && a < 0x7f && b > 0x20 && b < 0x7f) stop[0] = (char)a, stop[1] = (char)b;
+    /* A stop string: a printable ASCII byte from the later part of the output (the random
+     * model's output is mostly incomplete UTF-8), plus a longer one that starts the same way and
+     * never completes, so streaming has to hold text back and release it at the end. */
+    char stop[2] = "", held[8] = "";
+    for (size_t i = r0.text_len / 3; i < r0.text_len && !stop[0]; i++) {
+        unsigned char a = (unsigned char)r0.text[i];
+        if (a > 0x20 && a < 0x7f) stop[0] = (char)a;
     }
     if (stop[0]) {
-        const char *stops[] = {"never-appears-xyz", stop};
-        o.stop_strings = stops, o.n_stop_strings = 2;
+        snprintf(held, sizeof held, "%s\x01\x02", stop);
+        const char *only_held[] = {held};
+        o.stop_strings = only_held, o.n_stop_strings = 1;
+        CHECK(!run_gen(&t, &o, &r, &s));
+        CHECK(r.stop == GENERATE_STOP_MAX_TOKENS && r.text_len == r0.text_len);
+        CHECK(s.len == r.text_len && !memcmp(s.buf, r.text, s.len));
+        generate_result_free(&r);
+        const char *stops[] = {"never-appears-xyz", held, stop};
+        o.stop_strings = stops, o.n_stop_strings = 3;
         CHECK(!run_gen(&t, &o, &r, &s));
         const char *at = strstr(r0.text, stop);
         size_t cut = at ? (size_t)(at - r0.text) : 0;
-        CHECKF(r.stop == GENERATE_STOP_STRING && r.text_len == cut &&
-                   !memcmp(r.text, r0.text, cut),
+        CHECKF(r.stop == GENERATE_STOP_STRING && r.text_len == cut && !memcmp(r.text, r0.text, cut),
                "stop '%s': stop %d, %zu bytes (expected %zu)", stop, (int)r.stop, r.text_len, cut);
         CHECK(s.len == r.text_len && !memcmp(s.buf, r.text, s.len));
         CHECK(r.text_len == strlen(r.text));
         generate_result_free(&r);
         o.n_stop_strings = 0;
     } else {
-        fprintf(stderr, "note: no ASCII pair in the tiny model's output; stop string not tested\n");
+        fprintf(stderr, "note: no ASCII byte in the tiny model's output; stop string not tested\n");
     }
     /* Continuing a conversation reuses the cache and matches a fresh cache. */
     size_t n2 = t.n_prompt + r0.n_ids + 3;
@@ -372,6 +387,12 @@ static void test_sampling_seeded(void) {
            counts[1], counts[2], counts[3]);
     so = (sampler_options){-1.0f, 0, 1.0f, 3};
     CHECK(sampler_create(&so, 4, &s, &err) == BADAM_E_INVALID);
+    so = (sampler_options){1.0f, 0, 1.5f, 3};
+    CHECK(sampler_create(&so, 4, &s, &err) == BADAM_E_INVALID);
+    so = (sampler_options){0}; /* zeroed options: greedy */
+    CHECK_OK(sampler_create(&so, 4, &s, &err), &err);
+    CHECK(sampler_pick(s, logits) == 0);
+    sampler_free(s);
 }
 
 /* ---------------------------------------------------------------- command line */

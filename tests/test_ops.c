@@ -350,59 +350,87 @@ static double attention_loss(void *p) {
     return dot(c->out, c->r, (size_t)c->B * c->T * c->Hq * c->D);
 }
 
+/* Plain oracle: out and lse row by row in double, from the materialised probabilities. */
+static void naive_attention(float *out, float *lse, const float *q, const float *k, const float *v,
+                            int B, int T, int Hq, int Hkv, int D) {
+    int group = Hq / Hkv;
+    double *p = malloc((size_t)T * sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hq; h++)
+            for (int t = 0; t < T; t++) {
+                const float *qi = q + (((size_t)b * T + t) * Hq + h) * D;
+                double mx = -INFINITY, sum = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *kt = k + (((size_t)b * T + t2) * Hkv + h / group) * D;
+                    double s = 0;
+                    for (int d = 0; d < D; d++) s += (double)qi[d] * kt[d];
+                    p[t2] = s / sqrt((double)D);
+                    if (p[t2] > mx) mx = p[t2];
+                }
+                for (int t2 = 0; t2 <= t; t2++) sum += exp(p[t2] - mx);
+                lse[((size_t)b * Hq + h) * T + t] = (float)(mx + log(sum));
+                float *o = out + (((size_t)b * T + t) * Hq + h) * D;
+                for (int d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int t2 = 0; t2 <= t; t2++)
+                        acc += exp(p[t2] - mx) / sum *
+                               v[(((size_t)b * T + t2) * Hkv + h / group) * D + d];
+                    o[d] = (float)acc;
+                }
+            }
+    free(p);
+}
+
 static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
     test_rng rng;
     test_rng_seed(&rng, 5 + Hkv);
     attention_ctx c = {.B = B, .T = T, .Hq = Hq, .Hkv = Hkv, .D = D};
     size_t nq = (size_t)B * T * Hq * D, nkv = (size_t)B * T * Hkv * D;
-    size_t np = (size_t)B * Hq * T * T;
+    size_t nl = (size_t)B * Hq * T;
     c.q = randn(&rng, nq, 1.0f), c.k = randn(&rng, nkv, 1.0f), c.v = randn(&rng, nkv, 1.0f);
     c.out = alloc_floats(nq), c.r = randn(&rng, nq, 1.0f);
-    float *probs = alloc_floats(np), *out2 = alloc_floats(nq);
-    for (size_t i = 0; i < np; i++) probs[i] = 7.0f; /* upper triangle must be overwritten */
+    float *lse = alloc_floats(nl), *out2 = alloc_floats(nq);
+    float *out_ref = alloc_floats(nq), *lse_ref = alloc_floats(nl);
 
     const uint64_t pairs = (uint64_t)B * Hq * T * (T + 1) / 2;
     op_counters cnt = {0};
-    attention_forward(c.out, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
+    attention_forward(c.out, lse, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
     CHECK(cnt.attention_flops == 4ull * D * pairs);
     CHECK(cnt.gemm_flops == 0);
     attention_forward(out2, NULL, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, NULL);
     CHECK(memcmp(out2, c.out, nq * sizeof(float)) == 0);
-    int causal = 1, normalised = 1;
-    for (size_t row = 0; row < (size_t)B * Hq * T; row++) {
-        int t = (int)(row % T);
-        double s = 0;
-        for (int t2 = 0; t2 < T; t2++) {
-            float pv = probs[row * T + t2];
-            if (t2 > t) causal &= pv == 0.0f;
-            s += pv;
-        }
-        normalised &= fabs(s - 1.0) < 1e-5;
-    }
-    CHECK(causal);
-    CHECK(normalised);
+    naive_attention(out_ref, lse_ref, c.q, c.k, c.v, B, T, Hq, Hkv, D);
+    double e = test_rel_error(c.out, out_ref, nq);
+    CHECKF(e < 1e-5, "attention out vs oracle: %.3g", e);
+    e = test_rel_error(lse, lse_ref, nl);
+    CHECKF(e < 1e-5, "attention lse vs oracle: %.3g", e);
 
     /* Outputs are overwritten: start from garbage. */
     float *dq = randn(&rng, nq, 1.0f), *dk = randn(&rng, nkv, 1.0f), *dv = randn(&rng, nkv, 1.0f);
     memset(&cnt, 0, sizeof cnt);
-    attention_backward(dq, dk, dv, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
+    attention_backward(dq, dk, dv, c.r, c.out, lse, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
     CHECK(cnt.attention_flops == 8ull * D * pairs);
     check_grad("attention dq", dq, c.q, nq, 1e-2f, attention_loss, &c, 5e-4);
     check_grad("attention dk", dk, c.k, nkv, 1e-2f, attention_loss, &c, 5e-4);
     check_grad("attention dv", dv, c.v, nkv, 1e-2f, attention_loss, &c, 5e-4);
+    /* check_grad leaves c.out as the forward of the unperturbed inputs */
+    attention_forward(c.out, lse, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, NULL);
 
     /* Partial requests compute the same values and count only their products. */
     float *dq2 = randn(&rng, nq, 1.0f), *dv2 = randn(&rng, nkv, 1.0f);
     memset(&cnt, 0, sizeof cnt);
-    attention_backward(dq2, NULL, NULL, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
+    attention_backward(dq2, NULL, NULL, c.r, c.out, lse, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL,
+                       &cnt);
     CHECK(cnt.attention_flops == 4ull * D * pairs); /* dP and dq */
     CHECK(memcmp(dq2, dq, nq * sizeof(float)) == 0);
     memset(&cnt, 0, sizeof cnt);
-    attention_backward(NULL, NULL, dv2, c.r, probs, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, &cnt);
+    attention_backward(NULL, NULL, dv2, c.r, c.out, lse, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL,
+                       &cnt);
     CHECK(cnt.attention_flops == 2ull * D * pairs); /* dv only */
     CHECK(memcmp(dv2, dv, nkv * sizeof(float)) == 0);
 
-    free(c.q), free(c.k), free(c.v), free(c.out), free(c.r), free(probs), free(out2);
+    free(c.q), free(c.k), free(c.v), free(c.out), free(c.r), free(lse), free(out2);
+    free(out_ref), free(lse_ref);
     free(dq), free(dk), free(dv), free(dq2), free(dv2);
 }
 
@@ -410,6 +438,7 @@ static void test_attention(void) {
     test_attention_shape(2, 5, 4, 2, 8); /* grouped-query */
     test_attention_shape(2, 5, 3, 3, 8); /* one kv head per query head */
     test_attention_shape(1, 4, 4, 1, 4); /* multi-query */
+    test_attention_shape(1, 150, 4, 2, 8); /* several key tiles (online softmax rescaling) */
 }
 
 /* ---- swiglu ---- */
@@ -599,7 +628,67 @@ static void test_lm_head_loss_bf16(void) {
     free(h), free(w32), free(wb), free(ws), free(dh_a), free(dh_b), free(dw_a), free(dw_b);
 }
 
+/* The native bf16 GEMM path (gemm_bf16.c): activations rounded to bf16, products accumulated in
+ * fp32. Oracle: the naive loop on the bf16-rounded activations and weights. Shapes cross the
+ * row blocks (forward) and the row x column blocks (backward input) of the scratch. When no bf16
+ * GEMM is available here, the same calls must take the portable path (equal to the fp32 path). */
+static void test_linear_bf16_gemm(void) {
+    unsetenv("BADAM_GEMM");
+    int native = gemm_bf16_available();
+    fprintf(stderr, "  bf16 GEMM: %s\n", native ? "native (oneDNN, AVX512_BF16)" : "portable");
+    test_rng rng;
+    test_rng_seed(&rng, 21);
+    const int in = 24, out = 2 * LINEAR_WEIGHT_TILE_ROWS + 45;
+    const int n = 2 * 2 * LINEAR_WEIGHT_TILE_ROWS + 3; /* > one forward row block */
+    float *x = randn(&rng, (size_t)n * in, 1.0f), *xr = alloc_floats((size_t)n * in);
+    float *w32 = randn(&rng, (size_t)out * in, 0.2f), *b = randn(&rng, out, 1.0f);
+    float *dy = randn(&rng, (size_t)n * out, 1.0f), *dyr = alloc_floats((size_t)n * out);
+    uint16_t *wb = malloc((size_t)out * in * sizeof(uint16_t));
+    uint16_t *tmp = malloc((size_t)n * out * sizeof(uint16_t));
+    badam_convert(wb, BADAM_DTYPE_BF16, w32, BADAM_DTYPE_F32, (size_t)out * in);
+    badam_convert(w32, BADAM_DTYPE_F32, wb, BADAM_DTYPE_BF16, (size_t)out * in);
+    /* convert_f32_to_bf16 rounds as badam_convert does. */
+    convert_f32_to_bf16(tmp, x, (size_t)n * in);
+    badam_convert(xr, BADAM_DTYPE_F32, tmp, BADAM_DTYPE_BF16, (size_t)n * in);
+    for (size_t i = 0; i < (size_t)n * in; i++) CHECK(tmp[i] == badam_f32_to_bf16(x[i]));
+    convert_f32_to_bf16(tmp, dy, (size_t)n * out);
+    badam_convert(dyr, BADAM_DTYPE_F32, tmp, BADAM_DTYPE_BF16, (size_t)n * out);
+    if (!native) memcpy(xr, x, (size_t)n * in * sizeof(float));
+    if (!native) memcpy(dyr, dy, (size_t)n * out * sizeof(float));
+    float *scratch = alloc_floats(linear_scratch_floats(in));
+    float *y = alloc_floats((size_t)n * out), *y_ref = alloc_floats((size_t)n * out);
+    op_counters cnt = {0};
+    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, &cnt);
+    naive_linear(y_ref, xr, w32, b, n, in, out);
+    double err = test_rel_error(y, y_ref, (size_t)n * out);
+    CHECKF(err < 1e-5, "bf16 GEMM forward: rel error %.3g", err);
+    CHECK(cnt.gemm_flops == 2ull * n * in * out);
+
+    float *dx0 = randn(&rng, (size_t)n * in, 1.0f);
+    float *dx = copy_floats(dx0, (size_t)n * in), *dx_ref = alloc_floats((size_t)n * in);
+    linear_backward_input(dx, dy, wb, BADAM_DTYPE_BF16, n, in, out, scratch, &cnt);
+    naive_linear_backward_input(dx_ref, dyr, w32, n, in, out);
+    for (size_t i = 0; i < (size_t)n * in; i++) dx_ref[i] += dx0[i];
+    err = test_rel_error(dx, dx_ref, (size_t)n * in);
+    CHECKF(err < 1e-5, "bf16 GEMM backward_input: rel error %.3g", err);
+    CHECK(cnt.gemm_flops == 4ull * n * in * out);
+
+    /* Forcing the portable path gives the fp32 result on the unrounded activations. */
+    setenv("BADAM_GEMM", "fp32", 1);
+    CHECK(!gemm_bf16_available());
+    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, NULL);
+    naive_linear(y_ref, x, w32, b, n, in, out);
+    err = test_rel_error(y, y_ref, (size_t)n * out);
+    CHECKF(err < 1e-5, "forced portable forward: rel error %.3g", err);
+    free(x), free(xr), free(w32), free(b), free(dy), free(dyr), free(wb), free(tmp), free(scratch);
+    free(y), free(y_ref), free(dx0), free(dx), free(dx_ref);
+}
+
 int main(void) {
+    /* The oracles below compare bf16 storage against fp32 compute exactly: portable path. The
+     * native bf16 GEMM has its own test. */
+    setenv("BADAM_GEMM", "fp32", 1);
+    RUN_TEST(test_linear_bf16_gemm);
     RUN_TEST(test_linear_oracle);
     RUN_TEST(test_linear_grad);
     RUN_TEST(test_embedding);

@@ -29,8 +29,11 @@ SHAPES = {"130m": (2, 256), "1b": (1, 256), "tiny": (2, 64)}  # (batch, seq)
 
 
 def run(cmd, env=None, log=None):
-    """Runs cmd, returns (returncode, stdout, peak RSS bytes, seconds)."""
+    """Runs cmd, returns (returncode, stdout, peak RSS bytes, seconds). Linux keeps a process's
+    peak RSS across exec, so this driver stays small (no torch import here)."""
     t0 = time.time()
+    env = dict(env or os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     out = b""
     while True:
@@ -79,9 +82,7 @@ def ours(badam, model, data, out, method, B, T, steps, active, logdir):
     if method == "lora":
         cmd += ["--lora-rank", "8", "--lora-alpha", "16", "--lora-targets",
                 "q,k,v,o,gate,up,down"]
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
-    rc, text, rss, _ = run(cmd, env, os.path.join(logdir, f"ours-{method}.log"))
+    rc, text, rss, _ = run(cmd, None, os.path.join(logdir, f"ours-{method}.log"))
     if rc != 0:
         print(f"  ours {method}: failed (rc {rc}):\n{text[-2000:]}")
         return None

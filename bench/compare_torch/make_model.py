@@ -9,8 +9,6 @@ import json
 import os
 import struct
 
-import torch
-
 CONFIGS = {
     # ~130M: hidden 768, 12 layers, 12 heads, intermediate 2048, vocab 32000.
     "130m": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
@@ -65,6 +63,8 @@ def main():
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    import torch  # here, so that compare.py can read CONFIGS without loading torch
+
     os.makedirs(a.out, exist_ok=True)
     cfg = dict(CONFIGS[a.size])
     cfg.update(architectures=["LlamaForCausalLM"], model_type="llama",

@@ -192,6 +192,8 @@ def main():
     ap.add_argument("--lora-alpha", type=float, default=16.0)
     ap.add_argument("--lr", type=float, default=1e-5)
     a = ap.parse_args()
+    # torch defaults to the physical core count; use what our side uses (OMP_NUM_THREADS).
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     torch.manual_seed(0)
     if a.method == "gemm-peak":
         bf, f32 = gemm_peak()

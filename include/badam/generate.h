@@ -39,9 +39,9 @@ badam_status llama_decode(const llama_model *m, llama_kv_cache *kv, const int32_
 
 /* ---------------------------------------------------------------- sampling */
 
-/* Greedy when temperature <= 0; else softmax(logits / temperature) restricted to the top_k
+/* Greedy when temperature == 0; else softmax(logits / temperature) restricted to the top_k
  * largest (0: all) and then to the smallest most-likely set whose probability reaches top_p
- * (>= 1: all), the order of Hugging Face's logits warpers. */
+ * (0 or 1: all), the order of Hugging Face's logits warpers. Zeroed options mean greedy. */
 typedef struct sampler_options {
     float temperature;
     int top_k;

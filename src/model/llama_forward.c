@@ -34,7 +34,7 @@ void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer
     llama_lora_forward(m, ws, l, LLAMA_P_V, a->v, a->xn1, a->lora_u[LLAMA_P_V], C, KVD);
     rope_forward(a->q, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
     rope_forward(a->k, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
-    attention_forward(a->attn, a->probs, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv, ws->D,
+    attention_forward(a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv, ws->D,
                       ws->seg_start, oc);
     linear_forward(y, a->attn, weight(m, l, LLAMA_P_O), dt, small(m, ws, l, LLAMA_P_O_BIAS, 1), N,
                    QD, C, scratch, oc);

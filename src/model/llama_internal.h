@@ -15,7 +15,7 @@ typedef struct layer_acts {
     float *q;                          /* [N,QD] after RoPE */
     float *k;                          /* [N,KVD] after RoPE */
     float *v;                          /* [N,KVD] */
-    float *probs;                      /* [B,Hq,T,T] attention probabilities */
+    float *lse;                        /* [B,Hq,T] attention logsumexp (P is recomputed) */
     float *attn;                       /* [N,QD] attention output, o_proj input */
     float *x_mid;                      /* [N,C] residual stream after attention */
     float *rstd2;                      /* [N] */

@@ -19,7 +19,7 @@ static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, i
     w.r = lora_rank, w.adapters = adapters;
     size_t N = w.N;
     const size_t acts[14] = {
-        N,       N * w.C, N * w.QD, N * w.KVD, N * w.KVD, N * w.Hq * w.T, N * w.QD,
+        N,       N * w.C, N * w.QD, N * w.KVD, N * w.KVD, N * w.Hq,       N * w.QD,
         N * w.C, N,       N * w.C,  N * w.I,   N * w.I,   N * w.I,        N * w.r * w.adapters};
     memcpy(w.acts, acts, sizeof acts);
     w.input = N * w.C;
@@ -82,7 +82,7 @@ static int layer_acts_alloc(llama_workspace *ws, const ws_layout *w, layer_acts 
                             badam_mem_category cat) {
     int ok = 1;
     float **fields[14] = {&a->rstd1, &a->xn1,  &a->q,     &a->k,         &a->v,
-                          &a->probs, &a->attn, &a->x_mid, &a->rstd2,     &a->xn2,
+                          &a->lse,   &a->attn, &a->x_mid, &a->rstd2,     &a->xn2,
                           &a->gate,  &a->up,   &a->h,     &a->lora_block};
     for (int i = 0; i < 14; i++) *fields[i] = ws_floats(ws, cat, w->acts[i], &ok);
     return ok;
@@ -101,7 +101,7 @@ static void layer_acts_point_lora(const llama_model *m, const ws_layout *w, laye
 
 static void layer_acts_release(layer_acts *a) {
     float **fields[14] = {&a->rstd1, &a->xn1,  &a->q,     &a->k,         &a->v,
-                          &a->probs, &a->attn, &a->x_mid, &a->rstd2,     &a->xn2,
+                          &a->lse,   &a->attn, &a->x_mid, &a->rstd2,     &a->xn2,
                           &a->gate,  &a->up,   &a->h,     &a->lora_block};
     for (int i = 0; i < 14; i++) {
         badam_free(*fields[i]);

@@ -57,7 +57,9 @@ static void sb_put(strbuf *sb, const char *s, size_t n) {
     sb->data[sb->len] = '\0';
 }
 
-static void sb_puts(strbuf *sb, const char *s) { sb_put(sb, s, strlen(s)); }
+static void sb_puts(strbuf *sb, const char *s) {
+    sb_put(sb, s, strlen(s));
+}
 
 static void sb_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_printf(strbuf *sb, const char *fmt, ...) {
@@ -78,12 +80,23 @@ static void sb_printf(strbuf *sb, const char *fmt, ...) {
 static void sb_html(strbuf *sb, const char *s) {
     for (; *s; s++) {
         switch (*s) {
-        case '<': sb_puts(sb, "&lt;"); break;
-        case '>': sb_puts(sb, "&gt;"); break;
-        case '&': sb_puts(sb, "&amp;"); break;
-        case '"': sb_puts(sb, "&quot;"); break;
-        case '\'': sb_puts(sb, "&#39;"); break;
-        default: sb_put(sb, s, 1);
+        case '<':
+            sb_puts(sb, "&lt;");
+            break;
+        case '>':
+            sb_puts(sb, "&gt;");
+            break;
+        case '&':
+            sb_puts(sb, "&amp;");
+            break;
+        case '"':
+            sb_puts(sb, "&quot;");
+            break;
+        case '\'':
+            sb_puts(sb, "&#39;");
+            break;
+        default:
+            sb_put(sb, s, 1);
         }
     }
 }
@@ -106,14 +119,14 @@ typedef struct report_run {
     char name[256];
     char method[64];
     long steps, last_step;
-    double tokens;      /* trained (target) tokens, summed over steps */
-    double final_loss;  /* NAN when unknown */
-    double final_val;   /* last validation loss, NAN when none */
-    double best_val;    /* lowest validation loss, NAN when none */
-    double elapsed_s;   /* elapsed_s of the last step, NAN when unknown */
-    double mean_tps;    /* mean tokens_per_s over steps, NAN when unknown */
-    double peak_rss;    /* memory.json peak_rss, NAN when unknown */
-    double predicted;   /* memory.json predicted.total, NAN when unknown */
+    double tokens;     /* trained (target) tokens, summed over steps */
+    double final_loss; /* NAN when unknown */
+    double final_val;  /* last validation loss, NAN when none */
+    double best_val;   /* lowest validation loss, NAN when none */
+    double elapsed_s;  /* elapsed_s of the last step, NAN when unknown */
+    double mean_tps;   /* mean tokens_per_s over steps, NAN when unknown */
+    double peak_rss;   /* memory.json peak_rss, NAN when unknown */
+    double predicted;  /* memory.json predicted.total, NAN when unknown */
     double params, trainable;
     int has_memory;
 } report_run;
@@ -138,7 +151,8 @@ static badam_status check_number(const cJSON *obj, const char *field, int requir
             return badam_fail(err, BADAM_E_FORMAT, "%s: missing field '%s'", where, field);
         return BADAM_OK;
     }
-    if (!cJSON_IsNumber(v) && !cJSON_IsNull(v)) return field_type_error(err, where, field, "a number");
+    if (!cJSON_IsNumber(v) && !cJSON_IsNull(v))
+        return field_type_error(err, where, field, "a number");
     return BADAM_OK;
 }
 
@@ -152,8 +166,8 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
     badam_status st = io_read_file(path, &text, &size, err);
     if (st) return st;
 
-    static const char *const step_fields[] = {"step", "loss", "lr", "grad_norm", "tokens_per_s",
-                                              "elapsed_s", "rss"};
+    static const char *const step_fields[] = {"step",         "loss",      "lr", "grad_norm",
+                                              "tokens_per_s", "elapsed_s", "rss"};
     enum { N_STEP_FIELDS = sizeof step_fields / sizeof step_fields[0] };
     cJSON *arrays[N_STEP_FIELDS];
     for (int f = 0; f < N_STEP_FIELDS; f++)
@@ -205,8 +219,8 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
             }
         } else {
             /* A step line. */
-            static const char *const checked[] = {"loss", "lr", "grad_norm", "tokens",
-                                                  "tokens_per_s", "elapsed_s", "rss", "block"};
+            static const char *const checked[] = {
+                "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed_s", "rss", "block"};
             for (size_t c = 0; c < sizeof checked / sizeof checked[0] && !st; c++)
                 st = check_number(obj, checked[c], c == 0, where, err);
             const cJSON *bn = cJSON_GetObjectItemCaseSensitive(obj, "block_name");
@@ -384,6 +398,32 @@ static void write_summary(strbuf *sb, const report_run *runs, int n) {
     sb_puts(sb, "</table>\n");
 }
 
+/* Predicted and measured bytes by category for every run, as numbers (the bars show the shape). */
+static void write_memory_table(strbuf *sb, const report_run *runs, int n) {
+    static const char *const cats[] = {"weights",     "master",    "gradients", "optimizer",
+                                       "activations", "workspace", "total"};
+    sb_puts(sb, "<table class=\"summary\" id=\"memory\">\n<tr><th>MiB</th>");
+    for (int i = 0; i < n; i++) {
+        sb_puts(sb, "<th>");
+        sb_html(sb, runs[i].name);
+        sb_puts(sb, " predicted</th><th>measured</th>");
+    }
+    sb_puts(sb, "</tr>\n");
+    for (size_t c = 0; c < sizeof cats / sizeof cats[0]; c++) {
+        int total = !strcmp(cats[c], "total");
+        sb_printf(sb, "<tr><td>%s</td>", total ? "total (measured: peak RSS)" : cats[c]);
+        for (int i = 0; i < n; i++) {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(runs[i].data, "memory");
+            const cJSON *pred = cJSON_GetObjectItemCaseSensitive(m, "predicted");
+            const cJSON *meas = cJSON_GetObjectItemCaseSensitive(m, "measured_peak");
+            cell_mib(sb, number_field(pred, cats[c]));
+            cell_mib(sb, total ? number_field(m, "peak_rss") : number_field(meas, cats[c]));
+        }
+        sb_puts(sb, "</tr>\n");
+    }
+    sb_puts(sb, "</table>\n");
+}
+
 static void write_page(strbuf *sb, const char *title, const report_run *runs, int n,
                        const char *data_json) {
     sb_puts(sb, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -407,14 +447,16 @@ static void write_page(strbuf *sb, const char *title, const report_run *runs, in
                 "<h2>Summary</h2>\n");
     write_summary(sb, runs, n);
     sb_puts(sb, "<h2>Training</h2>\n<div class=\"grid\">\n");
-    static const char *const charts[] = {"chart-loss-step", "chart-loss-tokens",  "chart-lr",
-                                         "chart-block",     "chart-throughput", "chart-grad-norm"};
+    static const char *const charts[] = {"chart-loss-step", "chart-loss-tokens", "chart-lr",
+                                         "chart-block",     "chart-throughput",  "chart-grad-norm"};
     for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++)
         sb_printf(sb, "<div id=\"%s\"></div>\n", charts[i]);
     sb_puts(sb, "</div>\n<h2>Memory by category: predicted (light) vs measured peak (dark)</h2>\n"
                 "<div class=\"grid\">\n");
     for (int i = 0; i < n; i++) sb_printf(sb, "<div id=\"chart-memory-%d\"></div>\n", i);
-    sb_puts(sb, "</div>\n<script id=\"badam-data\" type=\"application/json\">");
+    sb_puts(sb, "</div>\n");
+    write_memory_table(sb, runs, n);
+    sb_puts(sb, "<script id=\"badam-data\" type=\"application/json\">");
     sb_script_json(sb, data_json);
     sb_puts(sb, "</script>\n<script>\n");
     sb_put(sb, (const char *)uplot_js, uplot_js_len);

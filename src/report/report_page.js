@@ -43,12 +43,22 @@
     div.appendChild(p);
   }
 
-  function markDrawn(div, u, colors) {
-    var r = u.over.getBoundingClientRect();
-    div.setAttribute('data-plot-rect', [Math.round(r.left + window.scrollX),
-      Math.round(r.top + window.scrollY), Math.round(r.width), Math.round(r.height)].join(','));
-    div.setAttribute('data-colors', colors.join(','));
-    document.body.setAttribute('data-charts', String(+(document.body.getAttribute('data-charts') || 0) + 1));
+  /* uPlot hooks that record, after every draw, where the plot area is and which colors it
+   * shows (for the headless-browser test); the first draw counts the chart as drawn. */
+  function drawnHooks(div, colors) {
+    return {
+      draw: [function (u) {
+        var r = u.over.getBoundingClientRect();
+        div.setAttribute('data-plot-rect', [Math.round(r.left + window.scrollX),
+          Math.round(r.top + window.scrollY), Math.round(r.width), Math.round(r.height)].join(','));
+        div.setAttribute('data-colors', colors.join(','));
+        if (!div.hasAttribute('data-drawn')) {
+          div.setAttribute('data-drawn', '1');
+          var n = +(document.body.getAttribute('data-charts') || 0) + 1;
+          document.body.setAttribute('data-charts', String(n));
+        }
+      }]
+    };
   }
 
   /* A line chart of several (x, y) tables overlaid; series[i] = {label, stroke, dash, points,
@@ -70,7 +80,7 @@
     };
     var colors = [];
     series.forEach(function (s) {
-      var o = { label: s.label, stroke: s.stroke, width: 2, spanGaps: true,
+      var o = { label: s.label, stroke: s.stroke, width: 2, spanGaps: false, /* null (a non-finite value) is a gap */
                 points: { show: !!s.points, size: 6, fill: s.stroke } };
       if (s.dash) o.dash = [6, 4];
       if (s.stepped) o.paths = uPlot.paths.stepped({ align: 1 });
@@ -83,8 +93,8 @@
     if (extra && extra.yRange) opts.scales.y = { range: extra.yRange };
     if (extra && extra.integerY) opts.scales.y = { range: function (u, lo, hi) { return [lo - 0.5, hi + 0.5]; } };
     if (extra && extra.axisSize) opts.axes[1].size = extra.axisSize;
-    var u = new uPlot(opts, joined, div);
-    markDrawn(div, u, colors);
+    opts.hooks = drawnHooks(div, colors);
+    new uPlot(opts, joined, div);
   }
 
   /* Predicted vs measured bytes by category for one run, as grouped bars (MiB). */
@@ -106,8 +116,9 @@
       meas.push(q === null || q === undefined ? null : q / MiB);
     });
     var bars = function (align) { return uPlot.paths.bars({ size: [0.38, 60], align: align }); };
-    var u = new uPlot({
+    new uPlot({
       width: SMALL,
+      hooks: drawnHooks(div, [PREDICTED, MEASURED]),
       height: HEIGHT,
       scales: { x: { time: false, range: [-0.6, cats.length - 0.4] }, y: { range: function (u, lo, hi) { return [0, hi * 1.08 || 1]; } } },
       axes: [
@@ -122,7 +133,6 @@
         { label: 'measured', stroke: MEASURED, fill: MEASURED, width: 1, paths: bars(1), points: { show: false } }
       ]
     }, [xs, pred, meas], div);
-    markDrawn(div, u, [PREDICTED, MEASURED]);
   }
 
   function draw() {

@@ -45,9 +45,10 @@ badam_status sampler_create(const sampler_options *o, int vocab_size, sampler **
     *out = NULL;
     if (vocab_size <= 0)
         return badam_fail(err, BADAM_E_INVALID, "sampler: vocabulary size %d", vocab_size);
-    if (!(o->temperature >= 0.0f) || o->top_k < 0 || !(o->top_p > 0.0f))
+    if (!(o->temperature >= 0.0f) || o->top_k < 0 || !(o->top_p >= 0.0f && o->top_p <= 1.0f))
         return badam_fail(err, BADAM_E_INVALID,
-                          "sampler: temperature %g must be >= 0, top_k %d >= 0 and top_p %g > 0",
+                          "sampler: temperature %g must be >= 0, top_k %d >= 0 and top_p %g in "
+                          "[0, 1]",
                           (double)o->temperature, o->top_k, (double)o->top_p);
     sampler *s = calloc(1, sizeof *s);
     if (s) s->cand = malloc((size_t)vocab_size * sizeof *s->cand);
@@ -56,6 +57,7 @@ badam_status sampler_create(const sampler_options *o, int vocab_size, sampler **
         return badam_fail(err, BADAM_E_NOMEM, "sampler: out of memory");
     }
     s->o = *o;
+    if (s->o.top_p == 0.0f) s->o.top_p = 1.0f; /* 0: off, so zeroed options mean greedy */
     s->V = vocab_size;
     s->state = o->seed;
     *out = s;
@@ -212,11 +214,10 @@ badam_status generate_text(const llama_model *m, const badam_tokenizer *tok, lla
     float *logits = malloc((size_t)V * sizeof *logits);
     r->ids = malloc(((size_t)o->max_new_tokens + 1) * sizeof *r->ids);
     sampler *smp = NULL;
-    badam_status st = !logits || !r->ids ? badam_fail(err, BADAM_E_NOMEM, "generate: out of memory")
-                                         : BADAM_OK;
+    badam_status st =
+        !logits || !r->ids ? badam_fail(err, BADAM_E_NOMEM, "generate: out of memory") : BADAM_OK;
     if (!st) st = sampler_create(&o->sampling, V, &smp, err);
-    if (!st)
-        st = llama_decode(m, kv, prompt + common, (int)(n_prompt - common), logits, 0, err);
+    if (!st) st = llama_decode(m, kv, prompt + common, (int)(n_prompt - common), logits, 0, err);
     char *text = NULL;
     size_t text_len = 0, printed = 0;
     r->stop = GENERATE_STOP_MAX_TOKENS;

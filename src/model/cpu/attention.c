@@ -1,4 +1,9 @@
-/* Causal grouped-query attention (ops.h states the math), plain loops per (b, h, t).
+/* Causal grouped-query attention (ops.h states the math), tiled in the flash-attention way: no
+ * [T x T] probabilities are stored. Forward walks the keys of a query row in tiles of
+ * ATTN_KEY_TILE with an online softmax (running max and sum, the partial output rescaled when the
+ * max grows) and keeps the row's logsumexp; backward recomputes each probability from the scores
+ * and the logsumexp, with sum_t2 P dP = dout . out per row. K and V are read per kv head (no
+ * repeated copies); the query heads of a group share them.
  *
  * FLOP count: a query at position t attends to t+1 keys, so one (b, h) pair does
  * T(T+1)/2 (query, key) pairs, and pairs = B * Hq * T(T+1)/2 in all. Each product over the
@@ -6,17 +11,43 @@
  *   forward:  QK^T and PV                         -> attention_flops += 2 * 2D * pairs
  *   backward: dP = dout v^T (only when dq or dk is requested), dq = dS k, dk = dS^T q,
  *             dv = P^T dout (each only when requested) -> attention_flops += (products) * 2D *
- * pairs so a full backward adds 4 * 2D * pairs. Softmax and its backward are not counted.
+ * pairs so a full backward adds 4 * 2D * pairs. The backward's recomputation of the scores and
+ * the softmax are not counted (the counts stay the analytic products of the gradient plan).
  *
- * Row buffers (the scores when probs is NULL in forward, dP in backward) are T floats per thread,
- * allocated once per call. Should that allocation fail the outputs are filled with NaN, so the
- * failure shows up in the loss rather than as a crash. */
+ * No allocation: per-row state lives on the stack (one key tile of scores). */
 #include "model/cpu/ops.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define ATTN_KEY_TILE 64
+
+/* Hot row loops are compiled twice, for AVX-512 (x86-64-v4) and for the baseline, and picked at
+ * load time by the CPU (GCC target_clones): the library stays portable. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ATTN_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
+#define ATTN_CLONES
+#endif
+
+/* exp(x) for x <= 0 (softmax arguments), vectorisable: 2^n * p(r) with n = round(x / ln 2),
+ * r = x - n ln 2 split in two parts (Cody-Waite), p a degree-6 Taylor polynomial (relative error
+ * below 2e-7 on |r| <= ln2/2). Arguments below -87 give 0. */
+static inline float exp_neg(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float n = __builtin_roundf(x * 1.44269504f);
+    float r = x - n * 0.693145752f - n * 1.42860677e-6f;
+    float p =
+        1.0f +
+        r * (1.0f +
+             r * (0.5f + r * (1.66666672e-1f +
+                              r * (4.16666679e-2f + r * (8.33333377e-3f + r * 1.38888889e-3f)))));
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
 
 /* (query, key) pairs attended: sum over rows of (t - seg_start + 1), times Hq. */
 static uint64_t causal_pairs(int B, int T, int Hq, const int32_t *seg_start) {
@@ -26,142 +57,181 @@ static uint64_t causal_pairs(int B, int T, int Hq, const int32_t *seg_start) {
     return pairs * (uint64_t)Hq;
 }
 
-static void fill_nan(float *x, size_t n) {
-    if (!x) return;
-    for (size_t i = 0; i < n; i++) x[i] = NAN;
+/* Hot row loops are compiled twice, for AVX-512 (x86-64-v4) and for the baseline, and picked at
+ * load time by the CPU (GCC target_clones): the library stays portable. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ATTN_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
+#define ATTN_CLONES
+#endif
+
+/* exp(x) for x <= 0 (softmax arguments), vectorisable: 2^n * p(r) with n = round(x / ln 2),
+ * r = x - n ln 2 split in two parts (Cody-Waite), p a degree-6 Taylor polynomial (relative error
+ * below 2e-7 on |r| <= ln2/2). Arguments below -87 give 0. */
+static inline float exp_neg(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float n = __builtin_roundf(x * 1.44269504f);
+    float r = x - n * 0.693145752f - n * 1.42860677e-6f;
+    float p =
+        1.0f +
+        r * (1.0f +
+             r * (0.5f + r * (1.66666672e-1f +
+                              r * (4.16666679e-2f + r * (8.33333377e-3f + r * 1.38888889e-3f)))));
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
 }
 
-/* One query row: p[s0..t] = softmax of the scaled scores against keys s0..t, o = sum p v.
- * kb, vb point at key/value position 0 of the kv head; kv_stride is the distance between
- * consecutive positions. */
-static void attention_row_forward(float *o, float *p, const float *qi, const float *kb,
-                                  const float *vb, int s0, int t, size_t kv_stride, int D,
-                                  float scale) {
-    float max = -INFINITY;
-    for (int t2 = s0; t2 <= t; t2++) {
-        const float *kt = kb + (size_t)t2 * kv_stride;
-        float s = 0.0f;
-        for (int d = 0; d < D; d++) s += qi[d] * kt[d];
-        s *= scale;
-        p[t2] = s;
-        if (s > max) max = s;
-    }
-    double sum = 0.0;
-    for (int t2 = s0; t2 <= t; t2++) {
-        p[t2] = expf(p[t2] - max);
-        sum += p[t2];
-    }
-    float inv = (float)(1.0 / sum);
+/* One query row: o = sum_t2 softmax(scores) v over keys s0..t, online over key tiles; returns
+ * the logsumexp of the scaled scores. kb, vb point at key/value position 0 of the kv head;
+ * kv_stride is the distance between consecutive positions. */
+ATTN_CLONES
+static float attention_row_forward(float *restrict o, const float *restrict qi, const float *kb,
+                                   const float *vb, int s0, int t, size_t kv_stride, int D,
+                                   float scale) {
+    float m = -INFINITY, l = 0.0f, sc[ATTN_KEY_TILE];
     for (int d = 0; d < D; d++) o[d] = 0.0f;
-    for (int t2 = s0; t2 <= t; t2++) {
-        p[t2] *= inv;
-        const float *vt = vb + (size_t)t2 * kv_stride;
-        for (int d = 0; d < D; d++) o[d] += p[t2] * vt[d];
+    for (int c0 = s0; c0 <= t; c0 += ATTN_KEY_TILE) {
+        int n = t + 1 - c0 < ATTN_KEY_TILE ? t + 1 - c0 : ATTN_KEY_TILE;
+        float cmax = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            const float *kt = kb + (size_t)(c0 + j) * kv_stride;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int d = 0; d < D; d++) s += qi[d] * kt[d];
+            s *= scale;
+            sc[j] = s;
+            cmax = s > cmax ? s : cmax;
+        }
+        if (cmax > m) {
+            float alpha = m == -INFINITY ? 0.0f : exp_neg(m - cmax);
+            l *= alpha;
+#pragma omp simd
+            for (int d = 0; d < D; d++) o[d] *= alpha;
+            m = cmax;
+        }
+        float lsum = 0.0f;
+#pragma omp simd reduction(+ : lsum)
+        for (int j = 0; j < n; j++) {
+            sc[j] = exp_neg(sc[j] - m);
+            lsum += sc[j];
+        }
+        l += lsum;
+        for (int j = 0; j < n; j++) {
+            const float *vt = vb + (size_t)(c0 + j) * kv_stride;
+            float pj = sc[j];
+#pragma omp simd
+            for (int d = 0; d < D; d++) o[d] += pj * vt[d];
+        }
     }
+    float inv = 1.0f / l;
+#pragma omp simd
+    for (int d = 0; d < D; d++) o[d] *= inv;
+    return m + logf(l);
 }
 
-void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                        int B, int T, int Hq, int Hkv, int D, const int32_t *seg_start,
                        op_counters *counters) {
     if (B <= 0 || T <= 0 || Hq <= 0) return;
     int group = Hq / Hkv;
     float scale = 1.0f / sqrtf((float)D);
     size_t kv_stride = (size_t)Hkv * D;
-    float *rows = NULL;
-    if (!probs) {
-        rows = malloc((size_t)omp_get_max_threads() * T * sizeof(float));
-        if (!rows) {
-            fill_nan(out, (size_t)B * T * Hq * D);
-            return;
-        }
-    }
     long n_rows = (long)B * Hq * T;
 #pragma omp parallel for schedule(dynamic, 16)
     for (long r = 0; r < n_rows; r++) {
         int t = (int)(r % T), h = (int)(r / T % Hq), b = (int)(r / T / Hq);
         int kvh = h / group;
-        float *p = probs ? probs + (size_t)r * T : rows + (size_t)omp_get_thread_num() * T;
         const float *qi = q + (((size_t)b * T + t) * Hq + h) * D;
         const float *kb = k + (size_t)b * T * kv_stride + (size_t)kvh * D;
         const float *vb = v + (size_t)b * T * kv_stride + (size_t)kvh * D;
         int s0 = seg_start ? seg_start[(size_t)b * T + t] : 0;
-        attention_row_forward(out + (((size_t)b * T + t) * Hq + h) * D, p, qi, kb, vb, s0, t,
-                              kv_stride, D, scale);
-        if (probs) {
-            for (int t2 = 0; t2 < s0; t2++) p[t2] = 0.0f;
-            for (int t2 = t + 1; t2 < T; t2++) p[t2] = 0.0f;
-        }
+        float row_lse = attention_row_forward(out + (((size_t)b * T + t) * Hq + h) * D, qi, kb,
+                                              vb, s0, t, kv_stride, D, scale);
+        if (lse) lse[r] = row_lse;
     }
-    free(rows);
     if (counters)
         counters->attention_flops += 2ull * 2ull * (uint64_t)D * causal_pairs(B, T, Hq, seg_start);
 }
 
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs,
-                        const float *q, const float *k, const float *v, int B, int T, int Hq,
-                        int Hkv, int D, const int32_t *seg_start, op_counters *counters) {
+/* Backward of the query heads sharing kv head kvh of sequence b (see attention_backward); dkb,
+ * dvb point at position 0 of that kv head's gradient rows (zeroed by the caller). */
+ATTN_CLONES
+static void backward_kv_head(float *dq, float *dkb, float *dvb, const float *dout,
+                             const float *out, const float *lse, const float *q, const float *kb,
+                             const float *vb, int b, int kvh, int group, int T, int Hq, int D,
+                             size_t q_stride, size_t kv_stride, const int32_t *seg_start,
+                             float scale) {
+    int need_dp = dq || dkb;
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        for (int t = 0; t < T; t++) {
+            size_t qoff = ((size_t)b * T + t) * q_stride + (size_t)h * D;
+            const float *restrict qi = q + qoff, *restrict doi = dout + qoff;
+            const float *oi = out + qoff;
+            float row_lse = lse[((size_t)b * Hq + h) * T + t];
+            float *restrict dqi = dq ? dq + qoff : NULL;
+            int s0 = seg_start ? seg_start[(size_t)b * T + t] : 0;
+            if (dqi) memset(dqi, 0, (size_t)D * sizeof(float));
+            float di = 0.0f; /* sum_t2 P dP = dout . out */
+            if (need_dp) {
+#pragma omp simd reduction(+ : di)
+                for (int d = 0; d < D; d++) di += doi[d] * oi[d];
+            }
+            for (int t2 = s0; t2 <= t; t2++) {
+                const float *kt = kb + (size_t)t2 * kv_stride;
+                const float *vt = vb + (size_t)t2 * kv_stride;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int d = 0; d < D; d++) s += qi[d] * kt[d];
+                float p = exp_neg(s * scale - row_lse);
+                if (dvb) {
+                    float *restrict dvt = dvb + (size_t)t2 * kv_stride;
+#pragma omp simd
+                    for (int d = 0; d < D; d++) dvt[d] += p * doi[d];
+                }
+                if (!need_dp) continue;
+                float dp = 0.0f;
+#pragma omp simd reduction(+ : dp)
+                for (int d = 0; d < D; d++) dp += doi[d] * vt[d];
+                float ds = p * (dp - di) * scale;
+                if (dqi) {
+#pragma omp simd
+                    for (int d = 0; d < D; d++) dqi[d] += ds * kt[d];
+                }
+                if (dkb) {
+                    float *restrict dkt = dkb + (size_t)t2 * kv_stride;
+#pragma omp simd
+                    for (int d = 0; d < D; d++) dkt[d] += ds * qi[d];
+                }
+            }
+        }
+    }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                        const float *lse, const float *q, const float *k, const float *v, int B,
+                        int T, int Hq, int Hkv, int D, const int32_t *seg_start,
+                        op_counters *counters) {
     if (B <= 0 || T <= 0 || Hq <= 0) return;
     if (!dq && !dk && !dv) return;
     int group = Hq / Hkv;
     float scale = 1.0f / sqrtf((float)D);
     size_t q_stride = (size_t)Hq * D, kv_stride = (size_t)Hkv * D;
     int need_dp = dq || dk;
-    float *rows = need_dp ? malloc((size_t)omp_get_max_threads() * T * sizeof(float)) : NULL;
-    if (need_dp && !rows) {
-        fill_nan(dq, (size_t)B * T * q_stride);
-        fill_nan(dk, (size_t)B * T * kv_stride);
-        fill_nan(dv, (size_t)B * T * kv_stride);
-        return;
-    }
     /* One task per (b, kv head): it owns dk and dv of that head and dq of its query heads. */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int bk = 0; bk < B * Hkv; bk++) {
         int b = bk / Hkv, kvh = bk % Hkv;
-        float *dp = need_dp ? rows + (size_t)omp_get_thread_num() * T : NULL;
         size_t kv_off = (size_t)b * T * kv_stride + (size_t)kvh * D;
-        const float *kb = k + kv_off, *vb = v + kv_off;
         float *dkb = dk ? dk + kv_off : NULL, *dvb = dv ? dv + kv_off : NULL;
         for (int t = 0; t < T; t++) {
             if (dkb) memset(dkb + (size_t)t * kv_stride, 0, (size_t)D * sizeof(float));
             if (dvb) memset(dvb + (size_t)t * kv_stride, 0, (size_t)D * sizeof(float));
         }
-        for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-            for (int t = 0; t < T; t++) {
-                size_t qoff = ((size_t)b * T + t) * q_stride + (size_t)h * D;
-                const float *qi = q + qoff, *doi = dout + qoff;
-                const float *p = probs + (((size_t)b * Hq + h) * T + t) * T;
-                float *dqi = dq ? dq + qoff : NULL;
-                int s0 = seg_start ? seg_start[(size_t)b * T + t] : 0;
-                if (dqi) memset(dqi, 0, (size_t)D * sizeof(float));
-                if (dvb) {
-                    for (int t2 = s0; t2 <= t; t2++) {
-                        float *dvt = dvb + (size_t)t2 * kv_stride;
-                        for (int d = 0; d < D; d++) dvt[d] += p[t2] * doi[d];
-                    }
-                }
-                if (!need_dp) continue;
-                double pdp = 0.0; /* sum_t2 P dP */
-                for (int t2 = s0; t2 <= t; t2++) {
-                    const float *vt = vb + (size_t)t2 * kv_stride;
-                    float s = 0.0f;
-                    for (int d = 0; d < D; d++) s += doi[d] * vt[d];
-                    dp[t2] = s;
-                    pdp += (double)p[t2] * s;
-                }
-                for (int t2 = s0; t2 <= t; t2++) {
-                    float ds = p[t2] * (dp[t2] - (float)pdp) * scale;
-                    const float *kt = kb + (size_t)t2 * kv_stride;
-                    if (dqi)
-                        for (int d = 0; d < D; d++) dqi[d] += ds * kt[d];
-                    if (dkb) {
-                        float *dkt = dkb + (size_t)t2 * kv_stride;
-                        for (int d = 0; d < D; d++) dkt[d] += ds * qi[d];
-                    }
-                }
-            }
-        }
+        backward_kv_head(dq, dkb, dvb, dout, out, lse, q, k + kv_off, v + kv_off, b, kvh, group,
+                         T, Hq, D, q_stride, kv_stride, seg_start, scale);
     }
-    free(rows);
     if (counters) {
         uint64_t products = (uint64_t)need_dp + (dq != NULL) + (dk != NULL) + (dv != NULL);
         counters->attention_flops +=

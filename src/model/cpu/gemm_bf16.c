@@ -60,8 +60,7 @@ void convert_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
     }
 }
 
-void convert_f32_to_bf16_2d(uint16_t *dst, int ldd, const float *src, int lds, int rows,
-                            int cols) {
+void convert_f32_to_bf16_2d(uint16_t *dst, int ldd, const float *src, int lds, int rows, int cols) {
 #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 65536)
     for (int r = 0; r < rows; r++) {
         const float *s = src + (size_t)r * lds;
@@ -109,8 +108,7 @@ int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B
         dnnl_memory_create(&mb, &b_md, g_engine, (void *)Bm) ||
         dnnl_memory_create(&mc, &c_md, g_engine, Cm))
         goto done;
-    dnnl_exec_arg_t args[3] = {
-        {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
     if (dnnl_primitive_execute(prim, g_stream, 3, args)) goto done;
     if (dnnl_stream_wait(g_stream)) goto done;
     rc = 0;

@@ -59,8 +59,7 @@ void linear_forward(float *y, const float *x, const void *w, badam_dtype w_dtype
     if (w_dtype == BADAM_DTYPE_BF16 && in > 0 && gemm_bf16_available()) {
         if (b) {
 #pragma omp parallel for
-            for (int i = 0; i < n; i++)
-                memcpy(y + (size_t)i * out, b, (size_t)out * sizeof(float));
+            for (int i = 0; i < n; i++) memcpy(y + (size_t)i * out, b, (size_t)out * sizeof(float));
         }
         if (!linear_forward_bf16(y, x, (const uint16_t *)w, n, in, out, b != NULL, scratch)) {
             count_gemm(counters, n, in, out);

@@ -43,8 +43,7 @@ int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B
 /* convert_f32_to_bf16: dst[i] = bf16(src[i]), round to nearest even (NaN stays NaN). The _2d form
  * converts a rows x cols block between row strides lds (src) and ldd (dst). */
 void convert_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
-void convert_f32_to_bf16_2d(uint16_t *dst, int ldd, const float *src, int lds, int rows,
-                            int cols);
+void convert_f32_to_bf16_2d(uint16_t *dst, int ldd, const float *src, int lds, int rows, int cols);
 
 /* linear_forward: y[n,out] = x[n,in] @ W[out,in]^T + b[out]   (y overwritten; b may be NULL).
  * W is stored in w_dtype; non-fp32 weights are converted tile by tile into scratch. */
@@ -96,22 +95,27 @@ void rope_backward(float *dx, const int32_t *pos, const float *cos_t, const floa
 
 /* attention_forward: causal grouped-query attention for B sequences of T tokens.
  * q [B,T,Hq,D], k and v [B,T,Hkv,D], out [B,T,Hq,D] (overwritten). Query head h reads kv head
- * h / (Hq/Hkv) (no repeated K/V is materialised). For t2 <= t:
- *   P[b,h,t,t2] = softmax_t2( q[b,t,h,:] . k[b,t2,kvh,:] / sqrt(D) ),  P = 0 for t2 > t
+ * h / (Hq/Hkv) (no repeated K/V is materialised). For t2 <= t, with scores
+ * S[b,h,t,t2] = q[b,t,h,:] . k[b,t2,kvh,:] / sqrt(D):
+ *   P[b,h,t,t2] = softmax_t2(S),  P = 0 for t2 > t
  *   out[b,t,h,:] = sum_t2 P[b,h,t,t2] v[b,t2,kvh,:]
+ *   lse[b,h,t] = log sum_t2 exp(S[b,h,t,t2])   (so P = exp(S - lse))
  * With seg_start (may be NULL: all zeros), query row t of sequence b only sees keys
  * t2 in [seg_start[b*T+t], t] (packed examples do not attend to each other).
- * probs [B,Hq,T,T] receives P (may be NULL when backward will not run). */
-void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+ * lse [B,Hq,T] may be NULL when backward will not run. P is never stored (flash-style tiles). */
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                        int B, int T, int Hq, int Hkv, int D, const int32_t *seg_start,
                        op_counters *counters);
 
-/* attention_backward (dq, dk, dv overwritten; same layouts as q, k, v):
- *   dP = dout . v^T;  dS = P * (dP - sum_t2 P dP);  dq = dS k / sqrt(D);
- *   dk = dS^T q / sqrt(D) (summed over the query heads sharing a kv head);  dv = P^T dout (same) */
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs,
-                        const float *q, const float *k, const float *v, int B, int T, int Hq,
-                        int Hkv, int D, const int32_t *seg_start, op_counters *counters);
+/* attention_backward (dq, dk, dv overwritten; same layouts as q, k, v), from the forward's out
+ * and lse, with P = exp(S - lse) recomputed:
+ *   dP = dout . v^T;  dS = P * (dP - sum_t2 P dP), where sum_t2 P dP = dout . out;
+ *   dq = dS k / sqrt(D);  dk = dS^T q / sqrt(D) (summed over the query heads sharing a kv head);
+ *   dv = P^T dout (same) */
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                        const float *lse, const float *q, const float *k, const float *v, int B,
+                        int T, int Hq, int Hkv, int D, const int32_t *seg_start,
+                        op_counters *counters);
 
 /* swiglu_forward: h = silu(g) * u with silu(g) = g * sigmoid(g)   (h overwritten) */
 void swiglu_forward(float *h, const float *g, const float *u, size_t n);

@@ -1,0 +1,72 @@
+/* Kernel microbenchmark: linear (bf16 weights: native bf16 GEMM or the portable path with
+ * BADAM_GEMM=fp32) and causal attention forward/backward, at the shapes of the compare_torch
+ * configs. Build: see bench/ops/run.sh. Prints GFLOP/s per op (best of a few repeats). */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/cpu/ops.h"
+
+static float *randf(size_t n) {
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    return x;
+}
+
+static void bench_linear(int n, int in, int out) {
+    float *x = randf((size_t)n * in), *y = randf((size_t)n * out), *w32 = randf((size_t)out * in);
+    uint16_t *w = malloc((size_t)out * in * 2);
+    badam_convert(w, BADAM_DTYPE_BF16, w32, BADAM_DTYPE_F32, (size_t)out * in);
+    float *scratch = malloc(linear_scratch_floats(in > out ? in : out) * sizeof(float));
+    float *dx = randf((size_t)n * in);
+    double best_f = 1e9, best_b = 1e9;
+    for (int r = 0; r < 5; r++) {
+        double t0 = omp_get_wtime();
+        linear_forward(y, x, w, BADAM_DTYPE_BF16, NULL, n, in, out, scratch, NULL);
+        double t1 = omp_get_wtime();
+        linear_backward_input(dx, y, w, BADAM_DTYPE_BF16, n, in, out, scratch, NULL);
+        double t2 = omp_get_wtime();
+        if (t1 - t0 < best_f) best_f = t1 - t0;
+        if (t2 - t1 < best_b) best_b = t2 - t1;
+    }
+    double fl = 2.0 * n * in * out;
+    printf(
+        "linear bf16 n=%d in=%d out=%d (%s): forward %.0f GFLOP/s, backward_input %.0f GFLOP/s\n",
+        n, in, out, gemm_bf16_available() ? "native bf16" : "portable fp32", fl / best_f / 1e9,
+        fl / best_b / 1e9);
+    free(x), free(y), free(w32), free(w), free(scratch), free(dx);
+}
+
+static void bench_attention(int B, int T, int Hq, int Hkv, int D) {
+    size_t nq = (size_t)B * T * Hq * D, nk = (size_t)B * T * Hkv * D;
+    float *q = randf(nq), *k = randf(nk), *v = randf(nk), *o = randf(nq), *dout = randf(nq);
+    float *dq = randf(nq), *dk = randf(nk), *dv = randf(nk);
+    float *probs = malloc((size_t)B * Hq * T * T * sizeof(float));
+    double best_f = 1e9, best_b = 1e9;
+    for (int r = 0; r < 5; r++) {
+        double t0 = omp_get_wtime();
+        attention_forward(o, probs, q, k, v, B, T, Hq, Hkv, D, NULL, NULL);
+        double t1 = omp_get_wtime();
+        attention_backward(dq, dk, dv, dout, probs, q, k, v, B, T, Hq, Hkv, D, NULL, NULL);
+        double t2 = omp_get_wtime();
+        if (t1 - t0 < best_f) best_f = t1 - t0;
+        if (t2 - t1 < best_b) best_b = t2 - t1;
+    }
+    double pairs = (double)B * Hq * T * (T + 1) / 2;
+    printf(
+        "attention B=%d T=%d Hq=%d Hkv=%d D=%d: forward %.2f ms (%.1f GFLOP/s), backward %.2f ms "
+        "(%.1f GFLOP/s)\n",
+        B, T, Hq, Hkv, D, best_f * 1e3, 4 * D * pairs / best_f / 1e9, best_b * 1e3,
+        8 * D * pairs / best_b / 1e9);
+    free(q), free(k), free(v), free(o), free(dout), free(dq), free(dk), free(dv), free(probs);
+}
+
+int main(void) {
+    bench_linear(512, 768, 2048);
+    bench_linear(256, 2048, 8192);
+    bench_linear(256, 8192, 2048);
+    bench_attention(2, 256, 12, 12, 64);
+    bench_attention(1, 256, 32, 8, 64);
+    return 0;
+}

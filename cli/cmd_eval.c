@@ -1,0 +1,149 @@
+/* badam eval: loss, perplexity and (optionally) exact-match accuracy of a model on a dataset. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "badam/evaluate.h"
+#include "badam/generate.h"
+#include "cli.h"
+#include "options.h"
+#include "train_options.h"
+
+static const char *USAGE = "badam eval --model DIR --data FILE [--template T] [options]";
+static const char *DESCRIPTION =
+    "Evaluates a Llama-family model on a dataset (Alpaca, ShareGPT or pre-tokenized JSONL): the\n"
+    "mean cross-entropy over the trained tokens (responses and their end token, as in training)\n"
+    "and its perplexity. With --exact-match, also the share of examples whose greedy\n"
+    "continuation of the prompt (everything before the last response, ending with the assistant\n"
+    "header) equals the reference response after trimming whitespace: meaningful where answers\n"
+    "are short. Use the template the model was trained with.";
+
+#define MAX_STOP_IDS 16
+
+typedef struct show_ctx {
+    int left;
+} show_ctx;
+
+static void show_example(void *ctx, size_t index, const char *reference, const char *generated,
+                         int correct) {
+    show_ctx *s = ctx;
+    if (s->left <= 0) return;
+    s->left--;
+    fprintf(stderr, "example %zu: %s\n  reference: %s\n  generated: %s\n", index,
+            correct ? "match" : "no match", reference, generated);
+}
+
+static int print_json(const char *model, const char *data, const eval_result *r, int em) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return 1;
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "data", data);
+    cJSON_AddNumberToObject(o, "examples", (double)r->n_examples);
+    cJSON_AddNumberToObject(o, "tokens", (double)r->n_tokens);
+    cJSON_AddNumberToObject(o, "loss", r->loss);
+    cJSON_AddNumberToObject(o, "perplexity", r->perplexity);
+    if (em) {
+        cJSON *e = cJSON_AddObjectToObject(o, "exact_match");
+        cJSON_AddNumberToObject(e, "count", (double)r->em_count);
+        cJSON_AddNumberToObject(e, "correct", (double)r->em_correct);
+        cJSON_AddNumberToObject(e, "accuracy", r->em_accuracy);
+    } else {
+        cJSON_AddNullToObject(o, "exact_match");
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) return 1;
+    puts(s);
+    cJSON_free(s);
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model = NULL, *data = NULL, *template_name = NULL, *system = NULL;
+    int seq_len = 512, batch_size = 4, json = 0, exact = 0, max_new = 64, show = 0;
+    badam_dtype dtype = BADAM_DTYPE_BF16;
+    data_format format = DATA_FORMAT_AUTO;
+    const cli_option opts[] = {
+        {"model", OPT_STRING, &model, "DIR", "Hugging Face model folder (with tokenizer.json)", 0},
+        {"data", OPT_STRING, &data, "FILE", "evaluation data (Alpaca, ShareGPT, tokenized)", 0},
+        {"template", OPT_STRING, &template_name, "T",
+         "chat template: default (default), alpaca, llama2, llama3, chatml, mistral", 0},
+        {"system", OPT_STRING, &system, "TEXT", "system prompt", 0},
+        {"format", OPT_CUSTOM, &format, "F", "data format: auto, alpaca, sharegpt, tokenized",
+         parse_format},
+        {"seq-len", OPT_INT, &seq_len, "T", "truncate examples to T tokens (512)", 0},
+        {"batch-size", OPT_INT, &batch_size, "B", "sequences per forward pass (4)", 0},
+        {"exact-match", OPT_FLAG, &exact, NULL, "also score greedy generations by exact match", 0},
+        {"max-new-tokens", OPT_INT, &max_new, "N", "exact match: tokens per answer at most (64)",
+         0},
+        {"show", OPT_INT, &show, "N", "exact match: print the first N generations to stderr", 0},
+        {"dtype", OPT_CUSTOM, &dtype, "T", "weights in memory: bf16 (default) or fp32",
+         parse_dtype},
+        {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0},
+        {0},
+    };
+    int rc = cli_parse("badam eval", USAGE, DESCRIPTION, opts, argc, argv);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (!model || !data) {
+        fprintf(stderr, "badam eval: --model and --data are required (see --help)\n");
+        return 2;
+    }
+    if (template_name && !template_known(template_name)) {
+        fprintf(stderr,
+                "badam eval: --template: unknown template '%s' (default, alpaca, llama2, llama3, "
+                "chatml, mistral)\n",
+                template_name);
+        return 2;
+    }
+    if (seq_len < 2 || batch_size < 1 || max_new < 1 || show < 0) {
+        fprintf(stderr, "badam eval: %s\n",
+                seq_len < 2      ? "--seq-len must be >= 2"
+                : batch_size < 1 ? "--batch-size must be >= 1"
+                : max_new < 1    ? "--max-new-tokens must be >= 1"
+                                 : "--show must be >= 0");
+        return 2;
+    }
+    badam_error err = {0};
+    llama_model *m = NULL;
+    badam_tokenizer *tok = NULL;
+    data_set *ds = NULL;
+    data_options dopt = {format, template_name, system, seq_len};
+    int32_t stop_ids[MAX_STOP_IDS];
+    eval_result r;
+    badam_status st = llama_model_load(model, dtype, &m, &err);
+    if (!st) st = tokenizer_load(model, &tok, &err);
+    if (!st) st = data_load(data, tok, &dopt, &ds, &err);
+    if (!st && ds->stats.truncated)
+        fprintf(stderr, "badam eval: note: %zu of %zu examples were truncated to --seq-len %d\n",
+                ds->stats.truncated, ds->n, seq_len);
+    if (!st) {
+        show_ctx sc = {show};
+        eval_options eo = {0};
+        eo.batch_size = batch_size;
+        eo.exact_match = exact;
+        eo.max_new_tokens = max_new;
+        eo.stop_ids = stop_ids;
+        eo.n_stop_ids = generate_stop_ids(m, tok, template_name, stop_ids, MAX_STOP_IDS);
+        eo.on_example = show ? show_example : NULL;
+        eo.on_example_ctx = &sc;
+        st = evaluate(m, tok, ds, &eo, &r, &err);
+    }
+    if (st) {
+        fprintf(stderr, "badam eval: %s\n", err.message);
+        rc = 1;
+    } else if (json) {
+        rc = print_json(model, data, &r, exact);
+    } else {
+        printf("examples: %zu (%zu trained tokens)\n", r.n_examples, r.n_tokens);
+        printf("loss: %.4f   perplexity: %.3f\n", r.loss, r.perplexity);
+        if (exact)
+            printf("exact match: %zu / %zu = %.1f%%\n", r.em_correct, r.em_count,
+                   100.0 * r.em_accuracy);
+    }
+    data_free(ds);
+    tokenizer_free(tok);
+    llama_model_free(m);
+    return rc;
+}

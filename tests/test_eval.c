@@ -1,0 +1,249 @@
+/* Evaluation: the loss equals the mean cross-entropy over trained tokens computed from
+ * llama_forward_logits example by example; exact match on a hand-made dataset whose answers are
+ * the model's own greedy outputs for half the examples (so exactly half match); the demo split
+ * runs with counts that add up; `badam eval` on the command line (--help, bad flags, --json). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "badam/evaluate.h"
+#include "badam/generate.h"
+#include "io/files.h"
+#include "testutil.h"
+
+typedef struct fixture {
+    llama_model *m;
+    badam_tokenizer *tok;
+} fixture;
+
+static int open_tiny(fixture *f) {
+    memset(f, 0, sizeof *f);
+    badam_error err = {0};
+    const char *dir = test_source_path("models/tiny-random-llama");
+    if (llama_model_load(dir, BADAM_DTYPE_F32, &f->m, &err) || tokenizer_load(dir, &f->tok, &err)) {
+        fprintf(stderr, "tiny model: %s\n", err.message);
+        test_failures++;
+        return -1;
+    }
+    return 0;
+}
+
+static void close_tiny(fixture *f) {
+    tokenizer_free(f->tok);
+    llama_model_free(f->m);
+}
+
+static data_set *load(const fixture *f, const char *path, int seq_len, badam_error *err) {
+    data_options o = {DATA_FORMAT_AUTO, "alpaca", NULL, seq_len};
+    data_set *ds = NULL;
+    if (data_load(path, f->tok, &o, &ds, err)) return NULL;
+    return ds;
+}
+
+/* Mean loss over trained tokens from full logits, one example at a time, in double. */
+static double reference_loss(const llama_model *m, const data_set *ds, size_t *n_tokens) {
+    int V = m->cfg.vocab_size;
+    double total = 0.0;
+    *n_tokens = 0;
+    badam_error err = {0};
+    for (size_t i = 0; i < ds->n; i++) {
+        const token_seq *x = &ds->examples[i];
+        int T = (int)x->len;
+        llama_workspace *ws = NULL;
+        float *logits = malloc(sizeof(float) * (size_t)T * V);
+        llama_batch b = {1, T, x->ids, NULL, NULL, NULL};
+        if (llama_workspace_create(m, 1, T, &ws, &err) ||
+            llama_forward_logits(m, ws, &b, logits, &err)) {
+            fprintf(stderr, "reference_loss: %s\n", err.message);
+            test_failures++;
+        } else {
+            for (int t = 0; t + 1 < T; t++) {
+                if (!x->trained[t + 1]) continue;
+                const float *z = logits + (size_t)t * V;
+                double mx = z[0], s = 0.0;
+                for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+                for (int v = 0; v < V; v++) s += exp(z[v] - mx);
+                total += mx + log(s) - z[x->ids[t + 1]];
+                (*n_tokens)++;
+            }
+        }
+        free(logits);
+        llama_workspace_free(ws);
+    }
+    return *n_tokens ? total / (double)*n_tokens : 0.0;
+}
+
+static void test_loss_matches_forward(void) {
+    fixture f;
+    if (open_tiny(&f)) return;
+    badam_error err = {0};
+    data_set *ds = load(&f, test_source_path("data/demo/reverse_val.json"), 96, &err);
+    CHECKF(ds != NULL, "%s", err.message);
+    if (ds) {
+        eval_options o = {0};
+        o.batch_size = 3; /* the last batch is partial */
+        eval_result r;
+        CHECK(!evaluate(f.m, f.tok, ds, &o, &r, &err));
+        size_t n = 0;
+        double want = reference_loss(f.m, ds, &n);
+        CHECKF(r.n_tokens == n && fabs(r.loss - want) < 1e-5 * want,
+               "loss %.8f (%zu tokens), "
+               "reference %.8f (%zu tokens)",
+               r.loss, r.n_tokens, want, n);
+        CHECK(fabs(r.perplexity - exp(r.loss)) < 1e-9 * r.perplexity);
+        CHECK(r.n_examples == ds->n && r.em_count == 0);
+        o.batch_size = 0;
+        CHECK(evaluate(f.m, f.tok, ds, &o, &r, &err) == BADAM_E_INVALID);
+    }
+    data_free(ds);
+    close_tiny(&f);
+}
+
+/* Writes an Alpaca file with the given instructions and outputs (cJSON does the escaping). */
+static int write_alpaca(const char *path, const char *const *instr, char *const *outputs, int n) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "instruction", instr[i]);
+        cJSON_AddStringToObject(o, "input", "");
+        cJSON_AddStringToObject(o, "output", outputs[i]);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *s = cJSON_Print(arr);
+    cJSON_Delete(arr);
+    badam_error err = {0};
+    int rc = s ? (int)io_write_file_atomic(path, s, strlen(s), &err) : -1;
+    cJSON_free(s);
+    return rc;
+}
+
+static void test_exact_match_known_answers(void) {
+    enum { N = 4, MAX_NEW = 3 };
+    fixture f;
+    if (open_tiny(&f)) return;
+    const char *instr[N] = {"abc", "hello there", "xyz", "reverse: cat"};
+    char *outputs[N] = {0};
+    badam_error err = {0};
+    int32_t stops[16];
+    int n_stops = generate_stop_ids(f.m, f.tok, "alpaca", stops, 16);
+    llama_kv_cache *kv = NULL;
+    CHECK_OK(llama_kv_cache_create(f.m, 256, 0, &kv, &err), &err);
+    generate_options go = {0};
+    go.max_new_tokens = MAX_NEW;
+    go.sampling.top_p = 1.0f;
+    go.stop_ids = stops, go.n_stop_ids = n_stops;
+    /* The model's greedy answers: examples 0 and 2 get them as references, 1 and 3 get "zq!". */
+    for (int i = 0; i < N; i++) {
+        chat_turn turn = {CHAT_USER, instr[i]};
+        token_seq seq = {0};
+        generate_result g = {0};
+        CHECK(!template_render("alpaca", f.tok, &turn, 1, NULL, 1, &seq, &err));
+        CHECKF(!generate_text(f.m, f.tok, kv, seq.ids, seq.len, &go, &g, &err), "%s", err.message);
+        CHECKF(g.text && strlen(g.text) == g.text_len, "example %d: output with a NUL byte", i);
+        outputs[i] = strdup(i % 2 == 0 ? (g.text ? g.text : "") : "zq!");
+        if (i % 2) CHECK(!g.text || strcmp(g.text, "zq!") != 0);
+        generate_result_free(&g);
+        token_seq_free(&seq);
+    }
+    llama_kv_cache_free(kv);
+    const char *dir = test_workdir("eval_em");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/known.json", dir);
+    CHECK(write_alpaca(path, instr, outputs, N) == 0);
+    data_set *ds = load(&f, path, 256, &err);
+    CHECKF(ds && ds->n == N, "%s", err.message);
+    if (ds) {
+        eval_options o = {0};
+        o.batch_size = 2, o.exact_match = 1, o.max_new_tokens = MAX_NEW;
+        o.stop_ids = stops, o.n_stop_ids = n_stops;
+        eval_result r;
+        CHECK(!evaluate(f.m, f.tok, ds, &o, &r, &err));
+        CHECKF(r.em_count == N && r.em_correct == 2 && fabs(r.em_accuracy - 0.5) < 1e-12,
+               "exact match %zu / %zu", r.em_correct, r.em_count);
+    }
+    data_free(ds);
+    for (int i = 0; i < N; i++) free(outputs[i]);
+    close_tiny(&f);
+}
+
+static void test_exact_match_demo(void) {
+    fixture f;
+    if (open_tiny(&f)) return;
+    badam_error err = {0};
+    data_set *ds = load(&f, test_source_path("data/demo/reverse_val.json"), 96, &err);
+    if (ds) {
+        int32_t stops[16];
+        eval_options o = {0};
+        o.batch_size = 8, o.exact_match = 1, o.max_new_tokens = 8;
+        o.stop_ids = stops, o.n_stop_ids = generate_stop_ids(f.m, f.tok, "alpaca", stops, 16);
+        eval_result r;
+        CHECK(!evaluate(f.m, f.tok, ds, &o, &r, &err));
+        CHECK(r.em_count == ds->n && r.em_correct <= r.em_count);
+        CHECK(r.em_accuracy >= 0.0 && r.em_accuracy <= 1.0);
+    } else {
+        CHECKF(0, "%s", err.message);
+    }
+    data_free(ds);
+    close_tiny(&f);
+}
+
+static int run_cli(const char *args, char *out, size_t size) {
+    const char *dir = test_workdir("eval_cli");
+    char cmd[8192], path[4200];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s > %s 2>&1", getenv("BADAM_SOURCE_DIR"),
+             getenv("BADAM_CLI"), args, path);
+    int rc = test_system(cmd);
+    char *text = NULL;
+    size_t n = 0;
+    badam_error err = {0};
+    out[0] = '\0';
+    if (!io_read_file(path, &text, &n, &err)) {
+        snprintf(out, size, "%s", text);
+        free(text);
+    }
+    return rc;
+}
+
+static void test_cli(void) {
+    if (!getenv("BADAM_CLI") || !getenv("BADAM_SOURCE_DIR")) {
+        fprintf(stderr, "SKIP test_cli: run through ctest (BADAM_CLI)\n");
+        return;
+    }
+    static char out[1 << 16];
+    CHECK(run_cli("eval --help", out, sizeof out) == 0);
+    CHECK(strstr(out, "--exact-match") && strstr(out, "--json") && strstr(out, "--template"));
+    CHECK(run_cli("eval --model x --data y --bogus", out, sizeof out) == 2);
+    CHECKF(strstr(out, "unknown option '--bogus'") && !strchr(strchr(out, '\n') + 1, '\n'), "%s",
+           out);
+    CHECK(run_cli("eval --model models/tiny-random-llama", out, sizeof out) == 2);
+    CHECK(run_cli("eval --model models/tiny-random-llama --data /nonexistent.json", out,
+                  sizeof out) == 1);
+    CHECK(strstr(out, "/nonexistent.json") != NULL);
+    CHECK(run_cli("eval --model models/tiny-random-llama --data data/demo/reverse_val.json "
+                  "--template alpaca --seq-len 256 --exact-match --max-new-tokens 6 --json",
+                  out, sizeof out) == 0);
+    cJSON *j = cJSON_Parse(out);
+    const cJSON *em = cJSON_GetObjectItem(j, "exact_match");
+    CHECKF(j && cJSON_IsNumber(cJSON_GetObjectItem(j, "loss")) &&
+               cJSON_IsNumber(cJSON_GetObjectItem(j, "perplexity")) &&
+               cJSON_IsNumber(cJSON_GetObjectItem(em, "accuracy")) &&
+               cJSON_GetObjectItem(em, "count")->valueint ==
+                   cJSON_GetObjectItem(j, "examples")->valueint,
+           "%s", out);
+    cJSON_Delete(j);
+    CHECK(run_cli("eval --model models/tiny-random-llama --data data/demo/reverse_val.json "
+                  "--template alpaca",
+                  out, sizeof out) == 0);
+    CHECK(strstr(out, "perplexity") != NULL);
+}
+
+int main(void) {
+    RUN_TEST(test_loss_matches_forward);
+    RUN_TEST(test_exact_match_known_answers);
+    RUN_TEST(test_exact_match_demo);
+    RUN_TEST(test_cli);
+    return test_result();
+}
