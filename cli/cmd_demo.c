@@ -26,6 +26,7 @@ static const char *DESCRIPTION =
 
 #define TEMPLATE "alpaca"
 #define INSTRUCTION "Write the words in capital letters."
+#define SYSTEM "" /* no system text: the prompt stays short for a character-level model */
 
 typedef struct demo_run {
     const char *name;
@@ -47,7 +48,7 @@ static badam_status score(const demo_ctx *d, const char *dir, const char *label,
     data_set *val = NULL;
     badam_status st = llama_model_load(dir, BADAM_DTYPE_BF16, &m, err);
     if (!st) st = tokenizer_load(dir, &tok, err);
-    data_options o = {DATA_FORMAT_ALPACA, TEMPLATE, NULL, 96};
+    data_options o = {DATA_FORMAT_ALPACA, TEMPLATE, SYSTEM, 96};
     if (!st) st = data_load(d->val_path, tok, &o, &val, err);
     int32_t stops[8];
     int n_stops = st ? 0 : generate_stop_ids(m, tok, TEMPLATE, stops, 8);
@@ -63,7 +64,7 @@ static badam_status score(const demo_ctx *d, const char *dir, const char *label,
         snprintf(user, sizeof user, "%s\n%s", INSTRUCTION, words[i]);
         chat_turn turn = {CHAT_USER, user};
         token_seq prompt = {0};
-        st = template_render(TEMPLATE, tok, &turn, 1, NULL, 1, &prompt, err);
+        st = template_render(TEMPLATE, tok, &turn, 1, SYSTEM, 1, &prompt, err);
         generate_options go = {16, {0, 0, 1, 0}, stops, n_stops, NULL, 0, NULL, NULL};
         generate_result gr = {0};
         llama_kv_cache_truncate(kv, 0);
@@ -140,7 +141,8 @@ int cmd_demo(int argc, char **argv) {
         dir_ptrs[i] = dirs[i];
         c.model_dir = d.model_dir, c.data_path = d.train_path, c.val_path = d.val_path;
         c.out_dir = dirs[i], c.method = runs[i].method, c.epochs = runs[i].epochs;
-        c.lr = runs[i].lr, c.template_name = TEMPLATE, c.seq_len = 96, c.batch_size = 8;
+        c.lr = runs[i].lr, c.template_name = TEMPLATE, c.system_prompt = SYSTEM;
+        c.seq_len = 96, c.batch_size = 8;
         c.switch_every = 10, c.eval_every = 10, c.no_checkpoint = 1, c.warmup = 5;
         c.lora_rank = 16, c.lora_alpha = 32;
         c.progress = isatty(STDERR_FILENO);

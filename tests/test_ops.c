@@ -435,9 +435,9 @@ static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
 }
 
 static void test_attention(void) {
-    test_attention_shape(2, 5, 4, 2, 8); /* grouped-query */
-    test_attention_shape(2, 5, 3, 3, 8); /* one kv head per query head */
-    test_attention_shape(1, 4, 4, 1, 4); /* multi-query */
+    test_attention_shape(2, 5, 4, 2, 8);   /* grouped-query */
+    test_attention_shape(2, 5, 3, 3, 8);   /* one kv head per query head */
+    test_attention_shape(1, 4, 4, 1, 4);   /* multi-query */
     test_attention_shape(1, 150, 4, 2, 8); /* several key tiles (online softmax rescaling) */
 }
 

@@ -42,13 +42,13 @@ static void bench_attention(int B, int T, int Hq, int Hkv, int D) {
     size_t nq = (size_t)B * T * Hq * D, nk = (size_t)B * T * Hkv * D;
     float *q = randf(nq), *k = randf(nk), *v = randf(nk), *o = randf(nq), *dout = randf(nq);
     float *dq = randf(nq), *dk = randf(nk), *dv = randf(nk);
-    float *probs = malloc((size_t)B * Hq * T * T * sizeof(float));
+    float *lse = malloc((size_t)B * Hq * T * sizeof(float));
     double best_f = 1e9, best_b = 1e9;
     for (int r = 0; r < 5; r++) {
         double t0 = omp_get_wtime();
-        attention_forward(o, probs, q, k, v, B, T, Hq, Hkv, D, NULL, NULL);
+        attention_forward(o, lse, q, k, v, B, T, Hq, Hkv, D, NULL, NULL);
         double t1 = omp_get_wtime();
-        attention_backward(dq, dk, dv, dout, probs, q, k, v, B, T, Hq, Hkv, D, NULL, NULL);
+        attention_backward(dq, dk, dv, dout, o, lse, q, k, v, B, T, Hq, Hkv, D, NULL, NULL);
         double t2 = omp_get_wtime();
         if (t1 - t0 < best_f) best_f = t1 - t0;
         if (t2 - t1 < best_b) best_b = t2 - t1;
@@ -59,7 +59,7 @@ static void bench_attention(int B, int T, int Hq, int Hkv, int D) {
         "(%.1f GFLOP/s)\n",
         B, T, Hq, Hkv, D, best_f * 1e3, 4 * D * pairs / best_f / 1e9, best_b * 1e3,
         8 * D * pairs / best_b / 1e9);
-    free(q), free(k), free(v), free(o), free(dout), free(dq), free(dk), free(dv), free(probs);
+    free(q), free(k), free(v), free(o), free(dout), free(dq), free(dk), free(dv), free(lse);
 }
 
 int main(void) {

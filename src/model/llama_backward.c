@@ -85,8 +85,8 @@ static void layer_backward(const layer_ctx *c, const float *x) {
     linear_back(c, LLAMA_P_O, LLAMA_P_O_BIAS, dres, a->attn, parts.attn_inner ? dattn : NULL, QD,
                 C);
     if (!parts.attn_inner) return;
-    attention_backward(dq, dk, dv, dattn, a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv,
-                       ws->D, ws->seg_start, &ws->counters);
+    attention_backward(dq, dk, dv, dattn, a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T, ws->Hq,
+                       ws->Hkv, ws->D, ws->seg_start, &ws->counters);
     rope_backward(dq, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
     rope_backward(dk, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
     int need_dxn1 = parts.need_dx || llama_plan_kind_active(c->m, c->plan, c->l, LLAMA_P_ATTN_NORM);

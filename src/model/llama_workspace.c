@@ -19,8 +19,8 @@ static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, i
     w.r = lora_rank, w.adapters = adapters;
     size_t N = w.N;
     const size_t acts[14] = {
-        N,       N * w.C, N * w.QD, N * w.KVD, N * w.KVD, N * w.Hq,       N * w.QD,
-        N * w.C, N,       N * w.C,  N * w.I,   N * w.I,   N * w.I,        N * w.r * w.adapters};
+        N,       N * w.C, N * w.QD, N * w.KVD, N * w.KVD, N * w.Hq, N * w.QD,
+        N * w.C, N,       N * w.C,  N * w.I,   N * w.I,   N * w.I,  N * w.r * w.adapters};
     memcpy(w.acts, acts, sizeof acts);
     w.input = N * w.C;
     size_t wide = max_sz(w.I, w.QD), max_in = max_sz(max_sz(w.C, w.I), w.QD);
@@ -81,9 +81,8 @@ static int adapted(const llama_model *m, int kind) {
 static int layer_acts_alloc(llama_workspace *ws, const ws_layout *w, layer_acts *a,
                             badam_mem_category cat) {
     int ok = 1;
-    float **fields[14] = {&a->rstd1, &a->xn1,  &a->q,     &a->k,         &a->v,
-                          &a->lse,   &a->attn, &a->x_mid, &a->rstd2,     &a->xn2,
-                          &a->gate,  &a->up,   &a->h,     &a->lora_block};
+    float **fields[14] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->lse, &a->attn,
+                          &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h,   &a->lora_block};
     for (int i = 0; i < 14; i++) *fields[i] = ws_floats(ws, cat, w->acts[i], &ok);
     return ok;
 }
@@ -100,9 +99,8 @@ static void layer_acts_point_lora(const llama_model *m, const ws_layout *w, laye
 }
 
 static void layer_acts_release(layer_acts *a) {
-    float **fields[14] = {&a->rstd1, &a->xn1,  &a->q,     &a->k,         &a->v,
-                          &a->lse,   &a->attn, &a->x_mid, &a->rstd2,     &a->xn2,
-                          &a->gate,  &a->up,   &a->h,     &a->lora_block};
+    float **fields[14] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->lse, &a->attn,
+                          &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h,   &a->lora_block};
     for (int i = 0; i < 14; i++) {
         badam_free(*fields[i]);
         *fields[i] = NULL;

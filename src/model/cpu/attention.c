@@ -23,31 +23,8 @@
 
 #define ATTN_KEY_TILE 64
 
-/* Hot row loops are compiled twice, for AVX-512 (x86-64-v4) and for the baseline, and picked at
- * load time by the CPU (GCC target_clones): the library stays portable. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ATTN_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
-#else
-#define ATTN_CLONES
-#endif
-
-/* exp(x) for x <= 0 (softmax arguments), vectorisable: 2^n * p(r) with n = round(x / ln 2),
- * r = x - n ln 2 split in two parts (Cody-Waite), p a degree-6 Taylor polynomial (relative error
- * below 2e-7 on |r| <= ln2/2). Arguments below -87 give 0. */
-static inline float exp_neg(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    float n = __builtin_roundf(x * 1.44269504f);
-    float r = x - n * 0.693145752f - n * 1.42860677e-6f;
-    float p =
-        1.0f +
-        r * (1.0f +
-             r * (0.5f + r * (1.66666672e-1f +
-                              r * (4.16666679e-2f + r * (8.33333377e-3f + r * 1.38888889e-3f)))));
-    int32_t e = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &e, sizeof scale);
-    return p * scale;
-}
+#define ATTN_CLONES OPS_CLONES
+#define exp_neg ops_exp_neg
 
 /* (query, key) pairs attended: sum over rows of (t - seg_start + 1), times Hq. */
 static uint64_t causal_pairs(int B, int T, int Hq, const int32_t *seg_start) {
@@ -55,32 +32,6 @@ static uint64_t causal_pairs(int B, int T, int Hq, const int32_t *seg_start) {
     uint64_t pairs = 0;
     for (long r = 0; r < (long)B * T; r++) pairs += (uint64_t)(r % T - seg_start[r] + 1);
     return pairs * (uint64_t)Hq;
-}
-
-/* Hot row loops are compiled twice, for AVX-512 (x86-64-v4) and for the baseline, and picked at
- * load time by the CPU (GCC target_clones): the library stays portable. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ATTN_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
-#else
-#define ATTN_CLONES
-#endif
-
-/* exp(x) for x <= 0 (softmax arguments), vectorisable: 2^n * p(r) with n = round(x / ln 2),
- * r = x - n ln 2 split in two parts (Cody-Waite), p a degree-6 Taylor polynomial (relative error
- * below 2e-7 on |r| <= ln2/2). Arguments below -87 give 0. */
-static inline float exp_neg(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    float n = __builtin_roundf(x * 1.44269504f);
-    float r = x - n * 0.693145752f - n * 1.42860677e-6f;
-    float p =
-        1.0f +
-        r * (1.0f +
-             r * (0.5f + r * (1.66666672e-1f +
-                              r * (4.16666679e-2f + r * (8.33333377e-3f + r * 1.38888889e-3f)))));
-    int32_t e = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &e, sizeof scale);
-    return p * scale;
 }
 
 /* One query row: o = sum_t2 softmax(scores) v over keys s0..t, online over key tiles; returns
@@ -147,8 +98,8 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
         const float *kb = k + (size_t)b * T * kv_stride + (size_t)kvh * D;
         const float *vb = v + (size_t)b * T * kv_stride + (size_t)kvh * D;
         int s0 = seg_start ? seg_start[(size_t)b * T + t] : 0;
-        float row_lse = attention_row_forward(out + (((size_t)b * T + t) * Hq + h) * D, qi, kb,
-                                              vb, s0, t, kv_stride, D, scale);
+        float row_lse = attention_row_forward(out + (((size_t)b * T + t) * Hq + h) * D, qi, kb, vb,
+                                              s0, t, kv_stride, D, scale);
         if (lse) lse[r] = row_lse;
     }
     if (counters)
@@ -158,11 +109,10 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
 /* Backward of the query heads sharing kv head kvh of sequence b (see attention_backward); dkb,
  * dvb point at position 0 of that kv head's gradient rows (zeroed by the caller). */
 ATTN_CLONES
-static void backward_kv_head(float *dq, float *dkb, float *dvb, const float *dout,
-                             const float *out, const float *lse, const float *q, const float *kb,
-                             const float *vb, int b, int kvh, int group, int T, int Hq, int D,
-                             size_t q_stride, size_t kv_stride, const int32_t *seg_start,
-                             float scale) {
+static void backward_kv_head(float *dq, float *dkb, float *dvb, const float *dout, const float *out,
+                             const float *lse, const float *q, const float *kb, const float *vb,
+                             int b, int kvh, int group, int T, int Hq, int D, size_t q_stride,
+                             size_t kv_stride, const int32_t *seg_start, float scale) {
     int need_dp = dq || dkb;
     for (int h = kvh * group; h < (kvh + 1) * group; h++) {
         for (int t = 0; t < T; t++) {
@@ -229,8 +179,8 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
             if (dkb) memset(dkb + (size_t)t * kv_stride, 0, (size_t)D * sizeof(float));
             if (dvb) memset(dvb + (size_t)t * kv_stride, 0, (size_t)D * sizeof(float));
         }
-        backward_kv_head(dq, dkb, dvb, dout, out, lse, q, k + kv_off, v + kv_off, b, kvh, group,
-                         T, Hq, D, q_stride, kv_stride, seg_start, scale);
+        backward_kv_head(dq, dkb, dvb, dout, out, lse, q, k + kv_off, v + kv_off, b, kvh, group, T,
+                         Hq, D, q_stride, kv_stride, seg_start, scale);
     }
     if (counters) {
         uint64_t products = (uint64_t)need_dp + (dq != NULL) + (dk != NULL) + (dv != NULL);

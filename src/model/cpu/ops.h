@@ -13,6 +13,34 @@
 
 #include "badam/dtype.h"
 
+#include <string.h>
+
+/* Vectorised kernels: hot loops are compiled twice, for AVX-512 (x86-64-v4) and for the baseline,
+ * and picked at load time by the CPU (GCC target_clones): the library stays portable. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OPS_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
+#define OPS_CLONES
+#endif
+
+/* exp(x) for x <= 0 (softmax arguments), vectorisable: 2^n * p(r) with n = round(x / ln 2),
+ * r = x - n ln 2 split in two parts (Cody-Waite), p a degree-6 Taylor polynomial (relative error
+ * below 2e-7 on |r| <= ln2/2). Arguments are clamped at -87 (exp: ~1.6e-38). */
+static inline float ops_exp_neg(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float n = __builtin_roundf(x * 1.44269504f);
+    float r = x - n * 0.693145752f - n * 1.42860677e-6f;
+    float p =
+        1.0f +
+        r * (1.0f +
+             r * (0.5f + r * (1.66666672e-1f +
+                              r * (4.16666679e-2f + r * (8.33333377e-3f + r * 1.38888889e-3f)))));
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
+
 /* Work actually performed, so tests can check that a gradient plan skips what it should.
  * gemm_flops counts 2*m*n*k for every linear-layer GEMM (projections, MLP, LM head);
  * attention_flops counts the QK^T and PV products (and their backward). */
