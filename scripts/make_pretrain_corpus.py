@@ -73,7 +73,7 @@ def echo(rnd):
 
 
 def paragraph(rnd):
-    return " ".join(echo(rnd) if rnd.random() < 0.25 else sentence(rnd)
+    return " ".join(echo(rnd) if rnd.random() < 0.5 else sentence(rnd)
                     for _ in range(rnd.randint(2, 5)))
 
 

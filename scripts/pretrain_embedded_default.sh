@@ -6,17 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/badam-pretrain}
-STEPS=${STEPS:-600}
+STEPS=${STEPS:-2500}
 bash scripts/build.sh >/dev/null
-python3 scripts/make_pretrain_corpus.py --paragraphs 8000
+python3 scripts/make_pretrain_corpus.py --paragraphs 20000
 /usr/bin/python3 scripts/make_embedded_default.py --out "$WORK/init" --no-data --config \
   '{"hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512}'
 ./build/badam train --model "$WORK/init" --data data/demo/pretrain.jsonl --format tokenized \
   --pack --out "$WORK/run" --method adam --max-steps "$STEPS" --seq-len 128 --batch-size 16 \
   --lr 3e-3 --warmup 30 --schedule cosine --min-lr-ratio 0.1 --weight-decay 0.01 \
   --save-every 100 --val-size 64 --eval-every 100 ${RESUME:+--resume}
-mkdir -p models/tiny-llama-base
+DEST=${DEST:-models/tiny-llama-base}
+mkdir -p "$DEST"
 for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do
-  cp "$WORK/run/$f" models/tiny-llama-base/
+  cp "$WORK/run/$f" "$DEST/"
 done
-echo "wrote models/tiny-llama-base"
+echo "wrote $DEST"

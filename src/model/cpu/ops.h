@@ -3,8 +3,17 @@
  * rows (batch * seq). Backward functions ACCUMULATE (+=) into weight gradients and into dx
  * unless the comment says "overwritten". Any gradient output may be NULL to skip it.
  *
- * These are the plain, portable kernels (OpenMP over rows; OpenBLAS sgemm for GEMMs). Faster
- * variants go behind the same signatures; the plain ones stay as test oracles. */
+ * Kernels: OpenMP over rows; hot loops vectorised (omp simd) and compiled twice, for AVX-512 and
+ * the x86-64 baseline, picked at load time (OPS_CLONES). GEMMs: bf16 weights go to oneDNN's bf16
+ * matmul (fp32 accumulation) when the CPU has AVX512_BF16, else, or with BADAM_GEMM=fp32, to
+ * OpenBLAS sgemm on weight tiles converted to fp32 (the portable path the tests also run).
+ * Attention is flash-style (no [T x T] probabilities stored). The plain loops of tests/test_ops.c
+ * are the oracles.
+ *
+ * Thread policy: one OpenMP pool (OMP_NUM_THREADS). Our loops, OpenBLAS (the OpenMP build,
+ * pinned through the RPATH) and oneDNN (Debian's OpenMP build) all run on it, one after the
+ * other: a GEMM is never called inside one of our parallel regions, so nothing oversubscribes
+ * the cores. */
 #ifndef BADAM_MODEL_CPU_OPS_H
 #define BADAM_MODEL_CPU_OPS_H
 

@@ -3,18 +3,35 @@
 
 #include <math.h>
 
+OPS_CLONES
+static float rmsnorm_row(float *yi, const float *xi, const float *w, int C, float eps) {
+    double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+    for (int j = 0; j < C; j++) ss += (double)xi[j] * xi[j];
+    float r = (float)(1.0 / sqrt(ss / C + eps));
+#pragma omp simd
+    for (int j = 0; j < C; j++) yi[j] = xi[j] * r * w[j]; /* safe when y aliases x */
+    return r;
+}
+
 void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int n, int C,
                      float eps) {
 #pragma omp parallel for
     for (int i = 0; i < n; i++) {
-        const float *xi = x + (size_t)i * C;
-        float *yi = y + (size_t)i * C;
-        double ss = 0.0;
-        for (int j = 0; j < C; j++) ss += (double)xi[j] * xi[j];
-        float r = (float)(1.0 / sqrt(ss / C + eps));
-        for (int j = 0; j < C; j++) yi[j] = xi[j] * r * w[j]; /* safe when y aliases x */
+        float r = rmsnorm_row(y + (size_t)i * C, x + (size_t)i * C, w, C, eps);
         if (rstd) rstd[i] = r;
     }
+}
+
+OPS_CLONES
+static void rmsnorm_row_backward(float *dxi, const float *dyi, const float *xi, const float *w,
+                                 float r, int C) {
+    double dot = 0.0; /* sum_j g[j] * xhat[j] */
+#pragma omp simd reduction(+ : dot)
+    for (int j = 0; j < C; j++) dot += (double)dyi[j] * w[j] * (xi[j] * r);
+    float mean = (float)(dot / C);
+#pragma omp simd
+    for (int j = 0; j < C; j++) dxi[j] += r * (dyi[j] * w[j] - xi[j] * r * mean);
 }
 
 /* Columns of dw handled by one thread at a time in the weight-gradient pass. */
@@ -24,15 +41,9 @@ void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, con
                       const float *rstd, int n, int C) {
     if (dx) {
 #pragma omp parallel for
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t)i * C, *dyi = dy + (size_t)i * C;
-            float *dxi = dx + (size_t)i * C;
-            float r = rstd[i];
-            double dot = 0.0; /* sum_j g[j] * xhat[j] */
-            for (int j = 0; j < C; j++) dot += (double)dyi[j] * w[j] * (xi[j] * r);
-            float mean = (float)(dot / C);
-            for (int j = 0; j < C; j++) dxi[j] += r * (dyi[j] * w[j] - xi[j] * r * mean);
-        }
+        for (int i = 0; i < n; i++)
+            rmsnorm_row_backward(dx + (size_t)i * C, dy + (size_t)i * C, x + (size_t)i * C, w,
+                                 rstd[i], C);
     }
     if (dw) {
         /* Each thread owns a block of columns and walks all rows, so no two threads write the
