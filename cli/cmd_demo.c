@@ -126,7 +126,7 @@ int cmd_demo(int argc, char **argv) {
         return 1;
     }
     demo_run runs[3] = {
-        {"badam", METHOD_BADAM, d.quick ? 2 : 4, 5e-3f},
+        {"badam", METHOD_BADAM, d.quick ? 2 : 4, 3e-3f},
         {"lora", METHOD_LORA, d.quick ? 1 : 2, 1e-2f},
         {"adam", METHOD_ADAM, d.quick ? 1 : 2, 3e-3f},
     };
