@@ -18,6 +18,36 @@ void cli_print_help(FILE *out, const char *usage_line, const char *description,
     fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
 }
 
+/* Levenshtein distance between a[0..la) and b, capped at 9. */
+static int edit_distance(const char *a, size_t la, const char *b) {
+    size_t lb = strlen(b);
+    if (la > 40 || lb > 40) return 9;
+    int prev[41], cur[41];
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, sizeof(int) * (lb + 1));
+    }
+    return prev[lb] > 9 ? 9 : prev[lb];
+}
+
+/* The option closest to a misspelt name, or NULL when nothing is close. */
+static const cli_option *closest(const cli_option *opts, const char *name, size_t len) {
+    const cli_option *best = NULL;
+    int best_d = 3;
+    for (const cli_option *o = opts; o->name; o++) {
+        int d = edit_distance(name, len, o->name);
+        if (d < best_d || (!best && strncmp(o->name, name, len) == 0 && len >= 3))
+            best = o, best_d = d;
+    }
+    return best;
+}
+
 static int parse_value(const cli_option *o, const char *v, char *why, size_t n) {
     char *end = NULL;
     errno = 0;
@@ -67,7 +97,13 @@ int cli_parse(const char *command, const char *usage_line, const char *descripti
         const cli_option *o = opts;
         while (o->name && (strlen(o->name) != len || strncmp(o->name, name, len) != 0)) o++;
         if (!o->name) {
-            fprintf(stderr, "%s: unknown option '--%.*s' (see --help)\n", command, (int)len, name);
+            const cli_option *near = closest(opts, name, len);
+            if (near)
+                fprintf(stderr, "%s: unknown option '--%.*s'; did you mean --%s? (see --help)\n",
+                        command, (int)len, name, near->name);
+            else
+                fprintf(stderr, "%s: unknown option '--%.*s' (see --help)\n", command, (int)len,
+                        name);
             return 2;
         }
         if (o->type == OPT_FLAG) {

@@ -29,22 +29,24 @@ BF16 = torch.bfloat16
 
 
 def load_model(folder):
-    """bf16 tensors by name, read one at a time from a memory map (no whole-file copy)."""
+    """bf16 tensors by name, read one at a time into their own memory (no mapping of the whole
+    file stays resident, so peak RSS is the training peak, not the load)."""
     with open(os.path.join(folder, "config.json")) as f:
         cfg = json.load(f)
     path = os.path.join(folder, "model.safetensors")
-    with open(path, "rb") as f:
+    params = {}
+    with open(path, "rb", buffering=0) as f:
         n = int.from_bytes(f.read(8), "little")
         hdr = json.loads(f.read(n))
-    hdr.pop("__metadata__", None)
-    mm = np.memmap(path, dtype=np.uint8, mode="r")
-    params = {}
-    for name, info in hdr.items():
-        assert info["dtype"] == "BF16", name
-        b, e = info["data_offsets"]
-        buf = np.array(mm[8 + n + b:8 + n + e]).view(np.int16)
-        params[name] = torch.from_numpy(buf).view(BF16).reshape(info["shape"])
-    del mm
+        hdr.pop("__metadata__", None)
+        for name, info in sorted(hdr.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+            assert info["dtype"] == "BF16", name
+            b, e = info["data_offsets"]
+            t = torch.empty(info["shape"], dtype=BF16)
+            f.seek(8 + n + b)
+            f.readinto(t.view(torch.int16).numpy().reshape(-1).view(np.uint8))
+            assert e - b == t.numel() * 2, name
+            params[name] = t
     return cfg, params
 
 
