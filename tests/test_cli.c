@@ -9,22 +9,9 @@
 
 static char g_out[2048];
 
-/* Runs `badam ARGS`, capturing stdout+stderr into g_out's file; returns the exit status. */
+/* Runs `badam ARGS` from the source folder, capturing its output; returns the exit status. */
 static int badam(const char *args, char *output, size_t size) {
-    char cmd[8192], path[2100];
-    snprintf(path, sizeof path, "%s/last.txt", g_out);
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s > %s 2>&1", getenv("BADAM_SOURCE_DIR"),
-             getenv("BADAM_CLI"), args, path);
-    int rc = test_system(cmd);
-    char *text = NULL;
-    size_t n = 0;
-    badam_error err = {0};
-    output[0] = '\0';
-    if (!io_read_file(path, &text, &n, &err)) {
-        snprintf(output, size, "%s", text);
-        free(text);
-    }
-    return rc;
+    return test_run_cli(g_out, NULL, args, output, size);
 }
 
 static char buf[1 << 16];

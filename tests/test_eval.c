@@ -190,21 +190,7 @@ static void test_exact_match_demo(void) {
 }
 
 static int run_cli(const char *args, char *out, size_t size) {
-    const char *dir = test_workdir("eval_cli");
-    char cmd[8192], path[4200];
-    snprintf(path, sizeof path, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s > %s 2>&1", getenv("BADAM_SOURCE_DIR"),
-             getenv("BADAM_CLI"), args, path);
-    int rc = test_system(cmd);
-    char *text = NULL;
-    size_t n = 0;
-    badam_error err = {0};
-    out[0] = '\0';
-    if (!io_read_file(path, &text, &n, &err)) {
-        snprintf(out, size, "%s", text);
-        free(text);
-    }
-    return rc;
+    return test_run_cli(test_workdir("eval_cli"), NULL, args, out, size);
 }
 
 static void test_cli(void) {

@@ -398,21 +398,7 @@ static void test_sampling_seeded(void) {
 /* ---------------------------------------------------------------- command line */
 
 static int run_cli(const char *args, const char *input, char *out, size_t size) {
-    const char *dir = test_workdir("generate_cli");
-    char cmd[8192], path[4200];
-    snprintf(path, sizeof path, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s %s > %s 2>&1", getenv("BADAM_SOURCE_DIR"),
-             input ? input : "", getenv("BADAM_CLI"), args, path);
-    int rc = test_system(cmd);
-    char *text = NULL;
-    size_t n = 0;
-    badam_error err = {0};
-    out[0] = '\0';
-    if (!io_read_file(path, &text, &n, &err)) {
-        snprintf(out, size, "%s", text);
-        free(text);
-    }
-    return rc;
+    return test_run_cli(test_workdir("generate_cli"), input, args, out, size);
 }
 
 static void test_cli(void) {

@@ -84,3 +84,19 @@ int test_system(const char *cmd) {
 int test_have_torch(void) {
     return test_system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
 }
+
+int test_run_cli(const char *scratch, const char *input, const char *args, char *out, size_t size) {
+    char path[4200], cmd[16384];
+    snprintf(path, sizeof path, "%s/cli-output.txt", scratch);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s '%s' %s > '%s' 2>&1", getenv("BADAM_SOURCE_DIR"),
+             input ? input : "", getenv("BADAM_CLI"), args, path);
+    int rc = test_system(cmd);
+    out[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        size_t n = fread(out, 1, size - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    return rc;
+}

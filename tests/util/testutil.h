@@ -71,6 +71,11 @@ const char *test_workdir(const char *name);
 const char *test_source_path(const char *rel);
 /* Runs a shell command; returns its exit status (or -1). */
 int test_system(const char *cmd);
+/* Runs `[input] $BADAM_CLI args` from $BADAM_SOURCE_DIR with stdout and stderr captured into a
+ * file of test_workdir-style folder `scratch` (created by the caller), copies the output into
+ * out (size bytes, NUL-terminated) and returns the exit status. input, when not NULL, is a shell
+ * prefix such as "printf 'hi\n' |". */
+int test_run_cli(const char *scratch, const char *input, const char *args, char *out, size_t size);
 /* 1 when /usr/bin/python3 can import torch. */
 int test_have_torch(void);
 
