@@ -36,6 +36,7 @@
  * r = x - n ln 2 split in two parts (Cody-Waite), p a degree-6 Taylor polynomial (relative error
  * below 2e-7 on |r| <= ln2/2). Arguments are clamped at -87 (exp: ~1.6e-38). */
 static inline float ops_exp_neg(float x) {
+    if (x != x) return x; /* NaN stays NaN (and never reaches the integer conversion) */
     x = x < -87.0f ? -87.0f : x;
     float n = __builtin_roundf(x * 1.44269504f);
     float r = x - n * 0.693145752f - n * 1.42860677e-6f;
@@ -44,7 +45,7 @@ static inline float ops_exp_neg(float x) {
         r * (1.0f +
              r * (0.5f + r * (1.66666672e-1f +
                               r * (4.16666679e-2f + r * (8.33333377e-3f + r * 1.38888889e-3f)))));
-    int32_t e = ((int32_t)n + 127) << 23;
+    uint32_t e = (uint32_t)((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &e, sizeof scale);
     return p * scale;
