@@ -6,7 +6,7 @@
 #include "model/cpu/ops.h"
 
 /* Rows of the LM head / cross-entropy processed at a time. */
-#define LLAMA_LOSS_CHUNK 64
+#define LLAMA_LOSS_CHUNK 256
 
 /* Activations of one layer that backward reads (the layer's input is kept separately). */
 typedef struct layer_acts {

@@ -38,7 +38,8 @@
 static inline float ops_exp_neg(float x) {
     if (x != x) return x; /* NaN stays NaN (and never reaches the integer conversion) */
     x = x < -87.0f ? -87.0f : x;
-    float n = __builtin_roundf(x * 1.44269504f);
+    /* round to nearest by the 1.5 * 2^23 trick: no libm call, so the loop vectorises */
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693145752f - n * 1.42860677e-6f;
     float p =
         1.0f +
