@@ -36,6 +36,10 @@ typedef struct st_file {
 badam_status st_open(const char *path, st_file **out, badam_error *err);
 void st_close(st_file *file);
 const st_tensor *st_find(const st_file *file, const char *name);
+/* Tells the kernel a tensor's pages will not be read again soon (they are dropped from memory
+ * and read back from the file if needed), so loading a model does not hold the file and the
+ * converted weights resident at once. */
+void st_tensor_release(const st_tensor *t);
 
 /* A tensor to write. */
 typedef struct st_entry {

@@ -330,3 +330,12 @@ const st_tensor *st_find(const st_file *file, const char *name) {
     if (!file || !name || file->n_tensors == 0) return NULL;
     return bsearch(name, file->tensors, file->n_tensors, sizeof *file->tensors, cmp_key_tensor);
 }
+
+void st_tensor_release(const st_tensor *t) {
+    if (!t || !t->nbytes) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t begin = (uintptr_t)t->data, end = begin + t->nbytes;
+    begin = (begin + page - 1) / page * page; /* whole pages only: neighbours stay */
+    end = end / page * page;
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}

@@ -65,6 +65,7 @@ badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **
                             m->params[i].name, want);
         } else {
             st = load_tensor(&m->params[i], dtype, t, file, err);
+            st_tensor_release(t);
         }
     }
     for (size_t i = 0; st == BADAM_OK && i < set->n_index; i++) {
