@@ -126,7 +126,7 @@ int cmd_demo(int argc, char **argv) {
         return 1;
     }
     demo_run runs[3] = {
-        {"badam", METHOD_BADAM, d.quick ? 1 : 2, 3e-3f},
+        {"badam", METHOD_BADAM, d.quick ? 1 : 3, 3e-3f},
         {"lora", METHOD_LORA, d.quick ? 1 : 2, 1e-2f},
         {"adam", METHOD_ADAM, d.quick ? 1 : 2, 3e-3f},
     };
@@ -143,7 +143,7 @@ int cmd_demo(int argc, char **argv) {
         c.out_dir = dirs[i], c.method = runs[i].method, c.epochs = runs[i].epochs;
         c.lr = runs[i].lr, c.template_name = TEMPLATE, c.system_prompt = SYSTEM;
         c.seq_len = 96, c.batch_size = 8;
-        c.switch_every = 10, c.eval_every = 10, c.no_checkpoint = 1, c.warmup = 5;
+        c.switch_every = 20, c.eval_every = 10, c.no_checkpoint = 1, c.warmup = 5;
         c.lora_rank = 16, c.lora_alpha = 32;
         c.progress = isatty(STDERR_FILENO);
         printf("\nfine-tuning with %s (%d epochs)...\n", runs[i].name, c.epochs);
