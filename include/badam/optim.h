@@ -31,6 +31,11 @@ void adamw_update(float *param, float *m, float *v, const float *grad, size_t n,
 void sgd_update(float *param, const float *grad, size_t n, float lr, float grad_scale,
                 float weight_decay, void *weight, badam_dtype weight_dtype);
 
+/* sgd_update_stored: the same update applied to weights kept only in a 16-bit storage dtype:
+ *   w = round(float(w) * (1 - lr * wd) - lr * grad_scale * grad)   (one pass, no fp32 copy) */
+void sgd_update_stored(void *weight, badam_dtype weight_dtype, const float *grad, size_t n,
+                       float lr, float grad_scale, float weight_decay);
+
 /* sum of squares of n gradient elements, in double. */
 double grad_sum_squares(const float *grad, size_t n);
 

@@ -43,6 +43,19 @@ void sgd_update(float *param, const float *grad, size_t n, float lr, float grad_
     }
 }
 
+void sgd_update_stored(void *weight, badam_dtype weight_dtype, const float *grad, size_t n,
+                       float lr, float grad_scale, float weight_decay) {
+    const float decay = 1.0f - lr * weight_decay, step = lr * grad_scale;
+    const uint16_t *w16 = weight;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float p = weight_dtype == BADAM_DTYPE_BF16  ? badam_bf16_to_f32(w16[i])
+                  : weight_dtype == BADAM_DTYPE_F16 ? badam_f16_to_f32(w16[i])
+                                                    : ((const float *)weight)[i];
+        store(weight, weight_dtype, i, p * decay - step * grad[i]);
+    }
+}
+
 double grad_sum_squares(const float *grad, size_t n) {
     double s = 0.0;
 #pragma omp parallel for reduction(+ : s) schedule(static)

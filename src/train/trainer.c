@@ -53,18 +53,10 @@ static void lomo_grad_ready(void *ctx, int idx) {
     float *g = t->ts.grads[idx];
     t->lomo_sum_squares += grad_sum_squares(g, p->numel) * t->lomo_scale * t->lomo_scale;
     float wd = p->ndim == 2 ? t->cfg->weight_decay : 0.0f;
-    if (m->dtype == BADAM_DTYPE_F32) {
+    if (m->dtype == BADAM_DTYPE_F32)
         sgd_update(p->data, g, p->numel, t->lomo_lr, t->lomo_scale, wd, NULL, m->dtype);
-    } else { /* update in fp32 from the stored value, round back */
-        enum { CHUNK = 4096 };
-        float buf[CHUNK];
-        for (size_t i = 0; i < p->numel; i += CHUNK) {
-            size_t n = p->numel - i < CHUNK ? p->numel - i : CHUNK;
-            char *w = (char *)p->data + i * badam_dtype_size(m->dtype);
-            badam_convert(buf, BADAM_DTYPE_F32, w, m->dtype, n);
-            sgd_update(buf, g + i, n, t->lomo_lr, t->lomo_scale, wd, w, m->dtype);
-        }
-    }
+    else /* update in fp32 from the stored value, round back */
+        sgd_update_stored(p->data, m->dtype, g, p->numel, t->lomo_lr, t->lomo_scale, wd);
     memset(g, 0, sizeof(float) * p->numel);
 }
 
