@@ -13,21 +13,6 @@
 
 /* ---- helpers ---- */
 
-static char *path_in(const char *dir, const char *name) {
-    static char buf[8][4096];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
-
-static int write_raw(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = n ? fwrite(data, 1, n, f) : 0;
-    return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
 /* 1 when the file holds exactly these bytes. */
 static int file_equals(const char *path, const void *data, size_t n) {
     char *got;
@@ -211,18 +196,18 @@ static void test_read_json(void) {
     const char *dir = test_workdir("files_json");
     badam_error err;
     cJSON *j;
-    const char *good = path_in(dir, "good.json");
-    CHECK(write_raw(good, "{\"x\": 3}\n", 9) == 0);
+    const char *good = test_path_in(dir, "good.json");
+    CHECK(test_write_raw(good, "{\"x\": 3}\n", 9) == 0);
     CHECK_OK(io_read_json(good, &j, &err), &err);
     CHECK(cJSON_GetObjectItem(j, "x")->valuedouble == 3.0);
     cJSON_Delete(j);
 
-    const char *bad = path_in(dir, "bad.json");
-    CHECK(write_raw(bad, "{\"x\": 3,}", 9) == 0);
+    const char *bad = test_path_in(dir, "bad.json");
+    CHECK(test_write_raw(bad, "{\"x\": 3,}", 9) == 0);
     CHECK(io_read_json(bad, &j, &err) == BADAM_E_FORMAT);
     CHECKF(contains(err.message, bad), "'%s'", err.message);
 
-    const char *missing = path_in(dir, "missing.json");
+    const char *missing = test_path_in(dir, "missing.json");
     CHECK(io_read_json(missing, &j, &err) == BADAM_E_IO);
     CHECKF(contains(err.message, missing), "'%s'", err.message);
 }
@@ -234,7 +219,7 @@ static void test_read_write(void) {
     badam_error err;
     unsigned char data[10000];
     for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 31 + 7);
-    const char *p = path_in(dir, "blob.bin");
+    const char *p = test_path_in(dir, "blob.bin");
     CHECK_OK(io_write_file_atomic(p, data, sizeof data, &err), &err);
     char *got;
     size_t n;
@@ -255,17 +240,17 @@ static void test_read_write(void) {
 
     CHECK(io_is_file(p) && !io_is_dir(p));
     CHECK(io_is_dir(dir) && !io_is_file(dir));
-    CHECK(!io_is_file(path_in(dir, "nope")) && !io_is_dir(path_in(dir, "nope")));
+    CHECK(!io_is_file(test_path_in(dir, "nope")) && !io_is_dir(test_path_in(dir, "nope")));
 
     /* Reading a missing file or a folder fails with the path in the message. */
-    const char *missing = path_in(dir, "missing");
+    const char *missing = test_path_in(dir, "missing");
     CHECK(io_read_file(missing, &got, &n, &err) == BADAM_E_IO);
     CHECKF(contains(err.message, missing), "'%s'", err.message);
     CHECK(io_read_file(dir, &got, &n, &err) == BADAM_E_IO);
     CHECKF(contains(err.message, dir), "'%s'", err.message);
 
     /* Copy. */
-    const char *src = path_in(dir, "src.bin"), *dst = path_in(dir, "dst.bin");
+    const char *src = test_path_in(dir, "src.bin"), *dst = test_path_in(dir, "dst.bin");
     CHECK_OK(io_write_file_atomic(src, data, sizeof data, &err), &err);
     CHECK_OK(io_copy_file(src, dst, &err), &err);
     CHECK(file_equals(dst, data, sizeof data));
@@ -287,16 +272,16 @@ static void test_atomic_failures(void) {
     char target[4096];
     snprintf(target, sizeof target, "%s/occupied", dir);
     CHECK(mkdir(target, 0777) == 0);
-    CHECK(write_raw(path_in(target, "inside"), "keep", 4) == 0);
+    CHECK(test_write_raw(test_path_in(target, "inside"), "keep", 4) == 0);
     CHECK(io_write_file_atomic(target, "data", 4, &err) == BADAM_E_IO);
     CHECKF(contains(err.message, target), "'%s'", err.message);
-    CHECK(io_is_dir(target) && file_equals(path_in(target, "inside"), "keep", 4));
+    CHECK(io_is_dir(target) && file_equals(test_path_in(target, "inside"), "keep", 4));
     CHECK(count_temporaries(dir) == 0);
 
     /* A full disk, simulated with a file size limit (works as root too): every write is
      * checked, the original stays byte-identical, the temporary is removed. */
-    const char *orig = path_in(dir, "orig.bin");
-    CHECK(write_raw(orig, "original contents", 17) == 0);
+    const char *orig = test_path_in(dir, "orig.bin");
+    CHECK(test_write_raw(orig, "original contents", 17) == 0);
     size_t big = 1 << 20;
     char *data = calloc(big, 1);
     struct rlimit old;
@@ -306,10 +291,10 @@ static void test_atomic_failures(void) {
     small.rlim_cur = 4096;
     CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
     badam_status st = io_write_file_atomic(orig, data, big, &err);
-    const char *src = path_in(dir, "big.bin");
+    const char *src = test_path_in(dir, "big.bin");
     badam_status st_copy = BADAM_OK;
     CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
-    CHECK(write_raw(src, data, big) == 0);
+    CHECK(test_write_raw(src, data, big) == 0);
     CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0);
     st_copy = io_copy_file(src, orig, &err);
     CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
@@ -326,8 +311,8 @@ static void test_atomic_failures(void) {
         char ro[4096];
         snprintf(ro, sizeof ro, "%s/readonly", dir);
         CHECK(mkdir(ro, 0777) == 0);
-        const char *kept = path_in(ro, "kept.json");
-        CHECK(write_raw(kept, "{}", 2) == 0);
+        const char *kept = test_path_in(ro, "kept.json");
+        CHECK(test_write_raw(kept, "{}", 2) == 0);
         CHECK(chmod(ro, 0555) == 0);
         CHECK(io_write_file_atomic(kept, "[1]", 3, &err) == BADAM_E_IO);
         CHECKF(contains(err.message, kept), "'%s'", err.message);
@@ -345,9 +330,9 @@ static void test_make_dir(void) {
     char nested[4096];
     snprintf(nested, sizeof nested, "%s/a/b//c/", dir);
     CHECK_OK(io_make_dir(nested, &err), &err);
-    CHECK(io_is_dir(path_in(dir, "a/b/c")));
+    CHECK(io_is_dir(test_path_in(dir, "a/b/c")));
     CHECK_OK(io_make_dir(nested, &err), &err); /* already there */
-    CHECK(write_raw(path_in(dir, "file"), "x", 1) == 0);
+    CHECK(test_write_raw(test_path_in(dir, "file"), "x", 1) == 0);
     char through[4096];
     snprintf(through, sizeof through, "%s/file/sub", dir);
     CHECK(io_make_dir(through, &err) == BADAM_E_IO);

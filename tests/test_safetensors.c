@@ -15,21 +15,6 @@
 
 /* ---- helpers ---- */
 
-static char *path_in(const char *dir, const char *name) {
-    static char buf[8][4096];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
-
-static int write_raw(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = n ? fwrite(data, 1, n, f) : 0;
-    return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
 /* A safetensors file from a header string, with a given header length field (normally the
  * header's own length) and data_len bytes of data. */
 static int write_st_raw(const char *path, uint64_t len_field, const char *header, size_t data_len) {
@@ -39,7 +24,7 @@ static int write_st_raw(const char *path, uint64_t len_field, const char *header
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(len_field >> (8 * i));
     memcpy(buf + 8, header, hn);
     for (size_t i = 0; i < data_len; i++) buf[8 + hn + i] = (unsigned char)(i * 13 + 1);
-    int rc = write_raw(path, buf, n);
+    int rc = test_write_raw(path, buf, n);
     free(buf);
     return rc;
 }
@@ -154,7 +139,7 @@ static void test_round_trip(void) {
     badam_error err;
     static rt_data r;
     make_rt(&r);
-    const char *path = path_in(dir, "model.safetensors");
+    const char *path = test_path_in(dir, "model.safetensors");
     CHECK_OK(st_write(path, r.entries, N_RT, &err), &err);
 
     st_file *f;
@@ -203,7 +188,7 @@ static void test_round_trip(void) {
         again[i] = (st_entry){t->name, t->dtype, t->ndim, {0}, t->data};
         memcpy(again[i].shape, t->shape, sizeof t->shape);
     }
-    const char *path2 = path_in(dir, "again.safetensors");
+    const char *path2 = test_path_in(dir, "again.safetensors");
     CHECK_OK(st_write(path2, again, N_RT, &err), &err);
     CHECK(files_identical(path, path2));
     /* Overwriting the very file that is mapped works too (new inode, old mapping intact). */
@@ -212,7 +197,7 @@ static void test_round_trip(void) {
     st_close(f);
 
     /* No tensors at all: a header with only metadata and an empty data section. */
-    const char *empty = path_in(dir, "empty.safetensors");
+    const char *empty = test_path_in(dir, "empty.safetensors");
     CHECK_OK(st_write(empty, NULL, 0, &err), &err);
     CHECK_OK(st_open(empty, &f, &err), &err);
     CHECK(f->n_tensors == 0 && st_find(f, "x") == NULL);
@@ -248,7 +233,7 @@ static void test_valid_variants(void) {
         {"{\"\\u00e9\\n\":{\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[0,4]}}", 4, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *p = path_in(dir, "v.safetensors");
+        const char *p = test_path_in(dir, "v.safetensors");
         CHECK(write_st(p, cases[i].header, cases[i].data) == 0);
         badam_status st = st_open(p, &f, &err);
         CHECKF(st == BADAM_OK, "valid case %zu rejected: %s", i, err.message);
@@ -257,7 +242,7 @@ static void test_valid_variants(void) {
         st_close(f);
     }
     /* Names decoded from escapes are found by their decoded spelling. */
-    CHECK_OK(st_open(path_in(dir, "v.safetensors"), &f, &err), &err);
+    CHECK_OK(st_open(test_path_in(dir, "v.safetensors"), &f, &err), &err);
     const st_tensor *t = st_find(f, "\xC3\xA9\n");
     CHECK(t && t->numel == 1 && t->nbytes == 4 && t->ndim == 1);
     st_close(f);
@@ -397,7 +382,7 @@ static void test_hostile_headers(void) {
         const bad_case *c = &bad_cases[i];
         char name[64];
         snprintf(name, sizeof name, "case%02zu.safetensors", i);
-        const char *p = path_in(dir, name);
+        const char *p = test_path_in(dir, name);
         CHECK(write_st(p, c->header, c->data) == 0);
         expect_open_fails(p, c->expect, c->mention, c->label);
     }
@@ -405,43 +390,43 @@ static void test_hostile_headers(void) {
 
 static void test_hostile_lengths(void) {
     const char *dir = test_workdir("st_lengths");
-    const char *p = path_in(dir, "empty.safetensors");
-    CHECK(write_raw(p, "", 0) == 0);
+    const char *p = test_path_in(dir, "empty.safetensors");
+    CHECK(test_write_raw(p, "", 0) == 0);
     expect_open_fails(p, BADAM_E_FORMAT, NULL, "empty file");
 
-    p = path_in(dir, "five.safetensors");
-    CHECK(write_raw(p, "\x02\0\0\0\0", 5) == 0);
+    p = test_path_in(dir, "five.safetensors");
+    CHECK(test_write_raw(p, "\x02\0\0\0\0", 5) == 0);
     expect_open_fails(p, BADAM_E_FORMAT, NULL, "5-byte file");
 
-    p = path_in(dir, "huge.safetensors");
+    p = test_path_in(dir, "huge.safetensors");
     CHECK(write_st_raw(p, 1ull << 63, "{}", 0) == 0);
     expect_open_fails(p, BADAM_E_FORMAT, NULL, "header length 2^63");
 
-    p = path_in(dir, "all_ones.safetensors");
+    p = test_path_in(dir, "all_ones.safetensors");
     CHECK(write_st_raw(p, UINT64_MAX, "{}", 0) == 0);
     expect_open_fails(p, BADAM_E_FORMAT, NULL, "header length 2^64-1");
 
-    p = path_in(dir, "beyond.safetensors");
+    p = test_path_in(dir, "beyond.safetensors");
     CHECK(write_st_raw(p, 100, "{\"__metadata__\":{}}", 10) == 0);
     expect_open_fails(p, BADAM_E_FORMAT, "100", "header length > file");
 
-    p = path_in(dir, "one_over.safetensors");
+    p = test_path_in(dir, "one_over.safetensors");
     CHECK(write_st_raw(p, 3, "{}", 0) == 0);
     expect_open_fails(p, BADAM_E_FORMAT, NULL, "header length one past the end");
 
-    p = path_in(dir, "zero.safetensors");
+    p = test_path_in(dir, "zero.safetensors");
     CHECK(write_st_raw(p, 0, "{}", 0) == 0);
     expect_open_fails(p, BADAM_E_FORMAT, NULL, "header length 0");
 
     /* A header length above the limit inside a (sparse) file that is large enough. */
-    p = path_in(dir, "limit.safetensors");
+    p = test_path_in(dir, "limit.safetensors");
     CHECK(write_st_raw(p, (uint64_t)ST_MAX_HEADER_BYTES + 1, "{}", 0) == 0);
     CHECK(truncate(p, (off_t)ST_MAX_HEADER_BYTES + 64) == 0);
     expect_open_fails(p, BADAM_E_FORMAT, "104857601", "header over the limit");
     unlink(p);
 
     /* Deep nesting must not exhaust the stack. */
-    p = path_in(dir, "deep.safetensors");
+    p = test_path_in(dir, "deep.safetensors");
     size_t depth = 100000;
     char *deep = malloc(2 * depth + 64);
     size_t k = (size_t)sprintf(deep, "{\"__metadata__\":");
@@ -453,7 +438,7 @@ static void test_hostile_lengths(void) {
     free(deep);
     expect_open_fails(p, BADAM_E_FORMAT, NULL, "deep nesting");
 
-    p = path_in(dir, "missing.safetensors");
+    p = test_path_in(dir, "missing.safetensors");
     expect_open_fails(p, BADAM_E_IO, NULL, "missing file");
     expect_open_fails(dir, BADAM_E_IO, NULL, "a folder");
 }
@@ -465,7 +450,7 @@ static void test_mutations(void) {
     badam_error err;
     static rt_data r;
     make_rt(&r);
-    const char *good = path_in(dir, "good.safetensors");
+    const char *good = test_path_in(dir, "good.safetensors");
     CHECK_OK(st_write(good, r.entries, N_RT, &err), &err);
     size_t n;
     unsigned char *orig = (unsigned char *)slurp(good, &n);
@@ -473,7 +458,7 @@ static void test_mutations(void) {
     static const char tokens[] = "{}[],:\"0123456789-.eE \\u";
     test_rng rng;
     test_rng_seed(&rng, 1234);
-    const char *p = path_in(dir, "mutant.safetensors");
+    const char *p = test_path_in(dir, "mutant.safetensors");
     int accepted = 0, rejected = 0;
     for (int it = 0; it < 3000; it++) {
         memcpy(buf, orig, n);
@@ -491,7 +476,7 @@ static void test_mutations(void) {
             else if (at < 8)
                 buf[at] ^= (unsigned char)(1u << (test_rng_u32(&rng) % 8));
         }
-        CHECK(write_raw(p, buf, len) == 0);
+        CHECK(test_write_raw(p, buf, len) == 0);
         st_file *f;
         badam_status st = st_open(p, &f, &err);
         if (st == BADAM_OK) {
@@ -522,7 +507,7 @@ static void test_write_rejects(void) {
     const char *dir = test_workdir("st_write_rejects");
     badam_error err;
     float x[4] = {1, 2, 3, 4};
-    const char *path = path_in(dir, "model.safetensors");
+    const char *path = test_path_in(dir, "model.safetensors");
     st_entry good[2] = {{"a", BADAM_DTYPE_F32, 1, {4}, x}, {"b", BADAM_DTYPE_F32, 1, {2}, x}};
     CHECK_OK(st_write(path, good, 2, &err), &err);
     size_t n0;
@@ -612,10 +597,10 @@ static void test_write_full_disk(void) {
     size_t big_n = 1 << 18;
     float *big = calloc(big_n, sizeof *big);
     float small[3] = {1, 2, 3};
-    const char *path = path_in(dir, "model.safetensors");
+    const char *path = test_path_in(dir, "model.safetensors");
     st_entry old_entries[1] = {{"w", BADAM_DTYPE_F32, 1, {3}, small}};
     CHECK_OK(st_write(path, old_entries, 1, &err), &err);
-    const char *copy = path_in(dir, "copy");
+    const char *copy = test_path_in(dir, "copy");
     CHECK_OK(io_copy_file(path, copy, &err), &err);
 
     st_entry new_entries[2] = {{"w", BADAM_DTYPE_F32, 1, {3}, small},
@@ -644,7 +629,7 @@ static void test_write_full_disk(void) {
     CHECKF(st == BADAM_E_IO, "status %s", badam_status_name(st));
     CHECK(count_matching(mdir, "-of-") == 0);
     CHECK(count_matching(mdir, ".tmp.") == 0);
-    CHECK(!io_is_file(path_in(mdir, "model.safetensors.index.json")));
+    CHECK(!io_is_file(test_path_in(mdir, "model.safetensors.index.json")));
     st_set *set;
     CHECK_OK(st_set_open_dir(mdir, &set, &err), &err);
     CHECK(set->n_index == 1);
@@ -690,18 +675,18 @@ static void test_sharded(void) {
             names[i], i % 3 == 0 ? BADAM_DTYPE_F32 : BADAM_DTYPE_BF16, 2, {4, 16}, data[i]};
         if (e[i].dtype != BADAM_DTYPE_F32) e[i].shape[1] = 32; /* same 256 bytes */
     }
-    CHECK(write_raw(path_in(dir, "notes.txt"), "keep me", 7) == 0);
+    CHECK(test_write_raw(test_path_in(dir, "notes.txt"), "keep me", 7) == 0);
 
     /* 256 bytes per tensor, at most 700 per shard: 2 tensors each, 5 shards. */
     CHECK_OK(st_write_dir(dir, e, N_SH, 700, &err), &err);
     for (int s = 1; s <= 5; s++) {
         char name[64];
         snprintf(name, sizeof name, "model-%05d-of-00005.safetensors", s);
-        CHECKF(io_is_file(path_in(dir, name)), "%s missing", name);
+        CHECKF(io_is_file(test_path_in(dir, name)), "%s missing", name);
     }
-    CHECK(!io_is_file(path_in(dir, "model.safetensors")));
+    CHECK(!io_is_file(test_path_in(dir, "model.safetensors")));
     cJSON *index;
-    CHECK_OK(io_read_json(path_in(dir, "model.safetensors.index.json"), &index, &err), &err);
+    CHECK_OK(io_read_json(test_path_in(dir, "model.safetensors.index.json"), &index, &err), &err);
     const cJSON *meta = cJSON_GetObjectItem(index, "metadata");
     CHECK(meta && cJSON_GetObjectItem(meta, "total_size")->valuedouble == N_SH * 256.0);
     const cJSON *map = cJSON_GetObjectItem(index, "weight_map");
@@ -715,8 +700,8 @@ static void test_sharded(void) {
 
     /* Re-saved as one file: the shards and the index go. */
     CHECK_OK(st_write_dir(dir, e, N_SH, 0, &err), &err);
-    CHECK(io_is_file(path_in(dir, "model.safetensors")));
-    CHECK(!io_is_file(path_in(dir, "model.safetensors.index.json")));
+    CHECK(io_is_file(test_path_in(dir, "model.safetensors")));
+    CHECK(!io_is_file(test_path_in(dir, "model.safetensors.index.json")));
     CHECK(count_matching(dir, "-of-") == 0);
     check_set(dir, e, N_SH, 1);
 
@@ -726,7 +711,7 @@ static void test_sharded(void) {
 
     /* Sharded again (3 shards), then with another count (4): only the latest shards remain. */
     CHECK_OK(st_write_dir(dir, e, N_SH, 1024, &err), &err);
-    CHECK(!io_is_file(path_in(dir, "model.safetensors")));
+    CHECK(!io_is_file(test_path_in(dir, "model.safetensors")));
     CHECK(count_matching(dir, "-of-00003.safetensors") == 3);
     check_set(dir, e, N_SH, 3);
     CHECK_OK(st_write_dir(dir, e, N_SH, 768, &err), &err);
@@ -734,7 +719,7 @@ static void test_sharded(void) {
     CHECK(count_matching(dir, "-of-00004.safetensors") == 4);
     check_set(dir, e, N_SH, 4);
     CHECK(count_matching(dir, ".tmp.") == 0);
-    CHECK(io_is_file(path_in(dir, "notes.txt")));
+    CHECK(io_is_file(test_path_in(dir, "notes.txt")));
 
     /* A tensor larger than the limit gets a shard of its own; zero-byte tensors do not start
      * a new shard. */
@@ -794,8 +779,8 @@ static void test_hostile_index(void) {
 
     expect_set_fails(dir, BADAM_E_IO, dir, "model.safetensors", "empty folder");
 
-    CHECK_OK(st_write(path_in(dir, "s1.safetensors"), s1, 2, &err), &err);
-    CHECK_OK(st_write(path_in(dir, "s2.safetensors"), s2, 1, &err), &err);
+    CHECK_OK(st_write(test_path_in(dir, "s1.safetensors"), s1, 2, &err), &err);
+    CHECK_OK(st_write(test_path_in(dir, "s2.safetensors"), s2, 1, &err), &err);
 
     struct {
         const char *label;
@@ -835,7 +820,7 @@ static void test_hostile_index(void) {
          BADAM_E_FORMAT, "t.a", index},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK(write_raw(index, cases[i].json, strlen(cases[i].json)) == 0);
+        CHECK(test_write_raw(index, cases[i].json, strlen(cases[i].json)) == 0);
         expect_set_fails(dir, cases[i].expect, cases[i].m1, cases[i].m2, cases[i].label);
     }
 
@@ -843,26 +828,26 @@ static void test_hostile_index(void) {
     const char *good = "{\"metadata\": {\"total_size\": 16}, \"weight_map\": {\"t.a\": "
                        "\"s1.safetensors\", \"t.b\": \"s1.safetensors\", \"t.c\": "
                        "\"s2.safetensors\"}}";
-    CHECK(write_raw(index, good, strlen(good)) == 0);
+    CHECK(test_write_raw(index, good, strlen(good)) == 0);
     st_entry all[3] = {s1[0], s1[1], s2[0]};
     check_set(dir, all, 3, 2);
 
     /* A broken shard is reported with its own path. */
-    CHECK(write_st(path_in(dir, "s2.safetensors"), "{\"t.c\":" T_("\"I64\"", "[1]", "[0,8]") "}",
-                   8) == 0);
+    CHECK(write_st(test_path_in(dir, "s2.safetensors"),
+                   "{\"t.c\":" T_("\"I64\"", "[1]", "[0,8]") "}", 8) == 0);
     expect_set_fails(dir, BADAM_E_UNSUPPORTED, "s2.safetensors", "t.c", "broken shard");
 
     /* Two shards holding the same tensor (one name in the index cannot cover both). */
     st_entry two[2] = {s1[0], s2[0]};
-    CHECK_OK(st_write(path_in(dir, "s2.safetensors"), two, 2, &err), &err);
-    CHECK(write_raw(index, good, strlen(good)) == 0);
+    CHECK_OK(st_write(test_path_in(dir, "s2.safetensors"), two, 2, &err), &err);
+    CHECK(test_write_raw(index, good, strlen(good)) == 0);
     expect_set_fails(dir, BADAM_E_FORMAT, "t.a", "s2.safetensors", "tensor in two shards");
 
     /* The single-file layout with a broken file. */
     char single[4096];
     snprintf(single, sizeof single, "%s/single", root);
     CHECK(io_make_dir(single, &err) == BADAM_OK);
-    CHECK(write_raw(path_in(single, "model.safetensors"), "\x01\0\0", 3) == 0);
+    CHECK(test_write_raw(test_path_in(single, "model.safetensors"), "\x01\0\0", 3) == 0);
     expect_set_fails(single, BADAM_E_FORMAT, "model.safetensors", NULL, "broken single file");
 }
 

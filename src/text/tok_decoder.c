@@ -22,10 +22,8 @@
 badam_status tok_decoder_parse(const cJSON *j, const char *file, const char *path,
                                tok_decoder **out, badam_error *err) {
     *out = NULL;
-    if (!cJSON_IsObject(j))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: %s: expected an object", file, path);
     const char *type = NULL;
-    badam_status st = tok_json_str(j, "type", 1, &type, file, path, err);
+    badam_status st = tok_json_component_type(j, &type, file, path, err);
     if (st) return st;
     tok_decoder *d = calloc(1, sizeof *d);
     if (!d) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");

@@ -397,6 +397,9 @@ badam_status tok_json_bool(const cJSON *obj, const char *field, int *out, const 
                            const char *path, badam_error *err);
 badam_status tok_json_int(const cJSON *obj, const char *field, int *out, const char *file,
                           const char *path, badam_error *err);
+/* A tokenizer.json component: checks j is an object and reads its required "type". */
+badam_status tok_json_component_type(const cJSON *j, const char **type, const char *file,
+                                     const char *path, badam_error *err);
 /* A string holding exactly one character (Metaspace replacement, Strip content, ...). */
 badam_status tok_json_char(const cJSON *obj, const char *field, uint32_t *cp, const char *file,
                            const char *path, badam_error *err);

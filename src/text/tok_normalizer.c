@@ -26,10 +26,8 @@ static badam_status unsupported(const char *file, const char *path, const char *
 badam_status tok_normalizer_parse(const cJSON *j, const char *file, const char *path,
                                   tok_normalizer **out, badam_error *err) {
     *out = NULL;
-    if (!cJSON_IsObject(j))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: %s: expected an object", file, path);
     const char *type = NULL;
-    badam_status st = tok_json_str(j, "type", 1, &type, file, path, err);
+    badam_status st = tok_json_component_type(j, &type, file, path, err);
     if (st) return st;
     tok_normalizer *nm = calloc(1, sizeof *nm);
     if (!nm) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");

@@ -488,3 +488,11 @@ badam_status tok_json_char(const cJSON *obj, const char *field, uint32_t *cp, co
                           path, field);
     return BADAM_OK;
 }
+
+badam_status tok_json_component_type(const cJSON *j, const char **type, const char *file,
+                                     const char *path, badam_error *err) {
+    if (!cJSON_IsObject(j))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: %s: expected an object", file, path);
+    *type = NULL;
+    return tok_json_str(j, "type", 1, type, file, path, err);
+}

@@ -132,10 +132,8 @@ static badam_status parse_template(tok_post *p, const cJSON *j, const char *file
 static badam_status post_parse(const cJSON *j, const char *file, const char *path, tok_post **out,
                                badam_error *err) {
     *out = NULL;
-    if (!cJSON_IsObject(j))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: %s: expected an object", file, path);
     const char *type = NULL;
-    badam_status st = tok_json_str(j, "type", 1, &type, file, path, err);
+    badam_status st = tok_json_component_type(j, &type, file, path, err);
     if (st) return st;
     tok_post *p = calloc(1, sizeof *p);
     if (!p) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");

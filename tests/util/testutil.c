@@ -100,3 +100,18 @@ int test_run_cli(const char *scratch, const char *input, const char *args, char 
     }
     return rc;
 }
+
+char *test_path_in(const char *dir, const char *name) {
+    static char buf[8][4096];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+int test_write_raw(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = n ? fwrite(data, 1, n, f) : 0;
+    return (fclose(f) == 0 && w == n) ? 0 : -1;
+}

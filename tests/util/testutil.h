@@ -69,6 +69,10 @@ double test_max_abs(const float *x, size_t n);
 const char *test_workdir(const char *name);
 /* Path of a file in the source tree ($BADAM_SOURCE_DIR/rel); NULL when unknown. */
 const char *test_source_path(const char *rel);
+/* dir + "/" + name in one of 8 rotating static buffers (several may be live at once). */
+char *test_path_in(const char *dir, const char *name);
+/* Writes n raw bytes to path; 0 on success. */
+int test_write_raw(const char *path, const void *data, size_t n);
 /* Runs a shell command; returns its exit status (or -1). */
 int test_system(const char *cmd);
 /* Runs `[input] $BADAM_CLI args` from $BADAM_SOURCE_DIR with stdout and stderr captured into a
