@@ -62,14 +62,36 @@ def sentence(rnd):
     return s
 
 
+KNOWN = set(NOUNS + ADJS + VERBS + INTRANS + ADVS)
+ECHO_FORMS = ("The word{s} {w} in capitals: {W}.", "{w}, written in capital letters: {W}.",
+              "Say {w} loudly: {W}!", "Capitals of {w}: {W}.", "{w} becomes {W} when shouted.")
+
+
+def made_up_word(rnd):
+    """A pronounceable word in no list above: copying it needs character-level copying, not
+    recall of a known word's capitals."""
+    while True:
+        w = "".join(rnd.choice("bcdfghklmnprstvwz") + rnd.choice("aeiou")
+                    for _ in range(rnd.randint(1, 3)))
+        if rnd.random() < 0.5:
+            w += rnd.choice("nrstlk")
+        if w not in KNOWN:
+            return w
+
+
 def echo(rnd):
     """Text that repeats something in capital letters, so the base model can copy and
-    capitalise in context (the skill the demo's instruction tuning then unlocks)."""
-    if rnd.random() < 0.5:
+    capitalise in context (the skill the demo's instruction tuning then unlocks). Some words
+    are made up, so the skill is copying letters rather than recalling known words."""
+    if rnd.random() < 0.4:
         s = sentence(rnd)
         return f"{s} Once more, loudly: {s.upper()}"
-    words = [rnd.choice(NOUNS + ADJS + VERBS + INTRANS) for _ in range(rnd.randint(1, 3))]
-    return f"The word{'s' if len(words) > 1 else ''} {' '.join(words)} in capitals: {' '.join(words).upper()}."
+    words = [made_up_word(rnd) if rnd.random() < 0.35 else rnd.choice(NOUNS + ADJS + VERBS + INTRANS)
+             for _ in range(rnd.randint(1, 3))]
+    w = " ".join(words)
+    form = rnd.choice(ECHO_FORMS)
+    text = form.format(s="s" if len(words) > 1 else "", w=w, W=w.upper())
+    return text[0].upper() + text[1:] if form.startswith("{w}") and rnd.random() < 0.5 else text
 
 
 def paragraph(rnd):
@@ -97,10 +119,12 @@ def main():
     val_words, train_words = words[:48], words[48:]
 
     def examples(ws, n):
+        """n examples cycling through ws; about half are two-word phrases (the second word
+        also from ws), in training and held-out data alike."""
         rows = []
         for i in range(n):
             w = ws[i % len(ws)]
-            if i >= len(ws):  # two-word phrases for variety
+            if rnd.random() < 0.5:
                 w = f"{w} {rnd.choice(ws)}"
             rows.append({"instruction": "Write the words in capital letters.", "input": w,
                          "output": w.upper()})
@@ -109,7 +133,7 @@ def main():
     with open(os.path.join(OUT, "uppercase_train.json"), "w") as f:
         json.dump(examples(train_words, 480), f, indent=1)
     with open(os.path.join(OUT, "uppercase_val.json"), "w") as f:
-        json.dump(examples(val_words, 48), f, indent=1)
+        json.dump(examples(val_words, 96), f, indent=1)
     print("wrote", OUT)
 
 

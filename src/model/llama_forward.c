@@ -173,9 +173,10 @@ badam_status llama_forward(const llama_model *m, llama_workspace *ws, const llam
     int need_dh = plan && (first < L || norm_flag);
     float *dhead = llama_plan_flag(m, plan, m->lm_head) ? grads[m->lm_head] : NULL;
     if (need_dh) memset(ws->dxn, 0, sizeof(float) * (size_t)N * C);
-    *loss_sum = lm_head_loss(need_dh ? ws->dxn : NULL, dhead, ws->xn_final,
-                             m->params[m->lm_head].data, m->dtype, batch->targets, N, C, ws->V,
-                             LLAMA_LOSS_CHUNK, grad_scale, ws->loss_work, n_tokens, &ws->counters);
+    *loss_sum =
+        lm_head_loss(need_dh ? ws->dxn : NULL, dhead, ws->xn_final, m->params[m->lm_head].data,
+                     m->dtype, batch->targets, N, C, ws->V, llama_loss_chunk(ws->V), grad_scale,
+                     ws->loss_work, n_tokens, &ws->counters);
     if (dhead && plan->grad_ready && m->lm_head != m->embed)
         plan->grad_ready(plan->grad_ready_ctx, m->lm_head);
     if (need_dh) {

@@ -5,8 +5,14 @@
 #include "badam/llama.h"
 #include "model/cpu/ops.h"
 
-/* Rows of the LM head / cross-entropy processed at a time. */
-#define LLAMA_LOSS_CHUNK 256
+/* Rows of the LM head / cross-entropy processed at a time: as many as keep one chunk's logits
+ * within LLAMA_LOSS_LOGITS_MAX floats (32 MiB), a multiple of 16 between 16 and 256. A 32K
+ * vocabulary gets 256 rows; Llama 3's 128K gets 64 (256 rows would hold 131 MB of logits). */
+#define LLAMA_LOSS_LOGITS_MAX (8u << 20)
+static inline int llama_loss_chunk(size_t vocab) {
+    size_t rows = vocab ? LLAMA_LOSS_LOGITS_MAX / vocab / 16 * 16 : 256;
+    return rows < 16 ? 16 : rows > 256 ? 256 : (int)rows;
+}
 
 /* Activations of one layer that backward reads (the layer's input is kept separately). */
 typedef struct layer_acts {

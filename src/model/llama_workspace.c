@@ -37,7 +37,7 @@ static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, i
     for (int i = 0; i < 3; i++) s[n++] = N * wide;  /* dbig */
     for (int i = 0; i < 2; i++) s[n++] = N * w.KVD; /* dkv */
     s[n++] = linear_scratch_floats((int)max_in);
-    s[n++] = lm_head_loss_workspace_floats(LLAMA_LOSS_CHUNK, (int)w.C, (int)w.V);
+    s[n++] = lm_head_loss_workspace_floats(llama_loss_chunk(w.V), (int)w.C, (int)w.V);
     for (int i = 0; i < 4; i++) s[n++] = vec; /* vec */
     s[n++] = (size_t)T * w.half;              /* cos_t */
     s[n++] = (size_t)T * w.half;              /* sin_t */
