@@ -14,7 +14,7 @@ static const char *DESCRIPTION =
     "Predicts the bytes a `badam train` run holds, by category (weights, master copies,\n"
     "gradients, optimizer state, activations, workspace), for each method, reading only\n"
     "config.json (a 70B plan costs nothing). For BAdam the master + gradient + optimizer bytes\n"
-    "are 16 x the largest block's parameters (bf16 weights). Process overhead (code, data,\n"
+    "are 14 x the largest block's parameters (bf16 weights). Process overhead (code, data,\n"
     "tokenizer) comes on top.";
 
 static void print_row(const char *name, const memory_plan *p, int json, int first) {

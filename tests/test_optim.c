@@ -85,7 +85,71 @@ static void test_adamw_formula(void) {
     CHECKF(test_rel_error(p, q, N) < 1e-5, "AdamW vs formula: %.3g", test_rel_error(p, q, N));
 }
 
+/* join(split(p)) == p bit for bit, over every exponent, both signs, ties, the largest finite
+ * values (whose weight rounds to infinity), zeros and subnormals; the weight is p rounded to
+ * nearest (RNE except exact ties, which go away from zero). */
+static void test_master_split_exact(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 6);
+    const uint32_t special[] = {0u,          0x80000000u, 1u,          0x00008000u, 0x7f7fffffu,
+                                0xff7fffffu, 0x7f7f8000u, 0x3f808000u, 0x3f818000u, 0x7f800000u};
+    int n_bad = 0, n_round = 0;
+    for (int i = 0; i < 200000; i++) {
+        uint32_t u = i < 10 ? special[i] : test_rng_u32(&rng);
+        if ((u & 0x7fffffffu) > 0x7f800000u) continue; /* NaN payloads are not kept */
+        float p;
+        memcpy(&p, &u, 4);
+        uint16_t w, lo;
+        badam_master_split(p, &w, &lo);
+        float back = badam_master_join(w, lo);
+        if (memcmp(&back, &p, 4)) n_bad++;
+        float wf = badam_bf16_to_f32(w);
+        uint16_t rne = badam_f32_to_bf16(p);
+        /* differs from round-to-nearest-even only on exact ties */
+        if (w != rne && ((u & 0xffffu) != 0x8000u || fabsf(wf) < fabsf(p))) n_round++;
+    }
+    CHECKF(n_bad == 0, "%d values not rebuilt exactly", n_bad);
+    CHECKF(n_round == 0, "%d weights not rounded to nearest", n_round);
+}
+
+/* AdamW and SGD on a split master give the fp32-master result bit for bit (the fp32 master
+ * carried alongside as the oracle), over several steps. */
+static void test_master_split_updates(void) {
+    enum { N = 4099 };
+    test_rng rng;
+    test_rng_seed(&rng, 7);
+    static float master[N], m1[N], v1[N], m2[N], v2[N], g[N], w0[N];
+    static uint16_t weight[N], lo[N], expect[N];
+    test_fill_normal(&rng, w0, N, 0.3f);
+    badam_convert(weight, BADAM_DTYPE_BF16, w0, BADAM_DTYPE_F32, N);
+    badam_convert(master, BADAM_DTYPE_F32, weight, BADAM_DTYPE_BF16, N);
+    memset(lo, 0, sizeof lo);
+    adamw_hparams h = {0.9f, 0.999f, 1e-8f};
+    for (int step = 1; step <= 6; step++) {
+        test_fill_normal(&rng, g, N, 1.0f);
+        if (step % 3 == 0) {
+            sgd_update(master, g, N, 1e-3f, 0.5f, 0.1f, expect, BADAM_DTYPE_BF16);
+            sgd_update_split(weight, lo, g, N, 1e-3f, 0.5f, 0.1f);
+        } else {
+            adamw_update(master, m1, v1, g, N, 1e-3f, 0.5f, 0.1f, step, &h, expect,
+                         BADAM_DTYPE_BF16);
+            adamw_update_split(weight, lo, m2, v2, g, N, 1e-3f, 0.5f, 0.1f, step, &h);
+        }
+        int bad_master = 0, bad_weight = 0;
+        for (int i = 0; i < N; i++) {
+            float p = badam_master_join(weight[i], lo[i]);
+            bad_master += memcmp(&p, &master[i], 4) != 0;
+            bad_weight += weight[i] != expect[i] && (lo[i] != 0x8000u);
+        }
+        CHECKF(bad_master == 0, "step %d: %d masters differ", step, bad_master);
+        CHECKF(bad_weight == 0, "step %d: %d weights differ (not at ties)", step, bad_weight);
+        CHECK(!memcmp(m1, m2, sizeof m1) && !memcmp(v1, v2, sizeof v1));
+    }
+}
+
 int main(void) {
+    RUN_TEST(test_master_split_exact);
+    RUN_TEST(test_master_split_updates);
     RUN_TEST(test_lr_schedule);
     RUN_TEST(test_block_orders);
     RUN_TEST(test_sgd_in_storage);

@@ -32,6 +32,35 @@ void adamw_update(float *param, float *m, float *v, const float *grad, size_t n,
     }
 }
 
+void adamw_update_split(uint16_t *weight, uint16_t *lo, float *m, float *v, const float *grad,
+                        size_t n, float lr, float grad_scale, float weight_decay, int step,
+                        const adamw_hparams *h) {
+    const float b1 = h->beta1, b2 = h->beta2, eps = h->eps;
+    const float decay = 1.0f - lr * weight_decay;
+    const double bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
+    const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] * grad_scale;
+        float p = badam_master_join(weight[i], lo[i]) * decay;
+        float mi = m[i] * b1 + g * (1.0f - b1);
+        float vi = v[i] * b2 + g * g * (1.0f - b2);
+        p -= step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+        m[i] = mi, v[i] = vi;
+        badam_master_split(p, &weight[i], &lo[i]);
+    }
+}
+
+void sgd_update_split(uint16_t *weight, uint16_t *lo, const float *grad, size_t n, float lr,
+                      float grad_scale, float weight_decay) {
+    const float decay = 1.0f - lr * weight_decay, step = lr * grad_scale;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float p = badam_master_join(weight[i], lo[i]) * decay - step * grad[i];
+        badam_master_split(p, &weight[i], &lo[i]);
+    }
+}
+
 void sgd_update(float *param, const float *grad, size_t n, float lr, float grad_scale,
                 float weight_decay, void *weight, badam_dtype weight_dtype) {
     const float decay = 1.0f - lr * weight_decay, step = lr * grad_scale;

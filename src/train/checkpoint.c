@@ -16,9 +16,13 @@ static void tensor_name(char *out, size_t size, int i, const char *what) {
     snprintf(out, size, "t%d.%s", i, what);
 }
 
+/* optimizer.safetensors holds, per trainable i: t{i}.master (F32) where the master is a separate
+ * fp32 copy, or t{i}.master_lo where it is split (bf16 weights, optim.h): the raw low 16 bits,
+ * under the BF16 tag since the format has no tag our tools read for plain 16-bit words (the
+ * high bits are the weight saved with the model); t{i}.m and t{i}.v (F32) for Adam. */
 static badam_status write_optimizer(const char *dir, const trainable_set *ts, badam_error *err) {
-    st_entry *e = calloc((size_t)ts->n * 3 + 1, sizeof *e);
-    char(*names)[48] = calloc((size_t)ts->n * 3 + 1, sizeof *names);
+    st_entry *e = calloc((size_t)ts->n * 4 + 1, sizeof *e);
+    char(*names)[48] = calloc((size_t)ts->n * 4 + 1, sizeof *names);
     if (!e || !names) {
         free(e);
         free(names);
@@ -33,6 +37,11 @@ static badam_status write_optimizer(const char *dir, const trainable_set *ts, ba
             if (!parts[k]) continue;
             tensor_name(names[n], sizeof names[n], i, what[k]);
             e[n] = (st_entry){names[n], BADAM_DTYPE_F32, 1, {(int64_t)t->numel}, parts[k]};
+            n++;
+        }
+        if (t->master_lo) {
+            tensor_name(names[n], sizeof names[n], i, "master_lo");
+            e[n] = (st_entry){names[n], BADAM_DTYPE_BF16, 1, {(int64_t)t->numel}, t->master_lo};
             n++;
         }
     }
@@ -159,6 +168,20 @@ badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam
                                 path, name, what[k], t->name, t->numel);
             else
                 memcpy(parts[k], x->data, t->numel * sizeof(float));
+            used++;
+        }
+        if (t->master_lo && !st) {
+            char name[48];
+            tensor_name(name, sizeof name, i, "master_lo");
+            const st_tensor *x = st_find(f, name);
+            if (!x || x->dtype != BADAM_DTYPE_BF16 || x->numel != t->numel)
+                st = badam_fail(
+                    err, BADAM_E_SHAPE,
+                    "%s: tensor '%s' (master low bits of %s, %zu values) is missing or "
+                    "has the wrong size: the checkpoint was written by a different setup",
+                    path, name, t->name, t->numel);
+            else
+                memcpy(t->master_lo, x->data, t->numel * sizeof(uint16_t));
             used++;
         }
     }

@@ -53,7 +53,10 @@ badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg
     size_t lora_bytes = lora ? lora_tensor_bytes(m, rank, targets) : 0;
 
     out->bytes[BADAM_MEM_WEIGHTS] = llama_model_storage_bytes(mc, cfg->dtype);
-    out->bytes[BADAM_MEM_MASTER] = (z.has_master ? floats_bytes(z.pool) : 0) + lora_bytes;
+    size_t master = !z.has_master    ? 0
+                    : z.master_split ? badam_alloc_size(z.pool * sizeof(uint16_t))
+                                     : floats_bytes(z.pool);
+    out->bytes[BADAM_MEM_MASTER] = master + lora_bytes;
     out->bytes[BADAM_MEM_GRADIENTS] = (z.has_grad ? floats_bytes(z.pool) : 0) + lora_bytes +
                                       floats_bytes(z.lomo_matrix) + floats_bytes(z.lomo_vector);
     out->bytes[BADAM_MEM_OPTIMIZER] = z.has_moments ? 2 * floats_bytes(z.pool) : 0;

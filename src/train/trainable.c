@@ -58,12 +58,14 @@ trainable_sizes trainable_sizes_of(const llama_model *m, train_method method,
             if (numel > z.trainable) z.trainable = numel;
         }
         z.has_master = !fp32, z.has_grad = 1, z.has_moments = method == METHOD_BADAM;
+        z.master_split = m->dtype == BADAM_DTYPE_BF16;
         break;
     }
     case METHOD_ADAM:
         for (int i = 0; i < m->n_params; i++)
             z.pool += pool_floats_of(m->params[i].numel), z.trainable += m->params[i].numel;
         z.has_master = !fp32, z.has_grad = 1, z.has_moments = 1;
+        z.master_split = m->dtype == BADAM_DTYPE_BF16;
         break;
     case METHOD_LORA: /* A, B and their gradients live with the adapters; moments here */
         FOR_EACH_ADAPTER(m, lora_targets, {
@@ -100,6 +102,7 @@ static int push(trainable_set *s, trainable t) {
 
 void trainable_free(trainable_set *s) {
     badam_free(s->pool_master);
+    badam_free(s->pool_master_lo);
     badam_free(s->pool_grad);
     badam_free(s->pool_m);
     badam_free(s->pool_v);
@@ -121,8 +124,12 @@ static float *pool(badam_mem_category cat, size_t floats, int want, int *ok) {
 /* Points tensor t at offset `at` of each pool; builds the master from the stored weights. */
 static void place(trainable_set *s, const llama_model *m, int i, size_t *at) {
     const llama_param *p = &m->params[i];
-    trainable t = {p->name, i, p->numel, NULL, NULL, NULL, NULL, NULL, p->ndim == 2};
-    if (s->pool_master) {
+    trainable t = {p->name, i, p->numel, NULL, NULL, NULL, NULL, NULL, p->ndim == 2, NULL};
+    if (s->pool_master_lo) {
+        t.master_lo = s->pool_master_lo + *at; /* low bits 0: the master equals the weight */
+        t.weight = p->data;
+        memset(t.master_lo, 0, p->numel * sizeof(uint16_t));
+    } else if (s->pool_master) {
         t.master = s->pool_master + *at;
         t.weight = p->data;
         badam_convert(t.master, BADAM_DTYPE_F32, p->data, m->dtype, p->numel);
@@ -149,7 +156,11 @@ badam_status trainable_create(trainable_set *s, const llama_model *m, train_meth
     trainable_sizes z = trainable_sizes_of(m, method, part, m->lora ? m->lora->rank : 0,
                                            m->lora ? m->lora->targets : 0);
     int ok = s->grads && s->flags && s->t;
-    s->pool_master = pool(BADAM_MEM_MASTER, z.pool, z.has_master, &ok);
+    s->pool_master = pool(BADAM_MEM_MASTER, z.pool, z.has_master && !z.master_split, &ok);
+    if (z.has_master && z.master_split && z.pool) {
+        s->pool_master_lo = badam_alloc_array_in(BADAM_MEM_MASTER, z.pool, sizeof(uint16_t));
+        if (!s->pool_master_lo) ok = 0;
+    }
     s->pool_grad = pool(BADAM_MEM_GRADIENTS, z.pool, z.has_grad, &ok);
     s->pool_m = pool(BADAM_MEM_OPTIMIZER, z.pool, z.has_moments, &ok);
     s->pool_v = pool(BADAM_MEM_OPTIMIZER, z.pool, z.has_moments, &ok);
@@ -172,12 +183,12 @@ badam_status trainable_create(trainable_set *s, const llama_model *m, train_meth
             size_t na = (size_t)m->lora->rank * p->shape[1],
                    nb = (size_t)p->shape[0] * m->lora->rank;
             trainable a = {
-                p->name,        -1, na, m->lora->A[i], NULL, m->lora->dA[i], s->pool_m + at,
-                s->pool_v + at, 1};
+                p->name,        -1, na,  m->lora->A[i], NULL, m->lora->dA[i], s->pool_m + at,
+                s->pool_v + at, 1,  NULL};
             at += pool_floats_of(na);
             trainable b = {
-                p->name,        -1, nb, m->lora->B[i], NULL, m->lora->dB[i], s->pool_m + at,
-                s->pool_v + at, 1};
+                p->name,        -1, nb,  m->lora->B[i], NULL, m->lora->dB[i], s->pool_m + at,
+                s->pool_v + at, 1,  NULL};
             at += pool_floats_of(nb);
             if (push(s, a) || push(s, b)) ok = 0;
         }

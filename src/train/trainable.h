@@ -9,10 +9,11 @@ typedef struct trainable {
     const char *name;
     int param; /* model parameter index, or -1 for a LoRA tensor */
     size_t numel;
-    float *master; /* the fp32 values the optimizer updates */
+    float *master; /* the fp32 values the optimizer updates (NULL with a split master) */
     void *weight;  /* storage refreshed from master after an update; NULL if master is it */
     float *grad, *m, *v;
-    int decay; /* weight decay applies (2-D tensors) */
+    int decay;           /* weight decay applies (2-D tensors) */
+    uint16_t *master_lo; /* bf16 weights: the split master's low bits (optim.h); else NULL */
 } trainable;
 
 typedef struct trainable_set {
@@ -20,10 +21,11 @@ typedef struct trainable_set {
     trainable *t;
     int n, cap;
     float *pool_master, *pool_grad, *pool_m, *pool_v; /* NULL where the method needs none */
-    int adam_step;  /* steps taken by the current optimizer state */
-    int block;      /* active block (BAdam / SGD-BCD), -1 otherwise */
-    float **grads;  /* [n_params] gradient buffer per parameter (NULL: not flagged) */
-    uint8_t *flags; /* [n_params] */
+    uint16_t *pool_master_lo; /* split masters (bf16 weights) instead of pool_master */
+    int adam_step;            /* steps taken by the current optimizer state */
+    int block;                /* active block (BAdam / SGD-BCD), -1 otherwise */
+    float **grads;            /* [n_params] gradient buffer per parameter (NULL: not flagged) */
+    uint8_t *flags;           /* [n_params] */
     float *lomo_matrix, *lomo_vector; /* LOMO's two reusable gradient buffers */
 } trainable_set;
 
@@ -35,6 +37,7 @@ size_t pool_floats_of(size_t numel);
 typedef struct trainable_sizes {
     size_t pool; /* master/grad/m/v pool floats (each) */
     int has_master, has_grad, has_moments;
+    int master_split; /* bf16 weights: the master is the weight + 2 bytes of low bits */
     size_t lomo_matrix, lomo_vector; /* floats */
     size_t trainable;                /* parameters held at once */
 } trainable_sizes;

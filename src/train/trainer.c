@@ -180,7 +180,12 @@ static void apply_update(trainer *t, float lr, float scale) {
     for (int i = 0; i < ts->n; i++) {
         trainable *x = &ts->t[i];
         float wd = x->decay ? t->cfg->weight_decay : 0.0f;
-        if (t->cfg->method == METHOD_SGD_BCD)
+        if (x->master_lo && t->cfg->method == METHOD_SGD_BCD)
+            sgd_update_split(x->weight, x->master_lo, x->grad, x->numel, lr, scale, wd);
+        else if (x->master_lo)
+            adamw_update_split(x->weight, x->master_lo, x->m, x->v, x->grad, x->numel, lr, scale,
+                               wd, ts->adam_step, &t->adam);
+        else if (t->cfg->method == METHOD_SGD_BCD)
             sgd_update(x->master, x->grad, x->numel, lr, scale, wd, x->weight, t->m->dtype);
         else
             adamw_update(x->master, x->m, x->v, x->grad, x->numel, lr, scale, wd, ts->adam_step,
