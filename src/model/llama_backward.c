@@ -51,6 +51,21 @@ static void linear_back(const layer_ctx *c, llama_param_kind kind, llama_param_k
 
 #define NO_BIAS LLAMA_P_KIND_COUNT
 
+/* 1 when linear `kind`'s backward reads its input x: W's gradient or its adapter's training. */
+static int reads_input(const layer_ctx *c, llama_param_kind kind) {
+    return grad_of(c, kind) || llama_plan_trains_adapter(c->m, c->plan, c->l, kind);
+}
+
+/* Rebuilds a norm's output (xn1 or xn2, not kept by saved layers) into out: the forward's
+ * computation on the same inputs, so the same bits. */
+static const float *rebuild_norm(const layer_ctx *c, llama_param_kind norm, const float *x,
+                                 float *out) {
+    int idx = llama_param_index(c->m, c->l, norm);
+    rmsnorm_forward(out, NULL, x, llama_param_f32(c->m, c->ws, idx, 0), c->ws->B * c->ws->T,
+                    c->ws->C, c->m->cfg.rms_norm_eps);
+    return out;
+}
+
 /* Backward of one layer. On entry ws->dresid holds dL/dy; on return, when need_dx, dL/dx. */
 static void layer_backward(const layer_ctx *c, const float *x) {
     llama_workspace *ws = c->ws;
@@ -63,13 +78,19 @@ static void layer_backward(const layer_ctx *c, const float *x) {
      * residual part of dL/dx_mid. */
     float *dh = ws->dbig[0], *dgate = ws->dbig[1], *dup = ws->dbig[2];
     if (parts.mlp_inner) memset(dh, 0, sizeof(float) * (size_t)N * I);
-    linear_back(c, LLAMA_P_DOWN, NO_BIAS, dres, a->h, parts.mlp_inner ? dh : NULL, I, C);
+    const float *h = NULL; /* rebuilt into dgate's buffer, free until swiglu_backward */
+    if (reads_input(c, LLAMA_P_DOWN))
+        swiglu_forward(dgate, a->gate, a->up, (size_t)N * I), h = dgate;
+    linear_back(c, LLAMA_P_DOWN, NO_BIAS, dres, h, parts.mlp_inner ? dh : NULL, I, C);
     if (parts.mlp_inner) {
         swiglu_backward(dgate, dup, dh, a->gate, a->up, (size_t)N * I);
         float *dxn2 = parts.need_dxn2 ? ws->dxn : NULL;
         if (dxn2) memset(dxn2, 0, sizeof(float) * (size_t)N * C);
-        linear_back(c, LLAMA_P_GATE, NO_BIAS, dgate, a->xn2, dxn2, C, I);
-        linear_back(c, LLAMA_P_UP, NO_BIAS, dup, a->xn2, dxn2, C, I);
+        const float *xn2 = NULL; /* rebuilt into dh's buffer, consumed by swiglu_backward */
+        if (reads_input(c, LLAMA_P_GATE) || reads_input(c, LLAMA_P_UP))
+            xn2 = rebuild_norm(c, LLAMA_P_MLP_NORM, a->x_mid, dh);
+        linear_back(c, LLAMA_P_GATE, NO_BIAS, dgate, xn2, dxn2, C, I);
+        linear_back(c, LLAMA_P_UP, NO_BIAS, dup, xn2, dxn2, C, I);
     }
     if (parts.need_dxn2) {
         int idx = llama_param_index(c->m, c->l, LLAMA_P_MLP_NORM);
@@ -92,9 +113,12 @@ static void layer_backward(const layer_ctx *c, const float *x) {
     int need_dxn1 = parts.need_dx || llama_plan_kind_active(c->m, c->plan, c->l, LLAMA_P_ATTN_NORM);
     float *dxn1 = need_dxn1 ? ws->dxn : NULL;
     if (dxn1) memset(dxn1, 0, sizeof(float) * (size_t)N * C);
-    linear_back(c, LLAMA_P_Q, LLAMA_P_Q_BIAS, dq, a->xn1, dxn1, C, QD);
-    linear_back(c, LLAMA_P_K, LLAMA_P_K_BIAS, dk, a->xn1, dxn1, C, KVD);
-    linear_back(c, LLAMA_P_V, LLAMA_P_V_BIAS, dv, a->xn1, dxn1, C, KVD);
+    const float *xn1 = NULL; /* rebuilt into dattn's buffer, consumed by attention_backward */
+    if (reads_input(c, LLAMA_P_Q) || reads_input(c, LLAMA_P_K) || reads_input(c, LLAMA_P_V))
+        xn1 = rebuild_norm(c, LLAMA_P_ATTN_NORM, x, dattn);
+    linear_back(c, LLAMA_P_Q, LLAMA_P_Q_BIAS, dq, xn1, dxn1, C, QD);
+    linear_back(c, LLAMA_P_K, LLAMA_P_K_BIAS, dk, xn1, dxn1, C, KVD);
+    linear_back(c, LLAMA_P_V, LLAMA_P_V_BIAS, dv, xn1, dxn1, C, KVD);
     if (!need_dxn1) return;
     int idx = llama_param_index(c->m, c->l, LLAMA_P_ATTN_NORM);
     const float *w1 = llama_param_f32(c->m, ws, idx, 0);

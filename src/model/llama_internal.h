@@ -14,10 +14,13 @@ static inline int llama_loss_chunk(size_t vocab) {
     return rows < 16 ? 16 : rows > 256 ? 256 : (int)rows;
 }
 
-/* Activations of one layer that backward reads (the layer's input is kept separately). */
+/* Activations of one layer. The layer's input is kept separately. xn1, xn2 and h are only the
+ * inputs of weight gradients and cheap to rebuild (a norm, a product), so a saved layer does not
+ * own them: they point at the shared ws->tmp copies, which forward overwrites layer after layer,
+ * and backward recomputes them (LAYER_ACTS_SHARED marks them in the layout). */
 typedef struct layer_acts {
     float *rstd1;                      /* [N] */
-    float *xn1;                        /* [N,C] input_layernorm output */
+    float *xn1;                        /* [N,C] input_layernorm output (shared) */
     float *q;                          /* [N,QD] after RoPE */
     float *k;                          /* [N,KVD] after RoPE */
     float *v;                          /* [N,KVD] */
@@ -25,13 +28,16 @@ typedef struct layer_acts {
     float *attn;                       /* [N,QD] attention output, o_proj input */
     float *x_mid;                      /* [N,C] residual stream after attention */
     float *rstd2;                      /* [N] */
-    float *xn2;                        /* [N,C] post_attention_layernorm output */
+    float *xn2;                        /* [N,C] post_attention_layernorm output (shared) */
     float *gate;                       /* [N,I] */
     float *up;                         /* [N,I] */
-    float *h;                          /* [N,I] silu(gate) * up, down_proj input */
+    float *h;                          /* [N,I] silu(gate) * up, down_proj input (shared) */
     float *lora_u[LLAMA_P_KIND_COUNT]; /* [N,r] A drop(x) of each adapter (into lora_block) */
     float *lora_block;
 } layer_acts;
+
+/* layer_acts fields (in ws_layout.acts order) a saved layer shares with ws->tmp. */
+#define LAYER_ACTS_SHARED(i) ((i) == 1 || (i) == 9 || (i) == 12)
 
 /* Float counts of every workspace buffer (llama_workspace.c). */
 typedef struct ws_layout {

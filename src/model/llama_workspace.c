@@ -23,7 +23,7 @@ static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, i
         N * w.C, N,       N * w.C,  N * w.I,   N * w.I,   N * w.I,  N * w.r * w.adapters};
     memcpy(w.acts, acts, sizeof acts);
     w.input = N * w.C;
-    size_t wide = max_sz(w.I, w.QD), max_in = max_sz(max_sz(w.C, w.I), w.QD);
+    size_t wide = max_sz(max_sz(w.I, w.QD), w.C), max_in = max_sz(max_sz(w.C, w.I), w.QD);
     size_t vec = max_sz(w.C, w.QD), max_out = max_sz(max_in, w.KVD);
     size_t *s = w.scratch;
     int n = 0;
@@ -34,7 +34,7 @@ static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, i
     s[n++] = N * w.C;                               /* xn_final */
     s[n++] = N * w.C;                               /* dresid */
     s[n++] = N * w.C;                               /* dxn */
-    for (int i = 0; i < 3; i++) s[n++] = N * wide;  /* dbig */
+    for (int i = 0; i < 3; i++) s[n++] = N * wide;  /* dbig (also rebuilt xn1, xn2, h) */
     for (int i = 0; i < 2; i++) s[n++] = N * w.KVD; /* dkv */
     s[n++] = linear_scratch_floats((int)max_in);
     s[n++] = lm_head_loss_workspace_floats(llama_loss_chunk(w.V), (int)w.C, (int)w.V);
@@ -57,9 +57,11 @@ llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, int B, in
                                               int lora_adapters_per_layer) {
     ws_layout w = layout_of(cfg, B, T, lora_rank, lora_adapters_per_layer);
     llama_workspace_bytes b = {0, bytes_of(w.input), 0};
-    for (int i = 0; i < 14; i++) b.activations_per_layer += bytes_of(w.acts[i]);
+    for (int i = 0; i < 14; i++) {
+        b.workspace += bytes_of(w.acts[i]); /* the shared layer (ws->tmp) */
+        if (!LAYER_ACTS_SHARED(i)) b.activations_per_layer += bytes_of(w.acts[i]);
+    }
     for (int i = 0; i < w.n_scratch; i++) b.workspace += bytes_of(w.scratch[i]);
-    b.workspace += b.activations_per_layer; /* the shared layer (ws->tmp) */
     return b;
 }
 
@@ -78,12 +80,22 @@ static int adapted(const llama_model *m, int kind) {
     return m->lora && (m->lora->targets & (1u << kind));
 }
 
+#define LAYER_ACTS_FIELDS(a)                                                                       \
+    {                                                                                              \
+        &(a)->rstd1, &(a)->xn1, &(a)->q, &(a)->k, &(a)->v, &(a)->lse, &(a)->attn, &(a)->x_mid,     \
+            &(a)->rstd2, &(a)->xn2, &(a)->gate, &(a)->up, &(a)->h, &(a)->lora_block                \
+    }
+
+/* Allocates a layer's activations; with `shared` (a saved layer), the LAYER_ACTS_SHARED fields
+ * point at shared's instead. */
 static int layer_acts_alloc(llama_workspace *ws, const ws_layout *w, layer_acts *a,
-                            badam_mem_category cat) {
+                            badam_mem_category cat, layer_acts *shared) {
     int ok = 1;
-    float **fields[14] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->lse, &a->attn,
-                          &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h,   &a->lora_block};
-    for (int i = 0; i < 14; i++) *fields[i] = ws_floats(ws, cat, w->acts[i], &ok);
+    float **fields[14] = LAYER_ACTS_FIELDS(a);
+    float **common[14] = LAYER_ACTS_FIELDS(shared ? shared : a);
+    for (int i = 0; i < 14; i++)
+        *fields[i] =
+            shared && LAYER_ACTS_SHARED(i) ? *common[i] : ws_floats(ws, cat, w->acts[i], &ok);
     return ok;
 }
 
@@ -98,11 +110,11 @@ static void layer_acts_point_lora(const llama_model *m, const ws_layout *w, laye
     }
 }
 
-static void layer_acts_release(layer_acts *a) {
-    float **fields[14] = {&a->rstd1, &a->xn1,   &a->q,   &a->k,    &a->v,  &a->lse, &a->attn,
-                          &a->x_mid, &a->rstd2, &a->xn2, &a->gate, &a->up, &a->h,   &a->lora_block};
+/* Frees a layer's activations (with `saved`, not the fields it shares with ws->tmp). */
+static void layer_acts_release(layer_acts *a, int saved) {
+    float **fields[14] = LAYER_ACTS_FIELDS(a);
     for (int i = 0; i < 14; i++) {
-        badam_free(*fields[i]);
+        if (!(saved && LAYER_ACTS_SHARED(i))) badam_free(*fields[i]);
         *fields[i] = NULL;
     }
 }
@@ -136,7 +148,7 @@ badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_wo
     ws->saved = calloc((size_t)ws->L, sizeof *ws->saved);
     ws->saved_input = calloc((size_t)ws->L, sizeof *ws->saved_input);
     if (!ws->saved || !ws->saved_input) ok = 0;
-    ok = ok && layer_acts_alloc(ws, w, &ws->tmp, BADAM_MEM_WORKSPACE);
+    ok = ok && layer_acts_alloc(ws, w, &ws->tmp, BADAM_MEM_WORKSPACE, NULL);
     layer_acts_point_lora(m, w, &ws->tmp);
     float **bufs[] = {&ws->ping[0],       &ws->ping[1],   &ws->x_final, &ws->rstd_final,
                       &ws->xn_final,      &ws->dresid,    &ws->dxn,     &ws->dbig[0],
@@ -160,8 +172,9 @@ badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_wo
 
 static void release_layer_acts(llama_workspace *ws, int l) {
     if (!ws->saved[l]) return;
-    for (int i = 0; i < 14; i++) ws->bytes -= bytes_of(ws->layout.acts[i]);
-    layer_acts_release(ws->saved[l]);
+    for (int i = 0; i < 14; i++)
+        if (!LAYER_ACTS_SHARED(i)) ws->bytes -= bytes_of(ws->layout.acts[i]);
+    layer_acts_release(ws->saved[l], 1);
     free(ws->saved[l]);
     ws->saved[l] = NULL;
 }
@@ -180,7 +193,7 @@ void llama_workspace_free(llama_workspace *ws) {
     for (int l = 0; ws->saved && ws->saved_input && l < ws->L; l++) release_layer(ws, l);
     free(ws->saved);
     free(ws->saved_input);
-    layer_acts_release(&ws->tmp);
+    layer_acts_release(&ws->tmp, 0);
     float *bufs[] = {ws->ping[0],      ws->ping[1], ws->x_final,     ws->rstd_final, ws->xn_final,
                      ws->dresid,       ws->dxn,     ws->dbig[0],     ws->dbig[1],    ws->dbig[2],
                      ws->dkv[0],       ws->dkv[1],  ws->lin_scratch, ws->loss_work,  ws->vec[0],
@@ -203,8 +216,8 @@ badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, la
     if (!keep_acts) return BADAM_OK;
     if (!ws->saved[l]) {
         layer_acts *a = calloc(1, sizeof *a);
-        if (!a || !layer_acts_alloc(ws, &ws->layout, a, BADAM_MEM_ACTIVATIONS)) {
-            if (a) layer_acts_release(a);
+        if (!a || !layer_acts_alloc(ws, &ws->layout, a, BADAM_MEM_ACTIVATIONS, &ws->tmp)) {
+            if (a) layer_acts_release(a, 1);
             free(a);
             return badam_fail(err, BADAM_E_NOMEM, "workspace: layer %d activations: out of memory",
                               l);
