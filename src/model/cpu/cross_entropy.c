@@ -9,22 +9,28 @@
 #include <math.h>
 #include <string.h>
 
+OPS_CLONES
 float cross_entropy_row(float *dz, const float *z, int V, int target, float scale) {
     if (target < 0 || target >= V) return NAN;
     float z_target = z[target]; /* read before dz (which may alias z) is written */
     float max = -INFINITY;
-    for (int j = 0; j < V; j++)
-        if (z[j] > max) max = z[j];
+#pragma omp simd reduction(max : max)
+    for (int j = 0; j < V; j++) max = z[j] > max ? z[j] : max;
     double sum = 0.0;
-    for (int j = 0; j < V; j++) {
-        float e = expf(z[j] - max);
-        if (dz) dz[j] = e;
-        sum += e;
-    }
     if (dz) {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < V; j++) {
+            float e = ops_exp_neg(z[j] - max);
+            dz[j] = e;
+            sum += e;
+        }
         float k = (float)(scale / sum);
+#pragma omp simd
         for (int j = 0; j < V; j++) dz[j] *= k;
         dz[target] -= scale;
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < V; j++) sum += ops_exp_neg(z[j] - max);
     }
     return (float)((double)max + log(sum) - z_target);
 }
