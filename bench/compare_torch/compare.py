@@ -78,7 +78,8 @@ def ours(badam, model, data, out, method, B, T, steps, active, logdir):
     cmd = [badam, "train", "--model", model, "--data", data, "--out", out, "--method", method,
            "--max-steps", str(steps), "--batch-size", str(B), "--seq-len", str(T),
            "--no-shuffle", "--no-group-by-length", "--no-checkpoint", "--quiet", "--lr", "1e-5",
-           "--switch-every", "50", "--switch-mode", "ascending", "--start-block", str(active)]
+           "--switch-every", "50", "--switch-mode", "ascending", "--start-block", str(active),
+           "--clip", "1"]
     if method == "lora":
         cmd += ["--lora-rank", "8", "--lora-alpha", "16", "--lora-targets",
                 "q,k,v,o,gate,up,down"]

@@ -6,6 +6,8 @@ under Hugging Face + bf16 mixed precision:
   trainable copy and trained by torch.optim.AdamW; each use casts it to bf16 for the matmul
   (what autocast does); on a block switch the layer goes back to bf16 and the optimizer is new;
 - LoRA: frozen bf16 base, fp32 adapters A [r,in], B [out,r] on q,k,v,o,gate,up,down, AdamW;
+- gradients clipped to global norm 1.0 before each step (the Trainer's max_grad_norm default,
+  and `badam train`'s --clip default);
 - eager attention (repeat_kv, [B,H,T,T] scores, fp32 softmax), logits [B,T,V] upcast to fp32
   for the cross-entropy, as transformers' LlamaForCausalLM does.
 
@@ -238,6 +240,8 @@ def main():
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
+        # max_grad_norm 1.0, as the Hugging Face Trainer (and badam train's --clip) default
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         t3 = time.perf_counter()
