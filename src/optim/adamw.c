@@ -13,6 +13,15 @@ static inline void store(void *weight, badam_dtype dt, size_t i, float p) {
         ((float *)weight)[i] = p;
 }
 
+/* One AdamW element (adamw_update's math); returns the new parameter. */
+static inline float adamw_step(float p, float g, float *m, float *v, float decay, float b1,
+                               float b2, float eps, float step_size, float bc2_sqrt) {
+    float mi = *m * b1 + g * (1.0f - b1);
+    float vi = *v * b2 + g * g * (1.0f - b2);
+    *m = mi, *v = vi;
+    return p * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+}
+
 void adamw_update(float *param, float *m, float *v, const float *grad, size_t n, float lr,
                   float grad_scale, float weight_decay, int step, const adamw_hparams *h,
                   void *weight, badam_dtype weight_dtype) {
@@ -20,15 +29,19 @@ void adamw_update(float *param, float *m, float *v, const float *grad, size_t n,
     const float decay = 1.0f - lr * weight_decay;
     const double bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
     const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    if (!weight) { /* branch-free loop, so it vectorises */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            param[i] = adamw_step(param[i], grad[i] * grad_scale, &m[i], &v[i], decay, b1, b2, eps,
+                                  step_size, bc2_sqrt);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float g = grad[i] * grad_scale;
-        float p = param[i] * decay;
-        float mi = m[i] * b1 + g * (1.0f - b1);
-        float vi = v[i] * b2 + g * g * (1.0f - b2);
-        p -= step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
-        m[i] = mi, v[i] = vi, param[i] = p;
-        if (weight) store(weight, weight_dtype, i, p);
+        float p = adamw_step(param[i], grad[i] * grad_scale, &m[i], &v[i], decay, b1, b2, eps,
+                             step_size, bc2_sqrt);
+        param[i] = p;
+        store(weight, weight_dtype, i, p);
     }
 }
 
@@ -41,12 +54,8 @@ void adamw_update_split(uint16_t *weight, uint16_t *lo, float *m, float *v, cons
     const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float g = grad[i] * grad_scale;
-        float p = badam_master_join(weight[i], lo[i]) * decay;
-        float mi = m[i] * b1 + g * (1.0f - b1);
-        float vi = v[i] * b2 + g * g * (1.0f - b2);
-        p -= step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
-        m[i] = mi, v[i] = vi;
+        float p = adamw_step(badam_master_join(weight[i], lo[i]), grad[i] * grad_scale, &m[i],
+                             &v[i], decay, b1, b2, eps, step_size, bc2_sqrt);
         badam_master_split(p, &weight[i], &lo[i]);
     }
 }
