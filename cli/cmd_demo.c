@@ -22,7 +22,7 @@ static const char *DESCRIPTION =
     "by badam itself) on the embedded task (data/demo/uppercase_*.json: write words in capital\n"
     "letters) with BAdam, LoRA and Adam; evaluates exact match on held-out words before and "
     "after;\n"
-    "writes OUT/report.html. About 30 seconds on 2 cores (--quick: about 15).";
+    "writes OUT/report.html. About 50 seconds on 2 cores (--quick: about 20).";
 
 #define TEMPLATE "alpaca"
 #define INSTRUCTION "Write the words in capital letters."
@@ -55,7 +55,7 @@ static badam_status score(const demo_ctx *d, const char *dir, const char *label,
     eval_options eo = {8, 1, 16, stops, n_stops, NULL, NULL};
     if (!st) st = evaluate(m, tok, val, &eo, r, err);
     /* three sample generations */
-    const char *words[3] = {"round", "happy farmer", "quietly"};
+    const char *words[3] = {"boy", "storm bear", "quickly smiles"};
     llama_kv_cache *kv = NULL;
     if (!st) st = llama_kv_cache_create(m, 128, 0, &kv, err);
     if (!st) printf("  %-10s", label);
@@ -119,16 +119,17 @@ int cmd_demo(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     badam_error err = {0};
     print_plan(&d);
-    printf("\nheld-out exact match (48 words never seen in fine-tuning) and sample generations:\n");
+    printf("\nheld-out exact match (96 examples, 48 words never seen in fine-tuning) and sample "
+           "generations:\n");
     eval_result base;
     if (score(&d, d.model_dir, "base", &base, &err)) {
         fprintf(stderr, "badam demo: %s\n", err.message);
         return 1;
     }
     demo_run runs[3] = {
-        {"badam", METHOD_BADAM, d.quick ? 1 : 3, 3e-3f},
-        {"lora", METHOD_LORA, d.quick ? 1 : 2, 1e-2f},
-        {"adam", METHOD_ADAM, d.quick ? 1 : 2, 3e-3f},
+        {"badam", METHOD_BADAM, d.quick ? 1 : 4, 2e-3f},
+        {"lora", METHOD_LORA, d.quick ? 1 : 3, 3e-3f},
+        {"adam", METHOD_ADAM, d.quick ? 1 : 3, 3e-4f},
     };
     char dirs[3][4096];
     const char *dir_ptrs[3];

@@ -24,6 +24,9 @@ static void test_demo_quick(void) {
     badam_error err = {0};
     CHECK_OK(io_read_json(path, &j, &err), &err);
     double base = number(j, "base", "loss");
+    /* The base model has never seen the task's format: it scores (near) zero. */
+    CHECKF(number(j, "base", "exact_match") <= 0.05, "base exact match %.2f",
+           number(j, "base", "exact_match"));
     const char *runs[3] = {"badam", "lora", "adam"};
     for (int i = 0; i < 3; i++) {
         double loss = number(j, runs[i], "loss"), em = number(j, runs[i], "exact_match");
@@ -32,8 +35,9 @@ static void test_demo_quick(void) {
         CHECKF(loss < base - 1.0, "%s: held-out loss %.3f is not well below the base's %.3f",
                runs[i], loss, base);
         CHECK(em >= 0 && em <= 1);
-        /* Held-out exact match rises above the base model's (0 here) by at least 2 of 48. */
-        CHECKF(em >= number(j, "base", "exact_match") + 0.04, "%s: exact match %.2f did not rise",
+        /* Held-out exact match rises from the base model's (0 here) by at least 0.3 after one
+         * epoch (measured: BAdam 0.55, LoRA 0.91, Adam 0.65; the full demo reaches 0.91-0.95). */
+        CHECKF(em >= number(j, "base", "exact_match") + 0.3, "%s: exact match %.2f did not rise",
                runs[i], em);
     }
     cJSON_Delete(j);
