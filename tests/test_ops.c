@@ -341,44 +341,92 @@ static void test_rope(void) {
 
 typedef struct attention_ctx {
     float *q, *k, *v, *out, *r;
+    const int32_t *seg; /* seg_start, or NULL */
     int B, T, Hq, Hkv, D;
 } attention_ctx;
 
 static double attention_loss(void *p) {
     attention_ctx *c = p;
-    attention_forward(c->out, NULL, c->q, c->k, c->v, c->B, c->T, c->Hq, c->Hkv, c->D, NULL, NULL);
+    attention_forward(c->out, NULL, c->q, c->k, c->v, c->B, c->T, c->Hq, c->Hkv, c->D, c->seg,
+                      NULL);
     return dot(c->out, c->r, (size_t)c->B * c->T * c->Hq * c->D);
 }
 
-/* Plain oracle: out and lse row by row in double, from the materialised probabilities. */
+/* Plain oracle: out and lse row by row in double, from the materialised probabilities; row t of
+ * sequence b sees keys seg[b*T+t]..t (seg NULL: 0..t). */
 static void naive_attention(float *out, float *lse, const float *q, const float *k, const float *v,
-                            int B, int T, int Hq, int Hkv, int D) {
+                            int B, int T, int Hq, int Hkv, int D, const int32_t *seg) {
     int group = Hq / Hkv;
     double *p = malloc((size_t)T * sizeof(double));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < Hq; h++)
             for (int t = 0; t < T; t++) {
                 const float *qi = q + (((size_t)b * T + t) * Hq + h) * D;
+                int s0 = seg ? seg[(size_t)b * T + t] : 0;
                 double mx = -INFINITY, sum = 0;
-                for (int t2 = 0; t2 <= t; t2++) {
+                for (int t2 = s0; t2 <= t; t2++) {
                     const float *kt = k + (((size_t)b * T + t2) * Hkv + h / group) * D;
                     double s = 0;
                     for (int d = 0; d < D; d++) s += (double)qi[d] * kt[d];
                     p[t2] = s / sqrt((double)D);
                     if (p[t2] > mx) mx = p[t2];
                 }
-                for (int t2 = 0; t2 <= t; t2++) sum += exp(p[t2] - mx);
+                for (int t2 = s0; t2 <= t; t2++) sum += exp(p[t2] - mx);
                 lse[((size_t)b * Hq + h) * T + t] = (float)(mx + log(sum));
                 float *o = out + (((size_t)b * T + t) * Hq + h) * D;
                 for (int d = 0; d < D; d++) {
                     double acc = 0;
-                    for (int t2 = 0; t2 <= t; t2++)
+                    for (int t2 = s0; t2 <= t; t2++)
                         acc += exp(p[t2] - mx) / sum *
                                v[(((size_t)b * T + t2) * Hkv + h / group) * D + d];
                     o[d] = (float)acc;
                 }
             }
     free(p);
+}
+
+/* Plain backward oracle in double (same visibility as naive_attention): dq, dk, dv overwritten. */
+static void naive_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                                     const float *q, const float *k, const float *v, int B, int T,
+                                     int Hq, int Hkv, int D, const int32_t *seg) {
+    int group = Hq / Hkv;
+    size_t nq = (size_t)B * T * Hq * D, nkv = (size_t)B * T * Hkv * D;
+    double *gq = calloc(nq, sizeof(double)), *gk = calloc(nkv, sizeof(double));
+    double *gv = calloc(nkv, sizeof(double));
+    double *p = malloc((size_t)T * sizeof(double)), *dp = malloc((size_t)T * sizeof(double));
+    double scale = 1.0 / sqrt((double)D);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hq; h++)
+            for (int t = 0; t < T; t++) {
+                size_t qo = (((size_t)b * T + t) * Hq + h) * D;
+                int s0 = seg ? seg[(size_t)b * T + t] : 0;
+                double mx = -INFINITY, sum = 0, di = 0;
+                for (int t2 = s0; t2 <= t; t2++) {
+                    size_t ko = (((size_t)b * T + t2) * Hkv + h / group) * D;
+                    double s = 0, g = 0;
+                    for (int d = 0; d < D; d++) s += (double)q[qo + d] * k[ko + d];
+                    for (int d = 0; d < D; d++) g += (double)dout[qo + d] * v[ko + d];
+                    p[t2] = s * scale, dp[t2] = g;
+                    if (p[t2] > mx) mx = p[t2];
+                }
+                for (int t2 = s0; t2 <= t; t2++) sum += exp(p[t2] - mx);
+                for (int t2 = s0; t2 <= t; t2++) {
+                    p[t2] = exp(p[t2] - mx) / sum;
+                    di += p[t2] * dp[t2];
+                }
+                for (int t2 = s0; t2 <= t; t2++) {
+                    size_t ko = (((size_t)b * T + t2) * Hkv + h / group) * D;
+                    double ds = p[t2] * (dp[t2] - di) * scale;
+                    for (int d = 0; d < D; d++) {
+                        gq[qo + d] += ds * k[ko + d];
+                        gk[ko + d] += ds * q[qo + d];
+                        gv[ko + d] += p[t2] * dout[qo + d];
+                    }
+                }
+            }
+    for (size_t i = 0; i < nq; i++) dq[i] = (float)gq[i];
+    for (size_t i = 0; i < nkv; i++) dk[i] = (float)gk[i], dv[i] = (float)gv[i];
+    free(gq), free(gk), free(gv), free(p), free(dp);
 }
 
 static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
@@ -399,7 +447,7 @@ static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
     CHECK(cnt.gemm_flops == 0);
     attention_forward(out2, NULL, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, NULL);
     CHECK(memcmp(out2, c.out, nq * sizeof(float)) == 0);
-    naive_attention(out_ref, lse_ref, c.q, c.k, c.v, B, T, Hq, Hkv, D);
+    naive_attention(out_ref, lse_ref, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL);
     double e = test_rel_error(c.out, out_ref, nq);
     CHECKF(e < 1e-5, "attention out vs oracle: %.3g", e);
     e = test_rel_error(lse, lse_ref, nl);
@@ -434,11 +482,116 @@ static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
     free(dq), free(dk), free(dv), free(dq2), free(dv2);
 }
 
+/* Packed rows: segments of random lengths (1..max_len) laid end to end in each sequence. */
+static int32_t *random_segments(test_rng *rng, int B, int T, int max_len) {
+    int32_t *seg = malloc((size_t)B * T * sizeof(int32_t));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T;) {
+            int len = 1 + (int)(test_rng_u32(rng) % (uint32_t)max_len);
+            for (int i = 0; i < len && t < T; i++, t++) seg[(size_t)b * T + t] = t - i;
+        }
+    return seg;
+}
+
+/* Blocked kernels against the double oracles at shapes that cross the tiles (T not a multiple of
+ * them, D not a multiple of the vector width, chunked head dimensions), with and without packing,
+ * and every subset of requested gradients: each gives the values of the full request bit for bit
+ * and counts only its products. */
+static void test_attention_oracle(int B, int T, int Hq, int Hkv, int D, int max_seg) {
+    test_rng rng;
+    test_rng_seed(&rng, 11 + T + D);
+    size_t nq = (size_t)B * T * Hq * D, nkv = (size_t)B * T * Hkv * D, nl = (size_t)B * Hq * T;
+    float *q = randn(&rng, nq, 1.0f), *k = randn(&rng, nkv, 1.0f), *v = randn(&rng, nkv, 1.0f);
+    float *dout = randn(&rng, nq, 1.0f);
+    int32_t *seg = max_seg ? random_segments(&rng, B, T, max_seg) : NULL;
+    float *out = alloc_floats(nq), *lse = alloc_floats(nl), *out2 = alloc_floats(nq);
+    float *out_ref = alloc_floats(nq), *lse_ref = alloc_floats(nl);
+    uint64_t pairs = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) pairs += (uint64_t)(t + 1 - (seg ? seg[b * T + t] : 0));
+    pairs *= (uint64_t)Hq;
+
+    op_counters cnt = {0};
+    attention_forward(out, lse, q, k, v, B, T, Hq, Hkv, D, seg, &cnt);
+    CHECK(cnt.attention_flops == 4ull * D * pairs);
+    attention_forward(out2, NULL, q, k, v, B, T, Hq, Hkv, D, seg, NULL);
+    CHECK(memcmp(out2, out, nq * sizeof(float)) == 0);
+    naive_attention(out_ref, lse_ref, q, k, v, B, T, Hq, Hkv, D, seg);
+    double e = test_rel_error(out, out_ref, nq);
+    CHECKF(e < 1e-5, "attention out vs oracle (T=%d D=%d seg=%d): %.3g", T, D, max_seg, e);
+    e = test_rel_error(lse, lse_ref, nl);
+    CHECKF(e < 1e-5, "attention lse vs oracle (T=%d D=%d seg=%d): %.3g", T, D, max_seg, e);
+
+    float *dq = randn(&rng, nq, 1.0f), *dk = randn(&rng, nkv, 1.0f), *dv = randn(&rng, nkv, 1.0f);
+    float *dq_ref = alloc_floats(nq), *dk_ref = alloc_floats(nkv), *dv_ref = alloc_floats(nkv);
+    memset(&cnt, 0, sizeof cnt);
+    attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg, &cnt);
+    CHECK(cnt.attention_flops == 8ull * D * pairs);
+    naive_attention_backward(dq_ref, dk_ref, dv_ref, dout, q, k, v, B, T, Hq, Hkv, D, seg);
+    e = test_rel_error(dq, dq_ref, nq);
+    CHECKF(e < 1e-4, "attention dq vs oracle (T=%d D=%d seg=%d): %.3g", T, D, max_seg, e);
+    e = test_rel_error(dk, dk_ref, nkv);
+    CHECKF(e < 1e-4, "attention dk vs oracle (T=%d D=%d seg=%d): %.3g", T, D, max_seg, e);
+    e = test_rel_error(dv, dv_ref, nkv);
+    CHECKF(e < 1e-4, "attention dv vs oracle (T=%d D=%d seg=%d): %.3g", T, D, max_seg, e);
+
+    for (int mask = 1; mask < 7; mask++) { /* bit 0: dq, 1: dk, 2: dv (7 was the full run) */
+        float *pq = mask & 1 ? randn(&rng, nq, 1.0f) : NULL;
+        float *pk = mask & 2 ? randn(&rng, nkv, 1.0f) : NULL;
+        float *pv = mask & 4 ? randn(&rng, nkv, 1.0f) : NULL;
+        memset(&cnt, 0, sizeof cnt);
+        attention_backward(pq, pk, pv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg, &cnt);
+        uint64_t products = (uint64_t)((mask & 3) != 0) + (mask & 1) + !!(mask & 2) + !!(mask & 4);
+        CHECKF(cnt.attention_flops == products * 2ull * D * pairs, "attention subset %d flops",
+               mask);
+        if (pq) CHECKF(memcmp(pq, dq, nq * sizeof(float)) == 0, "attention subset %d dq", mask);
+        if (pk) CHECKF(memcmp(pk, dk, nkv * sizeof(float)) == 0, "attention subset %d dk", mask);
+        if (pv) CHECKF(memcmp(pv, dv, nkv * sizeof(float)) == 0, "attention subset %d dv", mask);
+        free(pq), free(pk), free(pv);
+    }
+    free(q), free(k), free(v), free(dout), free(seg), free(out), free(lse), free(out2);
+    free(out_ref), free(lse_ref), free(dq), free(dk), free(dv), free(dq_ref), free(dk_ref);
+    free(dv_ref);
+}
+
+/* Finite differences through packed rows (small shape). */
+static void test_attention_packed_grad(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 23);
+    int B = 2, T = 19, Hq = 4, Hkv = 2, D = 8;
+    attention_ctx c = {.B = B, .T = T, .Hq = Hq, .Hkv = Hkv, .D = D};
+    size_t nq = (size_t)B * T * Hq * D, nkv = (size_t)B * T * Hkv * D;
+    int32_t *seg = random_segments(&rng, B, T, 7);
+    c.seg = seg;
+    c.q = randn(&rng, nq, 1.0f), c.k = randn(&rng, nkv, 1.0f), c.v = randn(&rng, nkv, 1.0f);
+    c.out = alloc_floats(nq), c.r = randn(&rng, nq, 1.0f);
+    float *lse = alloc_floats((size_t)B * Hq * T);
+    float *dq = alloc_floats(nq), *dk = alloc_floats(nkv), *dv = alloc_floats(nkv);
+    attention_forward(c.out, lse, c.q, c.k, c.v, B, T, Hq, Hkv, D, seg, NULL);
+    attention_backward(dq, dk, dv, c.r, c.out, lse, c.q, c.k, c.v, B, T, Hq, Hkv, D, seg, NULL);
+    check_grad("packed attention dq", dq, c.q, nq, 1e-2f, attention_loss, &c, 5e-4);
+    check_grad("packed attention dk", dk, c.k, nkv, 1e-2f, attention_loss, &c, 5e-4);
+    check_grad("packed attention dv", dv, c.v, nkv, 1e-2f, attention_loss, &c, 5e-4);
+    free(seg), free(c.q), free(c.k), free(c.v), free(c.out), free(c.r), free(lse);
+    free(dq), free(dk), free(dv);
+}
+
 static void test_attention(void) {
     test_attention_shape(2, 5, 4, 2, 8);   /* grouped-query */
     test_attention_shape(2, 5, 3, 3, 8);   /* one kv head per query head */
     test_attention_shape(1, 4, 4, 1, 4);   /* multi-query */
     test_attention_shape(1, 150, 4, 2, 8); /* several key tiles (online softmax rescaling) */
+    test_attention_packed_grad();
+    /* B, T, Hq, Hkv, D, longest packed segment (0: no packing) */
+    test_attention_oracle(2, 1, 2, 1, 8, 0);
+    test_attention_oracle(2, 37, 4, 1, 64, 0);  /* group 4 */
+    test_attention_oracle(2, 100, 4, 2, 80, 0); /* group 2, D not a multiple of 32 */
+    test_attention_oracle(1, 130, 2, 2, 128, 0);
+    test_attention_oracle(1, 70, 2, 1, 136, 0); /* head dimension in two chunks */
+    test_attention_oracle(2, 130, 4, 2, 64, 40);
+    test_attention_oracle(2, 100, 2, 2, 8, 9);
+    test_attention_oracle(1, 37, 2, 1, 80, 150); /* one segment may cover the sequence */
+    test_attention_oracle(1, 200, 2, 1, 16, 3);  /* many short segments */
 }
 
 /* ---- swiglu ---- */
