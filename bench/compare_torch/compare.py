@@ -79,7 +79,7 @@ def ours(badam, model, data, out, method, B, T, steps, active, logdir):
            "--max-steps", str(steps), "--batch-size", str(B), "--seq-len", str(T),
            "--no-shuffle", "--no-group-by-length", "--no-checkpoint", "--quiet", "--lr", "1e-5",
            "--switch-every", "50", "--switch-mode", "ascending", "--start-block", str(active),
-           "--clip", "1"]
+           "--clip", "0" if method == "lomo" else "1"]  # LOMO updates inside backward: no clip
     if method == "lora":
         cmd += ["--lora-rank", "8", "--lora-alpha", "16", "--lora-targets",
                 "q,k,v,o,gate,up,down"]

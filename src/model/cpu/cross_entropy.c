@@ -1,5 +1,6 @@
 /* Cross-entropy of one logits row, and the fused LM head + cross-entropy over token rows
- * (ops.h states the math). The softmax normaliser is summed in double.
+ * (ops.h states the math). The softmax normaliser is summed in float within blocks of 1024
+ * logits and in double across them.
  *
  * Targets are validated by the caller (the model layer). These kernels still never read out of
  * bounds: cross_entropy_row returns NaN for a target outside [0, V) and leaves dz alone, and
@@ -9,6 +10,8 @@
 #include <math.h>
 #include <string.h>
 
+#define CE_BLOCK 1024
+
 OPS_CLONES
 float cross_entropy_row(float *dz, const float *z, int V, int target, float scale) {
     if (target < 0 || target >= V) return NAN;
@@ -16,21 +19,30 @@ float cross_entropy_row(float *dz, const float *z, int V, int target, float scal
     float max = -INFINITY;
 #pragma omp simd reduction(max : max)
     for (int j = 0; j < V; j++) max = z[j] > max ? z[j] : max;
+    /* exp(z - max), summed in float over blocks of CE_BLOCK (one vector loop each) and the block
+     * sums in double */
     double sum = 0.0;
-    if (dz) {
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < V; j++) {
-            float e = ops_exp_neg(z[j] - max);
-            dz[j] = e;
-            sum += e;
+    for (int j0 = 0; j0 < V; j0 += CE_BLOCK) {
+        int j1 = V - j0 < CE_BLOCK ? V : j0 + CE_BLOCK;
+        float part = 0.0f;
+        if (dz) {
+#pragma omp simd reduction(+ : part)
+            for (int j = j0; j < j1; j++) {
+                float e = ops_exp_neg(z[j] - max);
+                dz[j] = e;
+                part += e;
+            }
+        } else {
+#pragma omp simd reduction(+ : part)
+            for (int j = j0; j < j1; j++) part += ops_exp_neg(z[j] - max);
         }
+        sum += part;
+    }
+    if (dz) {
         float k = (float)(scale / sum);
 #pragma omp simd
         for (int j = 0; j < V; j++) dz[j] *= k;
         dz[target] -= scale;
-    } else {
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < V; j++) sum += ops_exp_neg(z[j] - max);
     }
     return (float)((double)max + log(sum) - z_target);
 }
