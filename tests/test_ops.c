@@ -826,6 +826,34 @@ static void test_linear_bf16_gemm(void) {
     CHECKF(err < 1e-5, "bf16 GEMM backward_input: rel error %.3g", err);
     CHECK(cnt.gemm_flops == 4ull * n * in * out);
 
+    /* Weight gradient of a bf16 weight: dy and x rounded to bf16, fp32 accumulation into dW; the
+     * bias from the unrounded dy. The scratch holds 2 * TILE * in halfwords, (in + out) per row:
+     * 16 rows a block here, so n rows take 65 blocks. */
+    float *dw0 = randn(&rng, (size_t)out * in, 1.0f), *db0 = randn(&rng, out, 1.0f);
+    float *dw = copy_floats(dw0, (size_t)out * in), *db = copy_floats(db0, out);
+    float *dw_ref = alloc_floats((size_t)out * in), *db_ref = alloc_floats(out);
+    float *dw_exact = alloc_floats((size_t)out * in), *db_unused = alloc_floats(out);
+    cnt.gemm_flops = 0;
+    linear_backward_weight_stored(dw, db, dy, x, BADAM_DTYPE_BF16, n, in, out, scratch,
+                                  linear_scratch_floats(in), &cnt);
+    naive_linear_backward_weight(dw_ref, db_unused, dyr, xr, n, in, out);
+    naive_linear_backward_weight(dw_exact, db_ref, dy, x, n, in, out);
+    for (size_t i = 0; i < (size_t)out * in; i++) dw_ref[i] += dw0[i], dw_exact[i] += dw0[i];
+    for (int j = 0; j < out; j++) db_ref[j] += db0[j];
+    err = test_rel_error(dw, dw_ref, (size_t)out * in);
+    CHECKF(err < 1e-5, "bf16 GEMM backward_weight: rel error %.3g", err);
+    CHECKF(test_rel_error(db, db_ref, out) < 1e-5, "bias gradient: rel error %.3g",
+           test_rel_error(db, db_ref, out));
+    CHECK(cnt.gemm_flops == 2ull * n * in * out);
+    /* A scratch too small for 16 rows takes the exact fp32 path. */
+    memcpy(dw, dw0, (size_t)out * in * sizeof(float));
+    linear_backward_weight_stored(dw, NULL, dy, x, BADAM_DTYPE_BF16, n, in, out, scratch, 100,
+                                  NULL);
+    err = test_rel_error(dw, dw_exact, (size_t)out * in);
+    CHECKF(err < 1e-5, "small-scratch backward_weight: rel error %.3g", err);
+    free(dw0), free(db0), free(dw), free(db), free(dw_ref), free(db_ref), free(dw_exact);
+    free(db_unused);
+
     /* Forcing the portable path gives the fp32 result on the unrounded activations. */
     setenv("BADAM_GEMM", "fp32", 1);
     CHECK(!gemm_bf16_available());

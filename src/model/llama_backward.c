@@ -44,7 +44,9 @@ static void linear_back(const layer_ctx *c, llama_param_kind kind, llama_param_k
     llama_lora_backward(c->m, c->ws, c->l, kind, dy, x, c->a->lora_u[kind], dx,
                         llama_plan_trains_adapter(c->m, c->plan, c->l, kind), in, out);
     float *dw = grad_of(c, kind), *db = bias == LLAMA_P_KIND_COUNT ? NULL : grad_of(c, bias);
-    if (dw || db) linear_backward_weight(dw, db, dy, x, N, in, out, oc);
+    if (dw || db)
+        linear_backward_weight_stored(dw, db, dy, x, c->m->dtype, N, in, out, c->ws->lin_scratch,
+                                      c->ws->layout.lin_scratch, oc);
     ready(c, kind);
     if (bias != LLAMA_P_KIND_COUNT) ready(c, bias);
 }

@@ -46,6 +46,7 @@ typedef struct ws_layout {
     size_t input;    /* a saved layer input */
     size_t scratch[24];
     int n_scratch;
+    size_t lin_scratch; /* floats of ws->lin_scratch */
 } ws_layout;
 
 struct llama_workspace {

@@ -36,7 +36,7 @@ static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, i
     s[n++] = N * w.C;                               /* dxn */
     for (int i = 0; i < 3; i++) s[n++] = N * wide;  /* dbig (also rebuilt xn1, xn2, h) */
     for (int i = 0; i < 2; i++) s[n++] = N * w.KVD; /* dkv */
-    s[n++] = linear_scratch_floats((int)max_in);
+    s[n++] = w.lin_scratch = linear_scratch_floats((int)max_in);
     s[n++] = lm_head_loss_workspace_floats(llama_loss_chunk(w.V), (int)w.C, (int)w.V);
     for (int i = 0; i < 4; i++) s[n++] = vec; /* vec */
     s[n++] = (size_t)T * w.half;              /* cos_t */

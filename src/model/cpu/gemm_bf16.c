@@ -78,14 +78,14 @@ void convert_f32_to_bf16_2d(uint16_t *dst, int ldd, const float *src, int lds, i
         convert_run(dst + (size_t)r * ldd, src + (size_t)r * lds, (size_t)cols);
 }
 
-int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, const uint16_t *Bm, int ldb,
-              int transb, float *Cm, int ldc, int accumulate) {
+int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, int transa, const uint16_t *Bm,
+              int ldb, int transb, float *Cm, int ldc, int accumulate) {
 #if defined(BADAM_HAVE_DNNL)
     if (M <= 0 || N <= 0 || K <= 0) return 0;
     pthread_once(&g_once, engine_init);
     if (!g_engine_ok) return -1;
     dnnl_memory_desc_t a_md, b_md, c_md;
-    dnnl_dims_t a_dims = {M, K}, a_str = {lda, 1};
+    dnnl_dims_t a_dims = {M, K}, a_str = {transa ? 1 : lda, transa ? lda : 1};
     dnnl_dims_t b_dims = {K, N}, b_str = {transb ? 1 : ldb, transb ? ldb : 1};
     dnnl_dims_t c_dims = {M, N}, c_str = {ldc, 1};
     if (dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, dnnl_bf16, a_str) ||
@@ -126,7 +126,8 @@ done:
     if (attr) dnnl_primitive_attr_destroy(attr);
     return rc;
 #else
-    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)Bm, (void)ldb, (void)transb, (void)Cm;
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)transa, (void)Bm, (void)ldb, (void)transb;
+    (void)Cm;
     (void)ldc, (void)accumulate;
     return -1;
 #endif

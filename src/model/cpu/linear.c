@@ -47,7 +47,7 @@ static int linear_forward_bf16(float *y, const float *x, const uint16_t *w, int 
     for (int r0 = 0; r0 < n; r0 += mr) {
         int rows = n - r0 < mr ? n - r0 : mr;
         convert_f32_to_bf16(xb, x + (size_t)r0 * in, (size_t)rows * in);
-        if (gemm_bf16(rows, out, in, xb, in, w, in, 1, y + (size_t)r0 * out, out, accumulate))
+        if (gemm_bf16(rows, out, in, xb, in, 0, w, in, 1, y + (size_t)r0 * out, out, accumulate))
             return -1;
     }
     return 0;
@@ -122,7 +122,7 @@ void linear_backward_input(float *dx, const float *dy, const void *w, badam_dtyp
                 for (int r0 = 0; r0 < n; r0 += mr) {
                     int rows = n - r0 < mr ? n - r0 : mr;
                     convert_f32_to_bf16_2d(db, kk, dy + (size_t)r0 * out + k0, out, rows, kk);
-                    if (gemm_bf16(rows, in, kk, db, kk, wb + (size_t)k0 * in, in, 0,
+                    if (gemm_bf16(rows, in, kk, db, kk, 0, wb + (size_t)k0 * in, in, 0,
                                   dx + (size_t)r0 * in, in, 1))
                         backward_input_tiles(dx + (size_t)r0 * in, dy + (size_t)r0 * out, w,
                                              w_dtype, rows, in, out, k0, kk, scratch);
@@ -157,4 +157,40 @@ void linear_backward_weight(float *dw, float *db, const float *dy, const float *
             db[j] += acc;
         }
     }
+}
+
+/* dW += dy^T x through the bf16 GEMM, kc token rows at a time: dy and x rows rounded to bf16 in
+ * scratch ([kc,out] then [kc,in]), then dW[out,in] += dyb^T xb (A transposed). Returns -1 with dW
+ * untouched when the scratch holds fewer than 16 rows or no bf16 GEMM runs on the first block. */
+static int backward_weight_bf16(float *dw, const float *dy, const float *x, int n, int in, int out,
+                                float *scratch, size_t scratch_floats) {
+    size_t per_row = (size_t)in + (size_t)out; /* halfwords */
+    size_t rows_fit = 2 * scratch_floats / per_row;
+    int kc = rows_fit >= (size_t)n ? n : (int)(rows_fit / 16 * 16);
+    if (kc < 16 && kc < n) return -1;
+    uint16_t *dyb = (uint16_t *)scratch, *xb = dyb + (size_t)kc * out;
+    for (int k0 = 0; k0 < n; k0 += kc) {
+        int rows = n - k0 < kc ? n - k0 : kc;
+        convert_f32_to_bf16(dyb, dy + (size_t)k0 * out, (size_t)rows * out);
+        convert_f32_to_bf16(xb, x + (size_t)k0 * in, (size_t)rows * in);
+        if (gemm_bf16(out, in, rows, dyb, out, 1, xb, in, 0, dw, in, 1)) {
+            if (k0 == 0) return -1;
+            /* the GEMM worked before: finish this block exactly rather than lose it */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f,
+                        dy + (size_t)k0 * out, out, x + (size_t)k0 * in, in, 1.0f, dw, in);
+        }
+    }
+    return 0;
+}
+
+void linear_backward_weight_stored(float *dw, float *db, const float *dy, const float *x,
+                                   badam_dtype w_dtype, int n, int in, int out, float *scratch,
+                                   size_t scratch_floats, op_counters *counters) {
+    if (n <= 0 || out <= 0) return;
+    if (dw && in > 0 && w_dtype == BADAM_DTYPE_BF16 && gemm_bf16_available() &&
+        !backward_weight_bf16(dw, dy, x, n, in, out, scratch, scratch_floats)) {
+        count_gemm(counters, n, in, out);
+        dw = NULL; /* done; the bias (if any) below */
+    }
+    linear_backward_weight(dw, db, dy, x, n, in, out, counters);
 }

@@ -73,11 +73,12 @@ size_t linear_scratch_floats(int in);
  * even) and products are accumulated in fp32, as mixed-precision frameworks do. */
 int gemm_bf16_available(void);
 
-/* gemm_bf16: C[M,N] = (accumulate ? C : 0) + A[M,K] @ B, with A bf16 (row stride lda), C fp32
- * (row stride ldc) and B bf16 stored as [N,K] with row stride ldb when transb (B^T is
- * multiplied), else as [K,N]. Returns 0, or -1 when no bf16 GEMM is available (C untouched). */
-int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B, int ldb,
-              int transb, float *C, int ldc, int accumulate);
+/* gemm_bf16: C[M,N] = (accumulate ? C : 0) + A @ B, with C fp32 (row stride ldc); A bf16 stored
+ * as [K,M] with row stride lda when transa (A^T is multiplied), else as [M,K]; B bf16 stored as
+ * [N,K] with row stride ldb when transb, else as [K,N]. Returns 0, or -1 when no bf16 GEMM is
+ * available (C untouched). */
+int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, int transa, const uint16_t *B,
+              int ldb, int transb, float *C, int ldc, int accumulate);
 
 /* convert_f32_to_bf16: dst[i] = bf16(src[i]), round to nearest even (NaN stays NaN). The _2d form
  * converts a rows x cols block between row strides lds (src) and ldd (dst). */
@@ -93,9 +94,19 @@ void linear_forward(float *y, const float *x, const void *w, badam_dtype w_dtype
 void linear_backward_input(float *dx, const float *dy, const void *w, badam_dtype w_dtype, int n,
                            int in, int out, float *scratch, op_counters *counters);
 
-/* linear_backward_weight: dW[out,in] += dy[n,out]^T @ x[n,in];  db[out] += sum_rows dy */
+/* linear_backward_weight: dW[out,in] += dy[n,out]^T @ x[n,in];  db[out] += sum_rows dy
+ * (fp32 sgemm). */
 void linear_backward_weight(float *dw, float *db, const float *dy, const float *x, int n, int in,
                             int out, op_counters *counters);
+
+/* linear_backward_weight_stored: the same for a weight stored in w_dtype. A bf16 weight's
+ * gradient takes the bf16 GEMM when gemm_bf16_available(), like its forward: dy and x rounded to
+ * bf16 (blocks of rows converted into scratch, linear_scratch_floats(max(in, out)) floats),
+ * products accumulated in fp32 into the fp32 dW. Other weights, or a scratch too small for a
+ * block of 16 rows, take linear_backward_weight. */
+void linear_backward_weight_stored(float *dw, float *db, const float *dy, const float *x,
+                                   badam_dtype w_dtype, int n, int in, int out, float *scratch,
+                                   size_t scratch_floats, op_counters *counters);
 
 /* embedding_forward: out[i,:] = table[tokens[i], :]   (out overwritten; table [V,C] in dtype) */
 void embedding_forward(float *out, const int32_t *tokens, int n, const void *table,
