@@ -592,6 +592,7 @@ static void test_attention(void) {
     test_attention_oracle(2, 100, 2, 2, 8, 9);
     test_attention_oracle(1, 37, 2, 1, 80, 150); /* one segment may cover the sequence */
     test_attention_oracle(1, 200, 2, 1, 16, 3);  /* many short segments */
+    test_attention_oracle(1, 9, 2, 1, 4100, 4);  /* forward past ATTN_FD_HUGE: row by row */
 }
 
 /* ---- swiglu ---- */

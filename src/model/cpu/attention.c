@@ -2,9 +2,14 @@
  * no [T x T] probabilities are stored.
  *
  * Forward: one task per (b, query head, block of ATTN_FBQ query rows), the blocks with the most
- * keys handed out first. A block walks its keys in tiles of ATTN_FBK with an online softmax
- * (running max m and sum l per row, the partial output rescaled when the max grows) and writes
- * out = O / l and lse = m + log l. Backward: one task per (b, kv head), which owns dk, dv of that
+ * keys handed out first. A block transposes its queries once (Qt[d][query]) and walks its keys in
+ * tiles of ATTN_FBK with an online softmax (running max m and sum l per query, the output rows
+ * rescaled when the max grows), then writes out = O / l and lse = m + log l. The scores are
+ * computed transposed, St = K Q^T (keys x queries, K read in place as the broadcast operand), so
+ * the softmax max and sum run down the keys with one query per vector lane (no horizontal
+ * reductions), and O += P V takes its broadcasts from St and its rows from a copy of the V tile.
+ * On the tiles that cross the diagonal, each column block of 32 queries only computes the keys
+ * that some of its queries see. Backward: one task per (b, kv head), which owns dk, dv of that
  * head and dq of its query heads (no atomics); for each key tile of ATTN_BBK keys, for each query
  * head of the group and each block of ATTN_BBQ query rows that sees the tile, it recomputes
  * P = exp(S - lse) and adds dv += P^T dout, dq += dS k, dk += dS^T q with
@@ -12,12 +17,16 @@
  *
  * Every product is a small matrix product C[r][0:N] += sum_k A[r][k] B[k][0:N] with the rows of
  * B contiguous in a local tile (mm_tile: 4 rows x 32 columns of C in vector registers, so each B
- * row feeds 8 FMAs). For the scores the K tile is transposed first (Kt[d][key]), for dP the V
- * tile (Vt[d][key]); the V, K, q and dout rows that serve as B are copied into a local tile (rows
- * of q, k, v lie at a power-of-two-ish stride Hq*D or Hkv*D and would collide in the L1 cache).
- * The head dimension is walked in chunks of ATTN_DC, so the tiles stay bounded for any D (when
- * D <= ATTN_DC the backward transposes/copies a key tile once for all its query blocks). Masks
- * (causal, and the segment start of packed rows) are applied only on the tiles that need them.
+ * row feeds 8 FMAs). In the backward the K and V tiles are transposed (Kt[d][key], Vt[d][key];
+ * 16 x 16 register transposes where the CPU has AVX-512, as for the forward's Qt) and the K, q
+ * and dout rows that serve as B are copied into a local tile (rows of q, k, v lie at a
+ * power-of-two-ish stride Hq*D or Hkv*D and would collide in the L1 cache). The backward walks
+ * the head dimension in chunks of ATTN_DC (when D <= ATTN_DC it transposes/copies a key tile once
+ * for all its query blocks); the forward takes fewer query rows and keys per tile as D grows
+ * (Qt and O stay within ATTN_FQT floats, the V copy within ATTN_FVC), and past ATTN_FD_HUGE one
+ * query row and key at a time with q, out and v read in place, so the tiles stay bounded for any
+ * D. Masks (causal, and the segment start of packed rows) are applied only on the tiles that
+ * need them.
  *
  * FLOP count: a query at position t attends to t+1 keys, so one (b, h) pair does
  * T(T+1)/2 (query, key) pairs, and pairs = B * Hq * T(T+1)/2 in all. Each product over the
@@ -29,9 +38,9 @@
  * the softmax are not counted (the counts stay the analytic products of the gradient plan), nor
  * the masked parts of the blocks.
  *
- * No allocation: per-thread tiles live on the stack, about 80 KB per thread in either direction
- * (forward: a 64x64 score tile and two 128x64 tiles; backward: four 32x128 tiles, two 32x32
- * score tiles and 2048 floats of dout . out). */
+ * No allocation: per-thread tiles live on the stack, about 96 KB per thread in the forward (a
+ * 64x64 score tile, Qt and O of 8192 floats each, a 4096-float V tile) and 80 KB in the backward
+ * (four 32x128 tiles, two 32x32 score tiles and 2048 floats of dout . out). */
 #include "model/cpu/ops.h"
 
 #include <math.h>
@@ -41,10 +50,15 @@
 /* Let the AVX-512 clone fuse multiply-adds (ISO C mode leaves contraction off). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast")
+/* and keep the short row copies inline (GCC turns them into memcpy calls otherwise) */
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
 #define ATTN_FBQ 64        /* forward: query rows per block */
 #define ATTN_FBK 64        /* forward: keys per tile */
+#define ATTN_FQT 8192      /* forward: floats of the Q^T and output tiles (D x query rows) */
+#define ATTN_FVC 4096      /* forward: floats of the V tile (keys x D) */
+#define ATTN_FD_HUGE 4096  /* forward: past this head dimension, one query row and key at a time */
 #define ATTN_BBQ 32        /* backward: query rows per block */
 #define ATTN_BBK 32        /* backward: keys per tile */
 #define ATTN_DC 128        /* head dimensions per copied or transposed chunk */
@@ -176,6 +190,60 @@ ATTN_INLINE void transpose_tile(float *restrict dst, int ldd, const float *restr
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define ATTN_X86 1
+
+/* transpose_tile for n a multiple of 16 and dc of 16, in 16 x 16 register blocks (AVX-512F: the
+ * caller checks the CPU). */
+__attribute__((target("avx512f"))) static void transpose_tile_avx512(float *restrict dst, int ldd,
+                                                                     const float *restrict src,
+                                                                     size_t stride, int n, int dc) {
+    for (int c = 0; c < n; c += 16)
+        for (int d = 0; d < dc; d += 16) {
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)(c + i) * stride + d);
+            for (int i = 0; i < 16; i += 2) {
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 16; i += 4) { /* lane L of r[i + j]: column 4L + j of 4 rows */
+                r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+                r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
+                r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+            }
+            for (int h = 0; h < 16; h += 8)
+                for (int j = 0; j < 4; j++) {
+                    t[h + j] = _mm512_shuffle_f32x4(r[h + j], r[h + 4 + j], 0x88);
+                    t[h + 4 + j] = _mm512_shuffle_f32x4(r[h + j], r[h + 4 + j], 0xdd);
+                }
+            for (int j = 0; j < 8; j++) {
+                r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+                r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+            }
+            for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (size_t)(d + i) * ldd + c, r[i]);
+        }
+}
+#endif
+
+/* transpose_tile, by 16 x 16 register blocks where the CPU has AVX-512 (the rest plainly). */
+ATTN_INLINE void transpose_tile_fast(float *restrict dst, int ldd, const float *restrict src,
+                                     size_t stride, int n, int dc) {
+#ifdef ATTN_X86
+    if (n >= 16 && dc >= 16 && __builtin_cpu_supports("avx512f")) {
+        int n16 = n / 16 * 16, d16 = dc / 16 * 16;
+        transpose_tile_avx512(dst, ldd, src, stride, n16, d16);
+        if (d16 < dc)
+            transpose_tile(dst + (size_t)d16 * ldd, ldd, src + d16, stride, n16, dc - d16);
+        if (n16 < n)
+            transpose_tile(dst + n16, ldd, src + (size_t)n16 * stride, stride, n - n16, dc);
+        return;
+    }
+#endif
+    transpose_tile(dst, ldd, src, stride, n, dc);
+}
+
 /* dst[c][d] = src[c*stride + d] for c < n, d < dc (row stride of dst: ATTN_DC). */
 ATTN_INLINE void copy_tile(float *restrict dst, const float *restrict src, size_t stride, int n,
                            int dc) {
@@ -208,84 +276,173 @@ ATTN_INLINE void tile_scores(float *restrict S, int lds, const float *A, size_t 
                              int ready) {
     for (int d0 = 0; d0 < D; d0 += ATTN_DC) {
         int dc = D - d0 < ATTN_DC ? D - d0 : ATTN_DC;
-        if (!ready) transpose_tile(Xt, lds, X + d0, x_stride, n, dc);
+        if (!ready) transpose_tile_fast(Xt, lds, X + d0, x_stride, n, dc);
         mm_tile(S, (size_t)lds, A + d0, lda, 1, Xt, (size_t)lds, M, n, dc, d0 == 0);
     }
 }
 
-/* Forward of query rows i0..i0+M-1 of one (b, h). qb, ob: row i0 of q and out for that head (row
- * stride q_stride); kb, vb: position 0 of the kv head (stride kv_stride); sb: seg_start of row i0
- * (NULL: 0); lse_out: lse of row i0 (NULL: not stored). */
+/* Softmax step of one key tile for the query columns j0..j0+15 of the transposed score tile
+ * St[c][j] (c < kl keys, row stride ATTN_FBQ; only the first w columns are real, the others are
+ * computed alongside so the reductions stay in registers and then dropped): scores scaled, masked
+ * ones (when masked is set: key c0+c after the query t[j] or before its segment start s0[j]) out,
+ * the running max m and sum l updated, St overwritten with P = exp(S - m) and the output rows O[j]
+ * rescaled when the max grew. Every reduction runs down the keys, one query per vector lane. */
+ATTN_INLINE void softmax_cols(float *restrict St, float *restrict O, size_t ldo, float *m, float *l,
+                              const int *t, const int *s0, int j0, int w, int kl, int c0,
+                              int masked, int D, float scale) {
+    float mx[16], alpha[16], sum[16];
+#pragma omp simd
+    for (int j = 0; j < 16; j++) mx[j] = -INFINITY, sum[j] = 0.0f;
+    if (masked)
+        for (int c = 0; c < kl; c++) {
+            float *sr = St + (size_t)c * ATTN_FBQ + j0;
+            int kc = c0 + c;
+#pragma omp simd
+            for (int j = 0; j < 16; j++) {
+                float sc = kc <= t[j0 + j] && kc >= s0[j0 + j] ? sr[j] * scale : -INFINITY;
+                sr[j] = sc;
+                mx[j] = sc > mx[j] ? sc : mx[j];
+            }
+        }
+    else
+        for (int c = 0; c < kl; c++) {
+            float *sr = St + (size_t)c * ATTN_FBQ + j0;
+#pragma omp simd
+            for (int j = 0; j < 16; j++) {
+                float sc = sr[j] * scale;
+                sr[j] = sc;
+                mx[j] = sc > mx[j] ? sc : mx[j];
+            }
+        }
+    int rescale = 0;
+#pragma omp simd reduction(| : rescale)
+    for (int j = 0; j < 16; j++) {
+        float mo = m[j0 + j], mn = mx[j] > mo ? mx[j] : mo;
+        alpha[j] = mo == -INFINITY ? 0.0f : exp_neg(mo - mn);
+        mx[j] = mn, m[j0 + j] = mn;
+        rescale |= j < w && alpha[j] != 1.0f;
+    }
+    if (masked)
+        for (int c = 0; c < kl; c++) {
+            float *sr = St + (size_t)c * ATTN_FBQ + j0;
+#pragma omp simd
+            for (int j = 0; j < 16; j++) {
+                float p = sr[j] == -INFINITY ? 0.0f : exp_neg(sr[j] - mx[j]);
+                sr[j] = p;
+                sum[j] += p;
+            }
+        }
+    else
+        for (int c = 0; c < kl; c++) {
+            float *sr = St + (size_t)c * ATTN_FBQ + j0;
+#pragma omp simd
+            for (int j = 0; j < 16; j++) {
+                float p = exp_neg(sr[j] - mx[j]);
+                sr[j] = p;
+                sum[j] += p;
+            }
+        }
+#pragma omp simd
+    for (int j = 0; j < 16; j++) l[j0 + j] = l[j0 + j] * alpha[j] + sum[j];
+    if (rescale)
+        for (int j = 0; j < w; j++) {
+            float *o = O + (size_t)(j0 + j) * ldo, a = alpha[j];
+            if (a == 1.0f) continue;
+#pragma omp simd
+            for (int d = 0; d < D; d++) o[d] *= a;
+        }
+}
+
+/* Forward of query rows i0..i0+M-1 of one (b, h), in the transposed orientation: the scores of
+ * a key tile are St = K Q^T (keys x queries, so the softmax reductions run across vector lanes)
+ * and the output accumulates as Ot += V^T P^T (head dimensions x queries); Q^T and the output
+ * are transposed once per block, the V tile copied (rows at a large power-of-two-ish stride would
+ * collide in the L1 cache), K read in place. Causal tiles skip the column blocks of 32 queries
+ * that precede a key group. qb, ob: row i0 of q and out for that head (row stride q_stride); kb,
+ * vb: position 0 of the kv head (stride kv_stride); sb: seg_start of row i0 (NULL: 0); lse_out:
+ * lse of row i0 (NULL: not stored). Rows of the block are taken rows at a time and keys nk at a
+ * time (fewer for a large D, so the tiles stay bounded); past ATTN_FD_HUGE, one by one with Q^T,
+ * Ot and V read in place. */
 ATTN_CLONES
 static void forward_block(float *ob, float *lse_out, const float *qb, const float *kb,
                           const float *vb, const int32_t *sb, int i0, int M, size_t q_stride,
                           size_t kv_stride, int D, float scale) {
-    float S[ATTN_FBQ * ATTN_FBK], Kt[ATTN_DC * ATTN_FBK], Vc[ATTN_FBK * ATTN_DC];
+    float St[ATTN_FBQ * ATTN_FBK], Qt[ATTN_FQT], Ol[ATTN_FQT], Vc[ATTN_FVC];
     float m[ATTN_FBQ], l[ATTN_FBQ];
-    int s0[ATTN_FBQ];
-    int smin = i0, smax = 0;
-    for (int r = 0; r < M; r++) {
-        s0[r] = sb ? sb[r] : 0;
-        smin = s0[r] < smin ? s0[r] : smin;
-        smax = s0[r] > smax ? s0[r] : smax;
-        m[r] = -INFINITY, l[r] = 0.0f;
-        float *o = ob + (size_t)r * q_stride;
-        for (int d = 0; d < D; d++) o[d] = 0.0f;
-    }
-    int kend = i0 + M; /* keys < kend */
-    for (int c0 = smin; c0 < kend; c0 += ATTN_FBK) {
-        int n = kend - c0 < ATTN_FBK ? kend - c0 : ATTN_FBK;
-        const float *kt = kb + (size_t)c0 * kv_stride, *vt = vb + (size_t)c0 * kv_stride;
-        tile_scores(S, ATTN_FBK, qb, q_stride, M, kt, kv_stride, n, D, Kt, 0);
-        int masked = c0 + n - 1 > i0 || c0 < smax;
-        for (int r = 0; r < M; r++) {
-            float *sr = S + (size_t)r * ATTN_FBK;
-            int lo = 0, hi = n; /* valid keys: c0+lo .. c0+hi-1 */
-            if (masked) {
-                int t = i0 + r;
-                lo = s0[r] - c0 > 0 ? s0[r] - c0 : 0;
-                hi = t - c0 + 1 < n ? t - c0 + 1 : n;
-                if (lo >= hi) { /* no key of this tile: P = 0, state unchanged */
-                    for (int c = 0; c < n; c++) sr[c] = 0.0f;
-                    continue;
+    int s0[ATTN_FBQ], tq[ATTN_FBQ];
+    int huge = D > ATTN_FD_HUGE;
+    int rows = huge ? 1 : ATTN_FQT / D < ATTN_FBQ ? ATTN_FQT / D : ATTN_FBQ;
+    int nk = huge ? 1 : ATTN_FVC / D < ATTN_FBK ? ATTN_FVC / D : ATTN_FBK;
+    for (int r0 = 0; r0 < M; r0 += rows) {
+        int R = M - r0 < rows ? M - r0 : rows, q0 = i0 + r0;
+        const float *qr = qb + (size_t)r0 * q_stride;
+        float *orow = ob + (size_t)r0 * q_stride;
+        const float *qt = Qt;
+        float *ot = Ol;
+        size_t ldq = (size_t)R, ldo = (size_t)D;
+        if (huge) {
+            qt = qr, ot = orow, ldq = 1; /* one row: Q^T and O are the rows themselves */
+        } else {
+            transpose_tile_fast(Qt, R, qr, q_stride, R, D);
+        }
+        for (int r = 0; r < R; r++) {
+            float *o = ot + (size_t)r * ldo;
+#pragma omp simd
+            for (int d = 0; d < D; d++) o[d] = 0.0f;
+        }
+        int smin = q0, smax = 0;
+        for (int r = R; r < ATTN_FBQ; r++) s0[r] = tq[r] = 0, m[r] = -INFINITY, l[r] = 0.0f;
+        if (R % 16) /* the padding columns of the last 16 */
+            for (int i = 0; i < ATTN_FBQ * ATTN_FBK; i++) St[i] = 0.0f;
+        for (int r = 0; r < R; r++) {
+            s0[r] = sb ? sb[r0 + r] : 0;
+            tq[r] = q0 + r;
+            smin = s0[r] < smin ? s0[r] : smin;
+            smax = s0[r] > smax ? s0[r] : smax;
+            m[r] = -INFINITY, l[r] = 0.0f;
+        }
+        int kend = q0 + R; /* keys < kend */
+        for (int c0 = smin; c0 < kend; c0 += nk) {
+            int n = kend - c0 < nk ? kend - c0 : nk;
+            const float *kt = kb + (size_t)c0 * kv_stride, *vt = vb + (size_t)c0 * kv_stride;
+            const float *va = Vc;
+            size_t ldv = (size_t)D;
+            if (huge)
+                va = vt, ldv = kv_stride;
+            else /* a plain loop: memcpy of 256 bytes goes to a libc call */
+                for (int c = 0; c < n; c++) {
+                    float *o = Vc + (size_t)c * D;
+                    const float *s = vt + (size_t)c * kv_stride;
+#pragma omp simd
+                    for (int d = 0; d < D; d++) o[d] = s[d];
                 }
-            }
-            float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-            for (int c = lo; c < hi; c++) {
-                float sc = sr[c] * scale;
-                sr[c] = sc;
-                mx = sc > mx ? sc : mx;
-            }
-            float mnew = mx > m[r] ? mx : m[r];
-            float alpha = m[r] == -INFINITY ? 0.0f : exp_neg(m[r] - mnew);
-            m[r] = mnew;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int c = 0; c < n; c++) {
-                float p = c >= lo && c < hi ? exp_neg(sr[c] - mnew) : 0.0f;
-                sr[c] = p;
-                sum += p;
-            }
-            l[r] = l[r] * alpha + sum;
-            if (alpha != 1.0f) {
-                float *o = ob + (size_t)r * q_stride;
-#pragma omp simd
-                for (int d = 0; d < D; d++) o[d] *= alpha;
+            int causal = c0 + n - 1 > q0, masked = causal || c0 < smax;
+            /* column blocks of queries: 32, then 16, then the rest */
+            for (int j0 = 0; j0 < R;) {
+                int w = R - j0 >= 32 ? 32 : R - j0 >= 16 ? 16 : R - j0;
+                /* keys c < kl may be seen by a query of the block */
+                int kl = n;
+                if (causal) kl = q0 + j0 + w - c0 < n ? q0 + j0 + w - c0 : n;
+                if (kl > 0) {
+                    mm_tile(St + j0, ATTN_FBQ, kt, kv_stride, 1, qt + j0, ldq, kl, w, D, 1);
+                    softmax_cols(St, ot, ldo, m, l, tq, s0, j0, w < 16 ? w : 16, kl, c0, masked, D,
+                                 scale);
+                    if (w == 32)
+                        softmax_cols(St, ot, ldo, m, l, tq, s0, j0 + 16, 16, kl, c0, masked, D,
+                                     scale);
+                    /* O[j] += sum_c P[c][j] v[c] */
+                    mm_tile(ot + (size_t)j0 * ldo, ldo, St + j0, 1, ATTN_FBQ, va, ldv, w, D, kl, 0);
+                }
+                j0 += w;
             }
         }
-        /* out += P v, v copied chunk by chunk into a local tile */
-        for (int d0 = 0; d0 < D; d0 += ATTN_DC) {
-            int dc = D - d0 < ATTN_DC ? D - d0 : ATTN_DC;
-            copy_tile(Vc, vt + d0, kv_stride, n, dc);
-            mm_tile(ob + d0, q_stride, S, ATTN_FBK, 1, Vc, ATTN_DC, M, dc, n, 0);
-        }
-    }
-    for (int r = 0; r < M; r++) {
-        float *o = ob + (size_t)r * q_stride, inv = 1.0f / l[r];
+        for (int r = 0; r < R; r++) {
+            float *o = orow + (size_t)r * q_stride, inv = 1.0f / l[r];
+            const float *oi = ot + (size_t)r * ldo;
 #pragma omp simd
-        for (int d = 0; d < D; d++) o[d] *= inv;
-        if (lse_out) lse_out[r] = m[r] + logf(l[r]);
+            for (int d = 0; d < D; d++) o[d] = oi[d] * inv;
+            if (lse_out) lse_out[r0 + r] = m[r] + logf(l[r]);
+        }
     }
 }
 
@@ -348,8 +505,8 @@ static void backward_kv_head(float *dq, float *dkb, float *dvb, const float *dou
         float *dkt = dkb ? dkb + (size_t)c0 * kv_stride : NULL;
         float *dvt = dvb ? dvb + (size_t)c0 * kv_stride : NULL;
         if (pre) {
-            transpose_tile(Kt, ATTN_BBK, kt, kv_stride, n, D);
-            if (need_dp) transpose_tile(Vt, ATTN_BBK, vt, kv_stride, n, D);
+            transpose_tile_fast(Kt, ATTN_BBK, kt, kv_stride, n, D);
+            if (need_dp) transpose_tile_fast(Vt, ATTN_BBK, vt, kv_stride, n, D);
             if (dq) copy_tile(Kc, kt, kv_stride, n, D);
         }
         for (int h = kvh * group; h < (kvh + 1) * group; h++) {
