@@ -6,8 +6,13 @@
  * otherwise the bf16 path is used when oneDNN is built in and the CPU reports AVX512_BF16.
  *
  * Threads: Debian's oneDNN is the OpenMP build and uses the same libgomp pool as our kernels and
- * OpenBLAS, so nothing oversubscribes the cores. oneDNN keeps its own primitive cache, so
- * re-creating a primitive for a shape already seen is a cache hit. */
+ * OpenBLAS, so nothing oversubscribes the cores.
+ *
+ * No allocation in steady state: creating a matmul primitive and its memory objects allocates
+ * (thousands of small blocks per training step, and oneDNN's shared scratchpad is freed and
+ * re-allocated whenever no primitive holds it). So primitives live in a small cache keyed by the
+ * GEMM's shape, strides and flags (GEMM_CACHE_SIZE entries, least recently used evicted), with
+ * their memory objects; a call re-points the objects at its buffers and executes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,16 +83,38 @@ void convert_f32_to_bf16_2d(uint16_t *dst, int ldd, const float *src, int lds, i
         convert_run(dst + (size_t)r * ldd, src + (size_t)r * lds, (size_t)cols);
 }
 
-int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, int transa, const uint16_t *Bm,
-              int ldb, int transb, float *Cm, int ldc, int accumulate) {
 #if defined(BADAM_HAVE_DNNL)
-    if (M <= 0 || N <= 0 || K <= 0) return 0;
-    pthread_once(&g_once, engine_init);
-    if (!g_engine_ok) return -1;
+#define GEMM_CACHE_SIZE 64
+
+typedef struct gemm_key {
+    int M, N, K, lda, transa, ldb, transb, ldc, accumulate;
+} gemm_key;
+
+typedef struct gemm_entry {
+    gemm_key key;
+    dnnl_primitive_t prim;
+    dnnl_memory_t a, b, c;
+    uint64_t used; /* clock of the last use; 0: empty slot */
+} gemm_entry;
+
+static gemm_entry g_cache[GEMM_CACHE_SIZE];
+static uint64_t g_clock;
+static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void entry_release(gemm_entry *e) {
+    if (e->a) dnnl_memory_destroy(e->a);
+    if (e->b) dnnl_memory_destroy(e->b);
+    if (e->c) dnnl_memory_destroy(e->c);
+    if (e->prim) dnnl_primitive_destroy(e->prim);
+    memset(e, 0, sizeof *e);
+}
+
+/* Builds the matmul primitive and its (bufferless) memory objects for key k into e. */
+static int entry_build(gemm_entry *e, const gemm_key *k) {
     dnnl_memory_desc_t a_md, b_md, c_md;
-    dnnl_dims_t a_dims = {M, K}, a_str = {transa ? 1 : lda, transa ? lda : 1};
-    dnnl_dims_t b_dims = {K, N}, b_str = {transb ? 1 : ldb, transb ? ldb : 1};
-    dnnl_dims_t c_dims = {M, N}, c_str = {ldc, 1};
+    dnnl_dims_t a_dims = {k->M, k->K}, a_str = {k->transa ? 1 : k->lda, k->transa ? k->lda : 1};
+    dnnl_dims_t b_dims = {k->K, k->N}, b_str = {k->transb ? 1 : k->ldb, k->transb ? k->ldb : 1};
+    dnnl_dims_t c_dims = {k->M, k->N}, c_str = {k->ldc, 1};
     if (dnnl_memory_desc_init_by_strides(&a_md, 2, a_dims, dnnl_bf16, a_str) ||
         dnnl_memory_desc_init_by_strides(&b_md, 2, b_dims, dnnl_bf16, b_str) ||
         dnnl_memory_desc_init_by_strides(&c_md, 2, c_dims, dnnl_f32, c_str))
@@ -97,38 +124,68 @@ int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, int transa, const
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t prim = NULL;
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
     int rc = -1;
+    memset(e, 0, sizeof *e);
     if (dnnl_primitive_attr_create(&attr)) goto done;
-    if (accumulate) {
+    if (k->accumulate) {
         if (dnnl_post_ops_create(&po) || dnnl_post_ops_append_sum(po, 1.0f) ||
             dnnl_primitive_attr_set_post_ops(attr, po))
             goto done;
     }
     if (dnnl_primitive_desc_create(&pd, &mm, attr, g_engine, NULL)) goto done;
-    if (dnnl_primitive_create(&prim, pd)) goto done;
-    if (dnnl_memory_create(&ma, &a_md, g_engine, (void *)A) ||
-        dnnl_memory_create(&mb, &b_md, g_engine, (void *)Bm) ||
-        dnnl_memory_create(&mc, &c_md, g_engine, Cm))
+    if (dnnl_primitive_create(&e->prim, pd)) goto done;
+    if (dnnl_memory_create(&e->a, &a_md, g_engine, DNNL_MEMORY_NONE) ||
+        dnnl_memory_create(&e->b, &b_md, g_engine, DNNL_MEMORY_NONE) ||
+        dnnl_memory_create(&e->c, &c_md, g_engine, DNNL_MEMORY_NONE))
         goto done;
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-    if (dnnl_primitive_execute(prim, g_stream, 3, args)) goto done;
-    if (dnnl_stream_wait(g_stream)) goto done;
+    e->key = *k;
     rc = 0;
 done:
-    if (ma) dnnl_memory_destroy(ma);
-    if (mb) dnnl_memory_destroy(mb);
-    if (mc) dnnl_memory_destroy(mc);
-    if (prim) dnnl_primitive_destroy(prim);
+    if (rc) entry_release(e);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     return rc;
+}
+
+/* The cached entry for k, built (evicting the least recently used) on a miss; NULL on failure. */
+static gemm_entry *entry_for(const gemm_key *k) {
+    gemm_entry *lru = &g_cache[0];
+    for (int i = 0; i < GEMM_CACHE_SIZE; i++) {
+        gemm_entry *e = &g_cache[i];
+        if (e->used && !memcmp(&e->key, k, sizeof *k)) return e;
+        if (e->used < lru->used) lru = e;
+    }
+    entry_release(lru);
+    return entry_build(lru, k) ? NULL : lru;
+}
+#endif
+
+int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, int transa, const uint16_t *Bm,
+              int ldb, int transb, float *Cm, int ldc, int accumulate) {
+#if defined(BADAM_HAVE_DNNL)
+    if (M <= 0 || N <= 0 || K <= 0) return 0;
+    pthread_once(&g_once, engine_init);
+    if (!g_engine_ok) return -1;
+    gemm_key k = {M, N, K, lda, transa != 0, ldb, transb != 0, ldc, accumulate != 0};
+    int rc = -1;
+    pthread_mutex_lock(&g_cache_lock);
+    gemm_entry *e = entry_for(&k);
+    if (e) {
+        e->used = ++g_clock;
+        dnnl_exec_arg_t args[3] = {
+            {DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
+        if (!dnnl_memory_set_data_handle(e->a, (void *)A) &&
+            !dnnl_memory_set_data_handle(e->b, (void *)Bm) &&
+            !dnnl_memory_set_data_handle(e->c, Cm) &&
+            !dnnl_primitive_execute(e->prim, g_stream, 3, args) && !dnnl_stream_wait(g_stream))
+            rc = 0;
+    }
+    pthread_mutex_unlock(&g_cache_lock);
+    return rc;
 #else
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)transa, (void)Bm, (void)ldb, (void)transb;
-    (void)Cm;
-    (void)ldc, (void)accumulate;
+    (void)Cm, (void)ldc, (void)accumulate;
     return -1;
 #endif
 }
