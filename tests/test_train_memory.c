@@ -1,7 +1,8 @@
 /* Memory accounting: for every method, the bytes allocated per category (peak) equal the memory
  * plan's prediction; BAdam's master + gradient + optimizer bytes are 14 x its largest block; and
- * on a model large enough to show it, BAdam's peak RSS is below Adam's by at least 80% of the
- * predicted difference. Runs `badam train` as a separate process per method. */
+ * no step after the first allocates; on a model large enough to show it, BAdam's peak RSS is below
+ * Adam's by at least 80% of the predicted difference. Runs `badam train` as a separate process per
+ * method. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,28 @@ static int train(const char *model, const char *data, const char *out, const cha
     return rc;
 }
 
+/* Checks that every step after the first made no allocation (metrics.jsonl "allocs"): buffers
+ * are sized once, and a block switch upwards (ascending order) only re-points and releases. */
+static void check_steady_state_allocs(const char *out, const char *method) {
+    char path[1200], line[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    FILE *f = fopen(path, "r");
+    CHECKF(f != NULL, "%s: no metrics.jsonl", method);
+    int steps = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        double step = field(j, NULL, "step"), allocs = field(j, NULL, "allocs");
+        if (!isnan(allocs)) {
+            steps++;
+            if (step > 1)
+                CHECKF(allocs == 0, "%s: step %.0f made %.0f allocations", method, step, allocs);
+        }
+        cJSON_Delete(j);
+    }
+    if (f) fclose(f);
+    CHECKF(steps >= 4, "%s: %d steps in metrics.jsonl", method, steps);
+}
+
 static void test_predicted_equals_allocated(void) {
     const char *dir = test_workdir("memory-small");
     char model[1024], data[1024];
@@ -63,6 +86,7 @@ static void test_predicted_equals_allocated(void) {
             CHECK(0);
             continue;
         }
+        check_steady_state_allocs(out, methods[i]);
         cJSON *j = read_memory_json(out);
         for (int c = 0; j && c < 6; c++) {
             double pred = field(j, "predicted", CATS[c]), meas = field(j, "measured_peak", CATS[c]);

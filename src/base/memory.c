@@ -29,6 +29,12 @@ size_t badam_alloc_size(size_t bytes) {
     return (bytes + BADAM_ALIGNMENT - 1) / BADAM_ALIGNMENT * BADAM_ALIGNMENT;
 }
 
+static atomic_uint_fast64_t alloc_calls;
+
+uint64_t badam_alloc_count(void) {
+    return atomic_load(&alloc_calls);
+}
+
 void *badam_alloc_in(badam_mem_category category, size_t bytes) {
     size_t body = badam_alloc_size(bytes);
     if (body < bytes || body > SIZE_MAX - BADAM_ALIGNMENT) return NULL;
@@ -41,6 +47,7 @@ void *badam_alloc_in(badam_mem_category category, size_t bytes) {
     size_t now = atomic_fetch_add(&current_bytes[category], body) + body;
     raise_peak(&peak_bytes[category], now);
     raise_peak(&peak_all, atomic_fetch_add(&current_all, body) + body);
+    atomic_fetch_add(&alloc_calls, 1);
     return raw + BADAM_ALIGNMENT;
 }
 

@@ -4,6 +4,7 @@
 #define BADAM_BASE_MEMORY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define BADAM_ALIGNMENT 64
 
@@ -31,6 +32,10 @@ void badam_free(void *p);
 /* Uncategorised (BADAM_MEM_OTHER) shorthands. */
 void *badam_alloc(size_t bytes);
 void *badam_alloc_array(size_t count, size_t size);
+
+/* Number of successful badam_alloc_in calls so far (process-wide): the trainer reports how many
+ * a step made (0 in steady state). */
+uint64_t badam_alloc_count(void);
 
 /* Bytes currently held, and the most ever held at once, per category (process-wide). */
 size_t badam_mem_current(badam_mem_category category);

@@ -69,7 +69,7 @@ void metrics_write_step(metrics_log *log, const step_metrics *s) {
     put_num(f, "switch_s", s->switch_s, 0);
     put_num(f, "step_s", s->step_s, 0);
     put_num(f, "elapsed_s", s->elapsed_s, 0);
-    fprintf(f, "\"rss\": %zu}\n", s->rss);
+    fprintf(f, "\"allocs\": %llu, \"rss\": %zu}\n", (unsigned long long)s->allocs, s->rss);
     fflush(f);
 }
 

@@ -2,6 +2,7 @@
 #ifndef BADAM_TRAIN_METRICS_H
 #define BADAM_TRAIN_METRICS_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "badam/status.h"
@@ -16,6 +17,7 @@ typedef struct step_metrics {
     double tokens_per_s; /* batch_tokens / step seconds */
     double forward_s, backward_s, update_s, switch_s, step_s, elapsed_s;
     size_t rss;
+    uint64_t allocs; /* badam_alloc_in calls the step made (block switch included) */
 } step_metrics;
 
 typedef struct metrics_log {

@@ -267,6 +267,7 @@ static badam_status save_final(trainer *t, badam_error *err) {
 static badam_status train_step(trainer *t, step_metrics *sm, badam_error *err) {
     const train_config *c = t->cfg;
     double t0 = now_s();
+    uint64_t allocs0 = badam_alloc_count();
     sm->switch_s = 0;
     if (t->blockwise && t->step % t->K == 0) {
         int block = block_for_visit(c->order, t->part.n_blocks, c->start_block, c->seed,
@@ -331,6 +332,7 @@ static badam_status train_step(trainer *t, step_metrics *sm, badam_error *err) {
     sm->tokens = tokens, sm->batch_tokens = batch_tokens;
     sm->step_s = now_s() - t0;
     sm->tokens_per_s = batch_tokens / (sm->step_s > 0 ? sm->step_s : 1e-9);
+    sm->allocs = badam_alloc_count() - allocs0;
     return BADAM_OK;
 }
 
