@@ -122,7 +122,7 @@ static void test_badam_rss_below_adam(void) {
     char model[1024], data[1024];
     snprintf(model, sizeof model, "%s/model", dir);
     snprintf(data, sizeof data, "%s/train.jsonl", dir);
-    /* ~30M parameters: Adam's fp32 master + gradient + moments are ~480 MB, BAdam's ~50 MB. */
+    /* ~30M parameters: Adam's master low bits + gradient + moments are ~420 MB, BAdam's ~45 MB. */
     llama_config cfg = fixture_config(512, 1408, 8, 8, 4, 4000, 0, 0, 0);
     if (fixture_write_model(model, &cfg, BADAM_DTYPE_BF16, 3, 0.02f) ||
         fixture_write_tokenized_data(data, 8, 16, 32, 4000, 4)) {

@@ -13,33 +13,40 @@ static inline void store(void *weight, badam_dtype dt, size_t i, float p) {
         ((float *)weight)[i] = p;
 }
 
+/* The per-step constants of AdamW: decay, the bias-corrected step size and sqrt(1 - beta2^t). */
+typedef struct adamw_consts {
+    float b1, b2, eps, decay, step_size, bc2_sqrt;
+} adamw_consts;
+
+static adamw_consts adamw_consts_of(float lr, float weight_decay, int step,
+                                    const adamw_hparams *h) {
+    const double bc1 = 1.0 - pow(h->beta1, step), bc2 = 1.0 - pow(h->beta2, step);
+    adamw_consts c = {h->beta1,          h->beta2,        h->eps, 1.0f - lr * weight_decay,
+                      (float)(lr / bc1), (float)sqrt(bc2)};
+    return c;
+}
+
 /* One AdamW element (adamw_update's math); returns the new parameter. */
-static inline float adamw_step(float p, float g, float *m, float *v, float decay, float b1,
-                               float b2, float eps, float step_size, float bc2_sqrt) {
-    float mi = *m * b1 + g * (1.0f - b1);
-    float vi = *v * b2 + g * g * (1.0f - b2);
+static inline float adamw_step(float p, float g, float *m, float *v, const adamw_consts *c) {
+    float mi = *m * c->b1 + g * (1.0f - c->b1);
+    float vi = *v * c->b2 + g * g * (1.0f - c->b2);
     *m = mi, *v = vi;
-    return p * decay - step_size * (mi / (sqrtf(vi) / bc2_sqrt + eps));
+    return p * c->decay - c->step_size * (mi / (sqrtf(vi) / c->bc2_sqrt + c->eps));
 }
 
 void adamw_update(float *param, float *m, float *v, const float *grad, size_t n, float lr,
                   float grad_scale, float weight_decay, int step, const adamw_hparams *h,
                   void *weight, badam_dtype weight_dtype) {
-    const float b1 = h->beta1, b2 = h->beta2, eps = h->eps;
-    const float decay = 1.0f - lr * weight_decay;
-    const double bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
-    const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    const adamw_consts c = adamw_consts_of(lr, weight_decay, step, h);
     if (!weight) { /* branch-free loop, so it vectorises */
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++)
-            param[i] = adamw_step(param[i], grad[i] * grad_scale, &m[i], &v[i], decay, b1, b2, eps,
-                                  step_size, bc2_sqrt);
+            param[i] = adamw_step(param[i], grad[i] * grad_scale, &m[i], &v[i], &c);
         return;
     }
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float p = adamw_step(param[i], grad[i] * grad_scale, &m[i], &v[i], decay, b1, b2, eps,
-                             step_size, bc2_sqrt);
+        float p = adamw_step(param[i], grad[i] * grad_scale, &m[i], &v[i], &c);
         param[i] = p;
         store(weight, weight_dtype, i, p);
     }
@@ -48,14 +55,11 @@ void adamw_update(float *param, float *m, float *v, const float *grad, size_t n,
 void adamw_update_split(uint16_t *weight, uint16_t *lo, float *m, float *v, const float *grad,
                         size_t n, float lr, float grad_scale, float weight_decay, int step,
                         const adamw_hparams *h) {
-    const float b1 = h->beta1, b2 = h->beta2, eps = h->eps;
-    const float decay = 1.0f - lr * weight_decay;
-    const double bc1 = 1.0 - pow(b1, step), bc2 = 1.0 - pow(b2, step);
-    const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    const adamw_consts c = adamw_consts_of(lr, weight_decay, step, h);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float p = adamw_step(badam_master_join(weight[i], lo[i]), grad[i] * grad_scale, &m[i],
-                             &v[i], decay, b1, b2, eps, step_size, bc2_sqrt);
+        float p =
+            adamw_step(badam_master_join(weight[i], lo[i]), grad[i] * grad_scale, &m[i], &v[i], &c);
         badam_master_split(p, &weight[i], &lo[i]);
     }
 }

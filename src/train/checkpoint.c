@@ -20,6 +20,22 @@ static void tensor_name(char *out, size_t size, int i, const char *what) {
  * fp32 copy, or t{i}.master_lo where it is split (bf16 weights, optim.h): the raw low 16 bits,
  * under the BF16 tag since the format has no tag our tools read for plain 16-bit words (the
  * high bits are the weight saved with the model); t{i}.m and t{i}.v (F32) for Adam. */
+typedef struct optimizer_part {
+    const char *what;
+    badam_dtype dtype;
+    void *data; /* numel values of dtype */
+} optimizer_part;
+
+/* The optimizer tensors trainable t holds, in file order; returns how many (at most 4). */
+static int optimizer_parts(const trainable *t, optimizer_part out[4]) {
+    int n = 0;
+    if (t->weight && t->master) out[n++] = (optimizer_part){"master", BADAM_DTYPE_F32, t->master};
+    if (t->master_lo) out[n++] = (optimizer_part){"master_lo", BADAM_DTYPE_BF16, t->master_lo};
+    if (t->m) out[n++] = (optimizer_part){"m", BADAM_DTYPE_F32, t->m};
+    if (t->v) out[n++] = (optimizer_part){"v", BADAM_DTYPE_F32, t->v};
+    return n;
+}
+
 static badam_status write_optimizer(const char *dir, const trainable_set *ts, badam_error *err) {
     st_entry *e = calloc((size_t)ts->n * 4 + 1, sizeof *e);
     char(*names)[48] = calloc((size_t)ts->n * 4 + 1, sizeof *names);
@@ -31,18 +47,11 @@ static badam_status write_optimizer(const char *dir, const trainable_set *ts, ba
     size_t n = 0;
     for (int i = 0; i < ts->n; i++) {
         const trainable *t = &ts->t[i];
-        const float *parts[3] = {t->weight ? t->master : NULL, t->m, t->v};
-        const char *what[3] = {"master", "m", "v"};
-        for (int k = 0; k < 3; k++) {
-            if (!parts[k]) continue;
-            tensor_name(names[n], sizeof names[n], i, what[k]);
-            e[n] = (st_entry){names[n], BADAM_DTYPE_F32, 1, {(int64_t)t->numel}, parts[k]};
-            n++;
-        }
-        if (t->master_lo) {
-            tensor_name(names[n], sizeof names[n], i, "master_lo");
-            e[n] = (st_entry){names[n], BADAM_DTYPE_BF16, 1, {(int64_t)t->numel}, t->master_lo};
-            n++;
+        optimizer_part parts[4];
+        int n_parts = optimizer_parts(t, parts);
+        for (int k = 0; k < n_parts; k++, n++) {
+            tensor_name(names[n], sizeof names[n], i, parts[k].what);
+            e[n] = (st_entry){names[n], parts[k].dtype, 1, {(int64_t)t->numel}, parts[k].data};
         }
     }
     char path[PATH_BYTES];
@@ -153,36 +162,21 @@ badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam
     if (st) return st;
     size_t used = 0;
     for (int i = 0; i < ts->n && !st; i++) {
-        trainable *t = &ts->t[i];
-        float *parts[3] = {t->weight ? t->master : NULL, t->m, t->v};
-        const char *what[3] = {"master", "m", "v"};
-        for (int k = 0; k < 3 && !st; k++) {
-            if (!parts[k]) continue;
+        const trainable *t = &ts->t[i];
+        optimizer_part parts[4];
+        int n_parts = optimizer_parts(t, parts);
+        for (int k = 0; k < n_parts && !st; k++, used++) {
             char name[48];
-            tensor_name(name, sizeof name, i, what[k]);
+            tensor_name(name, sizeof name, i, parts[k].what);
             const st_tensor *x = st_find(f, name);
-            if (!x || x->dtype != BADAM_DTYPE_F32 || x->numel != t->numel)
+            if (!x || x->dtype != parts[k].dtype || x->numel != t->numel)
                 st = badam_fail(err, BADAM_E_SHAPE,
-                                "%s: tensor '%s' (%s of %s, %zu floats) is missing or has the "
+                                "%s: tensor '%s' (%s of %s, %zu %s values) is missing or has the "
                                 "wrong size: the checkpoint was written by a different setup",
-                                path, name, what[k], t->name, t->numel);
+                                path, name, parts[k].what, t->name, t->numel,
+                                badam_dtype_name(parts[k].dtype));
             else
-                memcpy(parts[k], x->data, t->numel * sizeof(float));
-            used++;
-        }
-        if (t->master_lo && !st) {
-            char name[48];
-            tensor_name(name, sizeof name, i, "master_lo");
-            const st_tensor *x = st_find(f, name);
-            if (!x || x->dtype != BADAM_DTYPE_BF16 || x->numel != t->numel)
-                st = badam_fail(
-                    err, BADAM_E_SHAPE,
-                    "%s: tensor '%s' (master low bits of %s, %zu values) is missing or "
-                    "has the wrong size: the checkpoint was written by a different setup",
-                    path, name, t->name, t->numel);
-            else
-                memcpy(t->master_lo, x->data, t->numel * sizeof(uint16_t));
-            used++;
+                memcpy(parts[k].data, x->data, t->numel * badam_dtype_size(parts[k].dtype));
         }
     }
     if (!st && used != f->n_tensors)
