@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "badam/cpu.h"
 #include "cli.h"
 
 #define BADAM_VERSION "0.1.0"
@@ -24,7 +25,13 @@ static void usage(FILE *out) {
         "\n"
         "options:\n"
         "  -h, --help          this help (also: badam <command> --help)\n"
-        "  --version           print the version\n");
+        "  --version           print the version and the CPU path the kernels run with\n"
+        "\n"
+        "environment:\n"
+        "  BADAM_CPU=portable|avx2|avx512|auto   kernel instruction set (default: the best this\n"
+        "                      CPU has)\n"
+        "  BADAM_GEMM=fp32     bf16 weights through the fp32 OpenBLAS GEMM, not oneDNN's bf16\n"
+        "  OMP_NUM_THREADS     threads (default: all cores)\n");
 }
 
 const char *cli_human_count(char *buf, unsigned long long n) {
@@ -51,19 +58,30 @@ const char *cli_human_bytes(char *buf, unsigned long long n) {
     return buf;
 }
 
-/* Thread policy: OpenMP threads that spin while waiting steal the cores from everything else on
- * the machine (measured here: 14x slower training next to one other busy process). libgomp reads
- * OMP_WAIT_POLICY when it loads, before main, so when the user has not chosen one we set
- * "passive" and start ourselves again. */
-static void ensure_wait_policy(char **argv) {
+/* Process settings that libraries read once, when they load (before main); when one needs
+ * changing we set it and start ourselves again:
+ * - OMP_WAIT_POLICY: OpenMP threads that spin while waiting steal the cores from everything else
+ *   on the machine (measured here: 14x slower training next to one other busy process), so
+ *   "passive" unless the user chose;
+ * - OPENBLAS_CORETYPE: OpenBLAS's kernels matching the active CPU path (BADAM_CPU), unless the
+ *   user chose; OpenBLAS gives CPU models it does not know its SSE3 kernels (5x slower sgemm on
+ *   a virtualised AVX-512 Xeon, src/model/cpu/blas_core.c). */
+static void ensure_load_time_settings(char **argv) {
+    int again = 0;
     const char *set = getenv("OMP_WAIT_POLICY");
-    if (set && *set) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
-    execv("/proc/self/exe", argv); /* returns only on failure: carry on with the default */
+    if (!set || !*set) again |= setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
+    const char *core = getenv("OPENBLAS_CORETYPE"), *want = badam_blas_core_wanted();
+    if ((!core || !*core) && want) again |= setenv("OPENBLAS_CORETYPE", want, 1) == 0;
+    if (again) execv("/proc/self/exe", argv); /* returns only on failure: carry on as we are */
 }
 
 int main(int argc, char **argv) {
-    ensure_wait_policy(argv);
+    badam_error err = {0};
+    if (badam_cpu_check_env(&err) != BADAM_OK) {
+        fprintf(stderr, "badam: %s\n", err.message);
+        return 2;
+    }
+    ensure_load_time_settings(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -74,7 +92,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version")) {
+        badam_cpu_features f = badam_cpu_detect();
         printf("badam %s\n", BADAM_VERSION);
+        printf("cpu path: %s (this CPU: best %s, AVX512_BF16 %s); OpenBLAS kernels: %s\n",
+               badam_cpu_path_name(badam_cpu_active()), badam_cpu_path_name(badam_cpu_best()),
+               f.avx512_bf16 ? "yes" : "no", badam_blas_core());
         return 0;
     }
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);

@@ -61,14 +61,14 @@ static void check_kv_against_forward(badam_dtype dtype, int with_lora, int tied,
         for (int t = PREFILL; t < T; t++)
             CHECK(!llama_decode(m, kv, tokens + t, 1, got + (size_t)t * 53, 0, &err));
         CHECK(llama_kv_cache_length(kv) == T);
-        double e = test_rel_error(got, full, (size_t)T * 53);
-        CHECKF(e < 1e-4, "dtype %d lora %d tied %d bias %d: KV-cache logits differ by %g",
-               (int)dtype, with_lora, tied, bias, e);
+        CHECK_CLOSE(got, full, (size_t)T * 53, 1e-6, 1e-4,
+                    "dtype %d lora %d tied %d bias %d: KV-cache logits vs full forward", (int)dtype,
+                    with_lora, tied, bias);
         /* Truncating and re-running gives the same logits again. */
         llama_kv_cache_truncate(kv, 9);
         CHECK(!llama_decode(m, kv, tokens + 9, T - 9, got, 1, &err));
-        e = test_rel_error(got, full + 9 * 53, (size_t)(T - 9) * 53);
-        CHECKF(e < 1e-4, "after truncate: %g", e);
+        CHECK_CLOSE(got, full + 9 * 53, (size_t)(T - 9) * 53, 1e-6, 1e-4,
+                    "after truncate: KV-cache logits vs full forward");
         /* Overflow and bad ids are errors, not crashes. */
         int32_t bad = 53;
         llama_kv_cache_truncate(kv, 0);

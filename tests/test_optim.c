@@ -11,12 +11,12 @@
 static void test_lr_schedule(void) {
     lr_schedule s = {LR_COSINE, 1.0f, 4, 20, 0.1f};
     CHECK(lr_at(&s, 0) == 0.0f); /* Hugging Face: the first warmup step has lr 0 */
-    CHECK(fabsf(lr_at(&s, 2) - 0.5f) < 1e-7f);
-    CHECK(fabsf(lr_at(&s, 4) - 1.0f) < 1e-7f);
-    CHECK(fabsf(lr_at(&s, 12) - (0.1f + 0.9f * 0.5f)) < 1e-6f); /* halfway: cos(pi/2) = 0 */
-    CHECK(fabsf(lr_at(&s, 20) - 0.1f) < 1e-6f);
+    CHECK_NEAR(lr_at(&s, 2), 0.5, 1e-7, 1e-7, "warmup lr");
+    CHECK_NEAR(lr_at(&s, 4), 1.0, 1e-7, 1e-7, "peak lr");
+    CHECK_NEAR(lr_at(&s, 12), 0.1 + 0.9 * 0.5, 1e-7, 1e-6, "cosine lr halfway"); /* cos(pi/2) = 0 */
+    CHECK_NEAR(lr_at(&s, 20), 0.1, 1e-7, 1e-6, "cosine lr at the end");
     s.kind = LR_LINEAR;
-    CHECK(fabsf(lr_at(&s, 12) - (0.1f + 0.9f * 0.5f)) < 1e-6f);
+    CHECK_NEAR(lr_at(&s, 12), 0.1 + 0.9 * 0.5, 1e-7, 1e-6, "cosine lr halfway, again");
     s.kind = LR_CONSTANT;
     CHECK(lr_at(&s, 15) == 1.0f && lr_at(&s, 1) == 0.25f);
 }
@@ -82,7 +82,7 @@ static void test_adamw_formula(void) {
             q[i] = (float)(q[i] - 1e-2 / bc1 * qm[i] / (sqrt(qv[i]) / sqrt(bc2) + 1e-8));
         }
     }
-    CHECKF(test_rel_error(p, q, N) < 1e-5, "AdamW vs formula: %.3g", test_rel_error(p, q, N));
+    CHECK_CLOSE(p, q, N, 1e-7, 1e-5, "AdamW vs formula");
 }
 
 /* join(split(p)) == p bit for bit, over every exponent, both signs, ties, the largest finite

@@ -1,5 +1,9 @@
 #include "testutil.h"
 
+#include <cblas.h>
+
+#include "badam/cpu.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +11,27 @@
 #include <sys/wait.h>
 
 int test_failures = 0;
+
+/* Every test binary starts here: BADAM_CPU names the kernel path under test (the suite runs the
+ * kernel and model tests once per path). A path this CPU cannot run skips the test (77); the path,
+ * OpenBLAS's kernel set and the GEMM used are printed so a log shows what ran. */
+__attribute__((constructor)) static void test_cpu_path(void) {
+    badam_error err = {0};
+    badam_status st = badam_cpu_check_env(&err);
+    if (st == BADAM_E_UNSUPPORTED) {
+        fprintf(stderr, "SKIP: %s\n", err.message);
+        exit(TEST_SKIP_CODE);
+    }
+    if (st != BADAM_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        exit(1);
+    }
+    const char *gemm = getenv("BADAM_GEMM");
+    fprintf(stderr, "cpu path: %s (best here: %s, AVX512_BF16 %s); OpenBLAS kernels: %s%s%s\n",
+            badam_cpu_path_name(badam_cpu_active()), badam_cpu_path_name(badam_cpu_best()),
+            badam_cpu_detect().avx512_bf16 ? "yes" : "no", openblas_get_corename(),
+            gemm ? "; BADAM_GEMM=" : "", gemm ? gemm : "");
+}
 
 int test_result(void) {
     if (test_failures) fprintf(stderr, "%d check(s) failed\n", test_failures);
@@ -46,21 +71,43 @@ double test_max_abs(const float *x, size_t n) {
     return m;
 }
 
-double test_rel_error(const float *a, const float *b, size_t n) {
-    double scale = test_max_abs(b, n);
-    if (scale < 1e-6) scale = 1e-6;
-    double worst = 0;
+/* Element i of a float (f64 == 0) or double array, as a double. */
+static double elem(const void *x, int f64, size_t i) {
+    return f64 ? ((const double *)x)[i] : (double)((const float *)x)[i];
+}
+
+static test_closeness close_of(const void *a, const void *b, int f64, size_t n, double atol,
+                               double rtol) {
+    test_closeness c = {0, 0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++)
+        if (fabs(elem(b, f64, i)) > c.scale) c.scale = fabs(elem(b, f64, i));
+    c.bound = atol + rtol * c.scale;
     for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= worst)) worst = d; /* NaN propagates as the worst error */
+        double ai = elem(a, f64, i), bi = elem(b, f64, i), d = fabs(ai - bi);
+        if (ai == bi) continue; /* equal infinities too */
+        double r = isfinite(d) ? (c.bound > 0 ? d / c.bound : INFINITY) : INFINITY;
+        if (!(r <= c.ratio)) c.ratio = r, c.diff = d, c.worst = i;
     }
-    return worst / scale;
+    return c;
+}
+
+test_closeness test_close(const float *a, const float *b, size_t n, double atol, double rtol) {
+    return close_of(a, b, 0, n, atol, rtol);
+}
+
+test_closeness test_close_f64(const double *a, const double *b, size_t n, double atol,
+                              double rtol) {
+    return close_of(a, b, 1, n, atol, rtol);
 }
 
 const char *test_workdir(const char *name) {
     static char path[4096];
     const char *bin = getenv("BADAM_BINARY_DIR");
-    snprintf(path, sizeof path, "%s/test-work/%s", bin ? bin : "/tmp/badam-test", name);
+    /* Runs of one test on several CPU paths (BADAM_TEST_VARIANT) may run at once: each has its own
+     * folders. */
+    const char *variant = getenv("BADAM_TEST_VARIANT");
+    snprintf(path, sizeof path, "%s/test-work/%s%s%s", bin ? bin : "/tmp/badam-test",
+             variant ? variant : "", variant ? "/" : "", name);
     char cmd[3 * 4096 + 64];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", path, path);
     if (test_system(cmd) != 0) fprintf(stderr, "cannot create %s\n", path);

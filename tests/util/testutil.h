@@ -61,9 +61,50 @@ float test_rng_uniform(test_rng *rng); /* [0, 1) */
 float test_rng_normal(test_rng *rng);  /* N(0, 1) */
 void test_fill_normal(test_rng *rng, float *x, size_t n, float scale);
 
-/* max_i |a-b| / max(max_i |b|, floor): a relative error measure robust to near-zero entries. */
-double test_rel_error(const float *a, const float *b, size_t n);
+/* Closeness of a result `a` to a reference `b` (n floats), both tolerances stated by the caller:
+ * passes when |a_i - b_i| <= atol + rtol * max_j |b_j| for every i. The reference's largest
+ * magnitude sets the relative scale (entries near zero are judged against the tensor), and atol
+ * keeps the check meaningful when the reference is all zeros or tiny. ratio: the worst
+ * |a_i - b_i| / bound (<= 1 passes; a NaN or Inf where the other side differs gives +inf). */
+typedef struct test_closeness {
+    double ratio, diff, bound, scale;
+    size_t worst; /* index of the worst element */
+} test_closeness;
+test_closeness test_close(const float *a, const float *b, size_t n, double atol, double rtol);
+/* The same for doubles. */
+test_closeness test_close_f64(const double *a, const double *b, size_t n, double atol, double rtol);
 double test_max_abs(const float *x, size_t n);
+
+#define CHECK_CLOSE_REPORT_(c_, av_, bv_, atol, rtol, ...)                                         \
+    do {                                                                                           \
+        if (!(c_.ratio <= 1.0)) {                                                                  \
+            fprintf(stderr, "%s:%d: CHECK_CLOSE failed: ", __FILE__, __LINE__);                    \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr,                                                                        \
+                    ": |a-b| = %.3g at [%zu] (a %.9g, b %.9g) > atol %.3g + rtol %.3g * "          \
+                    "max|b| %.3g\n",                                                               \
+                    c_.diff, c_.worst, (double)(av_), (double)(bv_), (double)(atol),               \
+                    (double)(rtol), c_.scale);                                                     \
+            test_failures++;                                                                       \
+        }                                                                                          \
+    } while (0)
+
+/* Fails (with the worst element, both values and the bound) unless a is close to the reference
+ * b: |a_i - b_i| <= atol + rtol * max|b| for all i < n. The message is printf-style. */
+#define CHECK_CLOSE(a, b, n, atol, rtol, ...)                                                      \
+    do {                                                                                           \
+        const float *ca_ = (a), *cb_ = (b);                                                        \
+        test_closeness cc_ = test_close(ca_, cb_, (n), (atol), (rtol));                            \
+        CHECK_CLOSE_REPORT_(cc_, ca_[cc_.worst], cb_[cc_.worst], atol, rtol, __VA_ARGS__);         \
+    } while (0)
+
+/* Scalar form: |a - b| <= atol + rtol * |b|. */
+#define CHECK_NEAR(a, b, atol, rtol, ...)                                                          \
+    do {                                                                                           \
+        double na_ = (a), nb_ = (b);                                                               \
+        test_closeness cc_ = test_close_f64(&na_, &nb_, 1, (atol), (rtol));                        \
+        CHECK_CLOSE_REPORT_(cc_, na_, nb_, atol, rtol, __VA_ARGS__);                               \
+    } while (0)
 
 /* A fresh empty directory for this test: $BADAM_BINARY_DIR/test-work/<name> (or /tmp). */
 const char *test_workdir(const char *name);

@@ -65,7 +65,6 @@
 #define ATTN_NB 32         /* columns of C per register tile in mm_tile */
 #define ATTN_DI_CACHE 2048 /* backward: rows whose dout . out is kept for all key tiles */
 
-#define ATTN_CLONES OPS_CLONES
 #define ATTN_INLINE static inline __attribute__((always_inline))
 #define exp_neg ops_exp_neg
 
@@ -195,7 +194,7 @@ ATTN_INLINE void transpose_tile(float *restrict dst, int ldd, const float *restr
 #define ATTN_X86 1
 
 /* transpose_tile for n a multiple of 16 and dc of 16, in 16 x 16 register blocks (AVX-512F: the
- * caller checks the CPU). */
+ * caller checks that the avx512 path is active). */
 __attribute__((target("avx512f"))) static void transpose_tile_avx512(float *restrict dst, int ldd,
                                                                      const float *restrict src,
                                                                      size_t stride, int n, int dc) {
@@ -227,11 +226,11 @@ __attribute__((target("avx512f"))) static void transpose_tile_avx512(float *rest
 }
 #endif
 
-/* transpose_tile, by 16 x 16 register blocks where the CPU has AVX-512 (the rest plainly). */
+/* transpose_tile, by 16 x 16 register blocks on the avx512 path (the rest plainly). */
 ATTN_INLINE void transpose_tile_fast(float *restrict dst, int ldd, const float *restrict src,
                                      size_t stride, int n, int dc) {
 #ifdef ATTN_X86
-    if (n >= 16 && dc >= 16 && __builtin_cpu_supports("avx512f")) {
+    if (n >= 16 && dc >= 16 && badam_cpu_active() == BADAM_CPU_AVX512) {
         int n16 = n / 16 * 16, d16 = dc / 16 * 16;
         transpose_tile_avx512(dst, ldd, src, stride, n16, d16);
         if (d16 < dc)
@@ -363,10 +362,9 @@ ATTN_INLINE void softmax_cols(float *restrict St, float *restrict O, size_t ldo,
  * lse of row i0 (NULL: not stored). Rows of the block are taken rows at a time and keys nk at a
  * time (fewer for a large D, so the tiles stay bounded); past ATTN_FD_HUGE, one by one with Q^T,
  * Ot and V read in place. */
-ATTN_CLONES
-static void forward_block(float *ob, float *lse_out, const float *qb, const float *kb,
-                          const float *vb, const int32_t *sb, int i0, int M, size_t q_stride,
-                          size_t kv_stride, int D, float scale) {
+CPU_BODY void forward_block_body(float *ob, float *lse_out, const float *qb, const float *kb,
+                                 const float *vb, const int32_t *sb, int i0, int M, size_t q_stride,
+                                 size_t kv_stride, int D, float scale) {
     float St[ATTN_FBQ * ATTN_FBK], Qt[ATTN_FQT], Ol[ATTN_FQT], Vc[ATTN_FVC];
     float m[ATTN_FBQ], l[ATTN_FBQ];
     int s0[ATTN_FBQ], tq[ATTN_FBQ];
@@ -445,6 +443,11 @@ static void forward_block(float *ob, float *lse_out, const float *qb, const floa
         }
     }
 }
+CPU_VARIANTS_VOID(forward_block,
+                  (float *ob, float *lse_out, const float *qb, const float *kb, const float *vb,
+                   const int32_t *sb, int i0, int M, size_t q_stride, size_t kv_stride, int D,
+                   float scale),
+                  (ob, lse_out, qb, kb, vb, sb, i0, M, q_stride, kv_stride, D, scale))
 
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                        int B, int T, int Hq, int Hkv, int D, const int32_t *seg_start,
@@ -475,11 +478,11 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
  * position 0 of the kv head; dkb, dvb: the same in dk, dv (NULL: not requested), zeroed here;
  * sb: seg_start of sequence b (NULL: 0). Key tiles outer: when D <= ATTN_DC the tile's K^T, V^T
  * and K copies are made once and serve every query head and block. */
-ATTN_CLONES
-static void backward_kv_head(float *dq, float *dkb, float *dvb, const float *dout, const float *out,
-                             const float *lse, const float *q, const float *kb, const float *vb,
-                             const int32_t *sb, int b, int kvh, int group, int T, int Hq, int D,
-                             size_t q_stride, size_t kv_stride, float scale) {
+CPU_BODY void backward_kv_head_body(float *dq, float *dkb, float *dvb, const float *dout,
+                                    const float *out, const float *lse, const float *q,
+                                    const float *kb, const float *vb, const int32_t *sb, int b,
+                                    int kvh, int group, int T, int Hq, int D, size_t q_stride,
+                                    size_t kv_stride, float scale) {
     float Kt[ATTN_DC * ATTN_BBK], Vt[ATTN_DC * ATTN_BBK], Kc[ATTN_BBK * ATTN_DC];
     float Qc[ATTN_BBQ * ATTN_DC], P[ATTN_BBQ * ATTN_BBK], dS[ATTN_BBQ * ATTN_BBK];
     float dbuf[ATTN_BBQ], dcache[ATTN_DI_CACHE];
@@ -582,6 +585,13 @@ static void backward_kv_head(float *dq, float *dkb, float *dvb, const float *dou
         }
     }
 }
+CPU_VARIANTS_VOID(backward_kv_head,
+                  (float *dq, float *dkb, float *dvb, const float *dout, const float *out,
+                   const float *lse, const float *q, const float *kb, const float *vb,
+                   const int32_t *sb, int b, int kvh, int group, int T, int Hq, int D,
+                   size_t q_stride, size_t kv_stride, float scale),
+                  (dq, dkb, dvb, dout, out, lse, q, kb, vb, sb, b, kvh, group, T, Hq, D, q_stride,
+                   kv_stride, scale))
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
                         const float *lse, const float *q, const float *k, const float *v, int B,

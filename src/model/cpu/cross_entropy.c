@@ -12,8 +12,7 @@
 
 #define CE_BLOCK 1024
 
-OPS_CLONES
-float cross_entropy_row(float *dz, const float *z, int V, int target, float scale) {
+CPU_BODY float ce_row_body(float *dz, const float *z, int V, int target, float scale) {
     if (target < 0 || target >= V) return NAN;
     float z_target = z[target]; /* read before dz (which may alias z) is written */
     float max = -INFINITY;
@@ -45,6 +44,12 @@ float cross_entropy_row(float *dz, const float *z, int V, int target, float scal
         dz[target] -= scale;
     }
     return (float)((double)max + log(sum) - z_target);
+}
+CPU_VARIANTS(float, ce_row, (float *dz, const float *z, int V, int target, float scale),
+             (dz, z, V, target, scale))
+
+float cross_entropy_row(float *dz, const float *z, int V, int target, float scale) {
+    return ce_row(dz, z, V, target, scale);
 }
 
 /* Workspace layout, in floats: gathered hidden rows [chunk,C], logits (then dlogits) [chunk,V],

@@ -1,9 +1,10 @@
 /* bf16 GEMMs with fp32 accumulation (ops.h states the contract), on oneDNN's matmul when the
- * library was built with it (Debian libdnnl-dev) and the CPU has AVX512_BF16.
+ * library was built with it (Debian libdnnl-dev) and the CPU has AVX512_BF16 (and the avx512 path).
  *
  * Dispatch, decided at every call (cheap next to a GEMM): BADAM_GEMM=fp32 in the environment
  * forces the portable fp32 path (OpenBLAS sgemm on converted weights), which the tests also run;
- * otherwise the bf16 path is used when oneDNN is built in and the CPU reports AVX512_BF16.
+ * otherwise the bf16 path is used when oneDNN is built in, the active CPU path is avx512 and the
+ * CPU reports AVX512_BF16 (badam_cpu_bf16_active; BADAM_CPU=avx2 turns it off).
  *
  * Threads: Debian's oneDNN is the OpenMP build and uses the same libgomp pool as our kernels and
  * OpenBLAS, so nothing oversubscribes the cores.
@@ -34,19 +35,11 @@ static void engine_init(void) {
 }
 #endif
 
-static int cpu_has_bf16(void) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    return __builtin_cpu_supports("avx512bf16") != 0;
-#else
-    return 0;
-#endif
-}
-
 int gemm_bf16_available(void) {
 #if defined(BADAM_HAVE_DNNL)
     const char *env = getenv("BADAM_GEMM");
     if (env && !strcmp(env, "fp32")) return 0;
-    if (!cpu_has_bf16() && !(env && !strcmp(env, "bf16"))) return 0;
+    if (!badam_cpu_bf16_active() && !(env && !strcmp(env, "bf16"))) return 0;
     pthread_once(&g_once, engine_init);
     return g_engine_ok;
 #else
@@ -56,8 +49,7 @@ int gemm_bf16_available(void) {
 
 /* n floats to bf16, round to nearest even; NaN keeps a quiet-NaN payload bit. One vector loop
  * (AVX-512 where the CPU has it). */
-OPS_CLONES
-static void convert_run(uint16_t *restrict dst, const float *restrict src, size_t n) {
+CPU_BODY void convert_run_body(uint16_t *restrict dst, const float *restrict src, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &src[i], 4);
@@ -65,6 +57,8 @@ static void convert_run(uint16_t *restrict dst, const float *restrict src, size_
         dst[i] = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u) : (uint16_t)r;
     }
 }
+CPU_VARIANTS_VOID(convert_run, (uint16_t *restrict dst, const float *restrict src, size_t n),
+                  (dst, src, n))
 
 #define CONVERT_CHUNK 16384
 

@@ -3,9 +3,10 @@
  * rows (batch * seq). Backward functions ACCUMULATE (+=) into weight gradients and into dx
  * unless the comment says "overwritten". Any gradient output may be NULL to skip it.
  *
- * Kernels: OpenMP over rows; hot loops vectorised (omp simd) and compiled twice, for AVX-512 and
- * the x86-64 baseline, picked at load time (OPS_CLONES). GEMMs: bf16 weights go to oneDNN's bf16
- * matmul (fp32 accumulation) when the CPU has AVX512_BF16, else, or with BADAM_GEMM=fp32, to
+ * Kernels: OpenMP over rows; hot loops vectorised (omp simd) and compiled three times, for the
+ * x86-64 baseline, AVX2 and AVX-512, picked at every call by the active CPU path
+ * (base/cpu_dispatch.h, BADAM_CPU). GEMMs: bf16 weights go to oneDNN's bf16 matmul (fp32
+ * accumulation) on the avx512 path of a CPU with AVX512_BF16, else, or with BADAM_GEMM=fp32, to
  * OpenBLAS sgemm on weight tiles converted to fp32 (the portable path the tests also run).
  * Attention is flash-style (no [T x T] probabilities stored). The plain loops of tests/test_ops.c
  * are the oracles.
@@ -21,21 +22,14 @@
 #include <stdint.h>
 
 #include "badam/dtype.h"
+#include "base/cpu_dispatch.h"
 
 #include <string.h>
-
-/* Vectorised kernels: hot loops are compiled twice, for AVX-512 (x86-64-v4) and for the baseline,
- * and picked at load time by the CPU (GCC target_clones): the library stays portable. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OPS_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
-#else
-#define OPS_CLONES
-#endif
 
 /* exp(x) for x <= 0 (softmax arguments), vectorisable: 2^n * p(r) with n = round(x / ln 2),
  * r = x - n ln 2 split in two parts (Cody-Waite), p a degree-6 Taylor polynomial (relative error
  * below 2e-7 on |r| <= ln2/2). Arguments are clamped at -87 (exp: ~1.6e-38). */
-static inline float ops_exp_neg(float x) {
+CPU_BODY float ops_exp_neg(float x) {
     if (x != x) return x; /* NaN stays NaN (and never reaches the integer conversion) */
     x = x < -87.0f ? -87.0f : x;
     /* round to nearest by the 1.5 * 2^23 trick: no libm call, so the loop vectorises */

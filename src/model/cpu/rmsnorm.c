@@ -3,8 +3,7 @@
 
 #include <math.h>
 
-OPS_CLONES
-static float rmsnorm_row(float *yi, const float *xi, const float *w, int C, float eps) {
+CPU_BODY float rmsnorm_row_body(float *yi, const float *xi, const float *w, int C, float eps) {
     double ss = 0.0;
 #pragma omp simd reduction(+ : ss)
     for (int j = 0; j < C; j++) ss += (double)xi[j] * xi[j];
@@ -13,6 +12,8 @@ static float rmsnorm_row(float *yi, const float *xi, const float *w, int C, floa
     for (int j = 0; j < C; j++) yi[j] = xi[j] * r * w[j]; /* safe when y aliases x */
     return r;
 }
+CPU_VARIANTS(float, rmsnorm_row, (float *yi, const float *xi, const float *w, int C, float eps),
+             (yi, xi, w, C, eps))
 
 void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int n, int C,
                      float eps) {
@@ -23,9 +24,8 @@ void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int 
     }
 }
 
-OPS_CLONES
-static void rmsnorm_row_backward(float *dxi, const float *dyi, const float *xi, const float *w,
-                                 float r, int C) {
+CPU_BODY void rmsnorm_row_backward_body(float *dxi, const float *dyi, const float *xi,
+                                        const float *w, float r, int C) {
     double dot = 0.0; /* sum_j g[j] * xhat[j] */
 #pragma omp simd reduction(+ : dot)
     for (int j = 0; j < C; j++) dot += (double)dyi[j] * w[j] * (xi[j] * r);
@@ -33,6 +33,9 @@ static void rmsnorm_row_backward(float *dxi, const float *dyi, const float *xi, 
 #pragma omp simd
     for (int j = 0; j < C; j++) dxi[j] += r * (dyi[j] * w[j] - xi[j] * r * mean);
 }
+CPU_VARIANTS_VOID(rmsnorm_row_backward,
+                  (float *dxi, const float *dyi, const float *xi, const float *w, float r, int C),
+                  (dxi, dyi, xi, w, r, C))
 
 /* Columns of dw handled by one thread at a time in the weight-gradient pass. */
 #define RMSNORM_DW_BLOCK 64

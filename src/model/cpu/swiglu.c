@@ -4,21 +4,23 @@
 #include <math.h>
 
 /* sigmoid(g) through exp of a non-positive argument only (vectorisable, no overflow). */
-static inline float sigmoidf(float g) {
+CPU_BODY float sigmoidf(float g) {
     float e = ops_exp_neg(g < 0.0f ? g : -g);
     float r = 1.0f / (1.0f + e);
     return g >= 0.0f ? r : e * r;
 }
 
-OPS_CLONES
-static void swiglu_forward_range(float *h, const float *g, const float *u, size_t i0, size_t i1) {
+CPU_BODY void swiglu_forward_range_body(float *h, const float *g, const float *u, size_t i0,
+                                        size_t i1) {
 #pragma omp simd
     for (size_t i = i0; i < i1; i++) h[i] = g[i] * sigmoidf(g[i]) * u[i];
 }
+CPU_VARIANTS_VOID(swiglu_forward_range,
+                  (float *h, const float *g, const float *u, size_t i0, size_t i1),
+                  (h, g, u, i0, i1))
 
-OPS_CLONES
-static void swiglu_backward_range(float *dg, float *du, const float *dh, const float *g,
-                                  const float *u, size_t i0, size_t i1) {
+CPU_BODY void swiglu_backward_range_body(float *dg, float *du, const float *dh, const float *g,
+                                         const float *u, size_t i0, size_t i1) {
     if (dg && du) {
 #pragma omp simd
         for (size_t i = i0; i < i1; i++) {
@@ -37,6 +39,10 @@ static void swiglu_backward_range(float *dg, float *du, const float *dh, const f
         for (size_t i = i0; i < i1; i++) du[i] = dh[i] * g[i] * sigmoidf(g[i]);
     }
 }
+CPU_VARIANTS_VOID(swiglu_backward_range,
+                  (float *dg, float *du, const float *dh, const float *g, const float *u, size_t i0,
+                   size_t i1),
+                  (dg, du, dh, g, u, i0, i1))
 
 /* Elements per OpenMP task. */
 #define SWIGLU_CHUNK 4096
