@@ -158,8 +158,9 @@ static void test_exact_match_known_answers(void) {
         o.stop_ids = stops, o.n_stop_ids = n_stops;
         eval_result r;
         CHECK(!evaluate(f.m, f.tok, ds, &o, &r, &err));
-        CHECKF(r.em_count == N && r.em_correct == 2 && fabs(r.em_accuracy - 0.5) < 1e-12,
-               "exact match %zu / %zu", r.em_correct, r.em_count);
+        CHECK_NEAR(r.em_accuracy, 0.5, 1e-12, 0, "exact-match accuracy");
+        CHECKF(r.em_count == N && r.em_correct == 2, "exact match %zu / %zu", r.em_correct,
+               r.em_count);
     }
     data_free(ds);
     for (int i = 0; i < N; i++) free(outputs[i]);
