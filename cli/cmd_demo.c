@@ -14,7 +14,7 @@
 #include "badam/train.h"
 #include "cli.h"
 #include "options.h"
-#include "report/report.h"
+#include "badam/report.h"
 
 static const char *USAGE = "badam demo [--out DIR] [--quick]";
 static const char *DESCRIPTION =

@@ -5,7 +5,6 @@
 
 #include "badam/llama.h"
 #include "cli.h"
-#include "io/safetensors.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -48,54 +47,40 @@ int cmd_inspect(int argc, char **argv) {
     }
     const char *dir = argv[1];
     char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
     badam_error err = {0};
-    llama_config cfg;
-    llama_param *params = NULL;
-    int n_params = 0;
-    st_set *set = NULL;
-    if (llama_config_load(path, &cfg, &err) || llama_param_table(&cfg, &params, &n_params, &err) ||
-        st_set_open_dir(dir, &set, &err)) {
+    llama_folder_report r;
+    if (llama_folder_inspect(dir, &r, &err)) {
         fprintf(stderr, "badam inspect: %s\n", err.message);
-        free(params);
         return 1;
     }
+    const llama_config cfg = r.cfg;
+    const llama_param *params = r.params;
+    int n_params = r.n_params;
     print_config(dir, &cfg);
 
     char a[32], b[32];
-    int problems = 0;
-    size_t total = 0, stored_bytes = 0;
+    size_t total = 0;
     printf("\ntensors:\n  %-52s %-14s %-5s %10s\n", "name", "shape", "dtype", "params");
     for (int i = 0; i < n_params; i++) {
         const llama_param *p = &params[i];
-        const st_tensor *t = st_set_find(set, p->name, NULL);
+        const llama_folder_tensor *t = &r.tensors[i];
         char shape[48];
         if (p->ndim == 2)
             snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)p->shape[0],
                      (long long)p->shape[1]);
         else
             snprintf(shape, sizeof shape, "[%lld]", (long long)p->shape[0]);
-        int ok = t && t->ndim == p->ndim && t->shape[0] == p->shape[0] &&
-                 (p->ndim == 1 || t->shape[1] == p->shape[1]);
-        printf("  %-52s %-14s %-5s %10s%s\n", p->name, shape, t ? badam_dtype_name(t->dtype) : "-",
-               cli_human_count(a, p->numel),
-               !t   ? "   MISSING"
-               : ok ? ""
-                    : "   WRONG SHAPE");
-        problems += !ok;
+        printf("  %-52s %-14s %-5s %10s%s\n", p->name, shape,
+               t->found ? badam_dtype_name(t->stored_dtype) : "-", cli_human_count(a, p->numel),
+               !t->found     ? "   MISSING"
+               : t->shape_ok ? ""
+                             : "   WRONG SHAPE");
         total += p->numel;
-        if (t) stored_bytes += t->nbytes;
     }
-    for (size_t i = 0; i < set->n_index; i++) {
-        int known = 0;
-        for (int j = 0; j < n_params && !known; j++)
-            known = !strcmp(params[j].name, set->index[i]->name);
-        if (!known)
-            printf("  %-52s (not a parameter of this config; ignored on load)\n",
-                   set->index[i]->name);
-    }
+    for (size_t i = 0; i < r.n_unknown; i++)
+        printf("  %-52s (not a parameter of this config; ignored on load)\n", r.unknown[i]);
     printf("\ntotal parameters: %zu (%s), stored in %s\n", total, cli_human_count(a, total),
-           cli_human_bytes(b, stored_bytes));
+           cli_human_bytes(b, r.stored_bytes));
 
     /* BAdam's default partition: one block per transformer layer (norms included). */
     size_t *block = calloc((size_t)cfg.n_layers, sizeof *block), largest = 0, outside = 0;
@@ -121,8 +106,8 @@ int cmd_inspect(int argc, char **argv) {
            cli_human_bytes(a, 2ull * total), cli_human_bytes(b, 16ull * largest),
            cli_human_count(path, largest));
     free(block);
-    free(params);
-    st_set_close(set);
+    int problems = r.n_problems;
+    llama_folder_report_free(&r);
     if (problems) {
         fprintf(stderr, "badam inspect: %d tensor(s) missing or with the wrong shape\n", problems);
         return 1;

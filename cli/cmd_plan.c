@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "badam/train.h"
-#include "base/memory.h"
+#include "badam/memory.h"
 #include "cli.h"
 #include "options.h"
 #include "train_options.h"

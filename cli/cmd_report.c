@@ -5,7 +5,7 @@
 
 #include "cli.h"
 #include "options.h"
-#include "report/report.h"
+#include "badam/report.h"
 
 #define USAGE "badam report RUN_DIR... [--out FILE.html] [--title TEXT]"
 #define DESCRIPTION                                                                                \

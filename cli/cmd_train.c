@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "badam/train.h"
-#include "base/memory.h"
+#include "badam/memory.h"
 #include "cli.h"
 #include "options.h"
 #include "train_options.h"

@@ -137,6 +137,30 @@ void llama_model_free(llama_model *m);
 badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **out,
                               badam_error *err);
 
+/* What a folder holds against its config, without loading weights (badam inspect). tensors[i]
+ * describes params[i]: found in the safetensors files, with the config's shape, its stored
+ * dtype and bytes. unknown: tensor names of the folder that are no parameter of the config
+ * (ignored on load). n_problems: parameters missing or wrongly shaped. */
+typedef struct llama_folder_tensor {
+    int found, shape_ok;
+    badam_dtype stored_dtype;
+    size_t stored_bytes;
+} llama_folder_tensor;
+typedef struct llama_folder_report {
+    llama_config cfg;
+    llama_param *params; /* the config's parameter table (data NULL) */
+    int n_params;
+    llama_folder_tensor *tensors; /* [n_params] */
+    char **unknown;
+    size_t n_unknown;
+    size_t stored_bytes;
+    int n_problems;
+} llama_folder_report;
+/* Reads dir/config.json and the safetensors headers (single file or sharded index). Errors
+ * (unreadable config, malformed headers) name the file and field. */
+badam_status llama_folder_inspect(const char *dir, llama_folder_report *r, badam_error *err);
+void llama_folder_report_free(llama_folder_report *r);
+
 /* Saves weights (model dtype) to out_dir in the HF layout, sharded above max_shard_bytes
  * (0: one file); writes config.json (from src_dir's when given, torch_dtype updated) and copies
  * tokenizer and generation files from src_dir. Every file is written atomically. */

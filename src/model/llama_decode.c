@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "badam/generate.h"
+#include "badam/decode.h"
 #include "model/cpu/ops.h"
 
 #define DEFAULT_CHUNK 64

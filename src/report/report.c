@@ -15,7 +15,7 @@
  * What the page holds: a summary table written here (static HTML, readable without scripts), the
  * run data as one JSON document, then uPlot and the page script (src/report/report_page.js) that
  * draws the charts from that JSON. */
-#include "report/report.h"
+#include "badam/report.h"
 
 #include <math.h>
 #include <stdarg.h>

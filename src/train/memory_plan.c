@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "base/memory.h"
-#include "model/llama_internal.h"
 #include "train/trainable.h"
 
 static size_t floats_bytes(size_t floats) {
