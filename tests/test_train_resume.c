@@ -112,7 +112,7 @@ static void test_resume_from_old_checkpoint(void) {
     snprintf(from, sizeof from, "%s/checkpoint", out);
     snprintf(to, sizeof to, "%s/checkpoint.old", out);
     CHECK(rename(from, to) == 0);
-    build_cmd(cmd, sizeof cmd, out, "--method badam --switch-every 2 --max-steps 12 --lr 1e-3", 1);
+    build_cmd(cmd, sizeof cmd, out, args, 1);
     CHECK(test_system(cmd) == 0);
     snprintf(from, sizeof from, "%s/checkpoint/trainer_state.json", out);
     CHECK(io_is_file(from));
