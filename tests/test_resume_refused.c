@@ -108,7 +108,10 @@ static const refusal ISSUE_TABLE[] = {
     {"asc", "--switch-mode descending", "--switch-mode was ascending, now descending", NULL},
     {"rand", "--seed 2", "--seed was 1, now 2", NULL},
     {"prefix", "--partition 'model.layers.1.;model.layers.0.'",
-     "--partition was 2 blocks, now 2; block 0 was [model.layers.0.input_layernorm.weight", NULL},
+     "--partition block 0 was [model.layers.0.input_layernorm.weight, "
+     "model.layers.0.self_attn.q_proj.weight, model.layers.0.self_attn.q_proj.bias, ... 13 in "
+     "all], now [model.layers.1.input_layernorm.weight",
+     NULL},
     {"asc", "--partition module", "--partition was 4 blocks, now 8", NULL},
 };
 

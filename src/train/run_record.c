@@ -225,8 +225,11 @@ static void tell_blocks(const cJSON *was, const cJSON *now, char *out, size_t si
     char a[256] = "none", c[256] = "none";
     if (b < nw) show(cJSON_GetArrayItem(was, b), a, sizeof a);
     if (b < nn) show(cJSON_GetArrayItem(now, b), c, sizeof c);
-    snprintf(out, size, "--partition was %d blocks, now %d; block %d was %s, now %s", nw, nn, b, a,
-             c);
+    if (nw != nn)
+        snprintf(out, size, "--partition was %d blocks, now %d; block %d was %s, now %s", nw, nn, b,
+                 a, c);
+    else
+        snprintf(out, size, "--partition block %d was %s, now %s", b, a, c);
 }
 
 /* ---------------------------------------------------------------- the table */
