@@ -1,7 +1,9 @@
 /* Exact resume: a run killed with SIGKILL after a checkpoint and resumed with --resume ends with
  * weights (and adapters) bit-identical to an uninterrupted run, for BAdam (bf16, random order,
- * killed inside a block visit) and LoRA with dropout. A checkpoint in the middle of being
- * replaced (checkpoint missing, checkpoint.old present) is resumed from too. */
+ * killed inside a block visit) and LoRA with dropout, also when the resumed run changes options
+ * that do not shape the trajectory. A checkpoint in the middle of being replaced (checkpoint
+ * missing, checkpoint.old present) is resumed from too. Changed options that do shape it are
+ * refused: test_resume_refused.c. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +76,15 @@ static void check_resume(const char *name, const char *args, const char *compare
     char state[1300];
     snprintf(state, sizeof state, "%s/model.safetensors", b);
     CHECKF(!io_is_file(state), "%s: the killed run got to its end", name);
-    build_cmd(cmd, sizeof cmd, b, args, 1);
+    /* Options that do not shape the trajectory may differ on resume: the checkpoint schedule,
+     * the validation schedule, --recompute, and the data file's path (same bytes). */
+    char copy[1200], resumed[8192];
+    snprintf(copy, sizeof copy, "%s/same-data.jsonl", base);
+    snprintf(cmd, sizeof cmd, "cp %s %s", g_data, copy);
+    CHECK(test_system(cmd) == 0);
+    snprintf(resumed, sizeof resumed, "%s --save-every 7 --eval-every 9 --recompute --data %s",
+             args, copy);
+    build_cmd(cmd, sizeof cmd, b, resumed, 1);
     if (test_system(cmd)) {
         CHECKF(0, "%s: the resumed run failed (%s.log)", name, b);
         return;
@@ -112,7 +122,7 @@ static void test_resume_from_old_checkpoint(void) {
     snprintf(from, sizeof from, "%s/checkpoint", out);
     snprintf(to, sizeof to, "%s/checkpoint.old", out);
     CHECK(rename(from, to) == 0);
-    build_cmd(cmd, sizeof cmd, out, "--method badam --switch-every 2 --max-steps 12 --lr 1e-3", 1);
+    build_cmd(cmd, sizeof cmd, out, args, 1);
     CHECK(test_system(cmd) == 0);
     snprintf(from, sizeof from, "%s/checkpoint/trainer_state.json", out);
     CHECK(io_is_file(from));

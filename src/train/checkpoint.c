@@ -11,15 +11,20 @@
 
 #define PATH_BYTES 4096
 
-/* Names of the optimizer tensors of trainable i. */
-static void tensor_name(char *out, size_t size, int i, const char *what) {
-    snprintf(out, size, "t%d.%s", i, what);
+#define KEY_BYTES 512
+
+void checkpoint_tensor_key(const trainable *t, const char *what, char *out, size_t size) {
+    if (t->part)
+        snprintf(out, size, "%s.%s.%s", t->name, t->part, what);
+    else
+        snprintf(out, size, "%s.%s", t->name, what);
 }
 
-/* optimizer.safetensors holds, per trainable i: t{i}.master (F32) where the master is a separate
- * fp32 copy, or t{i}.master_lo where it is split (bf16 weights, optim.h): the raw low 16 bits,
- * under the BF16 tag since the format has no tag our tools read for plain 16-bit words (the
- * high bits are the weight saved with the model); t{i}.m and t{i}.v (F32) for Adam. */
+/* optimizer.safetensors holds, per trainable tensor NAME: NAME.master (F32) where the master is
+ * a separate fp32 copy, or NAME.master_lo where it is split (bf16 weights, optim.h): the raw low
+ * 16 bits, under the BF16 tag since the format has no tag our tools read for plain 16-bit words
+ * (the high bits are the weight saved with the model); NAME.m and NAME.v (F32) for Adam. LoRA
+ * tensors are NAME.lora_A.* and NAME.lora_B.*. */
 typedef struct optimizer_part {
     const char *what;
     badam_dtype dtype;
@@ -36,9 +41,10 @@ static int optimizer_parts(const trainable *t, optimizer_part out[4]) {
     return n;
 }
 
-static badam_status write_optimizer(const char *dir, const trainable_set *ts, badam_error *err) {
+badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts,
+                                        badam_error *err) {
     st_entry *e = calloc((size_t)ts->n * 4 + 1, sizeof *e);
-    char(*names)[48] = calloc((size_t)ts->n * 4 + 1, sizeof *names);
+    char(*names)[KEY_BYTES] = calloc((size_t)ts->n * 4 + 1, sizeof *names);
     if (!e || !names) {
         free(e);
         free(names);
@@ -50,7 +56,7 @@ static badam_status write_optimizer(const char *dir, const trainable_set *ts, ba
         optimizer_part parts[4];
         int n_parts = optimizer_parts(t, parts);
         for (int k = 0; k < n_parts; k++, n++) {
-            tensor_name(names[n], sizeof names[n], i, parts[k].what);
+            checkpoint_tensor_key(t, parts[k].what, names[n], sizeof names[n]);
             e[n] = (st_entry){names[n], parts[k].dtype, 1, {(int64_t)t->numel}, parts[k].data};
         }
     }
@@ -65,20 +71,21 @@ static badam_status write_optimizer(const char *dir, const trainable_set *ts, ba
 static badam_status write_state(const char *dir, const trainable_set *ts, const checkpoint_state *s,
                                 badam_error *err) {
     cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "format", CHECKPOINT_FORMAT);
     cJSON_AddNumberToObject(j, "step", s->step);
     cJSON_AddNumberToObject(j, "adam_step", s->adam_step);
     cJSON_AddNumberToObject(j, "block", s->block);
-    cJSON_AddStringToObject(j, "method", s->method);
-    char seed[32];
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)s->seed);
-    cJSON_AddStringToObject(j, "seed", seed);
+    cJSON_AddItemToObject(j, "run", cJSON_Duplicate(s->run, 1));
     cJSON *data = cJSON_AddObjectToObject(j, "data");
     cJSON_AddNumberToObject(data, "epoch", (double)s->data.epoch);
     cJSON_AddNumberToObject(data, "index", (double)s->data.index);
     cJSON *tensors = cJSON_AddArrayToObject(j, "tensors");
     for (int i = 0; i < ts->n; i++) {
         cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "name", ts->t[i].name);
+        char key[KEY_BYTES];
+        checkpoint_tensor_key(&ts->t[i], "", key, sizeof key);
+        key[strlen(key) - 1] = 0; /* without the trailing '.' */
+        cJSON_AddStringToObject(t, "name", key);
         cJSON_AddNumberToObject(t, "numel", (double)ts->t[i].numel);
         cJSON_AddItemToArray(tensors, t);
     }
@@ -105,7 +112,7 @@ badam_status checkpoint_save(const char *out_dir, const char *src_model_dir, con
         st = llama_lora_save(m, adapter, src_model_dir, err);
         if (!st) st = io_sync_dir(adapter, err);
     }
-    if (!st) st = write_optimizer(tmp, ts, err);
+    if (!st) st = checkpoint_write_optimizer(tmp, ts, err);
     if (!st) st = write_state(tmp, ts, state, err);
     if (!st) st = io_replace_dir(tmp, final, err);
     if (st) {
@@ -136,19 +143,31 @@ badam_status checkpoint_read_state(const char *dir, checkpoint_state *s, badam_e
     badam_status st = io_read_json(path, &j, err);
     if (st) return st;
     memset(s, 0, sizeof *s);
-    char seed[32] = "0";
-    int epoch = 0, index = 0;
+    int format = 0, epoch = 0, index = 0;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+    st = json_get_int(j, "format", 0, &format, path, err);
+    if (!st && format < CHECKPOINT_FORMAT)
+        st = badam_fail(err, BADAM_E_UNSUPPORTED,
+                        "%s: this checkpoint was written by an older badam (format %d) that did "
+                        "not record the options that shape training (K, block order, partition, "
+                        "seed, schedule, data, ...), so resuming it cannot be checked and is "
+                        "refused; start a new run (its weights can be the --model of one)",
+                        path, format ? format : 1);
+    if (!st && format > CHECKPOINT_FORMAT)
+        st = badam_fail(err, BADAM_E_UNSUPPORTED,
+                        "%s: format %d is newer than this badam reads (%d); resume with the badam "
+                        "that wrote it",
+                        path, format, CHECKPOINT_FORMAT);
     if (!st) st = json_get_int(j, "step", 1, &s->step, path, err);
     if (!st) st = json_get_int(j, "adam_step", 1, &s->adam_step, path, err);
     if (!st) st = json_get_int(j, "block", 1, &s->block, path, err);
-    if (!st) st = json_get_string(j, "method", 1, s->method, sizeof s->method, path, err);
-    if (!st) st = json_get_string(j, "seed", 1, seed, sizeof seed, path, err);
+    if (!st && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "run")))
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'run' must be an object", path);
     if (!st && !cJSON_IsObject(data))
         st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'data' must be an object", path);
     if (!st) st = json_get_int(data, "epoch", 1, &epoch, path, err);
     if (!st) st = json_get_int(data, "index", 1, &index, path, err);
-    s->seed = strtoull(seed, NULL, 10);
+    if (!st) s->run = cJSON_DetachItemFromObjectCaseSensitive(j, "run");
     s->data.epoch = (uint64_t)epoch, s->data.index = (uint64_t)index;
     cJSON_Delete(j);
     return st;
@@ -166,22 +185,24 @@ badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam
         optimizer_part parts[4];
         int n_parts = optimizer_parts(t, parts);
         for (int k = 0; k < n_parts && !st; k++, used++) {
-            char name[48];
-            tensor_name(name, sizeof name, i, parts[k].what);
+            char name[KEY_BYTES];
+            checkpoint_tensor_key(t, parts[k].what, name, sizeof name);
             const st_tensor *x = st_find(f, name);
             if (!x || x->dtype != parts[k].dtype || x->numel != t->numel)
                 st = badam_fail(err, BADAM_E_SHAPE,
-                                "%s: tensor '%s' (%s of %s, %zu %s values) is missing or has the "
-                                "wrong size: the checkpoint was written by a different setup",
-                                path, name, parts[k].what, t->name, t->numel,
-                                badam_dtype_name(parts[k].dtype));
+                                "%s: tensor '%s' (%zu %s values) is %s: the checkpoint was "
+                                "written by a different setup",
+                                path, name, t->numel, badam_dtype_name(parts[k].dtype),
+                                x ? "of another size or dtype" : "missing");
             else
                 memcpy(parts[k].data, x->data, t->numel * badam_dtype_size(parts[k].dtype));
         }
     }
     if (!st && used != f->n_tensors)
-        st = badam_fail(err, BADAM_E_SHAPE, "%s: holds %zu tensors, this run expects %zu", path,
-                        f->n_tensors, used);
+        st = badam_fail(err, BADAM_E_SHAPE,
+                        "%s: holds %zu tensors, this run expects %zu (the checkpoint was written "
+                        "by a different setup)",
+                        path, f->n_tensors, used);
     st_close(f);
     return st;
 }

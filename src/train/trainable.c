@@ -124,7 +124,7 @@ static float *pool(badam_mem_category cat, size_t floats, int want, int *ok) {
 /* Points tensor t at offset `at` of each pool; builds the master from the stored weights. */
 static void place(trainable_set *s, const llama_model *m, int i, size_t *at) {
     const llama_param *p = &m->params[i];
-    trainable t = {p->name, i, p->numel, NULL, NULL, NULL, NULL, NULL, p->ndim == 2, NULL};
+    trainable t = {p->name, i, p->numel, NULL, NULL, NULL, NULL, NULL, p->ndim == 2, NULL, NULL};
     if (s->pool_master_lo) {
         t.master_lo = s->pool_master_lo + *at; /* low bits 0: the master equals the weight */
         t.weight = p->data;
@@ -183,12 +183,12 @@ badam_status trainable_create(trainable_set *s, const llama_model *m, train_meth
             size_t na = (size_t)m->lora->rank * p->shape[1],
                    nb = (size_t)p->shape[0] * m->lora->rank;
             trainable a = {
-                p->name,        -1, na,  m->lora->A[i], NULL, m->lora->dA[i], s->pool_m + at,
-                s->pool_v + at, 1,  NULL};
+                p->name,        -1, na,   m->lora->A[i], NULL, m->lora->dA[i], s->pool_m + at,
+                s->pool_v + at, 1,  NULL, "lora_A"};
             at += pool_floats_of(na);
             trainable b = {
-                p->name,        -1, nb,  m->lora->B[i], NULL, m->lora->dB[i], s->pool_m + at,
-                s->pool_v + at, 1,  NULL};
+                p->name,        -1, nb,   m->lora->B[i], NULL, m->lora->dB[i], s->pool_m + at,
+                s->pool_v + at, 1,  NULL, "lora_B"};
             at += pool_floats_of(nb);
             if (push(s, a) || push(s, b)) ok = 0;
         }

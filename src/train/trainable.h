@@ -14,6 +14,7 @@ typedef struct trainable {
     float *grad, *m, *v;
     int decay;           /* weight decay applies (2-D tensors) */
     uint16_t *master_lo; /* bf16 weights: the split master's low bits (optim.h); else NULL */
+    const char *part;    /* LoRA: "lora_A" / "lora_B" of parameter `name`; NULL for the parameter */
 } trainable;
 
 typedef struct trainable_set {

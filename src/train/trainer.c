@@ -13,6 +13,7 @@
 #include "io/files.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
+#include "train/run_record.h"
 #include "train/trainable.h"
 
 #define PATH_BYTES 4096
@@ -33,6 +34,7 @@ typedef struct trainer {
     int K, max_steps, step;
     float clip;
     metrics_log metrics;
+    cJSON *record; /* the run record checkpoints carry (run_record.h); NULL without checkpoints */
     /* LOMO: the update applied inside backward */
     float lomo_lr, lomo_scale;
     double lomo_sum_squares;
@@ -95,11 +97,9 @@ static badam_status setup_model(trainer *t, const char *weights_dir, badam_error
                                c->seed, err);
         if (st) return st;
         t->m->lora->dropout_seed = c->seed;
-        const char *adapter = c->init_adapter;
-        char resumed[PATH_BYTES];
-        if (c->resume && !io_path_join(resumed, sizeof resumed, weights_dir, "adapter"))
-            adapter = resumed;
-        if (adapter && (st = llama_lora_load(t->m, adapter, err))) return st;
+        /* a resumed run loads the checkpoint's adapter in restore(), once the run is checked */
+        if (!c->resume && c->init_adapter && (st = llama_lora_load(t->m, c->init_adapter, err)))
+            return st;
     }
     if (t->tok && tokenizer_vocab_size(t->tok) > t->m->cfg.vocab_size)
         return badam_fail(err, BADAM_E_SHAPE,
@@ -195,22 +195,33 @@ static void apply_update(trainer *t, float lr, float scale) {
 
 static badam_status save_checkpoint(trainer *t, badam_error *err) {
     checkpoint_state s = {t->step, t->ts.adam_step, t->ts.block, batcher_get_state(t->batches),
-                          "",      t->cfg->seed};
-    snprintf(s.method, sizeof s.method, "%s", train_method_name(t->cfg->method));
+                          t->record};
     return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ts, &s,
                            t->cfg->max_shard_bytes, err);
 }
 
+/* The run record of this run (run_record.h), built when checkpoints are written or read. */
+static badam_status make_record(trainer *t, badam_error *err) {
+    run_facts f = {t->cfg, t->m, t->blockwise ? &t->part : NULL, t->K, t->clip, "", "", ""};
+    badam_status st = run_facts_hash_files(&f, err);
+    if (st) return st;
+    t->record = run_record_build(&f);
+    return t->record ? BADAM_OK : badam_fail(err, BADAM_E_NOMEM, "run record: out of memory");
+}
+
 /* Restores step, data position and optimizer state from OUT/checkpoint (weights and adapters
- * were loaded from it already). */
+ * were loaded from it already; the run record was checked). */
 static badam_status restore(trainer *t, const char *dir, const checkpoint_state *s,
                             badam_error *err) {
-    if (strcmp(s->method, train_method_name(t->cfg->method)) != 0)
-        return badam_fail(err, BADAM_E_INVALID,
-                          "%s: the checkpoint was written by --method %s, not %s", dir, s->method,
-                          train_method_name(t->cfg->method));
+    char adapter[PATH_BYTES];
+    badam_status st = BADAM_OK;
+    if (t->m->lora) {
+        if (io_path_join(adapter, sizeof adapter, dir, "adapter"))
+            return badam_fail(err, BADAM_E_INVALID, "%s: path too long", dir);
+        if ((st = llama_lora_load(t->m, adapter, err))) return st;
+    }
     t->step = s->step;
-    badam_status st = batcher_set_state(t->batches, s->data, err);
+    st = batcher_set_state(t->batches, s->data, err);
     if (st) return st;
     if (t->blockwise && s->block >= 0) trainable_activate_block(&t->ts, t->m, &t->part, s->block);
     t->ts.adam_step = s->adam_step;
@@ -218,6 +229,7 @@ static badam_status restore(trainer *t, const char *dir, const checkpoint_state 
 }
 
 static void free_trainer(trainer *t) {
+    cJSON_Delete(t->record);
     metrics_close(&t->metrics);
     trainable_free(&t->ts);
     if (t->blockwise) partition_free(&t->part);
@@ -364,7 +376,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     if ((st = io_make_dir(c->out_dir, err))) return st;
 
     char ckpt[PATH_BYTES] = "";
-    checkpoint_state cs;
+    checkpoint_state cs = {0};
     if (c->resume) {
         if ((st = checkpoint_find(c->out_dir, ckpt, sizeof ckpt, err)) ||
             (st = checkpoint_read_state(ckpt, &cs, err)))
@@ -374,6 +386,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
     if (!st && t->blockwise) st = partition_build(t->m, &c->partition, &t->part, err);
     if (st) {
+        cJSON_Delete(cs.run);
         free_trainer(t);
         return st;
     }
@@ -388,8 +401,14 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     t->clip = c->clip >= 0 ? c->clip : (c->method == METHOD_LOMO ? 0.0f : 1.0f);
     t->sched = (lr_schedule){c->schedule, c->lr, c->warmup, t->max_steps, c->min_lr_ratio};
     t->adam = (adamw_hparams){c->beta1, c->beta2, c->eps};
+    /* A resumed run must be the run that wrote the checkpoint: every option that shapes the
+     * trajectory is compared before anything is allocated for training. */
+    if (c->resume || !c->no_checkpoint) st = make_record(t, err);
+    if (!st && c->resume) st = run_record_check(cs.run, t->record, ckpt, err);
+    cJSON_Delete(cs.run);
+    cs.run = NULL;
 
-    st = memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
+    if (!st) st = memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
     if (!st) st = trainable_create(&t->ts, t->m, c->method, &t->part, err);
     if (!st) st = llama_workspace_create(t->m, c->batch_size, c->seq_len, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, &cs, err);

@@ -1,0 +1,355 @@
+/* The run record (run_record.h): one table, one row per option that shapes the trajectory. To
+ * record a new option, add its row; the checkpoint, --resume and the docs' list follow it. */
+#include "train/run_record.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/file_hash.h"
+#include "io/files.h"
+
+typedef struct run_option run_option;
+struct run_option {
+    const char *name;                   /* the flag an error names */
+    int (*applies)(const run_facts *f); /* NULL: every run; elsewhere recorded as null */
+    cJSON *(*value)(const run_facts *f, const run_option *o); /* how the value is written */
+    size_t at;         /* offset of the field (in train_config, or run_facts for hashes) */
+    const char *unset; /* string fields: the text written for NULL */
+    void (*tell)(const cJSON *was, const cJSON *now, char *out,
+                 size_t size); /* NULL: "was A, now B" */
+};
+
+/* ---------------------------------------------------------------- when an option applies */
+
+static int blockwise(const run_facts *f) {
+    return f->cfg->method == METHOD_BADAM || f->cfg->method == METHOD_SGD_BCD;
+}
+static int uses_adam(const run_facts *f) {
+    train_method m = f->cfg->method;
+    return m == METHOD_BADAM || m == METHOD_ADAM || m == METHOD_LORA;
+}
+static int lora(const run_facts *f) {
+    return f->cfg->method == METHOD_LORA;
+}
+static int by_epochs(const run_facts *f) {
+    return f->cfg->max_steps == 0;
+}
+static int decays(const run_facts *f) {
+    return f->cfg->schedule != LR_CONSTANT;
+}
+static int has_val_data(const run_facts *f) {
+    return f->cfg->val_path != NULL;
+}
+static int split_val(const run_facts *f) {
+    return f->cfg->val_path == NULL;
+}
+static int uses_template(const run_facts *f) {
+    return f->cfg->format != DATA_FORMAT_TOKENIZED;
+}
+static int unpacked(const run_facts *f) {
+    return !f->cfg->pack; /* packing ignores length grouping */
+}
+
+/* ---------------------------------------------------------------- how a value is written */
+
+#define FIELD(type, f, o) (*(const type *)((const char *)(f)->cfg + (o)->at))
+
+static cJSON *text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static cJSON *text(const char *fmt, ...) {
+    char buf[96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return cJSON_CreateString(buf);
+}
+
+static cJSON *v_int(const run_facts *f, const run_option *o) {
+    return text("%d", FIELD(int, f, o));
+}
+/* The shortest decimal that reads back as the same float (9 digits always do). */
+static cJSON *float_text(float x) {
+    char buf[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)x);
+        if (strtof(buf, NULL) == x) break;
+    }
+    return cJSON_CreateString(buf);
+}
+static cJSON *v_float(const run_facts *f, const run_option *o) {
+    return float_text(FIELD(float, f, o));
+}
+static cJSON *v_double(const run_facts *f, const run_option *o) {
+    return text("%.17g", FIELD(double, f, o));
+}
+static cJSON *v_u64(const run_facts *f, const run_option *o) {
+    return text("%llu", (unsigned long long)FIELD(uint64_t, f, o));
+}
+static cJSON *v_on(const run_facts *f, const run_option *o) {
+    return cJSON_CreateString(FIELD(int, f, o) ? "on" : "off");
+}
+static cJSON *v_off(const run_facts *f, const run_option *o) { /* --no-X for a field X */
+    return cJSON_CreateString(FIELD(int, f, o) ? "off" : "on");
+}
+static cJSON *v_str(const run_facts *f, const run_option *o) {
+    const char *s = FIELD(const char *, f, o);
+    return cJSON_CreateString(s ? s : o->unset);
+}
+static cJSON *v_sha256(const run_facts *f, const run_option *o) {
+    const char *hex = (const char *)f + o->at;
+    return hex[0] ? text("sha256:%s", hex) : cJSON_CreateNull();
+}
+static cJSON *v_method(const run_facts *f, const run_option *o) {
+    (void)o;
+    return cJSON_CreateString(train_method_name(f->cfg->method));
+}
+static cJSON *v_dtype(const run_facts *f, const run_option *o) {
+    (void)o;
+    return cJSON_CreateString(f->cfg->dtype == BADAM_DTYPE_F32 ? "fp32" : "bf16");
+}
+static cJSON *v_format(const run_facts *f, const run_option *o) {
+    (void)o;
+    static const char *const names[] = {"auto", "alpaca", "sharegpt", "tokenized"};
+    return cJSON_CreateString(names[f->cfg->format]);
+}
+static cJSON *v_schedule(const run_facts *f, const run_option *o) {
+    (void)o;
+    return cJSON_CreateString(lr_schedule_name(f->cfg->schedule));
+}
+static cJSON *v_order(const run_facts *f, const run_option *o) {
+    (void)o;
+    return cJSON_CreateString(block_order_name(f->cfg->order));
+}
+static cJSON *v_start_block(const run_facts *f, const run_option *o) {
+    (void)o;
+    return f->cfg->start_block < 0 ? cJSON_CreateString("default")
+                                   : text("%d", f->cfg->start_block);
+}
+static cJSON *v_switch_every(const run_facts *f, const run_option *o) {
+    (void)o;
+    return text("%d", f->switch_every);
+}
+static cJSON *v_clip(const run_facts *f, const run_option *o) {
+    (void)o;
+    return float_text(f->clip);
+}
+static cJSON *v_lora_targets(const run_facts *f, const run_option *o) {
+    (void)o;
+    char list[160] = "", name[160];
+    for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
+        if (!(f->cfg->lora_targets & (1u << k))) continue;
+        llama_lora_module_name(f->m, 0, (llama_param_kind)k, name, sizeof name);
+        const char *last = strrchr(name, '.'), *kind = last ? last + 1 : name;
+        if (strlen(list) + strlen(kind) + 2 > sizeof list) break;
+        if (list[0]) strcat(list, ",");
+        strcat(list, kind);
+    }
+    return cJSON_CreateString(list);
+}
+/* The tensor names of every block, block by block. */
+static cJSON *v_blocks(const run_facts *f, const run_option *o) {
+    (void)o;
+    cJSON *blocks = cJSON_CreateArray();
+    for (int b = 0; blocks && b < f->part->n_blocks; b++) {
+        cJSON *names = cJSON_CreateArray();
+        for (int i = 0; names && i < f->m->n_params; i++)
+            if (f->part->block_of[i] == b)
+                cJSON_AddItemToArray(names, cJSON_CreateString(f->m->params[i].name));
+        cJSON_AddItemToArray(blocks, names);
+    }
+    return blocks;
+}
+static cJSON *v_always_active(const run_facts *f, const run_option *o) {
+    (void)o;
+    cJSON *names = cJSON_CreateArray();
+    for (int i = 0; names && i < f->m->n_params; i++)
+        if (f->part->always_active[i])
+            cJSON_AddItemToArray(names, cJSON_CreateString(f->m->params[i].name));
+    return names;
+}
+
+/* ---------------------------------------------------------------- how a difference is told */
+
+/* A value as an error shows it: strings as they are, null as "not used", arrays as
+ * "[a, b, c, ... (n)]"; cut to fit. */
+static void show(const cJSON *v, char *out, size_t size) {
+    if (!v || cJSON_IsNull(v)) {
+        snprintf(out, size, "not used");
+    } else if (cJSON_IsString(v)) {
+        size_t n = strlen(v->valuestring);
+        if (n > 72)
+            snprintf(out, size, "\"%.60s...\" (%zu characters)", v->valuestring, n);
+        else
+            snprintf(out, size, "%s", v->valuestring);
+    } else if (cJSON_IsArray(v)) {
+        int n = cJSON_GetArraySize(v), k = 0;
+        size_t at = (size_t)snprintf(out, size, "[");
+        const cJSON *x;
+        cJSON_ArrayForEach(x, v) {
+            if (k == 3) {
+                if (at < size) at += (size_t)snprintf(out + at, size - at, ", ... %d in all", n);
+                break;
+            }
+            char item[128];
+            show(x, item, sizeof item);
+            if (at < size) at += (size_t)snprintf(out + at, size - at, "%s%s", k ? ", " : "", item);
+            k++;
+        }
+        if (at < size) snprintf(out + at, size - at, "]");
+    } else {
+        snprintf(out, size, "?");
+    }
+}
+
+static void tell_plain(const char *name, const cJSON *was, const cJSON *now, char *out,
+                       size_t size) {
+    char a[256], b[256];
+    show(was, a, sizeof a);
+    show(now, b, sizeof b);
+    snprintf(out, size, "%s was %s, now %s", name, a, b);
+}
+
+/* Partitions: the first block whose tensors differ. */
+static void tell_blocks(const cJSON *was, const cJSON *now, char *out, size_t size) {
+    if (!cJSON_IsArray(was) || !cJSON_IsArray(now)) {
+        tell_plain("--partition", was, now, out, size);
+        return;
+    }
+    int nw = cJSON_GetArraySize(was), nn = cJSON_GetArraySize(now), b = 0;
+    while (b < nw && b < nn &&
+           cJSON_Compare(cJSON_GetArrayItem(was, b), cJSON_GetArrayItem(now, b), 1))
+        b++;
+    char a[256] = "none", c[256] = "none";
+    if (b < nw) show(cJSON_GetArrayItem(was, b), a, sizeof a);
+    if (b < nn) show(cJSON_GetArrayItem(now, b), c, sizeof c);
+    if (nw != nn)
+        snprintf(out, size, "--partition was %d blocks, now %d; block %d was %s, now %s", nw, nn, b,
+                 a, c);
+    else
+        snprintf(out, size, "--partition block %d was %s, now %s", b, a, c);
+}
+
+/* ---------------------------------------------------------------- the table */
+
+#define CFG(x) offsetof(train_config, x)
+#define FACT(x) offsetof(run_facts, x)
+
+static const run_option OPTIONS[] = {
+    {"--method", NULL, v_method, 0, NULL, NULL},
+    {"--dtype", NULL, v_dtype, 0, NULL, NULL},
+    {"--data", NULL, v_sha256, FACT(data_sha256), NULL, NULL},
+    {"--val-data", has_val_data, v_sha256, FACT(val_sha256), NULL, NULL},
+    {"--val-size", split_val, v_double, CFG(val_size), NULL, NULL},
+    {"--model tokenizer.json", NULL, v_sha256, FACT(tokenizer_sha256), NULL, NULL},
+    {"--format", NULL, v_format, 0, NULL, NULL},
+    {"--template", uses_template, v_str, CFG(template_name), "default", NULL},
+    {"--system", uses_template, v_str, CFG(system_prompt), "(the template's)", NULL},
+    {"--seq-len", NULL, v_int, CFG(seq_len), NULL, NULL},
+    {"--batch-size", NULL, v_int, CFG(batch_size), NULL, NULL},
+    {"--grad-accum", NULL, v_int, CFG(grad_accum), NULL, NULL},
+    {"--pack", NULL, v_on, CFG(pack), NULL, NULL},
+    {"--no-shuffle", NULL, v_off, CFG(shuffle), NULL, NULL},
+    {"--no-group-by-length", unpacked, v_off, CFG(group_by_length), NULL, NULL},
+    {"--seed", NULL, v_u64, CFG(seed), NULL, NULL},
+    {"--epochs", by_epochs, v_int, CFG(epochs), NULL, NULL},
+    {"--max-steps", NULL, v_int, CFG(max_steps), NULL, NULL},
+    {"--lr", NULL, v_float, CFG(lr), NULL, NULL},
+    {"--schedule", NULL, v_schedule, 0, NULL, NULL},
+    {"--warmup", NULL, v_int, CFG(warmup), NULL, NULL},
+    {"--min-lr-ratio", decays, v_float, CFG(min_lr_ratio), NULL, NULL},
+    {"--weight-decay", NULL, v_float, CFG(weight_decay), NULL, NULL},
+    {"--beta1", uses_adam, v_float, CFG(beta1), NULL, NULL},
+    {"--beta2", uses_adam, v_float, CFG(beta2), NULL, NULL},
+    {"--eps", uses_adam, v_float, CFG(eps), NULL, NULL},
+    {"--clip", NULL, v_clip, 0, NULL, NULL},
+    {"--switch-every", blockwise, v_switch_every, 0, NULL, NULL},
+    {"--switch-mode", blockwise, v_order, 0, NULL, NULL},
+    {"--start-block", blockwise, v_start_block, 0, NULL, NULL},
+    {"--partition", blockwise, v_blocks, 0, NULL, tell_blocks},
+    {"--always-active", blockwise, v_always_active, 0, NULL, NULL},
+    {"--include-embedding", blockwise, v_on, CFG(partition.include_embedding), NULL, NULL},
+    {"--include-head", blockwise, v_on, CFG(partition.include_head), NULL, NULL},
+    {"--lora-rank", lora, v_int, CFG(lora_rank), NULL, NULL},
+    {"--lora-alpha", lora, v_float, CFG(lora_alpha), NULL, NULL},
+    {"--lora-dropout", lora, v_float, CFG(lora_dropout), NULL, NULL},
+    {"--lora-targets", lora, v_lora_targets, 0, NULL, NULL},
+};
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+/* ---------------------------------------------------------------- build, hash, check */
+
+cJSON *run_record_build(const run_facts *f) {
+    cJSON *j = cJSON_CreateObject();
+    for (size_t i = 0; j && i < N_OPTIONS; i++) {
+        const run_option *o = &OPTIONS[i];
+        cJSON *v = !o->applies || o->applies(f) ? o->value(f, o) : cJSON_CreateNull();
+        if (!v || !cJSON_AddItemToObject(j, o->name, v)) {
+            cJSON_Delete(v);
+            cJSON_Delete(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+badam_status run_facts_hash_files(run_facts *f, badam_error *err) {
+    const train_config *c = f->cfg;
+    f->data_sha256[0] = f->val_sha256[0] = f->tokenizer_sha256[0] = 0;
+    badam_status st = io_sha256_file(c->data_path, f->data_sha256, err);
+    if (!st && c->val_path) st = io_sha256_file(c->val_path, f->val_sha256, err);
+    char path[4096];
+    if (!st && !io_path_join(path, sizeof path, c->model_dir, "tokenizer.json") && io_is_file(path))
+        st = io_sha256_file(path, f->tokenizer_sha256, err);
+    return st;
+}
+
+/* Appends "; " and a difference to the list. */
+static void add(char *list, size_t size, const char *item) {
+    size_t at = strlen(list);
+    if (at < size) snprintf(list + at, size - at, "%s%s", at ? "; " : "", item);
+}
+
+badam_status run_record_check(const cJSON *saved, const cJSON *now, const char *dir,
+                              badam_error *err) {
+    char list[BADAM_ERROR_MESSAGE_MAX] = "", item[700];
+    /* An option that applies to one run only (null in the other) differs because of another
+     * option (--method, --max-steps, --val-data, ...): told only when nothing else differs.
+     * Another method changes everything that follows from it: told alone. */
+    const cJSON *method_was = cJSON_GetObjectItemCaseSensitive(saved, OPTIONS[0].name);
+    int method_differs =
+        !cJSON_Compare(method_was, cJSON_GetObjectItemCaseSensitive(now, OPTIONS[0].name), 1);
+    int n_both = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < N_OPTIONS; i++) {
+            const run_option *o = &OPTIONS[i];
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(saved, o->name);
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(now, o->name);
+            int one_sided = a && (cJSON_IsNull(a) != cJSON_IsNull(b));
+            if (method_differs && i > 0 && a) continue;
+            if (pass != one_sided || (pass == 1 && n_both)) continue;
+            if (!a) {
+                snprintf(item, sizeof item, "%s is not recorded", o->name);
+            } else if (!cJSON_Compare(a, b, 1)) {
+                if (o->tell)
+                    o->tell(a, b, item, sizeof item);
+                else
+                    tell_plain(o->name, a, b, item, sizeof item);
+            } else {
+                continue;
+            }
+            add(list, sizeof list, item);
+            n_both += pass == 0;
+        }
+    }
+    const cJSON *x;
+    cJSON_ArrayForEach(x, saved) {
+        if (cJSON_GetObjectItemCaseSensitive(now, x->string)) continue;
+        snprintf(item, sizeof item, "it records %s, which this badam does not know", x->string);
+        add(list, sizeof list, item);
+    }
+    if (!list[0]) return BADAM_OK;
+    return badam_fail(err, BADAM_E_INVALID, "cannot resume %s: %s", dir, list);
+}
