@@ -16,6 +16,7 @@ PACKAGES=(
   libcjson-dev         # cJSON: config.json, safetensors headers, tokenizer.json
   libpcre2-dev         # PCRE2: the tokenizer's Unicode regex pre-tokenizer
   libutf8proc-dev      # utf8proc: NFC/NFKC normalization and Unicode categories for the tokenizer
+  libssl-dev           # OpenSSL libcrypto: SHA-256 of the data files checkpoints record
   libomp-dev           # OpenMP runtime headers (gcc ships libgomp; kept for clang builds)
   clang-format         # formatting check
   python3              # Debian's python, for reference tests

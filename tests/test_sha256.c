@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/sha256.h"
 #include "io/file_hash.h"
 #include "io/files.h"
 #include "testutil.h"
@@ -22,11 +21,11 @@ static void reference(const char *path, char hex[65]) {
 }
 
 static void test_abc(void) {
-    sha256_ctx c;
-    char hex[65];
-    sha256_init(&c);
-    sha256_update(&c, "abc", 3);
-    sha256_final_hex(&c, hex);
+    const char *path = test_path_in(test_workdir("sha256-abc"), "abc");
+    CHECK(test_write_raw(path, "abc", 3) == 0);
+    char hex[65] = "";
+    badam_error err = {0};
+    CHECK_OK(io_sha256_file(path, hex, &err), &err);
     CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
 }
 
