@@ -49,6 +49,8 @@ int cmd_train(int argc, char **argv) {
          "add final norm + lm_head as a block", 0},
         {"always-active", OPT_STRING, &c.partition.always_active, "PREFIXES",
          "parameters trained in every block (comma-separated name prefixes)", 0},
+        {"reference-compat", OPT_FLAG, &c.reference_compat, NULL,
+         "as the reference BlockOptimizer: first block K-1 steps, norm weights decayed", 0},
         {"lr", OPT_FLOAT, &c.lr, "X", "peak learning rate (default 1e-5)", 0},
         {"beta1", OPT_FLOAT, &c.beta1, "X", "Adam beta1 (0.9)", 0},
         {"beta2", OPT_FLOAT, &c.beta2, "X", "Adam beta2 (0.999)", 0},

@@ -52,6 +52,8 @@ static int write_ref_config(const run_spec *s, const char *path, int *order_out,
             "\"lora_rank\": 4, \"lora_alpha\": 8",
             !strcmp(s->method, "lomo") ? "sgd-bcd" : s->method, s->dtype, s->lr, s->eps, s->wd,
             s->schedule, s->warmup, s->clip, s->accum, s->steps, s->K);
+    if (s->extra_cli && strstr(s->extra_cli, "--reference-compat"))
+        fprintf(f, ", \"reference_compat\": true");
     int L = mc.n_layers;
     fprintf(f, ", \"blocks\": [");
     if (!strcmp(s->method, "lomo")) { /* one block: every layer parameter and the final norm */
@@ -127,7 +129,7 @@ static void check_run(const run_spec *s) {
     snprintf(dir, sizeof dir, "%s", test_workdir(s->name));
     snprintf(cfg, sizeof cfg, "%s/ref_config.json", dir);
     int order[64];
-    int visits = (s->steps + s->K - 1) / s->K;
+    int visits = s->steps / s->K + 2; /* the reference-compat schedule has one more visit */
     if (write_ref_config(s, cfg, order, visits)) {
         CHECKF(0, "%s: cannot write the reference config", s->name);
         return;
@@ -219,6 +221,34 @@ static void test_badam_orders(void) {
     }
 }
 
+/* --reference-compat against the reference with the BlockOptimizer's semantics: the first block
+ * gets K - 1 steps, norm weights decay. K = 3 over 8 steps visits blocks for 2, 3, 3 steps
+ * (default: 3, 3, 2), and the weight decay of 0.1 reaches the RMSNorm weights. Also a K = 1 run,
+ * where both schedules give every block one step and only the decay groups differ. */
+static void test_badam_reference_compat(void) {
+    run_spec s = {
+        "badam-compat", "badam",    "float32", "ascending",          8,    3, 1, 1e-3f, 1e-5f, 1.0f,
+        0.1f,           "constant", 0,         "--reference-compat", 1e-5, 0};
+    check_run(&s);
+    run_spec k1 = {"badam-compat-k1",
+                   "badam",
+                   "float32",
+                   "ascending",
+                   4,
+                   1,
+                   1,
+                   1e-3f,
+                   1e-5f,
+                   0.0f,
+                   0.1f,
+                   "cosine",
+                   0,
+                   "--reference-compat",
+                   1e-5,
+                   0};
+    check_run(&k1);
+}
+
 static void test_badam_bf16(void) {
     run_spec s = {
         "badam-bf16", "badam", "bfloat16", "ascending", 8,    2,    1,   3e-3f, 1e-5f,
@@ -264,6 +294,7 @@ int main(void) {
     setup();
     RUN_TEST(test_badam_orders);
     RUN_TEST(test_badam_bf16);
+    RUN_TEST(test_badam_reference_compat);
     RUN_TEST(test_adam_and_sgd);
     RUN_TEST(test_lora_and_lomo);
     return test_result();

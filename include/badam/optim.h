@@ -137,6 +137,15 @@ const char *block_order_name(block_order order);
  * start < 0 picks the default: 0 ascending, n-1 descending, first of the permutation random. */
 int block_for_visit(block_order order, int n_blocks, int start, uint64_t seed, uint64_t visit);
 
+/* The block visit optimizer step `step` (0-based) belongs to, and (*starts) whether the step
+ * begins it, i.e. a block switch (fresh optimizer state) happens before the step.
+ * BAdam Algorithm 1 (Luo, Yu, Li 2024): visit v covers steps vK .. vK + K - 1, so every block
+ * gets K steps. reference_compat: the reference package's BlockOptimizer (Ledzy/BAdam,
+ * src/badam/block_optim.py) switches after a step when (global_step + 1) % K == 0 with
+ * global_step already counting that step, so the first block gets K - 1 steps (K = 1: one)
+ * and every later block K. */
+int block_visit_of_step(int step, int K, int reference_compat, int *starts);
+
 /* clamp(n_examples / (effective_batch * n_blocks), 50, 100): the reference README's advice. */
 int block_switch_every_auto(size_t n_examples, int effective_batch, int n_blocks);
 

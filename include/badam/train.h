@@ -36,6 +36,10 @@ typedef struct train_config {
     block_order order;
     int start_block; /* -1: the order's default */
     partition_options partition;
+    /* Reproduce the reference package's BlockOptimizer exactly: the first block gets K - 1
+     * steps, and RMSNorm weights are weight-decayed (every parameter but biases). Off: every
+     * block gets K steps (Algorithm 1) and only matrices decay. docs/how-badam-works.md. */
+    int reference_compat;
 
     /* optimizer */
     float lr, beta1, beta2, eps, weight_decay;

@@ -65,6 +65,17 @@ int block_for_visit(block_order order, int n, int start, uint64_t seed, uint64_t
     }
 }
 
+int block_visit_of_step(int step, int K, int reference_compat, int *starts) {
+    if (K < 1) K = 1;
+    if (!reference_compat) {
+        *starts = step % K == 0;
+        return step / K;
+    }
+    /* steps s' in [1, step] after which the reference switched: (s' + 1) % K == 0 */
+    *starts = step == 0 || (step + 1) % K == 0;
+    return (step + 1) / K - (K == 1 ? 1 : 0);
+}
+
 int block_switch_every_auto(size_t n_examples, int effective_batch, int n_blocks) {
     size_t denom =
         (size_t)(effective_batch > 0 ? effective_batch : 1) * (n_blocks > 0 ? n_blocks : 1);

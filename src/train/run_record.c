@@ -272,6 +272,7 @@ static const run_option OPTIONS[] = {
     {"--always-active", blockwise, v_always_active, 0, NULL, NULL},
     {"--include-embedding", blockwise, v_on, CFG(partition.include_embedding), NULL, NULL},
     {"--include-head", blockwise, v_on, CFG(partition.include_head), NULL, NULL},
+    {"--reference-compat", blockwise, v_on, CFG(reference_compat), NULL, NULL},
     {"--lora-rank", lora, v_int, CFG(lora_rank), NULL, NULL},
     {"--lora-alpha", lora, v_float, CFG(lora_alpha), NULL, NULL},
     {"--lora-dropout", lora, v_float, CFG(lora_dropout), NULL, NULL},

@@ -124,7 +124,8 @@ static float *pool(badam_mem_category cat, size_t floats, int want, int *ok) {
 /* Points tensor t at offset `at` of each pool; builds the master from the stored weights. */
 static void place(trainable_set *s, const llama_model *m, int i, size_t *at) {
     const llama_param *p = &m->params[i];
-    trainable t = {p->name, i, p->numel, NULL, NULL, NULL, NULL, NULL, p->ndim == 2, NULL, NULL};
+    int decay = p->ndim == 2 || (s->decay_all_but_biases && !strstr(p->name, "bias"));
+    trainable t = {p->name, i, p->numel, NULL, NULL, NULL, NULL, NULL, decay, NULL, NULL};
     if (s->pool_master_lo) {
         t.master_lo = s->pool_master_lo + *at; /* low bits 0: the master equals the weight */
         t.weight = p->data;

@@ -12,7 +12,7 @@ typedef struct trainable {
     float *master; /* the fp32 values the optimizer updates (NULL with a split master) */
     void *weight;  /* storage refreshed from master after an update; NULL if master is it */
     float *grad, *m, *v;
-    int decay;           /* weight decay applies (2-D tensors) */
+    int decay;           /* weight decay applies (2-D tensors; see decay_all_but_biases) */
     uint16_t *master_lo; /* bf16 weights: the split master's low bits (optim.h); else NULL */
     const char *part;    /* LoRA: "lora_A" / "lora_B" of parameter `name`; NULL for the parameter */
 } trainable;
@@ -28,6 +28,9 @@ typedef struct trainable_set {
     float **grads;            /* [n_params] gradient buffer per parameter (NULL: not flagged) */
     uint8_t *flags;           /* [n_params] */
     float *lomo_matrix, *lomo_vector; /* LOMO's two reusable gradient buffers */
+    /* weight decay on every tensor but biases (the reference BlockOptimizer's groups, which
+     * decay RMSNorm weights too); 0: on matrices only. Read when a block is activated. */
+    int decay_all_but_biases;
 } trainable_set;
 
 /* Floats a tensor occupies in a pool (rounded up so each tensor starts 64-byte aligned). */

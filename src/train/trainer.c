@@ -281,9 +281,11 @@ static badam_status train_step(trainer *t, step_metrics *sm, badam_error *err) {
     double t0 = now_s();
     uint64_t allocs0 = badam_alloc_count();
     sm->switch_s = 0;
-    if (t->blockwise && t->step % t->K == 0) {
-        int block = block_for_visit(c->order, t->part.n_blocks, c->start_block, c->seed,
-                                    (uint64_t)(t->step / t->K));
+    int starts = 0;
+    int visit = t->blockwise ? block_visit_of_step(t->step, t->K, c->reference_compat, &starts) : 0;
+    if (t->blockwise && starts) {
+        int block =
+            block_for_visit(c->order, t->part.n_blocks, c->start_block, c->seed, (uint64_t)visit);
         trainable_activate_block(&t->ts, t->m, &t->part, block);
         make_plan(t);
         sm->switch_s = now_s() - t0;
@@ -410,6 +412,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
 
     if (!st) st = memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
     if (!st) st = trainable_create(&t->ts, t->m, c->method, &t->part, err);
+    if (!st) t->ts.decay_all_but_biases = t->blockwise && c->reference_compat;
     if (!st) st = llama_workspace_create(t->m, c->batch_size, c->seq_len, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, &cs, err);
     if (!st) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);

@@ -65,6 +65,12 @@ DEFAULTS = {
     "switch_every": 50,
     "block_order": None,       # badam / sgd-bcd: default = 0, 1, ..., n_blocks-1
     "blocks": None,
+    # badam / sgd-bcd as the reference package's BlockOptimizer (Ledzy/BAdam,
+    # src/badam/block_optim.py) does it: after each step, global_step += 1 and the block switches
+    # when (global_step + 1) % switch_every == 0; every parameter whose name has no "bias" is in
+    # the weight-decay group (its LayerNorm test looks at the tensor, not the module, so RMSNorm
+    # weights decay)
+    "reference_compat": False,
     "lora_rank": 8,
     "lora_alpha": 16.0,
     "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
@@ -117,6 +123,7 @@ def normalize_config(raw):
         for i in c["block_order"]:
             if not 0 <= i < len(c["blocks"]):
                 raise ValueError(f"config: block_order entry {i} is out of range")
+    c["reference_compat"] = bool(c["reference_compat"])
     if c["method"] == "lora":
         if c["lora_rank"] < 1:
             raise ValueError("config: lora_rank must be >= 1")
@@ -410,9 +417,19 @@ class Trainer:
         if self.bf16:
             self.master = {n: self.store[n].to(self.cd) for n in self.active}
 
+    def _switch(self, visit):
+        order = self.conf["block_order"]
+        self.visit = visit
+        self.block = order[visit % len(order)]
+        self._activate(self.conf["blocks"][self.block])
+
     def _begin_step(self, s):
         m = self.conf["method"]
-        if m in ("badam", "sgd-bcd"):
+        if m in ("badam", "sgd-bcd") and self.conf["reference_compat"]:
+            if s == 0:  # BlockOptimizer.__init__ activates the first block
+                self.global_step = 0
+                self._switch(0)
+        elif m in ("badam", "sgd-bcd"):
             K = self.conf["switch_every"]
             visit = s // K
             if visit != self.visit:
@@ -483,6 +500,7 @@ class Trainer:
     def step(self, s, examples):
         c = self.conf
         self._begin_step(s)
+        block = self.block
         batches = step_batches(examples, s, c["batch_size"], c["grad_accum"])
         loss, n_tok, grads = self._loss_and_grads(batches)
         params = self.trainable()
@@ -492,7 +510,8 @@ class Trainer:
                                  c["min_lr_ratio"])
         with torch.no_grad():
             for (k, p), g in zip(params, glist):
-                wd = c["weight_decay"] if decays(p) else 0.0
+                decayed = ("bias" not in k) if c["reference_compat"] else decays(p)
+                wd = c["weight_decay"] if decayed else 0.0
                 if c["method"] == "sgd-bcd":
                     sgd_update(p, g, lr, wd)
                 else:
@@ -501,8 +520,12 @@ class Trainer:
                     adamw_update(p, g, self.state[k], lr, c["beta1"], c["beta2"], c["eps"], wd)
                 if self.bf16 and c["method"] != "lora":
                     self.store[k] = p.to(torch.bfloat16)
+        if c["method"] in ("badam", "sgd-bcd") and c["reference_compat"]:
+            self.global_step += 1  # BlockOptimizer.step: switch after the step
+            if (self.global_step + 1) % c["switch_every"] == 0:
+                self._switch(self.visit + 1)
         return {"step": s, "lr": lr, "loss": loss, "grad_norm": gnorm,
-                "block": self.block if c["method"] in ("badam", "sgd-bcd") else None,
+                "block": block if c["method"] in ("badam", "sgd-bcd") else None,
                 "n_tokens": n_tok}
 
     def run(self, examples):
