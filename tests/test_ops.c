@@ -10,6 +10,9 @@
 
 /* ---- helpers ---- */
 
+/* The bf16 GEMM state of the kernels under test (one CPU backend context's worth). */
+static gemm_bf16_ctx *g_gemm;
+
 static float *alloc_floats(size_t n) {
     return calloc(n ? n : 1, sizeof(float));
 }
@@ -120,7 +123,7 @@ static void test_linear_oracle_dtype(badam_dtype dtype) {
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         const float *bias = with_bias ? b : NULL;
         memset(&cnt, 0, sizeof cnt);
-        linear_forward(y, x, w, dtype, bias, n, in, out, scratch, &cnt);
+        linear_forward(y, x, w, dtype, bias, n, in, out, scratch, &cnt, g_gemm);
         naive_linear(y_ref, x, w32, bias, n, in, out);
         CHECK_CLOSE(y, y_ref, (size_t)n * out, 1e-6, 1e-5, "%s forward (bias %d)",
                     badam_dtype_name(dtype), with_bias);
@@ -132,9 +135,9 @@ static void test_linear_oracle_dtype(badam_dtype dtype) {
     float *dx = copy_floats(dx0, (size_t)n * in), *dx_ref = alloc_floats((size_t)n * in);
     naive_linear_backward_input(dx_ref, dy, w32, n, in, out);
     memset(&cnt, 0, sizeof cnt);
-    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt);
+    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt, g_gemm);
     CHECK(cnt.gemm_flops == flops);
-    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt);
+    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt, g_gemm);
     CHECK(cnt.gemm_flops == 2 * flops);
     for (size_t i = 0; i < (size_t)n * in; i++) dx_ref[i] = dx0[i] + 2.0f * dx_ref[i];
     CHECK_CLOSE(dx, dx_ref, (size_t)n * in, 1e-6, 1e-5, "%s backward_input x2",
@@ -175,7 +178,8 @@ typedef struct linear_ctx {
 
 static double linear_loss(void *p) {
     linear_ctx *c = p;
-    linear_forward(c->y, c->x, c->w, BADAM_DTYPE_F32, c->b, c->n, c->in, c->out, c->scratch, NULL);
+    linear_forward(c->y, c->x, c->w, BADAM_DTYPE_F32, c->b, c->n, c->in, c->out, c->scratch, NULL,
+                   g_gemm);
     return dot(c->y, c->r, (size_t)c->n * c->out);
 }
 
@@ -190,7 +194,7 @@ static void test_linear_grad(void) {
     /* Gradients accumulate on top of random initial values. */
     float *dx0 = randn(&rng, nx, 1.0f), *dw0 = randn(&rng, nw, 1.0f), *db0 = randn(&rng, c.out, 1);
     float *dx = copy_floats(dx0, nx), *dw = copy_floats(dw0, nw), *db = copy_floats(db0, c.out);
-    linear_backward_input(dx, c.r, c.w, BADAM_DTYPE_F32, c.n, c.in, c.out, c.scratch, NULL);
+    linear_backward_input(dx, c.r, c.w, BADAM_DTYPE_F32, c.n, c.in, c.out, c.scratch, NULL, g_gemm);
     linear_backward_weight(dw, db, c.r, c.x, c.n, c.in, c.out, NULL);
     float *gx = diff(dx, dx0, nx), *gw = diff(dw, dw0, nw), *gb = diff(db, db0, c.out);
     check_grad("linear dx", gx, c.x, nx, 1e-2f, linear_loss, &c, 1e-4);
@@ -676,7 +680,7 @@ typedef struct lm_ctx {
 static double lm_loss(void *p) {
     lm_ctx *c = p;
     return c->scale * lm_head_loss(NULL, NULL, c->h, c->w, BADAM_DTYPE_F32, c->targets, c->n, c->C,
-                                   c->V, c->chunk, c->scale, c->ws, NULL, NULL);
+                                   c->V, c->chunk, c->scale, c->ws, NULL, NULL, g_gemm);
 }
 
 static void test_lm_head_loss(void) {
@@ -705,7 +709,7 @@ static void test_lm_head_loss(void) {
     int counted = -1;
     op_counters cnt = {0};
     double loss = lm_head_loss(dh, dw, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, c.chunk,
-                               c.scale, c.ws, &counted, &cnt);
+                               c.scale, c.ws, &counted, &cnt, g_gemm);
     CHECK(counted == n - k);
     CHECK_NEAR(loss, ref, 1e-7, 1e-5, "lm_head_loss vs oracle");
     CHECK(cnt.gemm_flops == 3ull * 2 * (n - k) * C * V); /* logits, dh, dW */
@@ -720,13 +724,13 @@ static void test_lm_head_loss(void) {
     /* Forward only counts only the selected rows; each gradient adds one more GEMM. */
     memset(&cnt, 0, sizeof cnt);
     double loss_fwd = lm_head_loss(NULL, NULL, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, c.chunk,
-                                   1.0f, c.ws, &counted, &cnt);
+                                   1.0f, c.ws, &counted, &cnt, g_gemm);
     CHECK(cnt.gemm_flops == 2ull * (n - k) * C * V);
     CHECK(loss_fwd == loss);
     memset(&cnt, 0, sizeof cnt);
     float *dh_only = alloc_floats(nh);
     lm_head_loss(dh_only, NULL, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, c.chunk, c.scale, c.ws,
-                 NULL, &cnt);
+                 NULL, &cnt, g_gemm);
     CHECK(cnt.gemm_flops == 2ull * 2 * (n - k) * C * V);
     CHECK_CLOSE(dh_only, gh, nh, 1e-6, 1e-6, "lm_head_loss dh alone vs with dW");
 
@@ -735,7 +739,7 @@ static void test_lm_head_loss(void) {
         float *ws = alloc_floats(lm_head_loss_workspace_floats(chunk, C, V));
         float *dh2 = alloc_floats(nh);
         double l2 = lm_head_loss(dh2, NULL, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, chunk,
-                                 c.scale, ws, &counted, NULL);
+                                 c.scale, ws, &counted, NULL, g_gemm);
         CHECK(counted == n - k);
         CHECK_NEAR(l2, ref, 1e-7, 1e-5, "lm_head_loss chunk %d: loss", chunk);
         CHECK_CLOSE(dh2, gh, nh, 1e-6, 1e-5, "lm_head_loss chunk %d: dh", chunk);
@@ -745,7 +749,7 @@ static void test_lm_head_loss(void) {
     static const int32_t none[3] = {LOSS_IGNORE_INDEX, LOSS_IGNORE_INDEX, LOSS_IGNORE_INDEX};
     memset(&cnt, 0, sizeof cnt);
     CHECK(lm_head_loss(dh, dw, c.h, c.w, BADAM_DTYPE_F32, none, 3, C, V, c.chunk, 1.0f, c.ws,
-                       &counted, &cnt) == 0.0);
+                       &counted, &cnt, g_gemm) == 0.0);
     CHECK(counted == 0 && cnt.gemm_flops == 0);
     free(c.h), free(c.w), free(c.ws), free(dh0), free(dw0), free(dh), free(dw), free(gh), free(gw);
     free(dh_only);
@@ -769,9 +773,9 @@ static void test_lm_head_loss_bf16(void) {
     float *dw_a = alloc_floats(nw), *dw_b = alloc_floats(nw);
     int ca = 0, cb = 0;
     double la = lm_head_loss(dh_a, dw_a, h, w32, BADAM_DTYPE_F32, targets, n, C, V, chunk, 1.0f, ws,
-                             &ca, NULL);
+                             &ca, NULL, g_gemm);
     double lb = lm_head_loss(dh_b, dw_b, h, wb, BADAM_DTYPE_BF16, targets, n, C, V, chunk, 1.0f, ws,
-                             &cb, NULL);
+                             &cb, NULL, g_gemm);
     CHECK(ca == cb && ca == n - 2);
     CHECK_NEAR(lb, la, 1e-7, 1e-5, "lm_head_loss bf16 vs fp32 weights: loss");
     CHECK_CLOSE(dh_b, dh_a, nh, 1e-6, 1e-5, "lm_head_loss bf16 vs fp32 weights: dh");
@@ -790,7 +794,7 @@ static void test_linear_bf16_gemm(void) {
         setenv("BADAM_GEMM", g_outer_gemm, 1);
     else
         unsetenv("BADAM_GEMM");
-    int native = gemm_bf16_available();
+    int native = gemm_bf16_available(g_gemm);
     fprintf(stderr, "  bf16 GEMM: %s\n", native ? "native (oneDNN, AVX512_BF16)" : "portable");
     test_rng rng;
     test_rng_seed(&rng, 21);
@@ -814,14 +818,14 @@ static void test_linear_bf16_gemm(void) {
     float *scratch = alloc_floats(linear_scratch_floats(in));
     float *y = alloc_floats((size_t)n * out), *y_ref = alloc_floats((size_t)n * out);
     op_counters cnt = {0};
-    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, &cnt);
+    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, &cnt, g_gemm);
     naive_linear(y_ref, xr, w32, b, n, in, out);
     CHECK_CLOSE(y, y_ref, (size_t)n * out, 1e-6, 1e-5, "bf16 GEMM forward");
     CHECK(cnt.gemm_flops == 2ull * n * in * out);
 
     float *dx0 = randn(&rng, (size_t)n * in, 1.0f);
     float *dx = copy_floats(dx0, (size_t)n * in), *dx_ref = alloc_floats((size_t)n * in);
-    linear_backward_input(dx, dy, wb, BADAM_DTYPE_BF16, n, in, out, scratch, &cnt);
+    linear_backward_input(dx, dy, wb, BADAM_DTYPE_BF16, n, in, out, scratch, &cnt, g_gemm);
     naive_linear_backward_input(dx_ref, dyr, w32, n, in, out);
     for (size_t i = 0; i < (size_t)n * in; i++) dx_ref[i] += dx0[i];
     CHECK_CLOSE(dx, dx_ref, (size_t)n * in, 1e-6, 1e-5, "bf16 GEMM backward_input");
@@ -836,7 +840,7 @@ static void test_linear_bf16_gemm(void) {
     float *dw_exact = alloc_floats((size_t)out * in), *db_unused = alloc_floats(out);
     cnt.gemm_flops = 0;
     linear_backward_weight_stored(dw, db, dy, x, BADAM_DTYPE_BF16, n, in, out, scratch,
-                                  linear_scratch_floats(in), &cnt);
+                                  linear_scratch_floats(in), &cnt, g_gemm);
     naive_linear_backward_weight(dw_ref, db_unused, dyr, xr, n, in, out);
     naive_linear_backward_weight(dw_exact, db_ref, dy, x, n, in, out);
     for (size_t i = 0; i < (size_t)out * in; i++) dw_ref[i] += dw0[i], dw_exact[i] += dw0[i];
@@ -846,16 +850,16 @@ static void test_linear_bf16_gemm(void) {
     CHECK(cnt.gemm_flops == 2ull * n * in * out);
     /* A scratch too small for 16 rows takes the exact fp32 path. */
     memcpy(dw, dw0, (size_t)out * in * sizeof(float));
-    linear_backward_weight_stored(dw, NULL, dy, x, BADAM_DTYPE_BF16, n, in, out, scratch, 100,
-                                  NULL);
+    linear_backward_weight_stored(dw, NULL, dy, x, BADAM_DTYPE_BF16, n, in, out, scratch, 100, NULL,
+                                  g_gemm);
     CHECK_CLOSE(dw, dw_exact, (size_t)out * in, 1e-6, 1e-5, "small-scratch backward_weight");
     free(dw0), free(db0), free(dw), free(db), free(dw_ref), free(db_ref), free(dw_exact);
     free(db_unused);
 
     /* Forcing the portable path gives the fp32 result on the unrounded activations. */
     setenv("BADAM_GEMM", "fp32", 1);
-    CHECK(!gemm_bf16_available());
-    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, NULL);
+    CHECK(!gemm_bf16_available(g_gemm));
+    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, NULL, g_gemm);
     naive_linear(y_ref, x, w32, b, n, in, out);
     CHECK_CLOSE(y, y_ref, (size_t)n * out, 1e-6, 1e-5, "forced portable forward");
     free(x), free(xr), free(w32), free(b), free(dy), free(dyr), free(wb), free(tmp), free(scratch);
@@ -863,6 +867,7 @@ static void test_linear_bf16_gemm(void) {
 }
 
 int main(void) {
+    g_gemm = gemm_bf16_ctx_create();
     const char *outer = getenv("BADAM_GEMM");
     snprintf(g_outer_gemm, sizeof g_outer_gemm, "%s", outer ? outer : "");
     /* The oracles below compare bf16 storage against fp32 compute exactly: portable path. The
@@ -879,5 +884,6 @@ int main(void) {
     RUN_TEST(test_cross_entropy_row);
     RUN_TEST(test_lm_head_loss);
     RUN_TEST(test_lm_head_loss_bf16);
+    gemm_bf16_ctx_free(g_gemm);
     return test_result();
 }
