@@ -2,6 +2,7 @@
  * (L = sum(out * R) for a random R), linear against a naive loop for fp32/bf16/f16 weights,
  * accumulate semantics, FLOP counters, and a few exact cases. */
 #include "model/cpu/ops.h"
+#include "ref_backend.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -355,83 +356,6 @@ static double attention_loss(void *p) {
     return dot(c->out, c->r, (size_t)c->B * c->T * c->Hq * c->D);
 }
 
-/* Plain oracle: out and lse row by row in double, from the materialised probabilities; row t of
- * sequence b sees keys seg[b*T+t]..t (seg NULL: 0..t). */
-static void naive_attention(float *out, float *lse, const float *q, const float *k, const float *v,
-                            int B, int T, int Hq, int Hkv, int D, const int32_t *seg) {
-    int group = Hq / Hkv;
-    double *p = malloc((size_t)T * sizeof(double));
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < Hq; h++)
-            for (int t = 0; t < T; t++) {
-                const float *qi = q + (((size_t)b * T + t) * Hq + h) * D;
-                int s0 = seg ? seg[(size_t)b * T + t] : 0;
-                double mx = -INFINITY, sum = 0;
-                for (int t2 = s0; t2 <= t; t2++) {
-                    const float *kt = k + (((size_t)b * T + t2) * Hkv + h / group) * D;
-                    double s = 0;
-                    for (int d = 0; d < D; d++) s += (double)qi[d] * kt[d];
-                    p[t2] = s / sqrt((double)D);
-                    if (p[t2] > mx) mx = p[t2];
-                }
-                for (int t2 = s0; t2 <= t; t2++) sum += exp(p[t2] - mx);
-                lse[((size_t)b * Hq + h) * T + t] = (float)(mx + log(sum));
-                float *o = out + (((size_t)b * T + t) * Hq + h) * D;
-                for (int d = 0; d < D; d++) {
-                    double acc = 0;
-                    for (int t2 = s0; t2 <= t; t2++)
-                        acc += exp(p[t2] - mx) / sum *
-                               v[(((size_t)b * T + t2) * Hkv + h / group) * D + d];
-                    o[d] = (float)acc;
-                }
-            }
-    free(p);
-}
-
-/* Plain backward oracle in double (same visibility as naive_attention): dq, dk, dv overwritten. */
-static void naive_attention_backward(float *dq, float *dk, float *dv, const float *dout,
-                                     const float *q, const float *k, const float *v, int B, int T,
-                                     int Hq, int Hkv, int D, const int32_t *seg) {
-    int group = Hq / Hkv;
-    size_t nq = (size_t)B * T * Hq * D, nkv = (size_t)B * T * Hkv * D;
-    double *gq = calloc(nq, sizeof(double)), *gk = calloc(nkv, sizeof(double));
-    double *gv = calloc(nkv, sizeof(double));
-    double *p = malloc((size_t)T * sizeof(double)), *dp = malloc((size_t)T * sizeof(double));
-    double scale = 1.0 / sqrt((double)D);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < Hq; h++)
-            for (int t = 0; t < T; t++) {
-                size_t qo = (((size_t)b * T + t) * Hq + h) * D;
-                int s0 = seg ? seg[(size_t)b * T + t] : 0;
-                double mx = -INFINITY, sum = 0, di = 0;
-                for (int t2 = s0; t2 <= t; t2++) {
-                    size_t ko = (((size_t)b * T + t2) * Hkv + h / group) * D;
-                    double s = 0, g = 0;
-                    for (int d = 0; d < D; d++) s += (double)q[qo + d] * k[ko + d];
-                    for (int d = 0; d < D; d++) g += (double)dout[qo + d] * v[ko + d];
-                    p[t2] = s * scale, dp[t2] = g;
-                    if (p[t2] > mx) mx = p[t2];
-                }
-                for (int t2 = s0; t2 <= t; t2++) sum += exp(p[t2] - mx);
-                for (int t2 = s0; t2 <= t; t2++) {
-                    p[t2] = exp(p[t2] - mx) / sum;
-                    di += p[t2] * dp[t2];
-                }
-                for (int t2 = s0; t2 <= t; t2++) {
-                    size_t ko = (((size_t)b * T + t2) * Hkv + h / group) * D;
-                    double ds = p[t2] * (dp[t2] - di) * scale;
-                    for (int d = 0; d < D; d++) {
-                        gq[qo + d] += ds * k[ko + d];
-                        gk[ko + d] += ds * q[qo + d];
-                        gv[ko + d] += p[t2] * dout[qo + d];
-                    }
-                }
-            }
-    for (size_t i = 0; i < nq; i++) dq[i] = (float)gq[i];
-    for (size_t i = 0; i < nkv; i++) dk[i] = (float)gk[i], dv[i] = (float)gv[i];
-    free(gq), free(gk), free(gv), free(p), free(dp);
-}
-
 static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
     test_rng rng;
     test_rng_seed(&rng, 5 + Hkv);
@@ -450,7 +374,7 @@ static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
     CHECK(cnt.gemm_flops == 0);
     attention_forward(out2, NULL, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, NULL);
     CHECK(memcmp(out2, c.out, nq * sizeof(float)) == 0);
-    naive_attention(out_ref, lse_ref, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL);
+    ref_attention_forward_loops(out_ref, lse_ref, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL);
     CHECK_CLOSE(c.out, out_ref, nq, 1e-6, 1e-5, "attention out vs oracle");
     CHECK_CLOSE(lse, lse_ref, nl, 1e-6, 1e-5, "attention lse vs oracle");
 
@@ -517,7 +441,7 @@ static void test_attention_oracle(int B, int T, int Hq, int Hkv, int D, int max_
     CHECK(cnt.attention_flops == 4ull * D * pairs);
     attention_forward(out2, NULL, q, k, v, B, T, Hq, Hkv, D, seg, NULL);
     CHECK(memcmp(out2, out, nq * sizeof(float)) == 0);
-    naive_attention(out_ref, lse_ref, q, k, v, B, T, Hq, Hkv, D, seg);
+    ref_attention_forward_loops(out_ref, lse_ref, q, k, v, B, T, Hq, Hkv, D, seg);
     CHECK_CLOSE(out, out_ref, nq, 1e-6, 1e-5, "attention out vs oracle (T=%d D=%d seg=%d)", T, D,
                 max_seg);
     CHECK_CLOSE(lse, lse_ref, nl, 1e-6, 1e-5, "attention lse vs oracle (T=%d D=%d seg=%d)", T, D,
@@ -528,7 +452,7 @@ static void test_attention_oracle(int B, int T, int Hq, int Hkv, int D, int max_
     memset(&cnt, 0, sizeof cnt);
     attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg, &cnt);
     CHECK(cnt.attention_flops == 8ull * D * pairs);
-    naive_attention_backward(dq_ref, dk_ref, dv_ref, dout, q, k, v, B, T, Hq, Hkv, D, seg);
+    ref_attention_backward_loops(dq_ref, dk_ref, dv_ref, dout, q, k, v, B, T, Hq, Hkv, D, seg);
     CHECK_CLOSE(dq, dq_ref, nq, 1e-6, 1e-4, "attention dq vs oracle (T=%d D=%d seg=%d)", T, D,
                 max_seg);
     CHECK_CLOSE(dk, dk_ref, nkv, 1e-6, 1e-4, "attention dk vs oracle (T=%d D=%d seg=%d)", T, D,
