@@ -8,8 +8,9 @@
  * (base/cpu_dispatch.h, BADAM_CPU). GEMMs: bf16 weights go to oneDNN's bf16 matmul (fp32
  * accumulation) on the avx512 path of a CPU with AVX512_BF16, else, or with BADAM_GEMM=fp32, to
  * OpenBLAS sgemm on weight tiles converted to fp32 (the portable path the tests also run).
- * Attention is flash-style (no [T x T] probabilities stored). The plain loops of tests/test_ops.c
- * are the oracles.
+ * Attention is flash-style (no [T x T] probabilities stored). The model reaches these kernels only
+ * through the CPU backend (cpu_backend.c, model/backend.h); the reference backend's plain loops
+ * (tests/util/ref_backend.c) are the oracles.
  *
  * Thread policy: one OpenMP pool (OMP_NUM_THREADS). Our loops, OpenBLAS (the OpenMP build,
  * pinned through the RPATH) and oneDNN (Debian's OpenMP build) all run on it, one after the
