@@ -2,6 +2,7 @@
  * (L = sum(out * R) for a random R), linear against a naive loop for fp32/bf16/f16 weights,
  * accumulate semantics, FLOP counters, and a few exact cases. */
 #include "model/cpu/ops.h"
+#include "ref_backend.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -9,6 +10,9 @@
 #include <string.h>
 
 /* ---- helpers ---- */
+
+/* The bf16 GEMM state of the kernels under test (one CPU backend context's worth). */
+static gemm_bf16_ctx *g_gemm;
 
 static float *alloc_floats(size_t n) {
     return calloc(n ? n : 1, sizeof(float));
@@ -120,7 +124,7 @@ static void test_linear_oracle_dtype(badam_dtype dtype) {
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         const float *bias = with_bias ? b : NULL;
         memset(&cnt, 0, sizeof cnt);
-        linear_forward(y, x, w, dtype, bias, n, in, out, scratch, &cnt);
+        linear_forward(y, x, w, dtype, bias, n, in, out, scratch, &cnt, g_gemm);
         naive_linear(y_ref, x, w32, bias, n, in, out);
         CHECK_CLOSE(y, y_ref, (size_t)n * out, 1e-6, 1e-5, "%s forward (bias %d)",
                     badam_dtype_name(dtype), with_bias);
@@ -132,9 +136,9 @@ static void test_linear_oracle_dtype(badam_dtype dtype) {
     float *dx = copy_floats(dx0, (size_t)n * in), *dx_ref = alloc_floats((size_t)n * in);
     naive_linear_backward_input(dx_ref, dy, w32, n, in, out);
     memset(&cnt, 0, sizeof cnt);
-    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt);
+    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt, g_gemm);
     CHECK(cnt.gemm_flops == flops);
-    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt);
+    linear_backward_input(dx, dy, w, dtype, n, in, out, scratch, &cnt, g_gemm);
     CHECK(cnt.gemm_flops == 2 * flops);
     for (size_t i = 0; i < (size_t)n * in; i++) dx_ref[i] = dx0[i] + 2.0f * dx_ref[i];
     CHECK_CLOSE(dx, dx_ref, (size_t)n * in, 1e-6, 1e-5, "%s backward_input x2",
@@ -175,7 +179,8 @@ typedef struct linear_ctx {
 
 static double linear_loss(void *p) {
     linear_ctx *c = p;
-    linear_forward(c->y, c->x, c->w, BADAM_DTYPE_F32, c->b, c->n, c->in, c->out, c->scratch, NULL);
+    linear_forward(c->y, c->x, c->w, BADAM_DTYPE_F32, c->b, c->n, c->in, c->out, c->scratch, NULL,
+                   g_gemm);
     return dot(c->y, c->r, (size_t)c->n * c->out);
 }
 
@@ -190,7 +195,7 @@ static void test_linear_grad(void) {
     /* Gradients accumulate on top of random initial values. */
     float *dx0 = randn(&rng, nx, 1.0f), *dw0 = randn(&rng, nw, 1.0f), *db0 = randn(&rng, c.out, 1);
     float *dx = copy_floats(dx0, nx), *dw = copy_floats(dw0, nw), *db = copy_floats(db0, c.out);
-    linear_backward_input(dx, c.r, c.w, BADAM_DTYPE_F32, c.n, c.in, c.out, c.scratch, NULL);
+    linear_backward_input(dx, c.r, c.w, BADAM_DTYPE_F32, c.n, c.in, c.out, c.scratch, NULL, g_gemm);
     linear_backward_weight(dw, db, c.r, c.x, c.n, c.in, c.out, NULL);
     float *gx = diff(dx, dx0, nx), *gw = diff(dw, dw0, nw), *gb = diff(db, db0, c.out);
     check_grad("linear dx", gx, c.x, nx, 1e-2f, linear_loss, &c, 1e-4);
@@ -351,83 +356,6 @@ static double attention_loss(void *p) {
     return dot(c->out, c->r, (size_t)c->B * c->T * c->Hq * c->D);
 }
 
-/* Plain oracle: out and lse row by row in double, from the materialised probabilities; row t of
- * sequence b sees keys seg[b*T+t]..t (seg NULL: 0..t). */
-static void naive_attention(float *out, float *lse, const float *q, const float *k, const float *v,
-                            int B, int T, int Hq, int Hkv, int D, const int32_t *seg) {
-    int group = Hq / Hkv;
-    double *p = malloc((size_t)T * sizeof(double));
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < Hq; h++)
-            for (int t = 0; t < T; t++) {
-                const float *qi = q + (((size_t)b * T + t) * Hq + h) * D;
-                int s0 = seg ? seg[(size_t)b * T + t] : 0;
-                double mx = -INFINITY, sum = 0;
-                for (int t2 = s0; t2 <= t; t2++) {
-                    const float *kt = k + (((size_t)b * T + t2) * Hkv + h / group) * D;
-                    double s = 0;
-                    for (int d = 0; d < D; d++) s += (double)qi[d] * kt[d];
-                    p[t2] = s / sqrt((double)D);
-                    if (p[t2] > mx) mx = p[t2];
-                }
-                for (int t2 = s0; t2 <= t; t2++) sum += exp(p[t2] - mx);
-                lse[((size_t)b * Hq + h) * T + t] = (float)(mx + log(sum));
-                float *o = out + (((size_t)b * T + t) * Hq + h) * D;
-                for (int d = 0; d < D; d++) {
-                    double acc = 0;
-                    for (int t2 = s0; t2 <= t; t2++)
-                        acc += exp(p[t2] - mx) / sum *
-                               v[(((size_t)b * T + t2) * Hkv + h / group) * D + d];
-                    o[d] = (float)acc;
-                }
-            }
-    free(p);
-}
-
-/* Plain backward oracle in double (same visibility as naive_attention): dq, dk, dv overwritten. */
-static void naive_attention_backward(float *dq, float *dk, float *dv, const float *dout,
-                                     const float *q, const float *k, const float *v, int B, int T,
-                                     int Hq, int Hkv, int D, const int32_t *seg) {
-    int group = Hq / Hkv;
-    size_t nq = (size_t)B * T * Hq * D, nkv = (size_t)B * T * Hkv * D;
-    double *gq = calloc(nq, sizeof(double)), *gk = calloc(nkv, sizeof(double));
-    double *gv = calloc(nkv, sizeof(double));
-    double *p = malloc((size_t)T * sizeof(double)), *dp = malloc((size_t)T * sizeof(double));
-    double scale = 1.0 / sqrt((double)D);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < Hq; h++)
-            for (int t = 0; t < T; t++) {
-                size_t qo = (((size_t)b * T + t) * Hq + h) * D;
-                int s0 = seg ? seg[(size_t)b * T + t] : 0;
-                double mx = -INFINITY, sum = 0, di = 0;
-                for (int t2 = s0; t2 <= t; t2++) {
-                    size_t ko = (((size_t)b * T + t2) * Hkv + h / group) * D;
-                    double s = 0, g = 0;
-                    for (int d = 0; d < D; d++) s += (double)q[qo + d] * k[ko + d];
-                    for (int d = 0; d < D; d++) g += (double)dout[qo + d] * v[ko + d];
-                    p[t2] = s * scale, dp[t2] = g;
-                    if (p[t2] > mx) mx = p[t2];
-                }
-                for (int t2 = s0; t2 <= t; t2++) sum += exp(p[t2] - mx);
-                for (int t2 = s0; t2 <= t; t2++) {
-                    p[t2] = exp(p[t2] - mx) / sum;
-                    di += p[t2] * dp[t2];
-                }
-                for (int t2 = s0; t2 <= t; t2++) {
-                    size_t ko = (((size_t)b * T + t2) * Hkv + h / group) * D;
-                    double ds = p[t2] * (dp[t2] - di) * scale;
-                    for (int d = 0; d < D; d++) {
-                        gq[qo + d] += ds * k[ko + d];
-                        gk[ko + d] += ds * q[qo + d];
-                        gv[ko + d] += p[t2] * dout[qo + d];
-                    }
-                }
-            }
-    for (size_t i = 0; i < nq; i++) dq[i] = (float)gq[i];
-    for (size_t i = 0; i < nkv; i++) dk[i] = (float)gk[i], dv[i] = (float)gv[i];
-    free(gq), free(gk), free(gv), free(p), free(dp);
-}
-
 static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
     test_rng rng;
     test_rng_seed(&rng, 5 + Hkv);
@@ -446,7 +374,7 @@ static void test_attention_shape(int B, int T, int Hq, int Hkv, int D) {
     CHECK(cnt.gemm_flops == 0);
     attention_forward(out2, NULL, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL, NULL);
     CHECK(memcmp(out2, c.out, nq * sizeof(float)) == 0);
-    naive_attention(out_ref, lse_ref, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL);
+    ref_attention_forward_loops(out_ref, lse_ref, c.q, c.k, c.v, B, T, Hq, Hkv, D, NULL);
     CHECK_CLOSE(c.out, out_ref, nq, 1e-6, 1e-5, "attention out vs oracle");
     CHECK_CLOSE(lse, lse_ref, nl, 1e-6, 1e-5, "attention lse vs oracle");
 
@@ -513,7 +441,7 @@ static void test_attention_oracle(int B, int T, int Hq, int Hkv, int D, int max_
     CHECK(cnt.attention_flops == 4ull * D * pairs);
     attention_forward(out2, NULL, q, k, v, B, T, Hq, Hkv, D, seg, NULL);
     CHECK(memcmp(out2, out, nq * sizeof(float)) == 0);
-    naive_attention(out_ref, lse_ref, q, k, v, B, T, Hq, Hkv, D, seg);
+    ref_attention_forward_loops(out_ref, lse_ref, q, k, v, B, T, Hq, Hkv, D, seg);
     CHECK_CLOSE(out, out_ref, nq, 1e-6, 1e-5, "attention out vs oracle (T=%d D=%d seg=%d)", T, D,
                 max_seg);
     CHECK_CLOSE(lse, lse_ref, nl, 1e-6, 1e-5, "attention lse vs oracle (T=%d D=%d seg=%d)", T, D,
@@ -524,7 +452,7 @@ static void test_attention_oracle(int B, int T, int Hq, int Hkv, int D, int max_
     memset(&cnt, 0, sizeof cnt);
     attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg, &cnt);
     CHECK(cnt.attention_flops == 8ull * D * pairs);
-    naive_attention_backward(dq_ref, dk_ref, dv_ref, dout, q, k, v, B, T, Hq, Hkv, D, seg);
+    ref_attention_backward_loops(dq_ref, dk_ref, dv_ref, dout, q, k, v, B, T, Hq, Hkv, D, seg);
     CHECK_CLOSE(dq, dq_ref, nq, 1e-6, 1e-4, "attention dq vs oracle (T=%d D=%d seg=%d)", T, D,
                 max_seg);
     CHECK_CLOSE(dk, dk_ref, nkv, 1e-6, 1e-4, "attention dk vs oracle (T=%d D=%d seg=%d)", T, D,
@@ -676,7 +604,7 @@ typedef struct lm_ctx {
 static double lm_loss(void *p) {
     lm_ctx *c = p;
     return c->scale * lm_head_loss(NULL, NULL, c->h, c->w, BADAM_DTYPE_F32, c->targets, c->n, c->C,
-                                   c->V, c->chunk, c->scale, c->ws, NULL, NULL);
+                                   c->V, c->chunk, c->scale, c->ws, NULL, NULL, g_gemm);
 }
 
 static void test_lm_head_loss(void) {
@@ -705,7 +633,7 @@ static void test_lm_head_loss(void) {
     int counted = -1;
     op_counters cnt = {0};
     double loss = lm_head_loss(dh, dw, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, c.chunk,
-                               c.scale, c.ws, &counted, &cnt);
+                               c.scale, c.ws, &counted, &cnt, g_gemm);
     CHECK(counted == n - k);
     CHECK_NEAR(loss, ref, 1e-7, 1e-5, "lm_head_loss vs oracle");
     CHECK(cnt.gemm_flops == 3ull * 2 * (n - k) * C * V); /* logits, dh, dW */
@@ -720,13 +648,13 @@ static void test_lm_head_loss(void) {
     /* Forward only counts only the selected rows; each gradient adds one more GEMM. */
     memset(&cnt, 0, sizeof cnt);
     double loss_fwd = lm_head_loss(NULL, NULL, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, c.chunk,
-                                   1.0f, c.ws, &counted, &cnt);
+                                   1.0f, c.ws, &counted, &cnt, g_gemm);
     CHECK(cnt.gemm_flops == 2ull * (n - k) * C * V);
     CHECK(loss_fwd == loss);
     memset(&cnt, 0, sizeof cnt);
     float *dh_only = alloc_floats(nh);
     lm_head_loss(dh_only, NULL, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, c.chunk, c.scale, c.ws,
-                 NULL, &cnt);
+                 NULL, &cnt, g_gemm);
     CHECK(cnt.gemm_flops == 2ull * 2 * (n - k) * C * V);
     CHECK_CLOSE(dh_only, gh, nh, 1e-6, 1e-6, "lm_head_loss dh alone vs with dW");
 
@@ -735,7 +663,7 @@ static void test_lm_head_loss(void) {
         float *ws = alloc_floats(lm_head_loss_workspace_floats(chunk, C, V));
         float *dh2 = alloc_floats(nh);
         double l2 = lm_head_loss(dh2, NULL, c.h, c.w, BADAM_DTYPE_F32, targets, n, C, V, chunk,
-                                 c.scale, ws, &counted, NULL);
+                                 c.scale, ws, &counted, NULL, g_gemm);
         CHECK(counted == n - k);
         CHECK_NEAR(l2, ref, 1e-7, 1e-5, "lm_head_loss chunk %d: loss", chunk);
         CHECK_CLOSE(dh2, gh, nh, 1e-6, 1e-5, "lm_head_loss chunk %d: dh", chunk);
@@ -745,7 +673,7 @@ static void test_lm_head_loss(void) {
     static const int32_t none[3] = {LOSS_IGNORE_INDEX, LOSS_IGNORE_INDEX, LOSS_IGNORE_INDEX};
     memset(&cnt, 0, sizeof cnt);
     CHECK(lm_head_loss(dh, dw, c.h, c.w, BADAM_DTYPE_F32, none, 3, C, V, c.chunk, 1.0f, c.ws,
-                       &counted, &cnt) == 0.0);
+                       &counted, &cnt, g_gemm) == 0.0);
     CHECK(counted == 0 && cnt.gemm_flops == 0);
     free(c.h), free(c.w), free(c.ws), free(dh0), free(dw0), free(dh), free(dw), free(gh), free(gw);
     free(dh_only);
@@ -769,9 +697,9 @@ static void test_lm_head_loss_bf16(void) {
     float *dw_a = alloc_floats(nw), *dw_b = alloc_floats(nw);
     int ca = 0, cb = 0;
     double la = lm_head_loss(dh_a, dw_a, h, w32, BADAM_DTYPE_F32, targets, n, C, V, chunk, 1.0f, ws,
-                             &ca, NULL);
+                             &ca, NULL, g_gemm);
     double lb = lm_head_loss(dh_b, dw_b, h, wb, BADAM_DTYPE_BF16, targets, n, C, V, chunk, 1.0f, ws,
-                             &cb, NULL);
+                             &cb, NULL, g_gemm);
     CHECK(ca == cb && ca == n - 2);
     CHECK_NEAR(lb, la, 1e-7, 1e-5, "lm_head_loss bf16 vs fp32 weights: loss");
     CHECK_CLOSE(dh_b, dh_a, nh, 1e-6, 1e-5, "lm_head_loss bf16 vs fp32 weights: dh");
@@ -790,7 +718,7 @@ static void test_linear_bf16_gemm(void) {
         setenv("BADAM_GEMM", g_outer_gemm, 1);
     else
         unsetenv("BADAM_GEMM");
-    int native = gemm_bf16_available();
+    int native = gemm_bf16_available(g_gemm);
     fprintf(stderr, "  bf16 GEMM: %s\n", native ? "native (oneDNN, AVX512_BF16)" : "portable");
     test_rng rng;
     test_rng_seed(&rng, 21);
@@ -814,14 +742,14 @@ static void test_linear_bf16_gemm(void) {
     float *scratch = alloc_floats(linear_scratch_floats(in));
     float *y = alloc_floats((size_t)n * out), *y_ref = alloc_floats((size_t)n * out);
     op_counters cnt = {0};
-    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, &cnt);
+    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, &cnt, g_gemm);
     naive_linear(y_ref, xr, w32, b, n, in, out);
     CHECK_CLOSE(y, y_ref, (size_t)n * out, 1e-6, 1e-5, "bf16 GEMM forward");
     CHECK(cnt.gemm_flops == 2ull * n * in * out);
 
     float *dx0 = randn(&rng, (size_t)n * in, 1.0f);
     float *dx = copy_floats(dx0, (size_t)n * in), *dx_ref = alloc_floats((size_t)n * in);
-    linear_backward_input(dx, dy, wb, BADAM_DTYPE_BF16, n, in, out, scratch, &cnt);
+    linear_backward_input(dx, dy, wb, BADAM_DTYPE_BF16, n, in, out, scratch, &cnt, g_gemm);
     naive_linear_backward_input(dx_ref, dyr, w32, n, in, out);
     for (size_t i = 0; i < (size_t)n * in; i++) dx_ref[i] += dx0[i];
     CHECK_CLOSE(dx, dx_ref, (size_t)n * in, 1e-6, 1e-5, "bf16 GEMM backward_input");
@@ -836,7 +764,7 @@ static void test_linear_bf16_gemm(void) {
     float *dw_exact = alloc_floats((size_t)out * in), *db_unused = alloc_floats(out);
     cnt.gemm_flops = 0;
     linear_backward_weight_stored(dw, db, dy, x, BADAM_DTYPE_BF16, n, in, out, scratch,
-                                  linear_scratch_floats(in), &cnt);
+                                  linear_scratch_floats(in), &cnt, g_gemm);
     naive_linear_backward_weight(dw_ref, db_unused, dyr, xr, n, in, out);
     naive_linear_backward_weight(dw_exact, db_ref, dy, x, n, in, out);
     for (size_t i = 0; i < (size_t)out * in; i++) dw_ref[i] += dw0[i], dw_exact[i] += dw0[i];
@@ -846,16 +774,16 @@ static void test_linear_bf16_gemm(void) {
     CHECK(cnt.gemm_flops == 2ull * n * in * out);
     /* A scratch too small for 16 rows takes the exact fp32 path. */
     memcpy(dw, dw0, (size_t)out * in * sizeof(float));
-    linear_backward_weight_stored(dw, NULL, dy, x, BADAM_DTYPE_BF16, n, in, out, scratch, 100,
-                                  NULL);
+    linear_backward_weight_stored(dw, NULL, dy, x, BADAM_DTYPE_BF16, n, in, out, scratch, 100, NULL,
+                                  g_gemm);
     CHECK_CLOSE(dw, dw_exact, (size_t)out * in, 1e-6, 1e-5, "small-scratch backward_weight");
     free(dw0), free(db0), free(dw), free(db), free(dw_ref), free(db_ref), free(dw_exact);
     free(db_unused);
 
     /* Forcing the portable path gives the fp32 result on the unrounded activations. */
     setenv("BADAM_GEMM", "fp32", 1);
-    CHECK(!gemm_bf16_available());
-    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, NULL);
+    CHECK(!gemm_bf16_available(g_gemm));
+    linear_forward(y, x, wb, BADAM_DTYPE_BF16, b, n, in, out, scratch, NULL, g_gemm);
     naive_linear(y_ref, x, w32, b, n, in, out);
     CHECK_CLOSE(y, y_ref, (size_t)n * out, 1e-6, 1e-5, "forced portable forward");
     free(x), free(xr), free(w32), free(b), free(dy), free(dyr), free(wb), free(tmp), free(scratch);
@@ -863,6 +791,7 @@ static void test_linear_bf16_gemm(void) {
 }
 
 int main(void) {
+    g_gemm = gemm_bf16_ctx_create();
     const char *outer = getenv("BADAM_GEMM");
     snprintf(g_outer_gemm, sizeof g_outer_gemm, "%s", outer ? outer : "");
     /* The oracles below compare bf16 storage against fp32 compute exactly: portable path. The
@@ -879,5 +808,6 @@ int main(void) {
     RUN_TEST(test_cross_entropy_row);
     RUN_TEST(test_lm_head_loss);
     RUN_TEST(test_lm_head_loss_bf16);
+    gemm_bf16_ctx_free(g_gemm);
     return test_result();
 }

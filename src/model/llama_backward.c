@@ -4,8 +4,6 @@
  * first layer are never touched. Within a layer, every linear's input gradient is computed before
  * its weight gradient, so once a weight gradient is done nothing reads that weight again and
  * plan->grad_ready may update it in place (LOMO). */
-#include <string.h>
-
 #include "model/llama_internal.h"
 
 typedef struct layer_ctx {
@@ -37,16 +35,16 @@ static const void *weight(const layer_ctx *c, llama_param_kind kind) {
 static void linear_back(const layer_ctx *c, llama_param_kind kind, llama_param_kind bias,
                         const float *dy, const float *x, float *dx, int in, int out) {
     int N = c->ws->B * c->ws->T;
-    op_counters *oc = &c->ws->counters;
+    backend *be = c->ws->be;
     if (dx)
-        linear_backward_input(dx, dy, weight(c, kind), c->m->dtype, N, in, out, c->ws->lin_scratch,
-                              oc);
+        BE(be, linear_backward_input, dx, dy, weight(c, kind), c->m->dtype, N, in, out,
+           c->ws->lin_scratch);
     llama_lora_backward(c->m, c->ws, c->l, kind, dy, x, c->a->lora_u[kind], dx,
                         llama_plan_trains_adapter(c->m, c->plan, c->l, kind), in, out);
     float *dw = grad_of(c, kind), *db = bias == LLAMA_P_KIND_COUNT ? NULL : grad_of(c, bias);
     if (dw || db)
-        linear_backward_weight_stored(dw, db, dy, x, c->m->dtype, N, in, out, c->ws->lin_scratch,
-                                      c->ws->layout.lin_scratch, oc);
+        BE(be, linear_backward_weight, dw, db, dy, x, c->m->dtype, N, in, out, c->ws->lin_scratch,
+           c->ws->layout.lin_scratch);
     ready(c, kind);
     if (bias != LLAMA_P_KIND_COUNT) ready(c, bias);
 }
@@ -63,8 +61,8 @@ static int reads_input(const layer_ctx *c, llama_param_kind kind) {
 static const float *rebuild_norm(const layer_ctx *c, llama_param_kind norm, const float *x,
                                  float *out) {
     int idx = llama_param_index(c->m, c->l, norm);
-    rmsnorm_forward(out, NULL, x, llama_param_f32(c->m, c->ws, idx, 0), c->ws->B * c->ws->T,
-                    c->ws->C, c->m->cfg.rms_norm_eps);
+    BE(c->ws->be, rmsnorm_forward, out, NULL, x, llama_param_f32(c->m, c->ws, idx, 0),
+       c->ws->B * c->ws->T, c->ws->C, c->m->cfg.rms_norm_eps);
     return out;
 }
 
@@ -74,20 +72,21 @@ static void layer_backward(const layer_ctx *c, const float *x) {
     const layer_acts *a = c->a;
     int N = ws->B * ws->T, C = ws->C, QD = ws->QD, KVD = ws->KVD, I = ws->I;
     float *dres = ws->dresid;
+    backend *be = ws->be;
     layer_grad_parts parts = llama_layer_grad_parts(c->m, c->plan, c->l);
 
     /* MLP: y = x_mid + down(h), h = silu(gate) * up, gate/up = W xn2. dres is dL/dy = the
      * residual part of dL/dx_mid. */
     float *dh = ws->dbig[0], *dgate = ws->dbig[1], *dup = ws->dbig[2];
-    if (parts.mlp_inner) memset(dh, 0, sizeof(float) * (size_t)N * I);
+    if (parts.mlp_inner) BE(be, zero, dh, sizeof(float) * (size_t)N * I);
     const float *h = NULL; /* rebuilt into dgate's buffer, free until swiglu_backward */
     if (reads_input(c, LLAMA_P_DOWN))
-        swiglu_forward(dgate, a->gate, a->up, (size_t)N * I), h = dgate;
+        BE(be, swiglu_forward, dgate, a->gate, a->up, (size_t)N * I), h = dgate;
     linear_back(c, LLAMA_P_DOWN, NO_BIAS, dres, h, parts.mlp_inner ? dh : NULL, I, C);
     if (parts.mlp_inner) {
-        swiglu_backward(dgate, dup, dh, a->gate, a->up, (size_t)N * I);
+        BE(be, swiglu_backward, dgate, dup, dh, a->gate, a->up, (size_t)N * I);
         float *dxn2 = parts.need_dxn2 ? ws->dxn : NULL;
-        if (dxn2) memset(dxn2, 0, sizeof(float) * (size_t)N * C);
+        if (dxn2) BE(be, zero, dxn2, sizeof(float) * (size_t)N * C);
         const float *xn2 = NULL; /* rebuilt into dh's buffer, consumed by swiglu_backward */
         if (reads_input(c, LLAMA_P_GATE) || reads_input(c, LLAMA_P_UP))
             xn2 = rebuild_norm(c, LLAMA_P_MLP_NORM, a->x_mid, dh);
@@ -97,24 +96,24 @@ static void layer_backward(const layer_ctx *c, const float *x) {
     if (parts.need_dxn2) {
         int idx = llama_param_index(c->m, c->l, LLAMA_P_MLP_NORM);
         const float *w2 = llama_param_f32(c->m, ws, idx, 0);
-        rmsnorm_backward(parts.need_dxmid ? dres : NULL, grad_of(c, LLAMA_P_MLP_NORM), ws->dxn,
-                         a->x_mid, w2, a->rstd2, N, C);
+        BE(be, rmsnorm_backward, parts.need_dxmid ? dres : NULL, grad_of(c, LLAMA_P_MLP_NORM),
+           ws->dxn, a->x_mid, w2, a->rstd2, N, C);
         ready(c, LLAMA_P_MLP_NORM);
     }
 
     /* dres is now dL/dx_mid (when needed). Attention: x_mid = x + o(attn). */
     float *dattn = ws->dbig[0], *dq = ws->dbig[1], *dk = ws->dkv[0], *dv = ws->dkv[1];
-    if (parts.attn_inner) memset(dattn, 0, sizeof(float) * (size_t)N * QD);
+    if (parts.attn_inner) BE(be, zero, dattn, sizeof(float) * (size_t)N * QD);
     linear_back(c, LLAMA_P_O, LLAMA_P_O_BIAS, dres, a->attn, parts.attn_inner ? dattn : NULL, QD,
                 C);
     if (!parts.attn_inner) return;
-    attention_backward(dq, dk, dv, dattn, a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T, ws->Hq,
-                       ws->Hkv, ws->D, ws->seg_start, &ws->counters);
-    rope_backward(dq, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
-    rope_backward(dk, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
+    BE(be, attention_backward, dq, dk, dv, dattn, a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T,
+       ws->Hq, ws->Hkv, ws->D, ws->seg_start);
+    BE(be, rope_backward, dq, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
+    BE(be, rope_backward, dk, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
     int need_dxn1 = parts.need_dx || llama_plan_kind_active(c->m, c->plan, c->l, LLAMA_P_ATTN_NORM);
     float *dxn1 = need_dxn1 ? ws->dxn : NULL;
-    if (dxn1) memset(dxn1, 0, sizeof(float) * (size_t)N * C);
+    if (dxn1) BE(be, zero, dxn1, sizeof(float) * (size_t)N * C);
     const float *xn1 = NULL; /* rebuilt into dattn's buffer, consumed by attention_backward */
     if (reads_input(c, LLAMA_P_Q) || reads_input(c, LLAMA_P_K) || reads_input(c, LLAMA_P_V))
         xn1 = rebuild_norm(c, LLAMA_P_ATTN_NORM, x, dattn);
@@ -124,8 +123,8 @@ static void layer_backward(const layer_ctx *c, const float *x) {
     if (!need_dxn1) return;
     int idx = llama_param_index(c->m, c->l, LLAMA_P_ATTN_NORM);
     const float *w1 = llama_param_f32(c->m, ws, idx, 0);
-    rmsnorm_backward(parts.need_dx ? dres : NULL, grad_of(c, LLAMA_P_ATTN_NORM), ws->dxn, x, w1,
-                     a->rstd1, N, C);
+    BE(be, rmsnorm_backward, parts.need_dx ? dres : NULL, grad_of(c, LLAMA_P_ATTN_NORM), ws->dxn, x,
+       w1, a->rstd1, N, C);
     ready(c, LLAMA_P_ATTN_NORM);
 }
 
@@ -148,7 +147,8 @@ badam_status llama_backward(const llama_model *m, llama_workspace *ws, const lla
         layer_backward(&c, x);
     }
     if (llama_plan_flag(m, plan, m->embed)) {
-        embedding_backward(grads[m->embed], batch->tokens, ws->B * ws->T, ws->dresid, ws->C);
+        BE(ws->be, embedding_backward, grads[m->embed], ws->tokens, ws->B * ws->T, ws->dresid,
+           ws->C);
         if (plan->grad_ready) plan->grad_ready(plan->grad_ready_ctx, m->embed);
     }
     ws->forward_plan_first_layer = -1; /* activations are consumed */

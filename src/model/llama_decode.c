@@ -8,14 +8,14 @@
  *   P[t2] = softmax_t2(q . K[t2] / sqrt(D)),  out = sum_t2 P[t2] V[t2],  t2 in [lo, p]
  * where lo = 0, or p - window + 1 for Mistral's sliding window. Keys and values are kept in
  * fp32 whatever the weights' dtype, so the logits equal a full-sequence forward up to rounding.
- * LoRA adapters, when attached, are applied unmerged: y += (alpha / r) B (A x), no dropout. */
-#include <math.h>
-#include <omp.h>
+ * LoRA adapters, when attached, are applied unmerged: y += (alpha / r) B (A x), no dropout.
+ * Every op runs on the cache's backend (kv->be, a CPU backend the cache owns); its buffers are
+ * backend memory, and the token ids and positions are uploaded to it per chunk. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "badam/decode.h"
-#include "model/cpu/ops.h"
+#include "model/llama_internal.h"
 
 #define DEFAULT_CHUNK 64
 
@@ -29,27 +29,34 @@ struct llama_kv_cache {
     float **small;        /* [n_params]: fp32 view of each 1-D parameter (norms, biases) */
     float *x, *xn, *q, *attn, *tmp, *gate, *up, *h; /* chunk rows */
     float *lin_scratch, *scores, *lora_u;
-    int32_t *pos;
-    int n_threads;
+    int32_t *pos, *tok; /* [max_chunk] positions and token ids of the chunk (backend memory) */
+    int32_t *host_pos;  /* [max_chunk] host staging for pos */
+    backend *be;
 };
 
-static void *xcalloc(size_t n, size_t size, int *failed) {
-    void *p = calloc(n ? n : 1, size);
+/* n elements of `size` bytes of backend memory (at least one); sets *failed when out of memory. */
+static void *xcalloc(llama_kv_cache *kv, size_t n, size_t size, int *failed) {
+    void *p = n > SIZE_MAX / size ? NULL : BE(kv->be, alloc, BADAM_MEM_OTHER, (n ? n : 1) * size);
     if (!p) *failed = 1;
     return p;
 }
 
 void llama_kv_cache_free(llama_kv_cache *kv) {
     if (!kv) return;
-    if (kv->small) {
+    backend *be = kv->be;
+    if (be && kv->small) {
         for (int i = 0; i < kv->m->n_params; i++)
-            if (kv->small[i] != kv->m->params[i].data) free(kv->small[i]);
-        free(kv->small);
+            if (kv->small[i] != kv->m->params[i].data) BE(be, free, kv->small[i]);
     }
-    free(kv->k), free(kv->v), free(kv->ids), free(kv->cos_t), free(kv->sin_t);
-    free(kv->x), free(kv->xn), free(kv->q), free(kv->attn), free(kv->tmp);
-    free(kv->gate), free(kv->up), free(kv->h), free(kv->lin_scratch), free(kv->scores);
-    free(kv->lora_u), free(kv->pos);
+    free(kv->small);
+    if (be) {
+        void *bufs[] = {kv->k,           kv->v,      kv->cos_t,  kv->sin_t, kv->x,  kv->xn,
+                        kv->q,           kv->attn,   kv->tmp,    kv->gate,  kv->up, kv->h,
+                        kv->lin_scratch, kv->scores, kv->lora_u, kv->pos,   kv->tok};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) BE(be, free, bufs[i]);
+    }
+    free(kv->ids), free(kv->host_pos);
+    backend_destroy(be);
     free(kv);
 }
 
@@ -64,6 +71,11 @@ badam_status llama_kv_cache_create(const llama_model *m, int max_len, int max_ch
     if (!m->storage) return badam_fail(err, BADAM_E_INVALID, "KV cache: the model has no weights");
     llama_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) return badam_fail(err, BADAM_E_NOMEM, "KV cache: out of memory");
+    badam_status st = backend_cpu_create(&kv->be, err);
+    if (st) {
+        free(kv);
+        return st;
+    }
     kv->m = m;
     kv->max_len = max_len;
     kv->max_chunk = max_chunk > 0 ? max_chunk : DEFAULT_CHUNK;
@@ -72,45 +84,49 @@ badam_status llama_kv_cache_create(const llama_model *m, int max_len, int max_ch
     kv->V = c->vocab_size, kv->Hq = c->n_heads, kv->Hkv = c->n_kv_heads, kv->D = c->head_dim;
     kv->QD = kv->Hq * kv->D, kv->KVD = kv->Hkv * kv->D;
     kv->window = !strcmp(c->model_type, "mistral") ? c->sliding_window : 0;
-    kv->n_threads = omp_get_max_threads();
     size_t N = (size_t)kv->max_chunk, half = (size_t)kv->D / 2;
     size_t kvn = (size_t)kv->L * max_len * kv->KVD;
     int in_max = kv->C > kv->QD ? kv->C : kv->QD;
     if (kv->I > in_max) in_max = kv->I;
     int r = m->lora ? m->lora->rank : 0;
     int f = 0;
-    kv->k = xcalloc(kvn, sizeof(float), &f);
-    kv->v = xcalloc(kvn, sizeof(float), &f);
-    kv->ids = xcalloc((size_t)max_len, sizeof(int32_t), &f);
-    kv->cos_t = xcalloc((size_t)max_len * half, sizeof(float), &f);
-    kv->sin_t = xcalloc((size_t)max_len * half, sizeof(float), &f);
-    kv->x = xcalloc(N * kv->C, sizeof(float), &f);
-    kv->xn = xcalloc(N * kv->C, sizeof(float), &f);
-    kv->q = xcalloc(N * kv->QD, sizeof(float), &f);
-    kv->attn = xcalloc(N * kv->QD, sizeof(float), &f);
-    kv->tmp = xcalloc(N * kv->C, sizeof(float), &f);
-    kv->gate = xcalloc(N * kv->I, sizeof(float), &f);
-    kv->up = xcalloc(N * kv->I, sizeof(float), &f);
-    kv->h = xcalloc(N * kv->I, sizeof(float), &f);
-    kv->lin_scratch = xcalloc(linear_scratch_floats(in_max), sizeof(float), &f);
-    kv->scores = xcalloc((size_t)kv->n_threads * max_len, sizeof(float), &f);
-    kv->lora_u = xcalloc(N * (size_t)(r > 0 ? r : 1), sizeof(float), &f);
-    kv->pos = xcalloc(N, sizeof(int32_t), &f);
-    kv->small = xcalloc((size_t)m->n_params, sizeof(float *), &f);
+    const backend_ops *ops = kv->be->ops;
+    kv->k = xcalloc(kv, kvn, sizeof(float), &f);
+    kv->v = xcalloc(kv, kvn, sizeof(float), &f);
+    kv->cos_t = xcalloc(kv, (size_t)max_len * half, sizeof(float), &f);
+    kv->sin_t = xcalloc(kv, (size_t)max_len * half, sizeof(float), &f);
+    kv->x = xcalloc(kv, N * kv->C, sizeof(float), &f);
+    kv->xn = xcalloc(kv, N * kv->C, sizeof(float), &f);
+    kv->q = xcalloc(kv, N * kv->QD, sizeof(float), &f);
+    kv->attn = xcalloc(kv, N * kv->QD, sizeof(float), &f);
+    kv->tmp = xcalloc(kv, N * kv->C, sizeof(float), &f);
+    kv->gate = xcalloc(kv, N * kv->I, sizeof(float), &f);
+    kv->up = xcalloc(kv, N * kv->I, sizeof(float), &f);
+    kv->h = xcalloc(kv, N * kv->I, sizeof(float), &f);
+    kv->lin_scratch = xcalloc(kv, ops->linear_scratch_floats(in_max), sizeof(float), &f);
+    kv->scores =
+        xcalloc(kv, ops->attention_decode_scratch_floats(kv->be, max_len), sizeof(float), &f);
+    kv->lora_u = xcalloc(kv, N * (size_t)(r > 0 ? r : 1), sizeof(float), &f);
+    kv->pos = xcalloc(kv, N, sizeof(int32_t), &f);
+    kv->tok = xcalloc(kv, N, sizeof(int32_t), &f);
+    kv->ids = calloc((size_t)max_len, sizeof(int32_t));
+    kv->host_pos = calloc(N, sizeof(int32_t));
+    kv->small = calloc((size_t)m->n_params, sizeof(float *));
+    if (!kv->ids || !kv->host_pos || !kv->small) f = 1;
     for (int i = 0; !f && i < m->n_params; i++) {
         const llama_param *p = &m->params[i];
         if (p->ndim != 1) continue;
         if (m->dtype == BADAM_DTYPE_F32) {
             kv->small[i] = p->data;
-        } else if ((kv->small[i] = xcalloc(p->numel, sizeof(float), &f))) {
-            badam_convert(kv->small[i], BADAM_DTYPE_F32, p->data, m->dtype, p->numel);
+        } else if ((kv->small[i] = xcalloc(kv, p->numel, sizeof(float), &f))) {
+            BE(kv->be, convert, kv->small[i], BADAM_DTYPE_F32, p->data, m->dtype, p->numel);
         }
     }
     if (f) {
         llama_kv_cache_free(kv);
         return badam_fail(err, BADAM_E_NOMEM, "KV cache: out of memory for %d tokens", max_len);
     }
-    rope_tables(kv->cos_t, kv->sin_t, m->inv_freq, max_len, (int)half);
+    BE(kv->be, rope_tables, kv->cos_t, kv->sin_t, m->inv_freq, max_len, (int)half);
     *out = kv;
     return BADAM_OK;
 }
@@ -151,78 +167,23 @@ static void lora_add(llama_kv_cache *kv, int l, llama_param_kind kind, float *y,
     if (!A || !B) return;
     int r = lo->rank;
     float scale = lo->alpha / (float)r;
-    for (int i = 0; i < n; i++) {
-        float *u = kv->lora_u + (size_t)i * r;
-        for (int j = 0; j < r; j++) {
-            float s = 0.0f;
-            for (int c = 0; c < in; c++) s += A[(size_t)j * in + c] * x[(size_t)i * in + c];
-            u[j] = s;
-        }
-    }
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < out; o++)
-        for (int i = 0; i < n; i++) {
-            float s = 0.0f;
-            for (int j = 0; j < r; j++) s += B[(size_t)o * r + j] * kv->lora_u[(size_t)i * r + j];
-            y[(size_t)i * out + o] += scale * s;
-        }
+    BE(kv->be, gemm_f32, 0, 1, n, r, in, 1.0f, x, in, A, in, 0.0f, kv->lora_u, r);
+    BE(kv->be, gemm_f32, 0, 1, n, out, r, scale, kv->lora_u, r, B, r, 1.0f, y, out);
 }
 
 /* y = x W^T + b, then the adapter. */
 static void project(llama_kv_cache *kv, int l, llama_param_kind kind, llama_param_kind bias,
                     float *y, const float *x, int n, int in, int out) {
     const llama_model *m = kv->m;
-    linear_forward(y, x, weight(m, l, kind), m->dtype,
-                   bias == LLAMA_P_KIND_COUNT ? NULL : small(kv, l, bias), n, in, out,
-                   kv->lin_scratch, NULL);
+    BE(kv->be, linear_forward, y, x, weight(m, l, kind), m->dtype,
+       bias == LLAMA_P_KIND_COUNT ? NULL : small(kv, l, bias), n, in, out, kv->lin_scratch);
     lora_add(kv, l, kind, y, x, n, in, out);
-}
-
-/* q . k with eight partial sums (the compiler vectorizes it; a single running sum it cannot). */
-static float dot(const float *q, const float *k, int D) {
-    float acc[8] = {0};
-    int d = 0;
-    for (; d + 8 <= D; d += 8)
-        for (int j = 0; j < 8; j++) acc[j] += q[d + j] * k[d + j];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; d < D; d++) s += q[d] * k[d];
-    return s;
-}
-
-/* Attention of n query rows (positions p0..p0+n-1) over the cached keys and values of layer l. */
-static void attend(llama_kv_cache *kv, int l, int p0, int n) {
-    int Hq = kv->Hq, D = kv->D, group = Hq / kv->Hkv, KVD = kv->KVD;
-    float scale = 1.0f / sqrtf((float)D);
-    const float *K = kv->k + (size_t)l * kv->max_len * KVD;
-    const float *Vc = kv->v + (size_t)l * kv->max_len * KVD;
-    long rows = (long)n * Hq;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(kv->n_threads)
-    for (long rh = 0; rh < rows; rh++) {
-        int i = (int)(rh / Hq), h = (int)(rh % Hq), kvh = h / group, t = p0 + i;
-        int lo = kv->window > 0 && t - kv->window + 1 > 0 ? t - kv->window + 1 : 0;
-        float *p = kv->scores + (size_t)omp_get_thread_num() * kv->max_len;
-        const float *q = kv->q + ((size_t)i * Hq + h) * D;
-        float mx = -INFINITY;
-        for (int t2 = lo; t2 <= t; t2++) {
-            const float *k = K + (size_t)t2 * KVD + (size_t)kvh * D;
-            p[t2] = dot(q, k, D) * scale;
-            if (p[t2] > mx) mx = p[t2];
-        }
-        float sum = 0.0f;
-        for (int t2 = lo; t2 <= t; t2++) sum += (p[t2] = expf(p[t2] - mx));
-        float inv = 1.0f / sum, *o = kv->attn + ((size_t)i * Hq + h) * D;
-        for (int d = 0; d < D; d++) o[d] = 0.0f;
-        for (int t2 = lo; t2 <= t; t2++) {
-            const float *v = Vc + (size_t)t2 * KVD + (size_t)kvh * D;
-            float w = p[t2] * inv;
-            for (int d = 0; d < D; d++) o[d] += w * v[d];
-        }
-    }
 }
 
 /* One layer on the chunk's residual stream kv->x [n, C]. */
 static void layer_step(llama_kv_cache *kv, int l, int p0, int n) {
     const llama_model *m = kv->m;
+    backend *be = kv->be;
     int C = kv->C, QD = kv->QD, KVD = kv->KVD, I = kv->I;
     float eps = m->cfg.rms_norm_eps;
     float *kdst = kv->k + ((size_t)l * kv->max_len + p0) * KVD;
@@ -230,23 +191,25 @@ static void layer_step(llama_kv_cache *kv, int l, int p0, int n) {
     int has_qkv_bias = m->cfg.qkv_bias, has_o_bias = m->cfg.o_bias;
     llama_param_kind none = LLAMA_P_KIND_COUNT;
 
-    rmsnorm_forward(kv->xn, NULL, kv->x, small(kv, l, LLAMA_P_ATTN_NORM), n, C, eps);
+    BE(be, rmsnorm_forward, kv->xn, NULL, kv->x, small(kv, l, LLAMA_P_ATTN_NORM), n, C, eps);
     project(kv, l, LLAMA_P_Q, has_qkv_bias ? LLAMA_P_Q_BIAS : none, kv->q, kv->xn, n, C, QD);
     project(kv, l, LLAMA_P_K, has_qkv_bias ? LLAMA_P_K_BIAS : none, kdst, kv->xn, n, C, KVD);
     project(kv, l, LLAMA_P_V, has_qkv_bias ? LLAMA_P_V_BIAS : none, vdst, kv->xn, n, C, KVD);
-    rope_forward(kv->q, kv->pos, kv->cos_t, kv->sin_t, n, kv->Hq, kv->D);
-    rope_forward(kdst, kv->pos, kv->cos_t, kv->sin_t, n, kv->Hkv, kv->D);
-    attend(kv, l, p0, n);
+    BE(be, rope_forward, kv->q, kv->pos, kv->cos_t, kv->sin_t, n, kv->Hq, kv->D);
+    BE(be, rope_forward, kdst, kv->pos, kv->cos_t, kv->sin_t, n, kv->Hkv, kv->D);
+    BE(be, attention_decode, kv->attn, kv->q, kv->k + (size_t)l * kv->max_len * KVD,
+       kv->v + (size_t)l * kv->max_len * KVD, n, p0, kv->Hq, kv->Hkv, kv->D, KVD, kv->window,
+       kv->max_len, kv->scores);
     project(kv, l, LLAMA_P_O, has_o_bias ? LLAMA_P_O_BIAS : none, kv->tmp, kv->attn, n, QD, C);
     size_t NC = (size_t)n * C;
-    for (size_t i = 0; i < NC; i++) kv->x[i] += kv->tmp[i];
+    BE(be, add, kv->x, kv->x, kv->tmp, NC);
 
-    rmsnorm_forward(kv->xn, NULL, kv->x, small(kv, l, LLAMA_P_MLP_NORM), n, C, eps);
+    BE(be, rmsnorm_forward, kv->xn, NULL, kv->x, small(kv, l, LLAMA_P_MLP_NORM), n, C, eps);
     project(kv, l, LLAMA_P_GATE, none, kv->gate, kv->xn, n, C, I);
     project(kv, l, LLAMA_P_UP, none, kv->up, kv->xn, n, C, I);
-    swiglu_forward(kv->h, kv->gate, kv->up, (size_t)n * I);
+    BE(be, swiglu_forward, kv->h, kv->gate, kv->up, (size_t)n * I);
     project(kv, l, LLAMA_P_DOWN, none, kv->tmp, kv->h, n, I, C);
-    for (size_t i = 0; i < NC; i++) kv->x[i] += kv->tmp[i];
+    BE(be, add, kv->x, kv->x, kv->tmp, NC);
 }
 
 badam_status llama_decode(const llama_model *m, llama_kv_cache *kv, const int32_t *tokens, int n,
@@ -276,21 +239,23 @@ badam_status llama_decode(const llama_model *m, llama_kv_cache *kv, const int32_
     for (int done = 0; done < n;) {
         int c = n - done < kv->max_chunk ? n - done : kv->max_chunk, p0 = kv->len;
         for (int i = 0; i < c; i++) {
-            kv->pos[i] = p0 + i;
+            kv->host_pos[i] = p0 + i;
             kv->ids[p0 + i] = tokens[done + i];
         }
-        embedding_forward(kv->x, tokens + done, c, m->params[m->embed].data, m->dtype, C);
+        BE(kv->be, upload, kv->pos, kv->host_pos, sizeof(int32_t) * (size_t)c);
+        BE(kv->be, upload, kv->tok, tokens + done, sizeof(int32_t) * (size_t)c);
+        BE(kv->be, embedding_forward, kv->x, kv->tok, c, m->params[m->embed].data, m->dtype, C);
         for (int l = 0; l < kv->L; l++) layer_step(kv, l, p0, c);
         kv->len += c;
         if (logits && all_logits) {
-            rmsnorm_forward(kv->xn, NULL, kv->x, final_w, c, C, m->cfg.rms_norm_eps);
-            linear_forward(logits + (size_t)done * kv->V, kv->xn, head, m->dtype, NULL, c, C, kv->V,
-                           kv->lin_scratch, NULL);
+            BE(kv->be, rmsnorm_forward, kv->xn, NULL, kv->x, final_w, c, C, m->cfg.rms_norm_eps);
+            BE(kv->be, linear_forward, logits + (size_t)done * kv->V, kv->xn, head, m->dtype, NULL,
+               c, C, kv->V, kv->lin_scratch);
         } else if (logits && done + c == n) {
             const float *last = kv->x + (size_t)(c - 1) * C;
-            rmsnorm_forward(kv->xn, NULL, last, final_w, 1, C, m->cfg.rms_norm_eps);
-            linear_forward(logits, kv->xn, head, m->dtype, NULL, 1, C, kv->V, kv->lin_scratch,
-                           NULL);
+            BE(kv->be, rmsnorm_forward, kv->xn, NULL, last, final_w, 1, C, m->cfg.rms_norm_eps);
+            BE(kv->be, linear_forward, logits, kv->xn, head, m->dtype, NULL, 1, C, kv->V,
+               kv->lin_scratch);
         }
         done += c;
     }

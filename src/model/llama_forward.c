@@ -1,7 +1,9 @@
 /* Llama forward: embedding, L transformer layers, final norm, fused LM head + cross-entropy.
  *   layer:  x_mid = x + o_proj(attention(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1)))
  *           y     = x_mid + down_proj(silu(gate_proj(n2)) * up_proj(n2))
- *   with n1 = rmsnorm(x) * input_layernorm, n2 = rmsnorm(x_mid) * post_attention_layernorm. */
+ *   with n1 = rmsnorm(x) * input_layernorm, n2 = rmsnorm(x_mid) * post_attention_layernorm.
+ * Every op runs on the workspace's backend (ws->be); the batch's index arrays are uploaded to it
+ * once per batch (begin_batch). */
 #include <string.h>
 
 #include "model/llama_internal.h"
@@ -20,37 +22,38 @@ void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer
     int N = ws->B * ws->T, C = ws->C, QD = ws->QD, KVD = ws->KVD, I = ws->I;
     badam_dtype dt = m->dtype;
     float eps = m->cfg.rms_norm_eps, *scratch = ws->lin_scratch;
-    op_counters *oc = &ws->counters;
+    backend *be = ws->be;
 
-    rmsnorm_forward(a->xn1, a->rstd1, x, small(m, ws, l, LLAMA_P_ATTN_NORM, 0), N, C, eps);
-    linear_forward(a->q, a->xn1, weight(m, l, LLAMA_P_Q), dt, small(m, ws, l, LLAMA_P_Q_BIAS, 1), N,
-                   C, QD, scratch, oc);
+    BE(be, rmsnorm_forward, a->xn1, a->rstd1, x, small(m, ws, l, LLAMA_P_ATTN_NORM, 0), N, C, eps);
+    BE(be, linear_forward, a->q, a->xn1, weight(m, l, LLAMA_P_Q), dt,
+       small(m, ws, l, LLAMA_P_Q_BIAS, 1), N, C, QD, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_Q, a->q, a->xn1, a->lora_u[LLAMA_P_Q], C, QD);
-    linear_forward(a->k, a->xn1, weight(m, l, LLAMA_P_K), dt, small(m, ws, l, LLAMA_P_K_BIAS, 1), N,
-                   C, KVD, scratch, oc);
+    BE(be, linear_forward, a->k, a->xn1, weight(m, l, LLAMA_P_K), dt,
+       small(m, ws, l, LLAMA_P_K_BIAS, 1), N, C, KVD, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_K, a->k, a->xn1, a->lora_u[LLAMA_P_K], C, KVD);
-    linear_forward(a->v, a->xn1, weight(m, l, LLAMA_P_V), dt, small(m, ws, l, LLAMA_P_V_BIAS, 1), N,
-                   C, KVD, scratch, oc);
+    BE(be, linear_forward, a->v, a->xn1, weight(m, l, LLAMA_P_V), dt,
+       small(m, ws, l, LLAMA_P_V_BIAS, 1), N, C, KVD, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_V, a->v, a->xn1, a->lora_u[LLAMA_P_V], C, KVD);
-    rope_forward(a->q, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
-    rope_forward(a->k, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
-    attention_forward(a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv, ws->D,
-                      ws->seg_start, oc);
-    linear_forward(y, a->attn, weight(m, l, LLAMA_P_O), dt, small(m, ws, l, LLAMA_P_O_BIAS, 1), N,
-                   QD, C, scratch, oc);
+    BE(be, rope_forward, a->q, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
+    BE(be, rope_forward, a->k, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
+    BE(be, attention_forward, a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv,
+       ws->D, ws->seg_start);
+    BE(be, linear_forward, y, a->attn, weight(m, l, LLAMA_P_O), dt,
+       small(m, ws, l, LLAMA_P_O_BIAS, 1), N, QD, C, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_O, y, a->attn, a->lora_u[LLAMA_P_O], QD, C);
     size_t NC = (size_t)N * C;
-    for (size_t i = 0; i < NC; i++) a->x_mid[i] = x[i] + y[i];
+    BE(be, add, a->x_mid, x, y, NC);
 
-    rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, small(m, ws, l, LLAMA_P_MLP_NORM, 0), N, C, eps);
-    linear_forward(a->gate, a->xn2, weight(m, l, LLAMA_P_GATE), dt, NULL, N, C, I, scratch, oc);
+    BE(be, rmsnorm_forward, a->xn2, a->rstd2, a->x_mid, small(m, ws, l, LLAMA_P_MLP_NORM, 0), N, C,
+       eps);
+    BE(be, linear_forward, a->gate, a->xn2, weight(m, l, LLAMA_P_GATE), dt, NULL, N, C, I, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_GATE, a->gate, a->xn2, a->lora_u[LLAMA_P_GATE], C, I);
-    linear_forward(a->up, a->xn2, weight(m, l, LLAMA_P_UP), dt, NULL, N, C, I, scratch, oc);
+    BE(be, linear_forward, a->up, a->xn2, weight(m, l, LLAMA_P_UP), dt, NULL, N, C, I, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_UP, a->up, a->xn2, a->lora_u[LLAMA_P_UP], C, I);
-    swiglu_forward(a->h, a->gate, a->up, (size_t)N * I);
-    linear_forward(y, a->h, weight(m, l, LLAMA_P_DOWN), dt, NULL, N, I, C, scratch, oc);
+    BE(be, swiglu_forward, a->h, a->gate, a->up, (size_t)N * I);
+    BE(be, linear_forward, y, a->h, weight(m, l, LLAMA_P_DOWN), dt, NULL, N, I, C, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_DOWN, y, a->h, a->lora_u[LLAMA_P_DOWN], I, C);
-    for (size_t i = 0; i < NC; i++) y[i] += a->x_mid[i];
+    BE(be, add, y, y, a->x_mid, NC);
 }
 
 /* Checks the batch against the model and workspace and sets the current shape and positions. */
@@ -88,8 +91,17 @@ static badam_status begin_batch(const llama_model *m, llama_workspace *ws, const
                               pos, seg, i / T, i % T);
     }
     ws->B = B, ws->T = T;
-    for (int i = 0; i < B * T; i++) ws->pos[i] = batch->positions ? batch->positions[i] : i % T;
-    ws->seg_start = batch->seg_start;
+    size_t idx_bytes = sizeof(int32_t) * (size_t)B * T;
+    for (int i = 0; i < B * T; i++)
+        ws->host_pos[i] = batch->positions ? batch->positions[i] : i % T;
+    BE(ws->be, upload, ws->pos, ws->host_pos, idx_bytes);
+    BE(ws->be, upload, ws->tokens, batch->tokens, idx_bytes);
+    if (batch->targets) BE(ws->be, upload, ws->targets, batch->targets, idx_bytes);
+    ws->seg_start = NULL;
+    if (batch->seg_start) {
+        BE(ws->be, upload, ws->seg, batch->seg_start, idx_bytes);
+        ws->seg_start = ws->seg;
+    }
     return BADAM_OK;
 }
 
@@ -107,7 +119,7 @@ static badam_status forward_layers(const llama_model *m, llama_workspace *ws,
         x = slot;
     }
     const llama_param *embed = &m->params[m->embed];
-    embedding_forward(x, batch->tokens, N, embed->data, m->dtype, ws->C);
+    BE(ws->be, embedding_forward, x, ws->tokens, N, embed->data, m->dtype, ws->C);
     for (int l = 0; l < L; l++) {
         float *y = ws->x_final;
         next_acts = &ws->tmp;
@@ -133,10 +145,10 @@ badam_status llama_forward_logits(const llama_model *m, llama_workspace *ws,
     if (st) return st;
     int N = ws->B * ws->T;
     ws->forward_plan_first_layer = -1;
-    rmsnorm_forward(ws->xn_final, NULL, ws->x_final, llama_param_f32(m, ws, m->final_norm, 0), N,
-                    ws->C, m->cfg.rms_norm_eps);
-    linear_forward(logits, ws->xn_final, m->params[m->lm_head].data, m->dtype, NULL, N, ws->C,
-                   ws->V, ws->lin_scratch, &ws->counters);
+    BE(ws->be, rmsnorm_forward, ws->xn_final, NULL, ws->x_final,
+       llama_param_f32(m, ws, m->final_norm, 0), N, ws->C, m->cfg.rms_norm_eps);
+    BE(ws->be, linear_forward, logits, ws->xn_final, m->params[m->lm_head].data, m->dtype, NULL, N,
+       ws->C, ws->V, ws->lin_scratch);
     return BADAM_OK;
 }
 
@@ -168,21 +180,23 @@ badam_status llama_forward(const llama_model *m, llama_workspace *ws, const llam
 
     int N = ws->B * ws->T, C = ws->C;
     const float *norm_w = llama_param_f32(m, ws, m->final_norm, 0);
-    rmsnorm_forward(ws->xn_final, ws->rstd_final, ws->x_final, norm_w, N, C, m->cfg.rms_norm_eps);
+    backend *be = ws->be;
+    BE(be, rmsnorm_forward, ws->xn_final, ws->rstd_final, ws->x_final, norm_w, N, C,
+       m->cfg.rms_norm_eps);
     int norm_flag = llama_plan_flag(m, plan, m->final_norm);
     int need_dh = plan && (first < L || norm_flag);
     float *dhead = llama_plan_flag(m, plan, m->lm_head) ? grads[m->lm_head] : NULL;
-    if (need_dh) memset(ws->dxn, 0, sizeof(float) * (size_t)N * C);
-    *loss_sum =
-        lm_head_loss(need_dh ? ws->dxn : NULL, dhead, ws->xn_final, m->params[m->lm_head].data,
-                     m->dtype, batch->targets, N, C, ws->V, llama_loss_chunk(ws->V), grad_scale,
-                     ws->loss_work, n_tokens, &ws->counters);
+    if (need_dh) BE(be, zero, ws->dxn, sizeof(float) * (size_t)N * C);
+    *loss_sum = BE(be, lm_head_loss, need_dh ? ws->dxn : NULL, dhead, ws->xn_final,
+                   m->params[m->lm_head].data, m->dtype, ws->targets, N, C, ws->V,
+                   llama_loss_chunk(ws->V), grad_scale, ws->loss_work, n_tokens);
     if (dhead && plan->grad_ready && m->lm_head != m->embed)
         plan->grad_ready(plan->grad_ready_ctx, m->lm_head);
     if (need_dh) {
-        memset(ws->dresid, 0, sizeof(float) * (size_t)N * C);
-        rmsnorm_backward(first < L ? ws->dresid : NULL, norm_flag ? grads[m->final_norm] : NULL,
-                         ws->dxn, ws->x_final, norm_w, ws->rstd_final, N, C);
+        BE(be, zero, ws->dresid, sizeof(float) * (size_t)N * C);
+        BE(be, rmsnorm_backward, first < L ? ws->dresid : NULL,
+           norm_flag ? grads[m->final_norm] : NULL, ws->dxn, ws->x_final, norm_w, ws->rstd_final, N,
+           C);
         if (norm_flag && plan->grad_ready) plan->grad_ready(plan->grad_ready_ctx, m->final_norm);
     }
     if (plan) {

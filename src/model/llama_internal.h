@@ -3,7 +3,7 @@
 #define BADAM_MODEL_LLAMA_INTERNAL_H
 
 #include "badam/llama.h"
-#include "model/cpu/ops.h"
+#include "model/backend.h"
 
 /* Rows of the LM head / cross-entropy processed at a time: as many as keep one chunk's logits
  * within LLAMA_LOSS_LOGITS_MAX floats (32 MiB), a multiple of 16 between 16 and 256. A 32K
@@ -44,7 +44,7 @@ typedef struct ws_layout {
     size_t N, C, QD, KVD, I, V, Hq, T, half, r, adapters;
     size_t acts[14]; /* one layer's saved activations: 13 tensors + the LoRA block */
     size_t input;    /* a saved layer input */
-    size_t scratch[24];
+    size_t scratch[27];
     int n_scratch;
     size_t lin_scratch; /* floats of ws->lin_scratch */
 } ws_layout;
@@ -73,14 +73,24 @@ struct llama_workspace {
     float *lora_du;           /* [N,r] */
     float *lora_x;            /* [N, max in]: dropped-out adapter input */
     float *lora_tmp;          /* [N, max(in, out)] */
+    int32_t *tokens;          /* [N] the current batch's token ids (backend memory) */
+    int32_t *targets;         /* [N] its targets */
+    int32_t *seg;             /* [N] its segment starts (seg_start points here, or is NULL) */
+    int32_t *host_pos;        /* [N] host staging for the positions */
     int lora_rank, lora_adapters; /* adapters per layer */
     size_t bytes;                 /* everything allocated, for accounting */
     int forward_plan_first_layer; /* first layer kept by the last forward; -1 none */
     int forward_recompute;
-    op_counters counters;
     ws_layout layout;
     const llama_model *model;
+    backend *be; /* every op on the workspace's memory goes through it */
+    int owns_be; /* 1: created with the workspace (the CPU backend), freed with it */
 };
+
+/* llama_workspace_create on a given backend `be` (the workspace does not own it; it must outlive
+ * the workspace). llama_workspace_create is this on a CPU backend of its own. */
+badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backend *be,
+                                       llama_workspace **out, badam_error *err);
 
 /* fp32 view of a small parameter (norm weight, bias): the data itself when stored in fp32, else
  * a converted copy in ws->vec[slot]. NULL when the index is -1. */

@@ -1,8 +1,6 @@
 /* LoRA adapters on the Llama linears: attach, forward, backward, merge, PEFT save/load.
  *   y = W x + b + s B (A drop(x)),  s = alpha / r
  *   dB += s dy^T u  (u = A drop(x));  du = s dy B;  dA += du^T drop(x);  dx += drop'(du A) */
-#include <cblas.h>
-#undef I /* complex.h's imaginary unit; we use I for the MLP width */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,17 +69,9 @@ static void kind_dims(const llama_model *m, int l, llama_param_kind kind, int *i
     *out = (int)p->shape[0], *in = (int)p->shape[1];
 }
 
-/* splitmix64: the hash behind A's initialisation and the dropout masks. */
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-static double unit_from(uint64_t h) {
-    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
-}
+/* splitmix64 (backend.h): the hash behind A's initialisation and the dropout masks. */
+#define mix64 backend_mix64
+#define unit_from backend_unit
 
 void llama_lora_detach(llama_model *m) {
     llama_lora *lo = m->lora;
@@ -152,29 +142,22 @@ static int dropping(const llama_lora *lo) {
 }
 
 /* The dropout mask key of one adapter in one micro-step; element j is dropped when
- * unit(mix64(key ^ j)) < p. */
+ * backend_dropout_unit(key, j) < p. */
 static uint64_t dropout_key(const llama_lora *lo, int l, llama_param_kind kind) {
     return mix64(lo->dropout_seed ^ mix64(lo->dropout_step * 64 + (uint64_t)l * 16 + kind));
 }
 
 /* out[j] = keep(j) ? g[j] / (1 - p) : 0   (accumulate: out[j] += ...). */
-static void apply_dropout(float *out, const float *g, size_t n, const llama_lora *lo, int l,
-                          llama_param_kind kind, int accumulate) {
-    uint64_t key = dropout_key(lo, l, kind);
-    double p = lo->dropout;
-    float keep_scale = (float)(1.0 / (1.0 - p));
-#pragma omp parallel for schedule(static)
-    for (size_t j = 0; j < n; j++) {
-        float v = unit_from(mix64(key ^ j)) < p ? 0.0f : g[j] * keep_scale;
-        out[j] = accumulate ? out[j] + v : v;
-    }
+static void apply_dropout(backend *be, float *out, const float *g, size_t n, const llama_lora *lo,
+                          int l, llama_param_kind kind, int accumulate) {
+    BE(be, dropout, out, g, n, dropout_key(lo, l, kind), lo->dropout, accumulate);
 }
 
 /* The adapter input: x itself, or a dropped-out copy in ws->lora_x while training. */
 static const float *adapter_input(const llama_model *m, llama_workspace *ws, int l,
                                   llama_param_kind kind, const float *x, int in) {
     if (!dropping(m->lora)) return x;
-    apply_dropout(ws->lora_x, x, (size_t)ws->B * ws->T * in, m->lora, l, kind, 0);
+    apply_dropout(ws->be, ws->lora_x, x, (size_t)ws->B * ws->T * in, m->lora, l, kind, 0);
     return ws->lora_x;
 }
 
@@ -186,11 +169,8 @@ void llama_lora_forward(const llama_model *m, llama_workspace *ws, int l, llama_
     int N = ws->B * ws->T, r = lo->rank;
     float scale = lo->alpha / (float)r;
     const float *xd = adapter_input(m, ws, l, kind, x, in);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, xd, in, lo->A[a], in, 0.0f,
-                u, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, r, scale, u, r, lo->B[a], r, 1.0f,
-                y, out);
-    ws->counters.gemm_flops += 2ull * N * r * ((uint64_t)in + out);
+    BE(ws->be, gemm_f32, 0, 1, N, r, in, 1.0f, xd, in, lo->A[a], in, 0.0f, u, r);
+    BE(ws->be, gemm_f32, 0, 1, N, out, r, scale, u, r, lo->B[a], r, 1.0f, y, out);
 }
 
 void llama_lora_backward(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
@@ -201,32 +181,26 @@ void llama_lora_backward(const llama_model *m, llama_workspace *ws, int l, llama
     const llama_lora *lo = m->lora;
     int N = ws->B * ws->T, r = lo->rank;
     float scale = lo->alpha / (float)r, *du = ws->lora_du;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, scale, dy, out, lo->B[a], r,
-                0.0f, du, r);
-    uint64_t flops = 2ull * N * out * r;
+    backend *be = ws->be;
+    BE(be, gemm_f32, 0, 0, N, r, out, scale, dy, out, lo->B[a], r, 0.0f, du, r);
     if (train) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, scale, dy, out, u, r, 1.0f,
-                    lo->dB[a], r);
+        BE(be, gemm_f32, 1, 0, out, r, N, scale, dy, out, u, r, 1.0f, lo->dB[a], r);
         const float *xd = adapter_input(m, ws, l, kind, x, in);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, 1.0f, du, r, xd, in, 1.0f,
-                    lo->dA[a], in);
-        flops += 2ull * N * r * ((uint64_t)out + in);
+        BE(be, gemm_f32, 1, 0, r, in, N, 1.0f, du, r, xd, in, 1.0f, lo->dA[a], in);
     }
     if (dx && !dropping(lo)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, du, r, lo->A[a], in,
-                    1.0f, dx, in);
+        BE(be, gemm_f32, 0, 0, N, in, r, 1.0f, du, r, lo->A[a], in, 1.0f, dx, in);
     } else if (dx) { /* the forward's mask, regenerated */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, 1.0f, du, r, lo->A[a], in,
-                    0.0f, ws->lora_tmp, in);
-        apply_dropout(dx, ws->lora_tmp, (size_t)N * in, lo, l, kind, 1);
+        BE(be, gemm_f32, 0, 0, N, in, r, 1.0f, du, r, lo->A[a], in, 0.0f, ws->lora_tmp, in);
+        apply_dropout(be, dx, ws->lora_tmp, (size_t)N * in, lo, l, kind, 1);
     }
-    if (dx) flops += 2ull * N * r * in;
-    ws->counters.gemm_flops += flops;
 }
 
 void llama_lora_merge(llama_model *m) {
     const llama_lora *lo = m->lora;
     if (!lo) return;
+    backend *be = NULL;
+    if (backend_cpu_create(&be, NULL)) return; /* out of memory: nothing sensible to do */
     enum { ROWS = 64 };
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
@@ -242,14 +216,14 @@ void llama_lora_merge(llama_model *m) {
             for (int r0 = 0; r0 < out; r0 += ROWS) {
                 int rows = out - r0 < ROWS ? out - r0 : ROWS;
                 char *w = (char *)p->data + (size_t)r0 * in * elem;
-                badam_convert(tile, BADAM_DTYPE_F32, w, m->dtype, (size_t)rows * in);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, lo->rank, scale,
-                            lo->B[a] + (size_t)r0 * lo->rank, lo->rank, lo->A[a], in, 1.0f, tile,
-                            in);
-                badam_convert(w, m->dtype, tile, BADAM_DTYPE_F32, (size_t)rows * in);
+                BE(be, convert, tile, BADAM_DTYPE_F32, w, m->dtype, (size_t)rows * in);
+                BE(be, gemm_f32, 0, 0, rows, in, lo->rank, scale, lo->B[a] + (size_t)r0 * lo->rank,
+                   lo->rank, lo->A[a], in, 1.0f, tile, in);
+                BE(be, convert, w, m->dtype, tile, BADAM_DTYPE_F32, (size_t)rows * in);
             }
             free(tile);
         }
+    backend_destroy(be);
 }
 
 static void tensor_name(const llama_model *m, int l, int k, const char *which, char *out,

@@ -1,5 +1,8 @@
 /* Workspace of the Llama forward/backward: activations, gradient temporaries, scratch. Sizes come
- * from one table (ws_layout) so that llama_workspace_predict reports exactly what is allocated. */
+ * from one table (ws_layout) so that llama_workspace_predict reports exactly what is allocated.
+ * Every buffer is backend memory (ws->be's alloc, by category); the workspace owns its backend
+ * (a CPU backend made by llama_workspace_create) unless one was given (llama_workspace_create_on).
+ * Predictions, made before any backend exists, take the CPU backend's scratch sizes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +13,8 @@ static size_t max_sz(size_t a, size_t b) {
     return a > b ? a : b;
 }
 
-static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, int adapters) {
+static ws_layout layout_of(const backend_ops *ops, const llama_config *c, int B, int T,
+                           int lora_rank, int adapters) {
     ws_layout w;
     memset(&w, 0, sizeof w);
     w.N = (size_t)B * T, w.C = c->hidden_size, w.I = c->intermediate_size, w.V = c->vocab_size;
@@ -36,8 +40,8 @@ static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, i
     s[n++] = N * w.C;                               /* dxn */
     for (int i = 0; i < 3; i++) s[n++] = N * wide;  /* dbig (also rebuilt xn1, xn2, h) */
     for (int i = 0; i < 2; i++) s[n++] = N * w.KVD; /* dkv */
-    s[n++] = w.lin_scratch = linear_scratch_floats((int)max_in);
-    s[n++] = lm_head_loss_workspace_floats(llama_loss_chunk(w.V), (int)w.C, (int)w.V);
+    s[n++] = w.lin_scratch = ops->linear_scratch_floats((int)max_in);
+    s[n++] = ops->lm_head_loss_workspace_floats(llama_loss_chunk(w.V), (int)w.C, (int)w.V);
     for (int i = 0; i < 4; i++) s[n++] = vec; /* vec */
     s[n++] = (size_t)T * w.half;              /* cos_t */
     s[n++] = (size_t)T * w.half;              /* sin_t */
@@ -45,6 +49,9 @@ static ws_layout layout_of(const llama_config *c, int B, int T, int lora_rank, i
     s[n++] = adapters ? N * w.r : 0;          /* lora_du */
     s[n++] = adapters ? N * max_in : 0;       /* lora_x */
     s[n++] = adapters ? N * max_out : 0;      /* lora_tmp */
+    s[n++] = N;                               /* tokens (int32) */
+    s[n++] = N;                               /* targets (int32) */
+    s[n++] = N;                               /* seg (int32) */
     w.n_scratch = n;
     return w;
 }
@@ -55,7 +62,7 @@ static size_t bytes_of(size_t floats) {
 
 llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, int B, int T, int lora_rank,
                                               int lora_adapters_per_layer) {
-    ws_layout w = layout_of(cfg, B, T, lora_rank, lora_adapters_per_layer);
+    ws_layout w = layout_of(backend_cpu_ops(), cfg, B, T, lora_rank, lora_adapters_per_layer);
     llama_workspace_bytes b = {0, bytes_of(w.input), 0};
     for (int i = 0; i < 14; i++) {
         b.workspace += bytes_of(w.acts[i]); /* the shared layer (ws->tmp) */
@@ -68,7 +75,7 @@ llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, int B, in
 /* Allocates n floats in `cat` (NULL for n == 0), adding to ws->bytes; clears *ok on failure. */
 static float *ws_floats(llama_workspace *ws, badam_mem_category cat, size_t n, int *ok) {
     if (n == 0) return NULL;
-    float *p = badam_alloc_array_in(cat, n, sizeof(float));
+    float *p = n > SIZE_MAX / sizeof(float) ? NULL : BE(ws->be, alloc, cat, n * sizeof(float));
     if (!p)
         *ok = 0;
     else
@@ -111,10 +118,10 @@ static void layer_acts_point_lora(const llama_model *m, const ws_layout *w, laye
 }
 
 /* Frees a layer's activations (with `saved`, not the fields it shares with ws->tmp). */
-static void layer_acts_release(layer_acts *a, int saved) {
+static void layer_acts_release(llama_workspace *ws, layer_acts *a, int saved) {
     float **fields[14] = LAYER_ACTS_FIELDS(a);
     for (int i = 0; i < 14; i++) {
-        if (!(saved && LAYER_ACTS_SHARED(i))) badam_free(*fields[i]);
+        if (!(saved && LAYER_ACTS_SHARED(i))) BE(ws->be, free, *fields[i]);
         *fields[i] = NULL;
     }
 }
@@ -128,11 +135,26 @@ static int count_adapters(const llama_model *m) {
 badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_workspace **out,
                                     badam_error *err) {
     *out = NULL;
+    backend *be = NULL;
+    badam_status st = backend_cpu_create(&be, err);
+    if (!st) st = llama_workspace_create_on(m, B, T, be, out, err);
+    if (st) {
+        backend_destroy(be);
+        return st;
+    }
+    (*out)->owns_be = 1;
+    return BADAM_OK;
+}
+
+badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backend *be,
+                                       llama_workspace **out, badam_error *err) {
+    *out = NULL;
     const llama_config *c = &m->cfg;
     if (B <= 0 || T <= 0)
         return badam_fail(err, BADAM_E_INVALID, "workspace: batch %d x %d must be positive", B, T);
     llama_workspace *ws = calloc(1, sizeof *ws);
     if (!ws) return badam_fail(err, BADAM_E_NOMEM, "workspace: out of memory");
+    ws->be = be;
     ws->max_B = B, ws->max_T = T;
     ws->C = c->hidden_size, ws->I = c->intermediate_size, ws->V = c->vocab_size;
     ws->L = c->n_layers, ws->Hq = c->n_heads, ws->Hkv = c->n_kv_heads, ws->D = c->head_dim;
@@ -141,21 +163,43 @@ badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_wo
     ws->forward_plan_first_layer = -1;
     ws->lora_adapters = count_adapters(m);
     ws->lora_rank = ws->lora_adapters ? m->lora->rank : 0;
-    ws->layout = layout_of(c, B, T, ws->lora_rank, ws->lora_adapters);
+    ws->layout = layout_of(be->ops, c, B, T, ws->lora_rank, ws->lora_adapters);
     ws->model = m;
     const ws_layout *w = &ws->layout;
     int ok = 1;
     ws->saved = calloc((size_t)ws->L, sizeof *ws->saved);
     ws->saved_input = calloc((size_t)ws->L, sizeof *ws->saved_input);
-    if (!ws->saved || !ws->saved_input) ok = 0;
+    ws->host_pos = calloc((size_t)B * T, sizeof(int32_t));
+    if (!ws->saved || !ws->saved_input || !ws->host_pos) ok = 0;
     ok = ok && layer_acts_alloc(ws, w, &ws->tmp, BADAM_MEM_WORKSPACE, NULL);
     layer_acts_point_lora(m, w, &ws->tmp);
-    float **bufs[] = {&ws->ping[0],       &ws->ping[1],   &ws->x_final, &ws->rstd_final,
-                      &ws->xn_final,      &ws->dresid,    &ws->dxn,     &ws->dbig[0],
-                      &ws->dbig[1],       &ws->dbig[2],   &ws->dkv[0],  &ws->dkv[1],
-                      &ws->lin_scratch,   &ws->loss_work, &ws->vec[0],  &ws->vec[1],
-                      &ws->vec[2],        &ws->vec[3],    &ws->cos_t,   &ws->sin_t,
-                      (float **)&ws->pos, &ws->lora_du,   &ws->lora_x,  &ws->lora_tmp};
+    float **bufs[] = {&ws->ping[0],
+                      &ws->ping[1],
+                      &ws->x_final,
+                      &ws->rstd_final,
+                      &ws->xn_final,
+                      &ws->dresid,
+                      &ws->dxn,
+                      &ws->dbig[0],
+                      &ws->dbig[1],
+                      &ws->dbig[2],
+                      &ws->dkv[0],
+                      &ws->dkv[1],
+                      &ws->lin_scratch,
+                      &ws->loss_work,
+                      &ws->vec[0],
+                      &ws->vec[1],
+                      &ws->vec[2],
+                      &ws->vec[3],
+                      &ws->cos_t,
+                      &ws->sin_t,
+                      (float **)&ws->pos,
+                      &ws->lora_du,
+                      &ws->lora_x,
+                      &ws->lora_tmp,
+                      (float **)&ws->tokens,
+                      (float **)&ws->targets,
+                      (float **)&ws->seg};
     for (int i = 0; i < w->n_scratch; i++)
         *bufs[i] = ws_floats(ws, BADAM_MEM_WORKSPACE, w->scratch[i], &ok);
     if (!ok) {
@@ -165,7 +209,7 @@ badam_status llama_workspace_create(const llama_model *m, int B, int T, llama_wo
                           "workspace: cannot allocate about %zu bytes for a %d x %d batch", want, B,
                           T);
     }
-    rope_tables(ws->cos_t, ws->sin_t, m->inv_freq, T, ws->D / 2);
+    BE(be, rope_tables, ws->cos_t, ws->sin_t, m->inv_freq, T, ws->D / 2);
     *out = ws;
     return BADAM_OK;
 }
@@ -174,7 +218,7 @@ static void release_layer_acts(llama_workspace *ws, int l) {
     if (!ws->saved[l]) return;
     for (int i = 0; i < 14; i++)
         if (!LAYER_ACTS_SHARED(i)) ws->bytes -= bytes_of(ws->layout.acts[i]);
-    layer_acts_release(ws->saved[l], 1);
+    layer_acts_release(ws, ws->saved[l], 1);
     free(ws->saved[l]);
     ws->saved[l] = NULL;
 }
@@ -183,7 +227,7 @@ static void release_layer(llama_workspace *ws, int l) {
     release_layer_acts(ws, l);
     if (ws->saved_input[l]) {
         ws->bytes -= bytes_of(ws->layout.input);
-        badam_free(ws->saved_input[l]);
+        BE(ws->be, free, ws->saved_input[l]);
         ws->saved_input[l] = NULL;
     }
 }
@@ -193,13 +237,17 @@ void llama_workspace_free(llama_workspace *ws) {
     for (int l = 0; ws->saved && ws->saved_input && l < ws->L; l++) release_layer(ws, l);
     free(ws->saved);
     free(ws->saved_input);
-    layer_acts_release(&ws->tmp, 0);
-    float *bufs[] = {ws->ping[0],      ws->ping[1], ws->x_final,     ws->rstd_final, ws->xn_final,
-                     ws->dresid,       ws->dxn,     ws->dbig[0],     ws->dbig[1],    ws->dbig[2],
-                     ws->dkv[0],       ws->dkv[1],  ws->lin_scratch, ws->loss_work,  ws->vec[0],
-                     ws->vec[1],       ws->vec[2],  ws->vec[3],      ws->cos_t,      ws->sin_t,
-                     (float *)ws->pos, ws->lora_du, ws->lora_x,      ws->lora_tmp};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) badam_free(bufs[i]);
+    layer_acts_release(ws, &ws->tmp, 0);
+    float *bufs[] = {ws->ping[0],         ws->ping[1],          ws->x_final,     ws->rstd_final,
+                     ws->xn_final,        ws->dresid,           ws->dxn,         ws->dbig[0],
+                     ws->dbig[1],         ws->dbig[2],          ws->dkv[0],      ws->dkv[1],
+                     ws->lin_scratch,     ws->loss_work,        ws->vec[0],      ws->vec[1],
+                     ws->vec[2],          ws->vec[3],           ws->cos_t,       ws->sin_t,
+                     (float *)ws->pos,    ws->lora_du,          ws->lora_x,      ws->lora_tmp,
+                     (float *)ws->tokens, (float *)ws->targets, (float *)ws->seg};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) BE(ws->be, free, bufs[i]);
+    free(ws->host_pos);
+    if (ws->owns_be) backend_destroy(ws->be);
     free(ws);
 }
 
@@ -217,7 +265,7 @@ badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, la
     if (!ws->saved[l]) {
         layer_acts *a = calloc(1, sizeof *a);
         if (!a || !layer_acts_alloc(ws, &ws->layout, a, BADAM_MEM_ACTIVATIONS, &ws->tmp)) {
-            if (a) layer_acts_release(a, 1);
+            if (a) layer_acts_release(ws, a, 1);
             free(a);
             return badam_fail(err, BADAM_E_NOMEM, "workspace: layer %d activations: out of memory",
                               l);
@@ -253,18 +301,18 @@ size_t llama_workspace_bytes_held(const llama_workspace *ws) {
 }
 
 llama_counters llama_workspace_counters(const llama_workspace *ws) {
-    llama_counters c = {ws->counters.gemm_flops, ws->counters.attention_flops};
+    llama_counters c = {ws->be->counters.gemm_flops, ws->be->counters.attention_flops};
     return c;
 }
 
 void llama_workspace_reset_counters(llama_workspace *ws) {
-    ws->counters.gemm_flops = ws->counters.attention_flops = 0;
+    ws->be->counters.gemm_flops = ws->be->counters.attention_flops = 0;
 }
 
 const float *llama_param_f32(const llama_model *m, llama_workspace *ws, int idx, int slot) {
     if (idx < 0) return NULL;
     const llama_param *p = &m->params[idx];
     if (m->dtype == BADAM_DTYPE_F32) return p->data;
-    badam_convert(ws->vec[slot], BADAM_DTYPE_F32, p->data, m->dtype, p->numel);
+    BE(ws->be, convert, ws->vec[slot], BADAM_DTYPE_F32, p->data, m->dtype, p->numel);
     return ws->vec[slot];
 }

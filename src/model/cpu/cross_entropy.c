@@ -66,7 +66,7 @@ static int selected(const int32_t *targets, int i, int V) {
 
 double lm_head_loss(float *dh, float *dw, const float *h, const void *w, badam_dtype w_dtype,
                     const int32_t *targets, int n, int C, int V, int chunk, float scale,
-                    float *workspace, int *n_counted, op_counters *counters) {
+                    float *workspace, int *n_counted, op_counters *counters, gemm_bf16_ctx *gemm) {
     if (n_counted) *n_counted = 0;
     if (chunk <= 0) return NAN;
     float *hbuf = workspace;
@@ -87,7 +87,7 @@ double lm_head_loss(float *dh, float *dw, const float *h, const void *w, badam_d
             next++;
         }
         if (m == 0) break;
-        linear_forward(logits, hbuf, w, w_dtype, NULL, m, C, V, scratch, counters);
+        linear_forward(logits, hbuf, w, w_dtype, NULL, m, C, V, scratch, counters, gemm);
         /* losses[r] first carries the target of chunk row r (its int32 bits), then its loss. */
         int r = 0;
         for (int i = first; i < next; i++)
@@ -103,7 +103,7 @@ double lm_head_loss(float *dh, float *dw, const float *h, const void *w, badam_d
         counted += m;
         if (dh) {
             memset(dhbuf, 0, (size_t)m * C * sizeof(float));
-            linear_backward_input(dhbuf, logits, w, w_dtype, m, C, V, scratch, counters);
+            linear_backward_input(dhbuf, logits, w, w_dtype, m, C, V, scratch, counters, gemm);
             r = 0;
             for (int i = first; i < next; i++) {
                 if (!selected(targets, i, V)) continue;

@@ -13,7 +13,10 @@
  * (thousands of small blocks per training step, and oneDNN's shared scratchpad is freed and
  * re-allocated whenever no primitive holds it). So primitives live in a small cache keyed by the
  * GEMM's shape, strides and flags (GEMM_CACHE_SIZE entries, least recently used evicted), with
- * their memory objects; a call re-points the objects at its buffers and executes. */
+ * their memory objects; a call re-points the objects at its buffers and executes.
+ *
+ * State: the engine, stream and cache belong to a gemm_bf16_ctx, one per CPU backend context
+ * (cpu_backend.c), not to the process. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,26 +26,70 @@
 #include <dnnl.h>
 #include <pthread.h>
 
-static dnnl_engine_t g_engine;
-static dnnl_stream_t g_stream;
-static int g_engine_ok;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+#define GEMM_CACHE_SIZE 64
 
-static void engine_init(void) {
-    if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) return;
-    if (dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) return;
-    g_engine_ok = 1;
+typedef struct gemm_key {
+    int M, N, K, lda, transa, ldb, transb, ldc, accumulate;
+} gemm_key;
+
+typedef struct gemm_entry {
+    gemm_key key;
+    dnnl_primitive_t prim;
+    dnnl_memory_t a, b, c;
+    uint64_t used; /* clock of the last use; 0: empty slot */
+} gemm_entry;
+#endif
+
+/* The state of one CPU backend context's bf16 GEMMs. */
+struct gemm_bf16_ctx {
+#if defined(BADAM_HAVE_DNNL)
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    int engine_state; /* 0: not tried yet, 1: ready, -1: failed */
+    gemm_entry cache[GEMM_CACHE_SIZE];
+    uint64_t clock;
+    pthread_mutex_t lock;
+#else
+    int unused;
+#endif
+};
+
+gemm_bf16_ctx *gemm_bf16_ctx_create(void) {
+    gemm_bf16_ctx *g = calloc(1, sizeof *g);
+#if defined(BADAM_HAVE_DNNL)
+    if (g && pthread_mutex_init(&g->lock, NULL)) {
+        free(g);
+        return NULL;
+    }
+#endif
+    return g;
+}
+
+#if defined(BADAM_HAVE_DNNL)
+/* Creates the engine and stream on first use (under g->lock); 1 when they are ready. */
+static int engine_ready(gemm_bf16_ctx *g) {
+    if (g->engine_state == 0) {
+        g->engine_state = -1;
+        if (dnnl_engine_create(&g->engine, dnnl_cpu, 0) == dnnl_success &&
+            dnnl_stream_create(&g->stream, g->engine, dnnl_stream_default_flags) == dnnl_success)
+            g->engine_state = 1;
+    }
+    return g->engine_state == 1;
 }
 #endif
 
-int gemm_bf16_available(void) {
+int gemm_bf16_available(gemm_bf16_ctx *g) {
 #if defined(BADAM_HAVE_DNNL)
+    if (!g) return 0;
     const char *env = getenv("BADAM_GEMM");
     if (env && !strcmp(env, "fp32")) return 0;
     if (!badam_cpu_bf16_active() && !(env && !strcmp(env, "bf16"))) return 0;
-    pthread_once(&g_once, engine_init);
-    return g_engine_ok;
+    pthread_mutex_lock(&g->lock);
+    int ok = engine_ready(g);
+    pthread_mutex_unlock(&g->lock);
+    return ok;
 #else
+    (void)g;
     return 0;
 #endif
 }
@@ -78,23 +125,6 @@ void convert_f32_to_bf16_2d(uint16_t *dst, int ldd, const float *src, int lds, i
 }
 
 #if defined(BADAM_HAVE_DNNL)
-#define GEMM_CACHE_SIZE 64
-
-typedef struct gemm_key {
-    int M, N, K, lda, transa, ldb, transb, ldc, accumulate;
-} gemm_key;
-
-typedef struct gemm_entry {
-    gemm_key key;
-    dnnl_primitive_t prim;
-    dnnl_memory_t a, b, c;
-    uint64_t used; /* clock of the last use; 0: empty slot */
-} gemm_entry;
-
-static gemm_entry g_cache[GEMM_CACHE_SIZE];
-static uint64_t g_clock;
-static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static void entry_release(gemm_entry *e) {
     if (e->a) dnnl_memory_destroy(e->a);
     if (e->b) dnnl_memory_destroy(e->b);
@@ -104,7 +134,7 @@ static void entry_release(gemm_entry *e) {
 }
 
 /* Builds the matmul primitive and its (bufferless) memory objects for key k into e. */
-static int entry_build(gemm_entry *e, const gemm_key *k) {
+static int entry_build(gemm_bf16_ctx *g, gemm_entry *e, const gemm_key *k) {
     dnnl_memory_desc_t a_md, b_md, c_md;
     dnnl_dims_t a_dims = {k->M, k->K}, a_str = {k->transa ? 1 : k->lda, k->transa ? k->lda : 1};
     dnnl_dims_t b_dims = {k->K, k->N}, b_str = {k->transb ? 1 : k->ldb, k->transb ? k->ldb : 1};
@@ -126,11 +156,11 @@ static int entry_build(gemm_entry *e, const gemm_key *k) {
             dnnl_primitive_attr_set_post_ops(attr, po))
             goto done;
     }
-    if (dnnl_primitive_desc_create(&pd, &mm, attr, g_engine, NULL)) goto done;
+    if (dnnl_primitive_desc_create(&pd, &mm, attr, g->engine, NULL)) goto done;
     if (dnnl_primitive_create(&e->prim, pd)) goto done;
-    if (dnnl_memory_create(&e->a, &a_md, g_engine, DNNL_MEMORY_NONE) ||
-        dnnl_memory_create(&e->b, &b_md, g_engine, DNNL_MEMORY_NONE) ||
-        dnnl_memory_create(&e->c, &c_md, g_engine, DNNL_MEMORY_NONE))
+    if (dnnl_memory_create(&e->a, &a_md, g->engine, DNNL_MEMORY_NONE) ||
+        dnnl_memory_create(&e->b, &b_md, g->engine, DNNL_MEMORY_NONE) ||
+        dnnl_memory_create(&e->c, &c_md, g->engine, DNNL_MEMORY_NONE))
         goto done;
     e->key = *k;
     rc = 0;
@@ -143,42 +173,53 @@ done:
 }
 
 /* The cached entry for k, built (evicting the least recently used) on a miss; NULL on failure. */
-static gemm_entry *entry_for(const gemm_key *k) {
-    gemm_entry *lru = &g_cache[0];
+static gemm_entry *entry_for(gemm_bf16_ctx *g, const gemm_key *k) {
+    gemm_entry *lru = &g->cache[0];
     for (int i = 0; i < GEMM_CACHE_SIZE; i++) {
-        gemm_entry *e = &g_cache[i];
+        gemm_entry *e = &g->cache[i];
         if (e->used && !memcmp(&e->key, k, sizeof *k)) return e;
         if (e->used < lru->used) lru = e;
     }
     entry_release(lru);
-    return entry_build(lru, k) ? NULL : lru;
+    return entry_build(g, lru, k) ? NULL : lru;
 }
 #endif
 
-int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, int transa, const uint16_t *Bm,
-              int ldb, int transb, float *Cm, int ldc, int accumulate) {
+void gemm_bf16_ctx_free(gemm_bf16_ctx *g) {
+    if (!g) return;
+#if defined(BADAM_HAVE_DNNL)
+    for (int i = 0; i < GEMM_CACHE_SIZE; i++) entry_release(&g->cache[i]);
+    if (g->stream) dnnl_stream_destroy(g->stream);
+    if (g->engine) dnnl_engine_destroy(g->engine);
+    pthread_mutex_destroy(&g->lock);
+#endif
+    free(g);
+}
+
+int gemm_bf16(gemm_bf16_ctx *g, int M, int N, int K, const uint16_t *A, int lda, int transa,
+              const uint16_t *Bm, int ldb, int transb, float *Cm, int ldc, int accumulate) {
 #if defined(BADAM_HAVE_DNNL)
     if (M <= 0 || N <= 0 || K <= 0) return 0;
-    pthread_once(&g_once, engine_init);
-    if (!g_engine_ok) return -1;
+    if (!g) return -1;
     gemm_key k = {M, N, K, lda, transa != 0, ldb, transb != 0, ldc, accumulate != 0};
     int rc = -1;
-    pthread_mutex_lock(&g_cache_lock);
-    gemm_entry *e = entry_for(&k);
+    pthread_mutex_lock(&g->lock);
+    gemm_entry *e = engine_ready(g) ? entry_for(g, &k) : NULL;
     if (e) {
-        e->used = ++g_clock;
+        e->used = ++g->clock;
         dnnl_exec_arg_t args[3] = {
             {DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
         if (!dnnl_memory_set_data_handle(e->a, (void *)A) &&
             !dnnl_memory_set_data_handle(e->b, (void *)Bm) &&
             !dnnl_memory_set_data_handle(e->c, Cm) &&
-            !dnnl_primitive_execute(e->prim, g_stream, 3, args) && !dnnl_stream_wait(g_stream))
+            !dnnl_primitive_execute(e->prim, g->stream, 3, args) && !dnnl_stream_wait(g->stream))
             rc = 0;
     }
-    pthread_mutex_unlock(&g_cache_lock);
+    pthread_mutex_unlock(&g->lock);
     return rc;
 #else
-    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)transa, (void)Bm, (void)ldb, (void)transb;
+    (void)g, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)transa, (void)Bm, (void)ldb,
+        (void)transb;
     (void)Cm, (void)ldc, (void)accumulate;
     return -1;
 #endif

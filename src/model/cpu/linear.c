@@ -3,7 +3,7 @@
  * tile is one sgemm on the matching columns of y (forward) or of dy (backward input).
  * sgemm is never called inside an OpenMP region: OpenBLAS threads itself.
  *
- * bf16 weights take the native bf16 GEMM when gemm_bf16_available() (gemm_bf16.c): the
+ * bf16 weights take the native bf16 GEMM when gemm_bf16_available(gemm) (gemm_bf16.c): the
  * activations are rounded to bf16 into scratch, at most 2 * LINEAR_WEIGHT_TILE_ROWS * in of them
  * at a time (row blocks of x in forward; row x column blocks of dy in backward), and the weight
  * is read in place, never converted. */
@@ -40,28 +40,30 @@ static size_t bf16_capacity(int in) {
 
 /* y = x W^T (+ y when accumulate) through the bf16 GEMM; returns 0, or -1 with y untouched on
  * the first block (then nothing has been written). */
-static int linear_forward_bf16(float *y, const float *x, const uint16_t *w, int n, int in, int out,
-                               int accumulate, float *scratch) {
+static int linear_forward_bf16(gemm_bf16_ctx *gemm, float *y, const float *x, const uint16_t *w,
+                               int n, int in, int out, int accumulate, float *scratch) {
     uint16_t *xb = (uint16_t *)scratch;
     int mr = (int)(bf16_capacity(in) / (size_t)in);
     for (int r0 = 0; r0 < n; r0 += mr) {
         int rows = n - r0 < mr ? n - r0 : mr;
         convert_f32_to_bf16(xb, x + (size_t)r0 * in, (size_t)rows * in);
-        if (gemm_bf16(rows, out, in, xb, in, 0, w, in, 1, y + (size_t)r0 * out, out, accumulate))
+        if (gemm_bf16(gemm, rows, out, in, xb, in, 0, w, in, 1, y + (size_t)r0 * out, out,
+                      accumulate))
             return -1;
     }
     return 0;
 }
 
 void linear_forward(float *y, const float *x, const void *w, badam_dtype w_dtype, const float *b,
-                    int n, int in, int out, float *scratch, op_counters *counters) {
+                    int n, int in, int out, float *scratch, op_counters *counters,
+                    gemm_bf16_ctx *gemm) {
     if (n <= 0 || out <= 0) return;
-    if (w_dtype == BADAM_DTYPE_BF16 && in > 0 && gemm_bf16_available()) {
+    if (w_dtype == BADAM_DTYPE_BF16 && in > 0 && gemm_bf16_available(gemm)) {
         if (b) {
 #pragma omp parallel for
             for (int i = 0; i < n; i++) memcpy(y + (size_t)i * out, b, (size_t)out * sizeof(float));
         }
-        if (!linear_forward_bf16(y, x, (const uint16_t *)w, n, in, out, b != NULL, scratch)) {
+        if (!linear_forward_bf16(gemm, y, x, (const uint16_t *)w, n, in, out, b != NULL, scratch)) {
             count_gemm(counters, n, in, out);
             return;
         }
@@ -106,9 +108,10 @@ static void backward_input_tiles(float *dx, const float *dy, const void *w, bada
 }
 
 void linear_backward_input(float *dx, const float *dy, const void *w, badam_dtype w_dtype, int n,
-                           int in, int out, float *scratch, op_counters *counters) {
+                           int in, int out, float *scratch, op_counters *counters,
+                           gemm_bf16_ctx *gemm) {
     if (!dx || n <= 0 || in <= 0 || out <= 0) return;
-    if (w_dtype == BADAM_DTYPE_BF16 && gemm_bf16_available()) {
+    if (w_dtype == BADAM_DTYPE_BF16 && gemm_bf16_available(gemm)) {
         /* Blocks of mr rows x kc columns of dy, converted to bf16, fill the scratch. */
         size_t cap = bf16_capacity(in);
         int mr = n < 256 ? n : 256;
@@ -122,7 +125,7 @@ void linear_backward_input(float *dx, const float *dy, const void *w, badam_dtyp
                 for (int r0 = 0; r0 < n; r0 += mr) {
                     int rows = n - r0 < mr ? n - r0 : mr;
                     convert_f32_to_bf16_2d(db, kk, dy + (size_t)r0 * out + k0, out, rows, kk);
-                    if (gemm_bf16(rows, in, kk, db, kk, 0, wb + (size_t)k0 * in, in, 0,
+                    if (gemm_bf16(gemm, rows, in, kk, db, kk, 0, wb + (size_t)k0 * in, in, 0,
                                   dx + (size_t)r0 * in, in, 1))
                         backward_input_tiles(dx + (size_t)r0 * in, dy + (size_t)r0 * out, w,
                                              w_dtype, rows, in, out, k0, kk, scratch);
@@ -162,8 +165,8 @@ void linear_backward_weight(float *dw, float *db, const float *dy, const float *
 /* dW += dy^T x through the bf16 GEMM, kc token rows at a time: dy and x rows rounded to bf16 in
  * scratch ([kc,out] then [kc,in]), then dW[out,in] += dyb^T xb (A transposed). Returns -1 with dW
  * untouched when the scratch holds fewer than 16 rows or no bf16 GEMM runs on the first block. */
-static int backward_weight_bf16(float *dw, const float *dy, const float *x, int n, int in, int out,
-                                float *scratch, size_t scratch_floats) {
+static int backward_weight_bf16(gemm_bf16_ctx *gemm, float *dw, const float *dy, const float *x,
+                                int n, int in, int out, float *scratch, size_t scratch_floats) {
     size_t per_row = (size_t)in + (size_t)out; /* halfwords */
     size_t rows_fit = 2 * scratch_floats / per_row;
     int kc = rows_fit >= (size_t)n ? n : (int)(rows_fit / 16 * 16);
@@ -173,7 +176,7 @@ static int backward_weight_bf16(float *dw, const float *dy, const float *x, int 
         int rows = n - k0 < kc ? n - k0 : kc;
         convert_f32_to_bf16(dyb, dy + (size_t)k0 * out, (size_t)rows * out);
         convert_f32_to_bf16(xb, x + (size_t)k0 * in, (size_t)rows * in);
-        if (gemm_bf16(out, in, rows, dyb, out, 1, xb, in, 0, dw, in, 1)) {
+        if (gemm_bf16(gemm, out, in, rows, dyb, out, 1, xb, in, 0, dw, in, 1)) {
             if (k0 == 0) return -1;
             /* the GEMM worked before: finish this block exactly rather than lose it */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f,
@@ -185,10 +188,11 @@ static int backward_weight_bf16(float *dw, const float *dy, const float *x, int 
 
 void linear_backward_weight_stored(float *dw, float *db, const float *dy, const float *x,
                                    badam_dtype w_dtype, int n, int in, int out, float *scratch,
-                                   size_t scratch_floats, op_counters *counters) {
+                                   size_t scratch_floats, op_counters *counters,
+                                   gemm_bf16_ctx *gemm) {
     if (n <= 0 || out <= 0) return;
-    if (dw && in > 0 && w_dtype == BADAM_DTYPE_BF16 && gemm_bf16_available() &&
-        !backward_weight_bf16(dw, dy, x, n, in, out, scratch, scratch_floats)) {
+    if (dw && in > 0 && w_dtype == BADAM_DTYPE_BF16 && gemm_bf16_available(gemm) &&
+        !backward_weight_bf16(gemm, dw, dy, x, n, in, out, scratch, scratch_floats)) {
         count_gemm(counters, n, in, out);
         dw = NULL; /* done; the bias (if any) below */
     }

@@ -8,8 +8,9 @@
  * (base/cpu_dispatch.h, BADAM_CPU). GEMMs: bf16 weights go to oneDNN's bf16 matmul (fp32
  * accumulation) on the avx512 path of a CPU with AVX512_BF16, else, or with BADAM_GEMM=fp32, to
  * OpenBLAS sgemm on weight tiles converted to fp32 (the portable path the tests also run).
- * Attention is flash-style (no [T x T] probabilities stored). The plain loops of tests/test_ops.c
- * are the oracles.
+ * Attention is flash-style (no [T x T] probabilities stored). The model reaches these kernels only
+ * through the CPU backend (cpu_backend.c, model/backend.h); the reference backend's plain loops
+ * (tests/util/ref_backend.c) are the oracles.
  *
  * Thread policy: one OpenMP pool (OMP_NUM_THREADS). Our loops, OpenBLAS (the OpenMP build,
  * pinned through the RPATH) and oneDNN (Debian's OpenMP build) all run on it, one after the
@@ -23,6 +24,7 @@
 
 #include "badam/dtype.h"
 #include "base/cpu_dispatch.h"
+#include "model/backend.h"
 
 #include <string.h>
 
@@ -46,13 +48,8 @@ CPU_BODY float ops_exp_neg(float x) {
     return p * scale;
 }
 
-/* Work actually performed, so tests can check that a gradient plan skips what it should.
- * gemm_flops counts 2*m*n*k for every linear-layer GEMM (projections, MLP, LM head);
- * attention_flops counts the QK^T and PV products (and their backward). */
-typedef struct op_counters {
-    uint64_t gemm_flops;
-    uint64_t attention_flops;
-} op_counters;
+/* Work actually performed (op_counters, model/backend.h), so tests can check that a gradient
+ * plan skips what it should; a NULL counters pointer counts nothing. */
 
 /* Rows of a weight matrix converted to fp32 at a time when the weight is stored in bf16/f16. */
 #define LINEAR_WEIGHT_TILE_ROWS 256
@@ -60,33 +57,43 @@ typedef struct op_counters {
  * the same scratch for bf16 copies of activations (2 * LINEAR_WEIGHT_TILE_ROWS * in of them). */
 size_t linear_scratch_floats(int in);
 
+/* State of the native bf16 GEMM (gemm_bf16.c): the oneDNN engine and stream (created on first
+ * use) and a cache of matmul primitives. One per CPU backend context; not shared between threads
+ * without the caller's care (calls on one context are serialised by its lock). */
+typedef struct gemm_bf16_ctx gemm_bf16_ctx;
+gemm_bf16_ctx *gemm_bf16_ctx_create(void); /* NULL when out of memory */
+void gemm_bf16_ctx_free(gemm_bf16_ctx *g);
+
 /* bf16 GEMM dispatch (gemm_bf16.c). gemm_bf16_available: 1 when bf16 weights go to a native
- * bf16 GEMM (oneDNN built in, CPU with AVX512_BF16), 0 for the portable fp32 path. The
+ * bf16 GEMM (oneDNN built in, CPU with AVX512_BF16; g not NULL), 0 for the portable fp32 path. The
  * environment variable BADAM_GEMM=fp32 forces the portable path (tests run both). With the bf16
  * path, the fp32 activations multiplying a bf16 weight are rounded to bf16 (round to nearest
  * even) and products are accumulated in fp32, as mixed-precision frameworks do. */
-int gemm_bf16_available(void);
+int gemm_bf16_available(gemm_bf16_ctx *g);
 
 /* gemm_bf16: C[M,N] = (accumulate ? C : 0) + A @ B, with C fp32 (row stride ldc); A bf16 stored
  * as [K,M] with row stride lda when transa (A^T is multiplied), else as [M,K]; B bf16 stored as
  * [N,K] with row stride ldb when transb, else as [K,N]. Returns 0, or -1 when no bf16 GEMM is
  * available (C untouched). */
-int gemm_bf16(int M, int N, int K, const uint16_t *A, int lda, int transa, const uint16_t *B,
-              int ldb, int transb, float *C, int ldc, int accumulate);
+int gemm_bf16(gemm_bf16_ctx *g, int M, int N, int K, const uint16_t *A, int lda, int transa,
+              const uint16_t *B, int ldb, int transb, float *C, int ldc, int accumulate);
 
 /* convert_f32_to_bf16: dst[i] = bf16(src[i]), round to nearest even (NaN stays NaN). The _2d form
  * converts a rows x cols block between row strides lds (src) and ldd (dst). */
 void convert_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 void convert_f32_to_bf16_2d(uint16_t *dst, int ldd, const float *src, int lds, int rows, int cols);
 
-/* linear_forward: y[n,out] = x[n,in] @ W[out,in]^T + b[out]   (y overwritten; b may be NULL).
+/* The linear ops take the bf16 GEMM state `gemm` (NULL: the portable fp32 path only).
+ * linear_forward: y[n,out] = x[n,in] @ W[out,in]^T + b[out]   (y overwritten; b may be NULL).
  * W is stored in w_dtype; non-fp32 weights are converted tile by tile into scratch. */
 void linear_forward(float *y, const float *x, const void *w, badam_dtype w_dtype, const float *b,
-                    int n, int in, int out, float *scratch, op_counters *counters);
+                    int n, int in, int out, float *scratch, op_counters *counters,
+                    gemm_bf16_ctx *gemm);
 
 /* linear_backward_input: dx[n,in] += dy[n,out] @ W[out,in] */
 void linear_backward_input(float *dx, const float *dy, const void *w, badam_dtype w_dtype, int n,
-                           int in, int out, float *scratch, op_counters *counters);
+                           int in, int out, float *scratch, op_counters *counters,
+                           gemm_bf16_ctx *gemm);
 
 /* linear_backward_weight: dW[out,in] += dy[n,out]^T @ x[n,in];  db[out] += sum_rows dy
  * (fp32 sgemm). */
@@ -100,7 +107,8 @@ void linear_backward_weight(float *dw, float *db, const float *dy, const float *
  * block of 16 rows, take linear_backward_weight. */
 void linear_backward_weight_stored(float *dw, float *db, const float *dy, const float *x,
                                    badam_dtype w_dtype, int n, int in, int out, float *scratch,
-                                   size_t scratch_floats, op_counters *counters);
+                                   size_t scratch_floats, op_counters *counters,
+                                   gemm_bf16_ctx *gemm);
 
 /* embedding_forward: out[i,:] = table[tokens[i], :]   (out overwritten; table [V,C] in dtype) */
 void embedding_forward(float *out, const int32_t *tokens, int n, const void *table,
@@ -173,8 +181,6 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
  * dz != NULL, writes dz = scale * (softmax(z) - onehot(y))  (dz may alias z). */
 float cross_entropy_row(float *dz, const float *z, int V, int target, float scale);
 
-#define LOSS_IGNORE_INDEX (-100)
-
 /* Floats of workspace lm_head_loss needs for `chunk` rows. */
 size_t lm_head_loss_workspace_floats(int chunk, int C, int V);
 
@@ -188,6 +194,12 @@ size_t lm_head_loss_workspace_floats(int chunk, int C, int V);
  * *n_counted receives the number of rows with a real target. */
 double lm_head_loss(float *dh, float *dw, const float *h, const void *w, badam_dtype w_dtype,
                     const int32_t *targets, int n, int C, int V, int chunk, float scale,
-                    float *workspace, int *n_counted, op_counters *counters);
+                    float *workspace, int *n_counted, op_counters *counters, gemm_bf16_ctx *gemm);
+
+/* attention_decode: backend.h's attention_decode (decode over a KV cache), on n_threads OpenMP
+ * threads, each with max_len floats of scratch (scratch: n_threads * max_len floats). */
+void attention_decode(float *out, const float *q, const float *K, const float *V, int n, int p0,
+                      int Hq, int Hkv, int D, int kv_stride, int window, int max_len,
+                      float *scratch, int n_threads);
 
 #endif

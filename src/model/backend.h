@@ -1,0 +1,186 @@
+/* The backend interface: every operation the model code performs on tensor memory, as one table
+ * of functions (backend_ops) and a context (backend) that carries the backend's state. The model
+ * (llama_forward.c, llama_backward.c, llama_decode.c, llama_lora.c, llama_workspace.c) calls only
+ * through it: no kernel, BLAS or OpenMP call and no read or write of tensor memory outside a
+ * backend. Tensor memory comes from the backend's alloc and reaches the host only through
+ * download (and the host reaches it only through upload), so a backend may keep it on a device.
+ *
+ * Semantics are those of the CPU kernels (model/cpu/ops.h states the math of each op): layouts
+ * row-major, "n" a number of token rows, backward ops ACCUMULATE (+=) into weight gradients and
+ * into dx unless the op says "overwritten", and a NULL gradient output is skipped. Ops that do
+ * work count it in be->counters (GEMM and attention FLOPs), so tests can check what a gradient
+ * plan skips. Weights (w, table) are stored in a badam_dtype (fp32, bf16 or f16); everything else
+ * is fp32, index arrays int32.
+ *
+ * Ownership: a llama_workspace and a llama_kv_cache each own one backend, the CPU backend unless
+ * one is given at creation (llama_workspace_create_on); model weights and LoRA adapters are host
+ * memory that the backend reads in place (weight upload belongs to the per-layer acquire/release
+ * hooks, not yet built). A backend is used from one thread at a time.
+ *
+ * Adding a backend: a file under src/model/<name>/ with a backend_ops table and a create
+ * function, one line in tests/util/backend_list.c, and test_backend_ops checks every op of it
+ * against the reference backend (tests/util/ref_backend.c). docs/architecture.md, "Backends". */
+#ifndef BADAM_MODEL_BACKEND_H
+#define BADAM_MODEL_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "badam/dtype.h"
+#include "badam/status.h"
+#include "base/memory.h"
+
+/* Work actually performed (see backend.h's header). gemm_flops counts 2*m*n*k for every GEMM
+ * (projections, MLP, LM head, LoRA); attention_flops counts the QK^T and PV products (and their
+ * backward). */
+typedef struct op_counters {
+    uint64_t gemm_flops;
+    uint64_t attention_flops;
+} op_counters;
+
+#define LOSS_IGNORE_INDEX (-100)
+
+typedef struct backend backend;
+typedef struct backend_ops backend_ops;
+
+struct backend {
+    const backend_ops *ops;
+    op_counters counters;
+};
+
+/* The dropout mask every backend applies (so that a mask is the same on every backend and can be
+ * regenerated in backward): element j of a tensor with mask key `key` is dropped when
+ * backend_dropout_unit(key, j) < p. splitmix64 of key ^ j, top 53 bits as a double in [0, 1). */
+static inline uint64_t backend_mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+static inline double backend_unit(uint64_t h) {
+    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
+}
+static inline double backend_dropout_unit(uint64_t key, size_t j) {
+    return backend_unit(backend_mix64(key ^ j));
+}
+
+struct backend_ops {
+    const char *name;
+    void (*destroy)(backend *be);
+
+    /* ---- sizes of the scratch buffers the caller allocates (no context: a memory plan asks
+     * before any backend exists) ---- */
+    /* floats of `scratch` for linear ops on a weight with at most `in` columns (and rows, for the
+     * weight gradient) */
+    size_t (*linear_scratch_floats)(int in);
+    /* floats of `workspace` for lm_head_loss with `chunk` rows */
+    size_t (*lm_head_loss_workspace_floats)(int chunk, int C, int V);
+    /* floats of `scratch` for attention_decode over a cache of max_len positions */
+    size_t (*attention_decode_scratch_floats)(const backend *be, int max_len);
+
+    /* ---- memory ---- */
+    /* zero-filled block of `bytes` counted in `category` (base/memory.h); NULL on failure */
+    void *(*alloc)(backend *be, badam_mem_category category, size_t bytes);
+    void (*free)(backend *be, void *p);
+    void (*zero)(backend *be, void *p, size_t bytes);
+    void (*copy)(backend *be, void *dst, const void *src, size_t bytes);    /* backend to backend */
+    void (*upload)(backend *be, void *dst, const void *host, size_t bytes); /* host to backend */
+    void (*download)(backend *be, void *host, const void *src, size_t bytes); /* backend to host */
+    /* dst[i] = src[i] converted between dtypes (badam_convert's rounding), n elements; src may be
+     * host memory (a weight) */
+    void (*convert)(backend *be, void *dst, badam_dtype dst_dtype, const void *src,
+                    badam_dtype src_dtype, size_t n);
+
+    /* ---- elementwise ---- */
+    /* y[i] = a[i] + b[i]  (y may alias a or b) */
+    void (*add)(backend *be, float *y, const float *a, const float *b, size_t n);
+    /* out[j] = (accumulate ? out[j] : 0) + (dropped(j) ? 0 : x[j] / (1 - p)), dropped(j) as in
+     * backend_dropout_unit */
+    void (*dropout)(backend *be, float *out, const float *x, size_t n, uint64_t key, double p,
+                    int accumulate);
+    /* swiglu_forward: h = silu(g) * u  (overwritten) */
+    void (*swiglu_forward)(backend *be, float *h, const float *g, const float *u, size_t n);
+    /* swiglu_backward: dg = dh * u * s * (1 + g (1 - s)), du = dh * silu(g) (overwritten; either
+     * may be NULL) */
+    void (*swiglu_backward)(backend *be, float *dg, float *du, const float *dh, const float *g,
+                            const float *u, size_t n);
+
+    /* ---- linear algebra ---- */
+    /* C[M,N] = alpha op(A) op(B) + beta C, fp32, row-major (cblas_sgemm's contract; beta 0 does
+     * not read C) */
+    void (*gemm_f32)(backend *be, int transa, int transb, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc);
+    /* y[n,out] = x[n,in] W[out,in]^T + b  (y overwritten; b may be NULL) */
+    void (*linear_forward)(backend *be, float *y, const float *x, const void *w,
+                           badam_dtype w_dtype, const float *b, int n, int in, int out,
+                           float *scratch);
+    /* dx[n,in] += dy[n,out] W */
+    void (*linear_backward_input)(backend *be, float *dx, const float *dy, const void *w,
+                                  badam_dtype w_dtype, int n, int in, int out, float *scratch);
+    /* dW[out,in] += dy^T x; db[out] += sum_rows dy (either may be NULL), for a weight stored in
+     * w_dtype (a bf16 weight may take a bf16 GEMM, as its forward does) */
+    void (*linear_backward_weight)(backend *be, float *dw, float *db, const float *dy,
+                                   const float *x, badam_dtype w_dtype, int n, int in, int out,
+                                   float *scratch, size_t scratch_floats);
+
+    /* ---- model ops ---- */
+    /* out[i,:] = table[tokens[i], :]  (overwritten) */
+    void (*embedding_forward)(backend *be, float *out, const int32_t *tokens, int n,
+                              const void *table, badam_dtype table_dtype, int C);
+    /* dtable[tokens[i], :] += dout[i, :] */
+    void (*embedding_backward)(backend *be, float *dtable, const int32_t *tokens, int n,
+                               const float *dout, int C);
+    /* rstd[i] = 1/sqrt(mean x[i]^2 + eps); y = x rstd w  (rstd may be NULL; y may alias x) */
+    void (*rmsnorm_forward)(backend *be, float *y, float *rstd, const float *x, const float *w,
+                            int n, int C, float eps);
+    /* dx += rstd (g - xhat mean(g xhat)); dw += sum_i dy xhat  (g = dy w, xhat = x rstd) */
+    void (*rmsnorm_backward)(backend *be, float *dx, float *dw, const float *dy, const float *x,
+                             const float *w, const float *rstd, int n, int C);
+    /* cos_t[p*half+i] = cos(p inv_freq[i]), sin_t likewise, p < T (inv_freq: host memory) */
+    void (*rope_tables)(backend *be, float *cos_t, float *sin_t, const float *inv_freq, int T,
+                        int half);
+    /* rotate_half RoPE in place on x[n, heads, head_dim], row r at position pos[r] */
+    void (*rope_forward)(backend *be, float *x, const int32_t *pos, const float *cos_t,
+                         const float *sin_t, int n, int heads, int head_dim);
+    void (*rope_backward)(backend *be, float *dx, const int32_t *pos, const float *cos_t,
+                          const float *sin_t, int n, int heads, int head_dim);
+    /* causal GQA attention of B sequences of T tokens (ops.h: attention_forward); lse may be
+     * NULL; seg_start (may be NULL) limits row t to keys [seg_start[b*T+t], t] */
+    void (*attention_forward)(backend *be, float *out, float *lse, const float *q, const float *k,
+                              const float *v, int B, int T, int Hq, int Hkv, int D,
+                              const int32_t *seg_start);
+    /* its backward (dq, dk, dv overwritten) */
+    void (*attention_backward)(backend *be, float *dq, float *dk, float *dv, const float *dout,
+                               const float *out, const float *lse, const float *q, const float *k,
+                               const float *v, int B, int T, int Hq, int Hkv, int D,
+                               const int32_t *seg_start);
+    /* Decode attention: n query rows q[n,Hq,D] at positions p0 .. p0+n-1 over a cache K, V with
+     * row stride kv_stride (position t2's kv head h at K + t2*kv_stride + h*D): row i attends to
+     * t2 in [lo, p0+i], lo = max(0, p0+i-window+1) when window > 0, else 0. out [n,Hq,D]
+     * overwritten; scratch of attention_decode_scratch_floats(max_len) floats. */
+    void (*attention_decode)(backend *be, float *out, const float *q, const float *K,
+                             const float *V, int n, int p0, int Hq, int Hkv, int D, int kv_stride,
+                             int window, int max_len, float *scratch);
+    /* fused LM head + cross-entropy over rows with a target (ops.h: lm_head_loss): returns the
+     * loss sum, dh += scale dloss/dh, dW += scale dloss/dW (either may be NULL), *n_counted the
+     * rows with a target */
+    double (*lm_head_loss)(backend *be, float *dh, float *dw, const float *h, const void *w,
+                           badam_dtype w_dtype, const int32_t *targets, int n, int C, int V,
+                           int chunk, float scale, float *workspace, int *n_counted);
+};
+
+/* be->ops->op(be, ...) */
+#define BE(be, op, ...) ((be)->ops->op((be), __VA_ARGS__))
+
+/* The CPU backend (model/cpu): OpenMP kernels, OpenBLAS, oneDNN's bf16 matmul; its context holds
+ * the oneDNN engine, stream and primitive cache, the thread count, and the counters. */
+badam_status backend_cpu_create(backend **out, badam_error *err);
+/* The CPU backend's table (for sizes asked before any backend exists). */
+const backend_ops *backend_cpu_ops(void);
+
+static inline void backend_destroy(backend *be) {
+    if (be) be->ops->destroy(be);
+}
+
+#endif

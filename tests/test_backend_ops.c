@@ -1,0 +1,371 @@
+/* Every op of every backend in tests/util/backend_list.c against the reference backend
+ * (tests/util/ref_backend.c) on randomised shapes with edge cases: one row (T = 1), odd sizes,
+ * grouped-query attention, packed segments, sliding windows, fp32, bf16 and f16 weights. Each
+ * check states an absolute and a relative tolerance (CHECK_CLOSE). Inputs live in backend memory
+ * (uploaded), results are downloaded: the test uses only the interface, so a device backend runs
+ * it unchanged. bf16 weights run the portable fp32 GEMM here (the native bf16 GEMM rounds the
+ * activations, and test_ops checks it against its own oracle). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_list.h"
+#include "ref_backend.h"
+#include "testutil.h"
+
+typedef struct pair {
+    backend *be, *ref;
+    const char *name;
+    test_rng rng;
+} pair;
+
+static float *host_randn(test_rng *rng, size_t n, float scale) {
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    test_fill_normal(rng, x, n, scale);
+    return x;
+}
+
+/* A copy of host data in be's memory. */
+static void *up(backend *be, const void *host, size_t bytes) {
+    void *p = BE(be, alloc, BADAM_MEM_OTHER, bytes ? bytes : 4);
+    BE(be, upload, p, host, bytes);
+    return p;
+}
+
+/* be's tensor downloaded into a malloc'd host array. */
+static float *down(backend *be, const void *dev, size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    BE(be, download, h, dev, n * sizeof(float));
+    return h;
+}
+
+/* Runs `n` floats of output on both backends from the same host start values and compares. */
+#define COMPARE(P, n, atol, rtol, what, dev_out, ref_out)                                          \
+    do {                                                                                           \
+        float *a_ = down((P)->be, dev_out, n), *b_ = down((P)->ref, ref_out, n);                   \
+        CHECK_CLOSE(a_, b_, n, atol, rtol, "%s: %s", (P)->name, what);                             \
+        free(a_), free(b_);                                                                        \
+    } while (0)
+
+static void check_linear(pair *P, badam_dtype dt, int n, int in, int out, int bias) {
+    test_rng *r = &P->rng;
+    float *x = host_randn(r, (size_t)n * in, 1), *w32 = host_randn(r, (size_t)out * in, 0.2f);
+    float *b = host_randn(r, out, 1), *dy = host_randn(r, (size_t)n * out, 1);
+    float *g0 = host_randn(r, (size_t)out * in, 1), *x0 = host_randn(r, (size_t)n * in, 1);
+    void *w = malloc((size_t)out * in * badam_dtype_size(dt));
+    badam_convert(w, dt, w32, BADAM_DTYPE_F32, (size_t)out * in);
+    backend *bs[2] = {P->be, P->ref};
+    float *y[2], *dx[2], *dw[2], *db[2];
+    op_counters before[2];
+    for (int s = 0; s < 2; s++) {
+        backend *be = bs[s];
+        size_t sc = be->ops->linear_scratch_floats(in > out ? in : out);
+        float *scratch = BE(be, alloc, BADAM_MEM_WORKSPACE, sc * sizeof(float));
+        float *dx_ = up(be, x, sizeof(float) * n * in), *dy_ = up(be, dy, sizeof(float) * n * out);
+        float *b_ = up(be, b, sizeof(float) * out);
+        before[s] = be->counters;
+        y[s] = BE(be, alloc, BADAM_MEM_OTHER, sizeof(float) * ((size_t)n * out + 1));
+        BE(be, linear_forward, y[s], dx_, w, dt, bias ? b_ : NULL, n, in, out, scratch);
+        dx[s] = up(be, x0, sizeof(float) * n * in);
+        BE(be, linear_backward_input, dx[s], dy_, w, dt, n, in, out, scratch);
+        dw[s] = up(be, g0, sizeof(float) * out * in);
+        db[s] = up(be, b, sizeof(float) * out);
+        BE(be, linear_backward_weight, dw[s], bias ? db[s] : NULL, dy_, dx_, dt, n, in, out,
+           scratch, sc);
+        BE(be, free, scratch), BE(be, free, dx_), BE(be, free, dy_), BE(be, free, b_);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "linear %s n=%d in=%d out=%d bias=%d", badam_dtype_name(dt), n, in,
+             out, bias);
+    COMPARE(P, (size_t)n * out, 1e-5, 1e-5, what, y[0], y[1]);
+    COMPARE(P, (size_t)n * in, 1e-5, 1e-5, what, dx[0], dx[1]);
+    COMPARE(P, (size_t)out * in, 1e-5, 1e-5, what, dw[0], dw[1]);
+    if (bias) COMPARE(P, (size_t)out, 1e-5, 1e-5, what, db[0], db[1]);
+    CHECKF(P->be->counters.gemm_flops - before[0].gemm_flops ==
+               P->ref->counters.gemm_flops - before[1].gemm_flops,
+           "%s: %s GEMM FLOPs", P->name, what);
+    for (int s = 0; s < 2; s++)
+        BE(bs[s], free, y[s]), BE(bs[s], free, dx[s]), BE(bs[s], free, dw[s]),
+            BE(bs[s], free, db[s]);
+    free(x), free(w32), free(b), free(dy), free(g0), free(x0), free(w);
+}
+
+static void check_gemm(pair *P, int ta, int tb, int M, int N, int K, float beta) {
+    test_rng *r = &P->rng;
+    float *A = host_randn(r, (size_t)M * K, 1), *B = host_randn(r, (size_t)K * N, 1);
+    float *C0 = host_randn(r, (size_t)M * N, 1);
+    backend *bs[2] = {P->be, P->ref};
+    float *c[2];
+    for (int s = 0; s < 2; s++) {
+        float *a = up(bs[s], A, sizeof(float) * M * K), *b = up(bs[s], B, sizeof(float) * K * N);
+        c[s] = up(bs[s], C0, sizeof(float) * M * N);
+        BE(bs[s], gemm_f32, ta, tb, M, N, K, 0.7f, a, ta ? M : K, b, tb ? K : N, beta, c[s], N);
+        BE(bs[s], free, a), BE(bs[s], free, b);
+    }
+    char what[80];
+    snprintf(what, sizeof what, "gemm_f32 ta=%d tb=%d %dx%dx%d beta=%g", ta, tb, M, N, K, beta);
+    COMPARE(P, (size_t)M * N, 1e-5, 1e-5, what, c[0], c[1]);
+    for (int s = 0; s < 2; s++) BE(bs[s], free, c[s]);
+    free(A), free(B), free(C0);
+}
+
+static void check_elementwise(pair *P, size_t n) {
+    test_rng *r = &P->rng;
+    float *a = host_randn(r, n, 2), *b = host_randn(r, n, 2), *o0 = host_randn(r, n, 1);
+    backend *bs[2] = {P->be, P->ref};
+    float *out[2][6];
+    for (int s = 0; s < 2; s++) {
+        backend *be = bs[s];
+        float *da = up(be, a, n * 4), *db = up(be, b, n * 4);
+        for (int i = 0; i < 6; i++) out[s][i] = up(be, o0, n * 4);
+        BE(be, add, out[s][0], da, db, n);
+        BE(be, dropout, out[s][1], da, n, 0x1234u + n, 0.3, 0);
+        BE(be, dropout, out[s][2], da, n, 0x99u, 0.1, 1);
+        BE(be, swiglu_forward, out[s][3], da, db, n);
+        BE(be, swiglu_backward, out[s][4], out[s][5], db, da, out[s][0], n);
+        BE(be, free, da), BE(be, free, db);
+    }
+    static const char *names[6] = {"add",       "dropout",  "dropout accumulate", "swiglu forward",
+                                   "swiglu dg", "swiglu du"};
+    for (int i = 0; i < 6; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "%s n=%zu", names[i], n);
+        COMPARE(P, n, 1e-6, 1e-5, what, out[0][i], out[1][i]);
+        BE(P->be, free, out[0][i]), BE(P->ref, free, out[1][i]);
+    }
+    free(a), free(b), free(o0);
+}
+
+static void check_norm_embed_rope(pair *P, badam_dtype dt, int n, int C, int V, int heads, int D) {
+    test_rng *r = &P->rng;
+    float *x = host_randn(r, (size_t)n * C, 1.5f), *w = host_randn(r, C, 1);
+    float *dy = host_randn(r, (size_t)n * C, 1), *table32 = host_randn(r, (size_t)V * C, 1);
+    float *q = host_randn(r, (size_t)n * heads * D, 1);
+    int32_t *tok = malloc(sizeof(int32_t) * n), *pos = malloc(sizeof(int32_t) * n);
+    for (int i = 0; i < n; i++) tok[i] = (int32_t)(test_rng_u32(r) % V);
+    for (int i = 0; i < n; i++) pos[i] = (int32_t)(test_rng_u32(r) % 50);
+    int half = D / 2;
+    float *inv = malloc(sizeof(float) * half);
+    for (int i = 0; i < half; i++) inv[i] = powf(10000.0f, -2.0f * i / D);
+    void *table = malloc((size_t)V * C * badam_dtype_size(dt));
+    badam_convert(table, dt, table32, BADAM_DTYPE_F32, (size_t)V * C);
+    backend *bs[2] = {P->be, P->ref};
+    float *o[2][8];
+    for (int s = 0; s < 2; s++) {
+        backend *be = bs[s];
+        float *dx_ = up(be, x, 4 * (size_t)n * C), *dw_ = up(be, w, 4 * (size_t)C);
+        float *ddy = up(be, dy, 4 * (size_t)n * C);
+        int32_t *dtok = up(be, tok, 4 * (size_t)n), *dpos = up(be, pos, 4 * (size_t)n);
+        o[s][0] = up(be, x, 4 * (size_t)n * C);                              /* y */
+        o[s][1] = up(be, x, 4 * (size_t)n);                                  /* rstd */
+        o[s][2] = up(be, dy, 4 * (size_t)n * C);                             /* dx */
+        o[s][3] = up(be, w, 4 * (size_t)C);                                  /* dw */
+        o[s][4] = up(be, x, 4 * (size_t)n * C);                              /* embedding out */
+        o[s][5] = up(be, table32, 4 * (size_t)V * C);                        /* dtable */
+        o[s][6] = BE(be, alloc, BADAM_MEM_OTHER, 4 * (size_t)50 * half * 2); /* tables */
+        o[s][7] = up(be, q, 4 * (size_t)n * heads * D);                      /* rope */
+        BE(be, rmsnorm_forward, o[s][0], o[s][1], dx_, dw_, n, C, 1e-5f);
+        BE(be, rmsnorm_backward, o[s][2], o[s][3], ddy, dx_, dw_, o[s][1], n, C);
+        BE(be, embedding_forward, o[s][4], dtok, n, table, dt, C);
+        BE(be, embedding_backward, o[s][5], dtok, n, ddy, C);
+        BE(be, rope_tables, o[s][6], o[s][6] + 50 * half, inv, 50, half);
+        BE(be, rope_forward, o[s][7], dpos, o[s][6], o[s][6] + 50 * half, n, heads, D);
+        BE(be, rope_backward, o[s][7], dpos, o[s][6], o[s][6] + 50 * half, n, heads, D / 2 * 2);
+        BE(be, rope_forward, o[s][7], dpos, o[s][6], o[s][6] + 50 * half, n, heads, D);
+        BE(be, free, dx_), BE(be, free, dw_), BE(be, free, ddy), BE(be, free, dtok);
+        BE(be, free, dpos);
+    }
+    size_t sizes[8] = {(size_t)n * C, (size_t)n,     (size_t)n * C,         (size_t)C,
+                       (size_t)n * C, (size_t)V * C, (size_t)50 * half * 2, (size_t)n * heads * D};
+    static const char *names[8] = {"rmsnorm y",   "rmsnorm rstd",         "rmsnorm dx",
+                                   "rmsnorm dw",  "embedding forward",    "embedding backward",
+                                   "rope tables", "rope forward/backward"};
+    for (int i = 0; i < 8; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s %s n=%d C=%d", names[i], badam_dtype_name(dt), n, C);
+        COMPARE(P, sizes[i], 1e-5, 1e-5, what, o[0][i], o[1][i]);
+        BE(P->be, free, o[0][i]), BE(P->ref, free, o[1][i]);
+    }
+    free(x), free(w), free(dy), free(table32), free(q), free(tok), free(pos), free(inv);
+    free(table);
+}
+
+static int32_t *segments(test_rng *r, int B, int T, int max_len) {
+    int32_t *seg = malloc(sizeof(int32_t) * B * T);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T;) {
+            int len = 1 + (int)(test_rng_u32(r) % (uint32_t)max_len);
+            for (int i = 0; i < len && t < T; i++, t++) seg[b * T + t] = t - i;
+        }
+    return seg;
+}
+
+static void check_attention(pair *P, int B, int T, int Hq, int Hkv, int D, int max_seg) {
+    test_rng *r = &P->rng;
+    size_t nq = (size_t)B * T * Hq * D, nkv = (size_t)B * T * Hkv * D, nl = (size_t)B * Hq * T;
+    float *q = host_randn(r, nq, 1), *k = host_randn(r, nkv, 1), *v = host_randn(r, nkv, 1);
+    float *dout = host_randn(r, nq, 1);
+    int32_t *seg = max_seg ? segments(r, B, T, max_seg) : NULL;
+    backend *bs[2] = {P->be, P->ref};
+    float *o[2][5];
+    for (int s = 0; s < 2; s++) {
+        backend *be = bs[s];
+        float *dq_ = up(be, q, 4 * nq), *dk_ = up(be, k, 4 * nkv), *dv_ = up(be, v, 4 * nkv);
+        float *ddo = up(be, dout, 4 * nq);
+        int32_t *dseg = seg ? up(be, seg, 4 * (size_t)B * T) : NULL;
+        o[s][0] = up(be, q, 4 * nq), o[s][1] = up(be, q, 4 * nl);
+        o[s][2] = up(be, q, 4 * nq), o[s][3] = up(be, k, 4 * nkv), o[s][4] = up(be, v, 4 * nkv);
+        BE(be, attention_forward, o[s][0], o[s][1], dq_, dk_, dv_, B, T, Hq, Hkv, D, dseg);
+        BE(be, attention_backward, o[s][2], o[s][3], o[s][4], ddo, o[s][0], o[s][1], dq_, dk_, dv_,
+           B, T, Hq, Hkv, D, dseg);
+        BE(be, free, dq_), BE(be, free, dk_), BE(be, free, dv_), BE(be, free, ddo);
+        if (dseg) BE(be, free, dseg);
+    }
+    size_t sizes[5] = {nq, nl, nq, nkv, nkv};
+    static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+    for (int i = 0; i < 5; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "attention %s B=%d T=%d Hq=%d Hkv=%d D=%d seg=%d", names[i], B,
+                 T, Hq, Hkv, D, max_seg);
+        COMPARE(P, sizes[i], 1e-5, i < 2 ? 1e-5 : 1e-4, what, o[0][i], o[1][i]);
+        BE(P->be, free, o[0][i]), BE(P->ref, free, o[1][i]);
+    }
+    free(q), free(k), free(v), free(dout), free(seg);
+}
+
+static void check_decode(pair *P, int len, int p0, int n, int Hq, int Hkv, int D, int window) {
+    test_rng *r = &P->rng;
+    int stride = Hkv * D + 3; /* a cache row wider than the heads */
+    float *q = host_randn(r, (size_t)n * Hq * D, 1);
+    float *K = host_randn(r, (size_t)len * stride, 1), *V = host_randn(r, (size_t)len * stride, 1);
+    backend *bs[2] = {P->be, P->ref};
+    float *o[2];
+    for (int s = 0; s < 2; s++) {
+        backend *be = bs[s];
+        float *dq = up(be, q, 4 * (size_t)n * Hq * D), *dK = up(be, K, 4 * (size_t)len * stride);
+        float *dV = up(be, V, 4 * (size_t)len * stride);
+        size_t sc = be->ops->attention_decode_scratch_floats(be, len);
+        float *scratch = BE(be, alloc, BADAM_MEM_WORKSPACE, 4 * sc);
+        o[s] = up(be, q, 4 * (size_t)n * Hq * D);
+        BE(be, attention_decode, o[s], dq, dK, dV, n, p0, Hq, Hkv, D, stride, window, len, scratch);
+        BE(be, free, dq), BE(be, free, dK), BE(be, free, dV), BE(be, free, scratch);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "attention_decode p0=%d n=%d Hq=%d Hkv=%d D=%d window=%d", p0, n,
+             Hq, Hkv, D, window);
+    COMPARE(P, (size_t)n * Hq * D, 1e-5, 1e-5, what, o[0], o[1]);
+    BE(P->be, free, o[0]), BE(P->ref, free, o[1]);
+    free(q), free(K), free(V);
+}
+
+static void check_lm_head(pair *P, badam_dtype dt, int n, int C, int V) {
+    test_rng *r = &P->rng;
+    float *h = host_randn(r, (size_t)n * C, 1), *w32 = host_randn(r, (size_t)V * C, 0.3f);
+    float *g0 = host_randn(r, (size_t)V * C, 1), *dh0 = host_randn(r, (size_t)n * C, 1);
+    int32_t *tg = malloc(sizeof(int32_t) * n);
+    for (int i = 0; i < n; i++)
+        tg[i] = test_rng_u32(r) % 3 == 0 ? LOSS_IGNORE_INDEX : (int32_t)(test_rng_u32(r) % V);
+    void *w = malloc((size_t)V * C * badam_dtype_size(dt));
+    badam_convert(w, dt, w32, BADAM_DTYPE_F32, (size_t)V * C);
+    backend *bs[2] = {P->be, P->ref};
+    float *dh[2], *dw[2];
+    double loss[2];
+    int counted[2];
+    int chunk = 16;
+    for (int s = 0; s < 2; s++) {
+        backend *be = bs[s];
+        size_t wsz = be->ops->lm_head_loss_workspace_floats(chunk, C, V);
+        float *work = BE(be, alloc, BADAM_MEM_WORKSPACE, 4 * wsz),
+              *dh_ = up(be, h, 4 * (size_t)n * C);
+        int32_t *dtg = up(be, tg, 4 * (size_t)n);
+        dh[s] = up(be, dh0, 4 * (size_t)n * C), dw[s] = up(be, g0, 4 * (size_t)V * C);
+        loss[s] = BE(be, lm_head_loss, dh[s], dw[s], dh_, w, dt, dtg, n, C, V, chunk, 0.25f, work,
+                     &counted[s]);
+        BE(be, free, work), BE(be, free, dh_), BE(be, free, dtg);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "lm_head_loss %s n=%d C=%d V=%d", badam_dtype_name(dt), n, C, V);
+    CHECK_NEAR(loss[0], loss[1], 1e-6, 1e-6, "%s: %s loss", P->name, what);
+    CHECKF(counted[0] == counted[1], "%s: %s counted %d vs %d", P->name, what, counted[0],
+           counted[1]);
+    COMPARE(P, (size_t)n * C, 1e-6, 1e-5, what, dh[0], dh[1]);
+    COMPARE(P, (size_t)V * C, 1e-6, 1e-5, what, dw[0], dw[1]);
+    for (int s = 0; s < 2; s++) BE(bs[s], free, dh[s]), BE(bs[s], free, dw[s]);
+    free(h), free(w32), free(g0), free(dh0), free(tg), free(w);
+}
+
+static void check_memory(pair *P) {
+    const size_t n = 1000;
+    float host[1000], back[1000];
+    for (size_t i = 0; i < n; i++) host[i] = (float)i * 0.5f;
+    float *a = up(P->be, host, sizeof host), *b = BE(P->be, alloc, BADAM_MEM_OTHER, sizeof host);
+    BE(P->be, copy, b, a, sizeof host);
+    BE(P->be, download, back, b, sizeof back);
+    CHECKF(!memcmp(back, host, sizeof host), "%s: upload, copy, download", P->name);
+    BE(P->be, zero, b, sizeof host);
+    BE(P->be, download, back, b, sizeof back);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++) zero &= back[i] == 0.0f;
+    CHECKF(zero, "%s: zero", P->name);
+    uint16_t *h16 = BE(P->be, alloc, BADAM_MEM_OTHER, n * 2);
+    BE(P->be, convert, h16, BADAM_DTYPE_BF16, a, BADAM_DTYPE_F32, n);
+    BE(P->be, convert, b, BADAM_DTYPE_F32, h16, BADAM_DTYPE_BF16, n);
+    BE(P->be, download, back, b, sizeof back);
+    float expect[1000];
+    uint16_t tmp[1000];
+    badam_convert(tmp, BADAM_DTYPE_BF16, host, BADAM_DTYPE_F32, n);
+    badam_convert(expect, BADAM_DTYPE_F32, tmp, BADAM_DTYPE_BF16, n);
+    CHECKF(!memcmp(back, expect, sizeof back), "%s: convert f32 -> bf16 -> f32", P->name);
+    BE(P->be, free, a), BE(P->be, free, b), BE(P->be, free, h16);
+}
+
+static void check_backend(const test_backend_entry *e) {
+    pair P = {.name = e->name};
+    badam_error err = {0};
+    if (e->create(&P.be, &err)) {
+        fprintf(stderr, "backend %s: not available here (%s): skipped\n", e->name, err.message);
+        return;
+    }
+    CHECK_OK(ref_backend_create(&P.ref, &err), &err);
+    test_rng_seed(&P.rng, 2024);
+    check_memory(&P);
+    for (int i = 0; i < 3; i++) {
+        badam_dtype dt = i == 0 ? BADAM_DTYPE_F32 : i == 1 ? BADAM_DTYPE_BF16 : BADAM_DTYPE_F16;
+        check_linear(&P, dt, 1, 17, 9, 1);                 /* one row */
+        check_linear(&P, dt, 7, 33, 2 * 256 + 45, i == 0); /* crosses weight tiles */
+        check_linear(&P, dt, 40, 65, 31, 0);
+        check_norm_embed_rope(&P, dt, 1, 7, 5, 1, 4);
+        check_norm_embed_rope(&P, dt, 9, 70, 11, 3, 8);
+        check_lm_head(&P, dt, 37, 24, 53);
+    }
+    check_lm_head(&P, BADAM_DTYPE_F32, 1, 8, 300);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) check_gemm(&P, ta, tb, 13, 7, 29, tb ? 1.0f : 0.0f);
+    check_gemm(&P, 0, 1, 1, 33, 8, 1.0f);
+    check_elementwise(&P, 1);
+    check_elementwise(&P, 100003);
+    /* B, T, Hq, Hkv, D, longest packed segment (0: none) */
+    check_attention(&P, 1, 1, 2, 1, 8, 0);
+    check_attention(&P, 2, 5, 4, 2, 8, 0);
+    check_attention(&P, 2, 37, 4, 1, 64, 0);
+    check_attention(&P, 1, 70, 3, 3, 20, 9);
+    check_attention(&P, 2, 130, 4, 2, 16, 40);
+    /* cache length, first position, rows, Hq, Hkv, D, window */
+    check_decode(&P, 40, 0, 1, 4, 2, 8, 0);
+    check_decode(&P, 40, 17, 1, 4, 1, 16, 0);
+    check_decode(&P, 40, 10, 13, 6, 2, 12, 0);
+    check_decode(&P, 64, 30, 5, 4, 4, 8, 7);
+    backend_destroy(P.ref);
+    backend_destroy(P.be);
+}
+
+static void test_every_backend(void) {
+    for (int i = 0; i < TEST_BACKEND_COUNT; i++) check_backend(&TEST_BACKENDS[i]);
+}
+
+int main(void) {
+    setenv("BADAM_GEMM", "fp32", 1);
+    RUN_TEST(test_every_backend);
+    return test_result();
+}
