@@ -75,6 +75,9 @@ int cmd_train(int argc, char **argv) {
         {"resume", OPT_FLAG, &c.resume, NULL,
          "continue from OUT/checkpoint (same training options)", 0},
         {"no-checkpoint", OPT_FLAG, &c.no_checkpoint, NULL, "write no checkpoint", 0},
+        {"stop-at-step", OPT_INT, &c.stop_at_step, "N",
+         "pause: checkpoint and stop after step N (the schedule is unchanged; --resume goes on)",
+         0},
         {"recompute", OPT_FLAG, &c.recompute, NULL,
          "keep only layer inputs; recompute activations in backward", 0},
         {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},
@@ -111,6 +114,13 @@ int cmd_train(int argc, char **argv) {
     if (st) {
         fprintf(stderr, "badam train: %s\n", err.message);
         return 1;
+    }
+    if (r.stopped) {
+        fprintf(stderr,
+                "paused after step %d in %.1f s: %s/checkpoint holds the run; the same command "
+                "with --resume (and without --stop-at-step, or a later one) continues it\n",
+                r.steps, r.seconds, c.out_dir);
+        return 0;
     }
     char a[32], b[32], d[32];
     double tps = r.seconds > 0 ? r.tokens / r.seconds : 0;

@@ -59,10 +59,11 @@ for dtype in bf16 fp32; do
     printf '%-22s %s\n' "generate-$dtype" "$(sha256sum <"$work/gen-$dtype.txt" | cut -d' ' -f1)"
 done
 
-# Resume: 3 steps with a checkpoint, then the same run resumed to 6 steps.
+# Resume: the same run paused after step 3 (--stop-at-step) and resumed; exact resume gives the
+# weights and losses of the uninterrupted run ($method-bf16 above).
 for method in badam adam lora lomo sgd-bcd; do
     name="$method-resume"
-    "$badam" train "${common[@]}" --method "$method" --out "$work/$name" --max-steps 3 \
+    "$badam" train "${common[@]}" --method "$method" --out "$work/$name" --stop-at-step 3 \
         >"$work/$name.log" 2>&1 || { cat "$work/$name.log" >&2; exit 1; }
     run "$name" --method "$method" --resume
 done

@@ -111,6 +111,38 @@ static void test_lora_dropout(void) {
                  "adapter/adapter_model.safetensors");
 }
 
+/* --stop-at-step pauses a run with a checkpoint (no final model); --resume of the same command
+ * ends bit-identical to the uninterrupted run, for a method with state in the checkpoint (Adam)
+ * and one updating inside backward (LOMO). --stop-at-step without checkpoints is refused. */
+static void test_pause(void) {
+    const char *methods[] = {"--method adam --max-steps 12 --lr 1e-3",
+                             "--method lomo --max-steps 12 --lr 1e-2 --clip 0"};
+    for (int i = 0; i < 2; i++) {
+        char base[1024], a[1100], b[1100], cmd[8192], args[512], fa[1300], fb[1300];
+        snprintf(base, sizeof base, "%s", test_workdir(i ? "pause-lomo" : "pause-adam"));
+        snprintf(a, sizeof a, "%s/uninterrupted", base);
+        snprintf(b, sizeof b, "%s/paused", base);
+        build_cmd(cmd, sizeof cmd, a, methods[i], 0);
+        CHECK(test_system(cmd) == 0);
+        snprintf(args, sizeof args, "%s --stop-at-step 7", methods[i]);
+        build_cmd(cmd, sizeof cmd, b, args, 0);
+        CHECK(test_system(cmd) == 0);
+        snprintf(fb, sizeof fb, "%s/model.safetensors", b);
+        CHECKF(!io_is_file(fb), "%s: a paused run wrote the final model", methods[i]);
+        snprintf(fb, sizeof fb, "%s/checkpoint/trainer_state.json", b);
+        CHECKF(io_is_file(fb), "%s: a paused run left no checkpoint", methods[i]);
+        build_cmd(cmd, sizeof cmd, b, methods[i], 1);
+        CHECK(test_system(cmd) == 0);
+        snprintf(fa, sizeof fa, "%s/model.safetensors", a);
+        snprintf(fb, sizeof fb, "%s/model.safetensors", b);
+        CHECKF(same_file(fa, fb), "%s: paused and resumed weights differ", methods[i]);
+    }
+    char cmd[8192], out[1100];
+    snprintf(out, sizeof out, "%s/refused", test_workdir("pause-refused"));
+    build_cmd(cmd, sizeof cmd, out, "--max-steps 4 --stop-at-step 2 --no-checkpoint", 0);
+    CHECK(test_system(cmd) != 0);
+}
+
 static void test_resume_from_old_checkpoint(void) {
     /* A crash between the two renames of a checkpoint swap leaves only checkpoint.old. */
     char base[1024], out[1100], cmd[8192], from[1200], to[1200];
@@ -143,6 +175,7 @@ int main(void) {
     if (fixture_write_model(g_model, &cfg, BADAM_DTYPE_BF16, 9, 0.05f) ||
         fixture_write_tokenized_data(g_data, 40, 8, 40, 300, 10))
         return 1;
+    RUN_TEST(test_pause);
     RUN_TEST(test_badam_bf16_random);
     RUN_TEST(test_lora_dropout);
     RUN_TEST(test_resume_from_old_checkpoint);

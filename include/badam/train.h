@@ -58,6 +58,7 @@ typedef struct train_config {
     int eval_every;    /* validation loss every N steps (0: only at the end) */
     double val_size;
     int resume;
+    int stop_at_step; /* > 0: checkpoint and stop after this step (a pause; not recorded) */
     int recompute;
     int progress; /* a live progress line on stderr */
     size_t max_shard_bytes;
@@ -106,6 +107,7 @@ typedef struct train_report {
     double seconds;
     double forward_s, backward_s, update_s, switch_s;
     size_t tokens;
+    int stopped; /* ended at stop_at_step with a checkpoint, not at the end */
 } train_report;
 
 /* Runs a whole training job: loads, trains, checkpoints, writes OUT/ (HF folder of the final

@@ -122,6 +122,10 @@ static badam_status check_config(const train_config *c, badam_error *err) {
         return badam_fail(err, BADAM_E_INVALID,
                           "train: invalid optimizer settings (lr >= 0, betas in [0, 1), eps > 0, "
                           "weight decay >= 0, warmup >= 0, min lr ratio in [0, 1])");
+    if (c->stop_at_step < 0 || (c->stop_at_step > 0 && c->no_checkpoint))
+        return badam_fail(err, BADAM_E_INVALID,
+                          "train: --stop-at-step needs a step >= 1 and checkpoints (it stops with "
+                          "one, for --resume)");
     if (c->method == METHOD_LOMO && c->grad_accum != 1)
         return badam_fail(err, BADAM_E_INVALID,
                           "train: --method lomo updates inside backward and cannot accumulate "
@@ -425,7 +429,8 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
      * continues with the restored block. */
     if (!t->blockwise || t->ts.block >= 0) make_plan(t);
 
-    while (!st && t->step < t->max_steps) {
+    int stop_at = c->stop_at_step > 0 && c->stop_at_step < t->max_steps ? c->stop_at_step : -1;
+    while (!st && t->step < t->max_steps && t->step != stop_at) {
         step_metrics sm;
         memset(&sm, 0, sizeof sm);
         sm.max_steps = t->max_steps;
@@ -449,6 +454,15 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
             st = save_checkpoint(t, err);
     }
     if (c->progress) fputc('\n', stderr);
+    if (!st && t->step == stop_at) { /* a pause: the checkpoint is the result, --resume goes on */
+        st = save_checkpoint(t, err);
+        r->steps = t->step;
+        r->stopped = 1;
+        r->seconds = now_s() - start;
+        r->peak_rss = badam_peak_rss();
+        free_trainer(t);
+        return st;
+    }
     long vt = 0;
     if (!st) st = validate(t, &r->val_loss, &vt, err);
     if (!st && vt) metrics_write_eval(&t->metrics, t->step, r->val_loss, vt);
