@@ -65,6 +65,9 @@ typedef struct data_stats {
     size_t trained_tokens; /* over kept examples */
 } data_stats;
 
+/* "K of R records kept, D dropped (no trained token within the sequence length), T truncated". */
+void data_stats_describe(const data_stats *s, char *buf, size_t size);
+
 typedef struct data_set {
     token_seq *examples;
     size_t n;

@@ -278,8 +278,9 @@ static char *render_text(const piece *pieces, const char *content) {
     return s;
 }
 
-static const char *role_name(chat_role r) {
-    return r == CHAT_SYSTEM ? "system" : r == CHAT_USER ? "user" : "assistant";
+/* The role with its indefinite article ("an assistant"). */
+static const char *role_phrase(chat_role r) {
+    return r == CHAT_SYSTEM ? "a system" : r == CHAT_USER ? "a user" : "an assistant";
 }
 
 badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
@@ -311,9 +312,9 @@ badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
         if (turns[i].role != want)
             return badam_fail(
                 err, BADAM_E_INVALID,
-                "template '%s': turn %zu is a %s turn where a %s turn belongs "
+                "template '%s': turn %zu is %s turn where %s turn belongs "
                 "(turns must alternate user, assistant after an optional system turn)",
-                tpl->name, i, role_name(turns[i].role), role_name(want));
+                tpl->name, i, role_phrase(turns[i].role), role_phrase(want));
     }
     size_t k = n_turns - first;
     if (add_generation_prompt && k % 2 == 0)

@@ -22,6 +22,7 @@ typedef struct trainer {
     llama_model *m;
     badam_tokenizer *tok;
     data_set *train, *val;
+    data_stats data_stats, val_stats; /* what the --data and --val-data files kept */
     batcher *batches;
     block_partition part;
     int blockwise;
@@ -71,9 +72,11 @@ static badam_status load_data(trainer *t, badam_error *err) {
     data_set *all = NULL;
     badam_status st = data_load(c->data_path, t->tok, &o, &all, err);
     if (st) return st;
+    t->data_stats = all->stats;
     if (c->val_path) {
         t->train = all;
         st = data_load(c->val_path, t->tok, &o, &t->val, err);
+        if (!st) t->val_stats = t->val->stats;
     } else if (c->val_size > 0) {
         st = data_split(all, c->val_size, c->seed, &t->train, &t->val, err);
         data_free(all);
@@ -347,6 +350,13 @@ static void print_plan(const trainer *t, const memory_plan *p) {
     for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT; cat++)
         fprintf(stderr, " %s %.1f MiB%s", badam_mem_category_name(cat), p->bytes[cat] / 1048576.0,
                 cat + 1 < BADAM_MEM_CATEGORY_COUNT ? "," : "\n");
+    char line[256];
+    data_stats_describe(&t->data_stats, line, sizeof line);
+    fprintf(stderr, "  data: %s\n", line);
+    if (c->val_path) {
+        data_stats_describe(&t->val_stats, line, sizeof line);
+        fprintf(stderr, "  validation data: %s\n", line);
+    }
     fprintf(stderr, "  %zu training examples, %d steps\n", t->train->n, t->max_steps);
 }
 
