@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "io/files.h"
+#include "model_fixtures.h"
 #include "testutil.h"
 
 static char g_out[2048];
@@ -25,6 +26,39 @@ static void test_inspect_and_plan(void) {
     CHECK(strstr(buf, "32 blocks") != NULL);
     CHECK(badam("inspect /nonexistent-folder", buf, sizeof buf) == 1);
     CHECK(strstr(buf, "/nonexistent-folder/config.json") != NULL);
+}
+
+/* --include-head on a tied model: the head block is model.norm alone, and plan and train say
+ * so (and where the tied matrix trains); an untied model gets no note. */
+static void test_tied_head_note(void) {
+    CHECK(badam("plan --model configs/llama-3.2-1b --method badam --include-head", buf,
+                sizeof buf) == 0);
+    CHECKF(strstr(buf, "head block holds only model.norm") &&
+               strstr(buf, "trains only with --include-embedding"),
+           "%s", buf);
+    CHECK(badam("plan --model configs/llama-3.2-1b --include-head --include-embedding", buf,
+                sizeof buf) == 0);
+    CHECKF(strstr(buf, "trains in the embedding block"), "%s", buf);
+    CHECK(badam("plan --model configs/llama-3-8b --method badam --include-head", buf, sizeof buf) ==
+          0);
+    CHECKF(!strstr(buf, "model.norm"), "%s", buf);
+    CHECK(badam("plan --model configs/llama-3.2-1b --method badam", buf, sizeof buf) == 0);
+    CHECKF(!strstr(buf, "model.norm"), "%s", buf);
+
+    char model[2200], data[2200], args[8192];
+    snprintf(model, sizeof model, "%s/tied-model", g_out);
+    snprintf(data, sizeof data, "%s/tied-data.jsonl", g_out);
+    llama_config cfg = fixture_config(16, 32, 2, 2, 2, 40, 1, 0, 0);
+    CHECK(fixture_write_model(model, &cfg, BADAM_DTYPE_F32, 3, 0.05f) == 0);
+    CHECK(fixture_write_tokenized_data(data, 8, 6, 10, 40, 4) == 0);
+    snprintf(args, sizeof args,
+             "train --model %s --data %s --out %s/tied-out --include-head --max-steps 1 "
+             "--batch-size 2 --seq-len 16 --no-checkpoint",
+             model, data, g_out);
+    CHECK(badam(args, buf, sizeof buf) == 0);
+    CHECKF(strstr(buf, "note: lm_head is tied to the embedding: the head block holds only "
+                       "model.norm"),
+           "%s", buf);
 }
 
 static void test_flags(void) {
@@ -121,6 +155,7 @@ int main(void) {
     }
     snprintf(g_out, sizeof g_out, "%s", test_workdir("cli"));
     RUN_TEST(test_inspect_and_plan);
+    RUN_TEST(test_tied_head_note);
     RUN_TEST(test_flags);
     RUN_TEST(test_train_alpaca);
     RUN_TEST(test_errors_keep_outputs);

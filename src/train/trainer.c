@@ -346,6 +346,8 @@ static void print_plan(const trainer *t, const memory_plan *p) {
     if (t->blockwise)
         fprintf(stderr, "  %d blocks (%s order), switch every %d steps\n", t->part.n_blocks,
                 block_order_name(c->order), t->K);
+    const char *note = t->blockwise ? partition_tied_head_note(&t->m->cfg, &c->partition) : NULL;
+    if (note) fprintf(stderr, "  note: %s\n", note);
     fprintf(stderr, "  memory plan:");
     for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT; cat++)
         fprintf(stderr, " %s %.1f MiB%s", badam_mem_category_name(cat), p->bytes[cat] / 1048576.0,
