@@ -26,7 +26,7 @@ static badam_status save_limited(const char *out, const llama_model *m, int step
     lim = old;
     if (limit) lim.rlim_cur = limit;
     CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-    badam_status st = checkpoint_save(out, NULL, m, &ts, &s, 0, err);
+    badam_status st = checkpoint_save(out, NULL, m, &ts, &s, 0, NULL, err);
     CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
     signal(SIGXFSZ, handler);
     return st;

@@ -82,6 +82,7 @@ typedef struct data_set {
     token_seq *examples;
     size_t n;
     data_stats stats;
+    data_format format; /* the records' format (as detected when loaded with AUTO) */
 } data_set;
 
 /* Reads a JSON array or JSONL file (streamed: the whole file is never one JSON tree). tok may be

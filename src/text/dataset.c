@@ -498,6 +498,7 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
         return st;
     }
     ds->stats.examples = ds->n;
+    ds->format = format;
     *out = ds;
     return BADAM_OK;
 }
