@@ -35,12 +35,16 @@ static void show_example(void *ctx, size_t index, const char *reference, const c
             correct ? "match" : "no match", reference, generated);
 }
 
-static int print_json(const char *model, const char *data, const eval_result *r, int em) {
+static int print_json(const char *model, const char *data, const data_stats *ds,
+                      const eval_result *r, int em) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return 1;
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddStringToObject(o, "data", data);
+    cJSON_AddNumberToObject(o, "records", (double)ds->records);
     cJSON_AddNumberToObject(o, "examples", (double)r->n_examples);
+    cJSON_AddNumberToObject(o, "dropped", (double)ds->dropped_empty);
+    cJSON_AddNumberToObject(o, "truncated", (double)ds->truncated);
     cJSON_AddNumberToObject(o, "tokens", (double)r->n_tokens);
     cJSON_AddNumberToObject(o, "loss", r->loss);
     cJSON_AddNumberToObject(o, "perplexity", r->perplexity);
@@ -115,9 +119,11 @@ int cmd_eval(int argc, char **argv) {
     badam_status st = llama_model_load(model, dtype, &m, &err);
     if (!st) st = tokenizer_load(model, &tok, &err);
     if (!st) st = data_load(data, tok, &dopt, &ds, &err);
-    if (!st && ds->stats.truncated)
-        fprintf(stderr, "badam eval: note: %zu of %zu examples were truncated to --seq-len %d\n",
-                ds->stats.truncated, ds->n, seq_len);
+    if (!st && !json) {
+        char line[256];
+        data_stats_describe(&ds->stats, line, sizeof line);
+        printf("data: %s (--seq-len %d)\n", line, seq_len);
+    }
     if (!st) {
         show_ctx sc = {show};
         eval_options eo = {0};
@@ -134,7 +140,7 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "badam eval: %s\n", err.message);
         rc = 1;
     } else if (json) {
-        rc = print_json(model, data, &r, exact);
+        rc = print_json(model, data, &ds->stats, &r, exact);
     } else {
         printf("examples: %zu (%zu trained tokens)\n", r.n_examples, r.n_tokens);
         printf("loss: %.4f   perplexity: %.3f\n", r.loss, r.perplexity);

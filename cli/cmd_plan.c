@@ -49,7 +49,8 @@ int cmd_plan(int argc, char **argv) {
          parse_partition},
         {"include-embedding", OPT_FLAG, &c.partition.include_embedding, NULL,
          "embedding as a block", 0},
-        {"include-head", OPT_FLAG, &c.partition.include_head, NULL, "head as a block", 0},
+        {"include-head", OPT_FLAG, &c.partition.include_head, NULL,
+         "head as a block (tied models: the norm only)", 0},
         {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},
         {"lora-targets", OPT_CUSTOM, &c.lora_targets, "LIST", "LoRA modules", parse_lora_targets},
         {"recompute", OPT_FLAG, &c.recompute, NULL, "activation recomputation", 0},
@@ -105,5 +106,8 @@ int cmd_plan(int argc, char **argv) {
                    cli_human_count(a, p.largest_block));
     }
     if (json) printf("\n}\n");
+    const char *note = partition_tied_head_note(&mc, &c.partition);
+    if (note && (only == METHOD_COUNT || only == METHOD_BADAM || only == METHOD_SGD_BCD))
+        fprintf(json ? stderr : stdout, "note: %s\n", note);
     return 0;
 }

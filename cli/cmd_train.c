@@ -46,7 +46,9 @@ int cmd_train(int argc, char **argv) {
         {"include-embedding", OPT_FLAG, &c.partition.include_embedding, NULL,
          "add the embedding as a block", 0},
         {"include-head", OPT_FLAG, &c.partition.include_head, NULL,
-         "add final norm + lm_head as a block", 0},
+         "add final norm + lm_head as a block (tied models: the norm only; the tied matrix "
+         "trains with --include-embedding)",
+         0},
         {"always-active", OPT_STRING, &c.partition.always_active, "PREFIXES",
          "parameters trained in every block (comma-separated name prefixes)", 0},
         {"reference-compat", OPT_FLAG, &c.reference_compat, NULL,

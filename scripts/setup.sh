@@ -22,6 +22,7 @@ PACKAGES=(
   python3              # Debian's python, for reference tests
   python3-numpy        # used by the PyTorch reference scripts
   python3-torch        # PyTorch: the numerical reference for forward/backward
+  python3-jinja2       # Jinja2: renders saved chat_templates as transformers does (tests)
   chromium             # headless browser: test_report renders the HTML report to PNG and checks the charts
 )
 

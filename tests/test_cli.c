@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "badam/data.h"
 #include "io/files.h"
+#include "model_fixtures.h"
 #include "testutil.h"
 
 static char g_out[2048];
@@ -25,6 +27,138 @@ static void test_inspect_and_plan(void) {
     CHECK(strstr(buf, "32 blocks") != NULL);
     CHECK(badam("inspect /nonexistent-folder", buf, sizeof buf) == 1);
     CHECK(strstr(buf, "/nonexistent-folder/config.json") != NULL);
+}
+
+/* --include-head on a tied model: the head block is model.norm alone, and plan and train say
+ * so (and where the tied matrix trains); an untied model gets no note. */
+static void test_tied_head_note(void) {
+    CHECK(badam("plan --model configs/llama-3.2-1b --method badam --include-head", buf,
+                sizeof buf) == 0);
+    CHECKF(strstr(buf, "head block holds only model.norm") &&
+               strstr(buf, "trains only with --include-embedding"),
+           "%s", buf);
+    CHECK(badam("plan --model configs/llama-3.2-1b --include-head --include-embedding", buf,
+                sizeof buf) == 0);
+    CHECKF(strstr(buf, "trains in the embedding block"), "%s", buf);
+    CHECK(badam("plan --model configs/llama-3-8b --method badam --include-head", buf, sizeof buf) ==
+          0);
+    CHECKF(!strstr(buf, "model.norm"), "%s", buf);
+    CHECK(badam("plan --model configs/llama-3.2-1b --method badam", buf, sizeof buf) == 0);
+    CHECKF(!strstr(buf, "model.norm"), "%s", buf);
+
+    char model[2200], data[2200], args[8192];
+    snprintf(model, sizeof model, "%s/tied-model", g_out);
+    snprintf(data, sizeof data, "%s/tied-data.jsonl", g_out);
+    llama_config cfg = fixture_config(16, 32, 2, 2, 2, 40, 1, 0, 0);
+    CHECK(fixture_write_model(model, &cfg, BADAM_DTYPE_F32, 3, 0.05f) == 0);
+    CHECK(fixture_write_tokenized_data(data, 8, 6, 10, 40, 4) == 0);
+    snprintf(args, sizeof args,
+             "train --model %s --data %s --out %s/tied-out --include-head --max-steps 1 "
+             "--batch-size 2 --seq-len 16 --no-checkpoint",
+             model, data, g_out);
+    CHECK(badam(args, buf, sizeof buf) == 0);
+    CHECKF(strstr(buf, "note: lm_head is tied to the embedding: the head block holds only "
+                       "model.norm"),
+           "%s", buf);
+}
+
+static cJSON *read_out_json(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    cJSON *j = NULL;
+    badam_error err = {0};
+    if (io_read_json(path, &j, &err)) fprintf(stderr, "%s\n", err.message);
+    return j;
+}
+
+/* eos_token_id of a JSON object as a list ("a, b"). */
+static void eos_text(const cJSON *j, char *out, size_t size) {
+    const cJSON *e = cJSON_GetObjectItem(j, "eos_token_id"), *v;
+    out[0] = '\0';
+    if (cJSON_IsNumber(e)) snprintf(out, size, "%d", e->valueint);
+    if (cJSON_IsArray(e))
+        cJSON_ArrayForEach(v, e) snprintf(out + strlen(out), size - strlen(out), "%s%d",
+                                          out[0] ? ", " : "", v->valueint);
+}
+
+/* A base whose EOS is </s> fine-tuned with --template llama3 declares <|eot_id|>: config.json and
+ * generation_config.json eos_token_id [</s>, <|eot_id|>] (other generation fields kept),
+ * tokenizer_config.json eos_token <|eot_id|> and the template's chat_template; the checkpoint
+ * folder too. With alpaca (responses end with EOS) only the chat_template changes. */
+static void test_saved_folder_declares_end_of_turn(void) {
+    char base[2200], args[8192], out[2400], ckpt[2500], want[256], got[256];
+    snprintf(base, sizeof base, "%s/eot-base", g_out);
+    badam_error err = {0};
+    const char *src = test_source_path("models/tiny-random-llama");
+    CHECK(src && io_make_dir(base, &err) == BADAM_OK);
+    const char *files[] = {"config.json", "model.safetensors", "tokenizer.json",
+                           "tokenizer_config.json"};
+    for (int i = 0; src && i < 4; i++) {
+        char a[4096], b[4096];
+        snprintf(a, sizeof a, "%s/%s", src, files[i]);
+        snprintf(b, sizeof b, "%s/%s", base, files[i]);
+        CHECK(io_copy_file(a, b, &err) == BADAM_OK);
+    }
+    const char *gen = "{\"do_sample\": true, \"temperature\": 0.6, \"eos_token_id\": 257}";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/generation_config.json", base);
+    CHECK(io_write_file_atomic(path, gen, strlen(gen), &err) == BADAM_OK);
+    badam_tokenizer *tok = NULL;
+    CHECK_OK(tokenizer_load(base, &tok, &err), &err);
+    int32_t eos = tokenizer_eos_id(tok), eot = tokenizer_token_to_id(tok, "<|eot_id|>");
+    CHECK(eos == 257 && eot > 0);
+
+    snprintf(out, sizeof out, "%s/eot-llama3", g_out);
+    snprintf(args, sizeof args,
+             "train --model %s --data data/demo/reverse_train.json --out %s --template llama3 "
+             "--max-steps 2 --save-every 1 --batch-size 2 --seq-len 64 --quiet",
+             base, out);
+    CHECK(badam(args, buf, sizeof buf) == 0);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint", out);
+    snprintf(want, sizeof want, "%d, %d", eos, eot);
+    char *jinja = NULL;
+    CHECK_OK(template_chat_jinja("llama3", tok, NULL, &jinja, &err), &err);
+    const char *dirs[] = {out, ckpt};
+    for (int d = 0; d < 2; d++) {
+        cJSON *cfg = read_out_json(dirs[d], "config.json");
+        cJSON *gc = read_out_json(dirs[d], "generation_config.json");
+        cJSON *tc = read_out_json(dirs[d], "tokenizer_config.json");
+        eos_text(cfg, got, sizeof got);
+        CHECKF(!strcmp(got, want), "%s config.json eos_token_id [%s], want [%s]", dirs[d], got,
+               want);
+        eos_text(gc, got, sizeof got);
+        CHECKF(!strcmp(got, want), "%s generation_config.json eos_token_id [%s], want [%s]",
+               dirs[d], got, want);
+        const cJSON *t = cJSON_GetObjectItem(gc, "temperature");
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(gc, "do_sample")) && cJSON_IsNumber(t) &&
+              t->valuedouble == 0.6);
+        const cJSON *e = cJSON_GetObjectItem(tc, "eos_token"),
+                    *ct = cJSON_GetObjectItem(tc, "chat_template");
+        CHECKF(cJSON_IsString(e) && !strcmp(e->valuestring, "<|eot_id|>"), "%s eos_token", dirs[d]);
+        CHECKF(cJSON_IsString(ct) && jinja && !strcmp(ct->valuestring, jinja), "%s chat_template",
+               dirs[d]);
+        cJSON_Delete(cfg);
+        cJSON_Delete(gc);
+        cJSON_Delete(tc);
+    }
+    free(jinja);
+
+    snprintf(out, sizeof out, "%s/eot-alpaca", g_out);
+    snprintf(args, sizeof args,
+             "train --model %s --data data/demo/reverse_train.json --out %s --template alpaca "
+             "--max-steps 1 --no-checkpoint --batch-size 2 --seq-len 64 --quiet",
+             base, out);
+    CHECK(badam(args, buf, sizeof buf) == 0);
+    cJSON *gc = read_out_json(out, "generation_config.json");
+    cJSON *tc = read_out_json(out, "tokenizer_config.json");
+    eos_text(gc, got, sizeof got);
+    CHECKF(!strcmp(got, "257"), "alpaca generation_config eos_token_id [%s]", got);
+    const cJSON *e = cJSON_GetObjectItem(tc, "eos_token");
+    CHECK(cJSON_IsString(e) && !strcmp(e->valuestring, "</s>"));
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(tc, "chat_template")));
+    cJSON_Delete(gc);
+    cJSON_Delete(tc);
+    tokenizer_free(tok);
 }
 
 static void test_flags(void) {
@@ -121,6 +255,8 @@ int main(void) {
     }
     snprintf(g_out, sizeof g_out, "%s", test_workdir("cli"));
     RUN_TEST(test_inspect_and_plan);
+    RUN_TEST(test_tied_head_note);
+    RUN_TEST(test_saved_folder_declares_end_of_turn);
     RUN_TEST(test_flags);
     RUN_TEST(test_train_alpaca);
     RUN_TEST(test_errors_keep_outputs);

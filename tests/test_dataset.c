@@ -328,6 +328,14 @@ static void test_errors(void) {
                             "[{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, "
                             "{\"from\": \"human\", \"value\": \"b\"}]}]"),
                  0, tiny, "record 0", "message 1", "two user messages");
+    expect_error(write_file(dir, "order2.json",
+                            "[{\"conversations\": [{\"from\": \"human\", \"value\": \"a\"}, "
+                            "{\"from\": \"human\", \"value\": \"b\"}]}]"),
+                 0, tiny, "expected an assistant message", NULL, "article before assistant");
+    expect_error(write_file(dir, "order3.json",
+                            "[{\"conversations\": [{\"from\": \"gpt\", \"value\": \"a\"}, "
+                            "{\"from\": \"human\", \"value\": \"b\"}]}]"),
+                 0, tiny, "expected a user message", NULL, "article before user");
     expect_error(write_file(dir, "value.json",
                             "[{\"conversations\": [{\"from\": \"human\", \"value\": 3}]}]"),
                  0, tiny, "record 0", "'value'", "non-string value");

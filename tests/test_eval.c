@@ -225,10 +225,45 @@ static void test_cli(void) {
     CHECK(strstr(out, "perplexity") != NULL);
 }
 
+static int json_count(const cJSON *j, const char *key) {
+    const cJSON *v = cJSON_GetObjectItem(j, key);
+    return cJSON_IsNumber(v) ? v->valueint : -1;
+}
+
+/* eval says how many records it kept and dropped (a record with no trained token), in text and
+ * in --json, and its counts add up. */
+static void test_cli_reports_dropped(void) {
+    if (!getenv("BADAM_CLI") || !getenv("BADAM_SOURCE_DIR")) {
+        fprintf(stderr, "SKIP test_cli_reports_dropped: run through ctest (BADAM_CLI)\n");
+        return;
+    }
+    const char *dir = test_workdir("eval_dropped");
+    char path[2048], cmd[4096];
+    snprintf(path, sizeof path, "%s/data.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"input_ids\": [1, 5, 6, 7], \"labels\": [-100, -100, 6, 7]}\n"
+          "{\"input_ids\": [1, 8, 9], \"labels\": [-100, -100, -100]}\n"
+          "{\"input_ids\": [1, 5, 9, 9], \"labels\": [-100, 5, 9, 9]}\n",
+          f);
+    fclose(f);
+    static char out[1 << 16];
+    snprintf(cmd, sizeof cmd, "eval --model models/tiny-random-llama --data %s --json", path);
+    CHECK(run_cli(cmd, out, sizeof out) == 0);
+    cJSON *j = cJSON_Parse(out);
+    CHECKF(json_count(j, "records") == 3 && json_count(j, "examples") == 2 &&
+               json_count(j, "dropped") == 1 && json_count(j, "truncated") == 0,
+           "%s", out);
+    cJSON_Delete(j);
+    snprintf(cmd, sizeof cmd, "eval --model models/tiny-random-llama --data %s", path);
+    CHECK(run_cli(cmd, out, sizeof out) == 0);
+    CHECKF(strstr(out, "2 of 3 records kept, 1 dropped"), "%s", out);
+}
+
 int main(void) {
     RUN_TEST(test_loss_matches_forward);
     RUN_TEST(test_exact_match_known_answers);
     RUN_TEST(test_exact_match_demo);
     RUN_TEST(test_cli);
+    RUN_TEST(test_cli_reports_dropped);
     return test_result();
 }

@@ -59,10 +59,38 @@ static void compare(const char *preset, const char *what, const float *ours, con
     CHECK_CLOSE(ours, ref->data, n, atol, rtol, "%s: %s vs PyTorch", preset, what);
 }
 
-/* Generates the preset, runs the reference, and compares logits, loss and gradients. */
-static void check_preset(const char *preset, int shards) {
+/* Rewrites a transformers 4 config.json the way transformers 5 saves it: rope_theta and
+ * rope_scaling moved into rope_parameters (transformers 5 modeling_rope_utils.py,
+ * standardize_rope_params), torch_dtype renamed dtype, head_dim null when implied. */
+static int convert_to_transformers5(const char *path) {
+    cJSON *cfg = NULL;
+    badam_error err = {0};
+    if (io_read_json(path, &cfg, &err)) return -1;
+    cJSON *rp = cJSON_DetachItemFromObject(cfg, "rope_scaling");
+    if (!rp || !cJSON_IsObject(rp)) {
+        cJSON_Delete(rp);
+        rp = cJSON_CreateObject();
+        cJSON_AddStringToObject(rp, "rope_type", "default");
+    }
+    cJSON *theta = cJSON_DetachItemFromObject(cfg, "rope_theta");
+    if (theta) cJSON_AddItemToObject(rp, "rope_theta", theta);
+    cJSON_AddItemToObject(cfg, "rope_parameters", rp);
+    cJSON *dt = cJSON_DetachItemFromObject(cfg, "torch_dtype");
+    if (dt) cJSON_AddItemToObject(cfg, "dtype", dt);
+    if (!cJSON_GetObjectItem(cfg, "head_dim")) cJSON_AddNullToObject(cfg, "head_dim");
+    char *text = cJSON_Print(cfg);
+    cJSON_Delete(cfg);
+    int rc = text && !io_write_file_atomic(path, text, strlen(text), &err) ? 0 : -1;
+    free(text);
+    return rc;
+}
+
+/* Generates the preset, runs the reference, and compares logits, loss and gradients. With
+ * `transformers5`, our side reads the config rewritten in transformers 5's form while the
+ * reference read the transformers 4 form. */
+static void check_preset_form(const char *preset, int shards, int transformers5) {
     char name[128], cmd[16384], dir[1024], path[2048];
-    snprintf(name, sizeof name, "ref-%s-%d", preset, shards);
+    snprintf(name, sizeof name, "ref-%s-%d%s", preset, shards, transformers5 ? "-v5" : "");
     snprintf(dir, sizeof dir, "%s", test_workdir(name));
     const char *refdir = test_source_path("tests/ref");
     snprintf(cmd, sizeof cmd,
@@ -72,6 +100,11 @@ static void check_preset(const char *preset, int shards) {
              refdir, dir, preset, shards, refdir, dir, dir, dir);
     if (test_system(cmd) != 0) {
         CHECKF(0, "%s: reference scripts failed: %s", preset, cmd);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/model/config.json", dir);
+    if (transformers5 && convert_to_transformers5(path)) {
+        CHECKF(0, "%s: cannot rewrite %s", preset, path);
         return;
     }
     badam_error err = {0};
@@ -123,6 +156,18 @@ static void check_preset(const char *preset, int shards) {
     free(bd.targets);
 }
 
+static void check_preset(const char *preset, int shards) {
+    check_preset_form(preset, shards, 0);
+}
+
+/* config.json as transformers 5 writes it: theta 500000 and llama3 scaling only under
+ * rope_parameters (Llama), and the Qwen2 and Mistral presets. */
+static void test_transformers5_configs(void) {
+    check_preset_form("untied_pad_llama3", 1, 1);
+    check_preset_form("gqa_tied_bias", 1, 1);
+    check_preset_form("mistral_headdim", 1, 1);
+}
+
 static void test_gqa_tied_bias(void) {
     check_preset("gqa_tied_bias", 1);
 }
@@ -153,5 +198,6 @@ int main(void) {
     RUN_TEST(test_mistral_headdim);
     RUN_TEST(test_llama_bias);
     RUN_TEST(test_sharded);
+    RUN_TEST(test_transformers5_configs);
     return test_result();
 }

@@ -234,6 +234,170 @@ static void test_config_errors(void) {
                         BADAM_E_FORMAT, "vocab_size");
 }
 
+static void load_config_text(const char *text, llama_config *c) {
+    const char *dir = test_workdir("io-config-v5");
+    write_text(dir, "config.json", text);
+    char path[2048];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    badam_error err = {0};
+    memset(c, 0xa5, sizeof *c);
+    CHECK_OK(llama_config_load(path, c, &err), &err);
+}
+
+static int same_config(const llama_config *a, const llama_config *b) {
+    return !memcmp(a, b, sizeof *a);
+}
+
+/* transformers 5 writes RoPE settings only under rope_parameters (and "dtype" for
+ * "torch_dtype"); each config below is read equal to its transformers 4 form. */
+static void test_config_transformers5(void) {
+    llama_config old4, new5;
+    /* Llama 3: theta 500000, no scaling. */
+    load_config_text("{\"model_type\": \"llama\", " BASE ", \"rope_theta\": 500000.0}", &old4);
+    load_config_text("{\"model_type\": \"llama\", " BASE ", \"rope_parameters\": "
+                     "{\"rope_theta\": 500000.0, \"rope_type\": \"default\"}, \"dtype\": "
+                     "\"bfloat16\"}",
+                     &new5);
+    CHECK(new5.rope_theta == 500000.0 && new5.rope_scaling == LLAMA_ROPE_NONE);
+    CHECK(same_config(&old4, &new5));
+    /* Llama 3.1: llama3 scaling nested. */
+    load_config_text("{\"model_type\": \"llama\", " BASE ", \"rope_theta\": 500000.0, "
+                     "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, "
+                     "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                     "\"original_max_position_embeddings\": 8192}}",
+                     &old4);
+    load_config_text("{\"model_type\": \"llama\", " BASE ", \"rope_parameters\": "
+                     "{\"rope_theta\": 500000.0, \"rope_type\": \"llama3\", \"factor\": 8.0, "
+                     "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                     "\"original_max_position_embeddings\": 8192}}",
+                     &new5);
+    CHECK(new5.rope_scaling == LLAMA_ROPE_LLAMA3 && new5.rope_factor == 8.0);
+    CHECK(same_config(&old4, &new5));
+    /* The legacy "type" key; original_max_position_embeddings from the top level, or
+     * max_position_embeddings when absent (standardize_rope_params). */
+    load_config_text("{\"model_type\": \"llama\", " BASE ", \"max_position_embeddings\": 512, "
+                     "\"rope_parameters\": {\"type\": \"llama3\", \"factor\": 2.0, "
+                     "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0}}",
+                     &new5);
+    CHECK(new5.rope_scaling == LLAMA_ROPE_LLAMA3 &&
+          new5.rope_original_max_position_embeddings == 512);
+    load_config_text("{\"model_type\": \"llama\", " BASE ", \"original_max_position_embeddings\": "
+                     "256, \"rope_parameters\": {\"rope_type\": \"llama3\", \"factor\": 2.0, "
+                     "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                     "\"original_max_position_embeddings\": 8192}}",
+                     &new5);
+    CHECK(new5.rope_original_max_position_embeddings == 256);
+    /* Qwen2: rope_parameters, head_dim null, layer_types deciding the sliding window. */
+    load_config_text("{\"model_type\": \"qwen2\", " BASE ", \"rope_theta\": 1000000.0, "
+                     "\"use_sliding_window\": true, \"sliding_window\": 32, "
+                     "\"max_window_layers\": 1}",
+                     &old4);
+    CHECK(old4.sliding_window == 32 && old4.rope_theta == 1e6);
+    load_config_text("{\"model_type\": \"qwen2\", " BASE ", \"head_dim\": null, "
+                     "\"rope_parameters\": {\"rope_theta\": 1000000.0, \"rope_type\": "
+                     "\"default\"}, \"use_sliding_window\": true, \"sliding_window\": 32, "
+                     "\"layer_types\": [\"full_attention\", \"sliding_attention\"]}",
+                     &new5);
+    CHECK(same_config(&old4, &new5));
+    load_config_text("{\"model_type\": \"qwen2\", " BASE ", \"use_sliding_window\": true, "
+                     "\"sliding_window\": 32, \"max_window_layers\": 2}",
+                     &old4);
+    CHECK(old4.sliding_window == 0); /* no layer i >= max_window_layers slides */
+    load_config_text("{\"model_type\": \"qwen2\", " BASE ", \"use_sliding_window\": false, "
+                     "\"sliding_window\": null, \"layer_types\": [\"full_attention\", "
+                     "\"full_attention\"]}",
+                     &new5);
+    CHECK(new5.sliding_window == 0);
+    /* Mistral; a RoPE dict per layer type that agrees. */
+    load_config_text("{\"model_type\": \"mistral\", " BASE ", \"rope_theta\": 1000000.0, "
+                     "\"sliding_window\": 4096}",
+                     &old4);
+    load_config_text("{\"model_type\": \"mistral\", " BASE ", \"sliding_window\": 4096, "
+                     "\"rope_parameters\": {\"full_attention\": {\"rope_theta\": 1000000.0, "
+                     "\"rope_type\": \"default\"}, \"sliding_attention\": {\"rope_theta\": "
+                     "1000000.0}}}",
+                     &new5);
+    CHECK(same_config(&old4, &new5));
+    /* A legacy rope_scaling wins over rope_parameters (transformers: rope_scaling or ...);
+     * rope_theta inside the dict wins over the top level. */
+    load_config_text("{\"model_type\": \"llama\", " BASE ", \"rope_theta\": 7.0, "
+                     "\"rope_parameters\": {\"rope_theta\": 500000.0}, \"rope_scaling\": null}",
+                     &new5);
+    CHECK(new5.rope_theta == 500000.0);
+}
+
+static void test_config_rope_errors(void) {
+    expect_config_error("{\"model_type\": \"llama\", " BASE ", \"rope_parameters\": "
+                        "{\"rope_theta\": 500000.0, \"rope_type\": \"yarn\", \"factor\": 4.0, "
+                        "\"original_max_position_embeddings\": 4096}}",
+                        BADAM_E_UNSUPPORTED, "rope_parameters.rope_type");
+    expect_config_error("{\"model_type\": \"qwen2\", " BASE ", \"rope_parameters\": "
+                        "{\"rope_type\": \"dynamic\", \"factor\": 2.0}}",
+                        BADAM_E_UNSUPPORTED, "dynamic");
+    expect_config_error("{\"model_type\": \"llama\", " BASE ", \"rope_scaling\": "
+                        "{\"factor\": 4.0}}",
+                        BADAM_E_FORMAT, "rope_scaling.factor");
+    expect_config_error("{\"model_type\": \"mistral\", " BASE ", \"rope_parameters\": "
+                        "{\"rope_theta\": 10000.0, \"factor\": 4.0}}",
+                        BADAM_E_FORMAT, "rope_parameters.factor");
+    expect_config_error("{\"model_type\": \"llama\", " BASE ", \"rope_parameters\": "
+                        "{\"rope_type\": \"default\", \"factor\": 4.0}}",
+                        BADAM_E_UNSUPPORTED, "rope_parameters.factor");
+    expect_config_error("{\"model_type\": \"llama\", " BASE ", \"rope_parameters\": "
+                        "{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, "
+                        "\"high_freq_factor\": 4.0, \"attention_factor\": 2.0}}",
+                        BADAM_E_UNSUPPORTED, "rope_parameters.attention_factor");
+    expect_config_error("{\"model_type\": \"llama\", " BASE ", \"rope_parameters\": "
+                        "{\"rope_type\": \"llama3\", \"factor\": 8.0}}",
+                        BADAM_E_FORMAT, "low_freq_factor");
+    expect_config_error("{\"model_type\": \"llama\", " BASE ", \"partial_rotary_factor\": 0.5}",
+                        BADAM_E_UNSUPPORTED, "partial_rotary_factor");
+    expect_config_error("{\"model_type\": \"llama\", " BASE ", \"rope_parameters\": "
+                        "{\"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.5}}",
+                        BADAM_E_UNSUPPORTED, "partial_rotary_factor");
+    expect_config_error("{\"model_type\": \"llama\", " BASE ", \"rope_parameters\": "
+                        "{\"full_attention\": {\"rope_theta\": 10000.0}, \"sliding_attention\": "
+                        "{\"rope_theta\": 500000.0}}}",
+                        BADAM_E_UNSUPPORTED, "rope_parameters.sliding_attention");
+    expect_config_error("{\"model_type\": \"llama\", " BASE ", \"rope_parameters\": [1]}",
+                        BADAM_E_FORMAT, "rope_parameters");
+    expect_config_error("{\"model_type\": \"qwen2\", " BASE ", \"layer_types\": "
+                        "[\"full_attention\"]}",
+                        BADAM_E_FORMAT, "layer_types");
+    expect_config_error("{\"model_type\": \"qwen2\", " BASE ", \"layer_types\": "
+                        "[\"full_attention\", \"chunked_attention\"]}",
+                        BADAM_E_UNSUPPORTED, "layer_types");
+}
+
+/* The saved config names the weights' dtype under the key its source used. */
+static void test_save_dtype_key(void) {
+    badam_error err = {0};
+    llama_model *m = random_model(BADAM_DTYPE_F32, 0), *bf = NULL;
+    char src[1024], out[1024], path[2048];
+    snprintf(src, sizeof src, "%s", test_workdir("io-dtype-src"));
+    snprintf(out, sizeof out, "%s", test_workdir("io-dtype-out"));
+    CHECK_OK(llama_model_save(m, NULL, src, 0, &err), &err);
+    snprintf(path, sizeof path, "%s/config.json", src);
+    cJSON *cfg = NULL;
+    CHECK_OK(io_read_json(path, &cfg, &err), &err);
+    cJSON_DeleteItemFromObject(cfg, "torch_dtype");
+    cJSON_AddStringToObject(cfg, "dtype", "float32");
+    char *text = cJSON_Print(cfg);
+    cJSON_Delete(cfg);
+    write_text(src, "config.json", text);
+    free(text);
+    CHECK_OK(llama_model_load(src, BADAM_DTYPE_BF16, &bf, &err), &err);
+    CHECK_OK(llama_model_save(bf, src, out, 0, &err), &err);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    CHECK_OK(io_read_json(path, &cfg, &err), &err);
+    const cJSON *dt = cJSON_GetObjectItem(cfg, "dtype");
+    CHECK(cJSON_IsString(dt) && !strcmp(dt->valuestring, "bfloat16"));
+    CHECK(!cJSON_GetObjectItem(cfg, "torch_dtype"));
+    cJSON_Delete(cfg);
+    llama_model_free(bf);
+    llama_model_free(m);
+}
+
 static void test_layer_count_mismatch(void) {
     badam_error err = {0};
     llama_model *m = random_model(BADAM_DTYPE_F32, 1);
@@ -254,6 +418,9 @@ int main(void) {
     RUN_TEST(test_broken_weights);
     RUN_TEST(test_config_parsing);
     RUN_TEST(test_config_errors);
+    RUN_TEST(test_config_transformers5);
+    RUN_TEST(test_config_rope_errors);
+    RUN_TEST(test_save_dtype_key);
     RUN_TEST(test_layer_count_mismatch);
     return test_result();
 }

@@ -39,6 +39,16 @@ badam_status template_render(const char *name, const badam_tokenizer *tok, const
                              size_t n_turns, const char *system, int add_generation_prompt,
                              token_seq *out, badam_error *err);
 
+/* The special token a template ends each response with ("<|eot_id|>", "<|im_end|>"), or NULL
+ * when responses end with the tokenizer's EOS. */
+const char *template_end_of_turn(const char *name);
+/* The template's format as a Jinja chat_template (Hugging Face apply_chat_template: messages,
+ * add_generation_prompt, raise_exception) for this tokenizer: rendered and tokenized as one string
+ * it gives the ids template_render trains on. `system` (NULL: the template's default) is used when
+ * the conversation has no system message. *out is malloc'd. */
+badam_status template_chat_jinja(const char *name, const badam_tokenizer *tok, const char *system,
+                                 char **out, badam_error *err);
+
 /* ---------------------------------------------------------------- datasets */
 
 typedef enum data_format {
@@ -65,10 +75,14 @@ typedef struct data_stats {
     size_t trained_tokens; /* over kept examples */
 } data_stats;
 
+/* "K of R records kept, D dropped (no trained token within the sequence length), T truncated". */
+void data_stats_describe(const data_stats *s, char *buf, size_t size);
+
 typedef struct data_set {
     token_seq *examples;
     size_t n;
     data_stats stats;
+    data_format format; /* the records' format (as detected when loaded with AUTO) */
 } data_set;
 
 /* Reads a JSON array or JSONL file (streamed: the whole file is never one JSON tree). tok may be

@@ -167,6 +167,24 @@ void llama_folder_report_free(llama_folder_report *r);
 badam_status llama_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
                               size_t max_shard_bytes, badam_error *err);
 
+/* What a saved folder declares beyond the weights, for a model fine-tuned with a chat template
+ * (the trainer fills it; NULL / 0 fields leave the source folder's values). */
+typedef struct llama_folder_meta {
+    const int32_t *eos_ids; /* eos_token_id in config.json and generation_config.json */
+    int n_eos;
+    int bos_id;                /* generation_config.json's bos_token_id when it is created; -1 */
+    const char *eos_token;     /* tokenizer_config.json eos_token */
+    const char *chat_template; /* tokenizer_config.json chat_template (and chat_template.jinja) */
+} llama_folder_meta;
+
+/* llama_model_save, then the folder files rewritten as `meta` says: config.json's eos_token_id;
+ * generation_config.json's eos_token_id (created when the source has none, other fields kept);
+ * tokenizer_config.json's eos_token and chat_template, and chat_template.jinja when the source
+ * has one (transformers reads it before tokenizer_config.json's). meta NULL: llama_model_save. */
+badam_status llama_model_save_meta(const llama_model *m, const char *src_dir, const char *out_dir,
+                                   size_t max_shard_bytes, const llama_folder_meta *meta,
+                                   badam_error *err);
+
 /* Attaches LoRA adapters to every linear whose kind is in `targets` (bit 1u << kind; only
  * Q, K, V, O, GATE, UP, DOWN may be adapted), initialised as PEFT does: A ~ U(-1/sqrt(in),
  * 1/sqrt(in)) from `seed`, B = 0. Gradient buffers are allocated too. */

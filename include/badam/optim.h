@@ -111,7 +111,7 @@ typedef struct partition_options {
     partition_kind kind;
     const char *prefixes;      /* PARTITION_PREFIXES */
     int include_embedding;     /* the embedding as a block of its own */
-    int include_head;          /* final norm + lm_head as a block (untied models) */
+    int include_head;          /* final norm + lm_head as a block (only the norm when tied) */
     const char *always_active; /* comma-separated name prefixes, or NULL */
 } partition_options;
 
@@ -119,6 +119,10 @@ badam_status partition_build(const llama_model *m, const partition_options *opts
                              block_partition *out, badam_error *err);
 void partition_free(block_partition *p);
 badam_status partition_parse_kind(const char *name, partition_kind *kind, badam_error *err);
+/* With --include-head on a model whose lm_head is tied to the embedding, the head block holds
+ * only model.norm (the tied matrix belongs to the embedding, as in the reference BAdam); this
+ * returns a sentence saying so and where the matrix trains, else NULL. */
+const char *partition_tied_head_note(const llama_config *cfg, const partition_options *opts);
 /* The largest block's parameter count (always-active parameters added). */
 size_t partition_largest_block(const block_partition *p);
 

@@ -6,44 +6,13 @@
 #include "badam/llama.h"
 #include "io/files.h"
 #include "io/json_get.h"
+#include "model/llama_config_rope.h"
 
 #define TRY(call)                                                                                  \
     do {                                                                                           \
         badam_status st_ = (call);                                                                 \
         if (st_ != BADAM_OK) return st_;                                                           \
     } while (0)
-
-static badam_status parse_rope_scaling(const cJSON *json, const char *path, llama_config *cfg,
-                                       badam_error *err) {
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(json, "rope_scaling");
-    if (!rs || cJSON_IsNull(rs)) return BADAM_OK;
-    if (!cJSON_IsObject(rs))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: field 'rope_scaling' must be an object or null",
-                          path);
-    char type[32] = "";
-    TRY(json_get_string(rs, "type", 0, type, sizeof type, path, err));
-    TRY(json_get_string(rs, "rope_type", 0, type, sizeof type, path, err));
-    if (!strcmp(type, "default") || !type[0]) return BADAM_OK;
-    if (strcmp(type, "llama3") != 0)
-        return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "%s: field 'rope_scaling.rope_type' is '%s'; only 'llama3' is supported",
-                          path, type);
-    cfg->rope_scaling = LLAMA_ROPE_LLAMA3;
-    TRY(json_get_double(rs, "factor", 1, &cfg->rope_factor, path, err));
-    TRY(json_get_double(rs, "low_freq_factor", 1, &cfg->rope_low_freq_factor, path, err));
-    TRY(json_get_double(rs, "high_freq_factor", 1, &cfg->rope_high_freq_factor, path, err));
-    TRY(json_get_int(rs, "original_max_position_embeddings", 1,
-                     &cfg->rope_original_max_position_embeddings, path, err));
-    if (!(cfg->rope_factor > 0) || !(cfg->rope_low_freq_factor > 0) ||
-        !(cfg->rope_high_freq_factor > cfg->rope_low_freq_factor) ||
-        cfg->rope_original_max_position_embeddings <= 0)
-        return badam_fail(err, BADAM_E_FORMAT,
-                          "%s: field 'rope_scaling': llama3 needs factor > 0, "
-                          "high_freq_factor > low_freq_factor > 0, "
-                          "original_max_position_embeddings > 0",
-                          path);
-    return BADAM_OK;
-}
 
 static badam_status parse_eos(const cJSON *json, const char *path, llama_config *cfg,
                               badam_error *err) {
@@ -76,6 +45,43 @@ static badam_status check_range(const char *path, const char *field, int value, 
     return BADAM_OK;
 }
 
+/* Qwen2's sliding window (transformers Qwen2Config / Qwen2Attention): the window is
+ * `sliding_window` when `use_sliding_window`, applied to the layers whose `layer_types` entry is
+ * "sliding_attention"; without `layer_types` (transformers 4), to the layers i >=
+ * `max_window_layers` (default 28). We keep the window when any layer slides (sliding attention
+ * itself is not implemented: longer sequences are refused). */
+static badam_status parse_qwen2_window(const cJSON *json, const char *path, llama_config *cfg,
+                                       badam_error *err) {
+    int use_sw = 0, max_window_layers = 28;
+    TRY(json_get_bool(json, "use_sliding_window", 0, &use_sw, path, err));
+    TRY(json_get_int(json, "max_window_layers", 0, &max_window_layers, path, err));
+    int window = 0;
+    if (use_sw) TRY(json_get_int(json, "sliding_window", 0, &window, path, err));
+    int any_sliding = cfg->n_layers > max_window_layers;
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(json, "layer_types");
+    if (lt && !cJSON_IsNull(lt)) {
+        if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != cfg->n_layers)
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: field 'layer_types' must be a list of num_hidden_layers (%d) "
+                              "strings",
+                              path, cfg->n_layers);
+        any_sliding = 0;
+        const cJSON *item;
+        cJSON_ArrayForEach(item, lt) {
+            const char *s = cJSON_IsString(item) ? item->valuestring : "";
+            if (!strcmp(s, "sliding_attention"))
+                any_sliding = 1;
+            else if (strcmp(s, "full_attention") != 0)
+                return badam_fail(err, BADAM_E_UNSUPPORTED,
+                                  "%s: field 'layer_types' has '%s'; supported: "
+                                  "'full_attention', 'sliding_attention'",
+                                  path, s);
+        }
+    }
+    cfg->sliding_window = any_sliding ? window : 0;
+    return BADAM_OK;
+}
+
 static badam_status parse_config(const cJSON *json, const char *path, llama_config *cfg,
                                  badam_error *err) {
     memset(cfg, 0, sizeof *cfg);
@@ -101,8 +107,6 @@ static badam_status parse_config(const cJSON *json, const char *path, llama_conf
     double eps = 1e-6;
     TRY(json_get_double(json, "rms_norm_eps", 0, &eps, path, err));
     cfg->rms_norm_eps = (float)eps;
-    cfg->rope_theta = 10000.0;
-    TRY(json_get_double(json, "rope_theta", 0, &cfg->rope_theta, path, err));
     TRY(json_get_bool(json, "tie_word_embeddings", 0, &cfg->tie_word_embeddings, path, err));
 
     TRY(check_range(path, "hidden_size", cfg->hidden_size, 1, 1 << 17, err));
@@ -133,6 +137,7 @@ static badam_status parse_config(const cJSON *json, const char *path, llama_conf
     if (cfg->head_dim % 2)
         return badam_fail(err, BADAM_E_FORMAT, "%s: field 'head_dim' = %d must be even", path,
                           cfg->head_dim);
+    TRY(llama_config_parse_rope(json, path, cfg, err));
     if (!(cfg->rms_norm_eps > 0) || !(cfg->rope_theta > 0))
         return badam_fail(err, BADAM_E_FORMAT, "%s: rms_norm_eps and rope_theta must be > 0", path);
 
@@ -149,9 +154,7 @@ static badam_status parse_config(const cJSON *json, const char *path, llama_conf
 
     if (is_qwen2) {
         cfg->qkv_bias = 1; /* Qwen2 always has q/k/v biases and no o_proj bias */
-        int use_sw = 0;
-        TRY(json_get_bool(json, "use_sliding_window", 0, &use_sw, path, err));
-        if (use_sw) TRY(json_get_int(json, "sliding_window", 0, &cfg->sliding_window, path, err));
+        TRY(parse_qwen2_window(json, path, cfg, err));
     } else if (is_llama) {
         int attention_bias = 0;
         TRY(json_get_bool(json, "attention_bias", 0, &attention_bias, path, err));
@@ -162,7 +165,6 @@ static badam_status parse_config(const cJSON *json, const char *path, llama_conf
     if (cfg->sliding_window < 0)
         return badam_fail(err, BADAM_E_FORMAT, "%s: field 'sliding_window' must be >= 0", path);
 
-    TRY(parse_rope_scaling(json, path, cfg, err));
     cfg->bos_token_id = -1;
     TRY(json_get_int(json, "bos_token_id", 0, &cfg->bos_token_id, path, err));
     TRY(parse_eos(json, path, cfg, err));

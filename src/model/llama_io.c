@@ -136,6 +136,20 @@ static cJSON *config_to_json(const llama_config *c, badam_dtype dtype) {
     return j;
 }
 
+/* The weights' dtype under the key(s) the source config uses: "dtype" (transformers 5, which
+ * still reads "torch_dtype"), "torch_dtype" (transformers 4), both when both are there, and
+ * "torch_dtype" when neither is (every version reads it). */
+static void set_dtype_fields(cJSON *json, badam_dtype dtype) {
+    const char *name = torch_dtype_name(dtype);
+    int has_new = cJSON_HasObjectItem(json, "dtype");
+    int has_old = cJSON_HasObjectItem(json, "torch_dtype");
+    if (has_new) cJSON_ReplaceItemInObjectCaseSensitive(json, "dtype", cJSON_CreateString(name));
+    if (has_old)
+        cJSON_ReplaceItemInObjectCaseSensitive(json, "torch_dtype", cJSON_CreateString(name));
+    else if (!has_new)
+        cJSON_AddStringToObject(json, "torch_dtype", name);
+}
+
 static badam_status write_config(const llama_model *m, const char *src_dir, const char *out_dir,
                                  badam_error *err) {
     char path[PATH_BYTES];
@@ -144,8 +158,7 @@ static badam_status write_config(const llama_model *m, const char *src_dir, cons
         snprintf(path, sizeof path, "%s/config.json", src_dir);
         badam_status st = io_read_json(path, &json, err);
         if (st != BADAM_OK) return st;
-        cJSON_DeleteItemFromObjectCaseSensitive(json, "torch_dtype");
-        cJSON_AddStringToObject(json, "torch_dtype", torch_dtype_name(m->dtype));
+        set_dtype_fields(json, m->dtype);
     } else {
         json = config_to_json(&m->cfg, m->dtype);
     }

@@ -216,3 +216,12 @@ size_t partition_largest_block(const block_partition *p) {
         if (p->block_numel[b] > largest) largest = p->block_numel[b];
     return largest;
 }
+
+const char *partition_tied_head_note(const llama_config *cfg, const partition_options *opts) {
+    if (!opts->include_head || !cfg->tie_word_embeddings) return NULL;
+    return opts->include_embedding
+               ? "lm_head is tied to the embedding: the head block holds only model.norm; the "
+                 "tied matrix trains in the embedding block (--include-embedding)"
+               : "lm_head is tied to the embedding: the head block holds only model.norm; the "
+                 "tied matrix trains only with --include-embedding";
+}

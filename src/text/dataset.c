@@ -270,9 +270,9 @@ static badam_status sharegpt_turns(const record_ctx *r, const cJSON *obj, turn_l
         chat_role want = pos % 2 == 0 ? CHAT_USER : CHAT_ASSISTANT;
         if (cr != want)
             return rec_fail(r, BADAM_E_FORMAT, field,
-                            "message %d: expected a %s message (user and assistant messages must "
+                            "message %d: expected %s message (user and assistant messages must "
                             "alternate, starting with the user), got '%s'",
-                            k, want == CHAT_USER ? "user" : "assistant", name);
+                            k, want == CHAT_USER ? "a user" : "an assistant", name);
         if ((st = turns_push(l, cr, text->valuestring, r->err)) != BADAM_OK) return st;
     }
     if (l->n % 2 == 1) l->n--; /* a final question without an answer teaches nothing */
@@ -498,6 +498,7 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
         return st;
     }
     ds->stats.examples = ds->n;
+    ds->format = format;
     *out = ds;
     return BADAM_OK;
 }

@@ -87,6 +87,7 @@ badam_status data_split(data_set *all, double val_size, uint64_t seed, data_set 
     free(is_val);
 
     tr->stats = all->stats;
+    tr->format = va->format = all->format;
     recount(tr);
     recount(va);
     free(all->examples);

@@ -20,22 +20,7 @@
 #include <string.h>
 
 #include "text/data_internal.h"
-
-typedef enum piece_kind {
-    P_END = 0,
-    P_TEXT,    /* literal text */
-    P_CONTENT, /* the message text */
-    P_TOKEN,   /* a special token by its string, inserted as its id */
-    P_BOS,     /* the tokenizer's bos_token (LLaMA-Factory's {"bos_token"}); nothing without one */
-    P_EOS,     /* the tokenizer's EOS (required when used) */
-    P_SPLIT,   /* ends the text run: the text on either side is tokenized in separate calls */
-} piece_kind;
-
-typedef struct piece {
-    piece_kind kind;
-    const char *text;
-    uint8_t trained;
-} piece;
+#include "text/template_internal.h"
 
 // clang-format off
 #define END              {P_END, NULL, 0}
@@ -47,18 +32,8 @@ typedef struct piece {
 #define BOS              {P_BOS, NULL, 0}
 #define EOS_TRAINED      {P_EOS, NULL, 1}
 #define SPLIT            {P_SPLIT, NULL, 0}
+#define GEN              {P_GEN, NULL, 0}
 // clang-format on
-
-typedef struct chat_template {
-    const char *name;
-    const char *default_system;
-    const piece *prefix;       /* start of the first pair */
-    const piece *system;       /* an element of the first pair, when the system text is non-empty */
-    const piece *system_merge; /* or: rendered as text and put before the first user message */
-    const piece *separator;    /* start of every pair after the first */
-    const piece *user;         /* a user message and the assistant header after it */
-    const piece *assistant;    /* a response, its end token, and untrained text after that */
-} chat_template;
 
 /* default: the LLaMA-Factory template the reference BAdam experiments used (llmtuner
  * extras/template.py of mid-2023, register_template(name="default"); ../shared/data/README.md):
@@ -70,7 +45,7 @@ typedef struct chat_template {
 static const piece default_prefix[] = {BOS, END};
 static const piece default_system[] = {CONTENT, SPLIT, TEXT("\n"), END};
 static const piece default_separator[] = {TEXT("\n"), BOS, END};
-static const piece default_user[] = {TEXT("Human: "), CONTENT, TEXT("\nAssistant: "), END};
+static const piece default_user[] = {TEXT("Human: "), CONTENT, GEN, TEXT("\nAssistant: "), END};
 static const piece default_assistant[] = {CONTENT_TRAINED, EOS_TRAINED, END};
 
 /* alpaca: LLaMA-Factory's register_template(name="alpaca") (src/llamafactory/data/template.py):
@@ -80,7 +55,7 @@ static const piece default_assistant[] = {CONTENT_TRAINED, EOS_TRAINED, END};
  * alpaca template (and every Llama pre-training sequence) had. */
 static const piece alpaca_prefix[] = {BOS, END};
 static const piece alpaca_system[] = {CONTENT, END};
-static const piece alpaca_user[] = {TEXT("### Instruction:\n"), CONTENT,
+static const piece alpaca_user[] = {TEXT("### Instruction:\n"), CONTENT, GEN,
                                     TEXT("\n\n### Response:\n"), END};
 static const piece alpaca_assistant[] = {CONTENT_TRAINED, EOS_TRAINED, SPLIT, TEXT("\n\n"), END};
 
@@ -116,6 +91,7 @@ static const piece llama3_user[] = {TOKEN("<|start_header_id|>"),
                                     TEXT("\n\n"),
                                     CONTENT,
                                     TOKEN("<|eot_id|>"),
+                                    GEN,
                                     TOKEN("<|start_header_id|>"),
                                     TEXT("assistant"),
                                     TOKEN("<|end_header_id|>"),
@@ -130,9 +106,9 @@ static const piece llama3_assistant[] = {CONTENT_TRAINED, TOKEN_TRAINED("<|eot_i
  * <|im_end|> ends each response and is trained; the "\n" after it is not. */
 static const piece chatml_system[] = {TOKEN("<|im_start|>"), TEXT("system\n"), CONTENT,
                                       TOKEN("<|im_end|>"),   TEXT("\n"),       END};
-static const piece chatml_user[] = {
-    TOKEN("<|im_start|>"), TEXT("user\n"),      CONTENT, TOKEN("<|im_end|>"), TEXT("\n"),
-    TOKEN("<|im_start|>"), TEXT("assistant\n"), END};
+static const piece chatml_user[] = {TOKEN("<|im_start|>"), TEXT("user\n"),      CONTENT,
+                                    TOKEN("<|im_end|>"),   TEXT("\n"),          GEN,
+                                    TOKEN("<|im_start|>"), TEXT("assistant\n"), END};
 static const piece chatml_assistant[] = {CONTENT_TRAINED, TOKEN_TRAINED("<|im_end|>"), TEXT("\n"),
                                          END};
 
@@ -164,7 +140,7 @@ static const chat_template templates[] = {
      mistral_assistant},
 };
 
-static const chat_template *template_find(const char *name) {
+const chat_template *template_find(const char *name) {
     for (size_t i = 0; i < sizeof templates / sizeof templates[0]; i++)
         if (!strcmp(templates[i].name, name)) return &templates[i];
     return NULL;
@@ -256,6 +232,8 @@ static badam_status render_element(render_ctx *c, const piece *pieces, const cha
         case P_SPLIT:
             if ((st = flush_text(c)) != BADAM_OK) return st;
             break;
+        case P_GEN: /* marks the assistant header for template_jinja.c */
+            break;
         default:
             if ((st = flush_text(c)) != BADAM_OK) return st;
             if ((st = push_special(c, p)) != BADAM_OK) return st;
@@ -278,8 +256,9 @@ static char *render_text(const piece *pieces, const char *content) {
     return s;
 }
 
-static const char *role_name(chat_role r) {
-    return r == CHAT_SYSTEM ? "system" : r == CHAT_USER ? "user" : "assistant";
+/* The role with its indefinite article ("an assistant"). */
+static const char *role_phrase(chat_role r) {
+    return r == CHAT_SYSTEM ? "a system" : r == CHAT_USER ? "a user" : "an assistant";
 }
 
 badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
@@ -311,9 +290,9 @@ badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
         if (turns[i].role != want)
             return badam_fail(
                 err, BADAM_E_INVALID,
-                "template '%s': turn %zu is a %s turn where a %s turn belongs "
+                "template '%s': turn %zu is %s turn where %s turn belongs "
                 "(turns must alternate user, assistant after an optional system turn)",
-                tpl->name, i, role_name(turns[i].role), role_name(want));
+                tpl->name, i, role_phrase(turns[i].role), role_phrase(want));
     }
     size_t k = n_turns - first;
     if (add_generation_prompt && k % 2 == 0)

@@ -101,12 +101,16 @@ static badam_status write_state(const char *dir, const trainable_set *ts, const 
 
 badam_status checkpoint_save(const char *out_dir, const char *src_model_dir, const llama_model *m,
                              const trainable_set *ts, const checkpoint_state *state,
-                             size_t max_shard_bytes, badam_error *err) {
+                             size_t max_shard_bytes, const llama_folder_meta *meta,
+                             badam_error *err) {
     char tmp[PATH_BYTES], final[PATH_BYTES], adapter[PATH_BYTES];
     io_path_join(tmp, sizeof tmp, out_dir, "checkpoint.tmp");
     io_path_join(final, sizeof final, out_dir, "checkpoint");
+    char old[PATH_BYTES];
+    io_path_join(old, sizeof old, out_dir, "checkpoint.old");
+    int had_previous = io_is_dir(final) || io_is_dir(old);
     badam_status st = io_remove_tree(tmp, err);
-    if (!st) st = llama_model_save(m, src_model_dir, tmp, max_shard_bytes, err);
+    if (!st) st = llama_model_save_meta(m, src_model_dir, tmp, max_shard_bytes, meta, err);
     if (!st && m->lora) {
         io_path_join(adapter, sizeof adapter, tmp, "adapter");
         st = llama_lora_save(m, adapter, src_model_dir, err);
@@ -118,8 +122,9 @@ badam_status checkpoint_save(const char *out_dir, const char *src_model_dir, con
     if (st) {
         badam_error ignored;
         io_remove_tree(tmp, &ignored);
-        badam_error_prefix(err, "checkpoint at step %d not written (the previous one is intact)",
-                           state->step);
+        badam_error_prefix(err, "checkpoint at step %d not written (%s)", state->step,
+                           had_previous ? "the previous one is intact"
+                                        : "there is no earlier checkpoint to resume from");
     }
     return st;
 }

@@ -22,9 +22,11 @@ typedef struct checkpoint_state {
     cJSON *run; /* the run record (run_record.h): borrowed when saving, owned after reading */
 } checkpoint_state;
 
+/* meta (may be NULL): what the saved folder declares (llama_model_save_meta). */
 badam_status checkpoint_save(const char *out_dir, const char *src_model_dir, const llama_model *m,
                              const trainable_set *ts, const checkpoint_state *state,
-                             size_t max_shard_bytes, badam_error *err);
+                             size_t max_shard_bytes, const llama_folder_meta *meta,
+                             badam_error *err);
 
 /* The folder of the newest complete checkpoint in out_dir (checkpoint, else checkpoint.old). */
 badam_status checkpoint_find(const char *out_dir, char *dir, size_t size, badam_error *err);

@@ -23,6 +23,11 @@ typedef struct trainer {
     llama_model *m;
     badam_tokenizer *tok;
     data_set *train, *val;
+    data_stats data_stats, val_stats; /* what the --data and --val-data files kept */
+    llama_folder_meta meta;           /* what saved folders declare (a chat template's end) */
+    int32_t meta_eos[LLAMA_MAX_EOS + 2];
+    char *chat_template;
+    int has_meta;
     batcher *batches;
     block_partition part;
     int blockwise;
@@ -73,9 +78,11 @@ static badam_status load_data(trainer *t, badam_error *err) {
     data_set *all = NULL;
     badam_status st = data_load(c->data_path, t->tok, &o, &all, err);
     if (st) return st;
+    t->data_stats = all->stats;
     if (c->val_path) {
         t->train = all;
         st = data_load(c->val_path, t->tok, &o, &t->val, err);
+        if (!st) t->val_stats = t->val->stats;
     } else if (c->val_size > 0) {
         st = data_split(all, c->val_size, c->seed, &t->train, &t->val, err);
         data_free(all);
@@ -201,7 +208,7 @@ static badam_status save_checkpoint(trainer *t, badam_error *err) {
     checkpoint_state s = {t->step, t->ts.adam_step, t->ts.block, batcher_get_state(t->batches),
                           t->record};
     return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ts, &s,
-                           t->cfg->max_shard_bytes, err);
+                           t->cfg->max_shard_bytes, t->has_meta ? &t->meta : NULL, err);
 }
 
 /* The run record of this run (run_record.h), built when checkpoints are written or read. */
@@ -232,8 +239,45 @@ static badam_status restore(trainer *t, const char *dir, const checkpoint_state 
     return checkpoint_load_optimizer(dir, &t->ts, err);
 }
 
+static int add_eos(int32_t *ids, int n, int32_t id) {
+    if (id < 0) return n;
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id) return n;
+    ids[n] = id;
+    return n + 1;
+}
+
+/* A model trained on chat data through a template stops where the template ends a response:
+ * the saved folder's eos_token_id becomes [the base's EOS ids, the template's end-of-turn id],
+ * its tokenizer's eos_token the end-of-turn token, and its chat_template the template's format
+ * (template_chat_jinja). Pre-tokenized data names no template: the folder stays as it was. */
+static badam_status make_folder_meta(trainer *t, badam_error *err) {
+    const train_config *c = t->cfg;
+    if (!t->tok || t->train->format == DATA_FORMAT_TOKENIZED) return BADAM_OK;
+    llama_folder_meta *meta = &t->meta;
+    memset(meta, 0, sizeof *meta);
+    int n = 0;
+    for (int i = 0; i < t->m->cfg.n_eos; i++)
+        n = add_eos(t->meta_eos, n, t->m->cfg.eos_token_ids[i]);
+    n = add_eos(t->meta_eos, n, tokenizer_eos_id(t->tok));
+    const char *eot = template_end_of_turn(c->template_name);
+    int32_t eot_id = eot ? tokenizer_token_to_id(t->tok, eot) : -1;
+    n = add_eos(t->meta_eos, n, eot_id);
+    meta->eos_ids = t->meta_eos;
+    meta->n_eos = n;
+    meta->bos_id = t->m->cfg.bos_token_id >= 0 ? t->m->cfg.bos_token_id : tokenizer_bos_id(t->tok);
+    if (eot_id >= 0) meta->eos_token = eot;
+    badam_status st =
+        template_chat_jinja(c->template_name, t->tok, c->system_prompt, &t->chat_template, err);
+    if (st) return st;
+    meta->chat_template = t->chat_template;
+    t->has_meta = 1;
+    return BADAM_OK;
+}
+
 static void free_trainer(trainer *t) {
     cJSON_Delete(t->record);
+    free(t->chat_template);
     metrics_close(&t->metrics);
     trainable_free(&t->ts);
     if (t->blockwise) partition_free(&t->part);
@@ -276,7 +320,8 @@ static badam_status save_final(trainer *t, badam_error *err) {
         if (st) return st;
         llama_lora_merge(t->m); /* OUT/ itself gets the merged weights */
     }
-    return llama_model_save(t->m, c->model_dir, c->out_dir, c->max_shard_bytes, err);
+    return llama_model_save_meta(t->m, c->model_dir, c->out_dir, c->max_shard_bytes,
+                                 t->has_meta ? &t->meta : NULL, err);
 }
 
 /* One optimizer step: gradients of grad_accum micro-batches, then the update. */
@@ -361,10 +406,19 @@ static void print_plan(const trainer *t, const memory_plan *p) {
     if (t->blockwise)
         fprintf(stderr, "  %d blocks (%s order), switch every %d steps\n", t->part.n_blocks,
                 block_order_name(c->order), t->K);
+    const char *note = t->blockwise ? partition_tied_head_note(&t->m->cfg, &c->partition) : NULL;
+    if (note) fprintf(stderr, "  note: %s\n", note);
     fprintf(stderr, "  memory plan:");
     for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT; cat++)
         fprintf(stderr, " %s %.1f MiB%s", badam_mem_category_name(cat), p->bytes[cat] / 1048576.0,
                 cat + 1 < BADAM_MEM_CATEGORY_COUNT ? "," : "\n");
+    char line[256];
+    data_stats_describe(&t->data_stats, line, sizeof line);
+    fprintf(stderr, "  data: %s\n", line);
+    if (c->val_path) {
+        data_stats_describe(&t->val_stats, line, sizeof line);
+        fprintf(stderr, "  validation data: %s\n", line);
+    }
     fprintf(stderr, "  %zu training examples, %d steps\n", t->train->n, t->max_steps);
 }
 
@@ -390,6 +444,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     }
     if (!st) st = load_data(t, err);
     if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
+    if (!st) st = make_folder_meta(t, err);
     if (!st && t->blockwise) st = partition_build(t->m, &c->partition, &t->part, err);
     if (st) {
         cJSON_Delete(cs.run);
