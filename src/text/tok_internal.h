@@ -16,6 +16,21 @@
 
 #include "badam/status.h"
 
+/* ---------------------------------------------------------------- id bounds */
+
+/* Token ids read from tokenizer.json size the id tables (one entry per id up to the largest),
+ * so they are checked before use: every id is below TOK_MAX_ID (2^24; real vocabularies have
+ * at most a few hundred thousand tokens), and the largest id is below twice the number of
+ * tokens that have ids plus TOK_ID_SLACK, so the tables grow with the file, never with one
+ * number in it. */
+#define TOK_MAX_ID (1 << 24)
+#define TOK_ID_SLACK 65536
+
+/* 0 when a table of max_id + 1 entries is too sparse for n_ids tokens (see above). */
+static inline int tok_ids_dense_enough(int64_t max_id, size_t n_ids) {
+    return max_id < 2 * (int64_t)n_ids + TOK_ID_SLACK;
+}
+
 /* ---------------------------------------------------------------- byte buffers and lists */
 
 typedef struct tok_buf {

@@ -1,5 +1,6 @@
 /* Tokenizer utilities: growable buffers and lists, UTF-8 decoding (strict and lossy), the few
  * Unicode predicates the components need (via utf8proc), hash maps, JSON field helpers. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "io/json_get.h"
 #include "text/tok_internal.h"
 
 /* ---------------------------------------------------------------- buffers */
@@ -469,11 +471,11 @@ badam_status tok_json_int(const cJSON *obj, const char *field, int *out, const c
                           const char *path, badam_error *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
     if (!it || cJSON_IsNull(it)) return BADAM_OK;
-    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble ||
-        it->valuedouble < 0)
+    long long v;
+    if (!json_int_in_range(it, 0, INT_MAX, &v))
         return badam_fail(err, BADAM_E_FORMAT, "%s: %s.%s: expected a non-negative integer", file,
                           path, field);
-    *out = (int)it->valuedouble;
+    *out = (int)v;
     return BADAM_OK;
 }
 
