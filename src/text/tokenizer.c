@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/files.h"
 #include "io/json_get.h"
@@ -487,7 +488,7 @@ badam_status tokenizer_load(const char *path, badam_tokenizer **out, badam_error
     if (io_is_dir(path)) {
         snprintf(json_path, sizeof json_path, "%s/tokenizer.json", path);
         snprintf(config_path, sizeof config_path, "%s/tokenizer_config.json", path);
-        if (!io_is_file(json_path))
+        if (access(json_path, F_OK) != 0) /* present but not a regular file: read says why */
             return badam_fail(err, BADAM_E_IO, "%s: no tokenizer.json in this folder", path);
         have_config = io_is_file(config_path);
     } else {
