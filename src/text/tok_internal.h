@@ -38,6 +38,8 @@ typedef struct tok_buf {
     size_t len, cap;
 } tok_buf;
 
+/* Both leave b->data non-NULL, even for 0 bytes: offsets into a buffer that was reserved or
+ * appended to are never offsets from a null pointer (undefined behaviour, even + 0). */
 badam_status tok_buf_reserve(tok_buf *b, size_t extra, badam_error *err);
 badam_status tok_buf_append(tok_buf *b, const void *p, size_t n, badam_error *err);
 void tok_buf_free(tok_buf *b);
@@ -60,6 +62,7 @@ badam_status tok_list_push(tok_list *l, const char *s, size_t n, int flag, badam
 /* Starts a new item at the end of the arena; bytes appended to l->text after it extend it. */
 badam_status tok_list_begin(tok_list *l, int flag, badam_error *err);
 void tok_list_end(tok_list *l); /* closes the item begun last: its length is the bytes since */
+/* Item i's bytes (i < l->n: a list with items has an arena, pushed or begun). */
 static inline const char *tok_list_str(const tok_list *l, size_t i) {
     return l->text.data + l->items[i].off;
 }

@@ -15,7 +15,7 @@
 /* ---------------------------------------------------------------- buffers */
 
 badam_status tok_buf_reserve(tok_buf *b, size_t extra, badam_error *err) {
-    if (b->len + extra <= b->cap) return BADAM_OK;
+    if (b->data && b->len + extra <= b->cap) return BADAM_OK;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra) cap *= 2;
     char *p = realloc(b->data, cap);
@@ -26,10 +26,9 @@ badam_status tok_buf_reserve(tok_buf *b, size_t extra, badam_error *err) {
 }
 
 badam_status tok_buf_append(tok_buf *b, const void *p, size_t n, badam_error *err) {
-    if (n == 0) return BADAM_OK;
     badam_status st = tok_buf_reserve(b, n, err);
     if (st) return st;
-    memcpy(b->data + b->len, p, n);
+    if (n) memcpy(b->data + b->len, p, n); /* p may be NULL when n is 0 */
     b->len += n;
     return BADAM_OK;
 }
@@ -60,6 +59,7 @@ badam_status tok_list_push(tok_list *l, const char *s, size_t n, int flag, badam
 
 badam_status tok_list_begin(tok_list *l, int flag, badam_error *err) {
     badam_status st = list_grow(l, err);
+    if (!st) st = tok_buf_reserve(&l->text, 0, err); /* an item always has an arena */
     if (st) return st;
     l->items[l->n++] = (tok_item){l->text.len, 0, flag};
     return BADAM_OK;
