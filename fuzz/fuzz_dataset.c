@@ -19,9 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const int seq_lens[] = {0, 7, 64};
     badam_error err;
     if (!tok) {
-        fuzz_require(tokenizer_load(fuzz_source(0, "tests/fixtures/data/tiny_tokenizer"), &tok,
-                                    &err),
-                     &err, "tiny tokenizer");
+        fuzz_require(
+            tokenizer_load(fuzz_source(0, "tests/fixtures/data/tiny_tokenizer"), &tok, &err), &err,
+            "tiny tokenizer");
         atexit(free_tok);
     }
     const char *path = fuzz_path(0, (size / 18) % 2 ? "data.jsonl" : "data.json");
@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             abort();
     data_set *train = NULL, *val = NULL;
     if (ds->n >= 2 && data_split(ds, 1, 7, &train, &val, &err) == BADAM_OK) {
-        batcher_options bo = {.batch_size = 2, .seq_len = 16, .shuffle = 1,
-                              .pack = (int)(size % 2), .seed = 3};
+        batcher_options bo = {
+            .batch_size = 2, .seq_len = 16, .shuffle = 1, .pack = (int)(size % 2), .seed = 3};
         batcher *b = NULL;
         if (batcher_create(train, &bo, &b, &err) == BADAM_OK) {
             data_batch batch;

@@ -17,7 +17,8 @@
 const char *fuzz_dir(void);
 /* fuzz_dir()/name, in a static buffer per call site's slot (0..3). */
 const char *fuzz_path(int slot, const char *name);
-/* Writes n bytes to path (replacing it); aborts on failure (the harness is broken, not the input). */
+/* Writes n bytes to path (replacing it); aborts on failure (the harness is broken, not the input).
+ */
 void fuzz_write(const char *path, const void *data, size_t n);
 /* BADAM_SOURCE_DIR/rel in a static buffer per slot (0..3). */
 const char *fuzz_source(int slot, const char *rel);

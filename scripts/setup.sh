@@ -18,6 +18,8 @@ PACKAGES=(
   libutf8proc-dev      # utf8proc: NFC/NFKC normalization and Unicode categories for the tokenizer
   libomp-dev           # OpenMP runtime headers (gcc ships libgomp; kept for clang builds)
   clang-format         # formatting check
+  clang-14             # fuzz/: the libFuzzer harnesses are built with clang
+  libclang-rt-14-dev   # clang's runtimes: libFuzzer, AddressSanitizer, UBSan
   python3              # Debian's python, for reference tests
   python3-numpy        # used by the PyTorch reference scripts
   python3-torch        # PyTorch: the numerical reference for forward/backward
