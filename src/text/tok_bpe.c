@@ -433,6 +433,8 @@ badam_status tok_bpe_encode_word(const tok_bpe *bpe, const char *w, size_t n, to
     size_t start = out->n;
     for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next)
         if ((st = tok_ids_push(out, s[i].id, err))) return st;
-    if (cacheable) cache_put(bpe, h, w, n, out->data + start, out->n - start);
+    /* a word may give no ids at all (no vocabulary entry, no unk): nothing to offset into */
+    if (cacheable)
+        cache_put(bpe, h, w, n, out->n > start ? out->data + start : NULL, out->n - start);
     return BADAM_OK;
 }

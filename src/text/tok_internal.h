@@ -73,6 +73,7 @@ typedef struct tok_ids {
     int32_t *data;
     size_t n, cap;
 } tok_ids;
+/* Like tok_buf: data is non-NULL after either call, even when 0 ids were appended. */
 badam_status tok_ids_push(tok_ids *v, int32_t id, badam_error *err);
 badam_status tok_ids_append(tok_ids *v, const int32_t *ids, size_t n, badam_error *err);
 

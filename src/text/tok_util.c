@@ -82,7 +82,7 @@ void tok_list_free(tok_list *l) {
 }
 
 badam_status tok_ids_push(tok_ids *v, int32_t id, badam_error *err) {
-    if (v->n == v->cap) {
+    if (!v->data || v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64;
         int32_t *p = realloc(v->data, cap * sizeof *p);
         if (!p) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
@@ -94,7 +94,7 @@ badam_status tok_ids_push(tok_ids *v, int32_t id, badam_error *err) {
 }
 
 badam_status tok_ids_append(tok_ids *v, const int32_t *ids, size_t n, badam_error *err) {
-    if (v->n + n > v->cap) {
+    if (!v->data || v->n + n > v->cap) {
         size_t cap = v->cap ? v->cap : 64;
         while (cap < v->n + n) cap *= 2;
         int32_t *p = realloc(v->data, cap * sizeof *p);
