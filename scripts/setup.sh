@@ -19,6 +19,8 @@ PACKAGES=(
   libssl-dev           # OpenSSL libcrypto: SHA-256 of the data files checkpoints record
   libomp-dev           # OpenMP runtime headers (gcc ships libgomp; kept for clang builds)
   clang-format         # formatting check
+  clang-14             # fuzz/: the libFuzzer harnesses are built with clang
+  libclang-rt-14-dev   # clang's runtimes: libFuzzer, AddressSanitizer, UBSan
   python3              # Debian's python, for reference tests
   python3-numpy        # used by the PyTorch reference scripts
   python3-torch        # PyTorch: the numerical reference for forward/backward

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs dependencies, checks formatting, builds with
-# -Werror, runs every test, then rebuilds with AddressSanitizer + UBSan and runs them again.
+# -Werror, runs every test, then rebuilds with AddressSanitizer + UBSan and runs them again, then
+# builds the libFuzzer harnesses (clang) and runs each briefly and deterministically (fuzz/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +28,7 @@ echo "== tests under sanitizers =="
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j2 --timeout 900 \
   -E '^(test_llama_ref|test_generate|test_train_ref)@'
+echo "== fuzz harnesses (clang + libFuzzer, ASan + UBSan): short deterministic runs =="
+BUILD_DIR=build-fuzz bash scripts/build.sh -DCMAKE_C_COMPILER=clang-14 -DBADAM_FUZZ=ON -DBADAM_WERROR=ON
+ctest --test-dir build-fuzz -L fuzz --output-on-failure -j2 --timeout 300
 echo "== all tests passed =="

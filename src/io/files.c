@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,11 @@ static atomic_uint io_tmp_counter;
 
 /* ---- reading ---- */
 
-badam_status io_read_file(const char *path, char **data_out, size_t *size_out, badam_error *err) {
-    *data_out = NULL;
+badam_status io_open_regular(const char *path, int *fd_out, size_t *size_out, badam_error *err) {
+    *fd_out = -1;
     if (size_out) *size_out = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (forever). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return badam_fail(err, BADAM_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -27,12 +29,41 @@ badam_status io_read_file(const char *path, char **data_out, size_t *size_out, b
         close(fd);
         return badam_fail(err, BADAM_E_IO, "%s: cannot stat: %s", path, strerror(e));
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (!S_ISREG(st.st_mode)) {
+        const char *kind = S_ISDIR(st.st_mode)    ? "a directory"
+                           : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+                           : S_ISCHR(st.st_mode)  ? "a character device"
+                           : S_ISBLK(st.st_mode)  ? "a block device"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                                                  : "not a regular file";
         close(fd);
-        return badam_fail(err, BADAM_E_IO, "%s: is a directory", path);
+        return badam_fail(err, BADAM_E_IO, "%s: is %s; only regular files are read", path, kind);
     }
-    /* The size from fstat is a hint only (pipes, procfs): read until end of file. */
-    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return badam_fail(err, BADAM_E_IO, "%s: fcntl failed: %s", path, strerror(e));
+    }
+    if ((unsigned long long)st.st_size > (unsigned long long)(SIZE_MAX / 2)) {
+        close(fd);
+        return badam_fail(err, BADAM_E_IO, "%s: file too large (%lld bytes)", path,
+                          (long long)st.st_size);
+    }
+    *fd_out = fd;
+    if (size_out) *size_out = (size_t)st.st_size;
+    return BADAM_OK;
+}
+
+badam_status io_read_file(const char *path, char **data_out, size_t *size_out, badam_error *err) {
+    *data_out = NULL;
+    if (size_out) *size_out = 0;
+    int fd;
+    size_t file_size;
+    badam_status ost = io_open_regular(path, &fd, &file_size, err);
+    if (ost != BADAM_OK) return ost;
+    /* The size from fstat is a hint only (the file may grow or shrink): read until end of file. */
+    size_t cap = file_size > 0 ? file_size + 1 : 4096;
     size_t len = 0;
     char *buf = malloc(cap);
     if (!buf) {
@@ -200,8 +231,9 @@ badam_status io_write_file_atomic(const char *path, const void *data, size_t siz
 }
 
 badam_status io_copy_file(const char *src, const char *dst, badam_error *err) {
-    int fd = open(src, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return badam_fail(err, BADAM_E_IO, "%s: cannot open: %s", src, strerror(errno));
+    int fd;
+    badam_status ost = io_open_regular(src, &fd, NULL, err);
+    if (ost != BADAM_OK) return ost;
     enum { CHUNK = 1 << 20 };
     char *buf = malloc(CHUNK);
     if (!buf) {
@@ -307,6 +339,10 @@ static size_t utf8_error_offset(const unsigned char *s, size_t n) {
         i += len;
     }
     return n;
+}
+
+size_t io_utf8_error_offset(const char *s, size_t n) {
+    return utf8_error_offset((const unsigned char *)s, n);
 }
 
 int io_valid_utf8(const char *s, size_t n) {

@@ -8,7 +8,13 @@
 
 #include "badam/status.h"
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+/* The one way files we read (models, shards, tokenizers, configs, data) are opened: read-only,
+ * and only when the path is a regular file. A FIFO, device, socket or folder is an error and is
+ * never waited on (the open itself is non-blocking; the descriptor is made blocking again after
+ * the check). *size_out (may be NULL) is the file's size at open. */
+badam_status io_open_regular(const char *path, int *fd_out, size_t *size_out, badam_error *err);
+
+/* Reads a whole regular file into a NUL-terminated malloc'd buffer. */
 badam_status io_read_file(const char *path, char **data_out, size_t *size_out, badam_error *err);
 
 /* Writes data to path atomically: a temporary file in the same folder, fsync, rename over path.
@@ -53,6 +59,8 @@ badam_status io_replace_dir(const char *fresh, const char *target, badam_error *
 
 /* 1 when the bytes are valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int io_valid_utf8(const char *s, size_t n);
+/* Offset of the first byte that is not well-formed UTF-8, or n. */
+size_t io_utf8_error_offset(const char *s, size_t n);
 
 /* Parses JSON text (checked to be UTF-8 first); `what` names the source in errors (a path). */
 badam_status io_parse_json(const char *text, size_t size, const char *what, cJSON **out,

@@ -14,19 +14,29 @@ static badam_status absent(const char *field, int required, const char *file, ba
     return badam_fail(err, BADAM_E_FORMAT, "%s: required field '%s' is missing", file, field);
 }
 
-int json_number_is_int(const cJSON *item) {
+int json_int_in_range(const cJSON *item, long long lo, long long hi, long long *out) {
     if (!cJSON_IsNumber(item)) return 0;
     double v = item->valuedouble;
-    return v == floor(v) && v >= INT_MIN && v <= INT_MAX;
+    /* NaN fails every comparison; the bounds are exact doubles, so the cast below is defined */
+    if (!(v >= (double)lo && v <= (double)hi) || v != floor(v)) return 0;
+    *out = (long long)v;
+    return 1;
+}
+
+int json_number_is_int(const cJSON *item) {
+    long long v;
+    return json_int_in_range(item, INT_MIN, INT_MAX, &v);
 }
 
 badam_status json_get_int(const cJSON *obj, const char *field, int required, int *out,
                           const char *file, badam_error *err) {
     const cJSON *item = field_item(obj, field);
     if (!item) return absent(field, required, file, err);
-    if (!json_number_is_int(item))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be an integer", file, field);
-    *out = (int)item->valuedouble;
+    long long v;
+    if (!json_int_in_range(item, INT_MIN, INT_MAX, &v))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be an integer in [%d, %d]",
+                          file, field, INT_MIN, INT_MAX);
+    *out = (int)v;
     return BADAM_OK;
 }
 

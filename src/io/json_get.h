@@ -22,4 +22,10 @@ badam_status json_get_string(const cJSON *obj, const char *field, int required, 
 /* 1 when the number is an integer representable in int. */
 int json_number_is_int(const cJSON *item);
 
+/* 1 when item is a JSON number holding an integer in [lo, hi] (stored in *out); 0 otherwise.
+ * The range is checked on the double before any conversion (a double outside the target type's
+ * range converts with undefined behaviour), so every integer read from a file goes through it or
+ * json_get_int. lo and hi must be within +-2^53 (exact as doubles). */
+int json_int_in_range(const cJSON *item, long long lo, long long hi, long long *out);
+
 #endif

@@ -261,23 +261,17 @@ badam_status st_open(const char *path, st_file **out, badam_error *err) {
         free(file);
         return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
     }
-    badam_status st = BADAM_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0) {
-        st = badam_fail(err, BADAM_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    } else if (fstat(fd, &sb) != 0) {
-        st = badam_fail(err, BADAM_E_IO, "%s: cannot stat: %s", path, strerror(errno));
-    } else if (!S_ISREG(sb.st_mode)) {
-        st = badam_fail(err, BADAM_E_IO, "%s: not a regular file", path);
-    } else if ((uint64_t)sb.st_size < 8) {
-        st = badam_fail(err, BADAM_E_FORMAT,
-                        "%s: file is %lld bytes, too short for the 8-byte header length", path,
-                        (long long)sb.st_size);
-    } else if ((uint64_t)sb.st_size > SIZE_MAX) {
-        st = badam_fail(err, BADAM_E_IO, "%s: file too large to map", path);
+    int fd = -1;
+    size_t size = 0;
+    badam_status st = io_open_regular(path, &fd, &size, err);
+    if (st != BADAM_OK) {
+        /* nothing opened */
+    } else if (size < 8) {
+        st =
+            badam_fail(err, BADAM_E_FORMAT,
+                       "%s: file is %zu bytes, too short for the 8-byte header length", path, size);
     } else {
-        file->map_size = (size_t)sb.st_size;
+        file->map_size = size;
         file->map = mmap(NULL, file->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (file->map == MAP_FAILED) {
             file->map = NULL;

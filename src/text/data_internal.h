@@ -56,7 +56,8 @@ void data_shuffle(size_t *a, size_t n, uint64_t *state);
 /* Streams the top-level records of a JSON array file ("[{...}, {...}]") or a JSON-lines file
  * (values separated by whitespace, normally one per line), never holding more than one record in
  * memory. It only finds each record's byte range (honouring strings and escapes); the caller parses
- * the record. A record longer than DATA_MAX_RECORD_BYTES is an error. */
+ * the record. A record longer than DATA_MAX_RECORD_BYTES is an error. Only regular files are
+ * opened (io_open_regular). Every error names the file and a byte offset. */
 #define DATA_MAX_RECORD_BYTES ((size_t)16 << 20)
 
 typedef struct data_scanner data_scanner;
@@ -66,6 +67,8 @@ badam_status data_scanner_open(const char *path, data_scanner **out, badam_error
  * at the end of the file. Errors name the file and the record index. */
 badam_status data_scanner_next(data_scanner *sc, const char **text, size_t *len, size_t *line,
                                badam_error *err);
+/* Byte offset (0-based, in the file) of the first byte of the record last returned. */
+size_t data_scanner_record_offset(const data_scanner *sc);
 /* 1 when the file is a JSON array, 0 for JSON lines (known after open). */
 int data_scanner_is_array(const data_scanner *sc);
 void data_scanner_close(data_scanner *sc);

@@ -77,14 +77,14 @@ int data_truncate_pairs(token_seq *seq, const template_pair *pairs, size_t n_pai
 
 typedef struct record_ctx {
     const char *path;
-    size_t index, line;
+    size_t index, line, byte; /* byte: the record's offset in the file */
     badam_error *err;
 } record_ctx;
 
 static badam_status rec_fail(const record_ctx *r, badam_status st, const char *field,
                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* "<file>: record <i> (0-based, line <l>): field '<f>': <message>" */
+/* "<file>: record <i> (0-based, line <l>, byte <b>): field '<f>': <message>" */
 static badam_status rec_fail(const record_ctx *r, badam_status st, const char *field,
                              const char *fmt, ...) {
     char msg[BADAM_ERROR_MESSAGE_MAX];
@@ -93,10 +93,11 @@ static badam_status rec_fail(const record_ctx *r, badam_status st, const char *f
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (field)
-        return badam_fail(r->err, st, "%s: record %zu (0-based, line %zu): field '%s': %s", r->path,
-                          r->index, r->line, field, msg);
-    return badam_fail(r->err, st, "%s: record %zu (0-based, line %zu): %s", r->path, r->index,
-                      r->line, msg);
+        return badam_fail(r->err, st,
+                          "%s: record %zu (0-based, line %zu, byte %zu): field '%s': %s", r->path,
+                          r->index, r->line, r->byte, field, msg);
+    return badam_fail(r->err, st, "%s: record %zu (0-based, line %zu, byte %zu): %s", r->path,
+                      r->index, r->line, r->byte, msg);
 }
 
 static const char *json_type_name(const cJSON *item) {
@@ -384,8 +385,8 @@ static badam_status record_to_example(const record_ctx *r, const cJSON *obj, dat
         st = template_render_pairs(o->template_name, tok, l.t, l.n, system, 0, seq, &pairs,
                                    &n_pairs, r->err);
         if (st != BADAM_OK)
-            badam_error_prefix(r->err, "%s: record %zu (0-based, line %zu)", r->path, r->index,
-                               r->line);
+            badam_error_prefix(r->err, "%s: record %zu (0-based, line %zu, byte %zu)", r->path,
+                               r->index, r->line, r->byte);
         else if (o->seq_len > 0)
             *truncated = data_truncate_pairs(seq, pairs, n_pairs, (size_t)o->seq_len);
         free(pairs);
@@ -424,8 +425,10 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
         r.index = ds->stats.records;
         if ((st = data_scanner_next(sc, &text, &len, &r.line, err)) != BADAM_OK) break;
         if (!text) break;
+        r.byte = data_scanner_record_offset(sc);
         if (!io_valid_utf8(text, len)) {
-            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "invalid UTF-8");
+            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "invalid UTF-8 at byte %zu of the file",
+                          r.byte + io_utf8_error_offset(text, len));
             break;
         }
         const char *end = NULL;
@@ -433,7 +436,9 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
         if (!obj || (end && end != text + len)) {
             size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
             cJSON_Delete(obj);
-            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "malformed JSON at byte %zu of the record", at);
+            st = rec_fail(&r, BADAM_E_FORMAT, NULL,
+                          "malformed JSON at byte %zu of the file (byte %zu of the record)",
+                          r.byte + at, at);
             break;
         }
         if (!cJSON_IsObject(obj)) {

@@ -4,12 +4,18 @@
  * whitespace-separated value of a JSON-lines file) is copied into a buffer of its own and handed to
  * the caller, which parses it with cJSON. The scanner tracks only bracket depth, strings and
  * escapes, which is all it needs to find where a record ends; everything else about the record's
- * syntax is cJSON's job. Memory stays at one record (at most DATA_MAX_RECORD_BYTES). */
+ * syntax is cJSON's job. Memory stays at one record (at most DATA_MAX_RECORD_BYTES).
+ *
+ * Every error names the file and the byte offset (0-based, counted from the first byte of the
+ * file, byte order mark included) where the problem was found, plus the line for people. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "io/files.h"
 #include "text/data_internal.h"
 
 #define SCAN_CHUNK ((size_t)1 << 16)
@@ -24,8 +30,10 @@ struct data_scanner {
     size_t rec_len, rec_cap;
     int is_array;
     int done;
-    size_t index; /* index of the next record */
-    size_t line;  /* 1-based line of the next byte */
+    size_t index;   /* index of the next record */
+    size_t line;    /* 1-based line of the next byte */
+    size_t pos;     /* 0-based byte offset of the next byte */
+    size_t rec_pos; /* byte offset of the current record's first byte */
 };
 
 static int sc_getc(data_scanner *sc) {
@@ -42,12 +50,14 @@ static int sc_getc(data_scanner *sc) {
         c = sc->in[sc->in_pos++];
     }
     if (c == '\n') sc->line++;
+    sc->pos++;
     return c;
 }
 
 static void sc_ungetc(data_scanner *sc, int c) {
     if (c == EOF) return;
     if (c == '\n') sc->line--;
+    sc->pos--;
     sc->pushback = c;
 }
 
@@ -80,13 +90,22 @@ badam_status data_scanner_open(const char *path, data_scanner **out, badam_error
     sc->line = 1;
     sc->path = strdup(path);
     sc->in = malloc(SCAN_CHUNK);
-    if (!sc->path || !sc->in) {
+    sc->rec_cap = 4096; /* never NULL: even an empty record has its terminator */
+    sc->rec = malloc(sc->rec_cap);
+    if (!sc->path || !sc->in || !sc->rec) {
         data_scanner_close(sc);
         return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
     }
-    sc->f = fopen(path, "rb");
+    int fd;
+    badam_status ost = io_open_regular(path, &fd, NULL, err);
+    if (ost != BADAM_OK) {
+        data_scanner_close(sc);
+        return ost;
+    }
+    sc->f = fdopen(fd, "rb");
     if (!sc->f) {
         int e = errno;
+        close(fd);
         data_scanner_close(sc);
         return badam_fail(err, BADAM_E_IO, "%s: cannot open: %s", path, strerror(e));
     }
@@ -95,7 +114,10 @@ badam_status data_scanner_open(const char *path, data_scanner **out, badam_error
         int c2 = sc_getc(sc), c3 = sc_getc(sc);
         if (c2 != 0xBB || c3 != 0xBF) {
             data_scanner_close(sc);
-            return badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON or JSON-lines file", path);
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: byte 0: not a JSON or JSON-lines file (an incomplete UTF-8 "
+                              "byte order mark)",
+                              path);
         }
         c = sc_getc(sc);
     }
@@ -117,9 +139,9 @@ badam_status data_scanner_open(const char *path, data_scanner **out, badam_error
     } else {
         char d[16];
         badam_status st = badam_fail(err, BADAM_E_FORMAT,
-                                     "%s: line %zu: expected a JSON array ('[') or JSON lines (one "
-                                     "'{' object per line), found %s",
-                                     path, sc->line, describe(c, d));
+                                     "%s: byte %zu (line %zu): expected a JSON array ('[') or JSON "
+                                     "lines (one '{' object per line), found %s",
+                                     path, sc->pos - 1, sc->line, describe(c, d));
         data_scanner_close(sc);
         return st;
     }
@@ -144,10 +166,10 @@ static badam_status rec_put(data_scanner *sc, int c, badam_error *err) {
     if (sc->rec_len + 2 > sc->rec_cap) {
         if (sc->rec_len + 1 > DATA_MAX_RECORD_BYTES)
             return badam_fail(err, BADAM_E_FORMAT,
-                              "%s: record %zu (0-based) is larger than %zu MB; records that big "
-                              "are not supported (is the file one huge record?)",
-                              sc->path, sc->index, DATA_MAX_RECORD_BYTES >> 20);
-        size_t cap = sc->rec_cap ? sc->rec_cap * 2 : 4096;
+                              "%s: record %zu (0-based, byte %zu) is larger than %zu MB; records "
+                              "that big are not supported (is the file one huge record?)",
+                              sc->path, sc->index, sc->rec_pos, DATA_MAX_RECORD_BYTES >> 20);
+        size_t cap = sc->rec_cap * 2;
         if (cap > DATA_MAX_RECORD_BYTES + 2) cap = DATA_MAX_RECORD_BYTES + 2;
         char *r = realloc(sc->rec, cap);
         if (!r) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", sc->path);
@@ -158,10 +180,23 @@ static badam_status rec_put(data_scanner *sc, int c, badam_error *err) {
     return BADAM_OK;
 }
 
-/* Copies one JSON value starting with byte c into sc->rec. */
+/* 1 when c can start a JSON value: an object, array, string, number, true, false or null. */
+static int starts_value(int c) {
+    return c == '{' || c == '[' || c == '"' || c == '-' || (c >= '0' && c <= '9') || c == 't' ||
+           c == 'f' || c == 'n';
+}
+
+/* Copies one JSON value starting with byte c (read at sc->pos - 1) into sc->rec. */
 static badam_status scan_value(data_scanner *sc, int c, size_t start_line, badam_error *err) {
     badam_status st;
+    char d[16];
     sc->rec_len = 0;
+    sc->rec_pos = sc->pos - 1;
+    if (!starts_value(c))
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: byte %zu (line %zu): malformed JSON at record %zu (0-based): "
+                          "expected a record, found %s",
+                          sc->path, sc->rec_pos, start_line, sc->index, describe(c, d));
     if (c == '{' || c == '[' || c == '"') {
         int depth = 0, in_string = 0, escape = 0;
         for (;;) {
@@ -185,9 +220,9 @@ static badam_status scan_value(data_scanner *sc, int c, size_t start_line, badam
             if (c == EOF)
                 return badam_fail(
                     err, BADAM_E_FORMAT,
-                    "%s: record %zu (0-based, line %zu): malformed JSON: the file ends "
-                    "inside the record (%s)",
-                    sc->path, sc->index, start_line,
+                    "%s: byte %zu: record %zu (0-based, line %zu, byte %zu): malformed JSON: the "
+                    "file ends inside the record (%s)",
+                    sc->path, sc->pos, sc->index, start_line, sc->rec_pos,
                     in_string ? "unterminated string" : "unclosed '{' or '['");
         }
     } else {
@@ -216,29 +251,29 @@ badam_status data_scanner_next(data_scanner *sc, const char **text, size_t *len,
             if (c == ']') goto array_end;
             if (c == EOF)
                 return badam_fail(err, BADAM_E_FORMAT,
-                                  "%s: malformed JSON: the file ends after record %zu (0-based) "
-                                  "without the array's closing ']'",
-                                  sc->path, sc->index - 1);
+                                  "%s: byte %zu: malformed JSON: the file ends after record %zu "
+                                  "(0-based) without the array's closing ']'",
+                                  sc->path, sc->pos, sc->index - 1);
             if (c != ',')
                 return badam_fail(
                     err, BADAM_E_FORMAT,
-                    "%s: line %zu: malformed JSON after record %zu (0-based): expected "
+                    "%s: byte %zu (line %zu): malformed JSON after record %zu (0-based): expected "
                     "',' or ']', found %s",
-                    sc->path, sc->line, sc->index - 1, describe(c, d));
+                    sc->path, sc->pos - 1, sc->line, sc->index - 1, describe(c, d));
             c = sc_skip_space(sc);
             if (c == ']')
                 return badam_fail(err, BADAM_E_FORMAT,
-                                  "%s: line %zu: malformed JSON at record %zu (0-based): a ',' "
-                                  "before ']' (trailing comma)",
-                                  sc->path, sc->line, sc->index);
+                                  "%s: byte %zu (line %zu): malformed JSON at record %zu "
+                                  "(0-based): a ',' before ']' (trailing comma)",
+                                  sc->path, sc->pos - 1, sc->line, sc->index);
         } else if (c == ']') {
             goto array_end;
         }
         if (c == EOF)
             return badam_fail(err, BADAM_E_FORMAT,
-                              "%s: malformed JSON at record %zu (0-based): the file ends before "
-                              "the array's ']'",
-                              sc->path, sc->index);
+                              "%s: byte %zu: malformed JSON at record %zu (0-based): the file "
+                              "ends before the array's ']'",
+                              sc->path, sc->pos, sc->index);
     } else {
         c = sc_skip_space(sc);
         if (c == EOF) {
@@ -262,7 +297,12 @@ array_end:
     c = sc_skip_space(sc);
     if (c != EOF)
         return badam_fail(err, BADAM_E_FORMAT,
-                          "%s: line %zu: unexpected %s after the closing ']' of the array",
-                          sc->path, sc->line, describe(c, d));
+                          "%s: byte %zu (line %zu): unexpected %s after the closing ']' of the "
+                          "array",
+                          sc->path, sc->pos - 1, sc->line, describe(c, d));
     return BADAM_OK;
+}
+
+size_t data_scanner_record_offset(const data_scanner *sc) {
+    return sc->rec_pos;
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/json_get.h"
 #include "text/tok_internal.h"
 
 typedef struct tok_symbol {
@@ -152,16 +153,23 @@ badam_status tok_bpe_parse(const cJSON *model, const char *file, tok_bpe *bpe, b
     bpe->vocab_max = -1;
     const cJSON *v;
     cJSON_ArrayForEach(v, vocab) {
-        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 2147483647.0 ||
-            v->valuedouble != (double)(int32_t)v->valuedouble) {
+        long long id64;
+        if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &id64)) {
             st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: model.vocab[\"%s\"]: expected a non-negative integer id", file,
-                            v->string);
+                            "%s: model.vocab[\"%s\"]: expected an integer id in [0, %d]", file,
+                            v->string, TOK_MAX_ID - 1);
             goto fail;
         }
-        int32_t id = (int32_t)v->valuedouble;
+        int32_t id = (int32_t)id64;
         if ((st = tok_strmap_put(&bpe->vocab, v->string, strlen(v->string), id, err))) goto fail;
         if (id > bpe->vocab_max) bpe->vocab_max = id;
+    }
+    if (!tok_ids_dense_enough(bpe->vocab_max, n_vocab)) {
+        st = badam_fail(err, BADAM_E_FORMAT,
+                        "%s: model.vocab: the largest id is %d but there are only %zu tokens (ids "
+                        "must be about 0 .. number of tokens - 1)",
+                        file, bpe->vocab_max, n_vocab);
+        goto fail;
     }
     if (bpe->vocab_max >= 0) {
         bpe->id_to_token = calloc((size_t)bpe->vocab_max + 1, sizeof *bpe->id_to_token);
@@ -425,6 +433,8 @@ badam_status tok_bpe_encode_word(const tok_bpe *bpe, const char *w, size_t n, to
     size_t start = out->n;
     for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next)
         if ((st = tok_ids_push(out, s[i].id, err))) return st;
-    if (cacheable) cache_put(bpe, h, w, n, out->data + start, out->n - start);
+    /* a word may give no ids at all (no vocabulary entry, no unk): nothing to offset into */
+    if (cacheable)
+        cache_put(bpe, h, w, n, out->n > start ? out->data + start : NULL, out->n - start);
     return BADAM_OK;
 }

@@ -16,6 +16,21 @@
 
 #include "badam/status.h"
 
+/* ---------------------------------------------------------------- id bounds */
+
+/* Token ids read from tokenizer.json size the id tables (one entry per id up to the largest),
+ * so they are checked before use: every id is below TOK_MAX_ID (2^24; real vocabularies have
+ * at most a few hundred thousand tokens), and the largest id is below twice the number of
+ * tokens that have ids plus TOK_ID_SLACK, so the tables grow with the file, never with one
+ * number in it. */
+#define TOK_MAX_ID (1 << 24)
+#define TOK_ID_SLACK 65536
+
+/* 0 when a table of max_id + 1 entries is too sparse for n_ids tokens (see above). */
+static inline int tok_ids_dense_enough(int64_t max_id, size_t n_ids) {
+    return max_id < 2 * (int64_t)n_ids + TOK_ID_SLACK;
+}
+
 /* ---------------------------------------------------------------- byte buffers and lists */
 
 typedef struct tok_buf {
@@ -23,6 +38,8 @@ typedef struct tok_buf {
     size_t len, cap;
 } tok_buf;
 
+/* Both leave b->data non-NULL, even for 0 bytes: offsets into a buffer that was reserved or
+ * appended to are never offsets from a null pointer (undefined behaviour, even + 0). */
 badam_status tok_buf_reserve(tok_buf *b, size_t extra, badam_error *err);
 badam_status tok_buf_append(tok_buf *b, const void *p, size_t n, badam_error *err);
 void tok_buf_free(tok_buf *b);
@@ -45,6 +62,7 @@ badam_status tok_list_push(tok_list *l, const char *s, size_t n, int flag, badam
 /* Starts a new item at the end of the arena; bytes appended to l->text after it extend it. */
 badam_status tok_list_begin(tok_list *l, int flag, badam_error *err);
 void tok_list_end(tok_list *l); /* closes the item begun last: its length is the bytes since */
+/* Item i's bytes (i < l->n: a list with items has an arena, pushed or begun). */
 static inline const char *tok_list_str(const tok_list *l, size_t i) {
     return l->text.data + l->items[i].off;
 }
@@ -55,6 +73,7 @@ typedef struct tok_ids {
     int32_t *data;
     size_t n, cap;
 } tok_ids;
+/* Like tok_buf: data is non-NULL after either call, even when 0 ids were appended. */
 badam_status tok_ids_push(tok_ids *v, int32_t id, badam_error *err);
 badam_status tok_ids_append(tok_ids *v, const int32_t *ids, size_t n, badam_error *err);
 

@@ -1,5 +1,6 @@
 /* Tokenizer utilities: growable buffers and lists, UTF-8 decoding (strict and lossy), the few
  * Unicode predicates the components need (via utf8proc), hash maps, JSON field helpers. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,12 +9,13 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "io/json_get.h"
 #include "text/tok_internal.h"
 
 /* ---------------------------------------------------------------- buffers */
 
 badam_status tok_buf_reserve(tok_buf *b, size_t extra, badam_error *err) {
-    if (b->len + extra <= b->cap) return BADAM_OK;
+    if (b->data && b->len + extra <= b->cap) return BADAM_OK;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra) cap *= 2;
     char *p = realloc(b->data, cap);
@@ -24,10 +26,9 @@ badam_status tok_buf_reserve(tok_buf *b, size_t extra, badam_error *err) {
 }
 
 badam_status tok_buf_append(tok_buf *b, const void *p, size_t n, badam_error *err) {
-    if (n == 0) return BADAM_OK;
     badam_status st = tok_buf_reserve(b, n, err);
     if (st) return st;
-    memcpy(b->data + b->len, p, n);
+    if (n) memcpy(b->data + b->len, p, n); /* p may be NULL when n is 0 */
     b->len += n;
     return BADAM_OK;
 }
@@ -58,6 +59,7 @@ badam_status tok_list_push(tok_list *l, const char *s, size_t n, int flag, badam
 
 badam_status tok_list_begin(tok_list *l, int flag, badam_error *err) {
     badam_status st = list_grow(l, err);
+    if (!st) st = tok_buf_reserve(&l->text, 0, err); /* an item always has an arena */
     if (st) return st;
     l->items[l->n++] = (tok_item){l->text.len, 0, flag};
     return BADAM_OK;
@@ -80,7 +82,7 @@ void tok_list_free(tok_list *l) {
 }
 
 badam_status tok_ids_push(tok_ids *v, int32_t id, badam_error *err) {
-    if (v->n == v->cap) {
+    if (!v->data || v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64;
         int32_t *p = realloc(v->data, cap * sizeof *p);
         if (!p) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
@@ -92,7 +94,7 @@ badam_status tok_ids_push(tok_ids *v, int32_t id, badam_error *err) {
 }
 
 badam_status tok_ids_append(tok_ids *v, const int32_t *ids, size_t n, badam_error *err) {
-    if (v->n + n > v->cap) {
+    if (!v->data || v->n + n > v->cap) {
         size_t cap = v->cap ? v->cap : 64;
         while (cap < v->n + n) cap *= 2;
         int32_t *p = realloc(v->data, cap * sizeof *p);
@@ -469,11 +471,11 @@ badam_status tok_json_int(const cJSON *obj, const char *field, int *out, const c
                           const char *path, badam_error *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
     if (!it || cJSON_IsNull(it)) return BADAM_OK;
-    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble ||
-        it->valuedouble < 0)
+    long long v;
+    if (!json_int_in_range(it, 0, INT_MAX, &v))
         return badam_fail(err, BADAM_E_FORMAT, "%s: %s.%s: expected a non-negative integer", file,
                           path, field);
-    *out = (int)it->valuedouble;
+    *out = (int)v;
     return BADAM_OK;
 }
 

@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/files.h"
+#include "io/json_get.h"
 #include "text/tok_internal.h"
 
 typedef enum tok_post_kind {
@@ -76,10 +78,12 @@ static badam_status parse_cls_sep(const cJSON *j, const char *field, int32_t *id
                                   const char *path, badam_error *err) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, field);
     const cJSON *v = cJSON_IsArray(a) ? cJSON_GetArrayItem(a, 1) : NULL;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
-        return badam_fail(err, BADAM_E_FORMAT, "%s: %s.%s: expected [\"token\", id]", file, path,
-                          field);
-    *id = (int32_t)v->valuedouble;
+    long long x;
+    if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &x))
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: %s.%s: expected [\"token\", id] with an id in [0, %d]", file, path,
+                          field, TOK_MAX_ID - 1);
+    *id = (int32_t)x;
     return BADAM_OK;
 }
 
@@ -119,11 +123,13 @@ static badam_status parse_template(tok_post *p, const cJSON *j, const char *file
         if (!item->ids) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
         const cJSON *v;
         cJSON_ArrayForEach(v, ids) {
-            if (!cJSON_IsNumber(v) || v->valuedouble < 0)
-                return badam_fail(err, BADAM_E_FORMAT,
-                                  "%s: %s.special_tokens[\"%s\"].ids: expected integers", file,
-                                  path, name->valuestring);
-            item->ids[item->n_ids++] = (int32_t)v->valuedouble;
+            long long x;
+            if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &x))
+                return badam_fail(
+                    err, BADAM_E_FORMAT,
+                    "%s: %s.special_tokens[\"%s\"].ids: expected integer ids in [0, %d]", file,
+                    path, name->valuestring, TOK_MAX_ID - 1);
+            item->ids[item->n_ids++] = (int32_t)x;
         }
     }
     return BADAM_OK;
@@ -278,6 +284,9 @@ static badam_status parse_added(badam_tokenizer *tok, const cJSON *arr, badam_er
         if (!cJSON_GetObjectItemCaseSensitive(it, "id"))
             return badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'id'", file, path);
         if ((st = tok_json_int(it, "id", &id, file, path, err))) return st;
+        if (id >= TOK_MAX_ID)
+            return badam_fail(err, BADAM_E_FORMAT, "%s: %s.id: %d is not a token id in [0, %d]",
+                              file, path, id, TOK_MAX_ID - 1);
         a->id = id;
         a->len = strlen(content);
         if (!(a->content = tok_strndup(content, a->len)))
@@ -333,10 +342,37 @@ done:
     return st;
 }
 
+/* The ids the post-processor adds must name tokens (they reach the model's embedding). */
+static badam_status check_post_ids(const badam_tokenizer *tok, const tok_post *p, const char *path,
+                                   badam_error *err) {
+    if (!p) return BADAM_OK;
+    badam_status st = BADAM_OK;
+    for (size_t i = 0; i < p->n_children && !st; i++)
+        st = check_post_ids(tok, p->children[i], path, err);
+    int32_t single[2] = {p->cls, p->sep};
+    for (int k = 0; k < 2 && !st && p->kind == TOK_POST_CLS_SEP; k++)
+        if (!tokenizer_id_to_token(tok, single[k]))
+            st = badam_fail(err, BADAM_E_FORMAT,
+                            "%s: %s: %s id %d is not in the vocabulary (%d ids)", tok->file, path,
+                            k ? "sep" : "cls", single[k], tok->vocab_size);
+    for (size_t i = 0; i < p->n_items && !st; i++)
+        for (size_t j = 0; j < p->items[i].n_ids && !st; j++)
+            if (!tokenizer_id_to_token(tok, p->items[i].ids[j]))
+                st = badam_fail(err, BADAM_E_FORMAT,
+                                "%s: %s.special_tokens: id %d is not in the vocabulary (%d ids)",
+                                tok->file, path, p->items[i].ids[j], tok->vocab_size);
+    return st;
+}
+
 static badam_status build_id_tables(badam_tokenizer *tok, badam_error *err) {
     int32_t max = tok->bpe.vocab_max;
     for (size_t i = 0; i < tok->n_added; i++)
         if (tok->added[i].id > max) max = tok->added[i].id;
+    if (!tok_ids_dense_enough(max, tok->bpe.vocab.n + tok->n_added))
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: the largest token id is %d but the vocabulary and added_tokens hold "
+                          "only %zu tokens (ids must be about 0 .. number of tokens - 1)",
+                          tok->file, max, tok->bpe.vocab.n + tok->n_added);
     tok->vocab_size = max + 1;
     size_t n = (size_t)tok->vocab_size;
     tok->id_to_token = calloc(n ? n : 1, sizeof *tok->id_to_token);
@@ -347,6 +383,10 @@ static badam_status build_id_tables(badam_tokenizer *tok, badam_error *err) {
     for (int32_t i = 0; i <= tok->bpe.vocab_max; i++) tok->id_to_token[i] = tok->bpe.id_to_token[i];
     for (size_t i = 0; i < tok->n_added; i++) {
         const tok_added *a = &tok->added[i];
+        if (tok->is_added[a->id] && strcmp(tok->id_to_token[a->id], a->content) != 0)
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: added_tokens[%zu]: id %d is already the added token \"%s\"",
+                              tok->file, i, a->id, tok->id_to_token[a->id]);
         tok->id_to_token[a->id] = a->content;
         tok->is_added[a->id] = 1;
         if (a->special) tok->is_special[a->id] = 1;
@@ -435,7 +475,8 @@ static badam_status load_json(badam_tokenizer *tok, const cJSON *root, badam_err
     if ((st = parse_added(tok, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), err)))
         return st;
     if ((st = build_added_index(tok, err))) return st;
-    return build_id_tables(tok, err);
+    if ((st = build_id_tables(tok, err))) return st;
+    return check_post_ids(tok, tok->post, "post_processor", err);
 }
 
 badam_status tokenizer_load(const char *path, badam_tokenizer **out, badam_error *err) {
@@ -447,7 +488,7 @@ badam_status tokenizer_load(const char *path, badam_tokenizer **out, badam_error
     if (io_is_dir(path)) {
         snprintf(json_path, sizeof json_path, "%s/tokenizer.json", path);
         snprintf(config_path, sizeof config_path, "%s/tokenizer_config.json", path);
-        if (!io_is_file(json_path))
+        if (access(json_path, F_OK) != 0) /* present but not a regular file: read says why */
             return badam_fail(err, BADAM_E_IO, "%s: no tokenizer.json in this folder", path);
         have_config = io_is_file(config_path);
     } else {
