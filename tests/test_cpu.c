@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "badam/cpu.h"
+#include "badam/dtype.h"
 #include "model/cpu/ops.h"
 #include "testutil.h"
 
@@ -201,6 +202,48 @@ static void test_dispatch(void) {
     free(in);
 }
 
+/* badam_convert's bulk bf16 <-> fp32 loops, on every path the CPU runs, give the bits of the
+ * scalar badam_bf16_to_f32 / badam_f32_to_bf16: all 65536 bf16 values, and fp32 bit patterns
+ * covering ties, NaNs (signalling and quiet, both signs), infinities, subnormals and random bits.
+ */
+static void test_convert_paths(void) {
+    enum { NB = 65536, NF = 1 << 18 };
+    uint16_t *h = malloc(NB * sizeof *h), *hb = malloc(NF * sizeof *hb);
+    float *f = malloc(NB * sizeof *f), *x = malloc(NF * sizeof *x);
+    test_rng rng;
+    test_rng_seed(&rng, 9);
+    for (int i = 0; i < NB; i++) h[i] = (uint16_t)i;
+    const uint32_t special[] = {0x7f800000u, 0xff800000u, 0x7f800001u, 0x7fc00000u, 0xffffffffu,
+                                0x00000001u, 0x807fffffu, 0x3f808000u, 0x3f818000u, 0x3f807fffu,
+                                0x7f7fffffu, 0x00008000u, 0x7fff8000u, 0x00000000u, 0x80000000u};
+    for (int i = 0; i < NF; i++) {
+        uint32_t u = i < 15 ? special[i] : test_rng_u32(&rng);
+        if (i % 7 == 1) u = (u & 0xffff0000u) | 0x8000u; /* exact ties */
+        memcpy(&x[i], &u, 4);
+    }
+    badam_cpu_path before = badam_cpu_active();
+    badam_error err = {0};
+    for (int p = 0; p < BADAM_CPU_PATH_COUNT; p++) {
+        if (badam_cpu_set_path((badam_cpu_path)p, &err) != BADAM_OK) continue;
+        const char *name = badam_cpu_path_name((badam_cpu_path)p);
+        badam_convert(f, BADAM_DTYPE_F32, h, BADAM_DTYPE_BF16, NB);
+        int bad = 0;
+        for (int i = 0; i < NB; i++) {
+            float want = badam_bf16_to_f32(h[i]);
+            bad += memcmp(&f[i], &want, 4) != 0;
+        }
+        CHECKF(bad == 0, "%s: bf16 -> fp32 differs from the scalar conversion in %d values", name,
+               bad);
+        badam_convert(hb, BADAM_DTYPE_BF16, x, BADAM_DTYPE_F32, NF);
+        bad = 0;
+        for (int i = 0; i < NF; i++) bad += hb[i] != badam_f32_to_bf16(x[i]);
+        CHECKF(bad == 0, "%s: fp32 -> bf16 differs from the scalar rounding in %d values", name,
+               bad);
+    }
+    CHECK(badam_cpu_set_path(before, &err) == BADAM_OK);
+    free(h), free(hb), free(f), free(x);
+}
+
 /* Disassembles libbadam.a: functions outside the CPU variants must not use VEX/EVEX vector
  * instructions (v-prefixed mnemonics on xmm/ymm/zmm registers), and the AVX-512 variants must use
  * zmm registers somewhere. */
@@ -255,6 +298,7 @@ int main(void) {
     RUN_TEST(test_detection);
     RUN_TEST(test_env);
     RUN_TEST(test_dispatch);
+    RUN_TEST(test_convert_paths);
     RUN_TEST(test_baseline_build);
     return test_result();
 }

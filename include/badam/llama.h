@@ -264,9 +264,10 @@ typedef struct llama_workspace_bytes {
     size_t input_per_layer;       /* a saved layer input */
     size_t workspace;             /* everything else (allocated at creation) */
 } llama_workspace_bytes;
-/* lora_rank/lora_adapters: 0 without adapters; else the rank and adapters per layer. */
-llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, int B, int T, int lora_rank,
-                                              int lora_adapters_per_layer);
+/* lora_rank/lora_adapters: 0 without adapters; else the rank and adapters per layer. dtype: the
+ * weights' storage (bf16 weights without a native bf16 GEMM add one layer's fp32 copy). */
+llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, badam_dtype dtype, int B,
+                                              int T, int lora_rank, int lora_adapters_per_layer);
 /* Activation bytes a forward under `plan` keeps for backward: layers from the first visited. */
 size_t llama_plan_activation_bytes(const llama_model *m, const llama_grad_plan *plan, int B, int T);
 

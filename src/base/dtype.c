@@ -3,6 +3,8 @@
 #include <math.h>
 #include <strings.h>
 
+#include "base/cpu_dispatch.h"
+
 size_t badam_dtype_size(badam_dtype dtype) {
     return dtype == BADAM_DTYPE_F32 ? 4 : 2;
 }
@@ -68,10 +70,41 @@ uint16_t badam_f32_to_f16(float f) {
     return sign | (uint16_t)((mant_round - 0x38000000u) >> 13);
 }
 
+/* The two conversions every bf16 model does in bulk (weights to fp32 for GEMMs, masters back to
+ * bf16), as branch-free loops compiled per CPU path: the same bits as badam_bf16_to_f32 and
+ * badam_f32_to_bf16 element by element. */
+CPU_BODY void bf16_to_f32_body(float *restrict dst, const uint16_t *restrict src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = (uint32_t)src[i] << 16;
+        memcpy(&dst[i], &bits, sizeof bits);
+    }
+}
+CPU_VARIANTS_VOID(bf16_to_f32, (float *restrict dst, const uint16_t *restrict src, size_t n),
+                  (dst, src, n))
+
+CPU_BODY void f32_to_bf16_body(uint16_t *restrict dst, const float *restrict src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &src[i], sizeof bits);
+        uint16_t rounded = (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+        dst[i] = (bits & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((bits >> 16) | 0x0040u) : rounded;
+    }
+}
+CPU_VARIANTS_VOID(f32_to_bf16, (uint16_t *restrict dst, const float *restrict src, size_t n),
+                  (dst, src, n))
+
 void badam_convert(void *dst, badam_dtype dst_dtype, const void *src, badam_dtype src_dtype,
                    size_t n) {
     if (dst_dtype == src_dtype) {
         memcpy(dst, src, n * badam_dtype_size(src_dtype));
+        return;
+    }
+    if (src_dtype == BADAM_DTYPE_BF16 && dst_dtype == BADAM_DTYPE_F32) {
+        bf16_to_f32(dst, src, n);
+        return;
+    }
+    if (src_dtype == BADAM_DTYPE_F32 && dst_dtype == BADAM_DTYPE_BF16) {
+        f32_to_bf16(dst, src, n);
         return;
     }
     for (size_t i = 0; i < n; i++) {

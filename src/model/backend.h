@@ -77,6 +77,11 @@ struct backend_ops {
     size_t (*lm_head_loss_workspace_floats)(int chunk, int C, int V);
     /* floats of `scratch` for attention_decode over a cache of max_len positions */
     size_t (*attention_decode_scratch_floats)(const backend *be, int max_len);
+    /* 1 when GEMMs on weights stored in w_dtype run faster on an fp32 copy of a layer's matrices
+     * made once per use (the CPU backend with bf16 or f16 weights and no native bf16 GEMM: one
+     * full-size sgemm instead of a conversion and an sgemm per tile of rows); the model then keeps
+     * one layer's fp32 copy in its workspace (llama_workspace_predict counts it) */
+    int (*layer_weights_f32)(badam_dtype w_dtype);
 
     /* ---- memory ---- */
     /* zero-filled block of `bytes` counted in `category` (base/memory.h); NULL on failure */

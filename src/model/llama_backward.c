@@ -13,6 +13,7 @@ typedef struct layer_ctx {
     float **grads;
     int l;
     const layer_acts *a;
+    layer_weights lw; /* the layer's matrices as the GEMMs read them */
 } layer_ctx;
 
 static float *grad_of(const layer_ctx *c, llama_param_kind kind) {
@@ -26,10 +27,6 @@ static void ready(const layer_ctx *c, llama_param_kind kind) {
         c->plan->grad_ready(c->plan->grad_ready_ctx, idx);
 }
 
-static const void *weight(const layer_ctx *c, llama_param_kind kind) {
-    return c->m->params[llama_param_index(c->m, c->l, kind)].data;
-}
-
 /* One linear y = W x (+ b) (+ adapter): dx += dy W (and the adapter's part) when dx != NULL; the
  * adapter's gradients when trained; then W's and b's gradients when flagged, and grad_ready. */
 static void linear_back(const layer_ctx *c, llama_param_kind kind, llama_param_kind bias,
@@ -37,13 +34,13 @@ static void linear_back(const layer_ctx *c, llama_param_kind kind, llama_param_k
     int N = c->ws->B * c->ws->T;
     backend *be = c->ws->be;
     if (dx)
-        BE(be, linear_backward_input, dx, dy, weight(c, kind), c->m->dtype, N, in, out,
+        BE(be, linear_backward_input, dx, dy, c->lw.w[kind], c->lw.dtype, N, in, out,
            c->ws->lin_scratch);
     llama_lora_backward(c->m, c->ws, c->l, kind, dy, x, c->a->lora_u[kind], dx,
                         llama_plan_trains_adapter(c->m, c->plan, c->l, kind), in, out);
     float *dw = grad_of(c, kind), *db = bias == LLAMA_P_KIND_COUNT ? NULL : grad_of(c, bias);
     if (dw || db)
-        BE(be, linear_backward_weight, dw, db, dy, x, c->m->dtype, N, in, out, c->ws->lin_scratch,
+        BE(be, linear_backward_weight, dw, db, dy, x, c->lw.dtype, N, in, out, c->ws->lin_scratch,
            c->ws->layout.lin_scratch);
     ready(c, kind);
     if (bias != LLAMA_P_KIND_COUNT) ready(c, bias);
@@ -143,7 +140,8 @@ badam_status llama_backward(const llama_model *m, llama_workspace *ws, const lla
             llama_layer_forward(m, ws, l, &ws->tmp, x, y);
             acts = &ws->tmp;
         }
-        layer_ctx c = {m, ws, plan, grads, l, acts};
+        layer_ctx c = {m, ws, plan, grads, l, acts, {{0}, m->dtype}};
+        llama_layer_weights(m, ws, l, &c.lw); /* kept from the recomputed forward */
         layer_backward(&c, x);
     }
     if (llama_plan_flag(m, plan, m->embed)) {

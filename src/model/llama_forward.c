@@ -8,10 +8,6 @@
 
 #include "model/llama_internal.h"
 
-static const void *weight(const llama_model *m, int l, llama_param_kind kind) {
-    return m->params[llama_param_index(m, l, kind)].data;
-}
-
 static const float *small(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
                           int slot) {
     return llama_param_f32(m, ws, llama_param_index(m, l, kind), slot);
@@ -20,38 +16,40 @@ static const float *small(const llama_model *m, llama_workspace *ws, int l, llam
 void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer_acts *a,
                          const float *x, float *y) {
     int N = ws->B * ws->T, C = ws->C, QD = ws->QD, KVD = ws->KVD, I = ws->I;
-    badam_dtype dt = m->dtype;
     float eps = m->cfg.rms_norm_eps, *scratch = ws->lin_scratch;
     backend *be = ws->be;
+    layer_weights lw;
+    llama_layer_weights(m, ws, l, &lw);
+    badam_dtype dt = lw.dtype;
 
     BE(be, rmsnorm_forward, a->xn1, a->rstd1, x, small(m, ws, l, LLAMA_P_ATTN_NORM, 0), N, C, eps);
-    BE(be, linear_forward, a->q, a->xn1, weight(m, l, LLAMA_P_Q), dt,
-       small(m, ws, l, LLAMA_P_Q_BIAS, 1), N, C, QD, scratch);
+    BE(be, linear_forward, a->q, a->xn1, lw.w[LLAMA_P_Q], dt, small(m, ws, l, LLAMA_P_Q_BIAS, 1), N,
+       C, QD, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_Q, a->q, a->xn1, a->lora_u[LLAMA_P_Q], C, QD);
-    BE(be, linear_forward, a->k, a->xn1, weight(m, l, LLAMA_P_K), dt,
-       small(m, ws, l, LLAMA_P_K_BIAS, 1), N, C, KVD, scratch);
+    BE(be, linear_forward, a->k, a->xn1, lw.w[LLAMA_P_K], dt, small(m, ws, l, LLAMA_P_K_BIAS, 1), N,
+       C, KVD, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_K, a->k, a->xn1, a->lora_u[LLAMA_P_K], C, KVD);
-    BE(be, linear_forward, a->v, a->xn1, weight(m, l, LLAMA_P_V), dt,
-       small(m, ws, l, LLAMA_P_V_BIAS, 1), N, C, KVD, scratch);
+    BE(be, linear_forward, a->v, a->xn1, lw.w[LLAMA_P_V], dt, small(m, ws, l, LLAMA_P_V_BIAS, 1), N,
+       C, KVD, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_V, a->v, a->xn1, a->lora_u[LLAMA_P_V], C, KVD);
     BE(be, rope_forward, a->q, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
     BE(be, rope_forward, a->k, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
     BE(be, attention_forward, a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv,
        ws->D, ws->seg_start);
-    BE(be, linear_forward, y, a->attn, weight(m, l, LLAMA_P_O), dt,
-       small(m, ws, l, LLAMA_P_O_BIAS, 1), N, QD, C, scratch);
+    BE(be, linear_forward, y, a->attn, lw.w[LLAMA_P_O], dt, small(m, ws, l, LLAMA_P_O_BIAS, 1), N,
+       QD, C, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_O, y, a->attn, a->lora_u[LLAMA_P_O], QD, C);
     size_t NC = (size_t)N * C;
     BE(be, add, a->x_mid, x, y, NC);
 
     BE(be, rmsnorm_forward, a->xn2, a->rstd2, a->x_mid, small(m, ws, l, LLAMA_P_MLP_NORM, 0), N, C,
        eps);
-    BE(be, linear_forward, a->gate, a->xn2, weight(m, l, LLAMA_P_GATE), dt, NULL, N, C, I, scratch);
+    BE(be, linear_forward, a->gate, a->xn2, lw.w[LLAMA_P_GATE], dt, NULL, N, C, I, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_GATE, a->gate, a->xn2, a->lora_u[LLAMA_P_GATE], C, I);
-    BE(be, linear_forward, a->up, a->xn2, weight(m, l, LLAMA_P_UP), dt, NULL, N, C, I, scratch);
+    BE(be, linear_forward, a->up, a->xn2, lw.w[LLAMA_P_UP], dt, NULL, N, C, I, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_UP, a->up, a->xn2, a->lora_u[LLAMA_P_UP], C, I);
     BE(be, swiglu_forward, a->h, a->gate, a->up, (size_t)N * I);
-    BE(be, linear_forward, y, a->h, weight(m, l, LLAMA_P_DOWN), dt, NULL, N, I, C, scratch);
+    BE(be, linear_forward, y, a->h, lw.w[LLAMA_P_DOWN], dt, NULL, N, I, C, scratch);
     llama_lora_forward(m, ws, l, LLAMA_P_DOWN, y, a->h, a->lora_u[LLAMA_P_DOWN], I, C);
     BE(be, add, y, y, a->x_mid, NC);
 }
@@ -59,6 +57,7 @@ void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer
 /* Checks the batch against the model and workspace and sets the current shape and positions. */
 static badam_status begin_batch(const llama_model *m, llama_workspace *ws, const llama_batch *batch,
                                 badam_error *err) {
+    ws->layer_f32_of = -1; /* weights may have changed since the last pass: convert again */
     int B = batch->B, T = batch->T, V = m->cfg.vocab_size;
     if (B <= 0 || T <= 0 || B > ws->max_B || T > ws->max_T)
         return badam_fail(err, BADAM_E_SHAPE, "batch %d x %d does not fit the workspace (%d x %d)",

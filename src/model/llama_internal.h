@@ -44,9 +44,10 @@ typedef struct ws_layout {
     size_t N, C, QD, KVD, I, V, Hq, T, half, r, adapters;
     size_t acts[14]; /* one layer's saved activations: 13 tensors + the LoRA block */
     size_t input;    /* a saved layer input */
-    size_t scratch[27];
+    size_t scratch[28];
     int n_scratch;
     size_t lin_scratch; /* floats of ws->lin_scratch */
+    size_t layer_f32;   /* floats of ws->layer_f32 (0: weights are read as stored) */
 } ws_layout;
 
 struct llama_workspace {
@@ -76,6 +77,8 @@ struct llama_workspace {
     int32_t *tokens;          /* [N] the current batch's token ids (backend memory) */
     int32_t *targets;         /* [N] its targets */
     int32_t *seg;             /* [N] its segment starts (seg_start points here, or is NULL) */
+    float *layer_f32;         /* one layer's matrices in fp32 (llama_layer_weights), or NULL */
+    int layer_f32_of;         /* the layer it holds; -1 none */
     int32_t *host_pos;        /* [N] host staging for the positions */
     int lora_rank, lora_adapters; /* adapters per layer */
     size_t bytes;                 /* everything allocated, for accounting */
@@ -91,6 +94,19 @@ struct llama_workspace {
  * the workspace). llama_workspace_create is this on a CPU backend of its own. */
 badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backend *be,
                                        llama_workspace **out, badam_error *err);
+
+/* The projection matrices of layer l as the GEMMs read them (w indexed by llama_param_kind: Q, K,
+ * V, O, GATE, UP, DOWN). When the backend multiplies an fp32 copy faster (backend_ops
+ * layer_weights_f32: bf16 weights without a native bf16 GEMM), the layer's matrices are converted
+ * once into ws->layer_f32 and dtype is fp32; the copy is reused while the same layer is asked for
+ * again (a recomputed forward and its backward, the last layer's forward and backward) and
+ * dropped by every llama_forward / llama_forward_logits, since weights change between steps.
+ * Otherwise w points at the stored weights and dtype is the model's. */
+typedef struct layer_weights {
+    const void *w[LLAMA_P_KIND_COUNT];
+    badam_dtype dtype;
+} layer_weights;
+void llama_layer_weights(const llama_model *m, llama_workspace *ws, int l, layer_weights *lw);
 
 /* fp32 view of a small parameter (norm weight, bias): the data itself when stored in fp32, else
  * a converted copy in ws->vec[slot]. NULL when the index is -1. */

@@ -13,8 +13,15 @@ static size_t max_sz(size_t a, size_t b) {
     return a > b ? a : b;
 }
 
-static ws_layout layout_of(const backend_ops *ops, const llama_config *c, int B, int T,
-                           int lora_rank, int adapters) {
+/* Elements of one layer's seven projection matrices (the fp32 layer copy, llama_layer_weights). */
+static size_t layer_matrix_numel(const llama_config *c) {
+    size_t C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
+    return 2 * QD * C + 2 * KVD * C + 3 * I * C;
+}
+
+static ws_layout layout_of(const backend_ops *ops, const llama_config *c, badam_dtype dtype, int B,
+                           int T, int lora_rank, int adapters) {
     ws_layout w;
     memset(&w, 0, sizeof w);
     w.N = (size_t)B * T, w.C = c->hidden_size, w.I = c->intermediate_size, w.V = c->vocab_size;
@@ -52,6 +59,7 @@ static ws_layout layout_of(const backend_ops *ops, const llama_config *c, int B,
     s[n++] = N;                               /* tokens (int32) */
     s[n++] = N;                               /* targets (int32) */
     s[n++] = N;                               /* seg (int32) */
+    s[n++] = w.layer_f32 = ops->layer_weights_f32(dtype) ? layer_matrix_numel(c) : 0;
     w.n_scratch = n;
     return w;
 }
@@ -60,9 +68,10 @@ static size_t bytes_of(size_t floats) {
     return floats ? badam_alloc_size(floats * 4) : 0;
 }
 
-llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, int B, int T, int lora_rank,
-                                              int lora_adapters_per_layer) {
-    ws_layout w = layout_of(backend_cpu_ops(), cfg, B, T, lora_rank, lora_adapters_per_layer);
+llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, badam_dtype dtype, int B,
+                                              int T, int lora_rank, int lora_adapters_per_layer) {
+    ws_layout w =
+        layout_of(backend_cpu_ops(), cfg, dtype, B, T, lora_rank, lora_adapters_per_layer);
     llama_workspace_bytes b = {0, bytes_of(w.input), 0};
     for (int i = 0; i < 14; i++) {
         b.workspace += bytes_of(w.acts[i]); /* the shared layer (ws->tmp) */
@@ -163,7 +172,8 @@ badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backe
     ws->forward_plan_first_layer = -1;
     ws->lora_adapters = count_adapters(m);
     ws->lora_rank = ws->lora_adapters ? m->lora->rank : 0;
-    ws->layout = layout_of(be->ops, c, B, T, ws->lora_rank, ws->lora_adapters);
+    ws->layout = layout_of(be->ops, c, m->dtype, B, T, ws->lora_rank, ws->lora_adapters);
+    ws->layer_f32_of = -1;
     ws->model = m;
     const ws_layout *w = &ws->layout;
     int ok = 1;
@@ -199,7 +209,8 @@ badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backe
                       &ws->lora_tmp,
                       (float **)&ws->tokens,
                       (float **)&ws->targets,
-                      (float **)&ws->seg};
+                      (float **)&ws->seg,
+                      &ws->layer_f32};
     for (int i = 0; i < w->n_scratch; i++)
         *bufs[i] = ws_floats(ws, BADAM_MEM_WORKSPACE, w->scratch[i], &ok);
     if (!ok) {
@@ -238,13 +249,13 @@ void llama_workspace_free(llama_workspace *ws) {
     free(ws->saved);
     free(ws->saved_input);
     layer_acts_release(ws, &ws->tmp, 0);
-    float *bufs[] = {ws->ping[0],         ws->ping[1],          ws->x_final,     ws->rstd_final,
-                     ws->xn_final,        ws->dresid,           ws->dxn,         ws->dbig[0],
-                     ws->dbig[1],         ws->dbig[2],          ws->dkv[0],      ws->dkv[1],
-                     ws->lin_scratch,     ws->loss_work,        ws->vec[0],      ws->vec[1],
-                     ws->vec[2],          ws->vec[3],           ws->cos_t,       ws->sin_t,
-                     (float *)ws->pos,    ws->lora_du,          ws->lora_x,      ws->lora_tmp,
-                     (float *)ws->tokens, (float *)ws->targets, (float *)ws->seg};
+    float *bufs[] = {ws->ping[0],         ws->ping[1],          ws->x_final,      ws->rstd_final,
+                     ws->xn_final,        ws->dresid,           ws->dxn,          ws->dbig[0],
+                     ws->dbig[1],         ws->dbig[2],          ws->dkv[0],       ws->dkv[1],
+                     ws->lin_scratch,     ws->loss_work,        ws->vec[0],       ws->vec[1],
+                     ws->vec[2],          ws->vec[3],           ws->cos_t,        ws->sin_t,
+                     (float *)ws->pos,    ws->lora_du,          ws->lora_x,       ws->lora_tmp,
+                     (float *)ws->tokens, (float *)ws->targets, (float *)ws->seg, ws->layer_f32};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) BE(ws->be, free, bufs[i]);
     free(ws->host_pos);
     if (ws->owns_be) backend_destroy(ws->be);
@@ -291,7 +302,7 @@ size_t llama_plan_activation_bytes(const llama_model *m, const llama_grad_plan *
                                    int T) {
     int adapters = count_adapters(m);
     llama_workspace_bytes b =
-        llama_workspace_predict(&m->cfg, B, T, adapters ? m->lora->rank : 0, adapters);
+        llama_workspace_predict(&m->cfg, m->dtype, B, T, adapters ? m->lora->rank : 0, adapters);
     size_t kept = (size_t)(m->cfg.n_layers - llama_plan_first_layer(m, plan));
     return kept * (b.input_per_layer + (plan->recompute ? 0 : b.activations_per_layer));
 }
@@ -307,6 +318,26 @@ llama_counters llama_workspace_counters(const llama_workspace *ws) {
 
 void llama_workspace_reset_counters(llama_workspace *ws) {
     ws->be->counters.gemm_flops = ws->be->counters.attention_flops = 0;
+}
+
+static const llama_param_kind LAYER_MATRICES[7] = {LLAMA_P_Q,    LLAMA_P_K,  LLAMA_P_V,   LLAMA_P_O,
+                                                   LLAMA_P_GATE, LLAMA_P_UP, LLAMA_P_DOWN};
+
+void llama_layer_weights(const llama_model *m, llama_workspace *ws, int l, layer_weights *lw) {
+    lw->dtype = ws->layer_f32 ? BADAM_DTYPE_F32 : m->dtype;
+    size_t at = 0;
+    for (int k = 0; k < 7; k++) {
+        const llama_param *p = &m->params[llama_param_index(m, l, LAYER_MATRICES[k])];
+        if (!ws->layer_f32) {
+            lw->w[LAYER_MATRICES[k]] = p->data;
+            continue;
+        }
+        if (ws->layer_f32_of != l)
+            BE(ws->be, convert, ws->layer_f32 + at, BADAM_DTYPE_F32, p->data, m->dtype, p->numel);
+        lw->w[LAYER_MATRICES[k]] = ws->layer_f32 + at;
+        at += p->numel;
+    }
+    if (ws->layer_f32) ws->layer_f32_of = l;
 }
 
 const float *llama_param_f32(const llama_model *m, llama_workspace *ws, int idx, int slot) {

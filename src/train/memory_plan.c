@@ -59,7 +59,8 @@ badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg
     out->bytes[BADAM_MEM_GRADIENTS] = (z.has_grad ? floats_bytes(z.pool) : 0) + lora_bytes +
                                       floats_bytes(z.lomo_matrix) + floats_bytes(z.lomo_vector);
     out->bytes[BADAM_MEM_OPTIMIZER] = z.has_moments ? 2 * floats_bytes(z.pool) : 0;
-    llama_workspace_bytes wb = llama_workspace_predict(mc, B, T, rank, popcount(targets));
+    llama_workspace_bytes wb =
+        llama_workspace_predict(mc, cfg->dtype, B, T, rank, popcount(targets));
     int first = blockwise ? lowest_first_layer(m, &part) : 0;
     size_t kept = (size_t)(mc->n_layers - first);
     out->bytes[BADAM_MEM_ACTIVATIONS] =

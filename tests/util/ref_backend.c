@@ -337,12 +337,19 @@ static double ref_lm_head_loss(backend *be, float *dh, float *dw, const float *h
     return loss;
 }
 
+/* The reference reads weights as stored (its linear ops convert element by element). */
+static int ref_layer_weights_f32(badam_dtype w_dtype) {
+    (void)w_dtype;
+    return 0;
+}
+
 static const backend_ops REF_OPS = {
     .name = "reference",
     .destroy = ref_destroy,
     .linear_scratch_floats = ref_linear_scratch,
     .lm_head_loss_workspace_floats = ref_loss_workspace,
     .attention_decode_scratch_floats = ref_decode_scratch,
+    .layer_weights_f32 = ref_layer_weights_f32,
     .alloc = ref_alloc,
     .free = ref_free,
     .zero = ref_zero,

@@ -49,10 +49,28 @@ static void cpu_copy(backend *be, void *dst, const void *src, size_t bytes) {
     if (bytes) memcpy(dst, src, bytes);
 }
 
+/* Elements per OpenMP task of a large conversion (a layer's weights). */
+#define CONVERT_CHUNK ((size_t)1 << 16)
+
 static void cpu_convert(backend *be, void *dst, badam_dtype dd, const void *src, badam_dtype sd,
                         size_t n) {
     (void)be;
-    badam_convert(dst, dd, src, sd, n);
+    if (n < 4 * CONVERT_CHUNK) {
+        badam_convert(dst, dd, src, sd, n);
+        return;
+    }
+    size_t chunks = (n + CONVERT_CHUNK - 1) / CONVERT_CHUNK, ds = badam_dtype_size(dd),
+           ss = badam_dtype_size(sd);
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < chunks; c++) {
+        size_t i0 = c * CONVERT_CHUNK, len = n - i0 < CONVERT_CHUNK ? n - i0 : CONVERT_CHUNK;
+        badam_convert((char *)dst + i0 * ds, dd, (const char *)src + i0 * ss, sd, len);
+    }
+}
+
+static int cpu_layer_weights_f32(badam_dtype w_dtype) {
+    if (w_dtype == BADAM_DTYPE_F32) return 0;
+    return !(w_dtype == BADAM_DTYPE_BF16 && gemm_bf16_native_possible());
 }
 
 static void cpu_add(backend *be, float *y, const float *a, const float *b, size_t n) {
@@ -183,6 +201,7 @@ static const backend_ops CPU_OPS = {
     .linear_scratch_floats = linear_scratch_floats,
     .lm_head_loss_workspace_floats = lm_head_loss_workspace_floats,
     .attention_decode_scratch_floats = cpu_decode_scratch,
+    .layer_weights_f32 = cpu_layer_weights_f32,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .zero = cpu_zero,

@@ -78,12 +78,19 @@ static int engine_ready(gemm_bf16_ctx *g) {
 }
 #endif
 
-int gemm_bf16_available(gemm_bf16_ctx *g) {
+int gemm_bf16_native_possible(void) {
 #if defined(BADAM_HAVE_DNNL)
-    if (!g) return 0;
     const char *env = getenv("BADAM_GEMM");
     if (env && !strcmp(env, "fp32")) return 0;
-    if (!badam_cpu_bf16_active() && !(env && !strcmp(env, "bf16"))) return 0;
+    return badam_cpu_bf16_active() || (env && !strcmp(env, "bf16"));
+#else
+    return 0;
+#endif
+}
+
+int gemm_bf16_available(gemm_bf16_ctx *g) {
+#if defined(BADAM_HAVE_DNNL)
+    if (!g || !gemm_bf16_native_possible()) return 0;
     pthread_mutex_lock(&g->lock);
     int ok = engine_ready(g);
     pthread_mutex_unlock(&g->lock);

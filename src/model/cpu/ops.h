@@ -70,6 +70,10 @@ void gemm_bf16_ctx_free(gemm_bf16_ctx *g);
  * path, the fp32 activations multiplying a bf16 weight are rounded to bf16 (round to nearest
  * even) and products are accumulated in fp32, as mixed-precision frameworks do. */
 int gemm_bf16_available(gemm_bf16_ctx *g);
+/* The same decision without a context (memory plans): oneDNN built in, BADAM_GEMM not fp32, and
+ * the avx512 path of a CPU with AVX512_BF16 (or BADAM_GEMM=bf16). gemm_bf16_available can still
+ * say 0 when oneDNN fails to start. */
+int gemm_bf16_native_possible(void);
 
 /* gemm_bf16: C[M,N] = (accumulate ? C : 0) + A @ B, with C fp32 (row stride ldc); A bf16 stored
  * as [K,M] with row stride lda when transa (A^T is multiplied), else as [M,K]; B bf16 stored as
