@@ -216,10 +216,7 @@ int main(void) {
         return TEST_SKIP_CODE;
     }
     snprintf(src_dir, sizeof src_dir, "%s", src);
-    char probe[4096];
-    snprintf(probe, sizeof probe,
-             "%s/tests/tokenizer/node_modules/@huggingface/tokenizers/package.json", src_dir);
-    if (!io_is_file(probe) || test_system("node --version >/dev/null 2>&1") != 0) {
+    if (!test_have_hf_tokenizers()) {
         fprintf(stderr, "SKIP: tokenizer parity needs node and tests/tokenizer/node_modules "
                         "(run scripts/setup.sh)\n");
         return TEST_SKIP_CODE;

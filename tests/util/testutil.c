@@ -128,6 +128,17 @@ int test_system(const char *cmd) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+int test_have_hf_tokenizers(void) {
+    const char *src = getenv("BADAM_SOURCE_DIR");
+    if (!src) return 0;
+    char probe[4096];
+    snprintf(probe, sizeof probe,
+             "%s/tests/tokenizer/node_modules/@huggingface/tokenizers/package.json", src);
+    struct stat st;
+    return stat(probe, &st) == 0 && S_ISREG(st.st_mode) &&
+           test_system("node --version >/dev/null 2>&1") == 0;
+}
+
 int test_have_torch(void) {
     return test_system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
 }

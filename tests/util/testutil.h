@@ -123,5 +123,8 @@ int test_system(const char *cmd);
 int test_run_cli(const char *scratch, const char *input, const char *args, char *out, size_t size);
 /* 1 when /usr/bin/python3 can import torch. */
 int test_have_torch(void);
+/* 1 when node runs and scripts/setup.sh installed @huggingface/tokenizers under
+ * $BADAM_SOURCE_DIR/tests/tokenizer/node_modules (the tokenizer reference). */
+int test_have_hf_tokenizers(void);
 
 #endif
