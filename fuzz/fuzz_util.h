@@ -13,7 +13,7 @@
 
 #include "badam/status.h"
 
-/* The harness's temporary folder (created on first use). */
+/* The harness's temporary folder (created on first use, in $TMPDIR, else /dev/shm, else /tmp). */
 const char *fuzz_dir(void);
 /* fuzz_dir()/name, in a static buffer per call site's slot (0..3). */
 const char *fuzz_path(int slot, const char *name);

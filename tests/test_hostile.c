@@ -4,7 +4,7 @@
  *   - token ids in tokenizer.json are bounded (< 2^24, and dense: the id tables grow with the
  *     number of tokens, not with one number) and checked against each other;
  *   - doubles are range-checked before conversion to integers (run under UBSan with
- *     float-cast-overflow, which BADAM_SANITIZE enables);
+ *     float-cast-overflow, which BADAM_SANITIZE enables), metrics.jsonl's included;
  *   - only regular files are opened: a FIFO named as a model, shard, tokenizer, config or data
  *     file is an error at once (each case runs in a child with an alarm, so a hang fails). */
 #include <signal.h>
@@ -20,6 +20,7 @@
 #include "io/files.h"
 #include "io/json_get.h"
 #include "io/safetensors.h"
+#include "report/report.h"
 #include "testutil.h"
 
 static int has(const char *s, const char *part) {
@@ -201,6 +202,26 @@ static void test_json_ints(void) {
     cJSON_Delete(j);
 }
 
+/* badam report reads metrics.jsonl: its step and block numbers are range-checked too. */
+static void expect_report_error(const char *name, const char *line, const char *part) {
+    const char *dir = test_workdir(name);
+    write_text(dir, "metrics.jsonl", line);
+    const char *runs[1] = {dir};
+    report_options o = {.run_dirs = runs, .n_runs = 1, .out_path = test_path_in(dir, "r.html")};
+    badam_error err = {0};
+    badam_status st = report_write(&o, NULL, 0, &err);
+    CHECKF(st != BADAM_OK, "%s: report written", name);
+    CHECKF(has(err.message, "metrics.jsonl") && has(err.message, part), "%s: %s", name,
+           err.message);
+}
+
+static void test_report_numbers(void) {
+    expect_report_error("hostile_report_block",
+                        "{\"step\": 1, \"loss\": 1.5, \"block\": 1e10, \"block_name\": \"x\"}\n",
+                        "'block'");
+    expect_report_error("hostile_report_step", "{\"step\": 1e300, \"loss\": 1.5}\n", "'step'");
+}
+
 /* ---- decoding nothing ---- */
 
 static void test_decode_empty(void) {
@@ -317,6 +338,7 @@ int main(void) {
     RUN_TEST(test_dataset_malformed);
     RUN_TEST(test_tokenizer_ids);
     RUN_TEST(test_json_ints);
+    RUN_TEST(test_report_numbers);
     RUN_TEST(test_decode_empty);
     RUN_TEST(test_fifos);
     tokenizer_free(tiny);

@@ -26,6 +26,7 @@
 #include <cjson/cJSON.h>
 
 #include "io/files.h"
+#include "io/json_get.h"
 #include "report_assets.h"
 
 /* ---- a growable string ---- */
@@ -198,11 +199,14 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
         st = io_parse_json(line, len, where, &obj, err);
         if (st) break;
         const cJSON *step = cJSON_GetObjectItemCaseSensitive(obj, "step");
+        const cJSON *blk = cJSON_GetObjectItemCaseSensitive(obj, "block");
+        long long step_no = 0, block_no = 0;
         if (!cJSON_IsObject(obj)) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON object", where);
-        } else if (!cJSON_IsNumber(step) || step->valuedouble < 0 ||
-                   step->valuedouble != floor(step->valuedouble)) {
+        } else if (!json_int_in_range(step, 0, (1LL << 53), &step_no)) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'step' must be a whole number", where);
+        } else if (cJSON_IsNumber(blk) && !json_int_in_range(blk, 0, 1 << 30, &block_no)) {
+            st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'block' must be a block index", where);
         } else if (cJSON_GetObjectItemCaseSensitive(obj, "val_loss")) {
             /* An evaluation line: step, val_loss, val_tokens. */
             st = check_number(obj, "val_loss", 1, where, err);
@@ -237,7 +241,7 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
                 if (cJSON_IsNumber(b)) {
                     any_block = 1;
                     char key[32];
-                    snprintf(key, sizeof key, "%d", (int)b->valuedouble);
+                    snprintf(key, sizeof key, "%lld", block_no);
                     if (cJSON_IsString(bn) && !cJSON_GetObjectItemCaseSensitive(block_names, key))
                         cJSON_AddStringToObject(block_names, key, bn->valuestring);
                 }
@@ -251,7 +255,7 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
                     tps_n++;
                 }
                 run->steps++;
-                run->last_step = (long)step->valuedouble;
+                run->last_step = (long)step_no;
             }
         }
         cJSON_Delete(obj);
