@@ -20,7 +20,7 @@
 #include "io/files.h"
 #include "io/json_get.h"
 #include "io/safetensors.h"
-#include "report/report.h"
+#include "badam/report.h"
 #include "testutil.h"
 
 static int has(const char *s, const char *part) {
