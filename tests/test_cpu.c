@@ -286,7 +286,12 @@ static void test_baseline_build(void) {
     int rc = pclose(f);
     CHECK(rc == 0 && n_fns > 100);
     CHECKF(n_bad == 0, "%d VEX/EVEX instructions outside the CPU variants (a -march flag?)", n_bad);
+#if defined(__SANITIZE_ADDRESS__)
+    /* the sanitizer build is -O1: no loop vectoriser, so variants differ in ISA but not width */
+    (void)n_zmm_fns;
+#else
     CHECKF(n_zmm_fns >= 5, "only %d AVX-512 variants use zmm registers", n_zmm_fns);
+#endif
     fprintf(stderr,
             "  libbadam.a: %d functions, baseline x86-64 outside the variants; %d AVX-512 "
             "variants use 512-bit registers\n",
