@@ -2,6 +2,8 @@
 #ifndef BADAM_CLI_H
 #define BADAM_CLI_H
 
+#include "badam/log.h"
+
 int cmd_inspect(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
@@ -15,5 +17,9 @@ int cmd_eval(int argc, char **argv);
 const char *cli_human_count(char *buf, unsigned long long n);
 /* Formats bytes as KiB/MiB/GiB into buf. */
 const char *cli_human_bytes(char *buf, unsigned long long n);
+
+/* The library's logger for the CLI (badam/log.h): summary lines to stderr, a progress line
+ * redrawn in place with a carriage return. */
+void cli_log_stderr(void *ctx, badam_log_level level, const char *text);
 
 #endif

@@ -147,6 +147,7 @@ int cmd_demo(int argc, char **argv) {
         c.switch_every = 20, c.eval_every = 10, c.no_checkpoint = 1, c.warmup = 5;
         c.lora_rank = 16, c.lora_alpha = 32;
         c.progress = isatty(STDERR_FILENO);
+        c.log = (badam_logger){cli_log_stderr, NULL};
         printf("\nfine-tuning with %s (%d epochs)...\n", runs[i].name, c.epochs);
         fflush(stdout);
         if (train_run(&c, &rep[i], &err) || score(&d, dirs[i], runs[i].name, &res[i], &err)) {

@@ -106,6 +106,7 @@ int cmd_train(int argc, char **argv) {
     c.shuffle = !no_shuffle;
     c.group_by_length = !no_group;
     c.progress = !quiet && isatty(STDERR_FILENO);
+    c.log = (badam_logger){cli_log_stderr, NULL};
     if (!c.model_dir || !c.data_path || !c.out_dir) {
         fprintf(stderr, "badam train: --model, --data and --out are required (see --help)\n");
         return 2;

@@ -46,6 +46,17 @@ const char *cli_human_count(char *buf, unsigned long long n) {
     return buf;
 }
 
+void cli_log_stderr(void *ctx, badam_log_level level, const char *text) {
+    (void)ctx;
+    if (level == BADAM_LOG_PROGRESS)
+        fprintf(stderr, "\r%s ", text);
+    else if (level == BADAM_LOG_PROGRESS_END)
+        fputc('\n', stderr);
+    else
+        fprintf(stderr, "%s\n", text);
+    fflush(stderr);
+}
+
 const char *cli_human_bytes(char *buf, unsigned long long n) {
     if (n >= (1ull << 30))
         sprintf(buf, "%.2f GiB", n / (double)(1ull << 30));

@@ -8,7 +8,9 @@ Layers, bottom to top (a file may include its own layer and the layers below):
 train and infer are siblings: neither includes the other. Public headers (include/badam/*.h)
 belong to the layer that implements them (PUBLIC below). Headers named *_internal.h are private
 to their own layer. The CLI includes public headers and its own only. Any include cycle between
-files is an error. Tests, benchmarks and generated files are not checked.
+files is an error. The library (src/) never writes to stdout or stderr, nor exits: it reports
+through the logger its caller gives it (include/badam/log.h) and returns errors as values.
+Tests, benchmarks and generated files are not checked.
 
 Usage: check_layers.py [SOURCE_DIR]; exits 1 and lists every violation.
 """
@@ -19,7 +21,7 @@ import sys
 RANK = {"base": 0, "io": 1, "text": 2, "model": 3, "optim": 4, "train": 5, "infer": 5,
         "report": 6, "cli": 7}
 PUBLIC = {
-    "status.h": "base", "dtype.h": "base", "cpu.h": "base", "memory.h": "base",
+    "status.h": "base", "dtype.h": "base", "cpu.h": "base", "memory.h": "base", "log.h": "base", "log.h": "base",
     "tokenizer.h": "text", "data.h": "text",
     "llama.h": "model", "decode.h": "model",
     "optim.h": "optim",
@@ -28,6 +30,8 @@ PUBLIC = {
     "report.h": "report",
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+# writes to the terminal, or ends the process, from library code
+CONSOLE = re.compile(r'\b(stderr|stdout|perror|puts|exit|abort)\b|(?<![a-z_])printf\s*\(')
 
 
 def layer_of(rel):
@@ -65,6 +69,13 @@ def main():
             errors.append(f"{rel}: no layer (add it to PUBLIC in scripts/check_layers.py)")
             continue
         text = open(os.path.join(root, rel), encoding="utf-8").read()
+        if rel.startswith("src/"):
+            code = re.sub(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"',
+                          lambda m: re.sub(r"[^\n]", " ", m.group(0)), text, flags=re.S)
+            for n, line in enumerate(code.split("\n"), 1):
+                if CONSOLE.search(line):
+                    errors.append(f"{rel}:{n}: the library writes to the terminal or exits "
+                                  "(report through badam_logger, return a badam_status)")
         graph[rel] = []
         for target in INCLUDE.findall(text):
             dep = resolve(root, rel, target)

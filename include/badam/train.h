@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "badam/data.h"
+#include "badam/log.h"
 #include "badam/llama.h"
 #include "badam/optim.h"
 #include "badam/status.h"
@@ -60,7 +61,8 @@ typedef struct train_config {
     int resume;
     int stop_at_step; /* > 0: checkpoint and stop after this step (a pause; not recorded) */
     int recompute;
-    int progress; /* a live progress line on stderr */
+    int progress;     /* report a live progress line (BADAM_LOG_PROGRESS) */
+    badam_logger log; /* where the run's summary and progress go (fn NULL: nowhere) */
     size_t max_shard_bytes;
 
     /* LoRA */

@@ -81,16 +81,15 @@ void metrics_write_eval(metrics_log *log, int step, double val_loss, long val_to
     fflush(log->file);
 }
 
-void metrics_progress(FILE *out, const step_metrics *s) {
+void metrics_progress(char *buf, size_t size, const step_metrics *s) {
     double left = s->step > 0 ? s->elapsed_s / s->step * (s->max_steps - s->step) : 0;
     int width = 24, filled = s->max_steps ? width * s->step / s->max_steps : 0;
-    char bar[32];
+    char bar[32], block[32] = "";
     for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
     bar[width] = '\0';
-    fprintf(out, "\r[%s] step %d/%d  loss %.4f  lr %.2e", bar, s->step, s->max_steps, s->loss,
-            s->lr);
-    if (s->block >= 0) fprintf(out, "  block %d", s->block);
-    fprintf(out, "  %.0f tok/s  mem %.2f GiB  ETA %d:%02d ", s->tokens_per_s,
-            s->rss / (double)(1u << 30), (int)left / 60, (int)left % 60);
-    fflush(out);
+    if (s->block >= 0) snprintf(block, sizeof block, "  block %d", s->block);
+    snprintf(buf, size,
+             "[%s] step %d/%d  loss %.4f  lr %.2e%s  %.0f tok/s  mem %.2f GiB  ETA %d:%02d", bar,
+             s->step, s->max_steps, s->loss, s->lr, block, s->tokens_per_s,
+             s->rss / (double)(1u << 30), (int)left / 60, (int)left % 60);
 }

@@ -32,7 +32,8 @@ badam_status metrics_open(metrics_log *log, const char *out_dir, int keep_until_
 void metrics_close(metrics_log *log);
 void metrics_write_step(metrics_log *log, const step_metrics *s);
 void metrics_write_eval(metrics_log *log, int step, double val_loss, long val_tokens);
-/* "\r step 12/100  loss 2.345  lr 1.0e-05  block 3  1234 tok/s  mem 1.2 GiB  ETA 0:42" */
-void metrics_progress(FILE *out, const step_metrics *s);
+/* The progress line into buf (size bytes): "[####....] step 12/100  loss 2.345  lr 1.0e-05
+ * block 3  1234 tok/s  mem 1.2 GiB  ETA 0:42". */
+void metrics_progress(char *buf, size_t size, const step_metrics *s);
 
 #endif

@@ -399,27 +399,32 @@ static badam_status train_step(trainer *t, step_metrics *sm, badam_error *err) {
     return BADAM_OK;
 }
 
+/* The run's summary, through the caller's logger (train_config.log). */
 static void print_plan(const trainer *t, const memory_plan *p) {
     const train_config *c = t->cfg;
-    fprintf(stderr, "badam train: %s on %s, %zu parameters (%zu trainable at a time)\n",
-            train_method_name(c->method), c->model_dir, p->params, p->trainable);
+    const badam_logger *lg = &c->log;
+    badam_logf(lg, BADAM_LOG_INFO,
+               "badam train: %s on %s, %zu parameters (%zu trainable at a time)",
+               train_method_name(c->method), c->model_dir, p->params, p->trainable);
     if (t->blockwise)
-        fprintf(stderr, "  %d blocks (%s order), switch every %d steps\n", t->part.n_blocks,
-                block_order_name(c->order), t->K);
+        badam_logf(lg, BADAM_LOG_INFO, "  %d blocks (%s order), switch every %d steps",
+                   t->part.n_blocks, block_order_name(c->order), t->K);
     const char *note = t->blockwise ? partition_tied_head_note(&t->m->cfg, &c->partition) : NULL;
-    if (note) fprintf(stderr, "  note: %s\n", note);
-    fprintf(stderr, "  memory plan:");
-    for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT; cat++)
-        fprintf(stderr, " %s %.1f MiB%s", badam_mem_category_name(cat), p->bytes[cat] / 1048576.0,
-                cat + 1 < BADAM_MEM_CATEGORY_COUNT ? "," : "\n");
-    char line[256];
+    if (note) badam_logf(lg, BADAM_LOG_INFO, "  note: %s", note);
+    char line[512];
+    size_t used = (size_t)snprintf(line, sizeof line, "  memory plan:");
+    for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT && used < sizeof line; cat++)
+        used += (size_t)snprintf(line + used, sizeof line - used, " %s %.1f MiB%s",
+                                 badam_mem_category_name(cat), p->bytes[cat] / 1048576.0,
+                                 cat + 1 < BADAM_MEM_CATEGORY_COUNT ? "," : "");
+    badam_logf(lg, BADAM_LOG_INFO, "%s", line);
     data_stats_describe(&t->data_stats, line, sizeof line);
-    fprintf(stderr, "  data: %s\n", line);
+    badam_logf(lg, BADAM_LOG_INFO, "  data: %s", line);
     if (c->val_path) {
         data_stats_describe(&t->val_stats, line, sizeof line);
-        fprintf(stderr, "  validation data: %s\n", line);
+        badam_logf(lg, BADAM_LOG_INFO, "  validation data: %s", line);
     }
-    fprintf(stderr, "  %zu training examples, %d steps\n", t->train->n, t->max_steps);
+    badam_logf(lg, BADAM_LOG_INFO, "  %zu training examples, %d steps", t->train->n, t->max_steps);
 }
 
 badam_status train_run(const train_config *c, train_report *r, badam_error *err) {
@@ -494,7 +499,11 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
         sm.elapsed_s = now_s() - start;
         sm.rss = badam_current_rss();
         metrics_write_step(&t->metrics, &sm);
-        if (c->progress) metrics_progress(stderr, &sm);
+        if (c->progress) {
+            char line[256];
+            metrics_progress(line, sizeof line, &sm);
+            badam_logf(&c->log, BADAM_LOG_PROGRESS, "%s", line);
+        }
         r->forward_s += sm.forward_s, r->backward_s += sm.backward_s;
         r->update_s += sm.update_s, r->switch_s += sm.switch_s;
         r->tokens += (size_t)sm.batch_tokens;
@@ -508,7 +517,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
             t->step < t->max_steps)
             st = save_checkpoint(t, err);
     }
-    if (c->progress) fputc('\n', stderr);
+    if (c->progress) badam_logf(&c->log, BADAM_LOG_PROGRESS_END, "%s", "");
     if (!st && t->step == stop_at) { /* a pause: the checkpoint is the result, --resume goes on */
         st = save_checkpoint(t, err);
         r->steps = t->step;
