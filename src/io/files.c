@@ -349,19 +349,29 @@ int io_valid_utf8(const char *s, size_t n) {
     return utf8_error_offset((const unsigned char *)s, n) == n;
 }
 
-badam_status io_parse_json_opts(const char *text, size_t size, const char *what, size_t flags,
-                                json_t **out, badam_error *err) {
+badam_status io_parse_json_at(const char *text, size_t size, const char *what, size_t flags,
+                              json_t **out, size_t *error_at, badam_error *err) {
     *out = NULL;
     size_t bad = utf8_error_offset((const unsigned char *)text, size);
-    if (bad != size)
+    if (bad != size) {
+        if (error_at) *error_at = bad;
         return badam_fail(err, BADAM_E_FORMAT, "%s: invalid UTF-8 at byte %zu", what, bad);
-    json_error_t je;
-    json_t *root = json_loadb(text, size, IO_JSON_DECODE_FLAGS | flags, &je);
-    if (!root)
-        return badam_fail(err, BADAM_E_FORMAT, "%s: invalid JSON at line %d, column %d (byte %d): %s",
-                          what, je.line, je.column, je.position, je.text);
+    }
+    io_json_error je;
+    json_t *root = io_json_loadb(text, size, flags, &je);
+    if (!root) {
+        if (error_at) *error_at = je.offset;
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: invalid JSON at line %d, column %d (byte %zu): %s", what, je.line,
+                          je.column, je.offset, je.text);
+    }
     *out = root;
     return BADAM_OK;
+}
+
+badam_status io_parse_json_opts(const char *text, size_t size, const char *what, size_t flags,
+                                json_t **out, badam_error *err) {
+    return io_parse_json_at(text, size, what, flags, out, NULL, err);
 }
 
 badam_status io_parse_json(const char *text, size_t size, const char *what, json_t **out,

@@ -67,6 +67,18 @@ size_t io_utf8_error_offset(const char *s, size_t n);
  * (\uD800 without its pair) is an error, as is any data after the value. */
 #define IO_JSON_DECODE_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
+/* Where and why a JSON text did not parse: the byte offset of the offending token, its line and
+ * column (1-based, the column in bytes), and Jansson's message. */
+typedef struct io_json_error {
+    size_t offset;
+    int line, column;
+    char text[JSON_ERROR_TEXT_LENGTH];
+} io_json_error;
+
+/* json_loadb with IO_JSON_DECODE_FLAGS | flags (no UTF-8 pre-check); an integer too big for 64
+ * bits is read as a real (as Python reads it). NULL on failure, with *e (may be NULL) filled. */
+json_t *io_json_loadb(const char *text, size_t size, size_t flags, io_json_error *e);
+
 /* Parses JSON text (checked to be UTF-8 first); `what` names the source in errors (a path), which
  * also give the line, column and byte offset. *out is released with json_decref. */
 badam_status io_parse_json(const char *text, size_t size, const char *what, json_t **out,
@@ -77,6 +89,9 @@ badam_status io_read_json(const char *path, json_t **out, badam_error *err);
  * error (safetensors headers and indexes) rather than the last one winning (Python's json). */
 badam_status io_parse_json_opts(const char *text, size_t size, const char *what, size_t flags,
                                 json_t **out, badam_error *err);
+/* The same, also giving the offset of the offending token (*error_at) when it fails. */
+badam_status io_parse_json_at(const char *text, size_t size, const char *what, size_t flags,
+                              json_t **out, size_t *error_at, badam_error *err);
 badam_status io_read_json_opts(const char *path, size_t flags, json_t **out, badam_error *err);
 
 #endif

@@ -21,19 +21,46 @@
 
 #include "io/json_get.h"
 
-/* Offsets and sizes are read exactly as JSON integers (up to 2^53 also when written as reals,
- * e.g. 4.0, which are exact below that); the file size bounds them further. */
+/* Shapes and offsets are integers below 2^53 (JavaScript's and Python's float-exact range, which
+ * readers that go through doubles keep); a real that is a whole number below that is accepted. */
 #define ST_MAX_JSON_INT 9007199254740992LL /* 2^53 */
-#define ST_MAX_INT 0x7fffffffffffffffLL
 
-/* 1 when item is a non-negative integer (a JSON integer up to 2^63 - 1, or an integral real
- * below 2^53); stores it in *out. */
+/* 1 when item is an integer in [0, 2^53); stores it in *out. */
 static int json_uint53(const json_t *item, uint64_t *out) {
     long long v;
-    if (!json_int_in_range(item, 0, json_is_integer(item) ? ST_MAX_INT : ST_MAX_JSON_INT - 1, &v))
-        return 0;
+    if (!json_int_in_range(item, 0, ST_MAX_JSON_INT - 1, &v)) return 0;
     *out = (uint64_t)v;
     return 1;
+}
+
+/* The top-level key whose value holds byte `at` of the header (the tensor a parse error is in),
+ * copied into out (empty when none). A small scan of strings and nesting, enough to name it. */
+static void enclosing_key(const char *h, size_t size, size_t at, char *out, size_t out_size) {
+    int depth = 0, in_string = 0;
+    size_t str_start = 0, key_start = 0, key_len = 0, last_start = 0, last_len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < size && i < at; i++) {
+        char c = h[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = 0;
+                last_start = str_start, last_len = i - str_start;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1, str_start = i + 1, last_len = 0;
+        } else if (c == ':' && depth == 1) {
+            key_start = last_start, key_len = last_len;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    if (key_len && depth >= 1) snprintf(out, out_size, "%.*s", (int)key_len, h + key_start);
 }
 
 static int dtype_from_name(const char *name, badam_dtype *out) {
@@ -208,10 +235,16 @@ static badam_status parse_header(st_file *file, const char *header, size_t heade
     if (!what) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
     snprintf(what, what_size, "%s: header", path);
     json_t *root;
-    badam_status st =
-        io_parse_json_opts(header, header_size, what, JSON_REJECT_DUPLICATES, &root, err);
+    size_t error_at = 0;
+    badam_status st = io_parse_json_at(header, header_size, what, JSON_REJECT_DUPLICATES, &root,
+                                       &error_at, err);
     free(what);
-    if (st != BADAM_OK) return st;
+    if (st != BADAM_OK) {
+        char key[128];
+        enclosing_key(header, header_size, error_at, key, sizeof key);
+        if (key[0]) badam_error_prefix(err, "in tensor '%s'", show(key).s);
+        return st;
+    }
     if (!json_is_object(root)) {
         json_decref(root);
         return badam_fail(err, BADAM_E_FORMAT, "%s: header is not a JSON object", path);

@@ -441,13 +441,12 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
                           r.byte + io_utf8_error_offset(text, len));
             break;
         }
-        json_error_t je;
-        json_t *obj = json_loadb(text, len, IO_JSON_DECODE_FLAGS, &je);
+        io_json_error je;
+        json_t *obj = io_json_loadb(text, len, 0, &je);
         if (!obj) {
-            size_t at = je.position > 0 ? (size_t)je.position : 0;
             st = rec_fail(&r, BADAM_E_FORMAT, NULL,
                           "malformed JSON at byte %zu of the file (byte %zu of the record): %s",
-                          r.byte + at, at, je.text);
+                          r.byte + je.offset, je.offset, je.text);
             break;
         }
         if (!json_is_object(obj)) {

@@ -146,7 +146,7 @@ badam_status tok_regex_compile_n(const char *onig, size_t onig_len, const char *
     pcre2_set_newline(cctx, PCRE2_NEWLINE_LF);
     int errcode;
     PCRE2_SIZE erroff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)buf.data, buf.len,
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)buf.data, buf.len - 1, /* without the NUL */
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE | PCRE2_ALT_CIRCUMFLEX,
                                    &errcode, &erroff, cctx);
     pcre2_compile_context_free(cctx);
