@@ -134,10 +134,11 @@ static void test_saved_folder_declares_end_of_turn(void) {
         CHECK(json_is_true(json_object_get(gc, "do_sample")) && json_is_number(t) &&
               json_number_value(t) == 0.6);
         const json_t *e = json_object_get(tc, "eos_token"),
-                    *ct = json_object_get(tc, "chat_template");
-        CHECKF(json_is_string(e) && !strcmp(json_string_value(e), "<|eot_id|>"), "%s eos_token", dirs[d]);
-        CHECKF(json_is_string(ct) && jinja && !strcmp(json_string_value(ct), jinja), "%s chat_template",
+                     *ct = json_object_get(tc, "chat_template");
+        CHECKF(json_is_string(e) && !strcmp(json_string_value(e), "<|eot_id|>"), "%s eos_token",
                dirs[d]);
+        CHECKF(json_is_string(ct) && jinja && !strcmp(json_string_value(ct), jinja),
+               "%s chat_template", dirs[d]);
         json_decref(cfg);
         json_decref(gc);
         json_decref(tc);

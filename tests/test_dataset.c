@@ -151,7 +151,8 @@ static void test_sharegpt(void) {
         const chat_turn t2[] = {{CHAT_USER, "Q", 0}, {CHAT_ASSISTANT, "A", 0}};
         CHECK(renders_as(&ds->examples[2], "llama3", t2, 2, NULL));
         /* "messages" with role/content */
-        const chat_turn t3[] = {{CHAT_SYSTEM, "S", 0}, {CHAT_USER, "U", 0}, {CHAT_ASSISTANT, "V", 0}};
+        const chat_turn t3[] = {
+            {CHAT_SYSTEM, "S", 0}, {CHAT_USER, "U", 0}, {CHAT_ASSISTANT, "V", 0}};
         CHECK(renders_as(&ds->examples[3], "llama3", t3, 3, NULL));
         const chat_turn t4[] = {{CHAT_USER, "x", 0}, {CHAT_ASSISTANT, "y", 0}};
         CHECK(renders_as(&ds->examples[4], "llama3", t4, 2, "Top-level system."));

@@ -192,16 +192,17 @@ static void test_greedy_matches_pytorch(void) {
         int n = greedy_c(m, rc->prompt, 6, rc->max_new, ids);
         snprintf(path, sizeof path, "%s/%s.json", dir, rc->preset);
         json_t *j = read_json(path);
-        const json_t *rids = json_object_get(j, "ids"),
-                    *marg = json_object_get(j, "margins");
+        const json_t *rids = json_object_get(j, "ids"), *marg = json_object_get(j, "margins");
         CHECKF(j && json_is_array(rids) && json_is_array(marg), "%s: bad reference output", path);
         int nr = (int)json_array_size(rids), same = 0;
-        while (same < n && same < nr && ids[same] == (int)json_number_value(json_array_get(rids, same)))
+        while (same < n && same < nr &&
+               ids[same] == (int)json_number_value(json_array_get(rids, same)))
             same++;
         if (same < n || same < nr) {
             /* A divergence is only acceptable at an fp32-vs-fp64 near-tie of the top two. */
-            double margin =
-                same < (int)json_array_size(marg) ? json_number_value(json_array_get(marg, same)) : 1.0;
+            double margin = same < (int)json_array_size(marg)
+                                ? json_number_value(json_array_get(marg, same))
+                                : 1.0;
             CHECKF(margin < 1e-4,
                    "%s: greedy ids differ from PyTorch at step %d (C %d ids, ref "
                    "%d ids, top-2 margin %g)",

@@ -196,8 +196,7 @@ static void test_json_ints(void) {
     long long x = -1;
     CHECK(json_int_in_range(json_object_get(j, "g"), 0, 7, &x) && x == 7);
     CHECK(!json_int_in_range(json_object_get(j, "g"), 0, 6, &x));
-    CHECK(!json_int_in_range(json_object_get(j, "a"), 0, (1LL << 53), &x) ||
-          x == 10000000000LL);
+    CHECK(!json_int_in_range(json_object_get(j, "a"), 0, (1LL << 53), &x) || x == 10000000000LL);
     json_decref(j);
 }
 

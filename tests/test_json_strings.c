@@ -29,7 +29,8 @@ static char src_dir[2048];
 
 /* A field's text as written in the data file (JSON escapes): a NUL with text after it, other
  * control characters, DEL, and a surrogate pair (U+1F600). */
-#define HARD(tag) tag " before\\u0000after the NUL \\u0001\\u001f\\t\\n\\u007f x\\ud83d\\ude00 continues"
+#define HARD(tag)                                                                                  \
+    tag " before\\u0000after the NUL \\u0001\\u001f\\t\\n\\u007f x\\ud83d\\ude00 continues"
 
 /* The bytes a JSON string literal stands for (decoded by Jansson), malloc'd, length in *n. */
 static char *decoded(const char *json_literal, size_t *n) {
@@ -114,9 +115,9 @@ static void print_seq(const char *what, const token_seq *s) {
 
 /* The fields of one conversation: system, then (query, response) pairs. */
 enum { F_SYSTEM, F_Q0, F_A0, F_Q1, F_INPUT, F_A1, N_FIELDS };
-static const char *const FIELD_JSON[N_FIELDS] = {
-    "\"" HARD("system") "\"", "\"" HARD("q0") "\"",    "\"" HARD("a0") "\"",
-    "\"" HARD("q1") "\"",     "\"" HARD("input") "\"", "\"" HARD("a1") "\""};
+static const char *const FIELD_JSON[N_FIELDS] = {"\"" HARD("system") "\"", "\"" HARD("q0") "\"",
+                                                 "\"" HARD("a0") "\"",     "\"" HARD("q1") "\"",
+                                                 "\"" HARD("input") "\"",  "\"" HARD("a1") "\""};
 
 typedef struct conversation {
     char *text[N_FIELDS];
@@ -250,8 +251,8 @@ static void check_encode(const badam_tokenizer *tok, const text_list *l, const c
         int32_t *ids = NULL;
         size_t n = 0;
         badam_error err = {0};
-        if (tokenizer_encode(tok, json_string_value(t), json_string_length(t), 0, &ids, &n,
-                             &err) != BADAM_OK) {
+        if (tokenizer_encode(tok, json_string_value(t), json_string_length(t), 0, &ids, &n, &err) !=
+            BADAM_OK) {
             CHECKF(0, "%s: text %zu: %s", model, k, err.message);
             continue;
         }
@@ -269,8 +270,8 @@ static void check_encode(const badam_tokenizer *tok, const text_list *l, const c
             int ok = exact ? back_len == sn && !memcmp(back, s, sn)
                            : count_nul(back, back_len) == count_nul(s, sn) && back_len && sn &&
                                  back[back_len - 1] == s[sn - 1];
-            CHECKF(ok, "%s: text %zu does not decode back to all its %zu bytes (%zu)", model, k,
-                   sn, back_len);
+            CHECKF(ok, "%s: text %zu does not decode back to all its %zu bytes (%zu)", model, k, sn,
+                   back_len);
         }
         free(back);
         free(ids);
@@ -407,9 +408,9 @@ static void test_bad_strings(void) {
         data_set *ds = NULL;
         badam_status st = data_load(path, tok, NULL, &ds, &err);
         CHECKF(st != BADAM_OK, "%s: loaded", cases[i].name);
-        CHECKF(st == BADAM_OK || (strstr(err.message, path) && strstr(err.message, cases[i].mention)),
-               "%s: message lacks the file or '%s': %s", cases[i].name, cases[i].mention,
-               err.message);
+        CHECKF(
+            st == BADAM_OK || (strstr(err.message, path) && strstr(err.message, cases[i].mention)),
+            "%s: message lacks the file or '%s': %s", cases[i].name, cases[i].mention, err.message);
         data_free(ds);
     }
     tokenizer_free(tok);
@@ -557,11 +558,20 @@ static void test_config_strings(void) {
 /* ---------------------------------------------------------------- the writer */
 
 static void test_dump_round_trip(void) {
-    const double reals[] = {1e-05, 0.1 + 0.2, 1.0 / 3.0, 1e300, -0.0, 5e-324, 2.0, 1e22,
-                            0.1,   123456.789, -1.5e-7, 9007199254740993.0};
-    const char *shortest[] = {"1e-05", "0.30000000000000004", "0.3333333333333333", "1e+300",
-                              "-0.0",  "4.94065645841247e-324", "2.0", "1e+22",
-                              "0.1",   "123456.789", "-1.5e-07", "9007199254740992.0"};
+    const double reals[] = {1e-05, 0.1 + 0.2, 1.0 / 3.0, 1e300,      -0.0,    5e-324,
+                            2.0,   1e22,      0.1,       123456.789, -1.5e-7, 9007199254740993.0};
+    const char *shortest[] = {"1e-05",
+                              "0.30000000000000004",
+                              "0.3333333333333333",
+                              "1e+300",
+                              "-0.0",
+                              "4.94065645841247e-324",
+                              "2.0",
+                              "1e+22",
+                              "0.1",
+                              "123456.789",
+                              "-1.5e-07",
+                              "9007199254740992.0"};
     json_t *arr = json_array();
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
         json_array_append_new(arr, json_real(reals[i]));

@@ -44,8 +44,8 @@ static int load_batch(const char *path, batch_data *b) {
     }
     int B2, T2;
     int rc = read_matrix(json_object_get(json, "input_ids"), &b->tokens, &b->B, &b->T) ||
-             read_matrix(json_object_get(json, "targets"), &b->targets, &B2, &T2) ||
-             B2 != b->B || T2 != b->T;
+             read_matrix(json_object_get(json, "targets"), &b->targets, &B2, &T2) || B2 != b->B ||
+             T2 != b->T;
     json_decref(json);
     return rc ? -1 : 0;
 }

@@ -198,8 +198,7 @@ static void check_tokenizer(const char *model, const char *const *tpls, size_t n
     for (size_t t = 0; ok && t < n_tpls; t++)
         for (size_t i = 0; i < N_CONVS; i++) {
             int k = (int)(t * (N_CONVS + 1) + i);
-            compare_case(tok, tpls[t], model, i, json_array_get(all, k),
-                         json_array_get(ids, k));
+            compare_case(tok, tpls[t], model, i, json_array_get(all, k), json_array_get(ids, k));
         }
     json_decref(ids);
     json_decref(all);

@@ -137,14 +137,13 @@ static void check_model(const char *model, const char *ref_path, counts *c) {
         }
         size_t n;
         int32_t *ids = json_ids(json_object_get(j, "ids_special"), &n);
-        c->decode +=
-            decode_matches(tok, ids, n, 0, json_object_get(j, "decode"), name, "decode");
-        c->decode_skip += decode_matches(tok, ids, n, 1, json_object_get(j, "decode_skip"),
-                                         name, "decode_skip");
+        c->decode += decode_matches(tok, ids, n, 0, json_object_get(j, "decode"), name, "decode");
+        c->decode_skip +=
+            decode_matches(tok, ids, n, 1, json_object_get(j, "decode_skip"), name, "decode_skip");
         free(ids);
         ids = json_ids(json_object_get(j, "slice"), &n);
-        c->decode_slice += decode_matches(tok, ids, n, 0, json_object_get(j, "decode_slice"),
-                                          name, "decode_slice");
+        c->decode_slice += decode_matches(tok, ids, n, 0, json_object_get(j, "decode_slice"), name,
+                                          "decode_slice");
         free(ids);
         json_decref(j);
     }

@@ -214,7 +214,8 @@ json_t *io_json_loadb(const char *text, size_t size, size_t flags, io_json_error
     int nul_keys = code == json_error_null_byte_in_key && !memmem(text, size, KEY_NUL_UTF8, 4) &&
                    !memmem(text, size, KEY_NUL_ESCAPE, 12);
     rewrite w = {0};
-    if ((code == json_error_numeric_overflow || nul_keys) && rewrite_text(text, size, nul_keys, &w)) {
+    if ((code == json_error_numeric_overflow || nul_keys) &&
+        rewrite_text(text, size, nul_keys, &w)) {
         json_error_t je2;
         root = json_loadb(w.text, w.len, IO_JSON_DECODE_FLAGS | flags, &je2);
         if (root && nul_keys && restore_nul_keys(root)) {

@@ -11,8 +11,7 @@
 #include "badam/status.h"
 
 /* io_json_dump(root, indent) written atomically to path (io_write_file_atomic). */
-badam_status io_json_write_file(const char *path, const json_t *root, int indent,
-                                badam_error *err);
+badam_status io_json_write_file(const char *path, const json_t *root, int indent, badam_error *err);
 
 /* The same for a float, as the shortest decimal that reads back to the same float (1e-5f is
  * written 1e-05, not 9.9999997473787516e-06, which is the same float as a double's digits). */

@@ -186,10 +186,8 @@ static badam_status check_metadata(const json_t *meta, const char *path, badam_e
         return badam_fail(err, BADAM_E_FORMAT, "%s: __metadata__ is not an object", path);
     const char *key;
     const json_t *f;
-    json_object_foreach((json_t *)meta, key, f)
-        if (!json_is_string(f))
-            return badam_fail(err, BADAM_E_FORMAT, "%s: __metadata__ field '%s' is not a string",
-                              path, show(key).s);
+    json_object_foreach((json_t *)meta, key, f) if (!json_is_string(f)) return badam_fail(
+        err, BADAM_E_FORMAT, "%s: __metadata__ field '%s' is not a string", path, show(key).s);
     return BADAM_OK;
 }
 
@@ -236,8 +234,8 @@ static badam_status parse_header(st_file *file, const char *header, size_t heade
     snprintf(what, what_size, "%s: header", path);
     json_t *root;
     size_t error_at = 0;
-    badam_status st = io_parse_json_at(header, header_size, what, JSON_REJECT_DUPLICATES, &root,
-                                       &error_at, err);
+    badam_status st =
+        io_parse_json_at(header, header_size, what, JSON_REJECT_DUPLICATES, &root, &error_at, err);
     free(what);
     if (st != BADAM_OK) {
         char key[128];

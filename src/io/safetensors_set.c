@@ -100,8 +100,7 @@ static badam_status open_sharded(st_set *set, const char *index_path, badam_erro
         }
         if (!json_is_string(e)) {
             st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: weight_map: tensor '%s': value is not a string", index_path,
-                            key);
+                            "%s: weight_map: tensor '%s': value is not a string", index_path, key);
             goto done;
         }
         if (!plain_file_name(json_string_value(e))) {

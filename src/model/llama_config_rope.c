@@ -74,8 +74,7 @@ static badam_status parse_rope_dict(const json_t *json, const json_t *rd, const 
     json_t *item;
     json_object_keylen_foreach((json_t *)rd, key, key_len, item) {
         int whole = strlen(key) == key_len; /* "factor\u0000x" is not "factor" */
-        if (whole && (in_list(COMMON_KEYS, key) || (llama3 && in_list(LLAMA3_KEYS, key))))
-            continue;
+        if (whole && (in_list(COMMON_KEYS, key) || (llama3 && in_list(LLAMA3_KEYS, key)))) continue;
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "%s: field '%s.%s' is not understood for rope_type '%s'", path, where,
                           key, type[0] ? type : "default");

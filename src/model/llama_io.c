@@ -117,21 +117,23 @@ static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
     json_object_set_new(j, "rope_theta", io_json_real(c->rope_theta));
     json_object_set_new(j, "hidden_act", json_string("silu"));
     json_object_set_new(j, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
-    if (!strcmp(c->model_type, "llama")) json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
-    if (c->sliding_window) json_object_set_new(j, "sliding_window", json_integer(c->sliding_window));
+    if (!strcmp(c->model_type, "llama"))
+        json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
+    if (c->sliding_window)
+        json_object_set_new(j, "sliding_window", json_integer(c->sliding_window));
     if (c->rope_scaling == LLAMA_ROPE_LLAMA3) {
         json_t *rs = io_json_add_object(j, "rope_scaling");
         json_object_set_new(rs, "rope_type", json_string("llama3"));
         json_object_set_new(rs, "factor", io_json_real(c->rope_factor));
         json_object_set_new(rs, "low_freq_factor", io_json_real(c->rope_low_freq_factor));
         json_object_set_new(rs, "high_freq_factor", io_json_real(c->rope_high_freq_factor));
-        json_object_set_new(rs, "original_max_position_embeddings", json_integer(c->rope_original_max_position_embeddings));
+        json_object_set_new(rs, "original_max_position_embeddings",
+                            json_integer(c->rope_original_max_position_embeddings));
     }
     if (c->bos_token_id >= 0) json_object_set_new(j, "bos_token_id", json_integer(c->bos_token_id));
     if (c->n_eos == 1)
         json_object_set_new(j, "eos_token_id", json_integer(c->eos_token_ids[0]));
-    else if (c->n_eos > 1)
-    {
+    else if (c->n_eos > 1) {
         json_t *eos = io_json_add_array(j, "eos_token_id");
         for (int i = 0; i < c->n_eos; i++)
             json_array_append_new(eos, json_integer(c->eos_token_ids[i]));

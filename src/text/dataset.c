@@ -143,8 +143,7 @@ typedef struct turn_list {
     char *owned[1];
 } turn_list;
 
-static badam_status turns_push(turn_list *l, chat_role role, text_str content,
-                               badam_error *err) {
+static badam_status turns_push(turn_list *l, chat_role role, text_str content, badam_error *err) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         chat_turn *t = realloc(l->t, cap * sizeof *t);
@@ -160,11 +159,9 @@ static badam_status turns_push(turn_list *l, chat_role role, text_str content,
 
 static data_format detect_format(const json_t *obj) {
     if (json_object_get(obj, "input_ids")) return DATA_FORMAT_TOKENIZED;
-    if (json_object_get(obj, "conversations") ||
-        json_object_get(obj, "messages"))
+    if (json_object_get(obj, "conversations") || json_object_get(obj, "messages"))
         return DATA_FORMAT_SHAREGPT;
-    if (json_object_get(obj, "instruction") ||
-        json_object_get(obj, "output"))
+    if (json_object_get(obj, "instruction") || json_object_get(obj, "output"))
         return DATA_FORMAT_ALPACA;
     return DATA_FORMAT_AUTO;
 }

@@ -71,8 +71,7 @@ static badam_status parse_merges(const json_t *merges, const char *file, tok_bpe
             b = sp + 1;
             b_len = len - a_len - 1;
         } else if (json_is_array(m) && json_array_size(m) == 2 &&
-                   json_is_string(json_array_get(m, 0)) &&
-                   json_is_string(json_array_get(m, 1))) {
+                   json_is_string(json_array_get(m, 0)) && json_is_string(json_array_get(m, 1))) {
             a = json_string_value(json_array_get(m, 0));
             b = json_string_value(json_array_get(m, 1));
             a_len = json_string_length(json_array_get(m, 0));
@@ -162,8 +161,8 @@ badam_status tok_bpe_parse(const json_t *model, const char *file, tok_bpe *bpe, 
         long long id64;
         if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &id64)) {
             st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: model.vocab[\"%s\"]: expected an integer id in [0, %d]", file,
-                            key, TOK_MAX_ID - 1);
+                            "%s: model.vocab[\"%s\"]: expected an integer id in [0, %d]", file, key,
+                            TOK_MAX_ID - 1);
             goto fail;
         }
         int32_t id = (int32_t)id64;

@@ -63,8 +63,7 @@ badam_status tok_decoder_parse(const json_t *j, const char *file, const char *pa
             goto fail;
         }
         snprintf(sub, sizeof sub, "%s.pattern", path);
-        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub,
-                                    &d->pattern, err)))
+        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &d->pattern, err)))
             goto fail;
     } else if (!strcmp(type, "Strip")) {
         d->kind = TOK_DEC_STRIP;

@@ -206,8 +206,8 @@ badam_status tok_regex_compile(const char *onig, const char *what, void **code, 
 badam_status tok_regex_compile_n(const char *onig, size_t onig_len, const char *what, void **code,
                                  badam_error *err);
 void tok_regex_free(void *code);
-badam_status tok_pattern_parse(const json_t *j, const char *file, const char *path, tok_pattern *out,
-                               badam_error *err);
+badam_status tok_pattern_parse(const json_t *j, const char *file, const char *path,
+                               tok_pattern *out, badam_error *err);
 void tok_pattern_free(tok_pattern *p);
 /* Appends the matches of p in s (non-overlapping, left to right; regex iteration as Rust's onig
  * find_iter: an empty match right after the previous match is skipped) with match = 1. */
@@ -328,8 +328,8 @@ typedef struct tok_cache_entry {
 
 typedef struct tok_bpe {
     tok_strmap vocab;
-    int32_t vocab_max;  /* largest id in vocab */
-    char **id_to_token; /* vocab_max + 1 entries (NULL for holes); point into vocab's arena */
+    int32_t vocab_max;   /* largest id in vocab */
+    char **id_to_token;  /* vocab_max + 1 entries (NULL for holes); point into vocab's arena */
     uint32_t *id_to_len; /* their lengths (a token may hold U+0000) */
     tok_pairmap merges;
     int byte_fallback;

@@ -65,8 +65,7 @@ badam_status tok_normalizer_parse(const json_t *j, const char *file, const char 
         if ((st = tok_json_str(j, "content", 1, &s, &nm->content_len, file, path, err))) goto fail;
         nm->content = tok_strndup(s, nm->content_len);
         snprintf(sub, sizeof sub, "%s.pattern", path);
-        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub,
-                                    &nm->pattern, err)))
+        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &nm->pattern, err)))
             goto fail;
     } else if (!strcmp(type, "NFC")) {
         nm->kind = TOK_NORM_NFC;

@@ -77,8 +77,7 @@ badam_status tok_pretok_parse(const json_t *j, const char *file, const char *pat
         p->kind = TOK_PRE_SPLIT;
         p->behavior = TOK_ISOLATED;
         snprintf(sub, sizeof sub, "%s.pattern", path);
-        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub,
-                                    &p->pattern, err)))
+        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &p->pattern, err)))
             goto fail;
         if (!json_object_get(j, "behavior")) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'behavior'", file, path);

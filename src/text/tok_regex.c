@@ -276,8 +276,8 @@ badam_status tok_pattern_replace(const tok_pattern *p, const char *s, size_t n, 
     return tok_buf_append(out, s + prev, n - prev, err);
 }
 
-badam_status tok_pattern_parse(const json_t *j, const char *file, const char *path, tok_pattern *out,
-                               badam_error *err) {
+badam_status tok_pattern_parse(const json_t *j, const char *file, const char *path,
+                               tok_pattern *out, badam_error *err) {
     memset(out, 0, sizeof *out);
     if (!json_is_object(j))
         return badam_fail(err, BADAM_E_FORMAT,

@@ -469,8 +469,8 @@ static badam_status load_config(badam_tokenizer *tok, const char *path, badam_er
         json_decref(cfg);
         return badam_fail(err, BADAM_E_FORMAT, "%s: chat_template holds U+0000", path);
     }
-    if (tmpl_s && !(tok->chat_template = tok_strndup(json_string_value(tmpl_s),
-                                                     json_string_length(tmpl_s)))) {
+    if (tmpl_s && !(tok->chat_template =
+                        tok_strndup(json_string_value(tmpl_s), json_string_length(tmpl_s)))) {
         json_decref(cfg);
         return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
     }
@@ -499,8 +499,7 @@ static badam_status load_json(badam_tokenizer *tok, const json_t *root, badam_er
         if ((st = post_parse(j, file, "post_processor", &tok->post, err))) return st;
     if ((j = json_object_get(root, "decoder")) && !json_is_null(j))
         if ((st = tok_decoder_parse(j, file, "decoder", &tok->decoder, err))) return st;
-    if ((st = parse_added(tok, json_object_get(root, "added_tokens"), err)))
-        return st;
+    if ((st = parse_added(tok, json_object_get(root, "added_tokens"), err))) return st;
     if ((st = build_added_index(tok, err))) return st;
     if ((st = build_id_tables(tok, err))) return st;
     return check_post_ids(tok, tok->post, "post_processor", err);

@@ -125,8 +125,7 @@ static json_t *v_order(const run_facts *f, const run_option *o) {
 }
 static json_t *v_start_block(const run_facts *f, const run_option *o) {
     (void)o;
-    return f->cfg->start_block < 0 ? json_string("default")
-                                   : text("%d", f->cfg->start_block);
+    return f->cfg->start_block < 0 ? json_string("default") : text("%d", f->cfg->start_block);
 }
 static json_t *v_switch_every(const run_facts *f, const run_option *o) {
     (void)o;

@@ -292,10 +292,12 @@ static void free_trainer(trainer *t) {
 
 static badam_status write_memory_json(const trainer *t, const train_report *r, badam_error *err) {
     json_t *j = json_object(), *pred = io_json_add_object(j, "predicted"),
-          *meas = io_json_add_object(j, "measured_peak");
+           *meas = io_json_add_object(j, "measured_peak");
     for (int c = 1; c < BADAM_MEM_CATEGORY_COUNT; c++) {
-        json_object_set_new(pred, badam_mem_category_name(c), json_integer((json_int_t)r->predicted.bytes[c]));
-        json_object_set_new(meas, badam_mem_category_name(c), json_integer((json_int_t)r->measured[c]));
+        json_object_set_new(pred, badam_mem_category_name(c),
+                            json_integer((json_int_t)r->predicted.bytes[c]));
+        json_object_set_new(meas, badam_mem_category_name(c),
+                            json_integer((json_int_t)r->measured[c]));
     }
     json_object_set_new(pred, "total", json_integer((json_int_t)r->predicted.total));
     json_object_set_new(j, "peak_rss", json_integer((json_int_t)r->peak_rss));
