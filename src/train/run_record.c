@@ -95,7 +95,7 @@ static json_t *v_off(const run_facts *f, const run_option *o) { /* --no-X for a 
     return json_string(FIELD(int, f, o) ? "off" : "on");
 }
 static json_t *v_str(const run_facts *f, const run_option *o) {
-    const char *s = FIELD(const char *, f, o);
+    const char *s = FIELD(char *, f, o); /* (const char *): FIELD adds the const */
     return json_string(s ? s : o->unset);
 }
 static json_t *v_sha256(const run_facts *f, const run_option *o) {
