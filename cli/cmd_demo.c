@@ -62,7 +62,7 @@ static badam_status score(const demo_ctx *d, const char *dir, const char *label,
     for (int i = 0; i < 3 && !st; i++) {
         char user[256];
         snprintf(user, sizeof user, "%s\n%s", INSTRUCTION, words[i]);
-        chat_turn turn = {CHAT_USER, user};
+        chat_turn turn = {CHAT_USER, user, 0};
         token_seq prompt = {0};
         st = template_render(TEMPLATE, tok, &turn, 1, SYSTEM, 1, &prompt, err);
         generate_options go = {16, {0, 0, 1, 0}, stops, n_stops, NULL, 0, NULL, NULL};

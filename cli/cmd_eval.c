@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include "badam/json.h"
 
 #include "badam/evaluate.h"
 #include "badam/generate.h"
@@ -37,30 +37,31 @@ static void show_example(void *ctx, size_t index, const char *reference, const c
 
 static int print_json(const char *model, const char *data, const data_stats *ds,
                       const eval_result *r, int em) {
-    cJSON *o = cJSON_CreateObject();
+    json_t *o = json_object();
     if (!o) return 1;
-    cJSON_AddStringToObject(o, "model", model);
-    cJSON_AddStringToObject(o, "data", data);
-    cJSON_AddNumberToObject(o, "records", (double)ds->records);
-    cJSON_AddNumberToObject(o, "examples", (double)r->n_examples);
-    cJSON_AddNumberToObject(o, "dropped", (double)ds->dropped_empty);
-    cJSON_AddNumberToObject(o, "truncated", (double)ds->truncated);
-    cJSON_AddNumberToObject(o, "tokens", (double)r->n_tokens);
-    cJSON_AddNumberToObject(o, "loss", r->loss);
-    cJSON_AddNumberToObject(o, "perplexity", r->perplexity);
+    json_object_set_new(o, "model", json_string(model));
+    json_object_set_new(o, "data", json_string(data));
+    json_object_set_new(o, "records", json_integer((json_int_t)ds->records));
+    json_object_set_new(o, "examples", json_integer((json_int_t)r->n_examples));
+    json_object_set_new(o, "dropped", json_integer((json_int_t)ds->dropped_empty));
+    json_object_set_new(o, "truncated", json_integer((json_int_t)ds->truncated));
+    json_object_set_new(o, "tokens", json_integer((json_int_t)r->n_tokens));
+    json_object_set_new(o, "loss", io_json_real(r->loss));
+    json_object_set_new(o, "perplexity", io_json_real(r->perplexity));
     if (em) {
-        cJSON *e = cJSON_AddObjectToObject(o, "exact_match");
-        cJSON_AddNumberToObject(e, "count", (double)r->em_count);
-        cJSON_AddNumberToObject(e, "correct", (double)r->em_correct);
-        cJSON_AddNumberToObject(e, "accuracy", r->em_accuracy);
+        json_t *e = json_object();
+        json_object_set_new(e, "count", json_integer((json_int_t)r->em_count));
+        json_object_set_new(e, "correct", json_integer((json_int_t)r->em_correct));
+        json_object_set_new(e, "accuracy", io_json_real(r->em_accuracy));
+        json_object_set_new(o, "exact_match", e);
     } else {
-        cJSON_AddNullToObject(o, "exact_match");
+        json_object_set_new(o, "exact_match", json_null());
     }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+    char *s = io_json_dump(o, 0, NULL);
+    json_decref(o);
     if (!s) return 1;
     puts(s);
-    cJSON_free(s);
+    free(s);
     return 0;
 }
 

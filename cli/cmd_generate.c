@@ -118,7 +118,7 @@ static int run_chat(session *s) {
             rc = 1;
             break;
         }
-        turns[n++] = (chat_turn){CHAT_USER, copy};
+        turns[n++] = (chat_turn){CHAT_USER, copy, 0};
         token_seq seq = {0};
         badam_status st = render(s, turns, n, &seq, &err);
         /* Forget the oldest exchanges while the conversation does not fit the context. */
@@ -141,7 +141,7 @@ static int run_chat(session *s) {
         }
         fputc('\n', stdout);
         fflush(stdout);
-        turns[n++] = (chat_turn){CHAT_ASSISTANT, r.text};
+        turns[n++] = (chat_turn){CHAT_ASSISTANT, r.text, r.text_len};
         r.text = NULL;
         generate_result_free(&r);
     }
@@ -158,7 +158,7 @@ static int run_prompt(session *s, const char *prompt, int verbose) {
     size_t n = 0;
     badam_status st;
     if (s->template_name) {
-        chat_turn turn = {CHAT_USER, prompt};
+        chat_turn turn = {CHAT_USER, prompt, 0};
         st = render(s, &turn, 1, &seq, &err);
         ids = seq.ids, n = seq.len;
     } else {

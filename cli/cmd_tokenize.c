@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include "badam/json.h"
 
 #include "badam/tokenizer.h"
 #include "cli.h"
@@ -48,27 +48,29 @@ static void print_token(const char *t) {
 }
 
 static int print_json(const badam_tokenizer *tok, const int32_t *ids, size_t n) {
-    cJSON *root = cJSON_CreateObject();
-    cJSON *jids = cJSON_AddArrayToObject(root, "ids");
-    cJSON *jtoks = cJSON_AddArrayToObject(root, "tokens");
-    if (!root || !jids || !jtoks) {
-        cJSON_Delete(root);
+    json_t *root = json_object(), *jids = json_array(), *jtoks = json_array();
+    if (!root || !jids || !jtoks || json_object_set(root, "ids", jids) ||
+        json_object_set(root, "tokens", jtoks)) {
+        json_decref(root), json_decref(jids), json_decref(jtoks);
         fprintf(stderr, "badam tokenize: out of memory\n");
         return 1;
     }
     for (size_t i = 0; i < n; i++) {
-        const char *t = tokenizer_id_to_token(tok, ids[i]);
-        cJSON_AddItemToArray(jids, cJSON_CreateNumber(ids[i]));
-        cJSON_AddItemToArray(jtoks, t ? cJSON_CreateString(t) : cJSON_CreateNull());
+        size_t len = 0;
+        const char *t = tokenizer_id_to_token_n(tok, ids[i], &len);
+        json_array_append_new(jids, json_integer(ids[i]));
+        /* a token may hold U+0000 or be part of a character (invalid UTF-8 alone): null then */
+        json_t *jt = t ? json_stringn(t, len) : NULL;
+        json_array_append_new(jtoks, jt ? jt : json_null());
     }
-    char *s = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
+    char *s = io_json_dump(root, 0, NULL);
+    json_decref(jids), json_decref(jtoks), json_decref(root);
     if (!s) {
         fprintf(stderr, "badam tokenize: out of memory\n");
         return 1;
     }
     puts(s);
-    cJSON_free(s);
+    free(s);
     return 0;
 }
 

@@ -21,7 +21,8 @@ import sys
 RANK = {"base": 0, "io": 1, "text": 2, "model": 3, "optim": 4, "train": 5, "infer": 5,
         "report": 6, "cli": 7}
 PUBLIC = {
-    "status.h": "base", "dtype.h": "base", "cpu.h": "base", "memory.h": "base", "log.h": "base", "log.h": "base",
+    "status.h": "base", "dtype.h": "base", "cpu.h": "base", "memory.h": "base", "log.h": "base",
+    "json.h": "io",
     "tokenizer.h": "text", "data.h": "text",
     "llama.h": "model", "decode.h": "model",
     "optim.h": "optim",

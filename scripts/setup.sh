@@ -13,7 +13,7 @@ PACKAGES=(
   libopenblas-dev      # OpenBLAS: fp32 GEMM (sgemm) for the CPU backend
   libopenblas-openmp-dev # its OpenMP build: one thread pool shared with our kernels
   libdnnl-dev          # oneDNN (OpenMP build): bf16 GEMMs with fp32 accumulation (AVX512_BF16)
-  libcjson-dev         # cJSON: config.json, safetensors headers, tokenizer.json
+  libjansson-dev       # Jansson: JSON with length-carrying strings (NUL-safe): configs, safetensors headers, tokenizer.json, data
   libpcre2-dev         # PCRE2: the tokenizer's Unicode regex pre-tokenizer
   libutf8proc-dev      # utf8proc: NFC/NFKC normalization and Unicode categories for the tokenizer
   libssl-dev           # OpenSSL libcrypto: SHA-256 of the data files checkpoints record

@@ -19,8 +19,8 @@ static badam_status save_limited(const char *out, const llama_model *m, int step
     memset(&s, 0, sizeof s);
     s.step = step;
     s.block = -1;
-    s.run = cJSON_CreateObject(); /* a run record (run_record.h) with the method only */
-    cJSON_AddStringToObject(s.run, "--method", "adam");
+    s.run = json_object(); /* a run record (run_record.h) with the method only */
+    json_object_set_new(s.run, "--method", json_string("adam"));
     struct rlimit old, lim;
     getrlimit(RLIMIT_FSIZE, &old);
     void (*handler)(int) = signal(SIGXFSZ, SIG_IGN);
@@ -30,7 +30,7 @@ static badam_status save_limited(const char *out, const llama_model *m, int step
     badam_status st = checkpoint_save(out, NULL, m, &ts, &s, 0, NULL, err);
     CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
     signal(SIGXFSZ, handler);
-    cJSON_Delete(s.run);
+    json_decref(s.run);
     return st;
 }
 
@@ -57,7 +57,7 @@ static void test_full_disk_messages(void) {
     CHECK_OK(checkpoint_find(out, dir, sizeof dir, &err), &err);
     CHECK_OK(checkpoint_read_state(dir, &s, &err), &err);
     CHECK(s.step == 10);
-    cJSON_Delete(s.run);
+    json_decref(s.run);
     llama_model_free(m);
 }
 

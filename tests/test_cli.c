@@ -62,23 +62,24 @@ static void test_tied_head_note(void) {
            "%s", buf);
 }
 
-static cJSON *read_out_json(const char *dir, const char *name) {
+static json_t *read_out_json(const char *dir, const char *name) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    cJSON *j = NULL;
+    json_t *j = NULL;
     badam_error err = {0};
     if (io_read_json(path, &j, &err)) fprintf(stderr, "%s\n", err.message);
     return j;
 }
 
 /* eos_token_id of a JSON object as a list ("a, b"). */
-static void eos_text(const cJSON *j, char *out, size_t size) {
-    const cJSON *e = cJSON_GetObjectItem(j, "eos_token_id"), *v;
+static void eos_text(const json_t *j, char *out, size_t size) {
+    const json_t *e = json_object_get(j, "eos_token_id"), *v;
     out[0] = '\0';
-    if (cJSON_IsNumber(e)) snprintf(out, size, "%d", e->valueint);
-    if (cJSON_IsArray(e))
-        cJSON_ArrayForEach(v, e) snprintf(out + strlen(out), size - strlen(out), "%s%d",
-                                          out[0] ? ", " : "", v->valueint);
+    if (json_is_number(e)) snprintf(out, size, "%d", (int)json_number_value(e));
+    if (json_is_array(e))
+        for (size_t i = 0; (v = json_array_get(e, i)) != NULL; i++)
+            snprintf(out + strlen(out), size - strlen(out), "%s%d", out[0] ? ", " : "",
+                     (int)json_number_value(v));
 }
 
 /* A base whose EOS is </s> fine-tuned with --template llama3 declares <|eot_id|>: config.json and
@@ -120,26 +121,27 @@ static void test_saved_folder_declares_end_of_turn(void) {
     CHECK_OK(template_chat_jinja("llama3", tok, NULL, &jinja, &err), &err);
     const char *dirs[] = {out, ckpt};
     for (int d = 0; d < 2; d++) {
-        cJSON *cfg = read_out_json(dirs[d], "config.json");
-        cJSON *gc = read_out_json(dirs[d], "generation_config.json");
-        cJSON *tc = read_out_json(dirs[d], "tokenizer_config.json");
+        json_t *cfg = read_out_json(dirs[d], "config.json");
+        json_t *gc = read_out_json(dirs[d], "generation_config.json");
+        json_t *tc = read_out_json(dirs[d], "tokenizer_config.json");
         eos_text(cfg, got, sizeof got);
         CHECKF(!strcmp(got, want), "%s config.json eos_token_id [%s], want [%s]", dirs[d], got,
                want);
         eos_text(gc, got, sizeof got);
         CHECKF(!strcmp(got, want), "%s generation_config.json eos_token_id [%s], want [%s]",
                dirs[d], got, want);
-        const cJSON *t = cJSON_GetObjectItem(gc, "temperature");
-        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(gc, "do_sample")) && cJSON_IsNumber(t) &&
-              t->valuedouble == 0.6);
-        const cJSON *e = cJSON_GetObjectItem(tc, "eos_token"),
-                    *ct = cJSON_GetObjectItem(tc, "chat_template");
-        CHECKF(cJSON_IsString(e) && !strcmp(e->valuestring, "<|eot_id|>"), "%s eos_token", dirs[d]);
-        CHECKF(cJSON_IsString(ct) && jinja && !strcmp(ct->valuestring, jinja), "%s chat_template",
+        const json_t *t = json_object_get(gc, "temperature");
+        CHECK(json_is_true(json_object_get(gc, "do_sample")) && json_is_number(t) &&
+              json_number_value(t) == 0.6);
+        const json_t *e = json_object_get(tc, "eos_token"),
+                     *ct = json_object_get(tc, "chat_template");
+        CHECKF(json_is_string(e) && !strcmp(json_string_value(e), "<|eot_id|>"), "%s eos_token",
                dirs[d]);
-        cJSON_Delete(cfg);
-        cJSON_Delete(gc);
-        cJSON_Delete(tc);
+        CHECKF(json_is_string(ct) && jinja && !strcmp(json_string_value(ct), jinja),
+               "%s chat_template", dirs[d]);
+        json_decref(cfg);
+        json_decref(gc);
+        json_decref(tc);
     }
     free(jinja);
 
@@ -149,15 +151,15 @@ static void test_saved_folder_declares_end_of_turn(void) {
              "--max-steps 1 --no-checkpoint --batch-size 2 --seq-len 64 --quiet",
              base, out);
     CHECK(badam(args, buf, sizeof buf) == 0);
-    cJSON *gc = read_out_json(out, "generation_config.json");
-    cJSON *tc = read_out_json(out, "tokenizer_config.json");
+    json_t *gc = read_out_json(out, "generation_config.json");
+    json_t *tc = read_out_json(out, "tokenizer_config.json");
     eos_text(gc, got, sizeof got);
     CHECKF(!strcmp(got, "257"), "alpaca generation_config eos_token_id [%s]", got);
-    const cJSON *e = cJSON_GetObjectItem(tc, "eos_token");
-    CHECK(cJSON_IsString(e) && !strcmp(e->valuestring, "</s>"));
-    CHECK(cJSON_IsString(cJSON_GetObjectItem(tc, "chat_template")));
-    cJSON_Delete(gc);
-    cJSON_Delete(tc);
+    const json_t *e = json_object_get(tc, "eos_token");
+    CHECK(json_is_string(e) && !strcmp(json_string_value(e), "</s>"));
+    CHECK(json_is_string(json_object_get(tc, "chat_template")));
+    json_decref(gc);
+    json_decref(tc);
     tokenizer_free(tok);
 }
 

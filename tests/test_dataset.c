@@ -70,19 +70,19 @@ static void check_alpaca_examples(const data_set *ds) {
     CHECK(ds->n == 4 && ds->stats.records == 4 && ds->stats.examples == 4);
     CHECK(ds->stats.truncated == 0 && ds->stats.dropped_empty == 0);
     if (ds->n != 4) return;
-    const chat_turn t0[] = {{CHAT_USER, "Name a color."}, {CHAT_ASSISTANT, "Blue."}};
+    const chat_turn t0[] = {{CHAT_USER, "Name a color.", 0}, {CHAT_ASSISTANT, "Blue.", 0}};
     CHECK(renders_as(&ds->examples[0], "default", t0, 2, NULL));
     /* instruction "\n" input */
-    const chat_turn t1[] = {{CHAT_USER, "Add the numbers.\n2 and 3"}, {CHAT_ASSISTANT, "5"}};
+    const chat_turn t1[] = {{CHAT_USER, "Add the numbers.\n2 and 3", 0}, {CHAT_ASSISTANT, "5", 0}};
     CHECK(renders_as(&ds->examples[1], "default", t1, 2, NULL));
     /* the record's system replaces the template default */
-    const chat_turn t2[] = {{CHAT_USER, "Say hi."}, {CHAT_ASSISTANT, "Hi!"}};
+    const chat_turn t2[] = {{CHAT_USER, "Say hi.", 0}, {CHAT_ASSISTANT, "Hi!", 0}};
     CHECK(renders_as(&ds->examples[2], "default", t2, 2, "Be terse."));
     /* history pairs come first; every response is trained */
     const chat_turn t3[] = {
-        {CHAT_USER, "Are you there?"}, {CHAT_ASSISTANT, "Yes."},
-        {CHAT_USER, "Sure?"},          {CHAT_ASSISTANT, "Quite \"sure\" [really] {yes}."},
-        {CHAT_USER, "And now?"},       {CHAT_ASSISTANT, "Still here."}};
+        {CHAT_USER, "Are you there?", 0}, {CHAT_ASSISTANT, "Yes.", 0},
+        {CHAT_USER, "Sure?", 0},          {CHAT_ASSISTANT, "Quite \"sure\" [really] {yes}.", 0},
+        {CHAT_USER, "And now?", 0},       {CHAT_ASSISTANT, "Still here.", 0}};
     CHECK(renders_as(&ds->examples[3], "default", t3, 6, NULL));
     CHECK(trained_runs(&ds->examples[3]) == 3);
     size_t tokens = 0, trained = 0;
@@ -115,10 +115,10 @@ static void test_system_prompt_option(void) {
     data_set *ds = NULL;
     data_options o = {.template_name = "chatml", .system_prompt = "Custom."};
     CHECK_OK(data_load(fixture("alpaca.json"), tiny, &o, &ds, &err), &err);
-    const chat_turn t0[] = {{CHAT_USER, "Name a color."}, {CHAT_ASSISTANT, "Blue."}};
+    const chat_turn t0[] = {{CHAT_USER, "Name a color.", 0}, {CHAT_ASSISTANT, "Blue.", 0}};
     CHECK(renders_as(&ds->examples[0], "chatml", t0, 2, "Custom."));
     /* a record's own system still wins */
-    const chat_turn t2[] = {{CHAT_USER, "Say hi."}, {CHAT_ASSISTANT, "Hi!"}};
+    const chat_turn t2[] = {{CHAT_USER, "Say hi.", 0}, {CHAT_ASSISTANT, "Hi!", 0}};
     CHECK(renders_as(&ds->examples[2], "chatml", t2, 2, "Be terse."));
     data_free(ds);
     /* an empty option string means no system text */
@@ -138,22 +138,23 @@ static void test_sharegpt(void) {
     CHECK_OK(data_load(fixture("sharegpt.json"), tiny, &o, &ds, &err), &err);
     CHECK(ds->n == 5 && ds->stats.records == 5);
     if (ds->n == 5) {
-        const chat_turn t0[] = {{CHAT_USER, "Hello?"}, {CHAT_ASSISTANT, "Hi."}};
+        const chat_turn t0[] = {{CHAT_USER, "Hello?", 0}, {CHAT_ASSISTANT, "Hi.", 0}};
         CHECK(renders_as(&ds->examples[0], "llama3", t0, 2, NULL));
-        const chat_turn t1[] = {{CHAT_SYSTEM, "Be terse."},
-                                {CHAT_USER, "One?"},
-                                {CHAT_ASSISTANT, "1"},
-                                {CHAT_USER, "Two?"},
-                                {CHAT_ASSISTANT, "2"}};
+        const chat_turn t1[] = {{CHAT_SYSTEM, "Be terse.", 0},
+                                {CHAT_USER, "One?", 0},
+                                {CHAT_ASSISTANT, "1", 0},
+                                {CHAT_USER, "Two?", 0},
+                                {CHAT_ASSISTANT, "2", 0}};
         CHECK(renders_as(&ds->examples[1], "llama3", t1, 5, NULL));
         CHECK(trained_runs(&ds->examples[1]) == 2);
         /* user/assistant roles; the final unanswered question is left out */
-        const chat_turn t2[] = {{CHAT_USER, "Q"}, {CHAT_ASSISTANT, "A"}};
+        const chat_turn t2[] = {{CHAT_USER, "Q", 0}, {CHAT_ASSISTANT, "A", 0}};
         CHECK(renders_as(&ds->examples[2], "llama3", t2, 2, NULL));
         /* "messages" with role/content */
-        const chat_turn t3[] = {{CHAT_SYSTEM, "S"}, {CHAT_USER, "U"}, {CHAT_ASSISTANT, "V"}};
+        const chat_turn t3[] = {
+            {CHAT_SYSTEM, "S", 0}, {CHAT_USER, "U", 0}, {CHAT_ASSISTANT, "V", 0}};
         CHECK(renders_as(&ds->examples[3], "llama3", t3, 3, NULL));
-        const chat_turn t4[] = {{CHAT_USER, "x"}, {CHAT_ASSISTANT, "y"}};
+        const chat_turn t4[] = {{CHAT_USER, "x", 0}, {CHAT_ASSISTANT, "y", 0}};
         CHECK(renders_as(&ds->examples[4], "llama3", t4, 2, "Top-level system."));
     }
     data_free(ds);

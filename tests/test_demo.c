@@ -8,9 +8,9 @@
 #include "io/files.h"
 #include "testutil.h"
 
-static double number(const cJSON *j, const char *run, const char *field) {
-    const cJSON *r = cJSON_GetObjectItem(j, run), *v = r ? cJSON_GetObjectItem(r, field) : NULL;
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+static double number(const json_t *j, const char *run, const char *field) {
+    const json_t *r = json_object_get(j, run), *v = r ? json_object_get(r, field) : NULL;
+    return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
 static void test_demo_quick(void) {
@@ -20,7 +20,7 @@ static void test_demo_quick(void) {
              getenv("BADAM_SOURCE_DIR"), getenv("BADAM_CLI"), out, out);
     CHECKF(test_system(cmd) == 0, "badam demo failed: see %s/demo.log", out);
     snprintf(path, sizeof path, "%s/summary.json", out);
-    cJSON *j = NULL;
+    json_t *j = NULL;
     badam_error err = {0};
     CHECK_OK(io_read_json(path, &j, &err), &err);
     double base = number(j, "base", "loss");
@@ -40,7 +40,7 @@ static void test_demo_quick(void) {
         CHECKF(em >= number(j, "base", "exact_match") + 0.3, "%s: exact match %.2f did not rise",
                runs[i], em);
     }
-    cJSON_Delete(j);
+    json_decref(j);
     snprintf(path, sizeof path, "%s/report.html", out);
     CHECK(io_is_file(path));
 }

@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "badam/evaluate.h"
 #include "badam/generate.h"
 #include "io/files.h"
+#include "io/json_write.h"
 #include "testutil.h"
 
 typedef struct fixture {
@@ -99,21 +100,21 @@ static void test_loss_matches_forward(void) {
     close_tiny(&f);
 }
 
-/* Writes an Alpaca file with the given instructions and outputs (cJSON does the escaping). */
+/* Writes an Alpaca file with the given instructions and outputs (Jansson does the escaping). */
 static int write_alpaca(const char *path, const char *const *instr, char *const *outputs, int n) {
-    cJSON *arr = cJSON_CreateArray();
+    json_t *arr = json_array();
     for (int i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "instruction", instr[i]);
-        cJSON_AddStringToObject(o, "input", "");
-        cJSON_AddStringToObject(o, "output", outputs[i]);
-        cJSON_AddItemToArray(arr, o);
+        json_t *o = json_object();
+        json_object_set_new(o, "instruction", json_string(instr[i]));
+        json_object_set_new(o, "input", json_string(""));
+        json_object_set_new(o, "output", json_string(outputs[i]));
+        json_array_append_new(arr, o);
     }
-    char *s = cJSON_Print(arr);
-    cJSON_Delete(arr);
+    char *s = io_json_dump(arr, 2, NULL);
+    json_decref(arr);
     badam_error err = {0};
     int rc = s ? (int)io_write_file_atomic(path, s, strlen(s), &err) : -1;
-    cJSON_free(s);
+    free(s);
     return rc;
 }
 
@@ -134,7 +135,7 @@ static void test_exact_match_known_answers(void) {
     go.stop_ids = stops, go.n_stop_ids = n_stops;
     /* The model's greedy answers: examples 0 and 2 get them as references, 1 and 3 get "zq!". */
     for (int i = 0; i < N; i++) {
-        chat_turn turn = {CHAT_USER, instr[i]};
+        chat_turn turn = {CHAT_USER, instr[i], 0};
         token_seq seq = {0};
         generate_result g = {0};
         CHECK(!template_render("alpaca", f.tok, &turn, 1, NULL, 1, &seq, &err));
@@ -210,24 +211,24 @@ static void test_cli(void) {
     CHECK(run_cli("eval --model models/tiny-random-llama --data data/demo/reverse_val.json "
                   "--template alpaca --seq-len 256 --exact-match --max-new-tokens 6 --json",
                   out, sizeof out) == 0);
-    cJSON *j = cJSON_Parse(out);
-    const cJSON *em = cJSON_GetObjectItem(j, "exact_match");
-    CHECKF(j && cJSON_IsNumber(cJSON_GetObjectItem(j, "loss")) &&
-               cJSON_IsNumber(cJSON_GetObjectItem(j, "perplexity")) &&
-               cJSON_IsNumber(cJSON_GetObjectItem(em, "accuracy")) &&
-               cJSON_GetObjectItem(em, "count")->valueint ==
-                   cJSON_GetObjectItem(j, "examples")->valueint,
+    json_t *j = json_loads(out, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    const json_t *em = json_object_get(j, "exact_match");
+    CHECKF(j && json_is_number(json_object_get(j, "loss")) &&
+               json_is_number(json_object_get(j, "perplexity")) &&
+               json_is_number(json_object_get(em, "accuracy")) &&
+               (int)json_number_value(json_object_get(em, "count")) ==
+                   (int)json_number_value(json_object_get(j, "examples")),
            "%s", out);
-    cJSON_Delete(j);
+    json_decref(j);
     CHECK(run_cli("eval --model models/tiny-random-llama --data data/demo/reverse_val.json "
                   "--template alpaca",
                   out, sizeof out) == 0);
     CHECK(strstr(out, "perplexity") != NULL);
 }
 
-static int json_count(const cJSON *j, const char *key) {
-    const cJSON *v = cJSON_GetObjectItem(j, key);
-    return cJSON_IsNumber(v) ? v->valueint : -1;
+static int json_count(const json_t *j, const char *key) {
+    const json_t *v = json_object_get(j, key);
+    return json_is_number(v) ? (int)json_number_value(v) : -1;
 }
 
 /* eval says how many records it kept and dropped (a record with no trained token), in text and
@@ -249,11 +250,11 @@ static void test_cli_reports_dropped(void) {
     static char out[1 << 16];
     snprintf(cmd, sizeof cmd, "eval --model models/tiny-random-llama --data %s --json", path);
     CHECK(run_cli(cmd, out, sizeof out) == 0);
-    cJSON *j = cJSON_Parse(out);
+    json_t *j = json_loads(out, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     CHECKF(json_count(j, "records") == 3 && json_count(j, "examples") == 2 &&
                json_count(j, "dropped") == 1 && json_count(j, "truncated") == 0,
            "%s", out);
-    cJSON_Delete(j);
+    json_decref(j);
     snprintf(cmd, sizeof cmd, "eval --model models/tiny-random-llama --data %s", path);
     CHECK(run_cli(cmd, out, sizeof out) == 0);
     CHECKF(strstr(out, "2 of 3 records kept, 1 dropped"), "%s", out);

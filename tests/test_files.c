@@ -143,12 +143,12 @@ static void test_utf8_exhaustive(void) {
 
 static void test_parse_json(void) {
     badam_error err;
-    cJSON *j;
+    json_t *j;
     const char *ok = "  {\"a\": [1, 2.5, \"x\"], \"b\": {\"c\": null}} \n\t ";
     CHECK_OK(io_parse_json(ok, strlen(ok), "ok.json", &j, &err), &err);
-    CHECK(cJSON_IsObject(j));
-    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "a")) == 3);
-    cJSON_Delete(j);
+    CHECK(json_is_object(j));
+    CHECK(json_array_size(json_object_get(j, "a")) == 3);
+    json_decref(j);
 
     struct {
         const char *text;
@@ -167,7 +167,7 @@ static void test_parse_json(void) {
         {"garbage", 7},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        j = (cJSON *)1;
+        j = (json_t *)1;
         badam_error_clear(&err);
         badam_status st = io_parse_json(bad[i].text, bad[i].n, "/some/dir/cfg.json", &j, &err);
         CHECKF(st == BADAM_E_FORMAT, "case %zu: status %d", i, (int)st);
@@ -187,7 +187,7 @@ static void test_parse_json(void) {
         memcpy(buf, texts[i], n);
         badam_status st = io_parse_json(buf, n, "heap", &j, &err);
         CHECKF(st == (i == 0 || i == 3 ? BADAM_OK : BADAM_E_FORMAT), "heap case %zu", i);
-        if (st == BADAM_OK) cJSON_Delete(j);
+        if (st == BADAM_OK) json_decref(j);
         free(buf);
     }
 }
@@ -195,12 +195,12 @@ static void test_parse_json(void) {
 static void test_read_json(void) {
     const char *dir = test_workdir("files_json");
     badam_error err;
-    cJSON *j;
+    json_t *j;
     const char *good = test_path_in(dir, "good.json");
     CHECK(test_write_raw(good, "{\"x\": 3}\n", 9) == 0);
     CHECK_OK(io_read_json(good, &j, &err), &err);
-    CHECK(cJSON_GetObjectItem(j, "x")->valuedouble == 3.0);
-    cJSON_Delete(j);
+    CHECK(json_number_value(json_object_get(j, "x")) == 3.0);
+    json_decref(j);
 
     const char *bad = test_path_in(dir, "bad.json");
     CHECK(test_write_raw(bad, "{\"x\": 3,}", 9) == 0);

@@ -82,7 +82,7 @@ static void test_dataset_malformed(void) {
     expect_data_error(dir, "scalar.json", "  42", 2);
     snprintf(buf, sizeof buf, "[%s] x", ok);
     expect_data_error(dir, "after_array.json", buf, 1 + L + 2);
-    /* inside a record: cJSON's offset, made a file offset */
+    /* inside a record: the parser's offset, made a file offset */
     snprintf(buf, sizeof buf, "%s\n{\"instruction\": \"a\" \"output\": \"b\"}\n", ok);
     expect_data_error(dir, "bad_record.jsonl", buf, L + 1 + 20);
     snprintf(buf, sizeof buf, "%s\n{\"instruction\": 7, \"output\": \"b\"}\n", ok);
@@ -183,7 +183,7 @@ static void test_tokenizer_ids(void) {
 static void test_json_ints(void) {
     const char *text = "{\"a\": 1e10, \"b\": -1e300, \"c\": 2147483647, \"d\": 2147483648,"
                        " \"e\": -2147483648, \"f\": 1.5, \"g\": 7}";
-    cJSON *j = NULL;
+    json_t *j = NULL;
     badam_error err = {0};
     CHECK_OK(io_parse_json(text, strlen(text), "ints.json", &j, &err), &err);
     int v = 0;
@@ -195,11 +195,10 @@ static void test_json_ints(void) {
     CHECK(json_get_int(j, "e", 1, &v, "ints.json", &err) == BADAM_OK && v == -2147483647 - 1);
     CHECK(json_get_int(j, "f", 1, &v, "ints.json", &err) == BADAM_E_FORMAT);
     long long x = -1;
-    CHECK(json_int_in_range(cJSON_GetObjectItem(j, "g"), 0, 7, &x) && x == 7);
-    CHECK(!json_int_in_range(cJSON_GetObjectItem(j, "g"), 0, 6, &x));
-    CHECK(!json_int_in_range(cJSON_GetObjectItem(j, "a"), 0, (1LL << 53), &x) ||
-          x == 10000000000LL);
-    cJSON_Delete(j);
+    CHECK(json_int_in_range(json_object_get(j, "g"), 0, 7, &x) && x == 7);
+    CHECK(!json_int_in_range(json_object_get(j, "g"), 0, 6, &x));
+    CHECK(!json_int_in_range(json_object_get(j, "a"), 0, (1LL << 53), &x) || x == 10000000000LL);
+    json_decref(j);
 }
 
 /* badam report reads metrics.jsonl: its step and block numbers are range-checked too. */

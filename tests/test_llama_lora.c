@@ -235,11 +235,11 @@ static void test_peft_round_trip(void) {
     }
     char path[2048];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    cJSON *cfg = NULL;
+    json_t *cfg = NULL;
     CHECK_OK(io_read_json(path, &cfg, &err), &err);
-    CHECK(cJSON_GetObjectItem(cfg, "r")->valueint == R);
-    CHECK(!strcmp(cJSON_GetObjectItem(cfg, "peft_type")->valuestring, "LORA"));
-    cJSON_Delete(cfg);
+    CHECK((int)json_number_value(json_object_get(cfg, "r")) == R);
+    CHECK(!strcmp(json_string_value(json_object_get(cfg, "peft_type")), "LORA"));
+    json_decref(cfg);
     /* A model with other targets refuses the folder. */
     llama_lora_detach(m2);
     CHECK_OK(llama_lora_attach(m2, R, ALPHA, 0.0f, t | (1u << LLAMA_P_O), 7, &err), &err);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io/files.h"
+#include "io/json_write.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
 
@@ -20,31 +21,32 @@ typedef struct batch_data {
     int32_t *tokens, *targets;
 } batch_data;
 
-static int read_matrix(const cJSON *rows, int32_t **out, int *B, int *T) {
-    *B = cJSON_GetArraySize(rows);
-    *T = *B ? cJSON_GetArraySize(cJSON_GetArrayItem(rows, 0)) : 0;
+static int read_matrix(const json_t *rows, int32_t **out, int *B, int *T) {
+    *B = (int)json_array_size(rows);
+    *T = *B ? (int)json_array_size(json_array_get(rows, 0)) : 0;
     *out = malloc(sizeof(int32_t) * (size_t)(*B) * (*T));
     int i = 0;
-    const cJSON *row, *v;
-    cJSON_ArrayForEach(row, rows) {
-        if (cJSON_GetArraySize(row) != *T) return -1;
-        cJSON_ArrayForEach(v, row)(*out)[i++] = (int32_t)v->valuedouble;
+    const json_t *row, *v;
+    size_t r, c;
+    json_array_foreach(rows, r, row) {
+        if ((int)json_array_size(row) != *T) return -1;
+        json_array_foreach(row, c, v)(*out)[i++] = (int32_t)json_number_value(v);
     }
     return 0;
 }
 
 static int load_batch(const char *path, batch_data *b) {
-    cJSON *json = NULL;
+    json_t *json = NULL;
     badam_error err = {0};
     if (io_read_json(path, &json, &err)) {
         fprintf(stderr, "%s\n", err.message);
         return -1;
     }
     int B2, T2;
-    int rc = read_matrix(cJSON_GetObjectItem(json, "input_ids"), &b->tokens, &b->B, &b->T) ||
-             read_matrix(cJSON_GetObjectItem(json, "targets"), &b->targets, &B2, &T2) ||
-             B2 != b->B || T2 != b->T;
-    cJSON_Delete(json);
+    int rc = read_matrix(json_object_get(json, "input_ids"), &b->tokens, &b->B, &b->T) ||
+             read_matrix(json_object_get(json, "targets"), &b->targets, &B2, &T2) || B2 != b->B ||
+             T2 != b->T;
+    json_decref(json);
     return rc ? -1 : 0;
 }
 
@@ -59,27 +61,36 @@ static void compare(const char *preset, const char *what, const float *ours, con
     CHECK_CLOSE(ours, ref->data, n, atol, rtol, "%s: %s vs PyTorch", preset, what);
 }
 
+/* Removes obj[key] and returns it (NULL when absent); the caller owns it. */
+static json_t *detach(json_t *obj, const char *key) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) return NULL;
+    json_incref(v);
+    json_object_del(obj, key);
+    return v;
+}
+
 /* Rewrites a transformers 4 config.json the way transformers 5 saves it: rope_theta and
  * rope_scaling moved into rope_parameters (transformers 5 modeling_rope_utils.py,
  * standardize_rope_params), torch_dtype renamed dtype, head_dim null when implied. */
 static int convert_to_transformers5(const char *path) {
-    cJSON *cfg = NULL;
+    json_t *cfg = NULL;
     badam_error err = {0};
     if (io_read_json(path, &cfg, &err)) return -1;
-    cJSON *rp = cJSON_DetachItemFromObject(cfg, "rope_scaling");
-    if (!rp || !cJSON_IsObject(rp)) {
-        cJSON_Delete(rp);
-        rp = cJSON_CreateObject();
-        cJSON_AddStringToObject(rp, "rope_type", "default");
+    json_t *rp = detach(cfg, "rope_scaling");
+    if (!rp || !json_is_object(rp)) {
+        json_decref(rp);
+        rp = json_object();
+        json_object_set_new(rp, "rope_type", json_string("default"));
     }
-    cJSON *theta = cJSON_DetachItemFromObject(cfg, "rope_theta");
-    if (theta) cJSON_AddItemToObject(rp, "rope_theta", theta);
-    cJSON_AddItemToObject(cfg, "rope_parameters", rp);
-    cJSON *dt = cJSON_DetachItemFromObject(cfg, "torch_dtype");
-    if (dt) cJSON_AddItemToObject(cfg, "dtype", dt);
-    if (!cJSON_GetObjectItem(cfg, "head_dim")) cJSON_AddNullToObject(cfg, "head_dim");
-    char *text = cJSON_Print(cfg);
-    cJSON_Delete(cfg);
+    json_t *theta = detach(cfg, "rope_theta");
+    if (theta) json_object_set_new(rp, "rope_theta", theta);
+    json_object_set_new(cfg, "rope_parameters", rp);
+    json_t *dt = detach(cfg, "torch_dtype");
+    if (dt) json_object_set_new(cfg, "dtype", dt);
+    if (!json_object_get(cfg, "head_dim")) json_object_set_new(cfg, "head_dim", json_null());
+    char *text = io_json_dump(cfg, 2, NULL);
+    json_decref(cfg);
     int rc = text && !io_write_file_atomic(path, text, strlen(text), &err) ? 0 : -1;
     free(text);
     return rc;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "io/files.h"
+#include "io/json_write.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
 
@@ -78,11 +79,11 @@ static void test_save_copies_companions_and_dtype(void) {
         CHECKF(io_is_file(path), "%s not copied", names[i]);
     }
     snprintf(path, sizeof path, "%s/config.json", out);
-    cJSON *cfg = NULL;
+    json_t *cfg = NULL;
     CHECK_OK(io_read_json(path, &cfg, &err), &err);
-    const cJSON *dt = cJSON_GetObjectItem(cfg, "torch_dtype");
-    CHECK(cJSON_IsString(dt) && !strcmp(dt->valuestring, "bfloat16"));
-    cJSON_Delete(cfg);
+    const json_t *dt = json_object_get(cfg, "torch_dtype");
+    CHECK(json_is_string(dt) && !strcmp(json_string_value(dt), "bfloat16"));
+    json_decref(cfg);
     st_set *set = NULL;
     CHECK_OK(st_set_open_dir(out, &set, &err), &err);
     const st_tensor *t = st_set_find(set, "model.norm.weight", NULL);
@@ -378,22 +379,22 @@ static void test_save_dtype_key(void) {
     snprintf(out, sizeof out, "%s", test_workdir("io-dtype-out"));
     CHECK_OK(llama_model_save(m, NULL, src, 0, &err), &err);
     snprintf(path, sizeof path, "%s/config.json", src);
-    cJSON *cfg = NULL;
+    json_t *cfg = NULL;
     CHECK_OK(io_read_json(path, &cfg, &err), &err);
-    cJSON_DeleteItemFromObject(cfg, "torch_dtype");
-    cJSON_AddStringToObject(cfg, "dtype", "float32");
-    char *text = cJSON_Print(cfg);
-    cJSON_Delete(cfg);
+    json_object_del(cfg, "torch_dtype");
+    json_object_set_new(cfg, "dtype", json_string("float32"));
+    char *text = io_json_dump(cfg, 2, NULL);
+    json_decref(cfg);
     write_text(src, "config.json", text);
     free(text);
     CHECK_OK(llama_model_load(src, BADAM_DTYPE_BF16, &bf, &err), &err);
     CHECK_OK(llama_model_save(bf, src, out, 0, &err), &err);
     snprintf(path, sizeof path, "%s/config.json", out);
     CHECK_OK(io_read_json(path, &cfg, &err), &err);
-    const cJSON *dt = cJSON_GetObjectItem(cfg, "dtype");
-    CHECK(cJSON_IsString(dt) && !strcmp(dt->valuestring, "bfloat16"));
-    CHECK(!cJSON_GetObjectItem(cfg, "torch_dtype"));
-    cJSON_Delete(cfg);
+    const json_t *dt = json_object_get(cfg, "dtype");
+    CHECK(json_is_string(dt) && !strcmp(json_string_value(dt), "bfloat16"));
+    CHECK(!json_object_get(cfg, "torch_dtype"));
+    json_decref(cfg);
     llama_model_free(bf);
     llama_model_free(m);
 }

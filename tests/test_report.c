@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "io/files.h"
 #include "testutil.h"
@@ -115,12 +115,12 @@ static int count_step_lines(const char *path, double *first_loss) {
     int n = 0;
     *first_loss = NAN;
     for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-        cJSON *obj = cJSON_Parse(line);
-        if (obj && !cJSON_GetObjectItem(obj, "val_loss")) {
-            if (n == 0) *first_loss = cJSON_GetNumberValue(cJSON_GetObjectItem(obj, "loss"));
+        json_t *obj = json_loads(line, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        if (obj && !json_object_get(obj, "val_loss")) {
+            if (n == 0) *first_loss = json_number_value(json_object_get(obj, "loss"));
             n++;
         }
-        cJSON_Delete(obj);
+        json_decref(obj);
     }
     free(text);
     return n;
@@ -177,13 +177,13 @@ static void test_errors(void) {
 }
 
 /* The text of <script id="badam-data" type="application/json"> in the page, parsed. */
-static cJSON *page_data(const char *html) {
+static json_t *page_data(const char *html) {
     const char *open = "<script id=\"badam-data\" type=\"application/json\">";
     const char *a = strstr(html, open);
     if (!a) return NULL;
     a += strlen(open);
     const char *b = strstr(a, "</script>");
-    return b ? cJSON_ParseWithLength(a, (size_t)(b - a)) : NULL;
+    return b ? json_loadb(a, (size_t)(b - a), JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
 }
 
 static char g_html[4096];
@@ -227,35 +227,35 @@ static void test_report_html(void) {
         CHECKF(strstr(html, needle) != NULL, "summary row for %s", g_names[i]);
     }
     /* The data the charts are drawn from: every step of every run. */
-    cJSON *data = page_data(html);
-    cJSON *runs = cJSON_GetObjectItem(data, "runs");
-    CHECK(cJSON_GetArraySize(runs) == 3);
-    for (int i = 0; i < 3 && cJSON_GetArraySize(runs) == 3; i++) {
-        cJSON *r = cJSON_GetArrayItem(runs, i);
+    json_t *data = page_data(html);
+    json_t *runs = json_object_get(data, "runs");
+    CHECK(json_array_size(runs) == 3);
+    for (int i = 0; i < 3 && json_array_size(runs) == 3; i++) {
+        json_t *r = json_array_get(runs, i);
         char path[4096];
         snprintf(path, sizeof path, "%s/%s/metrics.jsonl", g_work, g_names[i]);
         double first_loss;
         int n = count_step_lines(path, &first_loss);
-        CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r, "name")), g_names[i]));
-        CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r, "method")), g_names[i]));
-        CHECKF(cJSON_GetArraySize(cJSON_GetObjectItem(r, "step")) == n, "%s: %d steps", g_names[i],
+        CHECK(!strcmp(json_string_value(json_object_get(r, "name")), g_names[i]));
+        CHECK(!strcmp(json_string_value(json_object_get(r, "method")), g_names[i]));
+        CHECKF(json_array_size(json_object_get(r, "step")) == (size_t)n, "%s: %d steps", g_names[i],
                n);
-        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r, "loss")) == n);
-        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r, "tokens")) == n);
-        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(r, "eval_step")) >= 3);
-        double loss0 = cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "loss"), 0));
+        CHECK(json_array_size(json_object_get(r, "loss")) == (size_t)n);
+        CHECK(json_array_size(json_object_get(r, "tokens")) == (size_t)n);
+        CHECK(json_array_size(json_object_get(r, "eval_step")) >= 3);
+        double loss0 = json_number_value(json_array_get(json_object_get(r, "loss"), 0));
         CHECK_NEAR(loss0, first_loss, 1e-12, 1e-9, "%s: report loss vs metrics.jsonl", g_names[i]);
-        CHECK(cJSON_IsObject(cJSON_GetObjectItem(r, "memory")));
-        CHECK(i == 0 ? cJSON_IsArray(cJSON_GetObjectItem(r, "block"))
-                     : cJSON_IsNull(cJSON_GetObjectItem(r, "block")));
+        CHECK(json_is_object(json_object_get(r, "memory")));
+        CHECK(i == 0 ? json_is_array(json_object_get(r, "block"))
+                     : json_is_null(json_object_get(r, "block")));
     }
-    cJSON *adam = cJSON_GetArrayItem(runs, 2);
-    CHECK(cJSON_IsNull(cJSON_GetArrayItem(cJSON_GetObjectItem(adam, "loss"), 6))); /* step 7 */
+    json_t *adam = json_array_get(runs, 2);
+    CHECK(json_is_null(json_array_get(json_object_get(adam, "loss"), 6))); /* step 7 */
     CHECK(strstr(html, "model.layers.") != NULL); /* block names for the block axis */
     /* The memory numbers: adam's synthetic activations are 9000000 bytes = 8.6 MiB. */
     const char *mem = strstr(html, "<table class=\"summary\" id=\"memory\">");
     CHECK(mem && strstr(mem, "<td>activations</td>") && strstr(mem, "<td>8.6 MiB</td>"));
-    cJSON_Delete(data);
+    json_decref(data);
     free(html);
 
     /* --out elsewhere (its folder is created), and the same name twice is told apart. */

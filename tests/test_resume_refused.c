@@ -7,9 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "io/files.h"
+#include "io/json_write.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
 
@@ -244,18 +245,18 @@ static void test_older_format(void) {
     char out[1200], path[1400], log[1300], line[2048];
     out_dir(out, sizeof out, "old");
     snprintf(path, sizeof path, "%s/checkpoint/trainer_state.json", out);
-    cJSON *j = NULL;
+    json_t *j = NULL;
     badam_error err = {0};
     if (io_read_json(path, &j, &err)) {
         CHECKF(0, "%s", err.message);
         return;
     }
-    cJSON_DeleteItemFromObject(j, "format");
-    cJSON_DeleteItemFromObject(j, "run");
-    cJSON_AddStringToObject(j, "method", "badam");
-    cJSON_AddStringToObject(j, "seed", "42");
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
+    json_object_del(j, "format");
+    json_object_del(j, "run");
+    json_object_set_new(j, "method", json_string("badam"));
+    json_object_set_new(j, "seed", json_string("42"));
+    char *text = io_json_dump(j, 2, NULL);
+    json_decref(j);
     CHECK(text && !io_write_file_atomic(path, text, strlen(text), &err));
     free(text);
     snprintf(log, sizeof log, "%s.refused.log", out);

@@ -162,23 +162,25 @@ static void test_round_trip(void) {
     for (uint64_t i = 0; i < hlen; i++) /* strict JSON: control characters escaped */
         CHECKF(raw[8 + i] >= 0x20, "raw control byte 0x%02x in the header", raw[8 + i]);
     CHECK(raw[8 + hlen - 1] == ' ' || raw[8 + hlen - 1] == '}');
-    cJSON *h;
+    json_t *h;
     CHECK_OK(io_parse_json((char *)raw + 8, hlen, "header", &h, &err), &err);
-    const cJSON *meta = cJSON_GetObjectItem(h, "__metadata__");
-    CHECK(meta && !strcmp(cJSON_GetObjectItem(meta, "format")->valuestring, "pt"));
-    CHECK(h->child && !strcmp(h->child->string, "__metadata__"));
+    const json_t *meta = json_object_get(h, "__metadata__");
+    CHECK(meta && !strcmp(json_string_value(json_object_get(meta, "format")), "pt"));
+    void *it = json_object_iter(h); /* in file order */
+    CHECK(it && !strcmp(json_object_iter_key(it), "__metadata__"));
     uint64_t expect_begin = 0;
-    const cJSON *item = h->child ? h->child->next : NULL;
-    for (int i = 0; i < N_RT; i++, item = item ? item->next : NULL) {
-        CHECKF(item && !strcmp(item->string, r.entries[i].name), "entry %d out of order", i);
-        if (!item) break;
-        const cJSON *off = cJSON_GetObjectItem(item, "data_offsets");
-        CHECK((uint64_t)off->child->valuedouble == expect_begin);
+    it = it ? json_object_iter_next(h, it) : NULL;
+    for (int i = 0; i < N_RT; i++, it = it ? json_object_iter_next(h, it) : NULL) {
+        CHECKF(it && !strcmp(json_object_iter_key(it), r.entries[i].name), "entry %d out of order",
+               i);
+        if (!it) break;
+        const json_t *off = json_object_get(json_object_iter_value(it), "data_offsets");
+        CHECK((uint64_t)json_integer_value(json_array_get(off, 0)) == expect_begin);
         expect_begin += entry_nbytes(&r.entries[i]);
-        CHECK((uint64_t)off->child->next->valuedouble == expect_begin);
+        CHECK((uint64_t)json_integer_value(json_array_get(off, 1)) == expect_begin);
     }
     CHECK(8 + hlen + expect_begin == n);
-    cJSON_Delete(h);
+    json_decref(h);
     free(raw);
 
     /* Writing the opened file back (data straight from the mapping) gives the same bytes. */
@@ -685,17 +687,17 @@ static void test_sharded(void) {
         CHECKF(io_is_file(test_path_in(dir, name)), "%s missing", name);
     }
     CHECK(!io_is_file(test_path_in(dir, "model.safetensors")));
-    cJSON *index;
+    json_t *index;
     CHECK_OK(io_read_json(test_path_in(dir, "model.safetensors.index.json"), &index, &err), &err);
-    const cJSON *meta = cJSON_GetObjectItem(index, "metadata");
-    CHECK(meta && cJSON_GetObjectItem(meta, "total_size")->valuedouble == N_SH * 256.0);
-    const cJSON *map = cJSON_GetObjectItem(index, "weight_map");
-    CHECK(cJSON_GetArraySize(map) == N_SH);
-    const cJSON *first = cJSON_GetObjectItem(map, names[0]);
-    CHECK(first && !strcmp(first->valuestring, "model-00001-of-00005.safetensors"));
-    const cJSON *last = cJSON_GetObjectItem(map, names[N_SH - 1]);
-    CHECK(last && !strcmp(last->valuestring, "model-00005-of-00005.safetensors"));
-    cJSON_Delete(index);
+    const json_t *meta = json_object_get(index, "metadata");
+    CHECK(meta && json_number_value(json_object_get(meta, "total_size")) == N_SH * 256.0);
+    const json_t *map = json_object_get(index, "weight_map");
+    CHECK(json_object_size(map) == N_SH);
+    const json_t *first = json_object_get(map, names[0]);
+    CHECK(first && !strcmp(json_string_value(first), "model-00001-of-00005.safetensors"));
+    const json_t *last = json_object_get(map, names[N_SH - 1]);
+    CHECK(last && !strcmp(json_string_value(last), "model-00005-of-00005.safetensors"));
+    json_decref(index);
     check_set(dir, e, N_SH, 5);
 
     /* Re-saved as one file: the shards and the index go. */

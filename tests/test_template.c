@@ -82,11 +82,11 @@ static void expect_tiny(const char *tpl, const chat_turn *turns, size_t n, const
     token_seq_free(&exp);
 }
 
-static const chat_turn one_turn[] = {{CHAT_USER, "Hi"}, {CHAT_ASSISTANT, "Hello!"}};
-static const chat_turn two_turns[] = {{CHAT_USER, "Hi"},
-                                      {CHAT_ASSISTANT, "Hello!"},
-                                      {CHAT_USER, "Why?"},
-                                      {CHAT_ASSISTANT, "Because."}};
+static const chat_turn one_turn[] = {{CHAT_USER, "Hi", 0}, {CHAT_ASSISTANT, "Hello!", 0}};
+static const chat_turn two_turns[] = {{CHAT_USER, "Hi", 0},
+                                      {CHAT_ASSISTANT, "Hello!", 0},
+                                      {CHAT_USER, "Why?", 0},
+                                      {CHAT_ASSISTANT, "Because.", 0}};
 
 #define DEFAULT_SYS                                                                                \
     "A chat between a curious user and an artificial intelligence assistant. The assistant "       \
@@ -125,7 +125,7 @@ static void test_default(void) {
     expect_tiny("default", one_turn, 2, "", 0, nosys, "default, empty system");
     /* NULL template name is "default"; a system turn wins over the system argument */
     const chat_turn with_sys[] = {
-        {CHAT_SYSTEM, "Be brief."}, {CHAT_USER, "Hi"}, {CHAT_ASSISTANT, "Hello!"}};
+        {CHAT_SYSTEM, "Be brief.", 0}, {CHAT_USER, "Hi", 0}, {CHAT_ASSISTANT, "Hello!", 0}};
     const seg sys_turn[] = {SP("<s>"),   U("Be brief."), U("\n"), U("Human: Hi\nAssistant: "),
                             R("Hello!"), SPT("</s>"),    SEG_END};
     expect_tiny(NULL, with_sys, 3, "ignored", 0, sys_turn, "default, system turn");
@@ -292,7 +292,7 @@ static void test_pairs(void) {
     template_pair *pairs = NULL;
     size_t np = 0;
     badam_error err;
-    CHECK_OK(template_render_pairs("default", tiny, two_turns, 4, "S", 0, &s, &pairs, &np, &err),
+    CHECK_OK(template_render_pairs("default", tiny, two_turns, 4, "S", 1, 0, &s, &pairs, &np, &err),
              &err);
     CHECK(np == 2);
     /* pair 0: <s> "S" "\n" "Human: Hi\nAssistant: " | "Hello!" </s> */
@@ -315,11 +315,11 @@ static void test_errors(void) {
     badam_error err = {0};
     CHECK(template_render("vicuna", tiny, one_turn, 2, NULL, 0, &s, &err) == BADAM_E_INVALID);
     CHECK(has(err.message, "unknown template 'vicuna'"));
-    const chat_turn asst_first[] = {{CHAT_ASSISTANT, "a"}, {CHAT_USER, "b"}};
+    const chat_turn asst_first[] = {{CHAT_ASSISTANT, "a", 0}, {CHAT_USER, "b", 0}};
     CHECK(template_render("default", tiny, asst_first, 2, NULL, 0, &s, &err) == BADAM_E_INVALID);
     CHECKF(has(err.message, "turn 0 is an assistant turn where a user turn belongs"), "%s",
            err.message);
-    const chat_turn two_users[] = {{CHAT_USER, "a"}, {CHAT_USER, "b"}};
+    const chat_turn two_users[] = {{CHAT_USER, "a", 0}, {CHAT_USER, "b", 0}};
     CHECK(template_render("llama3", tiny, two_users, 2, NULL, 0, &s, &err) == BADAM_E_INVALID);
     CHECKF(has(err.message, "turn 1 is a user turn where an assistant turn belongs"), "%s",
            err.message);
@@ -327,7 +327,7 @@ static void test_errors(void) {
     CHECK(has(err.message, "no response"));
     CHECK(template_render("llama3", tiny, one_turn, 2, NULL, 1, &s, &err) == BADAM_E_INVALID);
     CHECK(has(err.message, "generation prompt"));
-    const chat_turn only_sys[] = {{CHAT_SYSTEM, "s"}};
+    const chat_turn only_sys[] = {{CHAT_SYSTEM, "s", 0}};
     CHECK(template_render("chatml", tiny, only_sys, 1, NULL, 0, &s, &err) == BADAM_E_INVALID);
     CHECK(template_render("chatml", tiny, NULL, 0, NULL, 0, &s, &err) == BADAM_E_INVALID);
     CHECK(s.len == 0);
@@ -368,7 +368,7 @@ static void test_errors(void) {
 /* Template markup is inserted by id; a special-token string inside user text is left to the
  * tokenizer, which (like Hugging Face's encode) matches added tokens in text. */
 static void test_special_string_in_content(void) {
-    const chat_turn turns[] = {{CHAT_USER, "a<|eot_id|>b"}, {CHAT_ASSISTANT, "c"}};
+    const chat_turn turns[] = {{CHAT_USER, "a<|eot_id|>b", 0}, {CHAT_ASSISTANT, "c", 0}};
     const seg exp[] = {SP("<s>"), U("Human: a"), SP("<|eot_id|>"), U("b\nAssistant: "),
                        R("c"),    SPT("</s>"),   SEG_END};
     expect_tiny("default", turns, 2, "", 0, exp, "special-token text in a user message");
@@ -416,10 +416,10 @@ static void expect_pinned(const badam_tokenizer *tok, const char *tpl, const cha
     token_seq_free(&exp);
 }
 
-static const chat_turn real_turns[] = {{CHAT_USER, "Hi there"},
-                                       {CHAT_ASSISTANT, "Hello!"},
-                                       {CHAT_USER, "Why?"},
-                                       {CHAT_ASSISTANT, "Because."}};
+static const chat_turn real_turns[] = {{CHAT_USER, "Hi there", 0},
+                                       {CHAT_ASSISTANT, "Hello!", 0},
+                                       {CHAT_USER, "Why?", 0},
+                                       {CHAT_ASSISTANT, "Because.", 0}};
 
 static void test_real_llama2(void) {
     badam_tokenizer *tok = load_npm("llama2");

@@ -8,10 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "badam/data.h"
 #include "io/files.h"
+#include "io/json_write.h"
 #include "testutil.h"
 
 static char src_dir[2048];
@@ -23,29 +24,29 @@ typedef struct conv {
 } conv;
 
 static const conv CONVS[] = {
-    {{{CHAT_USER, "Hi"}, {CHAT_ASSISTANT, "Hello! How can I help?"}}, 2, 0},
-    {{{CHAT_SYSTEM, "You answer in one short sentence."},
-      {CHAT_USER, "What is the capital of France?"},
-      {CHAT_ASSISTANT, "Paris."},
-      {CHAT_USER, "And of Italy?\nPlease be brief."},
-      {CHAT_ASSISTANT, "Rome, of course."},
-      {CHAT_USER, "Danke schön, und Japan?"},
-      {CHAT_ASSISTANT, "Tokyo (東京)."}},
+    {{{CHAT_USER, "Hi", 0}, {CHAT_ASSISTANT, "Hello! How can I help?", 0}}, 2, 0},
+    {{{CHAT_SYSTEM, "You answer in one short sentence.", 0},
+      {CHAT_USER, "What is the capital of France?", 0},
+      {CHAT_ASSISTANT, "Paris.", 0},
+      {CHAT_USER, "And of Italy?\nPlease be brief.", 0},
+      {CHAT_ASSISTANT, "Rome, of course.", 0},
+      {CHAT_USER, "Danke schön, und Japan?", 0},
+      {CHAT_ASSISTANT, "Tokyo (東京).", 0}},
      7,
      0},
-    {{{CHAT_USER, "Write two words."},
-      {CHAT_ASSISTANT, "storm bear"},
-      {CHAT_USER, "Now in capitals: \"quick fox\""},
-      {CHAT_ASSISTANT, "QUICK FOX"}},
+    {{{CHAT_USER, "Write two words.", 0},
+      {CHAT_ASSISTANT, "storm bear", 0},
+      {CHAT_USER, "Now in capitals: \"quick fox\"", 0},
+      {CHAT_ASSISTANT, "QUICK FOX", 0}},
      4,
      0},
-    {{{CHAT_SYSTEM, "Be brief."},
-      {CHAT_USER, "Count to three."},
-      {CHAT_ASSISTANT, "1, 2, 3"},
-      {CHAT_USER, "Backwards?"}},
+    {{{CHAT_SYSTEM, "Be brief.", 0},
+      {CHAT_USER, "Count to three.", 0},
+      {CHAT_ASSISTANT, "1, 2, 3", 0},
+      {CHAT_USER, "Backwards?", 0}},
      4,
      1},
-    {{{CHAT_USER, "Say hi"}}, 1, 1},
+    {{{CHAT_USER, "Say hi", 0}}, 1, 1},
 };
 #define N_CONVS (sizeof CONVS / sizeof CONVS[0])
 
@@ -53,20 +54,20 @@ static const char *role_str(chat_role r) {
     return r == CHAT_SYSTEM ? "system" : r == CHAT_USER ? "user" : "assistant";
 }
 
-static cJSON *case_json(const chat_turn *turns, size_t n, int gen) {
-    cJSON *c = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(c, "messages");
+static json_t *case_json(const chat_turn *turns, size_t n, int gen) {
+    json_t *c = json_object(), *msgs = io_json_add_array(c, "messages");
     for (size_t i = 0; i < n; i++) {
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "role", role_str(turns[i].role));
-        cJSON_AddStringToObject(m, "content", turns[i].content);
-        cJSON_AddItemToArray(msgs, m);
+        json_t *m = json_object();
+        json_object_set_new(m, "role", json_string(role_str(turns[i].role)));
+        json_object_set_new(m, "content", json_string(turns[i].content));
+        json_array_append_new(msgs, m);
     }
-    cJSON_AddBoolToObject(c, "add_generation_prompt", gen);
+    json_object_set_new(c, "add_generation_prompt", json_boolean(gen));
     return c;
 }
 
-static int write_json(const char *path, cJSON *j) {
-    char *text = cJSON_Print(j);
+static int write_json(const char *path, json_t *j) {
+    char *text = io_json_dump(j, 2, NULL);
     badam_error err;
     int rc = text && !io_write_file_atomic(path, text, strlen(text), &err) ? 0 : -1;
     free(text);
@@ -74,22 +75,22 @@ static int write_json(const char *path, cJSON *j) {
 }
 
 /* Renders the cases with one template's chat_template (python3-jinja2); appends the texts. */
-static int render_template(const char *dir, const char *tpl, const char *jinja, cJSON *all_texts) {
+static int render_template(const char *dir, const char *tpl, const char *jinja, json_t *all_texts) {
     char path[2200], cmd[16384];
-    cJSON *cfg = cJSON_CreateObject();
-    cJSON_AddStringToObject(cfg, "chat_template", jinja);
+    json_t *cfg = json_object();
+    json_object_set_new(cfg, "chat_template", json_string(jinja));
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     int rc = write_json(path, cfg);
-    cJSON_Delete(cfg);
-    cJSON *cases = cJSON_CreateArray();
+    json_decref(cfg);
+    json_t *cases = json_array();
     for (size_t i = 0; i < N_CONVS; i++)
-        cJSON_AddItemToArray(cases, case_json(CONVS[i].turns, CONVS[i].n, CONVS[i].gen));
+        json_array_append_new(cases, case_json(CONVS[i].turns, CONVS[i].n, CONVS[i].gen));
     /* Roles out of order must raise. */
-    const chat_turn bad[] = {{CHAT_USER, "a"}, {CHAT_USER, "b"}};
-    cJSON_AddItemToArray(cases, case_json(bad, 2, 0));
+    const chat_turn bad[] = {{CHAT_USER, "a", 0}, {CHAT_USER, "b", 0}};
+    json_array_append_new(cases, case_json(bad, 2, 0));
     snprintf(path, sizeof path, "%s/cases.json", dir);
     rc |= write_json(path, cases);
-    cJSON_Delete(cases);
+    json_decref(cases);
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 '%s/tests/ref/render_chat_template.py' '%s/tokenizer_config.json' "
              "'%s/cases.json' '%s/texts.json'",
@@ -98,26 +99,25 @@ static int render_template(const char *dir, const char *tpl, const char *jinja, 
         CHECKF(0, "%s: render_chat_template.py failed: %s", tpl, cmd);
         return -1;
     }
-    cJSON *texts = NULL;
+    json_t *texts = NULL;
     badam_error err = {0};
     snprintf(path, sizeof path, "%s/texts.json", dir);
-    if (io_read_json(path, &texts, &err) || cJSON_GetArraySize(texts) != (int)N_CONVS + 1) {
+    if (io_read_json(path, &texts, &err) || json_array_size(texts) != N_CONVS + 1) {
         CHECKF(0, "%s: cannot read %s", tpl, path);
-        cJSON_Delete(texts);
+        json_decref(texts);
         return -1;
     }
-    const cJSON *raised = cJSON_GetArrayItem(texts, (int)N_CONVS);
-    CHECKF(cJSON_IsObject(raised) && cJSON_GetObjectItem(raised, "error"),
+    const json_t *raised = json_array_get(texts, (int)N_CONVS);
+    CHECKF(json_is_object(raised) && json_object_get(raised, "error"),
            "%s: roles out of order did not raise", tpl);
-    cJSON *t;
-    while ((t = cJSON_DetachItemFromArray(texts, 0)) != NULL) cJSON_AddItemToArray(all_texts, t);
-    cJSON_Delete(texts);
+    json_array_extend(all_texts, texts);
+    json_decref(texts);
     return 0;
 }
 
 /* Compares one case: our ids against Hugging Face's ids of the rendered text. */
 static void compare_case(const badam_tokenizer *tok, const char *tpl, const char *model, size_t i,
-                         const cJSON *text, const cJSON *want) {
+                         const json_t *text, const json_t *want) {
     token_seq seq = {0};
     badam_error err = {0};
     if (template_render(tpl, tok, CONVS[i].turns, CONVS[i].n, NULL, CONVS[i].gen, &seq, &err) !=
@@ -125,25 +125,26 @@ static void compare_case(const badam_tokenizer *tok, const char *tpl, const char
         CHECKF(0, "%s/%s case %zu: %s", tpl, model, i, err.message);
         return;
     }
-    int same = cJSON_IsArray(want) && (size_t)cJSON_GetArraySize(want) == seq.len;
+    int same = json_is_array(want) && (size_t)json_array_size(want) == seq.len;
     for (size_t k = 0; same && k < seq.len; k++)
-        same = cJSON_GetArrayItem(want, (int)k)->valueint == seq.ids[k];
+        same = (int)json_number_value(json_array_get(want, (int)k)) == seq.ids[k];
     if (!same) {
         fprintf(stderr, "  %s/%s case %zu: rendered %s\n    ours:", tpl, model, i,
-                cJSON_IsString(text) ? text->valuestring : "(none)");
+                json_is_string(text) ? json_string_value(text) : "(none)");
         for (size_t k = 0; k < seq.len; k++) fprintf(stderr, " %d", seq.ids[k]);
         fprintf(stderr, "\n    HF:  ");
-        const cJSON *v;
-        if (cJSON_IsArray(want)) cJSON_ArrayForEach(v, want) fprintf(stderr, " %d", v->valueint);
+        const json_t *v;
+        for (size_t k = 0; (v = json_array_get(want, k)) != NULL; k++)
+            fprintf(stderr, " %d", (int)json_number_value(v));
         fprintf(stderr, "\n");
     }
-    if (!same && !strcmp(tpl, "default") && cJSON_IsArray(want)) {
+    if (!same && !strcmp(tpl, "default") && json_is_array(want)) {
         /* LLaMA-Factory's default template tokenizes "{system}" | "\n" and "...Assistant: " |
          * "{response}" in separate calls: no string tokenizes to those ids. Its chat_template
          * must still render the same text: decode both id lists and compare. */
-        size_t n = (size_t)cJSON_GetArraySize(want);
+        size_t n = (size_t)json_array_size(want);
         int32_t *hf = malloc((n ? n : 1) * sizeof *hf);
-        for (size_t k = 0; k < n; k++) hf[k] = cJSON_GetArrayItem(want, (int)k)->valueint;
+        for (size_t k = 0; k < n; k++) hf[k] = (int)json_number_value(json_array_get(want, (int)k));
         char *a = NULL, *b = NULL;
         size_t la = 0, lb = 0;
         if (tokenizer_decode(tok, seq.ids, seq.len, 0, &a, &la, &err) == BADAM_OK &&
@@ -168,7 +169,7 @@ static void check_tokenizer(const char *model, const char *const *tpls, size_t n
     badam_error err = {0};
     badam_tokenizer *tok = NULL;
     CHECK_OK(tokenizer_load(tokdir, &tok, &err), &err);
-    cJSON *all = cJSON_CreateArray();
+    json_t *all = json_array();
     int ok = 1;
     for (size_t t = 0; t < n_tpls && ok; t++) {
         char *jinja = NULL;
@@ -188,7 +189,7 @@ static void check_tokenizer(const char *model, const char *const *tpls, size_t n
         CHECKF(0, "%s: encode.mjs failed: %s", model, cmd);
         ok = 0;
     }
-    cJSON *ids = NULL;
+    json_t *ids = NULL;
     snprintf(path, sizeof path, "%s/ids.json", dir);
     if (ok && io_read_json(path, &ids, &err) != BADAM_OK) {
         CHECKF(0, "%s: %s", model, err.message);
@@ -197,11 +198,10 @@ static void check_tokenizer(const char *model, const char *const *tpls, size_t n
     for (size_t t = 0; ok && t < n_tpls; t++)
         for (size_t i = 0; i < N_CONVS; i++) {
             int k = (int)(t * (N_CONVS + 1) + i);
-            compare_case(tok, tpls[t], model, i, cJSON_GetArrayItem(all, k),
-                         cJSON_GetArrayItem(ids, k));
+            compare_case(tok, tpls[t], model, i, json_array_get(all, k), json_array_get(ids, k));
         }
-    cJSON_Delete(ids);
-    cJSON_Delete(all);
+    json_decref(ids);
+    json_decref(all);
     tokenizer_free(tok);
 }
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "badam/tokenizer.h"
 #include "testutil.h"
@@ -33,7 +33,7 @@ static const char *joined(const tok_list *l) {
 
 static const char *normalize(const char *json, const char *text) {
     static char out[1200];
-    cJSON *j = cJSON_Parse(json);
+    json_t *j = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     tok_normalizer *nm = NULL;
     badam_error err;
     tok_ctx ctx = {0};
@@ -48,13 +48,13 @@ static const char *normalize(const char *json, const char *text) {
     tok_buf_free(&b);
     tok_ctx_free(&ctx);
     tok_normalizer_free(nm);
-    cJSON_Delete(j);
+    json_decref(j);
     return out;
 }
 
 static const char *pretokenize_at(const char *json, const char *text, int at_start) {
     static char out[4096];
-    cJSON *j = cJSON_Parse(json);
+    json_t *j = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     tok_pretok *p = NULL;
     badam_error err;
     tok_ctx ctx = {0};
@@ -67,7 +67,7 @@ static const char *pretokenize_at(const char *json, const char *text, int at_sta
         snprintf(out, sizeof out, "%s", joined(in));
     tok_ctx_free(&ctx);
     tok_pretok_free(p);
-    cJSON_Delete(j);
+    json_decref(j);
     return out;
 }
 
@@ -78,7 +78,7 @@ static const char *pretokenize(const char *json, const char *text) {
 /* Decodes the '|'-separated tokens; the result's pieces are joined with '|'. */
 static const char *decode_chain(const char *json, const char *tokens) {
     static char out[4096];
-    cJSON *j = cJSON_Parse(json);
+    json_t *j = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     tok_decoder *d = NULL;
     badam_error err;
     tok_ctx ctx = {0};
@@ -97,7 +97,7 @@ static const char *decode_chain(const char *json, const char *tokens) {
         snprintf(out, sizeof out, "%s", joined(in));
     tok_ctx_free(&ctx);
     tok_decoder_free(d);
-    cJSON_Delete(j);
+    json_decref(j);
     return out;
 }
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "badam/tokenizer.h"
 #include "io/files.h"
@@ -38,13 +38,12 @@ static size_t b64_decode(const char *in, unsigned char *out) {
 }
 
 /* 1 when the JSON array of numbers equals ids. */
-static int ids_equal(const cJSON *arr, const int32_t *ids, size_t n) {
-    if (!cJSON_IsArray(arr) || (size_t)cJSON_GetArraySize(arr) != n) return 0;
-    size_t i = 0;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, arr) {
-        if (!cJSON_IsNumber(v) || (int32_t)v->valuedouble != ids[i]) return 0;
-        i++;
+static int ids_equal(const json_t *arr, const int32_t *ids, size_t n) {
+    if (!json_is_array(arr) || (size_t)json_array_size(arr) != n) return 0;
+    size_t i;
+    const json_t *v;
+    json_array_foreach(arr, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) != ids[i]) return 0;
     }
     return 1;
 }
@@ -55,17 +54,17 @@ static void print_ids(const char *what, const int32_t *ids, size_t n) {
     fprintf(stderr, n > 40 ? " ...\n" : "\n");
 }
 
-static int32_t *json_ids(const cJSON *arr, size_t *n) {
-    *n = (size_t)cJSON_GetArraySize(arr);
+static int32_t *json_ids(const json_t *arr, size_t *n) {
+    *n = (size_t)json_array_size(arr);
     int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
-    size_t i = 0;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, arr) ids[i++] = (int32_t)v->valuedouble;
+    size_t i;
+    const json_t *v;
+    json_array_foreach(arr, i, v) ids[i] = (int32_t)json_integer_value(v);
     return ids;
 }
 
 static int decode_matches(const badam_tokenizer *tok, const int32_t *ids, size_t n, int skip,
-                          const cJSON *want, const char *name, const char *what) {
+                          const json_t *want, const char *name, const char *what) {
     char *text = NULL;
     size_t len = 0;
     badam_error err;
@@ -73,11 +72,11 @@ static int decode_matches(const badam_tokenizer *tok, const int32_t *ids, size_t
         fprintf(stderr, "  %s: %s: decode failed: %s\n", name, what, err.message);
         return 0;
     }
-    size_t wlen = cJSON_IsString(want) ? strlen(want->valuestring) : 0;
+    size_t wlen = json_is_string(want) ? strlen(json_string_value(want)) : 0;
     unsigned char *w = malloc(wlen + 1);
-    wlen = cJSON_IsString(want) ? b64_decode(want->valuestring, w) : 0;
+    wlen = json_is_string(want) ? b64_decode(json_string_value(want), w) : 0;
     w[wlen] = '\0';
-    int ok = cJSON_IsString(want) && wlen == len && !memcmp(w, text, len);
+    int ok = json_is_string(want) && wlen == len && !memcmp(w, text, len);
     if (!ok)
         fprintf(stderr, "  %s: %s differs:\n    want \"%s\"\n    got  \"%s\"\n", name, what,
                 (const char *)w, text);
@@ -108,10 +107,10 @@ static void check_model(const char *model, const char *ref_path, counts *c) {
     for (char *line = data, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
-        cJSON *j = cJSON_Parse(line);
+        json_t *j = json_loads(line, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         if (!j) continue;
-        const char *name = cJSON_GetObjectItem(j, "name")->valuestring;
-        size_t n_bytes = b64_decode(cJSON_GetObjectItem(j, "b64")->valuestring, bytes);
+        const char *name = json_string_value(json_object_get(j, "name"));
+        size_t n_bytes = b64_decode(json_string_value(json_object_get(j, "b64")), bytes);
         c->cases++;
         for (int special = 0; special < 2; special++) {
             int32_t *ids = NULL;
@@ -120,7 +119,7 @@ static void check_model(const char *model, const char *ref_path, counts *c) {
                 CHECKF(0, "%s: %s: encode failed: %s", model, name, err.message);
                 continue;
             }
-            const cJSON *want = cJSON_GetObjectItem(j, special ? "ids_special" : "ids");
+            const json_t *want = json_object_get(j, special ? "ids_special" : "ids");
             if (ids_equal(want, ids, n)) {
                 if (special)
                     c->ids_special++;
@@ -137,17 +136,16 @@ static void check_model(const char *model, const char *ref_path, counts *c) {
             free(ids);
         }
         size_t n;
-        int32_t *ids = json_ids(cJSON_GetObjectItem(j, "ids_special"), &n);
-        c->decode +=
-            decode_matches(tok, ids, n, 0, cJSON_GetObjectItem(j, "decode"), name, "decode");
-        c->decode_skip += decode_matches(tok, ids, n, 1, cJSON_GetObjectItem(j, "decode_skip"),
-                                         name, "decode_skip");
+        int32_t *ids = json_ids(json_object_get(j, "ids_special"), &n);
+        c->decode += decode_matches(tok, ids, n, 0, json_object_get(j, "decode"), name, "decode");
+        c->decode_skip +=
+            decode_matches(tok, ids, n, 1, json_object_get(j, "decode_skip"), name, "decode_skip");
         free(ids);
-        ids = json_ids(cJSON_GetObjectItem(j, "slice"), &n);
-        c->decode_slice += decode_matches(tok, ids, n, 0, cJSON_GetObjectItem(j, "decode_slice"),
-                                          name, "decode_slice");
+        ids = json_ids(json_object_get(j, "slice"), &n);
+        c->decode_slice += decode_matches(tok, ids, n, 0, json_object_get(j, "decode_slice"), name,
+                                          "decode_slice");
         free(ids);
-        cJSON_Delete(j);
+        json_decref(j);
     }
     free(bytes);
     free(data);

@@ -15,19 +15,19 @@
 static const char *CATS[] = {"weights",   "master",      "gradients",
                              "optimizer", "activations", "workspace"};
 
-static cJSON *read_memory_json(const char *out) {
+static json_t *read_memory_json(const char *out) {
     char path[2048];
     snprintf(path, sizeof path, "%s/memory.json", out);
-    cJSON *j = NULL;
+    json_t *j = NULL;
     badam_error err = {0};
     if (io_read_json(path, &j, &err)) fprintf(stderr, "%s\n", err.message);
     return j;
 }
 
-static double field(const cJSON *j, const char *obj, const char *name) {
-    const cJSON *o = obj ? cJSON_GetObjectItem(j, obj) : j;
-    const cJSON *v = o ? cJSON_GetObjectItem(o, name) : NULL;
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+static double field(const json_t *j, const char *obj, const char *name) {
+    const json_t *o = obj ? json_object_get(j, obj) : j;
+    const json_t *v = o ? json_object_get(o, name) : NULL;
+    return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
 static int train(const char *model, const char *data, const char *out, const char *method,
@@ -51,14 +51,14 @@ static void check_steady_state_allocs(const char *out, const char *method) {
     CHECKF(f != NULL, "%s: no metrics.jsonl", method);
     int steps = 0;
     while (f && fgets(line, sizeof line, f)) {
-        cJSON *j = cJSON_Parse(line);
+        json_t *j = json_loads(line, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         double step = field(j, NULL, "step"), allocs = field(j, NULL, "allocs");
         if (!isnan(allocs)) {
             steps++;
             if (step > 1)
                 CHECKF(allocs == 0, "%s: step %.0f made %.0f allocations", method, step, allocs);
         }
-        cJSON_Delete(j);
+        json_decref(j);
     }
     if (f) fclose(f);
     CHECKF(steps >= 4, "%s: %d steps in metrics.jsonl", method, steps);
@@ -87,7 +87,7 @@ static void test_predicted_equals_allocated(void) {
             continue;
         }
         check_steady_state_allocs(out, methods[i]);
-        cJSON *j = read_memory_json(out);
+        json_t *j = read_memory_json(out);
         for (int c = 0; j && c < 6; c++) {
             double pred = field(j, "predicted", CATS[c]), meas = field(j, "measured_peak", CATS[c]);
             CHECKF(pred == meas, "%s: %s predicted %.0f bytes, allocated peak %.0f", methods[i],
@@ -109,7 +109,7 @@ static void test_predicted_equals_allocated(void) {
                    "BAdam state %.0f bytes vs 14 x %zu block parameters", state, layer);
             llama_model_free(m);
         }
-        cJSON_Delete(j);
+        json_decref(j);
     }
 }
 
@@ -139,10 +139,10 @@ static void test_badam_rss_below_adam(void) {
             CHECK(0);
             return;
         }
-        cJSON *j = read_memory_json(out);
+        json_t *j = read_memory_json(out);
         rss[i] = field(j, NULL, "peak_rss");
         total[i] = field(j, "predicted", "total");
-        cJSON_Delete(j);
+        json_decref(j);
     }
     double predicted_gap = total[1] - total[0], measured_gap = rss[1] - rss[0];
     fprintf(stderr,

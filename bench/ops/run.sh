@@ -10,5 +10,5 @@ cmake --build "$build" -j"$(nproc)" --target badam >/dev/null
 blas=/usr/lib/x86_64-linux-gnu/openblas-openmp
 gcc -O2 -fopenmp -I"$root/src" -I"$root/include" "$root/bench/ops/bench_ops.c" -o "$build/bench_ops" \
   "$build/libbadam.a" -L$blas -Wl,-rpath,$blas -lopenblas $( [ -e /usr/lib/x86_64-linux-gnu/libdnnl.so ] && echo -ldnnl ) \
-  -lcjson -lpcre2-8 -lutf8proc -lm
+  -ljansson -lpcre2-8 -lutf8proc -lm
 exec "$build/bench_ops"

@@ -28,7 +28,7 @@ OUT=$BUILD/bench-tokenizer
 mkdir -p "$OUT"
 gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I"$ROOT/include" -I"$ROOT/src" \
   "$HERE/bench_tokenizer.c" "$BUILD/libbadam.a" \
-  $(pkg-config --libs libcjson libpcre2-8 libutf8proc) -lopenblas -fopenmp -lm -lpthread \
+  $(pkg-config --libs jansson libpcre2-8 libutf8proc) -lopenblas -fopenmp -lm -lpthread \
   -o "$OUT/bench_tokenizer"
 
 TEXT=$OUT/text.txt

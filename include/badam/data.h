@@ -14,9 +14,12 @@
 
 typedef enum chat_role { CHAT_SYSTEM = 0, CHAT_USER, CHAT_ASSISTANT } chat_role;
 
+/* content is len bytes of UTF-8 and may hold U+0000 (a JSON string's "\u0000"); len 0 means
+ * content is a C string (its length is strlen(content)): {CHAT_USER, "Hi", 0}. */
 typedef struct chat_turn {
     chat_role role;
     const char *content;
+    size_t len;
 } chat_turn;
 
 /* A token sequence with a per-token flag: trained[i] = 1 when token i is a training target

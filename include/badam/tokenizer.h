@@ -32,8 +32,13 @@ badam_status tokenizer_decode(const badam_tokenizer *tok, const int32_t *ids, si
 int tokenizer_vocab_size(const badam_tokenizer *tok);
 /* The token string of an id (vocabulary form, e.g. "Ġthe" or "▁the"); NULL when unknown. */
 const char *tokenizer_id_to_token(const badam_tokenizer *tok, int32_t id);
+/* The same with the token's length: *len bytes, which may hold U+0000 (a vocabulary entry or
+ * added token "\u0000"); NULL when unknown. */
+const char *tokenizer_id_to_token_n(const badam_tokenizer *tok, int32_t id, size_t *len);
 /* The id of a token string (vocabulary or added token), or -1. */
 int32_t tokenizer_token_to_id(const badam_tokenizer *tok, const char *token);
+/* The same for a token of len bytes (which may hold U+0000). */
+int32_t tokenizer_token_to_id_n(const badam_tokenizer *tok, const char *token, size_t len);
 /* 1 when the id is an added token marked special. */
 int tokenizer_is_special(const badam_tokenizer *tok, int32_t id);
 

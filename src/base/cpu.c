@@ -2,6 +2,9 @@
  * dispatch counters are the process's only CPU state; they live here, in base. */
 #include "badam/cpu.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -9,13 +12,22 @@
 
 #include "base/cpu_dispatch.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* BMI2, F16C and MOVBE from CPUID itself: clang 14's __builtin_cpu_supports does not know them. */
+static int cpuid_bmi2_f16c_movbe(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_F16C) || !(c & bit_MOVBE)) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b & bit_BMI2) != 0;
+}
+#endif
+
 badam_cpu_features badam_cpu_detect(void) {
     badam_cpu_features f = {0, 0, 0};
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c") &&
-                 __builtin_cpu_supports("movbe");
+    f.avx2_fma =
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpuid_bmi2_f16c_movbe();
     f.avx512 = f.avx2_fma && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");

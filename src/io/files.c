@@ -349,44 +349,47 @@ int io_valid_utf8(const char *s, size_t n) {
     return utf8_error_offset((const unsigned char *)s, n) == n;
 }
 
-static int json_space(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-badam_status io_parse_json(const char *text, size_t size, const char *what, cJSON **out,
-                           badam_error *err) {
+badam_status io_parse_json_at(const char *text, size_t size, const char *what, size_t flags,
+                              json_t **out, size_t *error_at, badam_error *err) {
     *out = NULL;
     size_t bad = utf8_error_offset((const unsigned char *)text, size);
-    if (bad != size)
+    if (bad != size) {
+        if (error_at) *error_at = bad;
         return badam_fail(err, BADAM_E_FORMAT, "%s: invalid UTF-8 at byte %zu", what, bad);
-    size_t start = 0;
-    while (start < size && json_space(text[start])) start++;
-    if (start == size)
-        return badam_fail(err, BADAM_E_FORMAT, "%s: no JSON value (empty text)", what);
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, size, &end, 0);
-    if (!root) {
-        size_t at = end && end >= text && end <= text + size ? (size_t)(end - text) : 0;
-        return badam_fail(err, BADAM_E_FORMAT, "%s: invalid JSON at byte %zu", what, at);
     }
-    size_t at = end && end >= text && end <= text + size ? (size_t)(end - text) : size;
-    while (at < size && json_space(text[at])) at++;
-    if (at != size) {
-        cJSON_Delete(root);
+    io_json_error je;
+    json_t *root = io_json_loadb(text, size, flags, &je);
+    if (!root) {
+        if (error_at) *error_at = je.offset;
         return badam_fail(err, BADAM_E_FORMAT,
-                          "%s: unexpected data after the JSON value at byte %zu", what, at);
+                          "%s: invalid JSON at line %d, column %d (byte %zu): %s", what, je.line,
+                          je.column, je.offset, je.text);
     }
     *out = root;
     return BADAM_OK;
 }
 
-badam_status io_read_json(const char *path, cJSON **out, badam_error *err) {
+badam_status io_parse_json_opts(const char *text, size_t size, const char *what, size_t flags,
+                                json_t **out, badam_error *err) {
+    return io_parse_json_at(text, size, what, flags, out, NULL, err);
+}
+
+badam_status io_parse_json(const char *text, size_t size, const char *what, json_t **out,
+                           badam_error *err) {
+    return io_parse_json_opts(text, size, what, 0, out, err);
+}
+
+badam_status io_read_json_opts(const char *path, size_t flags, json_t **out, badam_error *err) {
     *out = NULL;
     char *text;
     size_t size;
     badam_status st = io_read_file(path, &text, &size, err);
     if (st != BADAM_OK) return st;
-    st = io_parse_json(text, size, path, out, err);
+    st = io_parse_json_opts(text, size, path, flags, out, err);
     free(text);
     return st;
+}
+
+badam_status io_read_json(const char *path, json_t **out, badam_error *err) {
+    return io_read_json_opts(path, 0, out, err);
 }

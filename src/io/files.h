@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "badam/status.h"
 
@@ -62,10 +62,36 @@ int io_valid_utf8(const char *s, size_t n);
 /* Offset of the first byte that is not well-formed UTF-8, or n. */
 size_t io_utf8_error_offset(const char *s, size_t n);
 
-/* Parses JSON text (checked to be UTF-8 first); `what` names the source in errors (a path). */
-badam_status io_parse_json(const char *text, size_t size, const char *what, cJSON **out,
+/* How every JSON text is decoded: any value at the top level, and strings may hold U+0000
+ * (strings carry their length: json_string_length, json_object_keylen). A lone escaped surrogate
+ * (\uD800 without its pair) is an error, as is any data after the value. */
+#define IO_JSON_DECODE_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
+
+/* Where and why a JSON text did not parse: the byte offset of the offending token, its line and
+ * column (1-based, the column in bytes), and Jansson's message. */
+typedef struct io_json_error {
+    size_t offset;
+    int line, column;
+    char text[JSON_ERROR_TEXT_LENGTH];
+} io_json_error;
+
+/* json_loadb with IO_JSON_DECODE_FLAGS | flags (no UTF-8 pre-check); an integer too big for 64
+ * bits is read as a real (as Python reads it). NULL on failure, with *e (may be NULL) filled. */
+json_t *io_json_loadb(const char *text, size_t size, size_t flags, io_json_error *e);
+
+/* Parses JSON text (checked to be UTF-8 first); `what` names the source in errors (a path), which
+ * also give the line, column and byte offset. *out is released with json_decref. */
+badam_status io_parse_json(const char *text, size_t size, const char *what, json_t **out,
                            badam_error *err);
 /* Reads and parses a JSON file. */
-badam_status io_read_json(const char *path, cJSON **out, badam_error *err);
+badam_status io_read_json(const char *path, json_t **out, badam_error *err);
+/* The same with more Jansson decoding flags: JSON_REJECT_DUPLICATES where a key given twice is an
+ * error (safetensors headers and indexes) rather than the last one winning (Python's json). */
+badam_status io_parse_json_opts(const char *text, size_t size, const char *what, size_t flags,
+                                json_t **out, badam_error *err);
+/* The same, also giving the offset of the offending token (*error_at) when it fails. */
+badam_status io_parse_json_at(const char *text, size_t size, const char *what, size_t flags,
+                              json_t **out, size_t *error_at, badam_error *err);
+badam_status io_read_json_opts(const char *path, size_t flags, json_t **out, badam_error *err);
 
 #endif

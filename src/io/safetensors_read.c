@@ -19,16 +19,48 @@
 
 #include "io/files.h"
 
-/* JSON numbers are doubles: integers are exact only below 2^53. */
-#define ST_MAX_JSON_INT 9007199254740992.0
+#include "io/json_get.h"
 
-/* 1 when item is a number holding an integer in [0, 2^53); stores it in *out. */
-static int json_uint53(const cJSON *item, uint64_t *out) {
-    if (!cJSON_IsNumber(item)) return 0;
-    double v = item->valuedouble;
-    if (!(v >= 0.0 && v < ST_MAX_JSON_INT) || v != floor(v)) return 0;
+/* Shapes and offsets are integers below 2^53 (JavaScript's and Python's float-exact range, which
+ * readers that go through doubles keep); a real that is a whole number below that is accepted. */
+#define ST_MAX_JSON_INT 9007199254740992LL /* 2^53 */
+
+/* 1 when item is an integer in [0, 2^53); stores it in *out. */
+static int json_uint53(const json_t *item, uint64_t *out) {
+    long long v;
+    if (!json_int_in_range(item, 0, ST_MAX_JSON_INT - 1, &v)) return 0;
     *out = (uint64_t)v;
     return 1;
+}
+
+/* The top-level key whose value holds byte `at` of the header (the tensor a parse error is in),
+ * copied into out (empty when none). A small scan of strings and nesting, enough to name it. */
+static void enclosing_key(const char *h, size_t size, size_t at, char *out, size_t out_size) {
+    int depth = 0, in_string = 0;
+    size_t str_start = 0, key_start = 0, key_len = 0, last_start = 0, last_len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < size && i < at; i++) {
+        char c = h[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = 0;
+                last_start = str_start, last_len = i - str_start;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1, str_start = i + 1, last_len = 0;
+        } else if (c == ':' && depth == 1) {
+            key_start = last_start, key_len = last_len;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    if (key_len && depth >= 1) snprintf(out, out_size, "%.*s", (int)key_len, h + key_start);
 }
 
 static int dtype_from_name(const char *name, badam_dtype *out) {
@@ -43,17 +75,10 @@ static int dtype_from_name(const char *name, badam_dtype *out) {
     return 0;
 }
 
-/* The entry's single field `key`; NULL when missing. A key given twice is an error. */
-static badam_status entry_field(const cJSON *entry, const char *key, const cJSON **out,
+/* The entry's field `key`; NULL when missing (a key given twice fails the parse). */
+static badam_status entry_field(const json_t *entry, const char *key, const json_t **out,
                                 const char *path, const char *name, badam_error *err) {
-    *out = NULL;
-    for (const cJSON *f = entry->child; f; f = f->next) {
-        if (!f->string || strcmp(f->string, key) != 0) continue;
-        if (*out)
-            return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': field '%s' appears twice",
-                              path, name, key);
-        *out = f;
-    }
+    *out = json_object_get(entry, key);
     if (!*out)
         return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': missing field '%s'", path, name,
                           key);
@@ -68,7 +93,7 @@ typedef struct shown_name {
 static shown_name show(const char *name) {
     shown_name out;
     size_t n = 0;
-    for (; name[n] && n < sizeof out.s - 4; n++) {
+    for (; name[n] && n < sizeof out.s - 4; n++) { /* names hold no U+0000 (parse_header) */
         unsigned char c = (unsigned char)name[n];
         out.s[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
     }
@@ -78,38 +103,38 @@ static shown_name show(const char *name) {
 }
 
 /* Fills t (name already set) from one header entry; data_size is the data section's size. */
-static badam_status parse_entry(const cJSON *entry, st_tensor *t, const char *data,
+static badam_status parse_entry(const json_t *entry, st_tensor *t, const char *data,
                                 size_t data_size, const char *path, badam_error *err) {
     shown_name shown = show(t->name);
     const char *name = shown.s;
-    if (!cJSON_IsObject(entry))
+    if (!json_is_object(entry))
         return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': entry is not an object", path,
                           name);
-    const cJSON *dtype, *shape, *offsets;
+    const json_t *dtype, *shape, *offsets;
     badam_status st = entry_field(entry, "dtype", &dtype, path, name, err);
     if (st == BADAM_OK) st = entry_field(entry, "shape", &shape, path, name, err);
     if (st == BADAM_OK) st = entry_field(entry, "data_offsets", &offsets, path, name, err);
     if (st != BADAM_OK) return st;
 
-    if (!cJSON_IsString(dtype))
+    if (!json_is_string(dtype))
         return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': field 'dtype' is not a string",
                           path, name);
-    if (dtype_from_name(dtype->valuestring, &t->dtype) != 0)
+    if (dtype_from_name(json_string_value(dtype), &t->dtype) != 0)
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "%s: tensor '%s': dtype '%s' is not supported (only F32, BF16, F16)",
-                          path, name, show(dtype->valuestring).s);
+                          path, name, show(json_string_value(dtype)).s);
 
-    if (!cJSON_IsArray(shape))
+    if (!json_is_array(shape))
         return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': field 'shape' is not an array",
                           path, name);
-    int ndim = cJSON_GetArraySize(shape);
+    size_t ndim = json_array_size(shape);
     if (ndim > ST_MAX_DIMS)
-        return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': shape has %d dims (at most %d)",
+        return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s': shape has %zu dims (at most %d)",
                           path, name, ndim, ST_MAX_DIMS);
-    t->ndim = ndim;
+    t->ndim = (int)ndim;
     size_t numel = 1;
-    int d = 0;
-    for (const cJSON *dim = shape->child; dim; dim = dim->next, d++) {
+    for (int d = 0; d < (int)ndim; d++) {
+        const json_t *dim = json_array_get(shape, (size_t)d);
         uint64_t v;
         if (!json_uint53(dim, &v))
             return badam_fail(err, BADAM_E_FORMAT,
@@ -129,8 +154,9 @@ static badam_status parse_entry(const cJSON *entry, st_tensor *t, const char *da
     t->nbytes = nbytes;
 
     uint64_t begin, end;
-    if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
-        !json_uint53(offsets->child, &begin) || !json_uint53(offsets->child->next, &end))
+    if (!json_is_array(offsets) || json_array_size(offsets) != 2 ||
+        !json_uint53(json_array_get(offsets, 0), &begin) ||
+        !json_uint53(json_array_get(offsets, 1), &end))
         return badam_fail(err, BADAM_E_FORMAT,
                           "%s: tensor '%s': data_offsets must be two non-negative integers", path,
                           name);
@@ -155,13 +181,13 @@ static badam_status parse_entry(const cJSON *entry, st_tensor *t, const char *da
     return BADAM_OK;
 }
 
-static badam_status check_metadata(const cJSON *meta, const char *path, badam_error *err) {
-    if (!cJSON_IsObject(meta))
+static badam_status check_metadata(const json_t *meta, const char *path, badam_error *err) {
+    if (!json_is_object(meta))
         return badam_fail(err, BADAM_E_FORMAT, "%s: __metadata__ is not an object", path);
-    for (const cJSON *f = meta->child; f; f = f->next)
-        if (!cJSON_IsString(f))
-            return badam_fail(err, BADAM_E_FORMAT, "%s: __metadata__ field '%s' is not a string",
-                              path, f->string ? f->string : "");
+    const char *key;
+    const json_t *f;
+    json_object_foreach((json_t *)meta, key, f) if (!json_is_string(f)) return badam_fail(
+        err, BADAM_E_FORMAT, "%s: __metadata__ field '%s' is not a string", path, show(key).s);
     return BADAM_OK;
 }
 
@@ -206,34 +232,44 @@ static badam_status parse_header(st_file *file, const char *header, size_t heade
     char *what = malloc(what_size);
     if (!what) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
     snprintf(what, what_size, "%s: header", path);
-    cJSON *root;
-    badam_status st = io_parse_json(header, header_size, what, &root, err);
+    json_t *root;
+    size_t error_at = 0;
+    badam_status st =
+        io_parse_json_at(header, header_size, what, JSON_REJECT_DUPLICATES, &root, &error_at, err);
     free(what);
-    if (st != BADAM_OK) return st;
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    if (st != BADAM_OK) {
+        char key[128];
+        enclosing_key(header, header_size, error_at, key, sizeof key);
+        if (key[0]) badam_error_prefix(err, "in tensor '%s'", show(key).s);
+        return st;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
         return badam_fail(err, BADAM_E_FORMAT, "%s: header is not a JSON object", path);
     }
-    size_t n = 0;
-    for (const cJSON *e = root->child; e; e = e->next)
-        if (strcmp(e->string, "__metadata__") != 0) n++;
+    size_t n = json_object_size(root) - (json_object_get(root, "__metadata__") != NULL);
+    const char *key;
+    size_t key_len;
+    json_t *e;
     file->tensors = calloc(n ? n : 1, sizeof *file->tensors);
     if (!file->tensors) {
-        cJSON_Delete(root);
+        json_decref(root);
         return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory for %zu tensors", path, n);
     }
-    for (const cJSON *e = root->child; e && st == BADAM_OK; e = e->next) {
-        if (!strcmp(e->string, "__metadata__")) {
+    json_object_keylen_foreach(root, key, key_len, e) {
+        if (st != BADAM_OK) break;
+        if (!strcmp(key, "__metadata__")) {
             st = check_metadata(e, path, err);
             continue;
         }
-        /* Escapes are decoded by cJSON; make sure the result is still text. */
-        if (!io_valid_utf8(e->string, strlen(e->string))) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: a tensor name is not valid UTF-8", path);
+        /* Names are looked up as C strings: one holding U+0000 could not be found by its name. */
+        if (strlen(key) != key_len) {
+            st = badam_fail(err, BADAM_E_FORMAT, "%s: tensor name '%s' holds U+0000", path,
+                            show(key).s);
             break;
         }
         st_tensor *t = &file->tensors[file->n_tensors];
-        t->name = strdup(e->string);
+        t->name = strdup(key);
         if (!t->name) {
             st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
             break;
@@ -241,7 +277,7 @@ static badam_status parse_header(st_file *file, const char *header, size_t heade
         file->n_tensors++;
         st = parse_entry(e, t, data, data_size, path, err);
     }
-    cJSON_Delete(root);
+    json_decref(root);
     if (st != BADAM_OK) return st;
 
     st = check_overlaps(file->tensors, file->n_tensors, data, path, err);

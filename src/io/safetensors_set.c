@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "io/files.h"
+#include "io/json_get.h"
 
 #define ST_SINGLE_NAME "model.safetensors"
 #define ST_INDEX_NAME "model.safetensors.index.json"
@@ -55,27 +56,27 @@ static int cmp_str_ptr(const void *a, const void *b) {
 
 /* Opens each distinct shard of the index once and checks the index against the shards. */
 static badam_status open_sharded(st_set *set, const char *index_path, badam_error *err) {
-    cJSON *root;
-    badam_status st = io_read_json(index_path, &root, err);
+    json_t *root;
+    badam_status st = io_read_json_opts(index_path, JSON_REJECT_DUPLICATES, &root, err);
     if (st != BADAM_OK) return st;
     listing *list = NULL;
     const char **shards = NULL;
-    const cJSON *map = NULL;
+    const json_t *map = NULL;
     size_t n = 0, n_shards = 0;
-    if (!cJSON_IsObject(root)) {
+    if (!json_is_object(root)) {
         st = badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON object", index_path);
         goto done;
     }
-    map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    map = json_object_get(root, "weight_map");
     if (!map) {
         st = badam_fail(err, BADAM_E_FORMAT, "%s: missing field 'weight_map'", index_path);
         goto done;
     }
-    if (!cJSON_IsObject(map)) {
+    if (!json_is_object(map)) {
         st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'weight_map' is not an object", index_path);
         goto done;
     }
-    for (const cJSON *e = map->child; e; e = e->next) n++;
+    n = json_object_size(map);
     if (n == 0) {
         st = badam_fail(err, BADAM_E_FORMAT, "%s: weight_map lists no tensors", index_path);
         goto done;
@@ -87,21 +88,30 @@ static badam_status open_sharded(st_set *set, const char *index_path, badam_erro
         goto done;
     }
     size_t i = 0;
-    for (const cJSON *e = map->child; e; e = e->next, i++) {
-        if (!cJSON_IsString(e)) {
+    const char *key;
+    size_t key_len;
+    json_t *e;
+    json_object_keylen_foreach((json_t *)map, key, key_len, e) {
+        if (strlen(key) != key_len || (json_is_string(e) && !json_string_is_c(e))) {
             st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: weight_map: tensor '%s': value is not a string", index_path,
-                            e->string);
+                            "%s: weight_map: tensor '%s': a tensor or shard name holds U+0000",
+                            index_path, key);
             goto done;
         }
-        if (!plain_file_name(e->valuestring)) {
+        if (!json_is_string(e)) {
+            st = badam_fail(err, BADAM_E_FORMAT,
+                            "%s: weight_map: tensor '%s': value is not a string", index_path, key);
+            goto done;
+        }
+        if (!plain_file_name(json_string_value(e))) {
             st = badam_fail(err, BADAM_E_FORMAT,
                             "%s: weight_map: tensor '%s': shard '%s' is not a plain file name",
-                            index_path, e->string, e->valuestring);
+                            index_path, key, json_string_value(e));
             goto done;
         }
-        list[i] = (listing){e->string, e->valuestring, 0};
-        shards[i] = e->valuestring;
+        list[i] = (listing){key, json_string_value(e), 0};
+        shards[i] = json_string_value(e);
+        i++;
     }
     qsort(list, n, sizeof *list, cmp_listing);
     for (i = 1; i < n; i++)
@@ -161,7 +171,7 @@ static badam_status open_sharded(st_set *set, const char *index_path, badam_erro
 done:
     free(list);
     free(shards);
-    cJSON_Delete(root);
+    json_decref(root);
     return st;
 }
 

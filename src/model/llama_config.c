@@ -1,5 +1,6 @@
 /* config.json -> llama_config for model types llama, mistral and qwen2. */
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,25 +15,29 @@
         if (st_ != BADAM_OK) return st_;                                                           \
     } while (0)
 
-static badam_status parse_eos(const cJSON *json, const char *path, llama_config *cfg,
+static badam_status parse_eos(const json_t *json, const char *path, llama_config *cfg,
                               badam_error *err) {
-    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(json, "eos_token_id");
+    const json_t *eos = json_object_get(json, "eos_token_id");
     cfg->n_eos = 0;
-    if (!eos || cJSON_IsNull(eos)) return BADAM_OK;
+    if (!eos || json_is_null(eos)) return BADAM_OK;
     if (json_number_is_int(eos)) {
-        cfg->eos_token_ids[cfg->n_eos++] = (int)eos->valuedouble;
+        long long v;
+        json_int_in_range(eos, INT_MIN, INT_MAX, &v);
+        cfg->eos_token_ids[cfg->n_eos++] = (int)v;
         return BADAM_OK;
     }
-    if (!cJSON_IsArray(eos) || cJSON_GetArraySize(eos) > LLAMA_MAX_EOS)
+    if (!json_is_array(eos) || json_array_size(eos) > LLAMA_MAX_EOS)
         return badam_fail(err, BADAM_E_FORMAT,
                           "%s: field 'eos_token_id' must be an integer or a list of at most %d",
                           path, LLAMA_MAX_EOS);
-    const cJSON *item;
-    cJSON_ArrayForEach(item, eos) {
-        if (!json_number_is_int(item))
+    const json_t *item;
+    size_t index;
+    json_array_foreach(eos, index, item) {
+        long long v;
+        if (!json_int_in_range(item, INT_MIN, INT_MAX, &v))
             return badam_fail(err, BADAM_E_FORMAT, "%s: field 'eos_token_id' has a non-integer",
                               path);
-        cfg->eos_token_ids[cfg->n_eos++] = (int)item->valuedouble;
+        cfg->eos_token_ids[cfg->n_eos++] = (int)v;
     }
     return BADAM_OK;
 }
@@ -50,7 +55,7 @@ static badam_status check_range(const char *path, const char *field, int value, 
  * "sliding_attention"; without `layer_types` (transformers 4), to the layers i >=
  * `max_window_layers` (default 28). We keep the window when any layer slides (sliding attention
  * itself is not implemented: longer sequences are refused). */
-static badam_status parse_qwen2_window(const cJSON *json, const char *path, llama_config *cfg,
+static badam_status parse_qwen2_window(const json_t *json, const char *path, llama_config *cfg,
                                        badam_error *err) {
     int use_sw = 0, max_window_layers = 28;
     TRY(json_get_bool(json, "use_sliding_window", 0, &use_sw, path, err));
@@ -58,17 +63,18 @@ static badam_status parse_qwen2_window(const cJSON *json, const char *path, llam
     int window = 0;
     if (use_sw) TRY(json_get_int(json, "sliding_window", 0, &window, path, err));
     int any_sliding = cfg->n_layers > max_window_layers;
-    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(json, "layer_types");
-    if (lt && !cJSON_IsNull(lt)) {
-        if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != cfg->n_layers)
+    const json_t *lt = json_object_get(json, "layer_types");
+    if (lt && !json_is_null(lt)) {
+        if (!json_is_array(lt) || json_array_size(lt) != (size_t)cfg->n_layers)
             return badam_fail(err, BADAM_E_FORMAT,
                               "%s: field 'layer_types' must be a list of num_hidden_layers (%d) "
                               "strings",
                               path, cfg->n_layers);
         any_sliding = 0;
-        const cJSON *item;
-        cJSON_ArrayForEach(item, lt) {
-            const char *s = cJSON_IsString(item) ? item->valuestring : "";
+        const json_t *item;
+        size_t index;
+        json_array_foreach(lt, index, item) {
+            const char *s = json_string_is_c(item) ? json_string_value(item) : "";
             if (!strcmp(s, "sliding_attention"))
                 any_sliding = 1;
             else if (strcmp(s, "full_attention") != 0)
@@ -82,10 +88,10 @@ static badam_status parse_qwen2_window(const cJSON *json, const char *path, llam
     return BADAM_OK;
 }
 
-static badam_status parse_config(const cJSON *json, const char *path, llama_config *cfg,
+static badam_status parse_config(const json_t *json, const char *path, llama_config *cfg,
                                  badam_error *err) {
     memset(cfg, 0, sizeof *cfg);
-    if (!cJSON_IsObject(json))
+    if (!json_is_object(json))
         return badam_fail(err, BADAM_E_FORMAT, "%s: expected a JSON object", path);
     TRY(json_get_string(json, "model_type", 1, cfg->model_type, sizeof cfg->model_type, path, err));
     int is_llama = !strcmp(cfg->model_type, "llama"), is_qwen2 = !strcmp(cfg->model_type, "qwen2");
@@ -172,11 +178,11 @@ static badam_status parse_config(const cJSON *json, const char *path, llama_conf
 }
 
 badam_status llama_config_load(const char *path, llama_config *cfg, badam_error *err) {
-    cJSON *json = NULL;
+    json_t *json = NULL;
     badam_status st = io_read_json(path, &json, err);
     if (st != BADAM_OK) return st;
     st = parse_config(json, path, cfg, err);
-    cJSON_Delete(json);
+    json_decref(json);
     return st;
 }
 

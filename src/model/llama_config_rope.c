@@ -52,7 +52,7 @@ static int is_layer_type(const char *key) {
 }
 
 /* One RoPE dict (`where` names it in messages, e.g. "rope_parameters.full_attention"). */
-static badam_status parse_rope_dict(const cJSON *json, const cJSON *rd, const char *where,
+static badam_status parse_rope_dict(const json_t *json, const json_t *rd, const char *where,
                                     const char *path, llama_config *cfg, badam_error *err) {
     char ctx[4200];
     snprintf(ctx, sizeof ctx, "%s: %s", path, where);
@@ -64,18 +64,20 @@ static badam_status parse_rope_dict(const cJSON *json, const cJSON *rd, const ch
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "%s: field '%s.rope_type' is '%s'; supported: 'default' and 'llama3'",
                           path, where, type);
-    if (!type[0] && cJSON_GetObjectItemCaseSensitive(rd, "factor"))
+    if (!type[0] && json_object_get(rd, "factor"))
         return badam_fail(err, BADAM_E_FORMAT,
                           "%s: field '%s.factor' is given without a rope_type: the scaling "
                           "method is unknown (set '%s.rope_type', e.g. \"llama3\")",
                           path, where, where);
-    const cJSON *item;
-    cJSON_ArrayForEach(item, rd) {
-        if (in_list(COMMON_KEYS, item->string) || (llama3 && in_list(LLAMA3_KEYS, item->string)))
-            continue;
+    const char *key;
+    size_t key_len;
+    json_t *item;
+    json_object_keylen_foreach((json_t *)rd, key, key_len, item) {
+        int whole = strlen(key) == key_len; /* "factor\u0000x" is not "factor" */
+        if (whole && (in_list(COMMON_KEYS, key) || (llama3 && in_list(LLAMA3_KEYS, key)))) continue;
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "%s: field '%s.%s' is not understood for rope_type '%s'", path, where,
-                          item->string, type[0] ? type : "default");
+                          key, type[0] ? type : "default");
     }
 
     cfg->rope_theta = 10000.0;
@@ -122,15 +124,16 @@ static int same_rope(const llama_config *a, const llama_config *b) {
 }
 
 /* A dict keyed by layer type: every entry must describe the same RoPE (we have one). */
-static badam_status parse_per_layer(const cJSON *json, const cJSON *rd, const char *name,
+static badam_status parse_per_layer(const json_t *json, const json_t *rd, const char *name,
                                     const char *path, llama_config *cfg, badam_error *err) {
     llama_config first = *cfg;
     int n = 0;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, rd) {
+    const char *key;
+    json_t *item;
+    json_object_foreach((json_t *)rd, key, item) {
         char where[96];
-        snprintf(where, sizeof where, "%s.%s", name, item->string);
-        if (!cJSON_IsObject(item))
+        snprintf(where, sizeof where, "%s.%s", name, key);
+        if (!json_is_object(item))
             return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be an object", path, where);
         TRY(parse_rope_dict(json, item, where, path, cfg, err));
         if (n++ == 0)
@@ -144,26 +147,34 @@ static badam_status parse_per_layer(const cJSON *json, const cJSON *rd, const ch
     return BADAM_OK;
 }
 
-badam_status llama_config_parse_rope(const cJSON *json, const char *path, llama_config *cfg,
+badam_status llama_config_parse_rope(const json_t *json, const char *path, llama_config *cfg,
                                      badam_error *err) {
     const char *names[] = {"rope_scaling", "rope_parameters"};
-    const cJSON *rd = NULL;
+    const json_t *rd = NULL;
     const char *name = "rope_parameters";
     for (int i = 0; i < 2 && !rd; i++) {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(json, names[i]);
-        if (!x || cJSON_IsNull(x)) continue;
-        if (!cJSON_IsObject(x))
+        const json_t *x = json_object_get(json, names[i]);
+        if (!x || json_is_null(x)) continue;
+        if (!json_is_object(x))
             return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be an object or null", path,
                               names[i]);
-        if (!x->child) continue; /* {} is no dict: transformers' `rope_scaling or ...` */
+        if (!json_object_size(x)) continue; /* {} is no dict: transformers' `rope_scaling or ...` */
         rd = x;
         name = names[i];
     }
-    static const cJSON empty = {.type = cJSON_Object};
-    if (!rd) return parse_rope_dict(json, &empty, name, path, cfg, err);
+    if (!rd) {
+        json_t *empty = json_object();
+        if (!empty) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
+        badam_status st = parse_rope_dict(json, empty, name, path, cfg, err);
+        json_decref(empty);
+        return st;
+    }
     int per_layer = 1;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, rd) per_layer = per_layer && is_layer_type(item->string);
+    const char *key;
+    size_t key_len;
+    json_t *item;
+    json_object_keylen_foreach((json_t *)rd, key, key_len, item) per_layer =
+        per_layer && strlen(key) == key_len && is_layer_type(key);
     if (per_layer) return parse_per_layer(json, rd, name, path, cfg, err);
     return parse_rope_dict(json, rd, name, path, cfg, err);
 }

@@ -9,71 +9,66 @@
 
 #include "badam/llama.h"
 #include "io/files.h"
+#include "io/json_write.h"
 
 #define PATH_BYTES 4096
 
-static badam_status write_json(const char *dir, const char *name, const cJSON *json,
+static badam_status write_json(const char *dir, const char *name, const json_t *json,
                                badam_error *err) {
     char path[PATH_BYTES];
     io_path_join(path, sizeof path, dir, name);
-    char *text = cJSON_Print(json);
-    if (!text) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
-    badam_status st = io_write_file_atomic(path, text, strlen(text), err);
-    free(text);
-    return st;
+    return io_json_write_file(path, json, 2, err);
 }
 
 /* The JSON of dir/name, or a new object when the file does not exist. */
-static badam_status read_or_new(const char *dir, const char *name, cJSON **out, badam_error *err) {
+static badam_status read_or_new(const char *dir, const char *name, json_t **out, badam_error *err) {
     char path[PATH_BYTES] = "";
     if (dir) io_path_join(path, sizeof path, dir, name);
     *out = NULL;
     if (dir && io_is_file(path)) {
         badam_status st = io_read_json(path, out, err);
         if (st) return st;
-        if (!cJSON_IsObject(*out)) {
-            cJSON_Delete(*out);
+        if (!json_is_object(*out)) {
+            json_decref(*out);
             *out = NULL;
             return badam_fail(err, BADAM_E_FORMAT, "%s: expected a JSON object", path);
         }
         return BADAM_OK;
     }
-    *out = cJSON_CreateObject();
+    *out = json_object();
     return *out ? BADAM_OK : badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", name);
 }
 
-static void set_item(cJSON *obj, const char *key, cJSON *value) {
-    if (cJSON_HasObjectItem(obj, key))
-        cJSON_ReplaceItemInObjectCaseSensitive(obj, key, value);
-    else
-        cJSON_AddItemToObject(obj, key, value);
+/* obj[key] = value: an existing key keeps its place, a new one comes last. */
+static void set_item(json_t *obj, const char *key, json_t *value) {
+    json_object_set_new(obj, key, value);
 }
 
-static cJSON *eos_value(const llama_folder_meta *meta) {
-    if (meta->n_eos == 1) return cJSON_CreateNumber(meta->eos_ids[0]);
-    cJSON *a = cJSON_CreateArray();
+static json_t *eos_value(const llama_folder_meta *meta) {
+    if (meta->n_eos == 1) return json_integer(meta->eos_ids[0]);
+    json_t *a = json_array();
     for (int i = 0; a && i < meta->n_eos; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(meta->eos_ids[i]));
+        json_array_append_new(a, json_integer(meta->eos_ids[i]));
     return a;
 }
 
 /* config.json (already written to out_dir) and generation_config.json: eos_token_id. */
 static badam_status write_eos(const char *src_dir, const char *out_dir,
                               const llama_folder_meta *meta, badam_error *err) {
-    cJSON *cfg = NULL;
+    json_t *cfg = NULL;
     badam_status st = read_or_new(out_dir, "config.json", &cfg, err);
     if (st) return st;
     set_item(cfg, "eos_token_id", eos_value(meta));
     st = write_json(out_dir, "config.json", cfg, err);
-    cJSON_Delete(cfg);
+    json_decref(cfg);
     if (st) return st;
-    cJSON *gen = NULL;
+    json_t *gen = NULL;
     if ((st = read_or_new(src_dir, "generation_config.json", &gen, err))) return st;
-    if (!cJSON_HasObjectItem(gen, "bos_token_id") && meta->bos_id >= 0)
-        cJSON_AddNumberToObject(gen, "bos_token_id", meta->bos_id);
+    if (!json_object_get(gen, "bos_token_id") && meta->bos_id >= 0)
+        json_object_set_new(gen, "bos_token_id", json_integer(meta->bos_id));
     set_item(gen, "eos_token_id", eos_value(meta));
     st = write_json(out_dir, "generation_config.json", gen, err);
-    cJSON_Delete(gen);
+    json_decref(gen);
     return st;
 }
 
@@ -85,20 +80,19 @@ static badam_status write_tokenizer_config(const char *src_dir, const char *out_
     char path[PATH_BYTES];
     io_path_join(path, sizeof path, src_dir, "tokenizer_config.json");
     if (!io_is_file(path)) return BADAM_OK;
-    cJSON *tc = NULL;
+    json_t *tc = NULL;
     badam_status st = read_or_new(src_dir, "tokenizer_config.json", &tc, err);
     if (st) return st;
     if (meta->eos_token) {
-        cJSON *old = cJSON_GetObjectItemCaseSensitive(tc, "eos_token");
-        if (cJSON_IsObject(old) && cJSON_HasObjectItem(old, "content")) /* AddedToken form */
-            cJSON_ReplaceItemInObjectCaseSensitive(old, "content",
-                                                   cJSON_CreateString(meta->eos_token));
+        json_t *old = json_object_get(tc, "eos_token");
+        if (json_is_object(old) && json_object_get(old, "content")) /* AddedToken form */
+            json_object_set_new(old, "content", json_string(meta->eos_token));
         else
-            set_item(tc, "eos_token", cJSON_CreateString(meta->eos_token));
+            set_item(tc, "eos_token", json_string(meta->eos_token));
     }
-    if (meta->chat_template) set_item(tc, "chat_template", cJSON_CreateString(meta->chat_template));
+    if (meta->chat_template) set_item(tc, "chat_template", json_string(meta->chat_template));
     st = write_json(out_dir, "tokenizer_config.json", tc, err);
-    cJSON_Delete(tc);
+    json_decref(tc);
     io_path_join(path, sizeof path, src_dir, "chat_template.jinja");
     if (!st && meta->chat_template && io_is_file(path)) {
         io_path_join(path, sizeof path, out_dir, "chat_template.jinja");

@@ -5,6 +5,7 @@
 
 #include "badam/llama.h"
 #include "io/files.h"
+#include "io/json_write.h"
 #include "io/safetensors.h"
 
 #define PATH_BYTES 4096
@@ -96,64 +97,69 @@ static const char *torch_dtype_name(badam_dtype dtype) {
 }
 
 /* config.json written from the parsed config when there is no source folder to copy from. */
-static cJSON *config_to_json(const llama_config *c, badam_dtype dtype) {
-    cJSON *j = cJSON_CreateObject();
+static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
+    json_t *j = json_object();
     const char *arch = !strcmp(c->model_type, "qwen2")     ? "Qwen2ForCausalLM"
                        : !strcmp(c->model_type, "mistral") ? "MistralForCausalLM"
                                                            : "LlamaForCausalLM";
-    cJSON *archs = cJSON_AddArrayToObject(j, "architectures");
-    cJSON_AddItemToArray(archs, cJSON_CreateString(arch));
-    cJSON_AddStringToObject(j, "model_type", c->model_type);
-    cJSON_AddNumberToObject(j, "hidden_size", c->hidden_size);
-    cJSON_AddNumberToObject(j, "intermediate_size", c->intermediate_size);
-    cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
-    cJSON_AddNumberToObject(j, "num_attention_heads", c->n_heads);
-    cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_kv_heads);
-    cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
-    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
-    cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_position_embeddings);
-    cJSON_AddNumberToObject(j, "rms_norm_eps", c->rms_norm_eps);
-    cJSON_AddNumberToObject(j, "rope_theta", c->rope_theta);
-    cJSON_AddStringToObject(j, "hidden_act", "silu");
-    cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tie_word_embeddings);
-    if (!strcmp(c->model_type, "llama")) cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
-    if (c->sliding_window) cJSON_AddNumberToObject(j, "sliding_window", c->sliding_window);
+    json_t *archs = io_json_add_array(j, "architectures");
+    json_array_append_new(archs, json_string(arch));
+    json_object_set_new(j, "model_type", json_string(c->model_type));
+    json_object_set_new(j, "hidden_size", json_integer(c->hidden_size));
+    json_object_set_new(j, "intermediate_size", json_integer(c->intermediate_size));
+    json_object_set_new(j, "num_hidden_layers", json_integer(c->n_layers));
+    json_object_set_new(j, "num_attention_heads", json_integer(c->n_heads));
+    json_object_set_new(j, "num_key_value_heads", json_integer(c->n_kv_heads));
+    json_object_set_new(j, "head_dim", json_integer(c->head_dim));
+    json_object_set_new(j, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(j, "max_position_embeddings", json_integer(c->max_position_embeddings));
+    json_object_set_new(j, "rms_norm_eps", io_json_real_float(c->rms_norm_eps));
+    json_object_set_new(j, "rope_theta", io_json_real(c->rope_theta));
+    json_object_set_new(j, "hidden_act", json_string("silu"));
+    json_object_set_new(j, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
+    if (!strcmp(c->model_type, "llama"))
+        json_object_set_new(j, "attention_bias", json_boolean(c->qkv_bias));
+    if (c->sliding_window)
+        json_object_set_new(j, "sliding_window", json_integer(c->sliding_window));
     if (c->rope_scaling == LLAMA_ROPE_LLAMA3) {
-        cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
-        cJSON_AddStringToObject(rs, "rope_type", "llama3");
-        cJSON_AddNumberToObject(rs, "factor", c->rope_factor);
-        cJSON_AddNumberToObject(rs, "low_freq_factor", c->rope_low_freq_factor);
-        cJSON_AddNumberToObject(rs, "high_freq_factor", c->rope_high_freq_factor);
-        cJSON_AddNumberToObject(rs, "original_max_position_embeddings",
-                                c->rope_original_max_position_embeddings);
+        json_t *rs = io_json_add_object(j, "rope_scaling");
+        json_object_set_new(rs, "rope_type", json_string("llama3"));
+        json_object_set_new(rs, "factor", io_json_real(c->rope_factor));
+        json_object_set_new(rs, "low_freq_factor", io_json_real(c->rope_low_freq_factor));
+        json_object_set_new(rs, "high_freq_factor", io_json_real(c->rope_high_freq_factor));
+        json_object_set_new(rs, "original_max_position_embeddings",
+                            json_integer(c->rope_original_max_position_embeddings));
     }
-    if (c->bos_token_id >= 0) cJSON_AddNumberToObject(j, "bos_token_id", c->bos_token_id);
+    if (c->bos_token_id >= 0) json_object_set_new(j, "bos_token_id", json_integer(c->bos_token_id));
     if (c->n_eos == 1)
-        cJSON_AddNumberToObject(j, "eos_token_id", c->eos_token_ids[0]);
-    else if (c->n_eos > 1)
-        cJSON_AddItemToObject(j, "eos_token_id", cJSON_CreateIntArray(c->eos_token_ids, c->n_eos));
-    cJSON_AddStringToObject(j, "torch_dtype", torch_dtype_name(dtype));
+        json_object_set_new(j, "eos_token_id", json_integer(c->eos_token_ids[0]));
+    else if (c->n_eos > 1) {
+        json_t *eos = io_json_add_array(j, "eos_token_id");
+        for (int i = 0; i < c->n_eos; i++)
+            json_array_append_new(eos, json_integer(c->eos_token_ids[i]));
+    }
+    json_object_set_new(j, "torch_dtype", json_string(torch_dtype_name(dtype)));
     return j;
 }
 
 /* The weights' dtype under the key(s) the source config uses: "dtype" (transformers 5, which
  * still reads "torch_dtype"), "torch_dtype" (transformers 4), both when both are there, and
  * "torch_dtype" when neither is (every version reads it). */
-static void set_dtype_fields(cJSON *json, badam_dtype dtype) {
+static void set_dtype_fields(json_t *json, badam_dtype dtype) {
     const char *name = torch_dtype_name(dtype);
-    int has_new = cJSON_HasObjectItem(json, "dtype");
-    int has_old = cJSON_HasObjectItem(json, "torch_dtype");
-    if (has_new) cJSON_ReplaceItemInObjectCaseSensitive(json, "dtype", cJSON_CreateString(name));
+    int has_new = (json_object_get(json, "dtype") != NULL);
+    int has_old = (json_object_get(json, "torch_dtype") != NULL);
+    if (has_new) json_object_set_new(json, "dtype", json_string(name));
     if (has_old)
-        cJSON_ReplaceItemInObjectCaseSensitive(json, "torch_dtype", cJSON_CreateString(name));
+        json_object_set_new(json, "torch_dtype", json_string(name));
     else if (!has_new)
-        cJSON_AddStringToObject(json, "torch_dtype", name);
+        json_object_set_new(json, "torch_dtype", json_string(name));
 }
 
 static badam_status write_config(const llama_model *m, const char *src_dir, const char *out_dir,
                                  badam_error *err) {
     char path[PATH_BYTES];
-    cJSON *json = NULL;
+    json_t *json = NULL;
     if (src_dir) {
         snprintf(path, sizeof path, "%s/config.json", src_dir);
         badam_status st = io_read_json(path, &json, err);
@@ -162,12 +168,9 @@ static badam_status write_config(const llama_model *m, const char *src_dir, cons
     } else {
         json = config_to_json(&m->cfg, m->dtype);
     }
-    char *text = cJSON_Print(json);
-    cJSON_Delete(json);
-    if (!text) return badam_fail(err, BADAM_E_NOMEM, "config.json: out of memory");
     snprintf(path, sizeof path, "%s/config.json", out_dir);
-    badam_status st = io_write_file_atomic(path, text, strlen(text), err);
-    free(text);
+    badam_status st = io_json_write_file(path, json, 2, err);
+    json_decref(json);
     return st;
 }
 

@@ -9,6 +9,7 @@
 #include "base/memory.h"
 #include "io/files.h"
 #include "io/json_get.h"
+#include "io/json_write.h"
 #include "io/safetensors.h"
 #include "model/llama_internal.h"
 
@@ -247,9 +248,9 @@ badam_status llama_lora_save(const llama_model *m, const char *dir, const char *
         free(names);
         return badam_fail(err, BADAM_E_NOMEM, "LoRA save: out of memory");
     }
-    cJSON *cfg = cJSON_CreateObject(), *mods = cJSON_CreateArray();
+    json_t *cfg = json_object(), *mods = json_array();
     for (int k = 0; k < LLAMA_P_KIND_COUNT; k++)
-        if (lo->targets & (1u << k)) cJSON_AddItemToArray(mods, cJSON_CreateString(SHORT_NAME[k]));
+        if (lo->targets & (1u << k)) json_array_append_new(mods, json_string(SHORT_NAME[k]));
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
             int a = llama_adapter_index(m, l, (llama_param_kind)k), in, out;
@@ -267,22 +268,23 @@ badam_status llama_lora_save(const llama_model *m, const char *dir, const char *
     st = st_write(path, e, (size_t)n, err);
     free(e);
     free(names);
-    cJSON_AddStringToObject(cfg, "peft_type", "LORA");
-    cJSON_AddStringToObject(cfg, "task_type", "CAUSAL_LM");
-    cJSON_AddNumberToObject(cfg, "r", lo->rank);
-    cJSON_AddNumberToObject(cfg, "lora_alpha", lo->alpha);
-    cJSON_AddNumberToObject(cfg, "lora_dropout", lo->dropout);
-    cJSON_AddItemToObject(cfg, "target_modules", mods);
-    cJSON_AddStringToObject(cfg, "bias", "none");
-    cJSON_AddBoolToObject(cfg, "fan_in_fan_out", 0);
-    cJSON_AddBoolToObject(cfg, "inference_mode", 1);
-    cJSON_AddStringToObject(cfg, "base_model_name_or_path", base_model ? base_model : "");
-    char *text = cJSON_Print(cfg);
-    cJSON_Delete(cfg);
-    if (!st && !text) st = badam_fail(err, BADAM_E_NOMEM, "LoRA save: out of memory");
+    json_object_set_new(cfg, "peft_type", json_string("LORA"));
+    json_object_set_new(cfg, "task_type", json_string("CAUSAL_LM"));
+    json_object_set_new(cfg, "r", json_integer(lo->rank));
+    /* PEFT writes lora_alpha as an int (its type); a fractional alpha stays a real */
+    json_object_set_new(cfg, "lora_alpha",
+                        lo->alpha == floorf(lo->alpha) && fabsf(lo->alpha) < 16777216.0f
+                            ? json_integer((json_int_t)lo->alpha)
+                            : io_json_real_float(lo->alpha));
+    json_object_set_new(cfg, "lora_dropout", io_json_real_float(lo->dropout));
+    json_object_set_new(cfg, "target_modules", mods);
+    json_object_set_new(cfg, "bias", json_string("none"));
+    json_object_set_new(cfg, "fan_in_fan_out", json_boolean(0));
+    json_object_set_new(cfg, "inference_mode", json_boolean(1));
+    json_object_set_new(cfg, "base_model_name_or_path", json_string(base_model ? base_model : ""));
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    if (!st) st = io_write_file_atomic(path, text, strlen(text), err);
-    free(text);
+    if (!st) st = io_json_write_file(path, cfg, 2, err);
+    json_decref(cfg);
     return st;
 }
 
@@ -291,18 +293,19 @@ static badam_status read_adapter_config(const char *dir, int *rank, uint32_t *ta
                                         badam_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    cJSON *cfg = NULL;
+    json_t *cfg = NULL;
     badam_status st = io_read_json(path, &cfg, err);
     if (st) return st;
     st = json_get_int(cfg, "r", 1, rank, path, err);
-    const cJSON *mods = cJSON_GetObjectItemCaseSensitive(cfg, "target_modules"), *item;
+    const json_t *mods = json_object_get(cfg, "target_modules"), *item;
     *targets = 0;
-    if (!st && !cJSON_IsArray(mods))
+    if (!st && !json_is_array(mods))
         st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'target_modules' must be a list", path);
-    cJSON_ArrayForEach(item, mods) {
+    size_t index;
+    json_array_foreach(mods, index, item) {
         if (st) break;
         uint32_t one;
-        if (!cJSON_IsString(item) || llama_lora_parse_targets(item->valuestring, &one, err))
+        if (!json_string_is_c(item) || llama_lora_parse_targets(json_string_value(item), &one, err))
             st = badam_fail(err, BADAM_E_UNSUPPORTED,
                             "%s: field 'target_modules' has an entry that is not one of q_proj, "
                             "k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj",
@@ -310,7 +313,7 @@ static badam_status read_adapter_config(const char *dir, int *rank, uint32_t *ta
         else
             *targets |= one;
     }
-    cJSON_Delete(cfg);
+    json_decref(cfg);
     return st;
 }
 

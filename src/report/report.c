@@ -23,10 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "io/files.h"
 #include "io/json_get.h"
+#include "io/json_write.h"
 #include "report_assets.h"
 
 /* ---- a growable string ---- */
@@ -116,7 +117,7 @@ static void sb_script_json(strbuf *sb, const char *json) {
 /* ---- one run ---- */
 
 typedef struct report_run {
-    cJSON *data; /* the run as the page script reads it (owned) */
+    json_t *data; /* the run as the page script reads it (owned) */
     char name[256];
     char method[64];
     long steps, last_step;
@@ -132,10 +133,16 @@ typedef struct report_run {
     int has_memory;
 } report_run;
 
+/* A count kept as a double: an integer while it is whole (as metrics.jsonl writes it). */
+static json_t *whole_or_real(double x) {
+    return x == floor(x) && fabs(x) <= 9007199254740992.0 ? json_integer((json_int_t)x)
+                                                          : io_json_real(x);
+}
+
 /* A number from a metrics line: JSON null (a non-finite value when written) or absent -> null. */
-static cJSON *number_or_null(const cJSON *obj, const char *field) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-    return cJSON_IsNumber(v) ? cJSON_CreateNumber(v->valuedouble) : cJSON_CreateNull();
+static json_t *number_or_null(const json_t *obj, const char *field) {
+    const json_t *v = json_object_get(obj, field);
+    return json_is_number(v) ? json_copy((json_t *)v) : json_null();
 }
 
 static badam_status field_type_error(badam_error *err, const char *where, const char *field,
@@ -144,15 +151,15 @@ static badam_status field_type_error(badam_error *err, const char *where, const 
 }
 
 /* Checks that `field`, when present, is a number or null (the writer's non-finite value). */
-static badam_status check_number(const cJSON *obj, const char *field, int required,
+static badam_status check_number(const json_t *obj, const char *field, int required,
                                  const char *where, badam_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
+    const json_t *v = json_object_get(obj, field);
     if (!v) {
         if (required)
             return badam_fail(err, BADAM_E_FORMAT, "%s: missing field '%s'", where, field);
         return BADAM_OK;
     }
-    if (!cJSON_IsNumber(v) && !cJSON_IsNull(v))
+    if (!json_is_number(v) && !json_is_null(v))
         return field_type_error(err, where, field, "a number");
     return BADAM_OK;
 }
@@ -170,14 +177,14 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
     static const char *const step_fields[] = {"step",         "loss",      "lr", "grad_norm",
                                               "tokens_per_s", "elapsed_s", "rss"};
     enum { N_STEP_FIELDS = sizeof step_fields / sizeof step_fields[0] };
-    cJSON *arrays[N_STEP_FIELDS];
+    json_t *arrays[N_STEP_FIELDS];
     for (int f = 0; f < N_STEP_FIELDS; f++)
-        arrays[f] = cJSON_AddArrayToObject(run->data, step_fields[f]);
-    cJSON *tokens = cJSON_AddArrayToObject(run->data, "tokens");
-    cJSON *block = cJSON_CreateArray(), *block_names = cJSON_CreateObject();
-    cJSON *eval_step = cJSON_AddArrayToObject(run->data, "eval_step");
-    cJSON *val_loss = cJSON_AddArrayToObject(run->data, "val_loss");
-    cJSON *eval_tokens = cJSON_AddArrayToObject(run->data, "eval_tokens");
+        arrays[f] = io_json_add_array(run->data, step_fields[f]);
+    json_t *tokens = io_json_add_array(run->data, "tokens");
+    json_t *block = json_array(), *block_names = json_object();
+    json_t *eval_step = io_json_add_array(run->data, "eval_step");
+    json_t *val_loss = io_json_add_array(run->data, "val_loss");
+    json_t *eval_tokens = io_json_add_array(run->data, "eval_tokens");
     int any_block = 0;
     double tps_sum = 0;
     long tps_n = 0;
@@ -195,31 +202,31 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
             continue;
         }
         snprintf(where, sizeof where, "%s:%ld", path, line_no);
-        cJSON *obj = NULL;
+        json_t *obj = NULL;
         st = io_parse_json(line, len, where, &obj, err);
         if (st) break;
-        const cJSON *step = cJSON_GetObjectItemCaseSensitive(obj, "step");
-        const cJSON *blk = cJSON_GetObjectItemCaseSensitive(obj, "block");
-        long long step_no = 0, block_no = 0;
-        if (!cJSON_IsObject(obj)) {
+        const json_t *step = json_object_get(obj, "step");
+        const json_t *blk = json_object_get(obj, "block");
+        long long step_v = 0, block_v = 0;
+        if (!json_is_object(obj)) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON object", where);
-        } else if (!json_int_in_range(step, 0, (1LL << 53), &step_no)) {
+        } else if (!json_int_in_range(step, 0, 1LL << 53, &step_v)) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'step' must be a whole number", where);
-        } else if (cJSON_IsNumber(blk) && !json_int_in_range(blk, 0, 1 << 30, &block_no)) {
+        } else if (json_is_number(blk) && !json_int_in_range(blk, 0, 1 << 30, &block_v)) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'block' must be a block index", where);
-        } else if (cJSON_GetObjectItemCaseSensitive(obj, "val_loss")) {
+        } else if (json_object_get(obj, "val_loss")) {
             /* An evaluation line: step, val_loss, val_tokens. */
             st = check_number(obj, "val_loss", 1, where, err);
             if (!st) {
-                cJSON_AddItemToArray(eval_step, cJSON_CreateNumber(step->valuedouble));
-                cJSON *v = number_or_null(obj, "val_loss");
-                if (cJSON_IsNumber(v)) {
-                    run->final_val = v->valuedouble;
-                    if (isnan(run->best_val) || v->valuedouble < run->best_val)
-                        run->best_val = v->valuedouble;
+                json_array_append_new(eval_step, json_integer(step_v));
+                json_t *v = number_or_null(obj, "val_loss");
+                if (json_is_number(v)) {
+                    run->final_val = json_number_value(v);
+                    if (isnan(run->best_val) || json_number_value(v) < run->best_val)
+                        run->best_val = json_number_value(v);
                 }
-                cJSON_AddItemToArray(val_loss, v);
-                cJSON_AddItemToArray(eval_tokens, cJSON_CreateNumber(run->tokens));
+                json_array_append_new(val_loss, v);
+                json_array_append_new(eval_tokens, whole_or_real(run->tokens));
             }
         } else {
             /* A step line. */
@@ -227,58 +234,59 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
                 "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed_s", "rss", "block"};
             for (size_t c = 0; c < sizeof checked / sizeof checked[0] && !st; c++)
                 st = check_number(obj, checked[c], c == 0, where, err);
-            const cJSON *bn = cJSON_GetObjectItemCaseSensitive(obj, "block_name");
-            if (!st && bn && !cJSON_IsString(bn))
+            const json_t *bn = json_object_get(obj, "block_name");
+            if (!st && bn && !json_is_string(bn))
                 st = field_type_error(err, where, "block_name", "a string");
             if (!st) {
                 for (int f = 0; f < N_STEP_FIELDS; f++)
-                    cJSON_AddItemToArray(arrays[f], number_or_null(obj, step_fields[f]));
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "tokens");
-                if (cJSON_IsNumber(t)) run->tokens += t->valuedouble;
-                cJSON_AddItemToArray(tokens, cJSON_CreateNumber(run->tokens));
-                const cJSON *b = cJSON_GetObjectItemCaseSensitive(obj, "block");
-                cJSON_AddItemToArray(block, number_or_null(obj, "block"));
-                if (cJSON_IsNumber(b)) {
-                    any_block = 1;
+                    json_array_append_new(arrays[f], number_or_null(obj, step_fields[f]));
+                const json_t *t = json_object_get(obj, "tokens");
+                if (json_is_number(t)) run->tokens += json_number_value(t);
+                json_array_append_new(tokens, whole_or_real(run->tokens));
+                const json_t *b = json_object_get(obj, "block");
+                json_array_append_new(block, number_or_null(obj, "block"));
+                long long b_v;
+                if (json_is_number(b)) any_block = 1;
+                if (json_int_in_range(b, -(1LL << 53), 1LL << 53, &b_v)) {
                     char key[32];
-                    snprintf(key, sizeof key, "%lld", block_no);
-                    if (cJSON_IsString(bn) && !cJSON_GetObjectItemCaseSensitive(block_names, key))
-                        cJSON_AddStringToObject(block_names, key, bn->valuestring);
+                    snprintf(key, sizeof key, "%lld", b_v);
+                    if (json_is_string(bn) && !json_object_get(block_names, key))
+                        json_object_set_new(block_names, key, json_copy((json_t *)bn));
                 }
-                const cJSON *loss = cJSON_GetObjectItemCaseSensitive(obj, "loss");
-                run->final_loss = cJSON_IsNumber(loss) ? loss->valuedouble : NAN;
-                const cJSON *el = cJSON_GetObjectItemCaseSensitive(obj, "elapsed_s");
-                if (cJSON_IsNumber(el)) run->elapsed_s = el->valuedouble;
-                const cJSON *tps = cJSON_GetObjectItemCaseSensitive(obj, "tokens_per_s");
-                if (cJSON_IsNumber(tps)) {
-                    tps_sum += tps->valuedouble;
+                const json_t *loss = json_object_get(obj, "loss");
+                run->final_loss = json_is_number(loss) ? json_number_value(loss) : NAN;
+                const json_t *el = json_object_get(obj, "elapsed_s");
+                if (json_is_number(el)) run->elapsed_s = json_number_value(el);
+                const json_t *tps = json_object_get(obj, "tokens_per_s");
+                if (json_is_number(tps)) {
+                    tps_sum += json_number_value(tps);
                     tps_n++;
                 }
                 run->steps++;
-                run->last_step = (long)step_no;
+                run->last_step = (long)step_v;
             }
         }
-        cJSON_Delete(obj);
+        json_decref(obj);
         line = next;
     }
     free(text);
     if (!st && run->steps == 0)
         st = badam_fail(err, BADAM_E_FORMAT, "%s: no training steps (the file is empty)", path);
     if (any_block) {
-        cJSON_AddItemToObject(run->data, "block", block);
-        cJSON_AddItemToObject(run->data, "block_names", block_names);
+        json_object_set_new(run->data, "block", block);
+        json_object_set_new(run->data, "block_names", block_names);
     } else {
-        cJSON_Delete(block);
-        cJSON_Delete(block_names);
-        cJSON_AddNullToObject(run->data, "block");
+        json_decref(block);
+        json_decref(block_names);
+        json_object_set_new(run->data, "block", json_null());
     }
     run->mean_tps = tps_n ? tps_sum / (double)tps_n : NAN;
     return st;
 }
 
-static double number_field(const cJSON *obj, const char *field) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+static double number_field(const json_t *obj, const char *field) {
+    const json_t *v = json_object_get(obj, field);
+    return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
 /* memory.json (optional: a run that did not finish has none): copied into the page data. */
@@ -287,34 +295,34 @@ static badam_status read_memory(const char *dir, report_run *run, badam_error *e
     if (io_path_join(path, sizeof path, dir, "memory.json"))
         return badam_fail(err, BADAM_E_INVALID, "%s: path too long", dir);
     if (!io_is_file(path)) {
-        cJSON_AddNullToObject(run->data, "memory");
+        json_object_set_new(run->data, "memory", json_null());
         return BADAM_OK;
     }
-    cJSON *mem = NULL;
+    json_t *mem = NULL;
     badam_status st = io_read_json(path, &mem, err);
     if (st) return st;
-    if (!cJSON_IsObject(mem)) {
-        cJSON_Delete(mem);
+    if (!json_is_object(mem)) {
+        json_decref(mem);
         return badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON object", path);
     }
     static const char *const objects[] = {"predicted", "measured_peak"};
     for (int i = 0; i < 2; i++) {
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(mem, objects[i]);
-        if (o && !cJSON_IsObject(o)) {
-            cJSON_Delete(mem);
+        const json_t *o = json_object_get(mem, objects[i]);
+        if (o && !json_is_object(o)) {
+            json_decref(mem);
             return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be an object", path,
                               objects[i]);
         }
     }
-    const cJSON *method = cJSON_GetObjectItemCaseSensitive(mem, "method");
-    if (cJSON_IsString(method))
-        snprintf(run->method, sizeof run->method, "%s", method->valuestring);
+    const json_t *method = json_object_get(mem, "method");
+    if (json_is_string(method))
+        snprintf(run->method, sizeof run->method, "%s", json_string_value(method));
     run->peak_rss = number_field(mem, "peak_rss");
-    run->predicted = number_field(cJSON_GetObjectItemCaseSensitive(mem, "predicted"), "total");
+    run->predicted = number_field(json_object_get(mem, "predicted"), "total");
     run->params = number_field(mem, "params");
     run->trainable = number_field(mem, "trainable_params");
     run->has_memory = 1;
-    cJSON_AddItemToObject(run->data, "memory", mem);
+    json_object_set_new(run->data, "memory", mem);
     return BADAM_OK;
 }
 
@@ -340,7 +348,7 @@ static badam_status read_run(const char *dir, report_run *run, badam_error *err)
     if (!io_is_dir(dir))
         return badam_fail(err, BADAM_E_IO, "%s: no such run folder (give the --out of badam train)",
                           dir);
-    run->data = cJSON_CreateObject();
+    run->data = json_object();
     if (!run->data) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);
     badam_status st = read_metrics(dir, run, err);
     if (!st) st = read_memory(dir, run, err);
@@ -417,9 +425,9 @@ static void write_memory_table(strbuf *sb, const report_run *runs, int n) {
         int total = !strcmp(cats[c], "total");
         sb_printf(sb, "<tr><td>%s</td>", total ? "total (measured: peak RSS)" : cats[c]);
         for (int i = 0; i < n; i++) {
-            const cJSON *m = cJSON_GetObjectItemCaseSensitive(runs[i].data, "memory");
-            const cJSON *pred = cJSON_GetObjectItemCaseSensitive(m, "predicted");
-            const cJSON *meas = cJSON_GetObjectItemCaseSensitive(m, "measured_peak");
+            const json_t *m = json_object_get(runs[i].data, "memory");
+            const json_t *pred = json_object_get(m, "predicted");
+            const json_t *meas = json_object_get(m, "measured_peak");
             cell_mib(sb, number_field(pred, cats[c]));
             cell_mib(sb, total ? number_field(m, "peak_rss") : number_field(meas, cats[c]));
         }
@@ -491,11 +499,11 @@ badam_status report_write(const report_options *opts, char *written, size_t size
         return badam_fail(err, BADAM_E_INVALID, "%s: path too long", opts->run_dirs[0]);
 
     report_run *runs = calloc((size_t)opts->n_runs, sizeof *runs);
-    cJSON *root = cJSON_CreateObject();
-    cJSON *list = root ? cJSON_AddArrayToObject(root, "runs") : NULL;
+    json_t *root = json_object();
+    json_t *list = root ? io_json_add_array(root, "runs") : NULL;
     if (!runs || !list) {
         free(runs);
-        cJSON_Delete(root);
+        json_decref(root);
         return badam_fail(err, BADAM_E_NOMEM, "report: out of memory");
     }
     badam_status st = BADAM_OK;
@@ -503,7 +511,7 @@ badam_status report_write(const report_options *opts, char *written, size_t size
         report_run *r = &runs[i];
         st = read_run(opts->run_dirs[i], r, err);
         if (st) {
-            cJSON_Delete(r->data);
+            json_decref(r->data);
             r->data = NULL;
             break;
         }
@@ -516,13 +524,13 @@ badam_status report_write(const report_options *opts, char *written, size_t size
                 break;
             }
         }
-        cJSON_AddStringToObject(r->data, "name", r->name);
-        cJSON_AddStringToObject(r->data, "dir", opts->run_dirs[i]);
-        cJSON_AddStringToObject(r->data, "method", r->method);
-        cJSON_AddItemToArray(list, r->data); /* list owns it now */
+        json_object_set_new(r->data, "name", json_string(r->name));
+        json_object_set_new(r->data, "dir", json_string(opts->run_dirs[i]));
+        json_object_set_new(r->data, "method", json_string(r->method));
+        json_array_append_new(list, r->data); /* list owns it now */
     }
     if (!st) {
-        char *json = cJSON_PrintUnformatted(root);
+        char *json = io_json_dump(root, 0, NULL);
         strbuf sb = {0};
         if (json) write_page(&sb, title, runs, opts->n_runs, json);
         if (!json || sb.failed)
@@ -533,7 +541,7 @@ badam_status report_write(const report_options *opts, char *written, size_t size
         free(json);
         free(sb.data);
     }
-    cJSON_Delete(root);
+    json_decref(root);
     free(runs);
     if (!st && written) snprintf(written, size, "%s", out);
     return st;

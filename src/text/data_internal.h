@@ -82,11 +82,12 @@ typedef struct template_pair {
     size_t source_len, target_len;
 } template_pair;
 
-/* template_render that also reports the pairs (*pairs malloc'd, *n_pairs of them). */
+/* template_render that also reports the pairs (*pairs malloc'd, *n_pairs of them); the system
+ * text, when not NULL, is system_len bytes (it may hold U+0000, as a dataset's strings may). */
 badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
                                    const chat_turn *turns, size_t n_turns, const char *system,
-                                   int add_generation_prompt, token_seq *out, template_pair **pairs,
-                                   size_t *n_pairs, badam_error *err);
+                                   size_t system_len, int add_generation_prompt, token_seq *out,
+                                   template_pair **pairs, size_t *n_pairs, badam_error *err);
 
 /* LLaMA-Factory's infer_seqlen (src/llamafactory/data/processor/processor_utils.py): how many
  * of source_len prompt and target_len response tokens to keep within cutoff_len. */

@@ -31,9 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "io/files.h"
+#include "io/json_get.h"
 #include "text/data_internal.h"
 
 void data_infer_seqlen(size_t source_len, size_t target_len, size_t cutoff_len, size_t *source_keep,
@@ -100,46 +101,49 @@ static badam_status rec_fail(const record_ctx *r, badam_status st, const char *f
                       r->index, r->line, r->byte, msg);
 }
 
-static const char *json_type_name(const cJSON *item) {
-    if (!item) return "nothing";
-    if (cJSON_IsNull(item)) return "null";
-    if (cJSON_IsBool(item)) return "a boolean";
-    if (cJSON_IsNumber(item)) return "a number";
-    if (cJSON_IsString(item)) return "a string";
-    if (cJSON_IsArray(item)) return "an array";
-    if (cJSON_IsObject(item)) return "an object";
-    return "an invalid value";
+static const json_t *get_field(const json_t *obj, const char *name) {
+    return json_field(obj, name);
 }
 
-static const cJSON *get_field(const cJSON *obj, const char *name) {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
-    return item && !cJSON_IsNull(item) ? item : NULL;
+/* A string of text: its bytes and their number (it may hold U+0000). */
+typedef struct text_str {
+    const char *s;
+    size_t n;
+} text_str;
+
+static text_str str_of(const json_t *item) {
+    return (text_str){json_string_value(item), json_string_length(item)};
 }
 
-/* A string field: *out NULL when absent/null and optional. */
-static badam_status get_string(const record_ctx *r, const cJSON *obj, const char *name,
-                               int required, const char **out) {
-    *out = NULL;
-    const cJSON *item = get_field(obj, name);
+/* 1 when the JSON string is exactly the C string name (no byte more or less). */
+static int str_is(const json_t *item, const char *name) {
+    size_t n = strlen(name);
+    return json_string_length(item) == n && !memcmp(json_string_value(item), name, n);
+}
+
+/* A string field: out->s NULL when absent/null and optional. */
+static badam_status get_string(const record_ctx *r, const json_t *obj, const char *name,
+                               int required, text_str *out) {
+    *out = (text_str){NULL, 0};
+    const json_t *item = get_field(obj, name);
     if (!item) {
         if (!required) return BADAM_OK;
         return rec_fail(r, BADAM_E_FORMAT, name, "missing (required)");
     }
-    if (!cJSON_IsString(item))
+    if (!json_is_string(item))
         return rec_fail(r, BADAM_E_FORMAT, name, "expected a string, got %s", json_type_name(item));
-    *out = item->valuestring;
+    *out = str_of(item);
     return BADAM_OK;
 }
 
-/* Growable list of turns; the strings are owned by the cJSON tree or by `owned`. */
+/* Growable list of turns; the strings are owned by the JSON tree or by `owned`. */
 typedef struct turn_list {
     chat_turn *t;
     size_t n, cap;
     char *owned[1];
 } turn_list;
 
-static badam_status turns_push(turn_list *l, chat_role role, const char *content,
-                               badam_error *err) {
+static badam_status turns_push(turn_list *l, chat_role role, text_str content, badam_error *err) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         chat_turn *t = realloc(l->t, cap * sizeof *t);
@@ -147,64 +151,64 @@ static badam_status turns_push(turn_list *l, chat_role role, const char *content
         l->t = t;
         l->cap = cap;
     }
-    l->t[l->n].role = role;
-    l->t[l->n].content = content;
+    /* the exact length, also 0 (a chat_turn's len 0 would mean strlen, which is 0 too) */
+    l->t[l->n] = (chat_turn){role, content.s, content.n};
     l->n++;
     return BADAM_OK;
 }
 
-static data_format detect_format(const cJSON *obj) {
-    if (cJSON_GetObjectItemCaseSensitive(obj, "input_ids")) return DATA_FORMAT_TOKENIZED;
-    if (cJSON_GetObjectItemCaseSensitive(obj, "conversations") ||
-        cJSON_GetObjectItemCaseSensitive(obj, "messages"))
+static data_format detect_format(const json_t *obj) {
+    if (json_object_get(obj, "input_ids")) return DATA_FORMAT_TOKENIZED;
+    if (json_object_get(obj, "conversations") || json_object_get(obj, "messages"))
         return DATA_FORMAT_SHAREGPT;
-    if (cJSON_GetObjectItemCaseSensitive(obj, "instruction") ||
-        cJSON_GetObjectItemCaseSensitive(obj, "output"))
+    if (json_object_get(obj, "instruction") || json_object_get(obj, "output"))
         return DATA_FORMAT_ALPACA;
     return DATA_FORMAT_AUTO;
 }
 
-static badam_status alpaca_turns(const record_ctx *r, const cJSON *obj, turn_list *l,
-                                 const char **system) {
-    const char *instruction, *input, *output;
+static badam_status alpaca_turns(const record_ctx *r, const json_t *obj, turn_list *l,
+                                 text_str *system) {
+    text_str instruction, input, output;
     badam_status st;
     if ((st = get_string(r, obj, "instruction", 1, &instruction)) != BADAM_OK ||
         (st = get_string(r, obj, "input", 0, &input)) != BADAM_OK ||
         (st = get_string(r, obj, "output", 1, &output)) != BADAM_OK ||
         (st = get_string(r, obj, "system", 0, system)) != BADAM_OK)
         return st;
-    const cJSON *history = get_field(obj, "history");
+    const json_t *history = get_field(obj, "history");
     if (history) {
-        if (!cJSON_IsArray(history))
+        if (!json_is_array(history))
             return rec_fail(r, BADAM_E_FORMAT, "history",
                             "expected an array of [query, response] pairs, got %s",
                             json_type_name(history));
-        int k = 0;
-        for (const cJSON *pair = history->child; pair; pair = pair->next, k++) {
-            const cJSON *q = cJSON_IsArray(pair) ? cJSON_GetArrayItem(pair, 0) : NULL;
-            const cJSON *a = cJSON_IsArray(pair) ? cJSON_GetArrayItem(pair, 1) : NULL;
-            if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !cJSON_IsString(q) ||
-                !cJSON_IsString(a))
+        size_t k;
+        const json_t *pair;
+        json_array_foreach(history, k, pair) {
+            const json_t *q = json_is_array(pair) ? json_array_get(pair, 0) : NULL;
+            const json_t *a = json_is_array(pair) ? json_array_get(pair, 1) : NULL;
+            if (!json_is_array(pair) || json_array_size(pair) != 2 || !json_is_string(q) ||
+                !json_is_string(a))
                 return rec_fail(r, BADAM_E_FORMAT, "history",
-                                "element %d must be a [query, response] pair of strings, got %s", k,
-                                json_type_name(pair));
-            if ((st = turns_push(l, CHAT_USER, q->valuestring, r->err)) != BADAM_OK ||
-                (st = turns_push(l, CHAT_ASSISTANT, a->valuestring, r->err)) != BADAM_OK)
+                                "element %zu must be a [query, response] pair of strings, got %s",
+                                k, json_type_name(pair));
+            if ((st = turns_push(l, CHAT_USER, str_of(q), r->err)) != BADAM_OK ||
+                (st = turns_push(l, CHAT_ASSISTANT, str_of(a), r->err)) != BADAM_OK)
                 return st;
         }
     }
     /* instruction "\n" input, as LLaMA-Factory's alpaca converter joins the non-empty parts. */
-    const char *query = instruction;
-    if (input && input[0]) {
-        if (instruction[0]) {
-            size_t a = strlen(instruction), b = strlen(input);
+    text_str query = instruction;
+    if (input.n) {
+        if (instruction.n) {
+            size_t a = instruction.n, b = input.n;
             char *joined = malloc(a + b + 2);
             if (!joined) return badam_fail(r->err, BADAM_E_NOMEM, "dataset: out of memory");
-            memcpy(joined, instruction, a);
+            memcpy(joined, instruction.s, a);
             joined[a] = '\n';
-            memcpy(joined + a + 1, input, b + 1);
+            memcpy(joined + a + 1, input.s, b);
+            joined[a + b + 1] = '\0';
             l->owned[0] = joined;
-            query = joined;
+            query = (text_str){joined, a + b + 1};
         } else {
             query = input;
         }
@@ -213,26 +217,27 @@ static badam_status alpaca_turns(const record_ctx *r, const cJSON *obj, turn_lis
     return turns_push(l, CHAT_ASSISTANT, output, r->err);
 }
 
-static badam_status sharegpt_turns(const record_ctx *r, const cJSON *obj, turn_list *l,
-                                   const char **system) {
+static badam_status sharegpt_turns(const record_ctx *r, const json_t *obj, turn_list *l,
+                                   text_str *system) {
     badam_status st;
     if ((st = get_string(r, obj, "system", 0, system)) != BADAM_OK) return st;
     const char *field = "conversations", *role_key = "from", *text_key = "value";
-    const cJSON *conv = get_field(obj, field);
+    const json_t *conv = get_field(obj, field);
     if (!conv && get_field(obj, "messages")) {
         field = "messages";
         conv = get_field(obj, field);
     }
     if (!conv) return rec_fail(r, BADAM_E_FORMAT, field, "missing (required)");
-    if (!cJSON_IsArray(conv))
+    if (!json_is_array(conv))
         return rec_fail(r, BADAM_E_FORMAT, field, "expected an array of messages, got %s",
                         json_type_name(conv));
-    int k = 0;
-    for (const cJSON *m = conv->child; m; m = m->next, k++) {
-        if (!cJSON_IsObject(m))
-            return rec_fail(r, BADAM_E_FORMAT, field, "message %d: expected an object, got %s", k,
+    size_t k;
+    const json_t *m;
+    json_array_foreach(conv, k, m) {
+        if (!json_is_object(m))
+            return rec_fail(r, BADAM_E_FORMAT, field, "message %zu: expected an object, got %s", k,
                             json_type_name(m));
-        const cJSON *role = get_field(m, "from"), *text = get_field(m, "value");
+        const json_t *role = get_field(m, "from"), *text = get_field(m, "value");
         role_key = "from";
         text_key = "value";
         if (!role && !text) {
@@ -241,81 +246,80 @@ static badam_status sharegpt_turns(const record_ctx *r, const cJSON *obj, turn_l
             role = get_field(m, "role");
             text = get_field(m, "content");
         }
-        if (!cJSON_IsString(role))
-            return rec_fail(r, BADAM_E_FORMAT, field, "message %d: '%s' must be a string, got %s",
+        if (!json_is_string(role))
+            return rec_fail(r, BADAM_E_FORMAT, field, "message %zu: '%s' must be a string, got %s",
                             k, role_key, json_type_name(role));
-        if (!cJSON_IsString(text))
-            return rec_fail(r, BADAM_E_FORMAT, field, "message %d: '%s' must be a string, got %s",
+        if (!json_is_string(text))
+            return rec_fail(r, BADAM_E_FORMAT, field, "message %zu: '%s' must be a string, got %s",
                             k, text_key, json_type_name(text));
-        const char *name = role->valuestring;
+        const char *name = json_string_value(role); /* compared with its length: str_is */
         chat_role cr;
-        if (!strcmp(name, "human") || !strcmp(name, "user"))
+        if (str_is(role, "human") || str_is(role, "user"))
             cr = CHAT_USER;
-        else if (!strcmp(name, "gpt") || !strcmp(name, "assistant"))
+        else if (str_is(role, "gpt") || str_is(role, "assistant"))
             cr = CHAT_ASSISTANT;
-        else if (!strcmp(name, "system"))
+        else if (str_is(role, "system"))
             cr = CHAT_SYSTEM;
         else
             return rec_fail(r, BADAM_E_UNSUPPORTED, field,
-                            "message %d: role '%s' is not supported (human/user, gpt/assistant, "
+                            "message %zu: role '%s' is not supported (human/user, gpt/assistant, "
                             "system)",
                             k, name);
         if (cr == CHAT_SYSTEM) {
             if (k != 0)
                 return rec_fail(r, BADAM_E_FORMAT, field,
-                                "message %d: a system message may only come first", k);
-            *system = text->valuestring;
+                                "message %zu: a system message may only come first", k);
+            *system = str_of(text);
             continue;
         }
         size_t pos = l->n; /* 0, 1, ... among user/assistant messages */
         chat_role want = pos % 2 == 0 ? CHAT_USER : CHAT_ASSISTANT;
         if (cr != want)
             return rec_fail(r, BADAM_E_FORMAT, field,
-                            "message %d: expected %s message (user and assistant messages must "
+                            "message %zu: expected %s message (user and assistant messages must "
                             "alternate, starting with the user), got '%s'",
                             k, want == CHAT_USER ? "a user" : "an assistant", name);
-        if ((st = turns_push(l, cr, text->valuestring, r->err)) != BADAM_OK) return st;
+        if ((st = turns_push(l, cr, str_of(text), r->err)) != BADAM_OK) return st;
     }
     if (l->n % 2 == 1) l->n--; /* a final question without an answer teaches nothing */
     return BADAM_OK;
 }
 
-static badam_status tokenized_example(const record_ctx *r, const cJSON *obj,
+static badam_status tokenized_example(const record_ctx *r, const json_t *obj,
                                       const badam_tokenizer *tok, token_seq *seq) {
-    const cJSON *ids = get_field(obj, "input_ids"), *labels = get_field(obj, "labels");
+    const json_t *ids = get_field(obj, "input_ids"), *labels = get_field(obj, "labels");
     if (!ids) return rec_fail(r, BADAM_E_FORMAT, "input_ids", "missing (required)");
-    if (!cJSON_IsArray(ids))
+    if (!json_is_array(ids))
         return rec_fail(r, BADAM_E_FORMAT, "input_ids", "expected an array of token ids, got %s",
                         json_type_name(ids));
-    if (labels && !cJSON_IsArray(labels))
+    if (labels && !json_is_array(labels))
         return rec_fail(r, BADAM_E_FORMAT, "labels", "expected an array of token ids, got %s",
                         json_type_name(labels));
-    int n = cJSON_GetArraySize(ids);
-    if (labels && cJSON_GetArraySize(labels) != n)
-        return rec_fail(r, BADAM_E_FORMAT, "labels", "has %d entries but input_ids has %d",
-                        cJSON_GetArraySize(labels), n);
-    double vocab = tok ? (double)tokenizer_vocab_size(tok) : 2147483647.0;
-    badam_status st = token_seq_reserve(seq, (size_t)n, r->err);
+    size_t n = json_array_size(ids);
+    if (labels && json_array_size(labels) != n)
+        return rec_fail(r, BADAM_E_FORMAT, "labels", "has %zu entries but input_ids has %zu",
+                        json_array_size(labels), n);
+    long long vocab = tok ? tokenizer_vocab_size(tok) : 2147483647LL;
+    badam_status st = token_seq_reserve(seq, n, r->err);
     if (st != BADAM_OK) return st;
-    const cJSON *lab = labels ? labels->child : NULL;
-    int i = 0;
-    for (const cJSON *x = ids->child; x; x = x->next, i++) {
-        double v = cJSON_IsNumber(x) ? x->valuedouble : -1.0;
-        if (!cJSON_IsNumber(x) || v != floor(v) || v < 0 || v >= vocab)
+    size_t i;
+    const json_t *x;
+    json_array_foreach(ids, i, x) {
+        long long v;
+        if (!json_int_in_range(x, 0, vocab - 1, &v))
             return rec_fail(r, BADAM_E_FORMAT, "input_ids",
-                            "entry %d must be a token id in [0, %.0f), got %s", i, vocab,
-                            cJSON_IsNumber(x) ? "an out-of-range number" : json_type_name(x));
+                            "entry %zu must be a token id in [0, %lld), got %s", i, vocab,
+                            json_is_number(x) ? "an out-of-range number" : json_type_name(x));
         int trained = 1;
-        if (lab) {
-            double lv = cJSON_IsNumber(lab) ? lab->valuedouble : 0.5;
-            if (lv == -100)
-                trained = 0;
-            else if (lv != v)
+        if (labels) {
+            const json_t *lab = json_array_get(labels, i);
+            long long lv;
+            if (!json_int_in_range(lab, -100, vocab - 1, &lv) || (lv != -100 && lv != v))
                 return rec_fail(r, BADAM_E_FORMAT, "labels",
-                                "entry %d must be -100 or equal input_ids[%d] = %.0f (labels "
+                                "entry %zu must be -100 or equal input_ids[%zu] = %lld (labels "
                                 "aligned with input_ids, as Hugging Face stores them)",
                                 i, i, v);
-            lab = lab->next;
+            trained = lv != -100;
         }
         seq->ids[seq->len] = (int32_t)v;
         seq->trained[seq->len] = (uint8_t)trained;
@@ -361,7 +365,7 @@ static const char *format_name(data_format f) {
 }
 
 /* One record -> *seq (empty when the record holds no conversation). */
-static badam_status record_to_example(const record_ctx *r, const cJSON *obj, data_format format,
+static badam_status record_to_example(const record_ctx *r, const json_t *obj, data_format format,
                                       const badam_tokenizer *tok, const data_options *o,
                                       token_seq *seq, int *truncated) {
     *truncated = 0;
@@ -375,15 +379,18 @@ static badam_status record_to_example(const record_ctx *r, const cJSON *obj, dat
         return BADAM_OK;
     }
     turn_list l = {0};
-    const char *system = NULL;
+    text_str system = {NULL, 0};
     st = format == DATA_FORMAT_ALPACA ? alpaca_turns(r, obj, &l, &system)
                                       : sharegpt_turns(r, obj, &l, &system);
     if (st == BADAM_OK && l.n > 0) {
-        if (!system || !system[0]) system = o->system_prompt;
+        if (!system.n && o->system_prompt)
+            system = (text_str){o->system_prompt, strlen(o->system_prompt)};
+        else if (!system.n)
+            system = (text_str){NULL, 0}; /* the template's default */
         template_pair *pairs = NULL;
         size_t n_pairs = 0;
-        st = template_render_pairs(o->template_name, tok, l.t, l.n, system, 0, seq, &pairs,
-                                   &n_pairs, r->err);
+        st = template_render_pairs(o->template_name, tok, l.t, l.n, system.s, system.n, 0, seq,
+                                   &pairs, &n_pairs, r->err);
         if (st != BADAM_OK)
             badam_error_prefix(r->err, "%s: record %zu (0-based, line %zu, byte %zu)", r->path,
                                r->index, r->line, r->byte);
@@ -431,20 +438,18 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
                           r.byte + io_utf8_error_offset(text, len));
             break;
         }
-        const char *end = NULL;
-        cJSON *obj = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-        if (!obj || (end && end != text + len)) {
-            size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
-            cJSON_Delete(obj);
+        io_json_error je;
+        json_t *obj = io_json_loadb(text, len, 0, &je);
+        if (!obj) {
             st = rec_fail(&r, BADAM_E_FORMAT, NULL,
-                          "malformed JSON at byte %zu of the file (byte %zu of the record)",
-                          r.byte + at, at);
+                          "malformed JSON at byte %zu of the file (byte %zu of the record): %s",
+                          r.byte + je.offset, je.offset, je.text);
             break;
         }
-        if (!cJSON_IsObject(obj)) {
+        if (!json_is_object(obj)) {
             st = rec_fail(&r, BADAM_E_FORMAT, NULL, "expected a JSON object, got %s",
                           json_type_name(obj));
-            cJSON_Delete(obj);
+            json_decref(obj);
             break;
         }
         if (format == DATA_FORMAT_AUTO) {
@@ -454,20 +459,20 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
                               "unknown record format: expected 'instruction'/'output' (Alpaca), "
                               "'conversations' or 'messages' (ShareGPT), or 'input_ids' "
                               "(tokenized)");
-                cJSON_Delete(obj);
+                json_decref(obj);
                 break;
             }
         }
         if (format != DATA_FORMAT_TOKENIZED && !tok) {
             st = rec_fail(&r, BADAM_E_INVALID, NULL, "%s records need a tokenizer",
                           format_name(format));
-            cJSON_Delete(obj);
+            json_decref(obj);
             break;
         }
         int truncated = 0;
         seq.len = 0;
         st = record_to_example(&r, obj, format, tok, &o, &seq, &truncated);
-        cJSON_Delete(obj);
+        json_decref(obj);
         if (st != BADAM_OK) break;
         ds->stats.records++;
         if (seq.len > 0) seq.trained[0] = 0; /* nothing predicts the first token */

@@ -2,9 +2,9 @@
  *
  * The file is read in 64 KiB chunks; each top-level record (an element of the outer array, or a
  * whitespace-separated value of a JSON-lines file) is copied into a buffer of its own and handed to
- * the caller, which parses it with cJSON. The scanner tracks only bracket depth, strings and
+ * the caller, which parses it with Jansson. The scanner tracks only bracket depth, strings and
  * escapes, which is all it needs to find where a record ends; everything else about the record's
- * syntax is cJSON's job. Memory stays at one record (at most DATA_MAX_RECORD_BYTES).
+ * syntax is Jansson's job. Memory stays at one record (at most DATA_MAX_RECORD_BYTES).
  *
  * Every error names the file and the byte offset (0-based, counted from the first byte of the
  * file, byte order mark included) where the problem was found, plus the line for people. */

@@ -214,14 +214,15 @@ static badam_status push_special(render_ctx *c, const piece *p) {
 
 /* Renders one element: its text runs tokenized in one call each (content and literal text of the
  * same trained flag together), special tokens as ids. */
-static badam_status render_element(render_ctx *c, const piece *pieces, const char *content) {
+static badam_status render_element(render_ctx *c, const piece *pieces, const char *content,
+                                   size_t content_len) {
     badam_status st = BADAM_OK;
     for (const piece *p = pieces; p && p->kind != P_END; p++) {
         switch (p->kind) {
         case P_TEXT:
         case P_CONTENT: {
             const char *s = p->kind == P_TEXT ? p->text : (content ? content : "");
-            size_t n = strlen(s);
+            size_t n = p->kind == P_TEXT ? strlen(s) : (content ? content_len : 0);
             if (n == 0) break;
             if (c->len > 0 && c->run_trained != p->trained && (st = flush_text(c)) != BADAM_OK)
                 return st;
@@ -243,17 +244,31 @@ static badam_status render_element(render_ctx *c, const piece *pieces, const cha
     return flush_text(c);
 }
 
-/* Renders text-only pieces (a merged system block) into a malloc'd string. */
-static char *render_text(const piece *pieces, const char *content) {
-    size_t n = 1;
+/* Renders text-only pieces (a merged system block, content_len bytes of content), followed by
+ * tail_len bytes of tail, into a malloc'd buffer of *len bytes (plus a NUL). */
+static char *render_text(const piece *pieces, const char *content, size_t content_len,
+                         const char *tail, size_t tail_len, size_t *len) {
+    size_t n = tail_len;
     for (const piece *p = pieces; p->kind != P_END; p++)
-        n += strlen(p->kind == P_TEXT ? p->text : content);
-    char *s = malloc(n);
+        n += p->kind == P_TEXT ? strlen(p->text) : content_len;
+    char *s = malloc(n + 1);
     if (!s) return NULL;
-    s[0] = '\0';
-    for (const piece *p = pieces; p->kind != P_END; p++)
-        strcat(s, p->kind == P_TEXT ? p->text : content);
+    size_t at = 0;
+    for (const piece *p = pieces; p->kind != P_END; p++) {
+        const char *src = p->kind == P_TEXT ? p->text : content;
+        size_t k = p->kind == P_TEXT ? strlen(p->text) : content_len;
+        memcpy(s + at, src, k);
+        at += k;
+    }
+    memcpy(s + at, tail, tail_len);
+    s[n] = '\0';
+    *len = n;
     return s;
+}
+
+/* A turn's content length: len, or strlen for a C-string turn (len 0). */
+static size_t turn_len(const chat_turn *t) {
+    return !t->content ? 0 : t->len ? t->len : strlen(t->content);
 }
 
 /* The role with its indefinite article ("an assistant"). */
@@ -263,8 +278,8 @@ static const char *role_phrase(chat_role r) {
 
 badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
                                    const chat_turn *turns, size_t n_turns, const char *system,
-                                   int add_generation_prompt, token_seq *out, template_pair **pairs,
-                                   size_t *n_pairs, badam_error *err) {
+                                   size_t system_len, int add_generation_prompt, token_seq *out,
+                                   template_pair **pairs, size_t *n_pairs, badam_error *err) {
     *pairs = NULL;
     *n_pairs = 0;
     const chat_template *tpl = template_find(name ? name : "default");
@@ -278,8 +293,10 @@ badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
     /* Shape: [system] user assistant user assistant ... [user, with add_generation_prompt]. */
     size_t first = 0;
     const char *sys = system ? system : tpl->default_system;
+    size_t sys_len = system ? system_len : strlen(tpl->default_system);
     if (n_turns > 0 && turns[0].role == CHAT_SYSTEM) {
         sys = turns[0].content ? turns[0].content : "";
+        sys_len = turn_len(&turns[0]);
         first = 1;
     }
     if (n_turns <= first)
@@ -317,32 +334,31 @@ badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
         size_t begin = out->len;
         const chat_turn *user = &turns[first + 2 * p];
         const char *content = user->content ? user->content : "";
+        size_t content_len = turn_len(user);
         if (p == 0) {
-            st = render_element(&c, tpl->prefix, NULL);
-            if (st == BADAM_OK && sys[0] && tpl->system) st = render_element(&c, tpl->system, sys);
-            if (st == BADAM_OK && sys[0] && tpl->system_merge) {
-                char *block = render_text(tpl->system_merge, sys);
-                merged = block ? malloc(strlen(block) + strlen(content) + 1) : NULL;
+            st = render_element(&c, tpl->prefix, NULL, 0);
+            if (st == BADAM_OK && sys_len && tpl->system)
+                st = render_element(&c, tpl->system, sys, sys_len);
+            if (st == BADAM_OK && sys_len && tpl->system_merge) {
+                merged = render_text(tpl->system_merge, sys, sys_len, content, content_len,
+                                     &content_len);
                 if (!merged) {
-                    free(block);
                     st = badam_fail(err, BADAM_E_NOMEM, "template: out of memory");
                     break;
                 }
-                strcpy(merged, block);
-                strcat(merged, content);
-                free(block);
                 content = merged;
             }
         } else {
-            st = render_element(&c, tpl->separator, NULL);
+            st = render_element(&c, tpl->separator, NULL, 0);
         }
-        if (st == BADAM_OK) st = render_element(&c, tpl->user, content);
+        if (st == BADAM_OK) st = render_element(&c, tpl->user, content, content_len);
         free(merged);
         merged = NULL;
         size_t mid = out->len;
         pp[p].source_len = mid - begin;
         if (st == BADAM_OK && first + 2 * p + 1 < n_turns)
-            st = render_element(&c, tpl->assistant, turns[first + 2 * p + 1].content);
+            st = render_element(&c, tpl->assistant, turns[first + 2 * p + 1].content,
+                                turn_len(&turns[first + 2 * p + 1]));
         pp[p].target_len = out->len - mid;
     }
     free(c.buf);
@@ -361,8 +377,9 @@ badam_status template_render(const char *name, const badam_tokenizer *tok, const
                              token_seq *out, badam_error *err) {
     template_pair *pairs = NULL;
     size_t n_pairs = 0;
-    badam_status st = template_render_pairs(name, tok, turns, n_turns, system,
-                                            add_generation_prompt, out, &pairs, &n_pairs, err);
+    badam_status st =
+        template_render_pairs(name, tok, turns, n_turns, system, system ? strlen(system) : 0,
+                              add_generation_prompt, out, &pairs, &n_pairs, err);
     free(pairs);
     return st;
 }

@@ -32,31 +32,34 @@ typedef struct tok_merge_cand {
 
 /* ---------------------------------------------------------------- loading */
 
-static badam_status bpe_str_field(const cJSON *model, const char *field, char **out, size_t *len,
+static badam_status bpe_str_field(const json_t *model, const char *field, char **out, size_t *len,
                                   const char *file, badam_error *err) {
     const char *s = NULL;
-    badam_status st = tok_json_str(model, field, 0, &s, file, "model", err);
-    if (st || !s || !*s) return st; /* "" means none (Qwen writes that) */
-    *len = strlen(s);
+    size_t n = 0;
+    badam_status st = tok_json_str(model, field, 0, &s, &n, file, "model", err);
+    if (st || !s || !n) return st; /* "" means none (Qwen writes that) */
+    *len = n;
     *out = tok_strndup(s, *len);
     return *out ? BADAM_OK : badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
 }
 
-static badam_status parse_merges(const cJSON *merges, const char *file, tok_bpe *bpe,
+static badam_status parse_merges(const json_t *merges, const char *file, tok_bpe *bpe,
                                  badam_error *err) {
-    size_t n = (size_t)cJSON_GetArraySize(merges);
+    size_t n = (size_t)json_array_size(merges);
     badam_status st = tok_pairmap_init(&bpe->merges, n, err);
     if (st) return st;
     tok_buf tmp = {0};
     size_t rank = 0;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, merges) {
+    const json_t *m;
+    size_t index;
+    json_array_foreach(merges, index, m) {
         const char *a, *b;
         size_t a_len, b_len;
-        if (cJSON_IsString(m)) {
-            const char *s = m->valuestring;
-            const char *sp = strchr(s, ' ');
-            if (!sp || strchr(sp + 1, ' ')) {
+        if (json_is_string(m)) {
+            const char *s = json_string_value(m);
+            size_t len = json_string_length(m);
+            const char *sp = memchr(s, ' ', len);
+            if (!sp || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - s))) {
                 st = badam_fail(err, BADAM_E_FORMAT,
                                 "%s: model.merges[%zu]: expected two tokens separated by one "
                                 "space, got \"%s\"",
@@ -66,14 +69,13 @@ static badam_status parse_merges(const cJSON *merges, const char *file, tok_bpe 
             a = s;
             a_len = (size_t)(sp - s);
             b = sp + 1;
-            b_len = strlen(b);
-        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 &&
-                   cJSON_IsString(cJSON_GetArrayItem(m, 0)) &&
-                   cJSON_IsString(cJSON_GetArrayItem(m, 1))) {
-            a = cJSON_GetArrayItem(m, 0)->valuestring;
-            b = cJSON_GetArrayItem(m, 1)->valuestring;
-            a_len = strlen(a);
-            b_len = strlen(b);
+            b_len = len - a_len - 1;
+        } else if (json_is_array(m) && json_array_size(m) == 2 &&
+                   json_is_string(json_array_get(m, 0)) && json_is_string(json_array_get(m, 1))) {
+            a = json_string_value(json_array_get(m, 0));
+            b = json_string_value(json_array_get(m, 1));
+            a_len = json_string_length(json_array_get(m, 0));
+            b_len = json_string_length(json_array_get(m, 1));
         } else {
             st =
                 badam_fail(err, BADAM_E_FORMAT,
@@ -112,27 +114,27 @@ static badam_status parse_merges(const cJSON *merges, const char *file, tok_bpe 
     return st;
 }
 
-badam_status tok_bpe_parse(const cJSON *model, const char *file, tok_bpe *bpe, badam_error *err) {
+badam_status tok_bpe_parse(const json_t *model, const char *file, tok_bpe *bpe, badam_error *err) {
     memset(bpe, 0, sizeof *bpe);
     for (int i = 0; i < 256; i++) bpe->byte_ids[i] = -1;
-    if (!cJSON_IsObject(model))
+    if (!json_is_object(model))
         return badam_fail(err, BADAM_E_FORMAT, "%s: model: expected an object", file);
     const char *type = NULL;
-    badam_status st = tok_json_str(model, "type", 0, &type, file, "model", err);
+    badam_status st = tok_json_str(model, "type", 0, &type, NULL, file, "model", err);
     if (st) return st;
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    const json_t *vocab = json_object_get(model, "vocab");
+    const json_t *merges = json_object_get(model, "merges");
     if (type ? strcmp(type, "BPE") != 0 : !merges)
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "%s: model: unsupported model type '%s' (only BPE is supported)", file,
-                          type ? type : (cJSON_IsArray(vocab) ? "Unigram" : "WordPiece/WordLevel"));
-    if (!cJSON_IsObject(vocab))
+                          type ? type : (json_is_array(vocab) ? "Unigram" : "WordPiece/WordLevel"));
+    if (!json_is_object(vocab))
         return badam_fail(err, BADAM_E_FORMAT, "%s: model.vocab: expected an object", file);
-    if (!cJSON_IsArray(merges))
+    if (!json_is_array(merges))
         return badam_fail(err, BADAM_E_FORMAT, "%s: model.merges: expected an array", file);
-    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (dropout && !cJSON_IsNull(dropout) &&
-        !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0))
+    const json_t *dropout = json_object_get(model, "dropout");
+    if (dropout && !json_is_null(dropout) &&
+        !(json_is_number(dropout) && json_number_value(dropout) == 0))
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "%s: model.dropout: BPE dropout is not supported", file);
 
@@ -148,20 +150,23 @@ badam_status tok_bpe_parse(const cJSON *model, const char *file, tok_bpe *bpe, b
              bpe_str_field(model, "end_of_word_suffix", &bpe->suffix, &bpe->suffix_len, file, err)))
         goto fail;
 
-    size_t n_vocab = (size_t)cJSON_GetArraySize(vocab);
+    size_t n_vocab = json_object_size(vocab);
     if ((st = tok_strmap_init(&bpe->vocab, n_vocab, err))) goto fail;
     bpe->vocab_max = -1;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, vocab) {
+    const char *key;
+    size_t key_len;
+    json_t *v;
+    /* keys carry their length: a token may hold U+0000 ("\u0000") */
+    json_object_keylen_foreach((json_t *)vocab, key, key_len, v) {
         long long id64;
         if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &id64)) {
             st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: model.vocab[\"%s\"]: expected an integer id in [0, %d]", file,
-                            v->string, TOK_MAX_ID - 1);
+                            "%s: model.vocab[\"%s\"]: expected an integer id in [0, %d]", file, key,
+                            TOK_MAX_ID - 1);
             goto fail;
         }
         int32_t id = (int32_t)id64;
-        if ((st = tok_strmap_put(&bpe->vocab, v->string, strlen(v->string), id, err))) goto fail;
+        if ((st = tok_strmap_put(&bpe->vocab, key, key_len, id, err))) goto fail;
         if (id > bpe->vocab_max) bpe->vocab_max = id;
     }
     if (!tok_ids_dense_enough(bpe->vocab_max, n_vocab)) {
@@ -173,7 +178,8 @@ badam_status tok_bpe_parse(const cJSON *model, const char *file, tok_bpe *bpe, b
     }
     if (bpe->vocab_max >= 0) {
         bpe->id_to_token = calloc((size_t)bpe->vocab_max + 1, sizeof *bpe->id_to_token);
-        if (!bpe->id_to_token) {
+        bpe->id_to_len = calloc((size_t)bpe->vocab_max + 1, sizeof *bpe->id_to_len);
+        if (!bpe->id_to_token || !bpe->id_to_len) {
             st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
             goto fail;
         }
@@ -187,6 +193,7 @@ badam_status tok_bpe_parse(const cJSON *model, const char *file, tok_bpe *bpe, b
                 goto fail;
             }
             bpe->id_to_token[en->value] = bpe->vocab.keys.data + en->off;
+            bpe->id_to_len[en->value] = en->len;
         }
     }
     for (int b = 0; b < 256; b++) {
@@ -223,6 +230,7 @@ void tok_bpe_free(tok_bpe *bpe) {
     tok_strmap_free(&bpe->vocab);
     tok_pairmap_free(&bpe->merges);
     free(bpe->id_to_token);
+    free(bpe->id_to_len);
     free(bpe->unk_token);
     free(bpe->prefix);
     free(bpe->suffix);

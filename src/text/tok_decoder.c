@@ -19,7 +19,7 @@
 
 #include "text/tok_internal.h"
 
-badam_status tok_decoder_parse(const cJSON *j, const char *file, const char *path,
+badam_status tok_decoder_parse(const json_t *j, const char *file, const char *path,
                                tok_decoder **out, badam_error *err) {
     *out = NULL;
     const char *type = NULL;
@@ -30,19 +30,20 @@ badam_status tok_decoder_parse(const cJSON *j, const char *file, const char *pat
     char sub[512];
     if (!strcmp(type, "Sequence")) {
         d->kind = TOK_DEC_SEQUENCE;
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "decoders");
-        if (!cJSON_IsArray(arr)) {
+        const json_t *arr = json_object_get(j, "decoders");
+        if (!json_is_array(arr)) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: %s.decoders: expected an array", file, path);
             goto fail;
         }
-        size_t n = (size_t)cJSON_GetArraySize(arr);
+        size_t n = (size_t)json_array_size(arr);
         d->children = calloc(n ? n : 1, sizeof *d->children);
         if (!d->children) {
             st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
             goto fail;
         }
-        const cJSON *c;
-        cJSON_ArrayForEach(c, arr) {
+        const json_t *c;
+        size_t index;
+        json_array_foreach(arr, index, c) {
             snprintf(sub, sizeof sub, "%s.decoders[%zu]", path, d->n_children);
             if ((st = tok_decoder_parse(c, file, sub, &d->children[d->n_children], err))) goto fail;
             d->n_children++;
@@ -56,15 +57,13 @@ badam_status tok_decoder_parse(const cJSON *j, const char *file, const char *pat
     } else if (!strcmp(type, "Replace")) {
         d->kind = TOK_DEC_REPLACE;
         const char *s = NULL;
-        if ((st = tok_json_str(j, "content", 1, &s, file, path, err))) goto fail;
-        d->content_len = strlen(s);
+        if ((st = tok_json_str(j, "content", 1, &s, &d->content_len, file, path, err))) goto fail;
         if (!(d->content = tok_strndup(s, d->content_len))) {
             st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
             goto fail;
         }
         snprintf(sub, sizeof sub, "%s.pattern", path);
-        if ((st = tok_pattern_parse(cJSON_GetObjectItemCaseSensitive(j, "pattern"), file, sub,
-                                    &d->pattern, err)))
+        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &d->pattern, err)))
             goto fail;
     } else if (!strcmp(type, "Strip")) {
         d->kind = TOK_DEC_STRIP;
@@ -79,7 +78,7 @@ badam_status tok_decoder_parse(const cJSON *j, const char *file, const char *pat
         d->prepend_scheme = TOK_PREPEND_ALWAYS;
         if ((st = tok_json_char(j, "replacement", &d->replacement_cp, file, path, err))) goto fail;
         const char *scheme = NULL;
-        if ((st = tok_json_str(j, "prepend_scheme", 0, &scheme, file, path, err))) goto fail;
+        if ((st = tok_json_str(j, "prepend_scheme", 0, &scheme, NULL, file, path, err))) goto fail;
         if (scheme) {
             if (!strcmp(scheme, "never"))
                 d->prepend_scheme = TOK_PREPEND_NEVER;
@@ -99,8 +98,8 @@ badam_status tok_decoder_parse(const cJSON *j, const char *file, const char *pat
     } else if (!strcmp(type, "BPEDecoder")) {
         d->kind = TOK_DEC_BPE;
         const char *s = "</w>";
-        if ((st = tok_json_str(j, "suffix", 0, &s, file, path, err))) goto fail;
-        d->content_len = strlen(s);
+        d->content_len = 4;
+        if ((st = tok_json_str(j, "suffix", 0, &s, &d->content_len, file, path, err))) goto fail;
         if (!(d->content = tok_strndup(s, d->content_len))) {
             st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
             goto fail;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "badam/status.h"
 
@@ -202,9 +202,12 @@ typedef struct tok_pattern {
 
 /* Compiles a regex in Oniguruma syntax (as Rust tokenizers does); `what` names it in errors. */
 badam_status tok_regex_compile(const char *onig, const char *what, void **code, badam_error *err);
+/* The same for a pattern of onig_len bytes (from JSON: it may hold U+0000). */
+badam_status tok_regex_compile_n(const char *onig, size_t onig_len, const char *what, void **code,
+                                 badam_error *err);
 void tok_regex_free(void *code);
-badam_status tok_pattern_parse(const cJSON *j, const char *file, const char *path, tok_pattern *out,
-                               badam_error *err);
+badam_status tok_pattern_parse(const json_t *j, const char *file, const char *path,
+                               tok_pattern *out, badam_error *err);
 void tok_pattern_free(tok_pattern *p);
 /* Appends the matches of p in s (non-overlapping, left to right; regex iteration as Rust's onig
  * find_iter: an empty match right after the previous match is skipped) with match = 1. */
@@ -245,7 +248,7 @@ typedef struct tok_normalizer {
     int strip_left, strip_right;
 } tok_normalizer;
 
-badam_status tok_normalizer_parse(const cJSON *j, const char *file, const char *path,
+badam_status tok_normalizer_parse(const json_t *j, const char *file, const char *path,
                                   tok_normalizer **out, badam_error *err);
 /* Normalizes s into out (out is cleared first). */
 badam_status tok_normalizer_apply(const tok_normalizer *nm, const char *s, size_t n, tok_buf *out,
@@ -298,7 +301,7 @@ typedef struct tok_pretok {
     uint32_t delimiter; /* CharDelimiterSplit */
 } tok_pretok;
 
-badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path, tok_pretok **out,
+badam_status tok_pretok_parse(const json_t *j, const char *file, const char *path, tok_pretok **out,
                               badam_error *err);
 /* Pre-tokenizes every piece of *in; the result is left in *in (the lists are swapped). */
 badam_status tok_pretok_apply(const tok_pretok *p, tok_list **in, tok_list **spare, tok_ctx *ctx,
@@ -325,8 +328,9 @@ typedef struct tok_cache_entry {
 
 typedef struct tok_bpe {
     tok_strmap vocab;
-    int32_t vocab_max;  /* largest id in vocab */
-    char **id_to_token; /* vocab_max + 1 entries (NULL for holes); point into vocab's arena */
+    int32_t vocab_max;   /* largest id in vocab */
+    char **id_to_token;  /* vocab_max + 1 entries (NULL for holes); point into vocab's arena */
+    uint32_t *id_to_len; /* their lengths (a token may hold U+0000) */
     tok_pairmap merges;
     int byte_fallback;
     int32_t byte_ids[256]; /* "<0xXX>" ids, -1 when missing */
@@ -339,7 +343,7 @@ typedef struct tok_bpe {
     int cache_ready;
 } tok_bpe;
 
-badam_status tok_bpe_parse(const cJSON *model, const char *file, tok_bpe *bpe, badam_error *err);
+badam_status tok_bpe_parse(const json_t *model, const char *file, tok_bpe *bpe, badam_error *err);
 /* Encodes one pre-token (a "word"), appending ids. */
 badam_status tok_bpe_encode_word(const tok_bpe *bpe, const char *w, size_t n, tok_ids *out,
                                  tok_ctx *ctx, badam_error *err);
@@ -400,7 +404,7 @@ typedef struct tok_decoder {
     tok_prepend_scheme prepend_scheme;
 } tok_decoder;
 
-badam_status tok_decoder_parse(const cJSON *j, const char *file, const char *path,
+badam_status tok_decoder_parse(const json_t *j, const char *file, const char *path,
                                tok_decoder **out, badam_error *err);
 /* Runs the decoder chain over the token strings in *in; the result is left in *in. */
 badam_status tok_decoder_apply(const tok_decoder *d, tok_list **in, tok_list **spare, tok_ctx *ctx,
@@ -409,18 +413,20 @@ void tok_decoder_free(tok_decoder *d);
 
 /* ---------------------------------------------------------------- JSON helpers */
 
-/* Optional string/bool/int fields of a component object (absent or null: *out unchanged). */
-badam_status tok_json_str(const cJSON *obj, const char *field, int required, const char **out,
-                          const char *file, const char *path, badam_error *err);
-badam_status tok_json_bool(const cJSON *obj, const char *field, int *out, const char *file,
+/* Optional string/bool/int fields of a component object (absent or null: *out unchanged). A
+ * string's length goes to *len; with len NULL the string is a name used as a C string, and one
+ * holding U+0000 is an error (it would compare equal to its prefix). */
+badam_status tok_json_str(const json_t *obj, const char *field, int required, const char **out,
+                          size_t *len, const char *file, const char *path, badam_error *err);
+badam_status tok_json_bool(const json_t *obj, const char *field, int *out, const char *file,
                            const char *path, badam_error *err);
-badam_status tok_json_int(const cJSON *obj, const char *field, int *out, const char *file,
+badam_status tok_json_int(const json_t *obj, const char *field, int *out, const char *file,
                           const char *path, badam_error *err);
 /* A tokenizer.json component: checks j is an object and reads its required "type". */
-badam_status tok_json_component_type(const cJSON *j, const char **type, const char *file,
+badam_status tok_json_component_type(const json_t *j, const char **type, const char *file,
                                      const char *path, badam_error *err);
 /* A string holding exactly one character (Metaspace replacement, Strip content, ...). */
-badam_status tok_json_char(const cJSON *obj, const char *field, uint32_t *cp, const char *file,
+badam_status tok_json_char(const json_t *obj, const char *field, uint32_t *cp, const char *file,
                            const char *path, badam_error *err);
 char *tok_strndup(const char *s, size_t n);
 

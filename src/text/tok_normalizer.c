@@ -23,7 +23,7 @@ static badam_status unsupported(const char *file, const char *path, const char *
                       path, type);
 }
 
-badam_status tok_normalizer_parse(const cJSON *j, const char *file, const char *path,
+badam_status tok_normalizer_parse(const json_t *j, const char *file, const char *path,
                                   tok_normalizer **out, badam_error *err) {
     *out = NULL;
     const char *type = NULL;
@@ -34,20 +34,21 @@ badam_status tok_normalizer_parse(const cJSON *j, const char *file, const char *
     char sub[512];
     if (!strcmp(type, "Sequence")) {
         nm->kind = TOK_NORM_SEQUENCE;
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "normalizers");
-        if (!cJSON_IsArray(arr)) {
+        const json_t *arr = json_object_get(j, "normalizers");
+        if (!json_is_array(arr)) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: %s.normalizers: expected an array", file,
                             path);
             goto fail;
         }
-        size_t n = (size_t)cJSON_GetArraySize(arr);
+        size_t n = (size_t)json_array_size(arr);
         nm->children = calloc(n ? n : 1, sizeof *nm->children);
         if (!nm->children) {
             st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
             goto fail;
         }
-        const cJSON *c;
-        cJSON_ArrayForEach(c, arr) {
+        const json_t *c;
+        size_t index;
+        json_array_foreach(arr, index, c) {
             snprintf(sub, sizeof sub, "%s.normalizers[%zu]", path, nm->n_children);
             if ((st = tok_normalizer_parse(c, file, sub, &nm->children[nm->n_children], err)))
                 goto fail;
@@ -56,18 +57,15 @@ badam_status tok_normalizer_parse(const cJSON *j, const char *file, const char *
     } else if (!strcmp(type, "Prepend")) {
         nm->kind = TOK_NORM_PREPEND;
         const char *s = NULL;
-        if ((st = tok_json_str(j, "prepend", 1, &s, file, path, err))) goto fail;
-        nm->content_len = strlen(s);
+        if ((st = tok_json_str(j, "prepend", 1, &s, &nm->content_len, file, path, err))) goto fail;
         nm->content = tok_strndup(s, nm->content_len);
     } else if (!strcmp(type, "Replace")) {
         nm->kind = TOK_NORM_REPLACE;
         const char *s = NULL;
-        if ((st = tok_json_str(j, "content", 1, &s, file, path, err))) goto fail;
-        nm->content_len = strlen(s);
+        if ((st = tok_json_str(j, "content", 1, &s, &nm->content_len, file, path, err))) goto fail;
         nm->content = tok_strndup(s, nm->content_len);
         snprintf(sub, sizeof sub, "%s.pattern", path);
-        if ((st = tok_pattern_parse(cJSON_GetObjectItemCaseSensitive(j, "pattern"), file, sub,
-                                    &nm->pattern, err)))
+        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &nm->pattern, err)))
             goto fail;
     } else if (!strcmp(type, "NFC")) {
         nm->kind = TOK_NORM_NFC;

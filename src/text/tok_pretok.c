@@ -22,10 +22,10 @@
 #define RUST_WORD "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}"
 #define WHITESPACE_REGEX "[" RUST_WORD "]+|[^" RUST_WORD "\\p{White_Space}]+"
 
-static badam_status parse_behavior(const cJSON *j, const char *file, const char *path,
+static badam_status parse_behavior(const json_t *j, const char *file, const char *path,
                                    tok_behavior *out, badam_error *err) {
     const char *b = NULL;
-    badam_status st = tok_json_str(j, "behavior", 0, &b, file, path, err);
+    badam_status st = tok_json_str(j, "behavior", 0, &b, NULL, file, path, err);
     if (st || !b) return st;
     if (!strcmp(b, "Removed"))
         *out = TOK_REMOVED;
@@ -43,7 +43,7 @@ static badam_status parse_behavior(const cJSON *j, const char *file, const char 
     return BADAM_OK;
 }
 
-badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path, tok_pretok **out,
+badam_status tok_pretok_parse(const json_t *j, const char *file, const char *path, tok_pretok **out,
                               badam_error *err) {
     *out = NULL;
     const char *type = NULL;
@@ -54,20 +54,21 @@ badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path
     char sub[512];
     if (!strcmp(type, "Sequence")) {
         p->kind = TOK_PRE_SEQUENCE;
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "pretokenizers");
-        if (!cJSON_IsArray(arr)) {
+        const json_t *arr = json_object_get(j, "pretokenizers");
+        if (!json_is_array(arr)) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: %s.pretokenizers: expected an array", file,
                             path);
             goto fail;
         }
-        size_t n = (size_t)cJSON_GetArraySize(arr);
+        size_t n = (size_t)json_array_size(arr);
         p->children = calloc(n ? n : 1, sizeof *p->children);
         if (!p->children) {
             st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
             goto fail;
         }
-        const cJSON *c;
-        cJSON_ArrayForEach(c, arr) {
+        const json_t *c;
+        size_t index;
+        json_array_foreach(arr, index, c) {
             snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", path, p->n_children);
             if ((st = tok_pretok_parse(c, file, sub, &p->children[p->n_children], err))) goto fail;
             p->n_children++;
@@ -76,10 +77,9 @@ badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path
         p->kind = TOK_PRE_SPLIT;
         p->behavior = TOK_ISOLATED;
         snprintf(sub, sizeof sub, "%s.pattern", path);
-        if ((st = tok_pattern_parse(cJSON_GetObjectItemCaseSensitive(j, "pattern"), file, sub,
-                                    &p->pattern, err)))
+        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &p->pattern, err)))
             goto fail;
-        if (!cJSON_GetObjectItemCaseSensitive(j, "behavior")) {
+        if (!json_object_get(j, "behavior")) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'behavior'", file, path);
             goto fail;
         }
@@ -104,7 +104,7 @@ badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path
         p->replacement_len = (size_t)tok_utf8_encode(p->replacement_cp, p->replacement);
         if ((st = tok_json_bool(j, "split", &p->split, file, path, err))) goto fail;
         const char *scheme = NULL;
-        if ((st = tok_json_str(j, "prepend_scheme", 0, &scheme, file, path, err))) goto fail;
+        if ((st = tok_json_str(j, "prepend_scheme", 0, &scheme, NULL, file, path, err))) goto fail;
         if (scheme) {
             if (!strcmp(scheme, "always"))
                 p->prepend_scheme = TOK_PREPEND_ALWAYS;
@@ -142,7 +142,7 @@ badam_status tok_pretok_parse(const cJSON *j, const char *file, const char *path
         p->kind = TOK_PRE_BERT;
     } else if (!strcmp(type, "CharDelimiterSplit")) {
         p->kind = TOK_PRE_CHAR_DELIMITER;
-        if (!cJSON_GetObjectItemCaseSensitive(j, "delimiter")) {
+        if (!json_object_get(j, "delimiter")) {
             st = badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'delimiter'", file, path);
             goto fail;
         }

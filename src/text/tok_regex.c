@@ -70,9 +70,9 @@ static const char *escape_inside(char c) {
 }
 
 /* Rewrites an Oniguruma pattern for PCRE2 into out (NUL-terminated). */
-static badam_status rewrite_onig(const char *re, const char *what, tok_buf *out, badam_error *err) {
+static badam_status rewrite_onig(const char *re, size_t n, const char *what, tok_buf *out,
+                                 badam_error *err) {
     badam_status st;
-    size_t n = strlen(re);
     int in_class = 0;
     for (size_t i = 0; i < n; i++) {
         char c = re[i];
@@ -88,7 +88,7 @@ static badam_status rewrite_onig(const char *re, const char *what, tok_buf *out,
         }
         if (in_class) {
             if (c == '[' && i + 1 < n && re[i + 1] == ':') {
-                const char *end = strstr(re + i + 2, ":]");
+                const char *end = memmem(re + i + 2, n - (i + 2), ":]", 2);
                 if (end) {
                     size_t len = (size_t)(end + 2 - (re + i));
                     if ((st = tok_buf_append(out, re + i, len, err))) return st;
@@ -127,8 +127,13 @@ static badam_status rewrite_onig(const char *re, const char *what, tok_buf *out,
 }
 
 badam_status tok_regex_compile(const char *onig, const char *what, void **code, badam_error *err) {
+    return tok_regex_compile_n(onig, strlen(onig), what, code, err);
+}
+
+badam_status tok_regex_compile_n(const char *onig, size_t onig_len, const char *what, void **code,
+                                 badam_error *err) {
     tok_buf buf = {0};
-    badam_status st = rewrite_onig(onig, what, &buf, err);
+    badam_status st = rewrite_onig(onig, onig_len, what, &buf, err);
     if (st) {
         tok_buf_free(&buf);
         return st;
@@ -141,7 +146,7 @@ badam_status tok_regex_compile(const char *onig, const char *what, void **code, 
     pcre2_set_newline(cctx, PCRE2_NEWLINE_LF);
     int errcode;
     PCRE2_SIZE erroff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)buf.data, PCRE2_ZERO_TERMINATED,
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)buf.data, buf.len - 1, /* without the NUL */
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE | PCRE2_ALT_CIRCUMFLEX,
                                    &errcode, &erroff, cctx);
     pcre2_compile_context_free(cctx);
@@ -271,26 +276,27 @@ badam_status tok_pattern_replace(const tok_pattern *p, const char *s, size_t n, 
     return tok_buf_append(out, s + prev, n - prev, err);
 }
 
-badam_status tok_pattern_parse(const cJSON *j, const char *file, const char *path, tok_pattern *out,
-                               badam_error *err) {
+badam_status tok_pattern_parse(const json_t *j, const char *file, const char *path,
+                               tok_pattern *out, badam_error *err) {
     memset(out, 0, sizeof *out);
-    if (!cJSON_IsObject(j))
+    if (!json_is_object(j))
         return badam_fail(err, BADAM_E_FORMAT,
                           "%s: %s: expected an object {\"String\": ...} or {\"Regex\": ...}", file,
                           path);
-    const cJSON *str = cJSON_GetObjectItemCaseSensitive(j, "String");
-    const cJSON *re = cJSON_GetObjectItemCaseSensitive(j, "Regex");
-    if (cJSON_IsString(str)) {
-        out->literal_len = strlen(str->valuestring);
-        out->literal = tok_strndup(str->valuestring, out->literal_len);
+    const json_t *str = json_object_get(j, "String");
+    const json_t *re = json_object_get(j, "Regex");
+    if (json_is_string(str)) {
+        out->literal_len = json_string_length(str);
+        out->literal = tok_strndup(json_string_value(str), out->literal_len);
         if (!out->literal) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
         return BADAM_OK;
     }
-    if (cJSON_IsString(re)) {
+    if (json_is_string(re)) {
         char what[512];
         snprintf(what, sizeof what, "%s: %s.Regex", file, path);
         out->is_regex = 1;
-        return tok_regex_compile(re->valuestring, what, &out->code, err);
+        return tok_regex_compile_n(json_string_value(re), json_string_length(re), what, &out->code,
+                                   err);
     }
     return badam_fail(err, BADAM_E_FORMAT,
                       "%s: %s: expected {\"String\": \"...\"} or {\"Regex\": \"...\"}", file, path);

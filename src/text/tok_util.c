@@ -442,35 +442,39 @@ void tok_pairmap_free(tok_pairmap *m) {
 
 /* ---------------------------------------------------------------- JSON fields */
 
-badam_status tok_json_str(const cJSON *obj, const char *field, int required, const char **out,
-                          const char *file, const char *path, badam_error *err) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
-    if (!it || cJSON_IsNull(it)) {
+badam_status tok_json_str(const json_t *obj, const char *field, int required, const char **out,
+                          size_t *len, const char *file, const char *path, badam_error *err) {
+    const json_t *it = json_object_get(obj, field);
+    if (!it || json_is_null(it)) {
         if (required)
             return badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field '%s'", file, path, field);
         return BADAM_OK;
     }
-    if (!cJSON_IsString(it))
+    if (!json_is_string(it))
         return badam_fail(err, BADAM_E_FORMAT, "%s: %s.%s: expected a string", file, path, field);
-    *out = it->valuestring;
+    if (!len && !json_string_is_c(it))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: %s.%s: a name, which cannot hold U+0000", file,
+                          path, field);
+    *out = json_string_value(it);
+    if (len) *len = json_string_length(it);
     return BADAM_OK;
 }
 
-badam_status tok_json_bool(const cJSON *obj, const char *field, int *out, const char *file,
+badam_status tok_json_bool(const json_t *obj, const char *field, int *out, const char *file,
                            const char *path, badam_error *err) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
-    if (!it || cJSON_IsNull(it)) return BADAM_OK;
-    if (!cJSON_IsBool(it))
+    const json_t *it = json_object_get(obj, field);
+    if (!it || json_is_null(it)) return BADAM_OK;
+    if (!json_is_boolean(it))
         return badam_fail(err, BADAM_E_FORMAT, "%s: %s.%s: expected true or false", file, path,
                           field);
-    *out = cJSON_IsTrue(it);
+    *out = json_is_true(it);
     return BADAM_OK;
 }
 
-badam_status tok_json_int(const cJSON *obj, const char *field, int *out, const char *file,
+badam_status tok_json_int(const json_t *obj, const char *field, int *out, const char *file,
                           const char *path, badam_error *err) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
-    if (!it || cJSON_IsNull(it)) return BADAM_OK;
+    const json_t *it = json_object_get(obj, field);
+    if (!it || json_is_null(it)) return BADAM_OK;
     long long v;
     if (!json_int_in_range(it, 0, INT_MAX, &v))
         return badam_fail(err, BADAM_E_FORMAT, "%s: %s.%s: expected a non-negative integer", file,
@@ -479,22 +483,22 @@ badam_status tok_json_int(const cJSON *obj, const char *field, int *out, const c
     return BADAM_OK;
 }
 
-badam_status tok_json_char(const cJSON *obj, const char *field, uint32_t *cp, const char *file,
+badam_status tok_json_char(const json_t *obj, const char *field, uint32_t *cp, const char *file,
                            const char *path, badam_error *err) {
     const char *s = NULL;
-    badam_status st = tok_json_str(obj, field, 0, &s, file, path, err);
+    size_t n = 0;
+    badam_status st = tok_json_str(obj, field, 0, &s, &n, file, path, err);
     if (st || !s) return st;
-    size_t n = strlen(s);
     if (n == 0 || (size_t)tok_utf8_decode(s, n, cp) != n)
         return badam_fail(err, BADAM_E_FORMAT, "%s: %s.%s: expected exactly one character", file,
                           path, field);
     return BADAM_OK;
 }
 
-badam_status tok_json_component_type(const cJSON *j, const char **type, const char *file,
+badam_status tok_json_component_type(const json_t *j, const char **type, const char *file,
                                      const char *path, badam_error *err) {
-    if (!cJSON_IsObject(j))
+    if (!json_is_object(j))
         return badam_fail(err, BADAM_E_FORMAT, "%s: %s: expected an object", file, path);
     *type = NULL;
-    return tok_json_str(j, "type", 1, type, file, path, err);
+    return tok_json_str(j, "type", 1, type, NULL, file, path, err);
 }

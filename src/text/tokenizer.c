@@ -57,6 +57,7 @@ struct badam_tokenizer {
     tok_strmap added_map;
     int32_t vocab_size;
     const char **id_to_token;
+    size_t *id_len; /* the tokens' lengths in bytes (a token may hold U+0000) */
     uint8_t *is_added, *is_special;
     int32_t bos, eos, pad;
     char *chat_template;
@@ -74,10 +75,10 @@ static void post_free(tok_post *p) {
     free(p);
 }
 
-static badam_status parse_cls_sep(const cJSON *j, const char *field, int32_t *id, const char *file,
+static badam_status parse_cls_sep(const json_t *j, const char *field, int32_t *id, const char *file,
                                   const char *path, badam_error *err) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, field);
-    const cJSON *v = cJSON_IsArray(a) ? cJSON_GetArrayItem(a, 1) : NULL;
+    const json_t *a = json_object_get(j, field);
+    const json_t *v = json_is_array(a) ? json_array_get(a, 1) : NULL;
     long long x;
     if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &x))
         return badam_fail(err, BADAM_E_FORMAT,
@@ -87,55 +88,58 @@ static badam_status parse_cls_sep(const cJSON *j, const char *field, int32_t *id
     return BADAM_OK;
 }
 
-static badam_status parse_template(tok_post *p, const cJSON *j, const char *file, const char *path,
+static badam_status parse_template(tok_post *p, const json_t *j, const char *file, const char *path,
                                    badam_error *err) {
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(j, "single");
-    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(j, "special_tokens");
-    if (!cJSON_IsArray(single))
+    const json_t *single = json_object_get(j, "single");
+    const json_t *specials = json_object_get(j, "special_tokens");
+    if (!json_is_array(single))
         return badam_fail(err, BADAM_E_FORMAT, "%s: %s.single: expected an array", file, path);
-    size_t n = (size_t)cJSON_GetArraySize(single);
+    size_t n = (size_t)json_array_size(single);
     p->items = calloc(n ? n : 1, sizeof *p->items);
     if (!p->items) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-    const cJSON *it;
-    cJSON_ArrayForEach(it, single) {
+    const json_t *it;
+    size_t index;
+    json_array_foreach(single, index, it) {
         struct tok_post_item *item = &p->items[p->n_items];
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
+        const json_t *sp = json_object_get(it, "SpecialToken");
+        const json_t *seq = json_object_get(it, "Sequence");
         size_t idx = p->n_items++;
         if (seq) {
             item->is_sequence = 1;
             continue;
         }
-        const cJSON *name = sp ? cJSON_GetObjectItemCaseSensitive(sp, "id") : NULL;
-        if (!cJSON_IsString(name))
+        const json_t *name = sp ? json_object_get(sp, "id") : NULL;
+        if (!json_is_string(name))
             return badam_fail(err, BADAM_E_FORMAT,
                               "%s: %s.single[%zu]: expected {\"SpecialToken\": {\"id\": ...}} or "
                               "{\"Sequence\": ...}",
                               file, path, idx);
-        const cJSON *def = cJSON_GetObjectItemCaseSensitive(specials, name->valuestring);
-        const cJSON *ids = def ? cJSON_GetObjectItemCaseSensitive(def, "ids") : NULL;
-        if (!cJSON_IsArray(ids))
+        const json_t *def =
+            json_object_getn(specials, json_string_value(name), json_string_length(name));
+        const json_t *ids = def ? json_object_get(def, "ids") : NULL;
+        if (!json_is_array(ids))
             return badam_fail(err, BADAM_E_FORMAT,
                               "%s: %s.special_tokens: no entry with ids for \"%s\"", file, path,
-                              name->valuestring);
-        size_t m = (size_t)cJSON_GetArraySize(ids);
+                              json_string_value(name));
+        size_t m = (size_t)json_array_size(ids);
         item->ids = calloc(m ? m : 1, sizeof *item->ids);
         if (!item->ids) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-        const cJSON *v;
-        cJSON_ArrayForEach(v, ids) {
+        const json_t *v;
+        size_t k;
+        json_array_foreach(ids, k, v) {
             long long x;
             if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &x))
                 return badam_fail(
                     err, BADAM_E_FORMAT,
                     "%s: %s.special_tokens[\"%s\"].ids: expected integer ids in [0, %d]", file,
-                    path, name->valuestring, TOK_MAX_ID - 1);
+                    path, json_string_value(name), TOK_MAX_ID - 1);
             item->ids[item->n_ids++] = (int32_t)x;
         }
     }
     return BADAM_OK;
 }
 
-static badam_status post_parse(const cJSON *j, const char *file, const char *path, tok_post **out,
+static badam_status post_parse(const json_t *j, const char *file, const char *path, tok_post **out,
                                badam_error *err) {
     *out = NULL;
     const char *type = NULL;
@@ -154,16 +158,17 @@ static badam_status post_parse(const cJSON *j, const char *file, const char *pat
         if (!st) st = parse_cls_sep(j, "sep", &p->sep, file, path, err);
     } else if (!strcmp(type, "Sequence")) {
         p->kind = TOK_POST_SEQUENCE;
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "processors");
-        if (!cJSON_IsArray(arr)) {
+        const json_t *arr = json_object_get(j, "processors");
+        if (!json_is_array(arr)) {
             st =
                 badam_fail(err, BADAM_E_FORMAT, "%s: %s.processors: expected an array", file, path);
         } else {
-            size_t n = (size_t)cJSON_GetArraySize(arr);
+            size_t n = (size_t)json_array_size(arr);
             p->children = calloc(n ? n : 1, sizeof *p->children);
             if (!p->children) st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-            const cJSON *c;
-            cJSON_ArrayForEach(c, arr) {
+            const json_t *c;
+            size_t index;
+            json_array_foreach(arr, index, c) {
                 if (st) break;
                 char sub[512];
                 snprintf(sub, sizeof sub, "%s.processors[%zu]", path, p->n_children);
@@ -257,6 +262,7 @@ void tokenizer_free(badam_tokenizer *tok) {
     tok_regex_free(tok->word_re);
     tok_strmap_free(&tok->added_map);
     free(tok->id_to_token);
+    free(tok->id_len);
     free(tok->is_added);
     free(tok->is_special);
     free(tok->chat_template);
@@ -264,31 +270,34 @@ void tokenizer_free(badam_tokenizer *tok) {
     free(tok);
 }
 
-static badam_status parse_added(badam_tokenizer *tok, const cJSON *arr, badam_error *err) {
+static badam_status parse_added(badam_tokenizer *tok, const json_t *arr, badam_error *err) {
     const char *file = tok->file;
-    if (!arr || cJSON_IsNull(arr)) return BADAM_OK;
-    if (!cJSON_IsArray(arr))
+    if (!arr || json_is_null(arr)) return BADAM_OK;
+    if (!json_is_array(arr))
         return badam_fail(err, BADAM_E_FORMAT, "%s: added_tokens: expected an array", file);
-    size_t n = (size_t)cJSON_GetArraySize(arr);
+    size_t n = (size_t)json_array_size(arr);
     tok->added = calloc(n ? n : 1, sizeof *tok->added);
     if (!tok->added) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-    const cJSON *it;
+    const json_t *it;
     badam_status st;
-    cJSON_ArrayForEach(it, arr) {
+    size_t index;
+    json_array_foreach(arr, index, it) {
         char path[64];
         snprintf(path, sizeof path, "added_tokens[%zu]", tok->n_added);
         tok_added *a = &tok->added[tok->n_added];
         const char *content = NULL;
+        size_t content_len = 0;
         int id = -1;
-        if ((st = tok_json_str(it, "content", 1, &content, file, path, err))) return st;
-        if (!cJSON_GetObjectItemCaseSensitive(it, "id"))
+        if ((st = tok_json_str(it, "content", 1, &content, &content_len, file, path, err)))
+            return st;
+        if (!json_object_get(it, "id"))
             return badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'id'", file, path);
         if ((st = tok_json_int(it, "id", &id, file, path, err))) return st;
         if (id >= TOK_MAX_ID)
             return badam_fail(err, BADAM_E_FORMAT, "%s: %s.id: %d is not a token id in [0, %d]",
                               file, path, id, TOK_MAX_ID - 1);
         a->id = id;
-        a->len = strlen(content);
+        a->len = content_len;
         if (!(a->content = tok_strndup(content, a->len)))
             return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
         tok->n_added++;
@@ -376,104 +385,121 @@ static badam_status build_id_tables(badam_tokenizer *tok, badam_error *err) {
     tok->vocab_size = max + 1;
     size_t n = (size_t)tok->vocab_size;
     tok->id_to_token = calloc(n ? n : 1, sizeof *tok->id_to_token);
+    tok->id_len = calloc(n ? n : 1, sizeof *tok->id_len);
     tok->is_added = calloc(n ? n : 1, 1);
     tok->is_special = calloc(n ? n : 1, 1);
-    if (!tok->id_to_token || !tok->is_added || !tok->is_special)
+    if (!tok->id_to_token || !tok->id_len || !tok->is_added || !tok->is_special)
         return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-    for (int32_t i = 0; i <= tok->bpe.vocab_max; i++) tok->id_to_token[i] = tok->bpe.id_to_token[i];
+    for (int32_t i = 0; i <= tok->bpe.vocab_max; i++) {
+        tok->id_to_token[i] = tok->bpe.id_to_token[i];
+        tok->id_len[i] = tok->bpe.id_to_len[i];
+    }
     for (size_t i = 0; i < tok->n_added; i++) {
         const tok_added *a = &tok->added[i];
-        if (tok->is_added[a->id] && strcmp(tok->id_to_token[a->id], a->content) != 0)
+        if (tok->is_added[a->id] &&
+            (tok->id_len[a->id] != a->len || memcmp(tok->id_to_token[a->id], a->content, a->len)))
             return badam_fail(err, BADAM_E_FORMAT,
                               "%s: added_tokens[%zu]: id %d is already the added token \"%s\"",
                               tok->file, i, a->id, tok->id_to_token[a->id]);
         tok->id_to_token[a->id] = a->content;
+        tok->id_len[a->id] = a->len;
         tok->is_added[a->id] = 1;
         if (a->special) tok->is_special[a->id] = 1;
     }
     return BADAM_OK;
 }
 
-/* A special token of tokenizer_config.json: "text" or {"content": "text", ...}. */
-static const char *config_token(const cJSON *cfg, const char *field) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, field);
-    if (cJSON_IsString(v)) return v->valuestring;
-    if (cJSON_IsObject(v)) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(v, "content");
-        if (cJSON_IsString(c)) return c->valuestring;
+/* A special token of tokenizer_config.json: "text" or {"content": "text", ...}; NULL when
+ * neither. */
+static const json_t *config_token(const json_t *cfg, const char *field) {
+    const json_t *v = json_object_get(cfg, field);
+    if (json_is_string(v)) return v;
+    if (json_is_object(v)) {
+        const json_t *c = json_object_get(v, "content");
+        if (json_is_string(c)) return c;
     }
     return NULL;
 }
 
+/* The id of a token given as a JSON string (its full length), or -1. */
+static int32_t json_token_id(const badam_tokenizer *tok, const json_t *s) {
+    return s ? tokenizer_token_to_id_n(tok, json_string_value(s), json_string_length(s)) : -1;
+}
+
 static badam_status load_config(badam_tokenizer *tok, const char *path, badam_error *err) {
-    cJSON *cfg = NULL;
+    json_t *cfg = NULL;
     badam_status st = io_read_json(path, &cfg, err);
     if (st) return st;
-    if (!cJSON_IsObject(cfg)) {
-        cJSON_Delete(cfg);
+    if (!json_is_object(cfg)) {
+        json_decref(cfg);
         return badam_fail(err, BADAM_E_FORMAT, "%s: expected a JSON object", path);
     }
-    const char *names[3] = {config_token(cfg, "bos_token"), config_token(cfg, "eos_token"),
-                            config_token(cfg, "pad_token")};
+    const json_t *names[3] = {config_token(cfg, "bos_token"), config_token(cfg, "eos_token"),
+                              config_token(cfg, "pad_token")};
     int32_t *ids[3] = {&tok->bos, &tok->eos, &tok->pad};
     for (int i = 0; i < 3; i++)
-        if (names[i]) *ids[i] = tokenizer_token_to_id(tok, names[i]);
-    const cJSON *extra = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
-    const cJSON *e;
-    if (cJSON_IsArray(extra)) {
-        cJSON_ArrayForEach(e, extra) {
-            const char *s = cJSON_IsString(e) ? e->valuestring : NULL;
-            const cJSON *c =
-                cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "content") : NULL;
-            if (cJSON_IsString(c)) s = c->valuestring;
-            int32_t id = s ? tokenizer_token_to_id(tok, s) : -1;
+        if (names[i]) *ids[i] = json_token_id(tok, names[i]);
+    const json_t *extra = json_object_get(cfg, "additional_special_tokens");
+    const json_t *e;
+    size_t index;
+    if (json_is_array(extra)) {
+        json_array_foreach(extra, index, e) {
+            const json_t *s = json_is_string(e) ? e : NULL;
+            const json_t *c = json_is_object(e) ? json_object_get(e, "content") : NULL;
+            if (json_is_string(c)) s = c;
+            int32_t id = json_token_id(tok, s);
             if (id >= 0) tok->is_special[id] = 1;
         }
     }
-    const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
-    const char *tmpl_s = NULL;
-    if (cJSON_IsString(tmpl)) {
-        tmpl_s = tmpl->valuestring;
-    } else if (cJSON_IsArray(tmpl)) { /* [{"name": ..., "template": ...}]: "default", else first */
-        cJSON_ArrayForEach(e, tmpl) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
-            const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "template");
-            if (!cJSON_IsString(t)) continue;
-            if (!tmpl_s || (cJSON_IsString(name) && !strcmp(name->valuestring, "default")))
-                tmpl_s = t->valuestring;
+    const json_t *tmpl = json_object_get(cfg, "chat_template");
+    const json_t *tmpl_s = NULL;
+    if (json_is_string(tmpl)) {
+        tmpl_s = tmpl;
+    } else if (json_is_array(tmpl)) { /* [{"name": ..., "template": ...}]: "default", else first */
+        json_array_foreach(tmpl, index, e) {
+            const json_t *name = json_object_get(e, "name");
+            const json_t *t = json_object_get(e, "template");
+            if (!json_is_string(t)) continue;
+            if (!tmpl_s || (json_is_string(name) && !strcmp(json_string_value(name), "default")))
+                tmpl_s = t;
         }
     }
-    if (tmpl_s && !(tok->chat_template = tok_strndup(tmpl_s, strlen(tmpl_s)))) {
-        cJSON_Delete(cfg);
+    /* The template is handed on as a C string: one holding U+0000 is refused, not cut short. */
+    if (tmpl_s && !json_string_is_c(tmpl_s)) {
+        json_decref(cfg);
+        return badam_fail(err, BADAM_E_FORMAT, "%s: chat_template holds U+0000", path);
+    }
+    if (tmpl_s && !(tok->chat_template =
+                        tok_strndup(json_string_value(tmpl_s), json_string_length(tmpl_s)))) {
+        json_decref(cfg);
         return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
     }
     /* tokenizers.js (and transformers before 4.45) clean up unless told not to */
     tok->clean_up_spaces = 1;
-    const cJSON *cu = cJSON_GetObjectItemCaseSensitive(cfg, "clean_up_tokenization_spaces");
-    if (cJSON_IsBool(cu)) tok->clean_up_spaces = cJSON_IsTrue(cu);
-    cJSON_Delete(cfg);
+    const json_t *cu = json_object_get(cfg, "clean_up_tokenization_spaces");
+    if (json_is_boolean(cu)) tok->clean_up_spaces = json_is_true(cu);
+    json_decref(cfg);
     return BADAM_OK;
 }
 
-static badam_status load_json(badam_tokenizer *tok, const cJSON *root, badam_error *err) {
+static badam_status load_json(badam_tokenizer *tok, const json_t *root, badam_error *err) {
     const char *file = tok->file;
     badam_status st;
-    if (!cJSON_IsObject(root))
+    if (!json_is_object(root))
         return badam_fail(err, BADAM_E_FORMAT, "%s: expected a JSON object", file);
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const json_t *model = json_object_get(root, "model");
     if (!model) return badam_fail(err, BADAM_E_FORMAT, "%s: missing field 'model'", file);
-    const cJSON *j;
-    if ((j = cJSON_GetObjectItemCaseSensitive(root, "normalizer")) && !cJSON_IsNull(j))
+    const json_t *j;
+    if ((j = json_object_get(root, "normalizer")) && !json_is_null(j))
         if ((st = tok_normalizer_parse(j, file, "normalizer", &tok->normalizer, err))) return st;
-    if ((j = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer")) && !cJSON_IsNull(j))
+    if ((j = json_object_get(root, "pre_tokenizer")) && !json_is_null(j))
         if ((st = tok_pretok_parse(j, file, "pre_tokenizer", &tok->pretok, err))) return st;
     if ((st = tok_bpe_parse(model, file, &tok->bpe, err))) return st;
-    if ((j = cJSON_GetObjectItemCaseSensitive(root, "post_processor")) && !cJSON_IsNull(j))
+    if ((j = json_object_get(root, "post_processor")) && !json_is_null(j))
         if ((st = post_parse(j, file, "post_processor", &tok->post, err))) return st;
-    if ((j = cJSON_GetObjectItemCaseSensitive(root, "decoder")) && !cJSON_IsNull(j))
+    if ((j = json_object_get(root, "decoder")) && !json_is_null(j))
         if ((st = tok_decoder_parse(j, file, "decoder", &tok->decoder, err))) return st;
-    if ((st = parse_added(tok, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), err)))
-        return st;
+    if ((st = parse_added(tok, json_object_get(root, "added_tokens"), err))) return st;
     if ((st = build_added_index(tok, err))) return st;
     if ((st = build_id_tables(tok, err))) return st;
     return check_post_ids(tok, tok->post, "post_processor", err);
@@ -507,10 +533,10 @@ badam_status tokenizer_load(const char *path, badam_tokenizer **out, badam_error
         free(tok);
         return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
     }
-    cJSON *root = NULL;
+    json_t *root = NULL;
     badam_status st = io_read_json(json_path, &root, err);
     if (!st) st = load_json(tok, root, err);
-    cJSON_Delete(root);
+    json_decref(root);
     if (!st) {
         tok->bos = post_special(tok->post, 0);
         tok->eos = post_special(tok->post, 1);
@@ -652,8 +678,7 @@ badam_status tokenizer_decode(const badam_tokenizer *tok, const int32_t *ids, si
         int32_t id = ids[i];
         if (id < 0 || id >= tok->vocab_size || !tok->id_to_token[id]) continue;
         if (skip_special && tok->is_special[id]) continue;
-        const char *t = tok->id_to_token[id];
-        st = tok_list_push(in, t, strlen(t), tok->is_added[id], err);
+        st = tok_list_push(in, tok->id_to_token[id], tok->id_len[id], tok->is_added[id], err);
     }
     if (!st && tok->decoder) st = tok_decoder_apply(tok->decoder, &in, &spare, &ctx, err);
     for (size_t i = 0; i < in->n && !st; i++) {
@@ -683,10 +708,19 @@ const char *tokenizer_id_to_token(const badam_tokenizer *tok, int32_t id) {
     return tok->id_to_token[id];
 }
 
-int32_t tokenizer_token_to_id(const badam_tokenizer *tok, const char *token) {
-    size_t n = strlen(token);
+const char *tokenizer_id_to_token_n(const badam_tokenizer *tok, int32_t id, size_t *len) {
+    if (id < 0 || id >= tok->vocab_size || !tok->id_to_token[id]) return NULL;
+    *len = tok->id_len[id];
+    return tok->id_to_token[id];
+}
+
+int32_t tokenizer_token_to_id_n(const badam_tokenizer *tok, const char *token, size_t n) {
     int32_t id = tok_strmap_get(&tok->added_map, token, n);
     return id >= 0 ? id : tok_strmap_get(&tok->bpe.vocab, token, n);
+}
+
+int32_t tokenizer_token_to_id(const badam_tokenizer *tok, const char *token) {
+    return tokenizer_token_to_id_n(tok, token, strlen(token));
 }
 
 int tokenizer_is_special(const badam_tokenizer *tok, int32_t id) {

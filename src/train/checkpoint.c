@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "io/files.h"
+#include "io/json_write.h"
 #include "io/json_get.h"
 #include "io/safetensors.h"
 
@@ -70,32 +71,29 @@ badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts
 
 static badam_status write_state(const char *dir, const trainable_set *ts, const checkpoint_state *s,
                                 badam_error *err) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "format", CHECKPOINT_FORMAT);
-    cJSON_AddNumberToObject(j, "step", s->step);
-    cJSON_AddNumberToObject(j, "adam_step", s->adam_step);
-    cJSON_AddNumberToObject(j, "block", s->block);
-    cJSON_AddItemToObject(j, "run", cJSON_Duplicate(s->run, 1));
-    cJSON *data = cJSON_AddObjectToObject(j, "data");
-    cJSON_AddNumberToObject(data, "epoch", (double)s->data.epoch);
-    cJSON_AddNumberToObject(data, "index", (double)s->data.index);
-    cJSON *tensors = cJSON_AddArrayToObject(j, "tensors");
+    json_t *j = json_object();
+    json_object_set_new(j, "format", json_integer((json_int_t)CHECKPOINT_FORMAT));
+    json_object_set_new(j, "step", json_integer((json_int_t)s->step));
+    json_object_set_new(j, "adam_step", json_integer((json_int_t)s->adam_step));
+    json_object_set_new(j, "block", json_integer((json_int_t)s->block));
+    json_object_set_new(j, "run", json_deep_copy(s->run));
+    json_t *data = io_json_add_object(j, "data");
+    json_object_set_new(data, "epoch", json_integer((json_int_t)s->data.epoch));
+    json_object_set_new(data, "index", json_integer((json_int_t)s->data.index));
+    json_t *tensors = io_json_add_array(j, "tensors");
     for (int i = 0; i < ts->n; i++) {
-        cJSON *t = cJSON_CreateObject();
+        json_t *t = json_object();
         char key[KEY_BYTES];
         checkpoint_tensor_key(&ts->t[i], "", key, sizeof key);
         key[strlen(key) - 1] = 0; /* without the trailing '.' */
-        cJSON_AddStringToObject(t, "name", key);
-        cJSON_AddNumberToObject(t, "numel", (double)ts->t[i].numel);
-        cJSON_AddItemToArray(tensors, t);
+        json_object_set_new(t, "name", json_string(key));
+        json_object_set_new(t, "numel", json_integer((json_int_t)ts->t[i].numel));
+        json_array_append_new(tensors, t);
     }
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!text) return badam_fail(err, BADAM_E_NOMEM, "checkpoint: out of memory");
     char path[PATH_BYTES];
     io_path_join(path, sizeof path, dir, "trainer_state.json");
-    badam_status st = io_write_file_atomic(path, text, strlen(text), err);
-    free(text);
+    badam_status st = io_json_write_file(path, j, 2, err);
+    json_decref(j);
     return st;
 }
 
@@ -144,12 +142,12 @@ badam_status checkpoint_find(const char *out_dir, char *dir, size_t size, badam_
 badam_status checkpoint_read_state(const char *dir, checkpoint_state *s, badam_error *err) {
     char path[PATH_BYTES];
     io_path_join(path, sizeof path, dir, "trainer_state.json");
-    cJSON *j = NULL;
+    json_t *j = NULL;
     badam_status st = io_read_json(path, &j, err);
     if (st) return st;
     memset(s, 0, sizeof *s);
     int format = 0, epoch = 0, index = 0;
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+    const json_t *data = json_object_get(j, "data");
     st = json_get_int(j, "format", 0, &format, path, err);
     if (!st && format < CHECKPOINT_FORMAT)
         st = badam_fail(err, BADAM_E_UNSUPPORTED,
@@ -166,15 +164,15 @@ badam_status checkpoint_read_state(const char *dir, checkpoint_state *s, badam_e
     if (!st) st = json_get_int(j, "step", 1, &s->step, path, err);
     if (!st) st = json_get_int(j, "adam_step", 1, &s->adam_step, path, err);
     if (!st) st = json_get_int(j, "block", 1, &s->block, path, err);
-    if (!st && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "run")))
+    if (!st && !json_is_object(json_object_get(j, "run")))
         st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'run' must be an object", path);
-    if (!st && !cJSON_IsObject(data))
+    if (!st && !json_is_object(data))
         st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'data' must be an object", path);
     if (!st) st = json_get_int(data, "epoch", 1, &epoch, path, err);
     if (!st) st = json_get_int(data, "index", 1, &index, path, err);
-    if (!st) s->run = cJSON_DetachItemFromObjectCaseSensitive(j, "run");
+    if (!st) s->run = json_incref(json_object_get(j, "run")); /* outlives j */
     s->data.epoch = (uint64_t)epoch, s->data.index = (uint64_t)index;
-    cJSON_Delete(j);
+    json_decref(j);
     return st;
 }
 

@@ -5,7 +5,7 @@
 #ifndef BADAM_TRAIN_CHECKPOINT_H
 #define BADAM_TRAIN_CHECKPOINT_H
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "badam/train.h"
 #include "train/trainable.h"
@@ -19,7 +19,7 @@ typedef struct checkpoint_state {
     int adam_step; /* steps of the current optimizer state */
     int block;     /* active block, -1 when not block-wise */
     batcher_state data;
-    cJSON *run; /* the run record (run_record.h): borrowed when saving, owned after reading */
+    json_t *run; /* the run record (run_record.h): borrowed when saving, owned after reading */
 } checkpoint_state;
 
 /* meta (may be NULL): what the saved folder declares (llama_model_save_meta). */
@@ -31,7 +31,7 @@ badam_status checkpoint_save(const char *out_dir, const char *src_model_dir, con
 /* The folder of the newest complete checkpoint in out_dir (checkpoint, else checkpoint.old). */
 badam_status checkpoint_find(const char *out_dir, char *dir, size_t size, badam_error *err);
 /* Reads trainer_state.json; a checkpoint without the run record (an older format) is refused.
- * Free state->run with cJSON_Delete. */
+ * Free state->run with json_decref. */
 badam_status checkpoint_read_state(const char *dir, checkpoint_state *state, badam_error *err);
 
 /* optimizer.safetensors: the masters and Adam moments of every trainable tensor, under its

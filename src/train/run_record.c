@@ -15,10 +15,10 @@ typedef struct run_option run_option;
 struct run_option {
     const char *name;                   /* the flag an error names */
     int (*applies)(const run_facts *f); /* NULL: every run; elsewhere recorded as null */
-    cJSON *(*value)(const run_facts *f, const run_option *o); /* how the value is written */
+    json_t *(*value)(const run_facts *f, const run_option *o); /* how the value is written */
     size_t at;         /* offset of the field (in train_config, or run_facts for hashes) */
     const char *unset; /* string fields: the text written for NULL */
-    void (*tell)(const cJSON *was, const cJSON *now, char *out,
+    void (*tell)(const json_t *was, const json_t *now, char *out,
                  size_t size); /* NULL: "was A, now B" */
 };
 
@@ -57,86 +57,85 @@ static int unpacked(const run_facts *f) {
 
 #define FIELD(type, f, o) (*(const type *)((const char *)(f)->cfg + (o)->at))
 
-static cJSON *text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static cJSON *text(const char *fmt, ...) {
+static json_t *text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *text(const char *fmt, ...) {
     char buf[96];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    return cJSON_CreateString(buf);
+    return json_string(buf);
 }
 
-static cJSON *v_int(const run_facts *f, const run_option *o) {
+static json_t *v_int(const run_facts *f, const run_option *o) {
     return text("%d", FIELD(int, f, o));
 }
 /* The shortest decimal that reads back as the same float (9 digits always do). */
-static cJSON *float_text(float x) {
+static json_t *float_text(float x) {
     char buf[32];
     for (int digits = 6; digits <= 9; digits++) {
         snprintf(buf, sizeof buf, "%.*g", digits, (double)x);
         if (strtof(buf, NULL) == x) break;
     }
-    return cJSON_CreateString(buf);
+    return json_string(buf);
 }
-static cJSON *v_float(const run_facts *f, const run_option *o) {
+static json_t *v_float(const run_facts *f, const run_option *o) {
     return float_text(FIELD(float, f, o));
 }
-static cJSON *v_double(const run_facts *f, const run_option *o) {
+static json_t *v_double(const run_facts *f, const run_option *o) {
     return text("%.17g", FIELD(double, f, o));
 }
-static cJSON *v_u64(const run_facts *f, const run_option *o) {
+static json_t *v_u64(const run_facts *f, const run_option *o) {
     return text("%llu", (unsigned long long)FIELD(uint64_t, f, o));
 }
-static cJSON *v_on(const run_facts *f, const run_option *o) {
-    return cJSON_CreateString(FIELD(int, f, o) ? "on" : "off");
+static json_t *v_on(const run_facts *f, const run_option *o) {
+    return json_string(FIELD(int, f, o) ? "on" : "off");
 }
-static cJSON *v_off(const run_facts *f, const run_option *o) { /* --no-X for a field X */
-    return cJSON_CreateString(FIELD(int, f, o) ? "off" : "on");
+static json_t *v_off(const run_facts *f, const run_option *o) { /* --no-X for a field X */
+    return json_string(FIELD(int, f, o) ? "off" : "on");
 }
-static cJSON *v_str(const run_facts *f, const run_option *o) {
-    const char *s = FIELD(const char *, f, o);
-    return cJSON_CreateString(s ? s : o->unset);
+static json_t *v_str(const run_facts *f, const run_option *o) {
+    const char *s = FIELD(char *, f, o); /* (const char *): FIELD adds the const */
+    return json_string(s ? s : o->unset);
 }
-static cJSON *v_sha256(const run_facts *f, const run_option *o) {
+static json_t *v_sha256(const run_facts *f, const run_option *o) {
     const char *hex = (const char *)f + o->at;
-    return hex[0] ? text("sha256:%s", hex) : cJSON_CreateNull();
+    return hex[0] ? text("sha256:%s", hex) : json_null();
 }
-static cJSON *v_method(const run_facts *f, const run_option *o) {
+static json_t *v_method(const run_facts *f, const run_option *o) {
     (void)o;
-    return cJSON_CreateString(train_method_name(f->cfg->method));
+    return json_string(train_method_name(f->cfg->method));
 }
-static cJSON *v_dtype(const run_facts *f, const run_option *o) {
+static json_t *v_dtype(const run_facts *f, const run_option *o) {
     (void)o;
-    return cJSON_CreateString(f->cfg->dtype == BADAM_DTYPE_F32 ? "fp32" : "bf16");
+    return json_string(f->cfg->dtype == BADAM_DTYPE_F32 ? "fp32" : "bf16");
 }
-static cJSON *v_format(const run_facts *f, const run_option *o) {
+static json_t *v_format(const run_facts *f, const run_option *o) {
     (void)o;
     static const char *const names[] = {"auto", "alpaca", "sharegpt", "tokenized"};
-    return cJSON_CreateString(names[f->cfg->format]);
+    return json_string(names[f->cfg->format]);
 }
-static cJSON *v_schedule(const run_facts *f, const run_option *o) {
+static json_t *v_schedule(const run_facts *f, const run_option *o) {
     (void)o;
-    return cJSON_CreateString(lr_schedule_name(f->cfg->schedule));
+    return json_string(lr_schedule_name(f->cfg->schedule));
 }
-static cJSON *v_order(const run_facts *f, const run_option *o) {
+static json_t *v_order(const run_facts *f, const run_option *o) {
     (void)o;
-    return cJSON_CreateString(block_order_name(f->cfg->order));
+    return json_string(block_order_name(f->cfg->order));
 }
-static cJSON *v_start_block(const run_facts *f, const run_option *o) {
+static json_t *v_start_block(const run_facts *f, const run_option *o) {
     (void)o;
-    return f->cfg->start_block < 0 ? cJSON_CreateString("default")
-                                   : text("%d", f->cfg->start_block);
+    return f->cfg->start_block < 0 ? json_string("default") : text("%d", f->cfg->start_block);
 }
-static cJSON *v_switch_every(const run_facts *f, const run_option *o) {
+static json_t *v_switch_every(const run_facts *f, const run_option *o) {
     (void)o;
     return text("%d", f->switch_every);
 }
-static cJSON *v_clip(const run_facts *f, const run_option *o) {
+static json_t *v_clip(const run_facts *f, const run_option *o) {
     (void)o;
     return float_text(f->clip);
 }
-static cJSON *v_lora_targets(const run_facts *f, const run_option *o) {
+static json_t *v_lora_targets(const run_facts *f, const run_option *o) {
     (void)o;
     char list[160] = "", name[160];
     for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
@@ -147,27 +146,27 @@ static cJSON *v_lora_targets(const run_facts *f, const run_option *o) {
         if (list[0]) strcat(list, ",");
         strcat(list, kind);
     }
-    return cJSON_CreateString(list);
+    return json_string(list);
 }
 /* The tensor names of every block, block by block. */
-static cJSON *v_blocks(const run_facts *f, const run_option *o) {
+static json_t *v_blocks(const run_facts *f, const run_option *o) {
     (void)o;
-    cJSON *blocks = cJSON_CreateArray();
+    json_t *blocks = json_array();
     for (int b = 0; blocks && b < f->part->n_blocks; b++) {
-        cJSON *names = cJSON_CreateArray();
+        json_t *names = json_array();
         for (int i = 0; names && i < f->m->n_params; i++)
             if (f->part->block_of[i] == b)
-                cJSON_AddItemToArray(names, cJSON_CreateString(f->m->params[i].name));
-        cJSON_AddItemToArray(blocks, names);
+                json_array_append_new(names, json_string(f->m->params[i].name));
+        json_array_append_new(blocks, names);
     }
     return blocks;
 }
-static cJSON *v_always_active(const run_facts *f, const run_option *o) {
+static json_t *v_always_active(const run_facts *f, const run_option *o) {
     (void)o;
-    cJSON *names = cJSON_CreateArray();
+    json_t *names = json_array();
     for (int i = 0; names && i < f->m->n_params; i++)
         if (f->part->always_active[i])
-            cJSON_AddItemToArray(names, cJSON_CreateString(f->m->params[i].name));
+            json_array_append_new(names, json_string(f->m->params[i].name));
     return names;
 }
 
@@ -175,22 +174,22 @@ static cJSON *v_always_active(const run_facts *f, const run_option *o) {
 
 /* A value as an error shows it: strings as they are, null as "not used", arrays as
  * "[a, b, c, ... (n)]"; cut to fit. */
-static void show(const cJSON *v, char *out, size_t size) {
-    if (!v || cJSON_IsNull(v)) {
+static void show(const json_t *v, char *out, size_t size) {
+    if (!v || json_is_null(v)) {
         snprintf(out, size, "not used");
-    } else if (cJSON_IsString(v)) {
-        size_t n = strlen(v->valuestring);
+    } else if (json_is_string(v)) {
+        size_t n = json_string_length(v);
         if (n > 72)
-            snprintf(out, size, "\"%.60s...\" (%zu characters)", v->valuestring, n);
+            snprintf(out, size, "\"%.60s...\" (%zu characters)", json_string_value(v), n);
         else
-            snprintf(out, size, "%s", v->valuestring);
-    } else if (cJSON_IsArray(v)) {
-        int n = cJSON_GetArraySize(v), k = 0;
+            snprintf(out, size, "%s", json_string_value(v));
+    } else if (json_is_array(v)) {
+        size_t n = json_array_size(v), k = 0, index;
         size_t at = (size_t)snprintf(out, size, "[");
-        const cJSON *x;
-        cJSON_ArrayForEach(x, v) {
+        const json_t *x;
+        json_array_foreach(v, index, x) {
             if (k == 3) {
-                if (at < size) at += (size_t)snprintf(out + at, size - at, ", ... %d in all", n);
+                if (at < size) at += (size_t)snprintf(out + at, size - at, ", ... %zu in all", n);
                 break;
             }
             char item[128];
@@ -204,7 +203,7 @@ static void show(const cJSON *v, char *out, size_t size) {
     }
 }
 
-static void tell_plain(const char *name, const cJSON *was, const cJSON *now, char *out,
+static void tell_plain(const char *name, const json_t *was, const json_t *now, char *out,
                        size_t size) {
     char a[256], b[256];
     show(was, a, sizeof a);
@@ -213,18 +212,16 @@ static void tell_plain(const char *name, const cJSON *was, const cJSON *now, cha
 }
 
 /* Partitions: the first block whose tensors differ. */
-static void tell_blocks(const cJSON *was, const cJSON *now, char *out, size_t size) {
-    if (!cJSON_IsArray(was) || !cJSON_IsArray(now)) {
+static void tell_blocks(const json_t *was, const json_t *now, char *out, size_t size) {
+    if (!json_is_array(was) || !json_is_array(now)) {
         tell_plain("--partition", was, now, out, size);
         return;
     }
-    int nw = cJSON_GetArraySize(was), nn = cJSON_GetArraySize(now), b = 0;
-    while (b < nw && b < nn &&
-           cJSON_Compare(cJSON_GetArrayItem(was, b), cJSON_GetArrayItem(now, b), 1))
-        b++;
+    int nw = (int)json_array_size(was), nn = (int)json_array_size(now), b = 0;
+    while (b < nw && b < nn && json_equal(json_array_get(was, b), json_array_get(now, b))) b++;
     char a[256] = "none", c[256] = "none";
-    if (b < nw) show(cJSON_GetArrayItem(was, b), a, sizeof a);
-    if (b < nn) show(cJSON_GetArrayItem(now, b), c, sizeof c);
+    if (b < nw) show(json_array_get(was, b), a, sizeof a);
+    if (b < nn) show(json_array_get(now, b), c, sizeof c);
     if (nw != nn)
         snprintf(out, size, "--partition was %d blocks, now %d; block %d was %s, now %s", nw, nn, b,
                  a, c);
@@ -282,14 +279,13 @@ static const run_option OPTIONS[] = {
 
 /* ---------------------------------------------------------------- build, hash, check */
 
-cJSON *run_record_build(const run_facts *f) {
-    cJSON *j = cJSON_CreateObject();
+json_t *run_record_build(const run_facts *f) {
+    json_t *j = json_object();
     for (size_t i = 0; j && i < N_OPTIONS; i++) {
         const run_option *o = &OPTIONS[i];
-        cJSON *v = !o->applies || o->applies(f) ? o->value(f, o) : cJSON_CreateNull();
-        if (!v || !cJSON_AddItemToObject(j, o->name, v)) {
-            cJSON_Delete(v);
-            cJSON_Delete(j);
+        json_t *v = !o->applies || o->applies(f) ? o->value(f, o) : json_null();
+        if (!v || json_object_set_new(j, o->name, v) != 0) { /* which releases v */
+            json_decref(j);
             return NULL;
         }
     }
@@ -313,27 +309,26 @@ static void add(char *list, size_t size, const char *item) {
     if (at < size) snprintf(list + at, size - at, "%s%s", at ? "; " : "", item);
 }
 
-badam_status run_record_check(const cJSON *saved, const cJSON *now, const char *dir,
+badam_status run_record_check(const json_t *saved, const json_t *now, const char *dir,
                               badam_error *err) {
     char list[BADAM_ERROR_MESSAGE_MAX] = "", item[700];
     /* An option that applies to one run only (null in the other) differs because of another
      * option (--method, --max-steps, --val-data, ...): told only when nothing else differs.
      * Another method changes everything that follows from it: told alone. */
-    const cJSON *method_was = cJSON_GetObjectItemCaseSensitive(saved, OPTIONS[0].name);
-    int method_differs =
-        !cJSON_Compare(method_was, cJSON_GetObjectItemCaseSensitive(now, OPTIONS[0].name), 1);
+    const json_t *method_was = json_object_get(saved, OPTIONS[0].name);
+    int method_differs = !json_equal(method_was, json_object_get(now, OPTIONS[0].name));
     int n_both = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < N_OPTIONS; i++) {
             const run_option *o = &OPTIONS[i];
-            const cJSON *a = cJSON_GetObjectItemCaseSensitive(saved, o->name);
-            const cJSON *b = cJSON_GetObjectItemCaseSensitive(now, o->name);
-            int one_sided = a && (cJSON_IsNull(a) != cJSON_IsNull(b));
+            const json_t *a = json_object_get(saved, o->name);
+            const json_t *b = json_object_get(now, o->name);
+            int one_sided = a && (json_is_null(a) != json_is_null(b));
             if (method_differs && i > 0 && a) continue;
             if (pass != one_sided || (pass == 1 && n_both)) continue;
             if (!a) {
                 snprintf(item, sizeof item, "%s is not recorded", o->name);
-            } else if (!cJSON_Compare(a, b, 1)) {
+            } else if (!json_equal(a, b)) {
                 if (o->tell)
                     o->tell(a, b, item, sizeof item);
                 else
@@ -345,10 +340,12 @@ badam_status run_record_check(const cJSON *saved, const cJSON *now, const char *
             n_both += pass == 0;
         }
     }
-    const cJSON *x;
-    cJSON_ArrayForEach(x, saved) {
-        if (cJSON_GetObjectItemCaseSensitive(now, x->string)) continue;
-        snprintf(item, sizeof item, "it records %s, which this badam does not know", x->string);
+    const char *key;
+    size_t key_len;
+    json_t *x;
+    json_object_keylen_foreach((json_t *)saved, key, key_len, x) {
+        if (json_object_getn(now, key, key_len)) continue;
+        snprintf(item, sizeof item, "it records %s, which this badam does not know", key);
         add(list, sizeof list, item);
     }
     if (!list[0]) return BADAM_OK;

@@ -7,7 +7,7 @@
 #ifndef BADAM_TRAIN_RUN_RECORD_H
 #define BADAM_TRAIN_RUN_RECORD_H
 
-#include <cjson/cJSON.h>
+#include <jansson.h>
 
 #include "badam/train.h"
 
@@ -27,11 +27,11 @@ badam_status run_facts_hash_files(run_facts *f, badam_error *err);
 
 /* The record: an object of flag -> value (a string, an array of tensor names, or null where
  * the option does not apply to this run). NULL when out of memory. */
-cJSON *run_record_build(const run_facts *f);
+json_t *run_record_build(const run_facts *f);
 
 /* BADAM_OK when `now` equals `saved`; otherwise BADAM_E_INVALID with
  * "cannot resume DIR: --switch-every was 3, now 5; ..." (every differing option). */
-badam_status run_record_check(const cJSON *saved, const cJSON *now, const char *dir,
+badam_status run_record_check(const json_t *saved, const json_t *now, const char *dir,
                               badam_error *err);
 
 #endif

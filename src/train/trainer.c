@@ -11,6 +11,7 @@
 
 #include "base/memory.h"
 #include "io/files.h"
+#include "io/json_write.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/run_record.h"
@@ -39,7 +40,7 @@ typedef struct trainer {
     int K, max_steps, step;
     float clip;
     metrics_log metrics;
-    cJSON *record; /* the run record checkpoints carry (run_record.h); NULL without checkpoints */
+    json_t *record; /* the run record checkpoints carry (run_record.h); NULL without checkpoints */
     /* LOMO: the update applied inside backward */
     float lomo_lr, lomo_scale;
     double lomo_sum_squares;
@@ -276,7 +277,7 @@ static badam_status make_folder_meta(trainer *t, badam_error *err) {
 }
 
 static void free_trainer(trainer *t) {
-    cJSON_Delete(t->record);
+    json_decref(t->record);
     free(t->chat_template);
     metrics_close(&t->metrics);
     trainable_free(&t->ts);
@@ -290,24 +291,23 @@ static void free_trainer(trainer *t) {
 }
 
 static badam_status write_memory_json(const trainer *t, const train_report *r, badam_error *err) {
-    cJSON *j = cJSON_CreateObject(), *pred = cJSON_AddObjectToObject(j, "predicted"),
-          *meas = cJSON_AddObjectToObject(j, "measured_peak");
+    json_t *j = json_object(), *pred = io_json_add_object(j, "predicted"),
+           *meas = io_json_add_object(j, "measured_peak");
     for (int c = 1; c < BADAM_MEM_CATEGORY_COUNT; c++) {
-        cJSON_AddNumberToObject(pred, badam_mem_category_name(c), (double)r->predicted.bytes[c]);
-        cJSON_AddNumberToObject(meas, badam_mem_category_name(c), (double)r->measured[c]);
+        json_object_set_new(pred, badam_mem_category_name(c),
+                            json_integer((json_int_t)r->predicted.bytes[c]));
+        json_object_set_new(meas, badam_mem_category_name(c),
+                            json_integer((json_int_t)r->measured[c]));
     }
-    cJSON_AddNumberToObject(pred, "total", (double)r->predicted.total);
-    cJSON_AddNumberToObject(j, "peak_rss", (double)r->peak_rss);
-    cJSON_AddNumberToObject(j, "params", (double)r->predicted.params);
-    cJSON_AddNumberToObject(j, "trainable_params", (double)r->predicted.trainable);
-    cJSON_AddStringToObject(j, "method", train_method_name(t->cfg->method));
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
+    json_object_set_new(pred, "total", json_integer((json_int_t)r->predicted.total));
+    json_object_set_new(j, "peak_rss", json_integer((json_int_t)r->peak_rss));
+    json_object_set_new(j, "params", json_integer((json_int_t)r->predicted.params));
+    json_object_set_new(j, "trainable_params", json_integer((json_int_t)r->predicted.trainable));
+    json_object_set_new(j, "method", json_string(train_method_name(t->cfg->method)));
     char path[PATH_BYTES];
     io_path_join(path, sizeof path, t->cfg->out_dir, "memory.json");
-    badam_status st = text ? io_write_file_atomic(path, text, strlen(text), err)
-                           : badam_fail(err, BADAM_E_NOMEM, "memory.json: out of memory");
-    free(text);
+    badam_status st = io_json_write_file(path, j, 2, err);
+    json_decref(j);
     return st;
 }
 
@@ -452,7 +452,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     if (!st) st = make_folder_meta(t, err);
     if (!st && t->blockwise) st = partition_build(t->m, &c->partition, &t->part, err);
     if (st) {
-        cJSON_Delete(cs.run);
+        json_decref(cs.run);
         free_trainer(t);
         return st;
     }
@@ -471,7 +471,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
      * trajectory is compared before anything is allocated for training. */
     if (c->resume || !c->no_checkpoint) st = make_record(t, err);
     if (!st && c->resume) st = run_record_check(cs.run, t->record, ckpt, err);
-    cJSON_Delete(cs.run);
+    json_decref(cs.run);
     cs.run = NULL;
 
     if (!st) st = memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
