@@ -137,9 +137,37 @@ static void test_pause(void) {
         snprintf(fb, sizeof fb, "%s/model.safetensors", b);
         CHECKF(same_file(fa, fb), "%s: paused and resumed weights differ", methods[i]);
     }
-    char cmd[8192], out[1100];
+    char cmd[8192], out[1100], file[1300];
     snprintf(out, sizeof out, "%s/refused", test_workdir("pause-refused"));
     build_cmd(cmd, sizeof cmd, out, "--max-steps 4 --stop-at-step 2 --no-checkpoint", 0);
+    CHECK(test_system(cmd) != 0);
+    /* A pause point the checkpoint has passed, and a run that is complete, are refused on
+     * --resume, and the complete run's files stay as they were. */
+    const char *args = "--method adam --max-steps 6 --lr 1e-3";
+    char paused[1300];
+    snprintf(paused, sizeof paused, "%s --stop-at-step 4", args);
+    build_cmd(cmd, sizeof cmd, out, paused, 0);
+    CHECK(test_system(cmd) == 0);
+    snprintf(paused, sizeof paused, "%s --stop-at-step 3", args);
+    build_cmd(cmd, sizeof cmd, out, paused, 1);
+    CHECK(test_system(cmd) != 0);
+    build_cmd(cmd, sizeof cmd, out, args, 1);
+    CHECK(test_system(cmd) == 0);
+    snprintf(file, sizeof file, "%s/memory.json", out);
+    char *before = NULL, *after = NULL;
+    size_t nb = 0, na = 0;
+    badam_error err = {0};
+    CHECK(io_read_file(file, &before, &nb, &err) == BADAM_OK);
+    build_cmd(cmd, sizeof cmd, out, args, 1);
+    CHECK(test_system(cmd) != 0);
+    CHECK(io_read_file(file, &after, &na, &err) == BADAM_OK);
+    CHECKF(before && after && na == nb && !memcmp(before, after, nb),
+           "resuming a complete run rewrote its memory.json");
+    free(before), free(after);
+    /* --start-block beyond the partition (4 layer blocks) is refused */
+    build_cmd(cmd, sizeof cmd, out, "--max-steps 2 --start-block 4", 0);
+    CHECK(test_system(cmd) != 0);
+    build_cmd(cmd, sizeof cmd, out, "--max-steps 2 --start-block -2", 0);
     CHECK(test_system(cmd) != 0);
 }
 
@@ -149,7 +177,9 @@ static void test_resume_from_old_checkpoint(void) {
     snprintf(base, sizeof base, "%s", test_workdir("resume-old"));
     snprintf(out, sizeof out, "%s/run", base);
     const char *args = "--method badam --switch-every 2 --max-steps 10 --lr 1e-3";
-    build_cmd(cmd, sizeof cmd, out, args, 0);
+    char paused[512];
+    snprintf(paused, sizeof paused, "%s --stop-at-step 6", args);
+    build_cmd(cmd, sizeof cmd, out, paused, 0);
     CHECK(test_system(cmd) == 0);
     snprintf(from, sizeof from, "%s/checkpoint", out);
     snprintf(to, sizeof to, "%s/checkpoint.old", out);

@@ -132,8 +132,11 @@ static badam_status check_config(const train_config *c, badam_error *err) {
                           "weight decay >= 0, warmup >= 0, min lr ratio in [0, 1])");
     if (c->stop_at_step < 0 || (c->stop_at_step > 0 && c->no_checkpoint))
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --stop-at-step needs a step >= 1 and checkpoints (it stops with "
-                          "one, for --resume)");
+                          "--stop-at-step needs a step >= 1 and checkpoints (it stops with one, "
+                          "for --resume)");
+    if (c->start_block < -1)
+        return badam_fail(err, BADAM_E_INVALID, "--start-block %d: blocks count from 0",
+                          c->start_block);
     if (c->method == METHOD_LOMO && c->grad_accum != 1)
         return badam_fail(err, BADAM_E_INVALID,
                           "train: --method lomo updates inside backward and cannot accumulate "
@@ -451,6 +454,10 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
     if (!st) st = make_folder_meta(t, err);
     if (!st && t->blockwise) st = partition_build(t->m, &c->partition, &t->part, err);
+    if (!st && t->blockwise && c->start_block >= t->part.n_blocks)
+        st = badam_fail(err, BADAM_E_INVALID,
+                        "train: --start-block %d: the partition has %d blocks (0 to %d)",
+                        c->start_block, t->part.n_blocks, t->part.n_blocks - 1);
     if (st) {
         json_decref(cs.run);
         free_trainer(t);
@@ -473,6 +480,16 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     if (!st && c->resume) st = run_record_check(cs.run, t->record, ckpt, err);
     json_decref(cs.run);
     cs.run = NULL;
+    /* Nothing to resume, or a pause point already passed: say so rather than rewrite the run's
+     * records with an empty one. */
+    if (!st && c->resume && cs.step >= t->max_steps)
+        st = badam_fail(err, BADAM_E_INVALID,
+                        "%s: the run is complete (step %d of %d); its model is in %s", ckpt,
+                        cs.step, t->max_steps, c->out_dir);
+    if (!st && c->resume && c->stop_at_step > 0 && c->stop_at_step <= cs.step)
+        st = badam_fail(err, BADAM_E_INVALID,
+                        "train: --stop-at-step %d is not after the checkpoint's step %d (%s)",
+                        c->stop_at_step, cs.step, ckpt);
 
     if (!st) st = memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
     if (!st) st = trainable_create(&t->ts, t->m, c->method, &t->part, err);
