@@ -607,6 +607,7 @@ static void test_dump_round_trip(void) {
             CHECKF(json_is_real(json_array_get(ba, i)) && !memcmp(&got, &reals[i], sizeof got),
                    "indent %d: %.17g read back as %.17g", indent, reals[i], got);
         }
+        json_decref(back);
         free(text);
     }
     json_decref(obj);
