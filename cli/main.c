@@ -15,6 +15,8 @@ static void usage(FILE *out) {
         "usage: badam <command> [options]\n"
         "\n"
         "commands:\n"
+        "  demo                the main job: fine-tune the bundled model with BAdam, LoRA and\n"
+        "                      Adam, evaluate, and write a report\n"
         "  train               fine-tune a model (BAdam, Adam, LoRA, LOMO, SGD-BCD)\n"
         "  plan                predicted memory by category, from config.json alone\n"
         "  inspect MODEL_DIR   architecture, parameters by tensor, dtypes, BAdam block sizes\n"
