@@ -320,6 +320,183 @@ static void check_memory(pair *P) {
     BE(P->be, free, a), BE(P->be, free, b), BE(P->be, free, h16);
 }
 
+/* The optimizer ops' buffers on one backend, started from the same host values: AdamW on an fp32
+ * master p (m, v) with a write-back copy pw in dtype dt, AdamW on a split master (sw, slo; sm,
+ * sv), SGD on an fp32 master q with write-back qw, SGD on a split master (tw, tlo), and SGD on
+ * weights kept only in dt (st). On the host the same struct holds the downloaded results. */
+typedef struct optim_run {
+    float *p, *m, *v, *sm, *sv, *q;
+    uint16_t *sw, *slo, *tw, *tlo;
+    void *pw, *qw, *st;
+} optim_run;
+
+#define OPTIM_F32S 6 /* p, m, v, sm, sv, q */
+#define OPTIM_U16S 4 /* sw, slo, tw, tlo */
+
+static float **run_f32(optim_run *r, int i) {
+    float **f[OPTIM_F32S] = {&r->p, &r->m, &r->v, &r->sm, &r->sv, &r->q};
+    return f[i];
+}
+static uint16_t **run_u16(optim_run *r, int i) {
+    uint16_t **u[OPTIM_U16S] = {&r->sw, &r->slo, &r->tw, &r->tlo};
+    return u[i];
+}
+static void **run_dt(optim_run *r, int i) {
+    void **d[3] = {&r->pw, &r->qw, &r->st};
+    return d[i];
+}
+
+/* p0 (bf16-representable, so a split master starts from it exactly) and st0 = p0 in dt. */
+static void optim_run_start(backend *be, optim_run *r, const float *p0, const void *st0, size_t n,
+                            badam_dtype dt) {
+    float *zeros = calloc(n ? n : 1, sizeof(float));
+    uint16_t *w16 = malloc((n ? n : 1) * 2), *lo = calloc(n ? n : 1, 2);
+    badam_convert(w16, BADAM_DTYPE_BF16, p0, BADAM_DTYPE_F32, n);
+    for (int i = 0; i < OPTIM_F32S; i++)
+        *run_f32(r, i) = up(be, i == 0 || i == 5 ? p0 : zeros, n * 4);
+    for (int i = 0; i < OPTIM_U16S; i++) *run_u16(r, i) = up(be, i % 2 ? lo : w16, n * 2);
+    for (int i = 0; i < 3; i++)
+        *run_dt(r, i) = i == 2 ? up(be, st0, n * badam_dtype_size(dt))
+                               : BE(be, alloc, BADAM_MEM_OTHER, n * badam_dtype_size(dt) + 4);
+    free(zeros), free(w16), free(lo);
+}
+
+static void optim_run_step(backend *be, optim_run *r, const float *g_host, size_t n, badam_dtype dt,
+                           int step) {
+    const adamw_step_args a = {1e-2f, 0.5f, 0.1f, 0.9f, 0.999f, 1e-8f, step};
+    float *g = up(be, g_host, n * 4);
+    BE(be, adamw_update, r->p, r->m, r->v, g, n, &a, r->pw, dt);
+    BE(be, adamw_update_split, r->sw, r->slo, r->sm, r->sv, g, n, &a);
+    BE(be, sgd_update, r->q, g, n, 1e-2f, 0.5f, 0.1f, r->qw, dt);
+    BE(be, sgd_update_split, r->tw, r->tlo, g, n, 1e-2f, 0.5f, 0.1f);
+    BE(be, sgd_update_stored, r->st, dt, g, n, 1e-2f, 0.5f, 0.1f);
+    BE(be, free, g);
+}
+
+/* Downloads every buffer of r into host (malloc'd), freeing r's backend memory. */
+static void optim_run_finish(backend *be, optim_run *r, optim_run *host, size_t n, badam_dtype dt) {
+    for (int i = 0; i < OPTIM_F32S; i++) {
+        *run_f32(host, i) = down(be, *run_f32(r, i), n);
+        BE(be, free, *run_f32(r, i));
+    }
+    for (int i = 0; i < OPTIM_U16S; i++) {
+        *run_u16(host, i) = malloc(n * 2 + 2);
+        BE(be, download, *run_u16(host, i), *run_u16(r, i), n * 2);
+        BE(be, free, *run_u16(r, i));
+    }
+    for (int i = 0; i < 3; i++) {
+        *run_dt(host, i) = malloc(n * badam_dtype_size(dt) + 4);
+        BE(be, download, *run_dt(host, i), *run_dt(r, i), n * badam_dtype_size(dt));
+        BE(be, free, *run_dt(r, i));
+    }
+}
+
+static void optim_run_free_host(optim_run *h) {
+    for (int i = 0; i < OPTIM_F32S; i++) free(*run_f32(h, i));
+    for (int i = 0; i < OPTIM_U16S; i++) free(*run_u16(h, i));
+    for (int i = 0; i < 3; i++) free(*run_dt(h, i));
+}
+
+/* What one backend's results must satisfy bit for bit: a write-back copy is its master rounded to
+ * dt; a split master equals the fp32 master (and its Adam state) from the same start, its weight
+ * the master rounded to nearest (ties excepted: the split rounds them away from zero); SGD on
+ * fp32-only storage equals SGD on an fp32 master. */
+static void check_optim_exact(const char *name, const char *what, optim_run *h, size_t n,
+                              badam_dtype dt) {
+    size_t es = badam_dtype_size(dt);
+    void *round = malloc(n * es + 4);
+    badam_convert(round, dt, h->p, BADAM_DTYPE_F32, n);
+    CHECKF(!memcmp(round, h->pw, n * es), "%s: %s AdamW write-back", name, what);
+    badam_convert(round, dt, h->q, BADAM_DTYPE_F32, n);
+    CHECKF(!memcmp(round, h->qw, n * es), "%s: %s SGD write-back", name, what);
+    if (dt == BADAM_DTYPE_F32)
+        CHECKF(!memcmp(h->st, h->q, n * 4), "%s: %s SGD stored f32 vs master", name, what);
+    int bad[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        float ps = badam_master_join(h->sw[i], h->slo[i]),
+              qs = badam_master_join(h->tw[i], h->tlo[i]);
+        bad[0] += memcmp(&ps, &h->p[i], 4) != 0 || memcmp(&h->sm[i], &h->m[i], 4) != 0 ||
+                  memcmp(&h->sv[i], &h->v[i], 4) != 0;
+        bad[1] += memcmp(&qs, &h->q[i], 4) != 0;
+        bad[2] += h->sw[i] != badam_f32_to_bf16(h->p[i]) && h->slo[i] != 0x8000u;
+        bad[3] += h->tw[i] != badam_f32_to_bf16(h->q[i]) && h->tlo[i] != 0x8000u;
+    }
+    CHECKF(!bad[0], "%s: %s AdamW split master: %d elements differ", name, what, bad[0]);
+    CHECKF(!bad[1], "%s: %s SGD split master: %d elements differ", name, what, bad[1]);
+    CHECKF(!bad[2] && !bad[3], "%s: %s split weights not rounded: %d, %d", name, what, bad[2],
+           bad[3]);
+    free(round);
+}
+
+/* Four steps of every optimizer op on n elements, write-back in dt, on the backend and the
+ * reference. Across backends the fp32 results agree to 1e-6 of the tensor's largest value (fp32
+ * rounding of each op, against the reference's double), and the 16-bit stored weights to two units
+ * in the last place of dt at the largest value (the reference rounds twice, double -> fp32 -> dt).
+ */
+static void check_optim(pair *P, size_t n, badam_dtype dt) {
+    test_rng *r = &P->rng;
+    float *p0 = host_randn(r, n, 0.3f);
+    uint16_t *b = malloc(n * 2 + 2);
+    badam_convert(b, BADAM_DTYPE_BF16, p0, BADAM_DTYPE_F32, n);
+    badam_convert(p0, BADAM_DTYPE_F32, b, BADAM_DTYPE_BF16, n);
+    void *st0 = malloc(n * badam_dtype_size(dt) + 4);
+    badam_convert(st0, dt, p0, BADAM_DTYPE_F32, n);
+    backend *bs[2] = {P->be, P->ref};
+    optim_run run[2], host[2];
+    for (int s = 0; s < 2; s++) optim_run_start(bs[s], &run[s], p0, st0, n, dt);
+    for (int step = 1; step <= 4; step++) {
+        float *g = host_randn(r, n, step == 2 ? 1e-3f : 1.0f);
+        for (int s = 0; s < 2; s++) optim_run_step(bs[s], &run[s], g, n, dt, step);
+        free(g);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "optimizer n=%zu write-back %s", n, badam_dtype_name(dt));
+    for (int s = 0; s < 2; s++) {
+        optim_run_finish(bs[s], &run[s], &host[s], n, dt);
+        check_optim_exact(s ? "reference" : P->name, what, &host[s], n, dt);
+    }
+    static const char *names[OPTIM_F32S] = {"AdamW p",       "AdamW m",       "AdamW v",
+                                            "AdamW split m", "AdamW split v", "SGD p"};
+    for (int i = 0; i < OPTIM_F32S; i++)
+        CHECK_CLOSE(*run_f32(&host[0], i), *run_f32(&host[1], i), n, 1e-7, 1e-6, "%s: %s %s",
+                    P->name, what, names[i]);
+    float *st[2];
+    for (int s = 0; s < 2; s++) {
+        st[s] = malloc(n * 4 + 4);
+        badam_convert(st[s], BADAM_DTYPE_F32, host[s].st, dt, n);
+    }
+    double ulp = dt == BADAM_DTYPE_BF16 ? 1.0 / 128 : dt == BADAM_DTYPE_F16 ? 1.0 / 1024 : 1.2e-7;
+    CHECK_CLOSE(st[0], st[1], n, 1e-7, 2 * ulp, "%s: %s SGD stored", P->name, what);
+    for (int s = 0; s < 2; s++) optim_run_free_host(&host[s]), free(st[s]);
+    free(p0), free(b), free(st0);
+}
+
+/* sum_squares (double: 1e-12 relative), scale (one rounding of the product on both sides: exact)
+ * and axpy (fp32 product and sum against the reference's single rounding: 1e-6). */
+static void check_reductions(pair *P, size_t n) {
+    test_rng *r = &P->rng;
+    float *x = host_randn(r, n, 3), *y = host_randn(r, n, 1);
+    backend *bs[2] = {P->be, P->ref};
+    float *sx[2], *sy[2];
+    double ss[2];
+    for (int s = 0; s < 2; s++) {
+        sx[s] = up(bs[s], x, n * 4), sy[s] = up(bs[s], y, n * 4);
+        ss[s] = BE(bs[s], sum_squares, sx[s], n);
+        BE(bs[s], axpy, sy[s], -0.37f, sx[s], n);
+        BE(bs[s], scale, sx[s], 1.7f, n);
+    }
+    CHECK_NEAR(ss[0], ss[1], 0.0, 1e-12, "%s: sum_squares n=%zu", P->name, n);
+    CHECKF(n || ss[0] == 0.0, "%s: sum_squares of nothing is %g", P->name, ss[0]);
+    float *a = down(P->be, sx[0], n), *b = down(P->ref, sx[1], n);
+    CHECKF(!memcmp(a, b, n * 4), "%s: scale n=%zu not exact", P->name, n);
+    free(a), free(b);
+    char what[48];
+    snprintf(what, sizeof what, "axpy n=%zu", n);
+    COMPARE(P, n, 1e-7, 1e-6, what, sy[0], sy[1]);
+    for (int s = 0; s < 2; s++) BE(bs[s], free, sx[s]), BE(bs[s], free, sy[s]);
+    free(x), free(y);
+}
+
 static void check_backend(const test_backend_entry *e) {
     pair P = {.name = e->name};
     badam_error err = {0};
@@ -356,6 +533,15 @@ static void check_backend(const test_backend_entry *e) {
     check_decode(&P, 40, 17, 1, 4, 1, 16, 0);
     check_decode(&P, 40, 10, 13, 6, 2, 12, 0);
     check_decode(&P, 64, 30, 5, 4, 4, 8, 7);
+    static const size_t optim_n[5] = {0, 1, 7, 4099, 65537};
+    for (int i = 0; i < 5; i++) {
+        for (int d = 0; d < 3; d++)
+            check_optim(&P, optim_n[i],
+                        d == 0   ? BADAM_DTYPE_F32
+                        : d == 1 ? BADAM_DTYPE_BF16
+                                 : BADAM_DTYPE_F16);
+        check_reductions(&P, optim_n[i]);
+    }
     backend_destroy(P.ref);
     backend_destroy(P.be);
 }

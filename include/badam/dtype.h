@@ -36,6 +36,25 @@ static inline uint16_t badam_f32_to_bf16(float f) {
     return (uint16_t)((bits + rounding) >> 16);
 }
 
+/* Split master: the fp32 master p of a bf16 weight kept as the bf16 weight itself plus the low
+ * 16 bits of p, 2 bytes per parameter instead of 4, losing nothing. With u = bits(p):
+ *   weight = (u + 0x8000) >> 16     (round to nearest, ties away from zero: RNE but for exact ties)
+ *   lo     = u & 0xffff
+ * and since weight = (u >> 16) + (lo >= 0x8000), p is rebuilt exactly as
+ *   u = ((weight - (lo >> 15)) << 16) | lo. */
+static inline float badam_master_join(uint16_t weight, uint16_t lo) {
+    uint32_t u = ((uint32_t)(uint16_t)(weight - (lo >> 15)) << 16) | lo;
+    float p;
+    __builtin_memcpy(&p, &u, sizeof p);
+    return p;
+}
+static inline void badam_master_split(float p, uint16_t *weight, uint16_t *lo) {
+    uint32_t u;
+    __builtin_memcpy(&u, &p, sizeof u);
+    *weight = (uint16_t)((u + 0x8000u) >> 16);
+    *lo = (uint16_t)(u & 0xffffu);
+}
+
 float badam_f16_to_f32(uint16_t h);
 uint16_t badam_f32_to_f16(float f);
 

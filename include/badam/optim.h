@@ -36,24 +36,7 @@ void sgd_update(float *param, const float *grad, size_t n, float lr, float grad_
 void sgd_update_stored(void *weight, badam_dtype weight_dtype, const float *grad, size_t n,
                        float lr, float grad_scale, float weight_decay);
 
-/* Split master: the fp32 master p of a bf16 weight kept as the bf16 weight itself plus the low
- * 16 bits of p, 2 bytes per parameter instead of 4, losing nothing. With u = bits(p):
- *   weight = (u + 0x8000) >> 16     (round to nearest, ties away from zero: RNE but for exact ties)
- *   lo     = u & 0xffff
- * and since weight = (u >> 16) + (lo >= 0x8000), p is rebuilt exactly as
- *   u = ((weight - (lo >> 15)) << 16) | lo. */
-static inline float badam_master_join(uint16_t weight, uint16_t lo) {
-    uint32_t u = ((uint32_t)(uint16_t)(weight - (lo >> 15)) << 16) | lo;
-    float p;
-    __builtin_memcpy(&p, &u, sizeof p);
-    return p;
-}
-static inline void badam_master_split(float p, uint16_t *weight, uint16_t *lo) {
-    uint32_t u;
-    __builtin_memcpy(&u, &p, sizeof u);
-    *weight = (uint16_t)((u + 0x8000u) >> 16);
-    *lo = (uint16_t)(u & 0xffffu);
-}
+/* Split master (badam_master_join / badam_master_split): include/badam/dtype.h. */
 
 /* adamw_update_split / sgd_update_split: adamw_update / sgd_update on a split master (bf16
  * weight + low bits): p = join(weight, lo), the same update, then split(p) back. */

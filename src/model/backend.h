@@ -40,6 +40,15 @@ typedef struct op_counters {
 
 #define LOSS_IGNORE_INDEX (-100)
 
+/* The scalars of one AdamW step (the adamw_update op; include/badam/optim.h's adamw_update states
+ * the math): learning rate, the factor the gradient is multiplied by (1/tokens and the clip
+ * coefficient), decoupled weight decay, Adam's betas and eps, and the step, counted from 1. */
+typedef struct adamw_step_args {
+    float lr, grad_scale, weight_decay;
+    float beta1, beta2, eps;
+    int step;
+} adamw_step_args;
+
 typedef struct backend backend;
 typedef struct backend_ops backend_ops;
 
@@ -173,6 +182,37 @@ struct backend_ops {
     double (*lm_head_loss)(backend *be, float *dh, float *dw, const float *h, const void *w,
                            badam_dtype w_dtype, const int32_t *targets, int n, int C, int V,
                            int chunk, float scale, float *workspace, int *n_counted);
+
+    /* ---- optimizer (math in model/cpu/ops.h, "Optimizer element updates"; PyTorch 1.13 AdamW
+     * and SGD, bitwise the same on every call of one backend). param, m, v, grad, lo are
+     * backend memory; weight (the stored copy) may be host memory (model weights, today). ---- */
+    /* AdamW on an fp32 master param[n] with state m, v; when weight != NULL, weight[i] = param[i]
+     * rounded to weight_dtype (bf16 round-to-nearest-even, f16, or f32) */
+    void (*adamw_update)(backend *be, float *param, float *m, float *v, const float *grad, size_t n,
+                         const adamw_step_args *a, void *weight, badam_dtype weight_dtype);
+    /* AdamW on a split master: p = badam_master_join(weight[i], lo[i]), the same update, then
+     * badam_master_split(p, &weight[i], &lo[i]) (badam/dtype.h) */
+    void (*adamw_update_split)(backend *be, uint16_t *weight, uint16_t *lo, float *m, float *v,
+                               const float *grad, size_t n, const adamw_step_args *a);
+    /* SGD: p = p (1 - lr wd) - lr grad_scale grad, and weight = p rounded (when not NULL) */
+    void (*sgd_update)(backend *be, float *param, const float *grad, size_t n, float lr,
+                       float grad_scale, float weight_decay, void *weight,
+                       badam_dtype weight_dtype);
+    /* SGD on a split master (as adamw_update_split) */
+    void (*sgd_update_split)(backend *be, uint16_t *weight, uint16_t *lo, const float *grad,
+                             size_t n, float lr, float grad_scale, float weight_decay);
+    /* SGD on weights kept only in storage: w = round(float(w) (1 - lr wd) - lr grad_scale grad) */
+    void (*sgd_update_stored)(backend *be, void *weight, badam_dtype weight_dtype,
+                              const float *grad, size_t n, float lr, float grad_scale,
+                              float weight_decay);
+
+    /* ---- reductions and vector updates ---- */
+    /* returns sum_i x[i]^2 accumulated in double (gradient norms) */
+    double (*sum_squares)(backend *be, const float *x, size_t n);
+    /* x[i] *= a */
+    void (*scale)(backend *be, float *x, float a, size_t n);
+    /* y[i] += a x[i]  (the product rounded to fp32, then the sum: no fused multiply-add) */
+    void (*axpy)(backend *be, float *y, float a, const float *x, size_t n);
 };
 
 /* be->ops->op(be, ...) */

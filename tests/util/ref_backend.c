@@ -376,6 +376,14 @@ static const backend_ops REF_OPS = {
     .attention_backward = ref_attention_backward,
     .attention_decode = ref_attention_decode,
     .lm_head_loss = ref_lm_head_loss,
+    .adamw_update = ref_adamw_update,
+    .adamw_update_split = ref_adamw_update_split,
+    .sgd_update = ref_sgd_update,
+    .sgd_update_split = ref_sgd_update_split,
+    .sgd_update_stored = ref_sgd_update_stored,
+    .sum_squares = ref_sum_squares,
+    .scale = ref_scale,
+    .axpy = ref_axpy,
 };
 
 badam_status ref_backend_create(backend **out, badam_error *err) {

@@ -19,4 +19,19 @@ void ref_attention_backward_loops(float *dq, float *dk, float *dv, const float *
                                   const float *q, const float *k, const float *v, int B, int T,
                                   int Hq, int Hkv, int D, const int32_t *seg);
 
+/* The optimizer ops of the reference backend (ref_optim.c), for its op table. */
+void ref_adamw_update(backend *be, float *param, float *m, float *v, const float *grad, size_t n,
+                      const adamw_step_args *a, void *weight, badam_dtype wd);
+void ref_adamw_update_split(backend *be, uint16_t *weight, uint16_t *lo, float *m, float *v,
+                            const float *grad, size_t n, const adamw_step_args *a);
+void ref_sgd_update(backend *be, float *param, const float *grad, size_t n, float lr,
+                    float grad_scale, float weight_decay, void *weight, badam_dtype wd);
+void ref_sgd_update_split(backend *be, uint16_t *weight, uint16_t *lo, const float *grad, size_t n,
+                          float lr, float grad_scale, float weight_decay);
+void ref_sgd_update_stored(backend *be, void *weight, badam_dtype wd, const float *grad, size_t n,
+                           float lr, float grad_scale, float weight_decay);
+double ref_sum_squares(backend *be, const float *x, size_t n);
+void ref_scale(backend *be, float *x, float a, size_t n);
+void ref_axpy(backend *be, float *y, float a, const float *x, size_t n);
+
 #endif

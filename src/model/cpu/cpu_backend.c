@@ -195,6 +195,51 @@ static double cpu_lm_head_loss(backend *be, float *dh, float *dw, const float *h
                         &be->counters, cpu(be)->gemm);
 }
 
+static void cpu_adamw_update(backend *be, float *param, float *m, float *v, const float *grad,
+                             size_t n, const adamw_step_args *a, void *weight, badam_dtype wd) {
+    (void)be;
+    opt_adamw_update(param, m, v, grad, n, a, weight, wd);
+}
+
+static void cpu_adamw_update_split(backend *be, uint16_t *weight, uint16_t *lo, float *m, float *v,
+                                   const float *grad, size_t n, const adamw_step_args *a) {
+    (void)be;
+    opt_adamw_update_split(weight, lo, m, v, grad, n, a);
+}
+
+static void cpu_sgd_update(backend *be, float *param, const float *grad, size_t n, float lr,
+                           float grad_scale, float weight_decay, void *weight, badam_dtype wd) {
+    (void)be;
+    opt_sgd_update(param, grad, n, lr, grad_scale, weight_decay, weight, wd);
+}
+
+static void cpu_sgd_update_split(backend *be, uint16_t *weight, uint16_t *lo, const float *grad,
+                                 size_t n, float lr, float grad_scale, float weight_decay) {
+    (void)be;
+    opt_sgd_update_split(weight, lo, grad, n, lr, grad_scale, weight_decay);
+}
+
+static void cpu_sgd_update_stored(backend *be, void *weight, badam_dtype wd, const float *grad,
+                                  size_t n, float lr, float grad_scale, float weight_decay) {
+    (void)be;
+    opt_sgd_update_stored(weight, wd, grad, n, lr, grad_scale, weight_decay);
+}
+
+static double cpu_sum_squares(backend *be, const float *x, size_t n) {
+    (void)be;
+    return sum_squares_f32(x, n);
+}
+
+static void cpu_scale(backend *be, float *x, float a, size_t n) {
+    (void)be;
+    scale_f32(x, a, n);
+}
+
+static void cpu_axpy(backend *be, float *y, float a, const float *x, size_t n) {
+    (void)be;
+    axpy_f32(y, a, x, n);
+}
+
 static const backend_ops CPU_OPS = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -228,6 +273,14 @@ static const backend_ops CPU_OPS = {
     .attention_backward = cpu_attention_backward,
     .attention_decode = cpu_attention_decode,
     .lm_head_loss = cpu_lm_head_loss,
+    .adamw_update = cpu_adamw_update,
+    .adamw_update_split = cpu_adamw_update_split,
+    .sgd_update = cpu_sgd_update,
+    .sgd_update_split = cpu_sgd_update_split,
+    .sgd_update_stored = cpu_sgd_update_stored,
+    .sum_squares = cpu_sum_squares,
+    .scale = cpu_scale,
+    .axpy = cpu_axpy,
 };
 
 const backend_ops *backend_cpu_ops(void) {

@@ -206,4 +206,35 @@ void attention_decode(float *out, const float *q, const float *K, const float *V
                       int Hq, int Hkv, int D, int kv_stride, int window, int max_len,
                       float *scratch, int n_threads);
 
+/* ---- Optimizer element updates (optim_update.c; the CPU backend's optimizer ops, and
+ * include/badam/optim.h's update functions call them). One fused OpenMP pass over memory per
+ * tensor, fp32 arithmetic, no fused multiply-add, so every element's result is a fixed function
+ * of its inputs (the same on every CPU path and thread count).
+ *
+ * opt_adamw_update: torch.optim.AdamW (PyTorch 1.13, single-tensor) with g = grad * grad_scale:
+ *   p *= 1 - lr wd;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+ *   p -= (lr / (1 - beta1^step)) m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+ * (1 - beta^step in double, lr / bc1 and sqrt(bc2) then rounded to fp32); weight = p rounded to
+ * weight_dtype when weight != NULL. */
+void opt_adamw_update(float *param, float *m, float *v, const float *grad, size_t n,
+                      const adamw_step_args *a, void *weight, badam_dtype weight_dtype);
+/* opt_adamw_update_split: the same on a split master (badam_master_join / _split). */
+void opt_adamw_update_split(uint16_t *weight, uint16_t *lo, float *m, float *v, const float *grad,
+                            size_t n, const adamw_step_args *a);
+/* opt_sgd_update: p = p (1 - lr wd) - (lr grad_scale) grad;  weight = p rounded (when not NULL). */
+void opt_sgd_update(float *param, const float *grad, size_t n, float lr, float grad_scale,
+                    float weight_decay, void *weight, badam_dtype weight_dtype);
+/* opt_sgd_update_split: opt_sgd_update on a split master. */
+void opt_sgd_update_split(uint16_t *weight, uint16_t *lo, const float *grad, size_t n, float lr,
+                          float grad_scale, float weight_decay);
+/* opt_sgd_update_stored: w = round(float(w) (1 - lr wd) - (lr grad_scale) grad) in storage. */
+void opt_sgd_update_stored(void *weight, badam_dtype weight_dtype, const float *grad, size_t n,
+                           float lr, float grad_scale, float weight_decay);
+/* sum_squares_f32: sum_i x[i]^2 in double (OpenMP reduction: each thread's static slice summed
+ * in order, the partial sums then added). */
+double sum_squares_f32(const float *x, size_t n);
+/* scale_f32: x[i] *= a.  axpy_f32: y[i] += a x[i] (product rounded, then the sum). */
+void scale_f32(float *x, float a, size_t n);
+void axpy_f32(float *y, float a, const float *x, size_t n);
+
 #endif
