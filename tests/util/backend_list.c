@@ -1,7 +1,11 @@
 /* The backends under test (backend_list.h): one line each. */
 #include "backend_list.h"
 
+#include "mprotect_backend.h"
+
 const test_backend_entry TEST_BACKENDS[] = {
     {"cpu", backend_cpu_create},
+    /* the CPU backend with its memory PROT_NONE between ops (tests/util/mprotect_backend.h) */
+    {"mprotect", mprotect_backend_create},
 };
 const int TEST_BACKEND_COUNT = (int)(sizeof TEST_BACKENDS / sizeof TEST_BACKENDS[0]);
