@@ -40,7 +40,7 @@ typedef struct op_counters {
 
 #define LOSS_IGNORE_INDEX (-100)
 
-/* The scalars of one AdamW step (the adamw_update op; include/badam/optim.h's adamw_update states
+/* The scalars of one AdamW step (the adamw_update op; model/cpu/ops.h's opt_adamw_update states
  * the math): learning rate, the factor the gradient is multiplied by (1/tokens and the clip
  * coefficient), decoupled weight decay, Adam's betas and eps, and the step, counted from 1. */
 typedef struct adamw_step_args {
@@ -183,8 +183,8 @@ struct backend_ops {
                            badam_dtype w_dtype, const int32_t *targets, int n, int C, int V,
                            int chunk, float scale, float *workspace, int *n_counted);
 
-    /* ---- optimizer (math in model/cpu/ops.h, "Optimizer element updates"; PyTorch 1.13 AdamW
-     * and SGD, bitwise the same on every call of one backend). param, m, v, grad, lo are
+    /* ---- optimizer (math in model/cpu/ops.h, "Optimizer element updates": PyTorch 1.13 AdamW
+     * and SGD; each element's result a fixed function of its inputs). param, m, v, grad, lo are
      * backend memory; weight (the stored copy) may be host memory (model weights, today). ---- */
     /* AdamW on an fp32 master param[n] with state m, v; when weight != NULL, weight[i] = param[i]
      * rounded to weight_dtype (bf16 round-to-nearest-even, f16, or f32) */
