@@ -1,7 +1,10 @@
 /* Every op of every backend in tests/util/backend_list.c against the reference backend
  * (tests/util/ref_backend.c) on randomised shapes with edge cases: one row (T = 1), odd sizes,
- * grouped-query attention, packed segments, sliding windows, fp32, bf16 and f16 weights. Each
- * check states an absolute and a relative tolerance (CHECK_CLOSE). Inputs live in backend memory
+ * grouped-query attention, packed segments, sliding windows, fp32, bf16 and f16 weights, and the
+ * optimizer ops over four steps (n = 0, 1, odd, large; write-back to fp32, bf16 and f16; split
+ * masters). Each check states an absolute and a relative tolerance (CHECK_CLOSE); what is defined
+ * bit for bit (a write-back copy is its master rounded, a split master equals the fp32 master,
+ * scale's single rounding) is compared exactly. Inputs live in backend memory
  * (uploaded), results are downloaded: the test uses only the interface, so a device backend runs
  * it unchanged. bf16 weights run the portable fp32 GEMM here (the native bf16 GEMM rounds the
  * activations, and test_ops checks it against its own oracle). */
