@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "badam/dtype.h"
+#include "badam/model_tags.h"
 #include "badam/status.h"
 
 /* ---------------------------------------------------------------- configuration */
@@ -76,7 +77,8 @@ typedef struct llama_param {
     int ndim;
     int64_t shape[2];
     size_t numel;
-    void *data; /* in the model's dtype; NULL in a table built from a config alone */
+    void *data;    /* in the model's dtype; NULL in a table built from a config alone */
+    model_tag tag; /* architecture-neutral group and role (model_tags.h) */
 } llama_param;
 
 /* The parameter table of a config, in storage order: embedding, layer 0..L-1, final norm,
@@ -238,16 +240,32 @@ int llama_plan_first_layer(const llama_model *m, const llama_grad_plan *plan);
 
 /* ---------------------------------------------------------------- forward / backward */
 
-/* B sequences of T tokens, right-padded. targets[b*T+t] is the token position t predicts, or
- * -100 to leave the position out of the loss (padding, prompt). Packed rows hold several
- * examples: positions (NULL: t) restart in each, and seg_start (NULL: 0) gives the row position
- * where the example of position t starts; attention never crosses examples. */
+/* What a batch's targets are (model.h describes the families that support each). */
+typedef enum model_target_kind {
+    MODEL_TARGETS_TOKEN = 0, /* targets[B*T]: the token each position predicts, or -100 */
+    MODEL_TARGETS_SEQUENCE,  /* targets[B]: the class of each sequence, or -100 */
+    MODEL_TARGETS_CHOICE,    /* targets[B / n_choices]: which of n_choices consecutive rows is the
+                              * answer of its group, or -100 */
+} model_target_kind;
+
+/* B sequences of T tokens, right-padded. With the default target kind (token),
+ * targets[b*T+t] is the token position t predicts, or -100 to leave the position out of the loss
+ * (padding, prompt). Packed rows hold several examples: positions (NULL: t) restart in each, and
+ * seg_start (NULL: 0) gives the row position where the example of position t starts; attention
+ * never crosses examples. The fields after seg_start serve encoder families (model.h) and are
+ * zero for a causal LM: token_types [B*T] (NULL: none), pad_mask [B*T] (1: a real token, 0:
+ * padding no position attends to; NULL: all real), target_kind and n_choices (the rows per group
+ * for MODEL_TARGETS_CHOICE). The Llama family takes token targets only and refuses the rest. */
 typedef struct llama_batch {
     int B, T;
     const int32_t *tokens;
     const int32_t *targets;
     const int32_t *positions;
     const int32_t *seg_start;
+    const int32_t *token_types;
+    const uint8_t *pad_mask;
+    model_target_kind target_kind;
+    int n_choices;
 } llama_batch;
 
 /* Work counters (FLOPs actually performed). */

@@ -7,6 +7,7 @@
 
 #include "badam/evaluate.h"
 #include "badam/generate.h"
+#include "badam/model.h"
 
 static badam_status eval_loss(const llama_model *m, const data_set *ds, int batch_size,
                               eval_result *r, badam_error *err) {
@@ -30,7 +31,8 @@ static badam_status eval_loss(const llama_model *m, const data_set *ds, int batc
     for (size_t k = 0; !st && k < batcher_batches_per_epoch(b); k++) {
         data_batch db;
         batcher_next(b, &db);
-        llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
+        llama_batch lb;
+        model_batch_from_data(&db, &lb);
         double loss_sum = 0.0;
         int n = 0;
         st = llama_forward(m, ws, &lb, NULL, 0.0f, NULL, &loss_sum, &n, err);
