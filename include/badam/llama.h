@@ -1,5 +1,8 @@
 /* The Llama family (llama, mistral, qwen2): configuration, parameters by Hugging Face name,
- * forward and backward on CPU under a gradient plan, and loading/saving HF model folders. */
+ * forward and backward on CPU under a gradient plan, and loading/saving HF model folders. The
+ * family is the first entry of the architecture table (badam/model.h), which also holds the
+ * batch builder and the per-layer weight hooks; the containers declared here (llama_model,
+ * llama_batch, llama_grad_plan, llama_workspace) are the ones the table's functions exchange. */
 #ifndef BADAM_LLAMA_H
 #define BADAM_LLAMA_H
 
@@ -101,8 +104,10 @@ typedef struct llama_lora {
     int training;          /* dropout on */
     uint64_t dropout_seed; /* set by the trainer */
     uint64_t dropout_step; /* set by the trainer for each micro-batch */
-    uint32_t targets;      /* bit (1u << kind) for each adapted llama_param_kind */
-    float **A, **B;        /* [n_layers * LLAMA_P_KIND_COUNT]: NULL where not adapted */
+    uint32_t targets;      /* bit (1u << model_role) for each adapted role (model_tags.h; the
+                            * projection roles equal their llama_param_kind) */
+    float **A, **B;        /* [n_layers * MODEL_ROLE_COUNT], slot layer * 16 + role: NULL where
+                            * not adapted */
     float **dA, **dB;      /* gradients, accumulated by backward when the plan trains adapters */
     int n_adapters;
     size_t n_params; /* total A and B elements */
@@ -187,15 +192,17 @@ badam_status llama_model_save_meta(const llama_model *m, const char *src_dir, co
                                    size_t max_shard_bytes, const llama_folder_meta *meta,
                                    badam_error *err);
 
-/* Attaches LoRA adapters to every linear whose kind is in `targets` (bit 1u << kind; only
- * Q, K, V, O, GATE, UP, DOWN may be adapted), initialised as PEFT does: A ~ U(-1/sqrt(in),
- * 1/sqrt(in)) from `seed`, B = 0. Gradient buffers are allocated too. */
+/* Attaches LoRA adapters to every layer weight (not a bias) whose tag's role is in `targets`
+ * (bit 1u << model_role; only the projection roles q, k, v, o, gate, up, down may be adapted),
+ * initialised as PEFT does: A ~ U(-1/sqrt(in), 1/sqrt(in)) from `seed`, B = 0. Gradient buffers
+ * are allocated too. */
 badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float dropout,
                                uint32_t targets, uint64_t seed, badam_error *err);
 void llama_lora_detach(llama_model *m);
 /* Merges the adapters into the stored weights: W += scale * B A (rounded to the storage dtype). */
 void llama_lora_merge(llama_model *m);
-/* The HF module name of an adapted linear ("model.layers.3.self_attn.q_proj"). */
+/* The module name of an adapted linear: its weight's name without the last part
+ * ("model.layers.3.self_attn.q_proj"). */
 void llama_lora_module_name(const llama_model *m, int layer, llama_param_kind kind, char *out,
                             size_t size);
 /* Saves / loads a PEFT-style adapter folder: adapter_config.json and adapter_model.safetensors
@@ -204,7 +211,7 @@ void llama_lora_module_name(const llama_model *m, int layer, llama_param_kind ki
 badam_status llama_lora_save(const llama_model *m, const char *dir, const char *base_model,
                              badam_error *err);
 badam_status llama_lora_load(llama_model *m, const char *dir, badam_error *err);
-/* Parses "q,k,v,o,gate,up,down" (also q_proj, ..., or "all") into a target mask. */
+/* Parses role names "q,k,v,o,gate,up,down" (also q_proj, ..., or "all") into a mask of roles. */
 badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam_error *err);
 
 /* RoPE inverse frequencies [head_dim/2] for a config, with llama3 scaling when configured. */
