@@ -1,5 +1,8 @@
 /* The Llama family (llama, mistral, qwen2): configuration, parameters by Hugging Face name,
- * forward and backward on CPU under a gradient plan, and loading/saving HF model folders. */
+ * forward and backward on CPU under a gradient plan, and loading/saving HF model folders. The
+ * family is the first entry of the architecture table (badam/model.h), which also holds the
+ * batch builder and the per-layer weight hooks; the containers declared here (llama_model,
+ * llama_batch, llama_grad_plan, llama_workspace) are the ones the table's functions exchange. */
 #ifndef BADAM_LLAMA_H
 #define BADAM_LLAMA_H
 
@@ -7,6 +10,7 @@
 #include <stdint.h>
 
 #include "badam/dtype.h"
+#include "badam/model_tags.h"
 #include "badam/status.h"
 
 /* ---------------------------------------------------------------- configuration */
@@ -76,7 +80,8 @@ typedef struct llama_param {
     int ndim;
     int64_t shape[2];
     size_t numel;
-    void *data; /* in the model's dtype; NULL in a table built from a config alone */
+    void *data;    /* in the model's dtype; NULL in a table built from a config alone */
+    model_tag tag; /* architecture-neutral group and role (model_tags.h) */
 } llama_param;
 
 /* The parameter table of a config, in storage order: embedding, layer 0..L-1, final norm,
@@ -99,8 +104,10 @@ typedef struct llama_lora {
     int training;          /* dropout on */
     uint64_t dropout_seed; /* set by the trainer */
     uint64_t dropout_step; /* set by the trainer for each micro-batch */
-    uint32_t targets;      /* bit (1u << kind) for each adapted llama_param_kind */
-    float **A, **B;        /* [n_layers * LLAMA_P_KIND_COUNT]: NULL where not adapted */
+    uint32_t targets;      /* bit (1u << model_role) for each adapted role (model_tags.h; the
+                            * projection roles equal their llama_param_kind) */
+    float **A, **B;        /* [n_layers * MODEL_ROLE_COUNT], slot layer * 16 + role: NULL where
+                            * not adapted */
     float **dA, **dB;      /* gradients, accumulated by backward when the plan trains adapters */
     int n_adapters;
     size_t n_params; /* total A and B elements */
@@ -185,15 +192,17 @@ badam_status llama_model_save_meta(const llama_model *m, const char *src_dir, co
                                    size_t max_shard_bytes, const llama_folder_meta *meta,
                                    badam_error *err);
 
-/* Attaches LoRA adapters to every linear whose kind is in `targets` (bit 1u << kind; only
- * Q, K, V, O, GATE, UP, DOWN may be adapted), initialised as PEFT does: A ~ U(-1/sqrt(in),
- * 1/sqrt(in)) from `seed`, B = 0. Gradient buffers are allocated too. */
+/* Attaches LoRA adapters to every layer weight (not a bias) whose tag's role is in `targets`
+ * (bit 1u << model_role; only the projection roles q, k, v, o, gate, up, down may be adapted),
+ * initialised as PEFT does: A ~ U(-1/sqrt(in), 1/sqrt(in)) from `seed`, B = 0. Gradient buffers
+ * are allocated too. */
 badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float dropout,
                                uint32_t targets, uint64_t seed, badam_error *err);
 void llama_lora_detach(llama_model *m);
 /* Merges the adapters into the stored weights: W += scale * B A (rounded to the storage dtype). */
 void llama_lora_merge(llama_model *m);
-/* The HF module name of an adapted linear ("model.layers.3.self_attn.q_proj"). */
+/* The module name of an adapted linear: its weight's name without the last part
+ * ("model.layers.3.self_attn.q_proj"). */
 void llama_lora_module_name(const llama_model *m, int layer, llama_param_kind kind, char *out,
                             size_t size);
 /* Saves / loads a PEFT-style adapter folder: adapter_config.json and adapter_model.safetensors
@@ -202,7 +211,7 @@ void llama_lora_module_name(const llama_model *m, int layer, llama_param_kind ki
 badam_status llama_lora_save(const llama_model *m, const char *dir, const char *base_model,
                              badam_error *err);
 badam_status llama_lora_load(llama_model *m, const char *dir, badam_error *err);
-/* Parses "q,k,v,o,gate,up,down" (also q_proj, ..., or "all") into a target mask. */
+/* Parses role names "q,k,v,o,gate,up,down" (also q_proj, ..., or "all") into a mask of roles. */
 badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam_error *err);
 
 /* RoPE inverse frequencies [head_dim/2] for a config, with llama3 scaling when configured. */
@@ -238,16 +247,32 @@ int llama_plan_first_layer(const llama_model *m, const llama_grad_plan *plan);
 
 /* ---------------------------------------------------------------- forward / backward */
 
-/* B sequences of T tokens, right-padded. targets[b*T+t] is the token position t predicts, or
- * -100 to leave the position out of the loss (padding, prompt). Packed rows hold several
- * examples: positions (NULL: t) restart in each, and seg_start (NULL: 0) gives the row position
- * where the example of position t starts; attention never crosses examples. */
+/* What a batch's targets are (model.h describes the families that support each). */
+typedef enum model_target_kind {
+    MODEL_TARGETS_TOKEN = 0, /* targets[B*T]: the token each position predicts, or -100 */
+    MODEL_TARGETS_SEQUENCE,  /* targets[B]: the class of each sequence, or -100 */
+    MODEL_TARGETS_CHOICE,    /* targets[B / n_choices]: which of n_choices consecutive rows is the
+                              * answer of its group, or -100 */
+} model_target_kind;
+
+/* B sequences of T tokens, right-padded. With the default target kind (token),
+ * targets[b*T+t] is the token position t predicts, or -100 to leave the position out of the loss
+ * (padding, prompt). Packed rows hold several examples: positions (NULL: t) restart in each, and
+ * seg_start (NULL: 0) gives the row position where the example of position t starts; attention
+ * never crosses examples. The fields after seg_start serve encoder families (model.h) and are
+ * zero for a causal LM: token_types [B*T] (NULL: none), pad_mask [B*T] (1: a real token, 0:
+ * padding no position attends to; NULL: all real), target_kind and n_choices (the rows per group
+ * for MODEL_TARGETS_CHOICE). The Llama family takes token targets only and refuses the rest. */
 typedef struct llama_batch {
     int B, T;
     const int32_t *tokens;
     const int32_t *targets;
     const int32_t *positions;
     const int32_t *seg_start;
+    const int32_t *token_types;
+    const uint8_t *pad_mask;
+    model_target_kind target_kind;
+    int n_choices;
 } llama_batch;
 
 /* Work counters (FLOPs actually performed). */

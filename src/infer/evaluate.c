@@ -7,6 +7,7 @@
 
 #include "badam/evaluate.h"
 #include "badam/generate.h"
+#include "badam/model.h"
 
 static badam_status eval_loss(const llama_model *m, const data_set *ds, int batch_size,
                               eval_result *r, badam_error *err) {
@@ -21,23 +22,28 @@ static badam_status eval_loss(const llama_model *m, const data_set *ds, int batc
     batcher_options bo = {0};
     bo.batch_size = batch_size;
     bo.seq_len = (int)longest;
+    const model_arch *arch = model_arch_find(m->cfg.model_type);
+    if (!arch)
+        return badam_fail(err, BADAM_E_UNSUPPORTED, "eval: no model family serves model_type '%s'",
+                          m->cfg.model_type);
     batcher *b = NULL;
     llama_workspace *ws = NULL;
     badam_status st = batcher_create(ds, &bo, &b, err);
-    if (!st) st = llama_workspace_create(m, batch_size, (int)longest, &ws, err);
+    if (!st) st = arch->workspace_create(m, batch_size, (int)longest, &ws, err);
     double total = 0.0;
     size_t n_tokens = 0;
     for (size_t k = 0; !st && k < batcher_batches_per_epoch(b); k++) {
         data_batch db;
         batcher_next(b, &db);
-        llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
+        llama_batch lb;
+        model_batch_from_data(&db, &lb);
         double loss_sum = 0.0;
         int n = 0;
-        st = llama_forward(m, ws, &lb, NULL, 0.0f, NULL, &loss_sum, &n, err);
+        st = arch->forward(m, ws, &lb, NULL, 0.0f, NULL, &loss_sum, &n, err);
         total += loss_sum;
         n_tokens += (size_t)n;
     }
-    llama_workspace_free(ws);
+    if (ws) arch->workspace_free(ws);
     batcher_free(b);
     if (st) return st;
     r->n_tokens = n_tokens;

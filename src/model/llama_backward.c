@@ -13,7 +13,8 @@ typedef struct layer_ctx {
     float **grads;
     int l;
     const layer_acts *a;
-    layer_weights lw; /* the layer's matrices as the GEMMs read them */
+    const model_layer_weights *lw; /* the layer's weights, acquired through ws->hooks */
+    layer_run run;
 } layer_ctx;
 
 static float *grad_of(const layer_ctx *c, llama_param_kind kind) {
@@ -34,14 +35,14 @@ static void linear_back(const layer_ctx *c, llama_param_kind kind, llama_param_k
     int N = c->ws->B * c->ws->T;
     backend *be = c->ws->be;
     if (dx)
-        BE(be, linear_backward_input, dx, dy, c->lw.w[kind], c->lw.dtype, N, in, out,
-           c->ws->lin_scratch);
+        BE(be, linear_backward_input, dx, dy, llama_lw_data(c->m, c->lw, kind),
+           llama_lw_dtype(c->m, c->lw, kind), N, in, out, c->ws->lin_scratch);
     llama_lora_backward(c->m, c->ws, c->l, kind, dy, x, c->a->lora_u[kind], dx,
                         llama_plan_trains_adapter(c->m, c->plan, c->l, kind), in, out);
     float *dw = grad_of(c, kind), *db = bias == LLAMA_P_KIND_COUNT ? NULL : grad_of(c, bias);
     if (dw || db)
-        BE(be, linear_backward_weight, dw, db, dy, x, c->lw.dtype, N, in, out, c->ws->lin_scratch,
-           c->ws->layout.lin_scratch);
+        BE(be, linear_backward_weight, dw, db, dy, x, llama_lw_dtype(c->m, c->lw, kind), N, in, out,
+           c->ws->lin_scratch, c->ws->layout.lin_scratch);
     ready(c, kind);
     if (bias != LLAMA_P_KIND_COUNT) ready(c, bias);
 }
@@ -55,11 +56,14 @@ static int reads_input(const layer_ctx *c, llama_param_kind kind) {
 
 /* Rebuilds a norm's output (xn1 or xn2, not kept by saved layers) into out: the forward's
  * computation on the same inputs, so the same bits. */
+static const float *norm_weight(const layer_ctx *c, llama_param_kind norm) {
+    return llama_lw_small(c->m, c->ws->be, c->run.vec, c->lw, norm, 0);
+}
+
 static const float *rebuild_norm(const layer_ctx *c, llama_param_kind norm, const float *x,
                                  float *out) {
-    int idx = llama_param_index(c->m, c->l, norm);
-    BE(c->ws->be, rmsnorm_forward, out, NULL, x, llama_param_f32(c->m, c->ws, idx, 0),
-       c->ws->B * c->ws->T, c->ws->C, c->m->cfg.rms_norm_eps);
+    BE(c->ws->be, rmsnorm_forward, out, NULL, x, norm_weight(c, norm), c->ws->B * c->ws->T,
+       c->ws->C, c->m->cfg.rms_norm_eps);
     return out;
 }
 
@@ -91,8 +95,7 @@ static void layer_backward(const layer_ctx *c, const float *x) {
         linear_back(c, LLAMA_P_UP, NO_BIAS, dup, xn2, dxn2, C, I);
     }
     if (parts.need_dxn2) {
-        int idx = llama_param_index(c->m, c->l, LLAMA_P_MLP_NORM);
-        const float *w2 = llama_param_f32(c->m, ws, idx, 0);
+        const float *w2 = norm_weight(c, LLAMA_P_MLP_NORM);
         BE(be, rmsnorm_backward, parts.need_dxmid ? dres : NULL, grad_of(c, LLAMA_P_MLP_NORM),
            ws->dxn, a->x_mid, w2, a->rstd2, N, C);
         ready(c, LLAMA_P_MLP_NORM);
@@ -118,8 +121,7 @@ static void layer_backward(const layer_ctx *c, const float *x) {
     linear_back(c, LLAMA_P_K, LLAMA_P_K_BIAS, dk, xn1, dxn1, C, KVD);
     linear_back(c, LLAMA_P_V, LLAMA_P_V_BIAS, dv, xn1, dxn1, C, KVD);
     if (!need_dxn1) return;
-    int idx = llama_param_index(c->m, c->l, LLAMA_P_ATTN_NORM);
-    const float *w1 = llama_param_f32(c->m, ws, idx, 0);
+    const float *w1 = norm_weight(c, LLAMA_P_ATTN_NORM);
     BE(be, rmsnorm_backward, parts.need_dx ? dres : NULL, grad_of(c, LLAMA_P_ATTN_NORM), ws->dxn, x,
        w1, a->rstd1, N, C);
     ready(c, LLAMA_P_ATTN_NORM);
@@ -132,17 +134,21 @@ badam_status llama_backward(const llama_model *m, llama_workspace *ws, const lla
         ws->forward_recompute != plan->recompute || batch->B != ws->B || batch->T != ws->T)
         return badam_fail(err, BADAM_E_INVALID,
                           "llama_backward: no matching llama_forward with this plan and batch");
+    layer_run run = llama_ws_run(ws);
     for (int l = L - 1; l >= first; l--) {
         const float *x = ws->saved_input[l];
         const layer_acts *acts = ws->saved[l];
-        if (plan->recompute) {
+        model_layer_weights lw;
+        badam_status st = llama_acquire_layer(&ws->hooks, m, l, &lw, err);
+        if (st) return st;
+        if (plan->recompute) { /* one acquire covers the recomputed forward and the backward */
             float *y = x == ws->ping[0] ? ws->ping[1] : ws->ping[0];
-            llama_layer_forward(m, ws, l, &ws->tmp, x, y);
+            llama_layer_forward(m, &run, &lw, l, &ws->tmp, x, y);
             acts = &ws->tmp;
         }
-        layer_ctx c = {m, ws, plan, grads, l, acts, {{0}, m->dtype}};
-        llama_layer_weights(m, ws, l, &c.lw); /* kept from the recomputed forward */
+        layer_ctx c = {m, ws, plan, grads, l, acts, &lw, run};
         layer_backward(&c, x);
+        llama_release_layer(&ws->hooks, m, l, &lw);
     }
     if (llama_plan_flag(m, plan, m->embed)) {
         BE(ws->be, embedding_backward, grads[m->embed], ws->tokens, ws->B * ws->T, ws->dresid,

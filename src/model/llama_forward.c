@@ -8,56 +8,103 @@
 
 #include "model/llama_internal.h"
 
-static const float *small(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
-                          int slot) {
-    return llama_param_f32(m, ws, llama_param_index(m, l, kind), slot);
+static const float *small(const llama_model *m, const layer_run *r, const model_layer_weights *lw,
+                          llama_param_kind kind, int slot) {
+    return llama_lw_small(m, r->be, r->vec, lw, kind, slot);
 }
 
-void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer_acts *a,
-                         const float *x, float *y) {
-    int N = ws->B * ws->T, C = ws->C, QD = ws->QD, KVD = ws->KVD, I = ws->I;
-    float eps = m->cfg.rms_norm_eps, *scratch = ws->lin_scratch;
-    backend *be = ws->be;
-    layer_weights lw;
-    llama_layer_weights(m, ws, l, &lw);
-    badam_dtype dt = lw.dtype;
+/* y = x W^T (+ b) for the projection `kind` of the acquired layer, then its adapter. */
+static void project(const llama_model *m, const layer_run *r, const model_layer_weights *lw,
+                    llama_param_kind kind, llama_param_kind bias, float *y, const float *x,
+                    float *u, int in, int out) {
+    const float *b = bias == LLAMA_P_KIND_COUNT ? NULL : small(m, r, lw, bias, 1);
+    BE(r->be, linear_forward, y, x, llama_lw_data(m, lw, kind), llama_lw_dtype(m, lw, kind), b,
+       r->n, in, out, r->lin_scratch);
+    llama_lora_forward(m, r, lw->layer, kind, y, x, u, in, out);
+}
 
-    BE(be, rmsnorm_forward, a->xn1, a->rstd1, x, small(m, ws, l, LLAMA_P_ATTN_NORM, 0), N, C, eps);
-    BE(be, linear_forward, a->q, a->xn1, lw.w[LLAMA_P_Q], dt, small(m, ws, l, LLAMA_P_Q_BIAS, 1), N,
-       C, QD, scratch);
-    llama_lora_forward(m, ws, l, LLAMA_P_Q, a->q, a->xn1, a->lora_u[LLAMA_P_Q], C, QD);
-    BE(be, linear_forward, a->k, a->xn1, lw.w[LLAMA_P_K], dt, small(m, ws, l, LLAMA_P_K_BIAS, 1), N,
-       C, KVD, scratch);
-    llama_lora_forward(m, ws, l, LLAMA_P_K, a->k, a->xn1, a->lora_u[LLAMA_P_K], C, KVD);
-    BE(be, linear_forward, a->v, a->xn1, lw.w[LLAMA_P_V], dt, small(m, ws, l, LLAMA_P_V_BIAS, 1), N,
-       C, KVD, scratch);
-    llama_lora_forward(m, ws, l, LLAMA_P_V, a->v, a->xn1, a->lora_u[LLAMA_P_V], C, KVD);
-    BE(be, rope_forward, a->q, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hq, ws->D);
-    BE(be, rope_forward, a->k, ws->pos, ws->cos_t, ws->sin_t, N, ws->Hkv, ws->D);
-    BE(be, attention_forward, a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T, ws->Hq, ws->Hkv,
-       ws->D, ws->seg_start);
-    BE(be, linear_forward, y, a->attn, lw.w[LLAMA_P_O], dt, small(m, ws, l, LLAMA_P_O_BIAS, 1), N,
-       QD, C, scratch);
-    llama_lora_forward(m, ws, l, LLAMA_P_O, y, a->attn, a->lora_u[LLAMA_P_O], QD, C);
+/* Attention of the rows' queries over the batch (saving the logsumexp for backward) or over the
+ * KV cache (the rows' keys and values are already in it). */
+static void attend(const llama_model *m, const layer_run *r, layer_acts *a) {
+    const llama_config *c = &m->cfg;
+    if (r->k_cache)
+        BE(r->be, attention_decode, a->attn, a->q, r->k_cache, r->v_cache, r->n, r->p0, c->n_heads,
+           c->n_kv_heads, c->head_dim, c->n_kv_heads * c->head_dim, r->window, r->max_len,
+           r->scores);
+    else
+        BE(r->be, attention_forward, a->attn, a->lse, a->q, a->k, a->v, r->B, r->T, c->n_heads,
+           c->n_kv_heads, c->head_dim, r->seg_start);
+}
+
+void llama_layer_forward(const llama_model *m, const layer_run *r, const model_layer_weights *lw,
+                         int l, layer_acts *a, const float *x, float *y) {
+    const llama_config *c = &m->cfg;
+    int N = r->n, C = c->hidden_size, I = c->intermediate_size;
+    int QD = c->n_heads * c->head_dim, KVD = c->n_kv_heads * c->head_dim;
+    float eps = c->rms_norm_eps;
+    backend *be = r->be;
+    const llama_param_kind none = LLAMA_P_KIND_COUNT;
+    (void)l;
+
+    BE(be, rmsnorm_forward, a->xn1, a->rstd1, x, small(m, r, lw, LLAMA_P_ATTN_NORM, 0), N, C, eps);
+    project(m, r, lw, LLAMA_P_Q, LLAMA_P_Q_BIAS, a->q, a->xn1, a->lora_u[LLAMA_P_Q], C, QD);
+    project(m, r, lw, LLAMA_P_K, LLAMA_P_K_BIAS, a->k, a->xn1, a->lora_u[LLAMA_P_K], C, KVD);
+    project(m, r, lw, LLAMA_P_V, LLAMA_P_V_BIAS, a->v, a->xn1, a->lora_u[LLAMA_P_V], C, KVD);
+    BE(be, rope_forward, a->q, r->pos, r->cos_t, r->sin_t, N, c->n_heads, c->head_dim);
+    BE(be, rope_forward, a->k, r->pos, r->cos_t, r->sin_t, N, c->n_kv_heads, c->head_dim);
+    attend(m, r, a);
+    project(m, r, lw, LLAMA_P_O, LLAMA_P_O_BIAS, y, a->attn, a->lora_u[LLAMA_P_O], QD, C);
     size_t NC = (size_t)N * C;
     BE(be, add, a->x_mid, x, y, NC);
 
-    BE(be, rmsnorm_forward, a->xn2, a->rstd2, a->x_mid, small(m, ws, l, LLAMA_P_MLP_NORM, 0), N, C,
+    BE(be, rmsnorm_forward, a->xn2, a->rstd2, a->x_mid, small(m, r, lw, LLAMA_P_MLP_NORM, 0), N, C,
        eps);
-    BE(be, linear_forward, a->gate, a->xn2, lw.w[LLAMA_P_GATE], dt, NULL, N, C, I, scratch);
-    llama_lora_forward(m, ws, l, LLAMA_P_GATE, a->gate, a->xn2, a->lora_u[LLAMA_P_GATE], C, I);
-    BE(be, linear_forward, a->up, a->xn2, lw.w[LLAMA_P_UP], dt, NULL, N, C, I, scratch);
-    llama_lora_forward(m, ws, l, LLAMA_P_UP, a->up, a->xn2, a->lora_u[LLAMA_P_UP], C, I);
+    project(m, r, lw, LLAMA_P_GATE, none, a->gate, a->xn2, a->lora_u[LLAMA_P_GATE], C, I);
+    project(m, r, lw, LLAMA_P_UP, none, a->up, a->xn2, a->lora_u[LLAMA_P_UP], C, I);
     BE(be, swiglu_forward, a->h, a->gate, a->up, (size_t)N * I);
-    BE(be, linear_forward, y, a->h, lw.w[LLAMA_P_DOWN], dt, NULL, N, I, C, scratch);
-    llama_lora_forward(m, ws, l, LLAMA_P_DOWN, y, a->h, a->lora_u[LLAMA_P_DOWN], I, C);
+    project(m, r, lw, LLAMA_P_DOWN, none, y, a->h, a->lora_u[LLAMA_P_DOWN], I, C);
     BE(be, add, y, y, a->x_mid, NC);
+}
+
+layer_run llama_ws_run(llama_workspace *ws) {
+    layer_run r = {0};
+    r.be = ws->be;
+    r.n = ws->B * ws->T;
+    r.pos = ws->pos, r.cos_t = ws->cos_t, r.sin_t = ws->sin_t;
+    r.lin_scratch = ws->lin_scratch;
+    r.vec[0] = ws->vec[0], r.vec[1] = ws->vec[1];
+    r.lora_x = ws->lora_x;
+    r.B = ws->B, r.T = ws->T, r.seg_start = ws->seg_start;
+    return r;
+}
+
+/* The Llama family predicts next tokens: per-token targets only, no token types, no padding
+ * mask (padding is right padding with targets -100 under causal attention). */
+static badam_status llama_batch_check_kind(const llama_batch *b, badam_error *err) {
+    if (b->target_kind != MODEL_TARGETS_TOKEN)
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "batch: target_kind %s is not supported by the Llama family (a causal "
+                          "LM takes per-token targets only)",
+                          b->target_kind == MODEL_TARGETS_SEQUENCE ? "per sequence"
+                          : b->target_kind == MODEL_TARGETS_CHOICE ? "per group of choices"
+                                                                   : "(unknown)");
+    if (b->token_types)
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "batch: token_types given, but the Llama family has no token-type "
+                          "embedding");
+    if (b->pad_mask)
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "batch: pad_mask given, but the Llama family takes right-padded rows "
+                          "with targets -100 instead");
+    return BADAM_OK;
 }
 
 /* Checks the batch against the model and workspace and sets the current shape and positions. */
 static badam_status begin_batch(const llama_model *m, llama_workspace *ws, const llama_batch *batch,
                                 badam_error *err) {
-    ws->layer_f32_of = -1; /* weights may have changed since the last pass: convert again */
+    if (ws->hooks.invalidate) ws->hooks.invalidate(ws->hooks.ctx, m); /* weights may have changed */
+    badam_status st = llama_batch_check_kind(batch, err);
+    if (st) return st;
     int B = batch->B, T = batch->T, V = m->cfg.vocab_size;
     if (B <= 0 || T <= 0 || B > ws->max_B || T > ws->max_T)
         return badam_fail(err, BADAM_E_SHAPE, "batch %d x %d does not fit the workspace (%d x %d)",
@@ -118,6 +165,7 @@ static badam_status forward_layers(const llama_model *m, llama_workspace *ws,
         x = slot;
     }
     const llama_param *embed = &m->params[m->embed];
+    layer_run run = llama_ws_run(ws);
     BE(ws->be, embedding_forward, x, ws->tokens, N, embed->data, m->dtype, ws->C);
     for (int l = 0; l < L; l++) {
         float *y = ws->x_final;
@@ -130,7 +178,10 @@ static badam_status forward_layers(const llama_model *m, llama_workspace *ws,
                 y = slot;
             }
         }
-        llama_layer_forward(m, ws, l, acts, x, y);
+        model_layer_weights lw;
+        if ((st = llama_acquire_layer(&ws->hooks, m, l, &lw, err))) return st;
+        llama_layer_forward(m, &run, &lw, l, acts, x, y);
+        llama_release_layer(&ws->hooks, m, l, &lw);
         x = y;
         acts = next_acts;
     }

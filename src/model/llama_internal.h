@@ -3,6 +3,7 @@
 #define BADAM_MODEL_LLAMA_INTERNAL_H
 
 #include "badam/llama.h"
+#include "badam/model.h"
 #include "model/backend.h"
 
 /* Rows of the LM head / cross-entropy processed at a time: as many as keep one chunk's logits
@@ -77,8 +78,9 @@ struct llama_workspace {
     int32_t *tokens;          /* [N] the current batch's token ids (backend memory) */
     int32_t *targets;         /* [N] its targets */
     int32_t *seg;             /* [N] its segment starts (seg_start points here, or is NULL) */
-    float *layer_f32;         /* one layer's matrices in fp32 (llama_layer_weights), or NULL */
+    float *layer_f32;         /* one layer's matrices in fp32 (the default weight hook), or NULL */
     int layer_f32_of;         /* the layer it holds; -1 none */
+    model_weight_hooks hooks; /* where layers' weights come from (model.h) */
     int32_t *host_pos;        /* [N] host staging for the positions */
     int lora_rank, lora_adapters; /* adapters per layer */
     size_t bytes;                 /* everything allocated, for accounting */
@@ -95,29 +97,70 @@ struct llama_workspace {
 badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backend *be,
                                        llama_workspace **out, badam_error *err);
 
-/* The projection matrices of layer l as the GEMMs read them (w indexed by llama_param_kind: Q, K,
- * V, O, GATE, UP, DOWN). When the backend multiplies an fp32 copy faster (backend_ops
- * layer_weights_f32: bf16 weights without a native bf16 GEMM), the layer's matrices are converted
- * once into ws->layer_f32 and dtype is fp32; the copy is reused while the same layer is asked for
- * again (a recomputed forward and its backward, the last layer's forward and backward) and
- * dropped by every llama_forward / llama_forward_logits, since weights change between steps.
- * Otherwise w points at the stored weights and dtype is the model's. */
-typedef struct layer_weights {
-    const void *w[LLAMA_P_KIND_COUNT];
-    badam_dtype dtype;
-} layer_weights;
-void llama_layer_weights(const llama_model *m, llama_workspace *ws, int l, layer_weights *lw);
+/* The workspace's default weight hooks: when the backend multiplies an fp32 copy faster
+ * (backend_ops layer_weights_f32: bf16 weights without a native bf16 GEMM), acquire converts the
+ * layer's matrices (its 2-D parameters) once into ws->layer_f32 and hands them out as fp32; the
+ * copy is reused while the same layer is asked for again (a recomputed forward and its backward,
+ * the last layer's forward and backward) and dropped by invalidate, which every pass calls since
+ * weights change between steps. Otherwise, and for vectors, the stored weights. ctx: the ws. */
+model_weight_hooks llama_workspace_default_hooks(llama_workspace *ws);
 
-/* fp32 view of a small parameter (norm weight, bias): the data itself when stored in fp32, else
- * a converted copy in ws->vec[slot]. NULL when the index is -1. */
+/* Acquires layer l through `hooks`, checking the filled table. */
+badam_status llama_acquire_layer(const model_weight_hooks *hooks, const llama_model *m, int l,
+                                 model_layer_weights *lw, badam_error *err);
+static inline void llama_release_layer(const model_weight_hooks *hooks, const llama_model *m, int l,
+                                       model_layer_weights *lw) {
+    if (hooks->release) hooks->release(hooks->ctx, m, l, lw);
+}
+
+/* Where one pass of a layer runs: its backend and rows, the RoPE tables and positions, scratch,
+ * and where attention reads keys and values. Training and evaluation run over a batch
+ * (k_cache NULL: attention over the batch's own rows, B x T, seg_start); decoding runs a chunk of
+ * n rows at positions p0.. whose keys and values go to the cache rows a->k, a->v point at and
+ * attend to every cached row (k_cache, v_cache: [max_len, KVD] of the layer). */
+typedef struct layer_run {
+    backend *be;
+    int n;
+    const int32_t *pos;
+    const float *cos_t, *sin_t;
+    float *lin_scratch;
+    float *vec[2]; /* fp32 conversion slots for norm weights and biases */
+    float *lora_x; /* [n, max in] dropped-out adapter input; NULL: no dropout (decoding) */
+    int B, T;      /* batch attention */
+    const int32_t *seg_start;
+    const float *k_cache, *v_cache; /* cache attention */
+    int p0, max_len, window;
+    float *scores;
+} layer_run;
+/* The run of the workspace's current batch. */
+layer_run llama_ws_run(llama_workspace *ws);
+
+/* The matrix of `kind` in an acquired layer (NULL when absent), and its dtype. */
+static inline const void *llama_lw_data(const llama_model *m, const model_layer_weights *lw,
+                                        llama_param_kind kind) {
+    int i = llama_param_index(m, lw->layer, kind);
+    return i < 0 ? NULL : lw->data[i - lw->first];
+}
+static inline badam_dtype llama_lw_dtype(const llama_model *m, const model_layer_weights *lw,
+                                         llama_param_kind kind) {
+    return lw->dtype[llama_param_index(m, lw->layer, kind) - lw->first];
+}
+/* fp32 view of a small parameter (norm weight, bias) of an acquired layer: the data itself when
+ * fp32, else a converted copy in vec[slot]. NULL when the layer has none of that kind. */
+const float *llama_lw_small(const llama_model *m, backend *be, float *const vec[2],
+                            const model_layer_weights *lw, llama_param_kind kind, int slot);
+
+/* fp32 view of a parameter outside the layers (final norm): the data itself when stored in
+ * fp32, else a converted copy in ws->vec[slot]. NULL when the index is -1. */
 const float *llama_param_f32(const llama_model *m, llama_workspace *ws, int idx, int slot);
 
 /* Activations of layer l for a forward that keeps them (allocated on first use). */
 badam_status llama_workspace_layer(llama_workspace *ws, int l, int keep_acts, layer_acts **acts,
                                    float **input, badam_error *err);
 
-/* LoRA: after y = W x, adds scale * B (A drop(x)) to y and keeps A drop(x) in u. */
-void llama_lora_forward(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
+/* LoRA: after y = W x (r->n rows), adds scale * B (A drop(x)) to y and keeps A drop(x) in u;
+ * dropout only while training and when r->lora_x is given. */
+void llama_lora_forward(const llama_model *m, const layer_run *r, int l, llama_param_kind kind,
                         float *y, const float *x, float *u, int in, int out);
 /* LoRA backward given dy: dB += scale dy^T u, dA += (scale dy B)^T drop(x) (when train), and
  * dx += drop'(scale dy B A) (when dx != NULL). */
@@ -125,9 +168,11 @@ void llama_lora_backward(const llama_model *m, llama_workspace *ws, int l, llama
                          const float *dy, const float *x, const float *u, float *dx, int train,
                          int in, int out);
 
-/* One transformer layer forward: x [N,C] -> y [N,C] (y must not alias x), filling acts. */
-void llama_layer_forward(const llama_model *m, llama_workspace *ws, int l, layer_acts *acts,
-                         const float *x, float *y);
+/* One transformer layer forward: x [n,C] -> y [n,C] (y must not alias x), filling acts, with
+ * layer l's weights `lw` (acquired by the caller). Shared by training, evaluation and decoding
+ * (llama_decode.c points acts->k, acts->v at the KV cache rows). rstd1 / rstd2 may be NULL. */
+void llama_layer_forward(const llama_model *m, const layer_run *r, const model_layer_weights *lw,
+                         int l, layer_acts *acts, const float *x, float *y);
 
 /* 1 when any parameter of layer l with kind in [first, last] is flagged. */
 int llama_plan_layer_flags(const llama_model *m, const llama_grad_plan *plan, int l,

@@ -13,25 +13,34 @@
 #include "io/safetensors.h"
 #include "model/llama_internal.h"
 
-static const char *const MODULE_NAME[LLAMA_P_KIND_COUNT] = {
-    [LLAMA_P_Q] = "self_attn.q_proj", [LLAMA_P_K] = "self_attn.k_proj",
-    [LLAMA_P_V] = "self_attn.v_proj", [LLAMA_P_O] = "self_attn.o_proj",
-    [LLAMA_P_GATE] = "mlp.gate_proj", [LLAMA_P_UP] = "mlp.up_proj",
-    [LLAMA_P_DOWN] = "mlp.down_proj",
+/* Targets are masks of neutral roles (bit 1u << model_role, model_tags.h): the names below are
+ * the roles', and an adapter goes on every layer weight whose tag has a targeted projection
+ * role. The PEFT module names (q_proj, ...) are the names' "_proj" forms. */
+static const char *const SHORT_NAME[MODEL_ROLE_COUNT] = {
+    [MODEL_ROLE_Q] = "q_proj",       [MODEL_ROLE_K] = "k_proj",       [MODEL_ROLE_V] = "v_proj",
+    [MODEL_ROLE_O] = "o_proj",       [MODEL_ROLE_GATE] = "gate_proj", [MODEL_ROLE_UP] = "up_proj",
+    [MODEL_ROLE_DOWN] = "down_proj",
 };
-static const char *const SHORT_NAME[LLAMA_P_KIND_COUNT] = {
-    [LLAMA_P_Q] = "q_proj",       [LLAMA_P_K] = "k_proj",       [LLAMA_P_V] = "v_proj",
-    [LLAMA_P_O] = "o_proj",       [LLAMA_P_GATE] = "gate_proj", [LLAMA_P_UP] = "up_proj",
-    [LLAMA_P_DOWN] = "down_proj",
-};
-#define LORA_KINDS                                                                                 \
-    ((1u << LLAMA_P_Q) | (1u << LLAMA_P_K) | (1u << LLAMA_P_V) | (1u << LLAMA_P_O) |               \
-     (1u << LLAMA_P_GATE) | (1u << LLAMA_P_UP) | (1u << LLAMA_P_DOWN))
+
+/* Every projection role: the targets "all" selects and the only ones that may be adapted. */
+static uint32_t projection_roles(void) {
+    uint32_t mask = 0;
+    for (int r = 0; r < MODEL_ROLE_COUNT; r++)
+        if (model_role_is_projection(r)) mask |= 1u << r;
+    return mask;
+}
+
+/* 1 when parameter p gets an adapter under `targets`: a layer weight (not a bias) of a targeted
+ * projection role. */
+static int lora_selects(const llama_param *p, uint32_t targets) {
+    return p->layer >= 0 && p->ndim == 2 && !p->tag.bias && model_role_is_projection(p->tag.role) &&
+           (targets & (1u << p->tag.role));
+}
 
 badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam_error *err) {
     *targets = 0;
     if (!strcmp(list, "all")) {
-        *targets = LORA_KINDS;
+        *targets = projection_roles();
         return BADAM_OK;
     }
     char buf[256];
@@ -39,7 +48,7 @@ badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
         int found = 0;
-        for (int k = 0; k < LLAMA_P_KIND_COUNT && !found; k++) {
+        for (int k = 0; k < MODEL_ROLE_COUNT && !found; k++) {
             if (!SHORT_NAME[k]) continue;
             size_t n = strlen(tok);
             /* "q" or "q_proj" */
@@ -60,8 +69,9 @@ badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam
 
 void llama_lora_module_name(const llama_model *m, int layer, llama_param_kind kind, char *out,
                             size_t size) {
-    (void)m;
-    snprintf(out, size, "model.layers.%d.%s", layer, MODULE_NAME[kind] ? MODULE_NAME[kind] : "?");
+    int i = llama_param_index(m, layer, kind);
+    const char *name = i < 0 ? "?" : m->params[i].name, *dot = strrchr(name, '.');
+    snprintf(out, size, "%.*s", (int)(dot ? dot - name : (ptrdiff_t)strlen(name)), name);
 }
 
 /* Input and output width of the adapted linear (layer l, kind): its weight is [out, in]. */
@@ -96,7 +106,7 @@ badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float drop
                                uint32_t targets, uint64_t seed, badam_error *err) {
     if (m->lora) return badam_fail(err, BADAM_E_INVALID, "LoRA: adapters are already attached");
     if (rank <= 0 || rank > 4096 || !(alpha > 0) || !(dropout >= 0 && dropout < 1) || !targets ||
-        (targets & ~LORA_KINDS))
+        (targets & ~projection_roles()))
         return badam_fail(err, BADAM_E_INVALID,
                           "LoRA: need rank in [1, 4096], alpha > 0, dropout in [0, 1) and targets "
                           "among q, k, v, o, gate, up, down (got rank %d, alpha %g, dropout %g)",
@@ -112,26 +122,26 @@ badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float drop
     m->lora = lo;
     if (!lo || !lo->A || !lo->B || !lo->dA || !lo->dB) goto nomem;
     lo->rank = rank, lo->alpha = alpha, lo->dropout = dropout, lo->targets = targets;
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
-            if (!(targets & (1u << k))) continue;
-            int in, out, i = l * LLAMA_P_KIND_COUNT + k;
-            kind_dims(m, l, (llama_param_kind)k, &in, &out);
-            lo->A[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)rank * in, sizeof(float));
-            lo->B[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)out * rank, sizeof(float));
-            lo->dA[i] = badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)rank * in, sizeof(float));
-            lo->dB[i] =
-                badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)out * rank, sizeof(float));
-            if (!lo->A[i] || !lo->B[i] || !lo->dA[i] || !lo->dB[i]) goto nomem;
-            /* PEFT: kaiming_uniform_(A, a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); B = 0. */
-            double bound = 1.0 / sqrt((double)in);
-            for (size_t j = 0; j < (size_t)rank * in; j++) {
-                uint64_t h = mix64(seed ^ mix64((uint64_t)i * 0x100000001B3ull + j));
-                lo->A[i][j] = (float)((2.0 * unit_from(h) - 1.0) * bound);
-            }
-            lo->n_adapters++;
-            lo->n_params += (size_t)rank * (in + out);
+    for (int pi = 0; pi < m->n_params; pi++) {
+        const llama_param *p = &m->params[pi];
+        if (!lora_selects(p, targets)) continue;
+        /* adapter slot layer * MODEL_ROLE_COUNT + role (llama_adapter_index) */
+        int i = p->layer * MODEL_ROLE_COUNT + p->tag.role;
+        int out = (int)p->shape[0], in = (int)p->shape[1];
+        lo->A[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)rank * in, sizeof(float));
+        lo->B[i] = badam_alloc_array_in(BADAM_MEM_MASTER, (size_t)out * rank, sizeof(float));
+        lo->dA[i] = badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)rank * in, sizeof(float));
+        lo->dB[i] = badam_alloc_array_in(BADAM_MEM_GRADIENTS, (size_t)out * rank, sizeof(float));
+        if (!lo->A[i] || !lo->B[i] || !lo->dA[i] || !lo->dB[i]) goto nomem;
+        /* PEFT: kaiming_uniform_(A, a=sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); B = 0. */
+        double bound = 1.0 / sqrt((double)in);
+        for (size_t j = 0; j < (size_t)rank * in; j++) {
+            uint64_t h = mix64(seed ^ mix64((uint64_t)i * 0x100000001B3ull + j));
+            lo->A[i][j] = (float)((2.0 * unit_from(h) - 1.0) * bound);
         }
+        lo->n_adapters++;
+        lo->n_params += (size_t)rank * (in + out);
+    }
     return BADAM_OK;
 nomem:
     llama_lora_detach(m);
@@ -154,24 +164,25 @@ static void apply_dropout(backend *be, float *out, const float *g, size_t n, con
     BE(be, dropout, out, g, n, dropout_key(lo, l, kind), lo->dropout, accumulate);
 }
 
-/* The adapter input: x itself, or a dropped-out copy in ws->lora_x while training. */
-static const float *adapter_input(const llama_model *m, llama_workspace *ws, int l,
+/* The adapter input of n rows: x itself, or a dropped-out copy in lora_x while training (lora_x
+ * NULL: never dropped, as when decoding). */
+static const float *adapter_input(const llama_model *m, backend *be, float *lora_x, int n, int l,
                                   llama_param_kind kind, const float *x, int in) {
-    if (!dropping(m->lora)) return x;
-    apply_dropout(ws->be, ws->lora_x, x, (size_t)ws->B * ws->T * in, m->lora, l, kind, 0);
-    return ws->lora_x;
+    if (!lora_x || !dropping(m->lora)) return x;
+    apply_dropout(be, lora_x, x, (size_t)n * in, m->lora, l, kind, 0);
+    return lora_x;
 }
 
-void llama_lora_forward(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
+void llama_lora_forward(const llama_model *m, const layer_run *run, int l, llama_param_kind kind,
                         float *y, const float *x, float *u, int in, int out) {
     int a = llama_adapter_index(m, l, kind);
     if (a < 0) return;
     const llama_lora *lo = m->lora;
-    int N = ws->B * ws->T, r = lo->rank;
+    int N = run->n, r = lo->rank;
     float scale = lo->alpha / (float)r;
-    const float *xd = adapter_input(m, ws, l, kind, x, in);
-    BE(ws->be, gemm_f32, 0, 1, N, r, in, 1.0f, xd, in, lo->A[a], in, 0.0f, u, r);
-    BE(ws->be, gemm_f32, 0, 1, N, out, r, scale, u, r, lo->B[a], r, 1.0f, y, out);
+    const float *xd = adapter_input(m, run->be, run->lora_x, N, l, kind, x, in);
+    BE(run->be, gemm_f32, 0, 1, N, r, in, 1.0f, xd, in, lo->A[a], in, 0.0f, u, r);
+    BE(run->be, gemm_f32, 0, 1, N, out, r, scale, u, r, lo->B[a], r, 1.0f, y, out);
 }
 
 void llama_lora_backward(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
@@ -186,7 +197,7 @@ void llama_lora_backward(const llama_model *m, llama_workspace *ws, int l, llama
     BE(be, gemm_f32, 0, 0, N, r, out, scale, dy, out, lo->B[a], r, 0.0f, du, r);
     if (train) {
         BE(be, gemm_f32, 1, 0, out, r, N, scale, dy, out, u, r, 1.0f, lo->dB[a], r);
-        const float *xd = adapter_input(m, ws, l, kind, x, in);
+        const float *xd = adapter_input(m, be, ws->lora_x, N, l, kind, x, in);
         BE(be, gemm_f32, 1, 0, r, in, N, 1.0f, du, r, xd, in, 1.0f, lo->dA[a], in);
     }
     if (dx && !dropping(lo)) {

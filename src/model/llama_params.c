@@ -92,10 +92,51 @@ static void kind_shape(const llama_config *cfg, llama_param_kind kind, int64_t *
     }
 }
 
+/* The neutral tag of a Llama parameter kind (model_tags.h). Projection roles carry the kind's
+ * number, so a kind mask and a role mask agree on the projections. */
+static model_tag kind_tag(llama_param_kind kind) {
+    switch (kind) {
+    case LLAMA_P_EMBED:
+        return (model_tag){MODEL_GROUP_EMBEDDING, MODEL_ROLE_EMBED, 0};
+    case LLAMA_P_ATTN_NORM:
+        return (model_tag){MODEL_GROUP_ATTENTION, MODEL_ROLE_NORM, 0};
+    case LLAMA_P_Q:
+    case LLAMA_P_K:
+    case LLAMA_P_V:
+    case LLAMA_P_O:
+        return (model_tag){MODEL_GROUP_ATTENTION, (int8_t)kind, 0};
+    case LLAMA_P_Q_BIAS:
+    case LLAMA_P_K_BIAS:
+    case LLAMA_P_V_BIAS:
+    case LLAMA_P_O_BIAS:
+        return (model_tag){MODEL_GROUP_ATTENTION, (int8_t)(LLAMA_P_Q + (kind - LLAMA_P_Q_BIAS)), 1};
+    case LLAMA_P_MLP_NORM:
+        return (model_tag){MODEL_GROUP_MLP, MODEL_ROLE_NORM, 0};
+    case LLAMA_P_GATE:
+    case LLAMA_P_UP:
+    case LLAMA_P_DOWN:
+        return (model_tag){MODEL_GROUP_MLP, (int8_t)kind, 0};
+    case LLAMA_P_FINAL_NORM:
+        return (model_tag){MODEL_GROUP_HEAD, MODEL_ROLE_NORM, 0};
+    case LLAMA_P_LM_HEAD:
+        return (model_tag){MODEL_GROUP_HEAD, MODEL_ROLE_HEAD, 0};
+    default:
+        return (model_tag){MODEL_GROUP_OTHER, MODEL_ROLE_OTHER, 0};
+    }
+}
+
+_Static_assert(MODEL_ROLE_Q == (int)LLAMA_P_Q && MODEL_ROLE_K == (int)LLAMA_P_K &&
+                   MODEL_ROLE_V == (int)LLAMA_P_V && MODEL_ROLE_O == (int)LLAMA_P_O &&
+                   MODEL_ROLE_GATE == (int)LLAMA_P_GATE && MODEL_ROLE_UP == (int)LLAMA_P_UP &&
+                   MODEL_ROLE_DOWN == (int)LLAMA_P_DOWN &&
+                   MODEL_ROLE_COUNT == (int)LLAMA_P_KIND_COUNT,
+               "projection roles carry the numbers of the Llama kinds (model_tags.h)");
+
 static void add_param(const llama_config *cfg, llama_param *p, llama_param_kind kind, int layer) {
     memset(p, 0, sizeof *p);
     p->kind = kind;
     p->layer = layer;
+    p->tag = kind_tag(kind);
     if (kind == LLAMA_P_EMBED)
         snprintf(p->name, sizeof p->name, "model.embed_tokens.weight");
     else if (kind == LLAMA_P_FINAL_NORM)

@@ -13,7 +13,8 @@ static size_t max_sz(size_t a, size_t b) {
     return a > b ? a : b;
 }
 
-/* Elements of one layer's seven projection matrices (the fp32 layer copy, llama_layer_weights). */
+/* Elements of one layer's seven projection matrices (the fp32 layer copy of the default weight
+ * hook, llama_workspace_default_hooks). */
 static size_t layer_matrix_numel(const llama_config *c) {
     size_t C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
     size_t QD = (size_t)c->n_heads * c->head_dim, KVD = (size_t)c->n_kv_heads * c->head_dim;
@@ -174,6 +175,7 @@ badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backe
     ws->lora_rank = ws->lora_adapters ? m->lora->rank : 0;
     ws->layout = layout_of(be->ops, c, m->dtype, B, T, ws->lora_rank, ws->lora_adapters);
     ws->layer_f32_of = -1;
+    ws->hooks = llama_workspace_default_hooks(ws);
     ws->model = m;
     const ws_layout *w = &ws->layout;
     int ok = 1;
@@ -320,24 +322,85 @@ void llama_workspace_reset_counters(llama_workspace *ws) {
     ws->be->counters.gemm_flops = ws->be->counters.attention_flops = 0;
 }
 
-static const llama_param_kind LAYER_MATRICES[7] = {LLAMA_P_Q,    LLAMA_P_K,  LLAMA_P_V,   LLAMA_P_O,
-                                                   LLAMA_P_GATE, LLAMA_P_UP, LLAMA_P_DOWN};
+badam_status model_layer_weights_stored(const llama_model *m, int layer, model_layer_weights *lw,
+                                        badam_error *err) {
+    lw->layer = layer, lw->first = -1, lw->n = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        if (m->params[i].layer != layer) continue;
+        if (lw->first < 0) lw->first = i;
+        if (i - lw->first >= MODEL_LAYER_MAX_PARAMS || i - lw->first != lw->n)
+            return badam_fail(err, BADAM_E_INVALID,
+                              "weights of layer %d: more than %d parameters, or not contiguous in "
+                              "the parameter table ('%s')",
+                              layer, MODEL_LAYER_MAX_PARAMS, m->params[i].name);
+        lw->data[lw->n] = m->params[i].data;
+        lw->dtype[lw->n] = m->dtype;
+        lw->n++;
+    }
+    if (lw->first < 0) return badam_fail(err, BADAM_E_INVALID, "model has no layer %d", layer);
+    return BADAM_OK;
+}
 
-void llama_layer_weights(const llama_model *m, llama_workspace *ws, int l, layer_weights *lw) {
-    lw->dtype = ws->layer_f32 ? BADAM_DTYPE_F32 : m->dtype;
+badam_status llama_acquire_layer(const model_weight_hooks *hooks, const llama_model *m, int l,
+                                 model_layer_weights *lw, badam_error *err) {
+    badam_status st = hooks->acquire(hooks->ctx, m, l, lw, err);
+    if (st) return st;
+    if (lw->layer != l || lw->n <= 0 || lw->n > MODEL_LAYER_MAX_PARAMS || lw->first < 0 ||
+        lw->first + lw->n > m->n_params || m->params[lw->first].layer != l)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "weight hook: acquire(layer %d) filled no valid table of that layer", l);
+    return BADAM_OK;
+}
+
+/* The default hook's acquire: the stored weights, with the 2-D parameters (the projection
+ * matrices) as one fp32 copy in ws->layer_f32 when the backend asks for it (converted once per
+ * layer until invalidated). */
+static badam_status ws_acquire(void *ctx, const llama_model *m, int layer, model_layer_weights *lw,
+                               badam_error *err) {
+    llama_workspace *ws = ctx;
+    badam_status st = model_layer_weights_stored(m, layer, lw, err);
+    if (st || !ws->layer_f32) return st;
     size_t at = 0;
-    for (int k = 0; k < 7; k++) {
-        const llama_param *p = &m->params[llama_param_index(m, l, LAYER_MATRICES[k])];
-        if (!ws->layer_f32) {
-            lw->w[LAYER_MATRICES[k]] = p->data;
-            continue;
-        }
-        if (ws->layer_f32_of != l)
+    for (int i = 0; i < lw->n; i++) {
+        const llama_param *p = &m->params[lw->first + i];
+        if (p->ndim != 2) continue;
+        if (ws->layer_f32_of != layer)
             BE(ws->be, convert, ws->layer_f32 + at, BADAM_DTYPE_F32, p->data, m->dtype, p->numel);
-        lw->w[LAYER_MATRICES[k]] = ws->layer_f32 + at;
+        lw->data[i] = ws->layer_f32 + at;
+        lw->dtype[i] = BADAM_DTYPE_F32;
         at += p->numel;
     }
-    if (ws->layer_f32) ws->layer_f32_of = l;
+    ws->layer_f32_of = layer;
+    return BADAM_OK;
+}
+
+static void ws_invalidate(void *ctx, const llama_model *m) {
+    (void)m;
+    ((llama_workspace *)ctx)->layer_f32_of = -1;
+}
+
+model_weight_hooks llama_workspace_default_hooks(llama_workspace *ws) {
+    model_weight_hooks h = {ws_acquire, NULL, ws_invalidate, ws};
+    return h;
+}
+
+model_weight_hooks llama_workspace_weight_hooks(const llama_workspace *ws) {
+    return ws->hooks;
+}
+
+void llama_workspace_set_weight_hooks(llama_workspace *ws, const model_weight_hooks *hooks) {
+    ws->hooks = hooks ? *hooks : llama_workspace_default_hooks(ws);
+}
+
+const float *llama_lw_small(const llama_model *m, backend *be, float *const vec[2],
+                            const model_layer_weights *lw, llama_param_kind kind, int slot) {
+    int idx = llama_param_index(m, lw->layer, kind);
+    if (idx < 0) return NULL;
+    const void *data = lw->data[idx - lw->first];
+    badam_dtype dt = lw->dtype[idx - lw->first];
+    if (dt == BADAM_DTYPE_F32) return data;
+    BE(be, convert, vec[slot], BADAM_DTYPE_F32, data, dt, m->params[idx].numel);
+    return vec[slot];
 }
 
 const float *llama_param_f32(const llama_model *m, llama_workspace *ws, int idx, int slot) {
