@@ -224,11 +224,17 @@ badam_status st_set_open_dir(const char *dir, st_set **out, badam_error *err) {
     char *index_path = join_path(dir, ST_INDEX_NAME);
     char *single_path = join_path(dir, ST_SINGLE_NAME);
     badam_status st = BADAM_OK;
-    if (!set || !index_path || !single_path || !(set->dir = strdup(dir))) {
+    int have_index = 0, have_single = 0;
+    if (!set || !index_path || !single_path || !(set->dir = strdup(dir)))
         st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);
-    } else if (io_is_file(index_path)) {
+    /* a folder or FIFO under either name is an error naming it, not "no weights" */
+    if (!st) st = io_optional_file(index_path, &have_index, err);
+    if (!st && !have_index) st = io_optional_file(single_path, &have_single, err);
+    if (st) {
+        /* reported */
+    } else if (have_index) {
         st = open_sharded(set, index_path, err);
-    } else if (io_is_file(single_path)) {
+    } else if (have_single) {
         set->files = calloc(1, sizeof *set->files);
         st = set->files ? add_file(set, single_path, err)
                         : badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);

@@ -469,6 +469,15 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
             json_decref(obj);
             break;
         }
+        if (format != DATA_FORMAT_TOKENIZED && tokenizer_eos_id(tok) < 0 &&
+            tokenizer_eos_problem(tok) && template_uses_eos(o.template_name)) {
+            /* the tokenizer's fault, not the record's */
+            st = badam_fail(err, BADAM_E_UNSUPPORTED,
+                            "%s (template '%s' ends each response with the EOS token)",
+                            tokenizer_eos_problem(tok), o.template_name);
+            json_decref(obj);
+            break;
+        }
         int truncated = 0;
         seq.len = 0;
         st = record_to_example(&r, obj, format, tok, &o, &seq, &truncated);

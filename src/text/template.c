@@ -150,6 +150,22 @@ int template_known(const char *name) {
     return name && template_find(name) != NULL;
 }
 
+static int pieces_use_eos(const piece *p) {
+    for (; p && p->kind != P_END; p++)
+        if (p->kind == P_EOS) return 1;
+    return 0;
+}
+
+int template_uses_eos(const char *name) {
+    const chat_template *t = name ? template_find(name) : NULL;
+    if (!t) return 0;
+    const piece *parts[] = {t->prefix,    t->system, t->system_merge,
+                            t->separator, t->user,   t->assistant};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (pieces_use_eos(parts[i])) return 1;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- rendering */
 
 typedef struct render_ctx {
@@ -197,6 +213,10 @@ static badam_status push_special(render_ctx *c, const piece *p) {
         id = c->bos;
     } else if (p->kind == P_EOS) {
         id = tokenizer_eos_id(c->tok);
+        if (id < 0 && tokenizer_eos_problem(c->tok))
+            return badam_fail(c->err, BADAM_E_UNSUPPORTED,
+                              "%s (template '%s' ends each response with the EOS token)",
+                              tokenizer_eos_problem(c->tok), c->tpl->name);
         if (id < 0)
             return badam_fail(c->err, BADAM_E_UNSUPPORTED,
                               "template '%s': the tokenizer has no EOS token to end responses with",
