@@ -182,6 +182,9 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
         fprintf(stderr, "badam train: %s\n", refused);
         return 2;
     }
+    if (GIVEN("init-adapter") && c->resume)
+        cli_warn("badam train", "--init-adapter is ignored with --resume (the checkpoint holds "
+                                "the adapter)");
     if (GIVEN("epochs") && GIVEN("max-steps"))
         cli_warn("badam train", "--epochs is ignored: --max-steps sets the length of the run");
     if (GIVEN("no-group-by-length") && c->pack)

@@ -306,6 +306,12 @@ static void test_option_conflicts(void) {
              g_out, g_out);
     CHECK(badam(args, buf, sizeof buf) == 1);
     CHECKF(!strstr(buf, "warning"), "%s", buf);
+    snprintf(args, sizeof args,
+             "train --model %s/no-model --data y --out %s/conflict --method lora --resume "
+             "--init-adapter a",
+             g_out, g_out);
+    CHECK(badam(args, buf, sizeof buf) == 1);
+    CHECKF(strstr(buf, "warning: --init-adapter is ignored with --resume"), "%s", buf);
     CHECK(badam("generate --model x --prompt hi --top-k 5", buf, sizeof buf) == 1);
     CHECKF(strstr(buf, "warning: --top-k is ignored with --temperature 0"), "%s", buf);
     CHECK(badam("eval --model x --data y --show 2", buf, sizeof buf) == 1);
