@@ -22,4 +22,7 @@ const char *cli_human_bytes(char *buf, unsigned long long n);
  * redrawn in place with a carriage return. */
 void cli_log_stderr(void *ctx, badam_log_level level, const char *text);
 
+/* A warning through the CLI's logger: "COMMAND: warning: ..." (an option that is ignored). */
+void cli_warn(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -106,6 +106,53 @@ static void print_plan(const demo_ctx *d) {
     }
 }
 
+/* Fine-tunes the base model with one method into dir and scores the result. */
+static badam_status train_and_score(const demo_ctx *d, const demo_run *run, const char *dir,
+                                    train_report *rep, eval_result *res, badam_error *err) {
+    train_config c;
+    train_config_defaults(&c);
+    c.model_dir = d->model_dir, c.data_path = d->train_path, c.val_path = d->val_path;
+    c.out_dir = dir, c.method = run->method, c.epochs = run->epochs;
+    c.lr = run->lr, c.template_name = TEMPLATE, c.system_prompt = SYSTEM;
+    c.seq_len = 96, c.batch_size = 8;
+    c.switch_every = 20, c.eval_every = 10, c.no_checkpoint = 1, c.warmup = 5;
+    c.lora_rank = 16, c.lora_alpha = 32;
+    c.progress = isatty(STDERR_FILENO);
+    c.log = (badam_logger){cli_log_stderr, NULL};
+    printf("\nfine-tuning with %s (%d epochs)...\n", run->name, c.epochs);
+    fflush(stdout);
+    badam_status st = train_run(&c, rep, err);
+    return st ? st : score(d, dir, run->name, res, err);
+}
+
+/* The comparison table on stdout and OUT/summary.json. */
+static void print_results(const demo_ctx *d, const eval_result *base, const demo_run *runs,
+                          const train_report *rep, const eval_result *res) {
+    printf("\n%-6s %9s %10s %12s %14s %15s\n", "method", "time s", "val loss", "exact match",
+           "planned MiB", "allocated MiB");
+    printf("%-6s %9s %10.3f %11.0f%% %14s %13s\n", "base", "-", base->loss, 100 * base->em_accuracy,
+           "-", "-");
+    for (int i = 0; i < 3; i++) {
+        size_t allocated = 0;
+        for (int c = 1; c < 7; c++) allocated += rep[i].measured[c];
+        printf("%-6s %9.1f %10.3f %11.0f%% %14.1f %15.1f\n", runs[i].name, rep[i].seconds,
+               res[i].loss, 100 * res[i].em_accuracy, rep[i].predicted.total / 1048576.0,
+               allocated / 1048576.0);
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/summary.json", d->out_dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "{\"base\": {\"loss\": %.6f, \"exact_match\": %.6f}", base->loss,
+                base->em_accuracy);
+        for (int i = 0; i < 3; i++)
+            fprintf(f, ", \"%s\": {\"loss\": %.6f, \"exact_match\": %.6f, \"seconds\": %.3f}",
+                    runs[i].name, res[i].loss, res[i].em_accuracy, rep[i].seconds);
+        fprintf(f, "}\n");
+        fclose(f);
+    }
+}
+
 int cmd_demo(int argc, char **argv) {
     demo_ctx d = {"models/tiny-llama-base", "data/demo/uppercase_train.json",
                   "data/demo/uppercase_val.json", "runs/demo", 0};
@@ -136,48 +183,14 @@ int cmd_demo(int argc, char **argv) {
     eval_result res[3];
     train_report rep[3];
     for (int i = 0; i < 3; i++) {
-        train_config c;
-        train_config_defaults(&c);
         snprintf(dirs[i], sizeof dirs[i], "%s/%s", d.out_dir, runs[i].name);
         dir_ptrs[i] = dirs[i];
-        c.model_dir = d.model_dir, c.data_path = d.train_path, c.val_path = d.val_path;
-        c.out_dir = dirs[i], c.method = runs[i].method, c.epochs = runs[i].epochs;
-        c.lr = runs[i].lr, c.template_name = TEMPLATE, c.system_prompt = SYSTEM;
-        c.seq_len = 96, c.batch_size = 8;
-        c.switch_every = 20, c.eval_every = 10, c.no_checkpoint = 1, c.warmup = 5;
-        c.lora_rank = 16, c.lora_alpha = 32;
-        c.progress = isatty(STDERR_FILENO);
-        c.log = (badam_logger){cli_log_stderr, NULL};
-        printf("\nfine-tuning with %s (%d epochs)...\n", runs[i].name, c.epochs);
-        fflush(stdout);
-        if (train_run(&c, &rep[i], &err) || score(&d, dirs[i], runs[i].name, &res[i], &err)) {
+        if (train_and_score(&d, &runs[i], dirs[i], &rep[i], &res[i], &err)) {
             fprintf(stderr, "badam demo: %s\n", err.message);
             return 1;
         }
     }
-    printf("\n%-6s %9s %10s %12s %14s %15s\n", "method", "time s", "val loss", "exact match",
-           "planned MiB", "allocated MiB");
-    printf("%-6s %9s %10.3f %11.0f%% %14s %13s\n", "base", "-", base.loss, 100 * base.em_accuracy,
-           "-", "-");
-    for (int i = 0; i < 3; i++) {
-        size_t allocated = 0;
-        for (int c = 1; c < 7; c++) allocated += rep[i].measured[c];
-        printf("%-6s %9.1f %10.3f %11.0f%% %14.1f %15.1f\n", runs[i].name, rep[i].seconds,
-               res[i].loss, 100 * res[i].em_accuracy, rep[i].predicted.total / 1048576.0,
-               allocated / 1048576.0);
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/summary.json", d.out_dir);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fprintf(f, "{\"base\": {\"loss\": %.6f, \"exact_match\": %.6f}", base.loss,
-                base.em_accuracy);
-        for (int i = 0; i < 3; i++)
-            fprintf(f, ", \"%s\": {\"loss\": %.6f, \"exact_match\": %.6f, \"seconds\": %.3f}",
-                    runs[i].name, res[i].loss, res[i].em_accuracy, rep[i].seconds);
-        fprintf(f, "}\n");
-        fclose(f);
-    }
+    print_results(&d, &base, runs, rep, res);
     char report[4096];
     snprintf(report, sizeof report, "%s/report.html", d.out_dir);
     report_options ro = {dir_ptrs, 3, report, "badam demo: BAdam vs LoRA vs Adam"};

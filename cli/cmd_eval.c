@@ -26,13 +26,26 @@ typedef struct show_ctx {
     int left;
 } show_ctx;
 
-static void show_example(void *ctx, size_t index, const char *reference, const char *generated,
-                         int correct) {
+/* Writes text[0..len) with each U+0000 shown as \\u0000 (it would end the line early). */
+static void print_text(FILE *out, const char *text, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (text[i])
+            fputc(text[i], out);
+        else
+            fputs("\\u0000", out);
+    }
+}
+
+static void show_example(void *ctx, size_t index, const char *reference, size_t reference_len,
+                         const char *generated, size_t generated_len, int correct) {
     show_ctx *s = ctx;
     if (s->left <= 0) return;
     s->left--;
-    fprintf(stderr, "example %zu: %s\n  reference: %s\n  generated: %s\n", index,
-            correct ? "match" : "no match", reference, generated);
+    fprintf(stderr, "example %zu: %s\n  reference: ", index, correct ? "match" : "no match");
+    print_text(stderr, reference, reference_len);
+    fputs("\n  generated: ", stderr);
+    print_text(stderr, generated, generated_len);
+    fputc('\n', stderr);
 }
 
 static int print_json(const char *model, const char *data, const data_stats *ds,
@@ -65,92 +78,121 @@ static int print_json(const char *model, const char *data, const data_stats *ds,
     return 0;
 }
 
-int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *template_name = NULL, *system = NULL;
-    int seq_len = 512, batch_size = 4, json = 0, exact = 0, max_new = 64, show = 0;
-    badam_dtype dtype = BADAM_DTYPE_BF16;
-    data_format format = DATA_FORMAT_AUTO;
+/* The command line of `badam eval`. */
+typedef struct eval_args {
+    const char *model, *data, *template_name, *system;
+    int seq_len, batch_size, json, exact, max_new, show;
+    badam_dtype dtype;
+    data_format format;
+} eval_args;
+
+/* Reads and checks the command line into x: 0, 1 after --help, 2 after an error message. */
+static int parse_args(int argc, char **argv, eval_args *x) {
     const cli_option opts[] = {
-        {"model", OPT_STRING, &model, "DIR", "Hugging Face model folder (with tokenizer.json)", 0},
-        {"data", OPT_STRING, &data, "FILE", "evaluation data (Alpaca, ShareGPT, tokenized)", 0},
-        {"template", OPT_STRING, &template_name, "T",
-         "chat template: default (default), alpaca, llama2, llama3, chatml, mistral", 0},
-        {"system", OPT_STRING, &system, "TEXT", "system prompt", 0},
-        {"format", OPT_CUSTOM, &format, "F", "data format: auto, alpaca, sharegpt, tokenized",
-         parse_format},
-        {"seq-len", OPT_INT, &seq_len, "T", "truncate examples to T tokens (512)", 0},
-        {"batch-size", OPT_INT, &batch_size, "B", "sequences per forward pass (4)", 0},
-        {"exact-match", OPT_FLAG, &exact, NULL, "also score greedy generations by exact match", 0},
-        {"max-new-tokens", OPT_INT, &max_new, "N", "exact match: tokens per answer at most (64)",
+        {"model", OPT_STRING, &x->model, "DIR", "Hugging Face model folder (with tokenizer.json)",
          0},
-        {"show", OPT_INT, &show, "N", "exact match: print the first N generations to stderr", 0},
-        {"dtype", OPT_CUSTOM, &dtype, "T", "weights in memory: bf16 (default) or fp32",
+        {"data", OPT_STRING, &x->data, "FILE", "evaluation data (Alpaca, ShareGPT, tokenized)", 0},
+        {"template", OPT_STRING, &x->template_name, "T",
+         "chat template: default (default), alpaca, llama2, llama3, chatml, mistral", 0},
+        {"system", OPT_STRING, &x->system, "TEXT", "system prompt", 0},
+        {"format", OPT_CUSTOM, &x->format, "F", "data format: auto, alpaca, sharegpt, tokenized",
+         parse_format},
+        {"seq-len", OPT_INT, &x->seq_len, "T", "truncate examples to T tokens (512)", 0},
+        {"batch-size", OPT_INT, &x->batch_size, "B", "sequences per forward pass (4)", 0},
+        {"exact-match", OPT_FLAG, &x->exact, NULL, "also score greedy generations by exact match",
+         0},
+        {"max-new-tokens", OPT_INT, &x->max_new, "N", "exact match: tokens per answer at most (64)",
+         0},
+        {"show", OPT_INT, &x->show, "N", "exact match: print the first N generations to stderr", 0},
+        {"dtype", OPT_CUSTOM, &x->dtype, "T", "weights in memory: bf16 (default) or fp32",
          parse_dtype},
-        {"json", OPT_FLAG, &json, NULL, "print one JSON object", 0},
+        {"json", OPT_FLAG, &x->json, NULL, "print one JSON object", 0},
         {0},
     };
-    int rc = cli_parse("badam eval", USAGE, DESCRIPTION, opts, argc, argv);
-    if (rc) return rc == 1 ? 0 : 2;
-    if (!model || !data) {
+    unsigned char given[sizeof opts / sizeof opts[0]] = {0};
+    int rc = cli_parse_given("badam eval", USAGE, DESCRIPTION, opts, argc, argv, given);
+    if (rc) return rc;
+    if (!x->model || !x->data) {
         fprintf(stderr, "badam eval: --model and --data are required (see --help)\n");
         return 2;
     }
-    if (template_name && !template_known(template_name)) {
+    if (x->template_name && !template_known(x->template_name)) {
         fprintf(stderr,
                 "badam eval: --template: unknown template '%s' (default, alpaca, llama2, llama3, "
                 "chatml, mistral)\n",
-                template_name);
+                x->template_name);
         return 2;
     }
-    if (seq_len < 2 || batch_size < 1 || max_new < 1 || show < 0) {
+    if (x->seq_len < 2 || x->batch_size < 1 || x->max_new < 1 || x->show < 0) {
         fprintf(stderr, "badam eval: %s\n",
-                seq_len < 2      ? "--seq-len must be >= 2"
-                : batch_size < 1 ? "--batch-size must be >= 1"
-                : max_new < 1    ? "--max-new-tokens must be >= 1"
-                                 : "--show must be >= 0");
+                x->seq_len < 2      ? "--seq-len must be >= 2"
+                : x->batch_size < 1 ? "--batch-size must be >= 1"
+                : x->max_new < 1    ? "--max-new-tokens must be >= 1"
+                                    : "--show must be >= 0");
         return 2;
     }
-    badam_error err = {0};
+    const char *em_only[] = {"max-new-tokens", "show"};
+    for (int i = 0; i < 2 && !x->exact; i++)
+        if (cli_given(opts, given, em_only[i]))
+            cli_warn("badam eval", "--%s is ignored without --exact-match", em_only[i]);
+    return 0;
+}
+
+/* Loads the model, tokenizer and data of x and evaluates: the status, with *ds owned by the
+ * caller (and freed there also on failure). */
+static badam_status run_eval(const eval_args *x, data_set **ds, eval_result *r, badam_error *err) {
     llama_model *m = NULL;
     badam_tokenizer *tok = NULL;
-    data_set *ds = NULL;
-    data_options dopt = {format, template_name, system, seq_len};
+    data_options dopt = {x->format, x->template_name, x->system, x->seq_len};
     int32_t stop_ids[MAX_STOP_IDS];
-    eval_result r;
-    badam_status st = llama_model_load(model, dtype, &m, &err);
-    if (!st) st = tokenizer_load(model, &tok, &err);
-    if (!st) st = data_load(data, tok, &dopt, &ds, &err);
-    if (!st && !json) {
+    badam_status st = llama_model_load(x->model, x->dtype, &m, err);
+    if (!st) st = tokenizer_load(x->model, &tok, err);
+    if (!st) st = data_load(x->data, tok, &dopt, ds, err);
+    if (!st && !x->json) {
         char line[256];
-        data_stats_describe(&ds->stats, line, sizeof line);
-        printf("data: %s (--seq-len %d)\n", line, seq_len);
+        data_stats_describe(&(*ds)->stats, line, sizeof line);
+        printf("data: %s (--seq-len %d)\n", line, x->seq_len);
     }
     if (!st) {
-        show_ctx sc = {show};
+        show_ctx sc = {x->show};
         eval_options eo = {0};
-        eo.batch_size = batch_size;
-        eo.exact_match = exact;
-        eo.max_new_tokens = max_new;
+        eo.batch_size = x->batch_size;
+        eo.exact_match = x->exact;
+        eo.max_new_tokens = x->max_new;
         eo.stop_ids = stop_ids;
-        eo.n_stop_ids = generate_stop_ids(m, tok, template_name, stop_ids, MAX_STOP_IDS);
-        eo.on_example = show ? show_example : NULL;
+        eo.n_stop_ids = generate_stop_ids(m, tok, x->template_name, stop_ids, MAX_STOP_IDS);
+        eo.on_example = x->show ? show_example : NULL;
         eo.on_example_ctx = &sc;
-        st = evaluate(m, tok, ds, &eo, &r, &err);
+        st = evaluate(m, tok, *ds, &eo, r, err);
     }
-    if (st) {
+    tokenizer_free(tok);
+    llama_model_free(m);
+    return st;
+}
+
+int cmd_eval(int argc, char **argv) {
+    eval_args x = {.seq_len = 512,
+                   .batch_size = 4,
+                   .max_new = 64,
+                   .dtype = BADAM_DTYPE_BF16,
+                   .format = DATA_FORMAT_AUTO};
+    int rc = parse_args(argc, argv, &x);
+    if (rc) return rc == 1 ? 0 : 2;
+    badam_error err = {0};
+    data_set *ds = NULL;
+    eval_result r;
+    if (run_eval(&x, &ds, &r, &err)) {
         fprintf(stderr, "badam eval: %s\n", err.message);
         rc = 1;
-    } else if (json) {
-        rc = print_json(model, data, &ds->stats, &r, exact);
+    } else if (x.json) {
+        rc = print_json(x.model, x.data, &ds->stats, &r, x.exact);
     } else {
         printf("examples: %zu (%zu trained tokens)\n", r.n_examples, r.n_tokens);
         printf("loss: %.4f   perplexity: %.3f\n", r.loss, r.perplexity);
-        if (exact)
+        if (x.exact)
             printf("exact match: %zu / %zu = %.1f%%\n", r.em_correct, r.em_count,
                    100.0 * r.em_accuracy);
     }
     data_free(ds);
-    tokenizer_free(tok);
-    llama_model_free(m);
     return rc;
 }

@@ -182,84 +182,117 @@ static int run_prompt(session *s, const char *prompt, int verbose) {
     return 0;
 }
 
-int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *template_name = NULL, *system = NULL;
-    int chat = 0, max_new = 256, top_k = 0, context = 0, verbose = 0;
-    float temperature = 0.0f, top_p = 1.0f;
-    uint64_t seed = 0;
-    badam_dtype dtype = BADAM_DTYPE_BF16;
-    stop_list stops = {0};
-    const cli_option opts[] = {
-        {"model", OPT_STRING, &model, "DIR", "Hugging Face model folder (with tokenizer.json)", 0},
-        {"prompt", OPT_STRING, &prompt, "TEXT", "the prompt (one generation)", 0},
-        {"chat", OPT_FLAG, &chat, NULL, "interactive chat: one user message per stdin line", 0},
-        {"template", OPT_STRING, &template_name, "T",
-         "chat template: default, alpaca, llama2, llama3, chatml, mistral", 0},
-        {"system", OPT_STRING, &system, "TEXT", "system prompt (with a template)", 0},
-        {"max-new-tokens", OPT_INT, &max_new, "N", "tokens to generate at most (256)", 0},
-        {"temperature", OPT_FLOAT, &temperature, "X", "0: greedy (default); > 0: sample", 0},
-        {"top-k", OPT_INT, &top_k, "K", "sample among the K most likely tokens (0: all)", 0},
-        {"top-p", OPT_FLOAT, &top_p, "P", "nucleus: smallest set with probability >= P (1: all)",
-         0},
-        {"seed", OPT_CUSTOM, &seed, "S", "sampling seed (0)", parse_u64},
-        {"stop", OPT_CUSTOM, &stops, "STRING", "stop at this text (repeatable)", parse_stop},
-        {"context", OPT_INT, &context, "N",
-         "KV cache length (default: max_position_embeddings, at most 4096)", 0},
-        {"dtype", OPT_CUSTOM, &dtype, "T", "weights in memory: bf16 (default) or fp32",
-         parse_dtype},
-        {"verbose", OPT_FLAG, &verbose, NULL, "print token counts and why generation stopped", 0},
-        {0},
-    };
-    int rc = cli_parse("badam generate", USAGE, DESCRIPTION, opts, argc, argv);
-    if (rc) return rc == 1 ? 0 : 2;
-    if (!model || (!prompt == !chat)) {
+/* The command line of `badam generate`. */
+typedef struct generate_args {
+    const char *model, *prompt, *template_name, *system;
+    int chat, max_new, top_k, context, verbose;
+    float temperature, top_p;
+    uint64_t seed;
+    badam_dtype dtype;
+    stop_list stops;
+} generate_args;
+
+/* The values of x in their ranges, named by the user's flags: 0, or 2 after a message. */
+static int check_args(const generate_args *x) {
+    if (!x->model || (!x->prompt == !x->chat)) {
         fprintf(stderr, "badam generate: %s (see --help)\n",
-                !model ? "--model is required" : "give exactly one of --prompt and --chat");
+                !x->model ? "--model is required" : "give exactly one of --prompt and --chat");
         return 2;
     }
-    if (template_name && !template_known(template_name)) {
+    if (x->template_name && !template_known(x->template_name)) {
         fprintf(stderr,
                 "badam generate: --template: unknown template '%s' (default, alpaca, llama2, "
                 "llama3, chatml, mistral)\n",
-                template_name);
+                x->template_name);
         return 2;
     }
-    if (max_new < 1 || temperature < 0.0f || top_k < 0 || !(top_p > 0.0f && top_p <= 1.0f) ||
-        context < 0) {
+    if (x->max_new < 1 || x->temperature < 0.0f || x->top_k < 0 ||
+        !(x->top_p > 0.0f && x->top_p <= 1.0f) || x->context < 0) {
         fprintf(stderr, "badam generate: %s\n",
-                max_new < 1          ? "--max-new-tokens must be >= 1"
-                : temperature < 0.0f ? "--temperature must be >= 0"
-                : top_k < 0          ? "--top-k must be >= 0"
-                : context < 0        ? "--context must be >= 1"
-                                     : "--top-p must be in (0, 1]");
+                x->max_new < 1          ? "--max-new-tokens must be >= 1"
+                : x->temperature < 0.0f ? "--temperature must be >= 0"
+                : x->top_k < 0          ? "--top-k must be >= 0"
+                : x->context < 0        ? "--context must be >= 1"
+                                        : "--top-p must be in (0, 1]");
         return 2;
     }
-    if (chat && !template_name) template_name = "default";
+    return 0;
+}
 
-    session s = {0};
+/* Reads and checks the command line into x: 0, 1 after --help, 2 after an error message. */
+static int parse_args(int argc, char **argv, generate_args *x) {
+    const cli_option opts[] = {
+        {"model", OPT_STRING, &x->model, "DIR", "Hugging Face model folder (with tokenizer.json)",
+         0},
+        {"prompt", OPT_STRING, &x->prompt, "TEXT", "the prompt (one generation)", 0},
+        {"chat", OPT_FLAG, &x->chat, NULL, "interactive chat: one user message per stdin line", 0},
+        {"template", OPT_STRING, &x->template_name, "T",
+         "chat template: default, alpaca, llama2, llama3, chatml, mistral", 0},
+        {"system", OPT_STRING, &x->system, "TEXT", "system prompt (with a template)", 0},
+        {"max-new-tokens", OPT_INT, &x->max_new, "N", "tokens to generate at most (256)", 0},
+        {"temperature", OPT_FLOAT, &x->temperature, "X", "0: greedy (default); > 0: sample", 0},
+        {"top-k", OPT_INT, &x->top_k, "K", "sample among the K most likely tokens (0: all)", 0},
+        {"top-p", OPT_FLOAT, &x->top_p, "P", "nucleus: smallest set with probability >= P (1: all)",
+         0},
+        {"seed", OPT_CUSTOM, &x->seed, "S", "sampling seed (0)", parse_u64},
+        {"stop", OPT_CUSTOM, &x->stops, "STRING", "stop at this text (repeatable)", parse_stop},
+        {"context", OPT_INT, &x->context, "N",
+         "KV cache length (default: max_position_embeddings, at most 4096)", 0},
+        {"dtype", OPT_CUSTOM, &x->dtype, "T", "weights in memory: bf16 (default) or fp32",
+         parse_dtype},
+        {"verbose", OPT_FLAG, &x->verbose, NULL, "print token counts and why generation stopped",
+         0},
+        {0},
+    };
+    unsigned char given[sizeof opts / sizeof opts[0]] = {0};
+    int rc = cli_parse_given("badam generate", USAGE, DESCRIPTION, opts, argc, argv, given);
+    if (rc || (rc = check_args(x))) return rc;
+    if (cli_given(opts, given, "system") && !x->template_name && !x->chat)
+        cli_warn("badam generate", "--system is ignored without --template or --chat (the "
+                                   "prompt is raw text)");
+    const char *sampling[] = {"top-k", "top-p", "seed"};
+    for (int i = 0; i < 3 && x->temperature == 0.0f; i++)
+        if (cli_given(opts, given, sampling[i]))
+            cli_warn("badam generate", "--%s is ignored with --temperature 0 (greedy decoding)",
+                     sampling[i]);
+    if (x->chat && !x->template_name) x->template_name = "default";
+    return 0;
+}
+
+/* Loads the model and tokenizer of x and makes the KV cache and decoding options of s: 0, or 1
+ * after a message (what was made is in s, for the caller to free). */
+static int open_session(const generate_args *x, session *s, int32_t *stop_ids) {
     badam_error err = {0};
-    int32_t stop_ids[MAX_STOP_IDS];
-    if (llama_model_load(model, dtype, &s.m, &err) || tokenizer_load(model, &s.tok, &err)) {
+    if (llama_model_load(x->model, x->dtype, &s->m, &err) ||
+        tokenizer_load(x->model, &s->tok, &err)) {
         fprintf(stderr, "badam generate: %s\n", err.message);
-        llama_model_free(s.m);
         return 1;
     }
-    int max_pos = s.m->cfg.max_position_embeddings;
-    int len = context ? context : (max_pos < 4096 ? max_pos : 4096);
+    int max_pos = s->m->cfg.max_position_embeddings;
+    int len = x->context ? x->context : (max_pos < 4096 ? max_pos : 4096);
     if (len > max_pos) len = max_pos;
-    if (llama_kv_cache_create(s.m, len, 0, &s.kv, &err)) {
+    if (llama_kv_cache_create(s->m, len, 0, &s->kv, &err)) {
         fprintf(stderr, "badam generate: %s\n", err.message);
-        rc = 1;
-    } else {
-        s.template_name = template_name, s.system = system;
-        s.go.max_new_tokens = max_new;
-        s.go.sampling = (sampler_options){temperature, top_k, top_p, seed};
-        s.go.stop_ids = stop_ids;
-        s.go.n_stop_ids = generate_stop_ids(s.m, s.tok, template_name, stop_ids, MAX_STOP_IDS);
-        s.go.stop_strings = stops.s, s.go.n_stop_strings = stops.n;
-        s.go.on_text = print_piece;
-        rc = chat ? run_chat(&s) : run_prompt(&s, prompt, verbose);
+        return 1;
     }
+    s->template_name = x->template_name, s->system = x->system;
+    s->go.max_new_tokens = x->max_new;
+    s->go.sampling = (sampler_options){x->temperature, x->top_k, x->top_p, x->seed};
+    s->go.stop_ids = stop_ids;
+    s->go.n_stop_ids = generate_stop_ids(s->m, s->tok, x->template_name, stop_ids, MAX_STOP_IDS);
+    s->go.stop_strings = x->stops.s, s->go.n_stop_strings = x->stops.n;
+    s->go.on_text = print_piece;
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    generate_args x = {.max_new = 256, .top_p = 1.0f, .dtype = BADAM_DTYPE_BF16};
+    int rc = parse_args(argc, argv, &x);
+    if (rc) return rc == 1 ? 0 : 2;
+    session s = {0};
+    int32_t stop_ids[MAX_STOP_IDS];
+    rc = open_session(&x, &s, stop_ids);
+    if (!rc) rc = x.chat ? run_chat(&s) : run_prompt(&s, x.prompt, x.verbose);
     llama_kv_cache_free(s.kv);
     tokenizer_free(s.tok);
     llama_model_free(s.m);

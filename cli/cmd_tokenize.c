@@ -89,8 +89,13 @@ int cmd_tokenize(int argc, char **argv) {
         } else if (!strcmp(a, "--no-special")) {
             special = 0;
         } else if (!strcmp(a, "--model") || !strcmp(a, "--text")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "badam tokenize: %s needs a value\n", a);
+            const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+            if (!next || !strcmp(next, "-h") || !strcmp(next, "--help") ||
+                !strcmp(next, "--model") || !strcmp(next, "--text") || !strcmp(next, "--json") ||
+                !strcmp(next, "--no-special")) {
+                fprintf(stderr, "badam tokenize: %s needs a value%s%s%s\n", a,
+                        next ? ", but the next argument is the option '" : "", next ? next : "",
+                        next ? "'" : "");
                 return 2;
             }
             if (!strcmp(a, "--model"))

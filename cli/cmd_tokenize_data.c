@@ -80,105 +80,142 @@ static void show_example(const badam_tokenizer *tok, const token_seq *e, size_t 
     printf("\n");
 }
 
-int cmd_tokenize_data(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *system = NULL;
-    data_options dopt = {.format = DATA_FORMAT_AUTO, .template_name = "default", .seq_len = 2048};
-    batcher_options bopt = {.batch_size = 8, .shuffle = 1, .seed = 42};
-    long show = 2, v;
+/* The command line of `badam tokenize --data`. */
+typedef struct tokdata_args {
+    const char *model, *data, *system;
+    data_options dopt;
+    batcher_options bopt;
+    long show;
+} tokdata_args;
+
+/* The options that take a value, and the flags: a value may not be one of them. */
+static const char *const VALUE_OPTIONS[] = {"--model",  "--data",    "--template",   "--system",
+                                            "--format", "--seq-len", "--batch-size", "--seed",
+                                            "--show",   NULL};
+static const char *const FLAG_OPTIONS[] = {"--pack", "--group-by-length", "-h", "--help", NULL};
+
+static int listed(const char *const *names, const char *a) {
+    for (; *names; names++)
+        if (!strcmp(*names, a)) return 1;
+    return 0;
+}
+
+/* The value of option argv[*i] into *out (advancing *i), or an error when it is missing: the
+ * end of the line, or another option of the command in its place. */
+static int take_value(int argc, char **argv, int *i, const char **out) {
+    const char *opt = argv[*i], *next = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!next || listed(VALUE_OPTIONS, next) || listed(FLAG_OPTIONS, next)) {
+        fprintf(stderr, "badam tokenize: %s needs a value%s%s%s\n", opt,
+                next ? ", but the next argument is the option '" : "", next ? next : "",
+                next ? "'" : "");
+        return -1;
+    }
+    *out = argv[++*i];
+    return 0;
+}
+
+static int parse_format_name(const char *f, data_format *out) {
+    const char *names[] = {"auto", "alpaca", "sharegpt", "tokenized"};
+    const data_format formats[] = {DATA_FORMAT_AUTO, DATA_FORMAT_ALPACA, DATA_FORMAT_SHAREGPT,
+                                   DATA_FORMAT_TOKENIZED};
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(f, names[k])) {
+            *out = formats[k];
+            return 0;
+        }
+    fprintf(stderr, "badam tokenize: unknown --format '%s'\n", f);
+    return -1;
+}
+
+/* One option with a value: 0, or -1 after an error message. */
+static int parse_valued(const char *a, const char *val, tokdata_args *x) {
+    long v;
+    if (!strcmp(a, "--model")) {
+        x->model = val;
+    } else if (!strcmp(a, "--data")) {
+        x->data = val;
+    } else if (!strcmp(a, "--template")) {
+        x->dopt.template_name = val;
+    } else if (!strcmp(a, "--system")) {
+        x->system = val;
+    } else if (!strcmp(a, "--format")) {
+        return parse_format_name(val, &x->dopt.format);
+    } else if (!strcmp(a, "--seq-len")) {
+        if (parse_long(a, val, 0, &v)) return -1;
+        x->dopt.seq_len = (int)(v > 1 << 30 ? 1 << 30 : v);
+    } else if (!strcmp(a, "--batch-size")) {
+        if (parse_long(a, val, 1, &v)) return -1;
+        x->bopt.batch_size = (int)(v > 1 << 20 ? 1 << 20 : v);
+    } else if (!strcmp(a, "--seed")) {
+        if (parse_long(a, val, 0, &v)) return -1;
+        x->bopt.seed = (uint64_t)v;
+    } else if (!strcmp(a, "--show")) {
+        if (parse_long(a, val, 0, &x->show)) return -1;
+    }
+    return 0;
+}
+
+/* Reads the command line into x: 0, 1 after --help, 2 after an error message. */
+static int parse_args(int argc, char **argv, tokdata_args *x) {
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i], *val = NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--model") && next) {
-            model = argv[++i];
-        } else if (!strcmp(a, "--data") && next) {
-            data = argv[++i];
-        } else if (!strcmp(a, "--template") && next) {
-            dopt.template_name = argv[++i];
-        } else if (!strcmp(a, "--system") && next) {
-            system = argv[++i];
-        } else if (!strcmp(a, "--format") && next) {
-            const char *f = argv[++i];
-            if (!strcmp(f, "auto"))
-                dopt.format = DATA_FORMAT_AUTO;
-            else if (!strcmp(f, "alpaca"))
-                dopt.format = DATA_FORMAT_ALPACA;
-            else if (!strcmp(f, "sharegpt"))
-                dopt.format = DATA_FORMAT_SHAREGPT;
-            else if (!strcmp(f, "tokenized"))
-                dopt.format = DATA_FORMAT_TOKENIZED;
-            else {
-                fprintf(stderr, "badam tokenize: unknown --format '%s'\n", f);
-                return 2;
-            }
-        } else if (!strcmp(a, "--seq-len")) {
-            if (parse_long(a, next, 0, &v)) return 2;
-            dopt.seq_len = (int)(v > 1 << 30 ? 1 << 30 : v);
-            i++;
-        } else if (!strcmp(a, "--batch-size")) {
-            if (parse_long(a, next, 1, &v)) return 2;
-            bopt.batch_size = (int)(v > 1 << 20 ? 1 << 20 : v);
-            i++;
-        } else if (!strcmp(a, "--seed")) {
-            if (parse_long(a, next, 0, &v)) return 2;
-            bopt.seed = (uint64_t)v;
-            i++;
-        } else if (!strcmp(a, "--show")) {
-            if (parse_long(a, next, 0, &show)) return 2;
-            i++;
+            return 1;
+        } else if (listed(VALUE_OPTIONS, a)) {
+            if (take_value(argc, argv, &i, &val) || parse_valued(a, val, x)) return 2;
         } else if (!strcmp(a, "--pack")) {
-            bopt.pack = 1;
+            x->bopt.pack = 1;
         } else if (!strcmp(a, "--group-by-length")) {
-            bopt.group_by_length = 1;
+            x->bopt.group_by_length = 1;
         } else {
-            fprintf(stderr, "badam tokenize: unknown or incomplete option '%s'\n", a);
+            fprintf(stderr, "badam tokenize: unknown option '%s'\n", a);
             usage(stderr);
             return 2;
         }
     }
-    if (!data) {
+    return 0;
+}
+
+/* Checks the options together: 0, or 2 after an error message. */
+static int check_args(tokdata_args *x) {
+    if (!x->data) {
         fprintf(stderr, "badam tokenize: --data FILE is required here\n");
         usage(stderr);
         return 2;
     }
-    bopt.seq_len = dopt.seq_len;
-    if (bopt.pack && bopt.seq_len < 1) {
+    x->bopt.seq_len = x->dopt.seq_len;
+    if (x->bopt.pack && x->bopt.seq_len < 1) {
         fprintf(stderr, "badam tokenize: --pack needs --seq-len > 0\n");
         return 2;
     }
-    if (!template_known(dopt.template_name)) {
+    if (x->bopt.pack && x->bopt.group_by_length)
+        cli_warn("badam tokenize", "--group-by-length is ignored with --pack (packed rows are "
+                                   "not grouped)");
+    if (!template_known(x->dopt.template_name)) {
         fprintf(stderr,
                 "badam tokenize: unknown template '%s' (default, alpaca, llama2, llama3, chatml, "
                 "mistral)\n",
-                dopt.template_name);
+                x->dopt.template_name);
         return 2;
     }
-    dopt.system_prompt = system;
+    x->dopt.system_prompt = x->system;
+    return 0;
+}
 
-    badam_error err = {0};
-    badam_tokenizer *tok = NULL;
-    if (model && tokenizer_load(model, &tok, &err) != BADAM_OK) {
-        fprintf(stderr, "badam tokenize: %s\n", err.message);
-        return 1;
-    }
-    data_set *ds = NULL;
-    if (data_load(data, tok, &dopt, &ds, &err) != BADAM_OK) {
-        fprintf(stderr, "badam tokenize: %s\n", err.message);
-        if (!tok && !model) fprintf(stderr, "(chat data needs --model DIR for its tokenizer)\n");
-        tokenizer_free(tok);
-        return 1;
-    }
+/* The data set's counts. */
+static void print_stats(const tokdata_args *x, const data_set *ds) {
     const data_stats *s = &ds->stats;
     size_t longest = 0;
     for (size_t i = 0; i < ds->n; i++)
         if (ds->examples[i].len > longest) longest = ds->examples[i].len;
     char a[32], b[32];
-    printf("data: %s\n", data);
-    printf("  template         %s%s\n", dopt.template_name,
+    const char *system = x->system;
+    printf("data: %s\n", x->data);
+    printf("  template         %s%s\n", x->dopt.template_name,
            system ? (system[0] ? "   (custom system prompt)" : "   (no system prompt)") : "");
-    if (dopt.seq_len > 0)
-        printf("  seq_len          %d\n", dopt.seq_len);
+    if (x->dopt.seq_len > 0)
+        printf("  seq_len          %d\n", x->dopt.seq_len);
     else
         printf("  seq_len          no limit\n");
     printf("  records          %zu\n", s->records);
@@ -190,40 +227,75 @@ int cmd_tokenize_data(int argc, char **argv) {
            s->examples ? (double)s->tokens / (double)s->examples : 0.0, longest);
     printf("  trained tokens   %s   (%.1f%%)\n", cli_human_count(b, s->trained_tokens),
            s->tokens ? 100.0 * (double)s->trained_tokens / (double)s->tokens : 0.0);
+}
 
+/* The padding of one epoch of batches. */
+static void print_batching(const batcher_options *bopt, const data_set *ds) {
+    badam_error err = {0};
     batcher *bt = NULL;
-    if (batcher_create(ds, &bopt, &bt, &err) != BADAM_OK) {
+    if (batcher_create(ds, bopt, &bt, &err) != BADAM_OK) {
         fprintf(stderr, "badam tokenize: %s\n", err.message);
-    } else {
-        size_t nb = batcher_batches_per_epoch(bt), cells = 0;
-        for (size_t k = 0; k < nb; k++) {
-            data_batch x;
-            batcher_next(bt, &x);
-            cells += (size_t)x.B * (size_t)x.T;
-        }
-        size_t real = 0;
-        for (size_t i = 0; i < ds->n; i++) {
-            size_t L = ds->examples[i].len;
-            real += bopt.seq_len > 0 && L > (size_t)bopt.seq_len ? (size_t)bopt.seq_len : L;
-        }
-        printf("batching: batch size %d, shuffled (seed %llu)%s%s\n", bopt.batch_size,
-               (unsigned long long)bopt.seed,
-               bopt.group_by_length && !bopt.pack ? ", grouped by length" : "",
-               bopt.pack ? ", packed" : "");
-        printf("  batches/epoch    %zu\n", nb);
-        printf("  padding          %.1f%%   (%s of %s token slots)\n",
-               cells ? 100.0 * (double)(cells - real) / (double)cells : 0.0,
-               cli_human_count(a, cells - real), cli_human_count(b, cells));
-        batcher_free(bt);
+        return;
     }
+    size_t nb = batcher_batches_per_epoch(bt), cells = 0;
+    for (size_t k = 0; k < nb; k++) {
+        data_batch x;
+        batcher_next(bt, &x);
+        cells += (size_t)x.B * (size_t)x.T;
+    }
+    size_t real = 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        size_t L = ds->examples[i].len;
+        real += bopt->seq_len > 0 && L > (size_t)bopt->seq_len ? (size_t)bopt->seq_len : L;
+    }
+    char a[32], b[32];
+    printf("batching: batch size %d, shuffled (seed %llu)%s%s\n", bopt->batch_size,
+           (unsigned long long)bopt->seed,
+           bopt->group_by_length && !bopt->pack ? ", grouped by length" : "",
+           bopt->pack ? ", packed" : "");
+    printf("  batches/epoch    %zu\n", nb);
+    printf("  padding          %.1f%%   (%s of %s token slots)\n",
+           cells ? 100.0 * (double)(cells - real) / (double)cells : 0.0,
+           cli_human_count(a, cells - real), cli_human_count(b, cells));
+    batcher_free(bt);
+}
 
-    if (show > 0 && ds->n > 0) {
-        int tty = isatty(fileno(stdout));
-        printf("\n%s\n", tty ? "(masked text, not trained, is \033[2mdim\033[0m)"
-                             : "(masked text, not trained, is shown [[like this]])");
-        for (size_t i = 0; i < ds->n && i < (size_t)show; i++)
-            show_example(tok, &ds->examples[i], i, tty);
+/* The first `show` examples, masked text marked. */
+static void show_examples(const badam_tokenizer *tok, const data_set *ds, long show) {
+    if (show <= 0 || ds->n == 0) return;
+    int tty = isatty(fileno(stdout));
+    printf("\n%s\n", tty ? "(masked text, not trained, is \033[2mdim\033[0m)"
+                         : "(masked text, not trained, is shown [[like this]])");
+    for (size_t i = 0; i < ds->n && i < (size_t)show; i++)
+        show_example(tok, &ds->examples[i], i, tty);
+}
+
+int cmd_tokenize_data(int argc, char **argv) {
+    tokdata_args x = {
+        .dopt = {.format = DATA_FORMAT_AUTO, .template_name = "default", .seq_len = 2048},
+        .bopt = {.batch_size = 8, .shuffle = 1, .seed = 42},
+        .show = 2,
+    };
+    int rc = parse_args(argc, argv, &x);
+    if (rc) return rc == 1 ? 0 : 2;
+    if ((rc = check_args(&x))) return rc;
+
+    badam_error err = {0};
+    badam_tokenizer *tok = NULL;
+    if (x.model && tokenizer_load(x.model, &tok, &err) != BADAM_OK) {
+        fprintf(stderr, "badam tokenize: %s\n", err.message);
+        return 1;
     }
+    data_set *ds = NULL;
+    if (data_load(x.data, tok, &x.dopt, &ds, &err) != BADAM_OK) {
+        fprintf(stderr, "badam tokenize: %s\n", err.message);
+        if (!tok && !x.model) fprintf(stderr, "(chat data needs --model DIR for its tokenizer)\n");
+        tokenizer_free(tok);
+        return 1;
+    }
+    print_stats(&x, ds);
+    print_batching(&x.bopt, ds);
+    show_examples(tok, ds, x.show);
     data_free(ds);
     tokenizer_free(tok);
     return 0;

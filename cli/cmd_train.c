@@ -22,98 +22,239 @@ static const char *DESCRIPTION =
     "Face\n"
     "folder, OUT/adapter (LoRA, PEFT layout), OUT/checkpoint, metrics.jsonl and memory.json.";
 
-int cmd_train(int argc, char **argv) {
+/* The command line of `badam train`: the run's settings and the CLI's own flags. */
+typedef struct train_cli {
     train_config c;
-    train_config_defaults(&c);
-    int quiet = 0, no_shuffle = 0, no_group = 0;
-    const cli_option opts[] = {
-        {"model", OPT_STRING, &c.model_dir, "DIR", "Hugging Face model folder to fine-tune", 0},
-        {"data", OPT_STRING, &c.data_path, "FILE", "training data (Alpaca, ShareGPT, tokenized)",
+    int quiet, no_shuffle, no_group;
+} train_cli;
+
+/* Entries of the option table, without its end marker. */
+enum { N_RUN_OPTIONS = 41, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
+
+/* The options of the run (model, data, output, method, blocks, optimizer, loop, LoRA), into
+ * opts[N_RUN_OPTIONS]. */
+static void run_options(train_cli *x, cli_option *opts) {
+    train_config *c = &x->c;
+    const cli_option table[] = {
+        {"model", OPT_STRING, &c->model_dir, "DIR", "Hugging Face model folder to fine-tune", 0},
+        {"data", OPT_STRING, &c->data_path, "FILE", "training data (Alpaca, ShareGPT, tokenized)",
          0},
-        {"val-data", OPT_STRING, &c.val_path, "FILE", "separate validation data", 0},
-        {"out", OPT_STRING, &c.out_dir, "DIR", "output folder (created)", 0},
-        {"method", OPT_CUSTOM, &c.method, "NAME", "badam (default), adam, lora, lomo, sgd-bcd",
+        {"val-data", OPT_STRING, &c->val_path, "FILE", "separate validation data", 0},
+        {"out", OPT_STRING, &c->out_dir, "DIR", "output folder (created)", 0},
+        {"method", OPT_CUSTOM, &c->method, "NAME", "badam (default), adam, lora, lomo, sgd-bcd",
          parse_method},
-        {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32", parse_dtype},
-        {"switch-every", OPT_CUSTOM, &c.switch_every, "K|auto",
+        {"dtype", OPT_CUSTOM, &c->dtype, "T", "weight storage: bf16 (default) or fp32",
+         parse_dtype},
+        {"switch-every", OPT_CUSTOM, &c->switch_every, "K|auto",
          "optimizer steps per block (auto: clamp(n/(B*D), 50, 100))", parse_switch_every},
-        {"switch-mode", OPT_CUSTOM, &c.order, "MODE",
+        {"switch-mode", OPT_CUSTOM, &c->order, "MODE",
          "block order: random (default), ascending, descending, fixed", parse_switch_mode},
-        {"start-block", OPT_INT, &c.start_block, "N", "first block to train", 0},
-        {"partition", OPT_CUSTOM, &c.partition, "P",
+        {"start-block", OPT_INT, &c->start_block, "N", "first block to train", 0},
+        {"partition", OPT_CUSTOM, &c->partition, "P",
          "layer (default), module, matrix, or prefixes 'a.,b.;c.' (';' between blocks)",
          parse_partition},
-        {"include-embedding", OPT_FLAG, &c.partition.include_embedding, NULL,
+        {"include-embedding", OPT_FLAG, &c->partition.include_embedding, NULL,
          "add the embedding as a block", 0},
-        {"include-head", OPT_FLAG, &c.partition.include_head, NULL,
+        {"include-head", OPT_FLAG, &c->partition.include_head, NULL,
          "add final norm + lm_head as a block (tied models: the norm only; the tied matrix "
          "trains with --include-embedding)",
          0},
-        {"always-active", OPT_STRING, &c.partition.always_active, "PREFIXES",
+        {"always-active", OPT_STRING, &c->partition.always_active, "PREFIXES",
          "parameters trained in every block (comma-separated name prefixes)", 0},
-        {"reference-compat", OPT_FLAG, &c.reference_compat, NULL,
+        {"reference-compat", OPT_FLAG, &c->reference_compat, NULL,
          "as the reference BlockOptimizer: first block K-1 steps, norm weights decayed", 0},
-        {"lr", OPT_FLOAT, &c.lr, "X", "peak learning rate (default 1e-5)", 0},
-        {"beta1", OPT_FLOAT, &c.beta1, "X", "Adam beta1 (0.9)", 0},
-        {"beta2", OPT_FLOAT, &c.beta2, "X", "Adam beta2 (0.999)", 0},
-        {"eps", OPT_FLOAT, &c.eps, "X", "Adam epsilon (1e-8)", 0},
-        {"weight-decay", OPT_FLOAT, &c.weight_decay, "X", "decoupled weight decay on matrices (0)",
+        {"lr", OPT_FLOAT, &c->lr, "X", "peak learning rate (default 1e-5)", 0},
+        {"beta1", OPT_FLOAT, &c->beta1, "X", "Adam beta1 (0.9)", 0},
+        {"beta2", OPT_FLOAT, &c->beta2, "X", "Adam beta2 (0.999)", 0},
+        {"eps", OPT_FLOAT, &c->eps, "X", "Adam epsilon (1e-8)", 0},
+        {"weight-decay", OPT_FLOAT, &c->weight_decay, "X", "decoupled weight decay on matrices (0)",
          0},
-        {"schedule", OPT_CUSTOM, &c.schedule, "S", "cosine (default), linear, constant",
+        {"schedule", OPT_CUSTOM, &c->schedule, "S", "cosine (default), linear, constant",
          parse_schedule},
-        {"warmup", OPT_INT, &c.warmup, "N", "warmup steps (0)", 0},
-        {"min-lr-ratio", OPT_FLOAT, &c.min_lr_ratio, "X", "decay floor as a fraction of lr (0)", 0},
-        {"clip", OPT_FLOAT, &c.clip, "X", "max global gradient norm (1; 0 = off; LOMO: off)", 0},
-        {"epochs", OPT_INT, &c.epochs, "N", "epochs when --max-steps is not given (1)", 0},
-        {"max-steps", OPT_INT, &c.max_steps, "N", "optimizer steps", 0},
-        {"batch-size", OPT_INT, &c.batch_size, "B", "sequences per micro-batch (2)", 0},
-        {"grad-accum", OPT_INT, &c.grad_accum, "N", "micro-batches per optimizer step (1)", 0},
-        {"seq-len", OPT_INT, &c.seq_len, "T", "maximum tokens per sequence (512)", 0},
-        {"seed", OPT_CUSTOM, &c.seed, "N", "random seed (42)", parse_u64},
-        {"save-every", OPT_INT, &c.save_every, "N", "checkpoint every N steps (and at the end)", 0},
-        {"eval-every", OPT_INT, &c.eval_every, "N", "validation loss every N steps", 0},
-        {"val-size", OPT_DOUBLE, &c.val_size, "N|F",
+        {"warmup", OPT_INT, &c->warmup, "N", "warmup steps (0)", 0},
+        {"min-lr-ratio", OPT_FLOAT, &c->min_lr_ratio, "X", "decay floor as a fraction of lr (0)",
+         0},
+        {"clip", OPT_FLOAT, &c->clip, "X", "max global gradient norm (1; 0 = off; LOMO: off)", 0},
+        {"epochs", OPT_INT, &c->epochs, "N", "epochs when --max-steps is not given (1)", 0},
+        {"max-steps", OPT_INT, &c->max_steps, "N", "optimizer steps", 0},
+        {"batch-size", OPT_INT, &c->batch_size, "B", "sequences per micro-batch (2)", 0},
+        {"grad-accum", OPT_INT, &c->grad_accum, "N", "micro-batches per optimizer step (1)", 0},
+        {"seq-len", OPT_INT, &c->seq_len, "T", "maximum tokens per sequence (512)", 0},
+        {"seed", OPT_CUSTOM, &c->seed, "N", "random seed (42)", parse_u64},
+        {"save-every", OPT_INT, &c->save_every, "N", "checkpoint every N steps (and at the end)",
+         0},
+        {"eval-every", OPT_INT, &c->eval_every, "N", "validation loss every N steps", 0},
+        {"val-size", OPT_DOUBLE, &c->val_size, "N|F",
          "hold out N examples (or a fraction) for validation", 0},
-        {"resume", OPT_FLAG, &c.resume, NULL,
+        {"resume", OPT_FLAG, &c->resume, NULL,
          "continue from OUT/checkpoint (same training options)", 0},
-        {"no-checkpoint", OPT_FLAG, &c.no_checkpoint, NULL, "write no checkpoint", 0},
-        {"stop-at-step", OPT_INT, &c.stop_at_step, "N",
+        {"no-checkpoint", OPT_FLAG, &c->no_checkpoint, NULL, "write no checkpoint", 0},
+        {"stop-at-step", OPT_INT, &c->stop_at_step, "N",
          "pause: checkpoint and stop after step N (the schedule is unchanged; --resume goes on)",
          0},
-        {"recompute", OPT_FLAG, &c.recompute, NULL,
+        {"recompute", OPT_FLAG, &c->recompute, NULL,
          "keep only layer inputs; recompute activations in backward", 0},
-        {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},
-        {"lora-alpha", OPT_FLOAT, &c.lora_alpha, "A", "LoRA alpha (16)", 0},
-        {"lora-dropout", OPT_FLOAT, &c.lora_dropout, "P", "LoRA dropout (0)", 0},
-        {"lora-targets", OPT_CUSTOM, &c.lora_targets, "LIST",
+        {"lora-rank", OPT_INT, &c->lora_rank, "R", "LoRA rank (8)", 0},
+        {"lora-alpha", OPT_FLOAT, &c->lora_alpha, "A", "LoRA alpha (16)", 0},
+        {"lora-dropout", OPT_FLOAT, &c->lora_dropout, "P", "LoRA dropout (0)", 0},
+        {"lora-targets", OPT_CUSTOM, &c->lora_targets, "LIST",
          "modules to adapt (q,k,v,o,gate,up,down)", parse_lora_targets},
-        {"init-adapter", OPT_STRING, &c.init_adapter, "DIR", "start LoRA from a PEFT adapter", 0},
-        {"format", OPT_CUSTOM, &c.format, "F", "data format: auto, alpaca, sharegpt, tokenized",
+        {"init-adapter", OPT_STRING, &c->init_adapter, "DIR", "start LoRA from a PEFT adapter", 0},
+    };
+    _Static_assert(sizeof table / sizeof table[0] == N_RUN_OPTIONS, "N_RUN_OPTIONS");
+    memcpy(opts, table, sizeof table);
+}
+
+/* The options of the data's rendering and batching and of the output, into opts[N_DATA_OPTIONS
+ * + 1] (with the table's end marker). */
+static void input_output_options(train_cli *x, cli_option *opts) {
+    train_config *c = &x->c;
+    const cli_option table[] = {
+        {"format", OPT_CUSTOM, &c->format, "F", "data format: auto, alpaca, sharegpt, tokenized",
          parse_format},
-        {"template", OPT_STRING, &c.template_name, "T",
+        {"template", OPT_STRING, &c->template_name, "T",
          "chat template: default, alpaca, llama2, llama3, chatml, mistral", 0},
-        {"system", OPT_STRING, &c.system_prompt, "TEXT", "system prompt", 0},
-        {"no-shuffle", OPT_FLAG, &no_shuffle, NULL, "keep the file order", 0},
-        {"no-group-by-length", OPT_FLAG, &no_group, NULL, "do not group batches by length", 0},
-        {"pack", OPT_FLAG, &c.pack, NULL, "pack several examples per sequence", 0},
-        {"shard-size", OPT_CUSTOM, &c.max_shard_bytes, "MB", "max safetensors shard size (5120)",
+        {"system", OPT_STRING, &c->system_prompt, "TEXT", "system prompt", 0},
+        {"no-shuffle", OPT_FLAG, &x->no_shuffle, NULL, "keep the file order", 0},
+        {"no-group-by-length", OPT_FLAG, &x->no_group, NULL, "do not group batches by length", 0},
+        {"pack", OPT_FLAG, &c->pack, NULL, "pack several examples per sequence", 0},
+        {"shard-size", OPT_CUSTOM, &c->max_shard_bytes, "MB", "max safetensors shard size (5120)",
          parse_megabytes},
-        {"quiet", OPT_FLAG, &quiet, NULL, "no progress line", 0},
+        {"quiet", OPT_FLAG, &x->quiet, NULL, "no progress line", 0},
         {0},
     };
-    int rc = cli_parse("badam train", USAGE, DESCRIPTION, opts, argc, argv);
-    if (rc) return rc == 1 ? 0 : 2;
-    c.shuffle = !no_shuffle;
-    c.group_by_length = !no_group;
-    c.progress = !quiet && isatty(STDERR_FILENO);
-    c.log = (badam_logger){cli_log_stderr, NULL};
-    if (!c.model_dir || !c.data_path || !c.out_dir) {
+    _Static_assert(sizeof table / sizeof table[0] == N_DATA_OPTIONS + 1, "N_DATA_OPTIONS");
+    memcpy(opts, table, sizeof table);
+}
+
+/* The option table of `badam train`, its targets in x, into opts[N_TRAIN_OPTIONS + 1]. */
+static void train_options(train_cli *x, cli_option *opts) {
+    run_options(x, opts);
+    input_output_options(x, opts + N_RUN_OPTIONS);
+}
+
+/* Each numeric setting in its range, named by the user's flag: 0, or 2 after a message. */
+static int check_ranges(const train_config *c) {
+    const char *bad = NULL, *want = NULL;
+    double v = 0;
+#define RANGE(flag, value, ok, expect)                                                             \
+    if (!bad && !(ok)) bad = flag, v = (double)(value), want = expect
+    RANGE("--lr", c->lr, c->lr >= 0, ">= 0");
+    RANGE("--beta1", c->beta1, c->beta1 >= 0 && c->beta1 < 1, "in [0, 1)");
+    RANGE("--beta2", c->beta2, c->beta2 >= 0 && c->beta2 < 1, "in [0, 1)");
+    RANGE("--eps", c->eps, c->eps > 0, "> 0");
+    RANGE("--weight-decay", c->weight_decay, c->weight_decay >= 0, ">= 0");
+    RANGE("--warmup", c->warmup, c->warmup >= 0, ">= 0");
+    RANGE("--min-lr-ratio", c->min_lr_ratio, c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1,
+          "in [0, 1]");
+    RANGE("--batch-size", c->batch_size, c->batch_size >= 1, ">= 1");
+    RANGE("--grad-accum", c->grad_accum, c->grad_accum >= 1, ">= 1");
+    RANGE("--seq-len", c->seq_len, c->seq_len >= 2, ">= 2");
+    RANGE("--max-steps", c->max_steps, c->max_steps >= 0, ">= 0");
+    RANGE("--epochs", c->epochs, c->epochs >= 0, ">= 0");
+#undef RANGE
+    if (bad) {
+        fprintf(stderr, "badam train: %s %g: must be %s\n", bad, v, want);
+        return 2;
+    }
+    if (c->max_steps == 0 && c->epochs == 0) {
+        fprintf(stderr, "badam train: --epochs 0 trains nothing: give a positive --epochs or "
+                        "--max-steps\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* Options that contradict each other are refused (2, after a message naming both); an option
+ * that another makes pointless is a warning. */
+static int check_conflicts(const train_config *c, const cli_option *opts,
+                           const unsigned char *given) {
+#define GIVEN(name) cli_given(opts, given, name)
+    const char *refused = NULL;
+    if (GIVEN("no-checkpoint") && GIVEN("save-every"))
+        refused = "--no-checkpoint and --save-every contradict each other (write no checkpoint / "
+                  "checkpoint every N steps): give one";
+    else if (GIVEN("val-data") && GIVEN("val-size"))
+        refused = "--val-data and --val-size both choose the validation set: give one";
+    else if (GIVEN("init-adapter") && c->method != METHOD_LORA)
+        refused = "--init-adapter starts a LoRA adapter: it needs --method lora";
+    if (refused) {
+        fprintf(stderr, "badam train: %s\n", refused);
+        return 2;
+    }
+    if (GIVEN("init-adapter") && c->resume)
+        cli_warn("badam train", "--init-adapter is ignored with --resume (the checkpoint holds "
+                                "the adapter)");
+    if (GIVEN("epochs") && GIVEN("max-steps"))
+        cli_warn("badam train", "--epochs is ignored: --max-steps sets the length of the run");
+    if (GIVEN("no-group-by-length") && c->pack)
+        cli_warn("badam train", "--no-group-by-length is ignored with --pack (packed rows are "
+                                "never grouped)");
+    if (GIVEN("eval-every") && !c->val_path && !(c->val_size > 0))
+        cli_warn("badam train", "--eval-every is ignored: there is no validation set (--val-data "
+                                "or --val-size)");
+    const char *block_flags[] = {"switch-every",      "switch-mode",  "start-block",  "partition",
+                                 "include-embedding", "include-head", "always-active"};
+    int blockwise = c->method == METHOD_BADAM || c->method == METHOD_SGD_BCD;
+    for (int i = 0; i < 7 && !blockwise; i++)
+        if (GIVEN(block_flags[i]))
+            cli_warn("badam train", "--%s is ignored with --method %s (it trains no blocks)",
+                     block_flags[i], train_method_name(c->method));
+    const char *lora_flags[] = {"lora-rank", "lora-alpha", "lora-dropout", "lora-targets"};
+    for (int i = 0; i < 4 && c->method != METHOD_LORA; i++)
+        if (GIVEN(lora_flags[i]))
+            cli_warn("badam train", "--%s is ignored with --method %s (it is for --method lora)",
+                     lora_flags[i], train_method_name(c->method));
+#undef GIVEN
+    return 0;
+}
+
+/* Reads and checks the command line into x: 0, 1 after --help, 2 after an error message. */
+static int parse_args(int argc, char **argv, train_cli *x) {
+    cli_option opts[N_TRAIN_OPTIONS + 1];
+    unsigned char given[N_TRAIN_OPTIONS] = {0};
+    train_options(x, opts);
+    int rc = cli_parse_given("badam train", USAGE, DESCRIPTION, opts, argc, argv, given);
+    if (rc) return rc;
+    train_config *c = &x->c;
+    c->shuffle = !x->no_shuffle;
+    c->group_by_length = !x->no_group;
+    c->progress = !x->quiet && isatty(STDERR_FILENO);
+    c->log = (badam_logger){cli_log_stderr, NULL};
+    if (!c->model_dir || !c->data_path || !c->out_dir) {
         fprintf(stderr, "badam train: --model, --data and --out are required (see --help)\n");
         return 2;
     }
+    if ((rc = check_ranges(c))) return rc;
+    return check_conflicts(c, opts, given);
+}
+
+/* The summary of a finished run. */
+static void print_report(const train_config *c, const train_report *r) {
+    char a[32], b[32], d[32];
+    double tps = r->seconds > 0 ? r->tokens / r->seconds : 0;
+    fprintf(stderr, "done: %d steps in %.1f s (%.0f tokens/s), final loss %.4f", r->steps,
+            r->seconds, tps, r->final_loss);
+    if (!isnan(r->val_loss)) fprintf(stderr, ", validation loss %.4f", r->val_loss);
+    fprintf(stderr, "\n  time: forward %.1f s, backward %.1f s, update %.2f s, switch %.3f s\n",
+            r->forward_s, r->backward_s, r->update_s, r->switch_s);
+    size_t measured = 0;
+    for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT; cat++) measured += r->measured[cat];
+    fprintf(stderr, "  memory: predicted %s, allocated peak %s, process peak RSS %s\n",
+            cli_human_bytes(a, r->predicted.total), cli_human_bytes(b, measured),
+            cli_human_bytes(d, r->peak_rss));
+    fprintf(stderr, "  wrote %s (model), %s/metrics.jsonl, %s/memory.json\n", c->out_dir,
+            c->out_dir, c->out_dir);
+}
+
+int cmd_train(int argc, char **argv) {
+    train_cli x = {0};
+    train_config_defaults(&x.c);
+    int rc = parse_args(argc, argv, &x);
+    if (rc) return rc == 1 ? 0 : 2;
     badam_error err = {0};
     train_report r;
-    badam_status st = train_run(&c, &r, &err);
+    badam_status st = train_run(&x.c, &r, &err);
     if (st) {
         fprintf(stderr, "badam train: %s\n", err.message);
         return 1;
@@ -122,22 +263,9 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr,
                 "paused after step %d in %.1f s: %s/checkpoint holds the run; the same command "
                 "with --resume (and without --stop-at-step, or a later one) continues it\n",
-                r.steps, r.seconds, c.out_dir);
+                r.steps, r.seconds, x.c.out_dir);
         return 0;
     }
-    char a[32], b[32], d[32];
-    double tps = r.seconds > 0 ? r.tokens / r.seconds : 0;
-    fprintf(stderr, "done: %d steps in %.1f s (%.0f tokens/s), final loss %.4f", r.steps, r.seconds,
-            tps, r.final_loss);
-    if (!isnan(r.val_loss)) fprintf(stderr, ", validation loss %.4f", r.val_loss);
-    fprintf(stderr, "\n  time: forward %.1f s, backward %.1f s, update %.2f s, switch %.3f s\n",
-            r.forward_s, r.backward_s, r.update_s, r.switch_s);
-    size_t measured = 0;
-    for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT; cat++) measured += r.measured[cat];
-    fprintf(stderr, "  memory: predicted %s, allocated peak %s, process peak RSS %s\n",
-            cli_human_bytes(a, r.predicted.total), cli_human_bytes(b, measured),
-            cli_human_bytes(d, r.peak_rss));
-    fprintf(stderr, "  wrote %s (model), %s/metrics.jsonl, %s/memory.json\n", c.out_dir, c.out_dir,
-            c.out_dir);
+    print_report(&x.c, &r);
     return 0;
 }

@@ -1,4 +1,5 @@
 /* badam: full-parameter fine-tuning of LLMs with block coordinate descent (BAdam). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -57,6 +58,16 @@ void cli_log_stderr(void *ctx, badam_log_level level, const char *text) {
     else
         fprintf(stderr, "%s\n", text);
     fflush(stderr);
+}
+
+void cli_warn(const char *command, const char *fmt, ...) {
+    char text[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    badam_logger log = {cli_log_stderr, NULL};
+    badam_logf(&log, BADAM_LOG_INFO, "%s: warning: %s", command, text);
 }
 
 const char *cli_human_bytes(char *buf, unsigned long long n) {

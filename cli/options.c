@@ -80,8 +80,35 @@ static int parse_value(const cli_option *o, const char *v, char *why, size_t n) 
     return -1;
 }
 
+/* The option of opts that argument a names ("--name" or "--name=value"), or NULL. */
+static const cli_option *find_option(const cli_option *opts, const char *a) {
+    if (strncmp(a, "--", 2) != 0) return NULL;
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const cli_option *o = opts;
+    while (o->name && (strlen(o->name) != len || strncmp(o->name, name, len) != 0)) o++;
+    return o->name ? o : NULL;
+}
+
+/* Whether argument a is itself an option of the command (or its help), so that it cannot be
+ * the value of the option before it. */
+static int is_option(const cli_option *opts, const char *a) {
+    return !strcmp(a, "-h") || !strcmp(a, "--help") || find_option(opts, a);
+}
+
 int cli_parse(const char *command, const char *usage_line, const char *description,
               const cli_option *opts, int argc, char **argv) {
+    return cli_parse_given(command, usage_line, description, opts, argc, argv, NULL);
+}
+
+int cli_given(const cli_option *opts, const unsigned char *given, const char *name) {
+    for (const cli_option *o = opts; o->name; o++)
+        if (!strcmp(o->name, name)) return given[o - opts];
+    return 0;
+}
+
+int cli_parse_given(const char *command, const char *usage_line, const char *description,
+                    const cli_option *opts, int argc, char **argv, unsigned char *given) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -94,9 +121,8 @@ int cli_parse(const char *command, const char *usage_line, const char *descripti
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const cli_option *o = opts;
-        while (o->name && (strlen(o->name) != len || strncmp(o->name, name, len) != 0)) o++;
-        if (!o->name) {
+        const cli_option *o = find_option(opts, a);
+        if (!o) {
             const cli_option *near = closest(opts, name, len);
             if (near)
                 fprintf(stderr, "%s: unknown option '--%.*s'; did you mean --%s? (see --help)\n",
@@ -106,6 +132,7 @@ int cli_parse(const char *command, const char *usage_line, const char *descripti
                         name);
             return 2;
         }
+        if (given) given[o - opts] = 1;
         if (o->type == OPT_FLAG) {
             if (eq) {
                 fprintf(stderr, "%s: --%s takes no value\n", command, o->name);
@@ -117,6 +144,13 @@ int cli_parse(const char *command, const char *usage_line, const char *descripti
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value) {
             fprintf(stderr, "%s: --%s needs a value (%s)\n", command, o->name, o->metavar);
+            return 2;
+        }
+        if (!eq && is_option(opts, value)) {
+            fprintf(stderr,
+                    "%s: --%s needs a value (%s), but the next argument is the option '%s' "
+                    "(write --%s=%s to use it as the value)\n",
+                    command, o->name, o->metavar, value, o->name, value);
             return 2;
         }
         char why[256] = "";

@@ -28,6 +28,13 @@ typedef struct cli_option {
  * reported on stderr with the command name). */
 int cli_parse(const char *command, const char *usage_line, const char *description,
               const cli_option *opts, int argc, char **argv);
+/* As cli_parse; given (NULL, or one byte per entry of opts before the terminating {0}) gets 1
+ * for each option that appears on the command line. An option that expects a value and is
+ * followed by another of the command's options (or -h/--help) is an error: its value is missing. */
+int cli_parse_given(const char *command, const char *usage_line, const char *description,
+                    const cli_option *opts, int argc, char **argv, unsigned char *given);
+/* Whether the option called name (without "--") was given, from cli_parse_given's array. */
+int cli_given(const cli_option *opts, const unsigned char *given, const char *name);
 void cli_print_help(FILE *out, const char *usage_line, const char *description,
                     const cli_option *opts);
 

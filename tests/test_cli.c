@@ -250,6 +250,131 @@ static void test_errors_keep_outputs(void) {
     CHECKF(strstr(buf, "input_ids") && strstr(buf, "bad_ids.jsonl"), "%s", buf);
 }
 
+/* Output holds every part (a NULL-terminated list). */
+static int has_all(const char *out, const char *const *parts) {
+    for (; *parts; parts++)
+        if (!strstr(out, *parts)) return 0;
+    return 1;
+}
+
+/* Options that contradict each other are refused naming both; an option another makes pointless
+ * is a warning; each numeric setting out of range is named with its value. */
+static void test_option_conflicts(void) {
+    static const struct {
+        const char *args;
+        const char *parts[3];
+    } refused[] = {
+        {"--no-checkpoint --save-every 3", {"--no-checkpoint", "--save-every", NULL}},
+        {"--val-data v.json --val-size 4", {"--val-data", "--val-size", NULL}},
+        {"--init-adapter a --method adam", {"--init-adapter", "--method lora", NULL}},
+        {"--lr -1", {"--lr -1", ">= 0", NULL}},
+        {"--beta1 1.5", {"--beta1 1.5", "[0, 1)", NULL}},
+        {"--beta2 1", {"--beta2 1", "[0, 1)", NULL}},
+        {"--eps 0", {"--eps 0", "> 0", NULL}},
+        {"--min-lr-ratio 2", {"--min-lr-ratio 2", "[0, 1]", NULL}},
+        {"--seq-len 1", {"--seq-len 1", ">= 2", NULL}},
+        {"--epochs 0", {"--epochs 0", "--max-steps", NULL}},
+    };
+    char args[8192];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(args, sizeof args, "train --model x --data y --out %s/conflict %s", g_out,
+                 refused[i].args);
+        int rc = badam(args, buf, sizeof buf);
+        CHECKF(rc == 2 && has_all(buf, refused[i].parts), "%s: rc %d: %s", refused[i].args, rc,
+               buf);
+    }
+    /* ignored options: warnings, and the run goes on (to the missing model here) */
+    snprintf(args, sizeof args,
+             "train --model %s/no-model --data y --out %s/conflict --method adam --switch-every 3 "
+             "--include-head --lora-rank 4 --epochs 2 --max-steps 1 --eval-every 2 --pack "
+             "--no-group-by-length",
+             g_out, g_out);
+    CHECK(badam(args, buf, sizeof buf) == 1);
+    const char *warned[] = {"warning: --switch-every is ignored with --method adam",
+                            "warning: --include-head is ignored with --method adam",
+                            "warning: --lora-rank is ignored with --method adam",
+                            "warning: --epochs is ignored",
+                            "warning: --eval-every is ignored",
+                            "warning: --no-group-by-length is ignored with --pack",
+                            "cannot open",
+                            NULL};
+    CHECKF(has_all(buf, warned), "%s", buf);
+    /* options that are used draw no warning */
+    snprintf(args, sizeof args,
+             "train --model %s/no-model --data y --out %s/conflict --method lora --lora-rank 4 "
+             "--max-steps 1",
+             g_out, g_out);
+    CHECK(badam(args, buf, sizeof buf) == 1);
+    CHECKF(!strstr(buf, "warning"), "%s", buf);
+    snprintf(args, sizeof args,
+             "train --model %s/no-model --data y --out %s/conflict --method lora --resume "
+             "--init-adapter a",
+             g_out, g_out);
+    CHECK(badam(args, buf, sizeof buf) == 1);
+    CHECKF(strstr(buf, "warning: --init-adapter is ignored with --resume"), "%s", buf);
+    CHECK(badam("generate --model x --prompt hi --top-k 5", buf, sizeof buf) == 1);
+    CHECKF(strstr(buf, "warning: --top-k is ignored with --temperature 0"), "%s", buf);
+    CHECK(badam("eval --model x --data y --show 2", buf, sizeof buf) == 1);
+    CHECKF(strstr(buf, "warning: --show is ignored without --exact-match"), "%s", buf);
+}
+
+/* An option that expects a value and is followed by another option (--help included) says its
+ * value is missing, instead of taking the option as the value. */
+static void test_missing_value(void) {
+    static const struct {
+        const char *args, *part;
+    } cases[] = {
+        {"tokenize --data --help", "--data needs a value"},
+        {"tokenize --data x.json --model --seq-len 4", "--model needs a value"},
+        {"tokenize --data", "--data needs a value"},
+        {"tokenize --model --text hi", "--model needs a value"},
+        {"train --model m --data --help", "--data needs a value (FILE)"},
+        {"train --model m --out --data y", "--out needs a value (DIR)"},
+        {"eval --model --data y", "--model needs a value"},
+        {"generate --model m --prompt --verbose", "--prompt needs a value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = badam(cases[i].args, buf, sizeof buf);
+        CHECKF(rc == 2 && strstr(buf, cases[i].part), "%s: rc %d: %s", cases[i].args, rc, buf);
+    }
+    /* a value that only looks like an option is given with '=' */
+    CHECK(badam("train --model m --data=--help --out o --lr -1", buf, sizeof buf) == 2);
+    CHECKF(strstr(buf, "--lr -1"), "%s", buf);
+}
+
+/* eval --show prints a text holding U+0000 whole, the NUL escaped. */
+static void test_eval_show_nul(void) {
+    char data[2200], args[8192];
+    snprintf(data, sizeof data, "%s/nul.json", g_out);
+    const char *text = "[{\"instruction\": \"Write the words in capital letters.\", \"input\": "
+                       "\"ab\", \"output\": \"A\\u0000B\"}]";
+    CHECK(test_write_raw(data, text, strlen(text)) == 0);
+    snprintf(args, sizeof args,
+             "eval --model models/tiny-llama-base --data %s --template alpaca --system \"\" "
+             "--exact-match --show 1 --max-new-tokens 2",
+             data);
+    CHECK(badam(args, buf, sizeof buf) == 0);
+    CHECKF(strstr(buf, "reference: A\\u0000B\n"), "%s", buf);
+}
+
+/* A folder named generation_config.json in the model folder is an error naming it, not a file
+ * silently left out of the saved model. */
+static void test_companion_not_regular(void) {
+    char model[2200], args[8192], cmd[8192];
+    snprintf(model, sizeof model, "%s/gen-dir-model", g_out);
+    const char *src = test_source_path("models/tiny-random-llama");
+    CHECK(src != NULL);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s && mkdir %s/generation_config.json", model,
+             src ? src : "", model, model);
+    CHECK(test_system(cmd) == 0);
+    snprintf(args, sizeof args,
+             "train --model %s --data data/demo/reverse_train.json --out %s/gen-dir-out "
+             "--template alpaca --max-steps 1 --batch-size 2 --seq-len 32 --no-checkpoint --quiet",
+             model, g_out);
+    CHECK(badam(args, buf, sizeof buf) == 1);
+    CHECKF(strstr(buf, "generation_config.json: is a directory"), "%s", buf);
+}
+
 int main(void) {
     if (!getenv("BADAM_CLI") || !getenv("BADAM_SOURCE_DIR")) {
         fprintf(stderr, "SKIP: run through ctest (BADAM_CLI, BADAM_SOURCE_DIR)\n");
@@ -262,5 +387,9 @@ int main(void) {
     RUN_TEST(test_flags);
     RUN_TEST(test_train_alpaca);
     RUN_TEST(test_errors_keep_outputs);
+    RUN_TEST(test_option_conflicts);
+    RUN_TEST(test_missing_value);
+    RUN_TEST(test_eval_show_nul);
+    RUN_TEST(test_companion_not_regular);
     return test_result();
 }

@@ -325,6 +325,88 @@ static void test_fifos(void) {
     CHECK(mkdir(tokdir, 0700) == 0);
     CHECK(mkfifo(test_path_in(tokdir, "tokenizer.json"), 0600) == 0);
     expect_not_regular("tokenizer folder", tokdir, "tokenizer.json", open_tokenizer);
+
+    /* an optional file that is a FIFO is an error naming it, not skipped as absent */
+    const char *tok_json = test_source_path("tests/fixtures/data/tiny_tokenizer/tokenizer.json");
+    char *json_text = NULL;
+    size_t json_len = 0;
+    badam_error err = {0};
+    CHECK(tok_json && io_read_file(tok_json, &json_text, &json_len, &err) == BADAM_OK);
+    const char *cfgdir = test_path_in(dir, "tok-config-fifo");
+    CHECK(mkdir(cfgdir, 0700) == 0);
+    CHECK(test_write_raw(test_path_in(cfgdir, "tokenizer.json"), json_text, json_len) == 0);
+    CHECK(mkfifo(test_path_in(cfgdir, "tokenizer_config.json"), 0600) == 0);
+    expect_not_regular("tokenizer_config.json", cfgdir, "tokenizer_config.json", open_tokenizer);
+    free(json_text);
+    const char *single = test_path_in(dir, "single");
+    CHECK(mkdir(single, 0700) == 0);
+    CHECK(mkfifo(test_path_in(single, "model.safetensors"), 0600) == 0);
+    expect_not_regular("model.safetensors", single, "model.safetensors", open_weights_dir);
+}
+
+/* A folder where a model file belongs is an error naming the file (not "no weights"). */
+static void test_folders_as_files(void) {
+    const char *dir = test_workdir("hostile_folders");
+    const char *model = test_path_in(dir, "model");
+    CHECK(mkdir(model, 0700) == 0);
+    CHECK(mkdir(test_path_in(model, "model.safetensors"), 0700) == 0);
+    badam_error err = {0};
+    CHECKF(open_weights_dir(model, &err) != BADAM_OK &&
+               has(err.message, "model.safetensors: is a directory"),
+           "%s", err.message);
+    const char *tokdir = test_path_in(dir, "tok");
+    CHECK(mkdir(tokdir, 0700) == 0);
+    const char *tok_json = test_source_path("tests/fixtures/data/tiny_tokenizer/tokenizer.json");
+    char *text = NULL;
+    size_t n = 0;
+    CHECK(tok_json && io_read_file(tok_json, &text, &n, &err) == BADAM_OK);
+    CHECK(test_write_raw(test_path_in(tokdir, "tokenizer.json"), text, n) == 0);
+    free(text);
+    CHECK(mkdir(test_path_in(tokdir, "tokenizer_config.json"), 0700) == 0);
+    CHECKF(open_tokenizer(tokdir, &err) != BADAM_OK &&
+               has(err.message, "tokenizer_config.json: is a directory"),
+           "%s", err.message);
+}
+
+/* An eos_token the tokenizer does not have is reported against tokenizer_config.json and the
+ * token, not against the first record of the data. */
+static void test_eos_token_unresolved(void) {
+    const char *dir = test_workdir("hostile_eos");
+    const char *tok_json = test_source_path("tests/fixtures/data/tiny_tokenizer/tokenizer.json");
+    char *text = NULL;
+    size_t n = 0;
+    badam_error err = {0};
+    CHECK(tok_json && io_read_file(tok_json, &text, &n, &err) == BADAM_OK);
+    CHECK(test_write_raw(test_path_in(dir, "tokenizer.json"), text, n) == 0);
+    free(text);
+    write_text(dir, "tokenizer_config.json", "{\"eos_token\": \"<|no-such-end|>\"}");
+    badam_tokenizer *tok = NULL;
+    CHECK(tokenizer_load(dir, &tok, &err) == BADAM_OK); /* not needed to encode text */
+    const char *data =
+        write_text(dir, "data.json", "[{\"instruction\": \"hi\", \"output\": \"yo\"}]");
+    data_options o = {DATA_FORMAT_AUTO, "alpaca", NULL, 64};
+    data_set *ds = NULL;
+    CHECK(tok && data_load(data, tok, &o, &ds, &err) != BADAM_OK);
+    CHECKF(has(err.message, "tokenizer_config.json: eos_token '<|no-such-end|>' is not a token") &&
+               !has(err.message, "record"),
+           "%s", err.message);
+    data_free(ds);
+    tokenizer_free(tok);
+}
+
+/* A config.json field of the wrong type names the file, the field and the expected type. */
+static void test_config_types(void) {
+    const char *dir = test_workdir("hostile_config");
+    const char *path = write_text(dir, "config.json",
+                                  "{\"model_type\": \"llama\", \"hidden_size\": \"768\", "
+                                  "\"intermediate_size\": 64, \"num_hidden_layers\": 1, "
+                                  "\"num_attention_heads\": 2, \"vocab_size\": 32}");
+    llama_config cfg;
+    badam_error err = {0};
+    CHECK(llama_config_load(path, &cfg, &err) != BADAM_OK);
+    CHECKF(has(err.message, "config.json") && has(err.message, "'hidden_size'") &&
+               has(err.message, "must be an integer, got a string"),
+           "%s", err.message);
 }
 
 int main(void) {
@@ -340,6 +422,9 @@ int main(void) {
     RUN_TEST(test_report_numbers);
     RUN_TEST(test_decode_empty);
     RUN_TEST(test_fifos);
+    RUN_TEST(test_folders_as_files);
+    RUN_TEST(test_eos_token_unresolved);
+    RUN_TEST(test_config_types);
     tokenizer_free(tiny);
     return test_result();
 }

@@ -17,9 +17,10 @@ typedef struct eval_options {
     int max_new_tokens;      /* exact match: tokens generated at most per example */
     const int32_t *stop_ids; /* exact match: end tokens (generate_stop_ids) */
     int n_stop_ids;
-    /* Called after each exact-match example (may be NULL). */
-    void (*on_example)(void *ctx, size_t index, const char *reference, const char *generated,
-                       int correct);
+    /* Called after each exact-match example (may be NULL). The texts are UTF-8 of the given
+     * byte lengths and may hold U+0000. */
+    void (*on_example)(void *ctx, size_t index, const char *reference, size_t reference_len,
+                       const char *generated, size_t generated_len, int correct);
     void *on_example_ctx;
 } eval_options;
 

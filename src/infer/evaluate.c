@@ -103,7 +103,8 @@ static badam_status eval_exact_match(const llama_model *m, const badam_tokenizer
             int ok = same_trimmed(g.text, g.text_len, ref, ref_len);
             r->em_count++;
             r->em_correct += (size_t)ok;
-            if (o->on_example) o->on_example(o->on_example_ctx, i, ref, g.text, ok);
+            if (o->on_example)
+                o->on_example(o->on_example_ctx, i, ref, ref_len, g.text, g.text_len, ok);
         } else {
             badam_error_prefix(err, "eval: example %zu", i);
         }

@@ -17,6 +17,30 @@ static atomic_uint io_tmp_counter;
 
 /* ---- reading ---- */
 
+/* What a file that is not a regular file is, for messages. */
+static const char *kind_of(mode_t mode) {
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a regular file";
+}
+
+badam_status io_optional_file(const char *path, int *present, badam_error *err) {
+    *present = 0;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return BADAM_OK;
+        return badam_fail(err, BADAM_E_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        return badam_fail(err, BADAM_E_IO, "%s: is %s; only regular files are read", path,
+                          kind_of(st.st_mode));
+    *present = 1;
+    return BADAM_OK;
+}
+
 badam_status io_open_regular(const char *path, int *fd_out, size_t *size_out, badam_error *err) {
     *fd_out = -1;
     if (size_out) *size_out = 0;
@@ -30,14 +54,9 @@ badam_status io_open_regular(const char *path, int *fd_out, size_t *size_out, ba
         return badam_fail(err, BADAM_E_IO, "%s: cannot stat: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
-        const char *kind = S_ISDIR(st.st_mode)    ? "a directory"
-                           : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
-                           : S_ISCHR(st.st_mode)  ? "a character device"
-                           : S_ISBLK(st.st_mode)  ? "a block device"
-                           : S_ISSOCK(st.st_mode) ? "a socket"
-                                                  : "not a regular file";
         close(fd);
-        return badam_fail(err, BADAM_E_IO, "%s: is %s; only regular files are read", path, kind);
+        return badam_fail(err, BADAM_E_IO, "%s: is %s; only regular files are read", path,
+                          kind_of(st.st_mode));
     }
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {

@@ -14,6 +14,11 @@
  * the check). *size_out (may be NULL) is the file's size at open. */
 badam_status io_open_regular(const char *path, int *fd_out, size_t *size_out, badam_error *err);
 
+/* For a file that may be absent: *present = 1 when path is a regular file, 0 when nothing is
+ * there (a dangling symbolic link included). Something else under that name (a folder, a FIFO,
+ * a device, a socket) is an error naming path and what it is: it is never skipped silently. */
+badam_status io_optional_file(const char *path, int *present, badam_error *err);
+
 /* Reads a whole regular file into a NUL-terminated malloc'd buffer. */
 badam_status io_read_file(const char *path, char **data_out, size_t *size_out, badam_error *err);
 

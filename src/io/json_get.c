@@ -64,9 +64,14 @@ badam_status json_get_int(const json_t *obj, const char *field, int required, in
     const json_t *item = json_field(obj, field);
     if (!item) return absent(field, required, file, err);
     long long v;
+    if (!json_is_number(item))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be an integer, got %s%s", file,
+                          field, json_type_name(item),
+                          json_is_string(item) ? " (write the number without quotes)" : "");
     if (!json_int_in_range(item, INT_MIN, INT_MAX, &v))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be an integer in [%d, %d]",
-                          file, field, INT_MIN, INT_MAX);
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: field '%s' must be an integer in [%d, %d], got %.17g", file, field,
+                          INT_MIN, INT_MAX, json_number_value(item));
     *out = (int)v;
     return BADAM_OK;
 }
@@ -76,8 +81,9 @@ badam_status json_get_double(const json_t *obj, const char *field, int required,
     const json_t *item = json_field(obj, field);
     if (!item) return absent(field, required, file, err);
     if (!json_is_number(item) || !isfinite(json_number_value(item)))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be a finite number", file,
-                          field);
+        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be a finite number, got %s",
+                          file, field,
+                          json_is_number(item) ? "a non-finite number" : json_type_name(item));
     *out = json_number_value(item);
     return BADAM_OK;
 }
@@ -87,7 +93,8 @@ badam_status json_get_bool(const json_t *obj, const char *field, int required, i
     const json_t *item = json_field(obj, field);
     if (!item) return absent(field, required, file, err);
     if (!json_is_boolean(item))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be true or false", file, field);
+        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be true or false, got %s", file,
+                          field, json_type_name(item));
     *out = json_is_true(item);
     return BADAM_OK;
 }
@@ -97,7 +104,8 @@ badam_status json_get_string(const json_t *obj, const char *field, int required,
     const json_t *item = json_field(obj, field);
     if (!item) return absent(field, required, file, err);
     if (!json_is_string(item))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be a string", file, field);
+        return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must be a string, got %s", file,
+                          field, json_type_name(item));
     if (!json_string_is_c(item))
         return badam_fail(err, BADAM_E_FORMAT, "%s: field '%s' must not contain U+0000", file,
                           field);

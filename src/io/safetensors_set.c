@@ -54,6 +54,104 @@ static int cmp_str_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The weight_map of the index: *list (n entries, sorted by tensor name, each name once) and
+ * *shards (the shard name of each entry, in the map's order). *list and *shards are the
+ * caller's to free, also on failure. */
+static badam_status read_weight_map(const json_t *root, const char *index_path, listing **list,
+                                    const char ***shards, size_t *n, badam_error *err) {
+    if (!json_is_object(root))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON object", index_path);
+    const json_t *map = json_object_get(root, "weight_map");
+    if (!map) return badam_fail(err, BADAM_E_FORMAT, "%s: missing field 'weight_map'", index_path);
+    if (!json_is_object(map))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: field 'weight_map' is not an object",
+                          index_path);
+    *n = json_object_size(map);
+    if (*n == 0)
+        return badam_fail(err, BADAM_E_FORMAT, "%s: weight_map lists no tensors", index_path);
+    *list = malloc(*n * sizeof **list);
+    *shards = malloc(*n * sizeof **shards);
+    if (!*list || !*shards) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", index_path);
+    size_t i = 0;
+    const char *key;
+    size_t key_len;
+    json_t *e;
+    json_object_keylen_foreach((json_t *)map, key, key_len, e) {
+        if (strlen(key) != key_len || (json_is_string(e) && !json_string_is_c(e)))
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: weight_map: tensor '%s': a tensor or shard name holds U+0000",
+                              index_path, key);
+        if (!json_is_string(e))
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: weight_map: tensor '%s': value is not a string", index_path,
+                              key);
+        if (!plain_file_name(json_string_value(e)))
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: weight_map: tensor '%s': shard '%s' is not a plain file name",
+                              index_path, key, json_string_value(e));
+        (*list)[i] = (listing){key, json_string_value(e), 0};
+        (*shards)[i] = json_string_value(e);
+        i++;
+    }
+    qsort(*list, *n, sizeof **list, cmp_listing);
+    for (i = 1; i < *n; i++)
+        if (!strcmp((*list)[i - 1].name, (*list)[i].name))
+            return badam_fail(err, BADAM_E_FORMAT, "%s: weight_map lists tensor '%s' twice",
+                              index_path, (*list)[i].name);
+    return BADAM_OK;
+}
+
+/* Opens the shards (sorted, distinct names) into set: files[i] is the shard named shards[i]. */
+static badam_status open_shards(st_set *set, const char **shards, size_t n_shards,
+                                const char *index_path, badam_error *err) {
+    set->files = calloc(n_shards, sizeof *set->files);
+    if (!set->files) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", index_path);
+    badam_status st = BADAM_OK;
+    for (size_t i = 0; i < n_shards && st == BADAM_OK; i++) {
+        char *path = join_path(set->dir, shards[i]);
+        st = path ? add_file(set, path, err)
+                  : badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", index_path);
+        free(path);
+    }
+    return st;
+}
+
+/* Every listed tensor is in its shard (and list[i].file is set to that shard's file) ... */
+static badam_status check_listed_tensors(const st_set *set, listing *list, size_t n,
+                                         const char **shards, size_t n_shards,
+                                         const char *index_path, badam_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        const char **found = bsearch(&list[i].shard, shards, n_shards, sizeof *shards, cmp_str_ptr);
+        list[i].file = (size_t)(found - shards);
+        if (!st_find(set->files[list[i].file], list[i].name))
+            return badam_fail(
+                err, BADAM_E_FORMAT,
+                "%s: tensor '%s' is listed in shard '%s', which has no such tensor (%s)",
+                index_path, list[i].name, list[i].shard, set->files[list[i].file]->path);
+    }
+    return BADAM_OK;
+}
+
+/* ... and every shard tensor is listed, under that shard. */
+static badam_status check_shard_tensors(const st_set *set, const listing *list, size_t n,
+                                        const char *index_path, badam_error *err) {
+    for (size_t f = 0; f < set->n_files; f++) {
+        const st_file *file = set->files[f];
+        for (size_t t = 0; t < file->n_tensors; t++) {
+            const char *name = file->tensors[t].name;
+            const listing *l = bsearch(name, list, n, sizeof *list, cmp_key_listing);
+            if (!l)
+                return badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s' is not listed in %s",
+                                  file->path, name, index_path);
+            if (l->file != f)
+                return badam_fail(err, BADAM_E_FORMAT,
+                                  "%s: tensor '%s' is listed in %s under shard '%s'", file->path,
+                                  name, index_path, l->shard);
+        }
+    }
+    return BADAM_OK;
+}
+
 /* Opens each distinct shard of the index once and checks the index against the shards. */
 static badam_status open_sharded(st_set *set, const char *index_path, badam_error *err) {
     json_t *root;
@@ -61,114 +159,17 @@ static badam_status open_sharded(st_set *set, const char *index_path, badam_erro
     if (st != BADAM_OK) return st;
     listing *list = NULL;
     const char **shards = NULL;
-    const json_t *map = NULL;
     size_t n = 0, n_shards = 0;
-    if (!json_is_object(root)) {
-        st = badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON object", index_path);
-        goto done;
+    st = read_weight_map(root, index_path, &list, &shards, &n, err);
+    if (!st) {
+        qsort(shards, n, sizeof *shards, cmp_str_ptr);
+        for (size_t i = 0; i < n; i++)
+            if (i == 0 || strcmp(shards[i], shards[n_shards - 1]) != 0)
+                shards[n_shards++] = shards[i];
+        st = open_shards(set, shards, n_shards, index_path, err);
     }
-    map = json_object_get(root, "weight_map");
-    if (!map) {
-        st = badam_fail(err, BADAM_E_FORMAT, "%s: missing field 'weight_map'", index_path);
-        goto done;
-    }
-    if (!json_is_object(map)) {
-        st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'weight_map' is not an object", index_path);
-        goto done;
-    }
-    n = json_object_size(map);
-    if (n == 0) {
-        st = badam_fail(err, BADAM_E_FORMAT, "%s: weight_map lists no tensors", index_path);
-        goto done;
-    }
-    list = malloc(n * sizeof *list);
-    shards = malloc(n * sizeof *shards);
-    if (!list || !shards) {
-        st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", index_path);
-        goto done;
-    }
-    size_t i = 0;
-    const char *key;
-    size_t key_len;
-    json_t *e;
-    json_object_keylen_foreach((json_t *)map, key, key_len, e) {
-        if (strlen(key) != key_len || (json_is_string(e) && !json_string_is_c(e))) {
-            st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: weight_map: tensor '%s': a tensor or shard name holds U+0000",
-                            index_path, key);
-            goto done;
-        }
-        if (!json_is_string(e)) {
-            st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: weight_map: tensor '%s': value is not a string", index_path, key);
-            goto done;
-        }
-        if (!plain_file_name(json_string_value(e))) {
-            st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: weight_map: tensor '%s': shard '%s' is not a plain file name",
-                            index_path, key, json_string_value(e));
-            goto done;
-        }
-        list[i] = (listing){key, json_string_value(e), 0};
-        shards[i] = json_string_value(e);
-        i++;
-    }
-    qsort(list, n, sizeof *list, cmp_listing);
-    for (i = 1; i < n; i++)
-        if (!strcmp(list[i - 1].name, list[i].name)) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: weight_map lists tensor '%s' twice",
-                            index_path, list[i].name);
-            goto done;
-        }
-    qsort(shards, n, sizeof *shards, cmp_str_ptr);
-    for (i = 0; i < n; i++)
-        if (i == 0 || strcmp(shards[i], shards[n_shards - 1]) != 0) shards[n_shards++] = shards[i];
-
-    set->files = calloc(n_shards, sizeof *set->files);
-    if (!set->files) {
-        st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", index_path);
-        goto done;
-    }
-    for (i = 0; i < n_shards && st == BADAM_OK; i++) { /* files[i] is the shard named shards[i] */
-        char *path = join_path(set->dir, shards[i]);
-        st = path ? add_file(set, path, err)
-                  : badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", index_path);
-        free(path);
-    }
-    if (st != BADAM_OK) goto done;
-
-    /* Every listed tensor is in its shard ... */
-    for (i = 0; i < n; i++) {
-        const char **found = bsearch(&list[i].shard, shards, n_shards, sizeof *shards, cmp_str_ptr);
-        list[i].file = (size_t)(found - shards);
-        if (!st_find(set->files[list[i].file], list[i].name)) {
-            st =
-                badam_fail(err, BADAM_E_FORMAT,
-                           "%s: tensor '%s' is listed in shard '%s', which has no such tensor (%s)",
-                           index_path, list[i].name, list[i].shard, set->files[list[i].file]->path);
-            goto done;
-        }
-    }
-    /* ... and every shard tensor is listed, under that shard. */
-    for (size_t f = 0; f < set->n_files; f++) {
-        const st_file *file = set->files[f];
-        for (size_t t = 0; t < file->n_tensors; t++) {
-            const char *name = file->tensors[t].name;
-            const listing *l = bsearch(name, list, n, sizeof *list, cmp_key_listing);
-            if (!l) {
-                st = badam_fail(err, BADAM_E_FORMAT, "%s: tensor '%s' is not listed in %s",
-                                file->path, name, index_path);
-                goto done;
-            }
-            if (l->file != f) {
-                st = badam_fail(err, BADAM_E_FORMAT,
-                                "%s: tensor '%s' is listed in %s under shard '%s'", file->path,
-                                name, index_path, l->shard);
-                goto done;
-            }
-        }
-    }
-done:
+    if (!st) st = check_listed_tensors(set, list, n, shards, n_shards, index_path, err);
+    if (!st) st = check_shard_tensors(set, list, n, index_path, err);
     free(list);
     free(shards);
     json_decref(root);
@@ -223,11 +224,17 @@ badam_status st_set_open_dir(const char *dir, st_set **out, badam_error *err) {
     char *index_path = join_path(dir, ST_INDEX_NAME);
     char *single_path = join_path(dir, ST_SINGLE_NAME);
     badam_status st = BADAM_OK;
-    if (!set || !index_path || !single_path || !(set->dir = strdup(dir))) {
+    int have_index = 0, have_single = 0;
+    if (!set || !index_path || !single_path || !(set->dir = strdup(dir)))
         st = badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);
-    } else if (io_is_file(index_path)) {
+    /* a folder or FIFO under either name is an error naming it, not "no weights" */
+    if (!st) st = io_optional_file(index_path, &have_index, err);
+    if (!st && !have_index) st = io_optional_file(single_path, &have_single, err);
+    if (st) {
+        /* reported */
+    } else if (have_index) {
         st = open_sharded(set, index_path, err);
-    } else if (io_is_file(single_path)) {
+    } else if (have_single) {
         set->files = calloc(1, sizeof *set->files);
         st = set->files ? add_file(set, single_path, err)
                         : badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);

@@ -25,8 +25,11 @@ static badam_status read_or_new(const char *dir, const char *name, json_t **out,
     char path[PATH_BYTES] = "";
     if (dir) io_path_join(path, sizeof path, dir, name);
     *out = NULL;
-    if (dir && io_is_file(path)) {
-        badam_status st = io_read_json(path, out, err);
+    int present = 0;
+    badam_status st = dir ? io_optional_file(path, &present, err) : BADAM_OK;
+    if (st) return st;
+    if (present) {
+        st = io_read_json(path, out, err);
         if (st) return st;
         if (!json_is_object(*out)) {
             json_decref(*out);
@@ -79,10 +82,11 @@ static badam_status write_tokenizer_config(const char *src_dir, const char *out_
                                            const llama_folder_meta *meta, badam_error *err) {
     char path[PATH_BYTES];
     io_path_join(path, sizeof path, src_dir, "tokenizer_config.json");
-    if (!io_is_file(path)) return BADAM_OK;
+    int present = 0;
+    badam_status st = io_optional_file(path, &present, err);
+    if (st || !present) return st;
     json_t *tc = NULL;
-    badam_status st = read_or_new(src_dir, "tokenizer_config.json", &tc, err);
-    if (st) return st;
+    if ((st = read_or_new(src_dir, "tokenizer_config.json", &tc, err))) return st;
     if (meta->eos_token) {
         json_t *old = json_object_get(tc, "eos_token");
         if (json_is_object(old) && json_object_get(old, "content")) /* AddedToken form */

@@ -204,7 +204,9 @@ badam_status llama_model_save(const llama_model *m, const char *src_dir, const c
         char src[PATH_BYTES], dst[PATH_BYTES];
         snprintf(src, sizeof src, "%s/%s", src_dir, COMPANION_FILES[i]);
         snprintf(dst, sizeof dst, "%s/%s", out_dir, COMPANION_FILES[i]);
-        if (!io_is_file(src) || !strcmp(src, dst)) continue;
+        int present = 0;
+        if ((st = io_optional_file(src, &present, err))) return st;
+        if (!present || !strcmp(src, dst)) continue;
         st = io_copy_file(src, dst, err);
         if (st != BADAM_OK) return st;
     }

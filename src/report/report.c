@@ -164,6 +164,109 @@ static badam_status check_number(const json_t *obj, const char *field, int requi
     return BADAM_OK;
 }
 
+static const char *const STEP_FIELDS[] = {"step",         "loss",      "lr", "grad_norm",
+                                          "tokens_per_s", "elapsed_s", "rss"};
+enum { N_STEP_FIELDS = sizeof STEP_FIELDS / sizeof STEP_FIELDS[0] };
+
+/* What read_metrics gathers line by line: the page data's arrays and the summary sums. */
+typedef struct metrics_acc {
+    report_run *run;
+    json_t *arrays[N_STEP_FIELDS];                       /* owned by run->data */
+    json_t *tokens, *eval_step, *val_loss, *eval_tokens; /* owned by run->data */
+    json_t *block, *block_names;                         /* owned here until the end */
+    int any_block;
+    double tps_sum;
+    long tps_n;
+} metrics_acc;
+
+/* An evaluation line: step, val_loss, val_tokens. */
+static badam_status add_eval_line(metrics_acc *m, const json_t *obj, long long step_v,
+                                  const char *where, badam_error *err) {
+    badam_status st = check_number(obj, "val_loss", 1, where, err);
+    if (st) return st;
+    report_run *run = m->run;
+    json_array_append_new(m->eval_step, json_integer(step_v));
+    json_t *v = number_or_null(obj, "val_loss");
+    if (json_is_number(v)) {
+        run->final_val = json_number_value(v);
+        if (isnan(run->best_val) || json_number_value(v) < run->best_val)
+            run->best_val = json_number_value(v);
+    }
+    json_array_append_new(m->val_loss, v);
+    json_array_append_new(m->eval_tokens, whole_or_real(run->tokens));
+    return BADAM_OK;
+}
+
+/* The block index of a step line, and the block's name the first time it is given. */
+static void add_block(metrics_acc *m, const json_t *obj) {
+    const json_t *b = json_object_get(obj, "block"), *bn = json_object_get(obj, "block_name");
+    json_array_append_new(m->block, number_or_null(obj, "block"));
+    long long b_v;
+    if (json_is_number(b)) m->any_block = 1;
+    if (json_int_in_range(b, -(1LL << 53), 1LL << 53, &b_v)) {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", b_v);
+        if (json_is_string(bn) && !json_object_get(m->block_names, key))
+            json_object_set_new(m->block_names, key, json_copy((json_t *)bn));
+    }
+}
+
+/* A step line: its fields checked, then appended to the arrays and summed. */
+static badam_status add_step_line(metrics_acc *m, const json_t *obj, long long step_v,
+                                  const char *where, badam_error *err) {
+    static const char *const checked[] = {"loss",         "lr",        "grad_norm", "tokens",
+                                          "tokens_per_s", "elapsed_s", "rss",       "block"};
+    badam_status st = BADAM_OK;
+    for (size_t c = 0; c < sizeof checked / sizeof checked[0] && !st; c++)
+        st = check_number(obj, checked[c], c == 0, where, err);
+    const json_t *bn = json_object_get(obj, "block_name");
+    if (!st && bn && !json_is_string(bn))
+        st = field_type_error(err, where, "block_name", "a string");
+    if (st) return st;
+    report_run *run = m->run;
+    for (int f = 0; f < N_STEP_FIELDS; f++)
+        json_array_append_new(m->arrays[f], number_or_null(obj, STEP_FIELDS[f]));
+    const json_t *t = json_object_get(obj, "tokens");
+    if (json_is_number(t)) run->tokens += json_number_value(t);
+    json_array_append_new(m->tokens, whole_or_real(run->tokens));
+    add_block(m, obj);
+    const json_t *loss = json_object_get(obj, "loss");
+    run->final_loss = json_is_number(loss) ? json_number_value(loss) : NAN;
+    const json_t *el = json_object_get(obj, "elapsed_s");
+    if (json_is_number(el)) run->elapsed_s = json_number_value(el);
+    const json_t *tps = json_object_get(obj, "tokens_per_s");
+    if (json_is_number(tps)) {
+        m->tps_sum += json_number_value(tps);
+        m->tps_n++;
+    }
+    run->steps++;
+    run->last_step = (long)step_v;
+    return BADAM_OK;
+}
+
+/* One non-blank line of metrics.jsonl (where: "path:line"). */
+static badam_status add_line(metrics_acc *m, const char *line, size_t len, const char *where,
+                             badam_error *err) {
+    json_t *obj = NULL;
+    badam_status st = io_parse_json(line, len, where, &obj, err);
+    if (st) return st;
+    const json_t *step = json_object_get(obj, "step");
+    const json_t *blk = json_object_get(obj, "block");
+    long long step_v = 0, block_v = 0;
+    if (!json_is_object(obj))
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON object", where);
+    else if (!json_int_in_range(step, 0, 1LL << 53, &step_v))
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'step' must be a whole number", where);
+    else if (json_is_number(blk) && !json_int_in_range(blk, 0, 1 << 30, &block_v))
+        st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'block' must be a block index", where);
+    else if (json_object_get(obj, "val_loss"))
+        st = add_eval_line(m, obj, step_v, where, err);
+    else
+        st = add_step_line(m, obj, step_v, where, err);
+    json_decref(obj);
+    return st;
+}
+
 /* The step and loss arrays of the page data, and the summary sums, from metrics.jsonl. */
 static badam_status read_metrics(const char *dir, report_run *run, badam_error *err) {
     char path[4096], where[4200];
@@ -174,20 +277,14 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
     badam_status st = io_read_file(path, &text, &size, err);
     if (st) return st;
 
-    static const char *const step_fields[] = {"step",         "loss",      "lr", "grad_norm",
-                                              "tokens_per_s", "elapsed_s", "rss"};
-    enum { N_STEP_FIELDS = sizeof step_fields / sizeof step_fields[0] };
-    json_t *arrays[N_STEP_FIELDS];
+    metrics_acc m = {.run = run};
     for (int f = 0; f < N_STEP_FIELDS; f++)
-        arrays[f] = io_json_add_array(run->data, step_fields[f]);
-    json_t *tokens = io_json_add_array(run->data, "tokens");
-    json_t *block = json_array(), *block_names = json_object();
-    json_t *eval_step = io_json_add_array(run->data, "eval_step");
-    json_t *val_loss = io_json_add_array(run->data, "val_loss");
-    json_t *eval_tokens = io_json_add_array(run->data, "eval_tokens");
-    int any_block = 0;
-    double tps_sum = 0;
-    long tps_n = 0;
+        m.arrays[f] = io_json_add_array(run->data, STEP_FIELDS[f]);
+    m.tokens = io_json_add_array(run->data, "tokens");
+    m.block = json_array(), m.block_names = json_object();
+    m.eval_step = io_json_add_array(run->data, "eval_step");
+    m.val_loss = io_json_add_array(run->data, "val_loss");
+    m.eval_tokens = io_json_add_array(run->data, "eval_tokens");
 
     long line_no = 0;
     for (char *line = text; st == BADAM_OK && line < text + size;) {
@@ -197,90 +294,24 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
         line_no++;
         size_t k = 0;
         while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
-        if (k == len) { /* blank line */
-            line = next;
-            continue;
+        if (k < len) { /* not a blank line */
+            snprintf(where, sizeof where, "%s:%ld", path, line_no);
+            st = add_line(&m, line, len, where, err);
         }
-        snprintf(where, sizeof where, "%s:%ld", path, line_no);
-        json_t *obj = NULL;
-        st = io_parse_json(line, len, where, &obj, err);
-        if (st) break;
-        const json_t *step = json_object_get(obj, "step");
-        const json_t *blk = json_object_get(obj, "block");
-        long long step_v = 0, block_v = 0;
-        if (!json_is_object(obj)) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: not a JSON object", where);
-        } else if (!json_int_in_range(step, 0, 1LL << 53, &step_v)) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'step' must be a whole number", where);
-        } else if (json_is_number(blk) && !json_int_in_range(blk, 0, 1 << 30, &block_v)) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: field 'block' must be a block index", where);
-        } else if (json_object_get(obj, "val_loss")) {
-            /* An evaluation line: step, val_loss, val_tokens. */
-            st = check_number(obj, "val_loss", 1, where, err);
-            if (!st) {
-                json_array_append_new(eval_step, json_integer(step_v));
-                json_t *v = number_or_null(obj, "val_loss");
-                if (json_is_number(v)) {
-                    run->final_val = json_number_value(v);
-                    if (isnan(run->best_val) || json_number_value(v) < run->best_val)
-                        run->best_val = json_number_value(v);
-                }
-                json_array_append_new(val_loss, v);
-                json_array_append_new(eval_tokens, whole_or_real(run->tokens));
-            }
-        } else {
-            /* A step line. */
-            static const char *const checked[] = {
-                "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "elapsed_s", "rss", "block"};
-            for (size_t c = 0; c < sizeof checked / sizeof checked[0] && !st; c++)
-                st = check_number(obj, checked[c], c == 0, where, err);
-            const json_t *bn = json_object_get(obj, "block_name");
-            if (!st && bn && !json_is_string(bn))
-                st = field_type_error(err, where, "block_name", "a string");
-            if (!st) {
-                for (int f = 0; f < N_STEP_FIELDS; f++)
-                    json_array_append_new(arrays[f], number_or_null(obj, step_fields[f]));
-                const json_t *t = json_object_get(obj, "tokens");
-                if (json_is_number(t)) run->tokens += json_number_value(t);
-                json_array_append_new(tokens, whole_or_real(run->tokens));
-                const json_t *b = json_object_get(obj, "block");
-                json_array_append_new(block, number_or_null(obj, "block"));
-                long long b_v;
-                if (json_is_number(b)) any_block = 1;
-                if (json_int_in_range(b, -(1LL << 53), 1LL << 53, &b_v)) {
-                    char key[32];
-                    snprintf(key, sizeof key, "%lld", b_v);
-                    if (json_is_string(bn) && !json_object_get(block_names, key))
-                        json_object_set_new(block_names, key, json_copy((json_t *)bn));
-                }
-                const json_t *loss = json_object_get(obj, "loss");
-                run->final_loss = json_is_number(loss) ? json_number_value(loss) : NAN;
-                const json_t *el = json_object_get(obj, "elapsed_s");
-                if (json_is_number(el)) run->elapsed_s = json_number_value(el);
-                const json_t *tps = json_object_get(obj, "tokens_per_s");
-                if (json_is_number(tps)) {
-                    tps_sum += json_number_value(tps);
-                    tps_n++;
-                }
-                run->steps++;
-                run->last_step = (long)step_v;
-            }
-        }
-        json_decref(obj);
         line = next;
     }
     free(text);
     if (!st && run->steps == 0)
         st = badam_fail(err, BADAM_E_FORMAT, "%s: no training steps (the file is empty)", path);
-    if (any_block) {
-        json_object_set_new(run->data, "block", block);
-        json_object_set_new(run->data, "block_names", block_names);
+    if (m.any_block) {
+        json_object_set_new(run->data, "block", m.block);
+        json_object_set_new(run->data, "block_names", m.block_names);
     } else {
-        json_decref(block);
-        json_decref(block_names);
+        json_decref(m.block);
+        json_decref(m.block_names);
         json_object_set_new(run->data, "block", json_null());
     }
-    run->mean_tps = tps_n ? tps_sum / (double)tps_n : NAN;
+    run->mean_tps = m.tps_n ? m.tps_sum / (double)m.tps_n : NAN;
     return st;
 }
 

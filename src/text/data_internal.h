@@ -17,6 +17,14 @@ badam_status token_seq_append(token_seq *s, const int32_t *ids, size_t n, int tr
                               badam_error *err);
 size_t token_seq_trained_count(const token_seq *s);
 
+/* ---------------------------------------------------------------- tokenizer and templates */
+
+/* Why the tokenizer has no EOS although tokenizer_config.json names one ("FILE: eos_token 'X'
+ * is not a token of TOKENIZER.json"), or NULL (tokenizer.c). */
+const char *tokenizer_eos_problem(const badam_tokenizer *tok);
+/* 1 when the template (by name) ends responses with the tokenizer's EOS token (template.c). */
+int template_uses_eos(const char *name);
+
 /* ---------------------------------------------------------------- PRNG */
 
 /* splitmix64 (Steele, Lea, Flood 2014; the seeding generator of xoshiro): state += golden gamma,

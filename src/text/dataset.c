@@ -403,6 +403,79 @@ static badam_status record_to_example(const record_ctx *r, const json_t *obj, da
     return st;
 }
 
+/* One record's text as a JSON object (*obj, the caller's), after the checks that do not depend
+ * on its fields: UTF-8, JSON, an object, a known format (*format, detected from the first record
+ * when auto), and a tokenizer able to render it. */
+static badam_status parse_record(const record_ctx *r, const char *text, size_t len,
+                                 data_format *format, const badam_tokenizer *tok,
+                                 const data_options *o, json_t **obj) {
+    *obj = NULL;
+    if (!io_valid_utf8(text, len))
+        return rec_fail(r, BADAM_E_FORMAT, NULL, "invalid UTF-8 at byte %zu of the file",
+                        r->byte + io_utf8_error_offset(text, len));
+    io_json_error je;
+    json_t *j = io_json_loadb(text, len, 0, &je);
+    if (!j)
+        return rec_fail(r, BADAM_E_FORMAT, NULL,
+                        "malformed JSON at byte %zu of the file (byte %zu of the record): %s",
+                        r->byte + je.offset, je.offset, je.text);
+    badam_status st = BADAM_OK;
+    if (!json_is_object(j)) {
+        st = rec_fail(r, BADAM_E_FORMAT, NULL, "expected a JSON object, got %s", json_type_name(j));
+    } else if (*format == DATA_FORMAT_AUTO && (*format = detect_format(j)) == DATA_FORMAT_AUTO) {
+        st = rec_fail(r, BADAM_E_FORMAT, NULL,
+                      "unknown record format: expected 'instruction'/'output' (Alpaca), "
+                      "'conversations' or 'messages' (ShareGPT), or 'input_ids' (tokenized)");
+    } else if (*format != DATA_FORMAT_TOKENIZED && !tok) {
+        st =
+            rec_fail(r, BADAM_E_INVALID, NULL, "%s records need a tokenizer", format_name(*format));
+    } else if (*format != DATA_FORMAT_TOKENIZED && tokenizer_eos_id(tok) < 0 &&
+               tokenizer_eos_problem(tok) && template_uses_eos(o->template_name)) {
+        /* the tokenizer's fault, not the record's */
+        st = badam_fail(r->err, BADAM_E_UNSUPPORTED,
+                        "%s (template '%s' ends each response with the EOS token)",
+                        tokenizer_eos_problem(tok), o->template_name);
+    }
+    if (st) {
+        json_decref(j);
+        return st;
+    }
+    *obj = j;
+    return BADAM_OK;
+}
+
+/* Counts a rendered record and keeps it when it has a trained token. */
+static badam_status keep_example(data_set *ds, size_t *cap, token_seq *seq, int truncated,
+                                 badam_error *err) {
+    ds->stats.records++;
+    if (seq->len > 0) seq->trained[0] = 0; /* nothing predicts the first token */
+    size_t trained = seq->len ? token_seq_trained_count(seq) : 0;
+    if (trained == 0) {
+        ds->stats.dropped_empty++;
+        return BADAM_OK;
+    }
+    ds->stats.truncated += truncated != 0;
+    ds->stats.tokens += seq->len;
+    ds->stats.trained_tokens += trained;
+    return add_example(ds, cap, seq, err);
+}
+
+/* The error of a file that gave no example. */
+static badam_status no_examples(const char *path, const data_set *ds, int is_array, int seq_len,
+                                badam_error *err) {
+    if (ds->stats.records == 0)
+        return badam_fail(err, BADAM_E_FORMAT, "%s: no records (%s)", path,
+                          is_array ? "empty JSON array" : "no JSON lines");
+    if (seq_len > 0)
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: no usable examples: all %zu records were dropped (no trainable "
+                          "token after truncation to %d tokens)",
+                          path, ds->stats.records, seq_len);
+    return badam_fail(err, BADAM_E_FORMAT,
+                      "%s: no usable examples: none of the %zu records has a trainable token", path,
+                      ds->stats.records);
+}
+
 badam_status data_load(const char *path, const badam_tokenizer *tok, const data_options *opts,
                        data_set **out, badam_error *err) {
     *out = NULL;
@@ -433,76 +506,18 @@ badam_status data_load(const char *path, const badam_tokenizer *tok, const data_
         if ((st = data_scanner_next(sc, &text, &len, &r.line, err)) != BADAM_OK) break;
         if (!text) break;
         r.byte = data_scanner_record_offset(sc);
-        if (!io_valid_utf8(text, len)) {
-            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "invalid UTF-8 at byte %zu of the file",
-                          r.byte + io_utf8_error_offset(text, len));
-            break;
-        }
-        io_json_error je;
-        json_t *obj = io_json_loadb(text, len, 0, &je);
-        if (!obj) {
-            st = rec_fail(&r, BADAM_E_FORMAT, NULL,
-                          "malformed JSON at byte %zu of the file (byte %zu of the record): %s",
-                          r.byte + je.offset, je.offset, je.text);
-            break;
-        }
-        if (!json_is_object(obj)) {
-            st = rec_fail(&r, BADAM_E_FORMAT, NULL, "expected a JSON object, got %s",
-                          json_type_name(obj));
-            json_decref(obj);
-            break;
-        }
-        if (format == DATA_FORMAT_AUTO) {
-            format = detect_format(obj);
-            if (format == DATA_FORMAT_AUTO) {
-                st = rec_fail(&r, BADAM_E_FORMAT, NULL,
-                              "unknown record format: expected 'instruction'/'output' (Alpaca), "
-                              "'conversations' or 'messages' (ShareGPT), or 'input_ids' "
-                              "(tokenized)");
-                json_decref(obj);
-                break;
-            }
-        }
-        if (format != DATA_FORMAT_TOKENIZED && !tok) {
-            st = rec_fail(&r, BADAM_E_INVALID, NULL, "%s records need a tokenizer",
-                          format_name(format));
-            json_decref(obj);
-            break;
-        }
+        json_t *obj = NULL;
+        if ((st = parse_record(&r, text, len, &format, tok, &o, &obj))) break;
         int truncated = 0;
         seq.len = 0;
         st = record_to_example(&r, obj, format, tok, &o, &seq, &truncated);
         json_decref(obj);
-        if (st != BADAM_OK) break;
-        ds->stats.records++;
-        if (seq.len > 0) seq.trained[0] = 0; /* nothing predicts the first token */
-        size_t trained = seq.len ? token_seq_trained_count(&seq) : 0;
-        if (trained == 0) {
-            ds->stats.dropped_empty++;
-            continue;
-        }
-        ds->stats.truncated += truncated != 0;
-        ds->stats.tokens += seq.len;
-        ds->stats.trained_tokens += trained;
-        if ((st = add_example(ds, &cap, &seq, err)) != BADAM_OK) break;
+        if (st || (st = keep_example(ds, &cap, &seq, truncated, err))) break;
     }
     token_seq_free(&seq);
     int is_array = data_scanner_is_array(sc);
     data_scanner_close(sc);
-    if (st == BADAM_OK && ds->n == 0) {
-        if (ds->stats.records == 0)
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: no records (%s)", path,
-                            is_array ? "empty JSON array" : "no JSON lines");
-        else if (o.seq_len > 0)
-            st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: no usable examples: all %zu records were dropped (no trainable "
-                            "token after truncation to %d tokens)",
-                            path, ds->stats.records, o.seq_len);
-        else
-            st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: no usable examples: none of the %zu records has a trainable token",
-                            path, ds->stats.records);
-    }
+    if (st == BADAM_OK && ds->n == 0) st = no_examples(path, ds, is_array, o.seq_len, err);
     if (st != BADAM_OK) {
         data_free(ds);
         return st;

@@ -150,6 +150,22 @@ int template_known(const char *name) {
     return name && template_find(name) != NULL;
 }
 
+static int pieces_use_eos(const piece *p) {
+    for (; p && p->kind != P_END; p++)
+        if (p->kind == P_EOS) return 1;
+    return 0;
+}
+
+int template_uses_eos(const char *name) {
+    const chat_template *t = name ? template_find(name) : NULL;
+    if (!t) return 0;
+    const piece *parts[] = {t->prefix,    t->system, t->system_merge,
+                            t->separator, t->user,   t->assistant};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (pieces_use_eos(parts[i])) return 1;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- rendering */
 
 typedef struct render_ctx {
@@ -197,6 +213,10 @@ static badam_status push_special(render_ctx *c, const piece *p) {
         id = c->bos;
     } else if (p->kind == P_EOS) {
         id = tokenizer_eos_id(c->tok);
+        if (id < 0 && tokenizer_eos_problem(c->tok))
+            return badam_fail(c->err, BADAM_E_UNSUPPORTED,
+                              "%s (template '%s' ends each response with the EOS token)",
+                              tokenizer_eos_problem(c->tok), c->tpl->name);
         if (id < 0)
             return badam_fail(c->err, BADAM_E_UNSUPPORTED,
                               "template '%s': the tokenizer has no EOS token to end responses with",
@@ -276,29 +296,10 @@ static const char *role_phrase(chat_role r) {
     return r == CHAT_SYSTEM ? "a system" : r == CHAT_USER ? "a user" : "an assistant";
 }
 
-badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
-                                   const chat_turn *turns, size_t n_turns, const char *system,
-                                   size_t system_len, int add_generation_prompt, token_seq *out,
-                                   template_pair **pairs, size_t *n_pairs, badam_error *err) {
-    *pairs = NULL;
-    *n_pairs = 0;
-    const chat_template *tpl = template_find(name ? name : "default");
-    if (!tpl)
-        return badam_fail(err, BADAM_E_INVALID,
-                          "unknown template '%s' (known: default, alpaca, llama2, llama3, chatml, "
-                          "mistral)",
-                          name);
-    if (!tok) return badam_fail(err, BADAM_E_INVALID, "template '%s': no tokenizer", tpl->name);
-
-    /* Shape: [system] user assistant user assistant ... [user, with add_generation_prompt]. */
-    size_t first = 0;
-    const char *sys = system ? system : tpl->default_system;
-    size_t sys_len = system ? system_len : strlen(tpl->default_system);
-    if (n_turns > 0 && turns[0].role == CHAT_SYSTEM) {
-        sys = turns[0].content ? turns[0].content : "";
-        sys_len = turn_len(&turns[0]);
-        first = 1;
-    }
+/* The turns from `first` on alternate user, assistant, and end as add_generation_prompt needs:
+ * with a user turn when set, with a response when not. */
+static badam_status check_turns(const chat_template *tpl, const chat_turn *turns, size_t n_turns,
+                                size_t first, int add_generation_prompt, badam_error *err) {
     if (n_turns <= first)
         return badam_fail(err, BADAM_E_INVALID, "template '%s': the conversation has no user turn",
                           tpl->name);
@@ -322,38 +323,70 @@ badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
                           "template '%s': the conversation ends with a user turn that has no "
                           "response",
                           tpl->name);
+    return BADAM_OK;
+}
 
-    size_t np = (k + 1) / 2;
+/* The source part of pair p: the prefix and the system block (first pair) or the separator, then
+ * the user message (with a merged system block before it, for such templates). */
+static badam_status render_user(render_ctx *c, size_t p, const chat_turn *user, const char *sys,
+                                size_t sys_len) {
+    const chat_template *tpl = c->tpl;
+    const char *content = user->content ? user->content : "";
+    size_t content_len = turn_len(user);
+    char *merged = NULL;
+    badam_status st;
+    if (p == 0) {
+        st = render_element(c, tpl->prefix, NULL, 0);
+        if (st == BADAM_OK && sys_len && tpl->system)
+            st = render_element(c, tpl->system, sys, sys_len);
+        if (st == BADAM_OK && sys_len && tpl->system_merge) {
+            merged =
+                render_text(tpl->system_merge, sys, sys_len, content, content_len, &content_len);
+            if (!merged) return badam_fail(c->err, BADAM_E_NOMEM, "template: out of memory");
+            content = merged;
+        }
+    } else {
+        st = render_element(c, tpl->separator, NULL, 0);
+    }
+    if (st == BADAM_OK) st = render_element(c, tpl->user, content, content_len);
+    free(merged);
+    return st;
+}
+
+badam_status template_render_pairs(const char *name, const badam_tokenizer *tok,
+                                   const chat_turn *turns, size_t n_turns, const char *system,
+                                   size_t system_len, int add_generation_prompt, token_seq *out,
+                                   template_pair **pairs, size_t *n_pairs, badam_error *err) {
+    *pairs = NULL;
+    *n_pairs = 0;
+    const chat_template *tpl = template_find(name ? name : "default");
+    if (!tpl)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "unknown template '%s' (known: default, alpaca, llama2, llama3, chatml, "
+                          "mistral)",
+                          name);
+    if (!tok) return badam_fail(err, BADAM_E_INVALID, "template '%s': no tokenizer", tpl->name);
+
+    /* Shape: [system] user assistant user assistant ... [user, with add_generation_prompt]. */
+    size_t first = 0;
+    const char *sys = system ? system : tpl->default_system;
+    size_t sys_len = system ? system_len : strlen(tpl->default_system);
+    if (n_turns > 0 && turns[0].role == CHAT_SYSTEM) {
+        sys = turns[0].content ? turns[0].content : "";
+        sys_len = turn_len(&turns[0]);
+        first = 1;
+    }
+    badam_status st = check_turns(tpl, turns, n_turns, first, add_generation_prompt, err);
+    if (st) return st;
+
+    size_t np = (n_turns - first + 1) / 2;
     template_pair *pp = calloc(np, sizeof *pp);
     if (!pp) return badam_fail(err, BADAM_E_NOMEM, "template: out of memory");
     render_ctx c = {.tpl = tpl, .tok = tok, .bos = tokenizer_bos_id(tok), .out = out, .err = err};
     size_t start_len = out->len;
-    char *merged = NULL;
-    badam_status st = BADAM_OK;
     for (size_t p = 0; p < np && st == BADAM_OK; p++) {
         size_t begin = out->len;
-        const chat_turn *user = &turns[first + 2 * p];
-        const char *content = user->content ? user->content : "";
-        size_t content_len = turn_len(user);
-        if (p == 0) {
-            st = render_element(&c, tpl->prefix, NULL, 0);
-            if (st == BADAM_OK && sys_len && tpl->system)
-                st = render_element(&c, tpl->system, sys, sys_len);
-            if (st == BADAM_OK && sys_len && tpl->system_merge) {
-                merged = render_text(tpl->system_merge, sys, sys_len, content, content_len,
-                                     &content_len);
-                if (!merged) {
-                    st = badam_fail(err, BADAM_E_NOMEM, "template: out of memory");
-                    break;
-                }
-                content = merged;
-            }
-        } else {
-            st = render_element(&c, tpl->separator, NULL, 0);
-        }
-        if (st == BADAM_OK) st = render_element(&c, tpl->user, content, content_len);
-        free(merged);
-        merged = NULL;
+        st = render_user(&c, p, &turns[first + 2 * p], sys, sys_len);
         size_t mid = out->len;
         pp[p].source_len = mid - begin;
         if (st == BADAM_OK && first + 2 * p + 1 < n_turns)

@@ -114,30 +114,94 @@ static badam_status parse_merges(const json_t *merges, const char *file, tok_bpe
     return st;
 }
 
-badam_status tok_bpe_parse(const json_t *model, const char *file, tok_bpe *bpe, badam_error *err) {
-    memset(bpe, 0, sizeof *bpe);
-    for (int i = 0; i < 256; i++) bpe->byte_ids[i] = -1;
+/* The model object's type (BPE only), vocab, merges and dropout (none): *vocab and *merges. */
+static badam_status check_model(const json_t *model, const char *file, const json_t **vocab,
+                                const json_t **merges, badam_error *err) {
     if (!json_is_object(model))
         return badam_fail(err, BADAM_E_FORMAT, "%s: model: expected an object", file);
     const char *type = NULL;
     badam_status st = tok_json_str(model, "type", 0, &type, NULL, file, "model", err);
     if (st) return st;
-    const json_t *vocab = json_object_get(model, "vocab");
-    const json_t *merges = json_object_get(model, "merges");
-    if (type ? strcmp(type, "BPE") != 0 : !merges)
+    *vocab = json_object_get(model, "vocab");
+    *merges = json_object_get(model, "merges");
+    if (type ? strcmp(type, "BPE") != 0 : !*merges)
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "%s: model: unsupported model type '%s' (only BPE is supported)", file,
-                          type ? type : (json_is_array(vocab) ? "Unigram" : "WordPiece/WordLevel"));
-    if (!json_is_object(vocab))
+                          type ? type
+                               : (json_is_array(*vocab) ? "Unigram" : "WordPiece/WordLevel"));
+    if (!json_is_object(*vocab))
         return badam_fail(err, BADAM_E_FORMAT, "%s: model.vocab: expected an object", file);
-    if (!json_is_array(merges))
+    if (!json_is_array(*merges))
         return badam_fail(err, BADAM_E_FORMAT, "%s: model.merges: expected an array", file);
     const json_t *dropout = json_object_get(model, "dropout");
     if (dropout && !json_is_null(dropout) &&
         !(json_is_number(dropout) && json_number_value(dropout) == 0))
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "%s: model.dropout: BPE dropout is not supported", file);
+    return BADAM_OK;
+}
 
+/* The id -> token tables from the vocabulary map (each id used once). */
+static badam_status index_ids(const char *file, tok_bpe *bpe, badam_error *err) {
+    if (bpe->vocab_max < 0) return BADAM_OK;
+    bpe->id_to_token = calloc((size_t)bpe->vocab_max + 1, sizeof *bpe->id_to_token);
+    bpe->id_to_len = calloc((size_t)bpe->vocab_max + 1, sizeof *bpe->id_to_len);
+    if (!bpe->id_to_token || !bpe->id_to_len)
+        return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    for (size_t e = 0; e < bpe->vocab.n; e++) {
+        const struct tok_strmap_entry *en = &bpe->vocab.entries[e];
+        if (bpe->id_to_token[en->value])
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: model.vocab: id %d is used by two tokens (\"%s\" and \"%s\")",
+                              file, en->value, bpe->id_to_token[en->value],
+                              bpe->vocab.keys.data + en->off);
+        bpe->id_to_token[en->value] = bpe->vocab.keys.data + en->off;
+        bpe->id_to_len[en->value] = en->len;
+    }
+    return BADAM_OK;
+}
+
+/* model.vocab: token -> id map, the largest id, the id -> token tables and the byte tokens. */
+static badam_status parse_vocab(const json_t *vocab, const char *file, tok_bpe *bpe,
+                                badam_error *err) {
+    size_t n_vocab = json_object_size(vocab);
+    badam_status st = tok_strmap_init(&bpe->vocab, n_vocab, err);
+    if (st) return st;
+    bpe->vocab_max = -1;
+    const char *key;
+    size_t key_len;
+    json_t *v;
+    /* keys carry their length: a token may hold U+0000 ("\u0000") */
+    json_object_keylen_foreach((json_t *)vocab, key, key_len, v) {
+        long long id64;
+        if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &id64))
+            return badam_fail(err, BADAM_E_FORMAT,
+                              "%s: model.vocab[\"%s\"]: expected an integer id in [0, %d]", file,
+                              key, TOK_MAX_ID - 1);
+        int32_t id = (int32_t)id64;
+        if ((st = tok_strmap_put(&bpe->vocab, key, key_len, id, err))) return st;
+        if (id > bpe->vocab_max) bpe->vocab_max = id;
+    }
+    if (!tok_ids_dense_enough(bpe->vocab_max, n_vocab))
+        return badam_fail(err, BADAM_E_FORMAT,
+                          "%s: model.vocab: the largest id is %d but there are only %zu tokens "
+                          "(ids must be about 0 .. number of tokens - 1)",
+                          file, bpe->vocab_max, n_vocab);
+    if ((st = index_ids(file, bpe, err))) return st;
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        bpe->byte_ids[b] = tok_strmap_get(&bpe->vocab, name, 6);
+    }
+    return BADAM_OK;
+}
+
+badam_status tok_bpe_parse(const json_t *model, const char *file, tok_bpe *bpe, badam_error *err) {
+    memset(bpe, 0, sizeof *bpe);
+    for (int i = 0; i < 256; i++) bpe->byte_ids[i] = -1;
+    const json_t *vocab = NULL, *merges = NULL;
+    badam_status st = check_model(model, file, &vocab, &merges, err);
+    if (st) return st;
     if ((st = tok_json_bool(model, "byte_fallback", &bpe->byte_fallback, file, "model", err)) ||
         (st = tok_json_bool(model, "fuse_unk", &bpe->fuse_unk, file, "model", err)) ||
         (st = tok_json_bool(model, "ignore_merges", &bpe->ignore_merges, file, "model", err)))
@@ -149,58 +213,7 @@ badam_status tok_bpe_parse(const json_t *model, const char *file, tok_bpe *bpe, 
         (st =
              bpe_str_field(model, "end_of_word_suffix", &bpe->suffix, &bpe->suffix_len, file, err)))
         goto fail;
-
-    size_t n_vocab = json_object_size(vocab);
-    if ((st = tok_strmap_init(&bpe->vocab, n_vocab, err))) goto fail;
-    bpe->vocab_max = -1;
-    const char *key;
-    size_t key_len;
-    json_t *v;
-    /* keys carry their length: a token may hold U+0000 ("\u0000") */
-    json_object_keylen_foreach((json_t *)vocab, key, key_len, v) {
-        long long id64;
-        if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &id64)) {
-            st = badam_fail(err, BADAM_E_FORMAT,
-                            "%s: model.vocab[\"%s\"]: expected an integer id in [0, %d]", file, key,
-                            TOK_MAX_ID - 1);
-            goto fail;
-        }
-        int32_t id = (int32_t)id64;
-        if ((st = tok_strmap_put(&bpe->vocab, key, key_len, id, err))) goto fail;
-        if (id > bpe->vocab_max) bpe->vocab_max = id;
-    }
-    if (!tok_ids_dense_enough(bpe->vocab_max, n_vocab)) {
-        st = badam_fail(err, BADAM_E_FORMAT,
-                        "%s: model.vocab: the largest id is %d but there are only %zu tokens (ids "
-                        "must be about 0 .. number of tokens - 1)",
-                        file, bpe->vocab_max, n_vocab);
-        goto fail;
-    }
-    if (bpe->vocab_max >= 0) {
-        bpe->id_to_token = calloc((size_t)bpe->vocab_max + 1, sizeof *bpe->id_to_token);
-        bpe->id_to_len = calloc((size_t)bpe->vocab_max + 1, sizeof *bpe->id_to_len);
-        if (!bpe->id_to_token || !bpe->id_to_len) {
-            st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-            goto fail;
-        }
-        for (size_t e = 0; e < bpe->vocab.n; e++) {
-            const struct tok_strmap_entry *en = &bpe->vocab.entries[e];
-            if (bpe->id_to_token[en->value]) {
-                st = badam_fail(err, BADAM_E_FORMAT,
-                                "%s: model.vocab: id %d is used by two tokens (\"%s\" and \"%s\")",
-                                file, en->value, bpe->id_to_token[en->value],
-                                bpe->vocab.keys.data + en->off);
-                goto fail;
-            }
-            bpe->id_to_token[en->value] = bpe->vocab.keys.data + en->off;
-            bpe->id_to_len[en->value] = en->len;
-        }
-    }
-    for (int b = 0; b < 256; b++) {
-        char name[8];
-        snprintf(name, sizeof name, "<0x%02X>", b);
-        bpe->byte_ids[b] = tok_strmap_get(&bpe->vocab, name, 6);
-    }
+    if ((st = parse_vocab(vocab, file, bpe, err))) goto fail;
     if ((st = parse_merges(merges, file, bpe, err))) goto fail;
 
     bpe->cache = calloc(TOK_CACHE_SLOTS, sizeof *bpe->cache);

@@ -19,6 +19,78 @@
 
 #include "text/tok_internal.h"
 
+/* Sequence: the child decoders, in order. */
+static badam_status parse_sequence(const json_t *j, const char *file, const char *path,
+                                   tok_decoder *d, badam_error *err) {
+    const json_t *arr = json_object_get(j, "decoders");
+    if (!json_is_array(arr))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: %s.decoders: expected an array", file, path);
+    size_t n = (size_t)json_array_size(arr);
+    d->children = calloc(n ? n : 1, sizeof *d->children);
+    if (!d->children) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    const json_t *c;
+    size_t index;
+    char sub[512];
+    json_array_foreach(arr, index, c) {
+        snprintf(sub, sizeof sub, "%s.decoders[%zu]", path, d->n_children);
+        badam_status st = tok_decoder_parse(c, file, sub, &d->children[d->n_children], err);
+        if (st) return st;
+        d->n_children++;
+    }
+    return BADAM_OK;
+}
+
+/* Replace: a pattern and its replacement content. */
+static badam_status parse_replace(const json_t *j, const char *file, const char *path,
+                                  tok_decoder *d, badam_error *err) {
+    const char *s = NULL;
+    badam_status st = tok_json_str(j, "content", 1, &s, &d->content_len, file, path, err);
+    if (st) return st;
+    if (!(d->content = tok_strndup(s, d->content_len)))
+        return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s.pattern", path);
+    return tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &d->pattern, err);
+}
+
+/* Metaspace: the replacement character and when a leading space was prepended. */
+static badam_status parse_metaspace(const json_t *j, const char *file, const char *path,
+                                    tok_decoder *d, badam_error *err) {
+    d->replacement_cp = 0x2581;
+    d->prepend_scheme = TOK_PREPEND_ALWAYS;
+    badam_status st = tok_json_char(j, "replacement", &d->replacement_cp, file, path, err);
+    if (st) return st;
+    const char *scheme = NULL;
+    if ((st = tok_json_str(j, "prepend_scheme", 0, &scheme, NULL, file, path, err))) return st;
+    if (scheme) {
+        if (!strcmp(scheme, "never"))
+            d->prepend_scheme = TOK_PREPEND_NEVER;
+        else if (!strcmp(scheme, "first"))
+            d->prepend_scheme = TOK_PREPEND_FIRST;
+        else if (strcmp(scheme, "always"))
+            return badam_fail(err, BADAM_E_UNSUPPORTED,
+                              "%s: %s.prepend_scheme: unknown scheme '%s'", file, path, scheme);
+    } else {
+        int add_prefix_space = 1;
+        if ((st = tok_json_bool(j, "add_prefix_space", &add_prefix_space, file, path, err)))
+            return st;
+        if (!add_prefix_space) d->prepend_scheme = TOK_PREPEND_NEVER;
+    }
+    return BADAM_OK;
+}
+
+/* BPEDecoder: the end-of-word suffix ("</w>" by default). */
+static badam_status parse_bpe_decoder(const json_t *j, const char *file, const char *path,
+                                      tok_decoder *d, badam_error *err) {
+    const char *s = "</w>";
+    d->content_len = 4;
+    badam_status st = tok_json_str(j, "suffix", 0, &s, &d->content_len, file, path, err);
+    if (st) return st;
+    if (!(d->content = tok_strndup(s, d->content_len)))
+        return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    return BADAM_OK;
+}
+
 badam_status tok_decoder_parse(const json_t *j, const char *file, const char *path,
                                tok_decoder **out, badam_error *err) {
     *out = NULL;
@@ -27,27 +99,9 @@ badam_status tok_decoder_parse(const json_t *j, const char *file, const char *pa
     if (st) return st;
     tok_decoder *d = calloc(1, sizeof *d);
     if (!d) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-    char sub[512];
     if (!strcmp(type, "Sequence")) {
         d->kind = TOK_DEC_SEQUENCE;
-        const json_t *arr = json_object_get(j, "decoders");
-        if (!json_is_array(arr)) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: %s.decoders: expected an array", file, path);
-            goto fail;
-        }
-        size_t n = (size_t)json_array_size(arr);
-        d->children = calloc(n ? n : 1, sizeof *d->children);
-        if (!d->children) {
-            st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-            goto fail;
-        }
-        const json_t *c;
-        size_t index;
-        json_array_foreach(arr, index, c) {
-            snprintf(sub, sizeof sub, "%s.decoders[%zu]", path, d->n_children);
-            if ((st = tok_decoder_parse(c, file, sub, &d->children[d->n_children], err))) goto fail;
-            d->n_children++;
-        }
+        st = parse_sequence(j, file, path, d, err);
     } else if (!strcmp(type, "ByteLevel")) {
         d->kind = TOK_DEC_BYTE_LEVEL;
     } else if (!strcmp(type, "ByteFallback")) {
@@ -56,64 +110,29 @@ badam_status tok_decoder_parse(const json_t *j, const char *file, const char *pa
         d->kind = TOK_DEC_FUSE;
     } else if (!strcmp(type, "Replace")) {
         d->kind = TOK_DEC_REPLACE;
-        const char *s = NULL;
-        if ((st = tok_json_str(j, "content", 1, &s, &d->content_len, file, path, err))) goto fail;
-        if (!(d->content = tok_strndup(s, d->content_len))) {
-            st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-            goto fail;
-        }
-        snprintf(sub, sizeof sub, "%s.pattern", path);
-        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &d->pattern, err)))
-            goto fail;
+        st = parse_replace(j, file, path, d, err);
     } else if (!strcmp(type, "Strip")) {
         d->kind = TOK_DEC_STRIP;
         d->strip_cp = ' ';
-        if ((st = tok_json_char(j, "content", &d->strip_cp, file, path, err)) ||
-            (st = tok_json_int(j, "start", &d->strip_start, file, path, err)) ||
-            (st = tok_json_int(j, "stop", &d->strip_stop, file, path, err)))
-            goto fail;
+        if (!(st = tok_json_char(j, "content", &d->strip_cp, file, path, err)) &&
+            !(st = tok_json_int(j, "start", &d->strip_start, file, path, err)))
+            st = tok_json_int(j, "stop", &d->strip_stop, file, path, err);
     } else if (!strcmp(type, "Metaspace")) {
         d->kind = TOK_DEC_METASPACE;
-        d->replacement_cp = 0x2581;
-        d->prepend_scheme = TOK_PREPEND_ALWAYS;
-        if ((st = tok_json_char(j, "replacement", &d->replacement_cp, file, path, err))) goto fail;
-        const char *scheme = NULL;
-        if ((st = tok_json_str(j, "prepend_scheme", 0, &scheme, NULL, file, path, err))) goto fail;
-        if (scheme) {
-            if (!strcmp(scheme, "never"))
-                d->prepend_scheme = TOK_PREPEND_NEVER;
-            else if (!strcmp(scheme, "first"))
-                d->prepend_scheme = TOK_PREPEND_FIRST;
-            else if (strcmp(scheme, "always")) {
-                st = badam_fail(err, BADAM_E_UNSUPPORTED,
-                                "%s: %s.prepend_scheme: unknown scheme '%s'", file, path, scheme);
-                goto fail;
-            }
-        } else {
-            int add_prefix_space = 1;
-            if ((st = tok_json_bool(j, "add_prefix_space", &add_prefix_space, file, path, err)))
-                goto fail;
-            if (!add_prefix_space) d->prepend_scheme = TOK_PREPEND_NEVER;
-        }
+        st = parse_metaspace(j, file, path, d, err);
     } else if (!strcmp(type, "BPEDecoder")) {
         d->kind = TOK_DEC_BPE;
-        const char *s = "</w>";
-        d->content_len = 4;
-        if ((st = tok_json_str(j, "suffix", 0, &s, &d->content_len, file, path, err))) goto fail;
-        if (!(d->content = tok_strndup(s, d->content_len))) {
-            st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-            goto fail;
-        }
+        st = parse_bpe_decoder(j, file, path, d, err);
     } else {
         st = badam_fail(err, BADAM_E_UNSUPPORTED, "%s: %s: unsupported decoder type '%s'", file,
                         path, type);
-        goto fail;
+    }
+    if (st) {
+        tok_decoder_free(d);
+        return st;
     }
     *out = d;
     return BADAM_OK;
-fail:
-    tok_decoder_free(d);
-    return st;
 }
 
 void tok_decoder_free(tok_decoder *d) {

@@ -43,6 +43,117 @@ static badam_status parse_behavior(const json_t *j, const char *file, const char
     return BADAM_OK;
 }
 
+/* Sequence: the child pre-tokenizers, in order. */
+static badam_status parse_sequence(const json_t *j, const char *file, const char *path,
+                                   tok_pretok *p, badam_error *err) {
+    const json_t *arr = json_object_get(j, "pretokenizers");
+    if (!json_is_array(arr))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: %s.pretokenizers: expected an array", file,
+                          path);
+    size_t n = (size_t)json_array_size(arr);
+    p->children = calloc(n ? n : 1, sizeof *p->children);
+    if (!p->children) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    const json_t *c;
+    size_t index;
+    char sub[512];
+    json_array_foreach(arr, index, c) {
+        snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", path, p->n_children);
+        badam_status st = tok_pretok_parse(c, file, sub, &p->children[p->n_children], err);
+        if (st) return st;
+        p->n_children++;
+    }
+    return BADAM_OK;
+}
+
+/* Split: a pattern, what becomes of the matches (behavior, required) and invert. */
+static badam_status parse_split(const json_t *j, const char *file, const char *path, tok_pretok *p,
+                                badam_error *err) {
+    p->behavior = TOK_ISOLATED;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s.pattern", path);
+    badam_status st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &p->pattern, err);
+    if (st) return st;
+    if (!json_object_get(j, "behavior"))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'behavior'", file, path);
+    if ((st = parse_behavior(j, file, path, &p->behavior, err))) return st;
+    return tok_json_bool(j, "invert", &p->invert, file, path, err);
+}
+
+/* ByteLevel: add_prefix_space, and the GPT-2 split regex unless use_regex is false. */
+static badam_status parse_byte_level(const json_t *j, const char *file, const char *path,
+                                     tok_pretok *p, badam_error *err) {
+    p->use_regex = 1;
+    badam_status st;
+    if ((st = tok_json_bool(j, "add_prefix_space", &p->add_prefix_space, file, path, err)) ||
+        (st = tok_json_bool(j, "use_regex", &p->use_regex, file, path, err)))
+        return st;
+    if (!p->use_regex) return BADAM_OK;
+    p->pattern.is_regex = 1;
+    return tok_regex_compile(GPT2_REGEX, "ByteLevel", &p->pattern.code, err);
+}
+
+/* Metaspace: the replacement character, split, and when a space is prepended. */
+static badam_status parse_metaspace(const json_t *j, const char *file, const char *path,
+                                    tok_pretok *p, badam_error *err) {
+    p->replacement_cp = 0x2581;
+    p->split = 1;
+    p->prepend_scheme = TOK_PREPEND_ALWAYS;
+    badam_status st = tok_json_char(j, "replacement", &p->replacement_cp, file, path, err);
+    if (st) return st;
+    p->replacement_len = (size_t)tok_utf8_encode(p->replacement_cp, p->replacement);
+    if ((st = tok_json_bool(j, "split", &p->split, file, path, err))) return st;
+    const char *scheme = NULL;
+    if ((st = tok_json_str(j, "prepend_scheme", 0, &scheme, NULL, file, path, err))) return st;
+    if (scheme) {
+        if (!strcmp(scheme, "always"))
+            p->prepend_scheme = TOK_PREPEND_ALWAYS;
+        else if (!strcmp(scheme, "first"))
+            p->prepend_scheme = TOK_PREPEND_FIRST;
+        else if (!strcmp(scheme, "never"))
+            p->prepend_scheme = TOK_PREPEND_NEVER;
+        else
+            return badam_fail(err, BADAM_E_UNSUPPORTED,
+                              "%s: %s.prepend_scheme: unknown scheme '%s'", file, path, scheme);
+    } else {
+        int add_prefix_space = 1; /* files older than prepend_scheme */
+        if ((st = tok_json_bool(j, "add_prefix_space", &add_prefix_space, file, path, err)))
+            return st;
+        p->prepend_scheme = add_prefix_space ? TOK_PREPEND_ALWAYS : TOK_PREPEND_NEVER;
+    }
+    return BADAM_OK;
+}
+
+/* The options of the simple kinds (Digits, Whitespace, WhitespaceSplit, Punctuation,
+ * BertPreTokenizer, CharDelimiterSplit): p->kind set, or an unsupported type. */
+static badam_status parse_simple(const json_t *j, const char *type, const char *file,
+                                 const char *path, tok_pretok *p, badam_error *err) {
+    if (!strcmp(type, "Digits")) {
+        p->kind = TOK_PRE_DIGITS;
+        return tok_json_bool(j, "individual_digits", &p->individual_digits, file, path, err);
+    } else if (!strcmp(type, "Whitespace")) {
+        p->kind = TOK_PRE_WHITESPACE;
+        p->pattern.is_regex = 1;
+        return tok_regex_compile(WHITESPACE_REGEX, "Whitespace", &p->pattern.code, err);
+    } else if (!strcmp(type, "WhitespaceSplit")) {
+        p->kind = TOK_PRE_WHITESPACE_SPLIT;
+    } else if (!strcmp(type, "Punctuation")) {
+        p->kind = TOK_PRE_PUNCTUATION;
+        p->behavior = TOK_ISOLATED;
+        return parse_behavior(j, file, path, &p->behavior, err);
+    } else if (!strcmp(type, "BertPreTokenizer")) {
+        p->kind = TOK_PRE_BERT;
+    } else if (!strcmp(type, "CharDelimiterSplit")) {
+        p->kind = TOK_PRE_CHAR_DELIMITER;
+        if (!json_object_get(j, "delimiter"))
+            return badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'delimiter'", file, path);
+        return tok_json_char(j, "delimiter", &p->delimiter, file, path, err);
+    } else {
+        return badam_fail(err, BADAM_E_UNSUPPORTED, "%s: %s: unsupported pre_tokenizer type '%s'",
+                          file, path, type);
+    }
+    return BADAM_OK;
+}
+
 badam_status tok_pretok_parse(const json_t *j, const char *file, const char *path, tok_pretok **out,
                               badam_error *err) {
     *out = NULL;
@@ -51,112 +162,27 @@ badam_status tok_pretok_parse(const json_t *j, const char *file, const char *pat
     if (st) return st;
     tok_pretok *p = calloc(1, sizeof *p);
     if (!p) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-    char sub[512];
     if (!strcmp(type, "Sequence")) {
         p->kind = TOK_PRE_SEQUENCE;
-        const json_t *arr = json_object_get(j, "pretokenizers");
-        if (!json_is_array(arr)) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: %s.pretokenizers: expected an array", file,
-                            path);
-            goto fail;
-        }
-        size_t n = (size_t)json_array_size(arr);
-        p->children = calloc(n ? n : 1, sizeof *p->children);
-        if (!p->children) {
-            st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-            goto fail;
-        }
-        const json_t *c;
-        size_t index;
-        json_array_foreach(arr, index, c) {
-            snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", path, p->n_children);
-            if ((st = tok_pretok_parse(c, file, sub, &p->children[p->n_children], err))) goto fail;
-            p->n_children++;
-        }
+        st = parse_sequence(j, file, path, p, err);
     } else if (!strcmp(type, "Split")) {
         p->kind = TOK_PRE_SPLIT;
-        p->behavior = TOK_ISOLATED;
-        snprintf(sub, sizeof sub, "%s.pattern", path);
-        if ((st = tok_pattern_parse(json_object_get(j, "pattern"), file, sub, &p->pattern, err)))
-            goto fail;
-        if (!json_object_get(j, "behavior")) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'behavior'", file, path);
-            goto fail;
-        }
-        if ((st = parse_behavior(j, file, path, &p->behavior, err))) goto fail;
-        if ((st = tok_json_bool(j, "invert", &p->invert, file, path, err))) goto fail;
+        st = parse_split(j, file, path, p, err);
     } else if (!strcmp(type, "ByteLevel")) {
         p->kind = TOK_PRE_BYTE_LEVEL;
-        p->use_regex = 1;
-        if ((st = tok_json_bool(j, "add_prefix_space", &p->add_prefix_space, file, path, err)))
-            goto fail;
-        if ((st = tok_json_bool(j, "use_regex", &p->use_regex, file, path, err))) goto fail;
-        if (p->use_regex) {
-            p->pattern.is_regex = 1;
-            if ((st = tok_regex_compile(GPT2_REGEX, "ByteLevel", &p->pattern.code, err))) goto fail;
-        }
+        st = parse_byte_level(j, file, path, p, err);
     } else if (!strcmp(type, "Metaspace")) {
         p->kind = TOK_PRE_METASPACE;
-        p->replacement_cp = 0x2581;
-        p->split = 1;
-        p->prepend_scheme = TOK_PREPEND_ALWAYS;
-        if ((st = tok_json_char(j, "replacement", &p->replacement_cp, file, path, err))) goto fail;
-        p->replacement_len = (size_t)tok_utf8_encode(p->replacement_cp, p->replacement);
-        if ((st = tok_json_bool(j, "split", &p->split, file, path, err))) goto fail;
-        const char *scheme = NULL;
-        if ((st = tok_json_str(j, "prepend_scheme", 0, &scheme, NULL, file, path, err))) goto fail;
-        if (scheme) {
-            if (!strcmp(scheme, "always"))
-                p->prepend_scheme = TOK_PREPEND_ALWAYS;
-            else if (!strcmp(scheme, "first"))
-                p->prepend_scheme = TOK_PREPEND_FIRST;
-            else if (!strcmp(scheme, "never"))
-                p->prepend_scheme = TOK_PREPEND_NEVER;
-            else {
-                st = badam_fail(err, BADAM_E_UNSUPPORTED,
-                                "%s: %s.prepend_scheme: unknown scheme '%s'", file, path, scheme);
-                goto fail;
-            }
-        } else {
-            int add_prefix_space = 1; /* files older than prepend_scheme */
-            if ((st = tok_json_bool(j, "add_prefix_space", &add_prefix_space, file, path, err)))
-                goto fail;
-            p->prepend_scheme = add_prefix_space ? TOK_PREPEND_ALWAYS : TOK_PREPEND_NEVER;
-        }
-    } else if (!strcmp(type, "Digits")) {
-        p->kind = TOK_PRE_DIGITS;
-        if ((st = tok_json_bool(j, "individual_digits", &p->individual_digits, file, path, err)))
-            goto fail;
-    } else if (!strcmp(type, "Whitespace")) {
-        p->kind = TOK_PRE_WHITESPACE;
-        p->pattern.is_regex = 1;
-        if ((st = tok_regex_compile(WHITESPACE_REGEX, "Whitespace", &p->pattern.code, err)))
-            goto fail;
-    } else if (!strcmp(type, "WhitespaceSplit")) {
-        p->kind = TOK_PRE_WHITESPACE_SPLIT;
-    } else if (!strcmp(type, "Punctuation")) {
-        p->kind = TOK_PRE_PUNCTUATION;
-        p->behavior = TOK_ISOLATED;
-        if ((st = parse_behavior(j, file, path, &p->behavior, err))) goto fail;
-    } else if (!strcmp(type, "BertPreTokenizer")) {
-        p->kind = TOK_PRE_BERT;
-    } else if (!strcmp(type, "CharDelimiterSplit")) {
-        p->kind = TOK_PRE_CHAR_DELIMITER;
-        if (!json_object_get(j, "delimiter")) {
-            st = badam_fail(err, BADAM_E_FORMAT, "%s: %s: missing field 'delimiter'", file, path);
-            goto fail;
-        }
-        if ((st = tok_json_char(j, "delimiter", &p->delimiter, file, path, err))) goto fail;
+        st = parse_metaspace(j, file, path, p, err);
     } else {
-        st = badam_fail(err, BADAM_E_UNSUPPORTED, "%s: %s: unsupported pre_tokenizer type '%s'",
-                        file, path, type);
-        goto fail;
+        st = parse_simple(j, type, file, path, p, err);
+    }
+    if (st) {
+        tok_pretok_free(p);
+        return st;
     }
     *out = p;
     return BADAM_OK;
-fail:
-    tok_pretok_free(p);
-    return st;
 }
 
 void tok_pretok_free(tok_pretok *p) {

@@ -21,6 +21,7 @@
 
 #include "io/files.h"
 #include "io/json_get.h"
+#include "text/data_internal.h"
 #include "text/tok_internal.h"
 
 typedef enum tok_post_kind {
@@ -62,6 +63,7 @@ struct badam_tokenizer {
     int32_t bos, eos, pad;
     char *chat_template;
     int clean_up_spaces;
+    char *eos_problem; /* tokenizer_config.json's eos_token is not a token: why (or NULL) */
 };
 
 /* ---------------------------------------------------------------- post-processors */
@@ -250,6 +252,7 @@ static int32_t post_special(const tok_post *p, int after) {
 
 void tokenizer_free(badam_tokenizer *tok) {
     if (!tok) return;
+    free(tok->eos_problem);
     tok_normalizer_free(tok->normalizer);
     tok_pretok_free(tok->pretok);
     tok_bpe_free(&tok->bpe);
@@ -426,6 +429,22 @@ static int32_t json_token_id(const badam_tokenizer *tok, const json_t *s) {
     return s ? tokenizer_token_to_id_n(tok, json_string_value(s), json_string_length(s)) : -1;
 }
 
+/* Records that eos_token (a JSON string) of the config at path is not a token. */
+static badam_status note_eos_problem(badam_tokenizer *tok, const char *path, const json_t *name,
+                                     badam_error *err) {
+    const char *fmt = "%s: eos_token '%.*s' is not a token of %s";
+    int len = (int)json_string_length(name);
+    int n = snprintf(NULL, 0, fmt, path, len, json_string_value(name), tok->file);
+    tok->eos_problem = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!tok->eos_problem) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
+    snprintf(tok->eos_problem, (size_t)n + 1, fmt, path, len, json_string_value(name), tok->file);
+    return BADAM_OK;
+}
+
+const char *tokenizer_eos_problem(const badam_tokenizer *tok) {
+    return tok ? tok->eos_problem : NULL;
+}
+
 static badam_status load_config(badam_tokenizer *tok, const char *path, badam_error *err) {
     json_t *cfg = NULL;
     badam_status st = io_read_json(path, &cfg, err);
@@ -439,6 +458,12 @@ static badam_status load_config(badam_tokenizer *tok, const char *path, badam_er
     int32_t *ids[3] = {&tok->bos, &tok->eos, &tok->pad};
     for (int i = 0; i < 3; i++)
         if (names[i]) *ids[i] = json_token_id(tok, names[i]);
+    if (names[1] && tok->eos < 0) /* kept for the message of a template that needs it */
+        st = note_eos_problem(tok, path, names[1], err);
+    if (st) {
+        json_decref(cfg);
+        return st;
+    }
     const json_t *extra = json_object_get(cfg, "additional_special_tokens");
     const json_t *e;
     size_t index;
@@ -516,13 +541,15 @@ badam_status tokenizer_load(const char *path, badam_tokenizer **out, badam_error
         snprintf(config_path, sizeof config_path, "%s/tokenizer_config.json", path);
         if (access(json_path, F_OK) != 0) /* present but not a regular file: read says why */
             return badam_fail(err, BADAM_E_IO, "%s: no tokenizer.json in this folder", path);
-        have_config = io_is_file(config_path);
+        badam_status cst = io_optional_file(config_path, &have_config, err);
+        if (cst) return cst;
     } else {
         snprintf(json_path, sizeof json_path, "%s", path);
         if (!strcmp(base, "tokenizer.json")) {
             snprintf(config_path, sizeof config_path, "%.*s/tokenizer_config.json",
                      slash ? (int)(slash - path) : 1, slash ? path : ".");
-            have_config = io_is_file(config_path);
+            badam_status cst = io_optional_file(config_path, &have_config, err);
+            if (cst) return cst;
         }
     }
     badam_tokenizer *tok = calloc(1, sizeof *tok);
