@@ -152,7 +152,8 @@ struct train_method_ops {
                          badam_error *err); /* optional: the whole step */
     void (*zero_grads)(method_state *s);    /* optional */
     void (*grad_ready)(method_state *s, int param, const method_micro_ctx *c); /* optional */
-    /* the update after the micro-batches; *norm: the global gradient norm before clipping */
+    /* the update after the micro-batches; *norm: the global gradient norm before clipping.
+     * Required unless the method has step. */
     badam_status (*update)(method_state *s, const method_update_ctx *c, double *norm,
                            badam_error *err);
     badam_status (*save_parts)(const method_state *s, const char *dir, const char *base_model,
@@ -188,8 +189,8 @@ typedef struct train_method_registry {
 /* The built-in methods in train_method order (badam, adam, lora, lomo, sgd-bcd); NULL outside. */
 const train_method_ops *train_method_builtin(int index);
 void train_method_registry_init(train_method_registry *r);
-/* Adds ops; refuses a name already there, a table that is full, or ops without name, sizes,
- * create, allocate and update. */
+/* Adds ops (which must outlive r); refuses a name already there, a table that is full, or ops
+ * without name, sizes, create, allocate, and update or step. */
 badam_status train_method_register(train_method_registry *r, const train_method_ops *ops,
                                    badam_error *err);
 /* The method called name in r (NULL r: the built-in methods), or NULL. */

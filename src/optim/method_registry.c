@@ -21,10 +21,11 @@ void train_method_registry_init(train_method_registry *r) {
 
 badam_status train_method_register(train_method_registry *r, const train_method_ops *ops,
                                    badam_error *err) {
-    if (!ops || !ops->name || !ops->sizes || !ops->create || !ops->allocate || !ops->update)
+    if (!ops || !ops->name || !ops->sizes || !ops->create || !ops->allocate ||
+        (!ops->update && !ops->step))
         return badam_fail(err, BADAM_E_INVALID,
-                          "train_method_register: a method needs a name and the sizes, create, "
-                          "allocate and update operations");
+                          "train_method_register: a method needs a name, the sizes, create and "
+                          "allocate operations, and update or step");
     if (train_method_find(r, ops->name))
         return badam_fail(err, BADAM_E_INVALID, "train_method_register: '%s' is registered already",
                           ops->name);
