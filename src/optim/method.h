@@ -8,6 +8,8 @@
  *   create                    structure without optimizer state: partition, K, clip
  *   allocate                  optimizer state and gradient buffers (need_grad, grads)
  *   load_parts (resume)       its checkpoint parts back, by tensor name
+ *   train_mode (optional)     before each micro-batch (on, with its index) and before a forward
+ *                             without gradients (off): LoRA's dropout
  *   per step:
  *     on_step_begin           e.g. a block switch; returns 1 when need_grad changed
  *     step (optional)         a method that runs its own step (forward-only, MeZO-like) does it
@@ -148,6 +150,8 @@ struct train_method_ops {
     badam_status (*create)(method_state *s, badam_error *err);
     badam_status (*allocate)(method_state *s, badam_error *err);
     int (*on_step_begin)(method_state *s, int step); /* optional; 1: need_grad changed */
+    /* optional: training (1: micro-batch `micro` of the run, counting from 0) or evaluation (0) */
+    void (*train_mode)(method_state *s, int training, uint64_t micro);
     badam_status (*step)(method_state *s, const method_step_ctx *c, method_step_result *out,
                          badam_error *err); /* optional: the whole step */
     void (*zero_grads)(method_state *s);    /* optional */

@@ -164,7 +164,7 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
     batcher *vb = NULL;
     badam_status st = batcher_create(t->val, &bo, &vb, err);
     if (st) return st;
-    if (t->m->lora) t->m->lora->training = 0;
+    if (t->ops->train_mode) t->ops->train_mode(&t->ms, 0, 0);
     double sum = 0;
     size_t n_batches = batcher_batches_per_epoch(vb);
     for (size_t i = 0; i < n_batches && !st; i++) {
@@ -303,10 +303,8 @@ static badam_status accumulate(trainer *t, float lr, step_metrics *sm, step_tota
         data_batch db;
         batcher_next(t->batches, &db);
         llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
-        if (t->m->lora) {
-            t->m->lora->training = 1;
-            t->m->lora->dropout_step = (uint64_t)t->step * c->grad_accum + a;
-        }
+        if (t->ops->train_mode)
+            t->ops->train_mode(&t->ms, 1, (uint64_t)t->step * c->grad_accum + a);
         badam_status st = BADAM_OK;
         if (t->ops->grad_ready) { /* the update inside backward scales by the global count */
             double targets = db.n_targets;
@@ -355,7 +353,7 @@ typedef struct forward_ctx {
 static badam_status forward_loss(void *self, double *loss_sum, long *tokens, badam_error *err) {
     forward_ctx *f = self;
     trainer *t = f->t;
-    if (t->m->lora) t->m->lora->training = 0;
+    if (t->ops->train_mode) t->ops->train_mode(&t->ms, 0, 0);
     double s = 0;
     int n = 0;
     badam_status st = llama_forward(t->m, t->ws, f->batch, NULL, 1.0f, NULL, &s, &n, err);

@@ -98,6 +98,13 @@ static badam_status lora_allocate(method_state *s, badam_error *err) {
     return BADAM_OK;
 }
 
+/* Dropout on the adapters' input while training, seeded per micro-batch (the same masks on a
+ * resumed run); off for validation. */
+static void lora_train_mode(method_state *s, int training, uint64_t micro) {
+    s->m->lora->training = training;
+    if (training) s->m->lora->dropout_step = micro;
+}
+
 /* g = (all-reduced) gradient sums / tokens, clipped to the global norm; AdamW (adam.c's). */
 static badam_status lora_update(method_state *s, const method_update_ctx *c, double *norm,
                                 badam_error *err) {
@@ -149,6 +156,7 @@ const train_method_ops method_lora = {
     .sizes = lora_sizes,
     .create = lora_create,
     .allocate = lora_allocate,
+    .train_mode = lora_train_mode,
     .zero_grads = method_zero_trainable_grads,
     .update = lora_update,
     .save_parts = lora_save_parts,
