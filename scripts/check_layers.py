@@ -22,6 +22,7 @@ RANK = {"base": 0, "io": 1, "text": 2, "model": 3, "optim": 4, "train": 5, "infe
         "report": 6, "cli": 7}
 PUBLIC = {
     "status.h": "base", "dtype.h": "base", "cpu.h": "base", "memory.h": "base", "log.h": "base",
+    "comm.h": "base",
     "json.h": "io",
     "tokenizer.h": "text", "data.h": "text",
     "llama.h": "model", "decode.h": "model", "model.h": "model", "model_tags.h": "model",

@@ -12,9 +12,6 @@
 
 static badam_status save_limited(const char *out, const llama_model *m, int step, rlim_t limit,
                                  badam_error *err) {
-    trainable_set ts;
-    memset(&ts, 0, sizeof ts);
-    ts.block = -1;
     checkpoint_state s;
     memset(&s, 0, sizeof s);
     s.step = step;
@@ -27,7 +24,7 @@ static badam_status save_limited(const char *out, const llama_model *m, int step
     lim = old;
     if (limit) lim.rlim_cur = limit;
     CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-    badam_status st = checkpoint_save(out, NULL, m, &ts, &s, 0, NULL, err);
+    badam_status st = checkpoint_save(out, NULL, m, NULL, &s, 0, NULL, err);
     CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
     signal(SIGXFSZ, handler);
     json_decref(s.run);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "badam/comm.h"
 #include "badam/data.h"
 #include "badam/log.h"
 #include "badam/llama.h"
@@ -21,8 +22,12 @@ typedef enum train_method {
     METHOD_COUNT
 } train_method;
 
+/* The built-in methods by --method name; a method of one's own is registered in a
+ * train_method_registry (src/optim/method.h) and chosen with train_config.method_name. */
 badam_status train_method_parse(const char *name, train_method *m, badam_error *err);
 const char *train_method_name(train_method m);
+
+struct train_method_registry;
 
 typedef struct train_config {
     const char *model_dir;
@@ -30,6 +35,11 @@ typedef struct train_config {
     const char *val_path; /* optional separate validation file */
     const char *out_dir;
     train_method method;
+    /* A method by name, looked up in `methods` (NULL: the built-in ones); NULL: `method`. */
+    const char *method_name;
+    const struct train_method_registry *methods;
+    /* The ranks of a multi-process run (badam/comm.h); NULL: this process alone. */
+    const badam_comm *comm;
     badam_dtype dtype; /* weight storage: bf16 (default) or fp32 */
 
     /* BAdam / SGD-BCD */

@@ -8,67 +8,13 @@
 #include "io/files.h"
 #include "io/json_write.h"
 #include "io/json_get.h"
-#include "io/safetensors.h"
 
 #define PATH_BYTES 4096
 
 #define KEY_BYTES 512
 
-void checkpoint_tensor_key(const trainable *t, const char *what, char *out, size_t size) {
-    if (t->part)
-        snprintf(out, size, "%s.%s.%s", t->name, t->part, what);
-    else
-        snprintf(out, size, "%s.%s", t->name, what);
-}
-
-/* optimizer.safetensors holds, per trainable tensor NAME: NAME.master (F32) where the master is
- * a separate fp32 copy, or NAME.master_lo where it is split (bf16 weights, optim.h): the raw low
- * 16 bits, under the BF16 tag since the format has no tag our tools read for plain 16-bit words
- * (the high bits are the weight saved with the model); NAME.m and NAME.v (F32) for Adam. LoRA
- * tensors are NAME.lora_A.* and NAME.lora_B.*. */
-typedef struct optimizer_part {
-    const char *what;
-    badam_dtype dtype;
-    void *data; /* numel values of dtype */
-} optimizer_part;
-
-/* The optimizer tensors trainable t holds, in file order; returns how many (at most 4). */
-static int optimizer_parts(const trainable *t, optimizer_part out[4]) {
-    int n = 0;
-    if (t->weight && t->master) out[n++] = (optimizer_part){"master", BADAM_DTYPE_F32, t->master};
-    if (t->master_lo) out[n++] = (optimizer_part){"master_lo", BADAM_DTYPE_BF16, t->master_lo};
-    if (t->m) out[n++] = (optimizer_part){"m", BADAM_DTYPE_F32, t->m};
-    if (t->v) out[n++] = (optimizer_part){"v", BADAM_DTYPE_F32, t->v};
-    return n;
-}
-
-badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts,
-                                        badam_error *err) {
-    st_entry *e = calloc((size_t)ts->n * 4 + 1, sizeof *e);
-    char(*names)[KEY_BYTES] = calloc((size_t)ts->n * 4 + 1, sizeof *names);
-    if (!e || !names) {
-        free(e);
-        free(names);
-        return badam_fail(err, BADAM_E_NOMEM, "checkpoint: out of memory");
-    }
-    size_t n = 0;
-    for (int i = 0; i < ts->n; i++) {
-        const trainable *t = &ts->t[i];
-        optimizer_part parts[4];
-        int n_parts = optimizer_parts(t, parts);
-        for (int k = 0; k < n_parts; k++, n++) {
-            checkpoint_tensor_key(t, parts[k].what, names[n], sizeof names[n]);
-            e[n] = (st_entry){names[n], parts[k].dtype, 1, {(int64_t)t->numel}, parts[k].data};
-        }
-    }
-    char path[PATH_BYTES];
-    io_path_join(path, sizeof path, dir, "optimizer.safetensors");
-    badam_status st = st_write(path, e, n, err);
-    free(e);
-    free(names);
-    return st;
-}
-
+/* trainer_state.json: step, the method's optimizer step and block, the data position, the run
+ * record, and the names and sizes of the method's optimizer tensors (ts may be NULL: none). */
 static badam_status write_state(const char *dir, const trainable_set *ts, const checkpoint_state *s,
                                 badam_error *err) {
     json_t *j = json_object();
@@ -81,7 +27,7 @@ static badam_status write_state(const char *dir, const trainable_set *ts, const 
     json_object_set_new(data, "epoch", json_integer((json_int_t)s->data.epoch));
     json_object_set_new(data, "index", json_integer((json_int_t)s->data.index));
     json_t *tensors = io_json_add_array(j, "tensors");
-    for (int i = 0; i < ts->n; i++) {
+    for (int i = 0; ts && i < ts->n; i++) {
         json_t *t = json_object();
         char key[KEY_BYTES];
         checkpoint_tensor_key(&ts->t[i], "", key, sizeof key);
@@ -98,10 +44,10 @@ static badam_status write_state(const char *dir, const trainable_set *ts, const 
 }
 
 badam_status checkpoint_save(const char *out_dir, const char *src_model_dir, const llama_model *m,
-                             const trainable_set *ts, const checkpoint_state *state,
+                             const method_state *method, const checkpoint_state *state,
                              size_t max_shard_bytes, const llama_folder_meta *meta,
                              badam_error *err) {
-    char tmp[PATH_BYTES], final[PATH_BYTES], adapter[PATH_BYTES];
+    char tmp[PATH_BYTES], final[PATH_BYTES];
     io_path_join(tmp, sizeof tmp, out_dir, "checkpoint.tmp");
     io_path_join(final, sizeof final, out_dir, "checkpoint");
     char old[PATH_BYTES];
@@ -109,13 +55,10 @@ badam_status checkpoint_save(const char *out_dir, const char *src_model_dir, con
     int had_previous = io_is_dir(final) || io_is_dir(old);
     badam_status st = io_remove_tree(tmp, err);
     if (!st) st = llama_model_save_meta(m, src_model_dir, tmp, max_shard_bytes, meta, err);
-    if (!st && m->lora) {
-        io_path_join(adapter, sizeof adapter, tmp, "adapter");
-        st = llama_lora_save(m, adapter, src_model_dir, err);
-        if (!st) st = io_sync_dir(adapter, err);
-    }
-    if (!st) st = checkpoint_write_optimizer(tmp, ts, err);
-    if (!st) st = write_state(tmp, ts, state, err);
+    /* the method's own parts: optimizer.safetensors, LoRA's adapter/ */
+    if (!st && method && method->ops->save_parts)
+        st = method->ops->save_parts(method, tmp, src_model_dir, err);
+    if (!st) st = write_state(tmp, method ? &method->ts : NULL, state, err);
     if (!st) st = io_replace_dir(tmp, final, err);
     if (st) {
         badam_error ignored;
@@ -173,39 +116,5 @@ badam_status checkpoint_read_state(const char *dir, checkpoint_state *s, badam_e
     if (!st) s->run = json_incref(json_object_get(j, "run")); /* outlives j */
     s->data.epoch = (uint64_t)epoch, s->data.index = (uint64_t)index;
     json_decref(j);
-    return st;
-}
-
-badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam_error *err) {
-    char path[PATH_BYTES];
-    io_path_join(path, sizeof path, dir, "optimizer.safetensors");
-    st_file *f = NULL;
-    badam_status st = st_open(path, &f, err);
-    if (st) return st;
-    size_t used = 0;
-    for (int i = 0; i < ts->n && !st; i++) {
-        const trainable *t = &ts->t[i];
-        optimizer_part parts[4];
-        int n_parts = optimizer_parts(t, parts);
-        for (int k = 0; k < n_parts && !st; k++, used++) {
-            char name[KEY_BYTES];
-            checkpoint_tensor_key(t, parts[k].what, name, sizeof name);
-            const st_tensor *x = st_find(f, name);
-            if (!x || x->dtype != parts[k].dtype || x->numel != t->numel)
-                st = badam_fail(err, BADAM_E_SHAPE,
-                                "%s: tensor '%s' (%zu %s values) is %s: the checkpoint was "
-                                "written by a different setup",
-                                path, name, t->numel, badam_dtype_name(parts[k].dtype),
-                                x ? "of another size or dtype" : "missing");
-            else
-                memcpy(parts[k].data, x->data, t->numel * badam_dtype_size(parts[k].dtype));
-        }
-    }
-    if (!st && used != f->n_tensors)
-        st = badam_fail(err, BADAM_E_SHAPE,
-                        "%s: holds %zu tensors, this run expects %zu (the checkpoint was written "
-                        "by a different setup)",
-                        path, f->n_tensors, used);
-    st_close(f);
     return st;
 }

@@ -25,14 +25,13 @@ struct run_option {
 /* ---------------------------------------------------------------- when an option applies */
 
 static int blockwise(const run_facts *f) {
-    return f->cfg->method == METHOD_BADAM || f->cfg->method == METHOD_SGD_BCD;
+    return (f->method->uses & METHOD_USES_BLOCKS) && f->part;
 }
 static int uses_adam(const run_facts *f) {
-    train_method m = f->cfg->method;
-    return m == METHOD_BADAM || m == METHOD_ADAM || m == METHOD_LORA;
+    return (f->method->uses & METHOD_USES_ADAM) != 0;
 }
 static int lora(const run_facts *f) {
-    return f->cfg->method == METHOD_LORA;
+    return (f->method->uses & METHOD_USES_LORA) != 0;
 }
 static int by_epochs(const run_facts *f) {
     return f->cfg->max_steps == 0;
@@ -104,7 +103,7 @@ static json_t *v_sha256(const run_facts *f, const run_option *o) {
 }
 static json_t *v_method(const run_facts *f, const run_option *o) {
     (void)o;
-    return json_string(train_method_name(f->cfg->method));
+    return json_string(f->method->name);
 }
 static json_t *v_dtype(const run_facts *f, const run_option *o) {
     (void)o;

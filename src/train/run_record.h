@@ -10,14 +10,16 @@
 #include <jansson.h>
 
 #include "badam/train.h"
+#include "optim/method.h"
 
 /* What the record is built from: the options, and what the run resolved from them. */
 typedef struct run_facts {
     const train_config *cfg;
     const llama_model *m;
-    const block_partition *part; /* NULL unless block-wise */
-    int switch_every;            /* K as resolved (auto included) */
-    float clip;                  /* as resolved (the method's default included) */
+    const train_method_ops *method; /* its name and the option groups it uses */
+    const block_partition *part;    /* NULL unless block-wise */
+    int switch_every;               /* K as resolved (auto included) */
+    float clip;                     /* as resolved (the method's default included) */
     /* SHA-256 of the bytes of --data, --val-data and the model's tokenizer.json ("" when absent) */
     char data_sha256[65], val_sha256[65], tokenizer_sha256[65];
 } run_facts;

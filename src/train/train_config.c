@@ -1,13 +1,14 @@
-/* Training configuration: defaults and method names. */
+/* Training configuration: defaults, method names, and the method a configuration chooses. */
 #include <string.h>
 
-#include "badam/train.h"
+#include "train/method_select.h"
 
-static const char *const METHOD_NAMES[METHOD_COUNT] = {"badam", "adam", "lora", "lomo", "sgd-bcd"};
+_Static_assert(METHOD_COUNT == TRAIN_METHOD_BUILTIN_COUNT,
+               "train_method lists the built-in methods of optim/method_registry.c");
 
 badam_status train_method_parse(const char *name, train_method *m, badam_error *err) {
     for (int i = 0; i < METHOD_COUNT; i++)
-        if (!strcmp(name, METHOD_NAMES[i])) {
+        if (!strcmp(name, train_method_builtin(i)->name)) {
             *m = (train_method)i;
             return BADAM_OK;
         }
@@ -16,7 +17,37 @@ badam_status train_method_parse(const char *name, train_method *m, badam_error *
 }
 
 const char *train_method_name(train_method m) {
-    return METHOD_NAMES[m];
+    return train_method_builtin((int)m)->name;
+}
+
+badam_status train_method_select(const train_config *c, const train_method_ops **ops,
+                                 badam_error *err) {
+    *ops = c->method_name ? train_method_find(c->methods, c->method_name)
+                          : train_method_builtin((int)c->method);
+    if (!*ops)
+        return badam_fail(err, BADAM_E_INVALID, "unknown method '%s'",
+                          c->method_name ? c->method_name : "(out of range)");
+    return BADAM_OK;
+}
+
+void train_method_options(const train_config *c, method_options *o) {
+    memset(o, 0, sizeof *o);
+    o->dtype = c->dtype;
+    o->weight_decay = c->weight_decay;
+    o->adam = (adamw_hparams){c->beta1, c->beta2, c->eps};
+    o->clip = c->clip;
+    o->grad_accum = c->grad_accum;
+    o->seed = c->seed;
+    o->switch_every = c->switch_every;
+    o->order = c->order;
+    o->start_block = c->start_block;
+    o->partition = c->partition;
+    o->reference_compat = c->reference_compat;
+    o->effective_batch = c->batch_size * c->grad_accum;
+    o->lora_rank = c->lora_rank;
+    o->lora_alpha = c->lora_alpha, o->lora_dropout = c->lora_dropout;
+    o->lora_targets = c->lora_targets;
+    o->init_adapter = c->init_adapter;
 }
 
 void train_config_defaults(train_config *c) {

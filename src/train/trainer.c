@@ -1,8 +1,11 @@
-/* The training loop shared by every method:
- *   for each optimizer step s: (block-wise methods) switch block when s % K == 0;
- *   accumulate gradients of grad_accum micro-batches (sums of token losses);
- *   g = sum / tokens; clip to the global norm; AdamW / SGD update of the trainable tensors,
- *   refreshing their bf16 copies; metrics; validation and checkpoints on schedule. */
+/* The training loop shared by every method (the method's ops, optim/method.h, do everything
+ * that differs between methods):
+ *   for each optimizer step s: the method's on_step_begin (a block switch);
+ *   accumulate gradients of grad_accum micro-batches (sums of token losses; a method may take
+ *   each gradient inside backward), or let a method that runs its own step run it;
+ *   the method's update (all-reduce, g = sum / tokens, clip to the global norm, apply);
+ *   metrics; validation and checkpoints on schedule. Where a multi-process run needs it, the
+ *   communicator (badam/comm.h) sums losses and token counts over ranks and rank 0 writes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +16,17 @@
 #include "io/files.h"
 #include "io/json_write.h"
 #include "train/checkpoint.h"
+#include "train/method_select.h"
 #include "train/metrics.h"
 #include "train/run_record.h"
-#include "train/trainable.h"
 
 #define PATH_BYTES 4096
 
 typedef struct trainer {
     const train_config *cfg;
+    const train_method_ops *ops;
+    method_options mo;
+    method_state ms; /* ms.ops != NULL once created */
     llama_model *m;
     badam_tokenizer *tok;
     data_set *train, *val;
@@ -30,42 +36,26 @@ typedef struct trainer {
     char *chat_template;
     int has_meta;
     batcher *batches;
-    block_partition part;
-    int blockwise;
-    trainable_set ts;
     llama_workspace *ws;
     llama_grad_plan plan;
     lr_schedule sched;
-    adamw_hparams adam;
-    int K, max_steps, step;
-    float clip;
+    int max_steps, step;
+    int rank0; /* this process writes the run's files */
     metrics_log metrics;
     json_t *record; /* the run record checkpoints carry (run_record.h); NULL without checkpoints */
-    /* LOMO: the update applied inside backward */
-    float lomo_lr, lomo_scale;
-    double lomo_sum_squares;
+    method_micro_ctx micro; /* what grad_ready gets for the current micro-batch */
 } trainer;
+
+/* What one step adds up. */
+typedef struct step_totals {
+    double loss_sum, norm;
+    long tokens, batch_tokens;
+} step_totals;
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* LOMO: SGD on one parameter as soon as its gradient is complete, then the shared gradient
- * buffer is cleared for the next parameter. */
-static void lomo_grad_ready(void *ctx, int idx) {
-    trainer *t = ctx;
-    const llama_model *m = t->m;
-    llama_param *p = &m->params[idx];
-    float *g = t->ts.grads[idx];
-    t->lomo_sum_squares += grad_sum_squares(g, p->numel) * t->lomo_scale * t->lomo_scale;
-    float wd = p->ndim == 2 ? t->cfg->weight_decay : 0.0f;
-    if (m->dtype == BADAM_DTYPE_F32)
-        sgd_update(p->data, g, p->numel, t->lomo_lr, t->lomo_scale, wd, NULL, m->dtype);
-    else /* update in fp32 from the stored value, round back */
-        sgd_update_stored(p->data, m->dtype, g, p->numel, t->lomo_lr, t->lomo_scale, wd);
-    memset(g, 0, sizeof(float) * p->numel);
 }
 
 static badam_status load_data(trainer *t, badam_error *err) {
@@ -100,15 +90,9 @@ static badam_status setup_model(trainer *t, const char *weights_dir, badam_error
     const train_config *c = t->cfg;
     badam_status st = llama_model_load(weights_dir, c->dtype, &t->m, err);
     if (st) return st;
-    if (c->method == METHOD_LORA) {
-        st = llama_lora_attach(t->m, c->lora_rank, c->lora_alpha, c->lora_dropout, c->lora_targets,
-                               c->seed, err);
-        if (st) return st;
-        t->m->lora->dropout_seed = c->seed;
-        /* a resumed run loads the checkpoint's adapter in restore(), once the run is checked */
-        if (!c->resume && c->init_adapter && (st = llama_lora_load(t->m, c->init_adapter, err)))
-            return st;
-    }
+    /* e.g. LoRA's adapters; a resumed run loads the checkpoint's parts in restore() */
+    if (t->ops->prepare_model && (st = t->ops->prepare_model(t->m, &t->mo, c->resume, err)))
+        return st;
     if (t->tok && tokenizer_vocab_size(t->tok) > t->m->cfg.vocab_size)
         return badam_fail(err, BADAM_E_SHAPE,
                           "%s: the tokenizer has %d tokens but config.json's vocab_size is %d",
@@ -137,23 +121,37 @@ static badam_status check_config(const train_config *c, badam_error *err) {
     if (c->start_block < -1)
         return badam_fail(err, BADAM_E_INVALID, "--start-block %d: blocks count from 0",
                           c->start_block);
-    if (c->method == METHOD_LOMO && c->grad_accum != 1)
-        return badam_fail(err, BADAM_E_INVALID,
-                          "train: --method lomo updates inside backward and cannot accumulate "
-                          "gradients (use --grad-accum 1)");
-    if (c->method == METHOD_LOMO && c->clip > 0)
-        return badam_fail(err, BADAM_E_INVALID,
-                          "train: --method lomo updates inside backward and cannot clip by the "
-                          "global gradient norm (use --clip 0)");
     return BADAM_OK;
 }
 
+/* The chosen method and what it refuses. */
+static badam_status check_method(trainer *t, badam_error *err) {
+    const train_config *c = t->cfg;
+    badam_status st = train_method_select(c, &t->ops, err);
+    if (st) return st;
+    train_method_options(c, &t->mo);
+    if (t->ops->check && (st = t->ops->check(&t->mo, err))) return st;
+    if (t->ops->step && c->grad_accum != 1)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "train: --method %s runs its own step on one batch and cannot "
+                          "accumulate gradients (use --grad-accum 1)",
+                          t->ops->name);
+    return BADAM_OK;
+}
+
+/* The model calls this inside backward for each finished gradient (methods with grad_ready). */
+static void grad_ready(void *ctx, int idx) {
+    trainer *t = ctx;
+    t->ops->grad_ready(&t->ms, idx, &t->micro);
+}
+
+/* The gradient plan for the tensors the method now trains (none: a method without gradients). */
 static void make_plan(trainer *t) {
-    int lora = t->cfg->method == METHOD_LORA;
-    llama_plan_for_flags(t->m, t->ts.flags, lora, &t->plan);
+    if (!t->ms.need_grad) return;
+    llama_plan_for_flags(t->m, t->ms.need_grad, t->ms.train_adapters, &t->plan);
     t->plan.recompute = t->cfg->recompute;
-    if (t->cfg->method == METHOD_LOMO) {
-        t->plan.grad_ready = lomo_grad_ready;
+    if (t->ops->grad_ready) {
+        t->plan.grad_ready = grad_ready;
         t->plan.grad_ready_ctx = t;
     }
 }
@@ -166,7 +164,7 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
     batcher *vb = NULL;
     badam_status st = batcher_create(t->val, &bo, &vb, err);
     if (st) return st;
-    if (t->m->lora) t->m->lora->training = 0;
+    if (t->ops->train_mode) t->ops->train_mode(&t->ms, 0, 0);
     double sum = 0;
     size_t n_batches = batcher_batches_per_epoch(vb);
     for (size_t i = 0; i < n_batches && !st; i++) {
@@ -183,64 +181,32 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
     return st;
 }
 
-static double trainable_grad_sum_squares(const trainable_set *ts) {
-    double s = 0;
-    for (int i = 0; i < ts->n; i++) s += grad_sum_squares(ts->t[i].grad, ts->t[i].numel);
-    return s;
-}
-
-static void apply_update(trainer *t, float lr, float scale) {
-    trainable_set *ts = &t->ts;
-    ts->adam_step++;
-    for (int i = 0; i < ts->n; i++) {
-        trainable *x = &ts->t[i];
-        float wd = x->decay ? t->cfg->weight_decay : 0.0f;
-        if (x->master_lo && t->cfg->method == METHOD_SGD_BCD)
-            sgd_update_split(x->weight, x->master_lo, x->grad, x->numel, lr, scale, wd);
-        else if (x->master_lo)
-            adamw_update_split(x->weight, x->master_lo, x->m, x->v, x->grad, x->numel, lr, scale,
-                               wd, ts->adam_step, &t->adam);
-        else if (t->cfg->method == METHOD_SGD_BCD)
-            sgd_update(x->master, x->grad, x->numel, lr, scale, wd, x->weight, t->m->dtype);
-        else
-            adamw_update(x->master, x->m, x->v, x->grad, x->numel, lr, scale, wd, ts->adam_step,
-                         &t->adam, x->weight, t->m->dtype);
-    }
-}
-
 static badam_status save_checkpoint(trainer *t, badam_error *err) {
-    checkpoint_state s = {t->step, t->ts.adam_step, t->ts.block, batcher_get_state(t->batches),
+    if (!t->rank0) return BADAM_OK;
+    checkpoint_state s = {t->step, t->ms.ts.adam_step, t->ms.block, batcher_get_state(t->batches),
                           t->record};
-    return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ts, &s,
+    return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ms, &s,
                            t->cfg->max_shard_bytes, t->has_meta ? &t->meta : NULL, err);
 }
 
 /* The run record of this run (run_record.h), built when checkpoints are written or read. */
 static badam_status make_record(trainer *t, badam_error *err) {
-    run_facts f = {t->cfg, t->m, t->blockwise ? &t->part : NULL, t->K, t->clip, "", "", ""};
+    run_facts f = {t->cfg, t->m, t->ops, t->ms.part, t->ms.K, t->ms.clip, "", "", ""};
     badam_status st = run_facts_hash_files(&f, err);
     if (st) return st;
     t->record = run_record_build(&f);
     return t->record ? BADAM_OK : badam_fail(err, BADAM_E_NOMEM, "run record: out of memory");
 }
 
-/* Restores step, data position and optimizer state from OUT/checkpoint (weights and adapters
- * were loaded from it already; the run record was checked). */
+/* Restores step, data position and the method's state from OUT/checkpoint (the weights were
+ * loaded from it already; the run record was checked). */
 static badam_status restore(trainer *t, const char *dir, const checkpoint_state *s,
                             badam_error *err) {
-    char adapter[PATH_BYTES];
-    badam_status st = BADAM_OK;
-    if (t->m->lora) {
-        if (io_path_join(adapter, sizeof adapter, dir, "adapter"))
-            return badam_fail(err, BADAM_E_INVALID, "%s: path too long", dir);
-        if ((st = llama_lora_load(t->m, adapter, err))) return st;
-    }
     t->step = s->step;
-    st = batcher_set_state(t->batches, s->data, err);
+    badam_status st = batcher_set_state(t->batches, s->data, err);
     if (st) return st;
-    if (t->blockwise && s->block >= 0) trainable_activate_block(&t->ts, t->m, &t->part, s->block);
-    t->ts.adam_step = s->adam_step;
-    return checkpoint_load_optimizer(dir, &t->ts, err);
+    method_resume r = {s->block, s->adam_step, t->cfg->model_dir};
+    return t->ops->load_parts ? t->ops->load_parts(&t->ms, dir, &r, err) : BADAM_OK;
 }
 
 static int add_eos(int32_t *ids, int n, int32_t id) {
@@ -279,20 +245,6 @@ static badam_status make_folder_meta(trainer *t, badam_error *err) {
     return BADAM_OK;
 }
 
-static void free_trainer(trainer *t) {
-    json_decref(t->record);
-    free(t->chat_template);
-    metrics_close(&t->metrics);
-    trainable_free(&t->ts);
-    if (t->blockwise) partition_free(&t->part);
-    llama_workspace_free(t->ws);
-    batcher_free(t->batches);
-    data_free(t->train);
-    data_free(t->val);
-    tokenizer_free(t->tok);
-    llama_model_free(t->m);
-}
-
 static badam_status write_memory_json(const trainer *t, const train_report *r, badam_error *err) {
     json_t *j = json_object(), *pred = io_json_add_object(j, "predicted"),
            *meas = io_json_add_object(j, "measured_peak");
@@ -306,7 +258,7 @@ static badam_status write_memory_json(const trainer *t, const train_report *r, b
     json_object_set_new(j, "peak_rss", json_integer((json_int_t)r->peak_rss));
     json_object_set_new(j, "params", json_integer((json_int_t)r->predicted.params));
     json_object_set_new(j, "trainable_params", json_integer((json_int_t)r->predicted.trainable));
-    json_object_set_new(j, "method", json_string(train_method_name(t->cfg->method)));
+    json_object_set_new(j, "method", json_string(t->ops->name));
     char path[PATH_BYTES];
     io_path_join(path, sizeof path, t->cfg->out_dir, "memory.json");
     badam_status st = io_json_write_file(path, j, 2, err);
@@ -314,90 +266,149 @@ static badam_status write_memory_json(const trainer *t, const train_report *r, b
     return st;
 }
 
+static void free_trainer(trainer *t) {
+    json_decref(t->record);
+    free(t->chat_template);
+    metrics_close(&t->metrics);
+    if (t->ms.ops) method_free(&t->ms);
+    llama_workspace_free(t->ws);
+    batcher_free(t->batches);
+    data_free(t->train);
+    data_free(t->val);
+    tokenizer_free(t->tok);
+    llama_model_free(t->m);
+}
+
+/* OUT/: the method's own files (LoRA: adapter/, then the merge), then the model. */
 static badam_status save_final(trainer *t, badam_error *err) {
     const train_config *c = t->cfg;
-    if (t->m->lora) {
-        char dir[PATH_BYTES];
-        io_path_join(dir, sizeof dir, c->out_dir, "adapter");
-        badam_status st = llama_lora_save(t->m, dir, c->model_dir, err);
-        if (st) return st;
-        llama_lora_merge(t->m); /* OUT/ itself gets the merged weights */
-    }
+    badam_status st = BADAM_OK;
+    if (t->ops->save_final && (st = t->ops->save_final(&t->ms, c->out_dir, c->model_dir, err)))
+        return st;
     return llama_model_save_meta(t->m, c->model_dir, c->out_dir, c->max_shard_bytes,
                                  t->has_meta ? &t->meta : NULL, err);
 }
 
-/* One optimizer step: gradients of grad_accum micro-batches, then the update. */
-static badam_status train_step(trainer *t, step_metrics *sm, badam_error *err) {
+/* Sums n values over the ranks (loss sums and token counts). */
+static badam_status sum_over_ranks(trainer *t, double *x, size_t n, badam_error *err) {
+    return badam_comm_all_reduce_f64(t->cfg->comm, x, n, err);
+}
+
+/* grad_accum micro-batches of forward and backward; gradients accumulate in the method's
+ * buffers (or go to its grad_ready inside backward). */
+static badam_status accumulate(trainer *t, float lr, step_metrics *sm, step_totals *tot,
+                               badam_error *err) {
     const train_config *c = t->cfg;
-    double t0 = now_s();
-    uint64_t allocs0 = badam_alloc_count();
-    sm->switch_s = 0;
-    int starts = 0;
-    int visit = t->blockwise ? block_visit_of_step(t->step, t->K, c->reference_compat, &starts) : 0;
-    if (t->blockwise && starts) {
-        int block =
-            block_for_visit(c->order, t->part.n_blocks, c->start_block, c->seed, (uint64_t)visit);
-        trainable_activate_block(&t->ts, t->m, &t->part, block);
-        make_plan(t);
-        sm->switch_s = now_s() - t0;
-    }
-    float lr = lr_at(&t->sched, t->step);
-    trainable_zero_grads(&t->ts);
-    double loss_sum = 0;
-    long tokens = 0, batch_tokens = 0;
-    sm->forward_s = sm->backward_s = 0;
-    t->lomo_sum_squares = 0;
     for (int a = 0; a < c->grad_accum; a++) {
         data_batch db;
         batcher_next(t->batches, &db);
         llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
-        if (t->m->lora) {
-            t->m->lora->training = 1;
-            t->m->lora->dropout_step = (uint64_t)t->step * c->grad_accum + a;
+        if (t->ops->train_mode)
+            t->ops->train_mode(&t->ms, 1, (uint64_t)t->step * c->grad_accum + a);
+        badam_status st = BADAM_OK;
+        if (t->ops->grad_ready) { /* the update inside backward scales by the global count */
+            double targets = db.n_targets;
+            if ((st = sum_over_ranks(t, &targets, 1, err))) return st;
+            long n_targets = (long)targets;
+            t->micro = (method_micro_ctx){lr, n_targets ? 1.0f / n_targets : 0.0f, c->comm};
         }
-        t->lomo_lr = lr;
-        t->lomo_scale = db.n_targets ? 1.0f / db.n_targets : 0.0f;
         double f0 = now_s(), s = 0;
         int n = 0;
-        badam_status st = llama_forward(t->m, t->ws, &lb, &t->plan, 1.0f, t->ts.grads, &s, &n, err);
+        st = llama_forward(t->m, t->ws, &lb, &t->plan, 1.0f, t->ms.grads, &s, &n, err);
         double f1 = now_s();
         if (!st && !isfinite(s))
             st = badam_fail(err, BADAM_E_NUMERIC,
                             "step %d: the loss is not finite (%g); lower --lr or check the data",
                             t->step + 1, s);
-        if (!st) st = llama_backward(t->m, t->ws, &lb, &t->plan, t->ts.grads, err);
+        if (!st) st = llama_backward(t->m, t->ws, &lb, &t->plan, t->ms.grads, err);
         sm->forward_s += f1 - f0, sm->backward_s += now_s() - f1;
         if (st) return st;
-        loss_sum += s, tokens += n, batch_tokens += (long)db.B * db.T;
+        tot->loss_sum += s, tot->tokens += n, tot->batch_tokens += (long)db.B * db.T;
     }
-    double u0 = now_s(), norm;
-    if (c->method == METHOD_LOMO) {
-        norm = sqrt(t->lomo_sum_squares);
-    } else {
-        float scale = tokens ? 1.0f / (float)tokens : 0.0f;
-        norm = sqrt(trainable_grad_sum_squares(&t->ts)) * scale;
-        if (!isfinite(norm))
-            return badam_fail(err, BADAM_E_NUMERIC,
-                              "step %d: the gradient norm is not finite; lower --lr or check "
-                              "the data",
-                              t->step + 1);
-        if (t->clip > 0 && norm > 0) {
-            double coef = t->clip / (norm + 1e-6);
-            if (coef < 1) scale = (float)(scale * coef);
-        }
-        apply_update(t, lr, scale);
-    }
+    return BADAM_OK;
+}
+
+/* A step with gradients: the micro-batches, the sums over ranks, the method's update. */
+static badam_status gradient_step(trainer *t, float lr, step_metrics *sm, step_totals *tot,
+                                  badam_error *err) {
+    if (t->ops->zero_grads) t->ops->zero_grads(&t->ms);
+    badam_status st = accumulate(t, lr, sm, tot, err);
+    double sums[2] = {tot->loss_sum, (double)tot->tokens};
+    if (!st) st = sum_over_ranks(t, sums, 2, err);
+    if (st) return st;
+    tot->loss_sum = sums[0], tot->tokens = (long)sums[1];
+    double u0 = now_s();
+    method_update_ctx u = {t->step, lr, tot->tokens, t->cfg->comm};
+    st = t->ops->update(&t->ms, &u, &tot->norm, err);
     sm->update_s = now_s() - u0;
+    return st;
+}
+
+/* method_step_ctx.forward_loss: the loss of the step's batch, no gradients, no dropout. */
+typedef struct forward_ctx {
+    trainer *t;
+    const llama_batch *batch;
+} forward_ctx;
+
+static badam_status forward_loss(void *self, double *loss_sum, long *tokens, badam_error *err) {
+    forward_ctx *f = self;
+    trainer *t = f->t;
+    if (t->ops->train_mode) t->ops->train_mode(&t->ms, 0, 0);
+    double s = 0;
+    int n = 0;
+    badam_status st = llama_forward(t->m, t->ws, f->batch, NULL, 1.0f, NULL, &s, &n, err);
+    double sums[2] = {s, (double)n};
+    if (!st) st = sum_over_ranks(t, sums, 2, err);
+    *loss_sum = sums[0], *tokens = (long)sums[1];
+    return st;
+}
+
+/* A method that runs its own step (forward-only): one batch, its loss function, the method. */
+static badam_status own_step(trainer *t, float lr, step_metrics *sm, step_totals *tot,
+                             badam_error *err) {
+    data_batch db;
+    batcher_next(t->batches, &db);
+    llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
+    forward_ctx f = {t, &lb};
+    method_step_ctx c = {t->step, lr, &lb, t->cfg->comm, forward_loss, &f};
+    method_step_result res = {0, 0, NAN};
+    double u0 = now_s();
+    badam_status st = t->ops->step(&t->ms, &c, &res, err);
+    sm->update_s = now_s() - u0;
+    if (!st && !isfinite(res.loss_sum))
+        st = badam_fail(err, BADAM_E_NUMERIC,
+                        "step %d: the loss is not finite (%g); lower --lr or check the data",
+                        t->step + 1, res.loss_sum);
+    tot->loss_sum = res.loss_sum, tot->tokens = res.tokens, tot->norm = res.grad_norm;
+    tot->batch_tokens = (long)db.B * db.T;
+    return st;
+}
+
+/* One optimizer step: the method's step start (a block switch remakes the plan), then a
+ * gradient step or the method's own, then the step's metrics. */
+static badam_status train_step(trainer *t, step_metrics *sm, badam_error *err) {
+    double t0 = now_s();
+    uint64_t allocs0 = badam_alloc_count();
+    sm->switch_s = 0;
+    if (t->ops->on_step_begin && t->ops->on_step_begin(&t->ms, t->step)) {
+        make_plan(t);
+        sm->switch_s = now_s() - t0;
+    }
+    float lr = lr_at(&t->sched, t->step);
+    step_totals tot = {0, 0, 0, 0};
+    sm->forward_s = sm->backward_s = 0;
+    badam_status st =
+        t->ops->step ? own_step(t, lr, sm, &tot, err) : gradient_step(t, lr, sm, &tot, err);
+    if (st) return st;
     t->step++;
     sm->step = t->step;
-    sm->loss = tokens ? loss_sum / tokens : 0;
-    sm->lr = lr, sm->grad_norm = norm;
-    sm->block = t->blockwise ? t->ts.block : -1;
-    sm->block_name = t->blockwise ? t->part.block_name[t->ts.block] : NULL;
-    sm->tokens = tokens, sm->batch_tokens = batch_tokens;
+    sm->loss = tot.tokens ? tot.loss_sum / tot.tokens : 0;
+    sm->lr = lr, sm->grad_norm = tot.norm;
+    sm->block = t->ms.block;
+    sm->block_name = t->ms.part && t->ms.block >= 0 ? t->ms.part->block_name[t->ms.block] : NULL;
+    sm->tokens = tot.tokens, sm->batch_tokens = tot.batch_tokens;
     sm->step_s = now_s() - t0;
-    sm->tokens_per_s = batch_tokens / (sm->step_s > 0 ? sm->step_s : 1e-9);
+    sm->tokens_per_s = tot.batch_tokens / (sm->step_s > 0 ? sm->step_s : 1e-9);
     sm->allocs = badam_alloc_count() - allocs0;
     return BADAM_OK;
 }
@@ -407,13 +418,9 @@ static void print_plan(const trainer *t, const memory_plan *p) {
     const train_config *c = t->cfg;
     const badam_logger *lg = &c->log;
     badam_logf(lg, BADAM_LOG_INFO,
-               "badam train: %s on %s, %zu parameters (%zu trainable at a time)",
-               train_method_name(c->method), c->model_dir, p->params, p->trainable);
-    if (t->blockwise)
-        badam_logf(lg, BADAM_LOG_INFO, "  %d blocks (%s order), switch every %d steps",
-                   t->part.n_blocks, block_order_name(c->order), t->K);
-    const char *note = t->blockwise ? partition_tied_head_note(&t->m->cfg, &c->partition) : NULL;
-    if (note) badam_logf(lg, BADAM_LOG_INFO, "  note: %s", note);
+               "badam train: %s on %s, %zu parameters (%zu trainable at a time)", t->ops->name,
+               c->model_dir, p->params, p->trainable);
+    if (t->ops->describe) t->ops->describe(&t->ms, lg);
     char line[512];
     size_t used = (size_t)snprintf(line, sizeof line, "  memory plan:");
     for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT && used < sizeof line; cat++)
@@ -430,83 +437,71 @@ static void print_plan(const trainer *t, const memory_plan *p) {
     badam_logf(lg, BADAM_LOG_INFO, "  %zu training examples, %d steps", t->train->n, t->max_steps);
 }
 
-badam_status train_run(const train_config *c, train_report *r, badam_error *err) {
-    memset(r, 0, sizeof *r);
-    r->val_loss = NAN;
-    badam_status st = check_config(c, err);
+/* The checkpoint to resume from (c->resume), the data, the model and the method's structure. */
+static badam_status open_run(trainer *t, char *ckpt, size_t size, checkpoint_state *cs,
+                             badam_error *err) {
+    const train_config *c = t->cfg;
+    badam_status st = io_make_dir(c->out_dir, err);
     if (st) return st;
-    trainer tr, *t = &tr;
-    memset(t, 0, sizeof *t);
-    t->cfg = c;
-    t->blockwise = c->method == METHOD_BADAM || c->method == METHOD_SGD_BCD;
-    double start = now_s();
-    badam_mem_reset_peaks(); /* the report's measured peaks are this run's */
-    if ((st = io_make_dir(c->out_dir, err))) return st;
-
-    char ckpt[PATH_BYTES] = "";
-    checkpoint_state cs = {0};
-    if (c->resume) {
-        if ((st = checkpoint_find(c->out_dir, ckpt, sizeof ckpt, err)) ||
-            (st = checkpoint_read_state(ckpt, &cs, err)))
-            return st;
-    }
+    if (c->resume && ((st = checkpoint_find(c->out_dir, ckpt, size, err)) ||
+                      (st = checkpoint_read_state(ckpt, cs, err))))
+        return st;
     if (!st) st = load_data(t, err);
+    if (!st) t->mo.n_examples = t->train->n;
     if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
     if (!st) st = make_folder_meta(t, err);
-    if (!st && t->blockwise) st = partition_build(t->m, &c->partition, &t->part, err);
-    if (!st && t->blockwise && c->start_block >= t->part.n_blocks)
-        st = badam_fail(err, BADAM_E_INVALID,
-                        "train: --start-block %d: the partition has %d blocks (0 to %d)",
-                        c->start_block, t->part.n_blocks, t->part.n_blocks - 1);
-    if (st) {
-        json_decref(cs.run);
-        free_trainer(t);
-        return st;
-    }
+    if (!st) st = method_create(&t->ms, t->ops, t->m, &t->mo, err);
+    return st;
+}
+
+/* The run's length and schedule, and (with checkpoints) its record; a resumed run must be the
+ * run that wrote the checkpoint: every option that shapes the trajectory is compared before
+ * anything is allocated for training. */
+static badam_status settle_run(trainer *t, const char *ckpt, checkpoint_state *cs,
+                               badam_error *err) {
+    const train_config *c = t->cfg;
     size_t per_epoch = batcher_batches_per_epoch(t->batches);
     t->max_steps =
         c->max_steps
             ? c->max_steps
             : (int)((per_epoch * (size_t)c->epochs + c->grad_accum - 1) / (size_t)c->grad_accum);
-    t->K = c->switch_every > 0 ? c->switch_every
-                               : block_switch_every_auto(t->train->n, c->batch_size * c->grad_accum,
-                                                         t->blockwise ? t->part.n_blocks : 1);
-    t->clip = c->clip >= 0 ? c->clip : (c->method == METHOD_LOMO ? 0.0f : 1.0f);
     t->sched = (lr_schedule){c->schedule, c->lr, c->warmup, t->max_steps, c->min_lr_ratio};
-    t->adam = (adamw_hparams){c->beta1, c->beta2, c->eps};
-    /* A resumed run must be the run that wrote the checkpoint: every option that shapes the
-     * trajectory is compared before anything is allocated for training. */
+    badam_status st = BADAM_OK;
     if (c->resume || !c->no_checkpoint) st = make_record(t, err);
-    if (!st && c->resume) st = run_record_check(cs.run, t->record, ckpt, err);
-    json_decref(cs.run);
-    cs.run = NULL;
+    if (!st && c->resume) st = run_record_check(cs->run, t->record, ckpt, err);
+    json_decref(cs->run);
+    cs->run = NULL;
     /* Nothing to resume, or a pause point already passed: say so rather than rewrite the run's
      * records with an empty one. */
-    if (!st && c->resume && cs.step >= t->max_steps)
+    if (!st && c->resume && cs->step >= t->max_steps)
         st = badam_fail(err, BADAM_E_INVALID,
                         "%s: the run is complete (step %d of %d); its model is in %s", ckpt,
-                        cs.step, t->max_steps, c->out_dir);
-    if (!st && c->resume && c->stop_at_step > 0 && c->stop_at_step <= cs.step)
+                        cs->step, t->max_steps, c->out_dir);
+    if (!st && c->resume && c->stop_at_step > 0 && c->stop_at_step <= cs->step)
         st = badam_fail(err, BADAM_E_INVALID,
                         "train: --stop-at-step %d is not after the checkpoint's step %d (%s)",
-                        c->stop_at_step, cs.step, ckpt);
+                        c->stop_at_step, cs->step, ckpt);
+    return st;
+}
 
-    if (!st) st = memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
-    if (!st) st = trainable_create(&t->ts, t->m, c->method, &t->part, err);
-    if (!st) t->ts.decay_all_but_biases = t->blockwise && c->reference_compat;
+/* The memory plan, the method's state and the workspace; a resumed run's state back. */
+static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
+                                 const checkpoint_state *cs, badam_error *err) {
+    const train_config *c = t->cfg;
+    badam_status st =
+        memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
+    if (!st) st = t->ops->allocate(&t->ms, err);
     if (!st) st = llama_workspace_create(t->m, c->batch_size, c->seq_len, &t->ws, err);
-    if (!st && c->resume) st = restore(t, ckpt, &cs, err);
-    if (!st) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
-    if (st) {
-        free_trainer(t);
-        return st;
-    }
-    print_plan(t, &r->predicted);
-    /* Block-wise methods make their plan at each switch; a run resumed inside a block visit
-     * continues with the restored block. */
-    if (!t->blockwise || t->ts.block >= 0) make_plan(t);
+    if (!st && c->resume) st = restore(t, ckpt, cs, err);
+    if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
+    return st;
+}
 
-    int stop_at = c->stop_at_step > 0 && c->stop_at_step < t->max_steps ? c->stop_at_step : -1;
+/* Steps until the end or the pause point, with metrics, validation and checkpoints. */
+static badam_status run_steps(trainer *t, train_report *r, int stop_at, double start,
+                              badam_error *err) {
+    const train_config *c = t->cfg;
+    badam_status st = BADAM_OK;
     while (!st && t->step < t->max_steps && t->step != stop_at) {
         step_metrics sm;
         memset(&sm, 0, sizeof sm);
@@ -535,25 +530,62 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
             st = save_checkpoint(t, err);
     }
     if (c->progress) badam_logf(&c->log, BADAM_LOG_PROGRESS_END, "%s", "");
-    if (!st && t->step == stop_at) { /* a pause: the checkpoint is the result, --resume goes on */
-        st = save_checkpoint(t, err);
-        r->steps = t->step;
-        r->stopped = 1;
-        r->seconds = now_s() - start;
-        r->peak_rss = badam_peak_rss();
-        free_trainer(t);
-        return st;
-    }
+    return st;
+}
+
+/* The end of a run: validation, the last checkpoint, memory.json and OUT/ (rank 0 writes). */
+static badam_status finish_run(trainer *t, train_report *r, double start, badam_error *err) {
+    const train_config *c = t->cfg;
     long vt = 0;
-    if (!st) st = validate(t, &r->val_loss, &vt, err);
+    badam_status st = validate(t, &r->val_loss, &vt, err);
     if (!st && vt) metrics_write_eval(&t->metrics, t->step, r->val_loss, vt);
     if (!st && !c->no_checkpoint) st = save_checkpoint(t, err);
     r->steps = t->step;
     r->seconds = now_s() - start;
     r->peak_rss = badam_peak_rss();
     for (int cat = 0; cat < BADAM_MEM_CATEGORY_COUNT; cat++) r->measured[cat] = badam_mem_peak(cat);
-    if (!st) st = write_memory_json(t, r, err);
-    if (!st) st = save_final(t, err);
+    if (!st && t->rank0) st = write_memory_json(t, r, err);
+    if (!st && t->rank0) st = save_final(t, err);
+    return st;
+}
+
+badam_status train_run(const train_config *c, train_report *r, badam_error *err) {
+    memset(r, 0, sizeof *r);
+    r->val_loss = NAN;
+    trainer tr, *t = &tr;
+    memset(t, 0, sizeof *t);
+    t->cfg = c;
+    t->rank0 = badam_comm_rank(c->comm) == 0;
+    badam_status st = check_config(c, err);
+    if (!st) st = check_method(t, err);
+    if (st) return st;
+    double start = now_s();
+    badam_mem_reset_peaks(); /* the report's measured peaks are this run's */
+
+    char ckpt[PATH_BYTES] = "";
+    checkpoint_state cs = {0};
+    st = open_run(t, ckpt, sizeof ckpt, &cs, err);
+    if (!st) st = settle_run(t, ckpt, &cs, err);
+    json_decref(cs.run);
+    if (!st) st = allocate_run(t, r, ckpt, &cs, err);
+    if (st) {
+        free_trainer(t);
+        return st;
+    }
+    print_plan(t, &r->predicted);
+    make_plan(t); /* a block-wise method remakes it at each switch */
+
+    int stop_at = c->stop_at_step > 0 && c->stop_at_step < t->max_steps ? c->stop_at_step : -1;
+    st = run_steps(t, r, stop_at, start, err);
+    if (!st && t->step == stop_at) { /* a pause: the checkpoint is the result, --resume goes on */
+        st = save_checkpoint(t, err);
+        r->steps = t->step;
+        r->stopped = 1;
+        r->seconds = now_s() - start;
+        r->peak_rss = badam_peak_rss();
+    } else if (!st) {
+        st = finish_run(t, r, start, err);
+    }
     free_trainer(t);
     return st;
 }

@@ -1,0 +1,67 @@
+/* The communicator: how the ranks of a multi-process run (data parallel) exchange numbers. The
+ * trainer calls it wherever a multi-process run needs it (the loss and token counts of a step,
+ * the gradients of the tensors a method trains and so the global gradient norm, and "rank 0
+ * writes" for models, checkpoints, metrics and memory.json); a single process uses
+ * badam_comm_single(), whose operations are identities. An MPI (or NCCL) communicator is one more
+ * badam_comm_ops table with its context.
+ *
+ * Contract:
+ *  - Every rank calls the collectives (everything but rank and size) in the same order with the
+ *    same counts; a collective returns on a rank once that rank's part is done (and, for
+ *    barrier, once every rank has entered it).
+ *  - Buffers belong to the caller and are only read or written during the call; the
+ *    communicator keeps no pointer to them. In-place calls are allowed where stated.
+ *  - Sums are elementwise over ranks. The order in which ranks' values are added is the
+ *    implementation's, but it must be the same on every rank, so every rank gets the same bits.
+ *  - Errors are values (badam_status with a message), as everywhere in the library.
+ * The single-process communicator is stateless: its context is NULL, and the ops table is a
+ * constant, so any number of runs may share it. */
+#ifndef BADAM_COMM_H
+#define BADAM_COMM_H
+
+#include <stddef.h>
+
+#include "badam/status.h"
+
+typedef struct badam_comm_ops {
+    int (*rank)(void *ctx); /* this process's rank, 0 .. size - 1 */
+    int (*size)(void *ctx); /* number of ranks, >= 1 */
+    /* buf[i] = sum over ranks of buf[i], i < n; in place */
+    badam_status (*all_reduce_sum_f32)(void *ctx, float *buf, size_t n, badam_error *err);
+    badam_status (*all_reduce_sum_f64)(void *ctx, double *buf, size_t n, badam_error *err);
+    /* send: size * n floats, chunk r = send[r*n .. r*n + n); recv[i] = sum over ranks of their
+     * send chunk `rank`, i < n. recv may equal send (in place: the result is in send[0 .. n)). */
+    badam_status (*reduce_scatter_sum_f32)(void *ctx, const float *send, float *recv, size_t n,
+                                           badam_error *err);
+    /* recv: size * n floats; recv[r*n + i] = send[i] of rank r. send may equal recv + rank*n. */
+    badam_status (*all_gather_f32)(void *ctx, const float *send, float *recv, size_t n,
+                                   badam_error *err);
+    /* bytes of buf on root copied to buf on every rank */
+    badam_status (*broadcast)(void *ctx, void *buf, size_t bytes, int root, badam_error *err);
+    badam_status (*barrier)(void *ctx, badam_error *err);
+} badam_comm_ops;
+
+typedef struct badam_comm {
+    const badam_comm_ops *ops;
+    void *ctx; /* the implementation's (an MPI communicator, ...); NULL for single */
+} badam_comm;
+
+/* The single-process communicator: rank 0 of 1, every collective an identity (reduce_scatter
+ * and all_gather copy send to recv when they differ). */
+badam_comm badam_comm_single(void);
+
+/* Calls through c->ops (c NULL: the single-process communicator). */
+int badam_comm_rank(const badam_comm *c);
+int badam_comm_size(const badam_comm *c);
+badam_status badam_comm_all_reduce_f32(const badam_comm *c, float *buf, size_t n, badam_error *err);
+badam_status badam_comm_all_reduce_f64(const badam_comm *c, double *buf, size_t n,
+                                       badam_error *err);
+badam_status badam_comm_reduce_scatter_f32(const badam_comm *c, const float *send, float *recv,
+                                           size_t n, badam_error *err);
+badam_status badam_comm_all_gather_f32(const badam_comm *c, const float *send, float *recv,
+                                       size_t n, badam_error *err);
+badam_status badam_comm_broadcast(const badam_comm *c, void *buf, size_t bytes, int root,
+                                  badam_error *err);
+badam_status badam_comm_barrier(const badam_comm *c, badam_error *err);
+
+#endif

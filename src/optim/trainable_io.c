@@ -1,0 +1,101 @@
+/* optimizer.safetensors: a trainable set's optimizer tensors by name (trainable.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/files.h"
+#include "io/safetensors.h"
+#include "optim/trainable.h"
+
+#define PATH_BYTES 4096
+
+#define KEY_BYTES 512
+
+void checkpoint_tensor_key(const trainable *t, const char *what, char *out, size_t size) {
+    if (t->part)
+        snprintf(out, size, "%s.%s.%s", t->name, t->part, what);
+    else
+        snprintf(out, size, "%s.%s", t->name, what);
+}
+
+/* optimizer.safetensors holds, per trainable tensor NAME: NAME.master (F32) where the master is
+ * a separate fp32 copy, or NAME.master_lo where it is split (bf16 weights, optim.h): the raw low
+ * 16 bits, under the BF16 tag since the format has no tag our tools read for plain 16-bit words
+ * (the high bits are the weight saved with the model); NAME.m and NAME.v (F32) for Adam. LoRA
+ * tensors are NAME.lora_A.* and NAME.lora_B.*. */
+typedef struct optimizer_part {
+    const char *what;
+    badam_dtype dtype;
+    void *data; /* numel values of dtype */
+} optimizer_part;
+
+/* The optimizer tensors trainable t holds, in file order; returns how many (at most 4). */
+static int optimizer_parts(const trainable *t, optimizer_part out[4]) {
+    int n = 0;
+    if (t->weight && t->master) out[n++] = (optimizer_part){"master", BADAM_DTYPE_F32, t->master};
+    if (t->master_lo) out[n++] = (optimizer_part){"master_lo", BADAM_DTYPE_BF16, t->master_lo};
+    if (t->m) out[n++] = (optimizer_part){"m", BADAM_DTYPE_F32, t->m};
+    if (t->v) out[n++] = (optimizer_part){"v", BADAM_DTYPE_F32, t->v};
+    return n;
+}
+
+badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts,
+                                        badam_error *err) {
+    st_entry *e = calloc((size_t)ts->n * 4 + 1, sizeof *e);
+    char(*names)[KEY_BYTES] = calloc((size_t)ts->n * 4 + 1, sizeof *names);
+    if (!e || !names) {
+        free(e);
+        free(names);
+        return badam_fail(err, BADAM_E_NOMEM, "checkpoint: out of memory");
+    }
+    size_t n = 0;
+    for (int i = 0; i < ts->n; i++) {
+        const trainable *t = &ts->t[i];
+        optimizer_part parts[4];
+        int n_parts = optimizer_parts(t, parts);
+        for (int k = 0; k < n_parts; k++, n++) {
+            checkpoint_tensor_key(t, parts[k].what, names[n], sizeof names[n]);
+            e[n] = (st_entry){names[n], parts[k].dtype, 1, {(int64_t)t->numel}, parts[k].data};
+        }
+    }
+    char path[PATH_BYTES];
+    io_path_join(path, sizeof path, dir, "optimizer.safetensors");
+    badam_status st = st_write(path, e, n, err);
+    free(e);
+    free(names);
+    return st;
+}
+
+badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam_error *err) {
+    char path[PATH_BYTES];
+    io_path_join(path, sizeof path, dir, "optimizer.safetensors");
+    st_file *f = NULL;
+    badam_status st = st_open(path, &f, err);
+    if (st) return st;
+    size_t used = 0;
+    for (int i = 0; i < ts->n && !st; i++) {
+        const trainable *t = &ts->t[i];
+        optimizer_part parts[4];
+        int n_parts = optimizer_parts(t, parts);
+        for (int k = 0; k < n_parts && !st; k++, used++) {
+            char name[KEY_BYTES];
+            checkpoint_tensor_key(t, parts[k].what, name, sizeof name);
+            const st_tensor *x = st_find(f, name);
+            if (!x || x->dtype != parts[k].dtype || x->numel != t->numel)
+                st = badam_fail(err, BADAM_E_SHAPE,
+                                "%s: tensor '%s' (%zu %s values) is %s: the checkpoint was "
+                                "written by a different setup",
+                                path, name, t->numel, badam_dtype_name(parts[k].dtype),
+                                x ? "of another size or dtype" : "missing");
+            else
+                memcpy(parts[k].data, x->data, t->numel * badam_dtype_size(parts[k].dtype));
+        }
+    }
+    if (!st && used != f->n_tensors)
+        st = badam_fail(err, BADAM_E_SHAPE,
+                        "%s: holds %zu tensors, this run expects %zu (the checkpoint was written "
+                        "by a different setup)",
+                        path, f->n_tensors, used);
+    st_close(f);
+    return st;
+}
