@@ -24,11 +24,11 @@ import tempfile
 
 LIMIT = 80
 
-RESTRUCTURED = "being restructured (issue 13 methods/model helpers)"
 ALLOW = {
-    "src/model/cpu/attention.c:backward_kv_head_body": RESTRUCTURED,
-    "src/model/llama_config.c:parse_config": RESTRUCTURED,
-    "src/train/trainer.c:train_run": RESTRUCTURED,
+    "src/model/cpu/attention.c:backward_kv_head_body": (
+        "one tiled loop nest (flash-attention backward of one kv head) whose tile buffers live "
+        "in its frame; a split would pass a dozen tile pointers per call in the hottest loop"
+    ),
 }
 
 IDENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*$")

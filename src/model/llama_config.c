@@ -88,19 +88,9 @@ static badam_status parse_qwen2_window(const json_t *json, const char *path, lla
     return BADAM_OK;
 }
 
-static badam_status parse_config(const json_t *json, const char *path, llama_config *cfg,
-                                 badam_error *err) {
-    memset(cfg, 0, sizeof *cfg);
-    if (!json_is_object(json))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: expected a JSON object", path);
-    TRY(json_get_string(json, "model_type", 1, cfg->model_type, sizeof cfg->model_type, path, err));
-    int is_llama = !strcmp(cfg->model_type, "llama"), is_qwen2 = !strcmp(cfg->model_type, "qwen2");
-    int is_mistral = !strcmp(cfg->model_type, "mistral");
-    if (!is_llama && !is_qwen2 && !is_mistral)
-        return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "%s: field 'model_type' is '%s'; supported: llama, mistral, qwen2", path,
-                          cfg->model_type);
-
+/* The sizes: hidden, intermediate, layers, heads, vocab, positions, head_dim, with their ranges. */
+static badam_status parse_sizes(const json_t *json, const char *path, llama_config *cfg,
+                                badam_error *err) {
     TRY(json_get_int(json, "hidden_size", 1, &cfg->hidden_size, path, err));
     TRY(json_get_int(json, "intermediate_size", 1, &cfg->intermediate_size, path, err));
     TRY(json_get_int(json, "num_hidden_layers", 1, &cfg->n_layers, path, err));
@@ -110,10 +100,6 @@ static badam_status parse_config(const json_t *json, const char *path, llama_con
     TRY(json_get_int(json, "vocab_size", 1, &cfg->vocab_size, path, err));
     cfg->max_position_embeddings = 2048;
     TRY(json_get_int(json, "max_position_embeddings", 0, &cfg->max_position_embeddings, path, err));
-    double eps = 1e-6;
-    TRY(json_get_double(json, "rms_norm_eps", 0, &eps, path, err));
-    cfg->rms_norm_eps = (float)eps;
-    TRY(json_get_bool(json, "tie_word_embeddings", 0, &cfg->tie_word_embeddings, path, err));
 
     TRY(check_range(path, "hidden_size", cfg->hidden_size, 1, 1 << 17, err));
     TRY(check_range(path, "intermediate_size", cfg->intermediate_size, 1, 1 << 19, err));
@@ -143,10 +129,12 @@ static badam_status parse_config(const json_t *json, const char *path, llama_con
     if (cfg->head_dim % 2)
         return badam_fail(err, BADAM_E_FORMAT, "%s: field 'head_dim' = %d must be even", path,
                           cfg->head_dim);
-    TRY(llama_config_parse_rope(json, path, cfg, err));
-    if (!(cfg->rms_norm_eps > 0) || !(cfg->rope_theta > 0))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: rms_norm_eps and rope_theta must be > 0", path);
+    return BADAM_OK;
+}
 
+/* What differs between llama, mistral and qwen2: activation, biases, sliding window. */
+static badam_status parse_family(const json_t *json, const char *path, llama_config *cfg,
+                                 badam_error *err) {
     char act[32] = "silu";
     TRY(json_get_string(json, "hidden_act", 0, act, sizeof act, path, err));
     if (strcmp(act, "silu") != 0)
@@ -158,10 +146,10 @@ static badam_status parse_config(const json_t *json, const char *path, llama_con
         return badam_fail(err, BADAM_E_UNSUPPORTED, "%s: field 'mlp_bias' = true is not supported",
                           path);
 
-    if (is_qwen2) {
+    if (!strcmp(cfg->model_type, "qwen2")) {
         cfg->qkv_bias = 1; /* Qwen2 always has q/k/v biases and no o_proj bias */
         TRY(parse_qwen2_window(json, path, cfg, err));
-    } else if (is_llama) {
+    } else if (!strcmp(cfg->model_type, "llama")) {
         int attention_bias = 0;
         TRY(json_get_bool(json, "attention_bias", 0, &attention_bias, path, err));
         cfg->qkv_bias = cfg->o_bias = attention_bias;
@@ -170,7 +158,29 @@ static badam_status parse_config(const json_t *json, const char *path, llama_con
     }
     if (cfg->sliding_window < 0)
         return badam_fail(err, BADAM_E_FORMAT, "%s: field 'sliding_window' must be >= 0", path);
+    return BADAM_OK;
+}
 
+static badam_status parse_config(const json_t *json, const char *path, llama_config *cfg,
+                                 badam_error *err) {
+    memset(cfg, 0, sizeof *cfg);
+    if (!json_is_object(json))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: expected a JSON object", path);
+    TRY(json_get_string(json, "model_type", 1, cfg->model_type, sizeof cfg->model_type, path, err));
+    if (strcmp(cfg->model_type, "llama") && strcmp(cfg->model_type, "qwen2") &&
+        strcmp(cfg->model_type, "mistral"))
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "%s: field 'model_type' is '%s'; supported: llama, mistral, qwen2", path,
+                          cfg->model_type);
+    TRY(parse_sizes(json, path, cfg, err));
+    double eps = 1e-6;
+    TRY(json_get_double(json, "rms_norm_eps", 0, &eps, path, err));
+    cfg->rms_norm_eps = (float)eps;
+    TRY(json_get_bool(json, "tie_word_embeddings", 0, &cfg->tie_word_embeddings, path, err));
+    TRY(llama_config_parse_rope(json, path, cfg, err));
+    if (!(cfg->rms_norm_eps > 0) || !(cfg->rope_theta > 0))
+        return badam_fail(err, BADAM_E_FORMAT, "%s: rms_norm_eps and rope_theta must be > 0", path);
+    TRY(parse_family(json, path, cfg, err));
     cfg->bos_token_id = -1;
     TRY(json_get_int(json, "bos_token_id", 0, &cfg->bos_token_id, path, err));
     TRY(parse_eos(json, path, cfg, err));
