@@ -26,6 +26,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPES = {"130m": (2, 256), "1b": (1, 256), "tiny": (2, 64)}  # (batch, seq)
+# Environment variables that force an instruction set (ours, OpenBLAS, oneDNN, PyTorch's ATen).
+ISA_ENV = ["BADAM_CPU", "BADAM_GEMM", "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA",
+           "ATEN_CPU_CAPABILITY"]
 NATIVE_BF16 = 0.5  # PyTorch bf16 matmul below this fraction of its fp32 speed: not native
 # First-step loss tolerance |ours - torch| <= TOL * |torch|: same weight dtype on both sides
 # (only summation order differs) / different dtypes or bf16 (bf16 rounding of activations).
@@ -131,12 +134,18 @@ def torch_side(a, model, data, dtype, B, T, steps, cfg, logdir):
 
 
 def gemm_probe(cfg, B, T, logdir):
+    """PyTorch's bf16 and fp32 F.linear GFLOP/s and the OpenBLAS sgemm GFLOP/s badam's fp32
+    path calls, on the model's largest layer GEMM, each in its own process."""
     shape = f"{B * T},{cfg['hidden_size']},{cfg['intermediate_size']}"
-    cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_train.py"), "--gemm", shape]
-    rc, text, _, _ = run(cmd, os.path.join(logdir, "torch-gemm.log"))
-    if rc != 0:
-        sys.exit(f"PyTorch matmul probe failed (rc {rc}):\n{text[-2000:]}")
-    return json.loads(text.strip().splitlines()[-1])
+    out = {}
+    for name, script in (("torch-gemm", "torch_train.py"), ("sgemm", "sgemm_peak.py")):
+        cmd = ["/usr/bin/python3", os.path.join(HERE, script)]
+        cmd += ["--gemm", shape] if script == "torch_train.py" else [shape]
+        rc, text, _, _ = run(cmd, os.path.join(logdir, name + ".log"))
+        if rc != 0:
+            sys.exit(f"{name} probe failed (rc {rc}):\n{text[-2000:]}")
+        out.update(json.loads(text.strip().splitlines()[-1]))
+    return out
 
 
 def loss_check(res, torch_name):
@@ -168,10 +177,12 @@ def report(size, cfg, B, T, res, gemm, torch_name, a):
     L = cfg["num_hidden_layers"]
     n = max((r["n_measured"] for r in res.values() if r), default=0)
     print(f"\n== {size}: batch {B} x seq {T}, {L} layers; BAdam K = {a.switch_every}, "
-          f"descending; {a.warmup} warm-up steps excluded, {n} measured; PyTorch matmul bf16 "
-          f"{gemm['bf16_gflops']:.1f} / fp32 {gemm['fp32_gflops']:.1f} GFLOP/s ==")
+          f"descending; {a.warmup} warm-up steps excluded, {n} measured ==")
+    print(f"GEMM {B * T}x{cfg['hidden_size']}x{cfg['intermediate_size']}: PyTorch bf16 "
+          f"{gemm['bf16_gflops']:.1f}, PyTorch fp32 {gemm['fp32_gflops']:.1f}, OpenBLAS sgemm "
+          f"(our fp32 path; the %sgemm column) {gemm['sgemm_gflops']:.1f} GFLOP/s")
     print(f"{'run':16s} {'fwd s':>7s} {'bwd s':>7s} {'upd s':>7s} {'switch s':>8s} {'step s':>7s}"
-          f" {'tok/s':>7s} {'peak RSS':>9s} {'GFLOP/s':>8s} {'%fp32pk':>7s}")
+          f" {'tok/s':>7s} {'peak RSS':>9s} {'GFLOP/s':>8s} {'%sgemm':>7s}")
     for name, r in res.items():
         if not r:
             print(f"{name:16s} failed")
@@ -179,7 +190,7 @@ def report(size, cfg, B, T, res, gemm, torch_name, a):
         print(f"{name:16s} {r['forward_s']:7.3f} {r['backward_s']:7.3f} {r['update_s']:7.3f} "
               f"{r['switch_s']:8.3f} {r['step_s']:7.3f} {r['tokens_per_s']:7.0f} "
               f"{r['rss'] / 1e9:8.2f}G {r['gflops']:8.1f} "
-              f"{100 * r['gflops'] / gemm['fp32_gflops']:6.1f}%")
+              f"{100 * r['gflops'] / gemm['sgemm_gflops']:6.1f}%")
     t = res.get(torch_name)
     for name, r in res.items():
         if t and r and name.startswith("badam"):
@@ -217,6 +228,9 @@ def main():
     print(f"CPU: {model_name}; flags: {' '.join(flags) or 'none of avx2/avx512f/avx512_bf16'}; "
           f"{os.cpu_count()} logical CPUs, {threads} threads per run; load average "
           f"{os.getloadavg()[0]:.1f}")
+    forced = [f"{k}={os.environ[k]}" for k in ISA_ENV if k in os.environ]
+    if forced:
+        print("instruction-set overrides passed to both sides: " + " ".join(forced))
     failed = []
     for size in a.size.split(","):
         failed += bench_size(a, size)
@@ -240,13 +254,15 @@ def bench_size(a, size):
     steps = a.warmup + (a.measure or cfg["num_hidden_layers"])
 
     gemm = gemm_probe(cfg, B, T, logdir)
-    ratio = gemm["bf16_gflops"] / gemm["fp32_gflops"]
+    ratio = gemm["bf16_gflops"] / max(gemm["fp32_gflops"], 1e-9)
     native = ratio >= NATIVE_BF16
     tdt = a.torch_dtype if a.torch_dtype != "auto" else ("bf16" if native else "fp32")
     why = (f"PyTorch {gemm['torch']} (ATen {gemm['capability']}) matmul "
            f"[{B * T},{cfg['hidden_size']}]x[{cfg['hidden_size']},{cfg['intermediate_size']}]: "
            f"bf16 {gemm['bf16_gflops']:.1f} GFLOP/s, fp32 {gemm['fp32_gflops']:.1f} GFLOP/s "
            f"(bf16 = {ratio:.2f}x fp32: {'native' if native else 'NOT native'} bf16)")
+    if "bf16_error" in gemm:
+        why += f"; bf16 matmul failed: {gemm['bf16_error']}"
     print(f"[{size}] {why}")
     if a.torch_dtype == "auto":
         print(f"[{size}] PyTorch side runs with {tdt} weights" +
