@@ -229,14 +229,17 @@ def main():
     print(f"CPU: {model_name}; flags: {' '.join(flags) or 'none of avx2/avx512f/avx512_bf16'}; "
           f"{os.cpu_count()} logical CPUs, {threads} threads per run; load average "
           f"{os.getloadavg()[0]:.1f}")
+    if os.getloadavg()[0] > os.cpu_count() - int(threads) + 0.5:
+        print(f"WARNING: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other "
+              f"processes share the cores; timings and GEMM probes are unreliable")
     forced = [f"{k}={os.environ[k]}" for k in ISA_ENV if k in os.environ]
     if forced:
         print("instruction-set overrides passed to both sides: " + " ".join(forced))
     failed = []
     for size in a.size.split(","):
         failed += bench_size(a, size)
-    print(f"\nwall time {time.time() - t_start:.0f} s; load average now "
-          f"{os.getloadavg()[0]:.1f}")
+    print(f"\nwall time {time.time() - t_start:.0f} s (warm-up, probes and model loading "
+          f"included); load average now {os.getloadavg()[0]:.1f}")
     if failed:
         sys.exit("checks failed: " + ", ".join(failed))
 
