@@ -2,7 +2,7 @@
 JSONL dataset for bench/compare_torch. Tensors are generated and written one at a time (seeded),
 so a 1.2B model needs no more than one tensor in memory.
 
-usage: make_model.py --size 130m|1b --out DIR [--examples N] [--seq S] [--seed N]
+usage: make_model.py --size 130m|1b|tiny --out DIR [--examples N] [--seq S] [--seed N]
 """
 import argparse
 import json

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Side-by-side CPU training benchmark against PyTorch (see compare.py for what is measured).
-# Builds badam (Release, build-bench/), then runs our BAdam, LoRA, Adam, LOMO and PyTorch
-# BAdam-style and LoRA training on the same random model and batches.
+# Side-by-side CPU training benchmark against PyTorch (see compare.py and README.md): our BAdam
+# (bf16 and fp32 weights) against a PyTorch implementation of the official BlockOptimizer's
+# semantics, on the same random model and batches. Builds badam first (Release, build-bench/).
 #
-#   bash bench/compare_torch/run.sh                    # 130m and 1b (about 10 minutes)
-#   bash bench/compare_torch/run.sh --size 130m        # one size (130m, 1b or tiny)
-#   bash bench/compare_torch/run.sh --size tiny --steps 3 --methods badam,lora
+#   bash bench/compare_torch/run.sh                    # 130m (under 10 minutes on 2 cores)
+#   bash bench/compare_torch/run.sh --size tiny        # smoke run (seconds)
+#   bash bench/compare_torch/run.sh --size 1b --measure 4 --dtypes bf16
 #
 # Environment: BUILD_DIR (default build-bench), OMP_NUM_THREADS (default: all cores).
 set -euo pipefail
