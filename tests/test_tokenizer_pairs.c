@@ -282,7 +282,33 @@ static void test_bert_normalizer(void) {
     }
 }
 
+/* badam tokenize --pair prints ids with type ids; --json adds type_ids and attention_mask. */
+static void test_cli_pair(void) {
+    if (!getenv("BADAM_CLI")) {
+        fprintf(stderr, "skip: BADAM_CLI is not set\n");
+        return;
+    }
+    const char *dir = test_workdir("tokenizer_pairs_cli");
+    char out[4096];
+    int rc = test_run_cli(dir, NULL,
+                          "tokenize --model tests/fixtures/wordpiece-tiny/tokenizer.json "
+                          "--text 'Hello world' --pair 'un!' --json",
+                          out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "\"ids\":[2,57,58,3,60,65,3]") &&
+               strstr(out, "\"type_ids\":[0,0,0,0,1,1,1]") &&
+               strstr(out, "\"attention_mask\":[1,1,1,1,1,1,1]"),
+           "rc %d: %s", rc, out);
+    rc = test_run_cli(dir, NULL,
+                      "tokenize --model tests/fixtures/wordpiece-tiny/tokenizer.json "
+                      "--text 'a b c d e' --pair 'x y' --max-length 6",
+                      out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "6 tokens (text 2, pair 1, special 3)") &&
+               strstr(out, "      28  1  x"),
+           "rc %d: %s", rc, out);
+}
+
 int main(void) {
+    RUN_TEST(test_cli_pair);
     RUN_TEST(test_bert_normalizer);
     RUN_TEST(test_truncation);
     RUN_TEST(test_rules);
