@@ -4,8 +4,10 @@
  *   1. invalid UTF-8 -> U+FFFD (maximal subparts), so the rest sees valid text
  *   2. split out added tokens whose `normalized` is false (leftmost-longest)
  *   3. each piece between them: normalizer, then split out the normalized added tokens
- *   4. each remaining piece: pre-tokenizer -> words; each word: BPE model -> ids
- *   5. add_special: the post-processor adds BOS/EOS (TemplateProcessing, ...)
+ *   4. each remaining piece: pre-tokenizer -> words; each word: the model (BPE or WordPiece)
+ *      -> ids
+ *   5. add_special: the post-processor adds BOS/EOS (TemplateProcessing, ...: tok_post.c)
+ * Text pairs, type ids and truncation: tok_pair.c (steps 1-4 per text, then tok_post.c).
  * decode(ids): ids -> token strings (special ones dropped on request) -> decoder chain ->
  *   concatenation -> tokenizer_config.json's clean_up_tokenization_spaces.
  *
