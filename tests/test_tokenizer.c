@@ -593,13 +593,13 @@ static void test_errors(void) {
     expect_error("{\"normalizer\": null}", BADAM_E_FORMAT, "model");
     expect_error("{\"model\":{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}}", BADAM_E_UNSUPPORTED,
                  "Unigram");
-    expect_error("{\"model\":{\"type\":\"WordPiece\",\"vocab\":{}}}", BADAM_E_UNSUPPORTED,
-                 "WordPiece");
+    expect_error("{\"model\":{\"type\":\"WordLevel\",\"vocab\":{},\"unk_token\":\"x\"}}",
+                 BADAM_E_UNSUPPORTED, "WordLevel");
     expect_error("{\"normalizer\":{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"\"}," MODEL
                  "}",
                  BADAM_E_UNSUPPORTED, "Precompiled");
     expect_error("{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},"
-                 "{\"type\":\"BertNormalizer\"}]}," MODEL "}",
+                 "{\"type\":\"Precompiled\"}]}," MODEL "}",
                  BADAM_E_UNSUPPORTED, "normalizer.normalizers[1]");
     expect_error("{\"pre_tokenizer\":{\"type\":\"UnicodeScripts\"}," MODEL "}", BADAM_E_UNSUPPORTED,
                  "UnicodeScripts");

@@ -1,6 +1,7 @@
 /* Hugging Face tokenizer.json: encode and decode exactly as the `tokenizers` library does for
  * BPE models (byte-level BPE with regex pre-tokenizers; SentencePiece-style BPE with byte
- * fallback and metaspace), with added/special tokens and the post-processor's BOS/EOS. */
+ * fallback and metaspace) and WordPiece models (BERT: BertNormalizer, BertPreTokenizer), with
+ * added/special tokens, the post-processor's special tokens, and text pairs with type ids. */
 #ifndef BADAM_TOKENIZER_H
 #define BADAM_TOKENIZER_H
 
@@ -22,6 +23,38 @@ void tokenizer_free(badam_tokenizer *tok);
  * several threads at once on one tokenizer. */
 badam_status tokenizer_encode(const badam_tokenizer *tok, const char *text, size_t len,
                               int add_special, int32_t **ids, size_t *n_ids, badam_error *err);
+
+/* One encoded text or text pair (tokenizer_encode_pair). All arrays hold n entries. */
+typedef struct tokenizer_encoding {
+    int32_t *ids;
+    int32_t *type_ids;       /* segment of each token (BERT: 0 for [CLS] A [SEP], 1 for B [SEP];
+                                RoBERTa: all 0), as the post-processor assigns them */
+    uint8_t *attention_mask; /* 1 for a token, 0 for padding (tokenizer_encoding_pad) */
+    size_t n;
+    size_t n_first, n_second; /* tokens of text and text_pair kept, special tokens not counted */
+} tokenizer_encoding;
+
+/* Encodes text and, when text_pair is not NULL, the pair (text, text_pair) as the Rust
+ * `tokenizers` library does: each text on its own (text_pair's tokens get type id 1), then the
+ * post-processor ([CLS] A [SEP] B [SEP] for BERT's template, <s> A </s></s> B </s> for
+ * RobertaProcessing) with add_special. max_length > 0 truncates so that the result, special
+ * tokens included, has at most max_length tokens, with the strategy "longest_first" of
+ * tokenizers' truncate_encodings: with n1 <= n2 the two lengths and m = max_length minus the
+ * special tokens, the shorter keeps n1 and the longer max(n1, m - n1) tokens, and when these
+ * still exceed m they keep m / 2 and m / 2 + m % 2 (the longer the larger); tokens go from the
+ * right end. A max_length below the number of special tokens is BADAM_E_INVALID. *out is
+ * filled (free it with tokenizer_encoding_free); attention_mask is all 1. Thread-safe as
+ * tokenizer_encode. */
+badam_status tokenizer_encode_pair(const badam_tokenizer *tok, const char *text, size_t len,
+                                   const char *text_pair, size_t pair_len, int add_special,
+                                   size_t max_length, tokenizer_encoding *out, badam_error *err);
+void tokenizer_encoding_free(tokenizer_encoding *e);
+/* Pads e on the right to length tokens: pad_id, type id 0, attention mask 0 (transformers'
+ * padding="max_length"). e->n > length is BADAM_E_INVALID. */
+badam_status tokenizer_encoding_pad(tokenizer_encoding *e, size_t length, int32_t pad_id,
+                                    badam_error *err);
+/* The number of special tokens the post-processor adds to one text (pair = 0) or to a pair. */
+size_t tokenizer_num_special_tokens(const badam_tokenizer *tok, int pair);
 
 /* Decodes ids through the decoder chain; skip_special drops special tokens. *text is malloc'd
  * and NUL-terminated. */

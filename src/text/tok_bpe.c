@@ -114,7 +114,8 @@ static badam_status parse_merges(const json_t *merges, const char *file, tok_bpe
     return st;
 }
 
-/* The model object's type (BPE only), vocab, merges and dropout (none): *vocab and *merges. */
+/* The model object's type (BPE or WordPiece), vocab, merges and dropout (none): *vocab and *merges.
+ */
 static badam_status check_model(const json_t *model, const char *file, const json_t **vocab,
                                 const json_t **merges, badam_error *err) {
     if (!json_is_object(model))
@@ -124,13 +125,15 @@ static badam_status check_model(const json_t *model, const char *file, const jso
     if (st) return st;
     *vocab = json_object_get(model, "vocab");
     *merges = json_object_get(model, "merges");
-    if (type ? strcmp(type, "BPE") != 0 : !*merges)
-        return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "%s: model: unsupported model type '%s' (only BPE is supported)", file,
-                          type ? type
-                               : (json_is_array(*vocab) ? "Unigram" : "WordPiece/WordLevel"));
+    int wordpiece = tok_model_is_wordpiece(model);
+    if (!wordpiece && (type ? strcmp(type, "BPE") != 0 : !*merges))
+        return badam_fail(
+            err, BADAM_E_UNSUPPORTED,
+            "%s: model: unsupported model type '%s' (BPE and WordPiece are supported)", file,
+            type ? type : (json_is_array(*vocab) ? "Unigram" : "WordLevel"));
     if (!json_is_object(*vocab))
         return badam_fail(err, BADAM_E_FORMAT, "%s: model.vocab: expected an object", file);
+    if (wordpiece) return BADAM_OK;
     if (!json_is_array(*merges))
         return badam_fail(err, BADAM_E_FORMAT, "%s: model.merges: expected an array", file);
     const json_t *dropout = json_object_get(model, "dropout");
@@ -214,6 +217,10 @@ badam_status tok_bpe_parse(const json_t *model, const char *file, tok_bpe *bpe, 
              bpe_str_field(model, "end_of_word_suffix", &bpe->suffix, &bpe->suffix_len, file, err)))
         goto fail;
     if ((st = parse_vocab(vocab, file, bpe, err))) goto fail;
+    if (tok_model_is_wordpiece(model)) {
+        if ((st = tok_wordpiece_parse(model, file, bpe, err))) goto fail;
+        return BADAM_OK;
+    }
     if ((st = parse_merges(merges, file, bpe, err))) goto fail;
 
     bpe->cache = calloc(TOK_CACHE_SLOTS, sizeof *bpe->cache);

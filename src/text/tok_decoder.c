@@ -12,7 +12,8 @@
  *   Strip         drop up to `start` leading and `stop` trailing `content` characters
  *   Metaspace     replacement -> ' ', and dropped in the first token unless prepend_scheme is
  *                 "never" (Rust drops every replacement of the first token)
- *   BPEDecoder    suffix -> ' ' (-> '' in the last token) */
+ *   BPEDecoder    suffix -> ' ' (-> '' in the last token)
+ *   WordPiece     prefix dropped from continuing pieces, ' ' before the others (tok_wordpiece.c) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,9 @@ badam_status tok_decoder_parse(const json_t *j, const char *file, const char *pa
     } else if (!strcmp(type, "BPEDecoder")) {
         d->kind = TOK_DEC_BPE;
         st = parse_bpe_decoder(j, file, path, d, err);
+    } else if (!strcmp(type, "WordPiece")) {
+        d->kind = TOK_DEC_WORDPIECE;
+        st = tok_wordpiece_decoder_parse(j, file, path, d, err);
     } else {
         st = badam_fail(err, BADAM_E_UNSUPPORTED, "%s: %s: unsupported decoder type '%s'", file,
                         path, type);
@@ -312,6 +316,8 @@ static badam_status decode_step(const tok_decoder *d, const tok_list *in, tok_li
         return metaspace(d, in, out, err);
     case TOK_DEC_BPE:
         return bpe_suffix(d, in, out, err);
+    case TOK_DEC_WORDPIECE:
+        return tok_wordpiece_decode(d, in, out, err);
     case TOK_DEC_SEQUENCE:
         break;
     }

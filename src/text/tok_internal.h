@@ -236,6 +236,7 @@ typedef enum tok_norm_kind {
     TOK_NORM_STRIP,
     TOK_NORM_STRIP_ACCENTS,
     TOK_NORM_BYTE_LEVEL,
+    TOK_NORM_BERT,
 } tok_norm_kind;
 
 typedef struct tok_normalizer {
@@ -246,6 +247,8 @@ typedef struct tok_normalizer {
     size_t content_len;
     tok_pattern pattern;
     int strip_left, strip_right;
+    /* BertNormalizer: strip_accents is -1 for null (then it follows lowercase) */
+    int clean_text, handle_chinese_chars, strip_accents, lowercase;
 } tok_normalizer;
 
 badam_status tok_normalizer_parse(const json_t *j, const char *file, const char *path,
@@ -254,6 +257,15 @@ badam_status tok_normalizer_parse(const json_t *j, const char *file, const char 
 badam_status tok_normalizer_apply(const tok_normalizer *nm, const char *s, size_t n, tok_buf *out,
                                   tok_ctx *ctx, badam_error *err);
 void tok_normalizer_free(tok_normalizer *nm);
+/* BertNormalizer (src/text/tok_bert_norm.c): parses its fields into nm / normalizes s into out. */
+badam_status tok_bert_norm_parse(const json_t *j, const char *file, const char *path,
+                                 tok_normalizer *nm, badam_error *err);
+badam_status tok_bert_norm_apply(const tok_normalizer *nm, const char *s, size_t n, tok_buf *out,
+                                 badam_error *err);
+/* Pieces of the normalizers that BertNormalizer reuses (src/text/tok_normalizer.c). */
+badam_status tok_norm_nfd(const char *s, size_t n, tok_buf *out, badam_error *err);
+badam_status tok_norm_lowercase(const char *s, size_t n, tok_buf *out, badam_error *err);
+badam_status tok_norm_strip_accents(const char *s, size_t n, tok_buf *out, badam_error *err);
 
 /* ---------------------------------------------------------------- pre-tokenizers */
 
@@ -312,7 +324,7 @@ void tok_pretok_free(tok_pretok *p);
 badam_status tok_split_apply(const char *s, const tok_spans *segs, tok_behavior behavior,
                              int at_start, tok_list *out, badam_error *err);
 
-/* ---------------------------------------------------------------- BPE model */
+/* ---------------------------------------------------------------- models: BPE and WordPiece */
 
 #define TOK_CACHE_SLOTS 16384
 #define TOK_CACHE_LOCKS 64
@@ -326,7 +338,11 @@ typedef struct tok_cache_entry {
     uint32_t n_ids;
 } tok_cache_entry;
 
+/* The model of tokenizer.json. BPE, or WordPiece (is_wordpiece: vocab, unk_token, prefix =
+ * continuing_subword_prefix and max_chars = max_input_chars_per_word are used; no merges). */
 typedef struct tok_bpe {
+    int is_wordpiece;
+    int max_chars;
     tok_strmap vocab;
     int32_t vocab_max;   /* largest id in vocab */
     char **id_to_token;  /* vocab_max + 1 entries (NULL for holes); point into vocab's arena */
@@ -344,6 +360,17 @@ typedef struct tok_bpe {
 } tok_bpe;
 
 badam_status tok_bpe_parse(const json_t *model, const char *file, tok_bpe *bpe, badam_error *err);
+/* 1 when model (a tokenizer.json model object) is WordPiece: "type": "WordPiece", or, in the
+ * older layout without "type", a vocabulary object with continuing_subword_prefix and unk_token
+ * but no merges (the rule of tokenizers.js; Rust tries BPE, then WordPiece). */
+int tok_model_is_wordpiece(const json_t *model);
+/* WordPiece's fields (src/text/tok_wordpiece.c), after the vocabulary was read into bpe. */
+badam_status tok_wordpiece_parse(const json_t *model, const char *file, tok_bpe *bpe,
+                                 badam_error *err);
+/* WordPiece on one word (greedy longest-match-first; unk_token for the whole word when a part
+ * has no match or the word has more than max_chars characters), appending ids. */
+badam_status tok_wordpiece_encode_word(const tok_bpe *wp, const char *w, size_t n, tok_ids *out,
+                                       tok_ctx *ctx, badam_error *err);
 /* Encodes one pre-token (a "word"), appending ids. */
 badam_status tok_bpe_encode_word(const tok_bpe *bpe, const char *w, size_t n, tok_ids *out,
                                  tok_ctx *ctx, badam_error *err);
@@ -389,6 +416,7 @@ typedef enum tok_dec_kind {
     TOK_DEC_STRIP,
     TOK_DEC_METASPACE,
     TOK_DEC_BPE,
+    TOK_DEC_WORDPIECE,
 } tok_dec_kind;
 
 typedef struct tok_decoder {
@@ -396,12 +424,13 @@ typedef struct tok_decoder {
     struct tok_decoder **children;
     size_t n_children;
     tok_pattern pattern; /* Replace */
-    char *content;       /* Replace's content; BPEDecoder's suffix */
+    char *content;       /* Replace's content; BPEDecoder's suffix; WordPiece's prefix */
     size_t content_len;
     uint32_t strip_cp; /* Strip's content char */
     int strip_start, strip_stop;
     uint32_t replacement_cp; /* Metaspace */
     tok_prepend_scheme prepend_scheme;
+    int cleanup; /* WordPiece (its prefix is in content) */
 } tok_decoder;
 
 badam_status tok_decoder_parse(const json_t *j, const char *file, const char *path,
@@ -410,6 +439,65 @@ badam_status tok_decoder_parse(const json_t *j, const char *file, const char *pa
 badam_status tok_decoder_apply(const tok_decoder *d, tok_list **in, tok_list **spare, tok_ctx *ctx,
                                badam_error *err);
 void tok_decoder_free(tok_decoder *d);
+/* The WordPiece decoder (src/text/tok_wordpiece.c): its fields, and one decode step over in. */
+badam_status tok_wordpiece_decoder_parse(const json_t *j, const char *file, const char *path,
+                                         tok_decoder *d, badam_error *err);
+badam_status tok_wordpiece_decode(const tok_decoder *d, const tok_list *in, tok_list *out,
+                                  badam_error *err);
+
+/* ---------------------------------------------------------------- post-processors */
+
+typedef enum tok_post_kind {
+    TOK_POST_TEMPLATE,
+    TOK_POST_BYTE_LEVEL,
+    TOK_POST_SEQUENCE,
+    TOK_POST_CLS_SEP, /* BertProcessing [CLS] A [SEP] B [SEP]; RobertaProcessing (roberta = 1)
+                         <s> A </s></s> B </s> */
+} tok_post_kind;
+
+/* One piece of a TemplateProcessing template: a sequence (seq 0 = A, 1 = B) or special-token
+ * ids, with the type id its tokens get. */
+typedef struct tok_post_item {
+    int is_sequence, seq, type_id;
+    int32_t *ids;
+    size_t n_ids;
+} tok_post_item;
+
+typedef struct tok_post {
+    tok_post_kind kind;
+    struct tok_post **children;
+    size_t n_children;
+    tok_post_item *items, *pair_items; /* the "single" and "pair" templates */
+    size_t n_items, n_pair_items;
+    int has_pair;
+    int32_t cls, sep;
+    int roberta;
+} tok_post;
+
+badam_status tok_post_parse(const json_t *j, const char *file, const char *path, tok_post **out,
+                            badam_error *err);
+void tok_post_free(tok_post *p);
+/* Rewrites ids (a single sequence) with the special tokens the post-processor adds. */
+badam_status tok_post_apply(const tok_post *p, tok_ids *ids, badam_error *err);
+/* The first special token before (after = 0) or after (1) the sequence: BOS / EOS fallback. */
+int32_t tok_post_special(const tok_post *p, int after);
+/* The number of special tokens the post-processor adds to a single sequence or a pair (Rust's
+ * PostProcessor::added_tokens). */
+size_t tok_post_added(const tok_post *p, int pair);
+/* The post-processor on sequence a and, when b is not NULL, the pair (a, b): ids and their type
+ * ids appended to *ids and *types (Rust's process_encodings: a has type 0 and b type 1 before
+ * it runs; with add_special 0 only the sequences' type ids change). p may be NULL. */
+badam_status tok_post_encode(const tok_post *p, const tok_ids *a, const tok_ids *b, int add_special,
+                             tok_ids *ids, tok_ids *types, badam_error *err);
+
+/* ---------------------------------------------------------------- the tokenizer (tokenizer.c) */
+
+struct badam_tokenizer;
+/* Steps 1-4 of tokenizer_encode (no post-processor): appends the ids of text to *ids. */
+badam_status tok_encode_text(const struct badam_tokenizer *tok, const char *text, size_t len,
+                             tok_ids *ids, badam_error *err);
+/* The tokenizer's post-processor, or NULL. */
+const tok_post *tok_tokenizer_post(const struct badam_tokenizer *tok);
 
 /* ---------------------------------------------------------------- JSON helpers */
 

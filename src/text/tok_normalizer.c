@@ -8,7 +8,8 @@
  *                 context, unlike JS toLowerCase)
  *   Strip         remove White_Space at the left and/or right
  *   StripAccents  remove nonspacing marks (Mn)
- *   ByteLevel     every byte -> its GPT-2 byte-level character */
+ *   ByteLevel     every byte -> its GPT-2 byte-level character
+ *   BertNormalizer  clean text, space out CJK, strip accents, lowercase (tok_bert_norm.c) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,9 @@ badam_status tok_normalizer_parse(const json_t *j, const char *file, const char 
         nm->kind = TOK_NORM_STRIP_ACCENTS;
     } else if (!strcmp(type, "ByteLevel")) {
         nm->kind = TOK_NORM_BYTE_LEVEL;
+    } else if (!strcmp(type, "BertNormalizer")) {
+        nm->kind = TOK_NORM_BERT;
+        if ((st = tok_bert_norm_parse(j, file, path, nm, err))) goto fail;
     } else {
         st = unsupported(file, path, type, err);
         goto fail;
@@ -153,7 +157,11 @@ static badam_status apply_unicode_form(tok_norm_kind kind, const char *s, size_t
     return st;
 }
 
-static badam_status apply_lowercase(const char *s, size_t n, tok_buf *out, badam_error *err) {
+badam_status tok_norm_nfd(const char *s, size_t n, tok_buf *out, badam_error *err) {
+    return apply_unicode_form(TOK_NORM_NFD, s, n, out, err);
+}
+
+badam_status tok_norm_lowercase(const char *s, size_t n, tok_buf *out, badam_error *err) {
     badam_status st = tok_buf_reserve(out, n + 8, err);
     if (st) return st;
     size_t i = 0;
@@ -204,7 +212,7 @@ static badam_status apply_strip(const tok_normalizer *nm, const char *s, size_t 
     return tok_buf_append(out, s + a, b - a, err);
 }
 
-static badam_status apply_strip_accents(const char *s, size_t n, tok_buf *out, badam_error *err) {
+badam_status tok_norm_strip_accents(const char *s, size_t n, tok_buf *out, badam_error *err) {
     size_t i = 0;
     badam_status st;
     while (i < n) {
@@ -259,13 +267,15 @@ badam_status tok_normalizer_apply(const tok_normalizer *nm, const char *s, size_
     case TOK_NORM_NFKD:
         return apply_unicode_form(nm->kind, s, n, out, err);
     case TOK_NORM_LOWERCASE:
-        return apply_lowercase(s, n, out, err);
+        return tok_norm_lowercase(s, n, out, err);
     case TOK_NORM_STRIP:
         return apply_strip(nm, s, n, out, err);
     case TOK_NORM_STRIP_ACCENTS:
-        return apply_strip_accents(s, n, out, err);
+        return tok_norm_strip_accents(s, n, out, err);
     case TOK_NORM_BYTE_LEVEL:
         return apply_byte_level(s, n, out, err);
+    case TOK_NORM_BERT:
+        return tok_bert_norm_apply(nm, s, n, out, err);
     }
     return badam_fail(err, BADAM_E_INVALID, "tokenizer: bad normalizer");
 }

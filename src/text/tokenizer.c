@@ -4,8 +4,10 @@
  *   1. invalid UTF-8 -> U+FFFD (maximal subparts), so the rest sees valid text
  *   2. split out added tokens whose `normalized` is false (leftmost-longest)
  *   3. each piece between them: normalizer, then split out the normalized added tokens
- *   4. each remaining piece: pre-tokenizer -> words; each word: BPE model -> ids
- *   5. add_special: the post-processor adds BOS/EOS (TemplateProcessing, ...)
+ *   4. each remaining piece: pre-tokenizer -> words; each word: the model (BPE or WordPiece)
+ *      -> ids
+ *   5. add_special: the post-processor adds BOS/EOS (TemplateProcessing, ...: tok_post.c)
+ * Text pairs, type ids and truncation: tok_pair.c (steps 1-4 per text, then tok_post.c).
  * decode(ids): ids -> token strings (special ones dropped on request) -> decoder chain ->
  *   concatenation -> tokenizer_config.json's clean_up_tokenization_spaces.
  *
@@ -23,26 +25,6 @@
 #include "io/json_get.h"
 #include "text/data_internal.h"
 #include "text/tok_internal.h"
-
-typedef enum tok_post_kind {
-    TOK_POST_TEMPLATE,
-    TOK_POST_BYTE_LEVEL,
-    TOK_POST_SEQUENCE,
-    TOK_POST_CLS_SEP, /* BertProcessing, RobertaProcessing: [CLS] A [SEP] */
-} tok_post_kind;
-
-typedef struct tok_post {
-    tok_post_kind kind;
-    struct tok_post **children;
-    size_t n_children;
-    struct tok_post_item {
-        int is_sequence;
-        int32_t *ids;
-        size_t n_ids;
-    } * items;
-    size_t n_items;
-    int32_t cls, sep;
-} tok_post;
 
 struct badam_tokenizer {
     char *file; /* tokenizer.json path, for messages */
@@ -66,188 +48,6 @@ struct badam_tokenizer {
     char *eos_problem; /* tokenizer_config.json's eos_token is not a token: why (or NULL) */
 };
 
-/* ---------------------------------------------------------------- post-processors */
-
-static void post_free(tok_post *p) {
-    if (!p) return;
-    for (size_t i = 0; i < p->n_children; i++) post_free(p->children[i]);
-    free(p->children);
-    for (size_t i = 0; i < p->n_items; i++) free(p->items[i].ids);
-    free(p->items);
-    free(p);
-}
-
-static badam_status parse_cls_sep(const json_t *j, const char *field, int32_t *id, const char *file,
-                                  const char *path, badam_error *err) {
-    const json_t *a = json_object_get(j, field);
-    const json_t *v = json_is_array(a) ? json_array_get(a, 1) : NULL;
-    long long x;
-    if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &x))
-        return badam_fail(err, BADAM_E_FORMAT,
-                          "%s: %s.%s: expected [\"token\", id] with an id in [0, %d]", file, path,
-                          field, TOK_MAX_ID - 1);
-    *id = (int32_t)x;
-    return BADAM_OK;
-}
-
-static badam_status parse_template(tok_post *p, const json_t *j, const char *file, const char *path,
-                                   badam_error *err) {
-    const json_t *single = json_object_get(j, "single");
-    const json_t *specials = json_object_get(j, "special_tokens");
-    if (!json_is_array(single))
-        return badam_fail(err, BADAM_E_FORMAT, "%s: %s.single: expected an array", file, path);
-    size_t n = (size_t)json_array_size(single);
-    p->items = calloc(n ? n : 1, sizeof *p->items);
-    if (!p->items) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-    const json_t *it;
-    size_t index;
-    json_array_foreach(single, index, it) {
-        struct tok_post_item *item = &p->items[p->n_items];
-        const json_t *sp = json_object_get(it, "SpecialToken");
-        const json_t *seq = json_object_get(it, "Sequence");
-        size_t idx = p->n_items++;
-        if (seq) {
-            item->is_sequence = 1;
-            continue;
-        }
-        const json_t *name = sp ? json_object_get(sp, "id") : NULL;
-        if (!json_is_string(name))
-            return badam_fail(err, BADAM_E_FORMAT,
-                              "%s: %s.single[%zu]: expected {\"SpecialToken\": {\"id\": ...}} or "
-                              "{\"Sequence\": ...}",
-                              file, path, idx);
-        const json_t *def =
-            json_object_getn(specials, json_string_value(name), json_string_length(name));
-        const json_t *ids = def ? json_object_get(def, "ids") : NULL;
-        if (!json_is_array(ids))
-            return badam_fail(err, BADAM_E_FORMAT,
-                              "%s: %s.special_tokens: no entry with ids for \"%s\"", file, path,
-                              json_string_value(name));
-        size_t m = (size_t)json_array_size(ids);
-        item->ids = calloc(m ? m : 1, sizeof *item->ids);
-        if (!item->ids) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-        const json_t *v;
-        size_t k;
-        json_array_foreach(ids, k, v) {
-            long long x;
-            if (!json_int_in_range(v, 0, TOK_MAX_ID - 1, &x))
-                return badam_fail(
-                    err, BADAM_E_FORMAT,
-                    "%s: %s.special_tokens[\"%s\"].ids: expected integer ids in [0, %d]", file,
-                    path, json_string_value(name), TOK_MAX_ID - 1);
-            item->ids[item->n_ids++] = (int32_t)x;
-        }
-    }
-    return BADAM_OK;
-}
-
-static badam_status post_parse(const json_t *j, const char *file, const char *path, tok_post **out,
-                               badam_error *err) {
-    *out = NULL;
-    const char *type = NULL;
-    badam_status st = tok_json_component_type(j, &type, file, path, err);
-    if (st) return st;
-    tok_post *p = calloc(1, sizeof *p);
-    if (!p) return badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-    if (!strcmp(type, "TemplateProcessing")) {
-        p->kind = TOK_POST_TEMPLATE;
-        st = parse_template(p, j, file, path, err);
-    } else if (!strcmp(type, "ByteLevel")) {
-        p->kind = TOK_POST_BYTE_LEVEL; /* only trims offsets, which we do not report */
-    } else if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
-        p->kind = TOK_POST_CLS_SEP;
-        st = parse_cls_sep(j, "cls", &p->cls, file, path, err);
-        if (!st) st = parse_cls_sep(j, "sep", &p->sep, file, path, err);
-    } else if (!strcmp(type, "Sequence")) {
-        p->kind = TOK_POST_SEQUENCE;
-        const json_t *arr = json_object_get(j, "processors");
-        if (!json_is_array(arr)) {
-            st =
-                badam_fail(err, BADAM_E_FORMAT, "%s: %s.processors: expected an array", file, path);
-        } else {
-            size_t n = (size_t)json_array_size(arr);
-            p->children = calloc(n ? n : 1, sizeof *p->children);
-            if (!p->children) st = badam_fail(err, BADAM_E_NOMEM, "tokenizer: out of memory");
-            const json_t *c;
-            size_t index;
-            json_array_foreach(arr, index, c) {
-                if (st) break;
-                char sub[512];
-                snprintf(sub, sizeof sub, "%s.processors[%zu]", path, p->n_children);
-                st = post_parse(c, file, sub, &p->children[p->n_children], err);
-                if (!st) p->n_children++;
-            }
-        }
-    } else {
-        st = badam_fail(err, BADAM_E_UNSUPPORTED, "%s: %s: unsupported post_processor type '%s'",
-                        file, path, type);
-    }
-    if (st) {
-        post_free(p);
-        return st;
-    }
-    *out = p;
-    return BADAM_OK;
-}
-
-/* Rewrites ids (a single sequence) with the special tokens the post-processor adds. */
-static badam_status post_apply(const tok_post *p, tok_ids *ids, badam_error *err) {
-    badam_status st = BADAM_OK;
-    switch (p->kind) {
-    case TOK_POST_BYTE_LEVEL:
-        return BADAM_OK;
-    case TOK_POST_SEQUENCE:
-        for (size_t i = 0; i < p->n_children && !st; i++) st = post_apply(p->children[i], ids, err);
-        return st;
-    case TOK_POST_TEMPLATE:
-    case TOK_POST_CLS_SEP: {
-        tok_ids out = {0};
-        if (p->kind == TOK_POST_CLS_SEP) {
-            st = tok_ids_push(&out, p->cls, err);
-            if (!st) st = tok_ids_append(&out, ids->data, ids->n, err);
-            if (!st) st = tok_ids_push(&out, p->sep, err);
-        } else {
-            for (size_t i = 0; i < p->n_items && !st; i++) {
-                const struct tok_post_item *it = &p->items[i];
-                st = it->is_sequence ? tok_ids_append(&out, ids->data, ids->n, err)
-                                     : tok_ids_append(&out, it->ids, it->n_ids, err);
-            }
-        }
-        if (st) {
-            free(out.data);
-            return st;
-        }
-        free(ids->data);
-        *ids = out;
-        return BADAM_OK;
-    }
-    }
-    return BADAM_OK;
-}
-
-/* The first special token before / after the sequence in a template (BOS / EOS fallback). */
-static int32_t post_special(const tok_post *p, int after) {
-    if (!p) return -1;
-    if (p->kind == TOK_POST_SEQUENCE) {
-        for (size_t i = 0; i < p->n_children; i++) {
-            int32_t id = post_special(p->children[i], after);
-            if (id >= 0) return id;
-        }
-        return -1;
-    }
-    if (p->kind == TOK_POST_CLS_SEP) return after ? p->sep : p->cls;
-    if (p->kind != TOK_POST_TEMPLATE) return -1;
-    int seen = 0;
-    for (size_t i = 0; i < p->n_items; i++) {
-        if (p->items[i].is_sequence) {
-            seen = 1;
-            continue;
-        }
-        if (seen == after && p->items[i].n_ids) return p->items[i].ids[0];
-    }
-    return -1;
-}
-
 /* ---------------------------------------------------------------- loading */
 
 void tokenizer_free(badam_tokenizer *tok) {
@@ -256,7 +56,7 @@ void tokenizer_free(badam_tokenizer *tok) {
     tok_normalizer_free(tok->normalizer);
     tok_pretok_free(tok->pretok);
     tok_bpe_free(&tok->bpe);
-    post_free(tok->post);
+    tok_post_free(tok->post);
     tok_decoder_free(tok->decoder);
     for (size_t i = 0; i < tok->n_added; i++) free(tok->added[i].content);
     free(tok->added);
@@ -367,12 +167,17 @@ static badam_status check_post_ids(const badam_tokenizer *tok, const tok_post *p
             st = badam_fail(err, BADAM_E_FORMAT,
                             "%s: %s: %s id %d is not in the vocabulary (%d ids)", tok->file, path,
                             k ? "sep" : "cls", single[k], tok->vocab_size);
-    for (size_t i = 0; i < p->n_items && !st; i++)
-        for (size_t j = 0; j < p->items[i].n_ids && !st; j++)
-            if (!tokenizer_id_to_token(tok, p->items[i].ids[j]))
-                st = badam_fail(err, BADAM_E_FORMAT,
-                                "%s: %s.special_tokens: id %d is not in the vocabulary (%d ids)",
-                                tok->file, path, p->items[i].ids[j], tok->vocab_size);
+    for (int pair = 0; pair < 2; pair++) {
+        const tok_post_item *items = pair ? p->pair_items : p->items;
+        size_t n_items = pair ? p->n_pair_items : p->n_items;
+        for (size_t i = 0; i < n_items && !st; i++)
+            for (size_t j = 0; j < items[i].n_ids && !st; j++)
+                if (!tokenizer_id_to_token(tok, items[i].ids[j]))
+                    st =
+                        badam_fail(err, BADAM_E_FORMAT,
+                                   "%s: %s.special_tokens: id %d is not in the vocabulary (%d ids)",
+                                   tok->file, path, items[i].ids[j], tok->vocab_size);
+    }
     return st;
 }
 
@@ -521,7 +326,7 @@ static badam_status load_json(badam_tokenizer *tok, const json_t *root, badam_er
         if ((st = tok_pretok_parse(j, file, "pre_tokenizer", &tok->pretok, err))) return st;
     if ((st = tok_bpe_parse(model, file, &tok->bpe, err))) return st;
     if ((j = json_object_get(root, "post_processor")) && !json_is_null(j))
-        if ((st = post_parse(j, file, "post_processor", &tok->post, err))) return st;
+        if ((st = tok_post_parse(j, file, "post_processor", &tok->post, err))) return st;
     if ((j = json_object_get(root, "decoder")) && !json_is_null(j))
         if ((st = tok_decoder_parse(j, file, "decoder", &tok->decoder, err))) return st;
     if ((st = parse_added(tok, json_object_get(root, "added_tokens"), err))) return st;
@@ -565,8 +370,8 @@ badam_status tokenizer_load(const char *path, badam_tokenizer **out, badam_error
     if (!st) st = load_json(tok, root, err);
     json_decref(root);
     if (!st) {
-        tok->bos = post_special(tok->post, 0);
-        tok->eos = post_special(tok->post, 1);
+        tok->bos = tok_post_special(tok->post, 0);
+        tok->eos = tok_post_special(tok->post, 1);
         if (have_config) st = load_config(tok, config_path, err);
     }
     if (st) {
@@ -579,17 +384,23 @@ badam_status tokenizer_load(const char *path, badam_tokenizer **out, badam_error
 
 /* ---------------------------------------------------------------- encoding */
 
+/* The model (BPE or WordPiece) on one word. */
+static badam_status encode_word(const badam_tokenizer *tok, const char *w, size_t n, tok_ids *ids,
+                                tok_ctx *ctx, badam_error *err) {
+    if (tok->bpe.is_wordpiece) return tok_wordpiece_encode_word(&tok->bpe, w, n, ids, ctx, err);
+    return tok_bpe_encode_word(&tok->bpe, w, n, ids, ctx, err);
+}
+
 static badam_status encode_piece(const badam_tokenizer *tok, const char *s, size_t n, int at_start,
                                  tok_ids *ids, tok_ctx *ctx, badam_error *err) {
     badam_status st;
-    if (!tok->pretok) return tok_bpe_encode_word(&tok->bpe, s, n, ids, ctx, err);
+    if (!tok->pretok) return encode_word(tok, s, n, ids, ctx, err);
     tok_list *in = &ctx->lists[0], *spare = &ctx->lists[1];
     tok_list_clear(in);
     if ((st = tok_list_push(in, s, n, at_start, err))) return st;
     if ((st = tok_pretok_apply(tok->pretok, &in, &spare, ctx, err))) return st;
     for (size_t i = 0; i < in->n; i++)
-        if ((st = tok_bpe_encode_word(&tok->bpe, tok_list_str(in, i), in->items[i].len, ids, ctx,
-                                      err)))
+        if ((st = encode_word(tok, tok_list_str(in, i), in->items[i].len, ids, ctx, err)))
             return st;
     return BADAM_OK;
 }
@@ -645,7 +456,7 @@ badam_status tokenizer_encode(const badam_tokenizer *tok, const char *text, size
     tok_ctx ctx = {0};
     tok_ids ids = {0};
     badam_status st = encode_ids(tok, text ? text : "", len, &ids, &ctx, err);
-    if (!st && add_special && tok->post) st = post_apply(tok->post, &ids, err);
+    if (!st && add_special && tok->post) st = tok_post_apply(tok->post, &ids, err);
     tok_ctx_free(&ctx);
     if (st) {
         free(ids.data);
@@ -656,6 +467,18 @@ badam_status tokenizer_encode(const badam_tokenizer *tok, const char *text, size
     *ids_out = ids.data;
     *n_out = ids.n;
     return BADAM_OK;
+}
+
+badam_status tok_encode_text(const badam_tokenizer *tok, const char *text, size_t len, tok_ids *ids,
+                             badam_error *err) {
+    tok_ctx ctx = {0};
+    badam_status st = encode_ids(tok, text ? text : "", len, ids, &ctx, err);
+    tok_ctx_free(&ctx);
+    return st;
+}
+
+const tok_post *tok_tokenizer_post(const badam_tokenizer *tok) {
+    return tok->post;
 }
 
 /* ---------------------------------------------------------------- decoding */
