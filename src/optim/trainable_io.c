@@ -26,7 +26,7 @@ void checkpoint_tensor_key(const trainable *t, const char *what, char *out, size
 typedef struct optimizer_part {
     const char *what;
     badam_dtype dtype;
-    void *data; /* numel values of dtype */
+    void *data; /* numel values of dtype, backend memory */
 } optimizer_part;
 
 /* The optimizer tensors trainable t holds, in file order; returns how many (at most 4). */
@@ -39,28 +39,50 @@ static int optimizer_parts(const trainable *t, optimizer_part out[4]) {
     return n;
 }
 
-badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts,
-                                        badam_error *err) {
-    st_entry *e = calloc((size_t)ts->n * 4 + 1, sizeof *e);
-    char(*names)[KEY_BYTES] = calloc((size_t)ts->n * 4 + 1, sizeof *names);
-    if (!e || !names) {
-        free(e);
-        free(names);
-        return badam_fail(err, BADAM_E_NOMEM, "checkpoint: out of memory");
+/* The parts of every tensor of ts as safetensors entries, each downloaded into *host (one block
+ * holding them all, for st_write; free it). Returns the number of entries, or -1 on failure. */
+static long download_parts(const trainable_set *ts, st_entry *e, char (*names)[KEY_BYTES],
+                           unsigned char **host) {
+    size_t bytes = 0, n = 0;
+    for (int i = 0; i < ts->n; i++) {
+        optimizer_part parts[4];
+        int n_parts = optimizer_parts(&ts->t[i], parts);
+        for (int k = 0; k < n_parts; k++)
+            bytes += ts->t[i].numel * badam_dtype_size(parts[k].dtype);
     }
-    size_t n = 0;
+    *host = malloc(bytes ? bytes : 1);
+    if (!*host) return -1;
+    size_t at = 0;
     for (int i = 0; i < ts->n; i++) {
         const trainable *t = &ts->t[i];
         optimizer_part parts[4];
         int n_parts = optimizer_parts(t, parts);
         for (int k = 0; k < n_parts; k++, n++) {
+            size_t part_bytes = t->numel * badam_dtype_size(parts[k].dtype);
+            BE(ts->be, download, *host + at, parts[k].data, part_bytes);
             checkpoint_tensor_key(t, parts[k].what, names[n], sizeof names[n]);
-            e[n] = (st_entry){names[n], parts[k].dtype, 1, {(int64_t)t->numel}, parts[k].data};
+            e[n] = (st_entry){names[n], parts[k].dtype, 1, {(int64_t)t->numel}, *host + at};
+            at += part_bytes;
         }
     }
-    char path[PATH_BYTES];
-    io_path_join(path, sizeof path, dir, "optimizer.safetensors");
-    badam_status st = st_write(path, e, n, err);
+    return (long)n;
+}
+
+badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts,
+                                        badam_error *err) {
+    st_entry *e = calloc((size_t)ts->n * 4 + 1, sizeof *e);
+    char(*names)[KEY_BYTES] = calloc((size_t)ts->n * 4 + 1, sizeof *names);
+    unsigned char *host = NULL;
+    long n = e && names ? download_parts(ts, e, names, &host) : -1;
+    badam_status st = BADAM_OK;
+    if (n < 0) {
+        st = badam_fail(err, BADAM_E_NOMEM, "checkpoint: out of memory");
+    } else {
+        char path[PATH_BYTES];
+        io_path_join(path, sizeof path, dir, "optimizer.safetensors");
+        st = st_write(path, e, (size_t)n, err);
+    }
+    free(host);
     free(e);
     free(names);
     return st;
@@ -87,8 +109,9 @@ badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam
                                 "written by a different setup",
                                 path, name, t->numel, badam_dtype_name(parts[k].dtype),
                                 x ? "of another size or dtype" : "missing");
-            else
-                memcpy(parts[k].data, x->data, t->numel * badam_dtype_size(parts[k].dtype));
+            else /* from the mapped file */
+                BE(ts->be, upload, parts[k].data, x->data,
+                   t->numel * badam_dtype_size(parts[k].dtype));
         }
     }
     if (!st && used != f->n_tensors)
