@@ -5,7 +5,12 @@
  *   each gradient inside backward), or let a method that runs its own step run it;
  *   the method's update (all-reduce, g = sum / tokens, clip to the global norm, apply);
  *   metrics; validation and checkpoints on schedule. Where a multi-process run needs it, the
- *   communicator (badam/comm.h) sums losses and token counts over ranks and rank 0 writes. */
+ *   communicator (badam/comm.h) sums losses and token counts over ranks and rank 0 writes.
+ * A run has one backend (model/backend.h): train_run makes a CPU backend, train_run_on_backend
+ * (trainer_internal.h) takes the caller's; the workspace and the method's state live on it. The
+ * model is reached through its family's table (badam/model.h: forward, backward, plans), except
+ * the workspace, built on the run's backend with llama_workspace_create_on (model_backend.h;
+ * the table's workspace_create makes a backend of its own). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
