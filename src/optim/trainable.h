@@ -86,9 +86,8 @@ void trainable_zero_grads(trainable_set *s);
 /* optimizer.safetensors: the masters and Adam moments of every trainable tensor, under its
  * tensor name (checkpoint_tensor_key). Loading matches by name, dtype and size: each tensor of
  * the set must be in the file and the file must hold nothing else. The tensors travel through
- * host: writing downloads every part into one host block first (st_write takes them together, so
- * a checkpoint briefly holds a host copy of the optimizer state), reading uploads each tensor from
- * the mapped file. */
+ * host: writing downloads them a bounded chunk at a time (st_write_fetch, no host copy of the
+ * state), reading uploads each tensor from the mapped file. */
 badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts, badam_error *err);
 badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam_error *err);
 /* "model.layers.0.mlp.up_proj.weight.m": the tensor name, the LoRA part if any, then `what`

@@ -39,50 +39,35 @@ static int optimizer_parts(const trainable *t, optimizer_part out[4]) {
     return n;
 }
 
-/* The parts of every tensor of ts as safetensors entries, each downloaded into *host (one block
- * holding them all, for st_write; free it). Returns the number of entries, or -1 on failure. */
-static long download_parts(const trainable_set *ts, st_entry *e, char (*names)[KEY_BYTES],
-                           unsigned char **host) {
-    size_t bytes = 0, n = 0;
-    for (int i = 0; i < ts->n; i++) {
-        optimizer_part parts[4];
-        int n_parts = optimizer_parts(&ts->t[i], parts);
-        for (int k = 0; k < n_parts; k++)
-            bytes += ts->t[i].numel * badam_dtype_size(parts[k].dtype);
-    }
-    *host = malloc(bytes ? bytes : 1);
-    if (!*host) return -1;
-    size_t at = 0;
-    for (int i = 0; i < ts->n; i++) {
-        const trainable *t = &ts->t[i];
-        optimizer_part parts[4];
-        int n_parts = optimizer_parts(t, parts);
-        for (int k = 0; k < n_parts; k++, n++) {
-            size_t part_bytes = t->numel * badam_dtype_size(parts[k].dtype);
-            BE(ts->be, download, *host + at, parts[k].data, part_bytes);
-            checkpoint_tensor_key(t, parts[k].what, names[n], sizeof names[n]);
-            e[n] = (st_entry){names[n], parts[k].dtype, 1, {(int64_t)t->numel}, *host + at};
-            at += part_bytes;
-        }
-    }
-    return (long)n;
+/* st_write_fetch's fetch: a chunk of backend memory downloaded to the host. */
+static void download_chunk(void *ctx, void *host, const void *src, size_t bytes) {
+    backend *be = ctx;
+    BE(be, download, host, src, bytes);
 }
 
 badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts,
                                         badam_error *err) {
     st_entry *e = calloc((size_t)ts->n * 4 + 1, sizeof *e);
     char(*names)[KEY_BYTES] = calloc((size_t)ts->n * 4 + 1, sizeof *names);
-    unsigned char *host = NULL;
-    long n = e && names ? download_parts(ts, e, names, &host) : -1;
-    badam_status st = BADAM_OK;
-    if (n < 0) {
-        st = badam_fail(err, BADAM_E_NOMEM, "checkpoint: out of memory");
-    } else {
-        char path[PATH_BYTES];
-        io_path_join(path, sizeof path, dir, "optimizer.safetensors");
-        st = st_write(path, e, (size_t)n, err);
+    if (!e || !names) {
+        free(e);
+        free(names);
+        return badam_fail(err, BADAM_E_NOMEM, "checkpoint: out of memory");
     }
-    free(host);
+    size_t n = 0;
+    for (int i = 0; i < ts->n; i++) {
+        const trainable *t = &ts->t[i];
+        optimizer_part parts[4];
+        int n_parts = optimizer_parts(t, parts);
+        for (int k = 0; k < n_parts; k++, n++) {
+            checkpoint_tensor_key(t, parts[k].what, names[n], sizeof names[n]);
+            e[n] = (st_entry){names[n], parts[k].dtype, 1, {(int64_t)t->numel}, parts[k].data};
+        }
+    }
+    char path[PATH_BYTES];
+    io_path_join(path, sizeof path, dir, "optimizer.safetensors");
+    /* the parts are backend memory: they reach the file through download, a chunk at a time */
+    badam_status st = st_write_fetch(path, e, n, download_chunk, ts->be, err);
     free(e);
     free(names);
     return st;
