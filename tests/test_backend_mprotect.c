@@ -8,7 +8,8 @@
  *
  * Covered: every buffer of the workspace (activations, gradient temporaries, scratch, RoPE
  * tables, the batch's uploaded index arrays). Not covered (host memory read in place today):
- * model weights, LoRA adapters and their gradients, the caller's gradient buffers, and the KV
+ * model weights, LoRA adapters and their gradients, the caller's gradient buffers (here; in
+ * training they are the method's backend memory: test_train_mprotect.c), and the KV
  * cache of llama_decode, which owns a CPU backend of its own (llama_kv_cache_create takes no
  * backend). */
 #include <signal.h>

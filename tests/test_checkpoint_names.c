@@ -2,6 +2,7 @@
  * into a set that lists them as (b, a) with each tensor getting its own moments (matching by
  * index gave a's moments to b when the sizes agreed); a tensor the file lacks, one of another
  * size and a file with a tensor the set lacks are errors that name the tensor. */
+#include <stdio.h>
 #include <string.h>
 
 #include "io/files.h"
@@ -10,10 +11,13 @@
 
 enum { N = 8 };
 
+static backend *cpu; /* the sets' backend: host memory, so m and v below can be its memory */
+
 /* A set of two Adam tensors named n0, n1 whose moments live in m[2][N], v[2][N]. */
 static void make_set(trainable_set *s, trainable t[2], const char *n0, const char *n1,
                      float m[2][N], float v[2][N]) {
     memset(s, 0, sizeof *s);
+    s->be = cpu;
     memset(t, 0, 2 * sizeof *t);
     const char *names[2] = {n0, n1};
     for (int i = 0; i < 2; i++) {
@@ -80,7 +84,13 @@ static void test_lora_parts(void) {
 }
 
 int main(void) {
+    badam_error err = {0};
+    if (backend_cpu_create(&cpu, &err)) {
+        fprintf(stderr, "CPU backend: %s\n", err.message);
+        return 1;
+    }
     RUN_TEST(test_matched_by_name);
     RUN_TEST(test_lora_parts);
+    backend_destroy(cpu);
     return test_result();
 }

@@ -54,7 +54,7 @@ static double reference_loss(const llama_model *m, const data_set *ds, size_t *n
         int T = (int)x->len;
         llama_workspace *ws = NULL;
         float *logits = malloc(sizeof(float) * (size_t)T * V);
-        llama_batch b = {1, T, x->ids, NULL, NULL, NULL};
+        llama_batch b = {.B = 1, .T = T, .tokens = x->ids};
         if (llama_workspace_create(m, 1, T, &ws, &err) ||
             llama_forward_logits(m, ws, &b, logits, &err)) {
             fprintf(stderr, "reference_loss: %s\n", err.message);

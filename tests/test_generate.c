@@ -49,7 +49,7 @@ static void check_kv_against_forward(badam_dtype dtype, int with_lora, int tied,
     int32_t tokens[T];
     for (int t = 0; t < T; t++) tokens[t] = (int32_t)(test_rng_u32(&rng) % 53u);
     float *full = malloc(sizeof(float) * T * 53), *got = malloc(sizeof(float) * T * 53);
-    llama_batch batch = {1, T, tokens, NULL, NULL, NULL};
+    llama_batch batch = {.B = 1, .T = T, .tokens = tokens};
     if (llama_workspace_create(m, 1, T, &ws, &err) ||
         llama_forward_logits(m, ws, &batch, full, &err) ||
         llama_kv_cache_create(m, 16, 4, &kv, &err)) {

@@ -6,7 +6,8 @@
  *               the losses of the step's batch, keep the better weights.
  * On one example repeated (batch 1, no shuffle) SGD lowers the loss, and the search's step loss
  * never rises and ends lower than it started. The registry refuses a duplicate name and an
- * incomplete method. */
+ * incomplete method. Their state is the run's backend memory: on the mprotect backend (every
+ * backend allocation unreachable outside an op) they train to the CPU run's weights. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,10 @@
 #include "badam/train.h"
 #include "base/memory.h"
 #include "io/files.h"
+#include "mprotect_backend.h"
 #include "optim/method.h"
 #include "testutil.h"
+#include "train/trainer_internal.h"
 
 /* ---------------------------------------------------------------- toy-sgd */
 
@@ -42,6 +45,7 @@ static badam_status toy_sgd_create(method_state *s, badam_error *err) {
     return s->priv ? BADAM_OK : badam_fail(err, BADAM_E_NOMEM, "toy-sgd");
 }
 
+/* The gradient buffers are the run's backend memory (s->be), touched only through its ops. */
 static badam_status toy_sgd_allocate(method_state *s, badam_error *err) {
     toy_sgd *t = s->priv;
     int n = s->m->n_params;
@@ -50,8 +54,7 @@ static badam_status toy_sgd_allocate(method_state *s, badam_error *err) {
     if (!t->flags || !t->grads) return badam_fail(err, BADAM_E_NOMEM, "toy-sgd");
     for (int i = 0; i < n; i++) {
         t->flags[i] = 1;
-        t->grads[i] =
-            badam_alloc_array_in(BADAM_MEM_GRADIENTS, s->m->params[i].numel, sizeof(float));
+        t->grads[i] = BE(s->be, alloc, BADAM_MEM_GRADIENTS, s->m->params[i].numel * sizeof(float));
         if (!t->grads[i]) return badam_fail(err, BADAM_E_NOMEM, "toy-sgd");
     }
     s->need_grad = t->flags, s->grads = t->grads;
@@ -61,26 +64,27 @@ static badam_status toy_sgd_allocate(method_state *s, badam_error *err) {
 static void toy_sgd_zero(method_state *s) {
     toy_sgd *t = s->priv;
     for (int i = 0; i < s->m->n_params; i++)
-        memset(t->grads[i], 0, s->m->params[i].numel * sizeof(float));
+        BE(s->be, zero, t->grads[i], s->m->params[i].numel * sizeof(float));
 }
 
-/* w -= lr * g / tokens, after the all-reduce; the norm reported, no clipping */
+/* w -= lr * g / tokens (the backend's sgd_update, no decay), after the all-reduce; the norm
+ * reported, no clipping */
 static badam_status toy_sgd_update(method_state *s, const method_update_ctx *c, double *norm,
                                    badam_error *err) {
     toy_sgd *t = s->priv;
     double sum_sq = 0;
     for (int i = 0; i < s->m->n_params; i++) {
         const llama_param *p = &s->m->params[i];
-        badam_status st = badam_comm_all_reduce_f32(c->comm, t->grads[i], p->numel, err);
+        badam_status st = method_all_reduce_grad(s->be, c->comm, t->grads[i], p->numel, err);
         if (st) return st;
-        sum_sq += grad_sum_squares(t->grads[i], p->numel);
+        sum_sq += BE(s->be, sum_squares, t->grads[i], p->numel);
     }
     float scale = c->tokens ? 1.0f / (float)c->tokens : 0.0f;
     *norm = sqrt(sum_sq) * scale;
     for (int i = 0; i < s->m->n_params; i++) {
         const llama_param *p = &s->m->params[i];
-        float *w = p->data;
-        for (size_t k = 0; k < p->numel; k++) w[k] -= c->lr * scale * t->grads[i][k];
+        BE(s->be, sgd_update, p->data, t->grads[i], p->numel, c->lr, scale, 0.0f, NULL,
+           BADAM_DTYPE_F32);
     }
     return BADAM_OK;
 }
@@ -88,7 +92,8 @@ static badam_status toy_sgd_update(method_state *s, const method_update_ctx *c, 
 static void toy_sgd_free(method_state *s) {
     toy_sgd *t = s->priv;
     if (!t) return;
-    for (int i = 0; t->grads && i < s->m->n_params; i++) badam_free(t->grads[i]);
+    for (int i = 0; t->grads && i < s->m->n_params; i++)
+        if (t->grads[i]) BE(s->be, free, t->grads[i]);
     free(t->grads);
     free(t->flags);
     free(t);
@@ -108,7 +113,7 @@ static const train_method_ops TOY_SGD = {
 /* ---------------------------------------------------------------- toy-search */
 
 typedef struct toy_search {
-    float **saved; /* the weights before the perturbation */
+    float **saved; /* the weights before the perturbation (backend memory) */
     test_rng rng;
     int accepted;
 } toy_search;
@@ -137,7 +142,7 @@ static badam_status search_allocate(method_state *s, badam_error *err) {
     toy_search *t = s->priv;
     t->saved = calloc((size_t)s->m->n_params, sizeof *t->saved);
     for (int i = 0; t->saved && i < s->m->n_params; i++) {
-        t->saved[i] = badam_alloc_array_in(BADAM_MEM_MASTER, s->m->params[i].numel, 4);
+        t->saved[i] = BE(s->be, alloc, BADAM_MEM_MASTER, s->m->params[i].numel * 4);
         if (!t->saved[i]) return badam_fail(err, BADAM_E_NOMEM, "toy-search");
     }
     return t->saved ? BADAM_OK : badam_fail(err, BADAM_E_NOMEM, "toy-search");
@@ -154,7 +159,7 @@ static badam_status search_step(method_state *s, const method_step_ctx *c, metho
     for (int i = 0; i < s->m->n_params; i++) {
         const llama_param *p = &s->m->params[i];
         float *w = p->data;
-        memcpy(t->saved[i], w, p->numel * sizeof(float));
+        BE(s->be, upload, t->saved[i], w, p->numel * sizeof(float));
         for (size_t k = 0; k < p->numel; k++) w[k] += c->lr * test_rng_normal(&t->rng);
     }
     if ((st = c->forward_loss(c->self, &l1, &n1, err))) return st;
@@ -162,7 +167,8 @@ static badam_status search_step(method_state *s, const method_step_ctx *c, metho
         t->accepted++;
     else
         for (int i = 0; i < s->m->n_params; i++)
-            memcpy(s->m->params[i].data, t->saved[i], s->m->params[i].numel * sizeof(float));
+            BE(s->be, download, s->m->params[i].data, t->saved[i],
+               s->m->params[i].numel * sizeof(float));
     out->loss_sum = l0, out->tokens = n0, out->grad_norm = NAN;
     return BADAM_OK;
 }
@@ -170,7 +176,8 @@ static badam_status search_step(method_state *s, const method_step_ctx *c, metho
 static void search_free(method_state *s) {
     toy_search *t = s->priv;
     if (!t) return;
-    for (int i = 0; t->saved && i < s->m->n_params; i++) badam_free(t->saved[i]);
+    for (int i = 0; t->saved && i < s->m->n_params; i++)
+        if (t->saved[i]) BE(s->be, free, t->saved[i]);
     free(t->saved);
     free(t);
     s->priv = NULL;
@@ -215,9 +222,10 @@ static int read_losses(const char *out, double *loss, int max) {
     return n;
 }
 
-static badam_status train_toy(const train_method_registry *reg, const char *method, const char *out,
-                              float lr, int steps, int grad_accum, train_report *r,
-                              badam_error *err) {
+/* be NULL: train_run (its own CPU backend); else train_run_on_backend(be). */
+static badam_status train_toy_on(backend *be, const train_method_registry *reg, const char *method,
+                                 const char *out, float lr, int steps, int grad_accum,
+                                 train_report *r, badam_error *err) {
     train_config c;
     train_config_defaults(&c);
     c.model_dir = test_source_path("models/tiny-random-llama");
@@ -232,7 +240,13 @@ static badam_status train_toy(const train_method_registry *reg, const char *meth
     c.schedule = LR_CONSTANT;
     c.shuffle = 0;
     c.grad_accum = grad_accum;
-    return train_run(&c, r, err);
+    return be ? train_run_on_backend(&c, be, r, err) : train_run(&c, r, err);
+}
+
+static badam_status train_toy(const train_method_registry *reg, const char *method, const char *out,
+                              float lr, int steps, int grad_accum, train_report *r,
+                              badam_error *err) {
+    return train_toy_on(NULL, reg, method, out, lr, steps, grad_accum, r, err);
 }
 
 static void test_toy_sgd(const train_method_registry *reg) {
@@ -273,6 +287,45 @@ static void test_toy_search(const train_method_registry *reg) {
     CHECKF(strstr(err.message, "cannot accumulate"), "%s", err.message);
 }
 
+static int same_weights(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    badam_error err = {0};
+    int same = !io_read_file(test_path_in(a, "model.safetensors"), &x, &nx, &err) &&
+               !io_read_file(test_path_in(b, "model.safetensors"), &y, &ny, &err) && nx == ny &&
+               !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Both toys keep their state in the run's backend memory and train on the mprotect backend
+ * (tests/util/mprotect_backend.h: a direct access would fault) to the CPU run's weights. */
+static void test_toys_on_mprotect(const train_method_registry *reg) {
+    const char *names[2] = {"toy-sgd", "toy-search"};
+    const badam_mem_category state[2] = {BADAM_MEM_GRADIENTS, BADAM_MEM_MASTER};
+    for (int i = 0; i < 2; i++) {
+        char cpu[1024], prot[1024];
+        snprintf(cpu, sizeof cpu, "%s", test_workdir(i ? "toy-search-cpu" : "toy-sgd-cpu"));
+        snprintf(prot, sizeof prot, "%s", test_workdir(i ? "toy-search-mp" : "toy-sgd-mp"));
+        train_report r;
+        badam_error err = {0};
+        backend *mp = NULL;
+        CHECK_OK(train_toy(reg, names[i], cpu, 0.01f, 3, 1, &r, &err), &err);
+        CHECK_OK(mprotect_backend_create(&mp, &err), &err);
+        if (!mp) continue;
+        CHECK_OK(train_toy_on(mp, reg, names[i], prot, 0.01f, 3, 1, &r, &err), &err);
+        mprotect_stats st = mprotect_backend_stats(mp);
+        CHECKF(st.ops > 0 && st.failures == 0 && st.live == 0 && st.allocs[state[i]] > 0,
+               "%s: ops %llu failures %llu live %zu state allocations %llu", names[i],
+               (unsigned long long)st.ops, (unsigned long long)st.failures, st.live,
+               (unsigned long long)st.allocs[state[i]]);
+        CHECKF(same_weights(cpu, prot), "%s: the mprotect run's weights differ from the CPU run's",
+               names[i]);
+        backend_destroy(mp);
+    }
+}
+
 static void test_registry(train_method_registry *reg) {
     badam_error err = {0};
     CHECK(train_method_register(reg, &TOY_SGD, &err) == BADAM_E_INVALID);
@@ -309,5 +362,8 @@ int main(void) {
     before = test_failures;
     test_registry(&reg);
     fprintf(stderr, "%s test_registry\n", test_failures > before ? "FAIL" : "ok  ");
+    before = test_failures;
+    test_toys_on_mprotect(&reg);
+    fprintf(stderr, "%s test_toys_on_mprotect\n", test_failures > before ? "FAIL" : "ok  ");
     return test_result();
 }

@@ -768,6 +768,41 @@ static void expect_set_fails(const char *dir, badam_status expect, const char *m
     if (m2) CHECKF(contains(err.message, m2), "%s: lacks '%s': '%s'", label, m2, err.message);
 }
 
+/* st_write_fetch's fetch: a copy that counts its calls and the largest chunk it was asked for. */
+typedef struct fetch_log {
+    size_t calls, largest;
+} fetch_log;
+static void counting_fetch(void *ctx, void *host, const void *src, size_t bytes) {
+    fetch_log *l = ctx;
+    l->calls++;
+    if (bytes > l->largest) l->largest = bytes;
+    memcpy(host, src, bytes);
+}
+
+/* st_write_fetch writes the file st_write writes, taking a tensor larger than ST_FETCH_CHUNK in
+ * chunks of at most ST_FETCH_CHUNK bytes. */
+static void test_write_fetch(void) {
+    const char *dir = test_workdir("st-fetch");
+    size_t big = ST_FETCH_CHUNK / 4 + 1000; /* floats: two chunks */
+    float *a = malloc(big * sizeof *a), b[3] = {1.5f, -2.0f, 3.25f};
+    for (size_t i = 0; a && i < big; i++) a[i] = (float)i * 0.5f;
+    st_entry e[2] = {{"big", BADAM_DTYPE_F32, 1, {(int64_t)big}, a},
+                     {"small", BADAM_DTYPE_F32, 1, {3}, b}};
+    char *plain = test_path_in(dir, "plain.safetensors"),
+         *fetched = test_path_in(dir, "fetched.safetensors");
+    badam_error err = {0};
+    fetch_log log = {0, 0};
+    CHECK_OK(st_write(plain, e, 2, &err), &err);
+    CHECK_OK(st_write_fetch(fetched, e, 2, counting_fetch, &log, &err), &err);
+    CHECKF(log.calls == 3 && log.largest == ST_FETCH_CHUNK, "fetch: %zu calls, largest %zu bytes",
+           log.calls, log.largest);
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    CHECK(!io_read_file(plain, &x, &nx, &err) && !io_read_file(fetched, &y, &ny, &err));
+    CHECK(x && y && nx == ny && !memcmp(x, y, nx));
+    free(x), free(y), free(a);
+}
+
 static void test_hostile_index(void) {
     const char *root = test_workdir("st_hostile_index");
     badam_error err;
@@ -863,5 +898,6 @@ int main(void) {
     RUN_TEST(test_write_full_disk);
     RUN_TEST(test_sharded);
     RUN_TEST(test_hostile_index);
+    RUN_TEST(test_write_fetch);
     return test_result();
 }

@@ -53,6 +53,14 @@ typedef struct st_entry {
 /* Writes one file atomically (temporary file in the same folder, fsync, rename), with
  * {"__metadata__": {"format": "pt"}}. A failure leaves any existing file at `path` untouched. */
 badam_status st_write(const char *path, const st_entry *entries, size_t n, badam_error *err);
+/* st_write for tensors the caller cannot read directly (a backend's memory): each entry's bytes
+ * reach the file through fetch(ctx, host, (const char *)data + offset, bytes), which copies them
+ * into a host buffer of at most ST_FETCH_CHUNK bytes, so no host copy of a whole tensor is made.
+ * The same file as st_write gives for the same bytes. */
+#define ST_FETCH_CHUNK ((size_t)4 << 20)
+typedef void (*st_fetch_fn)(void *ctx, void *host, const void *src, size_t bytes);
+badam_status st_write_fetch(const char *path, const st_entry *entries, size_t n, st_fetch_fn fetch,
+                            void *ctx, badam_error *err);
 
 /* The weights of a Hugging Face folder: `model.safetensors`, or the shards listed in
  * `model.safetensors.index.json` ("weight_map": name -> shard file). */

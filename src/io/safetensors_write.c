@@ -169,7 +169,25 @@ static badam_status build_header(strbuf *b, const st_entry *entries, size_t n, c
     return BADAM_OK;
 }
 
+/* Entry data through fetch, one bounded host chunk at a time. */
+static badam_status write_fetched(io_atomic_file *out, const void *data, size_t bytes,
+                                  st_fetch_fn fetch, void *ctx, unsigned char *chunk,
+                                  badam_error *err) {
+    badam_status st = BADAM_OK;
+    for (size_t off = 0; off < bytes && st == BADAM_OK; off += ST_FETCH_CHUNK) {
+        size_t len = bytes - off < ST_FETCH_CHUNK ? bytes - off : ST_FETCH_CHUNK;
+        fetch(ctx, chunk, (const char *)data + off, len);
+        st = io_atomic_write(out, chunk, len, err);
+    }
+    return st;
+}
+
 badam_status st_write(const char *path, const st_entry *entries, size_t n, badam_error *err) {
+    return st_write_fetch(path, entries, n, NULL, NULL, err);
+}
+
+badam_status st_write_fetch(const char *path, const st_entry *entries, size_t n, st_fetch_fn fetch,
+                            void *ctx, badam_error *err) {
     size_t *nbytes = malloc((n ? n : 1) * sizeof *nbytes);
     if (!nbytes) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path);
     size_t total;
@@ -185,13 +203,18 @@ badam_status st_write(const char *path, const st_entry *entries, size_t n, badam
     uint64_t len = header.len;
     for (int i = 0; i < 8; i++) len_le[i] = (unsigned char)(len >> (8 * i));
 
+    unsigned char *chunk = fetch ? malloc(ST_FETCH_CHUNK) : NULL;
     io_atomic_file out;
-    st = io_atomic_begin(&out, path, err);
+    st = fetch && !chunk ? badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", path)
+                         : io_atomic_begin(&out, path, err);
     if (st == BADAM_OK) st = io_atomic_write(&out, len_le, sizeof len_le, err);
     if (st == BADAM_OK) st = io_atomic_write(&out, header.p, header.len, err);
     for (size_t i = 0; i < n && st == BADAM_OK; i++)
-        if (nbytes[i]) st = io_atomic_write(&out, entries[i].data, nbytes[i], err);
+        if (nbytes[i])
+            st = fetch ? write_fetched(&out, entries[i].data, nbytes[i], fetch, ctx, chunk, err)
+                       : io_atomic_write(&out, entries[i].data, nbytes[i], err);
     if (st == BADAM_OK) st = io_atomic_commit(&out, err);
+    free(chunk);
     free(header.p);
     free(nbytes);
     return st;

@@ -13,9 +13,11 @@
  * is fp32, index arrays int32.
  *
  * Ownership: a llama_workspace and a llama_kv_cache each own one backend, the CPU backend unless
- * one is given at creation (llama_workspace_create_on); model weights and LoRA adapters are host
- * memory that the backend reads in place (weight upload belongs to the per-layer acquire/release
- * hooks, not yet built). A backend is used from one thread at a time.
+ * one is given at creation (llama_workspace_create_on, model/model_backend.h). A training run has
+ * one backend (the trainer's, src/train/trainer_internal.h) for its workspace and its method's
+ * optimizer state and gradient buffers (optim/trainable.h); model weights and LoRA adapters are
+ * host memory that the backend reads in place (weight upload belongs to the per-layer
+ * acquire/release hooks, not yet built). A backend is used from one thread at a time.
  *
  * Adding a backend: a file under src/model/<name>/ with a backend_ops table and a create
  * function, one line in tests/util/backend_list.c, and test_backend_ops checks every op of it

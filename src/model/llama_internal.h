@@ -5,6 +5,7 @@
 #include "badam/llama.h"
 #include "badam/model.h"
 #include "model/backend.h"
+#include "model/model_backend.h"
 
 /* Rows of the LM head / cross-entropy processed at a time: as many as keep one chunk's logits
  * within LLAMA_LOSS_LOGITS_MAX floats (32 MiB), a multiple of 16 between 16 and 256. A 32K
@@ -92,10 +93,7 @@ struct llama_workspace {
     int owns_be; /* 1: created with the workspace (the CPU backend), freed with it */
 };
 
-/* llama_workspace_create on a given backend `be` (the workspace does not own it; it must outlive
- * the workspace). llama_workspace_create is this on a CPU backend of its own. */
-badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backend *be,
-                                       llama_workspace **out, badam_error *err);
+/* llama_workspace_create_on: model/model_backend.h */
 
 /* The workspace's default weight hooks: when the backend multiplies an fp32 copy faster
  * (backend_ops layer_weights_f32: bf16 weights without a native bf16 GEMM), acquire converts the

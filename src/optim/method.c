@@ -3,13 +3,15 @@
 #include "optim/method.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 badam_status method_create(method_state *s, const train_method_ops *ops, llama_model *m,
-                           const method_options *o, badam_error *err) {
+                           backend *be, const method_options *o, badam_error *err) {
     memset(s, 0, sizeof *s);
     s->ops = ops;
     s->m = m;
+    s->be = be;
     s->o = *o;
     s->block = -1;
     s->ts.block = -1;
@@ -39,14 +41,26 @@ badam_status method_clip_scale(const method_state *s, const method_update_ctx *c
     return BADAM_OK;
 }
 
+badam_status method_all_reduce_grad(backend *be, const badam_comm *comm, float *g, size_t n,
+                                    badam_error *err) {
+    if (badam_comm_size(comm) <= 1 || !n) return BADAM_OK;
+    float *host = malloc(n * sizeof *host);
+    if (!host) return badam_fail(err, BADAM_E_NOMEM, "all-reduce: out of memory (%zu floats)", n);
+    BE(be, download, host, g, n * sizeof *host);
+    badam_status st = badam_comm_all_reduce_f32(comm, host, n, err);
+    if (!st) BE(be, upload, g, host, n * sizeof *host);
+    free(host);
+    return st;
+}
+
 badam_status method_reduce_trainable_grads(method_state *s, const method_update_ctx *c,
                                            double *sum_sq, badam_error *err) {
     const trainable_set *ts = &s->ts;
     badam_status st = BADAM_OK;
     for (int i = 0; i < ts->n && !st; i++)
-        st = badam_comm_all_reduce_f32(c->comm, ts->t[i].grad, ts->t[i].numel, err);
+        st = method_all_reduce_grad(ts->be, c->comm, ts->t[i].grad, ts->t[i].numel, err);
     double sum = 0;
-    for (int i = 0; i < ts->n; i++) sum += grad_sum_squares(ts->t[i].grad, ts->t[i].numel);
+    for (int i = 0; i < ts->n; i++) sum += BE(ts->be, sum_squares, ts->t[i].grad, ts->t[i].numel);
     *sum_sq = sum;
     return st;
 }

@@ -81,6 +81,10 @@ typedef struct train_method_ops train_method_ops;
 typedef struct method_state {
     const train_method_ops *ops;
     llama_model *m;
+    /* The run's backend (the trainer's; not owned). Optimizer state and gradient buffers a
+     * method allocates are its memory (BE(be, alloc, category, bytes)) and every touch of them
+     * is one of its ops: the method never reads or writes them directly. */
+    backend *be;
     method_options o;
     float clip; /* resolved: o.clip, or the method's default */
     int K;      /* steps per block visit (block-wise), else 0 */
@@ -172,9 +176,10 @@ struct train_method_ops {
 
 /* ---------------------------------------------------------------- lifecycle */
 
-/* Fills s (ops, m, o, block -1, clip resolved) and calls ops->create. */
+/* Fills s (ops, m, be, o, block -1, clip resolved) and calls ops->create. be: the backend the
+ * method's state lives on (it must outlive s). */
 badam_status method_create(method_state *s, const train_method_ops *ops, llama_model *m,
-                           const method_options *o, badam_error *err);
+                           backend *be, const method_options *o, badam_error *err);
 /* ops->free, then the shared state; s is zeroed. Safe on a zeroed s. */
 void method_free(method_state *s);
 
@@ -210,8 +215,14 @@ const train_method_ops *train_method_find(const train_method_registry *r, const 
  * gradient sums by; *norm gets the norm. A norm that is not finite is BADAM_E_NUMERIC. */
 badam_status method_clip_scale(const method_state *s, const method_update_ctx *c, double sum_sq,
                                double *norm, float *scale, badam_error *err);
+/* All-reduces (sums) n floats of backend memory g over comm. One process: nothing to do (the sum
+ * over one rank is the value), so the gradient never leaves the backend; several: download into
+ * a host buffer, the communicator's all-reduce, upload (a host copy of g per call; a device-aware
+ * communicator would take g in place). */
+badam_status method_all_reduce_grad(backend *be, const badam_comm *comm, float *g, size_t n,
+                                    badam_error *err);
 /* All-reduces the gradient of every tensor of s->ts over c->comm (sum) and returns the sum of
- * squares of all of them. */
+ * squares of all of them (the backend's sum_squares). */
 badam_status method_reduce_trainable_grads(method_state *s, const method_update_ctx *c,
                                            double *sum_sq, badam_error *err);
 /* Zeroes the gradients of s->ts (the zero_grads of methods that use it). */

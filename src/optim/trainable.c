@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/memory.h"
-
 size_t pool_floats_of(size_t numel) {
     return (numel + 15) / 16 * 16;
 }
@@ -38,42 +36,48 @@ static int push(trainable_set *s, trainable t) {
     return 0;
 }
 
+static void pool_free(backend *be, void *p) {
+    if (p) BE(be, free, p);
+}
+
 void trainable_free(trainable_set *s) {
-    badam_free(s->pool_master);
-    badam_free(s->pool_master_lo);
-    badam_free(s->pool_grad);
-    badam_free(s->pool_m);
-    badam_free(s->pool_v);
+    pool_free(s->be, s->pool_master);
+    pool_free(s->be, s->pool_master_lo);
+    pool_free(s->be, s->pool_grad);
+    pool_free(s->be, s->pool_m);
+    pool_free(s->be, s->pool_v);
     free(s->t);
     free(s->grads);
     free(s->flags);
     memset(s, 0, sizeof *s);
 }
 
-static float *pool(badam_mem_category cat, size_t floats, int want, int *ok) {
-    if (!want || !floats) return NULL;
-    float *p = badam_alloc_array_in(cat, floats, sizeof(float));
+/* count elements of `size` bytes on the backend, counted in cat (NULL: not wanted, or none) */
+static void *pool(backend *be, badam_mem_category cat, size_t count, size_t size, int want,
+                  int *ok) {
+    if (!want || !count) return NULL;
+    void *p = count <= SIZE_MAX / size ? BE(be, alloc, cat, count * size) : NULL;
     if (!p) *ok = 0;
     return p;
 }
 
-badam_status trainable_alloc(trainable_set *s, int n_params, const trainable_sizes *z,
+badam_status trainable_alloc(trainable_set *s, backend *be, int n_params, const trainable_sizes *z,
                              badam_error *err) {
     memset(s, 0, sizeof *s);
+    s->be = be;
     s->block = -1;
     s->grads = calloc((size_t)n_params, sizeof *s->grads);
     s->flags = calloc((size_t)n_params, 1);
     s->cap = 64;
     s->t = malloc(sizeof *s->t * (size_t)s->cap);
     int ok = s->grads && s->flags && s->t;
-    s->pool_master = pool(BADAM_MEM_MASTER, z->pool, z->has_master && !z->master_split, &ok);
-    if (z->has_master && z->master_split && z->pool) {
-        s->pool_master_lo = badam_alloc_array_in(BADAM_MEM_MASTER, z->pool, sizeof(uint16_t));
-        if (!s->pool_master_lo) ok = 0;
-    }
-    s->pool_grad = pool(BADAM_MEM_GRADIENTS, z->pool, z->has_grad, &ok);
-    s->pool_m = pool(BADAM_MEM_OPTIMIZER, z->pool, z->has_moments, &ok);
-    s->pool_v = pool(BADAM_MEM_OPTIMIZER, z->pool, z->has_moments, &ok);
+    const size_t f = sizeof(float), z_pool = z->pool;
+    s->pool_master = pool(be, BADAM_MEM_MASTER, z_pool, f, z->has_master && !z->master_split, &ok);
+    s->pool_master_lo =
+        pool(be, BADAM_MEM_MASTER, z_pool, sizeof(uint16_t), z->has_master && z->master_split, &ok);
+    s->pool_grad = pool(be, BADAM_MEM_GRADIENTS, z_pool, f, z->has_grad, &ok);
+    s->pool_m = pool(be, BADAM_MEM_OPTIMIZER, z_pool, f, z->has_moments, &ok);
+    s->pool_v = pool(be, BADAM_MEM_OPTIMIZER, z_pool, f, z->has_moments, &ok);
     if (ok) return BADAM_OK;
     trainable_free(s);
     return badam_fail(err, BADAM_E_NOMEM,
@@ -88,11 +92,11 @@ badam_status trainable_place(trainable_set *s, const llama_model *m, int i, size
     if (s->pool_master_lo) {
         t.master_lo = s->pool_master_lo + *at; /* low bits 0: the master equals the weight */
         t.weight = p->data;
-        memset(t.master_lo, 0, p->numel * sizeof(uint16_t));
+        BE(s->be, zero, t.master_lo, p->numel * sizeof(uint16_t));
     } else if (s->pool_master) {
         t.master = s->pool_master + *at;
         t.weight = p->data;
-        badam_convert(t.master, BADAM_DTYPE_F32, p->data, m->dtype, p->numel);
+        BE(s->be, convert, t.master, BADAM_DTYPE_F32, p->data, m->dtype, p->numel);
     } else {
         t.master = p->data; /* fp32 storage is the master */
     }
@@ -123,13 +127,13 @@ void trainable_activate_block(trainable_set *s, const llama_model *m, const bloc
     for (int i = 0; i < m->n_params; i++)
         if (part->block_of[i] == block || part->always_active[i]) trainable_place(s, m, i, &at);
     if (s->pool_m) {
-        memset(s->pool_m, 0, sizeof(float) * at);
-        memset(s->pool_v, 0, sizeof(float) * at);
+        BE(s->be, zero, s->pool_m, sizeof(float) * at);
+        BE(s->be, zero, s->pool_v, sizeof(float) * at);
     }
     s->adam_step = 0;
     s->block = block;
 }
 
 void trainable_zero_grads(trainable_set *s) {
-    for (int i = 0; i < s->n; i++) memset(s->t[i].grad, 0, sizeof(float) * s->t[i].numel);
+    for (int i = 0; i < s->n; i++) BE(s->be, zero, s->t[i].grad, sizeof(float) * s->t[i].numel);
 }

@@ -1,6 +1,14 @@
 /* The tensors an optimizer holds at one time and the pools they live in, shared by the methods
  * that keep optimizer state (src/optim/methods/). Pools are allocated once (sized for the
- * largest set the method will hold, e.g. its largest block) and re-pointed when the set changes. */
+ * largest set the method will hold, e.g. its largest block) and re-pointed when the set changes.
+ *
+ * The pools (master, master_lo, grad, m, v) are backend memory (model/backend.h): allocated with
+ * the set's backend by category and reached only through its ops (zero, convert, the optimizer
+ * updates, sum_squares, download and upload for checkpoints). What a trainable points at outside
+ * the pools is host memory: model weights (fp32: the master itself; 16-bit: the stored copy an
+ * update refreshes) and LoRA's A, B and their gradients, which backend ops read and write in
+ * place (host memory is valid op memory on the CPU backend; a device backend needs them uploaded,
+ * not built yet). */
 #ifndef BADAM_OPTIM_TRAINABLE_H
 #define BADAM_OPTIM_TRAINABLE_H
 
@@ -8,6 +16,7 @@
 #include <stdint.h>
 
 #include "badam/optim.h"
+#include "model/backend.h"
 
 typedef struct trainable {
     const char *name;
@@ -22,6 +31,7 @@ typedef struct trainable {
 } trainable;
 
 typedef struct trainable_set {
+    backend *be; /* the pools' backend (not owned) */
     trainable *t;
     int n, cap;
     float *pool_master, *pool_grad, *pool_m, *pool_v; /* NULL where the method needs none */
@@ -53,8 +63,9 @@ void trainable_sizes_masters(trainable_sizes *z, badam_dtype weight_dtype);
 /* Adds the bytes the pools of z take to bytes[category] (master, gradients, optimizer). */
 void trainable_sizes_bytes(const trainable_sizes *z, size_t *bytes);
 
-/* Allocates the set's bookkeeping ([n_params] flags and gradient pointers) and the pools of z. */
-badam_status trainable_alloc(trainable_set *s, int n_params, const trainable_sizes *z,
+/* Allocates the set's bookkeeping ([n_params] flags and gradient pointers, host memory) and the
+ * pools of z on backend be (which must outlive the set; trainable_free gives the pools back). */
+badam_status trainable_alloc(trainable_set *s, backend *be, int n_params, const trainable_sizes *z,
                              badam_error *err);
 void trainable_free(trainable_set *s);
 
@@ -74,7 +85,9 @@ void trainable_zero_grads(trainable_set *s);
 
 /* optimizer.safetensors: the masters and Adam moments of every trainable tensor, under its
  * tensor name (checkpoint_tensor_key). Loading matches by name, dtype and size: each tensor of
- * the set must be in the file and the file must hold nothing else. */
+ * the set must be in the file and the file must hold nothing else. The tensors travel through
+ * host: writing downloads them a bounded chunk at a time (st_write_fetch, no host copy of the
+ * state), reading uploads each tensor from the mapped file. */
 badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts, badam_error *err);
 badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam_error *err);
 /* "model.layers.0.mlp.up_proj.weight.m": the tensor name, the LoRA part if any, then `what`

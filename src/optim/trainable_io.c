@@ -26,7 +26,7 @@ void checkpoint_tensor_key(const trainable *t, const char *what, char *out, size
 typedef struct optimizer_part {
     const char *what;
     badam_dtype dtype;
-    void *data; /* numel values of dtype */
+    void *data; /* numel values of dtype, backend memory */
 } optimizer_part;
 
 /* The optimizer tensors trainable t holds, in file order; returns how many (at most 4). */
@@ -37,6 +37,12 @@ static int optimizer_parts(const trainable *t, optimizer_part out[4]) {
     if (t->m) out[n++] = (optimizer_part){"m", BADAM_DTYPE_F32, t->m};
     if (t->v) out[n++] = (optimizer_part){"v", BADAM_DTYPE_F32, t->v};
     return n;
+}
+
+/* st_write_fetch's fetch: a chunk of backend memory downloaded to the host. */
+static void download_chunk(void *ctx, void *host, const void *src, size_t bytes) {
+    backend *be = ctx;
+    BE(be, download, host, src, bytes);
 }
 
 badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts,
@@ -60,7 +66,8 @@ badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts
     }
     char path[PATH_BYTES];
     io_path_join(path, sizeof path, dir, "optimizer.safetensors");
-    badam_status st = st_write(path, e, n, err);
+    /* the parts are backend memory: they reach the file through download, a chunk at a time */
+    badam_status st = st_write_fetch(path, e, n, download_chunk, ts->be, err);
     free(e);
     free(names);
     return st;
@@ -87,8 +94,9 @@ badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam
                                 "written by a different setup",
                                 path, name, t->numel, badam_dtype_name(parts[k].dtype),
                                 x ? "of another size or dtype" : "missing");
-            else
-                memcpy(parts[k].data, x->data, t->numel * badam_dtype_size(parts[k].dtype));
+            else /* from the mapped file */
+                BE(ts->be, upload, parts[k].data, x->data,
+                   t->numel * badam_dtype_size(parts[k].dtype));
         }
     }
     if (!st && used != f->n_tensors)

@@ -5,20 +5,28 @@
  *   each gradient inside backward), or let a method that runs its own step run it;
  *   the method's update (all-reduce, g = sum / tokens, clip to the global norm, apply);
  *   metrics; validation and checkpoints on schedule. Where a multi-process run needs it, the
- *   communicator (badam/comm.h) sums losses and token counts over ranks and rank 0 writes. */
+ *   communicator (badam/comm.h) sums losses and token counts over ranks and rank 0 writes.
+ * A run has one backend (model/backend.h): train_run makes a CPU backend, train_run_on_backend
+ * (trainer_internal.h) takes the caller's; the workspace and the method's state live on it. The
+ * model is reached through its family's table (badam/model.h: forward, backward, plans), except
+ * the workspace, built on the run's backend with llama_workspace_create_on (model_backend.h;
+ * the table's workspace_create makes a backend of its own). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "badam/model.h"
 #include "base/memory.h"
 #include "io/files.h"
 #include "io/json_write.h"
 #include "train/checkpoint.h"
 #include "train/method_select.h"
 #include "train/metrics.h"
+#include "model/model_backend.h"
 #include "train/run_record.h"
+#include "train/trainer_internal.h"
 
 #define PATH_BYTES 4096
 
@@ -27,7 +35,9 @@ typedef struct trainer {
     const train_method_ops *ops;
     method_options mo;
     method_state ms; /* ms.ops != NULL once created */
+    backend *be;     /* the run's backend: the workspace and the method's state live on it */
     llama_model *m;
+    const model_arch *arch; /* the model's family: forward, backward, plans, workspace */
     badam_tokenizer *tok;
     data_set *train, *val;
     data_stats data_stats, val_stats; /* what the --data and --val-data files kept */
@@ -90,6 +100,9 @@ static badam_status setup_model(trainer *t, const char *weights_dir, badam_error
     const train_config *c = t->cfg;
     badam_status st = llama_model_load(weights_dir, c->dtype, &t->m, err);
     if (st) return st;
+    if (!(t->arch = model_arch_find(t->m->cfg.model_type)))
+        return badam_fail(err, BADAM_E_UNSUPPORTED, "%s: no model family serves model_type '%s'",
+                          weights_dir, t->m->cfg.model_type);
     /* e.g. LoRA's adapters; a resumed run loads the checkpoint's parts in restore() */
     if (t->ops->prepare_model && (st = t->ops->prepare_model(t->m, &t->mo, c->resume, err)))
         return st;
@@ -148,7 +161,7 @@ static void grad_ready(void *ctx, int idx) {
 /* The gradient plan for the tensors the method now trains (none: a method without gradients). */
 static void make_plan(trainer *t) {
     if (!t->ms.need_grad) return;
-    llama_plan_for_flags(t->m, t->ms.need_grad, t->ms.train_adapters, &t->plan);
+    t->arch->plan_for_flags(t->m, t->ms.need_grad, t->ms.train_adapters, &t->plan);
     t->plan.recompute = t->cfg->recompute;
     if (t->ops->grad_ready) {
         t->plan.grad_ready = grad_ready;
@@ -170,10 +183,11 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
     for (size_t i = 0; i < n_batches && !st; i++) {
         data_batch db;
         batcher_next(vb, &db);
-        llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
+        llama_batch lb;
+        model_batch_from_data(&db, &lb);
         double s = 0;
         int n = 0;
-        st = llama_forward(t->m, t->ws, &lb, NULL, 1.0f, NULL, &s, &n, err);
+        st = t->arch->forward(t->m, t->ws, &lb, NULL, 1.0f, NULL, &s, &n, err);
         sum += s, *tokens += n;
     }
     batcher_free(vb);
@@ -271,7 +285,7 @@ static void free_trainer(trainer *t) {
     free(t->chat_template);
     metrics_close(&t->metrics);
     if (t->ms.ops) method_free(&t->ms);
-    llama_workspace_free(t->ws);
+    if (t->ws) t->arch->workspace_free(t->ws);
     batcher_free(t->batches);
     data_free(t->train);
     data_free(t->val);
@@ -302,7 +316,8 @@ static badam_status accumulate(trainer *t, float lr, step_metrics *sm, step_tota
     for (int a = 0; a < c->grad_accum; a++) {
         data_batch db;
         batcher_next(t->batches, &db);
-        llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
+        llama_batch lb;
+        model_batch_from_data(&db, &lb);
         if (t->ops->train_mode)
             t->ops->train_mode(&t->ms, 1, (uint64_t)t->step * c->grad_accum + a);
         badam_status st = BADAM_OK;
@@ -314,13 +329,13 @@ static badam_status accumulate(trainer *t, float lr, step_metrics *sm, step_tota
         }
         double f0 = now_s(), s = 0;
         int n = 0;
-        st = llama_forward(t->m, t->ws, &lb, &t->plan, 1.0f, t->ms.grads, &s, &n, err);
+        st = t->arch->forward(t->m, t->ws, &lb, &t->plan, 1.0f, t->ms.grads, &s, &n, err);
         double f1 = now_s();
         if (!st && !isfinite(s))
             st = badam_fail(err, BADAM_E_NUMERIC,
                             "step %d: the loss is not finite (%g); lower --lr or check the data",
                             t->step + 1, s);
-        if (!st) st = llama_backward(t->m, t->ws, &lb, &t->plan, t->ms.grads, err);
+        if (!st) st = t->arch->backward(t->m, t->ws, &lb, &t->plan, t->ms.grads, err);
         sm->forward_s += f1 - f0, sm->backward_s += now_s() - f1;
         if (st) return st;
         tot->loss_sum += s, tot->tokens += n, tot->batch_tokens += (long)db.B * db.T;
@@ -356,7 +371,7 @@ static badam_status forward_loss(void *self, double *loss_sum, long *tokens, bad
     if (t->ops->train_mode) t->ops->train_mode(&t->ms, 0, 0);
     double s = 0;
     int n = 0;
-    badam_status st = llama_forward(t->m, t->ws, f->batch, NULL, 1.0f, NULL, &s, &n, err);
+    badam_status st = t->arch->forward(t->m, t->ws, f->batch, NULL, 1.0f, NULL, &s, &n, err);
     double sums[2] = {s, (double)n};
     if (!st) st = sum_over_ranks(t, sums, 2, err);
     *loss_sum = sums[0], *tokens = (long)sums[1];
@@ -368,7 +383,8 @@ static badam_status own_step(trainer *t, float lr, step_metrics *sm, step_totals
                              badam_error *err) {
     data_batch db;
     batcher_next(t->batches, &db);
-    llama_batch lb = {db.B, db.T, db.tokens, db.targets, db.positions, db.seg_start};
+    llama_batch lb;
+    model_batch_from_data(&db, &lb);
     forward_ctx f = {t, &lb};
     method_step_ctx c = {t->step, lr, &lb, t->cfg->comm, forward_loss, &f};
     method_step_result res = {0, 0, NAN};
@@ -450,7 +466,7 @@ static badam_status open_run(trainer *t, char *ckpt, size_t size, checkpoint_sta
     if (!st) t->mo.n_examples = t->train->n;
     if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
     if (!st) st = make_folder_meta(t, err);
-    if (!st) st = method_create(&t->ms, t->ops, t->m, &t->mo, err);
+    if (!st) st = method_create(&t->ms, t->ops, t->m, t->be, &t->mo, err);
     return st;
 }
 
@@ -491,7 +507,7 @@ static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
     badam_status st =
         memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
     if (!st) st = t->ops->allocate(&t->ms, err);
-    if (!st) st = llama_workspace_create(t->m, c->batch_size, c->seq_len, &t->ws, err);
+    if (!st) st = llama_workspace_create_on(t->m, c->batch_size, c->seq_len, t->be, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;
@@ -549,12 +565,14 @@ static badam_status finish_run(trainer *t, train_report *r, double start, badam_
     return st;
 }
 
-badam_status train_run(const train_config *c, train_report *r, badam_error *err) {
+badam_status train_run_on_backend(const train_config *c, backend *be, train_report *r,
+                                  badam_error *err) {
     memset(r, 0, sizeof *r);
     r->val_loss = NAN;
     trainer tr, *t = &tr;
     memset(t, 0, sizeof *t);
     t->cfg = c;
+    t->be = be;
     t->rank0 = badam_comm_rank(c->comm) == 0;
     badam_status st = check_config(c, err);
     if (!st) st = check_method(t, err);
@@ -587,5 +605,18 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
         st = finish_run(t, r, start, err);
     }
     free_trainer(t);
+    return st;
+}
+
+badam_status train_run(const train_config *c, train_report *r, badam_error *err) {
+    backend *be = NULL;
+    badam_status st = backend_cpu_create(&be, err);
+    if (st) {
+        memset(r, 0, sizeof *r);
+        r->val_loss = NAN;
+        return st;
+    }
+    st = train_run_on_backend(c, be, r, err);
+    backend_destroy(be);
     return st;
 }

@@ -8,6 +8,8 @@
 typedef struct region {
     char *p;
     size_t len;
+    badam_mem_category cat;
+    size_t accounted; /* badam_alloc_size of the size asked */
 } region;
 
 typedef struct mp_backend {
@@ -82,8 +84,8 @@ static size_t mp_decode_scratch(const backend *be, int max_len) {
 
 /* A region of its own, zero-filled (fresh anonymous pages), closed at once. */
 static void *mp_alloc(backend *be, badam_mem_category cat, size_t bytes) {
-    (void)cat;
     mp_backend *c = mp(be);
+    if ((int)cat < 0 || cat >= BADAM_MEM_CATEGORY_COUNT) return NULL;
     size_t len = (bytes + c->page - 1) / c->page * c->page;
     if (!len) len = c->page;
     if (c->n_regions == c->cap_regions) {
@@ -97,9 +99,13 @@ static void *mp_alloc(backend *be, badam_mem_category cat, size_t bytes) {
         c->stats.failures++;
         return NULL;
     }
-    c->regions[c->n_regions++] = (region){p, len};
+    size_t accounted = badam_alloc_size(bytes);
+    c->regions[c->n_regions++] = (region){p, len, cat, accounted};
     c->stats.closed++;
     c->stats.live = c->n_regions;
+    c->stats.allocs[cat]++;
+    c->stats.bytes[cat] += accounted;
+    if (c->stats.bytes[cat] > c->stats.peak[cat]) c->stats.peak[cat] = c->stats.bytes[cat];
     return p;
 }
 
@@ -109,6 +115,7 @@ static void mp_free(backend *be, void *p) {
     for (size_t i = 0; i < c->n_regions; i++)
         if (c->regions[i].p == p) {
             if (munmap(p, c->regions[i].len)) c->stats.failures++;
+            c->stats.bytes[c->regions[i].cat] -= c->regions[i].accounted;
             c->regions[i] = c->regions[--c->n_regions];
             c->stats.live = c->n_regions;
             return;

@@ -21,10 +21,16 @@ badam_status mprotect_backend_create(backend **out, badam_error *err);
 badam_status mprotect_backend_wrap(backend *inner, backend **out, badam_error *err);
 
 /* What it did: ops forwarded, mprotect calls that opened (PROT_READ|PROT_WRITE) and closed
- * (PROT_NONE) a region, live regions, and mprotect/mmap calls that failed (a test asserts 0). */
+ * (PROT_NONE) a region, live regions, and mprotect/mmap calls that failed (a test asserts 0).
+ * By memory category: allocations made, and the bytes they would take from base/memory.h
+ * (badam_alloc_size of the size asked) live now and at their peak, so a test can check that
+ * what a run allocates here plus what it allocated on the host adds up to a CPU run's
+ * accounting. */
 typedef struct mprotect_stats {
     uint64_t ops, opened, closed, failures;
     size_t live;
+    uint64_t allocs[BADAM_MEM_CATEGORY_COUNT];
+    size_t bytes[BADAM_MEM_CATEGORY_COUNT], peak[BADAM_MEM_CATEGORY_COUNT];
 } mprotect_stats;
 mprotect_stats mprotect_backend_stats(const backend *be);
 

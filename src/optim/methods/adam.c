@@ -32,7 +32,7 @@ static badam_status adam_create(method_state *s, badam_error *err) {
 static badam_status adam_allocate(method_state *s, badam_error *err) {
     trainable_sizes z;
     adam_pool(s->m, &z);
-    badam_status st = trainable_alloc(&s->ts, s->m->n_params, &z, err);
+    badam_status st = trainable_alloc(&s->ts, s->be, s->m->n_params, &z, err);
     if (st) return st;
     size_t at = 0;
     for (int i = 0; i < s->m->n_params; i++)
@@ -42,19 +42,21 @@ static badam_status adam_allocate(method_state *s, badam_error *err) {
     return BADAM_OK;
 }
 
-/* The one place the AdamW element update is called for a trainable set (BAdam and LoRA too). */
+/* The one place the AdamW element update is called for a trainable set (BAdam and LoRA too): the
+ * backend's adamw_update (adamw_update_split for a split master; math in model/cpu/ops.h). */
 void adam_update_trainables(trainable_set *ts, badam_dtype weight_dtype, float lr, float scale,
                             float weight_decay, const adamw_hparams *h) {
     ts->adam_step++;
     for (int i = 0; i < ts->n; i++) {
         trainable *x = &ts->t[i];
-        float wd = x->decay ? weight_decay : 0.0f;
+        const adamw_step_args a = {
+            lr, scale, x->decay ? weight_decay : 0.0f, h->beta1, h->beta2, h->eps, ts->adam_step};
         if (x->master_lo)
-            adamw_update_split(x->weight, x->master_lo, x->m, x->v, x->grad, x->numel, lr, scale,
-                               wd, ts->adam_step, h);
+            BE(ts->be, adamw_update_split, x->weight, x->master_lo, x->m, x->v, x->grad, x->numel,
+               &a);
         else
-            adamw_update(x->master, x->m, x->v, x->grad, x->numel, lr, scale, wd, ts->adam_step, h,
-                         x->weight, weight_dtype);
+            BE(ts->be, adamw_update, x->master, x->m, x->v, x->grad, x->numel, &a, x->weight,
+               weight_dtype);
     }
 }
 

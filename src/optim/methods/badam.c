@@ -132,7 +132,7 @@ badam_status bcd_sizes(const llama_model *m, const method_options *o, int has_mo
 badam_status bcd_allocate(method_state *s, int has_moments, badam_error *err) {
     trainable_sizes z;
     bcd_pool(s->m, s->part, has_moments, &z);
-    badam_status st = trainable_alloc(&s->ts, s->m->n_params, &z, err);
+    badam_status st = trainable_alloc(&s->ts, s->be, s->m->n_params, &z, err);
     if (st) return st;
     /* the reference BlockOptimizer's groups: RMSNorm weights decay too */
     s->ts.decay_all_but_biases = s->o.reference_compat;

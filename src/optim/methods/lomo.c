@@ -12,7 +12,7 @@
 #include "optim/methods/methods.h"
 
 typedef struct lomo {
-    float *matrix, *vector; /* the two reusable gradient buffers */
+    float *matrix, *vector; /* the two reusable gradient buffers (backend memory) */
     double sum_sq;          /* sum of squares of this step's scaled gradients */
     badam_status st;        /* an error inside backward, returned by update */
     badam_error err;
@@ -68,12 +68,12 @@ static badam_status lomo_allocate(method_state *s, badam_error *err) {
     const llama_model *m = s->m;
     trainable_sizes none;
     memset(&none, 0, sizeof none);
-    badam_status st = trainable_alloc(&s->ts, m->n_params, &none, err);
+    badam_status st = trainable_alloc(&s->ts, s->be, m->n_params, &none, err);
     if (st) return st;
     size_t matrix, vector, numel;
     lomo_buffers(m, &matrix, &vector, &numel);
-    if (matrix) l->matrix = badam_alloc_array_in(BADAM_MEM_GRADIENTS, matrix, sizeof(float));
-    if (vector) l->vector = badam_alloc_array_in(BADAM_MEM_GRADIENTS, vector, sizeof(float));
+    if (matrix) l->matrix = BE(s->be, alloc, BADAM_MEM_GRADIENTS, matrix * sizeof(float));
+    if (vector) l->vector = BE(s->be, alloc, BADAM_MEM_GRADIENTS, vector * sizeof(float));
     if ((matrix && !l->matrix) || (vector && !l->vector))
         return badam_fail(err, BADAM_E_NOMEM,
                           "optimizer state: cannot allocate %zu parameters' worth of state", numel);
@@ -101,14 +101,14 @@ static void lomo_grad_ready(method_state *s, int idx, const method_micro_ctx *c)
     const llama_model *m = s->m;
     llama_param *p = &m->params[idx];
     float *g = s->grads[idx];
-    if (!l->st) l->st = badam_comm_all_reduce_f32(c->comm, g, p->numel, &l->err);
-    l->sum_sq += grad_sum_squares(g, p->numel) * c->grad_scale * c->grad_scale;
+    if (!l->st) l->st = method_all_reduce_grad(s->be, c->comm, g, p->numel, &l->err);
+    l->sum_sq += BE(s->be, sum_squares, g, p->numel) * c->grad_scale * c->grad_scale;
     float wd = p->ndim == 2 ? s->o.weight_decay : 0.0f;
     if (m->dtype == BADAM_DTYPE_F32)
-        sgd_update(p->data, g, p->numel, c->lr, c->grad_scale, wd, NULL, m->dtype);
+        BE(s->be, sgd_update, p->data, g, p->numel, c->lr, c->grad_scale, wd, NULL, m->dtype);
     else
-        sgd_update_stored(p->data, m->dtype, g, p->numel, c->lr, c->grad_scale, wd);
-    memset(g, 0, sizeof(float) * p->numel);
+        BE(s->be, sgd_update_stored, p->data, m->dtype, g, p->numel, c->lr, c->grad_scale, wd);
+    BE(s->be, zero, g, sizeof(float) * p->numel);
 }
 
 /* Everything was updated inside backward: the norm of this step's gradients, or the error. */
@@ -123,7 +123,8 @@ static badam_status lomo_update(method_state *s, const method_update_ctx *c, dou
 
 static void lomo_free(method_state *s) {
     lomo *l = s->priv;
-    if (l) badam_free(l->matrix), badam_free(l->vector);
+    if (l && l->matrix) BE(s->be, free, l->matrix);
+    if (l && l->vector) BE(s->be, free, l->vector);
     free(l);
     s->priv = NULL;
 }

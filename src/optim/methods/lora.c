@@ -78,7 +78,7 @@ static badam_status lora_allocate(method_state *s, badam_error *err) {
     const llama_lora *lo = m->lora;
     trainable_sizes z;
     lora_pool(m, lo->rank, lo->targets, &z);
-    badam_status st = trainable_alloc(&s->ts, m->n_params, &z, err);
+    badam_status st = trainable_alloc(&s->ts, s->be, m->n_params, &z, err);
     if (st) return st;
     size_t at = 0;
     for (int i = 0; i < m->cfg.n_layers * LLAMA_P_KIND_COUNT; i++) {

@@ -3,7 +3,8 @@
  * gradients for the active block only. */
 #include "optim/methods/methods.h"
 
-/* The one place SGD's element update is called here: w *= 1 - lr wd; w -= lr * scale * grad. */
+/* The one place SGD's element update is called here (the backend's sgd_update / sgd_update_split):
+ * w *= 1 - lr wd; w -= lr * scale * grad. */
 static void sgd_update_trainables(trainable_set *ts, badam_dtype weight_dtype, float lr,
                                   float scale, float weight_decay) {
     ts->adam_step++; /* steps of the current state, as trainer_state.json records them */
@@ -11,9 +12,10 @@ static void sgd_update_trainables(trainable_set *ts, badam_dtype weight_dtype, f
         trainable *x = &ts->t[i];
         float wd = x->decay ? weight_decay : 0.0f;
         if (x->master_lo)
-            sgd_update_split(x->weight, x->master_lo, x->grad, x->numel, lr, scale, wd);
+            BE(ts->be, sgd_update_split, x->weight, x->master_lo, x->grad, x->numel, lr, scale, wd);
         else
-            sgd_update(x->master, x->grad, x->numel, lr, scale, wd, x->weight, weight_dtype);
+            BE(ts->be, sgd_update, x->master, x->grad, x->numel, lr, scale, wd, x->weight,
+               weight_dtype);
     }
 }
 
