@@ -10,7 +10,7 @@ measured peak RSS (the kernel's high-water mark of the train process, from wait4
 predicted total, seconds per step and tokens/s, the CPU and the RAM available at the start.
 Everything it wrote is deleted on exit, also on failure, Ctrl-C or SIGTERM.
 
-usage: cpu_8b.py --badam PATH [--shape 8b|1b|tiny] [--steps N] [--seq-len T] [--batch-size B]
+usage: cpu_8b.py --badam PATH [--shape 8b|8b-2l|1b|tiny] [--steps N] [--seq-len T] [--batch-size B]
                  [--dir PARENT] [--json FILE] [--force]
 """
 import argparse

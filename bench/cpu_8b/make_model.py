@@ -7,7 +7,7 @@ Values are normal(0, 1) * 0.02 stored as bf16 (norm weights 1), generated from a
 generator in pieces of at most PIECE elements and written as they are made, so writing the 16 GB
 of an 8B folder holds about 50 MB of Python memory, never a whole tensor.
 
-usage: make_model.py --shape 8b|1b|tiny --out DIR [--examples N] [--seq S] [--seed N]
+usage: make_model.py --shape 8b|8b-2l|1b|tiny --out DIR [--examples N] [--seq S] [--seed N]
        make_model.py --shape 8b --out DIR --config-only     (config.json alone, for badam plan)
 """
 import argparse
@@ -21,6 +21,11 @@ SHAPES = {
     "8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
                tie_word_embeddings=False, rope_theta=500000.0),
+    # Llama-3-8B's widths and vocabulary with 2 layers: the same matrices (GEMM buffers, logits)
+    # at 6.5 GiB; 8B time per step ~ head + 16 x (this step - head).
+    "8b-2l": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=2,
+                  num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
+                  tie_word_embeddings=False, rope_theta=500000.0),
     # 1B development shape (TinyLlama widths, 16 layers): same code path, a seventh of the bytes.
     "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
                num_attention_heads=32, num_key_value_heads=8, vocab_size=32000,
