@@ -158,7 +158,7 @@ def summarize(a, plan, mem, steps, ru_peak, sampled, wall, start_info):
     tokens = sum(s["batch_tokens"] for s in timed)
     load_s = steps[0]["elapsed_s"] - steps[0]["step_s"]
     return {
-        "shape": a.shape, "params": plan.get("params", mem.get("params")),
+        "shape": a.shape, "params": mem.get("params"),
         "batch_size": a.batch_size, "seq_len": a.seq_len, "steps": len(steps),
         "threads": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
         "cpu": cpu, "cpu_flags": flags,
@@ -241,7 +241,6 @@ def bench(a, work, children):
     with open(os.path.join(out, "memory.json")) as f:
         mem = json.load(f)
     steps = read_steps(os.path.join(out, "metrics.jsonl"))
-    plan["params"] = mem.get("params")
     r = summarize(a, plan, mem, steps, ru_peak, sampled, wall, start_info)
     print_table(r)
     if a.json:
@@ -260,6 +259,8 @@ def main():
     ap.add_argument("--json", help="also write the results as JSON here")
     ap.add_argument("--force", action="store_true", help="run even if RAM looks too small")
     a = ap.parse_args()
+    if a.steps < 1 or a.seq_len < 2 or a.batch_size < 1:
+        ap.error("--steps and --batch-size must be at least 1, --seq-len at least 2")
     a.badam = os.path.abspath(a.badam)
     a.no_save = supports_no_save(a.badam)
     weights = make_model.folder_bytes(a.shape)
