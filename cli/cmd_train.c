@@ -29,7 +29,7 @@ typedef struct train_cli {
 } train_cli;
 
 /* Entries of the option table, without its end marker. */
-enum { N_RUN_OPTIONS = 41, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
+enum { N_RUN_OPTIONS = 42, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
 
 /* The options of the run (model, data, output, method, blocks, optimizer, loop, LoRA), into
  * opts[N_RUN_OPTIONS]. */
@@ -89,6 +89,8 @@ static void run_options(train_cli *x, cli_option *opts) {
         {"resume", OPT_FLAG, &c->resume, NULL,
          "continue from OUT/checkpoint (same training options)", 0},
         {"no-checkpoint", OPT_FLAG, &c->no_checkpoint, NULL, "write no checkpoint", 0},
+        {"no-save", OPT_FLAG, &c->no_save, NULL,
+         "write no trained model (only metrics.jsonl and memory.json; for benchmarks)", 0},
         {"stop-at-step", OPT_INT, &c->stop_at_step, "N",
          "pause: checkpoint and stop after step N (the schedule is unchanged; --resume goes on)",
          0},

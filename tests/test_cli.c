@@ -160,6 +160,22 @@ static void test_saved_folder_declares_end_of_turn(void) {
     CHECK(json_is_string(json_object_get(tc, "chat_template")));
     json_decref(gc);
     json_decref(tc);
+
+    /* --no-save: the run's records, no model */
+    snprintf(out, sizeof out, "%s/no-save", g_out);
+    snprintf(args, sizeof args,
+             "train --model %s --data data/demo/reverse_train.json --out %s --template alpaca "
+             "--max-steps 1 --no-checkpoint --no-save --batch-size 2 --seq-len 64 --quiet",
+             base, out);
+    CHECK(badam(args, buf, sizeof buf) == 0);
+    snprintf(path, sizeof path, "%s/memory.json", out);
+    CHECKF(io_is_file(path), "%s written", path);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    CHECKF(io_is_file(path), "%s written", path);
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    CHECKF(!io_is_file(path), "%s not written with --no-save", path);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    CHECKF(!io_is_file(path), "%s not written with --no-save", path);
     tokenizer_free(tok);
 }
 

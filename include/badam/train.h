@@ -66,7 +66,8 @@ typedef struct train_config {
     uint64_t seed;
     int save_every;    /* checkpoint every N steps (0: only at the end) */
     int no_checkpoint; /* write no checkpoint at all (the final model is still saved) */
-    int eval_every;    /* validation loss every N steps (0: only at the end) */
+    int no_save;    /* write no final model (OUT/ gets metrics.jsonl and memory.json): benchmarks */
+    int eval_every; /* validation loss every N steps (0: only at the end) */
     double val_size;
     int resume;
     int stop_at_step; /* > 0: checkpoint and stop after this step (a pause; not recorded) */

@@ -561,7 +561,7 @@ static badam_status finish_run(trainer *t, train_report *r, double start, badam_
     r->peak_rss = badam_peak_rss();
     for (int cat = 0; cat < BADAM_MEM_CATEGORY_COUNT; cat++) r->measured[cat] = badam_mem_peak(cat);
     if (!st && t->rank0) st = write_memory_json(t, r, err);
-    if (!st && t->rank0) st = save_final(t, err);
+    if (!st && t->rank0 && !c->no_save) st = save_final(t, err);
     return st;
 }
 
