@@ -26,7 +26,8 @@ typedef struct ratio {
     float *dense[4]; /* layer matrices, layer vectors / final norm, embedding, head */
     int32_t *host;   /* index scratch for one tensor (host) */
     int period;      /* the masks' period, -1 before the first */
-    int resumed;     /* load_parts brought state for the current period */
+    int resumed;     /* load_parts brought state, for period `loaded` */
+    int loaded;
 } ratio;
 
 static int trained(const llama_model *m, const partition_options *o, int i) {
@@ -205,7 +206,7 @@ static void ratio_renew(method_state *s, int period, int keep_state) {
 static int ratio_on_step_begin(method_state *s, int step) {
     ratio *r = s->priv;
     int period = step / s->K;
-    if (period != r->period) ratio_renew(s, period, r->resumed && r->period == -1);
+    if (period != r->period) ratio_renew(s, period, r->resumed && period == r->loaded);
     r->resumed = 0;
     return 0;
 }
@@ -247,13 +248,14 @@ static badam_status ratio_update(method_state *s, const method_update_ctx *c, do
     return BADAM_OK;
 }
 
-/* A checkpoint inside a period: masks regenerated at the next step from (seed, period), the
- * saved masters and moments loaded by tensor name. */
+/* A checkpoint: the saved masters and moments loaded by tensor name; the next step regenerates
+ * the masks of its period from (seed, period) and keeps the loaded state when that is the saved
+ * period (trainer_state.json's block), else renews it as an uninterrupted run would. */
 static badam_status ratio_load_parts(method_state *s, const char *dir, const method_resume *rs,
                                      badam_error *err) {
     ratio *r = s->priv;
     badam_status st = method_load_trainables(s, dir, rs, err);
-    if (!st) r->resumed = 1;
+    if (!st) r->resumed = 1, r->loaded = rs->block;
     return st;
 }
 
