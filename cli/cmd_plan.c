@@ -42,7 +42,7 @@ int cmd_plan(int argc, char **argv) {
     const cli_option opts[] = {
         {"model", OPT_STRING, &c.model_dir, "DIR", "model folder (only config.json is read)", 0},
         {"method", OPT_STRING, &method, "NAME",
-         "badam, adam, lora, lomo, sgd-bcd, badam-ratio, mezo or all", 0},
+         "badam, adam, lora, lomo, sgd-bcd, badam-ratio, mezo, mezo-lora or all", 0},
         {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32", parse_dtype},
         {"seq-len", OPT_INT, &c.seq_len, "T", "tokens per sequence (512)", 0},
         {"batch-size", OPT_INT, &c.batch_size, "B", "sequences per micro-batch (2)", 0},

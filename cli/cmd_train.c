@@ -42,7 +42,7 @@ static void run_options(train_cli *x, cli_option *opts) {
         {"val-data", OPT_STRING, &c->val_path, "FILE", "separate validation data", 0},
         {"out", OPT_STRING, &c->out_dir, "DIR", "output folder (created)", 0},
         {"method", OPT_CUSTOM, &c->method, "NAME",
-         "badam (default), adam, lora, lomo, sgd-bcd, badam-ratio, mezo", parse_method},
+         "badam (default), adam, lora, lomo, sgd-bcd, badam-ratio, mezo, mezo-lora", parse_method},
         {"dtype", OPT_CUSTOM, &c->dtype, "T", "weight storage: bf16 (default) or fp32",
          parse_dtype},
         {"switch-every", OPT_CUSTOM, &c->switch_every, "K|auto",
@@ -182,7 +182,7 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
                   "checkpoint every N steps): give one";
     else if (GIVEN("val-data") && GIVEN("val-size"))
         refused = "--val-data and --val-size both choose the validation set: give one";
-    else if (GIVEN("init-adapter") && c->method != METHOD_LORA)
+    else if (GIVEN("init-adapter") && c->method != METHOD_LORA && c->method != METHOD_MEZO_LORA)
         refused = "--init-adapter starts a LoRA adapter: it needs --method lora";
     if (refused) {
         fprintf(stderr, "badam train: %s\n", refused);
@@ -208,7 +208,7 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
             cli_warn("badam train", "--%s is ignored with --method %s (it trains no blocks)",
                      block_flags[i], train_method_name(c->method));
     const char *lora_flags[] = {"lora-rank", "lora-alpha", "lora-dropout", "lora-targets"};
-    for (int i = 0; i < 4 && c->method != METHOD_LORA; i++)
+    for (int i = 0; i < 4 && c->method != METHOD_LORA && c->method != METHOD_MEZO_LORA; i++)
         if (GIVEN(lora_flags[i]))
             cli_warn("badam train", "--%s is ignored with --method %s (it is for --method lora)",
                      lora_flags[i], train_method_name(c->method));
@@ -220,7 +220,7 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
                      "badam-ratio)",
                      ratio_flags[i], train_method_name(c->method));
     const char *mezo_flags[] = {"mezo-eps", "mezo-samples"};
-    for (int i = 0; i < 2 && c->method != METHOD_MEZO; i++)
+    for (int i = 0; i < 2 && c->method != METHOD_MEZO && c->method != METHOD_MEZO_LORA; i++)
         if (GIVEN(mezo_flags[i]))
             cli_warn("badam train", "--%s is ignored with --method %s (it is for --method mezo)",
                      mezo_flags[i], train_method_name(c->method));

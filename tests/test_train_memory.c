@@ -111,11 +111,12 @@ static void test_predicted_equals_allocated(void) {
         CHECK(0);
         return;
     }
-    const char *methods[] = {"badam", "adam", "lora", "lomo", "sgd-bcd", "badam-ratio", "mezo"};
+    const char *methods[] = {"badam",   "adam",        "lora", "lomo",
+                             "sgd-bcd", "badam-ratio", "mezo", "mezo-lora"};
     /* ascending with K=1 visits every block, so the activation peak is the planned worst case */
     const char *extra = "--max-steps 4 --switch-every 1 --switch-mode ascending --seq-len 48 "
                         "--batch-size 2 --lr 1e-4";
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         char out[1100];
         snprintf(out, sizeof out, "%s/out-%s", dir, methods[i]);
         if (train(model, data, out, methods[i], extra)) {

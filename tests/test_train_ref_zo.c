@@ -1,8 +1,8 @@
 /* MeZO and BAdam's ratio mode against their PyTorch references (tests/ref/zo_ratio_ref.py, which
  * regenerates z and the masks with a port of our generator): the same tiny model and batches,
  * fp32 weights, final parameters within 1e-5 relative after 8 steps (three mask periods: two
- * renewals) and moved at least 10x that; and a MeZO run at lr 0 on bf16 weights leaves every
- * weight bit-identical. Skips without torch. */
+ * renewals) and moved at least 10x that (MeZO also on LoRA adapters); and a MeZO run at lr 0 on
+ * bf16 weights leaves every weight bit-identical. Skips without torch. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +71,10 @@ static int write_config(const char *path, const char *method, const char *extra_
     return 0;
 }
 
-static void check(const char *name, const char *method, const char *json, const char *cli) {
+/* adapter: a PEFT adapter folder both sides start from (mezo-lora), compared instead of the
+ * model; NULL: the model is compared. */
+static void check(const char *name, const char *method, const char *json, const char *cli,
+                  const char *adapter) {
     char dir[1024], cmd[8192], cfg[2048], ours[2048], ref[2048], start[2048];
     snprintf(dir, sizeof dir, "%s", test_workdir(name));
     snprintf(cfg, sizeof cfg, "%s/ref_config.json", dir);
@@ -81,8 +84,9 @@ static void check(const char *name, const char *method, const char *json, const 
     }
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 %s/zo_ratio_ref.py --model %s --data %s/train.jsonl --config %s "
-             "--out %s/ref > %s/ref.log 2>&1",
-             test_source_path("tests/ref"), g_model, g_fixture, cfg, dir, dir);
+             "--out %s/ref %s%s > %s/ref.log 2>&1",
+             test_source_path("tests/ref"), g_model, g_fixture, cfg, dir,
+             adapter ? "--init-adapter " : "", adapter ? adapter : "", dir);
     if (run(cmd)) {
         CHECKF(0, "%s: zo_ratio_ref.py failed (see %s/ref.log)", name, dir);
         return;
@@ -91,8 +95,9 @@ static void check(const char *name, const char *method, const char *json, const 
              "%s train --model %s --data %s/train.jsonl --out %s/ours --method %s --dtype fp32 "
              "--lr 1e-3 --eps 1e-5 --weight-decay 0.01 --schedule constant --batch-size 2 "
              "--max-steps 8 --seq-len 64 --seed 42 --no-shuffle --no-group-by-length --quiet %s "
-             "> %s/ours.log 2>&1",
-             getenv("BADAM_CLI"), g_model, g_fixture, dir, method, cli, dir);
+             "%s%s > %s/ours.log 2>&1",
+             getenv("BADAM_CLI"), g_model, g_fixture, dir, method, cli,
+             adapter ? "--init-adapter " : "", adapter ? adapter : "", dir);
     if (run(cmd)) {
         CHECKF(0, "%s: badam train failed (see %s/ours.log)", name, dir);
         return;
@@ -100,6 +105,11 @@ static void check(const char *name, const char *method, const char *json, const 
     snprintf(ours, sizeof ours, "%s/ours/model.safetensors", dir);
     snprintf(ref, sizeof ref, "%s/ref/model.safetensors", dir);
     snprintf(start, sizeof start, "%s/model.safetensors", g_model);
+    if (adapter) {
+        snprintf(ours, sizeof ours, "%s/ours/adapter/adapter_model.safetensors", dir);
+        snprintf(ref, sizeof ref, "%s/ref/adapter_model.safetensors", dir);
+        snprintf(start, sizeof start, "%s/adapter_model.safetensors", adapter);
+    }
     double e = compare_files(ours, ref, 1e-7, 1e-5);
     double moved = compare_files(ours, start, 0, 1e-4);
     fprintf(stderr,
@@ -110,18 +120,39 @@ static void check(const char *name, const char *method, const char *json, const 
 }
 
 static void test_mezo(void) {
-    check("zo-mezo", "mezo", "\"mezo_eps\": 1e-2, \"mezo_samples\": 1", "--clip 0 --mezo-eps 1e-2");
+    check("zo-mezo", "mezo", "\"mezo_eps\": 1e-2, \"mezo_samples\": 1", "--clip 0 --mezo-eps 1e-2",
+          NULL);
     check("zo-mezo-2samples", "mezo", "\"mezo_eps\": 1e-2, \"mezo_samples\": 2",
-          "--clip 0 --mezo-eps 1e-2 --mezo-samples 2");
+          "--clip 0 --mezo-eps 1e-2 --mezo-samples 2", NULL);
+}
+
+/* MeZO on LoRA adapters (all seven projections, rank 4, alpha 8) from a PEFT adapter whose B is
+ * not zero: the adapters against the reference's. */
+static void test_mezo_lora(void) {
+    char adapter[1100], cmd[4096];
+    snprintf(adapter, sizeof adapter, "%s/init_adapter", test_workdir("zo-mezo-lora-adapter"));
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/make_train_fixture.py --adapter %s --model %s --rank 4 "
+             "--alpha 8 --seed 3",
+             test_source_path("tests/ref"), adapter, g_model);
+    if (run(cmd)) {
+        CHECKF(0, "mezo-lora: adapter fixture failed");
+        return;
+    }
+    check("zo-mezo-lora", "mezo-lora",
+          "\"mezo_eps\": 1e-2, \"mezo_samples\": 2, \"lora_rank\": 4, \"lora_alpha\": 8",
+          "--clip 0 --mezo-eps 1e-2 --mezo-samples 2 --lora-rank 4 --lora-alpha 8 "
+          "--lora-targets all",
+          adapter);
 }
 
 static void test_ratio(void) {
     check("ratio-adjacent", "badam-ratio",
           "\"clip\": 1.0, \"switch_every\": 3, \"update_ratio\": 0.25, \"mask_mode\": \"adjacent\"",
-          "--clip 1 --switch-every 3 --update-ratio 0.25 --mask-mode adjacent");
+          "--clip 1 --switch-every 3 --update-ratio 0.25 --mask-mode adjacent", NULL);
     check("ratio-scatter", "badam-ratio",
           "\"clip\": 0.5, \"switch_every\": 3, \"update_ratio\": 0.3, \"mask_mode\": \"scatter\"",
-          "--clip 0.5 --switch-every 3 --update-ratio 0.3 --mask-mode scatter");
+          "--clip 0.5 --switch-every 3 --update-ratio 0.3 --mask-mode scatter", NULL);
 }
 
 /* bf16 weights, MeZO at lr 0 for 3 steps: every saved weight has the bits of the start model
@@ -181,6 +212,7 @@ int main(void) {
     if (run(cmd)) return 1;
     RUN_TEST(test_mezo_lr0_bf16);
     RUN_TEST(test_mezo);
+    RUN_TEST(test_mezo_lora);
     RUN_TEST(test_ratio);
     return test_result();
 }

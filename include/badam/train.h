@@ -21,6 +21,7 @@ typedef enum train_method {
     METHOD_SGD_BCD,     /* block coordinate descent with SGD (the paper's ablation) */
     METHOD_BADAM_RATIO, /* a fraction of every tensor by mask, sparse Adam (reference ratio mode) */
     METHOD_MEZO,        /* zeroth order: SPSA with the seed trick, forward passes only */
+    METHOD_MEZO_LORA,   /* MeZO on LoRA adapters (the weights frozen) */
     METHOD_COUNT
 } train_method;
 

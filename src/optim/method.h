@@ -197,7 +197,7 @@ void method_free(method_state *s);
 /* ---------------------------------------------------------------- the registry */
 
 #define TRAIN_METHOD_REGISTRY_MAX 32
-#define TRAIN_METHOD_BUILTIN_COUNT 7
+#define TRAIN_METHOD_BUILTIN_COUNT 8
 
 /* A table of methods the caller owns (no global state): starts with the built-in methods, and a
  * caller adds its own with train_method_register. */
@@ -207,7 +207,7 @@ typedef struct train_method_registry {
 } train_method_registry;
 
 /* The built-in methods in train_method order (badam, adam, lora, lomo, sgd-bcd, badam-ratio,
- * mezo); NULL outside. */
+ * mezo, mezo-lora); NULL outside. */
 const train_method_ops *train_method_builtin(int index);
 void train_method_registry_init(train_method_registry *r);
 /* Adds ops (which must outlive r); refuses a name already there, a table that is full, or ops

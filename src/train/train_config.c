@@ -12,9 +12,10 @@ badam_status train_method_parse(const char *name, train_method *m, badam_error *
             *m = (train_method)i;
             return BADAM_OK;
         }
-    return badam_fail(
-        err, BADAM_E_INVALID,
-        "unknown method '%s' (choose badam, adam, lora, lomo, sgd-bcd, badam-ratio or mezo)", name);
+    return badam_fail(err, BADAM_E_INVALID,
+                      "unknown method '%s' (choose badam, adam, lora, lomo, sgd-bcd, badam-ratio, "
+                      "mezo or mezo-lora)",
+                      name);
 }
 
 const char *train_method_name(train_method m) {

@@ -12,17 +12,25 @@
  * rounding and a step at lr 0 leaves every weight bit-identical, in bf16 as in fp32. Memory: one
  * layer's fp32 copy (the largest layer) and nothing per parameter: no gradients, no state.
  * Trained: every parameter of the layers (projections and norms); the embedding, final norm and
- * head are read outside the hooks and stay frozen. */
+ * head are read outside the hooks and stay frozen.
+ *
+ * Adapter mode (--method mezo-lora, the LoRA flags): the weights stay frozen and the LoRA
+ * adapters' A and B (fp32, read by the model in place) are what MeZO trains. A step keeps a copy
+ * of them (backend memory, the adapters' size), sets each to copy + eps z for a forward, and
+ * copies them back: exact as well. The key of A / B of the linear with parameter index p is
+ * tensor 2p / 2p + 1. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "badam/model.h"
+#include "io/files.h"
 #include "optim/methods/methods.h"
 
 typedef struct mezo {
-    float *buf;           /* one layer's perturbed fp32 copy (backend memory) */
+    float *buf;           /* one layer's perturbed fp32 copy, or the adapters' copy (backend) */
     size_t buf_floats;    /* its size */
+    int adapters;         /* adapter mode */
     const llama_model *m; /* for the hook */
     backend *be;
     uint64_t key; /* this sample's key */
@@ -79,6 +87,31 @@ static badam_status mezo_sizes(const llama_model *m, const method_options *o, me
     return BADAM_OK;
 }
 
+/* Adapter mode: A and B and their (unused) gradients as LoRA has them, and one copy of A and B. */
+static badam_status mezo_lora_sizes(const llama_model *m, const method_options *o,
+                                    method_sizes *out, badam_error *err) {
+    (void)err;
+    trainable_sizes z;
+    lora_pool(m, o->lora_rank, o->lora_targets, &z);
+    size_t adapters = lora_tensor_bytes(m, o->lora_rank, o->lora_targets);
+    out->bytes[BADAM_MEM_MASTER] += adapters + (z.pool ? badam_alloc_size(z.pool * 4) : 0);
+    out->bytes[BADAM_MEM_GRADIENTS] += adapters;
+    out->trainable = z.trainable;
+    out->first_layer = m->cfg.n_layers; /* no backward */
+    out->adapter_rank = o->lora_rank;
+    out->adapter_targets = __builtin_popcount(o->lora_targets);
+    return BADAM_OK;
+}
+
+static badam_status mezo_lora_check(const method_options *o, badam_error *err) {
+    badam_status st = mezo_check(o, err);
+    if (!st && o->lora_dropout > 0)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "train: --method mezo-lora compares two forwards of the same function: "
+                          "use --lora-dropout 0");
+    return st;
+}
+
 static badam_status mezo_create(method_state *s, badam_error *err) {
     mezo *z = calloc(1, sizeof *z);
     if (!z) return badam_fail(err, BADAM_E_NOMEM, "mezo: out of memory");
@@ -95,6 +128,12 @@ static badam_status mezo_allocate(method_state *s, badam_error *err) {
     if (st) return st;
     size_t numel;
     mezo_extent(s->m, &z->buf_floats, &numel);
+    z->adapters = s->m->lora != NULL;
+    if (z->adapters) {
+        trainable_sizes pool;
+        lora_pool(s->m, s->m->lora->rank, s->m->lora->targets, &pool);
+        z->buf_floats = pool.pool;
+    }
     if (z->buf_floats) {
         z->buf = BE(s->be, alloc, BADAM_MEM_MASTER, z->buf_floats * sizeof(float));
         if (!z->buf)
@@ -140,58 +179,124 @@ static badam_status perturbed_loss(mezo *z, const method_step_ctx *c, uint64_t k
     return c->forward_loss(c->self, loss_sum, tokens, err);
 }
 
+/* Runs body for every adapter tensor: x its values (A or B), n its size, t its tensor number
+ * (2p for A, 2p + 1 for B, p the adapted weight's index), at its offset in the copy. */
+#define FOR_EACH_ADAPTER_TENSOR(m, body)                                                           \
+    do {                                                                                           \
+        const llama_lora *lo_ = (m)->lora;                                                         \
+        size_t at = 0;                                                                             \
+        for (int i_ = 0; i_ < (m)->cfg.n_layers * LLAMA_P_KIND_COUNT; i_++) {                      \
+            if (!lo_->A[i_]) continue;                                                             \
+            int p_ = llama_param_index(m, i_ / LLAMA_P_KIND_COUNT,                                 \
+                                       (llama_param_kind)(i_ % LLAMA_P_KIND_COUNT));               \
+            const llama_param *w_ = &(m)->params[p_];                                              \
+            for (int b_ = 0; b_ < 2; b_++) {                                                       \
+                float *x = b_ ? lo_->B[i_] : lo_->A[i_];                                           \
+                size_t n = (size_t)lo_->rank * (size_t)(b_ ? w_->shape[0] : w_->shape[1]);         \
+                int t = 2 * p_ + b_;                                                               \
+                body;                                                                              \
+                at += pool_floats_of(n);                                                           \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* Adapter mode: save (dir 0: the adapters into the copy), set to copy + eps z (dir 1), restore
+ * (dir 2). */
+static void adapters_op(method_state *s, int dir, uint64_t key, float eps) {
+    mezo *z = s->priv;
+    FOR_EACH_ADAPTER_TENSOR(s->m, {
+        if (dir == 0) BE(s->be, upload, z->buf + at, x, n * sizeof(float));
+        if (dir == 1)
+            BE(s->be, gaussian_perturb, x, z->buf + at, BADAM_DTYPE_F32, n, eps,
+               tensor_key(key, t));
+        if (dir == 2) BE(s->be, download, x, z->buf + at, n * sizeof(float));
+    });
+}
+
+/* The update of every trained tensor for one sample (weight decay on matrices when wd given). */
+static void mezo_apply(method_state *s, uint64_t key, float lr, float coef, float wd) {
+    const llama_model *m = s->m;
+    if (((mezo *)s->priv)->adapters) {
+        FOR_EACH_ADAPTER_TENSOR(m, {
+            (void)at;
+            BE(s->be, gaussian_update_stored, x, BADAM_DTYPE_F32, n, lr, coef, wd,
+               tensor_key(key, t));
+        });
+        return;
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        const llama_param *p = &m->params[i];
+        if (p->layer < 0) continue;
+        BE(s->be, gaussian_update_stored, p->data, m->dtype, p->numel, lr, coef,
+           p->ndim == 2 ? wd : 0.0f, tensor_key(key, i));
+    }
+}
+
+/* L+ and L- of one sample: the layers perturbed through the hooks, or the adapters in place. */
+static badam_status sample_losses(method_state *s, const method_step_ctx *c, uint64_t key,
+                                  double *lp, double *lm, long *tokens, badam_error *err) {
+    mezo *z = s->priv;
+    const float eps = s->o.mezo_eps;
+    long tm = 0;
+    badam_status st;
+    if (z->adapters) {
+        adapters_op(s, 1, key, eps);
+        st = c->forward_loss(c->self, lp, tokens, err);
+        adapters_op(s, 1, key, -eps);
+        if (!st) st = c->forward_loss(c->self, lm, &tm, err);
+        adapters_op(s, 2, key, 0);
+        return st;
+    }
+    st = perturbed_loss(z, c, key, eps, lp, tokens, err);
+    if (!st) st = perturbed_loss(z, c, key, -eps, lm, &tm, err);
+    return st;
+}
+
 static badam_status mezo_step(method_state *s, const method_step_ctx *c, method_step_result *out,
                               badam_error *err) {
     mezo *z = s->priv;
-    const llama_model *m = s->m;
     const int n = s->o.mezo_samples;
     const float eps = s->o.mezo_eps;
     model_weight_hooks prev = llama_workspace_weight_hooks(c->ws);
     model_weight_hooks h = {mezo_acquire, mezo_release, mezo_invalidate, z};
-    llama_workspace_set_weight_hooks(c->ws, &h);
+    if (z->adapters)
+        adapters_op(s, 0, 0, 0);
+    else
+        llama_workspace_set_weight_hooks(c->ws, &h);
     badam_status st = BADAM_OK;
     double sq = 0;
     out->loss_sum = 0, out->tokens = 0;
     double *g = calloc((size_t)n, sizeof *g);
     if (!g) st = badam_fail(err, BADAM_E_NOMEM, "mezo: out of memory");
     for (int k = 0; !st && k < n; k++) {
-        uint64_t key = sample_key(s->o.seed, c->step, k);
         double lp = 0, lm = 0;
-        long tp = 0, tm = 0;
-        st = perturbed_loss(z, c, key, eps, &lp, &tp, err);
-        if (!st) st = perturbed_loss(z, c, key, -eps, &lm, &tm, err);
+        long tp = 0;
+        st = sample_losses(s, c, sample_key(s->o.seed, c->step, k), &lp, &lm, &tp, err);
         if (st) break;
         double den = tp > 0 ? (double)tp : 1.0;
         g[k] = (lp / den - lm / den) / (2.0 * (double)eps);
         sq += g[k] * g[k];
         if (k == 0) out->loss_sum = 0.5 * (lp + lm), out->tokens = tp;
     }
-    llama_workspace_set_weight_hooks(c->ws, &prev);
+    if (!z->adapters) llama_workspace_set_weight_hooks(c->ws, &prev);
     if (!st && !isfinite(sq))
         st = badam_fail(err, BADAM_E_NUMERIC,
                         "step %d: the projected gradient is not finite; lower --lr or raise "
                         "--mezo-eps",
                         c->step + 1);
     /* the update, sample by sample, z regenerated; lr 0 writes nothing */
-    for (int k = 0; !st && c->lr != 0.0f && k < n; k++) {
-        uint64_t key = sample_key(s->o.seed, c->step, k);
-        float coef = (float)(g[k] / n);
-        for (int i = 0; i < m->n_params; i++) {
-            const llama_param *p = &m->params[i];
-            if (p->layer < 0) continue;
-            float wd = k == 0 && p->ndim == 2 ? s->o.weight_decay : 0.0f;
-            BE(s->be, gaussian_update_stored, p->data, m->dtype, p->numel, c->lr, coef, wd,
-               tensor_key(key, i));
-        }
-    }
+    for (int k = 0; !st && c->lr != 0.0f && k < n; k++)
+        mezo_apply(s, sample_key(s->o.seed, c->step, k), c->lr, (float)(g[k] / n),
+                   k == 0 ? s->o.weight_decay : 0.0f);
     out->grad_norm = sqrt(sq / (n > 0 ? n : 1));
     free(g);
     return st;
 }
 
 static void mezo_describe(const method_state *s, const badam_logger *log) {
-    badam_logf(log, BADAM_LOG_INFO, "  MeZO: eps %g, %d sample(s) per step, layers only",
-               s->o.mezo_eps, s->o.mezo_samples);
+    badam_logf(log, BADAM_LOG_INFO, "  MeZO: eps %g, %d sample(s) per step, %s", s->o.mezo_eps,
+               s->o.mezo_samples,
+               ((const mezo *)s->priv)->adapters ? "LoRA adapters" : "layer parameters");
 }
 
 static void mezo_free(method_state *s) {
@@ -200,6 +305,42 @@ static void mezo_free(method_state *s) {
     free(z);
     s->priv = NULL;
 }
+
+/* Adapter mode's checkpoint: the adapter folder (as LoRA's, without moments). */
+static badam_status mezo_lora_save_parts(const method_state *s, const char *dir,
+                                         const char *base_model, badam_error *err) {
+    char adapter[4096];
+    if (io_path_join(adapter, sizeof adapter, dir, "adapter"))
+        return badam_fail(err, BADAM_E_INVALID, "%s: path too long", dir);
+    badam_status st = llama_lora_save(s->m, adapter, base_model, err);
+    return st ? st : io_sync_dir(adapter, err);
+}
+
+static badam_status mezo_lora_load_parts(method_state *s, const char *dir, const method_resume *r,
+                                         badam_error *err) {
+    (void)r;
+    char adapter[4096];
+    if (io_path_join(adapter, sizeof adapter, dir, "adapter"))
+        return badam_fail(err, BADAM_E_INVALID, "%s: path too long", dir);
+    return llama_lora_load(s->m, adapter, err);
+}
+
+const train_method_ops method_mezo_lora = {
+    .name = "mezo-lora",
+    .uses = METHOD_USES_ZO | METHOD_USES_LORA,
+    .default_clip = 0.0f,
+    .check = mezo_lora_check,
+    .prepare_model = lora_prepare_model,
+    .sizes = mezo_lora_sizes,
+    .create = mezo_create,
+    .allocate = mezo_allocate,
+    .step = mezo_step,
+    .save_parts = mezo_lora_save_parts,
+    .load_parts = mezo_lora_load_parts,
+    .save_final = lora_save_final,
+    .describe = mezo_describe,
+    .free = mezo_free,
+};
 
 const train_method_ops method_mezo = {
     .name = "mezo",
