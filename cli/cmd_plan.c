@@ -65,12 +65,10 @@ int cmd_plan(int argc, char **argv) {
         fprintf(stderr, "badam plan: --model is required (see --help)\n");
         return 2;
     }
-    if (!(c.update_ratio > 0.0f && c.update_ratio <= 1.0f)) {
-        fprintf(stderr, "badam plan: --update-ratio must be in (0, 1]\n");
-        return 2;
-    }
-    if (c.batch_size < 1 || c.seq_len < 2 || c.lora_rank < 1) {
-        fprintf(stderr, "badam plan: --batch-size, --seq-len and --lora-rank must be positive\n");
+    if (c.batch_size < 1 || c.seq_len < 2 || c.lora_rank < 1 ||
+        !(c.update_ratio > 0.0f && c.update_ratio <= 1.0f)) {
+        fprintf(stderr, "badam plan: --batch-size, --seq-len and --lora-rank must be positive, "
+                        "--update-ratio in (0, 1]\n");
         return 2;
     }
     char path[4096];
