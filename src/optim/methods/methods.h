@@ -5,11 +5,11 @@
 
 #include "optim/method.h"
 
-extern const train_method_ops method_badam;   /* badam.c */
-extern const train_method_ops method_adam;    /* adam.c */
-extern const train_method_ops method_lora;    /* lora.c */
-extern const train_method_ops method_lomo;    /* lomo.c */
-extern const train_method_ops method_sgd_bcd; /* sgd_bcd.c */
+extern const train_method_ops method_badam;       /* badam.c */
+extern const train_method_ops method_adam;        /* adam.c */
+extern const train_method_ops method_lora;        /* lora.c */
+extern const train_method_ops method_lomo;        /* lomo.c */
+extern const train_method_ops method_sgd_bcd;     /* sgd_bcd.c */
 extern const train_method_ops method_badam_ratio; /* badam_ratio.c */
 extern const train_method_ops method_mezo;        /* mezo.c */
 extern const train_method_ops method_mezo_lora;   /* mezo.c */
