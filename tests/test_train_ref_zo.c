@@ -1,7 +1,8 @@
 /* MeZO and BAdam's ratio mode against their PyTorch references (tests/ref/zo_ratio_ref.py, which
  * regenerates z and the masks with a port of our generator): the same tiny model and batches,
  * fp32 weights, final parameters within 1e-5 relative after 8 steps (three mask periods: two
- * renewals) and moved at least 10x that (MeZO also on LoRA adapters); and a MeZO run at lr 0 on
+ * renewals) and moved at least 10x that (MeZO also on LoRA adapters; ratio mode also with the
+ * embedding and head); and a MeZO run at lr 0 on
  * bf16 weights leaves every weight bit-identical. Skips without torch. */
 #include <math.h>
 #include <stdlib.h>
@@ -153,6 +154,12 @@ static void test_ratio(void) {
     check("ratio-scatter", "badam-ratio",
           "\"clip\": 0.5, \"switch_every\": 3, \"update_ratio\": 0.3, \"mask_mode\": \"scatter\"",
           "--clip 0.5 --switch-every 3 --update-ratio 0.3 --mask-mode scatter", NULL);
+    check("ratio-embed-head", "badam-ratio",
+          "\"clip\": 1.0, \"switch_every\": 2, \"update_ratio\": 0.2, \"mask_mode\": "
+          "\"scatter\", \"include_embedding\": true, \"include_head\": true",
+          "--clip 1 --switch-every 2 --update-ratio 0.2 --mask-mode scatter --include-embedding "
+          "--include-head",
+          NULL);
 }
 
 /* bf16 weights, MeZO at lr 0 for 3 steps: every saved weight has the bits of the start model
