@@ -2,8 +2,8 @@
  * regenerates z and the masks with a port of our generator): the same tiny model and batches,
  * fp32 weights, final parameters within 1e-5 relative after 8 steps (three mask periods: two
  * renewals) and moved at least 10x that (MeZO also on LoRA adapters; ratio mode also with the
- * embedding and head); and a MeZO run at lr 0 on
- * bf16 weights leaves every weight bit-identical. Skips without torch. */
+ * embedding and head); and a MeZO run at lr 0 on bf16 weights leaves every weight
+ * bit-identical. Skips without torch. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
