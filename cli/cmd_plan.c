@@ -29,7 +29,7 @@ static void print_row(const char *name, const memory_plan *p, int json, int firs
     char buf[BADAM_MEM_CATEGORY_COUNT + 1][32];
     for (int c = 1; c < BADAM_MEM_CATEGORY_COUNT; c++) cli_human_bytes(buf[c], p->bytes[c]);
     cli_human_bytes(buf[0], p->total);
-    printf("  %-8s %11s %11s %11s %11s %11s %11s %11s\n", name, buf[BADAM_MEM_WEIGHTS],
+    printf("  %-11s %11s %11s %11s %11s %11s %11s %11s\n", name, buf[BADAM_MEM_WEIGHTS],
            buf[BADAM_MEM_MASTER], buf[BADAM_MEM_GRADIENTS], buf[BADAM_MEM_OPTIMIZER],
            buf[BADAM_MEM_ACTIVATIONS], buf[BADAM_MEM_WORKSPACE], buf[0]);
 }
@@ -41,7 +41,8 @@ int cmd_plan(int argc, char **argv) {
     int json = 0;
     const cli_option opts[] = {
         {"model", OPT_STRING, &c.model_dir, "DIR", "model folder (only config.json is read)", 0},
-        {"method", OPT_STRING, &method, "NAME", "badam, adam, lora, lomo, sgd-bcd or all", 0},
+        {"method", OPT_STRING, &method, "NAME",
+         "badam, adam, lora, lomo, sgd-bcd, badam-ratio, mezo, mezo-lora or all", 0},
         {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32", parse_dtype},
         {"seq-len", OPT_INT, &c.seq_len, "T", "tokens per sequence (512)", 0},
         {"batch-size", OPT_INT, &c.batch_size, "B", "sequences per micro-batch (2)", 0},
@@ -53,6 +54,7 @@ int cmd_plan(int argc, char **argv) {
          "head as a block (tied models: the norm only)", 0},
         {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},
         {"lora-targets", OPT_CUSTOM, &c.lora_targets, "LIST", "LoRA modules", parse_lora_targets},
+        {"update-ratio", OPT_FLOAT, &c.update_ratio, "X", "badam-ratio: fraction updated (0.1)", 0},
         {"recompute", OPT_FLAG, &c.recompute, NULL, "activation recomputation", 0},
         {"json", OPT_FLAG, &json, NULL, "print JSON", 0},
         {0},
@@ -63,8 +65,10 @@ int cmd_plan(int argc, char **argv) {
         fprintf(stderr, "badam plan: --model is required (see --help)\n");
         return 2;
     }
-    if (c.batch_size < 1 || c.seq_len < 2 || c.lora_rank < 1) {
-        fprintf(stderr, "badam plan: --batch-size, --seq-len and --lora-rank must be positive\n");
+    if (c.batch_size < 1 || c.seq_len < 2 || c.lora_rank < 1 ||
+        !(c.update_ratio > 0.0f && c.update_ratio <= 1.0f)) {
+        fprintf(stderr, "badam plan: --batch-size, --seq-len and --lora-rank must be positive, "
+                        "--update-ratio in (0, 1]\n");
         return 2;
     }
     char path[4096];
@@ -85,7 +89,7 @@ int cmd_plan(int argc, char **argv) {
         printf("model %s: %s, %s parameters, %s weights, batch %d x %d tokens\n", c.model_dir,
                mc.model_type, cli_human_count(a, llama_param_count(&mc)),
                c.dtype == BADAM_DTYPE_BF16 ? "bf16" : "fp32", c.batch_size, c.seq_len);
-        printf("  %-8s %11s %11s %11s %11s %11s %11s %11s\n", "method", "weights", "master",
+        printf("  %-11s %11s %11s %11s %11s %11s %11s %11s\n", "method", "weights", "master",
                "gradients", "optimizer", "activations", "workspace", "total");
     } else {
         printf("{");
@@ -102,7 +106,7 @@ int cmd_plan(int argc, char **argv) {
         print_row(train_method_name(c.method), &p, json, first);
         first = 0;
         if (!json && (i == METHOD_BADAM || i == METHOD_SGD_BCD))
-            printf("  %-8s %d blocks, largest %s parameters\n", "", p.n_blocks,
+            printf("  %-11s %d blocks, largest %s parameters\n", "", p.n_blocks,
                    cli_human_count(a, p.largest_block));
     }
     if (json) printf("\n}\n");

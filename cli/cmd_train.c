@@ -29,7 +29,7 @@ typedef struct train_cli {
 } train_cli;
 
 /* Entries of the option table, without its end marker. */
-enum { N_RUN_OPTIONS = 42, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
+enum { N_RUN_OPTIONS = 46, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
 
 /* The options of the run (model, data, output, method, blocks, optimizer, loop, LoRA), into
  * opts[N_RUN_OPTIONS]. */
@@ -41,8 +41,8 @@ static void run_options(train_cli *x, cli_option *opts) {
          0},
         {"val-data", OPT_STRING, &c->val_path, "FILE", "separate validation data", 0},
         {"out", OPT_STRING, &c->out_dir, "DIR", "output folder (created)", 0},
-        {"method", OPT_CUSTOM, &c->method, "NAME", "badam (default), adam, lora, lomo, sgd-bcd",
-         parse_method},
+        {"method", OPT_CUSTOM, &c->method, "NAME",
+         "badam (default), adam, lora, lomo, sgd-bcd, badam-ratio, mezo, mezo-lora", parse_method},
         {"dtype", OPT_CUSTOM, &c->dtype, "T", "weight storage: bf16 (default) or fp32",
          parse_dtype},
         {"switch-every", OPT_CUSTOM, &c->switch_every, "K|auto",
@@ -102,6 +102,12 @@ static void run_options(train_cli *x, cli_option *opts) {
         {"lora-targets", OPT_CUSTOM, &c->lora_targets, "LIST",
          "modules to adapt (q,k,v,o,gate,up,down)", parse_lora_targets},
         {"init-adapter", OPT_STRING, &c->init_adapter, "DIR", "start LoRA from a PEFT adapter", 0},
+        {"update-ratio", OPT_FLOAT, &c->update_ratio, "X",
+         "badam-ratio: fraction of each tensor updated per mask (0.1)", 0},
+        {"mask-mode", OPT_CUSTOM, &c->mask_scatter, "M",
+         "badam-ratio: adjacent (default) or scatter entries", parse_mask_mode},
+        {"mezo-eps", OPT_FLOAT, &c->mezo_eps, "X", "mezo: perturbation scale (1e-3)", 0},
+        {"mezo-samples", OPT_INT, &c->mezo_samples, "N", "mezo: SPSA samples per step (1)", 0},
     };
     _Static_assert(sizeof table / sizeof table[0] == N_RUN_OPTIONS, "N_RUN_OPTIONS");
     memcpy(opts, table, sizeof table);
@@ -178,7 +184,7 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
                   "checkpoint every N steps): give one";
     else if (GIVEN("val-data") && GIVEN("val-size"))
         refused = "--val-data and --val-size both choose the validation set: give one";
-    else if (GIVEN("init-adapter") && c->method != METHOD_LORA)
+    else if (GIVEN("init-adapter") && c->method != METHOD_LORA && c->method != METHOD_MEZO_LORA)
         refused = "--init-adapter starts a LoRA adapter: it needs --method lora";
     if (refused) {
         fprintf(stderr, "badam train: %s\n", refused);
@@ -199,14 +205,27 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
                                  "include-embedding", "include-head", "always-active"};
     int blockwise = c->method == METHOD_BADAM || c->method == METHOD_SGD_BCD;
     for (int i = 0; i < 7 && !blockwise; i++)
-        if (GIVEN(block_flags[i]))
+        if (GIVEN(block_flags[i]) &&
+            !(c->method == METHOD_BADAM_RATIO && (i == 0 || i == 4 || i == 5)))
             cli_warn("badam train", "--%s is ignored with --method %s (it trains no blocks)",
                      block_flags[i], train_method_name(c->method));
     const char *lora_flags[] = {"lora-rank", "lora-alpha", "lora-dropout", "lora-targets"};
-    for (int i = 0; i < 4 && c->method != METHOD_LORA; i++)
+    for (int i = 0; i < 4 && c->method != METHOD_LORA && c->method != METHOD_MEZO_LORA; i++)
         if (GIVEN(lora_flags[i]))
             cli_warn("badam train", "--%s is ignored with --method %s (it is for --method lora)",
                      lora_flags[i], train_method_name(c->method));
+    const char *ratio_flags[] = {"update-ratio", "mask-mode"};
+    for (int i = 0; i < 2 && c->method != METHOD_BADAM_RATIO; i++)
+        if (GIVEN(ratio_flags[i]))
+            cli_warn("badam train",
+                     "--%s is ignored with --method %s (it is for --method "
+                     "badam-ratio)",
+                     ratio_flags[i], train_method_name(c->method));
+    const char *mezo_flags[] = {"mezo-eps", "mezo-samples"};
+    for (int i = 0; i < 2 && c->method != METHOD_MEZO && c->method != METHOD_MEZO_LORA; i++)
+        if (GIVEN(mezo_flags[i]))
+            cli_warn("badam train", "--%s is ignored with --method %s (it is for --method mezo)",
+                     mezo_flags[i], train_method_name(c->method));
 #undef GIVEN
     return 0;
 }

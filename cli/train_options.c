@@ -52,6 +52,16 @@ int parse_switch_mode(const char *v, void *target, char *why, size_t n) {
     return reason(block_order_parse(v, target, &err), &err, why, n);
 }
 
+int parse_mask_mode(const char *v, void *target, char *why, size_t n) {
+    int *scatter = target;
+    if (!strcmp(v, "adjacent") || !strcmp(v, "scatter")) {
+        *scatter = !strcmp(v, "scatter");
+        return 0;
+    }
+    snprintf(why, n, "'%s' is not a mask mode (adjacent or scatter)", v);
+    return -1;
+}
+
 int parse_partition(const char *v, void *target, char *why, size_t n) {
     partition_options *p = target;
     if (strchr(v, '.')) {

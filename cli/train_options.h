@@ -8,6 +8,8 @@ int parse_method(const char *v, void *target, char *why, size_t n);
 int parse_dtype(const char *v, void *target, char *why, size_t n);
 int parse_switch_every(const char *v, void *target, char *why, size_t n);
 int parse_switch_mode(const char *v, void *target, char *why, size_t n);
+/* --mask-mode adjacent|scatter into an int (1: scatter). */
+int parse_mask_mode(const char *v, void *target, char *why, size_t n);
 /* "layer", "module", "matrix", or a block list of prefixes: into a partition_options. */
 int parse_partition(const char *v, void *target, char *why, size_t n);
 int parse_schedule(const char *v, void *target, char *why, size_t n);

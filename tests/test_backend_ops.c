@@ -500,6 +500,68 @@ static void check_reductions(pair *P, size_t n) {
     free(x), free(y);
 }
 
+/* gaussian_perturb, gaussian_update_stored, gather and scatter on n elements stored in dt: the
+ * same fp32 operations in the same order as the reference, so the results are bit-identical; the
+ * draws of a large tensor have mean ~0 and variance ~1. */
+static void check_zo_mask(pair *P, size_t n, badam_dtype dt) {
+    test_rng *r = &P->rng;
+    size_t es = badam_dtype_size(dt);
+    float *w32 = host_randn(r, n, 0.5f);
+    void *w = malloc(n * es + 4);
+    badam_convert(w, dt, w32, BADAM_DTYPE_F32, n);
+    size_t k = n / 3;
+    int32_t *idx = malloc((k + 1) * sizeof *idx);
+    for (size_t j = 0; j < k; j++) idx[j] = (int32_t)((j * 7919 + 13) % n); /* distinct: n prime */
+    float *src = host_randn(r, k, 1);
+    backend *bs[2] = {P->be, P->ref};
+    float *pert[2], *gat[2], *srcb[2];
+    void *upd[2], *sct[2];
+    int32_t *ib[2];
+    for (int s = 0; s < 2; s++) {
+        pert[s] = BE(bs[s], alloc, BADAM_MEM_WORKSPACE, n * 4 + 4);
+        BE(bs[s], gaussian_perturb, pert[s], w, dt, n, 1e-2f, 0x1234abcdull);
+        upd[s] = up(bs[s], w, n * es);
+        BE(bs[s], gaussian_update_stored, upd[s], dt, n, 0.3f, -1.7f, 0.1f, 99);
+        ib[s] = up(bs[s], idx, k * 4);
+        srcb[s] = up(bs[s], src, k * 4);
+        gat[s] = BE(bs[s], alloc, BADAM_MEM_WORKSPACE, k * 4 + 4);
+        BE(bs[s], gather, gat[s], w, dt, ib[s], k, 0);
+        BE(bs[s], gather, gat[s], w, dt, ib[s], k, 1);
+        sct[s] = up(bs[s], w, n * es);
+        BE(bs[s], scatter, sct[s], dt, srcb[s], ib[s], k);
+    }
+    const char *dn = badam_dtype_name(dt);
+    float *a = down(P->be, pert[0], n), *b = down(P->ref, pert[1], n);
+    CHECKF(!memcmp(a, b, n * 4), "%s: gaussian_perturb n=%zu %s not exact", P->name, n, dn);
+    free(a), free(b);
+    void *ua = malloc(n * es + 4), *ub = malloc(n * es + 4);
+    BE(P->be, download, ua, upd[0], n * es), BE(P->ref, download, ub, upd[1], n * es);
+    CHECKF(!memcmp(ua, ub, n * es), "%s: gaussian_update_stored n=%zu %s", P->name, n, dn);
+    BE(P->be, download, ua, sct[0], n * es), BE(P->ref, download, ub, sct[1], n * es);
+    CHECKF(!memcmp(ua, ub, n * es), "%s: scatter n=%zu %s", P->name, n, dn);
+    free(ua), free(ub);
+    a = down(P->be, gat[0], k), b = down(P->ref, gat[1], k);
+    CHECKF(!memcmp(a, b, k * 4), "%s: gather n=%zu %s not exact", P->name, n, dn);
+    free(a), free(b);
+    if (n > 10000 && dt == BADAM_DTYPE_F32) {
+        float *zero = calloc(n, 4), *z = BE(P->be, alloc, BADAM_MEM_WORKSPACE, n * 4);
+        BE(P->be, gaussian_perturb, z, zero, BADAM_DTYPE_F32, n, 1.0f, 7);
+        float *h = down(P->be, z, n);
+        double s1 = 0, s2 = 0;
+        for (size_t j = 0; j < n; j++) s1 += h[j], s2 += (double)h[j] * h[j];
+        double mean = s1 / n, var = s2 / n - mean * mean;
+        CHECKF(fabs(mean) < 0.02 && fabs(var - 1) < 0.03, "%s: gaussian mean %g variance %g",
+               P->name, mean, var);
+        free(h), free(zero);
+        BE(P->be, free, z);
+    }
+    for (int s = 0; s < 2; s++) {
+        BE(bs[s], free, pert[s]), BE(bs[s], free, upd[s]), BE(bs[s], free, ib[s]);
+        BE(bs[s], free, srcb[s]), BE(bs[s], free, gat[s]), BE(bs[s], free, sct[s]);
+    }
+    free(w32), free(w), free(idx), free(src);
+}
+
 static void check_backend(const test_backend_entry *e) {
     pair P = {.name = e->name};
     badam_error err = {0};
@@ -544,6 +606,11 @@ static void check_backend(const test_backend_entry *e) {
                         : d == 1 ? BADAM_DTYPE_BF16
                                  : BADAM_DTYPE_F16);
         check_reductions(&P, optim_n[i]);
+    }
+    for (int d = 0; d < 3; d++) {
+        badam_dtype dt = d == 0 ? BADAM_DTYPE_F32 : d == 1 ? BADAM_DTYPE_BF16 : BADAM_DTYPE_F16;
+        check_zo_mask(&P, 7, dt);
+        check_zo_mask(&P, 65537, dt);
     }
     backend_destroy(P.ref);
     backend_destroy(P.be);

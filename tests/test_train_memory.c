@@ -64,6 +64,42 @@ static void check_steady_state_allocs(const char *out, const char *method) {
     CHECKF(steps >= 4, "%s: %d steps in metrics.jsonl", method, steps);
 }
 
+/* Ratio mode (--update-ratio 0.1, embedding and head frozen): 18 bytes per masked entry (fp32
+ * master, gradient, m, v and the int32 index) in master + optimizer, and gradients of the masked
+ * entries plus one dense buffer per shape class (the largest matrix, the largest vector). MeZO:
+ * one layer's fp32 copy and nothing else. Up to alignment. */
+static void check_ratio_and_mezo_state(json_t *j, const llama_config *cfg, const char *method) {
+    llama_model *m = NULL;
+    badam_error err = {0};
+    llama_model_describe(cfg, BADAM_DTYPE_BF16, &m, &err);
+    size_t masked = 0, matrix = 0, vector = 0, layer = 0;
+    for (int p = 0; m && p < m->n_params; p++) {
+        const llama_param *q = &m->params[p];
+        if (q->layer == 0) layer += q->numel;
+        if (q->tag.role == MODEL_ROLE_EMBED || q->tag.role == MODEL_ROLE_HEAD) continue;
+        masked += (size_t)((double)q->numel * (double)0.1f);
+        size_t *slot = q->ndim == 2 ? &matrix : &vector;
+        if (q->numel > *slot) *slot = q->numel;
+    }
+    double master = field(j, "predicted", "master"), grads = field(j, "predicted", "gradients"),
+           opt = field(j, "predicted", "optimizer");
+    if (!strcmp(method, "badam-ratio")) {
+        CHECKF(master + opt >= 16.0 * masked && master + opt <= 16.0 * masked * 1.05 + 8192,
+               "ratio: master + optimizer %.0f bytes vs 16 x %zu masked entries", master + opt,
+               masked);
+        double dense = 4.0 * (masked + matrix + vector);
+        CHECKF(grads >= dense && grads <= dense * 1.05 + 8192,
+               "ratio: gradients %.0f bytes vs 4 x (%zu masked + %zu + %zu dense)", grads, masked,
+               matrix, vector);
+    }
+    if (!strcmp(method, "mezo"))
+        CHECKF(master >= 4.0 * layer && master <= 4.0 * layer * 1.02 + 4096 && grads == 0 &&
+                   opt == 0,
+               "mezo: master %.0f (one layer: 4 x %zu), gradients %.0f, optimizer %.0f", master,
+               layer, grads, opt);
+    llama_model_free(m);
+}
+
 static void test_predicted_equals_allocated(void) {
     const char *dir = test_workdir("memory-small");
     char model[1024], data[1024];
@@ -75,11 +111,12 @@ static void test_predicted_equals_allocated(void) {
         CHECK(0);
         return;
     }
-    const char *methods[] = {"badam", "adam", "lora", "lomo", "sgd-bcd"};
+    const char *methods[] = {"badam",   "adam",        "lora", "lomo",
+                             "sgd-bcd", "badam-ratio", "mezo", "mezo-lora"};
     /* ascending with K=1 visits every block, so the activation peak is the planned worst case */
     const char *extra = "--max-steps 4 --switch-every 1 --switch-mode ascending --seq-len 48 "
                         "--batch-size 2 --lr 1e-4";
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 8; i++) {
         char out[1100];
         snprintf(out, sizeof out, "%s/out-%s", dir, methods[i]);
         if (train(model, data, out, methods[i], extra)) {
@@ -109,6 +146,7 @@ static void test_predicted_equals_allocated(void) {
                    "BAdam state %.0f bytes vs 14 x %zu block parameters", state, layer);
             llama_model_free(m);
         }
+        if (j) check_ratio_and_mezo_state(j, &cfg, methods[i]);
         json_decref(j);
     }
 }

@@ -112,14 +112,24 @@ static void test_lora_dropout(void) {
 }
 
 /* --stop-at-step pauses a run with a checkpoint (no final model); --resume of the same command
- * ends bit-identical to the uninterrupted run, for a method with state in the checkpoint (Adam)
- * and one updating inside backward (LOMO). --stop-at-step without checkpoints is refused. */
+ * ends bit-identical to the uninterrupted run, for a method with state in the checkpoint (Adam),
+ * one updating inside backward (LOMO), BAdam's ratio mode paused inside a mask period (its
+ * masters and moments by tensor name, the masks regenerated) in both mask modes, and MeZO (no
+ * state: z from the seed and the step), also on LoRA adapters (the checkpoint's adapter).
+ * --stop-at-step without checkpoints is refused. */
 static void test_pause(void) {
-    const char *methods[] = {"--method adam --max-steps 12 --lr 1e-3",
-                             "--method lomo --max-steps 12 --lr 1e-2 --clip 0"};
-    for (int i = 0; i < 2; i++) {
+    const char *methods[] = {
+        "--method adam --max-steps 12 --lr 1e-3",
+        "--method lomo --max-steps 12 --lr 1e-2 --clip 0",
+        "--method badam-ratio --switch-every 3 --update-ratio 0.3 --max-steps 12 --lr 1e-3",
+        "--method badam-ratio --switch-every 5 --mask-mode scatter --max-steps 12 --lr 1e-3",
+        "--method mezo --mezo-eps 1e-2 --max-steps 12 --lr 1e-4 --clip 0",
+        "--method mezo-lora --mezo-eps 1e-2 --lora-rank 4 --max-steps 12 --lr 1e-3 --clip 0"};
+    const char *names[] = {"pause-adam",          "pause-lomo", "pause-ratio",
+                           "pause-ratio-scatter", "pause-mezo", "pause-mezo-lora"};
+    for (int i = 0; i < 6; i++) {
         char base[1024], a[1100], b[1100], cmd[8192], args[512], fa[1300], fb[1300];
-        snprintf(base, sizeof base, "%s", test_workdir(i ? "pause-lomo" : "pause-adam"));
+        snprintf(base, sizeof base, "%s", test_workdir(names[i]));
         snprintf(a, sizeof a, "%s/uninterrupted", base);
         snprintf(b, sizeof b, "%s/paused", base);
         build_cmd(cmd, sizeof cmd, a, methods[i], 0);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Per-method training cost on one random model: forward, backward, update and switch seconds
-# per step, tokens/s and peak RSS for BAdam, LoRA, Adam, LOMO and SGD-BCD, plus BAdam's backward
+# per step, tokens/s and peak RSS for BAdam, LoRA, Adam, LOMO, SGD-BCD, BAdam's ratio mode and
+# MeZO (forward only: its two forwards per step count in update s), plus BAdam's backward
 # as a fraction of LoRA's. Usage: bench/methods/run.sh [130m|1b|tiny] [steps]
 # Steps exclude the first (warm-up) step from the averages. Absolute times on a shared machine
 # are noisy; compare methods within one run.
@@ -19,9 +20,10 @@ esac
 if [ ! -f "$WORK/model/config.json" ]; then
   /usr/bin/python3 bench/methods/make_inputs.py --out "$WORK/model" $ARGS --seq $T --examples 64
 fi
-for method in badam lora adam lomo sgd-bcd; do
+for method in badam lora adam lomo sgd-bcd badam-ratio mezo; do
   extra=""
   [ "$method" = lomo ] && extra="--clip 0"
+  [ "$method" = mezo ] && extra="--clip 0"
   ./build/badam train --model "$WORK/model" --data "$WORK/model/train.jsonl" --out "$WORK/out-$method" \
     --method "$method" --max-steps "$STEPS" --switch-every 50 --batch-size "$B" --seq-len "$T" \
     --no-shuffle --lr 1e-5 --no-checkpoint --quiet $extra > "$WORK/$method.log" 2>&1 ||
@@ -31,7 +33,7 @@ done
 import json, sys
 work = sys.argv[1]
 rows = {}
-for m in ["badam", "lora", "adam", "lomo", "sgd-bcd"]:
+for m in ["badam", "lora", "adam", "lomo", "sgd-bcd", "badam-ratio", "mezo"]:
     steps = [json.loads(l) for l in open(f"{work}/out-{m}/metrics.jsonl") if '"loss"' in l]
     steady = steps[1:] or steps
     avg = lambda k: sum(s[k] for s in steady) / len(steady)
@@ -39,10 +41,10 @@ for m in ["badam", "lora", "adam", "lomo", "sgd-bcd"]:
     rows[m] = dict(fwd=avg("forward_s"), bwd=avg("backward_s"), upd=avg("update_s"),
                    sw=sum(s["switch_s"] for s in steps), tps=avg("tokens_per_s"),
                    rss=mem["peak_rss"] / 2**20, pred=mem["predicted"]["total"] / 2**20)
-print(f"{'method':8} {'forward s':>10} {'backward s':>11} {'update s':>9} {'switch s':>9} "
+print(f"{'method':11} {'forward s':>10} {'backward s':>11} {'update s':>9} {'switch s':>9} "
       f"{'tokens/s':>9} {'peak RSS MiB':>13} {'planned MiB':>12}")
 for m, r in rows.items():
-    print(f"{m:8} {r['fwd']:10.3f} {r['bwd']:11.3f} {r['upd']:9.4f} {r['sw']:9.4f} "
+    print(f"{m:11} {r['fwd']:10.3f} {r['bwd']:11.3f} {r['upd']:9.4f} {r['sw']:9.4f} "
           f"{r['tps']:9.1f} {r['rss']:13.1f} {r['pred']:12.1f}")
 print(f"BAdam backward / LoRA backward = {rows['badam']['bwd'] / rows['lora']['bwd']:.2f}")
 PY

@@ -14,11 +14,14 @@
 #include "badam/status.h"
 
 typedef enum train_method {
-    METHOD_BADAM = 0, /* block coordinate descent, Adam inner solver */
-    METHOD_ADAM,      /* every parameter, fp32 master and state */
-    METHOD_LORA,      /* low-rank adapters on frozen weights */
-    METHOD_LOMO,      /* SGD fused into backward, one gradient alive at a time */
-    METHOD_SGD_BCD,   /* block coordinate descent with SGD (the paper's ablation) */
+    METHOD_BADAM = 0,   /* block coordinate descent, Adam inner solver */
+    METHOD_ADAM,        /* every parameter, fp32 master and state */
+    METHOD_LORA,        /* low-rank adapters on frozen weights */
+    METHOD_LOMO,        /* SGD fused into backward, one gradient alive at a time */
+    METHOD_SGD_BCD,     /* block coordinate descent with SGD (the paper's ablation) */
+    METHOD_BADAM_RATIO, /* a fraction of every tensor by mask, sparse Adam (reference ratio mode) */
+    METHOD_MEZO,        /* zeroth order: SPSA with the seed trick, forward passes only */
+    METHOD_MEZO_LORA,   /* MeZO on LoRA adapters (the weights frozen) */
     METHOD_COUNT
 } train_method;
 
@@ -81,6 +84,13 @@ typedef struct train_config {
     float lora_alpha, lora_dropout;
     uint32_t lora_targets;
     const char *init_adapter;
+
+    /* BAdam ratio mode (--method badam-ratio) */
+    float update_ratio; /* fraction of each trained tensor updated per mask (0.1) */
+    int mask_scatter;   /* 0: adjacent entries (default), 1: scattered (seeded permutation) */
+    /* MeZO (--method mezo) */
+    float mezo_eps;   /* perturbation scale (1e-3) */
+    int mezo_samples; /* SPSA samples per step, averaged (1) */
 
     /* data */
     data_format format;

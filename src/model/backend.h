@@ -25,6 +25,7 @@
 #ifndef BADAM_MODEL_BACKEND_H
 #define BADAM_MODEL_BACKEND_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,16 @@ static inline double backend_unit(uint64_t h) {
 }
 static inline double backend_dropout_unit(uint64_t key, size_t j) {
     return backend_unit(backend_mix64(key ^ j));
+}
+/* The standard normal draw every backend makes for element j of a tensor with key `key` (MeZO's
+ * perturbation z, regenerated from the key, never stored): Box-Muller in double from two units
+ * of the same hash, u1 = unit(mix(key ^ 2j)), u2 = unit(mix(key ^ (2j + 1))),
+ *   z = (float)(sqrt(-2 log(1 - u1)) cos(2 pi u2))
+ * (tests/ref/zo_ratio_ref.py ports it; libm's log, cos and sqrt in double). */
+static inline float backend_gaussian(uint64_t key, size_t j) {
+    double u1 = backend_unit(backend_mix64(key ^ (2 * (uint64_t)j)));
+    double u2 = backend_unit(backend_mix64(key ^ (2 * (uint64_t)j + 1)));
+    return (float)(sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2));
 }
 
 struct backend_ops {
@@ -215,6 +226,22 @@ struct backend_ops {
     void (*scale)(backend *be, float *x, float a, size_t n);
     /* y[i] += a x[i]  (the product rounded to fp32, then the sum: no fused multiply-add) */
     void (*axpy)(backend *be, float *y, float a, const float *x, size_t n);
+
+    /* ---- zeroth-order and masked updates (MeZO, BAdam's ratio mode; model/cpu/zo_mask.c) ---- */
+    /* dst[i] = float(w[i]) + eps * z_i, z_i = backend_gaussian(key, i) (the product rounded to
+     * fp32, then the sum); w in w_dtype, may be host memory (a weight) */
+    void (*gaussian_perturb)(backend *be, float *dst, const void *w, badam_dtype w_dtype, size_t n,
+                             float eps, uint64_t key);
+    /* w[i] = round(float(w[i]) (1 - lr wd) - (lr coef) z_i) in storage, z_i as above */
+    void (*gaussian_update_stored)(backend *be, void *w, badam_dtype w_dtype, size_t n, float lr,
+                                   float coef, float weight_decay, uint64_t key);
+    /* dst[k] = (accumulate ? dst[k] : 0) + float(src[idx[k]]), k < n (src in src_dtype, may be
+     * host memory; idx int32 backend memory) */
+    void (*gather)(backend *be, float *dst, const void *src, badam_dtype src_dtype,
+                   const int32_t *idx, size_t n, int accumulate);
+    /* dst[idx[k]] = src[k] rounded to dst_dtype, k < n (idx without repeats) */
+    void (*scatter)(backend *be, void *dst, badam_dtype dst_dtype, const float *src,
+                    const int32_t *idx, size_t n);
 };
 
 /* be->ops->op(be, ...) */

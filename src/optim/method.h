@@ -36,7 +36,9 @@
 enum {
     METHOD_USES_BLOCKS = 1u << 0, /* partition, K, block order, start block, reference compat */
     METHOD_USES_ADAM = 1u << 1,   /* beta1, beta2, eps */
-    METHOD_USES_LORA = 1u << 2    /* LoRA rank, alpha, dropout, targets */
+    METHOD_USES_LORA = 1u << 2,   /* LoRA rank, alpha, dropout, targets */
+    METHOD_USES_ZO = 1u << 3,     /* MeZO: eps, samples */
+    METHOD_USES_RATIO = 1u << 4   /* BAdam ratio mode: update ratio, mask mode */
 };
 
 /* What a method is built from: the training options that concern methods (the trainer fills it
@@ -61,6 +63,12 @@ typedef struct method_options {
     float lora_alpha, lora_dropout;
     uint32_t lora_targets;
     const char *init_adapter; /* adapter folder to start from (not when resuming) */
+    /* BAdam ratio mode: the fraction of each tensor updated, and the mask mode */
+    float update_ratio;
+    int mask_scatter; /* 0: adjacent, 1: scatter */
+    /* MeZO */
+    float mezo_eps;
+    int mezo_samples;
 } method_options;
 
 /* What the memory plan needs from a method, computed on a described model (no weights). */
@@ -127,6 +135,9 @@ typedef struct method_step_ctx {
      * dropout), and the number of target tokens, both summed over ranks. */
     badam_status (*forward_loss)(void *self, double *loss_sum, long *tokens, badam_error *err);
     void *self;
+    /* The workspace forward_loss runs on: a method may wrap its weight hooks for the step
+     * (badam/model.h; MeZO perturbs each layer as the forward takes it) and must restore them. */
+    llama_workspace *ws;
 } method_step_ctx;
 
 typedef struct method_step_result {
@@ -186,7 +197,7 @@ void method_free(method_state *s);
 /* ---------------------------------------------------------------- the registry */
 
 #define TRAIN_METHOD_REGISTRY_MAX 32
-#define TRAIN_METHOD_BUILTIN_COUNT 5
+#define TRAIN_METHOD_BUILTIN_COUNT 8
 
 /* A table of methods the caller owns (no global state): starts with the built-in methods, and a
  * caller adds its own with train_method_register. */
@@ -195,7 +206,8 @@ typedef struct train_method_registry {
     int n;
 } train_method_registry;
 
-/* The built-in methods in train_method order (badam, adam, lora, lomo, sgd-bcd); NULL outside. */
+/* The built-in methods in train_method order (badam, adam, lora, lomo, sgd-bcd, badam-ratio,
+ * mezo, mezo-lora); NULL outside. */
 const train_method_ops *train_method_builtin(int index);
 void train_method_registry_init(train_method_registry *r);
 /* Adds ops (which must outlive r); refuses a name already there, a table that is full, or ops

@@ -36,6 +36,10 @@ static int push(trainable_set *s, trainable t) {
     return 0;
 }
 
+int trainable_push(trainable_set *s, const trainable *t) {
+    return push(s, *t);
+}
+
 static void pool_free(backend *be, void *p) {
     if (p) BE(be, free, p);
 }

@@ -77,6 +77,10 @@ badam_status trainable_place(trainable_set *s, const llama_model *m, int i, size
 badam_status trainable_push_external(trainable_set *s, const char *name, const char *part,
                                      size_t numel, float *values, float *grad, size_t *at);
 
+/* Appends t as given (a method that lays out its own pools: BAdam's ratio mode); 0, or -1 when
+ * out of memory. */
+int trainable_push(trainable_set *s, const trainable *t);
+
 /* Makes `block` of part (plus always-active parameters) the trainable set: masters built from
  * the current weights, gradients and moments zeroed, Adam step count 0. */
 void trainable_activate_block(trainable_set *s, const llama_model *m, const block_partition *part,

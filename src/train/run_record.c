@@ -33,6 +33,15 @@ static int uses_adam(const run_facts *f) {
 static int lora(const run_facts *f) {
     return (f->method->uses & METHOD_USES_LORA) != 0;
 }
+static int ratio_mode(const run_facts *f) {
+    return (f->method->uses & METHOD_USES_RATIO) != 0;
+}
+static int zeroth_order(const run_facts *f) {
+    return (f->method->uses & METHOD_USES_ZO) != 0;
+}
+static int blocks_or_ratio(const run_facts *f) {
+    return blockwise(f) || ratio_mode(f);
+}
 static int by_epochs(const run_facts *f) {
     return f->cfg->max_steps == 0;
 }
@@ -129,6 +138,10 @@ static json_t *v_start_block(const run_facts *f, const run_option *o) {
 static json_t *v_switch_every(const run_facts *f, const run_option *o) {
     (void)o;
     return text("%d", f->switch_every);
+}
+static json_t *v_mask_mode(const run_facts *f, const run_option *o) {
+    (void)o;
+    return json_string(f->cfg->mask_scatter ? "scatter" : "adjacent");
 }
 static json_t *v_clip(const run_facts *f, const run_option *o) {
     (void)o;
@@ -261,18 +274,22 @@ static const run_option OPTIONS[] = {
     {"--beta2", uses_adam, v_float, CFG(beta2), NULL, NULL},
     {"--eps", uses_adam, v_float, CFG(eps), NULL, NULL},
     {"--clip", NULL, v_clip, 0, NULL, NULL},
-    {"--switch-every", blockwise, v_switch_every, 0, NULL, NULL},
+    {"--switch-every", blocks_or_ratio, v_switch_every, 0, NULL, NULL},
     {"--switch-mode", blockwise, v_order, 0, NULL, NULL},
     {"--start-block", blockwise, v_start_block, 0, NULL, NULL},
     {"--partition", blockwise, v_blocks, 0, NULL, tell_blocks},
     {"--always-active", blockwise, v_always_active, 0, NULL, NULL},
-    {"--include-embedding", blockwise, v_on, CFG(partition.include_embedding), NULL, NULL},
-    {"--include-head", blockwise, v_on, CFG(partition.include_head), NULL, NULL},
+    {"--include-embedding", blocks_or_ratio, v_on, CFG(partition.include_embedding), NULL, NULL},
+    {"--include-head", blocks_or_ratio, v_on, CFG(partition.include_head), NULL, NULL},
     {"--reference-compat", blockwise, v_on, CFG(reference_compat), NULL, NULL},
     {"--lora-rank", lora, v_int, CFG(lora_rank), NULL, NULL},
     {"--lora-alpha", lora, v_float, CFG(lora_alpha), NULL, NULL},
     {"--lora-dropout", lora, v_float, CFG(lora_dropout), NULL, NULL},
     {"--lora-targets", lora, v_lora_targets, 0, NULL, NULL},
+    {"--update-ratio", ratio_mode, v_float, CFG(update_ratio), NULL, NULL},
+    {"--mask-mode", ratio_mode, v_mask_mode, 0, NULL, NULL},
+    {"--mezo-eps", zeroth_order, v_float, CFG(mezo_eps), NULL, NULL},
+    {"--mezo-samples", zeroth_order, v_int, CFG(mezo_samples), NULL, NULL},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -325,6 +342,7 @@ badam_status run_record_check(const json_t *saved, const json_t *now, const char
             int one_sided = a && (json_is_null(a) != json_is_null(b));
             if (method_differs && i > 0 && a) continue;
             if (pass != one_sided || (pass == 1 && n_both)) continue;
+            if (!a && json_is_null(b)) continue; /* an option newer than the record, unused */
             if (!a) {
                 snprintf(item, sizeof item, "%s is not recorded", o->name);
             } else if (!json_equal(a, b)) {

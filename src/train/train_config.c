@@ -13,7 +13,9 @@ badam_status train_method_parse(const char *name, train_method *m, badam_error *
             return BADAM_OK;
         }
     return badam_fail(err, BADAM_E_INVALID,
-                      "unknown method '%s' (choose badam, adam, lora, lomo or sgd-bcd)", name);
+                      "unknown method '%s' (choose badam, adam, lora, lomo, sgd-bcd, badam-ratio, "
+                      "mezo or mezo-lora)",
+                      name);
 }
 
 const char *train_method_name(train_method m) {
@@ -48,6 +50,8 @@ void train_method_options(const train_config *c, method_options *o) {
     o->lora_alpha = c->lora_alpha, o->lora_dropout = c->lora_dropout;
     o->lora_targets = c->lora_targets;
     o->init_adapter = c->init_adapter;
+    o->update_ratio = c->update_ratio, o->mask_scatter = c->mask_scatter;
+    o->mezo_eps = c->mezo_eps, o->mezo_samples = c->mezo_samples;
 }
 
 void train_config_defaults(train_config *c) {
@@ -69,6 +73,8 @@ void train_config_defaults(train_config *c) {
     c->lora_targets = (1u << LLAMA_P_Q) | (1u << LLAMA_P_K) | (1u << LLAMA_P_V) |
                       (1u << LLAMA_P_O) | (1u << LLAMA_P_GATE) | (1u << LLAMA_P_UP) |
                       (1u << LLAMA_P_DOWN);
+    c->update_ratio = 0.1f;
+    c->mezo_eps = 1e-3f, c->mezo_samples = 1;
     c->shuffle = 1;
     c->group_by_length = 1;
     c->max_shard_bytes = (size_t)5 << 30;

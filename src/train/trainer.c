@@ -386,7 +386,7 @@ static badam_status own_step(trainer *t, float lr, step_metrics *sm, step_totals
     llama_batch lb;
     model_batch_from_data(&db, &lb);
     forward_ctx f = {t, &lb};
-    method_step_ctx c = {t->step, lr, &lb, t->cfg->comm, forward_loss, &f};
+    method_step_ctx c = {t->step, lr, &lb, t->cfg->comm, forward_loss, &f, t->ws};
     method_step_result res = {0, 0, NAN};
     double u0 = now_s();
     badam_status st = t->ops->step(&t->ms, &c, &res, err);

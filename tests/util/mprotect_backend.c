@@ -222,6 +222,21 @@ MP_VOID(sgd_update_stored,
 MP_RET(double, sum_squares, (backend * be, const float *x, size_t n), (in, x, n))
 MP_VOID(scale, (backend * be, float *x, float a, size_t n), (in, x, a, n))
 MP_VOID(axpy, (backend * be, float *y, float a, const float *x, size_t n), (in, y, a, x, n))
+MP_VOID(gaussian_perturb,
+        (backend * be, float *dst, const void *w, badam_dtype wd, size_t n, float eps,
+         uint64_t key),
+        (in, dst, w, wd, n, eps, key))
+MP_VOID(gaussian_update_stored,
+        (backend * be, void *w, badam_dtype wd, size_t n, float lr, float coef, float decay,
+         uint64_t key),
+        (in, w, wd, n, lr, coef, decay, key))
+MP_VOID(gather,
+        (backend * be, float *dst, const void *src, badam_dtype sd, const int32_t *idx, size_t n,
+         int acc),
+        (in, dst, src, sd, idx, n, acc))
+MP_VOID(scatter,
+        (backend * be, void *dst, badam_dtype dd, const float *src, const int32_t *idx, size_t n),
+        (in, dst, dd, src, idx, n))
 
 /* The table without the context-free size functions, which come from the inner backend's. */
 static const backend_ops MP_OPS = {
@@ -262,6 +277,10 @@ static const backend_ops MP_OPS = {
     .sum_squares = mp_sum_squares,
     .scale = mp_scale,
     .axpy = mp_axpy,
+    .gaussian_perturb = mp_gaussian_perturb,
+    .gaussian_update_stored = mp_gaussian_update_stored,
+    .gather = mp_gather,
+    .scatter = mp_scatter,
 };
 
 badam_status mprotect_backend_wrap(backend *inner, backend **out, badam_error *err) {

@@ -384,6 +384,10 @@ static const backend_ops REF_OPS = {
     .sum_squares = ref_sum_squares,
     .scale = ref_scale,
     .axpy = ref_axpy,
+    .gaussian_perturb = ref_gaussian_perturb,
+    .gaussian_update_stored = ref_gaussian_update_stored,
+    .gather = ref_gather,
+    .scatter = ref_scatter,
 };
 
 badam_status ref_backend_create(backend **out, badam_error *err) {

@@ -33,5 +33,14 @@ void ref_sgd_update_stored(backend *be, void *weight, badam_dtype wd, const floa
 double ref_sum_squares(backend *be, const float *x, size_t n);
 void ref_scale(backend *be, float *x, float a, size_t n);
 void ref_axpy(backend *be, float *y, float a, const float *x, size_t n);
+/* Its zeroth-order and masked ops (ref_zo_mask.c). */
+void ref_gaussian_perturb(backend *be, float *dst, const void *w, badam_dtype wd, size_t n,
+                          float eps, uint64_t key);
+void ref_gaussian_update_stored(backend *be, void *w, badam_dtype wd, size_t n, float lr,
+                                float coef, float weight_decay, uint64_t key);
+void ref_gather(backend *be, float *dst, const void *src, badam_dtype sd, const int32_t *idx,
+                size_t n, int accumulate);
+void ref_scatter(backend *be, void *dst, badam_dtype dd, const float *src, const int32_t *idx,
+                 size_t n);
 
 #endif

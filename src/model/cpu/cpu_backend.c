@@ -240,6 +240,30 @@ static void cpu_axpy(backend *be, float *y, float a, const float *x, size_t n) {
     axpy_f32(y, a, x, n);
 }
 
+static void cpu_gaussian_perturb(backend *be, float *dst, const void *w, badam_dtype wd, size_t n,
+                                 float eps, uint64_t key) {
+    (void)be;
+    zo_gaussian_perturb(dst, w, wd, n, eps, key);
+}
+
+static void cpu_gaussian_update_stored(backend *be, void *w, badam_dtype wd, size_t n, float lr,
+                                       float coef, float weight_decay, uint64_t key) {
+    (void)be;
+    zo_gaussian_update_stored(w, wd, n, lr, coef, weight_decay, key);
+}
+
+static void cpu_gather(backend *be, float *dst, const void *src, badam_dtype sd, const int32_t *idx,
+                       size_t n, int accumulate) {
+    (void)be;
+    mask_gather(dst, src, sd, idx, n, accumulate);
+}
+
+static void cpu_scatter(backend *be, void *dst, badam_dtype dd, const float *src,
+                        const int32_t *idx, size_t n) {
+    (void)be;
+    mask_scatter(dst, dd, src, idx, n);
+}
+
 static const backend_ops CPU_OPS = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -281,6 +305,10 @@ static const backend_ops CPU_OPS = {
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
     .axpy = cpu_axpy,
+    .gaussian_perturb = cpu_gaussian_perturb,
+    .gaussian_update_stored = cpu_gaussian_update_stored,
+    .gather = cpu_gather,
+    .scatter = cpu_scatter,
 };
 
 const backend_ops *backend_cpu_ops(void) {

@@ -237,4 +237,17 @@ double sum_squares_f32(const float *x, size_t n);
 void scale_f32(float *x, float a, size_t n);
 void axpy_f32(float *y, float a, const float *x, size_t n);
 
+/* ---- zeroth-order and masked element ops (zo_mask.c); z_i = backend_gaussian(key, i) ---- */
+/* zo_gaussian_perturb: dst[i] = float(w[i]) + (eps z_i)  (product rounded to fp32, then sum). */
+void zo_gaussian_perturb(float *dst, const void *w, badam_dtype dt, size_t n, float eps,
+                         uint64_t key);
+/* zo_gaussian_update_stored: w = round(float(w) (1 - lr wd) - (lr coef) z_i) in storage. */
+void zo_gaussian_update_stored(void *w, badam_dtype dt, size_t n, float lr, float coef,
+                               float weight_decay, uint64_t key);
+/* mask_gather: dst[k] = (accumulate ? dst[k] : 0) + float(src[idx[k]]). */
+void mask_gather(float *dst, const void *src, badam_dtype dt, const int32_t *idx, size_t n,
+                 int accumulate);
+/* mask_scatter: dst[idx[k]] = round(src[k]) in dst's dtype. */
+void mask_scatter(void *dst, badam_dtype dt, const float *src, const int32_t *idx, size_t n);
+
 #endif

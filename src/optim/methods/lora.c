@@ -22,7 +22,7 @@
         }
 
 /* Moments for every A and B. */
-static void lora_pool(const llama_model *m, int rank, uint32_t targets, trainable_sizes *z) {
+void lora_pool(const llama_model *m, int rank, uint32_t targets, trainable_sizes *z) {
     memset(z, 0, sizeof *z);
     size_t r = (size_t)rank;
     FOR_EACH_ADAPTER(m, targets, {
@@ -33,7 +33,7 @@ static void lora_pool(const llama_model *m, int rank, uint32_t targets, trainabl
 }
 
 /* Bytes of A and B (each tensor its own allocation, llama_lora_attach), the same for dA, dB. */
-static size_t lora_tensor_bytes(const llama_model *m, int r, uint32_t targets) {
+size_t lora_tensor_bytes(const llama_model *m, int r, uint32_t targets) {
     size_t total = 0;
     FOR_EACH_ADAPTER(m, targets,
                      total += badam_alloc_size(r * in * 4) + badam_alloc_size(out * r * 4));
@@ -57,8 +57,8 @@ static badam_status lora_sizes(const llama_model *m, const method_options *o, me
 
 /* The adapters, seeded; a new run may start from --init-adapter (a resumed one loads the
  * checkpoint's in load_parts). */
-static badam_status lora_prepare_model(llama_model *m, const method_options *o, int resume,
-                                       badam_error *err) {
+badam_status lora_prepare_model(llama_model *m, const method_options *o, int resume,
+                                badam_error *err) {
     badam_status st = llama_lora_attach(m, o->lora_rank, o->lora_alpha, o->lora_dropout,
                                         o->lora_targets, o->seed, err);
     if (st) return st;
@@ -139,8 +139,8 @@ static badam_status lora_load_parts(method_state *s, const char *dir, const meth
 }
 
 /* OUT/adapter, then the adapters merged into the weights (OUT/ itself gets those). */
-static badam_status lora_save_final(method_state *s, const char *out_dir, const char *base_model,
-                                    badam_error *err) {
+badam_status lora_save_final(method_state *s, const char *out_dir, const char *base_model,
+                             badam_error *err) {
     char dir[PATH_BYTES];
     io_path_join(dir, sizeof dir, out_dir, "adapter");
     badam_status st = llama_lora_save(s->m, dir, base_model, err);

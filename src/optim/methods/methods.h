@@ -5,11 +5,14 @@
 
 #include "optim/method.h"
 
-extern const train_method_ops method_badam;   /* badam.c */
-extern const train_method_ops method_adam;    /* adam.c */
-extern const train_method_ops method_lora;    /* lora.c */
-extern const train_method_ops method_lomo;    /* lomo.c */
-extern const train_method_ops method_sgd_bcd; /* sgd_bcd.c */
+extern const train_method_ops method_badam;       /* badam.c */
+extern const train_method_ops method_adam;        /* adam.c */
+extern const train_method_ops method_lora;        /* lora.c */
+extern const train_method_ops method_lomo;        /* lomo.c */
+extern const train_method_ops method_sgd_bcd;     /* sgd_bcd.c */
+extern const train_method_ops method_badam_ratio; /* badam_ratio.c */
+extern const train_method_ops method_mezo;        /* mezo.c */
+extern const train_method_ops method_mezo_lora;   /* mezo.c */
 
 /* Block coordinate descent, the part of badam.c that SGD-BCD reuses with another update:
  * partition, K, the block order and switch, and the state reset at a switch. */
@@ -22,6 +25,16 @@ badam_status bcd_load_parts(method_state *s, const char *dir, const method_resum
                             badam_error *err);
 void bcd_describe(const method_state *s, const badam_logger *log);
 void bcd_free(method_state *s);
+
+/* What LoRA (lora.c) shares with MeZO's adapter mode (mezo.c): the pool floats of every A and B
+ * (z->pool, z->trainable; moments flagged), the bytes of the adapters' own tensors (each of A,
+ * B, and again of dA, dB), attaching them (and --init-adapter), and OUT/adapter + the merge. */
+void lora_pool(const llama_model *m, int rank, uint32_t targets, trainable_sizes *z);
+size_t lora_tensor_bytes(const llama_model *m, int r, uint32_t targets);
+badam_status lora_prepare_model(llama_model *m, const method_options *o, int resume,
+                                badam_error *err);
+badam_status lora_save_final(method_state *s, const char *out_dir, const char *base_model,
+                             badam_error *err);
 
 /* The AdamW update of every tensor of ts (adam.c; BAdam and LoRA use it too): step count + 1,
  * then adamw_update (or adamw_update_split on a split master) with g = grad * scale. */
