@@ -264,8 +264,8 @@ static void head_backward(const llama_model *m, bert_workspace *w, const llama_g
     badam_dtype dt;
     if (need_dense || need_dh) {
         BE(be, zero, w->dpool, BC * sizeof(float));
-        BE(be, linear_backward_input, w->dpool, w->dlogits, bert_matrix(m, NULL, cls, &dt), dt, B,
-           C, K, w->lin_scratch);
+        const void *W = bert_matrix(m, NULL, cls, &dt);
+        BE(be, linear_backward_input, w->dpool, w->dlogits, W, dt, B, C, K, w->lin_scratch);
     }
     if (dw || db)
         BE(be, linear_backward_weight, dw, db, w->dlogits, p2, m->dtype, B, C, K, w->lin_scratch,
@@ -278,8 +278,8 @@ static void head_backward(const llama_model *m, bert_workspace *w, const llama_g
     const float *in = roberta && bert_drop_rate(w, m, BERT_DROP_HEAD_IN) > 0 ? w->cls_in : w->cls;
     if (need_dh) {
         BE(be, zero, w->dcls, BC * sizeof(float));
-        BE(be, linear_backward_input, w->dcls, w->dpool, bert_matrix(m, NULL, dense, &dt), dt, B, C,
-           C, w->lin_scratch);
+        const void *W = bert_matrix(m, NULL, dense, &dt);
+        BE(be, linear_backward_input, w->dcls, w->dpool, W, dt, B, C, C, w->lin_scratch);
     }
     if (need_dense)
         BE(be, linear_backward_weight, plan->need_grad[dense] ? grads[dense] : NULL,

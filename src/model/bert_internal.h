@@ -70,7 +70,7 @@ typedef struct bert_acts {
 /* Float counts of the workspace's buffers (bert_workspace.c). */
 typedef struct bert_layout {
     size_t acts[BERT_ACTS_FIELDS]; /* one layer's activations, in bert_acts order */
-    size_t scratch[32];
+    size_t scratch[40];
     int n_scratch;
     size_t lin_scratch, layer_f32;
 } bert_layout;

@@ -35,7 +35,7 @@ static bert_layout layout_of(const backend_ops *ops, const llama_config *c, bada
     for (int i = 0; i < 4; i++) s[n++] = N; /* tokens, types, pos, targets (int32) */
     s[n++] = (N + 3) / 4;                   /* mask (bytes) */
     s[n++] = w.layer_f32 = ops->layer_weights_f32(dtype) ? 4 * C * C + 2 * C * I : 0;
-    w.n_scratch = n;
+    w.n_scratch = n; /* 35 <= the array's 40 */
     return w;
 }
 
