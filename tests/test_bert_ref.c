@@ -312,6 +312,27 @@ static void test_roberta_choice(void) {
     check_preset("roberta_choice");
 }
 
+/* badam inspect and badam plan on an encoder folder (the I64 position_ids buffer accepted). */
+static void test_cli_inspect_plan(void) {
+    char dir[1024], run[1024], cmd[4096], args[2200], out[1 << 15];
+    snprintf(dir, sizeof dir, "%s", test_workdir("bert-cli"));
+    snprintf(run, sizeof run, "%s", test_workdir("bert-cli-run"));
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/bert_ref.py make --out %s/model --preset roberta_choice",
+             test_source_path("tests/ref"), dir);
+    CHECK(test_system(cmd) == 0);
+    snprintf(args, sizeof args, "inspect %s/model", dir);
+    CHECK(test_run_cli(run, NULL, args, out, sizeof out) == 0);
+    CHECKF(strstr(out, "roberta (encoder, multiple choice") &&
+               strstr(out, "roberta.encoder.layer.1.output.LayerNorm.bias") &&
+               strstr(out, "roberta.pooler.dense.weight") && strstr(out, "classifier.bias") &&
+               strstr(out, "block 1   roberta.encoder.layer.1.*") && !strstr(out, "MISSING"),
+           "%s", out);
+    snprintf(args, sizeof args, "plan --model %s/model --method badam --seq-len 16", dir);
+    CHECK(test_run_cli(run, NULL, args, out, sizeof out) == 0);
+    CHECKF(strstr(out, "roberta") && strstr(out, "2 blocks"), "%s", out);
+}
+
 static void test_tiny_random_bert(void) {
     const char *found = test_source_path("../shared/data/tiny-random-bert");
     char model[2048], cfg[2100];
@@ -350,6 +371,7 @@ int main(void) {
     RUN_TEST(test_roberta_pad);
     RUN_TEST(test_bert_choice);
     RUN_TEST(test_roberta_choice);
+    RUN_TEST(test_cli_inspect_plan);
     RUN_TEST(test_tiny_random_bert);
     return test_result();
 }
