@@ -55,6 +55,34 @@ static void print_config(const char *dir, const llama_config *c) {
            c->o_bias ? "yes" : "no");
 }
 
+/* The tensor table with found dtypes and problems; returns the total parameter count. */
+static size_t print_tensors(const llama_folder_report *r) {
+    char a[32], b[32];
+    size_t total = 0;
+    printf("\ntensors:\n  %-52s %-14s %-5s %10s\n", "name", "shape", "dtype", "params");
+    for (int i = 0; i < r->n_params; i++) {
+        const llama_param *p = &r->params[i];
+        const llama_folder_tensor *t = &r->tensors[i];
+        char shape[48];
+        if (p->ndim == 2)
+            snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)p->shape[0],
+                     (long long)p->shape[1]);
+        else
+            snprintf(shape, sizeof shape, "[%lld]", (long long)p->shape[0]);
+        printf("  %-52s %-14s %-5s %10s%s\n", p->name, shape,
+               t->found ? badam_dtype_name(t->stored_dtype) : "-", cli_human_count(a, p->numel),
+               !t->found     ? "   MISSING"
+               : t->shape_ok ? ""
+                             : "   WRONG SHAPE");
+        total += p->numel;
+    }
+    for (size_t i = 0; i < r->n_unknown; i++)
+        printf("  %-52s (not a parameter of this config; ignored on load)\n", r->unknown[i]);
+    printf("\ntotal parameters: %zu (%s), stored in %s\n", total, cli_human_count(a, total),
+           cli_human_bytes(b, r->stored_bytes));
+    return total;
+}
+
 /* The name prefix of layer l's parameters up to the layer number ("model.layers.3."). */
 static const char *layer_prefix(const llama_param *params, int n, int l, char *out, size_t size) {
     char tag[24];
@@ -96,28 +124,7 @@ int cmd_inspect(int argc, char **argv) {
     print_config(dir, &cfg);
 
     char a[32], b[32];
-    size_t total = 0;
-    printf("\ntensors:\n  %-52s %-14s %-5s %10s\n", "name", "shape", "dtype", "params");
-    for (int i = 0; i < n_params; i++) {
-        const llama_param *p = &params[i];
-        const llama_folder_tensor *t = &r.tensors[i];
-        char shape[48];
-        if (p->ndim == 2)
-            snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)p->shape[0],
-                     (long long)p->shape[1]);
-        else
-            snprintf(shape, sizeof shape, "[%lld]", (long long)p->shape[0]);
-        printf("  %-52s %-14s %-5s %10s%s\n", p->name, shape,
-               t->found ? badam_dtype_name(t->stored_dtype) : "-", cli_human_count(a, p->numel),
-               !t->found     ? "   MISSING"
-               : t->shape_ok ? ""
-                             : "   WRONG SHAPE");
-        total += p->numel;
-    }
-    for (size_t i = 0; i < r.n_unknown; i++)
-        printf("  %-52s (not a parameter of this config; ignored on load)\n", r.unknown[i]);
-    printf("\ntotal parameters: %zu (%s), stored in %s\n", total, cli_human_count(a, total),
-           cli_human_bytes(b, r.stored_bytes));
+    size_t total = print_tensors(&r);
 
     /* BAdam's default partition: one block per transformer layer (norms included). */
     size_t *block = calloc((size_t)cfg.n_layers, sizeof *block), largest = 0, outside = 0;
