@@ -93,12 +93,13 @@ static void compare(const char *name, const char *what, const float *ours, const
  * ones accumulated; returns the mean loss (NAN on error). */
 static double train_step(const model_arch *a, const llama_model *m, llama_workspace *ws,
                          const llama_batch *b, const uint8_t *flags, float **grads,
-                         llama_grad_plan *plan) {
+                         llama_grad_plan *plan, int recompute) {
     badam_error err = {0};
     fixture_grads_zero(m, grads);
     float **view = calloc((size_t)m->n_params, sizeof *view);
     fixture_grads_view(m, grads, flags, view);
     a->plan_for_flags(m, flags, 0, plan);
+    plan->recompute = recompute;
     int rows = b->target_kind == MODEL_TARGETS_CHOICE ? b->B / b->n_choices : b->B, n = 0, got = 0;
     for (int i = 0; i < rows; i++) n += b->targets[i] != -100;
     double loss_sum = NAN;
@@ -133,20 +134,27 @@ static void check_model(const char *name, const char *dir, const enc_batch *bd, 
     memset(flags, 1, (size_t)P);
     float **grads = fixture_grads_alloc(m);
     llama_grad_plan plan;
-    llama_workspace_reset_counters(ws);
-    float loss = (float)train_step(a, m, ws, &b, flags, grads, &plan);
-    CHECK(llama_workspace_counters(ws).gemm_flops == a->gemm_flops(m, &plan, bd->B, bd->T, 0));
-    compare(name, "loss", &loss, st_find(ref, "loss"), 1, ATOL, RTOL);
-    char what[160];
-    for (int i = 0; i < P; i++) {
-        snprintf(what, sizeof what, "grad.%s", m->params[i].name);
-        compare(name, what, grads[i], st_find(ref, what), m->params[i].numel, ATOL, RTOL);
+    char what[160], key[160];
+    float loss;
+    for (int recompute = 0; recompute <= 1; recompute++) {
+        llama_workspace_reset_counters(ws);
+        loss = (float)train_step(a, m, ws, &b, flags, grads, &plan, recompute);
+        if (!recompute)
+            CHECK(llama_workspace_counters(ws).gemm_flops ==
+                  a->gemm_flops(m, &plan, bd->B, bd->T, 0));
+        snprintf(what, sizeof what, "loss (recompute %d)", recompute);
+        compare(name, what, &loss, st_find(ref, "loss"), 1, ATOL, RTOL);
+        for (int i = 0; i < P; i++) {
+            snprintf(what, sizeof what, "grad.%s (recompute %d)", m->params[i].name, recompute);
+            snprintf(key, sizeof key, "grad.%s", m->params[i].name);
+            compare(name, what, grads[i], st_find(ref, key), m->params[i].numel, ATOL, RTOL);
+        }
     }
     /* BAdam's block plan: the last layer and the head only */
     for (int i = 0; i < P; i++) flags[i] = m->params[i].layer == L - 1 || m->params[i].layer < 0;
     for (int i = 0; i < 5; i++) flags[i] = 0; /* the embeddings stay frozen */
     llama_workspace_reset_counters(ws);
-    loss = (float)train_step(a, m, ws, &b, flags, grads, &plan);
+    loss = (float)train_step(a, m, ws, &b, flags, grads, &plan, 0);
     CHECK(plan.lowest_input_grad_layer == L);
     CHECK(llama_workspace_counters(ws).gemm_flops == a->gemm_flops(m, &plan, bd->B, bd->T, 0));
     compare(name, "loss (block plan)", &loss, st_find(ref, "loss"), 1, ATOL, RTOL);
@@ -231,7 +239,7 @@ static void check_dropout(const char *name, const char *dir, const enc_batch *bd
     memset(flags, 1, (size_t)m->n_params);
     float **grads = fixture_grads_alloc(m);
     llama_grad_plan plan;
-    train_step(a, m, ws, &b, flags, grads, &plan);
+    train_step(a, m, ws, &b, flags, grads, &plan, 1); /* masks rebuilt by the recomputation */
     /* word embedding, layer 0 query weight, last LayerNorm bias, classifier weight */
     int L = m->cfg.n_layers, probe[4] = {0, 5, 5 + 16 * L - 1, m->n_params - 2};
     for (int k = 0; k < 4; k++) {

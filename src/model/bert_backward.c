@@ -129,15 +129,21 @@ badam_status bert_backward(const llama_model *m, llama_workspace *ws, const llam
                            const llama_grad_plan *plan, float **grads, badam_error *err) {
     bert_workspace *w = bert_ws(ws);
     int first = bert_plan_first_layer(m, plan);
-    if (w->first < 0 || w->first != first || batch->B != ws->B || batch->T != ws->T)
+    if (w->first < 0 || w->first != first || w->recompute != plan->recompute || batch->B != ws->B ||
+        batch->T != ws->T)
         return badam_fail(err, BADAM_E_INVALID,
                           "bert_backward: no matching bert_forward with this plan and batch");
     for (int l = w->L - 1; l >= first; l--) {
         model_layer_weights lw;
         badam_status st = llama_acquire_layer(&ws->hooks, m, l, &lw, err);
         if (st) return st;
+        const bert_acts *a = w->saved[l];
+        if (plan->recompute) { /* one acquire covers the recomputed forward and the backward */
+            bert_layer_forward(m, w, &lw, l, &w->tmp, w->saved_input[l], w->ping[0]);
+            a = &w->tmp;
+        }
         layer_ctx c = {m, w, plan, grads, &lw, l};
-        layer_backward(&c, w->saved[l], l >= plan->lowest_input_grad_layer);
+        layer_backward(&c, a, l >= plan->lowest_input_grad_layer);
         llama_release_layer(&ws->hooks, m, l, &lw);
     }
     if (plan->lowest_input_grad_layer == 0) embed_backward(m, w, plan, grads);

@@ -182,14 +182,21 @@ static void embed(const llama_model *m, bert_workspace *w, float *x) {
     }
 }
 
-/* Embeddings and every layer; layers from `first` keep their activations. */
+/* Embeddings and every layer; layers from `first` keep their activations, or with `recompute`
+ * only their inputs. */
 static badam_status forward_layers(const llama_model *m, bert_workspace *w, int first,
-                                   badam_error *err) {
+                                   int recompute, badam_error *err) {
     float *x = w->ping[0];
     embed(m, w, x);
     for (int l = 0; l < w->L; l++) {
         bert_acts *a = &w->tmp;
-        badam_status st = l >= first ? bert_workspace_layer(w, l, &a, err) : BADAM_OK;
+        float *keep = NULL;
+        badam_status st = BADAM_OK;
+        if (l >= first)
+            st = recompute ? bert_workspace_input(w, l, &keep, err)
+                           : bert_workspace_layer(w, l, &a, err);
+        if (keep)
+            BE(w->base.be, copy, keep, x, sizeof(float) * (size_t)w->base.B * w->base.T * w->C);
         float *y = l == w->L - 1 ? w->x_final : x == w->ping[0] ? w->ping[1] : w->ping[0];
         model_layer_weights lw;
         if (!st) st = llama_acquire_layer(&w->base.hooks, m, l, &lw, err);
@@ -223,7 +230,7 @@ badam_status bert_forward_logits(const llama_model *m, llama_workspace *ws,
     int training = w->training;
     w->training = 0;
     badam_status st = begin_batch(m, w, batch, err);
-    if (!st) st = forward_layers(m, w, w->L, err);
+    if (!st) st = forward_layers(m, w, w->L, 0, err);
     w->training = training;
     if (st) return st;
     w->first = -1;
@@ -305,7 +312,8 @@ badam_status bert_forward(const llama_model *m, llama_workspace *ws, const llama
     int first = plan ? bert_plan_first_layer(m, plan) : w->L;
     w->first = -1;
     ws->forward_plan_first_layer = -1;
-    if (!st) st = forward_layers(m, w, first, err);
+    int recompute = plan ? plan->recompute : 0;
+    if (!st) st = forward_layers(m, w, first, recompute, err);
     if (st) return st;
     head_forward(m, w);
     *loss_sum = BE(ws->be, class_loss, plan ? w->dlogits : NULL, w->logits, w->targets, w->n_rows,
@@ -313,6 +321,7 @@ badam_status bert_forward(const llama_model *m, llama_workspace *ws, const llama
     if (plan) {
         head_backward(m, w, plan, grads, first < w->L);
         w->first = first;
+        w->recompute = recompute;
         ws->forward_plan_first_layer = first;
     }
     return BADAM_OK;

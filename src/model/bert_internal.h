@@ -80,10 +80,11 @@ typedef struct bert_workspace {
                            * backend, batch shape, weight hooks, fp32 layer copy, byte count */
     int L, C, I, H, D, K, max_pos;
     bert_layout layout;
-    bert_acts **saved;                    /* [L] NULL until a plan keeps the layer */
-    bert_acts tmp;                        /* layers nothing is kept of */
-    float *ping[2];                       /* [N,C] layer outputs nothing keeps */
-    float *x_final;                       /* [N,C] */
+    bert_acts **saved;   /* [L] NULL until a plan keeps the layer */
+    float **saved_input; /* [L] [N,C] layer inputs a recomputing plan keeps (NULL until then) */
+    bert_acts tmp;       /* layers nothing is kept of */
+    float *ping[2];      /* [N,C] layer outputs nothing keeps */
+    float *x_final;      /* [N,C] */
     float *emb_sum, *emb_mean, *emb_rstd; /* [N,C], [N], [N] embedding LayerNorm input, stats */
     float *tbuf; /* [N,C] a projection's output before dropout and the residual */
     float *gbuf; /* [N,I] GELU output */
@@ -102,7 +103,8 @@ typedef struct bert_workspace {
     int n_rows, row_len;     /* loss rows and logits per row of the current batch */
     int training;
     uint64_t seed, step;
-    int first; /* first layer the last forward kept for backward; -1 none */
+    int first;     /* first layer the last forward kept for backward; -1 none */
+    int recompute; /* the last forward kept only layer inputs (plan->recompute) */
 } bert_workspace;
 
 static inline bert_workspace *bert_ws(llama_workspace *ws) {
@@ -139,6 +141,9 @@ void bert_layer_forward(const llama_model *m, bert_workspace *w, const model_lay
 
 /* Activations of layer l, allocated on first use. */
 badam_status bert_workspace_layer(bert_workspace *w, int l, bert_acts **a, badam_error *err);
+/* The saved input of layer l for a recomputing plan, allocated on first use; frees the layer's
+ * saved activations (a recomputing plan rebuilds them in backward). */
+badam_status bert_workspace_input(bert_workspace *w, int l, float **x, badam_error *err);
 
 /* The table's functions (model_arch.c). */
 badam_status bert_config_load(const char *path, llama_config *cfg, badam_error *err);

@@ -129,9 +129,10 @@ badam_status bert_workspace_create(const llama_model *m, int B, int T, llama_wor
     w->layout = layout_of(w->base.be->ops, c, m->dtype, B, T);
     int ok = 1;
     w->saved = calloc((size_t)w->L, sizeof *w->saved);
+    w->saved_input = calloc((size_t)w->L, sizeof *w->saved_input);
     w->host_idx = calloc((size_t)B * T, sizeof(int32_t));
     w->host_mask = calloc((size_t)B * T, 1);
-    if (!w->saved || !w->host_idx || !w->host_mask) ok = 0;
+    if (!w->saved || !w->saved_input || !w->host_idx || !w->host_mask) ok = 0;
     ok = ok && acts_alloc(w, &w->tmp, BADAM_MEM_WORKSPACE);
     float **bufs[] = SCRATCH_LIST(w);
     for (int i = 0; i < w->layout.n_scratch; i++)
@@ -152,7 +153,9 @@ void bert_workspace_free(llama_workspace *ws) {
     bert_workspace *w = bert_ws(ws);
     for (int l = 0; w->saved && l < w->L; l++)
         if (w->saved[l]) acts_release(w, w->saved[l]), free(w->saved[l]);
+    for (int l = 0; w->saved_input && l < w->L; l++) BE(ws->be, free, w->saved_input[l]);
     free(w->saved);
+    free(w->saved_input);
     acts_release(w, &w->tmp);
     float **bufs[] = SCRATCH_LIST(w);
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) BE(ws->be, free, *bufs[i]);
@@ -174,6 +177,24 @@ badam_status bert_workspace_layer(bert_workspace *w, int l, bert_acts **a, badam
         w->saved[l] = n;
     }
     *a = w->saved[l];
+    return BADAM_OK;
+}
+
+badam_status bert_workspace_input(bert_workspace *w, int l, float **x, badam_error *err) {
+    if (w->saved[l]) { /* a recomputing plan keeps no activations */
+        for (int i = 0; i < BERT_ACTS_FIELDS; i++) w->base.bytes -= bytes_of(w->layout.acts[i]);
+        w->base.bytes -= bytes_of(w->layout.acts[BERT_ACTS_FIELDS - 1]);
+        acts_release(w, w->saved[l]);
+        free(w->saved[l]);
+        w->saved[l] = NULL;
+    }
+    if (!w->saved_input[l]) {
+        int ok = 1;
+        w->saved_input[l] = ws_floats(w, BADAM_MEM_ACTIVATIONS, w->layout.acts[0], &ok);
+        if (!ok)
+            return badam_fail(err, BADAM_E_NOMEM, "workspace: layer %d input: out of memory", l);
+    }
+    *x = w->saved_input[l];
     return BADAM_OK;
 }
 
