@@ -266,6 +266,70 @@ static void check_dropout(const char *name, const char *dir, const enc_batch *bd
     a->free(m);
 }
 
+/* A counting wrapper around the workspace's default weight hooks. */
+typedef struct counting_hooks {
+    model_weight_hooks inner;
+    int acquires, releases, invalidates, open; /* open: layers acquired and not released */
+} counting_hooks;
+
+static badam_status count_acquire(void *ctx, const llama_model *m, int layer,
+                                  model_layer_weights *lw, badam_error *err) {
+    counting_hooks *h = ctx;
+    h->acquires++, h->open++;
+    return h->inner.acquire(h->inner.ctx, m, layer, lw, err);
+}
+static void count_release(void *ctx, const llama_model *m, int layer, model_layer_weights *lw) {
+    counting_hooks *h = ctx;
+    h->releases++, h->open--;
+    if (h->inner.release) h->inner.release(h->inner.ctx, m, layer, lw);
+}
+static void count_invalidate(void *ctx, const llama_model *m) {
+    counting_hooks *h = ctx;
+    h->invalidates++;
+    if (h->inner.invalidate) h->inner.invalidate(h->inner.ctx, m);
+}
+
+/* Weight hooks: every layer is read between balanced acquire / release calls (forward L, backward
+ * from the plan's first layer), each pass invalidates first, and the gradients are the same bits
+ * as without the wrapper; bf16 weights take the default hook's fp32 layer copy. */
+static void check_hooks(const char *name, const char *dir, const enc_batch *bd) {
+    badam_error err = {0};
+    const model_arch *a = NULL;
+    CHECK_OK(model_arch_for_folder(dir, &a, &err), &err);
+    llama_model *m = NULL;
+    CHECK_OK(a->load(dir, BADAM_DTYPE_BF16, &m, &err), &err);
+    if (!m) return;
+    llama_workspace *ws = NULL;
+    CHECK_OK(a->workspace_create(m, bd->B, bd->T, &ws, &err), &err);
+    llama_batch b = model_batch(bd);
+    int P = m->n_params, L = m->cfg.n_layers;
+    uint8_t *flags = malloc((size_t)P);
+    for (int i = 0; i < P; i++) flags[i] = m->params[i].layer >= 1 || m->params[i].layer < 0;
+    for (int i = 0; i < 5; i++) flags[i] = 0;
+    float **g0 = fixture_grads_alloc(m), **g1 = fixture_grads_alloc(m);
+    llama_grad_plan plan;
+    double l0 = train_step(a, m, ws, &b, flags, g0, &plan, 0);
+    counting_hooks h = {llama_workspace_weight_hooks(ws), 0, 0, 0, 0};
+    model_weight_hooks wrap = {count_acquire, count_release, count_invalidate, &h};
+    llama_workspace_set_weight_hooks(ws, &wrap);
+    double l1 = train_step(a, m, ws, &b, flags, g1, &plan, 0);
+    int first = plan.lowest_input_grad_layer > 0 ? plan.lowest_input_grad_layer - 1 : 0;
+    CHECKF(h.acquires == L + (L - first) && h.releases == h.acquires && h.open == 0 &&
+               h.invalidates == 1,
+           "%s: hooks: %d acquires, %d releases, %d invalidates (L %d, first %d)", name, h.acquires,
+           h.releases, h.invalidates, L, first);
+    CHECKF(l0 == l1, "%s: loss with the counting hook %.9g vs %.9g", name, l1, l0);
+    for (int i = 0; i < P; i++)
+        CHECKF(!memcmp(g0[i], g1[i], sizeof(float) * m->params[i].numel),
+               "%s: %s differs under the counting hook", name, m->params[i].name);
+    llama_workspace_set_weight_hooks(ws, NULL);
+    fixture_grads_free(m, g0);
+    fixture_grads_free(m, g1);
+    free(flags);
+    a->workspace_free(ws);
+    a->free(m);
+}
+
 /* Runs the reference on folder `model` with batch `batch_path` and every check. */
 static void check_folder(const char *name, const char *model, const char *batch_path,
                          const char *work, int dropout) {
@@ -289,6 +353,7 @@ static void check_folder(const char *name, const char *model, const char *batch_
     check_model(name, model, &bd, ref);
     check_bf16_and_save(name, model, work, &bd, ref);
     if (dropout) check_dropout(name, model, &bd);
+    check_hooks(name, model, &bd);
     free_batch(&bd);
     st_close(ref);
 }
