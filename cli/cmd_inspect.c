@@ -134,8 +134,9 @@ int cmd_inspect(int argc, char **argv) {
         else
             outside += params[i].numel;
     }
-    printf("\nBAdam blocks (partition by layer, D = %d; embedding, final norm and head frozen):\n",
-           cfg.n_layers);
+    printf("\nBAdam blocks (partition by layer, D = %d; %s frozen):\n", cfg.n_layers,
+           cfg.encoder_head != LLAMA_HEAD_NONE ? "embeddings and head"
+                                               : "embedding, final norm and head");
     for (int l = 0; l < cfg.n_layers; l++) {
         if (block[l] > largest) largest = block[l];
         if (l < 3 || l == cfg.n_layers - 1)
