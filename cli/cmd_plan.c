@@ -4,6 +4,7 @@
 
 #include "badam/train.h"
 #include "badam/memory.h"
+#include "badam/model.h"
 #include "cli.h"
 #include "options.h"
 #include "train_options.h"
@@ -32,6 +33,17 @@ static void print_row(const char *name, const memory_plan *p, int json, int firs
     printf("  %-11s %11s %11s %11s %11s %11s %11s %11s\n", name, buf[BADAM_MEM_WEIGHTS],
            buf[BADAM_MEM_MASTER], buf[BADAM_MEM_GRADIENTS], buf[BADAM_MEM_OPTIMIZER],
            buf[BADAM_MEM_ACTIVATIONS], buf[BADAM_MEM_WORKSPACE], buf[0]);
+}
+
+/* Parameters of a config, from its family's parameter table (0 when it cannot be built). */
+static size_t param_count(const model_arch *arch, const llama_config *mc) {
+    llama_model *m = NULL;
+    badam_error err = {0};
+    if (arch->describe(mc, BADAM_DTYPE_F32, &m, &err)) return 0;
+    size_t n = 0;
+    for (int i = 0; i < m->n_params; i++) n += m->params[i].numel;
+    arch->free(m);
+    return n;
 }
 
 int cmd_plan(int argc, char **argv) {
@@ -75,7 +87,8 @@ int cmd_plan(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/config.json", c.model_dir);
     badam_error err = {0};
     llama_config mc;
-    if (llama_config_load(path, &mc, &err)) {
+    const model_arch *arch = NULL;
+    if (model_arch_for_folder(c.model_dir, &arch, &err) || arch->config_load(path, &mc, &err)) {
         fprintf(stderr, "badam plan: %s\n", err.message);
         return 1;
     }
@@ -87,7 +100,7 @@ int cmd_plan(int argc, char **argv) {
     char a[32];
     if (!json) {
         printf("model %s: %s, %s parameters, %s weights, batch %d x %d tokens\n", c.model_dir,
-               mc.model_type, cli_human_count(a, llama_param_count(&mc)),
+               mc.model_type, cli_human_count(a, param_count(arch, &mc)),
                c.dtype == BADAM_DTYPE_BF16 ? "bf16" : "fp32", c.batch_size, c.seq_len);
         printf("  %-11s %11s %11s %11s %11s %11s %11s %11s\n", "method", "weights", "master",
                "gradients", "optimizer", "activations", "workspace", "total");

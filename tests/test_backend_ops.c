@@ -562,6 +562,110 @@ static void check_zo_mask(pair *P, size_t n, badam_dtype dt) {
     free(w32), free(w), free(idx), free(src);
 }
 
+/* The encoder ops: LayerNorm with bias forward and backward, GELU, tanh, the classification loss
+ * (some rows ignored). */
+static void check_encoder_ops(pair *P, int n, int C, int K) {
+    test_rng *r = &P->rng;
+    size_t nc = (size_t)n * C, nk = (size_t)n * K;
+    float *x = host_randn(r, nc, 1.5f), *w = host_randn(r, C, 1), *b = host_randn(r, C, 1);
+    float *dy = host_randn(r, nc, 1), *g0 = host_randn(r, nc, 1), *z = host_randn(r, nk, 2);
+    int32_t *tg = malloc(sizeof(int32_t) * (n ? n : 1));
+    for (int i = 0; i < n; i++)
+        tg[i] = i % 3 == 2 ? LOSS_IGNORE_INDEX : (int32_t)(test_rng_u32(r) % (uint32_t)K);
+    backend *bs[2] = {P->be, P->ref};
+    float *o[2][11];
+    double loss[2];
+    int counted[2];
+    for (int s = 0; s < 2; s++) {
+        backend *be = bs[s];
+        float *dx_ = up(be, x, 4 * nc), *dw_ = up(be, w, 4 * (size_t)C),
+              *db_ = up(be, b, 4 * (size_t)C);
+        float *ddy = up(be, dy, 4 * nc), *dz = up(be, z, 4 * nk);
+        int32_t *dtg = up(be, tg, 4 * (size_t)n);
+        o[s][0] = up(be, x, 4 * nc);        /* layernorm y */
+        o[s][1] = up(be, x, 4 * (size_t)n); /* mean */
+        o[s][2] = up(be, x, 4 * (size_t)n); /* rstd */
+        o[s][3] = up(be, g0, 4 * nc);       /* dx (accumulated) */
+        o[s][4] = up(be, w, 4 * (size_t)C); /* dw */
+        o[s][5] = up(be, b, 4 * (size_t)C); /* db */
+        o[s][6] = up(be, g0, 4 * nc);       /* gelu y */
+        o[s][7] = up(be, g0, 4 * nc);       /* gelu dx */
+        o[s][8] = up(be, g0, 4 * nc);       /* tanh y */
+        o[s][9] = up(be, g0, 4 * nc);       /* tanh dx */
+        o[s][10] = up(be, z, 4 * nk);       /* dlogits */
+        BE(be, layernorm_forward, o[s][0], o[s][1], o[s][2], dx_, dw_, db_, n, C, 1e-5f);
+        BE(be, layernorm_backward, o[s][3], o[s][4], o[s][5], ddy, dx_, o[s][1], o[s][2], dw_, n,
+           C);
+        BE(be, gelu_forward, o[s][6], dx_, nc);
+        BE(be, gelu_backward, o[s][7], ddy, dx_, nc);
+        BE(be, tanh_forward, o[s][8], dx_, nc);
+        BE(be, tanh_backward, o[s][9], ddy, o[s][8], nc);
+        loss[s] = BE(be, class_loss, o[s][10], dz, dtg, n, K, 0.5f, &counted[s]);
+        BE(be, free, dx_), BE(be, free, dw_), BE(be, free, db_), BE(be, free, ddy);
+        BE(be, free, dz), BE(be, free, dtg);
+    }
+    size_t sizes[11] = {nc, (size_t)n, (size_t)n, nc, (size_t)C, (size_t)C, nc, nc, nc, nc, nk};
+    static const char *names[11] = {"layernorm y",  "layernorm mean",    "layernorm rstd",
+                                    "layernorm dx", "layernorm dw",      "layernorm db",
+                                    "gelu y",       "gelu dx",           "tanh y",
+                                    "tanh dx",      "class_loss dlogits"};
+    for (int i = 0; i < 11; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s n=%d C=%d K=%d", names[i], n, C, K);
+        COMPARE(P, sizes[i], 1e-5, 1e-4, what, o[0][i], o[1][i]);
+        BE(P->be, free, o[0][i]), BE(P->ref, free, o[1][i]);
+    }
+    CHECKF(counted[0] == counted[1] && fabs(loss[0] - loss[1]) <= 1e-5 * (1 + fabs(loss[1])),
+           "%s: class_loss n=%d K=%d: %.9g (%d rows) vs %.9g (%d rows)", P->name, n, K, loss[0],
+           counted[0], loss[1], counted[1]);
+    free(x), free(w), free(b), free(dy), free(g0), free(z), free(tg);
+}
+
+/* Bidirectional attention with a key padding mask (padding at the end of each sequence, one
+ * sequence fully real) and attention-probability dropout, forward and backward. */
+static void check_attention_bidir(pair *P, int B, int T, int H, int D, int masked, double p) {
+    test_rng *r = &P->rng;
+    size_t nq = (size_t)B * T * H * D, nl = (size_t)B * H * T;
+    float *q = host_randn(r, nq, 1), *k = host_randn(r, nq, 1), *v = host_randn(r, nq, 1);
+    float *dout = host_randn(r, nq, 1);
+    uint8_t *mask = malloc((size_t)B * T);
+    for (int b = 0; b < B; b++) {
+        int len = b == 0 ? T : 1 + (int)(test_rng_u32(r) % (uint32_t)T);
+        for (int t = 0; t < T; t++) mask[b * T + t] = t < len;
+    }
+    backend *bs[2] = {P->be, P->ref};
+    float *o[2][5];
+    uint64_t flops[2];
+    for (int s = 0; s < 2; s++) {
+        backend *be = bs[s];
+        float *dq_ = up(be, q, 4 * nq), *dk_ = up(be, k, 4 * nq), *dv_ = up(be, v, 4 * nq);
+        float *ddo = up(be, dout, 4 * nq);
+        uint8_t *dmask = masked ? up(be, mask, (size_t)B * T) : NULL;
+        o[s][0] = up(be, q, 4 * nq), o[s][1] = up(be, q, 4 * nl);
+        o[s][2] = up(be, q, 4 * nq), o[s][3] = up(be, k, 4 * nq), o[s][4] = up(be, v, 4 * nq);
+        uint64_t before = be->counters.attention_flops;
+        BE(be, attention_bidir_forward, o[s][0], o[s][1], dq_, dk_, dv_, B, T, H, D, dmask, p,
+           0x5eedull);
+        BE(be, attention_bidir_backward, o[s][2], o[s][3], o[s][4], ddo, o[s][0], o[s][1], dq_, dk_,
+           dv_, B, T, H, D, dmask, p, 0x5eedull);
+        flops[s] = be->counters.attention_flops - before;
+        BE(be, free, dq_), BE(be, free, dk_), BE(be, free, dv_), BE(be, free, ddo);
+        if (dmask) BE(be, free, dmask);
+    }
+    size_t sizes[5] = {nq, nl, nq, nq, nq};
+    static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+    char what[112];
+    for (int i = 0; i < 5; i++) {
+        snprintf(what, sizeof what, "attention_bidir %s B=%d T=%d H=%d D=%d mask=%d p=%g", names[i],
+                 B, T, H, D, masked, p);
+        COMPARE(P, sizes[i], 1e-5, i < 2 ? 1e-5 : 1e-4, what, o[0][i], o[1][i]);
+        BE(P->be, free, o[0][i]), BE(P->ref, free, o[1][i]);
+    }
+    CHECKF(flops[0] == flops[1], "%s: %s attention FLOPs %llu vs %llu", P->name, what,
+           (unsigned long long)flops[0], (unsigned long long)flops[1]);
+    free(q), free(k), free(v), free(dout), free(mask);
+}
+
 static void check_backend(const test_backend_entry *e) {
     pair P = {.name = e->name};
     badam_error err = {0};
@@ -594,6 +698,13 @@ static void check_backend(const test_backend_entry *e) {
     check_attention(&P, 1, 70, 3, 3, 20, 9);
     check_attention(&P, 2, 130, 4, 2, 16, 40);
     /* cache length, first position, rows, Hq, Hkv, D, window */
+    check_encoder_ops(&P, 1, 7, 2);
+    check_encoder_ops(&P, 13, 70, 5);
+    check_encoder_ops(&P, 9, 130, 1);
+    check_attention_bidir(&P, 1, 1, 2, 8, 0, 0.0);
+    check_attention_bidir(&P, 3, 9, 2, 8, 1, 0.0);
+    check_attention_bidir(&P, 2, 17, 4, 16, 1, 0.25);
+    check_attention_bidir(&P, 2, 33, 3, 12, 0, 0.1);
     check_decode(&P, 40, 0, 1, 4, 2, 8, 0);
     check_decode(&P, 40, 17, 1, 4, 1, 16, 0);
     check_decode(&P, 40, 10, 13, 6, 2, 12, 0);

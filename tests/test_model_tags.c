@@ -179,7 +179,11 @@ static void test_arch_table(void) {
               a->decode == llama_decode && a->describe == llama_model_describe);
         CHECK(a && a->target_kinds == (1u << MODEL_TARGETS_TOKEN));
     }
-    CHECK(model_arch_find("bert") == NULL && model_arch_find(NULL) == NULL);
+    CHECK(model_arch_find("gpt2") == NULL && model_arch_find(NULL) == NULL);
+    const model_arch *enc = model_arch_find("bert");
+    CHECK(enc && enc == model_arch_find("roberta") && !strcmp(enc->family, "bert") &&
+          enc->decode == NULL &&
+          enc->target_kinds == (1u << MODEL_TARGETS_SEQUENCE | 1u << MODEL_TARGETS_CHOICE));
     int n = 0;
     const model_arch *const *all = model_arch_all(&n);
     CHECK(n >= 1 && all[0] == model_arch_find("llama"));
@@ -187,12 +191,13 @@ static void test_arch_table(void) {
     char dir[] = "/tmp/badam_arch_XXXXXX", path[256];
     CHECK(mkdtemp(dir) != NULL);
     snprintf(path, sizeof path, "%s/config.json", dir);
-    const char *bert = "{\"model_type\": \"bert\"}";
-    CHECK(test_write_raw(path, bert, strlen(bert)) == 0);
+    const char *gpt2 = "{\"model_type\": \"gpt2\"}";
+    CHECK(test_write_raw(path, gpt2, strlen(gpt2)) == 0);
     const model_arch *a = NULL;
     badam_error err = {0};
     CHECK(model_arch_for_folder(dir, &a, &err) == BADAM_E_UNSUPPORTED && a == NULL);
-    CHECK(strstr(err.message, "'bert'") && strstr(err.message, "llama, mistral, qwen2") &&
+    CHECK(strstr(err.message, "'gpt2'") &&
+          strstr(err.message, "llama, mistral, qwen2, bert, roberta") &&
           strstr(err.message, "model_type"));
     const char *qwen = "{\"model_type\": \"qwen2\"}";
     CHECK(test_write_raw(path, qwen, strlen(qwen)) == 0);

@@ -232,6 +232,10 @@ static void test_valid_variants(void) {
          "\"b\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[0,2]}}",
          10, 2},
         {"{\"s\":{\"dtype\":\"BF16\",\"shape\":[],\"data_offsets\":[0,2]}}", 2, 1},
+        /* HF's I64 position_ids buffer (BERT / RoBERTa embeddings) is skipped */
+        {"{\"e.position_ids\":{\"dtype\":\"I64\",\"shape\":[1,2],\"data_offsets\":[0,16]},"
+         "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[16,20]}}",
+         20, 1},
         {"{\"\\u00e9\\n\":{\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[0,4]}}", 4, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -286,6 +290,9 @@ static const bad_case bad_cases[] = {
     {"offsets missing", "{\"w.nooff\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, BADAM_E_FORMAT,
      "w.nooff"},
     {"dtype I64", "{\"w.i64\":" T_("\"I64\"", "[1]", "[0,8]") "}", 8, BADAM_E_UNSUPPORTED, "I64"},
+    /* a position_ids buffer whose offsets do not span its shape is not skipped */
+    {"position_ids span", "{\"e.position_ids\":" T_("\"I64\"", "[2]", "[0,8]") "}", 8,
+     BADAM_E_UNSUPPORTED, "position_ids"},
     {"dtype F64", "{\"w.f64\":" T_("\"F64\"", "[1]", "[0,8]") "}", 8, BADAM_E_UNSUPPORTED, "w.f64"},
     {"dtype U8", "{\"w.u8\":" T_("\"U8\"", "[1]", "[0,1]") "}", 1, BADAM_E_UNSUPPORTED, "w.u8"},
     {"dtype lower case", "{\"w.lc\":" T_("\"f32\"", "[1]", "[0,4]") "}", 4, BADAM_E_UNSUPPORTED,

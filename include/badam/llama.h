@@ -46,7 +46,26 @@ typedef struct llama_config {
     int bos_token_id;   /* -1 when absent */
     int n_eos;
     int eos_token_ids[LLAMA_MAX_EOS];
+    /* Encoder families (bert, roberta: src/model/bert_*.c); zero for a causal LM. */
+    int encoder_head;         /* llama_encoder_head */
+    int num_labels;           /* classes of a sequence-classification head; 1 for multiple choice */
+    int type_vocab_size;      /* rows of token_type_embeddings */
+    int pad_token_id;         /* -1 when absent */
+    int position_offset;      /* roberta: pad_token_id + 1 (HF's padding_idx offset); bert: 0 */
+    float layer_norm_eps;     /* every LayerNorm's eps */
+    float hidden_dropout;     /* hidden_dropout_prob: embeddings, attention and MLP outputs */
+    float attention_dropout;  /* attention_probs_dropout_prob */
+    float classifier_dropout; /* the head's dropout (classifier_dropout, else hidden_dropout) */
 } llama_config;
+
+/* The head of an encoder (llama_config.encoder_head), from config.json's "architectures". */
+typedef enum llama_encoder_head {
+    LLAMA_HEAD_NONE = 0,           /* a causal LM */
+    LLAMA_HEAD_POOLER,             /* *ForSequenceClassification of BERT, *ForMultipleChoice:
+                                    * <base>.pooler.dense (tanh), dropout, classifier */
+    LLAMA_HEAD_ROBERTA_CLASSIFIER, /* RobertaForSequenceClassification: dropout, classifier.dense
+                                    * (tanh), dropout, classifier.out_proj */
+} llama_encoder_head;
 
 /* Parses `path` (a config.json). Errors name the file and the field. */
 badam_status llama_config_load(const char *path, llama_config *cfg, badam_error *err);

@@ -224,6 +224,31 @@ static badam_status check_overlaps(st_tensor *t, size_t n, const char *data, con
     return BADAM_OK;
 }
 
+/* Hugging Face integer buffers a checkpoint may carry beside its weights and that we accept and
+ * skip: an I64 entry named "*.position_ids" (BERT / RoBERTa embeddings, transformers < 4.31)
+ * whose data_offsets lie in the data section and span its shape. It is left out of the tensor
+ * list (its bytes are not read). Any other integer tensor is still refused. */
+static int skipped_buffer(const char *name, const json_t *entry, size_t data_size) {
+    const char *suffix = ".position_ids";
+    size_t n = strlen(name), k = strlen(suffix);
+    if (n <= k || strcmp(name + n - k, suffix) || !json_is_object(entry)) return 0;
+    const json_t *dtype = json_object_get(entry, "dtype"), *shape = json_object_get(entry, "shape");
+    const json_t *off = json_object_get(entry, "data_offsets");
+    if (!json_is_string(dtype) || strcmp(json_string_value(dtype), "I64") ||
+        !json_is_array(shape) || json_array_size(shape) > ST_MAX_DIMS || !json_is_array(off) ||
+        json_array_size(off) != 2)
+        return 0;
+    uint64_t numel = 1, v, begin, end;
+    for (size_t d = 0; d < json_array_size(shape); d++) {
+        if (!json_uint53(json_array_get(shape, d), &v) || (v && numel > (UINT64_MAX / 8) / v))
+            return 0;
+        numel *= v;
+    }
+    return json_uint53(json_array_get(off, 0), &begin) &&
+           json_uint53(json_array_get(off, 1), &end) && begin <= end && end <= data_size &&
+           end - begin == 8 * numel;
+}
+
 /* Parses and validates the header; fills file->tensors sorted by name. */
 static badam_status parse_header(st_file *file, const char *header, size_t header_size,
                                  const char *data, size_t data_size, badam_error *err) {
@@ -268,6 +293,7 @@ static badam_status parse_header(st_file *file, const char *header, size_t heade
                             show(key).s);
             break;
         }
+        if (skipped_buffer(key, e, data_size)) continue;
         st_tensor *t = &file->tensors[file->n_tensors];
         t->name = strdup(key);
         if (!t->name) {

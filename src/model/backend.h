@@ -242,6 +242,43 @@ struct backend_ops {
     /* dst[idx[k]] = src[k] rounded to dst_dtype, k < n (idx without repeats) */
     void (*scatter)(backend *be, void *dst, badam_dtype dst_dtype, const float *src,
                     const int32_t *idx, size_t n);
+    /* ---- encoder ops (BERT / RoBERTa; model/cpu/ops_encoder.h states the math of each) ---- */
+    /* LayerNorm with bias over rows of C: mean[i], rstd[i] = 1/sqrt(var_i + eps) (biased
+     * variance), y = (x - mean) rstd w + b  (mean, rstd may be NULL; y may alias x) */
+    void (*layernorm_forward)(backend *be, float *y, float *mean, float *rstd, const float *x,
+                              const float *w, const float *b, int n, int C, float eps);
+    /* its backward, g = dy w, xhat = (x - mean) rstd: dx += rstd (g - mean(g) - xhat
+     * mean(g xhat)); dw += sum_i dy xhat; db += sum_i dy  (any output may be NULL) */
+    void (*layernorm_backward)(backend *be, float *dx, float *dw, float *db, const float *dy,
+                               const float *x, const float *mean, const float *rstd, const float *w,
+                               int n, int C);
+    /* exact GELU: y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2  (overwritten; y may alias x) */
+    void (*gelu_forward)(backend *be, float *y, const float *x, size_t n);
+    /* dx = dy (Phi(x) + x phi(x))  (overwritten) */
+    void (*gelu_backward)(backend *be, float *dx, const float *dy, const float *x, size_t n);
+    /* y = tanh(x)  (overwritten; y may alias x) */
+    void (*tanh_forward)(backend *be, float *y, const float *x, size_t n);
+    /* dx = dy (1 - y^2) from the forward's output y  (overwritten) */
+    void (*tanh_backward)(backend *be, float *dx, const float *dy, const float *y, size_t n);
+    /* bidirectional multi-head attention of B sequences of T tokens (q, k, v, out [B,T,H,D]) over
+     * the keys key_mask marks real (key_mask [B*T], NULL: all), the probabilities dropped out with
+     * probability p_drop under mask key `key` (ops_encoder.h: attention_bidir_forward); lse may be
+     * NULL */
+    void (*attention_bidir_forward)(backend *be, float *out, float *lse, const float *q,
+                                    const float *k, const float *v, int B, int T, int H, int D,
+                                    const uint8_t *key_mask, double p_drop, uint64_t key);
+    /* its backward (dq, dk, dv overwritten) from the forward's out and lse */
+    void (*attention_bidir_backward)(backend *be, float *dq, float *dk, float *dv,
+                                     const float *dout, const float *out, const float *lse,
+                                     const float *q, const float *k, const float *v, int B, int T,
+                                     int H, int D, const uint8_t *key_mask, double p_drop,
+                                     uint64_t key);
+    /* cross-entropy over n rows of K logits (a class per sequence, or a choice per group of K
+     * scores): returns the loss sum over rows whose target is not LOSS_IGNORE_INDEX,
+     * dlogits = scale (softmax - onehot) on those rows and 0 on the others (overwritten; may be
+     * NULL), *n_counted the rows with a target */
+    double (*class_loss)(backend *be, float *dlogits, const float *logits, const int32_t *targets,
+                         int n, int K, float scale, int *n_counted);
 };
 
 /* be->ops->op(be, ...) */

@@ -1,10 +1,12 @@
 /* A Hugging Face folder's tensors checked against its config's parameter table (badam inspect),
- * without converting or loading any weight. */
+ * without converting or loading any weight; the config and table come from the folder's model
+ * family (model_arch_for_folder), so every family is inspected the same way. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "badam/llama.h"
+#include "badam/model.h"
 #include "io/safetensors.h"
 
 void llama_folder_report_free(llama_folder_report *r) {
@@ -37,8 +39,16 @@ badam_status llama_folder_inspect(const char *dir, llama_folder_report *r, badam
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     st_set *set = NULL;
-    badam_status st = llama_config_load(path, &r->cfg, err);
-    if (!st) st = llama_param_table(&r->cfg, &r->params, &r->n_params, err);
+    const model_arch *arch = NULL;
+    llama_model *m = NULL; /* the family's parameter table; r takes it */
+    badam_status st = model_arch_for_folder(dir, &arch, err);
+    if (!st) st = arch->config_load(path, &r->cfg, err);
+    if (!st) st = arch->describe(&r->cfg, BADAM_DTYPE_F32, &m, err);
+    if (!st) {
+        r->params = m->params, r->n_params = m->n_params;
+        m->params = NULL;
+        arch->free(m);
+    }
     if (!st) st = st_set_open_dir(dir, &set, err);
     if (!st) {
         r->tensors = calloc((size_t)r->n_params, sizeof *r->tensors);

@@ -5,6 +5,7 @@
 #include "badam/model.h"
 #include "io/files.h"
 #include "io/json_get.h"
+#include "model/bert_internal.h"
 
 static const char *const LLAMA_TYPES[] = {"llama", "mistral", "qwen2", NULL};
 
@@ -28,8 +29,31 @@ static const model_arch LLAMA_ARCH = {
     .gemm_flops = llama_plan_gemm_flops,
 };
 
+static const char *const BERT_TYPES[] = {"bert", "roberta", NULL};
+
+/* The encoder family (bert_*.c): sequence classification and multiple choice, no decoding. */
+static const model_arch BERT_ARCH = {
+    .family = "bert",
+    .model_types = BERT_TYPES,
+    .target_kinds = 1u << MODEL_TARGETS_SEQUENCE | 1u << MODEL_TARGETS_CHOICE,
+    .config_load = bert_config_load,
+    .describe = bert_model_describe,
+    .load = bert_model_load,
+    .save = bert_model_save,
+    .free = llama_model_free,
+    .plan_for_flags = bert_plan_for_flags,
+    .workspace_predict = bert_workspace_predict,
+    .workspace_create = bert_workspace_create,
+    .workspace_free = bert_workspace_free,
+    .forward = bert_forward,
+    .backward = bert_backward,
+    .kv_cache_create = NULL,
+    .decode = NULL,
+    .gemm_flops = bert_plan_gemm_flops,
+};
+
 /* The families, in lookup order. A new family is one line here. */
-static const model_arch *const ARCHS[] = {&LLAMA_ARCH};
+static const model_arch *const ARCHS[] = {&LLAMA_ARCH, &BERT_ARCH};
 #define N_ARCHS ((int)(sizeof ARCHS / sizeof ARCHS[0]))
 
 const model_arch *const *model_arch_all(int *n) {

@@ -1,12 +1,21 @@
 /* The memory plan: bytes by category predicted from config.json alone. The weights, activations
- * and workspace come from the model's sizing functions (llama_model_storage_bytes,
- * llama_workspace_predict), the rest from the method's sizes op, which calls the sizing
- * functions its allocator calls; so predicted and allocated bytes agree by construction, and a
- * test checks that they do. */
+ * and workspace come from the model family's sizing functions (its model_arch: the parameter
+ * table's storage, as llama_model_storage_bytes computes it, and workspace_predict), the rest
+ * from the method's sizes op, which calls the sizing functions its allocator calls; so predicted
+ * and allocated bytes agree by construction, and a test checks that they do. */
 #include <string.h>
 
+#include "badam/model.h"
 #include "base/memory.h"
 #include "train/method_select.h"
+
+/* Bytes of a described model's weight storage in its dtype (llama_model_storage_bytes's sum). */
+static size_t storage_bytes(const llama_model *m) {
+    size_t total = 0;
+    for (int i = 0; i < m->n_params; i++)
+        total += badam_alloc_size(m->params[i].numel * badam_dtype_size(m->dtype));
+    return badam_alloc_size(total);
+}
 
 badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg, int B, int T,
                                  memory_plan *out, badam_error *err) {
@@ -16,18 +25,24 @@ badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg
     if (st) return st;
     method_options o;
     train_method_options(cfg, &o);
+    const model_arch *arch = model_arch_find(mc->model_type);
+    if (!arch)
+        return badam_fail(err, BADAM_E_UNSUPPORTED, "memory plan: no model family serves '%s'",
+                          mc->model_type);
     llama_model *m = NULL;
-    if ((st = llama_model_describe(mc, cfg->dtype, &m, err))) return st;
+    if ((st = arch->describe(mc, cfg->dtype, &m, err))) return st;
     method_sizes z;
     memset(&z, 0, sizeof z);
     st = ops->sizes(m, &o, &z, err);
-    llama_model_free(m);
+    size_t weights = storage_bytes(m), params = 0;
+    for (int i = 0; i < m->n_params; i++) params += m->params[i].numel;
+    arch->free(m);
     if (st) return st;
 
     for (int c = 0; c < BADAM_MEM_CATEGORY_COUNT; c++) out->bytes[c] = z.bytes[c];
-    out->bytes[BADAM_MEM_WEIGHTS] = llama_model_storage_bytes(mc, cfg->dtype);
+    out->bytes[BADAM_MEM_WEIGHTS] = weights;
     llama_workspace_bytes wb =
-        llama_workspace_predict(mc, cfg->dtype, B, T, z.adapter_rank, z.adapter_targets);
+        arch->workspace_predict(mc, cfg->dtype, B, T, z.adapter_rank, z.adapter_targets);
     size_t kept = (size_t)(mc->n_layers - z.first_layer);
     out->bytes[BADAM_MEM_ACTIVATIONS] =
         kept * (wb.input_per_layer + (cfg->recompute ? 0 : wb.activations_per_layer));
@@ -36,6 +51,6 @@ badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg
     out->n_blocks = z.n_blocks;
     out->largest_block = z.largest_block;
     out->trainable = z.trainable;
-    out->params = llama_param_count(mc);
+    out->params = params;
     return BADAM_OK;
 }

@@ -237,6 +237,33 @@ MP_VOID(gather,
 MP_VOID(scatter,
         (backend * be, void *dst, badam_dtype dd, const float *src, const int32_t *idx, size_t n),
         (in, dst, dd, src, idx, n))
+MP_VOID(layernorm_forward,
+        (backend * be, float *y, float *mean, float *rstd, const float *x, const float *w,
+         const float *b, int n, int C, float eps),
+        (in, y, mean, rstd, x, w, b, n, C, eps))
+MP_VOID(layernorm_backward,
+        (backend * be, float *dx, float *dw, float *db, const float *dy, const float *x,
+         const float *mean, const float *rstd, const float *w, int n, int C),
+        (in, dx, dw, db, dy, x, mean, rstd, w, n, C))
+MP_VOID(gelu_forward, (backend * be, float *y, const float *x, size_t n), (in, y, x, n))
+MP_VOID(gelu_backward, (backend * be, float *dx, const float *dy, const float *x, size_t n),
+        (in, dx, dy, x, n))
+MP_VOID(tanh_forward, (backend * be, float *y, const float *x, size_t n), (in, y, x, n))
+MP_VOID(tanh_backward, (backend * be, float *dx, const float *dy, const float *y, size_t n),
+        (in, dx, dy, y, n))
+MP_VOID(attention_bidir_forward,
+        (backend * be, float *out, float *lse, const float *q, const float *k, const float *v,
+         int B, int T, int H, int D, const uint8_t *mask, double p, uint64_t key),
+        (in, out, lse, q, k, v, B, T, H, D, mask, p, key))
+MP_VOID(attention_bidir_backward,
+        (backend * be, float *dq, float *dk, float *dv, const float *dout, const float *out,
+         const float *lse, const float *q, const float *k, const float *v, int B, int T, int H,
+         int D, const uint8_t *mask, double p, uint64_t key),
+        (in, dq, dk, dv, dout, out, lse, q, k, v, B, T, H, D, mask, p, key))
+MP_RET(double, class_loss,
+       (backend * be, float *dz, const float *z, const int32_t *tg, int n, int K, float scale,
+        int *counted),
+       (in, dz, z, tg, n, K, scale, counted))
 
 /* The table without the context-free size functions, which come from the inner backend's. */
 static const backend_ops MP_OPS = {
@@ -281,6 +308,15 @@ static const backend_ops MP_OPS = {
     .gaussian_update_stored = mp_gaussian_update_stored,
     .gather = mp_gather,
     .scatter = mp_scatter,
+    .layernorm_forward = mp_layernorm_forward,
+    .layernorm_backward = mp_layernorm_backward,
+    .gelu_forward = mp_gelu_forward,
+    .gelu_backward = mp_gelu_backward,
+    .tanh_forward = mp_tanh_forward,
+    .tanh_backward = mp_tanh_backward,
+    .attention_bidir_forward = mp_attention_bidir_forward,
+    .attention_bidir_backward = mp_attention_bidir_backward,
+    .class_loss = mp_class_loss,
 };
 
 badam_status mprotect_backend_wrap(backend *inner, backend **out, badam_error *err) {

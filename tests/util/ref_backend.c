@@ -343,6 +343,180 @@ static int ref_layer_weights_f32(badam_dtype w_dtype) {
     return 0;
 }
 
+/* ---- encoder ops: plain loops in double from model/cpu/ops_encoder.h's math ---- */
+
+static void ref_layernorm_forward(backend *be, float *y, float *mean, float *rstd, const float *x,
+                                  const float *w, const float *b, int n, int C, float eps) {
+    (void)be;
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * C;
+        double mu = 0, var = 0;
+        for (int j = 0; j < C; j++) mu += xi[j];
+        mu /= C;
+        for (int j = 0; j < C; j++) var += (xi[j] - mu) * (xi[j] - mu);
+        double r = 1.0 / sqrt(var / C + eps);
+        if (mean) mean[i] = (float)mu;
+        if (rstd) rstd[i] = (float)r;
+        for (int j = 0; j < C; j++) y[(size_t)i * C + j] = (float)((xi[j] - mu) * r * w[j] + b[j]);
+    }
+}
+
+static void ref_layernorm_backward(backend *be, float *dx, float *dw, float *db, const float *dy,
+                                   const float *x, const float *mean, const float *rstd,
+                                   const float *w, int n, int C) {
+    (void)be;
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * C, *dyi = dy + (size_t)i * C;
+        double mg = 0, mgx = 0;
+        for (int j = 0; j < C; j++) {
+            double xh = (xi[j] - (double)mean[i]) * rstd[i];
+            mg += (double)dyi[j] * w[j] / C;
+            mgx += (double)dyi[j] * w[j] * xh / C;
+            if (dw) dw[j] += (float)(dyi[j] * xh);
+            if (db) db[j] += dyi[j];
+        }
+        for (int j = 0; dx && j < C; j++) {
+            double xh = (xi[j] - (double)mean[i]) * rstd[i];
+            dx[(size_t)i * C + j] += (float)(rstd[i] * ((double)dyi[j] * w[j] - mg - xh * mgx));
+        }
+    }
+}
+
+static void ref_gelu_forward(backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] = (float)(x[i] * 0.5 * (1.0 + erf(x[i] / sqrt(2.0))));
+}
+
+static void ref_gelu_backward(backend *be, float *dx, const float *dy, const float *x, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) {
+        double cdf = 0.5 * (1.0 + erf(x[i] / sqrt(2.0)));
+        double pdf = exp(-0.5 * (double)x[i] * x[i]) / sqrt(2.0 * M_PI);
+        dx[i] = (float)(dy[i] * (cdf + x[i] * pdf));
+    }
+}
+
+static void ref_tanh_forward(backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] = (float)tanh((double)x[i]);
+}
+
+static void ref_tanh_backward(backend *be, float *dx, const float *dy, const float *y, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) dx[i] = (float)(dy[i] * (1.0 - (double)y[i] * y[i]));
+}
+
+/* Probabilities P[t2] and dropout factors Z[t2] of query row (b, h, t), in double; returns lse
+ * (0 and all P = 0 when the sequence has no real key). */
+static double bidir_row(double *P, double *Z, const float *q, const float *k, int b, int h, int t,
+                        int T, int H, int D, const uint8_t *mask, double p, uint64_t key) {
+    double mx = -INFINITY, sum = 0;
+    for (int t2 = 0; t2 < T; t2++) {
+        P[t2] = -INFINITY;
+        Z[t2] = p > 0 && backend_dropout_unit(key, (((size_t)b * H + h) * T + t) * T + t2) < p
+                    ? 0.0
+                    : 1.0 / (1.0 - p);
+        if (mask && !mask[(size_t)b * T + t2]) continue;
+        double s = 0;
+        for (int d = 0; d < D; d++)
+            s += (double)q[(((size_t)b * T + t) * H + h) * D + d] *
+                 k[(((size_t)b * T + t2) * H + h) * D + d];
+        P[t2] = s / sqrt((double)D);
+        if (P[t2] > mx) mx = P[t2];
+    }
+    if (mx == -INFINITY) {
+        for (int t2 = 0; t2 < T; t2++) P[t2] = 0;
+        return 0;
+    }
+    for (int t2 = 0; t2 < T; t2++) sum += P[t2] == -INFINITY ? 0 : exp(P[t2] - mx);
+    for (int t2 = 0; t2 < T; t2++) P[t2] = P[t2] == -INFINITY ? 0 : exp(P[t2] - mx) / sum;
+    return mx + log(sum);
+}
+
+static uint64_t bidir_pairs(int B, int T, int H, const uint8_t *mask) {
+    uint64_t keys = 0;
+    for (size_t i = 0; i < (size_t)B * T; i++) keys += !mask || mask[i];
+    return keys * (uint64_t)T * (uint64_t)H;
+}
+
+static void ref_attention_bidir_forward(backend *be, float *out, float *lse, const float *q,
+                                        const float *k, const float *v, int B, int T, int H, int D,
+                                        const uint8_t *mask, double p, uint64_t key) {
+    double *P = malloc(sizeof(double) * T), *Z = malloc(sizeof(double) * T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                double l = bidir_row(P, Z, q, k, b, h, t, T, H, D, mask, p, key);
+                if (lse) lse[((size_t)b * H + h) * T + t] = (float)l;
+                for (int d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int t2 = 0; t2 < T; t2++)
+                        acc += P[t2] * Z[t2] * v[(((size_t)b * T + t2) * H + h) * D + d];
+                    out[(((size_t)b * T + t) * H + h) * D + d] = (float)acc;
+                }
+            }
+    free(P), free(Z);
+    be->counters.attention_flops += 4ull * (uint64_t)D * bidir_pairs(B, T, H, mask);
+}
+
+static void ref_attention_bidir_backward(backend *be, float *dq, float *dk, float *dv,
+                                         const float *dout, const float *out, const float *lse,
+                                         const float *q, const float *k, const float *v, int B,
+                                         int T, int H, int D, const uint8_t *mask, double p,
+                                         uint64_t key) {
+    (void)out, (void)lse; /* the oracle recomputes everything from q, k, v */
+    size_t n = (size_t)B * T * H * D;
+    double *gq = calloc(n, sizeof(double)), *gk = calloc(n, sizeof(double));
+    double *gv = calloc(n, sizeof(double));
+    double *P = malloc(sizeof(double) * T), *Z = malloc(sizeof(double) * T);
+    double *dP = malloc(sizeof(double) * T), scale = 1.0 / sqrt((double)D);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                bidir_row(P, Z, q, k, b, h, t, T, H, D, mask, p, key);
+                size_t qo = (((size_t)b * T + t) * H + h) * D;
+                double di = 0;
+                for (int t2 = 0; t2 < T; t2++) {
+                    size_t ko = (((size_t)b * T + t2) * H + h) * D;
+                    double g = 0;
+                    for (int d = 0; d < D; d++) g += (double)dout[qo + d] * v[ko + d];
+                    dP[t2] = Z[t2] * g;
+                    di += P[t2] * dP[t2];
+                }
+                for (int t2 = 0; t2 < T; t2++) {
+                    size_t ko = (((size_t)b * T + t2) * H + h) * D;
+                    double ds = P[t2] * (dP[t2] - di) * scale;
+                    for (int d = 0; d < D; d++) {
+                        gq[qo + d] += ds * k[ko + d];
+                        gk[ko + d] += ds * q[qo + d];
+                        gv[ko + d] += P[t2] * Z[t2] * dout[qo + d];
+                    }
+                }
+            }
+    for (size_t i = 0; i < n; i++) dq[i] = (float)gq[i], dk[i] = (float)gk[i], dv[i] = (float)gv[i];
+    free(gq), free(gk), free(gv), free(P), free(Z), free(dP);
+    be->counters.attention_flops += 8ull * (uint64_t)D * bidir_pairs(B, T, H, mask);
+}
+
+static double ref_class_loss(backend *be, float *dlogits, const float *logits,
+                             const int32_t *targets, int n, int K, float scale, int *n_counted) {
+    (void)be;
+    double total = 0;
+    *n_counted = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * K;
+        double mx = -INFINITY, sum = 0;
+        for (int c = 0; c < K; c++) mx = z[c] > mx ? z[c] : mx;
+        for (int c = 0; c < K; c++) sum += exp(z[c] - mx);
+        int counted = targets[i] != LOSS_IGNORE_INDEX;
+        if (counted) total += mx + log(sum) - z[targets[i]], ++*n_counted;
+        for (int c = 0; dlogits && c < K; c++)
+            dlogits[(size_t)i * K + c] =
+                counted ? (float)(scale * (exp(z[c] - mx) / sum - (c == targets[i]))) : 0.0f;
+    }
+    return total;
+}
+
 static const backend_ops REF_OPS = {
     .name = "reference",
     .destroy = ref_destroy,
@@ -388,6 +562,15 @@ static const backend_ops REF_OPS = {
     .gaussian_update_stored = ref_gaussian_update_stored,
     .gather = ref_gather,
     .scatter = ref_scatter,
+    .layernorm_forward = ref_layernorm_forward,
+    .layernorm_backward = ref_layernorm_backward,
+    .gelu_forward = ref_gelu_forward,
+    .gelu_backward = ref_gelu_backward,
+    .tanh_forward = ref_tanh_forward,
+    .tanh_backward = ref_tanh_backward,
+    .attention_bidir_forward = ref_attention_bidir_forward,
+    .attention_bidir_backward = ref_attention_bidir_backward,
+    .class_loss = ref_class_loss,
 };
 
 badam_status ref_backend_create(backend **out, badam_error *err) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model/cpu/ops.h"
+#include "model/cpu/ops_encoder.h"
 
 typedef struct cpu_backend {
     backend base;        /* first: a backend * is a cpu_backend * */
@@ -264,6 +265,60 @@ static void cpu_scatter(backend *be, void *dst, badam_dtype dd, const float *src
     mask_scatter(dst, dd, src, idx, n);
 }
 
+static void cpu_layernorm_forward(backend *be, float *y, float *mean, float *rstd, const float *x,
+                                  const float *w, const float *b, int n, int C, float eps) {
+    (void)be;
+    layernorm_forward(y, mean, rstd, x, w, b, n, C, eps);
+}
+
+static void cpu_layernorm_backward(backend *be, float *dx, float *dw, float *db, const float *dy,
+                                   const float *x, const float *mean, const float *rstd,
+                                   const float *w, int n, int C) {
+    (void)be;
+    layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, n, C);
+}
+
+static void cpu_gelu_forward(backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    gelu_forward(y, x, n);
+}
+
+static void cpu_gelu_backward(backend *be, float *dx, const float *dy, const float *x, size_t n) {
+    (void)be;
+    gelu_backward(dx, dy, x, n);
+}
+
+static void cpu_tanh_forward(backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    tanh_forward(y, x, n);
+}
+
+static void cpu_tanh_backward(backend *be, float *dx, const float *dy, const float *y, size_t n) {
+    (void)be;
+    tanh_backward(dx, dy, y, n);
+}
+
+static void cpu_attention_bidir_forward(backend *be, float *out, float *lse, const float *q,
+                                        const float *k, const float *v, int B, int T, int H, int D,
+                                        const uint8_t *key_mask, double p_drop, uint64_t key) {
+    attention_bidir_forward(out, lse, q, k, v, B, T, H, D, key_mask, p_drop, key, &be->counters);
+}
+
+static void cpu_attention_bidir_backward(backend *be, float *dq, float *dk, float *dv,
+                                         const float *dout, const float *out, const float *lse,
+                                         const float *q, const float *k, const float *v, int B,
+                                         int T, int H, int D, const uint8_t *key_mask,
+                                         double p_drop, uint64_t key) {
+    attention_bidir_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, H, D, key_mask, p_drop, key,
+                             &be->counters);
+}
+
+static double cpu_class_loss(backend *be, float *dlogits, const float *logits,
+                             const int32_t *targets, int n, int K, float scale, int *n_counted) {
+    (void)be;
+    return class_loss(dlogits, logits, targets, n, K, scale, n_counted);
+}
+
 static const backend_ops CPU_OPS = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -309,6 +364,15 @@ static const backend_ops CPU_OPS = {
     .gaussian_update_stored = cpu_gaussian_update_stored,
     .gather = cpu_gather,
     .scatter = cpu_scatter,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .gelu_forward = cpu_gelu_forward,
+    .gelu_backward = cpu_gelu_backward,
+    .tanh_forward = cpu_tanh_forward,
+    .tanh_backward = cpu_tanh_backward,
+    .attention_bidir_forward = cpu_attention_bidir_forward,
+    .attention_bidir_backward = cpu_attention_bidir_backward,
+    .class_loss = cpu_class_loss,
 };
 
 const backend_ops *backend_cpu_ops(void) {

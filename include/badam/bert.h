@@ -1,0 +1,28 @@
+/* The encoder families bert and roberta (BertForSequenceClassification,
+ * RobertaForSequenceClassification, *ForMultipleChoice folders): their entry in the architecture
+ * table (badam/model.h) serves configuration, parameters, load / save, forward to the loss and
+ * backward; this header adds what an encoder needs beyond the table: class scores for
+ * prediction, and dropout while training. A workspace of this family comes from its
+ * model_arch.workspace_create and goes only to its functions (and to llama_workspace_counters,
+ * _bytes_held, _weight_hooks, _set_weight_hooks, which every workspace serves). */
+#ifndef BADAM_BERT_H
+#define BADAM_BERT_H
+
+#include <stdint.h>
+
+#include "badam/llama.h"
+#include "badam/status.h"
+
+/* Class scores of a batch of target kind MODEL_TARGETS_SEQUENCE or _CHOICE (targets unread):
+ * logits [B, num_labels] for sequence classification, [B] (one score per row; a group's
+ * softmax runs over its n_choices rows) for multiple choice. No dropout, nothing kept. */
+badam_status bert_forward_logits(const llama_model *m, llama_workspace *ws,
+                                 const llama_batch *batch, float *logits, badam_error *err);
+
+/* Dropout of the following passes (off after creation): with training = 1, the config's hidden,
+ * attention-probability and classifier dropouts apply, with masks a hash of (seed, step, layer,
+ * site, element) (model/backend.h's dropout mask), so backward regenerates them. The trainer sets
+ * step for each micro-batch. */
+void bert_workspace_set_dropout(llama_workspace *ws, int training, uint64_t seed, uint64_t step);
+
+#endif
