@@ -76,7 +76,7 @@ typedef struct online_block {
     int rows;
 } online_block;
 
-static online_block block_layout(float *workspace, int R, int C) {
+static online_block block_layout(float *workspace, int R, int C, int tile) {
     online_block b;
     b.l = (double *)(void *)workspace;
     b.m = workspace + 2 * (size_t)R;
@@ -86,7 +86,7 @@ static online_block block_layout(float *workspace, int R, int C) {
     b.h = (float *)(void *)(b.row + R);
     b.a = b.h + (size_t)R * C;
     b.z = b.a + (size_t)R * C;
-    b.wt = b.z + (size_t)R * LM_ONLINE_TILE;
+    b.wt = b.z + (size_t)R * tile;
     b.rows = 0;
     return b;
 }
@@ -140,7 +140,7 @@ double lm_head_loss_online(float *dh, const float *h, const void *w, badam_dtype
                            float *workspace, size_t workspace_floats, int *n_counted,
                            op_counters *counters) {
     int R = lm_head_online_rows(workspace_floats, C, V);
-    online_block b = block_layout(workspace, R, C);
+    online_block b = block_layout(workspace, R, C, V < LM_ONLINE_TILE ? V : LM_ONLINE_TILE);
     double loss_sum = 0.0;
     int counted = 0, next = 0;
     while (next < n) {
