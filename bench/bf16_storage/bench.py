@@ -17,6 +17,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 
 
@@ -61,6 +62,7 @@ def main():
         for _ in range(args.repeats):
             for k in keys:  # alternate: every repeat runs each configuration once
                 res[k].append(one_run(args, bins[k[2]], k[0], k[1], os.path.join(tmp, "out")))
+                print(k[0], k[1], bins[k[2]], res[k][-1], file=sys.stderr, flush=True)
     print(f"| binary | path | weights | user CPU s | forward s | backward s | step s |  (medians of "
           f"{args.repeats}, {args.steps} steps, B={args.batch} T={args.seq}, "
           f"{args.threads} threads)")
