@@ -704,6 +704,22 @@ static void test_lm_head_loss_bf16(void) {
     CHECK_NEAR(lb, la, 1e-7, 1e-5, "lm_head_loss bf16 vs fp32 weights: loss");
     CHECK_CLOSE(dh_b, dh_a, nh, 1e-6, 1e-5, "lm_head_loss bf16 vs fp32 weights: dh");
     CHECK_CLOSE(dw_b, dw_a, nw, 1e-6, 1e-5, "lm_head_loss bf16 vs fp32 weights: dW");
+    /* Without dW, bf16 weights on the portable GEMM take the one-pass online softmax
+     * (lm_head_online.c; here 7 rows per block: two blocks, three vocabulary tiles). */
+    CHECK(lm_head_online_rows(lm_head_loss_workspace_floats(chunk, C, V), C, V) == 7);
+    memset(dh_a, 0, nh * sizeof(float)), memset(dh_b, 0, nh * sizeof(float));
+    op_counters cnt = {0};
+    la = lm_head_loss(dh_a, NULL, h, w32, BADAM_DTYPE_F32, targets, n, C, V, chunk, 0.5f, ws, &ca,
+                      NULL, g_gemm);
+    lb = lm_head_loss(dh_b, NULL, h, wb, BADAM_DTYPE_BF16, targets, n, C, V, chunk, 0.5f, ws, &cb,
+                      &cnt, g_gemm);
+    CHECK(ca == cb && ca == n - 2);
+    CHECK(cnt.gemm_flops == 2ull * 2 * (n - 2) * C * V);
+    CHECK_NEAR(lb, la, 1e-7, 1e-5, "lm_head_loss bf16 vs fp32 weights, dh only: loss");
+    CHECK_CLOSE(dh_b, dh_a, nh, 1e-6, 1e-5, "lm_head_loss bf16 vs fp32 weights, dh only: dh");
+    lb = lm_head_loss(NULL, NULL, h, wb, BADAM_DTYPE_BF16, targets, n, C, V, chunk, 0.5f, ws, &cb,
+                      NULL, g_gemm);
+    CHECK_NEAR(lb, la, 1e-7, 1e-5, "lm_head_loss bf16 vs fp32 weights, loss only");
     free(h), free(w32), free(wb), free(ws), free(dh_a), free(dh_b), free(dw_a), free(dw_b);
 }
 

@@ -1,10 +1,12 @@
 /* Kernel microbenchmark: linear (bf16 weights: native bf16 GEMM or the portable path with
- * BADAM_GEMM=fp32) and causal attention forward/backward, at the shapes of the compare_torch
- * configs. Build: see bench/ops/run.sh. Prints GFLOP/s per op (best of a few repeats). */
+ * BADAM_GEMM=fp32), the fused LM head + loss (bf16 against fp32 weights, loss and dh as training
+ * runs it) and causal attention forward/backward, at the shapes of the compare_torch configs.
+ * Build: see bench/ops/run.sh. Prints GFLOP/s per op (best of a few repeats). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model/cpu/ops.h"
 
@@ -41,6 +43,40 @@ static void bench_linear(int n, int in, int out) {
     free(x), free(y), free(w32), free(w), free(scratch), free(dx);
 }
 
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* lm_head_loss with dh (no dW), bf16 then fp32 weights, alternately; best wall and CPU seconds
+ * (all threads) of `reps` calls each. */
+static void bench_lm_head(int n, int C, int V, int chunk, int reps) {
+    float *h = randf((size_t)n * C), *w32 = randf((size_t)V * C), *dh = randf((size_t)n * C);
+    uint16_t *w = malloc((size_t)V * C * 2);
+    badam_convert(w, BADAM_DTYPE_BF16, w32, BADAM_DTYPE_F32, (size_t)V * C);
+    int32_t *targets = malloc((size_t)n * sizeof(int32_t));
+    for (int i = 0; i < n; i++) targets[i] = rand() % V;
+    float *ws = malloc(lm_head_loss_workspace_floats(chunk, C, V) * sizeof(float));
+    double wall[2] = {1e9, 1e9}, cpu[2] = {1e9, 1e9};
+    for (int r = 0; r < reps; r++) {
+        for (int k = 0; k < 2; k++) {
+            double t0 = omp_get_wtime(), c0 = cpu_seconds();
+            lm_head_loss(dh, NULL, h, k ? (const void *)w32 : w,
+                         k ? BADAM_DTYPE_F32 : BADAM_DTYPE_BF16, targets, n, C, V, chunk, 1.0f, ws,
+                         NULL, NULL, g_gemm);
+            double t1 = omp_get_wtime(), c1 = cpu_seconds();
+            if (t1 - t0 < wall[k]) wall[k] = t1 - t0;
+            if (c1 - c0 < cpu[k]) cpu[k] = c1 - c0;
+        }
+    }
+    printf("lm_head_loss n=%d C=%d V=%d chunk=%d (dh, no dW; %s): bf16 %.1f ms (cpu %.1f ms), "
+           "fp32 %.1f ms (cpu %.1f ms)\n",
+           n, C, V, chunk, gemm_bf16_available(g_gemm) ? "native bf16" : "portable fp32",
+           wall[0] * 1e3, cpu[0] * 1e3, wall[1] * 1e3, cpu[1] * 1e3);
+    free(h), free(w32), free(dh), free(w), free(targets), free(ws);
+}
+
 static void bench_attention(int B, int T, int Hq, int Hkv, int D) {
     size_t nq = (size_t)B * T * Hq * D, nk = (size_t)B * T * Hkv * D;
     float *q = randf(nq), *k = randf(nk), *v = randf(nk), *o = randf(nq), *dout = randf(nq);
@@ -67,6 +103,12 @@ static void bench_attention(int B, int T, int Hq, int Hkv, int D) {
 
 int main(void) {
     g_gemm = gemm_bf16_ctx_create();
+    if (getenv("BENCH_LM_HEAD_ONLY")) {
+        bench_lm_head(512, 768, 32000, 256, 7);
+        gemm_bf16_ctx_free(g_gemm);
+        return 0;
+    }
+    bench_lm_head(512, 768, 32000, 256, 5);
     bench_linear(512, 768, 2048);
     bench_linear(256, 2048, 8192);
     bench_linear(256, 8192, 2048);

@@ -11,4 +11,6 @@ blas=/usr/lib/x86_64-linux-gnu/openblas-openmp
 gcc -O2 -fopenmp -I"$root/src" -I"$root/include" "$root/bench/ops/bench_ops.c" -o "$build/bench_ops" \
   "$build/libbadam.a" -L$blas -Wl,-rpath,$blas -lopenblas $( [ -e /usr/lib/x86_64-linux-gnu/libdnnl.so ] && echo -ldnnl ) \
   -ljansson -lpcre2-8 -lutf8proc -lm
+# Like the CLI (cli/main.c): idle OpenMP threads sleep instead of spinning on a shared machine.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 exec "$build/bench_ops"

@@ -69,6 +69,12 @@ double lm_head_loss(float *dh, float *dw, const float *h, const void *w, badam_d
                     float *workspace, int *n_counted, op_counters *counters, gemm_bf16_ctx *gemm) {
     if (n_counted) *n_counted = 0;
     if (chunk <= 0) return NAN;
+    size_t ws_floats = lm_head_loss_workspace_floats(chunk, C, V);
+    if (!dw && w_dtype != BADAM_DTYPE_F32 &&
+        !(w_dtype == BADAM_DTYPE_BF16 && gemm_bf16_available(gemm)) &&
+        lm_head_online_rows(ws_floats, C, V) >= chunk && (uintptr_t)workspace % 8 == 0)
+        return lm_head_loss_online(dh, h, w, w_dtype, targets, n, C, V, scale, workspace, ws_floats,
+                                   n_counted, counters);
     float *hbuf = workspace;
     float *logits = hbuf + (size_t)chunk * C;
     float *losses = logits + (size_t)chunk * V;

@@ -200,6 +200,18 @@ double lm_head_loss(float *dh, float *dw, const float *h, const void *w, badam_d
                     const int32_t *targets, int n, int C, int V, int chunk, float scale,
                     float *workspace, int *n_counted, op_counters *counters, gemm_bf16_ctx *gemm);
 
+/* lm_head_loss_online (lm_head_online.c): lm_head_loss without dW, in one pass over vocabulary
+ * tiles with an online softmax, so a bf16/f16 W is converted to fp32 once per block of token rows
+ * instead of twice per chunk; lm_head_loss takes it for a non-fp32 W on the portable GEMM path
+ * when dw is NULL and a block holds at least `chunk` rows. Uses the same workspace
+ * (workspace_floats of it, 8-byte aligned). Same results up to summation order.
+ * lm_head_online_rows: the token rows per block that workspace_floats hold (0: none). */
+int lm_head_online_rows(size_t workspace_floats, int C, int V);
+double lm_head_loss_online(float *dh, const float *h, const void *w, badam_dtype w_dtype,
+                           const int32_t *targets, int n, int C, int V, float scale,
+                           float *workspace, size_t workspace_floats, int *n_counted,
+                           op_counters *counters);
+
 /* attention_decode: backend.h's attention_decode (decode over a KV cache), on n_threads OpenMP
  * threads, each with max_len floats of scratch (scratch: n_threads * max_len floats). */
 void attention_decode(float *out, const float *q, const float *K, const float *V, int n, int p0,
