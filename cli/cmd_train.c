@@ -11,7 +11,7 @@
 #include "train_options.h"
 
 static const char *USAGE =
-    "badam train --model DIR --data FILE --out DIR [--method badam|adam|lora|lomo|sgd-bcd] "
+    "badam train --model DIR --data FILE --out DIR [--method badam|adam|lora|lomo|sgd-bcd|galore] "
     "[options]";
 static const char *DESCRIPTION =
     "Fine-tunes every parameter of a Llama-family model (llama, mistral, qwen2) with BAdam:\n"
@@ -29,7 +29,7 @@ typedef struct train_cli {
 } train_cli;
 
 /* Entries of the option table, without its end marker. */
-enum { N_RUN_OPTIONS = 41, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
+enum { N_RUN_OPTIONS = 45, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
 
 /* The options of the run (model, data, output, method, blocks, optimizer, loop, LoRA), into
  * opts[N_RUN_OPTIONS]. */
@@ -41,8 +41,8 @@ static void run_options(train_cli *x, cli_option *opts) {
          0},
         {"val-data", OPT_STRING, &c->val_path, "FILE", "separate validation data", 0},
         {"out", OPT_STRING, &c->out_dir, "DIR", "output folder (created)", 0},
-        {"method", OPT_CUSTOM, &c->method, "NAME", "badam (default), adam, lora, lomo, sgd-bcd",
-         parse_method},
+        {"method", OPT_CUSTOM, &c->method, "NAME",
+         "badam (default), adam, lora, lomo, sgd-bcd, galore", parse_method},
         {"dtype", OPT_CUSTOM, &c->dtype, "T", "weight storage: bf16 (default) or fp32",
          parse_dtype},
         {"switch-every", OPT_CUSTOM, &c->switch_every, "K|auto",
@@ -100,6 +100,15 @@ static void run_options(train_cli *x, cli_option *opts) {
         {"lora-targets", OPT_CUSTOM, &c->lora_targets, "LIST",
          "modules to adapt (q,k,v,o,gate,up,down)", parse_lora_targets},
         {"init-adapter", OPT_STRING, &c->init_adapter, "DIR", "start LoRA from a PEFT adapter", 0},
+        {"galore-rank", OPT_INT, &c->galore_rank, "R", "GaLore projection rank (128)", 0},
+        {"galore-update-gap", OPT_INT, &c->galore_update_gap, "T",
+         "GaLore: steps between projector refreshes (SVD of the gradient) (200)", 0},
+        {"galore-scale", OPT_FLOAT, &c->galore_scale, "A",
+         "GaLore: scale of the projected-back update (0.25)", 0},
+        {"galore-per-layer", OPT_FLAG, &c->galore_per_layer, NULL,
+         "GaLore: update each weight inside backward (no full gradient stored; needs --clip 0 "
+         "and --grad-accum 1)",
+         0},
     };
     _Static_assert(sizeof table / sizeof table[0] == N_RUN_OPTIONS, "N_RUN_OPTIONS");
     memcpy(opts, table, sizeof table);

@@ -18,7 +18,7 @@ static void usage(FILE *out) {
         "commands:\n"
         "  demo                the main job: fine-tune the bundled model with BAdam, LoRA and\n"
         "                      Adam, evaluate, and write a report\n"
-        "  train               fine-tune a model (BAdam, Adam, LoRA, LOMO, SGD-BCD)\n"
+        "  train               fine-tune a model (BAdam, Adam, LoRA, LOMO, SGD-BCD, GaLore)\n"
         "  plan                predicted memory by category, from config.json alone\n"
         "  inspect MODEL_DIR   architecture, parameters by tensor, dtypes, BAdam block sizes\n"
         "  tokenize            token ids of a string (--text) or a dataset report (--data)\n"

@@ -500,6 +500,49 @@ static void check_reductions(pair *P, size_t n) {
     free(x), free(y);
 }
 
+/* galore_projector against the Jacobi oracle: the same singular vectors (signs fixed by the op's
+ * rule, so they compare directly) to 1e-5, for a tall, a wide and a square gradient and a rank
+ * above min(rows, cols); and the rows (tall) or columns (wide) of P orthonormal to 1e-5. */
+static void check_galore_projector(pair *P, int rows, int cols, int rank) {
+    test_rng *r = &P->rng;
+    const size_t n = (size_t)rows * cols;
+    const int k = rank < rows && rank < cols ? rank : rows < cols ? rows : cols;
+    const size_t pn = (size_t)k * (rows >= cols ? cols : rows);
+    float *g = host_randn(r, n, 1);
+    backend *bs[2] = {P->be, P->ref};
+    float *sg[2], *sp[2], *scr[2];
+    int rc[2];
+    for (int s = 0; s < 2; s++) {
+        size_t sf = bs[s]->ops->galore_projector_scratch_floats(rows, cols);
+        sg[s] = up(bs[s], g, n * 4);
+        sp[s] = BE(bs[s], alloc, BADAM_MEM_OTHER, pn * 4);
+        scr[s] = sf ? BE(bs[s], alloc, BADAM_MEM_OTHER, sf * 4) : NULL;
+        rc[s] = BE(bs[s], galore_projector, sp[s], sg[s], rows, cols, rank, scr[s]);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "galore_projector %dx%d rank %d", rows, cols, rank);
+    CHECKF(rc[0] == 0 && rc[1] == 0, "%s: %s returned %d / %d", P->name, what, rc[0], rc[1]);
+    COMPARE(P, pn, 1e-5, 1e-5, what, sp[0], sp[1]);
+    float *h = down(P->be, sp[0], pn);
+    const int len = rows >= cols ? cols : rows; /* length of a singular vector */
+    double worst = 0;
+    for (int a = 0; a < k; a++)
+        for (int b = 0; b < k; b++) {
+            double d = 0;
+            for (int i = 0; i < len; i++)
+                d += rows >= cols ? (double)h[a * len + i] * h[b * len + i]
+                                  : (double)h[i * k + a] * h[i * k + b];
+            double e = fabs(d - (a == b));
+            if (e > worst) worst = e;
+        }
+    CHECKF(worst < 1e-5, "%s: %s: P is not orthonormal (%.3g)", P->name, what, worst);
+    free(h), free(g);
+    for (int s = 0; s < 2; s++) {
+        BE(bs[s], free, sg[s]), BE(bs[s], free, sp[s]);
+        if (scr[s]) BE(bs[s], free, scr[s]);
+    }
+}
+
 static void check_backend(const test_backend_entry *e) {
     pair P = {.name = e->name};
     badam_error err = {0};
@@ -545,6 +588,10 @@ static void check_backend(const test_backend_entry *e) {
                                  : BADAM_DTYPE_F16);
         check_reductions(&P, optim_n[i]);
     }
+    check_galore_projector(&P, 23, 7, 3);
+    check_galore_projector(&P, 5, 19, 4);
+    check_galore_projector(&P, 8, 8, 8);
+    check_galore_projector(&P, 6, 4, 9);
     backend_destroy(P.ref);
     backend_destroy(P.be);
 }

@@ -19,6 +19,7 @@ typedef enum train_method {
     METHOD_LORA,      /* low-rank adapters on frozen weights */
     METHOD_LOMO,      /* SGD fused into backward, one gradient alive at a time */
     METHOD_SGD_BCD,   /* block coordinate descent with SGD (the paper's ablation) */
+    METHOD_GALORE,    /* Adam in a low-rank projection of each layer matrix's gradient */
     METHOD_COUNT
 } train_method;
 
@@ -81,6 +82,12 @@ typedef struct train_config {
     uint32_t lora_targets;
     const char *init_adapter;
 
+    /* GaLore: rank, steps between projector refreshes (SVD of the gradient), scale alpha of
+     * the projected-back update, and the per-layer variant (updates inside backward) */
+    int galore_rank, galore_update_gap;
+    float galore_scale;
+    int galore_per_layer;
+
     /* data */
     data_format format;
     const char *template_name, *system_prompt;
@@ -89,7 +96,7 @@ typedef struct train_config {
 
 /* Defaults: BAdam, bf16, K auto, random order, layer partition, lr 1e-5, betas (0.9, 0.999),
  * eps 1e-8, wd 0, cosine with no warmup, clip 1, 1 epoch, batch 2, accum 1, seq 512, seed 42,
- * LoRA rank 8 alpha 16 on all seven projections. */
+ * LoRA rank 8 alpha 16 on all seven projections, GaLore rank 128 every 200 steps scale 0.25. */
 void train_config_defaults(train_config *cfg);
 
 /* ---------------------------------------------------------------- memory plan */

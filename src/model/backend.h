@@ -215,6 +215,16 @@ struct backend_ops {
     void (*scale)(backend *be, float *x, float a, size_t n);
     /* y[i] += a x[i]  (the product rounded to fp32, then the sum: no fused multiply-add) */
     void (*axpy)(backend *be, float *y, float a, const float *x, size_t n);
+
+    /* ---- GaLore (model/cpu/ops.h: galore_projector states the math) ---- */
+    /* floats of `scratch` for galore_projector on a [rows, cols] gradient (no context) */
+    size_t (*galore_projector_scratch_floats)(int rows, int cols);
+    /* P = the rank-k projector of G [rows, cols] from its truncated SVD: Vh[:k, :] ([k, cols])
+     * when rows >= cols, else U[:, :k] ([rows, k]), k = min(rank, rows, cols), signs fixed (the
+     * largest-magnitude entry of each singular vector positive). Returns 0, or nonzero when the
+     * SVD did not converge (P then undefined). */
+    int (*galore_projector)(backend *be, float *P, const float *G, int rows, int cols, int rank,
+                            float *scratch);
 };
 
 /* be->ops->op(be, ...) */

@@ -36,7 +36,8 @@
 enum {
     METHOD_USES_BLOCKS = 1u << 0, /* partition, K, block order, start block, reference compat */
     METHOD_USES_ADAM = 1u << 1,   /* beta1, beta2, eps */
-    METHOD_USES_LORA = 1u << 2    /* LoRA rank, alpha, dropout, targets */
+    METHOD_USES_LORA = 1u << 2,   /* LoRA rank, alpha, dropout, targets */
+    METHOD_USES_GALORE = 1u << 3  /* GaLore rank, update gap, scale, per-layer */
 };
 
 /* What a method is built from: the training options that concern methods (the trainer fills it
@@ -61,6 +62,11 @@ typedef struct method_options {
     float lora_alpha, lora_dropout;
     uint32_t lora_targets;
     const char *init_adapter; /* adapter folder to start from (not when resuming) */
+    /* GaLore: projection rank, steps between projector refreshes, scale alpha, update inside
+     * backward */
+    int galore_rank, galore_update_gap;
+    float galore_scale;
+    int galore_per_layer;
 } method_options;
 
 /* What the memory plan needs from a method, computed on a described model (no weights). */
@@ -186,7 +192,7 @@ void method_free(method_state *s);
 /* ---------------------------------------------------------------- the registry */
 
 #define TRAIN_METHOD_REGISTRY_MAX 32
-#define TRAIN_METHOD_BUILTIN_COUNT 5
+#define TRAIN_METHOD_BUILTIN_COUNT 6
 
 /* A table of methods the caller owns (no global state): starts with the built-in methods, and a
  * caller adds its own with train_method_register. */
@@ -195,7 +201,8 @@ typedef struct train_method_registry {
     int n;
 } train_method_registry;
 
-/* The built-in methods in train_method order (badam, adam, lora, lomo, sgd-bcd); NULL outside. */
+/* The built-in methods in train_method order (badam, adam, lora, lomo, sgd-bcd,
+ * galore); NULL outside. */
 const train_method_ops *train_method_builtin(int index);
 void train_method_registry_init(train_method_registry *r);
 /* Adds ops (which must outlive r); refuses a name already there, a table that is full, or ops

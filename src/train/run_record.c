@@ -33,6 +33,9 @@ static int uses_adam(const run_facts *f) {
 static int lora(const run_facts *f) {
     return (f->method->uses & METHOD_USES_LORA) != 0;
 }
+static int galore(const run_facts *f) {
+    return (f->method->uses & METHOD_USES_GALORE) != 0;
+}
 static int by_epochs(const run_facts *f) {
     return f->cfg->max_steps == 0;
 }
@@ -273,6 +276,10 @@ static const run_option OPTIONS[] = {
     {"--lora-alpha", lora, v_float, CFG(lora_alpha), NULL, NULL},
     {"--lora-dropout", lora, v_float, CFG(lora_dropout), NULL, NULL},
     {"--lora-targets", lora, v_lora_targets, 0, NULL, NULL},
+    {"--galore-rank", galore, v_int, CFG(galore_rank), NULL, NULL},
+    {"--galore-update-gap", galore, v_int, CFG(galore_update_gap), NULL, NULL},
+    {"--galore-scale", galore, v_float, CFG(galore_scale), NULL, NULL},
+    {"--galore-per-layer", galore, v_on, CFG(galore_per_layer), NULL, NULL},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 

@@ -13,7 +13,8 @@ badam_status train_method_parse(const char *name, train_method *m, badam_error *
             return BADAM_OK;
         }
     return badam_fail(err, BADAM_E_INVALID,
-                      "unknown method '%s' (choose badam, adam, lora, lomo or sgd-bcd)", name);
+                      "unknown method '%s' (choose badam, adam, lora, lomo, sgd-bcd or galore)",
+                      name);
 }
 
 const char *train_method_name(train_method m) {
@@ -48,6 +49,8 @@ void train_method_options(const train_config *c, method_options *o) {
     o->lora_alpha = c->lora_alpha, o->lora_dropout = c->lora_dropout;
     o->lora_targets = c->lora_targets;
     o->init_adapter = c->init_adapter;
+    o->galore_rank = c->galore_rank, o->galore_update_gap = c->galore_update_gap;
+    o->galore_scale = c->galore_scale, o->galore_per_layer = c->galore_per_layer;
 }
 
 void train_config_defaults(train_config *c) {
@@ -69,6 +72,7 @@ void train_config_defaults(train_config *c) {
     c->lora_targets = (1u << LLAMA_P_Q) | (1u << LLAMA_P_K) | (1u << LLAMA_P_V) |
                       (1u << LLAMA_P_O) | (1u << LLAMA_P_GATE) | (1u << LLAMA_P_UP) |
                       (1u << LLAMA_P_DOWN);
+    c->galore_rank = 128, c->galore_update_gap = 200, c->galore_scale = 0.25f;
     c->shuffle = 1;
     c->group_by_length = 1;
     c->max_shard_bytes = (size_t)5 << 30;

@@ -222,6 +222,9 @@ MP_VOID(sgd_update_stored,
 MP_RET(double, sum_squares, (backend * be, const float *x, size_t n), (in, x, n))
 MP_VOID(scale, (backend * be, float *x, float a, size_t n), (in, x, a, n))
 MP_VOID(axpy, (backend * be, float *y, float a, const float *x, size_t n), (in, y, a, x, n))
+MP_RET(int, galore_projector,
+       (backend * be, float *P, const float *G, int rows, int cols, int rank, float *scratch),
+       (in, P, G, rows, cols, rank, scratch))
 
 /* The table without the context-free size functions, which come from the inner backend's. */
 static const backend_ops MP_OPS = {
@@ -262,6 +265,7 @@ static const backend_ops MP_OPS = {
     .sum_squares = mp_sum_squares,
     .scale = mp_scale,
     .axpy = mp_axpy,
+    .galore_projector = mp_galore_projector,
 };
 
 badam_status mprotect_backend_wrap(backend *inner, backend **out, badam_error *err) {
@@ -277,6 +281,7 @@ badam_status mprotect_backend_wrap(backend *inner, backend **out, badam_error *e
     c->ops.linear_scratch_floats = inner->ops->linear_scratch_floats;
     c->ops.lm_head_loss_workspace_floats = inner->ops->lm_head_loss_workspace_floats;
     c->ops.layer_weights_f32 = inner->ops->layer_weights_f32;
+    c->ops.galore_projector_scratch_floats = inner->ops->galore_projector_scratch_floats;
     c->base.ops = &c->ops;
     c->inner = inner;
     c->page = (size_t)page;

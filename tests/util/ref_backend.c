@@ -384,6 +384,8 @@ static const backend_ops REF_OPS = {
     .sum_squares = ref_sum_squares,
     .scale = ref_scale,
     .axpy = ref_axpy,
+    .galore_projector_scratch_floats = ref_galore_scratch,
+    .galore_projector = ref_galore_projector,
 };
 
 badam_status ref_backend_create(backend **out, badam_error *err) {

@@ -33,5 +33,9 @@ void ref_sgd_update_stored(backend *be, void *weight, badam_dtype wd, const floa
 double ref_sum_squares(backend *be, const float *x, size_t n);
 void ref_scale(backend *be, float *x, float a, size_t n);
 void ref_axpy(backend *be, float *y, float a, const float *x, size_t n);
+/* The GaLore projector by Jacobi rotations (ref_galore.c). */
+size_t ref_galore_scratch(int rows, int cols);
+int ref_galore_projector(backend *be, float *P, const float *G, int rows, int cols, int rank,
+                         float *scratch);
 
 #endif

@@ -240,6 +240,12 @@ static void cpu_axpy(backend *be, float *y, float a, const float *x, size_t n) {
     axpy_f32(y, a, x, n);
 }
 
+static int cpu_galore_projector(backend *be, float *P, const float *G, int rows, int cols, int rank,
+                                float *scratch) {
+    (void)be;
+    return galore_projector(P, G, rows, cols, rank, scratch);
+}
+
 static const backend_ops CPU_OPS = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -281,6 +287,8 @@ static const backend_ops CPU_OPS = {
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
     .axpy = cpu_axpy,
+    .galore_projector_scratch_floats = galore_projector_scratch_floats,
+    .galore_projector = cpu_galore_projector,
 };
 
 const backend_ops *backend_cpu_ops(void) {

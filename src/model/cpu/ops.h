@@ -237,4 +237,15 @@ double sum_squares_f32(const float *x, size_t n);
 void scale_f32(float *x, float a, size_t n);
 void axpy_f32(float *y, float a, const float *x, size_t n);
 
+/* ---- The GaLore projector (svd.c; Zhao et al. 2024, galore_projector.py's 'std' type). For a
+ * gradient G [rows, cols] (fp32, row-major) and its SVD G = U S Vh (LAPACK dgesvd in double,
+ * singular values descending), with k = min(rank, rows, cols):
+ *   rows >= cols:  P = Vh[:k, :]   [k, cols]   (the update projects G P^T, back N P)
+ *   rows <  cols:  P = U[:, :k]    [rows, k]   (projects P^T G, back P N)
+ * each singular vector's sign fixed so its entry of largest magnitude (the first of equals) is
+ * positive. scratch: galore_projector_scratch_floats(rows, cols) floats. Returns 0, or LAPACK's
+ * info when the SVD did not converge. */
+size_t galore_projector_scratch_floats(int rows, int cols);
+int galore_projector(float *P, const float *G, int rows, int cols, int rank, float *scratch);
+
 #endif
