@@ -2,7 +2,8 @@
  * model, data in file order, the same block order; final parameters within 1e-5 relative (fp32
  * weights) after >= 3 block switches for ascending, descending and a fixed random permutation;
  * bf16 weights within bf16 tolerance; Adam, SGD-BCD, LoRA (PEFT adapters) and LOMO (equal to
- * SGD on every layer) likewise. Skips without torch. */
+ * SGD on every layer) likewise; GaLore (projector refreshes, tall and wide matrices, and the
+ * per-layer variant). Skips without torch. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,8 @@ static int write_ref_config(const run_spec *s, const char *path, int *order_out,
             "{\"method\": \"%s\", \"dtype\": \"%s\", \"lr\": %g, \"eps\": %g, "
             "\"weight_decay\": %g, \"schedule\": \"%s\", \"warmup_steps\": %d, \"clip\": %g, "
             "\"batch_size\": 2, \"grad_accum\": %d, \"max_steps\": %d, \"switch_every\": %d, "
-            "\"lora_rank\": 4, \"lora_alpha\": 8",
+            "\"lora_rank\": 4, \"lora_alpha\": 8, \"galore_rank\": 4, \"galore_update_gap\": 3, "
+            "\"galore_scale\": 0.25",
             !strcmp(s->method, "lomo") ? "sgd-bcd" : s->method, s->dtype, s->lr, s->eps, s->wd,
             s->schedule, s->warmup, s->clip, s->accum, s->steps, s->K);
     if (s->extra_cli && strstr(s->extra_cli, "--reference-compat"))
@@ -161,7 +163,8 @@ static void check_run(const run_spec *s) {
              "--lr %g --eps %g --weight-decay %g --schedule %s --warmup %d --clip %g "
              "--batch-size 2 --grad-accum %d --max-steps %d --switch-every %d --switch-mode %s "
              "--seq-len 64 --seed 42 --no-shuffle --no-group-by-length --quiet "
-             "--lora-rank 4 --lora-alpha 8 %s%s %s > %s/ours.log 2>&1",
+             "--lora-rank 4 --lora-alpha 8 --galore-rank 4 --galore-update-gap 3 "
+             "--galore-scale 0.25 %s%s %s > %s/ours.log 2>&1",
              getenv("BADAM_CLI"), g_model, g_fixture, dir, s->method,
              !strcmp(s->dtype, "bfloat16") ? "bf16" : "fp32", s->lr, s->eps, s->wd, s->schedule,
              s->warmup, s->clip, s->accum, s->steps, s->K, s->order ? s->order : "ascending",
@@ -283,6 +286,33 @@ static void test_lora_and_lomo(void) {
     check_run(&lomo);
 }
 
+/* GaLore, rank 4 with a projector refresh every 3 steps (steps 1, 4, 7 of 8): q and o (48x48) and
+ * gate, up (80x48) project from the right, k, v (24x48) and down (48x80) from the left; the
+ * embedding, head and norms by AdamW. With clipping and accumulation, and the per-layer variant
+ * (updates inside backward: no clip, no accumulation) against the same reference without clip. */
+static void test_galore(void) {
+    run_spec g = {"galore", "galore", "float32", NULL,     8, 1,    2,    1e-2f,
+                  1e-5f,    1.0f,     0.01f,     "cosine", 2, NULL, 1e-5, 0};
+    check_run(&g);
+    run_spec pl = {"galore-per-layer",
+                   "galore",
+                   "float32",
+                   NULL,
+                   7,
+                   1,
+                   1,
+                   1e-2f,
+                   1e-5f,
+                   0.0f,
+                   0.01f,
+                   "constant",
+                   0,
+                   "--clip 0 --galore-per-layer",
+                   1e-5,
+                   0};
+    check_run(&pl);
+}
+
 int main(void) {
     if (!test_have_torch() || !getenv("BADAM_CLI") || !test_source_path("tests/ref")) {
         fprintf(stderr, "SKIP: needs /usr/bin/python3 with torch and the ctest environment\n");
@@ -297,5 +327,6 @@ int main(void) {
     RUN_TEST(test_badam_reference_compat);
     RUN_TEST(test_adam_and_sgd);
     RUN_TEST(test_lora_and_lomo);
+    RUN_TEST(test_galore);
     return test_result();
 }

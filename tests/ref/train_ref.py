@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch numerical reference for the badam trainer (BAdam, full AdamW, LoRA, SGD-BCD).
+"""PyTorch numerical reference for the badam trainer (BAdam, full AdamW, LoRA, SGD-BCD,
+GaLore).
 
   train_ref.py --model DIR --data FILE.jsonl --config CONFIG.json --out OUTDIR
                [--init-adapter ADAPTER_DIR] [--compute float64|float32]
@@ -43,7 +44,7 @@ import st  # noqa: E402
 
 IGNORE = -100
 PAD_ID = 0
-METHODS = ("badam", "adam", "lora", "sgd-bcd")
+METHODS = ("badam", "adam", "lora", "sgd-bcd", "galore")
 SCHEDULES = ("constant", "cosine", "linear")
 # Linear modules of a Llama-family decoder layer (HF module name suffixes), plus lm_head.
 LAYER_LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -75,6 +76,10 @@ DEFAULTS = {
     "lora_alpha": 16.0,
     "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                      "down_proj"],
+    # galore: projection rank, steps between projector refreshes, scale alpha
+    "galore_rank": 128,
+    "galore_update_gap": 200,
+    "galore_scale": 0.25,
 }
 REQUIRED = ("method", "lr", "max_steps")
 
@@ -100,10 +105,10 @@ def normalize_config(raw):
     if c["schedule"] not in SCHEDULES:
         raise ValueError(f"config: schedule {c['schedule']!r} is not one of {SCHEDULES}")
     for k in ("lr", "beta1", "beta2", "eps", "weight_decay", "min_lr_ratio", "clip",
-              "lora_alpha"):
+              "lora_alpha", "galore_scale"):
         c[k] = float(c[k])
     for k in ("max_steps", "warmup_steps", "batch_size", "grad_accum", "switch_every",
-              "lora_rank"):
+              "lora_rank", "galore_rank", "galore_update_gap"):
         c[k] = int(c[k])
     if c["max_steps"] < 0 or c["warmup_steps"] < 0 or c["clip"] < 0:
         raise ValueError("config: max_steps, warmup_steps and clip must be >= 0")
@@ -244,6 +249,71 @@ def clip_grads_(grads, max_norm):
             for g in grads:
                 g.mul_(coef)
     return float(total)
+
+
+# ------------------------------------------------------------------------------ GaLore
+
+def galore_projected(name, t):
+    """GaLore trains the 2-D weights of the decoder layers in a low-rank projection (the
+    authors' examples target the attention and MLP linears); everything else by AdamW."""
+    return name.startswith("model.layers.") and t.dim() == 2
+
+
+def galore_projector(g, rank):
+    """GaLoreProjector.get_orthogonal_matrix, 'std' type (Zhao et al. 2024,
+    galore_torch/galore_projector.py): the SVD of the gradient g [rows, cols]; rows >= cols:
+    Vh[:rank, :] ([k, cols]), else U[:, :rank] ([rows, k]). torch.linalg.svd in float64. An SVD
+    fixes each singular vector only up to sign, and the sign matters once Adam's moments carry
+    over a projector refresh, so both sides fix it by one rule: the entry of largest magnitude
+    of each singular vector (the first of equals) is positive."""
+    U, _, Vh = torch.linalg.svd(g.to(torch.float64), full_matrices=False)
+    rows, cols = g.shape
+    if rows >= cols:
+        P = Vh[:rank, :].clone()
+        idx = P.abs().argmax(dim=1)
+        sign = torch.sign(P[torch.arange(P.shape[0]), idx])
+        P = P * sign[:, None]
+    else:
+        P = U[:, :rank].clone()
+        idx = P.abs().argmax(dim=0)
+        sign = torch.sign(P[idx, torch.arange(P.shape[1])])
+        P = P * sign[None, :]
+    return P.to(g.dtype)
+
+
+class GaloreState:
+    __slots__ = ("m", "v", "step", "P")
+
+    def __init__(self):
+        self.m = self.v = self.P = None
+        self.step = 0
+
+
+def galore_update(p, g, state, lr, beta1, beta2, eps, weight_decay, rank, gap, alpha):
+    """One GaLore step on matrix p with (clipped, normalised) gradient g, in place:
+      every `gap` steps (state.step = 0, gap, 2 gap, ...): P = galore_projector(g)
+      R = g P^T (rows >= cols) or P^T g        project (GaLoreProjector.project, 'std')
+      Z = -m_hat / (sqrt(v_hat) + eps)         torch.optim.AdamW's moments on R (adamw_update on a
+                                               zero tensor with lr 1, no decay); the moments are
+                                               kept across refreshes, as in the authors' AdamW
+      D = alpha (Z P or P Z)                   project_back, times scale
+      p = p (1 - lr wd) + lr D
+    (The authors' AdamW is transformers-style: eps on sqrt(v), decay after the update; badam
+    uses torch.optim.AdamW's order in the projected space as everywhere else.)"""
+    rows, cols = g.shape
+    tall = rows >= cols
+    if state.step % gap == 0:
+        state.P = galore_projector(g, rank)
+    P = state.P
+    R = g @ P.t() if tall else P.t() @ g
+    if state.m is None:
+        state.m = torch.zeros_like(R)
+        state.v = torch.zeros_like(R)
+    Z = torch.zeros_like(R)
+    adamw_update(Z, R, state, 1.0, beta1, beta2, eps, 0.0)
+    D = (Z @ P if tall else P @ Z) * alpha
+    p.mul_(1 - lr * weight_decay)
+    p.add_(D, alpha=lr)
 
 
 def decays(t):
@@ -398,7 +468,7 @@ class Trainer:
         m = conf["method"]
         if m in ("badam", "sgd-bcd"):
             check_blocks(conf["blocks"], set(self.names))
-        elif m == "adam":
+        elif m in ("adam", "galore"):
             self._activate(list(self.names))
         elif m == "lora":
             if adapters is None:
@@ -514,6 +584,11 @@ class Trainer:
                 wd = c["weight_decay"] if decayed else 0.0
                 if c["method"] == "sgd-bcd":
                     sgd_update(p, g, lr, wd)
+                elif c["method"] == "galore" and galore_projected(k, p):
+                    if k not in self.state:
+                        self.state[k] = GaloreState()
+                    galore_update(p, g, self.state[k], lr, c["beta1"], c["beta2"], c["eps"], wd,
+                                  c["galore_rank"], c["galore_update_gap"], c["galore_scale"])
                 else:
                     if k not in self.state:
                         self.state[k] = AdamState(p)
