@@ -3,7 +3,8 @@
  * so nothing - trainer, method, optimizer state, checkpoint code - reads or writes backend
  * memory except through the backend's ops: such an access would die of SIGSEGV here.
  *
- * For badam, adam, lora (dropout on), lomo and sgd-bcd, with bf16 and with fp32 weights, two
+ * For badam, adam, lora (dropout on), lomo, sgd-bcd and galore (rank 4, projector every 2 steps;
+ * also per-layer, updating inside backward), with bf16 and with fp32 weights, two
  * optimizer steps (block-wise methods switch block at the second, K = 1) with a checkpoint after
  * each (optimizer state downloaded and written), run (a) on the plain CPU backend (train_run),
  * (b) on the mprotect backend (train_run_on_backend), and (c) on the mprotect backend paused after
@@ -36,6 +37,7 @@ typedef struct method_case {
     const char *method;
     badam_dtype dtype;
     int master, grads, moments; /* backend allocations expected in these categories */
+    int per_layer;              /* galore: --galore-per-layer (and --clip 0) */
 } method_case;
 
 static void config(train_config *c, const method_case *k, const char *out) {
@@ -52,6 +54,9 @@ static void config(train_config *c, const method_case *k, const char *out) {
     c->seq_len = 32, c->batch_size = 2;
     c->lr = 1e-3f, c->weight_decay = 0.01f;
     c->lora_rank = 4, c->lora_dropout = 0.1f;
+    c->galore_rank = 4, c->galore_update_gap = 2;
+    c->galore_per_layer = k->per_layer;
+    if (k->per_layer) c->clip = 0;
 }
 
 static int same_file(const char *a_dir, const char *b_dir, const char *name) {
@@ -89,10 +94,12 @@ static char *metrics_without_timings(const char *out) {
 static void compare_outputs(const method_case *k, const char *what, const char *cpu,
                             const char *other) {
     const char *files[] = {"model.safetensors", "checkpoint/optimizer.safetensors",
-                           "checkpoint/model.safetensors", "adapter/adapter_model.safetensors"};
-    for (int i = 0; i < 4; i++) {
+                           "checkpoint/model.safetensors", "adapter/adapter_model.safetensors",
+                           "checkpoint/galore.safetensors"};
+    for (int i = 0; i < 5; i++) {
         if (!io_is_file(test_path_in(cpu, files[i]))) {
-            CHECKF(i == 3, "%s %s: the CPU run wrote no %s", k->method, badam_dtype_name(k->dtype),
+            CHECKF(i == 3 || (i == 4 && strcmp(k->method, "galore")),
+                   "%s %s: the CPU run wrote no %s", k->method, badam_dtype_name(k->dtype),
                    files[i]);
             continue;
         }
@@ -140,12 +147,13 @@ static badam_status run_mprotect(const train_config *c, train_report *r, mprotec
 static void check_method(const method_case *k) {
     const char *dt = badam_dtype_name(k->dtype);
     char base[1024], cpu[1100], prot[1100], resumed[1100];
-    snprintf(base, sizeof base, "train-mprotect-%s-%s", k->method, dt);
+    snprintf(base, sizeof base, "train-mprotect-%s%s-%s", k->method, k->per_layer ? "-pl" : "", dt);
     snprintf(base, sizeof base, "%s", test_workdir(base)); /* emptied */
     snprintf(cpu, sizeof cpu, "%s/cpu", base);
     snprintf(prot, sizeof prot, "%s/mprotect", base);
     snprintf(resumed, sizeof resumed, "%s/resumed", base);
-    fprintf(stderr, "  %s %s\n", k->method, dt); /* a fault below dies after this line */
+    fprintf(stderr, "  %s%s %s\n", k->method, k->per_layer ? " per-layer" : "",
+            dt); /* a fault below dies after this line */
     train_config c;
     train_report r_cpu, r_mp, r_res;
     mprotect_stats s;
@@ -182,11 +190,13 @@ static void check_method(const method_case *k) {
 
 static void test_every_method_on_mprotect(void) {
     static const method_case cases[] = {
-        {"badam", BADAM_DTYPE_BF16, 1, 1, 1},   {"badam", BADAM_DTYPE_F32, 0, 1, 1},
-        {"adam", BADAM_DTYPE_BF16, 1, 1, 1},    {"adam", BADAM_DTYPE_F32, 0, 1, 1},
-        {"lora", BADAM_DTYPE_BF16, 0, 0, 1},    {"lora", BADAM_DTYPE_F32, 0, 0, 1},
-        {"lomo", BADAM_DTYPE_BF16, 0, 1, 0},    {"lomo", BADAM_DTYPE_F32, 0, 1, 0},
-        {"sgd-bcd", BADAM_DTYPE_BF16, 1, 1, 0}, {"sgd-bcd", BADAM_DTYPE_F32, 0, 1, 0},
+        {"badam", BADAM_DTYPE_BF16, 1, 1, 1, 0},   {"badam", BADAM_DTYPE_F32, 0, 1, 1, 0},
+        {"adam", BADAM_DTYPE_BF16, 1, 1, 1, 0},    {"adam", BADAM_DTYPE_F32, 0, 1, 1, 0},
+        {"lora", BADAM_DTYPE_BF16, 0, 0, 1, 0},    {"lora", BADAM_DTYPE_F32, 0, 0, 1, 0},
+        {"lomo", BADAM_DTYPE_BF16, 0, 1, 0, 0},    {"lomo", BADAM_DTYPE_F32, 0, 1, 0, 0},
+        {"sgd-bcd", BADAM_DTYPE_BF16, 1, 1, 0, 0}, {"sgd-bcd", BADAM_DTYPE_F32, 0, 1, 0, 0},
+        {"galore", BADAM_DTYPE_BF16, 1, 1, 1, 0},  {"galore", BADAM_DTYPE_F32, 0, 1, 1, 0},
+        {"galore", BADAM_DTYPE_BF16, 1, 1, 1, 1},  {"galore", BADAM_DTYPE_F32, 0, 1, 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_method(&cases[i]);
 }

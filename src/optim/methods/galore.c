@@ -25,28 +25,7 @@
 #include <string.h>
 
 #include "base/memory.h"
-#include "optim/methods/methods.h"
-
-/* One projected matrix: its shape, rank, projector P and low-rank moments m, v (backend memory),
- * its fp32 master (16-bit weights: fp32 copy or split master low bits) and gradient. */
-typedef struct gproj {
-    int param, rows, cols, k;
-    size_t low; /* numel of R (= of m, v) */
-    float *P, *m, *v, *master, *grad;
-    uint16_t *master_lo;
-} gproj;
-
-typedef struct galore {
-    gproj *p;
-    int n;
-    int *plain_of; /* [n_params] index in s->ts, or -1 */
-    int *proj_of;  /* [n_params] index in p, or -1 */
-    float *pool_P, *pool_m, *pool_v, *pool_master, *pool_grad, *R, *Z, *svd;
-    uint16_t *pool_lo;
-    double sum_sq;   /* per-layer: this step's scaled gradients' sum of squares */
-    badam_status st; /* per-layer: an error inside backward, returned by update */
-    badam_error err;
-} galore;
+#include "optim/methods/galore_internal.h"
 
 static int projected(const llama_model *m, int i) {
     return m->params[i].layer >= 0 && m->params[i].ndim == 2;
@@ -329,17 +308,6 @@ static void galore_grad_ready(method_state *s, int idx, const method_micro_ctx *
         BE(s->be, adamw_update, x->master, x->m, x->v, x->grad, x->numel, &a, x->weight, m->dtype);
 }
 
-/* The projectors and low-rank moments are not in optimizer.safetensors: refuse to resume rather
- * than continue with a different state. */
-static badam_status galore_load_parts(method_state *s, const char *dir, const method_resume *r,
-                                      badam_error *err) {
-    (void)s, (void)r;
-    return badam_fail(err, BADAM_E_UNSUPPORTED,
-                      "%s: --method galore cannot resume yet (its projectors and low-rank Adam "
-                      "moments are not checkpointed)",
-                      dir);
-}
-
 static void galore_describe(const method_state *s, const badam_logger *log) {
     const galore *g = s->priv;
     badam_logf(log, BADAM_LOG_INFO,
@@ -371,6 +339,7 @@ const train_method_ops method_galore = {
     .zero_grads = galore_zero_grads,
     .grad_ready = galore_grad_ready,
     .update = galore_update,
+    .save_parts = galore_save_parts,
     .load_parts = galore_load_parts,
     .describe = galore_describe,
     .free = galore_free,
