@@ -289,7 +289,8 @@ static void test_lora_and_lomo(void) {
 /* GaLore, rank 4 with a projector refresh every 3 steps (steps 1, 4, 7 of 8): q and o (48x48) and
  * gate, up (80x48) project from the right, k, v (24x48) and down (48x80) from the left; the
  * embedding, head and norms by AdamW. With clipping and accumulation, and the per-layer variant
- * (updates inside backward: no clip, no accumulation) against the same reference without clip. */
+ * (updates inside backward: no clip, no accumulation) against the same reference without clip;
+ * bf16 weights (split masters) within bf16 tolerance. */
 static void test_galore(void) {
     run_spec g = {"galore", "galore", "float32", NULL,     8, 1,    2,    1e-2f,
                   1e-5f,    1.0f,     0.01f,     "cosine", 2, NULL, 1e-5, 0};
@@ -311,6 +312,9 @@ static void test_galore(void) {
                    1e-5,
                    0};
     check_run(&pl);
+    run_spec b = {"galore-bf16", "galore", "bfloat16", NULL, 8,    1,    1,   1e-2f, 1e-5f,
+                  1.0f,          0.0f,     "constant", 0,    NULL, 8e-3, 2e-2}; /* as badam-bf16 */
+    check_run(&b);
 }
 
 int main(void) {

@@ -287,7 +287,14 @@ static void galore_grad_ready(method_state *s, int idx, const method_micro_ctx *
     float *grad = s->grads[idx];
     g->st = method_all_reduce_grad(s->be, c->comm, grad, n, &g->err);
     if (g->st) return;
-    g->sum_sq += BE(s->be, sum_squares, grad, n) * c->grad_scale * c->grad_scale;
+    double ss = BE(s->be, sum_squares, grad, n);
+    if (!isfinite(ss)) { /* before an SVD of it */
+        g->st = badam_fail(&g->err, BADAM_E_NUMERIC,
+                           "galore: the gradient of %s is not finite; lower --lr or check the data",
+                           m->params[idx].name);
+        return;
+    }
+    g->sum_sq += ss * c->grad_scale * c->grad_scale;
     const int t = s->ts.adam_step + 1;
     if (g->proj_of[idx] >= 0) {
         g->st = galore_step(s, &g->p[g->proj_of[idx]], t, c->lr, c->grad_scale, &g->err);
