@@ -41,8 +41,8 @@ int cmd_plan(int argc, char **argv) {
     int json = 0;
     const cli_option opts[] = {
         {"model", OPT_STRING, &c.model_dir, "DIR", "model folder (only config.json is read)", 0},
-        {"method", OPT_STRING, &method, "NAME", "badam, adam, lora, lomo, sgd-bcd, galore or all",
-         0},
+        {"method", OPT_STRING, &method, "NAME",
+         "badam, adam, lora, lomo, sgd-bcd, galore, adapter or all", 0},
         {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32", parse_dtype},
         {"seq-len", OPT_INT, &c.seq_len, "T", "tokens per sequence (512)", 0},
         {"batch-size", OPT_INT, &c.batch_size, "B", "sequences per micro-batch (2)", 0},
@@ -55,6 +55,7 @@ int cmd_plan(int argc, char **argv) {
         {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},
         {"lora-targets", OPT_CUSTOM, &c.lora_targets, "LIST", "LoRA modules", parse_lora_targets},
         {"galore-rank", OPT_INT, &c.galore_rank, "R", "GaLore rank (128)", 0},
+        {"adapter-size", OPT_INT, &c.adapter_size, "N", "bottleneck adapter width (64)", 0},
         {"galore-per-layer", OPT_FLAG, &c.galore_per_layer, NULL,
          "GaLore updating inside backward (one layer gradient alive)", 0},
         {"recompute", OPT_FLAG, &c.recompute, NULL, "activation recomputation", 0},

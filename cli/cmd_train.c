@@ -10,9 +10,9 @@
 #include "options.h"
 #include "train_options.h"
 
-static const char *USAGE =
-    "badam train --model DIR --data FILE --out DIR [--method badam|adam|lora|lomo|sgd-bcd|galore] "
-    "[options]";
+static const char *USAGE = "badam train --model DIR --data FILE --out DIR [--method "
+                           "badam|adam|lora|lomo|sgd-bcd|galore|adapter] "
+                           "[options]";
 static const char *DESCRIPTION =
     "Fine-tunes every parameter of a Llama-family model (llama, mistral, qwen2) with BAdam:\n"
     "block coordinate descent that trains one block (by default one transformer layer) for K\n"
@@ -29,7 +29,7 @@ typedef struct train_cli {
 } train_cli;
 
 /* Entries of the option table, without its end marker. */
-enum { N_RUN_OPTIONS = 45, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
+enum { N_RUN_OPTIONS = 46, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
 
 /* The options of the run (model, data, output, method, blocks, optimizer, loop, LoRA), into
  * opts[N_RUN_OPTIONS]. */
@@ -42,7 +42,7 @@ static void run_options(train_cli *x, cli_option *opts) {
         {"val-data", OPT_STRING, &c->val_path, "FILE", "separate validation data", 0},
         {"out", OPT_STRING, &c->out_dir, "DIR", "output folder (created)", 0},
         {"method", OPT_CUSTOM, &c->method, "NAME",
-         "badam (default), adam, lora, lomo, sgd-bcd, galore", parse_method},
+         "badam (default), adam, lora, lomo, sgd-bcd, galore, adapter", parse_method},
         {"dtype", OPT_CUSTOM, &c->dtype, "T", "weight storage: bf16 (default) or fp32",
          parse_dtype},
         {"switch-every", OPT_CUSTOM, &c->switch_every, "K|auto",
@@ -99,7 +99,10 @@ static void run_options(train_cli *x, cli_option *opts) {
         {"lora-dropout", OPT_FLOAT, &c->lora_dropout, "P", "LoRA dropout (0)", 0},
         {"lora-targets", OPT_CUSTOM, &c->lora_targets, "LIST",
          "modules to adapt (q,k,v,o,gate,up,down)", parse_lora_targets},
-        {"init-adapter", OPT_STRING, &c->init_adapter, "DIR", "start LoRA from a PEFT adapter", 0},
+        {"init-adapter", OPT_STRING, &c->init_adapter, "DIR",
+         "start LoRA (a PEFT adapter) or bottleneck adapters (an adapter folder) from DIR", 0},
+        {"adapter-size", OPT_INT, &c->adapter_size, "N",
+         "bottleneck adapters (--method adapter): width (64)", 0},
         {"galore-rank", OPT_INT, &c->galore_rank, "R", "GaLore projection rank (128)", 0},
         {"galore-update-gap", OPT_INT, &c->galore_update_gap, "T",
          "GaLore: steps between projector refreshes (SVD of the gradient) (200)", 0},

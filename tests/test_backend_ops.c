@@ -117,21 +117,23 @@ static void check_elementwise(pair *P, size_t n) {
     test_rng *r = &P->rng;
     float *a = host_randn(r, n, 2), *b = host_randn(r, n, 2), *o0 = host_randn(r, n, 1);
     backend *bs[2] = {P->be, P->ref};
-    float *out[2][6];
+    float *out[2][8];
     for (int s = 0; s < 2; s++) {
         backend *be = bs[s];
         float *da = up(be, a, n * 4), *db = up(be, b, n * 4);
-        for (int i = 0; i < 6; i++) out[s][i] = up(be, o0, n * 4);
+        for (int i = 0; i < 8; i++) out[s][i] = up(be, o0, n * 4);
         BE(be, add, out[s][0], da, db, n);
         BE(be, dropout, out[s][1], da, n, 0x1234u + n, 0.3, 0);
         BE(be, dropout, out[s][2], da, n, 0x99u, 0.1, 1);
         BE(be, swiglu_forward, out[s][3], da, db, n);
         BE(be, swiglu_backward, out[s][4], out[s][5], db, da, out[s][0], n);
+        BE(be, relu_forward, out[s][6], da, n);
+        BE(be, relu_backward, out[s][7], db, out[s][6], n);
         BE(be, free, da), BE(be, free, db);
     }
-    static const char *names[6] = {"add",       "dropout",  "dropout accumulate", "swiglu forward",
-                                   "swiglu dg", "swiglu du"};
-    for (int i = 0; i < 6; i++) {
+    static const char *names[8] = {"add",       "dropout",   "dropout accumulate", "swiglu forward",
+                                   "swiglu dg", "swiglu du", "relu forward",       "relu backward"};
+    for (int i = 0; i < 8; i++) {
         char what[64];
         snprintf(what, sizeof what, "%s n=%zu", names[i], n);
         COMPARE(P, n, 1e-6, 1e-5, what, out[0][i], out[1][i]);

@@ -20,6 +20,7 @@ typedef enum train_method {
     METHOD_LOMO,      /* SGD fused into backward, one gradient alive at a time */
     METHOD_SGD_BCD,   /* block coordinate descent with SGD (the paper's ablation) */
     METHOD_GALORE,    /* Adam in a low-rank projection of each layer matrix's gradient */
+    METHOD_ADAPTER,   /* bottleneck adapters after attention and MLP, base frozen */
     METHOD_COUNT
 } train_method;
 
@@ -88,6 +89,9 @@ typedef struct train_config {
     float galore_scale;
     int galore_per_layer;
 
+    /* bottleneck adapters (--method adapter): width; init_adapter starts them from a folder */
+    int adapter_size;
+
     /* data */
     data_format format;
     const char *template_name, *system_prompt;
@@ -96,7 +100,8 @@ typedef struct train_config {
 
 /* Defaults: BAdam, bf16, K auto, random order, layer partition, lr 1e-5, betas (0.9, 0.999),
  * eps 1e-8, wd 0, cosine with no warmup, clip 1, 1 epoch, batch 2, accum 1, seq 512, seed 42,
- * LoRA rank 8 alpha 16 on all seven projections, GaLore rank 128 every 200 steps scale 0.25. */
+ * LoRA rank 8 alpha 16 on all seven projections, GaLore rank 128 every 200 steps scale 0.25,
+ * adapter size 64. */
 void train_config_defaults(train_config *cfg);
 
 /* ---------------------------------------------------------------- memory plan */

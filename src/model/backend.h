@@ -225,6 +225,12 @@ struct backend_ops {
      * SVD did not converge (P then undefined). */
     int (*galore_projector)(backend *be, float *P, const float *G, int rows, int cols, int rank,
                             float *scratch);
+
+    /* ---- bottleneck adapters (model/cpu/ops.h: relu) ---- */
+    /* y = max(x, 0)  (y may alias x) */
+    void (*relu_forward)(backend *be, float *y, const float *x, size_t n);
+    /* dx = y > 0 ? dy : 0 from the forward's output y  (overwritten; dx may alias dy) */
+    void (*relu_backward)(backend *be, float *dx, const float *dy, const float *y, size_t n);
 };
 
 /* be->ops->op(be, ...) */

@@ -36,6 +36,9 @@ static int lora(const run_facts *f) {
 static int galore(const run_facts *f) {
     return (f->method->uses & METHOD_USES_GALORE) != 0;
 }
+static int adapter(const run_facts *f) {
+    return (f->method->uses & METHOD_USES_ADAPTER) != 0;
+}
 static int by_epochs(const run_facts *f) {
     return f->cfg->max_steps == 0;
 }
@@ -280,6 +283,7 @@ static const run_option OPTIONS[] = {
     {"--galore-update-gap", galore, v_int, CFG(galore_update_gap), NULL, NULL},
     {"--galore-scale", galore, v_float, CFG(galore_scale), NULL, NULL},
     {"--galore-per-layer", galore, v_on, CFG(galore_per_layer), NULL, NULL},
+    {"--adapter-size", adapter, v_int, CFG(adapter_size), NULL, NULL},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 

@@ -12,9 +12,9 @@ badam_status train_method_parse(const char *name, train_method *m, badam_error *
             *m = (train_method)i;
             return BADAM_OK;
         }
-    return badam_fail(err, BADAM_E_INVALID,
-                      "unknown method '%s' (choose badam, adam, lora, lomo, sgd-bcd or galore)",
-                      name);
+    return badam_fail(
+        err, BADAM_E_INVALID,
+        "unknown method '%s' (choose badam, adam, lora, lomo, sgd-bcd, galore or adapter)", name);
 }
 
 const char *train_method_name(train_method m) {
@@ -51,6 +51,7 @@ void train_method_options(const train_config *c, method_options *o) {
     o->init_adapter = c->init_adapter;
     o->galore_rank = c->galore_rank, o->galore_update_gap = c->galore_update_gap;
     o->galore_scale = c->galore_scale, o->galore_per_layer = c->galore_per_layer;
+    o->adapter_size = c->adapter_size;
 }
 
 void train_config_defaults(train_config *c) {
@@ -72,6 +73,7 @@ void train_config_defaults(train_config *c) {
     c->lora_targets = (1u << LLAMA_P_Q) | (1u << LLAMA_P_K) | (1u << LLAMA_P_V) |
                       (1u << LLAMA_P_O) | (1u << LLAMA_P_GATE) | (1u << LLAMA_P_UP) |
                       (1u << LLAMA_P_DOWN);
+    c->adapter_size = 64;
     c->galore_rank = 128, c->galore_update_gap = 200, c->galore_scale = 0.25f;
     c->shuffle = 1;
     c->group_by_length = 1;

@@ -222,6 +222,9 @@ MP_VOID(sgd_update_stored,
 MP_RET(double, sum_squares, (backend * be, const float *x, size_t n), (in, x, n))
 MP_VOID(scale, (backend * be, float *x, float a, size_t n), (in, x, a, n))
 MP_VOID(axpy, (backend * be, float *y, float a, const float *x, size_t n), (in, y, a, x, n))
+MP_VOID(relu_forward, (backend * be, float *y, const float *x, size_t n), (in, y, x, n))
+MP_VOID(relu_backward, (backend * be, float *dx, const float *dy, const float *y, size_t n),
+        (in, dx, dy, y, n))
 MP_RET(int, galore_projector,
        (backend * be, float *P, const float *G, int rows, int cols, int rank, float *scratch),
        (in, P, G, rows, cols, rank, scratch))
@@ -266,6 +269,8 @@ static const backend_ops MP_OPS = {
     .scale = mp_scale,
     .axpy = mp_axpy,
     .galore_projector = mp_galore_projector,
+    .relu_forward = mp_relu_forward,
+    .relu_backward = mp_relu_backward,
 };
 
 badam_status mprotect_backend_wrap(backend *inner, backend **out, badam_error *err) {

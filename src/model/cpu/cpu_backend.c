@@ -246,6 +246,16 @@ static int cpu_galore_projector(backend *be, float *P, const float *G, int rows,
     return galore_projector(P, G, rows, cols, rank, scratch);
 }
 
+static void cpu_relu_forward(backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    relu_forward(y, x, n);
+}
+
+static void cpu_relu_backward(backend *be, float *dx, const float *dy, const float *y, size_t n) {
+    (void)be;
+    relu_backward(dx, dy, y, n);
+}
+
 static const backend_ops CPU_OPS = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -289,6 +299,8 @@ static const backend_ops CPU_OPS = {
     .axpy = cpu_axpy,
     .galore_projector_scratch_floats = galore_projector_scratch_floats,
     .galore_projector = cpu_galore_projector,
+    .relu_forward = cpu_relu_forward,
+    .relu_backward = cpu_relu_backward,
 };
 
 const backend_ops *backend_cpu_ops(void) {

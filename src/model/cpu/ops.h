@@ -237,6 +237,11 @@ double sum_squares_f32(const float *x, size_t n);
 void scale_f32(float *x, float a, size_t n);
 void axpy_f32(float *y, float a, const float *x, size_t n);
 
+/* ---- ReLU (relu.c; the bottleneck adapters' nonlinearity): y = max(x, 0) (y may alias x);
+ * backward from the output: dx = y > 0 ? dy : 0 (overwritten; dx may alias dy). */
+void relu_forward(float *y, const float *x, size_t n);
+void relu_backward(float *dx, const float *dy, const float *y, size_t n);
+
 /* ---- The GaLore projector (svd.c; Zhao et al. 2024, galore_projector.py's 'std' type). For a
  * gradient G [rows, cols] (fp32, row-major) and its SVD G = U S Vh (LAPACK dgesvd in double,
  * singular values descending), with k = min(rank, rows, cols):
