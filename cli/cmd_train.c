@@ -188,8 +188,9 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
                   "checkpoint every N steps): give one";
     else if (GIVEN("val-data") && GIVEN("val-size"))
         refused = "--val-data and --val-size both choose the validation set: give one";
-    else if (GIVEN("init-adapter") && c->method != METHOD_LORA)
-        refused = "--init-adapter starts a LoRA adapter: it needs --method lora";
+    else if (GIVEN("init-adapter") && c->method != METHOD_LORA && c->method != METHOD_ADAPTER)
+        refused = "--init-adapter starts LoRA or bottleneck adapters: it needs --method lora or "
+                  "--method adapter";
     if (refused) {
         fprintf(stderr, "badam train: %s\n", refused);
         return 2;

@@ -86,6 +86,7 @@ static void test_predicted_equals_allocated(void) {
         {"galore", "galore", "--galore-rank 8 --galore-update-gap 2"},
         {"galore-per-layer", "galore",
          "--galore-rank 8 --galore-update-gap 2 --galore-per-layer --clip 0"},
+        {"adapter", "adapter", "--adapter-size 16"},
     };
     enum { N_METHODS = sizeof methods / sizeof methods[0] };
     double optimizer[N_METHODS], gradients[N_METHODS];

@@ -3,8 +3,9 @@
  * so nothing - trainer, method, optimizer state, checkpoint code - reads or writes backend
  * memory except through the backend's ops: such an access would die of SIGSEGV here.
  *
- * For badam, adam, lora (dropout on), lomo, sgd-bcd and galore (rank 4, projector every 2 steps;
- * also per-layer, updating inside backward), with bf16 and with fp32 weights, two
+ * For badam, adam, lora (dropout on), lomo, sgd-bcd, galore (rank 4, projector every 2 steps;
+ * also per-layer, updating inside backward) and adapter (bottleneck width 8), with bf16 and with
+ * fp32 weights, two
  * optimizer steps (block-wise methods switch block at the second, K = 1) with a checkpoint after
  * each (optimizer state downloaded and written), run (a) on the plain CPU backend (train_run),
  * (b) on the mprotect backend (train_run_on_backend), and (c) on the mprotect backend paused after
@@ -15,7 +16,7 @@
  *   - the protection was on: ops ran through it, regions were opened and closed again, no
  *     mprotect call failed, and every region was given back at the end;
  *   - the optimizer state lived there: allocations in the master (bf16 split masters), gradients
- *     (all but LoRA, whose gradients are the adapters' own, host memory) and optimizer (Adam
+ *     (all but LoRA and adapter, whose gradients are the adapters' own, host memory) and optimizer (Adam
  *     moments) categories exactly where the method keeps them, and for every memory category the
  *     bytes allocated on the mprotect backend plus those still allocated on the host equal the
  *     CPU run's accounting.
@@ -55,6 +56,7 @@ static void config(train_config *c, const method_case *k, const char *out) {
     c->lr = 1e-3f, c->weight_decay = 0.01f;
     c->lora_rank = 4, c->lora_dropout = 0.1f;
     c->galore_rank = 4, c->galore_update_gap = 2;
+    c->adapter_size = 8;
     c->galore_per_layer = k->per_layer;
     if (k->per_layer) c->clip = 0;
 }
@@ -197,6 +199,7 @@ static void test_every_method_on_mprotect(void) {
         {"sgd-bcd", BADAM_DTYPE_BF16, 1, 1, 0, 0}, {"sgd-bcd", BADAM_DTYPE_F32, 0, 1, 0, 0},
         {"galore", BADAM_DTYPE_BF16, 1, 1, 1, 0},  {"galore", BADAM_DTYPE_F32, 0, 1, 1, 0},
         {"galore", BADAM_DTYPE_BF16, 1, 1, 1, 1},  {"galore", BADAM_DTYPE_F32, 0, 1, 1, 1},
+        {"adapter", BADAM_DTYPE_BF16, 0, 0, 1, 0}, {"adapter", BADAM_DTYPE_F32, 0, 0, 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_method(&cases[i]);
 }
