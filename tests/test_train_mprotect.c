@@ -16,11 +16,12 @@
  *   - the protection was on: ops ran through it, regions were opened and closed again, no
  *     mprotect call failed, and every region was given back at the end;
  *   - the optimizer state lived there: allocations in the master (bf16 split masters), gradients
- *     (all but LoRA and adapter, whose gradients are the adapters' own, host memory) and optimizer (Adam
- *     moments) categories exactly where the method keeps them, and for every memory category the
- *     bytes allocated on the mprotect backend plus those still allocated on the host equal the
- *     CPU run's accounting.
- * Not covered: model weights and LoRA adapters, host memory the ops read and write in place. */
+ *     (all but LoRA and adapter, whose gradients are the adapters' own, host memory) and
+ *     optimizer (Adam moments) categories exactly where the method keeps them, and for every
+ *     memory category the bytes allocated on the mprotect backend plus those still allocated on
+ *     the host equal the CPU run's accounting.
+ * Not covered: model weights and LoRA and bottleneck adapters, host memory the ops read and write
+ * in place. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
