@@ -29,9 +29,14 @@ typedef struct train_cli {
 } train_cli;
 
 /* Entries of the option table, without its end marker. */
-enum { N_RUN_OPTIONS = 46, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
+enum {
+    N_RUN_OPTIONS = 36,
+    N_METHOD_OPTIONS = 10,
+    N_DATA_OPTIONS = 8,
+    N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
+};
 
-/* The options of the run (model, data, output, method, blocks, optimizer, loop, LoRA), into
+/* The options of the run (model, data, output, method, blocks, optimizer, loop), into
  * opts[N_RUN_OPTIONS]. */
 static void run_options(train_cli *x, cli_option *opts) {
     train_config *c = &x->c;
@@ -94,6 +99,16 @@ static void run_options(train_cli *x, cli_option *opts) {
          0},
         {"recompute", OPT_FLAG, &c->recompute, NULL,
          "keep only layer inputs; recompute activations in backward", 0},
+    };
+    _Static_assert(sizeof table / sizeof table[0] == N_RUN_OPTIONS, "N_RUN_OPTIONS");
+    memcpy(opts, table, sizeof table);
+}
+
+/* The options of the methods that have their own (LoRA, GaLore, bottleneck adapters), into
+ * opts[N_METHOD_OPTIONS]. */
+static void method_options(train_cli *x, cli_option *opts) {
+    train_config *c = &x->c;
+    const cli_option table[] = {
         {"lora-rank", OPT_INT, &c->lora_rank, "R", "LoRA rank (8)", 0},
         {"lora-alpha", OPT_FLOAT, &c->lora_alpha, "A", "LoRA alpha (16)", 0},
         {"lora-dropout", OPT_FLOAT, &c->lora_dropout, "P", "LoRA dropout (0)", 0},
@@ -113,7 +128,7 @@ static void run_options(train_cli *x, cli_option *opts) {
          "and --grad-accum 1)",
          0},
     };
-    _Static_assert(sizeof table / sizeof table[0] == N_RUN_OPTIONS, "N_RUN_OPTIONS");
+    _Static_assert(sizeof table / sizeof table[0] == N_METHOD_OPTIONS, "N_METHOD_OPTIONS");
     memcpy(opts, table, sizeof table);
 }
 
@@ -142,7 +157,8 @@ static void input_output_options(train_cli *x, cli_option *opts) {
 /* The option table of `badam train`, its targets in x, into opts[N_TRAIN_OPTIONS + 1]. */
 static void train_options(train_cli *x, cli_option *opts) {
     run_options(x, opts);
-    input_output_options(x, opts + N_RUN_OPTIONS);
+    method_options(x, opts + N_RUN_OPTIONS);
+    input_output_options(x, opts + N_RUN_OPTIONS + N_METHOD_OPTIONS);
 }
 
 /* Each numeric setting in its range, named by the user's flag: 0, or 2 after a message. */
