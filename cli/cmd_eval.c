@@ -80,7 +80,7 @@ static int print_json(const char *model, const char *data, const data_stats *ds,
 
 /* The command line of `badam eval`. */
 typedef struct eval_args {
-    const char *model, *data, *template_name, *system;
+    const char *model, *data, *template_name, *system, *adapter;
     int seq_len, batch_size, json, exact, max_new, show;
     badam_dtype dtype;
     data_format format;
@@ -89,6 +89,8 @@ typedef struct eval_args {
 /* Reads and checks the command line into x: 0, 1 after --help, 2 after an error message. */
 static int parse_args(int argc, char **argv, eval_args *x) {
     const cli_option opts[] = {
+        {"adapter", OPT_STRING, &x->adapter, "DIR",
+         "bottleneck adapters to apply (OUT/adapter of badam train --method adapter)", 0},
         {"model", OPT_STRING, &x->model, "DIR", "Hugging Face model folder (with tokenizer.json)",
          0},
         {"data", OPT_STRING, &x->data, "FILE", "evaluation data (Alpaca, ShareGPT, tokenized)", 0},
@@ -146,6 +148,7 @@ static badam_status run_eval(const eval_args *x, data_set **ds, eval_result *r, 
     data_options dopt = {x->format, x->template_name, x->system, x->seq_len};
     int32_t stop_ids[MAX_STOP_IDS];
     badam_status st = llama_model_load(x->model, x->dtype, &m, err);
+    if (!st && x->adapter) st = llama_bottleneck_open(m, x->adapter, err);
     if (!st) st = tokenizer_load(x->model, &tok, err);
     if (!st) st = data_load(x->data, tok, &dopt, ds, err);
     if (!st && !x->json) {

@@ -26,7 +26,8 @@ static const char *DESCRIPTION =
     "at a --stop string (not printed), or after --max-new-tokens.\n"
     "--chat reads one user message per line from stdin (a terminal or a pipe) and keeps the\n"
     "conversation (template 'default' unless --template); /reset starts over, /exit ends.\n"
-    "LoRA adapters are not loaded: merge them first (badam train saves the merged model).";
+    "LoRA adapters are merged into the model badam train saves; bottleneck adapters\n"
+    "(--method adapter) are loaded beside the base with --adapter DIR.";
 
 typedef struct stop_list {
     const char *s[MAX_STOP_STRINGS];
@@ -184,7 +185,7 @@ static int run_prompt(session *s, const char *prompt, int verbose) {
 
 /* The command line of `badam generate`. */
 typedef struct generate_args {
-    const char *model, *prompt, *template_name, *system;
+    const char *model, *prompt, *template_name, *system, *adapter;
     int chat, max_new, top_k, context, verbose;
     float temperature, top_p;
     uint64_t seed;
@@ -222,6 +223,8 @@ static int check_args(const generate_args *x) {
 /* Reads and checks the command line into x: 0, 1 after --help, 2 after an error message. */
 static int parse_args(int argc, char **argv, generate_args *x) {
     const cli_option opts[] = {
+        {"adapter", OPT_STRING, &x->adapter, "DIR",
+         "bottleneck adapters to apply (OUT/adapter of badam train --method adapter)", 0},
         {"model", OPT_STRING, &x->model, "DIR", "Hugging Face model folder (with tokenizer.json)",
          0},
         {"prompt", OPT_STRING, &x->prompt, "TEXT", "the prompt (one generation)", 0},
@@ -264,6 +267,7 @@ static int parse_args(int argc, char **argv, generate_args *x) {
 static int open_session(const generate_args *x, session *s, int32_t *stop_ids) {
     badam_error err = {0};
     if (llama_model_load(x->model, x->dtype, &s->m, &err) ||
+        (x->adapter && llama_bottleneck_open(s->m, x->adapter, &err)) ||
         tokenizer_load(x->model, &s->tok, &err)) {
         fprintf(stderr, "badam generate: %s\n", err.message);
         return 1;

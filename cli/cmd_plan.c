@@ -46,6 +46,42 @@ static size_t param_count(const model_arch *arch, const llama_config *mc) {
     return n;
 }
 
+/* The plan of each method (or of `only`), as a table or JSON: 0, or 1 after a message. */
+static int print_plans(const model_arch *arch, const llama_config *mc, train_config *c,
+                       train_method only, int json) {
+    char a[32];
+    badam_error err = {0};
+    if (!json) {
+        printf("model %s: %s, %s parameters, %s weights, batch %d x %d tokens\n", c->model_dir,
+               mc->model_type, cli_human_count(a, param_count(arch, mc)),
+               c->dtype == BADAM_DTYPE_BF16 ? "bf16" : "fp32", c->batch_size, c->seq_len);
+        printf("  %-11s %11s %11s %11s %11s %11s %11s %11s\n", "method", "weights", "master",
+               "gradients", "optimizer", "activations", "workspace", "total");
+    } else {
+        printf("{");
+    }
+    int first = 1;
+    for (int i = 0; i < METHOD_COUNT; i++) {
+        if (only != METHOD_COUNT && i != (int)only) continue;
+        c->method = (train_method)i;
+        memory_plan p;
+        if (memory_plan_predict(mc, c, c->batch_size, c->seq_len, &p, &err)) {
+            fprintf(stderr, "badam plan: %s\n", err.message);
+            return 1;
+        }
+        print_row(train_method_name(c->method), &p, json, first);
+        first = 0;
+        if (!json && (i == METHOD_BADAM || i == METHOD_SGD_BCD))
+            printf("  %-11s %d blocks, largest %s parameters\n", "", p.n_blocks,
+                   cli_human_count(a, p.largest_block));
+    }
+    if (json) printf("\n}\n");
+    const char *note = partition_tied_head_note(mc, &c->partition);
+    if (note && (only == METHOD_COUNT || only == METHOD_BADAM || only == METHOD_SGD_BCD))
+        fprintf(json ? stderr : stdout, "note: %s\n", note);
+    return 0;
+}
+
 int cmd_plan(int argc, char **argv) {
     train_config c;
     train_config_defaults(&c);
@@ -54,7 +90,8 @@ int cmd_plan(int argc, char **argv) {
     const cli_option opts[] = {
         {"model", OPT_STRING, &c.model_dir, "DIR", "model folder (only config.json is read)", 0},
         {"method", OPT_STRING, &method, "NAME",
-         "badam, adam, lora, lomo, sgd-bcd, badam-ratio, mezo, mezo-lora or all", 0},
+         "badam, adam, lora, lomo, sgd-bcd, badam-ratio, mezo, mezo-lora, galore, adapter or all",
+         0},
         {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32", parse_dtype},
         {"seq-len", OPT_INT, &c.seq_len, "T", "tokens per sequence (512)", 0},
         {"batch-size", OPT_INT, &c.batch_size, "B", "sequences per micro-batch (2)", 0},
@@ -67,6 +104,10 @@ int cmd_plan(int argc, char **argv) {
         {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},
         {"lora-targets", OPT_CUSTOM, &c.lora_targets, "LIST", "LoRA modules", parse_lora_targets},
         {"update-ratio", OPT_FLOAT, &c.update_ratio, "X", "badam-ratio: fraction updated (0.1)", 0},
+        {"galore-rank", OPT_INT, &c.galore_rank, "R", "GaLore rank (128)", 0},
+        {"adapter-size", OPT_INT, &c.adapter_size, "N", "bottleneck adapter width (64)", 0},
+        {"galore-per-layer", OPT_FLAG, &c.galore_per_layer, NULL,
+         "GaLore updating inside backward (one layer gradient alive)", 0},
         {"recompute", OPT_FLAG, &c.recompute, NULL, "activation recomputation", 0},
         {"json", OPT_FLAG, &json, NULL, "print JSON", 0},
         {0},
@@ -97,34 +138,5 @@ int cmd_plan(int argc, char **argv) {
         fprintf(stderr, "badam plan: --method: %s\n", err.message);
         return 2;
     }
-    char a[32];
-    if (!json) {
-        printf("model %s: %s, %s parameters, %s weights, batch %d x %d tokens\n", c.model_dir,
-               mc.model_type, cli_human_count(a, param_count(arch, &mc)),
-               c.dtype == BADAM_DTYPE_BF16 ? "bf16" : "fp32", c.batch_size, c.seq_len);
-        printf("  %-11s %11s %11s %11s %11s %11s %11s %11s\n", "method", "weights", "master",
-               "gradients", "optimizer", "activations", "workspace", "total");
-    } else {
-        printf("{");
-    }
-    int first = 1;
-    for (int i = 0; i < METHOD_COUNT; i++) {
-        if (only != METHOD_COUNT && i != (int)only) continue;
-        c.method = (train_method)i;
-        memory_plan p;
-        if (memory_plan_predict(&mc, &c, c.batch_size, c.seq_len, &p, &err)) {
-            fprintf(stderr, "badam plan: %s\n", err.message);
-            return 1;
-        }
-        print_row(train_method_name(c.method), &p, json, first);
-        first = 0;
-        if (!json && (i == METHOD_BADAM || i == METHOD_SGD_BCD))
-            printf("  %-11s %d blocks, largest %s parameters\n", "", p.n_blocks,
-                   cli_human_count(a, p.largest_block));
-    }
-    if (json) printf("\n}\n");
-    const char *note = partition_tied_head_note(&mc, &c.partition);
-    if (note && (only == METHOD_COUNT || only == METHOD_BADAM || only == METHOD_SGD_BCD))
-        fprintf(json ? stderr : stdout, "note: %s\n", note);
-    return 0;
+    return print_plans(arch, &mc, &c, only, json);
 }

@@ -10,9 +10,9 @@
 #include "options.h"
 #include "train_options.h"
 
-static const char *USAGE =
-    "badam train --model DIR --data FILE --out DIR [--method badam|adam|lora|lomo|sgd-bcd] "
-    "[options]";
+static const char *USAGE = "badam train --model DIR --data FILE --out DIR [--method "
+                           "badam|adam|lora|lomo|sgd-bcd|galore|adapter] "
+                           "[options]";
 static const char *DESCRIPTION =
     "Fine-tunes every parameter of a Llama-family model (llama, mistral, qwen2) with BAdam:\n"
     "block coordinate descent that trains one block (by default one transformer layer) for K\n"
@@ -29,9 +29,14 @@ typedef struct train_cli {
 } train_cli;
 
 /* Entries of the option table, without its end marker. */
-enum { N_RUN_OPTIONS = 46, N_DATA_OPTIONS = 8, N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_DATA_OPTIONS };
+enum {
+    N_RUN_OPTIONS = 37,
+    N_METHOD_OPTIONS = 14,
+    N_DATA_OPTIONS = 8,
+    N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
+};
 
-/* The options of the run (model, data, output, method, blocks, optimizer, loop, LoRA), into
+/* The options of the run (model, data, output, method, blocks, optimizer, loop), into
  * opts[N_RUN_OPTIONS]. */
 static void run_options(train_cli *x, cli_option *opts) {
     train_config *c = &x->c;
@@ -42,7 +47,9 @@ static void run_options(train_cli *x, cli_option *opts) {
         {"val-data", OPT_STRING, &c->val_path, "FILE", "separate validation data", 0},
         {"out", OPT_STRING, &c->out_dir, "DIR", "output folder (created)", 0},
         {"method", OPT_CUSTOM, &c->method, "NAME",
-         "badam (default), adam, lora, lomo, sgd-bcd, badam-ratio, mezo, mezo-lora", parse_method},
+         "badam (default), adam, lora, lomo, sgd-bcd, badam-ratio, mezo, mezo-lora, galore, "
+         "adapter",
+         parse_method},
         {"dtype", OPT_CUSTOM, &c->dtype, "T", "weight storage: bf16 (default) or fp32",
          parse_dtype},
         {"switch-every", OPT_CUSTOM, &c->switch_every, "K|auto",
@@ -96,12 +103,34 @@ static void run_options(train_cli *x, cli_option *opts) {
          0},
         {"recompute", OPT_FLAG, &c->recompute, NULL,
          "keep only layer inputs; recompute activations in backward", 0},
+    };
+    _Static_assert(sizeof table / sizeof table[0] == N_RUN_OPTIONS, "N_RUN_OPTIONS");
+    memcpy(opts, table, sizeof table);
+}
+
+/* The options of the methods that have their own (LoRA, GaLore, bottleneck adapters), into
+ * opts[N_METHOD_OPTIONS]. */
+static void method_options(train_cli *x, cli_option *opts) {
+    train_config *c = &x->c;
+    const cli_option table[] = {
         {"lora-rank", OPT_INT, &c->lora_rank, "R", "LoRA rank (8)", 0},
         {"lora-alpha", OPT_FLOAT, &c->lora_alpha, "A", "LoRA alpha (16)", 0},
         {"lora-dropout", OPT_FLOAT, &c->lora_dropout, "P", "LoRA dropout (0)", 0},
         {"lora-targets", OPT_CUSTOM, &c->lora_targets, "LIST",
          "modules to adapt (q,k,v,o,gate,up,down)", parse_lora_targets},
-        {"init-adapter", OPT_STRING, &c->init_adapter, "DIR", "start LoRA from a PEFT adapter", 0},
+        {"init-adapter", OPT_STRING, &c->init_adapter, "DIR",
+         "start LoRA (a PEFT adapter) or bottleneck adapters (an adapter folder) from DIR", 0},
+        {"adapter-size", OPT_INT, &c->adapter_size, "N",
+         "bottleneck adapters (--method adapter): width (64)", 0},
+        {"galore-rank", OPT_INT, &c->galore_rank, "R", "GaLore projection rank (128)", 0},
+        {"galore-update-gap", OPT_INT, &c->galore_update_gap, "T",
+         "GaLore: steps between projector refreshes (SVD of the gradient) (200)", 0},
+        {"galore-scale", OPT_FLOAT, &c->galore_scale, "A",
+         "GaLore: scale of the projected-back update (0.25)", 0},
+        {"galore-per-layer", OPT_FLAG, &c->galore_per_layer, NULL,
+         "GaLore: update each weight inside backward (no full gradient stored; needs --clip 0 "
+         "and --grad-accum 1)",
+         0},
         {"update-ratio", OPT_FLOAT, &c->update_ratio, "X",
          "badam-ratio: fraction of each tensor updated per mask (0.1)", 0},
         {"mask-mode", OPT_CUSTOM, &c->mask_scatter, "M",
@@ -109,7 +138,7 @@ static void run_options(train_cli *x, cli_option *opts) {
         {"mezo-eps", OPT_FLOAT, &c->mezo_eps, "X", "mezo: perturbation scale (1e-3)", 0},
         {"mezo-samples", OPT_INT, &c->mezo_samples, "N", "mezo: SPSA samples per step (1)", 0},
     };
-    _Static_assert(sizeof table / sizeof table[0] == N_RUN_OPTIONS, "N_RUN_OPTIONS");
+    _Static_assert(sizeof table / sizeof table[0] == N_METHOD_OPTIONS, "N_METHOD_OPTIONS");
     memcpy(opts, table, sizeof table);
 }
 
@@ -138,7 +167,8 @@ static void input_output_options(train_cli *x, cli_option *opts) {
 /* The option table of `badam train`, its targets in x, into opts[N_TRAIN_OPTIONS + 1]. */
 static void train_options(train_cli *x, cli_option *opts) {
     run_options(x, opts);
-    input_output_options(x, opts + N_RUN_OPTIONS);
+    method_options(x, opts + N_RUN_OPTIONS);
+    input_output_options(x, opts + N_RUN_OPTIONS + N_METHOD_OPTIONS);
 }
 
 /* Each numeric setting in its range, named by the user's flag: 0, or 2 after a message. */
@@ -184,8 +214,10 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
                   "checkpoint every N steps): give one";
     else if (GIVEN("val-data") && GIVEN("val-size"))
         refused = "--val-data and --val-size both choose the validation set: give one";
-    else if (GIVEN("init-adapter") && c->method != METHOD_LORA && c->method != METHOD_MEZO_LORA)
-        refused = "--init-adapter starts a LoRA adapter: it needs --method lora";
+    else if (GIVEN("init-adapter") && c->method != METHOD_LORA && c->method != METHOD_MEZO_LORA &&
+             c->method != METHOD_ADAPTER)
+        refused = "--init-adapter starts LoRA or bottleneck adapters: it needs --method lora, "
+                  "mezo-lora or adapter";
     if (refused) {
         fprintf(stderr, "badam train: %s\n", refused);
         return 2;

@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential      # gcc, make: the C compiler
   cmake                # the build system
   pkg-config           # finds library flags
-  libopenblas-dev      # OpenBLAS: fp32 GEMM (sgemm) for the CPU backend
+  libopenblas-dev      # OpenBLAS: fp32 GEMM (sgemm) for the CPU backend, and its LAPACK (dgesvd: GaLore's SVD)
   libopenblas-openmp-dev # its OpenMP build: one thread pool shared with our kernels
   libdnnl-dev          # oneDNN (OpenMP build): bf16 GEMMs with fp32 accumulation (AVX512_BF16)
   libjansson-dev       # Jansson: JSON with length-carrying strings (NUL-safe): configs, safetensors headers, tokenizer.json, data

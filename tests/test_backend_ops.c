@@ -117,21 +117,23 @@ static void check_elementwise(pair *P, size_t n) {
     test_rng *r = &P->rng;
     float *a = host_randn(r, n, 2), *b = host_randn(r, n, 2), *o0 = host_randn(r, n, 1);
     backend *bs[2] = {P->be, P->ref};
-    float *out[2][6];
+    float *out[2][8];
     for (int s = 0; s < 2; s++) {
         backend *be = bs[s];
         float *da = up(be, a, n * 4), *db = up(be, b, n * 4);
-        for (int i = 0; i < 6; i++) out[s][i] = up(be, o0, n * 4);
+        for (int i = 0; i < 8; i++) out[s][i] = up(be, o0, n * 4);
         BE(be, add, out[s][0], da, db, n);
         BE(be, dropout, out[s][1], da, n, 0x1234u + n, 0.3, 0);
         BE(be, dropout, out[s][2], da, n, 0x99u, 0.1, 1);
         BE(be, swiglu_forward, out[s][3], da, db, n);
         BE(be, swiglu_backward, out[s][4], out[s][5], db, da, out[s][0], n);
+        BE(be, relu_forward, out[s][6], da, n);
+        BE(be, relu_backward, out[s][7], db, out[s][6], n);
         BE(be, free, da), BE(be, free, db);
     }
-    static const char *names[6] = {"add",       "dropout",  "dropout accumulate", "swiglu forward",
-                                   "swiglu dg", "swiglu du"};
-    for (int i = 0; i < 6; i++) {
+    static const char *names[8] = {"add",       "dropout",   "dropout accumulate", "swiglu forward",
+                                   "swiglu dg", "swiglu du", "relu forward",       "relu backward"};
+    for (int i = 0; i < 8; i++) {
         char what[64];
         snprintf(what, sizeof what, "%s n=%zu", names[i], n);
         COMPARE(P, n, 1e-6, 1e-5, what, out[0][i], out[1][i]);
@@ -666,6 +668,49 @@ static void check_attention_bidir(pair *P, int B, int T, int H, int D, int maske
     free(q), free(k), free(v), free(dout), free(mask);
 }
 
+/* galore_projector against the Jacobi oracle: the same singular vectors (signs fixed by the op's
+ * rule, so they compare directly) to 1e-5, for a tall, a wide and a square gradient and a rank
+ * above min(rows, cols); and the rows (tall) or columns (wide) of P orthonormal to 1e-5. */
+static void check_galore_projector(pair *P, int rows, int cols, int rank) {
+    test_rng *r = &P->rng;
+    const size_t n = (size_t)rows * cols;
+    const int k = rank < rows && rank < cols ? rank : rows < cols ? rows : cols;
+    const size_t pn = (size_t)k * (rows >= cols ? cols : rows);
+    float *g = host_randn(r, n, 1);
+    backend *bs[2] = {P->be, P->ref};
+    float *sg[2], *sp[2], *scr[2];
+    int rc[2];
+    for (int s = 0; s < 2; s++) {
+        size_t sf = bs[s]->ops->galore_projector_scratch_floats(rows, cols);
+        sg[s] = up(bs[s], g, n * 4);
+        sp[s] = BE(bs[s], alloc, BADAM_MEM_OTHER, pn * 4);
+        scr[s] = sf ? BE(bs[s], alloc, BADAM_MEM_OTHER, sf * 4) : NULL;
+        rc[s] = BE(bs[s], galore_projector, sp[s], sg[s], rows, cols, rank, scr[s]);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "galore_projector %dx%d rank %d", rows, cols, rank);
+    CHECKF(rc[0] == 0 && rc[1] == 0, "%s: %s returned %d / %d", P->name, what, rc[0], rc[1]);
+    COMPARE(P, pn, 1e-5, 1e-5, what, sp[0], sp[1]);
+    float *h = down(P->be, sp[0], pn);
+    const int len = rows >= cols ? cols : rows; /* length of a singular vector */
+    double worst = 0;
+    for (int a = 0; a < k; a++)
+        for (int b = 0; b < k; b++) {
+            double d = 0;
+            for (int i = 0; i < len; i++)
+                d += rows >= cols ? (double)h[a * len + i] * h[b * len + i]
+                                  : (double)h[i * k + a] * h[i * k + b];
+            double e = fabs(d - (a == b));
+            if (e > worst) worst = e;
+        }
+    CHECKF(worst < 1e-5, "%s: %s: P is not orthonormal (%.3g)", P->name, what, worst);
+    free(h), free(g);
+    for (int s = 0; s < 2; s++) {
+        BE(bs[s], free, sg[s]), BE(bs[s], free, sp[s]);
+        if (scr[s]) BE(bs[s], free, scr[s]);
+    }
+}
+
 static void check_backend(const test_backend_entry *e) {
     pair P = {.name = e->name};
     badam_error err = {0};
@@ -723,6 +768,10 @@ static void check_backend(const test_backend_entry *e) {
         check_zo_mask(&P, 7, dt);
         check_zo_mask(&P, 65537, dt);
     }
+    check_galore_projector(&P, 23, 7, 3);
+    check_galore_projector(&P, 5, 19, 4);
+    check_galore_projector(&P, 8, 8, 8);
+    check_galore_projector(&P, 6, 4, 9);
     backend_destroy(P.ref);
     backend_destroy(P.be);
 }

@@ -111,26 +111,46 @@ static void test_predicted_equals_allocated(void) {
         CHECK(0);
         return;
     }
-    const char *methods[] = {"badam",   "adam",        "lora", "lomo",
-                             "sgd-bcd", "badam-ratio", "mezo", "mezo-lora"};
+    /* name, --method, its own options (galore: rank 8 of 64-wide matrices, projector refreshed
+     * at steps 1 and 3; per-layer: one shared layer gradient); galore at 5 and 6, adam at 1 */
+    const char *methods[][3] = {
+        {"badam", "badam", ""},
+        {"adam", "adam", ""},
+        {"lora", "lora", ""},
+        {"lomo", "lomo", ""},
+        {"sgd-bcd", "sgd-bcd", ""},
+        {"galore", "galore", "--galore-rank 8 --galore-update-gap 2"},
+        {"galore-per-layer", "galore",
+         "--galore-rank 8 --galore-update-gap 2 --galore-per-layer --clip 0"},
+        {"adapter", "adapter", "--adapter-size 16"},
+        {"badam-ratio", "badam-ratio", ""},
+        {"mezo", "mezo", ""},
+        {"mezo-lora", "mezo-lora", ""},
+    };
+    enum { N_METHODS = sizeof methods / sizeof methods[0] };
+    double optimizer[N_METHODS], gradients[N_METHODS];
     /* ascending with K=1 visits every block, so the activation peak is the planned worst case */
-    const char *extra = "--max-steps 4 --switch-every 1 --switch-mode ascending --seq-len 48 "
-                        "--batch-size 2 --lr 1e-4";
-    for (int i = 0; i < 8; i++) {
-        char out[1100];
-        snprintf(out, sizeof out, "%s/out-%s", dir, methods[i]);
-        if (train(model, data, out, methods[i], extra)) {
+    const char *common = "--max-steps 4 --switch-every 1 --switch-mode ascending --seq-len 48 "
+                         "--batch-size 2 --lr 1e-4";
+    for (int i = 0; i < N_METHODS; i++) {
+        char out[1100], extra[1024];
+        optimizer[i] = gradients[i] = NAN;
+        snprintf(out, sizeof out, "%s/out-%s", dir, methods[i][0]);
+        snprintf(extra, sizeof extra, "%s %s", common, methods[i][2]);
+        if (train(model, data, out, methods[i][1], extra)) {
             CHECK(0);
             continue;
         }
-        check_steady_state_allocs(out, methods[i]);
+        check_steady_state_allocs(out, methods[i][0]);
         json_t *j = read_memory_json(out);
         for (int c = 0; j && c < 6; c++) {
             double pred = field(j, "predicted", CATS[c]), meas = field(j, "measured_peak", CATS[c]);
-            CHECKF(pred == meas, "%s: %s predicted %.0f bytes, allocated peak %.0f", methods[i],
+            CHECKF(pred == meas, "%s: %s predicted %.0f bytes, allocated peak %.0f", methods[i][0],
                    CATS[c], pred, meas);
         }
-        if (j && !strcmp(methods[i], "badam")) {
+        optimizer[i] = field(j, "predicted", "optimizer");
+        gradients[i] = field(j, "predicted", "gradients");
+        if (j && !strcmp(methods[i][0], "badam")) {
             /* 14 bytes per parameter of the largest block (one layer here), up to alignment: the
              * split master's 2 low bytes (its high bytes are the bf16 weight), the fp32 gradient
              * and the two fp32 moments. */
@@ -146,9 +166,15 @@ static void test_predicted_equals_allocated(void) {
                    "BAdam state %.0f bytes vs 14 x %zu block parameters", state, layer);
             llama_model_free(m);
         }
-        if (j) check_ratio_and_mezo_state(j, &cfg, methods[i]);
+        if (j) check_ratio_and_mezo_state(j, &cfg, methods[i][1]);
         json_decref(j);
     }
+    /* GaLore keeps low-rank moments (below Adam's full ones); per-layer, one layer matrix's
+     * gradient instead of all of them (below GaLore's). */
+    CHECKF(optimizer[5] < optimizer[1], "galore optimizer %.0f bytes, adam %.0f", optimizer[5],
+           optimizer[1]);
+    CHECKF(gradients[6] < gradients[5], "galore per-layer gradients %.0f bytes, galore %.0f",
+           gradients[6], gradients[5]);
 }
 
 static void test_badam_rss_below_adam(void) {

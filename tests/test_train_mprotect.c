@@ -3,22 +3,25 @@
  * so nothing - trainer, method, optimizer state, checkpoint code - reads or writes backend
  * memory except through the backend's ops: such an access would die of SIGSEGV here.
  *
- * For badam, adam, lora (dropout on), lomo, sgd-bcd, badam-ratio, mezo and mezo-lora, with bf16 and
- * with fp32 weights, two optimizer steps (block-wise methods switch block at the second, K = 1)
- * with a checkpoint after each (optimizer state downloaded and written), run (a) on the plain CPU
- * backend (train_run), (b) on the mprotect backend (train_run_on_backend), and (c) on the mprotect
- * backend paused after step 1 and resumed (optimizer state read back and uploaded). Checked:
+ * For badam, adam, lora (dropout on), lomo, sgd-bcd, badam-ratio, mezo, mezo-lora, galore (rank
+ * 4, projector every 2 steps; also per-layer, updating inside backward) and adapter (bottleneck
+ * width 8), with bf16 and with fp32 weights, two optimizer steps (block-wise methods switch block
+ * at the second, K = 1) with a checkpoint after each (optimizer state downloaded and written), run
+ * (a) on the plain CPU backend (train_run), (b) on the mprotect backend (train_run_on_backend), and
+ * (c) on the mprotect backend paused after step 1 and resumed (optimizer state read back and
+ * uploaded). Checked:
  *   - (b) and (c) end with the CPU run's final weights, LoRA adapter and optimizer checkpoint,
  *     byte for byte, and (b) with its per-step metrics (loss, lr, gradient norm, block, tokens)
  *     and final loss;
  *   - the protection was on: ops ran through it, regions were opened and closed again, no
  *     mprotect call failed, and every region was given back at the end;
  *   - the optimizer state lived there: allocations in the master (bf16 split masters), gradients
- *     (all but LoRA, whose gradients are the adapters' own, host memory) and optimizer (Adam
- *     moments) categories exactly where the method keeps them, and for every memory category the
- *     bytes allocated on the mprotect backend plus those still allocated on the host equal the
- *     CPU run's accounting.
- * Not covered: model weights and LoRA adapters, host memory the ops read and write in place. */
+ *     (all but LoRA and adapter, whose gradients are the adapters' own, host memory) and
+ *     optimizer (Adam moments) categories exactly where the method keeps them, and for every
+ *     memory category the bytes allocated on the mprotect backend plus those still allocated on
+ *     the host equal the CPU run's accounting.
+ * Not covered: model weights and LoRA and bottleneck adapters, host memory the ops read and write
+ * in place. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,7 @@ typedef struct method_case {
     badam_dtype dtype;
     int master, grads, moments; /* backend allocations expected in these categories */
     int forward_only;           /* MeZO: no activations kept, no optimizer state to checkpoint */
+    int per_layer;              /* galore: --galore-per-layer (and --clip 0) */
 } method_case;
 
 static void config(train_config *c, const method_case *k, const char *out) {
@@ -54,6 +58,10 @@ static void config(train_config *c, const method_case *k, const char *out) {
     c->lr = 1e-3f, c->weight_decay = 0.01f;
     c->lora_rank = 4, c->lora_dropout = 0.1f;
     if (!strcmp(k->method, "mezo-lora")) c->lora_dropout = 0; /* two forwards of one function */
+    c->galore_rank = 4, c->galore_update_gap = 2;
+    c->adapter_size = 8;
+    c->galore_per_layer = k->per_layer;
+    if (k->per_layer) c->clip = 0;
 }
 
 static int same_file(const char *a_dir, const char *b_dir, const char *name) {
@@ -91,11 +99,13 @@ static char *metrics_without_timings(const char *out) {
 static void compare_outputs(const method_case *k, const char *what, const char *cpu,
                             const char *other) {
     const char *files[] = {"model.safetensors", "checkpoint/optimizer.safetensors",
-                           "checkpoint/model.safetensors", "adapter/adapter_model.safetensors"};
-    for (int i = 0; i < 4; i++) {
+                           "checkpoint/model.safetensors", "adapter/adapter_model.safetensors",
+                           "checkpoint/galore.safetensors"};
+    for (int i = 0; i < 5; i++) {
         if (!io_is_file(test_path_in(cpu, files[i]))) {
-            CHECKF(i == 3 || (i == 1 && k->forward_only), "%s %s: the CPU run wrote no %s",
-                   k->method, badam_dtype_name(k->dtype), files[i]);
+            CHECKF(i == 3 || (i == 1 && k->forward_only) || (i == 4 && strcmp(k->method, "galore")),
+                   "%s %s: the CPU run wrote no %s", k->method, badam_dtype_name(k->dtype),
+                   files[i]);
             continue;
         }
         CHECKF(same_file(cpu, other, files[i]), "%s %s: %s: %s differs from the CPU run's",
@@ -142,12 +152,13 @@ static badam_status run_mprotect(const train_config *c, train_report *r, mprotec
 static void check_method(const method_case *k) {
     const char *dt = badam_dtype_name(k->dtype);
     char base[1024], cpu[1100], prot[1100], resumed[1100];
-    snprintf(base, sizeof base, "train-mprotect-%s-%s", k->method, dt);
+    snprintf(base, sizeof base, "train-mprotect-%s%s-%s", k->method, k->per_layer ? "-pl" : "", dt);
     snprintf(base, sizeof base, "%s", test_workdir(base)); /* emptied */
     snprintf(cpu, sizeof cpu, "%s/cpu", base);
     snprintf(prot, sizeof prot, "%s/mprotect", base);
     snprintf(resumed, sizeof resumed, "%s/resumed", base);
-    fprintf(stderr, "  %s %s\n", k->method, dt); /* a fault below dies after this line */
+    fprintf(stderr, "  %s%s %s\n", k->method, k->per_layer ? " per-layer" : "",
+            dt); /* a fault below dies after this line */
     train_config c;
     train_report r_cpu, r_mp, r_res;
     mprotect_stats s;
@@ -184,24 +195,31 @@ static void check_method(const method_case *k) {
 
 static void test_every_method_on_mprotect(void) {
     static const method_case cases[] = {
-        {"badam", BADAM_DTYPE_BF16, 1, 1, 1, 0},
-        {"badam", BADAM_DTYPE_F32, 0, 1, 1, 0},
-        {"adam", BADAM_DTYPE_BF16, 1, 1, 1, 0},
-        {"adam", BADAM_DTYPE_F32, 0, 1, 1, 0},
-        {"lora", BADAM_DTYPE_BF16, 0, 0, 1, 0},
-        {"lora", BADAM_DTYPE_F32, 0, 0, 1, 0},
-        {"lomo", BADAM_DTYPE_BF16, 0, 1, 0, 0},
-        {"lomo", BADAM_DTYPE_F32, 0, 1, 0, 0},
-        {"sgd-bcd", BADAM_DTYPE_BF16, 1, 1, 0, 0},
-        {"sgd-bcd", BADAM_DTYPE_F32, 0, 1, 0, 0},
+        {"badam", BADAM_DTYPE_BF16, 1, 1, 1, 0, 0},
+        {"badam", BADAM_DTYPE_F32, 0, 1, 1, 0, 0},
+        {"adam", BADAM_DTYPE_BF16, 1, 1, 1, 0, 0},
+        {"adam", BADAM_DTYPE_F32, 0, 1, 1, 0, 0},
+        {"lora", BADAM_DTYPE_BF16, 0, 0, 1, 0, 0},
+        {"lora", BADAM_DTYPE_F32, 0, 0, 1, 0, 0},
+        {"lomo", BADAM_DTYPE_BF16, 0, 1, 0, 0, 0},
+        {"lomo", BADAM_DTYPE_F32, 0, 1, 0, 0, 0},
+        {"sgd-bcd", BADAM_DTYPE_BF16, 1, 1, 0, 0, 0},
+        {"sgd-bcd", BADAM_DTYPE_F32, 0, 1, 0, 0, 0},
         /* ratio mode: fp32 masters of the masked entries whatever the weights; MeZO: one
          * layer's perturbed fp32 copy, no gradients, no state */
-        {"badam-ratio", BADAM_DTYPE_BF16, 1, 1, 1, 0},
-        {"badam-ratio", BADAM_DTYPE_F32, 1, 1, 1, 0},
-        {"mezo", BADAM_DTYPE_BF16, 1, 0, 0, 1},
-        {"mezo", BADAM_DTYPE_F32, 1, 0, 0, 1},
-        {"mezo-lora", BADAM_DTYPE_BF16, 1, 0, 0, 1},
-        {"mezo-lora", BADAM_DTYPE_F32, 1, 0, 0, 1},
+        {"badam-ratio", BADAM_DTYPE_BF16, 1, 1, 1, 0, 0},
+        {"badam-ratio", BADAM_DTYPE_F32, 1, 1, 1, 0, 0},
+        {"mezo", BADAM_DTYPE_BF16, 1, 0, 0, 1, 0},
+        {"mezo", BADAM_DTYPE_F32, 1, 0, 0, 1, 0},
+        {"mezo-lora", BADAM_DTYPE_BF16, 1, 0, 0, 1, 0},
+        {"mezo-lora", BADAM_DTYPE_F32, 1, 0, 0, 1, 0},
+        /* galore: fp32 masters with bf16 weights; the last field: per-layer */
+        {"galore", BADAM_DTYPE_BF16, 1, 1, 1, 0, 0},
+        {"galore", BADAM_DTYPE_F32, 0, 1, 1, 0, 0},
+        {"galore", BADAM_DTYPE_BF16, 1, 1, 1, 0, 1},
+        {"galore", BADAM_DTYPE_F32, 0, 1, 1, 0, 1},
+        {"adapter", BADAM_DTYPE_BF16, 0, 0, 1, 0, 0},
+        {"adapter", BADAM_DTYPE_F32, 0, 0, 1, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_method(&cases[i]);
 }

@@ -2,7 +2,8 @@
  * model, data in file order, the same block order; final parameters within 1e-5 relative (fp32
  * weights) after >= 3 block switches for ascending, descending and a fixed random permutation;
  * bf16 weights within bf16 tolerance; Adam, SGD-BCD, LoRA (PEFT adapters) and LOMO (equal to
- * SGD on every layer) likewise. Skips without torch. */
+ * SGD on every layer) likewise; GaLore (projector refreshes, tall and wide matrices, and the
+ * per-layer variant). Skips without torch. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,8 @@ static int write_ref_config(const run_spec *s, const char *path, int *order_out,
             "{\"method\": \"%s\", \"dtype\": \"%s\", \"lr\": %g, \"eps\": %g, "
             "\"weight_decay\": %g, \"schedule\": \"%s\", \"warmup_steps\": %d, \"clip\": %g, "
             "\"batch_size\": 2, \"grad_accum\": %d, \"max_steps\": %d, \"switch_every\": %d, "
-            "\"lora_rank\": 4, \"lora_alpha\": 8",
+            "\"lora_rank\": 4, \"lora_alpha\": 8, \"galore_rank\": 4, \"galore_update_gap\": 3, "
+            "\"galore_scale\": 0.25, \"adapter_size\": 8",
             !strcmp(s->method, "lomo") ? "sgd-bcd" : s->method, s->dtype, s->lr, s->eps, s->wd,
             s->schedule, s->warmup, s->clip, s->accum, s->steps, s->K);
     if (s->extra_cli && strstr(s->extra_cli, "--reference-compat"))
@@ -135,14 +137,16 @@ static void check_run(const run_spec *s) {
         return;
     }
     const char *src = test_source_path("tests/ref");
-    int lora = !strcmp(s->method, "lora");
+    /* LoRA and bottleneck adapters start from an adapter fixture on both sides */
+    int bottleneck = !strcmp(s->method, "adapter");
+    int lora = !strcmp(s->method, "lora") || bottleneck;
     char adapter[1100] = "";
     if (lora) {
         snprintf(adapter, sizeof adapter, "%s/init_adapter", dir);
         snprintf(cmd, sizeof cmd,
                  "/usr/bin/python3 %s/make_train_fixture.py --adapter %s --model %s --rank 4 "
-                 "--alpha 8 --seed 3",
-                 src, adapter, g_model);
+                 "--alpha 8 --seed 3%s",
+                 src, adapter, g_model, bottleneck ? " --bottleneck 8" : "");
         if (run(cmd)) {
             CHECKF(0, "%s: adapter fixture failed", s->name);
             return;
@@ -161,7 +165,8 @@ static void check_run(const run_spec *s) {
              "--lr %g --eps %g --weight-decay %g --schedule %s --warmup %d --clip %g "
              "--batch-size 2 --grad-accum %d --max-steps %d --switch-every %d --switch-mode %s "
              "--seq-len 64 --seed 42 --no-shuffle --no-group-by-length --quiet "
-             "--lora-rank 4 --lora-alpha 8 %s%s %s > %s/ours.log 2>&1",
+             "--lora-rank 4 --lora-alpha 8 --galore-rank 4 --galore-update-gap 3 "
+             "--galore-scale 0.25 --adapter-size 8 %s%s %s > %s/ours.log 2>&1",
              getenv("BADAM_CLI"), g_model, g_fixture, dir, s->method,
              !strcmp(s->dtype, "bfloat16") ? "bf16" : "fp32", s->lr, s->eps, s->wd, s->schedule,
              s->warmup, s->clip, s->accum, s->steps, s->K, s->order ? s->order : "ascending",
@@ -283,6 +288,54 @@ static void test_lora_and_lomo(void) {
     check_run(&lomo);
 }
 
+/* GaLore, rank 4 with a projector refresh every 3 steps (steps 1, 4, 7 of 8): q and o (48x48) and
+ * gate, up (80x48) project from the right, k, v (24x48) and down (48x80) from the left; the
+ * embedding, head and norms by AdamW. With clipping and accumulation, and the per-layer variant
+ * (updates inside backward: no clip, no accumulation) against the same reference without clip;
+ * bf16 weights (split masters) within bf16 tolerance. */
+static void test_galore(void) {
+    run_spec g = {"galore", "galore", "float32", NULL,     8, 1,    2,    1e-2f,
+                  1e-5f,    1.0f,     0.01f,     "cosine", 2, NULL, 1e-5, 0};
+    check_run(&g);
+    run_spec pl = {"galore-per-layer",
+                   "galore",
+                   "float32",
+                   NULL,
+                   7,
+                   1,
+                   1,
+                   1e-2f,
+                   1e-5f,
+                   0.0f,
+                   0.01f,
+                   "constant",
+                   0,
+                   "--clip 0 --galore-per-layer",
+                   1e-5,
+                   0};
+    check_run(&pl);
+    run_spec b = {"galore-bf16", "galore", "bfloat16", NULL, 8,    1,    1,   1e-2f, 1e-5f,
+                  1.0f,          0.0f,     "constant", 0,    NULL, 8e-3, 2e-2}; /* as badam-bf16 */
+    check_run(&b);
+}
+
+/* Bottleneck adapters (width 8, ReLU) after attention and MLP of every layer, from a random
+ * nonzero start (so every tensor has a gradient at once): one step, and six with clipping, weight
+ * decay (matrices only) and accumulation; fp32 and bf16 base weights (the adapters are fp32
+ * either way, so both within 1e-5). */
+static void test_adapter(void) {
+    run_spec one = {"adapter-1step", "adapter", "float32", NULL,       1, 1,    1,    1e-3f,
+                    1e-5f,           0.0f,      0.0f,      "constant", 0, NULL, 1e-5, 0};
+    check_run(&one);
+    run_spec six = {
+        "adapter-6steps", "adapter", "float32", NULL, 6, 1, 2, 3e-3f, 1e-5f, 1.0f, 0.01f,
+        "cosine",         1,         NULL,      1e-5, 0};
+    check_run(&six);
+    run_spec bf = {"adapter-bf16", "adapter", "bfloat16", NULL,       4, 1,    1,    3e-3f,
+                   1e-5f,          1.0f,      0.0f,       "constant", 0, NULL, 1e-5, 0};
+    check_run(&bf);
+}
+
 int main(void) {
     if (!test_have_torch() || !getenv("BADAM_CLI") || !test_source_path("tests/ref")) {
         fprintf(stderr, "SKIP: needs /usr/bin/python3 with torch and the ctest environment\n");
@@ -297,5 +350,7 @@ int main(void) {
     RUN_TEST(test_badam_reference_compat);
     RUN_TEST(test_adam_and_sgd);
     RUN_TEST(test_lora_and_lomo);
+    RUN_TEST(test_galore);
+    RUN_TEST(test_adapter);
     return test_result();
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Per-method training cost on one random model: forward, backward, update and switch seconds
-# per step, tokens/s and peak RSS for BAdam, LoRA, Adam, LOMO, SGD-BCD, BAdam's ratio mode and
-# MeZO (forward only: its two forwards per step count in update s), plus BAdam's backward
+# per step, tokens/s and peak RSS for BAdam, LoRA, Adam, LOMO, SGD-BCD, BAdam's ratio mode, MeZO
+# (forward only: its two forwards per step count in update s), GaLore and bottleneck adapters,
+# plus BAdam's backward
 # as a fraction of LoRA's. Usage: bench/methods/run.sh [130m|1b|tiny] [steps]
 # Steps exclude the first (warm-up) step from the averages. Absolute times on a shared machine
 # are noisy; compare methods within one run.
@@ -20,7 +21,7 @@ esac
 if [ ! -f "$WORK/model/config.json" ]; then
   /usr/bin/python3 bench/methods/make_inputs.py --out "$WORK/model" $ARGS --seq $T --examples 64
 fi
-for method in badam lora adam lomo sgd-bcd badam-ratio mezo; do
+for method in badam lora adam lomo sgd-bcd badam-ratio mezo galore adapter; do
   extra=""
   [ "$method" = lomo ] && extra="--clip 0"
   [ "$method" = mezo ] && extra="--clip 0"
@@ -33,7 +34,7 @@ done
 import json, sys
 work = sys.argv[1]
 rows = {}
-for m in ["badam", "lora", "adam", "lomo", "sgd-bcd", "badam-ratio", "mezo"]:
+for m in ["badam", "lora", "adam", "lomo", "sgd-bcd", "badam-ratio", "mezo", "galore", "adapter"]:
     steps = [json.loads(l) for l in open(f"{work}/out-{m}/metrics.jsonl") if '"loss"' in l]
     steady = steps[1:] or steps
     avg = lambda k: sum(s[k] for s in steady) / len(steady)

@@ -29,9 +29,9 @@ void llama_kv_cache_truncate(llama_kv_cache *kv, int len);
  * to everything already cached (causal; sliding window where the config has one). logits [n, V]
  * receives every new position's logits when all_logits, else only the last one's ([V]); NULL:
  * none. Equals llama_forward_logits on the whole sequence up to fp32 rounding.
- * LoRA adapters attached to the model are applied (unmerged, no dropout). Each layer runs the
- * same code as llama_forward (llama_layer_forward) with its weights taken through the cache's
- * weight hooks (badam/model.h; default: the stored weights). */
+ * LoRA adapters attached to the model are applied (unmerged, no dropout), and so are bottleneck
+ * adapters. Each layer runs the same code as llama_forward (llama_layer_forward) with its weights
+ * taken through the cache's weight hooks (badam/model.h; default: the stored weights). */
 badam_status llama_decode(const llama_model *m, llama_kv_cache *kv, const int32_t *tokens, int n,
                           float *logits, int all_logits, badam_error *err);
 

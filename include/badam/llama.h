@@ -132,6 +132,21 @@ typedef struct llama_lora {
     size_t n_params; /* total A and B elements */
 } llama_lora;
 
+/* Bottleneck adapters (Houlsby et al. 2019, "Parameter-Efficient Transfer Learning for NLP")
+ * after the attention and after the MLP of every layer, on the sublayer's output y (o_proj's,
+ * down_proj's) before its residual add:
+ *   z = y + U relu(D y + d) + u
+ * with D [size, C], d [size], U [C, size], u [C]. Adapter a = 2 layer + site (site 0: after the
+ * attention, 1: after the MLP) holds its four tensors in one block w[a] in the order D, d, U, u
+ * (llama_bottleneck_part gives offsets); g[a] the gradients, same layout. fp32. Not mergeable
+ * into the weights (the nonlinearity), so saved and loaded beside the base. */
+typedef struct llama_bottleneck {
+    int size;           /* bottleneck width (1 .. hidden_size) */
+    int n_adapters;     /* 2 n_layers */
+    size_t per_adapter; /* floats of one adapter: 2 size C + size + C */
+    float **w, **g;     /* [n_adapters] */
+} llama_bottleneck;
+
 typedef struct llama_model {
     llama_config cfg;
     badam_dtype dtype; /* storage dtype of every parameter */
@@ -141,8 +156,9 @@ typedef struct llama_model {
     int embed, final_norm, lm_head; /* param indices; lm_head == embed when tied */
     void *storage;                  /* one allocation holding every parameter */
     size_t storage_bytes;
-    float *inv_freq;  /* [head_dim/2] RoPE frequencies, scaling applied */
-    llama_lora *lora; /* NULL without adapters */
+    float *inv_freq;              /* [head_dim/2] RoPE frequencies, scaling applied */
+    llama_lora *lora;             /* NULL without adapters */
+    llama_bottleneck *bottleneck; /* NULL without bottleneck adapters */
 } llama_model;
 
 /* Index of the parameter of `kind` in `layer` (layer ignored for global kinds), or -1. */
@@ -233,6 +249,26 @@ badam_status llama_lora_load(llama_model *m, const char *dir, badam_error *err);
 /* Parses role names "q,k,v,o,gate,up,down" (also q_proj, ..., or "all") into a mask of roles. */
 badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam_error *err);
 
+/* Attaches bottleneck adapters of width `size` (1 .. hidden_size) after the attention and the MLP
+ * of every layer, initialised near the identity as Houlsby et al.: D ~ U(-1/sqrt(C), 1/sqrt(C))
+ * from `seed`, d = 0, U = 0, u = 0 (so z = y). Gradient buffers are allocated too. Refused
+ * together with LoRA adapters. */
+badam_status llama_bottleneck_attach(llama_model *m, int size, uint64_t seed, badam_error *err);
+void llama_bottleneck_detach(llama_model *m);
+/* Offset (floats) and element count of part 0..3 (D, d, U, u) in an adapter block, and its
+ * name ("down.weight", "down.bias", "up.weight", "up.bias"). */
+size_t llama_bottleneck_part(const llama_bottleneck *b, int C, int part, size_t *numel,
+                             const char **name);
+/* The adapter folder (docs/file-formats.md, "Bottleneck adapters"): adapter_config.json
+ * ("adapter_type": "bottleneck", "adapter_size", "non_linearity": "relu", ...) and
+ * adapter_model.safetensors with model.layers.L.{attn,mlp}_adapter.{down,up}.{weight,bias}.
+ * save writes the attached adapters; load fills them (size and shapes checked); open attaches
+ * adapters of the folder's size and loads them (generate and eval's --adapter). */
+badam_status llama_bottleneck_save(const llama_model *m, const char *dir, const char *base_model,
+                                   badam_error *err);
+badam_status llama_bottleneck_load(llama_model *m, const char *dir, badam_error *err);
+badam_status llama_bottleneck_open(llama_model *m, const char *dir, badam_error *err);
+
 /* RoPE inverse frequencies [head_dim/2] for a config, with llama3 scaling when configured. */
 void llama_rope_inv_freq(const llama_config *cfg, float *inv_freq);
 
@@ -247,7 +283,8 @@ typedef struct llama_grad_plan {
     const uint8_t *need_grad; /* [n_params] */
     int lowest_input_grad_layer;
     int recompute;      /* keep only each layer's input; recompute its activations in backward */
-    int train_adapters; /* accumulate LoRA gradients (m->lora->dA, dB) of visited layers */
+    int train_adapters; /* accumulate adapter gradients (LoRA's m->lora->dA, dB, or the
+                         * bottleneck adapters' m->bottleneck->g) of visited layers */
     /* Called once per flagged parameter as soon as its gradient for this step is complete and
      * nothing later in backward reads the parameter (LOMO updates in place here and reuses the
      * gradient buffer). NULL: no calls. */
@@ -312,6 +349,11 @@ typedef struct llama_workspace_bytes {
  * weights' storage (bf16 weights without a native bf16 GEMM add one layer's fp32 copy). */
 llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, badam_dtype dtype, int B,
                                               int T, int lora_rank, int lora_adapters_per_layer);
+/* The same with bottleneck adapters of width bottleneck_size (0: none) attached. */
+llama_workspace_bytes llama_workspace_predict_adapters(const llama_config *cfg, badam_dtype dtype,
+                                                       int B, int T, int lora_rank,
+                                                       int lora_adapters_per_layer,
+                                                       int bottleneck_size);
 /* Activation bytes a forward under `plan` keeps for backward: layers from the first visited. */
 size_t llama_plan_activation_bytes(const llama_model *m, const llama_grad_plan *plan, int B, int T);
 

@@ -56,7 +56,8 @@ typedef struct model_arch {
                            llama_grad_plan *plan);
     /* Workspace bytes predicted from the config alone, and the workspace itself. */
     llama_workspace_bytes (*workspace_predict)(const llama_config *cfg, badam_dtype dtype, int B,
-                                               int T, int lora_rank, int lora_adapters_per_layer);
+                                               int T, int lora_rank, int lora_adapters_per_layer,
+                                               int bottleneck_size);
     badam_status (*workspace_create)(const llama_model *m, int B, int T, llama_workspace **out,
                                      badam_error *err);
     void (*workspace_free)(llama_workspace *ws);

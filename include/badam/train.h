@@ -22,6 +22,8 @@ typedef enum train_method {
     METHOD_BADAM_RATIO, /* a fraction of every tensor by mask, sparse Adam (reference ratio mode) */
     METHOD_MEZO,        /* zeroth order: SPSA with the seed trick, forward passes only */
     METHOD_MEZO_LORA,   /* MeZO on LoRA adapters (the weights frozen) */
+    METHOD_GALORE,      /* Adam in a low-rank projection of each layer matrix's gradient */
+    METHOD_ADAPTER,     /* bottleneck adapters after attention and MLP, base frozen */
     METHOD_COUNT
 } train_method;
 
@@ -91,6 +93,14 @@ typedef struct train_config {
     /* MeZO (--method mezo) */
     float mezo_eps;   /* perturbation scale (1e-3) */
     int mezo_samples; /* SPSA samples per step, averaged (1) */
+    /* GaLore: rank, steps between projector refreshes (SVD of the gradient), scale alpha of
+     * the projected-back update, and the per-layer variant (updates inside backward) */
+    int galore_rank, galore_update_gap;
+    float galore_scale;
+    int galore_per_layer;
+
+    /* bottleneck adapters (--method adapter): width; init_adapter starts them from a folder */
+    int adapter_size;
 
     /* data */
     data_format format;
@@ -100,7 +110,8 @@ typedef struct train_config {
 
 /* Defaults: BAdam, bf16, K auto, random order, layer partition, lr 1e-5, betas (0.9, 0.999),
  * eps 1e-8, wd 0, cosine with no warmup, clip 1, 1 epoch, batch 2, accum 1, seq 512, seed 42,
- * LoRA rank 8 alpha 16 on all seven projections. */
+ * LoRA rank 8 alpha 16 on all seven projections, GaLore rank 128 every 200 steps scale 0.25,
+ * adapter size 64. */
 void train_config_defaults(train_config *cfg);
 
 /* ---------------------------------------------------------------- memory plan */

@@ -279,6 +279,21 @@ struct backend_ops {
      * NULL), *n_counted the rows with a target */
     double (*class_loss)(backend *be, float *dlogits, const float *logits, const int32_t *targets,
                          int n, int K, float scale, int *n_counted);
+    /* ---- GaLore (model/cpu/ops.h: galore_projector states the math) ---- */
+    /* floats of `scratch` for galore_projector on a [rows, cols] gradient (no context) */
+    size_t (*galore_projector_scratch_floats)(int rows, int cols);
+    /* P = the rank-k projector of G [rows, cols] from its truncated SVD: Vh[:k, :] ([k, cols])
+     * when rows >= cols, else U[:, :k] ([rows, k]), k = min(rank, rows, cols), signs fixed (the
+     * largest-magnitude entry of each singular vector positive). Returns 0, or nonzero when the
+     * SVD did not converge (P then undefined). */
+    int (*galore_projector)(backend *be, float *P, const float *G, int rows, int cols, int rank,
+                            float *scratch);
+
+    /* ---- bottleneck adapters (model/cpu/ops.h: relu) ---- */
+    /* y = max(x, 0)  (y may alias x) */
+    void (*relu_forward)(backend *be, float *y, const float *x, size_t n);
+    /* dx = y > 0 ? dy : 0 from the forward's output y  (overwritten; dx may alias dy) */
+    void (*relu_backward)(backend *be, float *dx, const float *dy, const float *y, size_t n);
 };
 
 /* be->ops->op(be, ...) */

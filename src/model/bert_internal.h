@@ -161,7 +161,8 @@ int bert_plan_first_layer(const llama_model *m, const llama_grad_plan *plan);
 int bert_plan_layer_flagged(const llama_model *m, const llama_grad_plan *plan, int l);
 badam_status bert_plan_check(const llama_model *m, const llama_grad_plan *plan, badam_error *err);
 llama_workspace_bytes bert_workspace_predict(const llama_config *cfg, badam_dtype dtype, int B,
-                                             int T, int lora_rank, int lora_adapters_per_layer);
+                                             int T, int lora_rank, int lora_adapters_per_layer,
+                                             int bottleneck_size);
 badam_status bert_workspace_create(const llama_model *m, int B, int T, llama_workspace **out,
                                    badam_error *err);
 void bert_workspace_free(llama_workspace *ws);

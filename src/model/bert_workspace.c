@@ -51,8 +51,10 @@ static size_t bytes_of(size_t floats) {
     }
 
 llama_workspace_bytes bert_workspace_predict(const llama_config *cfg, badam_dtype dtype, int B,
-                                             int T, int lora_rank, int lora_adapters_per_layer) {
-    (void)lora_rank, (void)lora_adapters_per_layer; /* adapters: not on encoders yet */
+                                             int T, int lora_rank, int lora_adapters_per_layer,
+                                             int bottleneck_size) {
+    (void)lora_rank, (void)lora_adapters_per_layer,
+        (void)bottleneck_size; /* adapters: not on encoders yet */
     bert_layout w = layout_of(backend_cpu_ops(), cfg, dtype, B, T);
     llama_workspace_bytes b = {0, bytes_of(w.acts[0]), 0};
     for (int i = 1; i < BERT_ACTS_FIELDS; i++) b.activations_per_layer += bytes_of(w.acts[i]);

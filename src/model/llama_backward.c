@@ -67,6 +67,15 @@ static const float *rebuild_norm(const layer_ctx *c, llama_param_kind norm, cons
     return out;
 }
 
+/* The gradient at the sublayer output below bottleneck adapter `site` from dz (dz itself without
+ * adapters; else ws->bn_dy), with the adapter's gradients when the plan trains it. */
+static const float *bottleneck_back(const layer_ctx *c, int site, const float *dz) {
+    if (!c->m->bottleneck) return dz;
+    llama_bottleneck_backward(c->m, c->ws, c->l, site, dz, c->a->bottleneck[site], c->ws->bn_dy,
+                              llama_plan_trains_bottleneck(c->m, c->plan));
+    return c->ws->bn_dy;
+}
+
 /* Backward of one layer. On entry ws->dresid holds dL/dy; on return, when need_dx, dL/dx. */
 static void layer_backward(const layer_ctx *c, const float *x) {
     llama_workspace *ws = c->ws;
@@ -83,7 +92,8 @@ static void layer_backward(const layer_ctx *c, const float *x) {
     const float *h = NULL; /* rebuilt into dgate's buffer, free until swiglu_backward */
     if (reads_input(c, LLAMA_P_DOWN))
         BE(be, swiglu_forward, dgate, a->gate, a->up, (size_t)N * I), h = dgate;
-    linear_back(c, LLAMA_P_DOWN, NO_BIAS, dres, h, parts.mlp_inner ? dh : NULL, I, C);
+    linear_back(c, LLAMA_P_DOWN, NO_BIAS, bottleneck_back(c, 1, dres), h,
+                parts.mlp_inner ? dh : NULL, I, C);
     if (parts.mlp_inner) {
         BE(be, swiglu_backward, dgate, dup, dh, a->gate, a->up, (size_t)N * I);
         float *dxn2 = parts.need_dxn2 ? ws->dxn : NULL;
@@ -104,8 +114,8 @@ static void layer_backward(const layer_ctx *c, const float *x) {
     /* dres is now dL/dx_mid (when needed). Attention: x_mid = x + o(attn). */
     float *dattn = ws->dbig[0], *dq = ws->dbig[1], *dk = ws->dkv[0], *dv = ws->dkv[1];
     if (parts.attn_inner) BE(be, zero, dattn, sizeof(float) * (size_t)N * QD);
-    linear_back(c, LLAMA_P_O, LLAMA_P_O_BIAS, dres, a->attn, parts.attn_inner ? dattn : NULL, QD,
-                C);
+    linear_back(c, LLAMA_P_O, LLAMA_P_O_BIAS, bottleneck_back(c, 0, dres), a->attn,
+                parts.attn_inner ? dattn : NULL, QD, C);
     if (!parts.attn_inner) return;
     BE(be, attention_backward, dq, dk, dv, dattn, a->attn, a->lse, a->q, a->k, a->v, ws->B, ws->T,
        ws->Hq, ws->Hkv, ws->D, ws->seg_start);

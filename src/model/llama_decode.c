@@ -27,7 +27,7 @@ struct llama_kv_cache {
     float *cos_t, *sin_t; /* [max_len][D/2] */
     float *x[2]; /* chunk rows of the residual stream (a layer reads one, writes the other) */
     float *xn, *q, *attn, *x_mid, *gate, *up, *h; /* chunk rows */
-    float *lin_scratch, *scores, *lora_u;
+    float *lin_scratch, *scores, *lora_u, *bottleneck;
     float *vec[2];      /* fp32 conversion slots for norm weights and biases */
     float *final_w;     /* the final norm's weight in fp32 */
     int32_t *pos, *tok; /* [max_chunk] positions and token ids of the chunk (backend memory) */
@@ -52,6 +52,7 @@ void llama_kv_cache_free(llama_kv_cache *kv) {
             kv->q,      kv->attn,   kv->x_mid,  kv->gate,   kv->up,      kv->h,    kv->lin_scratch,
             kv->scores, kv->lora_u, kv->vec[0], kv->vec[1], kv->final_w, kv->pos,  kv->tok};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) BE(be, free, bufs[i]);
+        if (kv->bottleneck) BE(be, free, kv->bottleneck);
     }
     free(kv->ids), free(kv->host_pos);
     backend_destroy(be);
@@ -86,6 +87,8 @@ static int alloc_buffers(llama_kv_cache *kv, const llama_model *m) {
     kv->scores =
         xcalloc(kv, ops->attention_decode_scratch_floats(kv->be, kv->max_len), sizeof(float), &f);
     kv->lora_u = xcalloc(kv, N * (size_t)(r > 0 ? r : 1), sizeof(float), &f);
+    if (m->bottleneck) /* a bottleneck adapter's input and hidden (nothing kept across sites) */
+        kv->bottleneck = xcalloc(kv, N * (size_t)(kv->C + m->bottleneck->size), sizeof(float), &f);
     kv->final_w = xcalloc(kv, (size_t)kv->C, sizeof(float), &f);
     kv->pos = xcalloc(kv, N, sizeof(int32_t), &f);
     kv->tok = xcalloc(kv, N, sizeof(int32_t), &f);
@@ -172,6 +175,7 @@ static badam_status decode_layers(llama_kv_cache *kv, int p0, int n, int *cur, b
     a.xn1 = a.xn2 = kv->xn, a.q = kv->q, a.attn = kv->attn, a.x_mid = kv->x_mid;
     a.gate = kv->gate, a.up = kv->up, a.h = kv->h;
     for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) a.lora_u[k] = kv->lora_u;
+    a.bottleneck[0] = a.bottleneck[1] = kv->bottleneck;
     for (int l = 0; l < kv->L; l++) {
         float *k_layer = kv->k + (size_t)l * kv->max_len * kv->KVD;
         float *v_layer = kv->v + (size_t)l * kv->max_len * kv->KVD;

@@ -7,7 +7,7 @@ static uint64_t gemm(uint64_t n, uint64_t in, uint64_t out) {
 }
 
 typedef struct dims {
-    uint64_t N, C, I, QD, KVD, r;
+    uint64_t N, C, I, QD, KVD, r, s; /* s: bottleneck width, 0 without */
 } dims;
 
 static uint64_t adapter_forward(const llama_model *m, int l, llama_param_kind kind, dims d,
@@ -25,7 +25,7 @@ static uint64_t layer_forward_flops(const llama_model *m, int l, dims d) {
          adapter_forward(m, l, LLAMA_P_GATE, d, d.C, d.I) +
          adapter_forward(m, l, LLAMA_P_UP, d, d.C, d.I) +
          adapter_forward(m, l, LLAMA_P_DOWN, d, d.I, d.C);
-    return f;
+    return f + 2 * (gemm(d.N, d.C, d.s) + gemm(d.N, d.s, d.C)); /* bottleneck adapters */
 }
 
 /* Mirrors linear_back in llama_backward.c. */
@@ -46,7 +46,9 @@ static uint64_t linear_back_flops(const llama_model *m, const llama_grad_plan *p
 static uint64_t layer_backward_flops(const llama_model *m, const llama_grad_plan *plan, int l,
                                      dims d) {
     layer_grad_parts g = llama_layer_grad_parts(m, plan, l);
-    uint64_t f = linear_back_flops(m, plan, l, LLAMA_P_DOWN, d, d.I, d.C, g.mlp_inner);
+    /* each bottleneck adapter: dh = dz U and dy = dz + dp D; dU, dD when trained */
+    uint64_t bn = 2 * gemm(d.N, d.C, d.s) * (llama_plan_trains_bottleneck(m, plan) ? 2 : 1);
+    uint64_t f = 2 * bn + linear_back_flops(m, plan, l, LLAMA_P_DOWN, d, d.I, d.C, g.mlp_inner);
     if (g.mlp_inner)
         f += linear_back_flops(m, plan, l, LLAMA_P_GATE, d, d.C, d.I, g.need_dxn2) +
              linear_back_flops(m, plan, l, LLAMA_P_UP, d, d.C, d.I, g.need_dxn2);
@@ -67,7 +69,8 @@ uint64_t llama_plan_gemm_flops(const llama_model *m, const llama_grad_plan *plan
               (uint64_t)c->intermediate_size,
               (uint64_t)c->n_heads * c->head_dim,
               (uint64_t)c->n_kv_heads * c->head_dim,
-              m->lora ? (uint64_t)m->lora->rank : 0};
+              m->lora ? (uint64_t)m->lora->rank : 0,
+              m->bottleneck ? (uint64_t)m->bottleneck->size : 0};
     int L = c->n_layers;
     uint64_t head = gemm((uint64_t)n_tokens, c->hidden_size, c->vocab_size), f = head;
     for (int l = 0; l < L; l++) f += layer_forward_flops(m, l, d);

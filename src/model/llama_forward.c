@@ -1,7 +1,8 @@
 /* Llama forward: embedding, L transformer layers, final norm, fused LM head + cross-entropy.
  *   layer:  x_mid = x + o_proj(attention(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1)))
  *           y     = x_mid + down_proj(silu(gate_proj(n2)) * up_proj(n2))
- *   with n1 = rmsnorm(x) * input_layernorm, n2 = rmsnorm(x_mid) * post_attention_layernorm.
+ *   with n1 = rmsnorm(x) * input_layernorm, n2 = rmsnorm(x_mid) * post_attention_layernorm; with
+ *   bottleneck adapters, o_proj's and down_proj's outputs pass through theirs before the adds.
  * Every op runs on the workspace's backend (ws->be); the batch's index arrays are uploaded to it
  * once per batch (begin_batch). */
 #include <string.h>
@@ -44,7 +45,6 @@ void llama_layer_forward(const llama_model *m, const layer_run *r, const model_l
     float eps = c->rms_norm_eps;
     backend *be = r->be;
     const llama_param_kind none = LLAMA_P_KIND_COUNT;
-    (void)l;
 
     BE(be, rmsnorm_forward, a->xn1, a->rstd1, x, small(m, r, lw, LLAMA_P_ATTN_NORM, 0), N, C, eps);
     project(m, r, lw, LLAMA_P_Q, LLAMA_P_Q_BIAS, a->q, a->xn1, a->lora_u[LLAMA_P_Q], C, QD);
@@ -54,6 +54,7 @@ void llama_layer_forward(const llama_model *m, const layer_run *r, const model_l
     BE(be, rope_forward, a->k, r->pos, r->cos_t, r->sin_t, N, c->n_kv_heads, c->head_dim);
     attend(m, r, a);
     project(m, r, lw, LLAMA_P_O, LLAMA_P_O_BIAS, y, a->attn, a->lora_u[LLAMA_P_O], QD, C);
+    llama_bottleneck_forward(m, r, l, 0, y, a->bottleneck[0]);
     size_t NC = (size_t)N * C;
     BE(be, add, a->x_mid, x, y, NC);
 
@@ -63,6 +64,7 @@ void llama_layer_forward(const llama_model *m, const layer_run *r, const model_l
     project(m, r, lw, LLAMA_P_UP, none, a->up, a->xn2, a->lora_u[LLAMA_P_UP], C, I);
     BE(be, swiglu_forward, a->h, a->gate, a->up, (size_t)N * I);
     project(m, r, lw, LLAMA_P_DOWN, none, y, a->h, a->lora_u[LLAMA_P_DOWN], I, C);
+    llama_bottleneck_forward(m, r, l, 1, y, a->bottleneck[1]);
     BE(be, add, y, y, a->x_mid, NC);
 }
 

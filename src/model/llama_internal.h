@@ -36,6 +36,9 @@ typedef struct layer_acts {
     float *h;                          /* [N,I] silu(gate) * up, down_proj input (shared) */
     float *lora_u[LLAMA_P_KIND_COUNT]; /* [N,r] A drop(x) of each adapter (into lora_block) */
     float *lora_block;
+    float *bottleneck[2]; /* [N, C + size] each bottleneck adapter's input and hidden (into
+                           * bottleneck_block; NULL without bottleneck adapters) */
+    float *bottleneck_block;
 } layer_acts;
 
 /* layer_acts fields (in ws_layout.acts order) a saved layer shares with ws->tmp. */
@@ -43,10 +46,10 @@ typedef struct layer_acts {
 
 /* Float counts of every workspace buffer (llama_workspace.c). */
 typedef struct ws_layout {
-    size_t N, C, QD, KVD, I, V, Hq, T, half, r, adapters;
-    size_t acts[14]; /* one layer's saved activations: 13 tensors + the LoRA block */
+    size_t N, C, QD, KVD, I, V, Hq, T, half, r, adapters, bn;
+    size_t acts[15]; /* one layer's saved activations: 13 tensors, the LoRA and bottleneck blocks */
     size_t input;    /* a saved layer input */
-    size_t scratch[28];
+    size_t scratch[30];
     int n_scratch;
     size_t lin_scratch; /* floats of ws->lin_scratch */
     size_t layer_f32;   /* floats of ws->layer_f32 (0: weights are read as stored) */
@@ -76,6 +79,7 @@ struct llama_workspace {
     float *lora_du;           /* [N,r] */
     float *lora_x;            /* [N, max in]: dropped-out adapter input */
     float *lora_tmp;          /* [N, max(in, out)] */
+    float *bn_dh, *bn_dy;     /* bottleneck backward: [N, size] and [N, C] */
     int32_t *tokens;          /* [N] the current batch's token ids (backend memory) */
     int32_t *targets;         /* [N] its targets */
     int32_t *seg;             /* [N] its segment starts (seg_start points here, or is NULL) */
@@ -165,6 +169,18 @@ void llama_lora_forward(const llama_model *m, const layer_run *r, int l, llama_p
 void llama_lora_backward(const llama_model *m, llama_workspace *ws, int l, llama_param_kind kind,
                          const float *dy, const float *x, const float *u, float *dx, int train,
                          int in, int out);
+
+/* Bottleneck adapter (l, site) on the sublayer output y [r->n, C] in place (llama_bottleneck.c
+ * states the math); keep [n, C + size] gets its input and hidden for backward. Nothing without
+ * bottleneck adapters. */
+void llama_bottleneck_forward(const llama_model *m, const layer_run *r, int l, int site, float *y,
+                              float *keep);
+/* Its backward from dz (the gradient at z): dy = dL/dy (overwritten; not aliasing dz), and the
+ * adapter's gradients accumulated when train. */
+void llama_bottleneck_backward(const llama_model *m, llama_workspace *ws, int l, int site,
+                               const float *dz, const float *keep, float *dy, int train);
+/* 1 when the plan trains bottleneck adapters (every layer then counts as flagged). */
+int llama_plan_trains_bottleneck(const llama_model *m, const llama_grad_plan *plan);
 
 /* One transformer layer forward: x [n,C] -> y [n,C] (y must not alias x), filling acts, with
  * layer l's weights `lw` (acquired by the caller). Shared by training, evaluation and decoding

@@ -274,6 +274,7 @@ badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llam
 void llama_model_free(llama_model *m) {
     if (!m) return;
     llama_lora_detach(m);
+    llama_bottleneck_detach(m);
     badam_free(m->storage);
     free(m->params);
     free(m->layer_index);

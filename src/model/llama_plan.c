@@ -31,8 +31,13 @@ int llama_plan_layer_flags(const llama_model *m, const llama_grad_plan *plan, in
     return 0;
 }
 
+int llama_plan_trains_bottleneck(const llama_model *m, const llama_grad_plan *plan) {
+    return plan && plan->train_adapters && m->bottleneck;
+}
+
 static int layer_flagged(const llama_model *m, const llama_grad_plan *plan, int l) {
-    return llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_DOWN);
+    return llama_plan_trains_bottleneck(m, plan) ||
+           llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_DOWN);
 }
 
 void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, int train_adapters,
@@ -83,7 +88,7 @@ badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan,
                               "gradient plan: layer %d has adapters to train but "
                               "backward stops at layer %d (lowest_input_grad_layer %d)",
                               l, low - 1, low);
-    if (plan->train_adapters && (!m->lora || !m->lora->dA))
+    if (plan->train_adapters && (!m->lora || !m->lora->dA) && !m->bottleneck)
         return badam_fail(err, BADAM_E_INVALID,
                           "gradient plan: train_adapters is set but the model has no adapters");
     return BADAM_OK;
@@ -92,8 +97,9 @@ badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan,
 layer_grad_parts llama_layer_grad_parts(const llama_model *m, const llama_grad_plan *plan, int l) {
     layer_grad_parts g;
     g.need_dx = l >= plan->lowest_input_grad_layer;
-    g.need_dxmid =
-        g.need_dx || llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_O_BIAS);
+    /* the adapter after the attention takes its gradient at x_mid */
+    g.need_dxmid = g.need_dx || llama_plan_trains_bottleneck(m, plan) ||
+                   llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_O_BIAS);
     g.need_dxn2 = g.need_dxmid || llama_plan_kind_active(m, plan, l, LLAMA_P_MLP_NORM);
     g.mlp_inner = g.need_dxn2 || llama_plan_layer_flags(m, plan, l, LLAMA_P_GATE, LLAMA_P_UP);
     g.attn_inner = g.need_dx || llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_V) ||

@@ -22,17 +22,29 @@ static size_t layer_matrix_numel(const llama_config *c) {
 }
 
 static ws_layout layout_of(const backend_ops *ops, const llama_config *c, badam_dtype dtype, int B,
-                           int T, int lora_rank, int adapters) {
+                           int T, int lora_rank, int adapters, int bottleneck) {
     ws_layout w;
     memset(&w, 0, sizeof w);
     w.N = (size_t)B * T, w.C = c->hidden_size, w.I = c->intermediate_size, w.V = c->vocab_size;
     w.QD = (size_t)c->n_heads * c->head_dim, w.KVD = (size_t)c->n_kv_heads * c->head_dim;
     w.Hq = c->n_heads, w.T = T, w.half = c->head_dim / 2;
-    w.r = lora_rank, w.adapters = adapters;
+    w.r = lora_rank, w.adapters = adapters, w.bn = bottleneck > 0 ? (size_t)bottleneck : 0;
     size_t N = w.N;
-    const size_t acts[14] = {
-        N,       N * w.C, N * w.QD, N * w.KVD, N * w.KVD, N * w.Hq, N * w.QD,
-        N * w.C, N,       N * w.C,  N * w.I,   N * w.I,   N * w.I,  N * w.r * w.adapters};
+    const size_t acts[15] = {N,
+                             N * w.C,
+                             N * w.QD,
+                             N * w.KVD,
+                             N * w.KVD,
+                             N * w.Hq,
+                             N * w.QD,
+                             N * w.C,
+                             N,
+                             N * w.C,
+                             N * w.I,
+                             N * w.I,
+                             N * w.I,
+                             N * w.r * w.adapters,
+                             w.bn ? 2 * N * (w.C + w.bn) : 0};
     memcpy(w.acts, acts, sizeof acts);
     w.input = N * w.C;
     size_t wide = max_sz(max_sz(w.I, w.QD), w.C), max_in = max_sz(max_sz(w.C, w.I), w.QD);
@@ -61,6 +73,8 @@ static ws_layout layout_of(const backend_ops *ops, const llama_config *c, badam_
     s[n++] = N;                               /* targets (int32) */
     s[n++] = N;                               /* seg (int32) */
     s[n++] = w.layer_f32 = ops->layer_weights_f32(dtype) ? layer_matrix_numel(c) : 0;
+    s[n++] = N * w.bn;           /* bn_dh */
+    s[n++] = w.bn ? N * w.C : 0; /* bn_dy */
     w.n_scratch = n;
     return w;
 }
@@ -71,10 +85,18 @@ static size_t bytes_of(size_t floats) {
 
 llama_workspace_bytes llama_workspace_predict(const llama_config *cfg, badam_dtype dtype, int B,
                                               int T, int lora_rank, int lora_adapters_per_layer) {
-    ws_layout w =
-        layout_of(backend_cpu_ops(), cfg, dtype, B, T, lora_rank, lora_adapters_per_layer);
+    return llama_workspace_predict_adapters(cfg, dtype, B, T, lora_rank, lora_adapters_per_layer,
+                                            0);
+}
+
+llama_workspace_bytes llama_workspace_predict_adapters(const llama_config *cfg, badam_dtype dtype,
+                                                       int B, int T, int lora_rank,
+                                                       int lora_adapters_per_layer,
+                                                       int bottleneck_size) {
+    ws_layout w = layout_of(backend_cpu_ops(), cfg, dtype, B, T, lora_rank, lora_adapters_per_layer,
+                            bottleneck_size);
     llama_workspace_bytes b = {0, bytes_of(w.input), 0};
-    for (int i = 0; i < 14; i++) {
+    for (int i = 0; i < 15; i++) {
         b.workspace += bytes_of(w.acts[i]); /* the shared layer (ws->tmp) */
         if (!LAYER_ACTS_SHARED(i)) b.activations_per_layer += bytes_of(w.acts[i]);
     }
@@ -100,7 +122,8 @@ static int adapted(const llama_model *m, int kind) {
 #define LAYER_ACTS_FIELDS(a)                                                                       \
     {                                                                                              \
         &(a)->rstd1, &(a)->xn1, &(a)->q, &(a)->k, &(a)->v, &(a)->lse, &(a)->attn, &(a)->x_mid,     \
-            &(a)->rstd2, &(a)->xn2, &(a)->gate, &(a)->up, &(a)->h, &(a)->lora_block                \
+            &(a)->rstd2, &(a)->xn2, &(a)->gate, &(a)->up, &(a)->h, &(a)->lora_block,               \
+            &(a)->bottleneck_block                                                                 \
     }
 
 /* Allocates a layer's activations; with `shared` (a saved layer), the LAYER_ACTS_SHARED fields
@@ -108,9 +131,9 @@ static int adapted(const llama_model *m, int kind) {
 static int layer_acts_alloc(llama_workspace *ws, const ws_layout *w, layer_acts *a,
                             badam_mem_category cat, layer_acts *shared) {
     int ok = 1;
-    float **fields[14] = LAYER_ACTS_FIELDS(a);
-    float **common[14] = LAYER_ACTS_FIELDS(shared ? shared : a);
-    for (int i = 0; i < 14; i++)
+    float **fields[15] = LAYER_ACTS_FIELDS(a);
+    float **common[15] = LAYER_ACTS_FIELDS(shared ? shared : a);
+    for (int i = 0; i < 15; i++)
         *fields[i] =
             shared && LAYER_ACTS_SHARED(i) ? *common[i] : ws_floats(ws, cat, w->acts[i], &ok);
     return ok;
@@ -118,6 +141,9 @@ static int layer_acts_alloc(llama_workspace *ws, const ws_layout *w, layer_acts 
 
 static void layer_acts_point_lora(const llama_model *m, const ws_layout *w, layer_acts *a) {
     size_t used = 0;
+    for (int site = 0; site < 2; site++)
+        a->bottleneck[site] =
+            a->bottleneck_block ? a->bottleneck_block + site * w->N * (w->C + w->bn) : NULL;
     for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
         a->lora_u[k] = NULL;
         if (adapted(m, k) && a->lora_block) {
@@ -129,8 +155,8 @@ static void layer_acts_point_lora(const llama_model *m, const ws_layout *w, laye
 
 /* Frees a layer's activations (with `saved`, not the fields it shares with ws->tmp). */
 static void layer_acts_release(llama_workspace *ws, layer_acts *a, int saved) {
-    float **fields[14] = LAYER_ACTS_FIELDS(a);
-    for (int i = 0; i < 14; i++) {
+    float **fields[15] = LAYER_ACTS_FIELDS(a);
+    for (int i = 0; i < 15; i++) {
         if (!(saved && LAYER_ACTS_SHARED(i))) BE(ws->be, free, *fields[i]);
         *fields[i] = NULL;
     }
@@ -173,7 +199,8 @@ badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backe
     ws->forward_plan_first_layer = -1;
     ws->lora_adapters = count_adapters(m);
     ws->lora_rank = ws->lora_adapters ? m->lora->rank : 0;
-    ws->layout = layout_of(be->ops, c, m->dtype, B, T, ws->lora_rank, ws->lora_adapters);
+    ws->layout = layout_of(be->ops, c, m->dtype, B, T, ws->lora_rank, ws->lora_adapters,
+                           m->bottleneck ? m->bottleneck->size : 0);
     ws->layer_f32_of = -1;
     ws->hooks = llama_workspace_default_hooks(ws);
     ws->model = m;
@@ -212,7 +239,9 @@ badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backe
                       (float **)&ws->tokens,
                       (float **)&ws->targets,
                       (float **)&ws->seg,
-                      &ws->layer_f32};
+                      &ws->layer_f32,
+                      &ws->bn_dh,
+                      &ws->bn_dy};
     for (int i = 0; i < w->n_scratch; i++)
         *bufs[i] = ws_floats(ws, BADAM_MEM_WORKSPACE, w->scratch[i], &ok);
     if (!ok) {
@@ -229,7 +258,7 @@ badam_status llama_workspace_create_on(const llama_model *m, int B, int T, backe
 
 static void release_layer_acts(llama_workspace *ws, int l) {
     if (!ws->saved[l]) return;
-    for (int i = 0; i < 14; i++)
+    for (int i = 0; i < 15; i++)
         if (!LAYER_ACTS_SHARED(i)) ws->bytes -= bytes_of(ws->layout.acts[i]);
     layer_acts_release(ws, ws->saved[l], 1);
     free(ws->saved[l]);
@@ -251,13 +280,36 @@ void llama_workspace_free(llama_workspace *ws) {
     free(ws->saved);
     free(ws->saved_input);
     layer_acts_release(ws, &ws->tmp, 0);
-    float *bufs[] = {ws->ping[0],         ws->ping[1],          ws->x_final,      ws->rstd_final,
-                     ws->xn_final,        ws->dresid,           ws->dxn,          ws->dbig[0],
-                     ws->dbig[1],         ws->dbig[2],          ws->dkv[0],       ws->dkv[1],
-                     ws->lin_scratch,     ws->loss_work,        ws->vec[0],       ws->vec[1],
-                     ws->vec[2],          ws->vec[3],           ws->cos_t,        ws->sin_t,
-                     (float *)ws->pos,    ws->lora_du,          ws->lora_x,       ws->lora_tmp,
-                     (float *)ws->tokens, (float *)ws->targets, (float *)ws->seg, ws->layer_f32};
+    float *bufs[] = {ws->ping[0],
+                     ws->ping[1],
+                     ws->x_final,
+                     ws->rstd_final,
+                     ws->xn_final,
+                     ws->dresid,
+                     ws->dxn,
+                     ws->dbig[0],
+                     ws->dbig[1],
+                     ws->dbig[2],
+                     ws->dkv[0],
+                     ws->dkv[1],
+                     ws->lin_scratch,
+                     ws->loss_work,
+                     ws->vec[0],
+                     ws->vec[1],
+                     ws->vec[2],
+                     ws->vec[3],
+                     ws->cos_t,
+                     ws->sin_t,
+                     (float *)ws->pos,
+                     ws->lora_du,
+                     ws->lora_x,
+                     ws->lora_tmp,
+                     (float *)ws->tokens,
+                     (float *)ws->targets,
+                     (float *)ws->seg,
+                     ws->layer_f32,
+                     ws->bn_dh,
+                     ws->bn_dy};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) BE(ws->be, free, bufs[i]);
     free(ws->host_pos);
     if (ws->owns_be) backend_destroy(ws->be);
@@ -304,7 +356,8 @@ size_t llama_plan_activation_bytes(const llama_model *m, const llama_grad_plan *
                                    int T) {
     int adapters = count_adapters(m);
     llama_workspace_bytes b =
-        llama_workspace_predict(&m->cfg, m->dtype, B, T, adapters ? m->lora->rank : 0, adapters);
+        llama_workspace_predict_adapters(&m->cfg, m->dtype, B, T, adapters ? m->lora->rank : 0,
+                                         adapters, m->bottleneck ? m->bottleneck->size : 0);
     size_t kept = (size_t)(m->cfg.n_layers - llama_plan_first_layer(m, plan));
     return kept * (b.input_per_layer + (plan->recompute ? 0 : b.activations_per_layer));
 }

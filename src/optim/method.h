@@ -38,7 +38,9 @@ enum {
     METHOD_USES_ADAM = 1u << 1,   /* beta1, beta2, eps */
     METHOD_USES_LORA = 1u << 2,   /* LoRA rank, alpha, dropout, targets */
     METHOD_USES_ZO = 1u << 3,     /* MeZO: eps, samples */
-    METHOD_USES_RATIO = 1u << 4   /* BAdam ratio mode: update ratio, mask mode */
+    METHOD_USES_RATIO = 1u << 4,  /* BAdam ratio mode: update ratio, mask mode */
+    METHOD_USES_GALORE = 1u << 5, /* GaLore rank, update gap, scale, per-layer */
+    METHOD_USES_ADAPTER = 1u << 6 /* bottleneck adapter size */
 };
 
 /* What a method is built from: the training options that concern methods (the trainer fills it
@@ -69,6 +71,12 @@ typedef struct method_options {
     /* MeZO */
     float mezo_eps;
     int mezo_samples;
+    /* GaLore: projection rank, steps between projector refreshes, scale alpha, update inside
+     * backward */
+    int galore_rank, galore_update_gap;
+    float galore_scale;
+    int galore_per_layer;
+    int adapter_size; /* bottleneck adapters: width */
 } method_options;
 
 /* What the memory plan needs from a method, computed on a described model (no weights). */
@@ -80,6 +88,7 @@ typedef struct method_sizes {
     int first_layer;     /* the lowest layer any of its gradient plans keeps activations from */
     int adapter_rank;    /* LoRA: rank and number of adapted kinds (the workspace); else 0 */
     int adapter_targets; /* popcount of the adapted kinds */
+    int bottleneck_size; /* bottleneck adapters: their width (the workspace); else 0 */
 } method_sizes;
 
 typedef struct train_method_ops train_method_ops;
@@ -197,7 +206,7 @@ void method_free(method_state *s);
 /* ---------------------------------------------------------------- the registry */
 
 #define TRAIN_METHOD_REGISTRY_MAX 32
-#define TRAIN_METHOD_BUILTIN_COUNT 8
+#define TRAIN_METHOD_BUILTIN_COUNT 10
 
 /* A table of methods the caller owns (no global state): starts with the built-in methods, and a
  * caller adds its own with train_method_register. */
@@ -207,7 +216,7 @@ typedef struct train_method_registry {
 } train_method_registry;
 
 /* The built-in methods in train_method order (badam, adam, lora, lomo, sgd-bcd, badam-ratio,
- * mezo, mezo-lora); NULL outside. */
+ * mezo, mezo-lora, galore, adapter); NULL outside. */
 const train_method_ops *train_method_builtin(int index);
 void train_method_registry_init(train_method_registry *r);
 /* Adds ops (which must outlive r); refuses a name already there, a table that is full, or ops

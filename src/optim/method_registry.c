@@ -7,8 +7,8 @@
 
 /* In train_method order (include/badam/train.h): the CLI's --method names. */
 static const train_method_ops *const BUILTIN[TRAIN_METHOD_BUILTIN_COUNT] = {
-    &method_badam,   &method_adam,        &method_lora, &method_lomo,
-    &method_sgd_bcd, &method_badam_ratio, &method_mezo, &method_mezo_lora,
+    &method_badam,       &method_adam, &method_lora,      &method_lomo,   &method_sgd_bcd,
+    &method_badam_ratio, &method_mezo, &method_mezo_lora, &method_galore, &method_adapter,
 };
 
 const train_method_ops *train_method_builtin(int index) {

@@ -41,8 +41,8 @@ badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg
 
     for (int c = 0; c < BADAM_MEM_CATEGORY_COUNT; c++) out->bytes[c] = z.bytes[c];
     out->bytes[BADAM_MEM_WEIGHTS] = weights;
-    llama_workspace_bytes wb =
-        arch->workspace_predict(mc, cfg->dtype, B, T, z.adapter_rank, z.adapter_targets);
+    llama_workspace_bytes wb = arch->workspace_predict(mc, cfg->dtype, B, T, z.adapter_rank,
+                                                       z.adapter_targets, z.bottleneck_size);
     size_t kept = (size_t)(mc->n_layers - z.first_layer);
     out->bytes[BADAM_MEM_ACTIVATIONS] =
         kept * (wb.input_per_layer + (cfg->recompute ? 0 : wb.activations_per_layer));

@@ -42,6 +42,12 @@ static int zeroth_order(const run_facts *f) {
 static int blocks_or_ratio(const run_facts *f) {
     return blockwise(f) || ratio_mode(f);
 }
+static int galore(const run_facts *f) {
+    return (f->method->uses & METHOD_USES_GALORE) != 0;
+}
+static int adapter(const run_facts *f) {
+    return (f->method->uses & METHOD_USES_ADAPTER) != 0;
+}
 static int by_epochs(const run_facts *f) {
     return f->cfg->max_steps == 0;
 }
@@ -290,6 +296,11 @@ static const run_option OPTIONS[] = {
     {"--mask-mode", ratio_mode, v_mask_mode, 0, NULL, NULL},
     {"--mezo-eps", zeroth_order, v_float, CFG(mezo_eps), NULL, NULL},
     {"--mezo-samples", zeroth_order, v_int, CFG(mezo_samples), NULL, NULL},
+    {"--galore-rank", galore, v_int, CFG(galore_rank), NULL, NULL},
+    {"--galore-update-gap", galore, v_int, CFG(galore_update_gap), NULL, NULL},
+    {"--galore-scale", galore, v_float, CFG(galore_scale), NULL, NULL},
+    {"--galore-per-layer", galore, v_on, CFG(galore_per_layer), NULL, NULL},
+    {"--adapter-size", adapter, v_int, CFG(adapter_size), NULL, NULL},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 

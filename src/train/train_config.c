@@ -14,7 +14,7 @@ badam_status train_method_parse(const char *name, train_method *m, badam_error *
         }
     return badam_fail(err, BADAM_E_INVALID,
                       "unknown method '%s' (choose badam, adam, lora, lomo, sgd-bcd, badam-ratio, "
-                      "mezo or mezo-lora)",
+                      "mezo, mezo-lora, galore or adapter)",
                       name);
 }
 
@@ -52,6 +52,9 @@ void train_method_options(const train_config *c, method_options *o) {
     o->init_adapter = c->init_adapter;
     o->update_ratio = c->update_ratio, o->mask_scatter = c->mask_scatter;
     o->mezo_eps = c->mezo_eps, o->mezo_samples = c->mezo_samples;
+    o->galore_rank = c->galore_rank, o->galore_update_gap = c->galore_update_gap;
+    o->galore_scale = c->galore_scale, o->galore_per_layer = c->galore_per_layer;
+    o->adapter_size = c->adapter_size;
 }
 
 void train_config_defaults(train_config *c) {
@@ -75,6 +78,8 @@ void train_config_defaults(train_config *c) {
                       (1u << LLAMA_P_DOWN);
     c->update_ratio = 0.1f;
     c->mezo_eps = 1e-3f, c->mezo_samples = 1;
+    c->adapter_size = 64;
+    c->galore_rank = 128, c->galore_update_gap = 200, c->galore_scale = 0.25f;
     c->shuffle = 1;
     c->group_by_length = 1;
     c->max_shard_bytes = (size_t)5 << 30;

@@ -89,6 +89,23 @@ def make_adapter(model_dir, out_dir, rank, alpha, targets, std=0.05, seed=0):
     return tensors
 
 
+def make_bottleneck(model_dir, out_dir, size, std=0.05, seed=0):
+    """A bottleneck adapter folder (docs/file-formats.md) with random nonzero D, d, U, u for
+    every layer's attention and MLP site, so every tensor gets a gradient from the first step."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = ref.resolve_config(json.load(f))
+    C = cfg["hidden_size"]
+    g = torch.Generator().manual_seed(seed * 7 + 5)
+    tensors = {}
+    for name in train_ref.bottleneck_names(cfg):
+        shape = train_ref.bottleneck_shape(name, C, size)
+        tensors[name] = std * torch.randn(*shape, generator=g, dtype=torch.float32)
+    os.makedirs(out_dir, exist_ok=True)
+    st.save(tensors, os.path.join(out_dir, "adapter_model.safetensors"), dtype="F32")
+    train_ref.write_bottleneck_config(out_dir, cfg, size, os.path.abspath(model_dir))
+    return tensors
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="data mode: folder for train.jsonl (created)")
@@ -105,6 +122,8 @@ def main(argv=None):
     ap.add_argument("--alpha", type=float, default=8.0)
     ap.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS)
     ap.add_argument("--std", type=float, default=0.05)
+    ap.add_argument("--bottleneck", type=int, default=0,
+                    help="adapter mode: a bottleneck adapter folder of this width instead of LoRA")
     a = ap.parse_args(argv)
     if not a.out and not a.adapter:
         ap.error("give --out (data) and/or --adapter (LoRA adapter)")
@@ -124,7 +143,10 @@ def main(argv=None):
         if not a.model:
             ap.error("adapter mode needs --model")
         alpha = int(a.alpha) if float(a.alpha).is_integer() else a.alpha
-        make_adapter(a.model, a.adapter, a.rank, alpha, a.targets, a.std, a.seed)
+        if a.bottleneck:
+            make_bottleneck(a.model, a.adapter, a.bottleneck, a.std, a.seed)
+        else:
+            make_adapter(a.model, a.adapter, a.rank, alpha, a.targets, a.std, a.seed)
     return 0
 
 

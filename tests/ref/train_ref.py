@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch numerical reference for the badam trainer (BAdam, full AdamW, LoRA, SGD-BCD).
+"""PyTorch numerical reference for the badam trainer (BAdam, full AdamW, LoRA, SGD-BCD,
+GaLore).
 
   train_ref.py --model DIR --data FILE.jsonl --config CONFIG.json --out OUTDIR
                [--init-adapter ADAPTER_DIR] [--compute float64|float32]
@@ -43,7 +44,7 @@ import st  # noqa: E402
 
 IGNORE = -100
 PAD_ID = 0
-METHODS = ("badam", "adam", "lora", "sgd-bcd")
+METHODS = ("badam", "adam", "lora", "sgd-bcd", "galore", "adapter")
 SCHEDULES = ("constant", "cosine", "linear")
 # Linear modules of a Llama-family decoder layer (HF module name suffixes), plus lm_head.
 LAYER_LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -75,6 +76,12 @@ DEFAULTS = {
     "lora_alpha": 16.0,
     "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                      "down_proj"],
+    # galore: projection rank, steps between projector refreshes, scale alpha
+    "galore_rank": 128,
+    "galore_update_gap": 200,
+    "galore_scale": 0.25,
+    # adapter: bottleneck width
+    "adapter_size": 64,
 }
 REQUIRED = ("method", "lr", "max_steps")
 
@@ -100,10 +107,10 @@ def normalize_config(raw):
     if c["schedule"] not in SCHEDULES:
         raise ValueError(f"config: schedule {c['schedule']!r} is not one of {SCHEDULES}")
     for k in ("lr", "beta1", "beta2", "eps", "weight_decay", "min_lr_ratio", "clip",
-              "lora_alpha"):
+              "lora_alpha", "galore_scale"):
         c[k] = float(c[k])
     for k in ("max_steps", "warmup_steps", "batch_size", "grad_accum", "switch_every",
-              "lora_rank"):
+              "lora_rank", "galore_rank", "galore_update_gap", "adapter_size"):
         c[k] = int(c[k])
     if c["max_steps"] < 0 or c["warmup_steps"] < 0 or c["clip"] < 0:
         raise ValueError("config: max_steps, warmup_steps and clip must be >= 0")
@@ -246,6 +253,71 @@ def clip_grads_(grads, max_norm):
     return float(total)
 
 
+# ------------------------------------------------------------------------------ GaLore
+
+def galore_projected(name, t):
+    """GaLore trains the 2-D weights of the decoder layers in a low-rank projection (the
+    authors' examples target the attention and MLP linears); everything else by AdamW."""
+    return name.startswith("model.layers.") and t.dim() == 2
+
+
+def galore_projector(g, rank):
+    """GaLoreProjector.get_orthogonal_matrix, 'std' type (Zhao et al. 2024,
+    galore_torch/galore_projector.py): the SVD of the gradient g [rows, cols]; rows >= cols:
+    Vh[:rank, :] ([k, cols]), else U[:, :rank] ([rows, k]). torch.linalg.svd in float64. An SVD
+    fixes each singular vector only up to sign, and the sign matters once Adam's moments carry
+    over a projector refresh, so both sides fix it by one rule: the entry of largest magnitude
+    of each singular vector (the first of equals) is positive."""
+    U, _, Vh = torch.linalg.svd(g.to(torch.float64), full_matrices=False)
+    rows, cols = g.shape
+    if rows >= cols:
+        P = Vh[:rank, :].clone()
+        idx = P.abs().argmax(dim=1)
+        sign = torch.sign(P[torch.arange(P.shape[0]), idx])
+        P = P * sign[:, None]
+    else:
+        P = U[:, :rank].clone()
+        idx = P.abs().argmax(dim=0)
+        sign = torch.sign(P[idx, torch.arange(P.shape[1])])
+        P = P * sign[None, :]
+    return P.to(g.dtype)
+
+
+class GaloreState:
+    __slots__ = ("m", "v", "step", "P")
+
+    def __init__(self):
+        self.m = self.v = self.P = None
+        self.step = 0
+
+
+def galore_update(p, g, state, lr, beta1, beta2, eps, weight_decay, rank, gap, alpha):
+    """One GaLore step on matrix p with (clipped, normalised) gradient g, in place:
+      every `gap` steps (state.step = 0, gap, 2 gap, ...): P = galore_projector(g)
+      R = g P^T (rows >= cols) or P^T g        project (GaLoreProjector.project, 'std')
+      Z = -m_hat / (sqrt(v_hat) + eps)         torch.optim.AdamW's moments on R (adamw_update on a
+                                               zero tensor with lr 1, no decay); the moments are
+                                               kept across refreshes, as in the authors' AdamW
+      D = alpha (Z P or P Z)                   project_back, times scale
+      p = p (1 - lr wd) + lr D
+    (The authors' AdamW is transformers-style: eps on sqrt(v), decay after the update; badam
+    uses torch.optim.AdamW's order in the projected space as everywhere else.)"""
+    rows, cols = g.shape
+    tall = rows >= cols
+    if state.step % gap == 0:
+        state.P = galore_projector(g, rank)
+    P = state.P
+    R = g @ P.t() if tall else P.t() @ g
+    if state.m is None:
+        state.m = torch.zeros_like(R)
+        state.v = torch.zeros_like(R)
+    Z = torch.zeros_like(R)
+    adamw_update(Z, R, state, 1.0, beta1, beta2, eps, 0.0)
+    D = (Z @ P if tall else P @ Z) * alpha
+    p.mul_(1 - lr * weight_decay)
+    p.add_(D, alpha=lr)
+
+
 def decays(t):
     """Weight decay applies to 2-D tensors only (matrices: embedding, projections, head,
     LoRA A and B); never to norm weights or biases."""
@@ -344,7 +416,74 @@ def load_adapter(adapter_dir, cfg, conf):
     return out
 
 
+# ------------------------------------------------------------------------------ bottleneck adapters
+
+BOTTLENECK_SITES = (("attn_adapter", "self_attn.o_proj"), ("mlp_adapter", "mlp.down_proj"))
+BOTTLENECK_PARTS = ("down.weight", "down.bias", "up.weight", "up.bias")
+
+
+def bottleneck_names(cfg):
+    """Tensor names of the adapter folder, in our order: per layer, attention then MLP site,
+    parts D, d, U, u."""
+    return [f"model.layers.{l}.{site}.{part}" for l in range(cfg["n_layers"])
+            for site, _ in BOTTLENECK_SITES for part in BOTTLENECK_PARTS]
+
+
+def bottleneck_shape(name, C, size):
+    part = name.split(".", 4)[4]
+    return {"down.weight": (size, C), "down.bias": (size,), "up.weight": (C, size),
+            "up.bias": (C,)}[part]
+
+
+def write_bottleneck_config(out_dir, cfg, size, base):
+    ac = {"adapter_type": "bottleneck", "task_type": "CAUSAL_LM", "adapter_size": size,
+          "hidden_size": cfg["hidden_size"], "num_layers": cfg["n_layers"],
+          "non_linearity": "relu", "residual": True, "sites": ["attention", "mlp"],
+          "base_model_name_or_path": base}
+    with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
+        json.dump(ac, f, indent=2)
+        f.write("\n")
+
+
+def load_bottleneck(adapter_dir, cfg, conf):
+    """Adapter folder -> {name: float32 tensor}; adapter_size must equal the config's and the
+    folder must hold exactly our tensors."""
+    with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+        ac = json.load(f)
+    if ac.get("adapter_type") != "bottleneck" or int(ac["adapter_size"]) != conf["adapter_size"]:
+        raise ValueError("adapter: not a bottleneck adapter of the config's adapter_size")
+    tensors = st.load(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    names = bottleneck_names(cfg)
+    if sorted(tensors) != sorted(names):
+        raise ValueError("adapter: unexpected tensor names")
+    for n in names:
+        if tuple(tensors[n].shape) != bottleneck_shape(n, cfg["hidden_size"],
+                                                       conf["adapter_size"]):
+            raise ValueError(f"adapter: {n} has shape {list(tensors[n].shape)}")
+    return {n: tensors[n].float() for n in names}
+
+
 _BASE_LINEAR = ref.linear
+
+
+@contextlib.contextmanager
+def bottleneck_forward(tensors):
+    """Makes llama_ref.forward apply Houlsby bottleneck adapters on the outputs of o_proj and
+    down_proj, before the residual adds: z = y + relu(y D^T + d) U^T + u."""
+    def lin(x, P, name):
+        y = _BASE_LINEAR(x, P, name)
+        for site, module in BOTTLENECK_SITES:
+            if name.endswith("." + module):
+                p = name[: -len(module)] + site + "."
+                D, d, U, u = (tensors[p + part] for part in BOTTLENECK_PARTS)
+                y = y + torch.relu(y @ D.t() + d) @ U.t() + u
+        return y
+    ref.linear = lin
+    try:
+        yield
+    finally:
+        ref.linear = _BASE_LINEAR
+
 
 
 @contextlib.contextmanager
@@ -395,11 +534,16 @@ class Trainer:
         self.visit = -1
         self.adapters = {}        # lora: module -> [A, B] (compute dtype)
         self.scale = 0.0
+        self.bottleneck = {}      # adapter: name -> tensor (compute dtype)
         m = conf["method"]
         if m in ("badam", "sgd-bcd"):
             check_blocks(conf["blocks"], set(self.names))
-        elif m == "adam":
+        elif m in ("adam", "galore"):
             self._activate(list(self.names))
+        elif m == "adapter":
+            if adapters is None:
+                raise ValueError("adapter needs --init-adapter")
+            self.bottleneck = {k: v.to(compute_dtype).clone() for k, v in adapters.items()}
         elif m == "lora":
             if adapters is None:
                 raise ValueError("lora needs --init-adapter")
@@ -441,6 +585,8 @@ class Trainer:
 
     def trainable(self):
         """[(key, master tensor)] updated by the optimizer this step."""
+        if self.conf["method"] == "adapter":
+            return list(self.bottleneck.items())
         if self.conf["method"] == "lora":
             out = []
             for mod, (A, B) in self.adapters.items():
@@ -474,6 +620,12 @@ class Trainer:
                 leaves[mod + ".lora_A"] = a
                 leaves[mod + ".lora_B"] = b
             ctx = lora_forward({k: v for k, v in ad.items() if k != "lm_head"}, self.scale)
+        elif self.conf["method"] == "adapter":
+            bt = {}
+            for k, t in self.bottleneck.items():
+                bt[k] = t.detach().clone().requires_grad_(True)
+                leaves[k] = bt[k]
+            ctx = bottleneck_forward(bt)
         else:
             ctx = contextlib.nullcontext()
         V = self.cfg["vocab_size"]
@@ -514,11 +666,16 @@ class Trainer:
                 wd = c["weight_decay"] if decayed else 0.0
                 if c["method"] == "sgd-bcd":
                     sgd_update(p, g, lr, wd)
+                elif c["method"] == "galore" and galore_projected(k, p):
+                    if k not in self.state:
+                        self.state[k] = GaloreState()
+                    galore_update(p, g, self.state[k], lr, c["beta1"], c["beta2"], c["eps"], wd,
+                                  c["galore_rank"], c["galore_update_gap"], c["galore_scale"])
                 else:
                     if k not in self.state:
                         self.state[k] = AdamState(p)
                     adamw_update(p, g, self.state[k], lr, c["beta1"], c["beta2"], c["eps"], wd)
-                if self.bf16 and c["method"] != "lora":
+                if self.bf16 and c["method"] not in ("lora", "adapter"):
                     self.store[k] = p.to(torch.bfloat16)
         if c["method"] in ("badam", "sgd-bcd") and c["reference_compat"]:
             self.global_step += 1  # BlockOptimizer.step: switch after the step
@@ -546,6 +703,9 @@ class Trainer:
             out[nb] = B.to(torch.float32)
         return out
 
+    def bottleneck_tensors(self):
+        return {k: t.to(torch.float32) for k, t in self.bottleneck.items()}
+
     def master_tensors(self):
         return {n: t.to(torch.float32) for n, t in self.master.items()}
 
@@ -558,6 +718,10 @@ def train(model_dir, examples, conf, compute_dtype=torch.float64, adapter_dir=No
         if not adapter_dir:
             raise ValueError("method lora needs --init-adapter")
         adapters = load_adapter(adapter_dir, cfg, conf)
+    if conf["method"] == "adapter":
+        if not adapter_dir:
+            raise ValueError("method adapter needs --init-adapter")
+        adapters = load_bottleneck(adapter_dir, cfg, conf)
     V = cfg["vocab_size"]
     for i, (ids, _) in enumerate(examples):
         if min(ids) < 0 or max(ids) >= V:
@@ -580,6 +744,10 @@ def write_outputs(tr, trace, out_dir):
         with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
             json.dump(ac, f, indent=2)
             f.write("\n")
+    if tr.conf["method"] == "adapter":
+        st.save(tr.bottleneck_tensors(), os.path.join(out_dir, "adapter_model.safetensors"),
+                dtype="F32")
+        write_bottleneck_config(out_dir, tr.cfg, tr.conf["adapter_size"], "")
     if tr.bf16 and tr.master:
         st.save(tr.master_tensors(), os.path.join(out_dir, "master.safetensors"), dtype="F32")
     with open(os.path.join(out_dir, "trace.json"), "w") as f:

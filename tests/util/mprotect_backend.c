@@ -264,6 +264,12 @@ MP_RET(double, class_loss,
        (backend * be, float *dz, const float *z, const int32_t *tg, int n, int K, float scale,
         int *counted),
        (in, dz, z, tg, n, K, scale, counted))
+MP_VOID(relu_forward, (backend * be, float *y, const float *x, size_t n), (in, y, x, n))
+MP_VOID(relu_backward, (backend * be, float *dx, const float *dy, const float *y, size_t n),
+        (in, dx, dy, y, n))
+MP_RET(int, galore_projector,
+       (backend * be, float *P, const float *G, int rows, int cols, int rank, float *scratch),
+       (in, P, G, rows, cols, rank, scratch))
 
 /* The table without the context-free size functions, which come from the inner backend's. */
 static const backend_ops MP_OPS = {
@@ -317,6 +323,9 @@ static const backend_ops MP_OPS = {
     .attention_bidir_forward = mp_attention_bidir_forward,
     .attention_bidir_backward = mp_attention_bidir_backward,
     .class_loss = mp_class_loss,
+    .galore_projector = mp_galore_projector,
+    .relu_forward = mp_relu_forward,
+    .relu_backward = mp_relu_backward,
 };
 
 badam_status mprotect_backend_wrap(backend *inner, backend **out, badam_error *err) {
@@ -332,6 +341,7 @@ badam_status mprotect_backend_wrap(backend *inner, backend **out, badam_error *e
     c->ops.linear_scratch_floats = inner->ops->linear_scratch_floats;
     c->ops.lm_head_loss_workspace_floats = inner->ops->lm_head_loss_workspace_floats;
     c->ops.layer_weights_f32 = inner->ops->layer_weights_f32;
+    c->ops.galore_projector_scratch_floats = inner->ops->galore_projector_scratch_floats;
     c->base.ops = &c->ops;
     c->inner = inner;
     c->page = (size_t)page;

@@ -68,6 +68,16 @@ static double sigmoid(double g) {
     return 1.0 / (1.0 + exp(-g));
 }
 
+static void ref_relu_forward(backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+static void ref_relu_backward(backend *be, float *dx, const float *dy, const float *y, size_t n) {
+    (void)be;
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
+}
+
 static void ref_swiglu_forward(backend *be, float *h, const float *g, const float *u, size_t n) {
     (void)be;
     for (size_t i = 0; i < n; i++) h[i] = (float)(g[i] * sigmoid(g[i]) * u[i]);
@@ -571,6 +581,10 @@ static const backend_ops REF_OPS = {
     .attention_bidir_forward = ref_attention_bidir_forward,
     .attention_bidir_backward = ref_attention_bidir_backward,
     .class_loss = ref_class_loss,
+    .galore_projector_scratch_floats = ref_galore_scratch,
+    .galore_projector = ref_galore_projector,
+    .relu_forward = ref_relu_forward,
+    .relu_backward = ref_relu_backward,
 };
 
 badam_status ref_backend_create(backend **out, badam_error *err) {

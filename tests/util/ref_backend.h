@@ -42,5 +42,9 @@ void ref_gather(backend *be, float *dst, const void *src, badam_dtype sd, const 
                 size_t n, int accumulate);
 void ref_scatter(backend *be, void *dst, badam_dtype dd, const float *src, const int32_t *idx,
                  size_t n);
+/* The GaLore projector by Jacobi rotations (ref_galore.c). */
+size_t ref_galore_scratch(int rows, int cols);
+int ref_galore_projector(backend *be, float *P, const float *G, int rows, int cols, int rank,
+                         float *scratch);
 
 #endif

@@ -319,6 +319,22 @@ static double cpu_class_loss(backend *be, float *dlogits, const float *logits,
     return class_loss(dlogits, logits, targets, n, K, scale, n_counted);
 }
 
+static int cpu_galore_projector(backend *be, float *P, const float *G, int rows, int cols, int rank,
+                                float *scratch) {
+    (void)be;
+    return galore_projector(P, G, rows, cols, rank, scratch);
+}
+
+static void cpu_relu_forward(backend *be, float *y, const float *x, size_t n) {
+    (void)be;
+    relu_forward(y, x, n);
+}
+
+static void cpu_relu_backward(backend *be, float *dx, const float *dy, const float *y, size_t n) {
+    (void)be;
+    relu_backward(dx, dy, y, n);
+}
+
 static const backend_ops CPU_OPS = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -373,6 +389,10 @@ static const backend_ops CPU_OPS = {
     .attention_bidir_forward = cpu_attention_bidir_forward,
     .attention_bidir_backward = cpu_attention_bidir_backward,
     .class_loss = cpu_class_loss,
+    .galore_projector_scratch_floats = galore_projector_scratch_floats,
+    .galore_projector = cpu_galore_projector,
+    .relu_forward = cpu_relu_forward,
+    .relu_backward = cpu_relu_backward,
 };
 
 const backend_ops *backend_cpu_ops(void) {

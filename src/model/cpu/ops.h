@@ -261,5 +261,20 @@ void mask_gather(float *dst, const void *src, badam_dtype dt, const int32_t *idx
                  int accumulate);
 /* mask_scatter: dst[idx[k]] = round(src[k]) in dst's dtype. */
 void mask_scatter(void *dst, badam_dtype dt, const float *src, const int32_t *idx, size_t n);
+/* ---- ReLU (relu.c; the bottleneck adapters' nonlinearity): y = max(x, 0) (y may alias x);
+ * backward from the output: dx = y > 0 ? dy : 0 (overwritten; dx may alias dy). */
+void relu_forward(float *y, const float *x, size_t n);
+void relu_backward(float *dx, const float *dy, const float *y, size_t n);
+
+/* ---- The GaLore projector (svd.c; Zhao et al. 2024, galore_projector.py's 'std' type). For a
+ * gradient G [rows, cols] (fp32, row-major) and its SVD G = U S Vh (LAPACK dgesvd in double,
+ * singular values descending), with k = min(rank, rows, cols):
+ *   rows >= cols:  P = Vh[:k, :]   [k, cols]   (the update projects G P^T, back N P)
+ *   rows <  cols:  P = U[:, :k]    [rows, k]   (projects P^T G, back P N)
+ * each singular vector's sign fixed so its entry of largest magnitude (the first of equals) is
+ * positive. scratch: galore_projector_scratch_floats(rows, cols) floats. Returns 0, or LAPACK's
+ * info when the SVD did not converge. */
+size_t galore_projector_scratch_floats(int rows, int cols);
+int galore_projector(float *P, const float *G, int rows, int cols, int rank, float *scratch);
 
 #endif

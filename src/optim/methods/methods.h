@@ -13,6 +13,8 @@ extern const train_method_ops method_sgd_bcd;     /* sgd_bcd.c */
 extern const train_method_ops method_badam_ratio; /* badam_ratio.c */
 extern const train_method_ops method_mezo;        /* mezo.c */
 extern const train_method_ops method_mezo_lora;   /* mezo.c */
+extern const train_method_ops method_galore;      /* galore.c */
+extern const train_method_ops method_adapter;     /* adapter.c */
 
 /* Block coordinate descent, the part of badam.c that SGD-BCD reuses with another update:
  * partition, K, the block order and switch, and the state reset at a switch. */
