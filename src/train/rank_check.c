@@ -59,7 +59,8 @@ static badam_status share_rank0(const badam_comm *comm, const json_t *mine, char
     badam_status st = badam_comm_broadcast(comm, &n, sizeof n, 0, err);
     char *buf = st ? NULL : calloc(n + 1, 1);
     if (!st && !buf) st = badam_fail(err, BADAM_E_NOMEM, "rank check: out of memory");
-    if (!st && badam_comm_rank(comm) == 0) memcpy(buf, own, n);
+    /* every rank starts from its own text (the broadcast overwrites it with rank 0's) */
+    if (!st) memcpy(buf, own, n < len ? n : len);
     if (!st) st = badam_comm_broadcast(comm, buf, n, 0, err);
     free(own);
     if (st) {
