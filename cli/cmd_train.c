@@ -299,6 +299,8 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "badam train: %s\n", err.message);
         fflush(stderr);
     }
+    badam_comm_stats cs = badam_comm_mpi_stats(&comm);
+    int ranks = badam_comm_size(&comm);
     badam_comm_mpi_destroy(&comm, st != BADAM_OK); /* a failed rank ends the whole job */
     if (st) return 1;
     if (rank) return 0;
@@ -310,5 +312,11 @@ int cmd_train(int argc, char **argv) {
         return 0;
     }
     print_report(&x.c, &r);
+    if (ranks > 1 && r.steps > 0)
+        fprintf(stderr,
+                "  communication (rank 0 of %d): %.3f MB per step reduced (all-reduce payload), "
+                "%.1f MB broadcast, %llu collectives, %.2f s in collectives\n",
+                ranks, cs.reduce_bytes / r.steps / 1e6, cs.broadcast_bytes / 1e6, cs.collectives,
+                cs.seconds);
     return 0;
 }

@@ -33,6 +33,7 @@ typedef struct mpi_ctx {
     uint64_t *hb_buf;    /* [size] the heartbeat in flight to each rank */
     MPI_Request *hb_req; /* [size] its send (MPI_REQUEST_NULL: none) */
     int inited;          /* this communicator called MPI_Init_thread */
+    badam_comm_stats stats;
 } mpi_ctx;
 
 /* Reads every heartbeat that has arrived into seen[]. */
@@ -87,6 +88,8 @@ static badam_status wait_for(mpi_ctx *c, MPI_Request *rq, int rc, const char *wh
             return mpi_failed(rc, what, c, err);
         if (done) {
             beat(c, 2 * c->seq + 1);
+            c->stats.collectives++;
+            c->stats.seconds += MPI_Wtime() - t0;
             return BADAM_OK;
         }
         if (spin < 256) continue;
@@ -125,6 +128,7 @@ static badam_status all_reduce(mpi_ctx *c, void *buf, size_t n, MPI_Datatype t, 
         size_t k = n - at < CHUNK ? n - at : CHUNK;
         MPI_Request rq;
         enter(c);
+        c->stats.reduce_bytes += (double)(k * elem);
         int rc =
             MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + at * elem, (int)k, t, MPI_SUM, c->comm, &rq);
         badam_status st = wait_for(c, &rq, rc, "all-reduce", err);
@@ -146,6 +150,7 @@ static badam_status mpi_reduce_scatter(void *ctx, const float *send, float *recv
         return badam_fail(err, BADAM_E_UNSUPPORTED, "MPI reduce-scatter: %zu floats per rank", n);
     MPI_Request rq;
     enter(c);
+    c->stats.reduce_bytes += (double)c->size * (double)n * sizeof(float);
     int rc = send == recv
                  ? MPI_Ireduce_scatter_block(MPI_IN_PLACE, recv, (int)n, MPI_FLOAT, MPI_SUM,
                                              c->comm, &rq)
@@ -160,6 +165,7 @@ static badam_status mpi_all_gather(void *ctx, const float *send, float *recv, si
         return badam_fail(err, BADAM_E_UNSUPPORTED, "MPI all-gather: %zu floats per rank", n);
     MPI_Request rq;
     enter(c);
+    c->stats.reduce_bytes += (double)n * sizeof(float);
     int rc = send == recv + (size_t)c->rank * n
                  ? MPI_Iallgather(MPI_IN_PLACE, 0, MPI_FLOAT, recv, (int)n, MPI_FLOAT, c->comm, &rq)
                  : MPI_Iallgather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, c->comm, &rq);
@@ -174,6 +180,7 @@ static badam_status mpi_broadcast(void *ctx, void *buf, size_t bytes, int root, 
         size_t k = bytes - at < CHUNK ? bytes - at : CHUNK;
         MPI_Request rq;
         enter(c);
+        c->stats.broadcast_bytes += (double)k;
         int rc = MPI_Ibcast((char *)buf + at, (int)k, MPI_BYTE, root, c->comm, &rq);
         badam_status st = wait_for(c, &rq, rc, "broadcast", err);
         if (st) return st;
@@ -194,6 +201,12 @@ static const badam_comm_ops MPI_OPS = {mpi_rank,       mpi_size,           mpi_r
 
 int badam_comm_mpi_available(void) {
     return 1;
+}
+
+badam_comm_stats badam_comm_mpi_stats(const badam_comm *comm) {
+    badam_comm_stats s = {0, 0, 0, 0};
+    if (comm && comm->ops == &MPI_OPS) s = ((const mpi_ctx *)comm->ctx)->stats;
+    return s;
 }
 
 static void free_ctx(mpi_ctx *c) {
