@@ -562,14 +562,15 @@ static badam_status settle_run(trainer *t, const char *ckpt, checkpoint_state *c
     return st;
 }
 
-/* The memory plan, the method's state and the workspace; a resumed run's state back. */
+/* The memory plan, the method's state and the workspace; a resumed run's state back. A rank of
+ * N holds at most batch_size / N rows of a batch (check_config: N divides it). */
 static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
                                  const checkpoint_state *cs, badam_error *err) {
     const train_config *c = t->cfg;
-    badam_status st =
-        memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
+    int rows = c->batch_size / badam_comm_size(c->comm);
+    badam_status st = memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
     if (!st) st = t->ops->allocate(&t->ms, err);
-    if (!st) st = llama_workspace_create_on(t->m, c->batch_size, c->seq_len, t->be, &t->ws, err);
+    if (!st) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;
