@@ -8,6 +8,7 @@
 #include "badam/memory.h"
 #include "cli.h"
 #include "options.h"
+#include "train_mpi.h"
 #include "train_options.h"
 
 static const char *USAGE = "badam train --model DIR --data FILE --out DIR [--method "
@@ -26,13 +27,15 @@ static const char *DESCRIPTION =
 typedef struct train_cli {
     train_config c;
     int quiet, no_shuffle, no_group;
+    int nproc;           /* --nproc: start this command under mpirun with N ranks */
+    double comm_timeout; /* --comm-timeout: seconds a rank waits for the others */
 } train_cli;
 
 /* Entries of the option table, without its end marker. */
 enum {
     N_RUN_OPTIONS = 37,
     N_METHOD_OPTIONS = 14,
-    N_DATA_OPTIONS = 8,
+    N_DATA_OPTIONS = 10,
     N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
 };
 
@@ -158,6 +161,10 @@ static void input_output_options(train_cli *x, cli_option *opts) {
         {"shard-size", OPT_CUSTOM, &c->max_shard_bytes, "MB", "max safetensors shard size (5120)",
          parse_megabytes},
         {"quiet", OPT_FLAG, &x->quiet, NULL, "no progress line", 0},
+        {"nproc", OPT_INT, &x->nproc, "N",
+         "data parallel: run this command under mpirun with N ranks (or launch with mpirun)", 0},
+        {"comm-timeout", OPT_DOUBLE, &x->comm_timeout, "S",
+         "data parallel: seconds a rank waits for the others before failing (300)", 0},
         {0},
     };
     _Static_assert(sizeof table / sizeof table[0] == N_DATA_OPTIONS + 1, "N_DATA_OPTIONS");
@@ -279,6 +286,10 @@ static int parse_args(int argc, char **argv, train_cli *x) {
         return 2;
     }
     if ((rc = check_ranges(c))) return rc;
+    if (x->nproc < 0 || !(x->comm_timeout > 0)) {
+        fprintf(stderr, "badam train: --nproc must be >= 1 and --comm-timeout > 0 seconds\n");
+        return 2;
+    }
     return check_conflicts(c, opts, given);
 }
 
@@ -300,18 +311,52 @@ static void print_report(const train_config *c, const train_report *r) {
             c->out_dir, c->out_dir);
 }
 
+/* Only rank 0 of a data-parallel run reports the run's summary and progress. */
+static void quiet_log(void *ctx, badam_log_level level, const char *text) {
+    (void)ctx, (void)level, (void)text;
+}
+
+/* Under mpirun: the MPI communicator in x->c.comm (0), or 1 after a message. */
+static int join_ranks(train_cli *x, badam_comm *comm) {
+    badam_error err = {0};
+    if (badam_comm_mpi_create(x->comm_timeout, comm, &err)) {
+        fprintf(stderr, "badam train: %s\n", err.message);
+        return 1;
+    }
+    x->c.comm = comm;
+    if (badam_comm_rank(comm) != 0) {
+        x->c.progress = 0;
+        x->c.log = (badam_logger){quiet_log, NULL};
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     train_cli x = {0};
     train_config_defaults(&x.c);
+    x.comm_timeout = 300;
     int rc = parse_args(argc, argv, &x);
     if (rc) return rc == 1 ? 0 : 2;
+    int mpi = cli_mpi_launched();
+    if (x.nproc > 0 && !mpi) return cli_exec_mpirun(argc, argv, x.nproc);
+    badam_comm comm = badam_comm_single();
+    if (mpi && join_ranks(&x, &comm)) return 1;
+    int rank = badam_comm_rank(&comm);
     badam_error err = {0};
     train_report r;
     badam_status st = train_run(&x.c, &r, &err);
     if (st) {
-        fprintf(stderr, "badam train: %s\n", err.message);
-        return 1;
+        if (rank)
+            fprintf(stderr, "badam train (rank %d): %s\n", rank, err.message);
+        else
+            fprintf(stderr, "badam train: %s\n", err.message);
+        fflush(stderr);
     }
+    badam_comm_stats cs = badam_comm_mpi_stats(&comm);
+    int ranks = badam_comm_size(&comm);
+    badam_comm_mpi_destroy(&comm, st != BADAM_OK); /* a failed rank ends the whole job */
+    if (st) return 1;
+    if (rank) return 0;
     if (r.stopped) {
         fprintf(stderr,
                 "paused after step %d in %.1f s: %s/checkpoint holds the run; the same command "
@@ -320,5 +365,11 @@ int cmd_train(int argc, char **argv) {
         return 0;
     }
     print_report(&x.c, &r);
+    if (ranks > 1 && r.steps > 0)
+        fprintf(stderr,
+                "  communication (rank 0 of %d): %.3f MB per step reduced (all-reduce payload), "
+                "%.1f MB broadcast, %llu collectives, %.2f s in collectives\n",
+                ranks, cs.reduce_bytes / r.steps / 1e6, cs.broadcast_bytes / 1e6, cs.collectives,
+                cs.seconds);
     return 0;
 }

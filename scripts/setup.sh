@@ -16,6 +16,8 @@ PACKAGES=(
   libjansson-dev       # Jansson: JSON with length-carrying strings (NUL-safe): configs, safetensors headers, tokenizer.json, data
   libpcre2-dev         # PCRE2: the tokenizer's Unicode regex pre-tokenizer
   libutf8proc-dev      # utf8proc: NFC/NFKC normalization and Unicode categories for the tokenizer
+  libopenmpi-dev       # Open MPI: the communicator of data-parallel runs (optional: found -> built)
+  openmpi-bin          # mpirun, for badam train --nproc N and the MPI tests
   libssl-dev           # OpenSSL libcrypto: SHA-256 of the data files checkpoints record
   libomp-dev           # OpenMP runtime headers (gcc ships libgomp; kept for clang builds)
   clang-format         # formatting check

@@ -123,8 +123,8 @@ static void check_elementwise(pair *P, size_t n) {
         float *da = up(be, a, n * 4), *db = up(be, b, n * 4);
         for (int i = 0; i < 8; i++) out[s][i] = up(be, o0, n * 4);
         BE(be, add, out[s][0], da, db, n);
-        BE(be, dropout, out[s][1], da, n, 0x1234u + n, 0.3, 0);
-        BE(be, dropout, out[s][2], da, n, 0x99u, 0.1, 1);
+        BE(be, dropout, out[s][1], da, n, 0x1234u + n, 0, 0.3, 0);
+        BE(be, dropout, out[s][2], da, n, 0x99u, 0, 0.1, 1);
         BE(be, swiglu_forward, out[s][3], da, db, n);
         BE(be, swiglu_backward, out[s][4], out[s][5], db, da, out[s][0], n);
         BE(be, relu_forward, out[s][6], da, n);

@@ -163,6 +163,59 @@ static void test_in_order_and_shift(void) {
     data_free(ds);
 }
 
+/* Data parallel: the rows of rank r of N are rows [B r / N, B (r + 1) / N) of the one-process
+ * batch, bit for bit, with its T and first_row; over 3 epochs (a short last batch of 3 rows on 4
+ * ranks gives rank 0 none), grouped and shuffled, and packed. */
+static void check_shards(const batcher_options *one, int ranks, const char *label) {
+    data_set *ds = make_set(103, 2, 40, 17);
+    badam_error err;
+    batcher *b = NULL, *r[4] = {0};
+    CHECK_OK(batcher_create(ds, one, &b, &err), &err);
+    for (int k = 0; k < ranks; k++) {
+        batcher_options o = *one;
+        o.rank = k, o.n_ranks = ranks;
+        CHECK_OK(batcher_create(ds, &o, &r[k], &err), &err);
+    }
+    size_t steps = 3 * batcher_batches_per_epoch(b);
+    for (size_t s = 0; s < steps; s++) {
+        data_batch x, y;
+        batcher_next(b, &x);
+        int rows = 0, targets = 0;
+        for (int k = 0; k < ranks; k++) {
+            batcher_next(r[k], &y);
+            CHECKF(y.T == x.T && y.first_row == rows && y.first_row == x.B * k / ranks &&
+                       y.B == x.B * (k + 1) / ranks - y.first_row,
+                   "%s: step %zu rank %d: B %d T %d first %d (one process: B %d T %d)", label, s, k,
+                   y.B, y.T, y.first_row, x.B, x.T);
+            size_t at = (size_t)rows * x.T, n = (size_t)y.B * y.T;
+            CHECKF(!memcmp(y.tokens, x.tokens + at, n * 4) &&
+                       !memcmp(y.targets, x.targets + at, n * 4) &&
+                       !memcmp(y.positions, x.positions + at, n * 4) &&
+                       !memcmp(y.seg_start, x.seg_start + at, n * 4),
+                   "%s: step %zu rank %d: rows differ", label, s, k);
+            rows += y.B, targets += y.n_targets;
+        }
+        CHECK(rows == x.B && targets == x.n_targets && x.first_row == 0);
+    }
+    batcher_free(b);
+    for (int k = 0; k < ranks; k++) batcher_free(r[k]);
+    free_set(ds);
+}
+
+static void test_rank_shards(void) {
+    batcher_options grouped = {.batch_size = 4, .shuffle = 1, .group_by_length = 1, .seed = 5};
+    check_shards(&grouped, 2, "grouped, 2 ranks");
+    check_shards(&grouped, 4, "grouped, 4 ranks");
+    batcher_options packed = {.batch_size = 6, .seq_len = 48, .pack = 1, .shuffle = 1, .seed = 2};
+    check_shards(&packed, 3, "packed, 3 ranks");
+    batcher_options bad = {.batch_size = 4, .rank = 2, .n_ranks = 2};
+    data_set *ds = make_set(10, 2, 8, 1);
+    batcher *b = NULL;
+    badam_error err;
+    CHECK(batcher_create(ds, &bad, &b, &err) == BADAM_E_INVALID && !b);
+    free_set(ds);
+}
+
 static void test_packing(void) {
     data_set *ds = make_set(200, 2, 50, 11);
     const int S = 64;
@@ -422,5 +475,6 @@ int main(void) {
     RUN_TEST(test_resume);
     RUN_TEST(test_seeds);
     RUN_TEST(test_errors);
+    RUN_TEST(test_rank_shards);
     return test_result();
 }

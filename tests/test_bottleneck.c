@@ -33,7 +33,7 @@ static float *logits_of(const llama_model *m, const int32_t *tok) {
     llama_workspace *ws = NULL;
     badam_error err = {0};
     float *out = calloc((size_t)B * T * V, sizeof(float));
-    llama_batch b = {B, T, tok, NULL, NULL, NULL, NULL, NULL, MODEL_TARGETS_TOKEN, 0};
+    llama_batch b = {.B = B, .T = T, .tokens = tok, .target_kind = MODEL_TARGETS_TOKEN};
     if (llama_workspace_create(m, B, T, &ws, &err) || llama_forward_logits(m, ws, &b, out, &err))
         CHECKF(0, "%s", err.message);
     llama_workspace_free(ws);
@@ -94,7 +94,8 @@ static void test_training_step(void) {
     test_rng rng;
     test_rng_seed(&rng, 3);
     fixture_batch(&rng, B, T, V, 2, tok, tgt);
-    llama_batch b = {B, T, tok, tgt, NULL, NULL, NULL, NULL, MODEL_TARGETS_TOKEN, 0};
+    llama_batch b = {
+        .B = B, .T = T, .tokens = tok, .targets = tgt, .target_kind = MODEL_TARGETS_TOKEN};
     int n_tok = 0;
     for (int i = 0; i < B * T; i++) n_tok += tgt[i] != -100;
     uint8_t *flags = calloc((size_t)m->n_params, 1);

@@ -210,7 +210,7 @@ static void test_arch_table(void) {
 static void test_batch(void) {
     int32_t tok[6] = {1, 2, 3, 4, 5, 6}, tgt[6] = {2, 3, -100, 5, 6, -100};
     int32_t pos[6] = {0, 1, 2, 0, 1, 2}, seg[6] = {0};
-    data_batch db = {2, 3, tok, tgt, pos, seg, 4};
+    data_batch db = {2, 3, tok, tgt, pos, seg, 4, 0};
     llama_batch b;
     memset(&b, 0x5a, sizeof b);
     model_batch_from_data(&db, &b);

@@ -64,4 +64,29 @@ badam_status badam_comm_broadcast(const badam_comm *c, void *buf, size_t bytes, 
                                   badam_error *err);
 badam_status badam_comm_barrier(const badam_comm *c, badam_error *err);
 
+/* The MPI communicator: the ranks of MPI_COMM_WORLD (a process started by mpirun), from
+ * src/base/comm_mpi.c when the library was built with MPI (CMake found it).
+ * badam_comm_mpi_available: 1 when built with MPI, else 0 (and create fails, saying so).
+ * badam_comm_mpi_create: initialises MPI (MPI_Init_thread, funneled) unless the caller did, and
+ *   returns the communicator in *out. timeout_s (> 0, seconds) bounds every collective: a rank
+ *   that waits longer for the others fails with an error naming the ranks that never reached the
+ *   collective (dead or hung), instead of hanging.
+ * badam_comm_mpi_destroy: ends the communicator (and MPI, if create started it). failed != 0 on
+ *   a run of several ranks: MPI_Abort ends every rank of the job (the others may be waiting in
+ *   a collective) and does not return. A communicator that is not MPI's is left alone. */
+int badam_comm_mpi_available(void);
+/* What an MPI communicator has done so far on this rank (zeros for any other communicator):
+ * reduce_bytes is the payload this rank handed to all-reduce, reduce-scatter (size * n floats)
+ * and all-gather (its n floats); a ring all-reduce of P bytes sends 2 (N - 1) / N * P bytes per
+ * rank. broadcast_bytes: the payload of broadcasts (the initial weights, the start-up check).
+ * seconds: wall time from entering each collective to its end on this rank (waiting for the
+ * others included). */
+typedef struct badam_comm_stats {
+    unsigned long long collectives;
+    double reduce_bytes, broadcast_bytes, seconds;
+} badam_comm_stats;
+badam_comm_stats badam_comm_mpi_stats(const badam_comm *comm);
+badam_status badam_comm_mpi_create(double timeout_s, badam_comm *out, badam_error *err);
+void badam_comm_mpi_destroy(badam_comm *comm, int failed);
+
 #endif

@@ -108,6 +108,11 @@ typedef struct batcher_options {
     int group_by_length; /* sort within windows of batches by length to minimise padding */
     int pack;            /* concatenate examples into full seq_len rows */
     uint64_t seed;
+    /* Data parallel: batch_size counts the sequences of the global batch of all n_ranks ranks;
+     * this rank gets rows [B * rank / n_ranks, B * (rank + 1) / n_ranks) of each global batch of
+     * B rows (T stays the global batch's longest row, so every row is padded as in one
+     * process). The order of global batches does not depend on n_ranks. 0 or 1: one process. */
+    int rank, n_ranks;
 } batcher_options;
 
 /* A batch for the model: B rows of T tokens, right-padded (pad id 0, target -100).
@@ -119,6 +124,7 @@ typedef struct data_batch {
     int B, T;
     int32_t *tokens, *targets, *positions, *seg_start;
     int n_targets;
+    int first_row; /* this rank's rows are rows first_row .. first_row + B of the global batch */
 } data_batch;
 
 typedef struct batcher batcher;
@@ -127,6 +133,8 @@ badam_status batcher_create(const data_set *ds, const batcher_options *opts, bat
                             badam_error *err);
 void batcher_free(batcher *b);
 size_t batcher_batches_per_epoch(const batcher *b);
+/* The sequences (rows) of the smallest global batch of an epoch (the last one may be short). */
+size_t batcher_smallest_batch(const batcher *b);
 /* Fills the next batch (arrays owned by the batcher, valid until the next call); moves to the
  * next epoch (new permutation) when one ends. */
 void batcher_next(batcher *b, data_batch *out);

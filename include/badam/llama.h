@@ -329,6 +329,10 @@ typedef struct llama_batch {
     const uint8_t *pad_mask;
     model_target_kind target_kind;
     int n_choices;
+    /* Data parallel: the index of row 0 within the global micro-batch of all ranks (dropout
+     * masks follow the global sequence index, so they do not depend on the number of ranks);
+     * 0 in one process. */
+    int first_row;
 } llama_batch;
 
 /* Work counters (FLOPs actually performed). */

@@ -121,10 +121,11 @@ struct backend_ops {
     /* ---- elementwise ---- */
     /* y[i] = a[i] + b[i]  (y may alias a or b) */
     void (*add)(backend *be, float *y, const float *a, const float *b, size_t n);
-    /* out[j] = (accumulate ? out[j] : 0) + (dropped(j) ? 0 : x[j] / (1 - p)), dropped(j) as in
-     * backend_dropout_unit */
-    void (*dropout)(backend *be, float *out, const float *x, size_t n, uint64_t key, double p,
-                    int accumulate);
+    /* out[j] = (accumulate ? out[j] : 0) + (dropped(first + j) ? 0 : x[j] / (1 - p)), dropped(i)
+     * as in backend_dropout_unit (first: where x starts in the tensor the mask covers, e.g. a
+     * rank's rows within a data-parallel batch; 0 for a whole tensor) */
+    void (*dropout)(backend *be, float *out, const float *x, size_t n, uint64_t key, size_t first,
+                    double p, int accumulate);
     /* swiglu_forward: h = silu(g) * u  (overwritten) */
     void (*swiglu_forward)(backend *be, float *h, const float *g, const float *u, size_t n);
     /* swiglu_backward: dg = dh * u * s * (1 + g (1 - s)), du = dh * silu(g) (overwritten; either

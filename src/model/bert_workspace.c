@@ -231,7 +231,9 @@ const float *bert_dropout(bert_workspace *w, const llama_model *m, int layer, in
                           const float *x, size_t n) {
     double p = bert_drop_rate(w, m, site);
     if (p <= 0.0) return x;
-    BE(w->base.be, dropout, y, x, n, bert_drop_key(w, layer, site), p, 0);
+    /* masks keyed by the global row (data parallel: this rank's rows start at first_row) */
+    size_t first = w->base.B > 0 ? (size_t)w->base.first_row * (n / (size_t)w->base.B) : 0;
+    BE(w->base.be, dropout, y, x, n, bert_drop_key(w, layer, site), first, p, 0);
     return y;
 }
 

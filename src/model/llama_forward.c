@@ -77,6 +77,7 @@ layer_run llama_ws_run(llama_workspace *ws) {
     r.vec[0] = ws->vec[0], r.vec[1] = ws->vec[1];
     r.lora_x = ws->lora_x;
     r.B = ws->B, r.T = ws->T, r.seg_start = ws->seg_start;
+    r.first_token = (size_t)ws->first_row * (size_t)ws->T;
     return r;
 }
 
@@ -138,7 +139,7 @@ static badam_status begin_batch(const llama_model *m, llama_workspace *ws, const
                               "is out of range",
                               pos, seg, i / T, i % T);
     }
-    ws->B = B, ws->T = T;
+    ws->B = B, ws->T = T, ws->first_row = batch->first_row;
     size_t idx_bytes = sizeof(int32_t) * (size_t)B * T;
     for (int i = 0; i < B * T; i++)
         ws->host_pos[i] = batch->positions ? batch->positions[i] : i % T;

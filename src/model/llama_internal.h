@@ -59,6 +59,7 @@ struct llama_workspace {
     int max_B, max_T;
     int C, QD, KVD, I, V, L, Hq, Hkv, D, max_pos;
     int B, T;                 /* the current batch */
+    int first_row;            /* its first row's index in the global (data-parallel) batch */
     layer_acts **saved;       /* [L] activations kept for backward (NULL until a plan needs them) */
     float **saved_input;      /* [L] layer inputs kept for backward */
     layer_acts tmp;           /* for layers nothing is kept of, and for recomputation */
@@ -126,9 +127,10 @@ typedef struct layer_run {
     const int32_t *pos;
     const float *cos_t, *sin_t;
     float *lin_scratch;
-    float *vec[2]; /* fp32 conversion slots for norm weights and biases */
-    float *lora_x; /* [n, max in] dropped-out adapter input; NULL: no dropout (decoding) */
-    int B, T;      /* batch attention */
+    float *vec[2];      /* fp32 conversion slots for norm weights and biases */
+    float *lora_x;      /* [n, max in] dropped-out adapter input; NULL: no dropout (decoding) */
+    int B, T;           /* batch attention */
+    size_t first_token; /* first_row * T: the batch's first token row in the global batch */
     const int32_t *seg_start;
     const float *k_cache, *v_cache; /* cache attention */
     int p0, max_len, window;

@@ -158,18 +158,24 @@ static uint64_t dropout_key(const llama_lora *lo, int l, llama_param_kind kind) 
     return mix64(lo->dropout_seed ^ mix64(lo->dropout_step * 64 + (uint64_t)l * 16 + kind));
 }
 
-/* out[j] = keep(j) ? g[j] / (1 - p) : 0   (accumulate: out[j] += ...). */
-static void apply_dropout(backend *be, float *out, const float *g, size_t n, const llama_lora *lo,
-                          int l, llama_param_kind kind, int accumulate) {
-    BE(be, dropout, out, g, n, dropout_key(lo, l, kind), lo->dropout, accumulate);
+/* out[j] = keep(first + j) ? g[j] / (1 - p) : 0   (accumulate: out[j] += ...), g the [rows, in]
+ * adapter input of the rows from token row first_token of the global micro-batch on: element j
+ * has the mask index first_token * in + j, so a rank of a data-parallel run draws the mask that
+ * one process draws for the same sequences (the index follows the global sequence index). */
+static void apply_dropout(backend *be, float *out, const float *g, size_t n, size_t first_token,
+                          int in, const llama_lora *lo, int l, llama_param_kind kind,
+                          int accumulate) {
+    BE(be, dropout, out, g, n, dropout_key(lo, l, kind), first_token * (size_t)in, lo->dropout,
+       accumulate);
 }
 
 /* The adapter input of n rows: x itself, or a dropped-out copy in lora_x while training (lora_x
  * NULL: never dropped, as when decoding). */
-static const float *adapter_input(const llama_model *m, backend *be, float *lora_x, int n, int l,
-                                  llama_param_kind kind, const float *x, int in) {
+static const float *adapter_input(const llama_model *m, backend *be, float *lora_x, int n,
+                                  size_t first_token, int l, llama_param_kind kind, const float *x,
+                                  int in) {
     if (!lora_x || !dropping(m->lora)) return x;
-    apply_dropout(be, lora_x, x, (size_t)n * in, m->lora, l, kind, 0);
+    apply_dropout(be, lora_x, x, (size_t)n * in, first_token, in, m->lora, l, kind, 0);
     return lora_x;
 }
 
@@ -180,7 +186,7 @@ void llama_lora_forward(const llama_model *m, const layer_run *run, int l, llama
     const llama_lora *lo = m->lora;
     int N = run->n, r = lo->rank;
     float scale = lo->alpha / (float)r;
-    const float *xd = adapter_input(m, run->be, run->lora_x, N, l, kind, x, in);
+    const float *xd = adapter_input(m, run->be, run->lora_x, N, run->first_token, l, kind, x, in);
     BE(run->be, gemm_f32, 0, 1, N, r, in, 1.0f, xd, in, lo->A[a], in, 0.0f, u, r);
     BE(run->be, gemm_f32, 0, 1, N, out, r, scale, u, r, lo->B[a], r, 1.0f, y, out);
 }
@@ -192,19 +198,20 @@ void llama_lora_backward(const llama_model *m, llama_workspace *ws, int l, llama
     if (a < 0 || (!train && !dx)) return;
     const llama_lora *lo = m->lora;
     int N = ws->B * ws->T, r = lo->rank;
+    size_t first = (size_t)ws->first_row * (size_t)ws->T;
     float scale = lo->alpha / (float)r, *du = ws->lora_du;
     backend *be = ws->be;
     BE(be, gemm_f32, 0, 0, N, r, out, scale, dy, out, lo->B[a], r, 0.0f, du, r);
     if (train) {
         BE(be, gemm_f32, 1, 0, out, r, N, scale, dy, out, u, r, 1.0f, lo->dB[a], r);
-        const float *xd = adapter_input(m, be, ws->lora_x, N, l, kind, x, in);
+        const float *xd = adapter_input(m, be, ws->lora_x, N, first, l, kind, x, in);
         BE(be, gemm_f32, 1, 0, r, in, N, 1.0f, du, r, xd, in, 1.0f, lo->dA[a], in);
     }
     if (dx && !dropping(lo)) {
         BE(be, gemm_f32, 0, 0, N, in, r, 1.0f, du, r, lo->A[a], in, 1.0f, dx, in);
     } else if (dx) { /* the forward's mask, regenerated */
         BE(be, gemm_f32, 0, 0, N, in, r, 1.0f, du, r, lo->A[a], in, 0.0f, ws->lora_tmp, in);
-        apply_dropout(be, dx, ws->lora_tmp, (size_t)N * in, lo, l, kind, 1);
+        apply_dropout(be, dx, ws->lora_tmp, (size_t)N * in, first, in, lo, l, kind, 1);
     }
 }
 

@@ -4,6 +4,7 @@
 void model_batch_from_data(const data_batch *db, llama_batch *out) {
     *out = (llama_batch){0};
     out->B = db->B, out->T = db->T;
+    out->first_row = db->first_row;
     out->tokens = db->tokens;
     out->targets = db->targets;
     out->positions = db->positions;

@@ -166,6 +166,9 @@ struct train_method_ops {
     const char *name; /* --method NAME */
     unsigned uses;    /* METHOD_USES_* */
     float default_clip;
+    /* 1: its gradients and state are reduced across ranks as data parallel needs, and test_mpi
+     * checks 2 ranks against 1 process; 0: a run with more than one rank is refused */
+    int data_parallel;
     badam_status (*check)(const method_options *o, badam_error *err); /* optional */
     badam_status (*prepare_model)(llama_model *m, const method_options *o, int resume,
                                   badam_error *err); /* optional */

@@ -14,7 +14,9 @@
  * fullest row that still has room, else a new row of seq_len), so rows do not change between
  * epochs; only their order does. Packed examples stay whole.
  *
- * A batch is B rows of T tokens, T the longest row in that batch. */
+ * A batch is B rows of T tokens, T the longest row in that batch. With n_ranks > 1 (data
+ * parallel) the batches above are the global batches; rank r fills only its rows
+ * [B * r / n_ranks, B * (r + 1) / n_ranks) of each, padded to the global batch's T. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,6 +192,9 @@ badam_status batcher_create(const data_set *ds, const batcher_options *opts, bat
     if (!ds || ds->n == 0) return badam_fail(err, BADAM_E_INVALID, "batcher: the dataset is empty");
     if (!opts || opts->batch_size < 1)
         return badam_fail(err, BADAM_E_INVALID, "batcher: batch size must be at least 1");
+    if (opts->n_ranks > 1 && (opts->rank < 0 || opts->rank >= opts->n_ranks))
+        return badam_fail(err, BADAM_E_INVALID, "batcher: rank %d of %d ranks", opts->rank,
+                          opts->n_ranks);
     if (opts->pack && opts->seq_len < 1)
         return badam_fail(err, BADAM_E_INVALID, "batcher: packing needs a sequence length");
     batcher *b = calloc(1, sizeof *b);
@@ -259,6 +264,11 @@ size_t batcher_batches_per_epoch(const batcher *b) {
     return b->n_batches;
 }
 
+size_t batcher_smallest_batch(const batcher *b) {
+    size_t bs = (size_t)b->o.batch_size;
+    return b->n_units % bs ? b->n_units % bs : bs;
+}
+
 /* Writes example i at row offset `at` (len tokens): ids, shifted targets, positions, seg_start. */
 static int put_example(batcher *b, size_t i, int32_t *tok, int32_t *tgt, int32_t *pos, int32_t *seg,
                        size_t at, int packed) {
@@ -285,9 +295,13 @@ void batcher_next(batcher *b, data_batch *out) {
     if (!b->have_order) build_epoch(b);
     size_t from = b->batch_off[b->index], to = b->batch_off[b->index + 1];
     b->index++;
-    size_t B = to - from, T = 0;
+    size_t T = 0;
     for (size_t k = from; k < to; k++)
         if (unit_len(b, b->order[k]) > T) T = unit_len(b, b->order[k]);
+    /* this rank's rows of the global batch [from, to) */
+    size_t ranks = b->o.n_ranks > 1 ? (size_t)b->o.n_ranks : 1, rank = ranks > 1 ? b->o.rank : 0;
+    size_t first = (to - from) * rank / ranks, B = (to - from) * (rank + 1) / ranks - first;
+    from += first;
     int n_targets = 0;
     for (size_t r = 0; r < B; r++) {
         int32_t *tok = b->tokens + r * T, *tgt = b->targets + r * T;
@@ -319,6 +333,7 @@ void batcher_next(batcher *b, data_batch *out) {
     out->positions = b->positions;
     out->seg_start = b->seg_start;
     out->n_targets = n_targets;
+    out->first_row = (int)first;
 }
 
 batcher_state batcher_get_state(const batcher *b) {

@@ -24,6 +24,7 @@
 #include "train/checkpoint.h"
 #include "train/method_select.h"
 #include "train/metrics.h"
+#include "train/rank_check.h"
 #include "model/model_backend.h"
 #include "train/run_record.h"
 #include "train/trainer_internal.h"
@@ -91,9 +92,36 @@ static badam_status load_data(trainer *t, badam_error *err) {
         t->train = all;
     }
     if (st) return st;
-    batcher_options bo = {c->batch_size,      c->seq_len, c->shuffle,
-                          c->group_by_length, c->pack,    c->seed};
+    batcher_options bo = {c->batch_size,
+                          c->seq_len,
+                          c->shuffle,
+                          c->group_by_length,
+                          c->pack,
+                          c->seed,
+                          badam_comm_rank(c->comm),
+                          badam_comm_size(c->comm)};
     return batcher_create(t->train, &bo, &t->batches, err);
+}
+
+/* Data parallel: every rank starts from rank 0's weights (and LoRA adapters), whatever its own
+ * files held. */
+static badam_status broadcast_weights(trainer *t, badam_error *err) {
+    const badam_comm *comm = t->cfg->comm;
+    if (badam_comm_size(comm) <= 1) return BADAM_OK;
+    badam_status st = badam_comm_broadcast(comm, t->m->storage, t->m->storage_bytes, 0, err);
+    const llama_lora *lo = t->m->lora;
+    for (int pi = 0; lo && pi < t->m->n_params && !st; pi++) {
+        const llama_param *p = &t->m->params[pi];
+        /* adapter slot layer * MODEL_ROLE_COUNT + role, as llama_lora_attach places them */
+        int a = p->layer * MODEL_ROLE_COUNT + p->tag.role;
+        if (p->layer < 0 || p->ndim != 2 || a >= t->m->cfg.n_layers * LLAMA_P_KIND_COUNT ||
+            !lo->A[a])
+            continue;
+        size_t out = (size_t)p->shape[0], in = (size_t)p->shape[1], r = (size_t)lo->rank;
+        st = badam_comm_broadcast(comm, lo->A[a], r * in * sizeof(float), 0, err);
+        if (!st) st = badam_comm_broadcast(comm, lo->B[a], out * r * sizeof(float), 0, err);
+    }
+    return st ? badam_error_prefix(err, "broadcasting rank 0's initial weights") : BADAM_OK;
 }
 
 static badam_status setup_model(trainer *t, const char *weights_dir, badam_error *err) {
@@ -134,6 +162,12 @@ static badam_status check_config(const train_config *c, badam_error *err) {
     if (c->start_block < -1)
         return badam_fail(err, BADAM_E_INVALID, "--start-block %d: blocks count from 0",
                           c->start_block);
+    int ranks = badam_comm_size(c->comm);
+    if (c->batch_size % ranks)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "--batch-size %d is not divisible by the %d ranks (it counts the "
+                          "sequences of a micro-batch summed over ranks)",
+                          c->batch_size, ranks);
     return BADAM_OK;
 }
 
@@ -149,6 +183,11 @@ static badam_status check_method(trainer *t, badam_error *err) {
                           "train: --method %s runs its own step on one batch and cannot "
                           "accumulate gradients (use --grad-accum 1)",
                           t->ops->name);
+    if (!t->ops->data_parallel && badam_comm_size(c->comm) > 1)
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "train: --method %s does not run data parallel yet (%d ranks); run it "
+                          "in one process",
+                          t->ops->name, badam_comm_size(c->comm));
     return BADAM_OK;
 }
 
@@ -169,11 +208,14 @@ static void make_plan(trainer *t) {
     }
 }
 
-/* Mean validation loss over the whole validation set (no gradients, dropout off). */
+/* Mean validation loss over the whole validation set (no gradients, dropout off). Data
+ * parallel: each rank takes its rows of each batch and the sums are added over ranks. */
 static badam_status validate(trainer *t, double *loss, long *tokens, badam_error *err) {
     *loss = NAN, *tokens = 0;
     if (!t->val || !t->val->n) return BADAM_OK;
-    batcher_options bo = {t->cfg->batch_size, t->cfg->seq_len, 0, 0, 0, 0};
+    const badam_comm *comm = t->cfg->comm;
+    batcher_options bo = {t->cfg->batch_size,    t->cfg->seq_len,      0, 0, 0, 0,
+                          badam_comm_rank(comm), badam_comm_size(comm)};
     batcher *vb = NULL;
     badam_status st = batcher_create(t->val, &bo, &vb, err);
     if (st) return st;
@@ -187,10 +229,15 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
         model_batch_from_data(&db, &lb);
         double s = 0;
         int n = 0;
-        st = t->arch->forward(t->m, t->ws, &lb, NULL, 1.0f, NULL, &s, &n, err);
+        if (lb.B) st = t->arch->forward(t->m, t->ws, &lb, NULL, 1.0f, NULL, &s, &n, err);
         sum += s, *tokens += n;
     }
     batcher_free(vb);
+    if (!st && badam_comm_size(comm) > 1) {
+        double sums[2] = {sum, (double)*tokens};
+        st = badam_comm_all_reduce_f64(comm, sums, 2, err);
+        sum = sums[0], *tokens = (long)sums[1];
+    }
     if (*tokens) *loss = sum / (double)*tokens;
     return st;
 }
@@ -327,6 +374,7 @@ static badam_status accumulate(trainer *t, float lr, step_metrics *sm, step_tota
             long n_targets = (long)targets;
             t->micro = (method_micro_ctx){lr, n_targets ? 1.0f / n_targets : 0.0f, c->comm};
         }
+        if (!lb.B) continue; /* data parallel: no row of this global batch is this rank's */
         double f0 = now_s(), s = 0;
         int n = 0;
         st = t->arch->forward(t->m, t->ws, &lb, &t->plan, 1.0f, t->ms.grads, &s, &n, err);
@@ -348,10 +396,10 @@ static badam_status gradient_step(trainer *t, float lr, step_metrics *sm, step_t
                                   badam_error *err) {
     if (t->ops->zero_grads) t->ops->zero_grads(&t->ms);
     badam_status st = accumulate(t, lr, sm, tot, err);
-    double sums[2] = {tot->loss_sum, (double)tot->tokens};
-    if (!st) st = sum_over_ranks(t, sums, 2, err);
+    double sums[3] = {tot->loss_sum, (double)tot->tokens, (double)tot->batch_tokens};
+    if (!st) st = sum_over_ranks(t, sums, badam_comm_size(t->cfg->comm) > 1 ? 3 : 2, err);
     if (st) return st;
-    tot->loss_sum = sums[0], tot->tokens = (long)sums[1];
+    tot->loss_sum = sums[0], tot->tokens = (long)sums[1], tot->batch_tokens = (long)sums[2];
     double u0 = now_s();
     method_update_ctx u = {t->step, lr, tot->tokens, t->cfg->comm};
     st = t->ops->update(&t->ms, &u, &tot->norm, err);
@@ -453,6 +501,20 @@ static void print_plan(const trainer *t, const memory_plan *p) {
     badam_logf(lg, BADAM_LOG_INFO, "  %zu training examples, %d steps", t->train->n, t->max_steps);
 }
 
+/* Data parallel: a rank may get no sequence of an epoch's short last batch. A gradient step
+ * then adds nothing on that rank; a method that communicates inside backward or runs its own
+ * step needs rows on every rank, so that case is refused before the run starts. */
+static badam_status check_shards(trainer *t, badam_error *err) {
+    int ranks = badam_comm_size(t->cfg->comm);
+    size_t smallest = batcher_smallest_batch(t->batches);
+    if (ranks <= 1 || smallest >= (size_t)ranks || (!t->ops->grad_ready && !t->ops->step))
+        return BADAM_OK;
+    return badam_fail(err, BADAM_E_INVALID,
+                      "--method %s on %d ranks: the last batch of an epoch has %zu sequences, "
+                      "so a rank would get none; change the number of examples or --batch-size",
+                      t->ops->name, ranks, smallest);
+}
+
 /* The checkpoint to resume from (c->resume), the data, the model and the method's structure. */
 static badam_status open_run(trainer *t, char *ckpt, size_t size, checkpoint_state *cs,
                              badam_error *err) {
@@ -483,7 +545,12 @@ static badam_status settle_run(trainer *t, const char *ckpt, checkpoint_state *c
             : (int)((per_epoch * (size_t)c->epochs + c->grad_accum - 1) / (size_t)c->grad_accum);
     t->sched = (lr_schedule){c->schedule, c->lr, c->warmup, t->max_steps, c->min_lr_ratio};
     badam_status st = BADAM_OK;
-    if (c->resume || !c->no_checkpoint) st = make_record(t, err);
+    int ranks = badam_comm_size(c->comm);
+    if (c->resume || !c->no_checkpoint || ranks > 1) st = make_record(t, err);
+    /* data parallel: the same binary, options and data everywhere, then rank 0's weights */
+    if (!st && ranks > 1) st = rank_check_agree(c->comm, t->record, t->m->storage_bytes, err);
+    if (!st) st = broadcast_weights(t, err);
+    if (!st) st = check_shards(t, err);
     if (!st && c->resume) st = run_record_check(cs->run, t->record, ckpt, err);
     json_decref(cs->run);
     cs->run = NULL;
@@ -500,14 +567,15 @@ static badam_status settle_run(trainer *t, const char *ckpt, checkpoint_state *c
     return st;
 }
 
-/* The memory plan, the method's state and the workspace; a resumed run's state back. */
+/* The memory plan, the method's state and the workspace; a resumed run's state back. A rank of
+ * N holds at most batch_size / N rows of a batch (check_config: N divides it). */
 static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
                                  const checkpoint_state *cs, badam_error *err) {
     const train_config *c = t->cfg;
-    badam_status st =
-        memory_plan_predict(&t->m->cfg, c, c->batch_size, c->seq_len, &r->predicted, err);
+    int rows = c->batch_size / badam_comm_size(c->comm);
+    badam_status st = memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
     if (!st) st = t->ops->allocate(&t->ms, err);
-    if (!st) st = llama_workspace_create_on(t->m, c->batch_size, c->seq_len, t->be, &t->ws, err);
+    if (!st) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;

@@ -132,8 +132,9 @@ MP_VOID(convert,
         (in, dst, dd, src, sd, n))
 MP_VOID(add, (backend * be, float *y, const float *a, const float *b, size_t n), (in, y, a, b, n))
 MP_VOID(dropout,
-        (backend * be, float *out, const float *x, size_t n, uint64_t key, double p, int acc),
-        (in, out, x, n, key, p, acc))
+        (backend * be, float *out, const float *x, size_t n, uint64_t key, size_t first, double p,
+         int acc),
+        (in, out, x, n, key, first, p, acc))
 MP_VOID(swiglu_forward, (backend * be, float *h, const float *g, const float *u, size_t n),
         (in, h, g, u, n))
 MP_VOID(swiglu_backward,

@@ -55,11 +55,11 @@ static void ref_add(backend *be, float *y, const float *a, const float *b, size_
     for (size_t i = 0; i < n; i++) y[i] = (float)((double)a[i] + b[i]);
 }
 
-static void ref_dropout(backend *be, float *out, const float *x, size_t n, uint64_t key, double p,
-                        int accumulate) {
+static void ref_dropout(backend *be, float *out, const float *x, size_t n, uint64_t key,
+                        size_t first, double p, int accumulate) {
     (void)be;
     for (size_t j = 0; j < n; j++) {
-        double v = backend_dropout_unit(key, j) < p ? 0.0 : x[j] / (1.0 - p);
+        double v = backend_dropout_unit(key, first + j) < p ? 0.0 : x[j] / (1.0 - p);
         out[j] = (float)(accumulate ? out[j] + v : v);
     }
 }

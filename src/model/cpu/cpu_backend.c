@@ -79,13 +79,13 @@ static void cpu_add(backend *be, float *y, const float *a, const float *b, size_
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-static void cpu_dropout(backend *be, float *out, const float *x, size_t n, uint64_t key, double p,
-                        int accumulate) {
+static void cpu_dropout(backend *be, float *out, const float *x, size_t n, uint64_t key,
+                        size_t first, double p, int accumulate) {
     (void)be;
     float keep_scale = (float)(1.0 / (1.0 - p));
 #pragma omp parallel for schedule(static)
     for (size_t j = 0; j < n; j++) {
-        float v = backend_dropout_unit(key, j) < p ? 0.0f : x[j] * keep_scale;
+        float v = backend_dropout_unit(key, first + j) < p ? 0.0f : x[j] * keep_scale;
         out[j] = accumulate ? out[j] + v : v;
     }
 }

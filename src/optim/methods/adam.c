@@ -75,6 +75,7 @@ static badam_status adam_update(method_state *s, const method_update_ctx *c, dou
 const train_method_ops method_adam = {
     .name = "adam",
     .uses = METHOD_USES_ADAM,
+    .data_parallel = 1,
     .default_clip = 1.0f,
     .sizes = adam_sizes,
     .create = adam_create,

@@ -177,6 +177,7 @@ static badam_status badam_allocate(method_state *s, badam_error *err) {
 const train_method_ops method_badam = {
     .name = "badam",
     .uses = METHOD_USES_BLOCKS | METHOD_USES_ADAM,
+    .data_parallel = 1,
     .default_clip = 1.0f,
     .sizes = badam_sizes,
     .create = bcd_create,

@@ -132,6 +132,7 @@ static void lomo_free(method_state *s) {
 const train_method_ops method_lomo = {
     .name = "lomo",
     .uses = 0,
+    .data_parallel = 1,
     .default_clip = 0.0f,
     .check = lomo_check,
     .sizes = lomo_sizes,

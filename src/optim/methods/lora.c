@@ -151,6 +151,7 @@ badam_status lora_save_final(method_state *s, const char *out_dir, const char *b
 const train_method_ops method_lora = {
     .name = "lora",
     .uses = METHOD_USES_ADAM | METHOD_USES_LORA,
+    .data_parallel = 1,
     .default_clip = 1.0f,
     .prepare_model = lora_prepare_model,
     .sizes = lora_sizes,

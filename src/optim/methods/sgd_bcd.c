@@ -40,6 +40,7 @@ static badam_status sgd_bcd_allocate(method_state *s, badam_error *err) {
 const train_method_ops method_sgd_bcd = {
     .name = "sgd-bcd",
     .uses = METHOD_USES_BLOCKS,
+    .data_parallel = 1,
     .default_clip = 1.0f,
     .sizes = sgd_bcd_sizes,
     .create = bcd_create,

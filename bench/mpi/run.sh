@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Data parallel on this machine: per method, the bytes each rank hands to the all-reduces per
+# step (its payload P; a ring all-reduce sends 2 (N - 1) / N * P per rank) and the time spent in
+# collectives, on 2 ranks (1 OpenMP thread each) against 1 process. Usage:
+# bench/mpi/run.sh [130m|tiny] [steps]. BAdam all-reduces the active block only (about 1/D of
+# Adam's bytes, D blocks); LoRA the adapters; LOMO every gradient inside backward. On 2 shared
+# cores the time in collectives is mostly one rank waiting for the other's compute: the benchmark
+# reports it, it cannot show overlap.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SIZE=${1:-tiny}
+STEPS=${2:-6}
+WORK=${BENCH_DIR:-/tmp/badam-bench-mpi}/$SIZE
+bash scripts/build.sh >/dev/null
+case "$SIZE" in
+  130m) ARGS="--hidden 768 --layers 12 --heads 12 --intermediate 2048 --vocab 32000"; B=2; T=256 ;;
+  tiny) ARGS="--hidden 128 --layers 4 --heads 4 --intermediate 256 --vocab 1000"; B=4; T=64 ;;
+  *) echo "size must be 130m or tiny" >&2; exit 2 ;;
+esac
+if [ ! -f "$WORK/model/config.json" ]; then
+  /usr/bin/python3 bench/methods/make_inputs.py --out "$WORK/model" $ARGS --seq $T --examples 64
+fi
+printf "%-8s %14s %14s %12s %12s %12s\n" method "MB/step/rank" "collectives" "comm s" "step s (2)" "step s (1)"
+for method in badam lora adam lomo sgd-bcd; do
+  extra=""
+  [ "$method" = lomo ] && extra="--clip 0"
+  common=(--model "$WORK/model" --data "$WORK/model/train.jsonl" --method "$method"
+          --max-steps "$STEPS" --switch-every 50 --batch-size "$B" --seq-len "$T" --no-shuffle
+          --lr 1e-5 --no-checkpoint --quiet $extra)
+  OMP_NUM_THREADS=1 ./build/badam train "${common[@]}" --out "$WORK/one-$method" \
+    > "$WORK/one-$method.log" 2>&1 || { echo "$method failed: $WORK/one-$method.log" >&2; exit 1; }
+  OMP_NUM_THREADS=1 ./build/badam train "${common[@]}" --out "$WORK/two-$method" --nproc 2 \
+    > "$WORK/two-$method.log" 2>&1 || { echo "$method failed: $WORK/two-$method.log" >&2; exit 1; }
+  /usr/bin/python3 - "$WORK" "$method" <<'PY'
+import json, re, sys
+work, m = sys.argv[1], sys.argv[2]
+line = [l for l in open(f"{work}/two-{m}.log") if "communication" in l][0]
+mb, coll, secs = re.search(r"([\d.]+) MB per step reduced.* (\d+) collectives, ([\d.]+) s", line).groups()
+def step_s(d):
+    steps = [json.loads(l) for l in open(f"{work}/{d}-{m}/metrics.jsonl") if '"loss"' in l]
+    steady = steps[1:] or steps
+    return sum(s["step_s"] for s in steady) / len(steady)
+print(f"{m:<8} {float(mb):14.3f} {int(coll):14d} {float(secs):12.3f} {step_s('two'):12.4f} {step_s('one'):12.4f}")
+PY
+done

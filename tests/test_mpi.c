@@ -1,0 +1,359 @@
+/* Data-parallel training over MPI (2 ranks, 1 OpenMP thread each, as the CI's 2 cores allow):
+ * - 2 ranks and 1 process with the same global batch end with the same fp32 weights (per tensor,
+ *   max |a - b| within 1e-5 of the tensor's largest |value|) and the same loss curve (1e-5
+ *   relative) and trained-token counts (exact) for BAdam (3+ block switches), Adam, LoRA with
+ *   dropout (its adapter), SGD-BCD and LOMO; the sums over ranks differ from one process's only
+ *   in rounding;
+ * - a --batch-size the ranks do not divide is refused; ranks whose options or data differ are
+ *   refused at start, naming the difference;
+ * - a rank stopped with SIGSTOP makes the other fail within --comm-timeout naming the lost rank;
+ *   a rank killed with SIGKILL ends the job (non-zero) and the resumed run from the last
+ *   checkpoint ends with the uninterrupted run's weights;
+ * - a run paused on 2 ranks and resumed on 1 ends as the uninterrupted 1-process run (resume with
+ *   another number of ranks is exact up to the rounding of the sums).
+ * Skips (77, with the reason) when the library was built without MPI or mpirun is missing. */
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "badam/comm.h"
+#include "io/files.h"
+#include "io/safetensors.h"
+#include "model_fixtures.h"
+
+#define TOL 1e-5
+
+static char g_model[1024], g_data[1024], g_mpirun[2048];
+
+/* `badam train` on the fixture: one process (ranks 0) or under mpirun with `ranks` ranks. */
+static int train(const char *out, int ranks, const char *args) {
+    char cmd[8192];
+    if (ranks > 1)
+        snprintf(cmd, sizeof cmd,
+                 "OMP_NUM_THREADS=1 %s train --model %s --data %s --out %s --quiet --dtype fp32 "
+                 "--seq-len 48 --batch-size 4 --nproc %d %s > %s.log 2>&1",
+                 getenv("BADAM_CLI"), g_model, g_data, out, ranks, args, out);
+    else
+        snprintf(cmd, sizeof cmd,
+                 "OMP_NUM_THREADS=1 %s train --model %s --data %s --out %s --quiet --dtype fp32 "
+                 "--seq-len 48 --batch-size 4 %s > %s.log 2>&1",
+                 getenv("BADAM_CLI"), g_model, g_data, out, args, out);
+    return test_system(cmd);
+}
+
+/* Every tensor of a and b (same names), max |a - b| <= TOL * max |a|. */
+static void check_tensors(const char *what, const char *a, const char *b) {
+    st_file *fa = NULL, *fb = NULL;
+    badam_error err = {0};
+    if (st_open(a, &fa, &err) || st_open(b, &fb, &err)) {
+        CHECKF(0, "%s: %s", what, err.message);
+        st_close(fa);
+        return;
+    }
+    CHECKF(fa->n_tensors == fb->n_tensors, "%s: %zu vs %zu tensors", what, fa->n_tensors,
+           fb->n_tensors);
+    double worst = 0;
+    for (size_t i = 0; i < fa->n_tensors; i++) {
+        const st_tensor *x = &fa->tensors[i], *y = st_find(fb, x->name);
+        if (!y || x->dtype != BADAM_DTYPE_F32 || y->numel != x->numel) {
+            CHECKF(0, "%s: tensor %s missing or not fp32 in %s", what, x->name, b);
+            continue;
+        }
+        const float *p = x->data, *q = y->data;
+        double top = 0, diff = 0;
+        for (size_t j = 0; j < x->numel; j++) {
+            top = fmax(top, fabs(p[j]));
+            diff = fmax(diff, fabs((double)p[j] - q[j]));
+        }
+        double rel = top > 0 ? diff / top : diff;
+        worst = fmax(worst, rel);
+        CHECKF(rel <= TOL, "%s: %s differs by %.3g of its largest value", what, x->name, rel);
+    }
+    fprintf(stderr, "  %s: worst tensor %.3g of its largest value (%zu tensors)\n", what, worst,
+            fa->n_tensors);
+    st_close(fa);
+    st_close(fb);
+}
+
+/* The losses and token counts of metrics.jsonl (step lines), up to max; returns the count. */
+static int read_curve(const char *dir, double *loss, long *tokens, int max) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[8192];
+    int n = 0;
+    while (n < max && fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        json_t *l = json_object_get(j, "loss"), *t = json_object_get(j, "tokens");
+        if (l && t && json_object_get(j, "step")) {
+            loss[n] = json_number_value(l);
+            tokens[n++] = (long)json_integer_value(t);
+        }
+        json_decref(j);
+    }
+    fclose(f);
+    return n;
+}
+
+static void check_curves(const char *what, const char *a, const char *b) {
+    double la[256], lb[256];
+    long ta[256], tb[256];
+    int na = read_curve(a, la, ta, 256), nb = read_curve(b, lb, tb, 256);
+    CHECKF(na > 0 && na == nb, "%s: %d vs %d steps in metrics.jsonl", what, na, nb);
+    for (int i = 0; i < na && i < nb; i++) {
+        CHECKF(fabs(la[i] - lb[i]) <= TOL * fabs(la[i]), "%s: step %d loss %.9g vs %.9g", what,
+               i + 1, la[i], lb[i]);
+        CHECKF(ta[i] == tb[i], "%s: step %d trained %ld vs %ld tokens", what, i + 1, ta[i], tb[i]);
+    }
+}
+
+/* The same run on 1 process and on 2 ranks. */
+static void check_method(const char *name, const char *args, const char *file) {
+    char base[1024], one[1100], two[1100], fa[1300], fb[1300];
+    snprintf(base, sizeof base, "%s", test_workdir(name));
+    snprintf(one, sizeof one, "%s/one", base);
+    snprintf(two, sizeof two, "%s/two", base);
+    if (train(one, 1, args) || train(two, 2, args)) {
+        CHECKF(0, "%s: a run failed (%s.log, %s.log)", name, one, two);
+        return;
+    }
+    snprintf(fa, sizeof fa, "%s/%s", one, file);
+    snprintf(fb, sizeof fb, "%s/%s", two, file);
+    check_tensors(name, fa, fb);
+    check_curves(name, one, two);
+}
+
+static void test_methods(void) {
+    /* K = 2 over 8 steps: blocks switch at steps 2, 4 and 6 */
+    check_method("mpi-badam", "--method badam --switch-every 2 --max-steps 8 --lr 1e-4 --clip 0.5",
+                 "model.safetensors");
+    check_method("mpi-adam", "--method adam --max-steps 6 --lr 1e-4", "model.safetensors");
+    /* --eps 1e-2 (above sqrt(v)) keeps Adam's step linear in the gradient: B starts at 0, and
+     * with the default eps the elements whose gradient changes sign are steps of +-lr chosen by
+     * the rounding of the sums (2e-5 to 7e-5 of B's largest value here, between builds) */
+    check_method("mpi-lora",
+                 "--method lora --lora-rank 4 --lora-dropout 0.2 --max-steps 6 --lr 1e-1 --eps "
+                 "1e-2 --grad-accum 2",
+                 "adapter/adapter_model.safetensors");
+    check_method("mpi-sgd-bcd", "--method sgd-bcd --switch-every 2 --max-steps 8 --lr 1e-2",
+                 "model.safetensors");
+    check_method("mpi-lomo", "--method lomo --max-steps 6 --lr 1e-2 --clip 0", "model.safetensors");
+}
+
+static int log_has(const char *out, const char *text) {
+    char path[1200], *s = NULL;
+    size_t n = 0;
+    badam_error err = {0};
+    snprintf(path, sizeof path, "%s.log", out);
+    if (io_read_file(path, &s, &n, &err)) return 0;
+    int has = strstr(s, text) != NULL;
+    free(s);
+    return has;
+}
+
+static void test_refused(void) {
+    char base[1024], out[1100], cmd[8192];
+    snprintf(base, sizeof base, "%s", test_workdir("mpi-refused"));
+    snprintf(out, sizeof out, "%s/odd", base);
+    CHECK(train(out, 2, "--max-steps 2 --batch-size 3") != 0);
+    CHECKF(log_has(out, "--batch-size 3 is not divisible by the 2 ranks"), "see %s.log", out);
+    /* a method not yet checked under data parallel */
+    snprintf(out, sizeof out, "%s/galore", base);
+    CHECK(train(out, 2, "--max-steps 2 --method galore") != 0);
+    CHECKF(log_has(out, "--method galore does not run data parallel yet"), "see %s.log", out);
+    /* rank 1 with another learning rate */
+    snprintf(out, sizeof out, "%s/mismatch", base);
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 %s -np 2 sh -c 'exec %s train --model %s --data %s --out %s "
+             "--quiet --max-steps 2 --lr 1e-$((3 + OMPI_COMM_WORLD_RANK))' > %s.log 2>&1",
+             g_mpirun, getenv("BADAM_CLI"), g_model, g_data, out, out);
+    CHECK(test_system(cmd) != 0);
+    CHECKF(log_has(out, "rank 1 does not run what rank 0 runs") &&
+               log_has(out, "--lr: rank 0 has \"0.001\", rank 1 \"0.0001\""),
+           "the mismatch is not named (%s.log)", out);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Starts `args` on 2 ranks under mpirun, each rank's pid in OUT.pid.RANK; returns mpirun's pid. */
+static pid_t start_ranks(const char *out, const char *args) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 exec %s -np 2 sh -c 'echo $$ > %s.pid.$OMPI_COMM_WORLD_RANK; exec "
+             "%s train --model %s --data %s --out %s --quiet --dtype fp32 --seq-len 48 "
+             "--batch-size 4 %s' > %s.log 2>&1",
+             g_mpirun, out, getenv("BADAM_CLI"), g_model, g_data, out, args, out);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits (up to limit s) for path to exist; 0 when it does. */
+static int wait_file(const char *path, double limit) {
+    for (double t0 = now_s(); now_s() - t0 < limit;) {
+        if (io_is_file(path)) return 0;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static pid_t rank_pid(const char *out, int rank) {
+    char path[1200], *s = NULL;
+    size_t n = 0;
+    badam_error err = {0};
+    snprintf(path, sizeof path, "%s.pid.%d", out, rank);
+    if (wait_file(path, 30) || io_read_file(path, &s, &n, &err)) return -1;
+    pid_t pid = (pid_t)atol(s);
+    free(s);
+    return pid;
+}
+
+/* Waits for mpirun (at most limit s, then kills it); its exit status, -1 when killed here. */
+static int wait_job(pid_t pid, double limit, double *took) {
+    double t0 = now_s();
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (now_s() - t0 > limit) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    *took = now_s() - t0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* SIGSTOP on rank 1: rank 0 names it and the job ends non-zero within the timeout. */
+static void test_stopped_rank(void) {
+    char out[1100];
+    snprintf(out, sizeof out, "%s/run", test_workdir("mpi-sigstop"));
+    pid_t job = start_ranks(out, "--method adam --max-steps 100000 --lr 1e-5 --no-checkpoint "
+                                 "--comm-timeout 3");
+    pid_t r1 = rank_pid(out, 1);
+    char metrics[1200];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", out);
+    /* stopped once training runs (--comm-timeout guards the collectives, not MPI_Init) */
+    CHECK(r1 > 0 && wait_file(metrics, 120) == 0);
+    if (r1 <= 0) return;
+    struct timespec ts = {0, 300000000};
+    nanosleep(&ts, NULL);
+    kill(r1, SIGSTOP);
+    double took = 0;
+    int rc = wait_job(job, 60, &took);
+    kill(r1, SIGKILL); /* if the job left it behind */
+    CHECKF(rc > 0, "the job did not end non-zero (%d) after rank 1 stopped (%s.log)", rc, out);
+    CHECKF(took < 30, "the job took %.1f s to end after rank 1 stopped (timeout 3 s)", took);
+    CHECKF(log_has(out, "lost rank 1"), "rank 0 does not name the lost rank (%s.log)", out);
+    fprintf(stderr, "  SIGSTOP: the job ended with %d %.1f s after the stop\n", rc, took);
+}
+
+/* SIGKILL on rank 1 after a checkpoint: the job ends non-zero; resuming finishes as the
+ * uninterrupted run. */
+static void test_killed_rank(void) {
+    char base[1024], a[1100], b[1100], state[1300], fa[1300], fb[1300];
+    const char *args = "--method badam --switch-every 3 --max-steps 400 --lr 1e-4 --save-every 5";
+    snprintf(base, sizeof base, "%s", test_workdir("mpi-sigkill"));
+    snprintf(a, sizeof a, "%s/uninterrupted", base);
+    snprintf(b, sizeof b, "%s/killed", base);
+    if (train(a, 2, args)) {
+        CHECKF(0, "the uninterrupted run failed (%s.log)", a);
+        return;
+    }
+    pid_t job = start_ranks(b, args);
+    pid_t r1 = rank_pid(b, 1);
+    snprintf(state, sizeof state, "%s/checkpoint/trainer_state.json", b);
+    CHECK(r1 > 0 && wait_file(state, 60) == 0);
+    kill(r1, SIGKILL);
+    double took = 0;
+    int rc = wait_job(job, 60, &took);
+    snprintf(fb, sizeof fb, "%s/model.safetensors", b);
+    if (io_is_file(fb)) {
+        fprintf(stderr, "  SIGKILL: the run ended before the kill; not checked\n");
+        return;
+    }
+    CHECKF(rc > 0 && took < 30, "the job ended with %d, %.1f s after the kill (%s.log)", rc, took,
+           b);
+    CHECKF(log_has(b, "rank 1"), "the lost rank is not named (%s.log)", b);
+    char resumed[512];
+    snprintf(resumed, sizeof resumed, "%s --resume", args);
+    if (train(b, 2, resumed)) {
+        CHECKF(0, "the resumed run failed (%s.log)", b);
+        return;
+    }
+    snprintf(fa, sizeof fa, "%s/model.safetensors", a);
+    check_tensors("killed and resumed", fa, fb);
+}
+
+/* Paused on 2 ranks, resumed on 1: as the uninterrupted 1-process run. */
+static void test_resume_other_world(void) {
+    char base[1024], a[1100], b[1100], fa[1300], fb[1300];
+    const char *args = "--method badam --switch-every 2 --max-steps 8 --lr 1e-4";
+    snprintf(base, sizeof base, "%s", test_workdir("mpi-resume-n"));
+    snprintf(a, sizeof a, "%s/one", base);
+    snprintf(b, sizeof b, "%s/two-then-one", base);
+    char paused[512], resumed[512];
+    snprintf(paused, sizeof paused, "%s --stop-at-step 5", args);
+    snprintf(resumed, sizeof resumed, "%s --resume", args);
+    if (train(a, 1, args) || train(b, 2, paused) || train(b, 1, resumed)) {
+        CHECKF(0, "a run failed (%s.log, %s.log)", a, b);
+        return;
+    }
+    snprintf(fa, sizeof fa, "%s/model.safetensors", a);
+    snprintf(fb, sizeof fb, "%s/model.safetensors", b);
+    check_tensors("paused on 2 ranks, resumed on 1", fa, fb);
+}
+
+int main(void) {
+    if (!getenv("BADAM_CLI")) {
+        fprintf(stderr, "SKIP: BADAM_CLI is not set (run through ctest)\n");
+        return TEST_SKIP_CODE;
+    }
+    const char *mpirun = getenv("BADAM_MPIRUN");
+    if (!badam_comm_mpi_available() || !mpirun || !*mpirun || access(mpirun, X_OK)) {
+        fprintf(stderr, "SKIP: badam was built without MPI or mpirun is missing (apt install "
+                        "libopenmpi-dev openmpi-bin, then rebuild)\n");
+        return TEST_SKIP_CODE;
+    }
+    /* Under the sanitizers: Open MPI's libraries have no frame pointers, so the fast unwinder
+     * stops inside them and LeakSanitizer could not match its suppressions (tests/lsan_mpi.supp,
+     * Open MPI's own allocations) against their frames; the full unwinder can. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    if (asan) {
+        static char opts[2048];
+        snprintf(opts, sizeof opts, "%s%sfast_unwind_on_malloc=0", asan, *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+    }
+    snprintf(g_mpirun, sizeof g_mpirun, "%s %s --oversubscribe --bind-to none", mpirun,
+             geteuid() == 0 ? "--allow-run-as-root" : "");
+    const char *dir = test_workdir("mpi-fixture");
+    snprintf(g_model, sizeof g_model, "%s/model", dir);
+    snprintf(g_data, sizeof g_data, "%s/train.jsonl", dir);
+    /* no q/k/v bias: the gradient of k's bias is zero but for rounding, and Adam would amplify
+     * the rounding of the sums into steps of the full learning rate */
+    llama_config cfg = fixture_config(64, 128, 4, 4, 2, 300, 0, 0, 0);
+    if (fixture_write_model(g_model, &cfg, BADAM_DTYPE_F32, 9, 0.05f) ||
+        fixture_write_tokenized_data(g_data, 32, 8, 40, 300, 10))
+        return 1;
+    RUN_TEST(test_methods);
+    RUN_TEST(test_refused);
+    RUN_TEST(test_resume_other_world);
+    RUN_TEST(test_stopped_rank);
+    RUN_TEST(test_killed_rank);
+    return test_result();
+}
