@@ -8,6 +8,7 @@
 #include "io/files.h"
 #include "io/json_write.h"
 #include "io/safetensors.h"
+#include "model/model_folder.h"
 #include "model/bert_internal.h"
 
 #define PATH_BYTES 4096
@@ -64,12 +65,6 @@ badam_status bert_model_load(const char *dir, badam_dtype dtype, llama_model **o
     return BADAM_OK;
 }
 
-static const char *torch_dtype_name(badam_dtype dtype) {
-    return dtype == BADAM_DTYPE_F32    ? "float32"
-           : dtype == BADAM_DTYPE_BF16 ? "bfloat16"
-                                       : "float16";
-}
-
 /* config.json of a parsed config (no source folder to copy from). */
 static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
     json_t *j = json_object();
@@ -99,7 +94,7 @@ static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
         json_object_set_new(j, "num_labels", json_integer(c->num_labels));
         json_object_set_new(j, "problem_type", json_string("single_label_classification"));
     }
-    json_object_set_new(j, "torch_dtype", json_string(torch_dtype_name(dtype)));
+    json_object_set_new(j, "torch_dtype", json_string(model_torch_dtype_name(dtype)));
     return j;
 }
 
@@ -112,7 +107,7 @@ static badam_status write_config(const llama_model *m, const char *src_dir, cons
         badam_status st = io_read_json(path, &json, err);
         if (st) return st;
         const char *key = json_object_get(json, "dtype") ? "dtype" : "torch_dtype";
-        json_object_set_new(json, key, json_string(torch_dtype_name(m->dtype)));
+        json_object_set_new(json, key, json_string(model_torch_dtype_name(m->dtype)));
     } else {
         json = config_to_json(&m->cfg, m->dtype);
     }
@@ -131,29 +126,9 @@ static const char *const COMPANION_FILES[] = {
 
 badam_status bert_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
                              size_t max_shard_bytes, badam_error *err) {
-    badam_status st = io_make_dir(out_dir, err);
-    if (st) return st;
-    st_entry *entries = calloc((size_t)m->n_params, sizeof *entries);
-    if (!entries) return badam_fail(err, BADAM_E_NOMEM, "save: out of memory");
-    for (int i = 0; i < m->n_params; i++) {
-        const llama_param *p = &m->params[i];
-        entries[i].name = p->name;
-        entries[i].dtype = m->dtype;
-        entries[i].ndim = p->ndim;
-        entries[i].shape[0] = p->shape[0], entries[i].shape[1] = p->shape[1];
-        entries[i].data = p->data;
-    }
-    st = st_write_dir(out_dir, entries, (size_t)m->n_params, max_shard_bytes, err);
-    free(entries);
-    if (!st) st = write_config(m, src_dir, out_dir, err);
-    for (size_t i = 0; !st && src_dir && i < sizeof COMPANION_FILES / sizeof *COMPANION_FILES;
-         i++) {
-        char src[PATH_BYTES], dst[PATH_BYTES];
-        snprintf(src, sizeof src, "%s/%s", src_dir, COMPANION_FILES[i]);
-        snprintf(dst, sizeof dst, "%s/%s", out_dir, COMPANION_FILES[i]);
-        int present = 0;
-        st = io_optional_file(src, &present, err);
-        if (!st && present && strcmp(src, dst)) st = io_copy_file(src, dst, err);
-    }
-    return st;
+    badam_status st = model_write_weights(m, out_dir, max_shard_bytes, err);
+    if (st == BADAM_OK) st = write_config(m, src_dir, out_dir, err);
+    if (!src_dir || st != BADAM_OK) return st;
+    return model_copy_companions(src_dir, out_dir, COMPANION_FILES,
+                                 sizeof COMPANION_FILES / sizeof COMPANION_FILES[0], err);
 }

@@ -7,6 +7,7 @@
 #include "io/files.h"
 #include "io/json_write.h"
 #include "io/safetensors.h"
+#include "model/model_folder.h"
 
 #define PATH_BYTES 4096
 
@@ -85,17 +86,6 @@ badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **
     return BADAM_OK;
 }
 
-static const char *torch_dtype_name(badam_dtype dtype) {
-    switch (dtype) {
-    case BADAM_DTYPE_F32:
-        return "float32";
-    case BADAM_DTYPE_BF16:
-        return "bfloat16";
-    default:
-        return "float16";
-    }
-}
-
 /* config.json written from the parsed config when there is no source folder to copy from. */
 static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
     json_t *j = json_object();
@@ -138,7 +128,7 @@ static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
         for (int i = 0; i < c->n_eos; i++)
             json_array_append_new(eos, json_integer(c->eos_token_ids[i]));
     }
-    json_object_set_new(j, "torch_dtype", json_string(torch_dtype_name(dtype)));
+    json_object_set_new(j, "torch_dtype", json_string(model_torch_dtype_name(dtype)));
     return j;
 }
 
@@ -146,7 +136,7 @@ static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
  * still reads "torch_dtype"), "torch_dtype" (transformers 4), both when both are there, and
  * "torch_dtype" when neither is (every version reads it). */
 static void set_dtype_fields(json_t *json, badam_dtype dtype) {
-    const char *name = torch_dtype_name(dtype);
+    const char *name = model_torch_dtype_name(dtype);
     int has_new = (json_object_get(json, "dtype") != NULL);
     int has_old = (json_object_get(json, "torch_dtype") != NULL);
     if (has_new) json_object_set_new(json, "dtype", json_string(name));
@@ -183,32 +173,9 @@ static const char *const COMPANION_FILES[] = {
 
 badam_status llama_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
                               size_t max_shard_bytes, badam_error *err) {
-    badam_status st = io_make_dir(out_dir, err);
-    if (st != BADAM_OK) return st;
-    st_entry *entries = calloc((size_t)m->n_params, sizeof *entries);
-    if (!entries) return badam_fail(err, BADAM_E_NOMEM, "save: out of memory");
-    for (int i = 0; i < m->n_params; i++) {
-        const llama_param *p = &m->params[i];
-        entries[i].name = p->name;
-        entries[i].dtype = m->dtype;
-        entries[i].ndim = p->ndim;
-        entries[i].shape[0] = p->shape[0];
-        entries[i].shape[1] = p->shape[1];
-        entries[i].data = p->data;
-    }
-    st = st_write_dir(out_dir, entries, (size_t)m->n_params, max_shard_bytes, err);
-    free(entries);
+    badam_status st = model_write_weights(m, out_dir, max_shard_bytes, err);
     if (st == BADAM_OK) st = write_config(m, src_dir, out_dir, err);
     if (!src_dir || st != BADAM_OK) return st;
-    for (size_t i = 0; i < sizeof COMPANION_FILES / sizeof COMPANION_FILES[0]; i++) {
-        char src[PATH_BYTES], dst[PATH_BYTES];
-        snprintf(src, sizeof src, "%s/%s", src_dir, COMPANION_FILES[i]);
-        snprintf(dst, sizeof dst, "%s/%s", out_dir, COMPANION_FILES[i]);
-        int present = 0;
-        if ((st = io_optional_file(src, &present, err))) return st;
-        if (!present || !strcmp(src, dst)) continue;
-        st = io_copy_file(src, dst, err);
-        if (st != BADAM_OK) return st;
-    }
-    return BADAM_OK;
+    return model_copy_companions(src_dir, out_dir, COMPANION_FILES,
+                                 sizeof COMPANION_FILES / sizeof COMPANION_FILES[0], err);
 }

@@ -1,0 +1,24 @@
+/* Writing a model's Hugging Face folder, shared by the Llama-family and encoder savers. */
+#ifndef BADAM_MODEL_MODEL_FOLDER_H
+#define BADAM_MODEL_MODEL_FOLDER_H
+
+#include <stddef.h>
+
+#include "badam/llama.h"
+
+/* The transformers name of a weight dtype: "float32", "bfloat16", else "float16". */
+const char *model_torch_dtype_name(badam_dtype dtype);
+
+/* Creates out_dir (if missing) and writes every parameter of m under its HF name, shape and
+ * m->dtype as safetensors (st_write_dir: shards of at most max_shard_bytes, with an index when
+ * there is more than one). Errors: BADAM_E_NOMEM, and those of io_make_dir / st_write_dir. */
+badam_status model_write_weights(const llama_model *m, const char *out_dir, size_t max_shard_bytes,
+                                 badam_error *err);
+
+/* Copies each of the n file names present in src_dir to out_dir, in order; a missing one is
+ * skipped, and so is one whose source and destination paths are the same text. Stops at the
+ * first error (io_optional_file / io_copy_file). */
+badam_status model_copy_companions(const char *src_dir, const char *out_dir,
+                                   const char *const *files, size_t n, badam_error *err);
+
+#endif
