@@ -409,14 +409,7 @@ static void test_tiny_random_bert(void) {
 }
 
 int main(void) {
-    if (!test_have_torch()) {
-        fprintf(stderr, "SKIP: /usr/bin/python3 cannot import torch (apt install python3-torch)\n");
-        return TEST_SKIP_CODE;
-    }
-    if (!test_source_path("tests/ref")) {
-        fprintf(stderr, "SKIP: BADAM_SOURCE_DIR is not set\n");
-        return TEST_SKIP_CODE;
-    }
+    if (!ref_can_run()) return TEST_SKIP_CODE;
     RUN_TEST(test_bert_pairs_pad);
     RUN_TEST(test_roberta_pad);
     RUN_TEST(test_bert_choice);

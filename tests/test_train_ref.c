@@ -11,6 +11,7 @@
 #include "badam/optim.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
+#include "ref_compare.h"
 
 static char g_fixture[1024], g_model[1024];
 
@@ -91,41 +92,6 @@ static int write_ref_config(const run_spec *s, const char *path, int *order_out,
  * is all zeros or tiny in the reference. */
 #define PARAM_ATOL 1e-7
 
-/* Every tensor of `ours` against `ref`: the worst test_close ratio (|a - b| over atol + rtol *
- * max|b| of the tensor; <= 1 is within tolerance). */
-static double compare_files(const char *ours_path, const char *ref_path, const char *what,
-                            double atol, double rtol, size_t *n_compared) {
-    badam_error err = {0};
-    st_file *a = NULL, *b = NULL;
-    double worst = INFINITY;
-    if (st_open(ours_path, &a, &err) || st_open(ref_path, &b, &err)) {
-        fprintf(stderr, "%s: %s\n", what, err.message);
-        st_close(a);
-        return worst;
-    }
-    worst = 0;
-    *n_compared = 0;
-    for (size_t i = 0; i < b->n_tensors; i++) {
-        const st_tensor *r = &b->tensors[i], *o = st_find(a, r->name);
-        if (!o || o->numel != r->numel) {
-            fprintf(stderr, "%s: tensor %s missing or resized in ours\n", what, r->name);
-            worst = INFINITY;
-            continue;
-        }
-        float *x = malloc(sizeof(float) * r->numel), *y = malloc(sizeof(float) * r->numel);
-        badam_convert(x, BADAM_DTYPE_F32, o->data, o->dtype, o->numel);
-        badam_convert(y, BADAM_DTYPE_F32, r->data, r->dtype, r->numel);
-        double e = test_close(x, y, r->numel, atol, rtol).ratio;
-        if (!(e <= worst)) worst = e;
-        (*n_compared)++;
-        free(x);
-        free(y);
-    }
-    st_close(a);
-    st_close(b);
-    return worst;
-}
-
 static void check_run(const run_spec *s) {
     char dir[1024], cmd[8192], cfg[2048];
     snprintf(dir, sizeof dir, "%s", test_workdir(s->name));
@@ -183,7 +149,7 @@ static void check_run(const run_spec *s) {
         snprintf(ours, sizeof ours, "%s/ours/adapter/adapter_model.safetensors", dir);
         snprintf(ref, sizeof ref, "%s/ref/adapter_model.safetensors", dir);
     }
-    double e = compare_files(ours, ref, s->name, PARAM_ATOL, s->tol, &n);
+    double e = ref_compare_files(ours, ref, s->name, PARAM_ATOL, s->tol, &n);
     fprintf(stderr,
             "  %-22s %zu tensors, worst |ours - ref| / (atol %.0e + rtol %.0e * max|ref|) = %.3g\n",
             s->name, n, PARAM_ATOL, s->tol, e);
@@ -198,7 +164,7 @@ static void check_run(const run_spec *s) {
         snprintf(start, sizeof start, "%s/model.safetensors", g_model);
     /* ratio > 1: some tensor moved by more than min_move * its largest start value */
     double min_move = s->min_move > 0 ? s->min_move : 10 * s->tol;
-    double moved = compare_files(ours, start, s->name, 0, min_move, &n);
+    double moved = ref_compare_files(ours, start, s->name, 0, min_move, &n);
     CHECKF(moved > 1.0, "%s: parameters moved only %.3g x %.3g of their scale from the start",
            s->name, moved, min_move);
 }

@@ -11,6 +11,7 @@
 #include "badam/optim.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
+#include "ref_compare.h"
 
 static char g_fixture[1024], g_model[1024];
 
@@ -18,34 +19,6 @@ static int run(const char *cmd) {
     int rc = test_system(cmd);
     if (rc != 0) fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
     return rc;
-}
-
-/* The worst test_close ratio of every tensor of ref against ours (<= 1: within tolerance). */
-static double compare_files(const char *ours_path, const char *ref_path, double atol, double rtol) {
-    badam_error err = {0};
-    st_file *a = NULL, *b = NULL;
-    if (st_open(ours_path, &a, &err) || st_open(ref_path, &b, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        st_close(a);
-        return INFINITY;
-    }
-    double worst = 0;
-    for (size_t i = 0; i < b->n_tensors; i++) {
-        const st_tensor *r = &b->tensors[i], *o = st_find(a, r->name);
-        if (!o || o->numel != r->numel) {
-            worst = INFINITY;
-            continue;
-        }
-        float *x = malloc(sizeof(float) * r->numel), *y = malloc(sizeof(float) * r->numel);
-        badam_convert(x, BADAM_DTYPE_F32, o->data, o->dtype, o->numel);
-        badam_convert(y, BADAM_DTYPE_F32, r->data, r->dtype, r->numel);
-        double e = test_close(x, y, r->numel, atol, rtol).ratio;
-        if (!(e <= worst)) worst = e;
-        free(x), free(y);
-    }
-    st_close(a);
-    st_close(b);
-    return worst;
 }
 
 /* config for the reference: the options both sides use, and our parameter table's names */
@@ -111,8 +84,8 @@ static void check(const char *name, const char *method, const char *json, const 
         snprintf(ref, sizeof ref, "%s/ref/adapter_model.safetensors", dir);
         snprintf(start, sizeof start, "%s/adapter_model.safetensors", adapter);
     }
-    double e = compare_files(ours, ref, 1e-7, 1e-5);
-    double moved = compare_files(ours, start, 0, 1e-4);
+    double e = ref_compare_files(ours, ref, name, 1e-7, 1e-5, NULL);
+    double moved = ref_compare_files(ours, start, name, 0, 1e-4, NULL);
     fprintf(stderr,
             "  %-18s worst |ours - ref| / (1e-7 + 1e-5 max|ref|) = %.3g; moved %.3g x 1e-4\n", name,
             e, moved);

@@ -13,21 +13,6 @@
 
 #define PATH_BYTES 4096
 
-static badam_status load_tensor(const llama_param *p, badam_dtype dtype, const st_tensor *t,
-                                const char *path, badam_error *err) {
-    int same = t->ndim == p->ndim;
-    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
-    if (!same)
-        return badam_fail(err, BADAM_E_SHAPE,
-                          "%s: tensor '%s' has %d dims [%lld, %lld] but config.json implies "
-                          "[%lld%s%lld]",
-                          path, p->name, t->ndim, (long long)t->shape[0],
-                          (long long)(t->ndim > 1 ? t->shape[1] : 0), (long long)p->shape[0],
-                          p->ndim > 1 ? ", " : "", (long long)(p->ndim > 1 ? p->shape[1] : 0));
-    badam_convert(p->data, dtype, t->data, t->dtype, p->numel);
-    return BADAM_OK;
-}
-
 badam_status bert_model_load(const char *dir, badam_dtype dtype, llama_model **out,
                              badam_error *err) {
     *out = NULL;
@@ -40,22 +25,7 @@ badam_status bert_model_load(const char *dir, badam_dtype dtype, llama_model **o
     if ((st = st_set_open_dir(dir, &set, err))) return st;
     llama_model *m = NULL;
     st = bert_model_create(&cfg, dtype, &m, err);
-    for (int i = 0; !st && i < m->n_params; i++) {
-        const st_file *file = NULL;
-        const st_tensor *t = st_set_find(set, m->params[i].name, &file);
-        if (!t) {
-            st = badam_fail(err, BADAM_E_SHAPE, "%s: tensor '%s' is missing", dir,
-                            m->params[i].name);
-        } else {
-            st = load_tensor(&m->params[i], dtype, t, file->path, err);
-            st_tensor_release(t);
-        }
-    }
-    for (size_t i = 0; !st && i < set->n_index; i++)
-        if (llama_find_param(m, set->index[i]->name) < 0)
-            st = badam_fail(err, BADAM_E_SHAPE,
-                            "%s: unexpected tensor '%s' (not a parameter of this %s config)",
-                            set->index_file[i]->path, set->index[i]->name, cfg.model_type);
+    if (!st) st = model_load_weights(m, set, dir, NULL, err);
     st_set_close(set);
     if (st) {
         llama_model_free(m);

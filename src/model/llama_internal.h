@@ -227,6 +227,10 @@ int llama_plan_first_flagged(const llama_model *m, const llama_grad_plan *plan,
 /* BADAM_E_INVALID unless 0 <= plan->lowest_input_grad_layer <= n_layers. */
 badam_status llama_plan_check_range(const llama_model *m, const llama_grad_plan *plan,
                                     badam_error *err);
+/* BADAM_E_INVALID unless grads (may be NULL) holds a buffer for exactly the parameters
+ * plan->need_grad flags. */
+badam_status llama_plan_check_buffers(const llama_model *m, const llama_grad_plan *plan,
+                                      float **grads, badam_error *err);
 
 /* Weight storage for a described model of either architecture (llama_model_describe,
  * bert_model_describe): one BADAM_MEM_WEIGHTS block of sum over params of

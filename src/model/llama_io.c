@@ -11,14 +11,6 @@
 
 #define PATH_BYTES 4096
 
-static void shape_text(char *buf, size_t size, int ndim, const int64_t *shape) {
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int d = 0; d < ndim && used < size; d++)
-        used +=
-            (size_t)snprintf(buf + used, size - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
-    if (used < size) snprintf(buf + used, size - used, "]");
-}
-
 /* Tensors a checkpoint may carry that are not parameters and that we may safely ignore. */
 static int ignorable_tensor(const llama_model *m, const char *name) {
     size_t n = strlen(name);
@@ -26,22 +18,6 @@ static int ignorable_tensor(const llama_model *m, const char *name) {
     if (n > strlen(rotary) && !strcmp(name + n - strlen(rotary), rotary)) return 1;
     /* Tied models sometimes also store the head; HF ties it to the embedding on load. */
     return m->cfg.tie_word_embeddings && !strcmp(name, "lm_head.weight");
-}
-
-static badam_status load_tensor(llama_param *p, badam_dtype dtype, const st_tensor *t,
-                                const st_file *file, badam_error *err) {
-    int same = t->ndim == p->ndim;
-    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
-    if (!same) {
-        char got[128], want[128];
-        shape_text(got, sizeof got, t->ndim, t->shape);
-        shape_text(want, sizeof want, p->ndim, p->shape);
-        return badam_fail(err, BADAM_E_SHAPE,
-                          "%s: tensor '%s' has shape %s but config.json implies %s", file->path,
-                          p->name, got, want);
-    }
-    badam_convert(p->data, dtype, t->data, t->dtype, p->numel);
-    return BADAM_OK;
 }
 
 badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **out,
@@ -57,26 +33,7 @@ badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **
     if (st != BADAM_OK) return st;
     llama_model *m = NULL;
     st = llama_model_create(&cfg, dtype, &m, err);
-    for (int i = 0; st == BADAM_OK && i < m->n_params; i++) {
-        const st_file *file = NULL;
-        const st_tensor *t = st_set_find(set, m->params[i].name, &file);
-        if (!t) {
-            char want[128];
-            shape_text(want, sizeof want, m->params[i].ndim, m->params[i].shape);
-            st = badam_fail(err, BADAM_E_SHAPE, "%s: tensor '%s' (shape %s) is missing", dir,
-                            m->params[i].name, want);
-        } else {
-            st = load_tensor(&m->params[i], dtype, t, file, err);
-            st_tensor_release(t);
-        }
-    }
-    for (size_t i = 0; st == BADAM_OK && i < set->n_index; i++) {
-        const char *name = set->index[i]->name;
-        if (llama_find_param(m, name) < 0 && !ignorable_tensor(m, name))
-            st = badam_fail(err, BADAM_E_SHAPE,
-                            "%s: unexpected tensor '%s' (not a parameter of this %s config)",
-                            set->index_file[i]->path, name, cfg.model_type);
-    }
+    if (st == BADAM_OK) st = model_load_weights(m, set, dir, ignorable_tensor, err);
     st_set_close(set);
     if (st != BADAM_OK) {
         llama_model_free(m);

@@ -74,6 +74,17 @@ badam_status llama_plan_check_range(const llama_model *m, const llama_grad_plan 
     return BADAM_OK;
 }
 
+badam_status llama_plan_check_buffers(const llama_model *m, const llama_grad_plan *plan,
+                                      float **grads, badam_error *err) {
+    for (int i = 0; i < m->n_params; i++)
+        if (!plan->need_grad[i] != !(grads && grads[i]))
+            return badam_fail(err, BADAM_E_INVALID,
+                              "gradient plan: '%s' is %sflagged but its gradient buffer is %s",
+                              m->params[i].name, plan->need_grad[i] ? "" : "not ",
+                              grads && grads[i] ? "given" : "missing");
+    return BADAM_OK;
+}
+
 void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, int train_adapters,
                           llama_grad_plan *plan) {
     llama_plan_fill(m, need_grad, train_adapters, need_grad[m->embed], layer_flagged, plan);

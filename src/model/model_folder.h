@@ -5,6 +5,17 @@
 #include <stddef.h>
 
 #include "badam/llama.h"
+#include "io/safetensors.h"
+
+/* Tensors of a folder that are not parameters of m and may be ignored (NULL: none may). */
+typedef int (*model_ignorable_fn)(const llama_model *m, const char *name);
+
+/* Fills every parameter of m (already created, storage in m->dtype) from the tensor of the same
+ * HF name in set, converted to m->dtype. Errors (BADAM_E_SHAPE, naming the folder or file and
+ * the tensor): a parameter missing from set, a tensor whose shape is not the parameter's, a
+ * tensor of set that is neither a parameter nor ignorable. */
+badam_status model_load_weights(llama_model *m, const st_set *set, const char *dir,
+                                model_ignorable_fn ignorable, badam_error *err);
 
 /* The transformers name of a weight dtype: "float32", "bfloat16", else "float16". */
 const char *model_torch_dtype_name(badam_dtype dtype);

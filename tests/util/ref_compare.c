@@ -1,9 +1,23 @@
 /* Helpers of the PyTorch reference tests (ref_compare.h). */
 #include "ref_compare.h"
 
+#include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "testutil.h"
+
+int ref_can_run(void) {
+    if (!test_have_torch()) {
+        fprintf(stderr, "SKIP: /usr/bin/python3 cannot import torch (apt install python3-torch)\n");
+        return 0;
+    }
+    if (!test_source_path("tests/ref")) {
+        fprintf(stderr, "SKIP: BADAM_SOURCE_DIR is not set\n");
+        return 0;
+    }
+    return 1;
+}
 
 int ref_read_int_rows(const json_t *rows, int32_t **out, int *B, int *T) {
     *B = (int)json_array_size(rows);
@@ -28,4 +42,38 @@ void ref_compare(const char *name, const char *what, const float *ours, const st
     CHECKF(ref->numel == n, "%s: %s size %zu vs reference %zu", name, what, n, ref->numel);
     if (ref->numel == n)
         CHECK_CLOSE(ours, ref->data, n, atol, rtol, "%s: %s vs PyTorch", name, what);
+}
+
+double ref_compare_files(const char *ours_path, const char *ref_path, const char *what, double atol,
+                         double rtol, size_t *n_compared) {
+    badam_error err = {0};
+    st_file *a = NULL, *b = NULL;
+    double worst = INFINITY;
+    if (st_open(ours_path, &a, &err) || st_open(ref_path, &b, &err)) {
+        fprintf(stderr, "%s: %s\n", what, err.message);
+        st_close(a);
+        return worst;
+    }
+    worst = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_tensors; i++) {
+        const st_tensor *r = &b->tensors[i], *o = st_find(a, r->name);
+        if (!o || o->numel != r->numel) {
+            fprintf(stderr, "%s: tensor %s missing or resized in ours\n", what, r->name);
+            worst = INFINITY;
+            continue;
+        }
+        float *x = malloc(sizeof(float) * r->numel), *y = malloc(sizeof(float) * r->numel);
+        badam_convert(x, BADAM_DTYPE_F32, o->data, o->dtype, o->numel);
+        badam_convert(y, BADAM_DTYPE_F32, r->data, r->dtype, r->numel);
+        double e = test_close(x, y, r->numel, atol, rtol).ratio;
+        if (!(e <= worst)) worst = e;
+        n++;
+        free(x);
+        free(y);
+    }
+    st_close(a);
+    st_close(b);
+    if (n_compared) *n_compared = n;
+    return worst;
 }
