@@ -27,12 +27,6 @@ typedef struct run_spec {
     double min_move; /* 0: 10 x tol */
 } run_spec;
 
-static int run(const char *cmd) {
-    int rc = test_system(cmd);
-    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-    return rc;
-}
-
 /* The reference's block list: one list of HF names per layer, and the visit order. */
 static int write_ref_config(const run_spec *s, const char *path, int *order_out, int n_visits) {
     badam_error err = {0};
@@ -113,7 +107,7 @@ static void check_run(const run_spec *s) {
                  "/usr/bin/python3 %s/make_train_fixture.py --adapter %s --model %s --rank 4 "
                  "--alpha 8 --seed 3%s",
                  src, adapter, g_model, bottleneck ? " --bottleneck 8" : "");
-        if (run(cmd)) {
+        if (ref_run(cmd)) {
             CHECKF(0, "%s: adapter fixture failed", s->name);
             return;
         }
@@ -122,7 +116,7 @@ static void check_run(const run_spec *s) {
              "/usr/bin/python3 %s/train_ref.py --model %s --data %s/train.jsonl --config %s "
              "--out %s/ref %s%s > %s/ref.log 2>&1",
              src, g_model, g_fixture, cfg, dir, lora ? "--init-adapter " : "", adapter, dir);
-    if (run(cmd)) {
+    if (ref_run(cmd)) {
         CHECKF(0, "%s: train_ref.py failed (see %s/ref.log)", s->name, dir);
         return;
     }
@@ -137,7 +131,7 @@ static void check_run(const run_spec *s) {
              !strcmp(s->dtype, "bfloat16") ? "bf16" : "fp32", s->lr, s->eps, s->wd, s->schedule,
              s->warmup, s->clip, s->accum, s->steps, s->K, s->order ? s->order : "ascending",
              lora ? "--init-adapter " : "", adapter, s->extra_cli ? s->extra_cli : "", dir);
-    if (run(cmd)) {
+    if (ref_run(cmd)) {
         CHECKF(0, "%s: badam train failed (see %s/ours.log)", s->name, dir);
         return;
     }
@@ -170,15 +164,9 @@ static void check_run(const run_spec *s) {
 }
 
 static void setup(void) {
-    snprintf(g_model, sizeof g_model, "%s/model", test_workdir("train-ref-model"));
-    snprintf(g_fixture, sizeof g_fixture, "%s", test_workdir("train-ref-data"));
-    char cmd[8192];
-    const char *src = test_source_path("tests/ref");
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/make_tiny_model.py --out %s --preset untied_pad_llama3 && "
-             "/usr/bin/python3 %s/make_train_fixture.py --out %s --n 24 --model %s --seed 5",
-             src, g_model, src, g_fixture, g_model);
-    if (run(cmd)) test_failures++;
+    if (ref_make_train_fixture("train-ref-model", "train-ref-data", g_model, sizeof g_model,
+                               g_fixture, sizeof g_fixture))
+        test_failures++;
 }
 
 static void test_badam_orders(void) {

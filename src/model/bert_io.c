@@ -68,23 +68,11 @@ static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
     return j;
 }
 
-static badam_status write_config(const llama_model *m, const char *src_dir, const char *out_dir,
-                                 badam_error *err) {
-    char path[PATH_BYTES];
-    json_t *json = NULL;
-    if (src_dir) {
-        snprintf(path, sizeof path, "%s/config.json", src_dir);
-        badam_status st = io_read_json(path, &json, err);
-        if (st) return st;
-        const char *key = json_object_get(json, "dtype") ? "dtype" : "torch_dtype";
-        json_object_set_new(json, key, json_string(model_torch_dtype_name(m->dtype)));
-    } else {
-        json = config_to_json(&m->cfg, m->dtype);
-    }
-    snprintf(path, sizeof path, "%s/config.json", out_dir);
-    badam_status st = io_json_write_file(path, json, 2, err);
-    json_decref(json);
-    return st;
+/* The weights' dtype under the key the source config uses: "dtype" when it has one
+ * (transformers 5), else "torch_dtype". */
+static void set_dtype_field(json_t *json, badam_dtype dtype) {
+    const char *key = json_object_get(json, "dtype") ? "dtype" : "torch_dtype";
+    json_object_set_new(json, key, json_string(model_torch_dtype_name(dtype)));
 }
 
 /* Files of an encoder folder that travel with the weights unchanged (WordPiece vocab.txt, BPE
@@ -97,7 +85,8 @@ static const char *const COMPANION_FILES[] = {
 badam_status bert_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
                              size_t max_shard_bytes, badam_error *err) {
     badam_status st = model_write_weights(m, out_dir, max_shard_bytes, err);
-    if (st == BADAM_OK) st = write_config(m, src_dir, out_dir, err);
+    if (st == BADAM_OK)
+        st = model_write_config(m, src_dir, out_dir, config_to_json, set_dtype_field, err);
     if (!src_dir || st != BADAM_OK) return st;
     return model_copy_companions(src_dir, out_dir, COMPANION_FILES,
                                  sizeof COMPANION_FILES / sizeof COMPANION_FILES[0], err);

@@ -103,24 +103,6 @@ static void set_dtype_fields(json_t *json, badam_dtype dtype) {
         json_object_set_new(json, "torch_dtype", json_string(name));
 }
 
-static badam_status write_config(const llama_model *m, const char *src_dir, const char *out_dir,
-                                 badam_error *err) {
-    char path[PATH_BYTES];
-    json_t *json = NULL;
-    if (src_dir) {
-        snprintf(path, sizeof path, "%s/config.json", src_dir);
-        badam_status st = io_read_json(path, &json, err);
-        if (st != BADAM_OK) return st;
-        set_dtype_fields(json, m->dtype);
-    } else {
-        json = config_to_json(&m->cfg, m->dtype);
-    }
-    snprintf(path, sizeof path, "%s/config.json", out_dir);
-    badam_status st = io_json_write_file(path, json, 2, err);
-    json_decref(json);
-    return st;
-}
-
 /* Files of a HF folder that travel with the weights unchanged. */
 static const char *const COMPANION_FILES[] = {
     "tokenizer.json",  "tokenizer_config.json",  "special_tokens_map.json",
@@ -131,7 +113,8 @@ static const char *const COMPANION_FILES[] = {
 badam_status llama_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
                               size_t max_shard_bytes, badam_error *err) {
     badam_status st = model_write_weights(m, out_dir, max_shard_bytes, err);
-    if (st == BADAM_OK) st = write_config(m, src_dir, out_dir, err);
+    if (st == BADAM_OK)
+        st = model_write_config(m, src_dir, out_dir, config_to_json, set_dtype_fields, err);
     if (!src_dir || st != BADAM_OK) return st;
     return model_copy_companions(src_dir, out_dir, COMPANION_FILES,
                                  sizeof COMPANION_FILES / sizeof COMPANION_FILES[0], err);

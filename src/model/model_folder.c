@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "io/files.h"
+#include "io/json_write.h"
 #include "io/safetensors.h"
 
 #define PATH_BYTES 4096
@@ -69,6 +70,25 @@ const char *model_torch_dtype_name(badam_dtype dtype) {
     default:
         return "float16";
     }
+}
+
+badam_status model_write_config(const llama_model *m, const char *src_dir, const char *out_dir,
+                                model_config_json_fn fresh, model_set_dtype_fn set_dtype,
+                                badam_error *err) {
+    char path[PATH_BYTES];
+    json_t *json = NULL;
+    if (src_dir) {
+        snprintf(path, sizeof path, "%s/config.json", src_dir);
+        badam_status st = io_read_json(path, &json, err);
+        if (st != BADAM_OK) return st;
+        set_dtype(json, m->dtype);
+    } else {
+        json = fresh(&m->cfg, m->dtype);
+    }
+    snprintf(path, sizeof path, "%s/config.json", out_dir);
+    badam_status st = io_json_write_file(path, json, 2, err);
+    json_decref(json);
+    return st;
 }
 
 badam_status model_write_weights(const llama_model *m, const char *out_dir, size_t max_shard_bytes,

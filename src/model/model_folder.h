@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "badam/llama.h"
 #include "io/safetensors.h"
 
@@ -19,6 +21,15 @@ badam_status model_load_weights(llama_model *m, const st_set *set, const char *d
 
 /* The transformers name of a weight dtype: "float32", "bfloat16", else "float16". */
 const char *model_torch_dtype_name(badam_dtype dtype);
+
+/* Writes out_dir/config.json: with src_dir, src_dir/config.json as it is but for the weights'
+ * dtype, which set_dtype(json, m->dtype) records; without, fresh(&m->cfg, m->dtype). Errors:
+ * those of reading and writing the files. */
+typedef json_t *(*model_config_json_fn)(const llama_config *cfg, badam_dtype dtype);
+typedef void (*model_set_dtype_fn)(json_t *config, badam_dtype dtype);
+badam_status model_write_config(const llama_model *m, const char *src_dir, const char *out_dir,
+                                model_config_json_fn fresh, model_set_dtype_fn set_dtype,
+                                badam_error *err);
 
 /* Creates out_dir (if missing) and writes every parameter of m under its HF name, shape and
  * m->dtype as safetensors (st_write_dir: shards of at most max_shard_bytes, with an index when

@@ -77,3 +77,22 @@ double ref_compare_files(const char *ours_path, const char *ref_path, const char
     if (n_compared) *n_compared = n;
     return worst;
 }
+
+int ref_run(const char *cmd) {
+    int rc = test_system(cmd);
+    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+    return rc;
+}
+
+int ref_make_train_fixture(const char *model_work, const char *data_work, char *model,
+                           size_t model_size, char *fixture, size_t fixture_size) {
+    snprintf(model, model_size, "%s/model", test_workdir(model_work));
+    snprintf(fixture, fixture_size, "%s", test_workdir(data_work));
+    char cmd[8192];
+    const char *src = test_source_path("tests/ref");
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/make_tiny_model.py --out %s --preset untied_pad_llama3 && "
+             "/usr/bin/python3 %s/make_train_fixture.py --out %s --n 24 --model %s --seed 5",
+             src, model, src, fixture, model);
+    return ref_run(cmd);
+}

@@ -33,4 +33,14 @@ void ref_compare(const char *name, const char *what, const float *ours, const st
 double ref_compare_files(const char *ours_path, const char *ref_path, const char *what, double atol,
                          double rtol, size_t *n_compared);
 
+/* Runs cmd through the shell (test_system); a nonzero status is said on stderr and returned. */
+int ref_run(const char *cmd);
+
+/* The training references' inputs: the untied_pad_llama3 tiny model (make_tiny_model.py) in
+ * WORK(model_work)/model and its 24-example fixture (make_train_fixture.py, seed 5) in
+ * WORK(data_work); their paths go to model and fixture (NUL-terminated, truncated to the sizes).
+ * Returns the commands' status (0: written). */
+int ref_make_train_fixture(const char *model_work, const char *data_work, char *model,
+                           size_t model_size, char *fixture, size_t fixture_size);
+
 #endif
