@@ -18,6 +18,7 @@
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
+#include "ref_compare.h"
 
 /* Agreement with the float64 reference: |ours - ref| <= ATOL + RTOL * max|ref| per tensor. */
 #define RTOL 1e-4
@@ -29,30 +30,17 @@ typedef struct enc_batch {
     uint8_t *mask;
 } enc_batch;
 
-static int read_rows(const json_t *rows, int32_t **out, int *B, int *T) {
-    *B = (int)json_array_size(rows);
-    *T = *B ? (int)json_array_size(json_array_get(rows, 0)) : 0;
-    *out = malloc(sizeof(int32_t) * (size_t)(*B) * (*T) + 4);
-    int i = 0;
-    const json_t *row, *v;
-    size_t r, c;
-    json_array_foreach(rows, r, row) {
-        if ((int)json_array_size(row) != *T) return -1;
-        json_array_foreach(row, c, v)(*out)[i++] = (int32_t)json_number_value(v);
-    }
-    return 0;
-}
-
 static int load_batch(const char *path, enc_batch *b) {
     memset(b, 0, sizeof *b);
     json_t *json = NULL;
     badam_error err = {0};
     if (io_read_json(path, &json, &err)) return -1;
-    int B2, T2, rc = read_rows(json_object_get(json, "input_ids"), &b->tokens, &b->B, &b->T);
+    int B2, T2,
+        rc = ref_read_int_rows(json_object_get(json, "input_ids"), &b->tokens, &b->B, &b->T);
     int32_t *mask = NULL;
-    rc = rc || read_rows(json_object_get(json, "attention_mask"), &mask, &B2, &T2);
+    rc = rc || ref_read_int_rows(json_object_get(json, "attention_mask"), &mask, &B2, &T2);
     if (!rc && json_object_get(json, "token_type_ids"))
-        rc = read_rows(json_object_get(json, "token_type_ids"), &b->types, &B2, &T2);
+        rc = ref_read_int_rows(json_object_get(json, "token_type_ids"), &b->types, &B2, &T2);
     const json_t *labels = json_object_get(json, "labels"), *v;
     b->rows = (int)json_array_size(labels);
     b->labels = malloc(sizeof(int32_t) * (size_t)b->rows + 4);
@@ -76,17 +64,6 @@ static llama_batch model_batch(const enc_batch *b) {
     lb.target_kind = b->n_choices ? MODEL_TARGETS_CHOICE : MODEL_TARGETS_SEQUENCE;
     lb.n_choices = b->n_choices;
     return lb;
-}
-
-static void compare(const char *name, const char *what, const float *ours, const st_tensor *ref,
-                    size_t n, double atol, double rtol) {
-    if (!ref) {
-        CHECKF(0, "%s: reference has no '%s'", name, what);
-        return;
-    }
-    CHECKF(ref->numel == n, "%s: %s size %zu vs reference %zu", name, what, n, ref->numel);
-    if (ref->numel == n)
-        CHECK_CLOSE(ours, ref->data, n, atol, rtol, "%s: %s vs PyTorch", name, what);
 }
 
 /* Forward + backward under the plan of `flags`; grads (all allocated) zeroed first, the flagged
@@ -127,7 +104,7 @@ static void check_model(const char *name, const char *dir, const enc_batch *bd, 
     size_t nlog = (size_t)bd->B * m->cfg.num_labels;
     float *logits = malloc(sizeof(float) * nlog);
     CHECK_OK(bert_forward_logits(m, ws, &b, logits, &err), &err);
-    compare(name, "logits", logits, st_find(ref, "logits"), nlog, ATOL, RTOL);
+    ref_compare(name, "logits", logits, st_find(ref, "logits"), nlog, ATOL, RTOL);
 
     int P = m->n_params, L = m->cfg.n_layers;
     uint8_t *flags = malloc((size_t)P);
@@ -143,11 +120,11 @@ static void check_model(const char *name, const char *dir, const enc_batch *bd, 
             CHECK(llama_workspace_counters(ws).gemm_flops ==
                   a->gemm_flops(m, &plan, bd->B, bd->T, 0));
         snprintf(what, sizeof what, "loss (recompute %d)", recompute);
-        compare(name, what, &loss, st_find(ref, "loss"), 1, ATOL, RTOL);
+        ref_compare(name, what, &loss, st_find(ref, "loss"), 1, ATOL, RTOL);
         for (int i = 0; i < P; i++) {
             snprintf(what, sizeof what, "grad.%s (recompute %d)", m->params[i].name, recompute);
             snprintf(key, sizeof key, "grad.%s", m->params[i].name);
-            compare(name, what, grads[i], st_find(ref, key), m->params[i].numel, ATOL, RTOL);
+            ref_compare(name, what, grads[i], st_find(ref, key), m->params[i].numel, ATOL, RTOL);
         }
     }
     /* BAdam's block plan: the last layer and the head only */
@@ -157,11 +134,11 @@ static void check_model(const char *name, const char *dir, const enc_batch *bd, 
     loss = (float)train_step(a, m, ws, &b, flags, grads, &plan, 0);
     CHECK(plan.lowest_input_grad_layer == L);
     CHECK(llama_workspace_counters(ws).gemm_flops == a->gemm_flops(m, &plan, bd->B, bd->T, 0));
-    compare(name, "loss (block plan)", &loss, st_find(ref, "loss"), 1, ATOL, RTOL);
+    ref_compare(name, "loss (block plan)", &loss, st_find(ref, "loss"), 1, ATOL, RTOL);
     for (int i = 0; i < P; i++) {
         if (!flags[i]) continue;
         snprintf(what, sizeof what, "grad.%s", m->params[i].name);
-        compare(name, what, grads[i], st_find(ref, what), m->params[i].numel, ATOL, RTOL);
+        ref_compare(name, what, grads[i], st_find(ref, what), m->params[i].numel, ATOL, RTOL);
     }
     fixture_grads_free(m, grads);
     free(flags);
@@ -187,7 +164,7 @@ static void check_bf16_and_save(const char *name, const char *dir, const char *w
     int n = 0;
     CHECK_OK(a->forward(m, ws, &b, NULL, 0.0f, NULL, &sum, &n, &err), &err);
     float loss = (float)(sum / n);
-    compare(name, "loss (bf16 weights)", &loss, st_find(ref, "loss"), 1, 1e-3, 2e-2);
+    ref_compare(name, "loss (bf16 weights)", &loss, st_find(ref, "loss"), 1, 1e-3, 2e-2);
     a->workspace_free(ws);
     a->free(m);
 
@@ -432,14 +409,7 @@ static void test_tiny_random_bert(void) {
 }
 
 int main(void) {
-    if (!test_have_torch()) {
-        fprintf(stderr, "SKIP: /usr/bin/python3 cannot import torch (apt install python3-torch)\n");
-        return TEST_SKIP_CODE;
-    }
-    if (!test_source_path("tests/ref")) {
-        fprintf(stderr, "SKIP: BADAM_SOURCE_DIR is not set\n");
-        return TEST_SKIP_CODE;
-    }
+    if (!ref_can_run()) return TEST_SKIP_CODE;
     RUN_TEST(test_bert_pairs_pad);
     RUN_TEST(test_roberta_pad);
     RUN_TEST(test_bert_choice);

@@ -10,6 +10,7 @@
 #include "io/json_write.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
+#include "ref_compare.h"
 
 /* Agreement with the PyTorch float64 reference: |ours - ref| <= ATOL + RTOL * max|ref| per
  * tensor. */
@@ -21,20 +22,6 @@ typedef struct batch_data {
     int32_t *tokens, *targets;
 } batch_data;
 
-static int read_matrix(const json_t *rows, int32_t **out, int *B, int *T) {
-    *B = (int)json_array_size(rows);
-    *T = *B ? (int)json_array_size(json_array_get(rows, 0)) : 0;
-    *out = malloc(sizeof(int32_t) * (size_t)(*B) * (*T));
-    int i = 0;
-    const json_t *row, *v;
-    size_t r, c;
-    json_array_foreach(rows, r, row) {
-        if ((int)json_array_size(row) != *T) return -1;
-        json_array_foreach(row, c, v)(*out)[i++] = (int32_t)json_number_value(v);
-    }
-    return 0;
-}
-
 static int load_batch(const char *path, batch_data *b) {
     json_t *json = NULL;
     badam_error err = {0};
@@ -43,22 +30,11 @@ static int load_batch(const char *path, batch_data *b) {
         return -1;
     }
     int B2, T2;
-    int rc = read_matrix(json_object_get(json, "input_ids"), &b->tokens, &b->B, &b->T) ||
-             read_matrix(json_object_get(json, "targets"), &b->targets, &B2, &T2) || B2 != b->B ||
-             T2 != b->T;
+    int rc = ref_read_int_rows(json_object_get(json, "input_ids"), &b->tokens, &b->B, &b->T) ||
+             ref_read_int_rows(json_object_get(json, "targets"), &b->targets, &B2, &T2) ||
+             B2 != b->B || T2 != b->T;
     json_decref(json);
     return rc ? -1 : 0;
-}
-
-static void compare(const char *preset, const char *what, const float *ours, const st_tensor *ref,
-                    size_t n, double atol, double rtol) {
-    if (!ref) {
-        CHECKF(0, "%s: reference has no '%s'", preset, what);
-        return;
-    }
-    CHECKF(ref->numel == n, "%s: %s size %zu vs reference %zu", preset, what, n, ref->numel);
-    if (ref->numel != n) return;
-    CHECK_CLOSE(ours, ref->data, n, atol, rtol, "%s: %s vs PyTorch", preset, what);
 }
 
 /* Removes obj[key] and returns it (NULL when absent); the caller owns it. */
@@ -139,7 +115,7 @@ static void check_preset_form(const char *preset, int shards, int transformers5)
     size_t nlog = (size_t)bd.B * bd.T * m->cfg.vocab_size;
     float *logits = malloc(sizeof(float) * nlog);
     CHECK_OK(llama_forward_logits(m, ws, &batch, logits, &err), &err);
-    compare(preset, "logits", logits, st_find(ref, "logits"), nlog, ATOL, RTOL);
+    ref_compare(preset, "logits", logits, st_find(ref, "logits"), nlog, ATOL, RTOL);
 
     uint8_t *all = malloc((size_t)m->n_params);
     memset(all, 1, (size_t)m->n_params);
@@ -151,10 +127,10 @@ static void check_preset_form(const char *preset, int shards, int transformers5)
         float loss = (float)fixture_train_step(m, ws, &batch, &plan, grads);
         char what[160];
         snprintf(what, sizeof what, "loss (recompute %d)", recompute);
-        compare(preset, what, &loss, st_find(ref, "loss"), 1, ATOL, RTOL);
+        ref_compare(preset, what, &loss, st_find(ref, "loss"), 1, ATOL, RTOL);
         for (int i = 0; i < m->n_params; i++) {
             snprintf(what, sizeof what, "grad.%s", m->params[i].name);
-            compare(preset, what, grads[i], st_find(ref, what), m->params[i].numel, ATOL, RTOL);
+            ref_compare(preset, what, grads[i], st_find(ref, what), m->params[i].numel, ATOL, RTOL);
         }
     }
     fixture_grads_free(m, grads);
@@ -196,14 +172,7 @@ static void test_sharded(void) {
 }
 
 int main(void) {
-    if (!test_have_torch()) {
-        fprintf(stderr, "SKIP: /usr/bin/python3 cannot import torch (apt install python3-torch)\n");
-        return TEST_SKIP_CODE;
-    }
-    if (!test_source_path("tests/ref")) {
-        fprintf(stderr, "SKIP: BADAM_SOURCE_DIR is not set\n");
-        return TEST_SKIP_CODE;
-    }
+    if (!ref_can_run()) return TEST_SKIP_CODE;
     RUN_TEST(test_gqa_tied_bias);
     RUN_TEST(test_untied_pad_llama3);
     RUN_TEST(test_mistral_headdim);

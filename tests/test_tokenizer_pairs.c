@@ -17,41 +17,8 @@
 #include "badam/tokenizer.h"
 #include "io/files.h"
 #include "testutil.h"
+#include "tok_ref.h"
 #include "text/tok_internal.h"
-
-static size_t b64_decode(const char *in, unsigned char *out) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (const char *p = in; *p && *p != '='; p++) {
-        const char *k = strchr(tab, *p);
-        if (!k) continue;
-        acc = (acc << 6) | (uint32_t)(k - tab);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return n;
-}
-
-/* 1 when the JSON array of integers equals v[0..n). */
-static int same(const json_t *arr, const int32_t *v, size_t n) {
-    if (!json_is_array(arr) || (size_t)json_array_size(arr) != n) return 0;
-    size_t i;
-    const json_t *x;
-    json_array_foreach(arr, i,
-                       x) if (!json_is_integer(x) || json_integer_value(x) != v[i]) return 0;
-    return 1;
-}
-
-static void show(const char *what, const int32_t *v, size_t n) {
-    fprintf(stderr, "    %s (%zu):", what, n);
-    for (size_t i = 0; i < n && i < 32; i++) fprintf(stderr, " %d", v[i]);
-    fprintf(stderr, n > 32 ? " ...\n" : "\n");
-}
 
 /* 1 when decode(ids, skip) equals the base64 text want. */
 static int decode_same(const badam_tokenizer *tok, const int32_t *ids, size_t n, int skip,
@@ -65,7 +32,7 @@ static int decode_same(const badam_tokenizer *tok, const int32_t *ids, size_t n,
     }
     const char *w64 = json_string_value(want);
     unsigned char *w = malloc((w64 ? strlen(w64) : 0) + 1);
-    size_t wn = w64 ? b64_decode(w64, w) : 0;
+    size_t wn = w64 ? tok_ref_b64_decode(w64, w) : 0;
     int ok = w64 && wn == len && !memcmp(w, text, len);
     if (!ok)
         fprintf(stderr, "  %s: decode (skip=%d) differs:\n    want \"%.*s\"\n    got  \"%s\"\n",
@@ -85,7 +52,7 @@ static void check_case(const badam_tokenizer *tok, const json_t *j, counts *c) {
     const char *a64 = json_string_value(json_object_get(j, "a"));
     const char *b64 = json_string_value(json_object_get(j, "b"));
     unsigned char *a = malloc(strlen(a64) + 1), *b = malloc((b64 ? strlen(b64) : 0) + 1);
-    size_t an = b64_decode(a64, a), bn = b64 ? b64_decode(b64, b) : 0;
+    size_t an = tok_ref_b64_decode(a64, a), bn = b64 ? tok_ref_b64_decode(b64, b) : 0;
     c->cases++;
     c->pairs += b64 != NULL;
     badam_error err;
@@ -97,19 +64,20 @@ static void check_case(const badam_tokenizer *tok, const json_t *j, counts *c) {
             continue;
         }
         const json_t *want = json_object_get(j, special ? "ids_special" : "ids");
-        if (same(want, e.ids, e.n)) {
+        if (tok_ref_ids_equal(want, e.ids, e.n)) {
             *(special ? &c->ids_special : &c->ids) += 1;
         } else {
             fprintf(stderr, "  %s: ids differ (special=%d)\n", name, special);
-            show("got ", e.ids, e.n);
+            tok_ref_print_ids("got ", e.ids, e.n, 32);
         }
         if (special) {
-            int t_ok = same(json_object_get(j, "type_ids"), e.type_ids, e.n);
+            int t_ok = tok_ref_ids_equal(json_object_get(j, "type_ids"), e.type_ids, e.n);
             c->types += t_ok;
-            c->node_types += same(json_object_get(j, "node_type_ids"), e.type_ids, e.n);
+            c->node_types +=
+                tok_ref_ids_equal(json_object_get(j, "node_type_ids"), e.type_ids, e.n);
             if (!t_ok) {
                 fprintf(stderr, "  %s: type ids differ\n", name);
-                show("got ", e.type_ids, e.n);
+                tok_ref_print_ids("got ", e.type_ids, e.n, 32);
             }
             c->decode += decode_same(tok, e.ids, e.n, 0, json_object_get(j, "decode"), name);
             c->decode_skip +=
@@ -245,7 +213,8 @@ static void test_rules(void) {
     /* 𠀀 𠀁 hello [UNK](13 chars) un ##believ ##able x # # */
     int32_t want[] = {1, 1, 57, 1, 60, 61, 62, 28, 1, 1};
     CHECK(n == sizeof want / sizeof want[0] && !memcmp(ids, want, sizeof want));
-    if (n != sizeof want / sizeof want[0] || memcmp(ids, want, sizeof want)) show("got", ids, n);
+    if (n != sizeof want / sizeof want[0] || memcmp(ids, want, sizeof want))
+        tok_ref_print_ids("got", ids, n, 32);
     char *dec = NULL;
     CHECK_OK(tokenizer_decode(tok, ids + 2, 5, 0, &dec, NULL, &err), &err);
     CHECKF(!strcmp(dec, "hello [UNK] unbelievable"), "decode: \"%s\"", dec);

@@ -13,46 +13,12 @@
 #include "badam/tokenizer.h"
 #include "io/files.h"
 #include "testutil.h"
+#include "tok_ref.h"
 
 static const char *const MODELS[] = {"llama2", "llama3", "qwen3"};
 #define N_MODELS (sizeof MODELS / sizeof MODELS[0])
 
 static char src_dir[2048];
-
-static size_t b64_decode(const char *in, unsigned char *out) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (const char *p = in; *p && *p != '='; p++) {
-        const char *k = strchr(tab, *p);
-        if (!k) continue;
-        acc = (acc << 6) | (uint32_t)(k - tab);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return n;
-}
-
-/* 1 when the JSON array of numbers equals ids. */
-static int ids_equal(const json_t *arr, const int32_t *ids, size_t n) {
-    if (!json_is_array(arr) || (size_t)json_array_size(arr) != n) return 0;
-    size_t i;
-    const json_t *v;
-    json_array_foreach(arr, i, v) {
-        if (!json_is_integer(v) || json_integer_value(v) != ids[i]) return 0;
-    }
-    return 1;
-}
-
-static void print_ids(const char *what, const int32_t *ids, size_t n) {
-    fprintf(stderr, "    %s (%zu):", what, n);
-    for (size_t i = 0; i < n && i < 40; i++) fprintf(stderr, " %d", ids[i]);
-    fprintf(stderr, n > 40 ? " ...\n" : "\n");
-}
 
 static int32_t *json_ids(const json_t *arr, size_t *n) {
     *n = (size_t)json_array_size(arr);
@@ -74,7 +40,7 @@ static int decode_matches(const badam_tokenizer *tok, const int32_t *ids, size_t
     }
     size_t wlen = json_is_string(want) ? strlen(json_string_value(want)) : 0;
     unsigned char *w = malloc(wlen + 1);
-    wlen = json_is_string(want) ? b64_decode(json_string_value(want), w) : 0;
+    wlen = json_is_string(want) ? tok_ref_b64_decode(json_string_value(want), w) : 0;
     w[wlen] = '\0';
     int ok = json_is_string(want) && wlen == len && !memcmp(w, text, len);
     if (!ok)
@@ -110,7 +76,7 @@ static void check_model(const char *model, const char *ref_path, counts *c) {
         json_t *j = json_loads(line, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         if (!j) continue;
         const char *name = json_string_value(json_object_get(j, "name"));
-        size_t n_bytes = b64_decode(json_string_value(json_object_get(j, "b64")), bytes);
+        size_t n_bytes = tok_ref_b64_decode(json_string_value(json_object_get(j, "b64")), bytes);
         c->cases++;
         for (int special = 0; special < 2; special++) {
             int32_t *ids = NULL;
@@ -120,7 +86,7 @@ static void check_model(const char *model, const char *ref_path, counts *c) {
                 continue;
             }
             const json_t *want = json_object_get(j, special ? "ids_special" : "ids");
-            if (ids_equal(want, ids, n)) {
+            if (tok_ref_ids_equal(want, ids, n)) {
                 if (special)
                     c->ids_special++;
                 else
@@ -129,8 +95,8 @@ static void check_model(const char *model, const char *ref_path, counts *c) {
                 size_t wn;
                 int32_t *w = json_ids(want, &wn);
                 fprintf(stderr, "  %s: %s: ids differ (special=%d)\n", model, name, special);
-                print_ids("want", w, wn);
-                print_ids("got ", ids, n);
+                tok_ref_print_ids("want", w, wn, 40);
+                tok_ref_print_ids("got ", ids, n, 40);
                 free(w);
             }
             free(ids);

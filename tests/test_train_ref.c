@@ -11,6 +11,7 @@
 #include "badam/optim.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
+#include "ref_compare.h"
 
 static char g_fixture[1024], g_model[1024];
 
@@ -25,12 +26,6 @@ typedef struct run_spec {
     double tol;
     double min_move; /* 0: 10 x tol */
 } run_spec;
-
-static int run(const char *cmd) {
-    int rc = test_system(cmd);
-    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-    return rc;
-}
 
 /* The reference's block list: one list of HF names per layer, and the visit order. */
 static int write_ref_config(const run_spec *s, const char *path, int *order_out, int n_visits) {
@@ -91,41 +86,6 @@ static int write_ref_config(const run_spec *s, const char *path, int *order_out,
  * is all zeros or tiny in the reference. */
 #define PARAM_ATOL 1e-7
 
-/* Every tensor of `ours` against `ref`: the worst test_close ratio (|a - b| over atol + rtol *
- * max|b| of the tensor; <= 1 is within tolerance). */
-static double compare_files(const char *ours_path, const char *ref_path, const char *what,
-                            double atol, double rtol, size_t *n_compared) {
-    badam_error err = {0};
-    st_file *a = NULL, *b = NULL;
-    double worst = INFINITY;
-    if (st_open(ours_path, &a, &err) || st_open(ref_path, &b, &err)) {
-        fprintf(stderr, "%s: %s\n", what, err.message);
-        st_close(a);
-        return worst;
-    }
-    worst = 0;
-    *n_compared = 0;
-    for (size_t i = 0; i < b->n_tensors; i++) {
-        const st_tensor *r = &b->tensors[i], *o = st_find(a, r->name);
-        if (!o || o->numel != r->numel) {
-            fprintf(stderr, "%s: tensor %s missing or resized in ours\n", what, r->name);
-            worst = INFINITY;
-            continue;
-        }
-        float *x = malloc(sizeof(float) * r->numel), *y = malloc(sizeof(float) * r->numel);
-        badam_convert(x, BADAM_DTYPE_F32, o->data, o->dtype, o->numel);
-        badam_convert(y, BADAM_DTYPE_F32, r->data, r->dtype, r->numel);
-        double e = test_close(x, y, r->numel, atol, rtol).ratio;
-        if (!(e <= worst)) worst = e;
-        (*n_compared)++;
-        free(x);
-        free(y);
-    }
-    st_close(a);
-    st_close(b);
-    return worst;
-}
-
 static void check_run(const run_spec *s) {
     char dir[1024], cmd[8192], cfg[2048];
     snprintf(dir, sizeof dir, "%s", test_workdir(s->name));
@@ -147,7 +107,7 @@ static void check_run(const run_spec *s) {
                  "/usr/bin/python3 %s/make_train_fixture.py --adapter %s --model %s --rank 4 "
                  "--alpha 8 --seed 3%s",
                  src, adapter, g_model, bottleneck ? " --bottleneck 8" : "");
-        if (run(cmd)) {
+        if (ref_run(cmd)) {
             CHECKF(0, "%s: adapter fixture failed", s->name);
             return;
         }
@@ -156,7 +116,7 @@ static void check_run(const run_spec *s) {
              "/usr/bin/python3 %s/train_ref.py --model %s --data %s/train.jsonl --config %s "
              "--out %s/ref %s%s > %s/ref.log 2>&1",
              src, g_model, g_fixture, cfg, dir, lora ? "--init-adapter " : "", adapter, dir);
-    if (run(cmd)) {
+    if (ref_run(cmd)) {
         CHECKF(0, "%s: train_ref.py failed (see %s/ref.log)", s->name, dir);
         return;
     }
@@ -171,7 +131,7 @@ static void check_run(const run_spec *s) {
              !strcmp(s->dtype, "bfloat16") ? "bf16" : "fp32", s->lr, s->eps, s->wd, s->schedule,
              s->warmup, s->clip, s->accum, s->steps, s->K, s->order ? s->order : "ascending",
              lora ? "--init-adapter " : "", adapter, s->extra_cli ? s->extra_cli : "", dir);
-    if (run(cmd)) {
+    if (ref_run(cmd)) {
         CHECKF(0, "%s: badam train failed (see %s/ours.log)", s->name, dir);
         return;
     }
@@ -183,7 +143,7 @@ static void check_run(const run_spec *s) {
         snprintf(ours, sizeof ours, "%s/ours/adapter/adapter_model.safetensors", dir);
         snprintf(ref, sizeof ref, "%s/ref/adapter_model.safetensors", dir);
     }
-    double e = compare_files(ours, ref, s->name, PARAM_ATOL, s->tol, &n);
+    double e = ref_compare_files(ours, ref, s->name, PARAM_ATOL, s->tol, &n);
     fprintf(stderr,
             "  %-22s %zu tensors, worst |ours - ref| / (atol %.0e + rtol %.0e * max|ref|) = %.3g\n",
             s->name, n, PARAM_ATOL, s->tol, e);
@@ -198,21 +158,15 @@ static void check_run(const run_spec *s) {
         snprintf(start, sizeof start, "%s/model.safetensors", g_model);
     /* ratio > 1: some tensor moved by more than min_move * its largest start value */
     double min_move = s->min_move > 0 ? s->min_move : 10 * s->tol;
-    double moved = compare_files(ours, start, s->name, 0, min_move, &n);
+    double moved = ref_compare_files(ours, start, s->name, 0, min_move, &n);
     CHECKF(moved > 1.0, "%s: parameters moved only %.3g x %.3g of their scale from the start",
            s->name, moved, min_move);
 }
 
 static void setup(void) {
-    snprintf(g_model, sizeof g_model, "%s/model", test_workdir("train-ref-model"));
-    snprintf(g_fixture, sizeof g_fixture, "%s", test_workdir("train-ref-data"));
-    char cmd[8192];
-    const char *src = test_source_path("tests/ref");
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/make_tiny_model.py --out %s --preset untied_pad_llama3 && "
-             "/usr/bin/python3 %s/make_train_fixture.py --out %s --n 24 --model %s --seed 5",
-             src, g_model, src, g_fixture, g_model);
-    if (run(cmd)) test_failures++;
+    if (ref_make_train_fixture("train-ref-model", "train-ref-data", g_model, sizeof g_model,
+                               g_fixture, sizeof g_fixture))
+        test_failures++;
 }
 
 static void test_badam_orders(void) {

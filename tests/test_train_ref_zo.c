@@ -11,42 +11,9 @@
 #include "badam/optim.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
+#include "ref_compare.h"
 
 static char g_fixture[1024], g_model[1024];
-
-static int run(const char *cmd) {
-    int rc = test_system(cmd);
-    if (rc != 0) fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-    return rc;
-}
-
-/* The worst test_close ratio of every tensor of ref against ours (<= 1: within tolerance). */
-static double compare_files(const char *ours_path, const char *ref_path, double atol, double rtol) {
-    badam_error err = {0};
-    st_file *a = NULL, *b = NULL;
-    if (st_open(ours_path, &a, &err) || st_open(ref_path, &b, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        st_close(a);
-        return INFINITY;
-    }
-    double worst = 0;
-    for (size_t i = 0; i < b->n_tensors; i++) {
-        const st_tensor *r = &b->tensors[i], *o = st_find(a, r->name);
-        if (!o || o->numel != r->numel) {
-            worst = INFINITY;
-            continue;
-        }
-        float *x = malloc(sizeof(float) * r->numel), *y = malloc(sizeof(float) * r->numel);
-        badam_convert(x, BADAM_DTYPE_F32, o->data, o->dtype, o->numel);
-        badam_convert(y, BADAM_DTYPE_F32, r->data, r->dtype, r->numel);
-        double e = test_close(x, y, r->numel, atol, rtol).ratio;
-        if (!(e <= worst)) worst = e;
-        free(x), free(y);
-    }
-    st_close(a);
-    st_close(b);
-    return worst;
-}
 
 /* config for the reference: the options both sides use, and our parameter table's names */
 static int write_config(const char *path, const char *method, const char *extra_json) {
@@ -88,7 +55,7 @@ static void check(const char *name, const char *method, const char *json, const 
              "--out %s/ref %s%s > %s/ref.log 2>&1",
              test_source_path("tests/ref"), g_model, g_fixture, cfg, dir,
              adapter ? "--init-adapter " : "", adapter ? adapter : "", dir);
-    if (run(cmd)) {
+    if (ref_run(cmd)) {
         CHECKF(0, "%s: zo_ratio_ref.py failed (see %s/ref.log)", name, dir);
         return;
     }
@@ -99,7 +66,7 @@ static void check(const char *name, const char *method, const char *json, const 
              "%s%s > %s/ours.log 2>&1",
              getenv("BADAM_CLI"), g_model, g_fixture, dir, method, cli,
              adapter ? "--init-adapter " : "", adapter ? adapter : "", dir);
-    if (run(cmd)) {
+    if (ref_run(cmd)) {
         CHECKF(0, "%s: badam train failed (see %s/ours.log)", name, dir);
         return;
     }
@@ -111,8 +78,8 @@ static void check(const char *name, const char *method, const char *json, const 
         snprintf(ref, sizeof ref, "%s/ref/adapter_model.safetensors", dir);
         snprintf(start, sizeof start, "%s/adapter_model.safetensors", adapter);
     }
-    double e = compare_files(ours, ref, 1e-7, 1e-5);
-    double moved = compare_files(ours, start, 0, 1e-4);
+    double e = ref_compare_files(ours, ref, name, 1e-7, 1e-5, NULL);
+    double moved = ref_compare_files(ours, start, name, 0, 1e-4, NULL);
     fprintf(stderr,
             "  %-18s worst |ours - ref| / (1e-7 + 1e-5 max|ref|) = %.3g; moved %.3g x 1e-4\n", name,
             e, moved);
@@ -136,7 +103,7 @@ static void test_mezo_lora(void) {
              "/usr/bin/python3 %s/make_train_fixture.py --adapter %s --model %s --rank 4 "
              "--alpha 8 --seed 3",
              test_source_path("tests/ref"), adapter, g_model);
-    if (run(cmd)) {
+    if (ref_run(cmd)) {
         CHECKF(0, "mezo-lora: adapter fixture failed");
         return;
     }
@@ -172,7 +139,7 @@ static void test_mezo_lr0_bf16(void) {
              "--lr 0 --schedule constant --clip 0 --mezo-eps 1e-2 --mezo-samples 2 "
              "--batch-size 2 --max-steps 3 --seq-len 64 --no-shuffle --quiet > %s/ours.log 2>&1",
              getenv("BADAM_CLI"), g_model, g_fixture, dir, dir);
-    if (run(cmd)) {
+    if (ref_run(cmd)) {
         CHECKF(0, "mezo lr 0: badam train failed (see %s/ours.log)", dir);
         return;
     }
@@ -208,15 +175,9 @@ int main(void) {
         return TEST_SKIP_CODE;
     }
     setenv("BADAM_GEMM", "fp32", 1);
-    snprintf(g_model, sizeof g_model, "%s/model", test_workdir("zo-ref-model"));
-    snprintf(g_fixture, sizeof g_fixture, "%s", test_workdir("zo-ref-data"));
-    char cmd[8192];
-    const char *src = test_source_path("tests/ref");
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/make_tiny_model.py --out %s --preset untied_pad_llama3 && "
-             "/usr/bin/python3 %s/make_train_fixture.py --out %s --n 24 --model %s --seed 5",
-             src, g_model, src, g_fixture, g_model);
-    if (run(cmd)) return 1;
+    if (ref_make_train_fixture("zo-ref-model", "zo-ref-data", g_model, sizeof g_model, g_fixture,
+                               sizeof g_fixture))
+        return 1;
     RUN_TEST(test_mezo_lr0_bf16);
     RUN_TEST(test_mezo);
     RUN_TEST(test_mezo_lora);

@@ -7,7 +7,10 @@ usage: make_model.py --size 130m|1b|tiny --out DIR [--examples N] [--seq S] [--s
 import argparse
 import json
 import os
-import struct
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from llama_folder import param_shapes, safetensors_header  # noqa: E402
 
 CONFIGS = {
     # ~130M: hidden 768, 12 layers, 12 heads, intermediate 2048, vocab 32000.
@@ -24,35 +27,6 @@ CONFIGS = {
                  num_attention_heads=4, num_key_value_heads=2, vocab_size=1000,
                  tie_word_embeddings=False, rope_theta=10000.0),
 }
-
-
-def param_shapes(cfg):
-    C, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
-    D = C // cfg["num_attention_heads"]
-    QD, KVD = cfg["num_attention_heads"] * D, cfg["num_key_value_heads"] * D
-    out = [("model.embed_tokens.weight", [V, C])]
-    for l in range(cfg["num_hidden_layers"]):
-        p = f"model.layers.{l}."
-        out += [(p + "input_layernorm.weight", [C]),
-                (p + "self_attn.q_proj.weight", [QD, C]),
-                (p + "self_attn.k_proj.weight", [KVD, C]),
-                (p + "self_attn.v_proj.weight", [KVD, C]),
-                (p + "self_attn.o_proj.weight", [C, QD]),
-                (p + "post_attention_layernorm.weight", [C]),
-                (p + "mlp.gate_proj.weight", [I, C]),
-                (p + "mlp.up_proj.weight", [I, C]),
-                (p + "mlp.down_proj.weight", [C, I])]
-    out.append(("model.norm.weight", [C]))
-    if not cfg["tie_word_embeddings"]:
-        out.append(("lm_head.weight", [V, C]))
-    return out
-
-
-def numel(shape):
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def main():
@@ -74,18 +48,10 @@ def main():
         json.dump(cfg, f, indent=2)
 
     shapes = param_shapes(cfg)
-    hdr, off = {}, 0
-    for name, shape in shapes:
-        n = numel(shape) * 2
-        hdr[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [off, off + n]}
-        off += n
-    hdr["__metadata__"] = {"format": "pt"}
-    raw = json.dumps(hdr).encode()
-    raw += b" " * ((8 - len(raw) % 8) % 8)
+    header, _ = safetensors_header(shapes)
     g = torch.Generator().manual_seed(a.seed)
     with open(os.path.join(a.out, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
+        f.write(header)
         for name, shape in shapes:
             if name.endswith("norm.weight"):
                 t = torch.ones(shape)

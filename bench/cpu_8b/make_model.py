@@ -13,7 +13,10 @@ usage: make_model.py --shape 8b|8b-2l|1b|tiny --out DIR [--examples N] [--seq S]
 import argparse
 import json
 import os
-import struct
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from llama_folder import numel, param_shapes, safetensors_header  # noqa: E402
 
 SHAPES = {
     # Llama-3-8B: hidden 4096, intermediate 14336, 32 layers, 32 heads, 8 kv heads,
@@ -47,35 +50,6 @@ def config_of(shape, seq):
                attention_bias=False, bos_token_id=1, eos_token_id=2, torch_dtype="bfloat16")
     return cfg
 
-
-def param_shapes(cfg):
-    """(name, shape) of every parameter, in Hugging Face's order."""
-    C, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
-    D = C // cfg["num_attention_heads"]
-    QD, KVD = cfg["num_attention_heads"] * D, cfg["num_key_value_heads"] * D
-    out = [("model.embed_tokens.weight", [V, C])]
-    for l in range(cfg["num_hidden_layers"]):
-        p = f"model.layers.{l}."
-        out += [(p + "input_layernorm.weight", [C]),
-                (p + "self_attn.q_proj.weight", [QD, C]),
-                (p + "self_attn.k_proj.weight", [KVD, C]),
-                (p + "self_attn.v_proj.weight", [KVD, C]),
-                (p + "self_attn.o_proj.weight", [C, QD]),
-                (p + "post_attention_layernorm.weight", [C]),
-                (p + "mlp.gate_proj.weight", [I, C]),
-                (p + "mlp.up_proj.weight", [I, C]),
-                (p + "mlp.down_proj.weight", [C, I])]
-    out.append(("model.norm.weight", [C]))
-    if not cfg["tie_word_embeddings"]:
-        out.append(("lm_head.weight", [V, C]))
-    return out
-
-
-def numel(shape):
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def folder_bytes(shape):
@@ -112,17 +86,9 @@ def write_tensor(f, torch, g, name, shape):
 
 
 def write_shard(path, torch, g, tensors):
-    hdr, off = {}, 0
-    for name, shape in tensors:
-        n = numel(shape) * 2
-        hdr[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [off, off + n]}
-        off += n
-    hdr["__metadata__"] = {"format": "pt"}
-    raw = json.dumps(hdr).encode()
-    raw += b" " * ((8 - len(raw) % 8) % 8)
+    header, off = safetensors_header(tensors)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
+        f.write(header)
         for name, shape in tensors:
             write_tensor(f, torch, g, name, shape)
     return off

@@ -8,24 +8,10 @@
 #include "io/files.h"
 #include "io/json_write.h"
 #include "io/safetensors.h"
+#include "model/model_folder.h"
 #include "model/bert_internal.h"
 
 #define PATH_BYTES 4096
-
-static badam_status load_tensor(const llama_param *p, badam_dtype dtype, const st_tensor *t,
-                                const char *path, badam_error *err) {
-    int same = t->ndim == p->ndim;
-    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
-    if (!same)
-        return badam_fail(err, BADAM_E_SHAPE,
-                          "%s: tensor '%s' has %d dims [%lld, %lld] but config.json implies "
-                          "[%lld%s%lld]",
-                          path, p->name, t->ndim, (long long)t->shape[0],
-                          (long long)(t->ndim > 1 ? t->shape[1] : 0), (long long)p->shape[0],
-                          p->ndim > 1 ? ", " : "", (long long)(p->ndim > 1 ? p->shape[1] : 0));
-    badam_convert(p->data, dtype, t->data, t->dtype, p->numel);
-    return BADAM_OK;
-}
 
 badam_status bert_model_load(const char *dir, badam_dtype dtype, llama_model **out,
                              badam_error *err) {
@@ -39,22 +25,7 @@ badam_status bert_model_load(const char *dir, badam_dtype dtype, llama_model **o
     if ((st = st_set_open_dir(dir, &set, err))) return st;
     llama_model *m = NULL;
     st = bert_model_create(&cfg, dtype, &m, err);
-    for (int i = 0; !st && i < m->n_params; i++) {
-        const st_file *file = NULL;
-        const st_tensor *t = st_set_find(set, m->params[i].name, &file);
-        if (!t) {
-            st = badam_fail(err, BADAM_E_SHAPE, "%s: tensor '%s' is missing", dir,
-                            m->params[i].name);
-        } else {
-            st = load_tensor(&m->params[i], dtype, t, file->path, err);
-            st_tensor_release(t);
-        }
-    }
-    for (size_t i = 0; !st && i < set->n_index; i++)
-        if (llama_find_param(m, set->index[i]->name) < 0)
-            st = badam_fail(err, BADAM_E_SHAPE,
-                            "%s: unexpected tensor '%s' (not a parameter of this %s config)",
-                            set->index_file[i]->path, set->index[i]->name, cfg.model_type);
+    if (!st) st = model_load_weights(m, set, dir, NULL, err);
     st_set_close(set);
     if (st) {
         llama_model_free(m);
@@ -62,12 +33,6 @@ badam_status bert_model_load(const char *dir, badam_dtype dtype, llama_model **o
     }
     *out = m;
     return BADAM_OK;
-}
-
-static const char *torch_dtype_name(badam_dtype dtype) {
-    return dtype == BADAM_DTYPE_F32    ? "float32"
-           : dtype == BADAM_DTYPE_BF16 ? "bfloat16"
-                                       : "float16";
 }
 
 /* config.json of a parsed config (no source folder to copy from). */
@@ -99,27 +64,15 @@ static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
         json_object_set_new(j, "num_labels", json_integer(c->num_labels));
         json_object_set_new(j, "problem_type", json_string("single_label_classification"));
     }
-    json_object_set_new(j, "torch_dtype", json_string(torch_dtype_name(dtype)));
+    json_object_set_new(j, "torch_dtype", json_string(model_torch_dtype_name(dtype)));
     return j;
 }
 
-static badam_status write_config(const llama_model *m, const char *src_dir, const char *out_dir,
-                                 badam_error *err) {
-    char path[PATH_BYTES];
-    json_t *json = NULL;
-    if (src_dir) {
-        snprintf(path, sizeof path, "%s/config.json", src_dir);
-        badam_status st = io_read_json(path, &json, err);
-        if (st) return st;
-        const char *key = json_object_get(json, "dtype") ? "dtype" : "torch_dtype";
-        json_object_set_new(json, key, json_string(torch_dtype_name(m->dtype)));
-    } else {
-        json = config_to_json(&m->cfg, m->dtype);
-    }
-    snprintf(path, sizeof path, "%s/config.json", out_dir);
-    badam_status st = io_json_write_file(path, json, 2, err);
-    json_decref(json);
-    return st;
+/* The weights' dtype under the key the source config uses: "dtype" when it has one
+ * (transformers 5), else "torch_dtype". */
+static void set_dtype_field(json_t *json, badam_dtype dtype) {
+    const char *key = json_object_get(json, "dtype") ? "dtype" : "torch_dtype";
+    json_object_set_new(json, key, json_string(model_torch_dtype_name(dtype)));
 }
 
 /* Files of an encoder folder that travel with the weights unchanged (WordPiece vocab.txt, BPE
@@ -131,29 +84,10 @@ static const char *const COMPANION_FILES[] = {
 
 badam_status bert_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
                              size_t max_shard_bytes, badam_error *err) {
-    badam_status st = io_make_dir(out_dir, err);
-    if (st) return st;
-    st_entry *entries = calloc((size_t)m->n_params, sizeof *entries);
-    if (!entries) return badam_fail(err, BADAM_E_NOMEM, "save: out of memory");
-    for (int i = 0; i < m->n_params; i++) {
-        const llama_param *p = &m->params[i];
-        entries[i].name = p->name;
-        entries[i].dtype = m->dtype;
-        entries[i].ndim = p->ndim;
-        entries[i].shape[0] = p->shape[0], entries[i].shape[1] = p->shape[1];
-        entries[i].data = p->data;
-    }
-    st = st_write_dir(out_dir, entries, (size_t)m->n_params, max_shard_bytes, err);
-    free(entries);
-    if (!st) st = write_config(m, src_dir, out_dir, err);
-    for (size_t i = 0; !st && src_dir && i < sizeof COMPANION_FILES / sizeof *COMPANION_FILES;
-         i++) {
-        char src[PATH_BYTES], dst[PATH_BYTES];
-        snprintf(src, sizeof src, "%s/%s", src_dir, COMPANION_FILES[i]);
-        snprintf(dst, sizeof dst, "%s/%s", out_dir, COMPANION_FILES[i]);
-        int present = 0;
-        st = io_optional_file(src, &present, err);
-        if (!st && present && strcmp(src, dst)) st = io_copy_file(src, dst, err);
-    }
-    return st;
+    badam_status st = model_write_weights(m, out_dir, max_shard_bytes, err);
+    if (st == BADAM_OK)
+        st = model_write_config(m, src_dir, out_dir, config_to_json, set_dtype_field, err);
+    if (!src_dir || st != BADAM_OK) return st;
+    return model_copy_companions(src_dir, out_dir, COMPANION_FILES,
+                                 sizeof COMPANION_FILES / sizeof COMPANION_FILES[0], err);
 }

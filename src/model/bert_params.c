@@ -156,19 +156,8 @@ badam_status bert_model_create(const llama_config *cfg, badam_dtype dtype, llama
     llama_model *m = NULL;
     badam_status st = bert_model_describe(cfg, dtype, &m, err);
     if (st) return st;
-    size_t elem = badam_dtype_size(dtype), total = 0;
-    for (int i = 0; i < m->n_params; i++) total += badam_alloc_size(m->params[i].numel * elem);
-    m->storage_bytes = total;
-    m->storage = badam_alloc_in(BADAM_MEM_WEIGHTS, total);
-    if (!m->storage) {
-        llama_model_free(m);
-        return badam_fail(err, BADAM_E_NOMEM, "model: cannot allocate %zu bytes of weights", total);
-    }
-    size_t offset = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        m->params[i].data = (char *)m->storage + offset;
-        offset += badam_alloc_size(m->params[i].numel * elem);
-    }
+    st = llama_model_alloc_weights(m, err);
+    if (st) return st;
     *out = m;
     return BADAM_OK;
 }

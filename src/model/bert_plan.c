@@ -1,8 +1,6 @@
 /* Gradient plans of an encoder: the embeddings (all five tensors) need the layers' input
  * gradients down to layer 0; otherwise backward stops at the lowest layer with a flagged tensor.
  * Head tensors are handled in forward. */
-#include <string.h>
-
 #include "model/bert_internal.h"
 
 int bert_plan_layer_flagged(const llama_model *m, const llama_grad_plan *plan, int l) {
@@ -19,33 +17,18 @@ static int embed_flagged(const uint8_t *need_grad) {
 
 void bert_plan_for_flags(const llama_model *m, const uint8_t *need_grad, int train_adapters,
                          llama_grad_plan *plan) {
-    memset(plan, 0, sizeof *plan);
-    plan->need_grad = need_grad;
-    plan->train_adapters = train_adapters;
-    int L = m->cfg.n_layers;
-    plan->lowest_input_grad_layer = L;
-    if (embed_flagged(need_grad)) {
-        plan->lowest_input_grad_layer = 0;
-        return;
-    }
-    for (int l = 0; l < L; l++)
-        if (bert_plan_layer_flagged(m, plan, l)) {
-            plan->lowest_input_grad_layer = l + 1;
-            return;
-        }
+    llama_plan_fill(m, need_grad, train_adapters, embed_flagged(need_grad), bert_plan_layer_flagged,
+                    plan);
 }
 
 int bert_plan_first_layer(const llama_model *m, const llama_grad_plan *plan) {
-    int low = plan->lowest_input_grad_layer;
-    if (low > 0 && bert_plan_layer_flagged(m, plan, low - 1)) return low - 1;
-    return low;
+    return llama_plan_first_flagged(m, plan, bert_plan_layer_flagged);
 }
 
 badam_status bert_plan_check(const llama_model *m, const llama_grad_plan *plan, badam_error *err) {
-    int L = m->cfg.n_layers, low = plan->lowest_input_grad_layer;
-    if (low < 0 || low > L)
-        return badam_fail(err, BADAM_E_INVALID,
-                          "gradient plan: lowest_input_grad_layer %d is outside [0, %d]", low, L);
+    int low = plan->lowest_input_grad_layer;
+    badam_status st = llama_plan_check_range(m, plan, err);
+    if (st) return st;
     if (plan->train_adapters)
         return badam_fail(err, BADAM_E_UNSUPPORTED,
                           "gradient plan: LoRA adapters on the %s encoder are not implemented",

@@ -208,14 +208,7 @@ badam_status llama_forward_logits(const llama_model *m, llama_workspace *ws,
 static badam_status check_grads(const llama_model *m, const llama_grad_plan *plan, float **grads,
                                 badam_error *err) {
     badam_status st = llama_plan_check(m, plan, err);
-    if (st) return st;
-    for (int i = 0; i < m->n_params; i++)
-        if (!plan->need_grad[i] != !(grads && grads[i]))
-            return badam_fail(err, BADAM_E_INVALID,
-                              "gradient plan: '%s' is %sflagged but its gradient buffer is %s",
-                              m->params[i].name, plan->need_grad[i] ? "" : "not ",
-                              grads && grads[i] ? "given" : "missing");
-    return BADAM_OK;
+    return st ? st : llama_plan_check_buffers(m, plan, grads, err);
 }
 
 badam_status llama_forward(const llama_model *m, llama_workspace *ws, const llama_batch *batch,

@@ -213,4 +213,31 @@ typedef struct layer_grad_parts {
 } layer_grad_parts;
 layer_grad_parts llama_layer_grad_parts(const llama_model *m, const llama_grad_plan *plan, int l);
 
+/* Plan scaffolding shared by the architectures; `flagged(m, plan, l)` says whether layer l
+ * has anything to train under plan (a flagged tensor or adapter), reading plan->need_grad and
+ * plan->train_adapters only. */
+typedef int (*llama_layer_flagged_fn)(const llama_model *m, const llama_grad_plan *plan, int l);
+/* Zeroes plan, stores need_grad and train_adapters, and sets lowest_input_grad_layer: 0 when
+ * embed_flagged (the embeddings need the input gradient of layer 0), else one above the lowest
+ * flagged layer, else n_layers (backward visits no layer's input gradient). */
+void llama_plan_fill(const llama_model *m, const uint8_t *need_grad, int train_adapters,
+                     int embed_flagged, llama_layer_flagged_fn flagged, llama_grad_plan *plan);
+/* The lowest layer backward visits: lowest_input_grad_layer - 1 when that layer is flagged (its
+ * weight gradients are wanted without its input gradient), else lowest_input_grad_layer. */
+int llama_plan_first_flagged(const llama_model *m, const llama_grad_plan *plan,
+                             llama_layer_flagged_fn flagged);
+/* BADAM_E_INVALID unless 0 <= plan->lowest_input_grad_layer <= n_layers. */
+badam_status llama_plan_check_range(const llama_model *m, const llama_grad_plan *plan,
+                                    badam_error *err);
+/* BADAM_E_INVALID unless grads (may be NULL) holds a buffer for exactly the parameters
+ * plan->need_grad flags. */
+badam_status llama_plan_check_buffers(const llama_model *m, const llama_grad_plan *plan,
+                                      float **grads, badam_error *err);
+
+/* Weight storage for a described model of either architecture (llama_model_describe,
+ * bert_model_describe): one BADAM_MEM_WEIGHTS block of sum over params of
+ * badam_alloc_size(numel * dtype size) bytes, each params[i].data pointed at its slice in table
+ * order; sets storage and storage_bytes. On BADAM_E_NOMEM frees m (the caller must not use it). */
+badam_status llama_model_alloc_weights(llama_model *m, badam_error *err);
+
 #endif

@@ -7,16 +7,9 @@
 #include "io/files.h"
 #include "io/json_write.h"
 #include "io/safetensors.h"
+#include "model/model_folder.h"
 
 #define PATH_BYTES 4096
-
-static void shape_text(char *buf, size_t size, int ndim, const int64_t *shape) {
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int d = 0; d < ndim && used < size; d++)
-        used +=
-            (size_t)snprintf(buf + used, size - used, "%s%lld", d ? ", " : "", (long long)shape[d]);
-    if (used < size) snprintf(buf + used, size - used, "]");
-}
 
 /* Tensors a checkpoint may carry that are not parameters and that we may safely ignore. */
 static int ignorable_tensor(const llama_model *m, const char *name) {
@@ -25,22 +18,6 @@ static int ignorable_tensor(const llama_model *m, const char *name) {
     if (n > strlen(rotary) && !strcmp(name + n - strlen(rotary), rotary)) return 1;
     /* Tied models sometimes also store the head; HF ties it to the embedding on load. */
     return m->cfg.tie_word_embeddings && !strcmp(name, "lm_head.weight");
-}
-
-static badam_status load_tensor(llama_param *p, badam_dtype dtype, const st_tensor *t,
-                                const st_file *file, badam_error *err) {
-    int same = t->ndim == p->ndim;
-    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
-    if (!same) {
-        char got[128], want[128];
-        shape_text(got, sizeof got, t->ndim, t->shape);
-        shape_text(want, sizeof want, p->ndim, p->shape);
-        return badam_fail(err, BADAM_E_SHAPE,
-                          "%s: tensor '%s' has shape %s but config.json implies %s", file->path,
-                          p->name, got, want);
-    }
-    badam_convert(p->data, dtype, t->data, t->dtype, p->numel);
-    return BADAM_OK;
 }
 
 badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **out,
@@ -56,26 +33,7 @@ badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **
     if (st != BADAM_OK) return st;
     llama_model *m = NULL;
     st = llama_model_create(&cfg, dtype, &m, err);
-    for (int i = 0; st == BADAM_OK && i < m->n_params; i++) {
-        const st_file *file = NULL;
-        const st_tensor *t = st_set_find(set, m->params[i].name, &file);
-        if (!t) {
-            char want[128];
-            shape_text(want, sizeof want, m->params[i].ndim, m->params[i].shape);
-            st = badam_fail(err, BADAM_E_SHAPE, "%s: tensor '%s' (shape %s) is missing", dir,
-                            m->params[i].name, want);
-        } else {
-            st = load_tensor(&m->params[i], dtype, t, file, err);
-            st_tensor_release(t);
-        }
-    }
-    for (size_t i = 0; st == BADAM_OK && i < set->n_index; i++) {
-        const char *name = set->index[i]->name;
-        if (llama_find_param(m, name) < 0 && !ignorable_tensor(m, name))
-            st = badam_fail(err, BADAM_E_SHAPE,
-                            "%s: unexpected tensor '%s' (not a parameter of this %s config)",
-                            set->index_file[i]->path, name, cfg.model_type);
-    }
+    if (st == BADAM_OK) st = model_load_weights(m, set, dir, ignorable_tensor, err);
     st_set_close(set);
     if (st != BADAM_OK) {
         llama_model_free(m);
@@ -83,17 +41,6 @@ badam_status llama_model_load(const char *dir, badam_dtype dtype, llama_model **
     }
     *out = m;
     return BADAM_OK;
-}
-
-static const char *torch_dtype_name(badam_dtype dtype) {
-    switch (dtype) {
-    case BADAM_DTYPE_F32:
-        return "float32";
-    case BADAM_DTYPE_BF16:
-        return "bfloat16";
-    default:
-        return "float16";
-    }
 }
 
 /* config.json written from the parsed config when there is no source folder to copy from. */
@@ -138,7 +85,7 @@ static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
         for (int i = 0; i < c->n_eos; i++)
             json_array_append_new(eos, json_integer(c->eos_token_ids[i]));
     }
-    json_object_set_new(j, "torch_dtype", json_string(torch_dtype_name(dtype)));
+    json_object_set_new(j, "torch_dtype", json_string(model_torch_dtype_name(dtype)));
     return j;
 }
 
@@ -146,7 +93,7 @@ static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
  * still reads "torch_dtype"), "torch_dtype" (transformers 4), both when both are there, and
  * "torch_dtype" when neither is (every version reads it). */
 static void set_dtype_fields(json_t *json, badam_dtype dtype) {
-    const char *name = torch_dtype_name(dtype);
+    const char *name = model_torch_dtype_name(dtype);
     int has_new = (json_object_get(json, "dtype") != NULL);
     int has_old = (json_object_get(json, "torch_dtype") != NULL);
     if (has_new) json_object_set_new(json, "dtype", json_string(name));
@@ -154,24 +101,6 @@ static void set_dtype_fields(json_t *json, badam_dtype dtype) {
         json_object_set_new(json, "torch_dtype", json_string(name));
     else if (!has_new)
         json_object_set_new(json, "torch_dtype", json_string(name));
-}
-
-static badam_status write_config(const llama_model *m, const char *src_dir, const char *out_dir,
-                                 badam_error *err) {
-    char path[PATH_BYTES];
-    json_t *json = NULL;
-    if (src_dir) {
-        snprintf(path, sizeof path, "%s/config.json", src_dir);
-        badam_status st = io_read_json(path, &json, err);
-        if (st != BADAM_OK) return st;
-        set_dtype_fields(json, m->dtype);
-    } else {
-        json = config_to_json(&m->cfg, m->dtype);
-    }
-    snprintf(path, sizeof path, "%s/config.json", out_dir);
-    badam_status st = io_json_write_file(path, json, 2, err);
-    json_decref(json);
-    return st;
 }
 
 /* Files of a HF folder that travel with the weights unchanged. */
@@ -183,32 +112,10 @@ static const char *const COMPANION_FILES[] = {
 
 badam_status llama_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
                               size_t max_shard_bytes, badam_error *err) {
-    badam_status st = io_make_dir(out_dir, err);
-    if (st != BADAM_OK) return st;
-    st_entry *entries = calloc((size_t)m->n_params, sizeof *entries);
-    if (!entries) return badam_fail(err, BADAM_E_NOMEM, "save: out of memory");
-    for (int i = 0; i < m->n_params; i++) {
-        const llama_param *p = &m->params[i];
-        entries[i].name = p->name;
-        entries[i].dtype = m->dtype;
-        entries[i].ndim = p->ndim;
-        entries[i].shape[0] = p->shape[0];
-        entries[i].shape[1] = p->shape[1];
-        entries[i].data = p->data;
-    }
-    st = st_write_dir(out_dir, entries, (size_t)m->n_params, max_shard_bytes, err);
-    free(entries);
-    if (st == BADAM_OK) st = write_config(m, src_dir, out_dir, err);
+    badam_status st = model_write_weights(m, out_dir, max_shard_bytes, err);
+    if (st == BADAM_OK)
+        st = model_write_config(m, src_dir, out_dir, config_to_json, set_dtype_fields, err);
     if (!src_dir || st != BADAM_OK) return st;
-    for (size_t i = 0; i < sizeof COMPANION_FILES / sizeof COMPANION_FILES[0]; i++) {
-        char src[PATH_BYTES], dst[PATH_BYTES];
-        snprintf(src, sizeof src, "%s/%s", src_dir, COMPANION_FILES[i]);
-        snprintf(dst, sizeof dst, "%s/%s", out_dir, COMPANION_FILES[i]);
-        int present = 0;
-        if ((st = io_optional_file(src, &present, err))) return st;
-        if (!present || !strcmp(src, dst)) continue;
-        st = io_copy_file(src, dst, err);
-        if (st != BADAM_OK) return st;
-    }
-    return BADAM_OK;
+    return model_copy_companions(src_dir, out_dir, COMPANION_FILES,
+                                 sizeof COMPANION_FILES / sizeof COMPANION_FILES[0], err);
 }

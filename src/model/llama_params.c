@@ -5,6 +5,7 @@
 
 #include "badam/llama.h"
 #include "base/memory.h"
+#include "model/llama_internal.h"
 
 static const char *const LAYER_SUFFIX[LLAMA_P_KIND_COUNT] = {
     [LLAMA_P_ATTN_NORM] = "input_layernorm.weight",
@@ -249,12 +250,8 @@ badam_status llama_model_describe(const llama_config *cfg, badam_dtype dtype, ll
     return BADAM_OK;
 }
 
-badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llama_model **out,
-                                badam_error *err) {
-    llama_model *m = NULL;
-    badam_status st = llama_model_describe(cfg, dtype, &m, err);
-    if (st) return st;
-    size_t elem = badam_dtype_size(dtype), total = 0;
+badam_status llama_model_alloc_weights(llama_model *m, badam_error *err) {
+    size_t elem = badam_dtype_size(m->dtype), total = 0;
     for (int i = 0; i < m->n_params; i++) total += badam_alloc_size(m->params[i].numel * elem);
     m->storage_bytes = total;
     m->storage = badam_alloc_in(BADAM_MEM_WEIGHTS, total);
@@ -267,6 +264,16 @@ badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llam
         m->params[i].data = (char *)m->storage + offset;
         offset += badam_alloc_size(m->params[i].numel * elem);
     }
+    return BADAM_OK;
+}
+
+badam_status llama_model_create(const llama_config *cfg, badam_dtype dtype, llama_model **out,
+                                badam_error *err) {
+    llama_model *m = NULL;
+    badam_status st = llama_model_describe(cfg, dtype, &m, err);
+    if (st) return st;
+    st = llama_model_alloc_weights(m, err);
+    if (st) return st;
     *out = m;
     return BADAM_OK;
 }

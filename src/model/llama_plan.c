@@ -40,35 +40,64 @@ static int layer_flagged(const llama_model *m, const llama_grad_plan *plan, int 
            llama_plan_layer_flags(m, plan, l, LLAMA_P_ATTN_NORM, LLAMA_P_DOWN);
 }
 
-void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, int train_adapters,
-                          llama_grad_plan *plan) {
+void llama_plan_fill(const llama_model *m, const uint8_t *need_grad, int train_adapters,
+                     int embed_flagged, llama_layer_flagged_fn flagged, llama_grad_plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->need_grad = need_grad;
     plan->train_adapters = train_adapters;
     int L = m->cfg.n_layers;
     plan->lowest_input_grad_layer = L;
-    if (need_grad[m->embed]) {
+    if (embed_flagged) {
         plan->lowest_input_grad_layer = 0;
         return;
     }
     for (int l = 0; l < L; l++)
-        if (layer_flagged(m, plan, l)) {
+        if (flagged(m, plan, l)) {
             plan->lowest_input_grad_layer = l + 1;
             return;
         }
 }
 
-int llama_plan_first_layer(const llama_model *m, const llama_grad_plan *plan) {
+int llama_plan_first_flagged(const llama_model *m, const llama_grad_plan *plan,
+                             llama_layer_flagged_fn flagged) {
     int low = plan->lowest_input_grad_layer;
-    if (low > 0 && layer_flagged(m, plan, low - 1)) return low - 1;
+    if (low > 0 && flagged(m, plan, low - 1)) return low - 1;
     return low;
 }
 
-badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan, badam_error *err) {
+badam_status llama_plan_check_range(const llama_model *m, const llama_grad_plan *plan,
+                                    badam_error *err) {
     int L = m->cfg.n_layers, low = plan->lowest_input_grad_layer;
     if (low < 0 || low > L)
         return badam_fail(err, BADAM_E_INVALID,
                           "gradient plan: lowest_input_grad_layer %d is outside [0, %d]", low, L);
+    return BADAM_OK;
+}
+
+badam_status llama_plan_check_buffers(const llama_model *m, const llama_grad_plan *plan,
+                                      float **grads, badam_error *err) {
+    for (int i = 0; i < m->n_params; i++)
+        if (!plan->need_grad[i] != !(grads && grads[i]))
+            return badam_fail(err, BADAM_E_INVALID,
+                              "gradient plan: '%s' is %sflagged but its gradient buffer is %s",
+                              m->params[i].name, plan->need_grad[i] ? "" : "not ",
+                              grads && grads[i] ? "given" : "missing");
+    return BADAM_OK;
+}
+
+void llama_plan_for_flags(const llama_model *m, const uint8_t *need_grad, int train_adapters,
+                          llama_grad_plan *plan) {
+    llama_plan_fill(m, need_grad, train_adapters, need_grad[m->embed], layer_flagged, plan);
+}
+
+int llama_plan_first_layer(const llama_model *m, const llama_grad_plan *plan) {
+    return llama_plan_first_flagged(m, plan, layer_flagged);
+}
+
+badam_status llama_plan_check(const llama_model *m, const llama_grad_plan *plan, badam_error *err) {
+    int low = plan->lowest_input_grad_layer;
+    badam_status st = llama_plan_check_range(m, plan, err);
+    if (st) return st;
     if (plan->need_grad[m->embed] && low != 0)
         return badam_fail(err, BADAM_E_INVALID,
                           "gradient plan: '%s' needs a gradient, so lowest_input_grad_layer must "

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "badam/optim.h"
+#include "io/safetensors.h"
 #include "model/backend.h"
 
 typedef struct trainable {
@@ -97,5 +98,17 @@ badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam
 /* "model.layers.0.mlp.up_proj.weight.m": the tensor name, the LoRA part if any, then `what`
  * (master, master_lo, m or v). */
 void checkpoint_tensor_key(const trainable *t, const char *what, char *out, size_t size);
+
+/* What loading a state file (f, read from `path`) checks, shared by optimizer.safetensors and
+ * the methods' own files. checkpoint_upload_tensor: the tensor `name` of f must exist with
+ * `dtype` and `numel` elements; it is uploaded into the backend memory dst. Errors:
+ * BADAM_E_SHAPE naming path and tensor ("... written by a different setup" then `hint`, e.g.
+ * " (--galore-rank?)", or ""). checkpoint_check_count: BADAM_E_SHAPE unless f holds exactly
+ * `used` tensors (the file must hold nothing the run does not expect). */
+badam_status checkpoint_upload_tensor(const st_file *f, const char *path, const char *name,
+                                      badam_dtype dtype, size_t numel, void *dst, backend *be,
+                                      const char *hint, badam_error *err);
+badam_status checkpoint_check_count(const st_file *f, const char *path, size_t used,
+                                    badam_error *err);
 
 #endif

@@ -87,23 +87,35 @@ badam_status checkpoint_load_optimizer(const char *dir, trainable_set *ts, badam
         for (int k = 0; k < n_parts && !st; k++, used++) {
             char name[KEY_BYTES];
             checkpoint_tensor_key(t, parts[k].what, name, sizeof name);
-            const st_tensor *x = st_find(f, name);
-            if (!x || x->dtype != parts[k].dtype || x->numel != t->numel)
-                st = badam_fail(err, BADAM_E_SHAPE,
-                                "%s: tensor '%s' (%zu %s values) is %s: the checkpoint was "
-                                "written by a different setup",
-                                path, name, t->numel, badam_dtype_name(parts[k].dtype),
-                                x ? "of another size or dtype" : "missing");
-            else /* from the mapped file */
-                BE(ts->be, upload, parts[k].data, x->data,
-                   t->numel * badam_dtype_size(parts[k].dtype));
+            st = checkpoint_upload_tensor(f, path, name, parts[k].dtype, t->numel, parts[k].data,
+                                          ts->be, "", err);
         }
     }
-    if (!st && used != f->n_tensors)
-        st = badam_fail(err, BADAM_E_SHAPE,
-                        "%s: holds %zu tensors, this run expects %zu (the checkpoint was written "
-                        "by a different setup)",
-                        path, f->n_tensors, used);
+    if (!st) st = checkpoint_check_count(f, path, used, err);
     st_close(f);
     return st;
+}
+
+badam_status checkpoint_upload_tensor(const st_file *f, const char *path, const char *name,
+                                      badam_dtype dtype, size_t numel, void *dst, backend *be,
+                                      const char *hint, badam_error *err) {
+    const st_tensor *x = st_find(f, name);
+    if (!x || x->dtype != dtype || x->numel != numel)
+        return badam_fail(err, BADAM_E_SHAPE,
+                          "%s: tensor '%s' (%zu %s values) is %s: the checkpoint was "
+                          "written by a different setup%s",
+                          path, name, numel, badam_dtype_name(dtype),
+                          x ? "of another size or dtype" : "missing", hint);
+    BE(be, upload, dst, x->data, numel * badam_dtype_size(dtype)); /* from the mapped file */
+    return BADAM_OK;
+}
+
+badam_status checkpoint_check_count(const st_file *f, const char *path, size_t used,
+                                    badam_error *err) {
+    if (used != f->n_tensors)
+        return badam_fail(err, BADAM_E_SHAPE,
+                          "%s: holds %zu tensors, this run expects %zu (the checkpoint was "
+                          "written by a different setup)",
+                          path, f->n_tensors, used);
+    return BADAM_OK;
 }

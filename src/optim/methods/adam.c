@@ -61,7 +61,7 @@ void adam_update_trainables(trainable_set *ts, badam_dtype weight_dtype, float l
 }
 
 /* g = (all-reduced) gradient sums / tokens, clipped to the global norm; AdamW. */
-static badam_status adam_update(method_state *s, const method_update_ctx *c, double *norm,
+badam_status adam_method_update(method_state *s, const method_update_ctx *c, double *norm,
                                 badam_error *err) {
     double sum_sq;
     float scale;
@@ -81,7 +81,7 @@ const train_method_ops method_adam = {
     .create = adam_create,
     .allocate = adam_allocate,
     .zero_grads = method_zero_trainable_grads,
-    .update = adam_update,
+    .update = adam_method_update,
     .save_parts = method_save_trainables,
     .load_parts = method_load_trainables,
 };

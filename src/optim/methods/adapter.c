@@ -106,18 +106,6 @@ static badam_status adapter_allocate(method_state *s, badam_error *err) {
     return BADAM_OK;
 }
 
-/* g = (all-reduced) gradient sums / tokens, clipped to the global norm; AdamW (adam.c's). */
-static badam_status adapter_update(method_state *s, const method_update_ctx *c, double *norm,
-                                   badam_error *err) {
-    double sum_sq;
-    float scale;
-    badam_status st = method_reduce_trainable_grads(s, c, &sum_sq, err);
-    if (!st) st = method_clip_scale(s, c, sum_sq, norm, &scale, err);
-    if (!st)
-        adam_update_trainables(&s->ts, s->m->dtype, c->lr, scale, s->o.weight_decay, &s->o.adam);
-    return st;
-}
-
 /* dir/adapter and optimizer.safetensors (the moments, by tensor name). */
 static badam_status adapter_save_parts(const method_state *s, const char *dir,
                                        const char *base_model, badam_error *err) {
@@ -163,7 +151,7 @@ const train_method_ops method_adapter = {
     .create = adapter_create,
     .allocate = adapter_allocate,
     .zero_grads = method_zero_trainable_grads,
-    .update = adapter_update,
+    .update = adam_method_update,
     .save_parts = adapter_save_parts,
     .load_parts = adapter_load_parts,
     .save_final = adapter_save_final,

@@ -8,7 +8,7 @@
  *       at the visit's first step: switch to it                        (4. bcd_on_step_begin)
  *           and start a fresh Adam state: m = v = 0, step count 0,
  *           fp32 master from the current weights                       (5. the state reset)
- *       each step: g = gradient of the block; clip; Adam update        (6. badam_update)
+ *       each step: g = gradient of the block; clip; Adam update        (6. adam_method_update)
  *
  * Memory: only the active block has a master, gradients and moments (14 bytes per parameter of
  * the largest block with bf16 weights). SGD-BCD (sgd_bcd.c) is the same loop with SGD in 6. */
@@ -62,18 +62,7 @@ int bcd_on_step_begin(method_state *s, int step) {
 
 /* ---------------------------------------------------------------- 6. the Adam update */
 
-/* g = (all-reduced) gradient sums / tokens, clipped to the global norm, then AdamW on every
- * tensor of the block (adam.c's update, the same as full Adam's). */
-static badam_status badam_update(method_state *s, const method_update_ctx *c, double *norm,
-                                 badam_error *err) {
-    double sum_sq;
-    float scale;
-    badam_status st = method_reduce_trainable_grads(s, c, &sum_sq, err);
-    if (!st) st = method_clip_scale(s, c, sum_sq, norm, &scale, err);
-    if (!st)
-        adam_update_trainables(&s->ts, s->m->dtype, c->lr, scale, s->o.weight_decay, &s->o.adam);
-    return st;
-}
+/* BAdam's update is full Adam's (adam_method_update) on every tensor of the active block. */
 
 /* ---------------------------------------------------------------- memory, resume, summary */
 
@@ -184,7 +173,7 @@ const train_method_ops method_badam = {
     .allocate = badam_allocate,
     .on_step_begin = bcd_on_step_begin,
     .zero_grads = method_zero_trainable_grads,
-    .update = badam_update,
+    .update = adam_method_update,
     .save_parts = method_save_trainables,
     .load_parts = bcd_load_parts,
     .describe = bcd_describe,

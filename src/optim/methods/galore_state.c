@@ -80,23 +80,11 @@ static badam_status galore_read(method_state *s, const char *path, badam_error *
         for (int k = 0; k < np && !st; k++, used++) {
             char name[KEY_BYTES];
             snprintf(name, sizeof name, "%s.%s", s->m->params[g->p[j].param].name, parts[k].what);
-            const st_tensor *x = st_find(f, name);
-            if (!x || x->dtype != parts[k].dtype || x->numel != parts[k].numel)
-                st = badam_fail(err, BADAM_E_SHAPE,
-                                "%s: tensor '%s' (%zu %s values) is %s: the checkpoint was "
-                                "written by a different setup (--galore-rank?)",
-                                path, name, parts[k].numel, badam_dtype_name(parts[k].dtype),
-                                x ? "of another size or dtype" : "missing");
-            else
-                BE(s->be, upload, parts[k].data, x->data,
-                   parts[k].numel * badam_dtype_size(parts[k].dtype));
+            st = checkpoint_upload_tensor(f, path, name, parts[k].dtype, parts[k].numel,
+                                          parts[k].data, s->be, " (--galore-rank?)", err);
         }
     }
-    if (!st && used != f->n_tensors)
-        st = badam_fail(err, BADAM_E_SHAPE,
-                        "%s: holds %zu tensors, this run expects %zu (the checkpoint was written "
-                        "by a different setup)",
-                        path, f->n_tensors, used);
+    if (!st) st = checkpoint_check_count(f, path, used, err);
     st_close(f);
     return st;
 }

@@ -105,18 +105,6 @@ static void lora_train_mode(method_state *s, int training, uint64_t micro) {
     if (training) s->m->lora->dropout_step = micro;
 }
 
-/* g = (all-reduced) gradient sums / tokens, clipped to the global norm; AdamW (adam.c's). */
-static badam_status lora_update(method_state *s, const method_update_ctx *c, double *norm,
-                                badam_error *err) {
-    double sum_sq;
-    float scale;
-    badam_status st = method_reduce_trainable_grads(s, c, &sum_sq, err);
-    if (!st) st = method_clip_scale(s, c, sum_sq, norm, &scale, err);
-    if (!st)
-        adam_update_trainables(&s->ts, s->m->dtype, c->lr, scale, s->o.weight_decay, &s->o.adam);
-    return st;
-}
-
 /* dir/adapter (PEFT format) and optimizer.safetensors (the moments, by tensor name). */
 static badam_status lora_save_parts(const method_state *s, const char *dir, const char *base_model,
                                     badam_error *err) {
@@ -159,7 +147,7 @@ const train_method_ops method_lora = {
     .allocate = lora_allocate,
     .train_mode = lora_train_mode,
     .zero_grads = method_zero_trainable_grads,
-    .update = lora_update,
+    .update = adam_method_update,
     .save_parts = lora_save_parts,
     .load_parts = lora_load_parts,
     .save_final = lora_save_final,

@@ -43,4 +43,11 @@ badam_status lora_save_final(method_state *s, const char *out_dir, const char *b
 void adam_update_trainables(trainable_set *ts, badam_dtype weight_dtype, float lr, float scale,
                             float weight_decay, const adamw_hparams *h);
 
+/* The update of every Adam-trained method (adam.c; BAdam, LoRA and the bottleneck adapters use
+ * it as theirs): g = (all-reduced) gradient sums of s->ts / tokens, clipped to the global norm
+ * (method_clip_scale, which sets *norm), then adam_update_trainables with the method's lr,
+ * weight decay and Adam hyper-parameters. Errors: those of the reduction and the clip. */
+badam_status adam_method_update(method_state *s, const method_update_ctx *c, double *norm,
+                                badam_error *err);
+
 #endif
