@@ -189,7 +189,8 @@ static double now_s(void) {
 static pid_t start_ranks(const char *out, const char *args) {
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "OMP_NUM_THREADS=1 exec %s -np 2 sh -c 'echo $$ > %s.pid.$OMPI_COMM_WORLD_RANK; exec "
+             "OMP_NUM_THREADS=1 exec %s -np 2 sh -c 'p=%s.pid.$OMPI_COMM_WORLD_RANK; "
+             "echo $$ > $p.tmp && mv $p.tmp $p; exec "
              "%s train --model %s --data %s --out %s --quiet --dtype fp32 --seq-len 48 "
              "--batch-size 4 %s' > %s.log 2>&1",
              g_mpirun, out, getenv("BADAM_CLI"), g_model, g_data, out, args, out);
@@ -201,7 +202,8 @@ static pid_t start_ranks(const char *out, const char *args) {
     return pid;
 }
 
-/* Waits (up to limit s) for path to exist; 0 when it does. */
+/* Waits (up to limit s) for path to exist; 0 when it does. (The pid files are written whole and
+ * renamed into place, so one that exists is complete.) */
 static int wait_file(const char *path, double limit) {
     for (double t0 = now_s(); now_s() - t0 < limit;) {
         if (io_is_file(path)) return 0;
