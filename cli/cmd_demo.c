@@ -22,7 +22,7 @@ static const char *DESCRIPTION =
     "by badam itself) on the embedded task (data/demo/uppercase_*.json: write words in capital\n"
     "letters) with BAdam, LoRA and Adam; evaluates exact match on held-out words before and "
     "after;\n"
-    "writes OUT/report.html. About 50 seconds on 2 cores (--quick: about 20).";
+    "writes OUT/report.html. About 1 to 2 minutes on 2 cores (--quick: under a minute).";
 
 #define TEMPLATE "alpaca"
 #define INSTRUCTION "Write the words in capital letters."

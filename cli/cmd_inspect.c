@@ -152,8 +152,10 @@ int cmd_inspect(int argc, char **argv) {
     else
         printf("  not in any block: %s params (embedding, final norm%s)\n",
                cli_human_count(a, outside), cfg.tie_word_embeddings ? "" : ", lm_head");
-    printf("\nmemory without activations: bf16 weights %s + active block state %s (16 B x %s)\n",
-           cli_human_bytes(a, 2ull * total), cli_human_bytes(b, 16ull * largest),
+    /* 14 B: the split master's low 2 bytes (its high half is the bf16 weight), the fp32
+     * gradient and the two fp32 Adam moments (README, "Memory") */
+    printf("\nmemory without activations: bf16 weights %s + active block state %s (14 B x %s)\n",
+           cli_human_bytes(a, 2ull * total), cli_human_bytes(b, 14ull * largest),
            cli_human_count(path, largest));
     free(block);
     int problems = r.n_problems;

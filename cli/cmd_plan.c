@@ -46,11 +46,22 @@ static size_t param_count(const model_arch *arch, const llama_config *mc) {
     return n;
 }
 
-/* The plan of each method (or of `only`), as a table or JSON: 0, or 1 after a message. */
+/* The plan of each method (or of `only`), as a table or JSON: 0, or 1 after a message. Every
+ * plan is made before anything is printed, so an error leaves no partial output. */
 static int print_plans(const model_arch *arch, const llama_config *mc, train_config *c,
                        train_method only, int json) {
     char a[32];
     badam_error err = {0};
+    memory_plan plans[METHOD_COUNT];
+    for (int i = 0; i < METHOD_COUNT; i++) {
+        if (only != METHOD_COUNT && i != (int)only) continue;
+        c->method = (train_method)i;
+        if (memory_plan_predict(mc, c, c->batch_size, c->seq_len, &plans[i], &err)) {
+            fprintf(stderr, "badam plan: --method %s: %s\n", train_method_name(c->method),
+                    err.message);
+            return 1;
+        }
+    }
     if (!json) {
         printf("model %s: %s, %s parameters, %s weights, batch %d x %d tokens\n", c->model_dir,
                mc->model_type, cli_human_count(a, param_count(arch, mc)),
@@ -63,17 +74,11 @@ static int print_plans(const model_arch *arch, const llama_config *mc, train_con
     int first = 1;
     for (int i = 0; i < METHOD_COUNT; i++) {
         if (only != METHOD_COUNT && i != (int)only) continue;
-        c->method = (train_method)i;
-        memory_plan p;
-        if (memory_plan_predict(mc, c, c->batch_size, c->seq_len, &p, &err)) {
-            fprintf(stderr, "badam plan: %s\n", err.message);
-            return 1;
-        }
-        print_row(train_method_name(c->method), &p, json, first);
+        print_row(train_method_name((train_method)i), &plans[i], json, first);
         first = 0;
         if (!json && (i == METHOD_BADAM || i == METHOD_SGD_BCD))
-            printf("  %-11s %d blocks, largest %s parameters\n", "", p.n_blocks,
-                   cli_human_count(a, p.largest_block));
+            printf("  %-11s %d blocks, largest %s parameters\n", "", plans[i].n_blocks,
+                   cli_human_count(a, plans[i].largest_block));
     }
     if (json) printf("\n}\n");
     const char *note = partition_tied_head_note(mc, &c->partition);

@@ -11,9 +11,10 @@
 #include "train_mpi.h"
 #include "train_options.h"
 
-static const char *USAGE = "badam train --model DIR --data FILE --out DIR [--method "
-                           "badam|adam|lora|lomo|sgd-bcd|galore|adapter] "
-                           "[options]";
+static const char *USAGE =
+    "badam train --model DIR --data FILE --out DIR [--method "
+    "badam|adam|lora|lomo|sgd-bcd|badam-ratio|mezo|mezo-lora|galore|adapter] "
+    "[options]";
 static const char *DESCRIPTION =
     "Fine-tunes every parameter of a Llama-family model (llama, mistral, qwen2) with BAdam:\n"
     "block coordinate descent that trains one block (by default one transformer layer) for K\n"

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "badam/data.h"
 #include "io/files.h"
 #include "model_fixtures.h"
@@ -27,6 +29,36 @@ static void test_inspect_and_plan(void) {
     CHECK(strstr(buf, "32 blocks") != NULL);
     CHECK(badam("inspect /nonexistent-folder", buf, sizeof buf) == 1);
     CHECK(strstr(buf, "/nonexistent-folder/config.json") != NULL);
+    /* a method's plan that fails is refused before anything is printed (no partial JSON) */
+    CHECK(badam("plan --model configs/llama-3-8b --galore-rank 0 --json", buf, sizeof buf) == 1);
+    CHECKF(strstr(buf, "--galore-rank") && !strchr(buf, '{') && !strstr(buf, "weights"), "%s", buf);
+}
+
+/* A method without blocks (ratio mode keeps its period as the block) writes no block name:
+ * every metrics line is valid JSON without "(null)". */
+static void test_metrics_without_block_names(void) {
+    char args[4096], path[4200];
+    snprintf(args, sizeof args,
+             "train --model models/tiny-random-llama --data data/demo/reverse_train.json --out "
+             "%s/ratio --method badam-ratio --max-steps 2 --seq-len 32 --no-checkpoint --quiet",
+             g_out);
+    CHECK(badam(args, buf, sizeof buf) == 0);
+    snprintf(path, sizeof path, "%s/ratio/metrics.jsonl", g_out);
+    char *text = NULL;
+    size_t n = 0;
+    badam_error err = {0};
+    CHECK(io_read_file(path, &text, &n, &err) == BADAM_OK);
+    int lines = 0;
+    for (char *line = text ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        json_error_t jerr;
+        json_t *j = json_loads(line, 0, &jerr);
+        CHECKF(j != NULL, "metrics line not JSON: %s", line);
+        CHECKF(!strstr(line, "(null)"), "%s", line);
+        json_decref(j);
+        lines++;
+    }
+    CHECK(lines >= 2);
+    free(text);
 }
 
 /* --include-head on a tied model: the head block is model.norm alone, and plan and train say
@@ -407,5 +439,6 @@ int main(void) {
     RUN_TEST(test_missing_value);
     RUN_TEST(test_eval_show_nul);
     RUN_TEST(test_companion_not_regular);
+    RUN_TEST(test_metrics_without_block_names);
     return test_result();
 }

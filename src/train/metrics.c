@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "io/files.h"
 
 /* JSON has no NaN: non-finite numbers are written as null. */
@@ -59,8 +61,14 @@ void metrics_write_step(metrics_log *log, const step_metrics *s) {
     put_num(f, "loss", s->loss, 0);
     put_num(f, "lr", s->lr, 0);
     put_num(f, "grad_norm", s->grad_norm, 0);
-    if (s->block >= 0)
-        fprintf(f, "\"block\": %d, \"block_name\": \"%s\", ", s->block, s->block_name);
+    if (s->block >= 0) fprintf(f, "\"block\": %d, ", s->block);
+    if (s->block >= 0 && s->block_name) { /* a JSON string: user prefixes may hold any byte */
+        json_t *name = json_string(s->block_name);
+        char *text = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
+        if (text) fprintf(f, "\"block_name\": %s, ", text);
+        free(text);
+        json_decref(name);
+    }
     fprintf(f, "\"tokens\": %ld, \"batch_tokens\": %ld, ", s->tokens, s->batch_tokens);
     put_num(f, "tokens_per_s", s->tokens_per_s, 0);
     put_num(f, "forward_s", s->forward_s, 0);
