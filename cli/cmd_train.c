@@ -211,6 +211,23 @@ static int check_ranges(const train_config *c) {
     return 0;
 }
 
+/* A warning for each flag of the comma-separated `flags` given while the method is not one they
+ * are for (applies 0): "--galore-rank is ignored with --method lora (it is for --method galore)".
+ */
+static void warn_method_flags(const train_config *c, const cli_option *opts,
+                              const unsigned char *given, const char *flags, int applies,
+                              const char *for_methods) {
+    char name[64];
+    for (const char *p = flags; !applies && *p;) {
+        size_t n = strcspn(p, ",");
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        if (cli_given(opts, given, name))
+            cli_warn("badam train", "--%s is ignored with --method %s (it is for --method %s)",
+                     name, train_method_name(c->method), for_methods);
+        p += n + (p[n] == ',');
+    }
+}
+
 /* Options that contradict each other are refused (2, after a message naming both); an option
  * that another makes pointless is a warning. */
 static int check_conflicts(const train_config *c, const cli_option *opts,
@@ -249,23 +266,16 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
             !(c->method == METHOD_BADAM_RATIO && (i == 0 || i == 4 || i == 5)))
             cli_warn("badam train", "--%s is ignored with --method %s (it trains no blocks)",
                      block_flags[i], train_method_name(c->method));
-    const char *lora_flags[] = {"lora-rank", "lora-alpha", "lora-dropout", "lora-targets"};
-    for (int i = 0; i < 4 && c->method != METHOD_LORA && c->method != METHOD_MEZO_LORA; i++)
-        if (GIVEN(lora_flags[i]))
-            cli_warn("badam train", "--%s is ignored with --method %s (it is for --method lora)",
-                     lora_flags[i], train_method_name(c->method));
-    const char *ratio_flags[] = {"update-ratio", "mask-mode"};
-    for (int i = 0; i < 2 && c->method != METHOD_BADAM_RATIO; i++)
-        if (GIVEN(ratio_flags[i]))
-            cli_warn("badam train",
-                     "--%s is ignored with --method %s (it is for --method "
-                     "badam-ratio)",
-                     ratio_flags[i], train_method_name(c->method));
-    const char *mezo_flags[] = {"mezo-eps", "mezo-samples"};
-    for (int i = 0; i < 2 && c->method != METHOD_MEZO && c->method != METHOD_MEZO_LORA; i++)
-        if (GIVEN(mezo_flags[i]))
-            cli_warn("badam train", "--%s is ignored with --method %s (it is for --method mezo)",
-                     mezo_flags[i], train_method_name(c->method));
+    int lora = c->method == METHOD_LORA || c->method == METHOD_MEZO_LORA;
+    int mezo = c->method == METHOD_MEZO || c->method == METHOD_MEZO_LORA;
+    warn_method_flags(c, opts, given, "lora-rank,lora-alpha,lora-dropout,lora-targets", lora,
+                      "lora or mezo-lora");
+    warn_method_flags(c, opts, given, "update-ratio,mask-mode", c->method == METHOD_BADAM_RATIO,
+                      "badam-ratio");
+    warn_method_flags(c, opts, given, "mezo-eps,mezo-samples", mezo, "mezo or mezo-lora");
+    warn_method_flags(c, opts, given, "galore-rank,galore-update-gap,galore-scale,galore-per-layer",
+                      c->method == METHOD_GALORE, "galore");
+    warn_method_flags(c, opts, given, "adapter-size", c->method == METHOD_ADAPTER, "adapter");
 #undef GIVEN
     return 0;
 }

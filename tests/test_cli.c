@@ -334,13 +334,15 @@ static void test_option_conflicts(void) {
     /* ignored options: warnings, and the run goes on (to the missing model here) */
     snprintf(args, sizeof args,
              "train --model %s/no-model --data y --out %s/conflict --method adam --switch-every 3 "
-             "--include-head --lora-rank 4 --epochs 2 --max-steps 1 --eval-every 2 --pack "
+             "--include-head --lora-rank 4 --galore-rank 4 --epochs 2 --max-steps 1 --eval-every 2 "
+             "--pack "
              "--no-group-by-length",
              g_out, g_out);
     CHECK(badam(args, buf, sizeof buf) == 1);
     const char *warned[] = {"warning: --switch-every is ignored with --method adam",
                             "warning: --include-head is ignored with --method adam",
                             "warning: --lora-rank is ignored with --method adam",
+                            "warning: --galore-rank is ignored with --method adam",
                             "warning: --epochs is ignored",
                             "warning: --eval-every is ignored",
                             "warning: --no-group-by-length is ignored with --pack",
