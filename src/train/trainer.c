@@ -110,13 +110,13 @@ static badam_status broadcast_weights(trainer *t, badam_error *err) {
     if (badam_comm_size(comm) <= 1) return BADAM_OK;
     badam_status st = badam_comm_broadcast(comm, t->m->storage, t->m->storage_bytes, 0, err);
     const llama_lora *lo = t->m->lora;
-    for (int pi = 0; lo && pi < t->m->n_params && !st; pi++) {
-        const llama_param *p = &t->m->params[pi];
-        /* adapter slot layer * MODEL_ROLE_COUNT + role, as llama_lora_attach places them */
-        int a = p->layer * MODEL_ROLE_COUNT + p->tag.role;
-        if (p->layer < 0 || p->ndim != 2 || a >= t->m->cfg.n_layers * LLAMA_P_KIND_COUNT ||
-            !lo->A[a])
-            continue;
+    /* the adapter slots as llama.h lays them out: [n_layers * LLAMA_P_KIND_COUNT], NULL where
+     * a linear is not adapted */
+    int slots = lo ? t->m->cfg.n_layers * LLAMA_P_KIND_COUNT : 0;
+    for (int a = 0; a < slots && !st; a++) {
+        if (!lo->A[a]) continue;
+        const llama_param *p = &t->m->params[llama_param_index(
+            t->m, a / LLAMA_P_KIND_COUNT, (llama_param_kind)(a % LLAMA_P_KIND_COUNT))];
         size_t out = (size_t)p->shape[0], in = (size_t)p->shape[1], r = (size_t)lo->rank;
         st = badam_comm_broadcast(comm, lo->A[a], r * in * sizeof(float), 0, err);
         if (!st) st = badam_comm_broadcast(comm, lo->B[a], out * r * sizeof(float), 0, err);
