@@ -64,7 +64,7 @@ static void test_70b_plan(void) {
         test_failures++;
         return;
     }
-    train_config c = config(4, 512, 1);
+    train_config c = config(4, 1024, 1);
     memory_plan whole, shard;
     badam_error err = {0};
     CHECK_OK(memory_plan_predict_ranks(&mc, &c, 4, 0, &whole, &err), &err);
@@ -83,7 +83,7 @@ static void test_70b_plan(void) {
     CHECKF(shard.total < 80000000000ull, "per-rank total %zu", shard.total);
     CHECKF(whole.total > 80000000000ull, "per-rank total %zu", whole.total);
     fprintf(stderr,
-            "70B on 4 ranks, recompute, 1 x 512 tokens per rank: %.2f GB per rank "
+            "70B on 4 ranks, recompute, 1 x 1024 tokens per rank: %.2f GB per rank "
             "(weights %.2f GB), unsharded %.2f GB\n",
             shard.total / 1e9, shard.bytes[BADAM_MEM_WEIGHTS] / 1e9, whole.total / 1e9);
 }
