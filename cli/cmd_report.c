@@ -67,7 +67,7 @@ int cmd_report(int argc, char **argv) {
                          .n_runs = n_runs,
                          .out_path = out,
                          .title = title,
-                         .log = {cli_log_stderr, NULL}};
+                         .log = {cli_log_command, "badam report"}};
     badam_error err = {0};
     char written[4096];
     badam_status st = report_write(&ro, written, sizeof written, &err);

@@ -64,6 +64,15 @@ void cli_log_stderr(void *ctx, badam_log_level level, const char *text) {
     fflush(stderr);
 }
 
+void cli_log_command(void *ctx, badam_log_level level, const char *text) {
+    if (level != BADAM_LOG_INFO) {
+        cli_log_stderr(NULL, level, text);
+        return;
+    }
+    fprintf(stderr, "%s: %s\n", (const char *)ctx, text);
+    fflush(stderr);
+}
+
 void cli_warn(const char *command, const char *fmt, ...) {
     char text[768];
     va_list ap;

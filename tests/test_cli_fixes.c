@@ -237,7 +237,9 @@ static void test_report_cut_line(void) {
     CHECK(test_write_raw(path, cut, strlen(cut)) == 0);
     snprintf(args, sizeof args, "report %s", dir);
     CHECK(badam(args) == 0);
-    CHECKF(strstr(buf, "metrics.jsonl:3: the last line is cut") && strstr(buf, "wrote"), "%s", buf);
+    CHECKF(strstr(buf, "badam report: warning: ") &&
+               strstr(buf, "metrics.jsonl:3: the last line is cut") && strstr(buf, "wrote"),
+           "%s", buf);
     const char *middle = "{\"step\": 1, \"loss\": 5.5}\n{\"step\": 2, \"lo\n{\"step\": 3, "
                          "\"loss\": 5.3}";
     CHECK(test_write_raw(path, middle, strlen(middle)) == 0);
