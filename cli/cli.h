@@ -22,6 +22,10 @@ const char *cli_human_bytes(char *buf, unsigned long long n);
  * redrawn in place with a carriage return. */
 void cli_log_stderr(void *ctx, badam_log_level level, const char *text);
 
+/* A logger whose ctx is the command ("badam report"): each line to stderr after "COMMAND: ", as
+ * the CLI's own messages (one prefix). */
+void cli_log_command(void *ctx, badam_log_level level, const char *text);
+
 /* A warning through the CLI's logger: "COMMAND: warning: ..." (an option that is ignored). */
 void cli_warn(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -193,7 +193,8 @@ int cmd_demo(int argc, char **argv) {
     print_results(&d, &base, runs, rep, res);
     char report[4096];
     snprintf(report, sizeof report, "%s/report.html", d.out_dir);
-    report_options ro = {dir_ptrs, 3, report, "badam demo: BAdam vs LoRA vs Adam"};
+    report_options ro = {
+        dir_ptrs, 3, report, "badam demo: BAdam vs LoRA vs Adam", {cli_log_command, "badam demo"}};
     if (report_write(&ro, NULL, 0, &err)) {
         fprintf(stderr, "badam demo: %s\n", err.message);
         return 1;

@@ -7,6 +7,7 @@
 #include "badam/model.h"
 #include "cli.h"
 #include "options.h"
+#include "train_memcheck.h"
 #include "train_options.h"
 
 static const char *USAGE = "badam plan --model DIR [--method NAME|all] [--seq-len T] "
@@ -47,6 +48,19 @@ static size_t param_count(const model_arch *arch, const llama_config *mc) {
     for (int i = 0; i < m->n_params; i++) n += m->params[i].numel;
     arch->free(m);
     return n;
+}
+
+/* A warning for each printed plan that exceeds the memory available now (the check `badam
+ * train` makes before it runs; per rank, for one rank on this machine). */
+static void warn_memory(const memory_plan *plans, const int *skip) {
+    size_t available = badam_mem_available();
+    char msg[512];
+    for (int i = 0; i < METHOD_COUNT; i++)
+        if (!skip[i] && memcheck_message(plans[i].total, 1, available, msg, sizeof msg))
+            cli_warn("badam plan",
+                     "--method %s: %s; badam train would refuse it (unless "
+                     "--ignore-memory-check)",
+                     train_method_name((train_method)i), msg);
 }
 
 /* The ranks of the plan: N, and whether weights are sharded. */
@@ -115,6 +129,8 @@ static int print_plans(const model_arch *arch, const llama_config *mc, train_con
     const char *note = partition_tied_head_note(mc, &c->partition);
     if (note && (only == METHOD_COUNT || only == METHOD_BADAM || only == METHOD_SGD_BCD))
         fprintf(json ? stderr : stdout, "note: %s\n", note);
+    fflush(stdout); /* the table first, then the warnings (stderr) */
+    warn_memory(plans, skip);
     return 0;
 }
 
@@ -141,7 +157,8 @@ int cmd_plan(int argc, char **argv) {
         {"lora-rank", OPT_INT, &c.lora_rank, "R", "LoRA rank (8)", 0},
         {"lora-targets", OPT_CUSTOM, &c.lora_targets, "LIST", "LoRA modules", parse_lora_targets},
         {"update-ratio", OPT_FLOAT, &c.update_ratio, "X", "badam-ratio: fraction updated (0.1)", 0},
-        {"galore-rank", OPT_INT, &c.galore_rank, "R", "GaLore rank (128)", 0},
+        {"galore-rank", OPT_INT, &c.galore_rank, "R",
+         "GaLore rank (128; clamped to each weight's smaller dim)", 0},
         {"adapter-size", OPT_INT, &c.adapter_size, "N", "bottleneck adapter width (64)", 0},
         {"galore-per-layer", OPT_FLAG, &c.galore_per_layer, NULL,
          "GaLore updating inside backward (one layer gradient alive)", 0},

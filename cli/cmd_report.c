@@ -63,7 +63,11 @@ int cmd_report(int argc, char **argv) {
         fprintf(stderr, "badam report: give at least one run folder (usage: %s)\n", USAGE);
         return 2;
     }
-    report_options ro = {.run_dirs = runs, .n_runs = n_runs, .out_path = out, .title = title};
+    report_options ro = {.run_dirs = runs,
+                         .n_runs = n_runs,
+                         .out_path = out,
+                         .title = title,
+                         .log = {cli_log_command, "badam report"}};
     badam_error err = {0};
     char written[4096];
     badam_status st = report_write(&ro, written, sizeof written, &err);

@@ -9,11 +9,16 @@
 
 #include "badam/data.h"
 #include "badam/tokenizer.h"
+#include "badam/train.h"
 #include "cli.h"
 
 int cmd_tokenize_data(int argc, char **argv);
 
+/* The defaults are `badam train`'s (train_config_defaults), so the report describes what a
+ * run with the same options trains on. */
 static void usage(FILE *out) {
+    train_config c;
+    train_config_defaults(&c);
     fprintf(out,
             "usage: badam tokenize --data FILE [--model DIR] [options]\n"
             "\n"
@@ -25,15 +30,20 @@ static void usage(FILE *out) {
             "  --model DIR          folder with tokenizer.json (needed unless the data is\n"
             "                       pre-tokenized)\n"
             "  --template NAME      default, alpaca, llama2, llama3, chatml, mistral "
-            "(default: default)\n"
+            "(default: %s)\n"
             "  --system TEXT        system prompt (default: the template's; \"\" for none)\n"
             "  --format F           auto, alpaca, sharegpt, tokenized (default: auto)\n"
-            "  --seq-len N          truncate examples to N tokens (default: 2048; 0: no limit)\n"
-            "  --batch-size B       rows per batch for the padding figure (default: 8)\n"
-            "  --group-by-length    sort by length within windows of batches\n"
+            "  --seq-len N          truncate examples to N tokens (default: %d, as badam train;\n"
+            "                       0: no limit)\n"
+            "  --batch-size B       rows per batch for the padding figure (default: %d)\n"
+            "  --no-group-by-length do not sort by length within windows of batches (as badam\n"
+            "                       train, batches are grouped by default; --group-by-length is\n"
+            "                       accepted)\n"
             "  --pack               pack several examples per row of --seq-len tokens\n"
-            "  --seed S             shuffle seed (default: 42)\n"
-            "  --show N             print N rendered examples (default: 2)\n");
+            "  --seed S             shuffle seed (default: %llu)\n"
+            "  --show N             print N rendered examples (default: 2)\n",
+            c.template_name ? c.template_name : "default", c.seq_len, c.batch_size,
+            (unsigned long long)c.seed);
 }
 
 static int parse_long(const char *opt, const char *s, long min, long *out) {
@@ -86,13 +96,15 @@ typedef struct tokdata_args {
     data_options dopt;
     batcher_options bopt;
     long show;
+    int group_given; /* --group-by-length on the command line */
 } tokdata_args;
 
 /* The options that take a value, and the flags: a value may not be one of them. */
 static const char *const VALUE_OPTIONS[] = {"--model",  "--data",    "--template",   "--system",
                                             "--format", "--seq-len", "--batch-size", "--seed",
                                             "--show",   NULL};
-static const char *const FLAG_OPTIONS[] = {"--pack", "--group-by-length", "-h", "--help", NULL};
+static const char *const FLAG_OPTIONS[] = {
+    "--pack", "--group-by-length", "--no-group-by-length", "-h", "--help", NULL};
 
 static int listed(const char *const *names, const char *a) {
     for (; *names; names++)
@@ -166,8 +178,9 @@ static int parse_args(int argc, char **argv, tokdata_args *x) {
             if (take_value(argc, argv, &i, &val) || parse_valued(a, val, x)) return 2;
         } else if (!strcmp(a, "--pack")) {
             x->bopt.pack = 1;
-        } else if (!strcmp(a, "--group-by-length")) {
-            x->bopt.group_by_length = 1;
+        } else if (!strcmp(a, "--group-by-length") || !strcmp(a, "--no-group-by-length")) {
+            x->bopt.group_by_length = !strcmp(a, "--group-by-length");
+            x->group_given = x->bopt.group_by_length;
         } else {
             fprintf(stderr, "badam tokenize: unknown option '%s'\n", a);
             usage(stderr);
@@ -189,7 +202,7 @@ static int check_args(tokdata_args *x) {
         fprintf(stderr, "badam tokenize: --pack needs --seq-len > 0\n");
         return 2;
     }
-    if (x->bopt.pack && x->bopt.group_by_length)
+    if (x->bopt.pack && x->bopt.group_by_length && x->group_given)
         cli_warn("badam tokenize", "--group-by-length is ignored with --pack (packed rows are "
                                    "not grouped)");
     if (!template_known(x->dopt.template_name)) {
@@ -271,9 +284,17 @@ static void show_examples(const badam_tokenizer *tok, const data_set *ds, long s
 }
 
 int cmd_tokenize_data(int argc, char **argv) {
+    train_config c; /* the defaults of badam train */
+    train_config_defaults(&c);
     tokdata_args x = {
-        .dopt = {.format = DATA_FORMAT_AUTO, .template_name = "default", .seq_len = 2048},
-        .bopt = {.batch_size = 8, .shuffle = 1, .seed = 42},
+        .system = c.system_prompt,
+        .dopt = {.format = DATA_FORMAT_AUTO,
+                 .template_name = c.template_name ? c.template_name : "default",
+                 .seq_len = c.seq_len},
+        .bopt = {.batch_size = c.batch_size,
+                 .shuffle = c.shuffle,
+                 .group_by_length = c.group_by_length,
+                 .seed = c.seed},
         .show = 2,
     };
     int rc = parse_args(argc, argv, &x);

@@ -1,6 +1,7 @@
 /* badam train: fine-tune a Hugging Face model folder with BAdam or a baseline. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -8,8 +9,10 @@
 #include "badam/memory.h"
 #include "cli.h"
 #include "options.h"
+#include "train_memcheck.h"
 #include "train_mpi.h"
 #include "train_options.h"
+#include "train_out.h"
 
 static const char *USAGE =
     "badam train --model DIR --data FILE --out DIR [--method "
@@ -28,15 +31,16 @@ static const char *DESCRIPTION =
 typedef struct train_cli {
     train_config c;
     int quiet, no_shuffle, no_group;
-    int nproc;           /* --nproc: start this command under mpirun with N ranks */
-    double comm_timeout; /* --comm-timeout: seconds a rank waits for the others */
+    int overwrite, ignore_memory_check; /* train_out.h, train_memcheck.h */
+    int nproc;                          /* --nproc: start this command under mpirun with N ranks */
+    double comm_timeout;                /* --comm-timeout: seconds a rank waits for the others */
 } train_cli;
 
 /* Entries of the option table, without its end marker. */
 enum {
     N_RUN_OPTIONS = 37,
     N_METHOD_OPTIONS = 14,
-    N_DATA_OPTIONS = 10,
+    N_DATA_OPTIONS = 12,
     N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
 };
 
@@ -126,7 +130,10 @@ static void method_options(train_cli *x, cli_option *opts) {
          "start LoRA (a PEFT adapter) or bottleneck adapters (an adapter folder) from DIR", 0},
         {"adapter-size", OPT_INT, &c->adapter_size, "N",
          "bottleneck adapters (--method adapter): width (64)", 0},
-        {"galore-rank", OPT_INT, &c->galore_rank, "R", "GaLore projection rank (128)", 0},
+        {"galore-rank", OPT_INT, &c->galore_rank, "R",
+         "GaLore projection rank (128; clamped to each weight's smaller dimension, as the "
+         "authors' code)",
+         0},
         {"galore-update-gap", OPT_INT, &c->galore_update_gap, "T",
          "GaLore: steps between projector refreshes (SVD of the gradient) (200)", 0},
         {"galore-scale", OPT_FLOAT, &c->galore_scale, "A",
@@ -166,6 +173,12 @@ static void input_output_options(train_cli *x, cli_option *opts) {
          "data parallel: run this command under mpirun with N ranks (or launch with mpirun)", 0},
         {"comm-timeout", OPT_DOUBLE, &x->comm_timeout, "S",
          "data parallel: seconds a rank waits for the others before failing (300)", 0},
+        {"overwrite", OPT_FLAG, &x->overwrite, NULL,
+         "replace a previous run's adapter/ or checkpoint/ in OUT that this run would not write "
+         "(without it such a run is refused)",
+         0},
+        {"ignore-memory-check", OPT_FLAG, &x->ignore_memory_check, NULL,
+         "run even when the memory plan exceeds the memory available (MemAvailable)", 0},
         {0},
     };
     _Static_assert(sizeof table / sizeof table[0] == N_DATA_OPTIONS + 1, "N_DATA_OPTIONS");
@@ -234,7 +247,10 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
                            const unsigned char *given) {
 #define GIVEN(name) cli_given(opts, given, name)
     const char *refused = NULL;
-    if (GIVEN("no-checkpoint") && GIVEN("save-every"))
+    if (GIVEN("max-steps") && c->max_steps == 0)
+        refused = "--max-steps 0 trains nothing: give a positive number of steps (or leave it out "
+                  "to train for --epochs)";
+    else if (GIVEN("no-checkpoint") && GIVEN("save-every"))
         refused = "--no-checkpoint and --save-every contradict each other (write no checkpoint / "
                   "checkpoint every N steps): give one";
     else if (GIVEN("val-data") && GIVEN("val-size"))
@@ -250,6 +266,8 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
     if (GIVEN("init-adapter") && c->resume)
         cli_warn("badam train", "--init-adapter is ignored with --resume (the checkpoint holds "
                                 "the adapter)");
+    if (GIVEN("overwrite") && c->resume)
+        cli_warn("badam train", "--overwrite is ignored with --resume (the run goes on in OUT)");
     if (GIVEN("epochs") && GIVEN("max-steps"))
         cli_warn("badam train", "--epochs is ignored: --max-steps sets the length of the run");
     if (GIVEN("no-group-by-length") && c->pack)
@@ -327,6 +345,20 @@ static void quiet_log(void *ctx, badam_log_level level, const char *text) {
     (void)ctx, (void)level, (void)text;
 }
 
+/* Before the run: the memory check (each rank, with the ranks sharing this machine) and, on rank
+ * 0, OUT's previous files (train_out.h). 0 to run; else the exit status, after a message. */
+static int guard_run(train_cli *x, const badam_comm *comm, train_out *out) {
+    memset(out, 0, sizeof *out);
+    out->existed = 1; /* nothing to remove until train_out_prepare looked */
+    int ranks = badam_comm_size(comm);
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE"); /* ranks on this machine */
+    int here = local && atoi(local) > 0 ? atoi(local) : ranks;
+    int rc = 0;
+    if (!x->ignore_memory_check) rc = memcheck_train(&x->c, x->c.batch_size / ranks, here);
+    if (!rc && badam_comm_rank(comm) == 0) rc = train_out_prepare(&x->c, x->overwrite, out);
+    return rc;
+}
+
 /* Under mpirun: the MPI communicator in x->c.comm (0), or 1 after a message. */
 static int join_ranks(train_cli *x, badam_comm *comm) {
     badam_error err = {0};
@@ -355,7 +387,13 @@ int cmd_train(int argc, char **argv) {
     int rank = badam_comm_rank(&comm);
     badam_error err = {0};
     train_report r;
+    train_out out;
+    if ((rc = guard_run(&x, &comm, &out))) {
+        badam_comm_mpi_destroy(&comm, 1); /* the other ranks end too */
+        return rc;
+    }
     badam_status st = train_run(&x.c, &r, &err);
+    if (rank == 0) train_out_finish(&out, st == BADAM_OK);
     if (st) {
         if (rank)
             fprintf(stderr, "badam train (rank %d): %s\n", rank, err.message);

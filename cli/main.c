@@ -1,4 +1,5 @@
 /* badam: full-parameter fine-tuning of LLMs with block coordinate descent (BAdam). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,9 @@ static void usage(FILE *out) {
         "environment:\n"
         "  BADAM_CPU=portable|avx2|avx512|auto   kernel instruction set (default: the best this\n"
         "                      CPU has)\n"
-        "  BADAM_GEMM=fp32     bf16 weights through the fp32 OpenBLAS GEMM, not oneDNN's bf16\n"
+        "  BADAM_GEMM=fp32|bf16|auto   fp32: bf16 weights through the fp32 OpenBLAS GEMM, not\n"
+        "                      oneDNN's bf16 (auto, the default: oneDNN's where the CPU has\n"
+        "                      AVX512_BF16; other values are refused)\n"
         "  OMP_NUM_THREADS     threads (default: all cores)\n");
 }
 
@@ -58,6 +61,15 @@ void cli_log_stderr(void *ctx, badam_log_level level, const char *text) {
         fputc('\n', stderr);
     else
         fprintf(stderr, "%s\n", text);
+    fflush(stderr);
+}
+
+void cli_log_command(void *ctx, badam_log_level level, const char *text) {
+    if (level != BADAM_LOG_INFO) {
+        cli_log_stderr(NULL, level, text);
+        return;
+    }
+    fprintf(stderr, "%s: %s\n", (const char *)ctx, text);
     fflush(stderr);
 }
 
@@ -100,7 +112,25 @@ static void ensure_load_time_settings(char **argv) {
     if (again) execv("/proc/self/exe", argv); /* returns only on failure: carry on as we are */
 }
 
+/* The command's exit status, or 1 after a message when its standard output could not be written
+ * (a full disk, a closed pipe, /dev/full): output that was lost is a failure. */
+static int checked_stdout(const char *command, int rc) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    fprintf(stderr, "badam%s%s: cannot write the standard output: %s\n", command ? " " : "",
+            command ? command : "", errno ? strerror(errno) : "write error");
+    return rc ? rc : 1;
+}
+
+static int run_command(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    int rc = run_command(argc, argv);
+    const char *cmd = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    return checked_stdout(cmd, rc);
+}
+
+static int run_command(int argc, char **argv) {
     badam_error err = {0};
     if (badam_cpu_check_env(&err) != BADAM_OK) {
         fprintf(stderr, "badam: %s\n", err.message);

@@ -41,7 +41,8 @@ int badam_cpu_supports(badam_cpu_path path);
 const char *badam_cpu_path_name(badam_cpu_path path);
 
 /* Checks BADAM_CPU: BADAM_E_INVALID naming the variable and value when it is not one of
- * portable|avx2|avx512|auto, BADAM_E_UNSUPPORTED when this CPU cannot run the path it names.
+ * portable|avx2|avx512|auto, BADAM_E_UNSUPPORTED when this CPU cannot run the path it names;
+ * and BADAM_GEMM: BADAM_E_INVALID when it is set to other than fp32|bf16|auto.
  * On success the path is fixed for the process. Programs call it at start-up; kernels called
  * without it fall back to the best path when BADAM_CPU is invalid. */
 badam_status badam_cpu_check_env(badam_error *err);

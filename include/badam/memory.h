@@ -32,5 +32,9 @@ const char *badam_mem_category_name(badam_mem_category category);
 size_t badam_peak_rss(void);
 /* Current resident set size in bytes (/proc/self/statm), 0 when unavailable. */
 size_t badam_current_rss(void);
+/* Memory the machine can give a new allocation without swapping, in bytes: MemAvailable of
+ * /proc/meminfo (free memory plus the reclaimable caches, the kernel's estimate); 0 when
+ * unavailable (not Linux). */
+size_t badam_mem_available(void);
 
 #endif

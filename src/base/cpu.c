@@ -90,9 +90,21 @@ static void init_from_env(void) {
     atomic_store(&g_path, (int)path);
 }
 
+/* BADAM_GEMM: unset, empty, auto (the best GEMM of the path), fp32 (the fp32 GEMM on every
+ * path) or bf16 (the native bf16 GEMM where built in); any other value is refused, not ignored. */
+static badam_status gemm_from_env(badam_error *err) {
+    const char *env = getenv("BADAM_GEMM");
+    if (!env || !*env || !strcmp(env, "auto") || !strcmp(env, "fp32") || !strcmp(env, "bf16"))
+        return BADAM_OK;
+    return badam_fail(err, BADAM_E_INVALID,
+                      "environment variable BADAM_GEMM='%s': expected fp32, bf16 or auto", env);
+}
+
 badam_status badam_cpu_check_env(badam_error *err) {
     badam_cpu_path path;
-    badam_status st = path_from_env(&path, err);
+    badam_status st = gemm_from_env(err);
+    if (st) return st;
+    st = path_from_env(&path, err);
     if (st == BADAM_OK) atomic_store(&g_path, (int)path);
     return st;
 }

@@ -113,3 +113,15 @@ size_t badam_current_rss(void) {
     fclose(f);
     return got == 2 ? (size_t)pages_resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
 }
+
+size_t badam_mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kib = 0;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, "MemAvailable: %llu kB", &kib) == 1;
+    fclose(f);
+    return found ? (size_t)(kib * 1024ull) : 0;
+}

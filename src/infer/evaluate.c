@@ -16,7 +16,7 @@ static badam_status eval_loss(const llama_model *m, const data_set *ds, int batc
         if (ds->examples[i].len > longest) longest = ds->examples[i].len;
     if (longest > (size_t)m->cfg.max_position_embeddings)
         return badam_fail(err, BADAM_E_INVALID,
-                          "eval: an example has %zu tokens, more than max_position_embeddings %d "
+                          "an example has %zu tokens, more than max_position_embeddings %d "
                           "(lower --seq-len)",
                           longest, m->cfg.max_position_embeddings);
     batcher_options bo = {0};
@@ -24,7 +24,7 @@ static badam_status eval_loss(const llama_model *m, const data_set *ds, int batc
     bo.seq_len = (int)longest;
     const model_arch *arch = model_arch_find(m->cfg.model_type);
     if (!arch)
-        return badam_fail(err, BADAM_E_UNSUPPORTED, "eval: no model family serves model_type '%s'",
+        return badam_fail(err, BADAM_E_UNSUPPORTED, "no model family serves model_type '%s'",
                           m->cfg.model_type);
     batcher *b = NULL;
     llama_workspace *ws = NULL;
@@ -106,7 +106,7 @@ static badam_status eval_exact_match(const llama_model *m, const badam_tokenizer
             if (o->on_example)
                 o->on_example(o->on_example_ctx, i, ref, ref_len, g.text, g.text_len, ok);
         } else {
-            badam_error_prefix(err, "eval: example %zu", i);
+            badam_error_prefix(err, "example %zu", i);
         }
         generate_result_free(&g);
         free(ref);
@@ -119,12 +119,12 @@ static badam_status eval_exact_match(const llama_model *m, const badam_tokenizer
 badam_status evaluate(const llama_model *m, const badam_tokenizer *tok, const data_set *ds,
                       const eval_options *o, eval_result *r, badam_error *err) {
     memset(r, 0, sizeof *r);
-    if (!ds || !ds->n) return badam_fail(err, BADAM_E_INVALID, "eval: the dataset is empty");
+    if (!ds || !ds->n) return badam_fail(err, BADAM_E_INVALID, "the dataset is empty");
     if (o->batch_size < 1)
-        return badam_fail(err, BADAM_E_INVALID, "eval: batch size %d < 1", o->batch_size);
+        return badam_fail(err, BADAM_E_INVALID, "batch size %d < 1", o->batch_size);
     if (o->exact_match && (!tok || o->max_new_tokens < 1))
         return badam_fail(err, BADAM_E_INVALID,
-                          "eval: exact match needs a tokenizer and max_new_tokens >= 1");
+                          "exact match needs a tokenizer and max_new_tokens >= 1");
     r->n_examples = ds->n;
     badam_status st = eval_loss(m, ds, o->batch_size, r, err);
     if (!st && o->exact_match) st = eval_exact_match(m, tok, ds, o, r, err);

@@ -196,14 +196,12 @@ badam_status generate_text(const llama_model *m, const badam_tokenizer *tok, lla
                            generate_result *r, badam_error *err) {
     memset(r, 0, sizeof *r);
     int cap = llama_kv_cache_capacity(kv), V = m->cfg.vocab_size;
-    if (n_prompt == 0) return badam_fail(err, BADAM_E_INVALID, "generate: the prompt is empty");
+    if (n_prompt == 0) return badam_fail(err, BADAM_E_INVALID, "the prompt is empty");
     if (n_prompt > (size_t)cap)
         return badam_fail(err, BADAM_E_INVALID,
-                          "generate: the prompt has %zu tokens, more than the context of %d",
-                          n_prompt, cap);
+                          "the prompt has %zu tokens, more than the context of %d", n_prompt, cap);
     if (o->max_new_tokens < 0)
-        return badam_fail(err, BADAM_E_INVALID, "generate: max_new_tokens %d < 0",
-                          o->max_new_tokens);
+        return badam_fail(err, BADAM_E_INVALID, "max_new_tokens %d < 0", o->max_new_tokens);
     /* Reuse the cached prefix; at least one prompt token is run to get the next logits. */
     const int32_t *held = llama_kv_cache_tokens(kv);
     size_t common = 0, len = (size_t)llama_kv_cache_length(kv);
@@ -215,7 +213,7 @@ badam_status generate_text(const llama_model *m, const badam_tokenizer *tok, lla
     r->ids = malloc(((size_t)o->max_new_tokens + 1) * sizeof *r->ids);
     sampler *smp = NULL;
     badam_status st =
-        !logits || !r->ids ? badam_fail(err, BADAM_E_NOMEM, "generate: out of memory") : BADAM_OK;
+        !logits || !r->ids ? badam_fail(err, BADAM_E_NOMEM, "out of memory") : BADAM_OK;
     if (!st) st = sampler_create(&o->sampling, V, &smp, err);
     if (!st) st = llama_decode(m, kv, prompt + common, (int)(n_prompt - common), logits, 0, err);
     char *text = NULL;
@@ -248,7 +246,7 @@ badam_status generate_text(const llama_model *m, const badam_tokenizer *tok, lla
         st = llama_decode(m, kv, &id, 1, logits, 0, err);
     }
     if (!st && !text && !(text = calloc(1, 1)))
-        st = badam_fail(err, BADAM_E_NOMEM, "generate: out of memory");
+        st = badam_fail(err, BADAM_E_NOMEM, "out of memory");
     if (!st) {
         emit(o, text, printed, text_len, &printed);
         r->text = text;

@@ -70,7 +70,34 @@ badam_status llama_bottleneck_save(const llama_model *m, const char *dir, const 
     return st;
 }
 
-/* adapter_config.json's adapter_size, checked against the model (type, width, layers). */
+/* The fields of adapter_config.json that describe what we implement and nothing else: residual
+ * true (z = y + adapter(y)) and sites ["attention", "mlp"] (both, each once, in any order). An
+ * absent field means that; another value is refused, naming the file and the field. */
+static badam_status check_form(const json_t *cfg, const char *path, badam_error *err) {
+    const json_t *residual = json_object_get(cfg, "residual");
+    const json_t *sites = json_object_get(cfg, "sites");
+    if (residual && !json_is_true(residual))
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "%s: field 'residual' must be true (adapters without the residual add "
+                          "are not implemented)",
+                          path);
+    if (!sites) return BADAM_OK;
+    int seen[2] = {0, 0}, ok = json_is_array(sites) && json_array_size(sites) == 2;
+    for (size_t i = 0; ok && i < 2; i++) {
+        const char *v = json_string_value(json_array_get(sites, i));
+        int k = !v ? -1 : !strcmp(v, "attention") ? 0 : !strcmp(v, "mlp") ? 1 : -1;
+        ok = k >= 0 && !seen[k]++;
+    }
+    if (!ok)
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "%s: field 'sites' must be [\"attention\", \"mlp\"] (adapters at other "
+                          "sites, or at one of them only, are not implemented)",
+                          path);
+    return BADAM_OK;
+}
+
+/* adapter_config.json's adapter_size, checked against the model (type, width, layers) and what
+ * we implement (check_form). */
 static badam_status read_config(const llama_model *m, const char *dir, int *size,
                                 badam_error *err) {
     char path[4096];
@@ -89,6 +116,7 @@ static badam_status read_config(const llama_model *m, const char *dir, int *size
     else if (!json_is_string(act) || strcmp(json_string_value(act), "relu"))
         st = badam_fail(err, BADAM_E_UNSUPPORTED, "%s: field 'non_linearity' must be \"relu\"",
                         path);
+    if (!st) st = check_form(cfg, path, err);
     if (!st) st = json_get_int(cfg, "adapter_size", 1, size, path, err);
     if (!st) st = json_get_int(cfg, "hidden_size", 1, &hidden, path, err);
     if (!st) st = json_get_int(cfg, "num_layers", 1, &layers, path, err);

@@ -267,8 +267,21 @@ static badam_status add_line(metrics_acc *m, const char *line, size_t len, const
     return st;
 }
 
-/* The step and loss arrays of the page data, and the summary sums, from metrics.jsonl. */
-static badam_status read_metrics(const char *dir, report_run *run, badam_error *err) {
+/* 1 when line (len bytes) is the file's last and has no newline and is not JSON: a line the
+ * run was writing when it was killed, which the reader skips (with a warning). A cut line
+ * elsewhere is followed by a newline and stays an error. */
+static int cut_last_line(const char *line, size_t len, const char *end) {
+    if (end) return 0;
+    json_error_t jerr;
+    json_t *obj = json_loadb(line, len, 0, &jerr);
+    json_decref(obj);
+    return obj == NULL;
+}
+
+/* The step and loss arrays of the page data, and the summary sums, from metrics.jsonl; a cut
+ * last line (cut_last_line) is skipped with a warning through log. */
+static badam_status read_metrics(const char *dir, report_run *run, const badam_logger *log,
+                                 badam_error *err) {
     char path[4096], where[4200];
     if (io_path_join(path, sizeof path, dir, "metrics.jsonl"))
         return badam_fail(err, BADAM_E_INVALID, "%s: path too long", dir);
@@ -296,7 +309,13 @@ static badam_status read_metrics(const char *dir, report_run *run, badam_error *
         while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
         if (k < len) { /* not a blank line */
             snprintf(where, sizeof where, "%s:%ld", path, line_no);
-            st = add_line(&m, line, len, where, err);
+            if (cut_last_line(line, len, end))
+                badam_logf(log, BADAM_LOG_INFO,
+                           "warning: %s: the last line is cut (the run stopped while writing "
+                           "it): skipped",
+                           where);
+            else
+                st = add_line(&m, line, len, where, err);
         }
         line = next;
     }
@@ -370,7 +389,8 @@ static void run_label(const char *dir, char *out, size_t size) {
     snprintf(out, size, "%.*s", (int)(n - start), dir + start);
 }
 
-static badam_status read_run(const char *dir, report_run *run, badam_error *err) {
+static badam_status read_run(const char *dir, report_run *run, const badam_logger *log,
+                             badam_error *err) {
     memset(run, 0, sizeof *run);
     run->final_loss = run->final_val = run->best_val = run->elapsed_s = NAN;
     run->mean_tps = run->peak_rss = run->predicted = run->params = run->trainable = NAN;
@@ -381,7 +401,7 @@ static badam_status read_run(const char *dir, report_run *run, badam_error *err)
                           dir);
     run->data = json_object();
     if (!run->data) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);
-    badam_status st = read_metrics(dir, run, err);
+    badam_status st = read_metrics(dir, run, log, err);
     if (!st) st = read_memory(dir, run, err);
     return st;
 }
@@ -521,7 +541,7 @@ static badam_status make_parent_dir(const char *path, badam_error *err) {
 badam_status report_write(const report_options *opts, char *written, size_t size,
                           badam_error *err) {
     if (!opts || opts->n_runs < 1 || !opts->run_dirs)
-        return badam_fail(err, BADAM_E_INVALID, "report: no run folder given");
+        return badam_fail(err, BADAM_E_INVALID, "no run folder given");
     const char *title = opts->title && *opts->title ? opts->title : "badam report";
     char out[4096];
     if (opts->out_path)
@@ -535,12 +555,12 @@ badam_status report_write(const report_options *opts, char *written, size_t size
     if (!runs || !list) {
         free(runs);
         json_decref(root);
-        return badam_fail(err, BADAM_E_NOMEM, "report: out of memory");
+        return badam_fail(err, BADAM_E_NOMEM, "out of memory");
     }
     badam_status st = BADAM_OK;
     for (int i = 0; i < opts->n_runs && !st; i++) {
         report_run *r = &runs[i];
-        st = read_run(opts->run_dirs[i], r, err);
+        st = read_run(opts->run_dirs[i], r, &opts->log, err);
         if (st) {
             json_decref(r->data);
             r->data = NULL;

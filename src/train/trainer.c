@@ -143,17 +143,17 @@ static badam_status setup_model(trainer *t, const char *weights_dir, badam_error
 
 static badam_status check_config(const train_config *c, badam_error *err) {
     if (!c->model_dir || !c->data_path || !c->out_dir)
-        return badam_fail(err, BADAM_E_INVALID, "train: --model, --data and --out are required");
+        return badam_fail(err, BADAM_E_INVALID, "--model, --data and --out are required");
     if (c->batch_size < 1 || c->grad_accum < 1 || c->seq_len < 2 || c->max_steps < 0 ||
         c->epochs < 0 || (c->max_steps == 0 && c->epochs == 0))
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: need batch size >= 1, grad accumulation >= 1, seq len >= 2 and "
+                          "need batch size >= 1, grad accumulation >= 1, seq len >= 2 and "
                           "a positive number of steps or epochs");
     if (!(c->lr >= 0) || !(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) ||
         !(c->eps > 0) || !(c->weight_decay >= 0) || c->warmup < 0 ||
         !(c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1))
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: invalid optimizer settings (lr >= 0, betas in [0, 1), eps > 0, "
+                          "invalid optimizer settings (lr >= 0, betas in [0, 1), eps > 0, "
                           "weight decay >= 0, warmup >= 0, min lr ratio in [0, 1])");
     if (c->stop_at_step < 0 || (c->stop_at_step > 0 && c->no_checkpoint))
         return badam_fail(err, BADAM_E_INVALID,
@@ -180,12 +180,12 @@ static badam_status check_method(trainer *t, badam_error *err) {
     if (t->ops->check && (st = t->ops->check(&t->mo, err))) return st;
     if (t->ops->step && c->grad_accum != 1)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --method %s runs its own step on one batch and cannot "
+                          "--method %s runs its own step on one batch and cannot "
                           "accumulate gradients (use --grad-accum 1)",
                           t->ops->name);
     if (!t->ops->data_parallel && badam_comm_size(c->comm) > 1)
         return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "train: --method %s does not run data parallel yet (%d ranks); run it "
+                          "--method %s does not run data parallel yet (%d ranks); run it "
                           "in one process",
                           t->ops->name, badam_comm_size(c->comm));
     return BADAM_OK;
@@ -407,19 +407,22 @@ static badam_status gradient_step(trainer *t, float lr, step_metrics *sm, step_t
     return st;
 }
 
-/* method_step_ctx.forward_loss: the loss of the step's batch, no gradients, no dropout. */
+/* method_step_ctx.forward_loss: the loss of the step's batch, no gradients, no dropout; the
+ * seconds its forward passes took (the step's forward time, not its update time). */
 typedef struct forward_ctx {
     trainer *t;
     const llama_batch *batch;
+    double seconds;
 } forward_ctx;
 
 static badam_status forward_loss(void *self, double *loss_sum, long *tokens, badam_error *err) {
     forward_ctx *f = self;
     trainer *t = f->t;
     if (t->ops->train_mode) t->ops->train_mode(&t->ms, 0, 0);
-    double s = 0;
+    double s = 0, f0 = now_s();
     int n = 0;
     badam_status st = t->arch->forward(t->m, t->ws, f->batch, NULL, 1.0f, NULL, &s, &n, err);
+    f->seconds += now_s() - f0;
     double sums[2] = {s, (double)n};
     if (!st) st = sum_over_ranks(t, sums, 2, err);
     *loss_sum = sums[0], *tokens = (long)sums[1];
@@ -433,12 +436,13 @@ static badam_status own_step(trainer *t, float lr, step_metrics *sm, step_totals
     batcher_next(t->batches, &db);
     llama_batch lb;
     model_batch_from_data(&db, &lb);
-    forward_ctx f = {t, &lb};
+    forward_ctx f = {t, &lb, 0};
     method_step_ctx c = {t->step, lr, &lb, t->cfg->comm, forward_loss, &f, t->ws};
     method_step_result res = {0, 0, NAN};
     double u0 = now_s();
     badam_status st = t->ops->step(&t->ms, &c, &res, err);
-    sm->update_s = now_s() - u0;
+    sm->forward_s = f.seconds; /* the forward passes; the rest of the step is the update */
+    sm->update_s = now_s() - u0 - f.seconds;
     if (!st && !isfinite(res.loss_sum))
         st = badam_fail(err, BADAM_E_NUMERIC,
                         "step %d: the loss is not finite (%g); lower --lr or check the data",
@@ -562,7 +566,7 @@ static badam_status settle_run(trainer *t, const char *ckpt, checkpoint_state *c
                         cs->step, t->max_steps, c->out_dir);
     if (!st && c->resume && c->stop_at_step > 0 && c->stop_at_step <= cs->step)
         st = badam_fail(err, BADAM_E_INVALID,
-                        "train: --stop-at-step %d is not after the checkpoint's step %d (%s)",
+                        "--stop-at-step %d is not after the checkpoint's step %d (%s)",
                         c->stop_at_step, cs->step, ckpt);
     return st;
 }

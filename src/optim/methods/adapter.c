@@ -29,7 +29,7 @@ static void adapter_pool(const llama_model *m, int size, trainable_sizes *z) {
 
 static badam_status adapter_check(const method_options *o, badam_error *err) {
     if (o->adapter_size < 1)
-        return badam_fail(err, BADAM_E_INVALID, "train: --adapter-size must be >= 1 (got %d)",
+        return badam_fail(err, BADAM_E_INVALID, "--adapter-size must be >= 1 (got %d)",
                           o->adapter_size);
     return BADAM_OK;
 }
@@ -38,6 +38,11 @@ static badam_status adapter_sizes(const llama_model *m, const method_options *o,
                                   badam_error *err) {
     badam_status st = adapter_check(o, err);
     if (st) return st;
+    if (o->adapter_size > m->cfg.hidden_size) /* as llama_bottleneck_attach: the plan refuses too */
+        return badam_fail(err, BADAM_E_INVALID,
+                          "--adapter-size %d is outside [1, hidden_size %d]: a bottleneck "
+                          "adapter is narrower than the model",
+                          o->adapter_size, m->cfg.hidden_size);
     trainable_sizes z;
     adapter_pool(m, o->adapter_size, &z);
     trainable_sizes_bytes(&z, out->bytes);

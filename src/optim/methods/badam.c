@@ -34,7 +34,7 @@ badam_status bcd_create(method_state *s, badam_error *err) {
     s->part = &b->part;
     if (s->o.start_block >= b->part.n_blocks)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --start-block %d: the partition has %d blocks (0 to %d)",
+                          "--start-block %d: the partition has %d blocks (0 to %d)",
                           s->o.start_block, b->part.n_blocks, b->part.n_blocks - 1);
     /* 3. K: steps per block visit, given or from the data (the reference README's advice) */
     s->K = s->o.switch_every > 0

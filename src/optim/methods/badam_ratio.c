@@ -14,6 +14,7 @@
  * 18 bytes per updated entry. The dense gradient of a tensor exists only inside backward, in one
  * reusable buffer per shape class (as LOMO's), gathered onto the mask the moment it is finished.
  * Where it differs from the reference on purpose: docs/how-badam-works.md, "Ratio mode". */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,9 +70,29 @@ static size_t bytes_of(size_t floats) {
 
 static badam_status ratio_check(const method_options *o, badam_error *err) {
     if (!(o->update_ratio > 0.0f && o->update_ratio <= 1.0f))
-        return badam_fail(err, BADAM_E_INVALID, "train: --update-ratio must be in (0, 1] (got %g)",
+        return badam_fail(err, BADAM_E_INVALID, "--update-ratio must be in (0, 1] (got %g)",
                           o->update_ratio);
     return BADAM_OK;
+}
+
+/* Every trained tensor gets at least one entry per mask: a ratio with floor(numel * ratio) == 0
+ * for some tensor is refused, naming the smallest tensor and the smallest ratio that serves it
+ * (1 / numel, rounded up to a float the floor accepts). */
+static badam_status ratio_check_counts(const llama_model *m, const method_options *o,
+                                       badam_error *err) {
+    int smallest = -1;
+    for (int i = 0; i < m->n_params; i++)
+        if (trained(m, &o->partition, i) &&
+            (smallest < 0 || m->params[i].numel < m->params[smallest].numel))
+            smallest = i;
+    if (smallest < 0 || count_of(m->params[smallest].numel, o->update_ratio) > 0) return BADAM_OK;
+    size_t n = m->params[smallest].numel;
+    float least = (float)(1.0 / (double)n);
+    while (count_of(n, least) == 0) least = nextafterf(least, 2.0f);
+    return badam_fail(err, BADAM_E_INVALID,
+                      "--update-ratio %g updates no entry of %s (%zu entries): the smallest "
+                      "ratio that updates every trained tensor is %.9g",
+                      o->update_ratio, m->params[smallest].name, n, least);
 }
 
 static int lowest_first_layer(const llama_model *m, const method_options *o) {
@@ -87,7 +108,8 @@ static int lowest_first_layer(const llama_model *m, const method_options *o) {
 
 static badam_status ratio_sizes(const llama_model *m, const method_options *o, method_sizes *out,
                                 badam_error *err) {
-    (void)err;
+    badam_status st = ratio_check_counts(m, o, err);
+    if (st) return st;
     size_t pool, dense[4];
     ratio_extent(m, o, &pool, dense, &out->trainable);
     trainable_sizes z = {pool, 1, 1, 1, 0, out->trainable};

@@ -81,18 +81,18 @@ static size_t floats_bytes(size_t floats) {
 static badam_status galore_check(const method_options *o, badam_error *err) {
     if (o->galore_rank < 1 || o->galore_update_gap < 1)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --galore-rank and --galore-update-gap must be >= 1 (got %d, %d)",
+                          "--galore-rank and --galore-update-gap must be >= 1 (got %d, %d)",
                           o->galore_rank, o->galore_update_gap);
     if (!(o->galore_scale > 0))
-        return badam_fail(err, BADAM_E_INVALID, "train: --galore-scale must be > 0 (got %g)",
+        return badam_fail(err, BADAM_E_INVALID, "--galore-scale must be > 0 (got %g)",
                           o->galore_scale);
     if (o->galore_per_layer && o->grad_accum != 1)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --galore-per-layer updates inside backward and cannot accumulate "
+                          "--galore-per-layer updates inside backward and cannot accumulate "
                           "gradients (use --grad-accum 1)");
     if (o->galore_per_layer && o->clip > 0)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --galore-per-layer updates inside backward and cannot clip by "
+                          "--galore-per-layer updates inside backward and cannot clip by "
                           "the global gradient norm (use --clip 0)");
     return BADAM_OK;
 }

@@ -40,11 +40,11 @@ static size_t floats_bytes(size_t floats) {
 static badam_status lomo_check(const method_options *o, badam_error *err) {
     if (o->grad_accum != 1)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --method lomo updates inside backward and cannot accumulate "
+                          "--method lomo updates inside backward and cannot accumulate "
                           "gradients (use --grad-accum 1)");
     if (o->clip > 0)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --method lomo updates inside backward and cannot clip by the "
+                          "--method lomo updates inside backward and cannot clip by the "
                           "global gradient norm (use --clip 0)");
     return BADAM_OK;
 }

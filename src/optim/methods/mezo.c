@@ -66,13 +66,13 @@ static void mezo_extent(const llama_model *m, size_t *floats, size_t *numel) {
 static badam_status mezo_check(const method_options *o, badam_error *err) {
     if (o->grad_accum != 1)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --method mezo takes one batch per step (use --grad-accum 1)");
+                          "--method mezo takes one batch per step (use --grad-accum 1)");
     if (o->clip > 0)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --method mezo has no gradient to clip (use --clip 0)");
+                          "--method mezo has no gradient to clip (use --clip 0)");
     if (!(o->mezo_eps > 0) || o->mezo_samples < 1)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --mezo-eps must be > 0 and --mezo-samples >= 1 (got %g, %d)",
+                          "--mezo-eps must be > 0 and --mezo-samples >= 1 (got %g, %d)",
                           o->mezo_eps, o->mezo_samples);
     return BADAM_OK;
 }
@@ -107,7 +107,7 @@ static badam_status mezo_lora_check(const method_options *o, badam_error *err) {
     badam_status st = mezo_check(o, err);
     if (!st && o->lora_dropout > 0)
         return badam_fail(err, BADAM_E_INVALID,
-                          "train: --method mezo-lora compares two forwards of the same function: "
+                          "--method mezo-lora compares two forwards of the same function: "
                           "use --lora-dropout 0");
     return st;
 }
