@@ -2,9 +2,12 @@
  * - 2 ranks and 1 process with the same global batch end with the same fp32 weights (per tensor,
  *   max |a - b| within 1e-5 of the tensor's largest |value|) and the same loss curve (1e-5
  *   relative) and trained-token counts (exact) for BAdam (3+ block switches), Adam, LoRA with
- *   dropout (its adapter), SGD-BCD and LOMO; the sums over ranks differ from one process's only
- *   in rounding;
- * - a --batch-size the ranks do not divide is refused; ranks whose options or data differ are
+ *   dropout (its adapter), SGD-BCD and LOMO, and for badam-ratio (2 mask renewals), MeZO and
+ *   MeZO-LoRA (losses summed over ranks; forward-only memory as planned on 2 ranks), GaLore
+ *   (3 projector refreshes; also per layer) and bottleneck adapters; the sums over ranks differ
+ *   from one process's only in rounding;
+ * - a --batch-size the ranks do not divide is refused, and a last batch that leaves a rank without
+ *   rows for a method that communicates inside its step; ranks whose options or data differ are
  *   refused at start, naming the difference;
  * - a rank stopped with SIGSTOP makes the other fail within --comm-timeout naming the lost rank;
  *   a rank killed with SIGKILL ends the job (non-zero) and the resumed run from the last
@@ -29,6 +32,7 @@
 #define TOL 1e-5
 
 static char g_model[1024], g_data[1024], g_mpirun[2048];
+static char g_two[1100]; /* the 2-rank run's folder of the last check_method */
 
 /* `badam train` on the fixture: one process (ranks 0) or under mpirun with `ranks` ranks. */
 static int train(const char *out, int ranks, const char *args) {
@@ -119,6 +123,7 @@ static void check_method(const char *name, const char *args, const char *file) {
     snprintf(base, sizeof base, "%s", test_workdir(name));
     snprintf(one, sizeof one, "%s/one", base);
     snprintf(two, sizeof two, "%s/two", base);
+    snprintf(g_two, sizeof g_two, "%s", two);
     if (train(one, 1, args) || train(two, 2, args)) {
         CHECKF(0, "%s: a run failed (%s.log, %s.log)", name, one, two);
         return;
@@ -146,6 +151,62 @@ static void test_methods(void) {
     check_method("mpi-lomo", "--method lomo --max-steps 6 --lr 1e-2 --clip 0", "model.safetensors");
 }
 
+/* The last check_method's run on 2 ranks (rank 0's memory.json) was forward-only: no activations
+ * kept for a backward, and every category's measured peak equal to the plan. */
+static void check_forward_only(void) {
+    char path[1300];
+    snprintf(path, sizeof path, "%s/memory.json", g_two);
+    json_t *j = json_load_file(path, 0, NULL);
+    json_t *pred = json_object_get(j, "predicted"), *peak = json_object_get(j, "measured_peak");
+    CHECKF(pred && peak, "%s: no memory.json", path);
+    const char *key;
+    json_t *v;
+    json_object_foreach(peak, key, v) {
+        json_int_t got = json_integer_value(v),
+                   want = json_integer_value(json_object_get(pred, key));
+        CHECKF(got == want, "%s: %s measured %lld, planned %lld bytes", path, key, (long long)got,
+               (long long)want);
+    }
+    CHECKF(json_integer_value(json_object_get(peak, "activations")) == 0,
+           "%s: activations kept on a forward-only run", path);
+    json_decref(j);
+}
+
+/* The five newer methods, each over enough steps to pass its state changes. The Adam-based ones
+ * use --eps 1e-2 as the LoRA run does (Adam's step stays linear in the gradient; with the default
+ * eps the elements whose gradient is near 0 take steps of +-lr chosen by the rounding of the
+ * sums: 1.4e-5 to 9e-5 of a tensor's largest value here at --lr 1e-3). */
+static void test_newer_methods(void) {
+    /* K = 2 over 6 steps: new masks and fresh state at steps 2 and 4 (scatter masks); the clip
+     * (0.5) is active: the global norm is above it */
+    check_method("mpi-badam-ratio",
+                 "--method badam-ratio --update-ratio 0.2 --mask-mode scatter --switch-every 2 "
+                 "--max-steps 6 --lr 1e-2 --eps 1e-2 --clip 0.5",
+                 "model.safetensors");
+    /* the projected gradient from the losses summed over ranks; 2 samples per step */
+    check_method("mpi-mezo", "--method mezo --mezo-samples 2 --max-steps 6 --lr 1e-3 --clip 0",
+                 "model.safetensors");
+    check_forward_only();
+    /* --mezo-eps 1e-2: the rounding of the loss sums, divided by 2 eps, stays below 1e-6 */
+    check_method("mpi-mezo-lora",
+                 "--method mezo-lora --lora-rank 4 --lora-dropout 0 --mezo-samples 2 --mezo-eps "
+                 "1e-2 --max-steps 6 --lr 1e-2 --clip 0",
+                 "adapter/adapter_model.safetensors");
+    check_forward_only();
+    /* T = 2 over 6 steps: projectors from the SVD of the reduced gradient at steps 1, 3 and 5 */
+    check_method("mpi-galore",
+                 "--method galore --galore-rank 4 --galore-update-gap 2 --max-steps 6 --lr 1e-2 "
+                 "--eps 1e-2 --clip 0.5 --grad-accum 2",
+                 "model.safetensors");
+    check_method("mpi-galore-per-layer",
+                 "--method galore --galore-per-layer --galore-rank 4 --galore-update-gap 2 "
+                 "--max-steps 6 --lr 1e-2 --eps 1e-2 --clip 0",
+                 "model.safetensors");
+    check_method("mpi-adapter",
+                 "--method adapter --adapter-size 8 --max-steps 6 --lr 1e-1 --eps 1e-2",
+                 "adapter/adapter_model.safetensors");
+}
+
 static int log_has(const char *out, const char *text) {
     char path[1200], *s = NULL;
     size_t n = 0;
@@ -163,10 +224,12 @@ static void test_refused(void) {
     snprintf(out, sizeof out, "%s/odd", base);
     CHECK(train(out, 2, "--max-steps 2 --batch-size 3") != 0);
     CHECKF(log_has(out, "--batch-size 3 is not divisible by the 2 ranks"), "see %s.log", out);
-    /* a method not yet checked under data parallel */
-    snprintf(out, sizeof out, "%s/galore", base);
-    CHECK(train(out, 2, "--max-steps 2 --method galore") != 0);
-    CHECKF(log_has(out, "--method galore does not run data parallel yet"), "see %s.log", out);
+    /* a method that communicates inside its step, with a last batch (31 = 5 x 6 + 1 examples)
+     * that leaves a rank without rows */
+    snprintf(out, sizeof out, "%s/short-batch", base);
+    CHECK(train(out, 2, "--max-steps 2 --method mezo --clip 0 --val-size 1 --batch-size 6") != 0);
+    CHECKF(log_has(out, "the last batch of an epoch has 1 sequences, so a rank would get none"),
+           "see %s.log", out);
     /* rank 1 with another learning rate */
     snprintf(out, sizeof out, "%s/mismatch", base);
     snprintf(cmd, sizeof cmd,
@@ -353,6 +416,7 @@ int main(void) {
         fixture_write_tokenized_data(g_data, 32, 8, 40, 300, 10))
         return 1;
     RUN_TEST(test_methods);
+    RUN_TEST(test_newer_methods);
     RUN_TEST(test_refused);
     RUN_TEST(test_resume_other_world);
     RUN_TEST(test_stopped_rank);
