@@ -151,6 +151,29 @@ static void test_methods(void) {
     check_method("mpi-lomo", "--method lomo --max-steps 6 --lr 1e-2 --clip 0", "model.safetensors");
 }
 
+/* After the adapter's check_method: rank 1 starts its bottleneck adapters from the trained ones
+ * of the 1-process run (--init-adapter is not part of the run record, so the start-up check lets
+ * it through), rank 0 from the seeded ones. Rank 0's adapters, broadcast, are what every rank
+ * trains: the run ends as the 1-process run without --init-adapter. */
+static void check_adapter_broadcast(const char *args) {
+    char base[1100], out[1200], cmd[8192], fa[1300], fb[1300];
+    snprintf(base, sizeof base, "%s", g_two);
+    *strrchr(base, '/') = 0;
+    snprintf(out, sizeof out, "%s/rank1-init", base);
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 %s -np 2 sh -c 'exec %s train --model %s --data %s --out %s "
+             "--quiet --dtype fp32 --seq-len 48 --batch-size 4 %s $([ $OMPI_COMM_WORLD_RANK = 1 ] "
+             "&& echo --init-adapter %s/one/adapter)' > %s.log 2>&1",
+             g_mpirun, getenv("BADAM_CLI"), g_model, g_data, out, args, base, out);
+    if (test_system(cmd)) {
+        CHECKF(0, "rank 1 with --init-adapter: the run failed (%s.log)", out);
+        return;
+    }
+    snprintf(fa, sizeof fa, "%s/one/adapter/adapter_model.safetensors", base);
+    snprintf(fb, sizeof fb, "%s/adapter/adapter_model.safetensors", out);
+    check_tensors("adapter, rank 1 with --init-adapter", fa, fb);
+}
+
 /* The last check_method's run on 2 ranks (rank 0's memory.json) was forward-only: no activations
  * kept for a backward, and every category's measured peak equal to the plan. */
 static void check_forward_only(void) {
@@ -202,9 +225,9 @@ static void test_newer_methods(void) {
                  "--method galore --galore-per-layer --galore-rank 4 --galore-update-gap 2 "
                  "--max-steps 6 --lr 1e-2 --eps 1e-2 --clip 0",
                  "model.safetensors");
-    check_method("mpi-adapter",
-                 "--method adapter --adapter-size 8 --max-steps 6 --lr 1e-1 --eps 1e-2",
-                 "adapter/adapter_model.safetensors");
+    const char *adapter = "--method adapter --adapter-size 8 --max-steps 6 --lr 1e-1 --eps 1e-2";
+    check_method("mpi-adapter", adapter, "adapter/adapter_model.safetensors");
+    check_adapter_broadcast(adapter);
 }
 
 static int log_has(const char *out, const char *text) {
