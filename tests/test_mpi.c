@@ -8,13 +8,16 @@
  *   from one process's only in rounding;
  * - a --batch-size the ranks do not divide is refused, and a last batch that leaves a rank without
  *   rows for a method that communicates inside its step; ranks whose options or data differ are
- *   refused at start, naming the difference;
+ *   refused at start, naming the difference; a caller's own method that declares
+ *   data_parallel = 0 is refused with more than one rank (every built-in one runs data parallel;
+ *   a library run with a 2-rank communicator of the test's own, also without MPI);
  * - a rank stopped with SIGSTOP makes the other fail within --comm-timeout naming the lost rank;
  *   a rank killed with SIGKILL ends the job (non-zero) and the resumed run from the last
  *   checkpoint ends with the uninterrupted run's weights;
  * - a run paused on 2 ranks and resumed on 1 ends as the uninterrupted 1-process run (resume with
  *   another number of ranks is exact up to the rounding of the sums).
- * Skips (77, with the reason) when the library was built without MPI or mpirun is missing. */
+ * Skips (77, with the reason) the runs under mpirun when the library was built without MPI or
+ * mpirun is missing. */
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -25,9 +28,11 @@
 #include <unistd.h>
 
 #include "badam/comm.h"
+#include "badam/train.h"
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
+#include "optim/method.h"
 
 #define TOL 1e-5
 
@@ -265,6 +270,73 @@ static void test_refused(void) {
            "the mismatch is not named (%s.log)", out);
 }
 
+/* Two ranks as the trainer sees them, with collectives that do nothing (the refusal comes first).
+ */
+static int two_rank(void *ctx) {
+    (void)ctx;
+    return 0;
+}
+static int two_size(void *ctx) {
+    (void)ctx;
+    return 2;
+}
+static badam_status two_f32(void *ctx, float *b, size_t n, badam_error *err) {
+    (void)ctx, (void)b, (void)n, (void)err;
+    return BADAM_OK;
+}
+static badam_status two_f64(void *ctx, double *b, size_t n, badam_error *err) {
+    (void)ctx, (void)b, (void)n, (void)err;
+    return BADAM_OK;
+}
+static badam_status two_rs(void *ctx, const float *s, float *r, size_t n, badam_error *err) {
+    (void)ctx, (void)s, (void)r, (void)n, (void)err;
+    return BADAM_OK;
+}
+static badam_status two_ag(void *ctx, const float *s, float *r, size_t n, badam_error *err) {
+    (void)ctx, (void)s, (void)r, (void)n, (void)err;
+    return BADAM_OK;
+}
+static badam_status two_bcast(void *ctx, void *b, size_t n, int root, badam_error *err) {
+    (void)ctx, (void)b, (void)n, (void)root, (void)err;
+    return BADAM_OK;
+}
+static badam_status two_barrier(void *ctx, badam_error *err) {
+    (void)ctx, (void)err;
+    return BADAM_OK;
+}
+
+/* Every built-in method runs data parallel; a caller's own method that declares data_parallel = 0
+ * (here: Adam's table under another name) is refused with more than one rank, naming it. A
+ * library run (no MPI needed). */
+static void test_refused_method(void) {
+    static const badam_comm_ops ops = {two_rank, two_size, two_f32,   two_f64,
+                                       two_rs,   two_ag,   two_bcast, two_barrier};
+    badam_comm two = {&ops, NULL};
+    for (int i = 0; i < TRAIN_METHOD_BUILTIN_COUNT; i++)
+        CHECKF(train_method_builtin(i)->data_parallel, "%s: not data parallel",
+               train_method_builtin(i)->name);
+    train_method_registry reg;
+    train_method_registry_init(&reg);
+    train_method_ops mine = *train_method_find(NULL, "adam");
+    mine.name = "adam-one-process";
+    mine.data_parallel = 0;
+    badam_error err = {0};
+    CHECK_OK(train_method_register(&reg, &mine, &err), &err);
+    train_config c;
+    train_config_defaults(&c);
+    c.model_dir = g_model, c.data_path = g_data;
+    c.out_dir = test_workdir("mpi-refused-method");
+    c.methods = &reg, c.method_name = mine.name;
+    c.dtype = BADAM_DTYPE_F32;
+    c.batch_size = 4, c.seq_len = 48, c.max_steps = 1;
+    c.comm = &two;
+    train_report r;
+    CHECK(train_run(&c, &r, &err) == BADAM_E_UNSUPPORTED);
+    CHECKF(strstr(err.message, "--method adam-one-process does not run data parallel yet (2 "
+                               "ranks)"),
+           "%s", err.message);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -413,10 +485,20 @@ int main(void) {
         return TEST_SKIP_CODE;
     }
     const char *mpirun = getenv("BADAM_MPIRUN");
+    const char *dir = test_workdir("mpi-fixture");
+    snprintf(g_model, sizeof g_model, "%s/model", dir);
+    snprintf(g_data, sizeof g_data, "%s/train.jsonl", dir);
+    /* no q/k/v bias: the gradient of k's bias is zero but for rounding, and Adam would amplify
+     * the rounding of the sums into steps of the full learning rate */
+    llama_config cfg = fixture_config(64, 128, 4, 4, 2, 300, 0, 0, 0);
+    if (fixture_write_model(g_model, &cfg, BADAM_DTYPE_F32, 9, 0.05f) ||
+        fixture_write_tokenized_data(g_data, 32, 8, 40, 300, 10))
+        return 1;
+    RUN_TEST(test_refused_method); /* without MPI too */
     if (!badam_comm_mpi_available() || !mpirun || !*mpirun || access(mpirun, X_OK)) {
         fprintf(stderr, "SKIP: badam was built without MPI or mpirun is missing (apt install "
                         "libopenmpi-dev openmpi-bin, then rebuild)\n");
-        return TEST_SKIP_CODE;
+        return test_failures ? test_result() : TEST_SKIP_CODE;
     }
     /* Under the sanitizers: Open MPI's libraries have no frame pointers, so the fast unwinder
      * stops inside them and LeakSanitizer could not match its suppressions (tests/lsan_mpi.supp,
@@ -429,15 +511,6 @@ int main(void) {
     }
     snprintf(g_mpirun, sizeof g_mpirun, "%s %s --oversubscribe --bind-to none", mpirun,
              geteuid() == 0 ? "--allow-run-as-root" : "");
-    const char *dir = test_workdir("mpi-fixture");
-    snprintf(g_model, sizeof g_model, "%s/model", dir);
-    snprintf(g_data, sizeof g_data, "%s/train.jsonl", dir);
-    /* no q/k/v bias: the gradient of k's bias is zero but for rounding, and Adam would amplify
-     * the rounding of the sums into steps of the full learning rate */
-    llama_config cfg = fixture_config(64, 128, 4, 4, 2, 300, 0, 0, 0);
-    if (fixture_write_model(g_model, &cfg, BADAM_DTYPE_F32, 9, 0.05f) ||
-        fixture_write_tokenized_data(g_data, 32, 8, 40, 300, 10))
-        return 1;
     RUN_TEST(test_methods);
     RUN_TEST(test_newer_methods);
     RUN_TEST(test_refused);
