@@ -179,6 +179,26 @@ static void check_adapter_broadcast(const char *args) {
     check_tensors("adapter, rank 1 with --init-adapter", fa, fb);
 }
 
+/* After a check_method with `args`: paused after step 3 on 2 ranks, resumed on 1, the run ends
+ * as its 1-process run (the method's checkpoint parts are rank-independent). */
+static void check_resume_other_world(const char *args, const char *file) {
+    char base[1100], out[1200], paused[1024], resumed[1024], fa[1300], fb[1300];
+    snprintf(base, sizeof base, "%s", g_two);
+    *strrchr(base, '/') = 0;
+    snprintf(out, sizeof out, "%s/two-then-one", base);
+    snprintf(paused, sizeof paused, "%s --stop-at-step 3", args);
+    snprintf(resumed, sizeof resumed, "%s --resume", args);
+    if (train(out, 2, paused) || train(out, 1, resumed)) {
+        CHECKF(0, "paused on 2 ranks, resumed on 1: a run failed (%s.log)", out);
+        return;
+    }
+    snprintf(fa, sizeof fa, "%s/one/%s", base, file);
+    snprintf(fb, sizeof fb, "%s/%s", out, file);
+    char what[1300];
+    snprintf(what, sizeof what, "%s paused on 2 ranks, resumed on 1", strrchr(base, '/') + 1);
+    check_tensors(what, fa, fb);
+}
+
 /* The last check_method's run on 2 ranks (rank 0's memory.json) was forward-only: no activations
  * kept for a backward, and every category's measured peak equal to the plan. */
 static void check_forward_only(void) {
@@ -207,10 +227,10 @@ static void check_forward_only(void) {
 static void test_newer_methods(void) {
     /* K = 2 over 6 steps: new masks and fresh state at steps 2 and 4 (scatter masks); the clip
      * (0.5) is active: the global norm is above it */
-    check_method("mpi-badam-ratio",
-                 "--method badam-ratio --update-ratio 0.2 --mask-mode scatter --switch-every 2 "
-                 "--max-steps 6 --lr 1e-2 --eps 1e-2 --clip 0.5",
-                 "model.safetensors");
+    const char *ratio = "--method badam-ratio --update-ratio 0.2 --mask-mode scatter "
+                        "--switch-every 2 --max-steps 6 --lr 1e-2 --eps 1e-2 --clip 0.5";
+    check_method("mpi-badam-ratio", ratio, "model.safetensors");
+    check_resume_other_world(ratio, "model.safetensors"); /* inside the second period */
     /* the projected gradient from the losses summed over ranks; 2 samples per step */
     check_method("mpi-mezo", "--method mezo --mezo-samples 2 --max-steps 6 --lr 1e-3 --clip 0",
                  "model.safetensors");
@@ -222,10 +242,10 @@ static void test_newer_methods(void) {
                  "adapter/adapter_model.safetensors");
     check_forward_only();
     /* T = 2 over 6 steps: projectors from the SVD of the reduced gradient at steps 1, 3 and 5 */
-    check_method("mpi-galore",
-                 "--method galore --galore-rank 4 --galore-update-gap 2 --max-steps 6 --lr 1e-2 "
-                 "--eps 1e-2 --clip 0.5 --grad-accum 2",
-                 "model.safetensors");
+    const char *galore = "--method galore --galore-rank 4 --galore-update-gap 2 --max-steps 6 "
+                         "--lr 1e-2 --eps 1e-2 --clip 0.5 --grad-accum 2";
+    check_method("mpi-galore", galore, "model.safetensors");
+    check_resume_other_world(galore, "model.safetensors"); /* the projector of step 3 saved */
     check_method("mpi-galore-per-layer",
                  "--method galore --galore-per-layer --galore-rank 4 --galore-update-gap 2 "
                  "--max-steps 6 --lr 1e-2 --eps 1e-2 --clip 0",
