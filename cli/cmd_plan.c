@@ -10,13 +10,16 @@
 #include "train_options.h"
 
 static const char *USAGE = "badam plan --model DIR [--method NAME|all] [--seq-len T] "
-                           "[--batch-size B] [options]";
+                           "[--batch-size B] [--world-size N [--shard-weights]] [options]";
 static const char *DESCRIPTION =
     "Predicts the bytes a `badam train` run holds, by category (weights, master copies,\n"
     "gradients, optimizer state, activations, workspace), for each method, reading only\n"
     "config.json (a 70B plan costs nothing). For BAdam the master + gradient + optimizer bytes\n"
     "are 14 x the largest block's parameters (bf16 weights). Process overhead (code, data,\n"
-    "tokenizer) comes on top.";
+    "tokenizer) comes on top. With --world-size N the bytes are per rank of a data-parallel run\n"
+    "(--batch-size is the global micro-batch, N must divide it); --shard-weights counts\n"
+    "ZeRO-3-style sharded weights (1/N of every layer, the embedding and the head per rank, plus\n"
+    "one gather buffer of the largest) and a sharded block state (badam, sgd-bcd only).";
 
 static void print_row(const char *name, const memory_plan *p, int json, int first) {
     if (json) {
@@ -46,26 +49,51 @@ static size_t param_count(const model_arch *arch, const llama_config *mc) {
     return n;
 }
 
-/* The plan of each method (or of `only`), as a table or JSON: 0, or 1 after a message. Every
- * plan is made before anything is printed, so an error leaves no partial output. */
-static int print_plans(const model_arch *arch, const llama_config *mc, train_config *c,
-                       train_method only, int json) {
-    char a[32];
+/* The ranks of the plan: N, and whether weights are sharded. */
+typedef struct plan_ranks {
+    int world, shard;
+} plan_ranks;
+
+/* Plans every method (or `only`) into plans[], marking in skip[] the methods --shard-weights
+ * leaves out of "all" (they cannot shard): 0, or 1 after a message. */
+static int make_plans(const llama_config *mc, train_config *c, train_method only, plan_ranks pr,
+                      memory_plan *plans, int *skip) {
     badam_error err = {0};
-    memory_plan plans[METHOD_COUNT];
     for (int i = 0; i < METHOD_COUNT; i++) {
-        if (only != METHOD_COUNT && i != (int)only) continue;
+        skip[i] = only != METHOD_COUNT && i != (int)only;
+        if (skip[i]) continue;
         c->method = (train_method)i;
-        if (memory_plan_predict(mc, c, c->batch_size, c->seq_len, &plans[i], &err)) {
+        badam_status st = memory_plan_predict_ranks(mc, c, pr.world, pr.shard, &plans[i], &err);
+        if (st == BADAM_E_UNSUPPORTED && pr.shard && only == METHOD_COUNT) {
+            skip[i] = 1;
+            continue;
+        }
+        if (st) {
             fprintf(stderr, "badam plan: --method %s: %s\n", train_method_name(c->method),
                     err.message);
             return 1;
         }
     }
+    return 0;
+}
+
+/* The plan of each method (or of `only`), as a table or JSON: 0, or 1 after a message. Every
+ * plan is made before anything is printed, so an error leaves no partial output. */
+static int print_plans(const model_arch *arch, const llama_config *mc, train_config *c,
+                       train_method only, plan_ranks pr, int json) {
+    char a[32];
+    memory_plan plans[METHOD_COUNT];
+    int skip[METHOD_COUNT];
+    if (make_plans(mc, c, only, pr, plans, skip)) return 1;
     if (!json) {
         printf("model %s: %s, %s parameters, %s weights, batch %d x %d tokens\n", c->model_dir,
                mc->model_type, cli_human_count(a, param_count(arch, mc)),
                c->dtype == BADAM_DTYPE_BF16 ? "bf16" : "fp32", c->batch_size, c->seq_len);
+        if (pr.world > 1 || pr.shard)
+            printf("per rank of %d (%d of the batch's sequences each)%s\n", pr.world,
+                   c->batch_size / pr.world,
+                   pr.shard ? ", weights sharded (embedding, layers and head; one gather buffer)"
+                            : ", weights whole on every rank");
         printf("  %-11s %11s %11s %11s %11s %11s %11s %11s\n", "method", "weights", "master",
                "gradients", "optimizer", "activations", "workspace", "total");
     } else {
@@ -73,7 +101,7 @@ static int print_plans(const model_arch *arch, const llama_config *mc, train_con
     }
     int first = 1;
     for (int i = 0; i < METHOD_COUNT; i++) {
-        if (only != METHOD_COUNT && i != (int)only) continue;
+        if (skip[i]) continue;
         print_row(train_method_name((train_method)i), &plans[i], json, first);
         first = 0;
         if (!json && (i == METHOD_BADAM || i == METHOD_SGD_BCD))
@@ -81,6 +109,9 @@ static int print_plans(const model_arch *arch, const llama_config *mc, train_con
                    cli_human_count(a, plans[i].largest_block));
     }
     if (json) printf("\n}\n");
+    if (pr.shard && only == METHOD_COUNT)
+        fprintf(json ? stderr : stdout,
+                "note: --shard-weights: only badam and sgd-bcd shard; the others are left out\n");
     const char *note = partition_tied_head_note(mc, &c->partition);
     if (note && (only == METHOD_COUNT || only == METHOD_BADAM || only == METHOD_SGD_BCD))
         fprintf(json ? stderr : stdout, "note: %s\n", note);
@@ -92,6 +123,7 @@ int cmd_plan(int argc, char **argv) {
     train_config_defaults(&c);
     const char *method = "all";
     int json = 0;
+    plan_ranks pr = {1, 0};
     const cli_option opts[] = {
         {"model", OPT_STRING, &c.model_dir, "DIR", "model folder (only config.json is read)", 0},
         {"method", OPT_STRING, &method, "NAME",
@@ -114,6 +146,10 @@ int cmd_plan(int argc, char **argv) {
         {"galore-per-layer", OPT_FLAG, &c.galore_per_layer, NULL,
          "GaLore updating inside backward (one layer gradient alive)", 0},
         {"recompute", OPT_FLAG, &c.recompute, NULL, "activation recomputation", 0},
+        {"world-size", OPT_INT, &pr.world, "N", "ranks of a data-parallel run: bytes per rank (1)",
+         0},
+        {"shard-weights", OPT_FLAG, &pr.shard, NULL,
+         "sharded weights and block state over the ranks (badam, sgd-bcd)", 0},
         {"json", OPT_FLAG, &json, NULL, "print JSON", 0},
         {0},
     };
@@ -143,5 +179,10 @@ int cmd_plan(int argc, char **argv) {
         fprintf(stderr, "badam plan: --method: %s\n", err.message);
         return 2;
     }
-    return print_plans(arch, &mc, &c, only, json);
+    if (pr.world < 1 || c.batch_size % pr.world) {
+        fprintf(stderr, "badam plan: --world-size %d must be >= 1 and divide --batch-size %d\n",
+                pr.world, c.batch_size);
+        return 2;
+    }
+    return print_plans(arch, &mc, &c, only, pr, json);
 }

@@ -129,6 +129,20 @@ typedef struct memory_plan {
 badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg, int B, int T,
                                  memory_plan *out, badam_error *err);
 
+/* Predicted bytes by category on each rank of a run of world_size ranks (badam/comm.h) with the
+ * global micro-batch cfg->batch_size of cfg->seq_len tokens (a rank holds batch_size / N rows).
+ * shard_weights 0: data parallel, each rank holds one process's plan for its rows.
+ * shard_weights 1: ZeRO-3 / FSDP-style sharded weights (src/train/shard.h): each rank keeps 1/N
+ * of every layer, of the embedding and of the head (flat, padded to N) plus one gather buffer of
+ * the largest of them (weights); the active block's master and Adam state are split over the
+ * ranks; its gradient is whole (reduce-scattered in place). Activations and workspace are as
+ * unsharded. Errors: BADAM_E_INVALID for world_size outside 1 .. 65536 or not dividing
+ * batch_size; BADAM_E_UNSUPPORTED, naming the method, for shard_weights with a method other
+ * than badam or sgd-bcd. */
+badam_status memory_plan_predict_ranks(const llama_config *mc, const train_config *cfg,
+                                       int world_size, int shard_weights, memory_plan *out,
+                                       badam_error *err);
+
 /* ---------------------------------------------------------------- run */
 
 typedef struct train_report {
