@@ -43,3 +43,38 @@ def step_s(d):
 print(f"{m:<8} {float(mb):14.3f} {int(coll):14d} {float(secs):12.3f} {step_s('two'):12.4f} {step_s('one'):12.4f}")
 PY
 done
+
+# The five newer methods (same columns). badam-ratio all-reduces the masked entries' gradients
+# only (about --update-ratio of the layers'); GaLore the whole gradients of every tensor before
+# the projection (as Adam; the projector's broadcast every T steps is not in the payload);
+# per-layer GaLore the same inside backward; adapter the bottleneck adapters' gradients; MeZO and
+# MeZO-LoRA only the two losses of each forward (16 bytes: 32 bytes per step and sample, which
+# the MB column rounds to 0).
+newer_row() {
+  local label=$1; shift
+  local common=(--model "$WORK/model" --data "$WORK/model/train.jsonl" --max-steps "$STEPS"
+                --switch-every 50 --batch-size "$B" --seq-len "$T" --no-shuffle --lr 1e-5
+                --no-checkpoint --quiet "$@")
+  OMP_NUM_THREADS=1 ./build/badam train "${common[@]}" --out "$WORK/one-$label" \
+    > "$WORK/one-$label.log" 2>&1 || { echo "$label failed: $WORK/one-$label.log" >&2; exit 1; }
+  OMP_NUM_THREADS=1 ./build/badam train "${common[@]}" --out "$WORK/two-$label" --nproc 2 \
+    > "$WORK/two-$label.log" 2>&1 || { echo "$label failed: $WORK/two-$label.log" >&2; exit 1; }
+  /usr/bin/python3 - "$WORK" "$label" <<'PY'
+import json, re, sys
+work, m = sys.argv[1], sys.argv[2]
+line = [l for l in open(f"{work}/two-{m}.log") if "communication" in l][0]
+mb, coll, secs = re.search(r"([\d.]+) MB per step reduced.* (\d+) collectives, ([\d.]+) s", line).groups()
+def step_s(d):
+    steps = [json.loads(l) for l in open(f"{work}/{d}-{m}/metrics.jsonl") if '"loss"' in l]
+    steady = steps[1:] or steps
+    return sum(s["step_s"] for s in steady) / len(steady)
+print(f"{m:<12} {float(mb):10.3f} {int(coll):14d} {float(secs):12.3f} {step_s('two'):12.4f} {step_s('one'):12.4f}")
+PY
+}
+printf "%-12s %10s %14s %12s %12s %12s\n" method "MB/step/rank" "collectives" "comm s" "step s (2)" "step s (1)"
+newer_row badam-ratio --method badam-ratio --update-ratio 0.1
+newer_row mezo --method mezo --clip 0
+newer_row mezo-lora --method mezo-lora --lora-dropout 0 --clip 0
+newer_row galore --method galore --galore-rank 16
+newer_row galore-layer --method galore --galore-rank 16 --galore-per-layer --clip 0
+newer_row adapter --method adapter --adapter-size 16

@@ -103,8 +103,8 @@ static badam_status load_data(trainer *t, badam_error *err) {
     return batcher_create(t->train, &bo, &t->batches, err);
 }
 
-/* Data parallel: every rank starts from rank 0's weights (and LoRA adapters), whatever its own
- * files held. */
+/* Data parallel: every rank starts from rank 0's weights (and LoRA or bottleneck adapters),
+ * whatever its own files held. */
 static badam_status broadcast_weights(trainer *t, badam_error *err) {
     const badam_comm *comm = t->cfg->comm;
     if (badam_comm_size(comm) <= 1) return BADAM_OK;
@@ -121,6 +121,9 @@ static badam_status broadcast_weights(trainer *t, badam_error *err) {
         st = badam_comm_broadcast(comm, lo->A[a], r * in * sizeof(float), 0, err);
         if (!st) st = badam_comm_broadcast(comm, lo->B[a], out * r * sizeof(float), 0, err);
     }
+    const llama_bottleneck *bn = t->m->bottleneck; /* bottleneck adapters: one block each */
+    for (int a = 0; bn && a < bn->n_adapters && !st; a++)
+        st = badam_comm_broadcast(comm, bn->w[a], bn->per_adapter * sizeof(float), 0, err);
     return st ? badam_error_prefix(err, "broadcasting rank 0's initial weights") : BADAM_OK;
 }
 

@@ -3,7 +3,10 @@
  * llama_bottleneck; initialised near the identity, U = 0) is trained by AdamW (weight decay on D
  * and U, not on the biases). Their values and gradients live with the model's adapters; the
  * moments here. Not mergeable: a checkpoint holds the adapter (adapter/) and the moments, OUT/
- * gets the unchanged base and OUT/adapter (generate and eval load it with --adapter). */
+ * gets the unchanged base and OUT/adapter (generate and eval load it with --adapter).
+ * Data parallel: the adapters' gradient sums are all-reduced before the global-norm clip
+ * (adam_method_update over the trainable set, which holds the adapters only); rank 0's initial
+ * adapters are broadcast by the trainer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +152,7 @@ static void adapter_free(method_state *s) {
 const train_method_ops method_adapter = {
     .name = "adapter",
     .uses = METHOD_USES_ADAM | METHOD_USES_ADAPTER,
+    .data_parallel = 1,
     .default_clip = 1.0f,
     .check = adapter_check,
     .prepare_model = adapter_prepare_model,

@@ -13,7 +13,11 @@
  * State lives only on the masked entries (master, gradient, m, v and the int32 index of each):
  * 18 bytes per updated entry. The dense gradient of a tensor exists only inside backward, in one
  * reusable buffer per shape class (as LOMO's), gathered onto the mask the moment it is finished.
- * Where it differs from the reference on purpose: docs/how-badam-works.md, "Ratio mode". */
+ * Where it differs from the reference on purpose: docs/how-badam-works.md, "Ratio mode".
+ *
+ * Data parallel: the masks depend on (seed, tensor, period) only, so every rank has the same;
+ * what is all-reduced is the masked entries' gradient sums (the pool, 4 bytes per updated entry,
+ * not the dense gradients), before the global-norm clip (method_reduce_trainable_grads). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +306,7 @@ static void ratio_free(method_state *s) {
 const train_method_ops method_badam_ratio = {
     .name = "badam-ratio",
     .uses = METHOD_USES_RATIO | METHOD_USES_ADAM,
+    .data_parallel = 1,
     .default_clip = 1.0f,
     .check = ratio_check,
     .sizes = ratio_sizes,

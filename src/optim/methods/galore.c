@@ -19,7 +19,13 @@
  *
  * --galore-per-layer: each weight is updated the moment its gradient is complete (grad_ready),
  * so the layer matrices share one gradient buffer (no full gradient is stored); like LOMO it
- * cannot accumulate gradients or clip by the global norm. */
+ * cannot accumulate gradients or clip by the global norm.
+ *
+ * Data parallel: G is the gradient sum all-reduced over the ranks, whole, before the projection.
+ * Reducing R instead would be exact only in exact arithmetic (the projection is linear), and not
+ * at all where the whole reduced G is needed: the SVD of a refresh step and the global norm the
+ * clip and the metrics take. At each refresh rank 0's P is broadcast (galore_refresh).
+ * --galore-per-layer all-reduces each gradient inside backward before its update, as LOMO. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,21 +215,43 @@ static void galore_zero_grads(method_state *s) {
             BE(s->be, zero, g->p[j].grad, sizeof(float) * s->m->params[g->p[j].param].numel);
 }
 
-/* The GaLore update of one matrix from its gradient sum x->grad (overwritten with D), at Adam
- * step t with gradient factor scale (see the file's header). */
+/* A projector refresh: P from the SVD of the (all-reduced, so on every rank the same) gradient
+ * sum G. Data parallel: rank 0's P is broadcast, so every rank projects with the same bits even
+ * where LAPACK's result could depend on the rank's thread count (k min(rows, cols) floats per
+ * matrix every T steps, beside the rows cols floats of its gradient all-reduce every step). */
+static badam_status galore_refresh(method_state *s, gproj *x, const badam_comm *comm,
+                                   badam_error *err) {
+    galore *g = s->priv;
+    const llama_param *p = &s->m->params[x->param];
+    int rc = BE(s->be, galore_projector, x->P, x->grad, x->rows, x->cols, x->k, g->svd);
+    if (rc)
+        return badam_fail(err, BADAM_E_NUMERIC,
+                          "galore: the SVD of %s's gradient did not converge (LAPACK info %d)",
+                          p->name, rc);
+    if (badam_comm_size(comm) <= 1) return BADAM_OK;
+    size_t n = (size_t)x->k * (size_t)(x->rows >= x->cols ? x->cols : x->rows);
+    float *host = malloc(n * sizeof *host);
+    if (!host) return badam_fail(err, BADAM_E_NOMEM, "galore: out of memory (%zu floats)", n);
+    BE(s->be, download, host, x->P, n * sizeof *host);
+    badam_status st = badam_comm_broadcast(comm, host, n * sizeof *host, 0, err);
+    if (!st) BE(s->be, upload, x->P, host, n * sizeof *host);
+    free(host);
+    return st ? badam_error_prefix(err, "galore: broadcasting the projector of %s", p->name)
+              : BADAM_OK;
+}
+
+/* The GaLore update of one matrix from its gradient sum x->grad (all-reduced; overwritten with
+ * D), at Adam step t with gradient factor scale (see the file's header). */
 static badam_status galore_step(method_state *s, gproj *x, int t, float lr, float scale,
-                                badam_error *err) {
+                                const badam_comm *comm, badam_error *err) {
     galore *g = s->priv;
     backend *be = s->be;
     llama_param *p = &s->m->params[x->param];
     const int tall = x->rows >= x->cols, rows = x->rows, cols = x->cols, k = x->k;
     float *G = x->grad;
     if ((t - 1) % s->o.galore_update_gap == 0) {
-        int rc = BE(be, galore_projector, x->P, G, rows, cols, k, g->svd);
-        if (rc)
-            return badam_fail(err, BADAM_E_NUMERIC,
-                              "galore: the SVD of %s's gradient did not converge (LAPACK info %d)",
-                              p->name, rc);
+        badam_status st = galore_refresh(s, x, comm, err);
+        if (st) return st;
     }
     if (tall) /* R [rows, k] = G P^T */
         BE(be, gemm_f32, 0, 1, rows, k, cols, 1.0f, G, cols, x->P, cols, 0.0f, g->R, k);
@@ -273,7 +301,7 @@ static badam_status galore_update(method_state *s, const method_update_ctx *c, d
     if (st) return st;
     adam_update_trainables(&s->ts, s->m->dtype, c->lr, scale, s->o.weight_decay, &s->o.adam);
     for (int j = 0; j < g->n && !st; j++)
-        st = galore_step(s, &g->p[j], s->ts.adam_step, c->lr, scale, err);
+        st = galore_step(s, &g->p[j], s->ts.adam_step, c->lr, scale, c->comm, err);
     return st;
 }
 
@@ -297,7 +325,7 @@ static void galore_grad_ready(method_state *s, int idx, const method_micro_ctx *
     g->sum_sq += ss * c->grad_scale * c->grad_scale;
     const int t = s->ts.adam_step + 1;
     if (g->proj_of[idx] >= 0) {
-        g->st = galore_step(s, &g->p[g->proj_of[idx]], t, c->lr, c->grad_scale, &g->err);
+        g->st = galore_step(s, &g->p[g->proj_of[idx]], t, c->lr, c->grad_scale, c->comm, &g->err);
         BE(s->be, zero, grad, sizeof(float) * n);
         return;
     }
@@ -338,6 +366,7 @@ static void galore_free(method_state *s) {
 const train_method_ops method_galore = {
     .name = "galore",
     .uses = METHOD_USES_ADAM | METHOD_USES_GALORE,
+    .data_parallel = 1,
     .default_clip = 1.0f,
     .check = galore_check,
     .sizes = galore_sizes_of,

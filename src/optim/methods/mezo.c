@@ -18,7 +18,12 @@
  * adapters' A and B (fp32, read by the model in place) are what MeZO trains. A step keeps a copy
  * of them (backend memory, the adapters' size), sets each to copy + eps z for a forward, and
  * copies them back: exact as well. The key of A / B of the linear with parameter index p is
- * tensor 2p / 2p + 1. */
+ * tensor 2p / 2p + 1.
+ *
+ * Data parallel: each rank runs the forwards on its rows of the step's batch, and forward_loss
+ * returns L+ and L- summed over the ranks (the trainer's all-reduce of two doubles per forward),
+ * so every rank computes the same g_s and, z being keyed by (seed, step, sample) and never by
+ * rank, applies the same update. Nothing else is reduced; no rank holds a gradient. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +333,7 @@ static badam_status mezo_lora_load_parts(method_state *s, const char *dir, const
 const train_method_ops method_mezo_lora = {
     .name = "mezo-lora",
     .uses = METHOD_USES_ZO | METHOD_USES_LORA,
+    .data_parallel = 1,
     .default_clip = 0.0f,
     .check = mezo_lora_check,
     .prepare_model = lora_prepare_model,
@@ -345,6 +351,7 @@ const train_method_ops method_mezo_lora = {
 const train_method_ops method_mezo = {
     .name = "mezo",
     .uses = METHOD_USES_ZO,
+    .data_parallel = 1,
     .default_clip = 0.0f,
     .check = mezo_check,
     .sizes = mezo_sizes,
