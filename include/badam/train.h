@@ -106,6 +106,14 @@ typedef struct train_config {
     data_format format;
     const char *template_name, *system_prompt;
     int shuffle, group_by_length, pack;
+
+    /* Encoders (bert, roberta): a SuperGLUE task ("rte", ...; badam/tasks.h) whose jsonl files
+     * data_path and val_path are, trained as sequence classification or multiple choice
+     * (batch_size counts examples, for choice tasks questions); NULL: causal-LM data. */
+    const char *task;
+    /* > 0: warmup = ceil(warmup_ratio * total steps) (Hugging Face's warmup_ratio); overrides
+     * warmup. */
+    float warmup_ratio;
 } train_config;
 
 /* Defaults: BAdam, bf16, K auto, random order, layer partition, lr 1e-5, betas (0.9, 0.999),
