@@ -76,17 +76,21 @@ static badam_status make_batcher(encoder_data *d, const train_config *c, const t
     return task_batcher_create(set, d->tok, &o, out, err);
 }
 
-static badam_status open_data(encoder_data *d, const train_config *c, badam_error *err) {
+static badam_status open_tokenizer(encoder_data *d, const char *dir, badam_error *err) {
     char path[PATH_BYTES];
-    if (io_path_join(path, sizeof path, c->model_dir, "tokenizer.json") || !io_is_file(path))
+    if (io_path_join(path, sizeof path, dir, "tokenizer.json") || !io_is_file(path))
         return badam_fail(err, BADAM_E_INVALID,
-                          "%s: --task needs the encoder's tokenizer.json in the model folder",
-                          c->model_dir);
-    badam_status st = tokenizer_load(c->model_dir, &d->tok, err);
+                          "%s: --task needs the encoder's tokenizer.json in the model folder", dir);
+    badam_status st = tokenizer_load(dir, &d->tok, err);
     if (!st && tokenizer_vocab_size(d->tok) > d->mc.vocab_size)
         st = badam_fail(err, BADAM_E_SHAPE,
-                        "%s: the tokenizer has %d tokens but config.json's vocab_size is %d",
-                        c->model_dir, tokenizer_vocab_size(d->tok), d->mc.vocab_size);
+                        "%s: the tokenizer has %d tokens but config.json's vocab_size is %d", dir,
+                        tokenizer_vocab_size(d->tok), d->mc.vocab_size);
+    return st;
+}
+
+static badam_status open_data(encoder_data *d, const train_config *c, badam_error *err) {
+    badam_status st = open_tokenizer(d, c->model_dir, err);
     if (!st) st = task_load(d->kind, c->data_path, &d->train, err);
     if (!st && d->train->labelled < d->train->n)
         st = badam_fail(err, BADAM_E_INVALID, "%s: %zu of %zu examples have no label (a test set?)",
@@ -105,6 +109,23 @@ badam_status encoder_data_open(const train_config *c, encoder_data **out, badam_
     if (!st) st = check_options(c, err);
     if (!st) st = check_model(d, c->model_dir, err);
     if (!st) st = open_data(d, c, err);
+    if (st) {
+        encoder_data_free(d);
+        return st;
+    }
+    *out = d;
+    return BADAM_OK;
+}
+
+badam_status encoder_data_open_eval(const train_config *c, encoder_data **out, badam_error *err) {
+    *out = NULL;
+    encoder_data *d = calloc(1, sizeof *d);
+    if (!d) return badam_fail(err, BADAM_E_NOMEM, "eval: out of memory");
+    badam_status st = task_kind_parse(c->task, &d->kind, err);
+    if (!st) st = check_model(d, c->model_dir, err);
+    if (!st) st = open_tokenizer(d, c->model_dir, err);
+    if (!st) st = task_load(d->kind, c->data_path, &d->val, err);
+    if (!st) st = make_batcher(d, c, d->val, 0, &d->val_batches, err);
     if (st) {
         encoder_data_free(d);
         return st;

@@ -32,6 +32,8 @@ typedef struct encoder_data {
  * *ForMultipleChoice head), no tokenizer.json, options for chat data (--template, --system,
  * --pack, --format, --val-size). */
 badam_status encoder_data_open(const train_config *c, encoder_data **out, badam_error *err);
+/* For evaluation: only d->val (c->data_path, c->task, c->batch_size, c->seq_len, in order). */
+badam_status encoder_data_open_eval(const train_config *c, encoder_data **out, badam_error *err);
 void encoder_data_free(encoder_data *d);
 
 /* The model of the next training batch (arrays owned by d, valid until the next call);

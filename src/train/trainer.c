@@ -176,7 +176,8 @@ static badam_status broadcast_weights(trainer *t, badam_error *err) {
 
 static badam_status setup_model(trainer *t, const char *weights_dir, badam_error *err) {
     const train_config *c = t->cfg;
-    badam_status st = llama_model_load(weights_dir, c->dtype, &t->m, err);
+    badam_status st = t->enc ? t->enc->arch->load(weights_dir, c->dtype, &t->m, err)
+                             : llama_model_load(weights_dir, c->dtype, &t->m, err);
     if (st) return st;
     if (!(t->arch = model_arch_find(t->m->cfg.model_type)))
         return badam_fail(err, BADAM_E_UNSUPPORTED, "%s: no model family serves model_type '%s'",
@@ -401,6 +402,7 @@ static badam_status save_final(trainer *t, badam_error *err) {
     badam_status st = BADAM_OK;
     if (t->ops->save_final && (st = t->ops->save_final(&t->ms, c->out_dir, c->model_dir, err)))
         return st;
+    if (t->enc) return t->arch->save(t->m, c->model_dir, c->out_dir, c->max_shard_bytes, err);
     return llama_model_save_meta(t->m, c->model_dir, c->out_dir, c->max_shard_bytes,
                                  t->has_meta ? &t->meta : NULL, err);
 }
@@ -636,7 +638,9 @@ static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
         t->enc ? task_batcher_max_rows(t->enc->batches) : c->batch_size / badam_comm_size(c->comm);
     badam_status st = memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
     if (!st) st = t->ops->allocate(&t->ms, err);
-    if (!st) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
+    /* an encoder's workspace makes its own CPU backend (bert.h) */
+    if (!st && t->enc) st = t->arch->workspace_create(t->m, rows, c->seq_len, &t->ws, err);
+    if (!st && !t->enc) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;
