@@ -8,8 +8,12 @@ LambdaLR schedules).
                             [--labels N] [--seed S]
       a random tiny *ForSequenceClassification / *ForMultipleChoice folder (dropout 0) whose
       vocabulary covers the tokenizer, with the tokenizer.json copied in
+  encoder_train_ref.py many JOBS.json
+      the runs JOBS.json lists (each an argument list of make or train), in one process
   encoder_train_ref.py train --model DIR --data SEGMENTS.json --config CONF.json --out OUT
       trains max_steps optimizer steps and writes every parameter to OUT (safetensors, F32)
+      but the attention key biases and a multiple-choice classifier's bias (their gradient is 0
+      in exact arithmetic: see train())
 
 SEGMENTS.json: {"examples": [{"a": [ids], "b": [ids] | null, "choices": [[ids], ...] | null,
 "label": int}]}: each example's segments tokenized without special tokens. This file builds the
@@ -195,7 +199,14 @@ def train(args):
             wd = c["weight_decay"] if P[nm].dim() == 2 else 0.0
             train_ref.adamw_update(P[nm], grads[nm], state[nm], lr, c["beta1"], c["beta2"],
                                    c["eps"], wd)
-    st.save(P, args.out, dtype="F32")
+    # attention.self.key.bias is left out: softmax is invariant to adding q . b_k to every score
+    # of a query, so its gradient is 0 in exact arithmetic and Adam turns the rounding noise of
+    # either implementation into an update of about lr (with no effect on any output)
+    # (the same holds for the bias of a multiple-choice head's one-score classifier: it adds the
+    # same constant to every choice of a group)
+    skip = ("attention.self.key.bias",) + (("classifier.bias",) if
+                                          bert_ref.head_kind(cfg) == "choice" else ())
+    st.save({n: t for n, t in P.items() if not n.endswith(skip)}, args.out, dtype="F32")
 
 
 def main():
@@ -213,8 +224,17 @@ def main():
     t.add_argument("--data", required=True)
     t.add_argument("--config", required=True)
     t.add_argument("--out", required=True)
+    m = sub.add_parser("many")
+    m.add_argument("jobs", help="a JSON file: a list of argument lists of make / train")
     args = ap.parse_args()
-    make(args) if args.cmd == "make" else train(args)
+    if args.cmd == "many":  # several runs in one process (one torch import)
+        with open(args.jobs) as f:
+            jobs = json.load(f)
+        for job in jobs:
+            a = ap.parse_args(job)
+            make(a) if a.cmd == "make" else train(a)
+    else:
+        make(args) if args.cmd == "make" else train(args)
 
 
 if __name__ == "__main__":
