@@ -66,8 +66,11 @@ static badam_status check_model(encoder_data *d, const char *dir, badam_error *e
 static badam_status make_batcher(encoder_data *d, const train_config *c, const task_set *set,
                                  int shuffle, task_batcher **out, badam_error *err) {
     int32_t pad = d->mc.pad_token_id >= 0 ? d->mc.pad_token_id : tokenizer_pad_id(d->tok);
+    /* rows fit the position table too (RoBERTa's positions start after the pad index) */
+    int seq_len = c->seq_len, positions = d->mc.max_position_embeddings - d->mc.position_offset;
+    if (positions > 0 && seq_len > positions) seq_len = positions;
     task_batch_options o = {c->batch_size,
-                            c->seq_len,
+                            seq_len,
                             shuffle,
                             c->seed,
                             badam_comm_rank(c->comm),
@@ -101,12 +104,26 @@ static badam_status open_data(encoder_data *d, const train_config *c, badam_erro
     return st;
 }
 
+/* The methods wired for encoders. LoRA and bottleneck adapters attach to the Llama layout
+ * (src/model/llama_lora.c, llama_bottleneck.c); the others are not checked against a reference
+ * on an encoder yet. */
+static badam_status check_method(const train_config *c, badam_error *err) {
+    if (c->method_name || c->method == METHOD_BADAM || c->method == METHOD_ADAM ||
+        c->method == METHOD_SGD_BCD)
+        return BADAM_OK;
+    return badam_fail(err, BADAM_E_UNSUPPORTED,
+                      "train --task: --method %s is not available for encoders yet (badam, adam "
+                      "and sgd-bcd are)",
+                      train_method_name(c->method));
+}
+
 badam_status encoder_data_open(const train_config *c, encoder_data **out, badam_error *err) {
     *out = NULL;
     encoder_data *d = calloc(1, sizeof *d);
     if (!d) return badam_fail(err, BADAM_E_NOMEM, "train: out of memory");
     badam_status st = task_kind_parse(c->task, &d->kind, err);
     if (!st) st = check_options(c, err);
+    if (!st) st = check_method(c, err);
     if (!st) st = check_model(d, c->model_dir, err);
     if (!st) st = open_data(d, c, err);
     if (st) {

@@ -26,7 +26,8 @@ typedef struct encoder_data {
 } encoder_data;
 
 /* With c->task set: the task, the tokenizer of c->model_dir, the --data and --val-data files and
- * their batchers (seq_len tokens a row, batch_size units, c->seed / c->shuffle, the ranks of
+ * their batchers (rows of at most seq_len tokens, or of the model's positions when fewer;
+ * batch_size units, c->seed / c->shuffle, the ranks of
  * c->comm). Refused (BADAM_E_INVALID / _UNSUPPORTED, naming the option or file): a model that is
  * no encoder, a head whose classes do not match the task's (a multiple-choice task needs a
  * *ForMultipleChoice head), no tokenizer.json, options for chat data (--template, --system,

@@ -22,7 +22,7 @@ badam_status train_task_evaluate(const char *model_dir, const char *task, const 
     llama_model *m = NULL;
     llama_workspace *ws = NULL;
     badam_status st = encoder_data_open_eval(&c, &d, err);
-    if (!st) st = llama_model_load(model_dir, dtype, &m, err);
+    if (!st) st = d->arch->load(model_dir, dtype, &m, err);
     if (!st)
         st = d->arch->workspace_create(m, task_batcher_max_rows(d->val_batches), seq_len, &ws, err);
     long n = 0;

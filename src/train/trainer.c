@@ -121,6 +121,14 @@ static badam_status validate_task(trainer *t, double *loss, badam_error *err) {
 static badam_status load_data(trainer *t, badam_error *err) {
     const train_config *c = t->cfg;
     if (c->task) return encoder_data_open(c, &t->enc, err);
+    const model_arch *arch = NULL;
+    badam_error ignored;
+    if (!model_arch_for_folder(c->model_dir, &arch, &ignored) &&
+        !(arch->target_kinds & (1u << MODEL_TARGETS_TOKEN)))
+        return badam_fail(err, BADAM_E_INVALID,
+                          "%s: the model is an encoder (%s): train it on a task with --task "
+                          "(boolq, cb, copa, multirc, rte, wic, wsc)",
+                          c->model_dir, arch->family);
     char path[PATH_BYTES];
     if (!io_path_join(path, sizeof path, c->model_dir, "tokenizer.json") && io_is_file(path)) {
         badam_status st = tokenizer_load(c->model_dir, &t->tok, err);
@@ -181,11 +189,6 @@ static badam_status setup_model(trainer *t, const char *weights_dir, badam_error
     if (st) return st;
     if (!(t->arch = model_arch_find(t->m->cfg.model_type)))
         return badam_fail(err, BADAM_E_UNSUPPORTED, "%s: no model family serves model_type '%s'",
-                          weights_dir, t->m->cfg.model_type);
-    if (!t->enc && !(t->arch->target_kinds & (1u << MODEL_TARGETS_TOKEN)))
-        return badam_fail(err, BADAM_E_INVALID,
-                          "%s: model_type '%s' is an encoder: train it on a task with --task "
-                          "(boolq, cb, copa, multirc, rte, wic, wsc)",
                           weights_dir, t->m->cfg.model_type);
     /* e.g. LoRA's adapters; a resumed run loads the checkpoint's parts in restore() */
     if (t->ops->prepare_model && (st = t->ops->prepare_model(t->m, &t->mo, c->resume, err)))
