@@ -14,6 +14,14 @@
 
 #define PATH_BYTES 4096
 
+const char *encoder_head_prefixes(const llama_config *mc, char *buf, size_t size) {
+    if (mc->encoder_head == LLAMA_HEAD_ROBERTA_CLASSIFIER)
+        snprintf(buf, size, "classifier.");
+    else
+        snprintf(buf, size, "%s.pooler.,classifier.", mc->model_type);
+    return buf;
+}
+
 /* Options that shape chat data only. */
 static badam_status check_options(const train_config *c, badam_error *err) {
     const char *bad = c->template_name   ? "--template"
@@ -55,11 +63,7 @@ static badam_status check_model(encoder_data *d, const char *dir, badam_error *e
                           "id2label)",
                           path, task_kind_name(d->kind), task_num_labels(d->kind),
                           d->mc.num_labels);
-    if (d->mc.encoder_head == LLAMA_HEAD_ROBERTA_CLASSIFIER)
-        snprintf(d->head_prefixes, sizeof d->head_prefixes, "classifier.");
-    else
-        snprintf(d->head_prefixes, sizeof d->head_prefixes, "%s.pooler.,classifier.",
-                 d->mc.model_type);
+    encoder_head_prefixes(&d->mc, d->head_prefixes, sizeof d->head_prefixes);
     return BADAM_OK;
 }
 

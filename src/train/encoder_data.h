@@ -25,6 +25,12 @@ typedef struct encoder_data {
     task_batch cur; /* the last training batch */
 } encoder_data;
 
+/* The name prefixes of an encoder's classification head (mc->encoder_head): "classifier." for
+ * RoBERTa's sequence head, "<model_type>.pooler.,classifier." for the pooler heads; buf is
+ * returned. Block-wise methods train these in every block unless --always-active is given (the
+ * trainer and the memory plan). */
+const char *encoder_head_prefixes(const llama_config *mc, char *buf, size_t size);
+
 /* With c->task set: the task, the tokenizer of c->model_dir, the --data and --val-data files and
  * their batchers (rows of at most seq_len tokens, or of the model's positions when fewer;
  * batch_size units, c->seed / c->shuffle, the ranks of
