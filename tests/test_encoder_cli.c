@@ -106,7 +106,8 @@ static void test_refusals(void) {
     refused(args, "needs an encoder (bert, roberta)");
 }
 
-static badam_status run_to(const char *out, int stop_at, int resume, badam_error *err) {
+static badam_status run_to(const char *out, int stop_at, int resume, float warmup_ratio,
+                           badam_error *err) {
     static char model[4096], train[4096], val[4096];
     snprintf(model, sizeof model, "%s", test_source_path(MODEL));
     snprintf(train, sizeof train, "%s", test_source_path(TRAIN));
@@ -123,7 +124,7 @@ static badam_status run_to(const char *out, int stop_at, int resume, badam_error
     c.lr = 1e-3f;
     c.batch_size = 2, c.seq_len = 24, c.max_steps = 8;
     c.schedule = LR_LINEAR;
-    c.warmup_ratio = 0.25f;
+    c.warmup_ratio = warmup_ratio;
     c.eval_every = 4;
     c.stop_at_step = stop_at;
     c.resume = resume;
@@ -136,10 +137,13 @@ static void test_resume_exact(void) {
     snprintf(whole, sizeof whole, "%s", test_path_in(g_out, "whole"));
     snprintf(parts, sizeof parts, "%s", test_path_in(g_out, "parts"));
     badam_error err = {0};
-    CHECK_OK(run_to(whole, 0, 0, &err), &err);
-    CHECK_OK(run_to(parts, 3, 0, &err), &err);
+    CHECK_OK(run_to(whole, 0, 0, 0.25f, &err), &err);
+    CHECK_OK(run_to(parts, 3, 0, 0.25f, &err), &err);
     CHECK(!io_is_file(test_path_in(parts, "model.safetensors"))); /* paused: no final model */
-    CHECK_OK(run_to(parts, 0, 1, &err), &err);
+    /* the run record holds --task and --warmup-ratio: another schedule is refused */
+    CHECK(run_to(parts, 0, 1, 0.5f, &err) == BADAM_E_INVALID);
+    CHECKF(strstr(err.message, "--warmup-ratio"), "%s", err.message);
+    CHECK_OK(run_to(parts, 0, 1, 0.25f, &err), &err);
     char cmd[16384];
     snprintf(cmd, sizeof cmd, "cd %s && cmp %s/model.safetensors %s/model.safetensors",
              getenv("BADAM_SOURCE_DIR"), whole, parts);

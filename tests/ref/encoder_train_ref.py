@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference trainer for encoders on task examples (BAdam and Adam), for
+"""PyTorch reference trainer for encoders on task examples (BAdam, Adam, SGD-BCD), for
 tests/test_encoder_train.c. The model math is bert_ref.forward (HF's BERT / RoBERTa, no dropout);
 AdamW, clipping and the schedule are train_ref's (torch.optim.AdamW, clip_grad_norm_, HF's
 LambdaLR schedules).
@@ -25,7 +25,8 @@ config.json's pad_token_id. Batches: batch_size examples (choice sets: questions
 epoch after epoch, the last batch of an epoch short. Loss of a step: the summed cross-entropy over
 its labelled examples / their count. BAdam: blocks = encoder layers in ascending order, switch
 every switch_every steps (Adam state discarded), the head (pooler, classifier) trained in every
-block, the embeddings never. Weight decay on matrices only.
+block, the embeddings never; SGD-BCD the same blocks with plain SGD (train_ref.sgd_update).
+Weight decay on matrices only.
 
 CONF.json: method, lr, beta1, beta2, eps, weight_decay, schedule, warmup_steps, clip,
 batch_size, grad_accum, max_steps, switch_every, seq_len.
@@ -170,7 +171,7 @@ def train(args):
     nb = (n + bs - 1) // bs
     state, active, visit = {}, list(names), -1
     for s in range(c["max_steps"]):
-        if c["method"] == "badam" and s // c["switch_every"] != visit:
+        if c["method"] in ("badam", "sgd-bcd") and s // c["switch_every"] != visit:
             visit = s // c["switch_every"]
             active = layers[visit % len(layers)] + head
             state = {}
@@ -194,9 +195,12 @@ def train(args):
         lr = c["lr"] * train_ref.lr_factor(s, c["schedule"], c["warmup_steps"], c["max_steps"],
                                            0.0)
         for nm in active:
+            wd = c["weight_decay"] if P[nm].dim() == 2 else 0.0
+            if c["method"] == "sgd-bcd":
+                train_ref.sgd_update(P[nm], grads[nm], lr, wd)
+                continue
             if nm not in state:
                 state[nm] = train_ref.AdamState(P[nm])
-            wd = c["weight_decay"] if P[nm].dim() == 2 else 0.0
             train_ref.adamw_update(P[nm], grads[nm], state[nm], lr, c["beta1"], c["beta2"],
                                    c["eps"], wd)
     # attention.self.key.bias is left out: softmax is invariant to adding q . b_k to every score
