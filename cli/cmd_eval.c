@@ -7,6 +7,7 @@
 
 #include "badam/evaluate.h"
 #include "badam/generate.h"
+#include "badam/model.h"
 #include "badam/train.h"
 #include "cli.h"
 #include "options.h"
@@ -256,6 +257,16 @@ int cmd_eval(int argc, char **argv) {
     int rc = parse_args(argc, argv, &x);
     if (rc) return rc == 1 ? 0 : 2;
     if (x.task) return eval_task(&x);
+    const model_arch *arch = NULL;
+    badam_error ignored;
+    if (!model_arch_for_folder(x.model, &arch, &ignored) &&
+        !(arch->target_kinds & (1u << MODEL_TARGETS_TOKEN))) {
+        fprintf(stderr,
+                "badam eval: %s is an encoder (%s): evaluate it on a task with --task NAME "
+                "(boolq, cb, copa, multirc, rte, wic, wsc)\n",
+                x.model, arch->family);
+        return 2;
+    }
     badam_error err = {0};
     data_set *ds = NULL;
     eval_result r;

@@ -98,6 +98,9 @@ static void test_refusals(void) {
     CHECK(cli("eval --task rte --model " MODEL " --data " VAL " --template alpaca", out,
               sizeof out) == 2);
     CHECKF(strstr(out, "--template does not apply to --task"), "%s", out);
+    CHECK(cli("eval --model " MODEL " --data tests/fixtures/data/alpaca.jsonl", out, sizeof out) ==
+          2);
+    CHECKF(strstr(out, "is an encoder (bert): evaluate it on a task with --task"), "%s", out);
     /* a causal LM with --task */
     const char *llama = test_path_in(g_out, "llama");
     llama_config cfg = fixture_config(16, 32, 2, 2, 2, 80, 0, 0, 0);
