@@ -236,8 +236,9 @@ static int eval_task(const eval_args *x) {
         free(s);
         return 0;
     }
-    printf("%s: %zu examples (%zu labelled), %zu rows cut to --seq-len %d\n", x->task, r.n,
-           r.n_labelled, r.truncated, x->seq_len);
+    printf(
+        "%s: %zu examples (%zu labelled), %zu rows cut (--seq-len %d or the model's positions)\n",
+        x->task, r.n, r.n_labelled, r.truncated, x->seq_len);
     printf("loss: %.4f\n", r.loss);
     if (!scored) {
         printf("metrics: none (the file has unlabelled examples)\n");

@@ -62,6 +62,12 @@ static void test_train_and_eval(void) {
            "%s", out);
     snprintf(args, sizeof args, "eval --task rte --model %s --data " VAL " --json", run);
     CHECKF(cli(args, out, sizeof out) == 0 && strstr(out, "\"metrics\":{\"accuracy\":"), "%s", out);
+    /* MultiRC: F1a over answer options and EM per question, and the baseline's */
+    CHECK(cli("eval --task multirc --model " MODEL " --data tests/fixtures/superglue/multirc.jsonl",
+              out, sizeof out) == 0);
+    CHECKF(strstr(out, "multirc: 7 examples (7 labelled)") && strstr(out, "metrics: F1a ") &&
+               strstr(out, "majority-class baseline: F1a 0.7273, EM 0.0000, accuracy 0.5714"),
+           "%s", out);
     /* a test file (no labels): loss and metrics are not available */
     CHECK(cli("eval --task rte --model " MODEL " --data tests/fixtures/superglue/rte_test.jsonl",
               out, sizeof out) == 0);

@@ -277,11 +277,12 @@ void encoder_report_eval(const encoder_data *d, metrics_log *log, const badam_lo
 void encoder_data_describe(const encoder_data *d, const badam_logger *lg) {
     char line[1024];
     task_set_describe(d->train, line, sizeof line);
-    badam_logf(lg, BADAM_LOG_INFO, "  data: %s; %zu rows cut to --seq-len", line,
-               task_batcher_truncated(d->batches));
+    badam_logf(lg, BADAM_LOG_INFO, "  data: %s; %zu rows cut (--seq-len or the model's positions)",
+               line, task_batcher_truncated(d->batches));
     if (!d->val) return;
     task_set_describe(d->val, line, sizeof line);
-    badam_logf(lg, BADAM_LOG_INFO, "  validation data: %s; %zu rows cut to --seq-len", line,
+    badam_logf(lg, BADAM_LOG_INFO,
+               "  validation data: %s; %zu rows cut (--seq-len or the model's positions)", line,
                task_batcher_truncated(d->val_batches));
     int maj = task_majority_label(d->train);
     task_scores s;
