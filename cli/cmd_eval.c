@@ -7,6 +7,8 @@
 
 #include "badam/evaluate.h"
 #include "badam/generate.h"
+#include "badam/model.h"
+#include "badam/train.h"
 #include "cli.h"
 #include "options.h"
 #include "train_options.h"
@@ -18,7 +20,10 @@ static const char *DESCRIPTION =
     "and its perplexity. With --exact-match, also the share of examples whose greedy\n"
     "continuation of the prompt (everything before the last response, ending with the assistant\n"
     "header) equals the reference response after trimming whitespace: meaningful where answers\n"
-    "are short. Use the template the model was trained with.";
+    "are short. Use the template the model was trained with.\n"
+    "With --task NAME (boolq, cb, copa, multirc, rte, wic, wsc), an encoder folder (bert,\n"
+    "roberta) on a SuperGLUE task's jsonl: the mean classification loss, the task's official\n"
+    "metrics and the majority-class baseline of the file.";
 
 #define MAX_STOP_IDS 16
 
@@ -80,7 +85,7 @@ static int print_json(const char *model, const char *data, const data_stats *ds,
 
 /* The command line of `badam eval`. */
 typedef struct eval_args {
-    const char *model, *data, *template_name, *system, *adapter;
+    const char *model, *data, *template_name, *system, *adapter, *task;
     int seq_len, batch_size, json, exact, max_new, show;
     badam_dtype dtype;
     data_format format;
@@ -109,6 +114,8 @@ static int parse_args(int argc, char **argv, eval_args *x) {
         {"dtype", OPT_CUSTOM, &x->dtype, "T", "weights in memory: bf16 (default) or fp32",
          parse_dtype},
         {"json", OPT_FLAG, &x->json, NULL, "print one JSON object", 0},
+        {"task", OPT_STRING, &x->task, "NAME",
+         "encoders: a SuperGLUE task's jsonl (boolq, cb, copa, multirc, rte, wic, wsc)", 0},
         {0},
     };
     unsigned char given[sizeof opts / sizeof opts[0]] = {0};
@@ -133,6 +140,13 @@ static int parse_args(int argc, char **argv, eval_args *x) {
                                     : "--show must be >= 0");
         return 2;
     }
+    const char *lm_only[] = {"template", "system", "format", "exact-match", "adapter"};
+    for (int i = 0; i < 5 && x->task; i++)
+        if (cli_given(opts, given, lm_only[i])) {
+            fprintf(stderr, "badam eval: --%s does not apply to --task (a classification task)\n",
+                    lm_only[i]);
+            return 2;
+        }
     const char *em_only[] = {"max-new-tokens", "show"};
     for (int i = 0; i < 2 && !x->exact; i++)
         if (cli_given(opts, given, em_only[i]))
@@ -173,6 +187,68 @@ static badam_status run_eval(const eval_args *x, data_set **ds, eval_result *r, 
     return st;
 }
 
+/* Prints a task score line: "  accuracy 0.7000, macro-F1 0.5833". */
+static void print_scores(const char *what, const char *task, const task_scores *s) {
+    char line[256];
+    task_kind kind;
+    badam_error err;
+    if (task_kind_parse(task, &kind, &err)) return;
+    task_scores_describe(kind, s, line, sizeof line);
+    printf("%s%s\n", what, line);
+}
+
+static json_t *scores_json(const task_scores *s) {
+    json_t *o = json_object();
+    json_object_set_new(o, "accuracy", io_json_real(s->accuracy));
+    json_object_set_new(o, "macro_f1", io_json_real(s->macro_f1));
+    json_object_set_new(o, "f1a", io_json_real(s->f1a));
+    json_object_set_new(o, "em", io_json_real(s->em));
+    json_object_set_new(o, "score", io_json_real(s->score));
+    return o;
+}
+
+/* badam eval --task: loss, the task's metrics and the majority baseline. */
+static int eval_task(const eval_args *x) {
+    badam_error err = {0};
+    task_eval_result r;
+    if (train_task_evaluate(x->model, x->task, x->data, x->batch_size, x->seq_len, x->dtype, &r,
+                            &err)) {
+        fprintf(stderr, "badam eval: %s\n", err.message);
+        return 1;
+    }
+    int scored = r.scores.n > 0;
+    if (x->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "model", json_string(x->model));
+        json_object_set_new(o, "data", json_string(x->data));
+        json_object_set_new(o, "task", json_string(x->task));
+        json_object_set_new(o, "examples", json_integer((json_int_t)r.n));
+        json_object_set_new(o, "labelled", json_integer((json_int_t)r.n_labelled));
+        json_object_set_new(o, "truncated", json_integer((json_int_t)r.truncated));
+        json_object_set_new(o, "loss", io_json_real(r.loss));
+        json_object_set_new(o, "metrics", scored ? scores_json(&r.scores) : json_null());
+        json_object_set_new(o, "majority_baseline",
+                            scored ? scores_json(&r.baseline) : json_null());
+        char *s = io_json_dump(o, 0, NULL);
+        json_decref(o);
+        if (!s) return 1;
+        puts(s);
+        free(s);
+        return 0;
+    }
+    printf(
+        "%s: %zu examples (%zu labelled), %zu rows cut (--seq-len %d or the model's positions)\n",
+        x->task, r.n, r.n_labelled, r.truncated, x->seq_len);
+    printf("loss: %.4f\n", r.loss);
+    if (!scored) {
+        printf("metrics: none (the file has unlabelled examples)\n");
+        return 0;
+    }
+    print_scores("metrics: ", x->task, &r.scores);
+    print_scores("majority-class baseline: ", x->task, &r.baseline);
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv) {
     eval_args x = {.seq_len = 512,
                    .batch_size = 4,
@@ -181,6 +257,17 @@ int cmd_eval(int argc, char **argv) {
                    .format = DATA_FORMAT_AUTO};
     int rc = parse_args(argc, argv, &x);
     if (rc) return rc == 1 ? 0 : 2;
+    if (x.task) return eval_task(&x);
+    const model_arch *arch = NULL;
+    badam_error ignored;
+    if (!model_arch_for_folder(x.model, &arch, &ignored) &&
+        !(arch->target_kinds & (1u << MODEL_TARGETS_TOKEN))) {
+        fprintf(stderr,
+                "badam eval: %s is an encoder (%s): evaluate it on a task with --task NAME "
+                "(boolq, cb, copa, multirc, rte, wic, wsc)\n",
+                x.model, arch->family);
+        return 2;
+    }
     badam_error err = {0};
     data_set *ds = NULL;
     eval_result r;

@@ -78,8 +78,9 @@ static int make_plans(const llama_config *mc, train_config *c, train_method only
         if (skip[i]) continue;
         c->method = (train_method)i;
         badam_status st = memory_plan_predict_ranks(mc, c, pr.world, pr.shard, &plans[i], &err);
-        if (st == BADAM_E_UNSUPPORTED && pr.shard && only == METHOD_COUNT) {
-            skip[i] = 1;
+        if (st == BADAM_E_UNSUPPORTED && only == METHOD_COUNT) {
+            skip[i] = 1; /* "all" lists what this model and layout support */
+            if (!pr.shard) fprintf(stderr, "note: left out: %s\n", err.message);
             continue;
         }
         if (st) {

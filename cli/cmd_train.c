@@ -25,7 +25,10 @@ static const char *DESCRIPTION =
     "the same loop. Data: Alpaca (JSON/JSONL), ShareGPT, or pre-tokenized JSONL\n"
     "({\"input_ids\": [...], \"labels\": [...]}). OUT receives the fine-tuned model as a Hugging "
     "Face\n"
-    "folder, OUT/adapter (LoRA, PEFT layout), OUT/checkpoint, metrics.jsonl and memory.json.";
+    "folder, OUT/adapter (LoRA, PEFT layout), OUT/checkpoint, metrics.jsonl and memory.json.\n"
+    "Encoders (bert, roberta *ForSequenceClassification / *ForMultipleChoice folders) train on a\n"
+    "SuperGLUE task with --task NAME (--data and --val-data are the task's jsonl files;\n"
+    "validation reports the task's metrics; BAdam trains the head in every block).";
 
 /* The command line of `badam train`: the run's settings and the CLI's own flags. */
 typedef struct train_cli {
@@ -40,7 +43,7 @@ typedef struct train_cli {
 enum {
     N_RUN_OPTIONS = 37,
     N_METHOD_OPTIONS = 14,
-    N_DATA_OPTIONS = 12,
+    N_DATA_OPTIONS = 14,
     N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
 };
 
@@ -168,6 +171,11 @@ static void input_output_options(train_cli *x, cli_option *opts) {
         {"pack", OPT_FLAG, &c->pack, NULL, "pack several examples per sequence", 0},
         {"shard-size", OPT_CUSTOM, &c->max_shard_bytes, "MB", "max safetensors shard size (5120)",
          parse_megabytes},
+        {"task", OPT_STRING, &c->task, "NAME",
+         "encoders: train on a SuperGLUE task's jsonl (boolq, cb, copa, multirc, rte, wic, wsc)",
+         0},
+        {"warmup-ratio", OPT_FLOAT, &c->warmup_ratio, "X",
+         "warmup as a fraction of the steps (ceil; overrides --warmup)", 0},
         {"quiet", OPT_FLAG, &x->quiet, NULL, "no progress line", 0},
         {"nproc", OPT_INT, &x->nproc, "N",
          "data parallel: run this command under mpirun with N ranks (or launch with mpirun)", 0},
@@ -204,6 +212,8 @@ static int check_ranges(const train_config *c) {
     RANGE("--eps", c->eps, c->eps > 0, "> 0");
     RANGE("--weight-decay", c->weight_decay, c->weight_decay >= 0, ">= 0");
     RANGE("--warmup", c->warmup, c->warmup >= 0, ">= 0");
+    RANGE("--warmup-ratio", c->warmup_ratio, c->warmup_ratio >= 0 && c->warmup_ratio <= 1,
+          "in [0, 1]");
     RANGE("--min-lr-ratio", c->min_lr_ratio, c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1,
           "in [0, 1]");
     RANGE("--batch-size", c->batch_size, c->batch_size >= 1, ">= 1");
@@ -253,6 +263,8 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
     else if (GIVEN("no-checkpoint") && GIVEN("save-every"))
         refused = "--no-checkpoint and --save-every contradict each other (write no checkpoint / "
                   "checkpoint every N steps): give one";
+    else if (GIVEN("warmup") && GIVEN("warmup-ratio"))
+        refused = "--warmup and --warmup-ratio both set the warmup: give one";
     else if (GIVEN("val-data") && GIVEN("val-size"))
         refused = "--val-data and --val-size both choose the validation set: give one";
     else if (GIVEN("init-adapter") && c->method != METHOD_LORA && c->method != METHOD_MEZO_LORA &&
@@ -273,6 +285,9 @@ static int check_conflicts(const train_config *c, const cli_option *opts,
     if (GIVEN("no-group-by-length") && c->pack)
         cli_warn("badam train", "--no-group-by-length is ignored with --pack (packed rows are "
                                 "never grouped)");
+    if (c->task && GIVEN("no-group-by-length"))
+        cli_warn("badam train", "--no-group-by-length is ignored with --task (task batches are "
+                                "never grouped by length)");
     if (GIVEN("eval-every") && !c->val_path && !(c->val_size > 0))
         cli_warn("badam train", "--eval-every is ignored: there is no validation set (--val-data "
                                 "or --val-size)");

@@ -28,8 +28,10 @@
 #define BADAM_TASKS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "badam/status.h"
+#include "badam/tokenizer.h"
 
 /* ---------------------------------------------------------------- tasks */
 
@@ -167,5 +169,64 @@ badam_status task_score_constant(const task_set *set, int label, task_scores *ou
  *   "rte: 277 examples (277 records); labels: entailment 146, not_entailment 131;
  *    majority 'entailment': accuracy 0.5271" */
 void task_set_describe(const task_set *set, char *buf, size_t size);
+
+/* ---------------------------------------------------------------- batches */
+
+/* Encoder batches of a task set (src/text/task_batch.c). Each example is tokenized once, at
+ * creation, with tokenizer_encode_pair (special tokens added, "longest_first" truncation to
+ * seq_len tokens in all): (text_a, text_b), text_a alone when text_b is NULL, and for a choice
+ * set one row (text_a, choices[i]) per choice.
+ *
+ * Order: the units are the examples (a choice set is one unit of n_choices consecutive rows;
+ * MultiRC's answer options are one unit each). Epoch e takes them in index order or, with
+ * shuffle, in the Fisher-Yates permutation of the instruction batcher (badam/data.h: splitmix64
+ * seeded with (seed, e)), cut into consecutive runs of batch_size units; the last batch of an
+ * epoch may be smaller. Data parallel (n_ranks > 1): rank r takes units [U r / R, U (r + 1) / R)
+ * of each global batch of U units, padded to the global batch's longest row, so the order of
+ * global batches and every row do not depend on the number of ranks. */
+typedef struct task_batch_options {
+    int batch_size; /* units (examples; choice tasks: questions) per global batch */
+    int seq_len;    /* the most tokens of one row, special tokens included */
+    int shuffle;
+    uint64_t seed;
+    int rank, n_ranks; /* 0 or 1 ranks: one process */
+    int32_t pad_id;    /* the model's pad_token_id (RoBERTa's positions count the others) */
+} task_batch_options;
+
+/* B rows of T tokens, right-padded with pad_id (type 0, pad_mask 0).
+ * targets[u] (u < n_units) is the label of unit u (-100 when unlabelled): a class for
+ * classification, the right choice's index for choice sets (n_choices > 0, B = n_units *
+ * n_choices). example[u] is unit u's index in the task set. first_row is the index of row 0 in
+ * the global batch (rows, not units). */
+typedef struct task_batch {
+    int B, T;
+    int32_t *tokens, *token_types, *targets;
+    uint8_t *pad_mask;
+    int n_choices, n_units, n_targets, first_row;
+    const size_t *example;
+} task_batch;
+
+typedef struct task_batcher task_batcher;
+
+/* BADAM_E_INVALID for an empty set, batch_size < 1, seq_len below the tokenizer's special
+ * tokens, a rank outside [0, n_ranks) or a choice set whose examples differ in n_choices;
+ * tokenizer errors name the example's line. tok and set must outlive the batcher. */
+badam_status task_batcher_create(const task_set *set, const badam_tokenizer *tok,
+                                 const task_batch_options *opts, task_batcher **out,
+                                 badam_error *err);
+void task_batcher_free(task_batcher *b);
+size_t task_batcher_batches_per_epoch(const task_batcher *b);
+/* Units of the smallest global batch of an epoch. */
+size_t task_batcher_smallest_batch(const task_batcher *b);
+/* Rows a batch holds at most on this rank's share of batch_size units (n_choices per unit). */
+int task_batcher_max_rows(const task_batcher *b);
+/* Rows whose pair was cut to seq_len. */
+size_t task_batcher_truncated(const task_batcher *b);
+/* Fills the next batch (arrays owned by the batcher, valid until the next call). */
+void task_batcher_next(task_batcher *b, task_batch *out);
+/* Exact resume: (epoch, index of the next batch in it), as the instruction batcher. */
+void task_batcher_get_state(const task_batcher *b, uint64_t *epoch, uint64_t *index);
+badam_status task_batcher_set_state(task_batcher *b, uint64_t epoch, uint64_t index,
+                                    badam_error *err);
 
 #endif

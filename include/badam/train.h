@@ -12,6 +12,7 @@
 #include "badam/llama.h"
 #include "badam/optim.h"
 #include "badam/status.h"
+#include "badam/tasks.h"
 
 typedef enum train_method {
     METHOD_BADAM = 0,   /* block coordinate descent, Adam inner solver */
@@ -106,6 +107,14 @@ typedef struct train_config {
     data_format format;
     const char *template_name, *system_prompt;
     int shuffle, group_by_length, pack;
+
+    /* Encoders (bert, roberta): a SuperGLUE task ("rte", ...; badam/tasks.h) whose jsonl files
+     * data_path and val_path are, trained as sequence classification or multiple choice
+     * (batch_size counts examples, for choice tasks questions); NULL: causal-LM data. */
+    const char *task;
+    /* > 0: warmup = ceil(warmup_ratio * total steps) (Hugging Face's warmup_ratio); overrides
+     * warmup. */
+    float warmup_ratio;
 } train_config;
 
 /* Defaults: BAdam, bf16, K auto, random order, layer partition, lr 1e-5, betas (0.9, 0.999),
@@ -157,6 +166,25 @@ typedef struct train_report {
     size_t tokens;
     int stopped; /* ended at stop_at_step with a checkpoint, not at the end */
 } train_report;
+
+/* ---------------------------------------------------------------- encoder evaluation */
+
+typedef struct task_eval_result {
+    double loss;          /* mean loss over the labelled examples (NaN: none) */
+    size_t n, n_labelled; /* examples (choice tasks: questions), and those with a label */
+    size_t truncated;     /* rows cut to seq_len */
+    task_scores scores;   /* the task's metrics (scores.n = 0 when an example has no label) */
+    int majority;         /* the set's majority label (-1: none labelled) */
+    task_scores baseline; /* the scores of always predicting it */
+} task_eval_result;
+
+/* `badam eval --task`: the encoder folder model_dir (config.json, weights, tokenizer.json) on
+ * a SuperGLUE task file, in file order, batch_size examples (choice tasks: questions) of at most
+ * seq_len tokens a row per pass, no dropout. Errors as train_run's for --task. The majority
+ * baseline is the set's own majority label (a lower bound to compare with, not a model). */
+badam_status train_task_evaluate(const char *model_dir, const char *task, const char *data_path,
+                                 int batch_size, int seq_len, badam_dtype dtype,
+                                 task_eval_result *r, badam_error *err);
 
 /* Runs a whole training job: loads, trains, checkpoints, writes OUT/ (HF folder of the final
  * weights, adapter folder for LoRA, metrics.jsonl, memory.json). */

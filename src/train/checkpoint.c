@@ -1,4 +1,5 @@
 /* Checkpoint save, find and load (checkpoint.h). */
+#include "badam/model.h"
 #include "train/checkpoint.h"
 
 #include <stdio.h>
@@ -54,7 +55,11 @@ badam_status checkpoint_save(const char *out_dir, const char *src_model_dir, con
     io_path_join(old, sizeof old, out_dir, "checkpoint.old");
     int had_previous = io_is_dir(final) || io_is_dir(old);
     badam_status st = io_remove_tree(tmp, err);
-    if (!st) st = llama_model_save_meta(m, src_model_dir, tmp, max_shard_bytes, meta, err);
+    const model_arch *arch = model_arch_find(m->cfg.model_type);
+    if (!st && m->cfg.encoder_head != LLAMA_HEAD_NONE && arch) /* an encoder: its own layout */
+        st = arch->save(m, src_model_dir, tmp, max_shard_bytes, err);
+    else if (!st)
+        st = llama_model_save_meta(m, src_model_dir, tmp, max_shard_bytes, meta, err);
     /* the method's own parts: optimizer.safetensors, LoRA's adapter/ */
     if (!st && method && method->ops->save_parts)
         st = method->ops->save_parts(method, tmp, src_model_dir, err);

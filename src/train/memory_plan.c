@@ -7,6 +7,7 @@
 
 #include "badam/model.h"
 #include "base/memory.h"
+#include "train/encoder_data.h"
 #include "train/method_select.h"
 
 /* Bytes of a described model's weight storage in its dtype (llama_model_storage_bytes's sum). */
@@ -25,6 +26,10 @@ badam_status memory_plan_predict(const llama_config *mc, const train_config *cfg
     if (st) return st;
     method_options o;
     train_method_options(cfg, &o);
+    char head[64]; /* an encoder's head is trained in every block (encoder_data.h) */
+    if (mc->encoder_head != LLAMA_HEAD_NONE && (st = encoder_method_check(cfg, err))) return st;
+    if (mc->encoder_head != LLAMA_HEAD_NONE && !o.partition.always_active)
+        o.partition.always_active = encoder_head_prefixes(mc, head, sizeof head);
     const model_arch *arch = model_arch_find(mc->model_type);
     if (!arch)
         return badam_fail(err, BADAM_E_UNSUPPORTED, "memory plan: no model family serves '%s'",

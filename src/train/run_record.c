@@ -51,6 +51,17 @@ static int adapter(const run_facts *f) {
 static int by_epochs(const run_facts *f) {
     return f->cfg->max_steps == 0;
 }
+/* Options newer than the encoder path: recorded only when used, so earlier records stay as
+ * they were. */
+static int has_task(const run_facts *f) {
+    return f->cfg->task != NULL;
+}
+static int has_warmup_ratio(const run_facts *f) {
+    return f->cfg->warmup_ratio > 0;
+}
+static int recorded_when_unused(const run_option *o) {
+    return o->applies != has_task && o->applies != has_warmup_ratio;
+}
 static int decays(const run_facts *f) {
     return f->cfg->schedule != LR_CONSTANT;
 }
@@ -301,6 +312,8 @@ static const run_option OPTIONS[] = {
     {"--galore-scale", galore, v_float, CFG(galore_scale), NULL, NULL},
     {"--galore-per-layer", galore, v_on, CFG(galore_per_layer), NULL, NULL},
     {"--adapter-size", adapter, v_int, CFG(adapter_size), NULL, NULL},
+    {"--task", has_task, v_str, CFG(task), NULL, NULL},
+    {"--warmup-ratio", has_warmup_ratio, v_float, CFG(warmup_ratio), NULL, NULL},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -310,7 +323,9 @@ json_t *run_record_build(const run_facts *f) {
     json_t *j = json_object();
     for (size_t i = 0; j && i < N_OPTIONS; i++) {
         const run_option *o = &OPTIONS[i];
-        json_t *v = !o->applies || o->applies(f) ? o->value(f, o) : json_null();
+        int used = !o->applies || o->applies(f);
+        if (!used && !recorded_when_unused(o)) continue;
+        json_t *v = used ? o->value(f, o) : json_null();
         if (!v || json_object_set_new(j, o->name, v) != 0) { /* which releases v */
             json_decref(j);
             return NULL;
@@ -353,7 +368,7 @@ badam_status run_record_check(const json_t *saved, const json_t *now, const char
             int one_sided = a && (json_is_null(a) != json_is_null(b));
             if (method_differs && i > 0 && a) continue;
             if (pass != one_sided || (pass == 1 && n_both)) continue;
-            if (!a && json_is_null(b)) continue; /* an option newer than the record, unused */
+            if (!a && (!b || json_is_null(b))) continue; /* newer than the record, unused */
             if (!a) {
                 snprintf(item, sizeof item, "%s is not recorded", o->name);
             } else if (!json_equal(a, b)) {

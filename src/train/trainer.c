@@ -17,11 +17,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "badam/bert.h"
 #include "badam/model.h"
 #include "base/memory.h"
 #include "io/files.h"
 #include "io/json_write.h"
 #include "train/checkpoint.h"
+#include "train/encoder_data.h"
 #include "train/method_select.h"
 #include "train/metrics.h"
 #include "train/rank_check.h"
@@ -41,6 +43,7 @@ typedef struct trainer {
     const model_arch *arch; /* the model's family: forward, backward, plans, workspace */
     badam_tokenizer *tok;
     data_set *train, *val;
+    encoder_data *enc; /* --task: an encoder on a task's files (encoder_data.h); NULL: LM data */
     data_stats data_stats, val_stats; /* what the --data and --val-data files kept */
     llama_folder_meta meta;           /* what saved folders declare (a chat template's end) */
     int32_t meta_eos[LLAMA_MAX_EOS + 2];
@@ -69,8 +72,63 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* ---- where the two data paths differ: instruction data (batcher) or a task (t->enc) */
+
+static size_t n_examples(const trainer *t) {
+    return t->enc ? t->enc->train->n : t->train->n;
+}
+static size_t batches_per_epoch(const trainer *t) {
+    return t->enc ? task_batcher_batches_per_epoch(t->enc->batches)
+                  : batcher_batches_per_epoch(t->batches);
+}
+static size_t smallest_batch(const trainer *t) {
+    return t->enc ? task_batcher_smallest_batch(t->enc->batches)
+                  : batcher_smallest_batch(t->batches);
+}
+static batcher_state data_state(const trainer *t) {
+    batcher_state s;
+    if (!t->enc) return batcher_get_state(t->batches);
+    task_batcher_get_state(t->enc->batches, &s.epoch, &s.index);
+    return s;
+}
+static badam_status set_data_state(trainer *t, batcher_state s, badam_error *err) {
+    return t->enc ? task_batcher_set_state(t->enc->batches, s.epoch, s.index, err)
+                  : batcher_set_state(t->batches, s, err);
+}
+/* The next training batch (db: B, T and n_targets). An encoder's dropout is on for a training
+ * micro-batch, its masks keyed by `micro`, and off otherwise. */
+static void next_batch(trainer *t, int dropout, uint64_t micro, data_batch *db, llama_batch *lb) {
+    if (!t->enc) {
+        batcher_next(t->batches, db);
+        model_batch_from_data(db, lb);
+        return;
+    }
+    memset(db, 0, sizeof *db);
+    encoder_data_next(t->enc, lb, &db->n_targets);
+    db->B = lb->B, db->T = lb->T;
+    bert_workspace_set_dropout(t->ws, dropout, t->cfg->seed, micro);
+}
+/* An encoder's validation: loss and the task's metrics into metrics.jsonl and the log. */
+static badam_status validate_task(trainer *t, double *loss, badam_error *err) {
+    long n = 0;
+    task_scores s;
+    badam_status st = encoder_validate(t->enc, t->cfg->comm, t->m, t->ws, loss, &n, &s, err);
+    if (!st && t->enc->val)
+        encoder_report_eval(t->enc, &t->metrics, &t->cfg->log, t->step, *loss, n, &s);
+    return st;
+}
+
 static badam_status load_data(trainer *t, badam_error *err) {
     const train_config *c = t->cfg;
+    if (c->task) return encoder_data_open(c, &t->enc, err);
+    const model_arch *arch = NULL;
+    badam_error ignored;
+    if (!model_arch_for_folder(c->model_dir, &arch, &ignored) &&
+        !(arch->target_kinds & (1u << MODEL_TARGETS_TOKEN)))
+        return badam_fail(err, BADAM_E_INVALID,
+                          "%s: the model is an encoder (%s): train it on a task with --task "
+                          "(boolq, cb, copa, multirc, rte, wic, wsc)",
+                          c->model_dir, arch->family);
     char path[PATH_BYTES];
     if (!io_path_join(path, sizeof path, c->model_dir, "tokenizer.json") && io_is_file(path)) {
         badam_status st = tokenizer_load(c->model_dir, &t->tok, err);
@@ -129,7 +187,8 @@ static badam_status broadcast_weights(trainer *t, badam_error *err) {
 
 static badam_status setup_model(trainer *t, const char *weights_dir, badam_error *err) {
     const train_config *c = t->cfg;
-    badam_status st = llama_model_load(weights_dir, c->dtype, &t->m, err);
+    badam_status st = t->enc ? t->enc->arch->load(weights_dir, c->dtype, &t->m, err)
+                             : llama_model_load(weights_dir, c->dtype, &t->m, err);
     if (st) return st;
     if (!(t->arch = model_arch_find(t->m->cfg.model_type)))
         return badam_fail(err, BADAM_E_UNSUPPORTED, "%s: no model family serves model_type '%s'",
@@ -247,8 +306,7 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
 
 static badam_status save_checkpoint(trainer *t, badam_error *err) {
     if (!t->rank0) return BADAM_OK;
-    checkpoint_state s = {t->step, t->ms.ts.adam_step, t->ms.block, batcher_get_state(t->batches),
-                          t->record};
+    checkpoint_state s = {t->step, t->ms.ts.adam_step, t->ms.block, data_state(t), t->record};
     return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ms, &s,
                            t->cfg->max_shard_bytes, t->has_meta ? &t->meta : NULL, err);
 }
@@ -267,7 +325,7 @@ static badam_status make_record(trainer *t, badam_error *err) {
 static badam_status restore(trainer *t, const char *dir, const checkpoint_state *s,
                             badam_error *err) {
     t->step = s->step;
-    badam_status st = batcher_set_state(t->batches, s->data, err);
+    badam_status st = set_data_state(t, s->data, err);
     if (st) return st;
     method_resume r = {s->block, s->adam_step, t->cfg->model_dir};
     return t->ops->load_parts ? t->ops->load_parts(&t->ms, dir, &r, err) : BADAM_OK;
@@ -337,6 +395,7 @@ static void free_trainer(trainer *t) {
     if (t->ms.ops) method_free(&t->ms);
     if (t->ws) t->arch->workspace_free(t->ws);
     batcher_free(t->batches);
+    encoder_data_free(t->enc);
     data_free(t->train);
     data_free(t->val);
     tokenizer_free(t->tok);
@@ -349,6 +408,7 @@ static badam_status save_final(trainer *t, badam_error *err) {
     badam_status st = BADAM_OK;
     if (t->ops->save_final && (st = t->ops->save_final(&t->ms, c->out_dir, c->model_dir, err)))
         return st;
+    if (t->enc) return t->arch->save(t->m, c->model_dir, c->out_dir, c->max_shard_bytes, err);
     return llama_model_save_meta(t->m, c->model_dir, c->out_dir, c->max_shard_bytes,
                                  t->has_meta ? &t->meta : NULL, err);
 }
@@ -365,9 +425,8 @@ static badam_status accumulate(trainer *t, float lr, step_metrics *sm, step_tota
     const train_config *c = t->cfg;
     for (int a = 0; a < c->grad_accum; a++) {
         data_batch db;
-        batcher_next(t->batches, &db);
         llama_batch lb;
-        model_batch_from_data(&db, &lb);
+        next_batch(t, 1, (uint64_t)t->step * c->grad_accum + a, &db, &lb);
         if (t->ops->train_mode)
             t->ops->train_mode(&t->ms, 1, (uint64_t)t->step * c->grad_accum + a);
         badam_status st = BADAM_OK;
@@ -436,9 +495,8 @@ static badam_status forward_loss(void *self, double *loss_sum, long *tokens, bad
 static badam_status own_step(trainer *t, float lr, step_metrics *sm, step_totals *tot,
                              badam_error *err) {
     data_batch db;
-    batcher_next(t->batches, &db);
     llama_batch lb;
-    model_batch_from_data(&db, &lb);
+    next_batch(t, 0, 0, &db, &lb);
     forward_ctx f = {t, &lb, 0};
     method_step_ctx c = {t->step, lr, &lb, t->cfg->comm, forward_loss, &f, t->ws};
     method_step_result res = {0, 0, NAN};
@@ -499,13 +557,15 @@ static void print_plan(const trainer *t, const memory_plan *p) {
                                  badam_mem_category_name(cat), p->bytes[cat] / 1048576.0,
                                  cat + 1 < BADAM_MEM_CATEGORY_COUNT ? "," : "");
     badam_logf(lg, BADAM_LOG_INFO, "%s", line);
-    data_stats_describe(&t->data_stats, line, sizeof line);
-    badam_logf(lg, BADAM_LOG_INFO, "  data: %s", line);
-    if (c->val_path) {
+    if (t->enc) encoder_data_describe(t->enc, lg);
+    if (!t->enc) data_stats_describe(&t->data_stats, line, sizeof line);
+    if (!t->enc) badam_logf(lg, BADAM_LOG_INFO, "  data: %s", line);
+    if (c->val_path && !t->enc) {
         data_stats_describe(&t->val_stats, line, sizeof line);
         badam_logf(lg, BADAM_LOG_INFO, "  validation data: %s", line);
     }
-    badam_logf(lg, BADAM_LOG_INFO, "  %zu training examples, %d steps", t->train->n, t->max_steps);
+    badam_logf(lg, BADAM_LOG_INFO, "  %zu training examples, %d steps", n_examples(t),
+               t->max_steps);
 }
 
 /* Data parallel: a rank may get no sequence of an epoch's short last batch. A gradient step
@@ -513,7 +573,7 @@ static void print_plan(const trainer *t, const memory_plan *p) {
  * step needs rows on every rank, so that case is refused before the run starts. */
 static badam_status check_shards(trainer *t, badam_error *err) {
     int ranks = badam_comm_size(t->cfg->comm);
-    size_t smallest = batcher_smallest_batch(t->batches);
+    size_t smallest = smallest_batch(t);
     if (ranks <= 1 || smallest >= (size_t)ranks || (!t->ops->grad_ready && !t->ops->step))
         return BADAM_OK;
     return badam_fail(err, BADAM_E_INVALID,
@@ -532,7 +592,10 @@ static badam_status open_run(trainer *t, char *ckpt, size_t size, checkpoint_sta
                       (st = checkpoint_read_state(ckpt, cs, err))))
         return st;
     if (!st) st = load_data(t, err);
-    if (!st) t->mo.n_examples = t->train->n;
+    if (!st) t->mo.n_examples = n_examples(t);
+    /* BAdam on an encoder: the head is trained in every block (the paper's SuperGLUE setup) */
+    if (!st && t->enc && !c->partition.always_active)
+        t->mo.partition.always_active = t->enc->head_prefixes;
     if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
     if (!st) st = make_folder_meta(t, err);
     if (!st) st = method_create(&t->ms, t->ops, t->m, t->be, &t->mo, err);
@@ -545,12 +608,14 @@ static badam_status open_run(trainer *t, char *ckpt, size_t size, checkpoint_sta
 static badam_status settle_run(trainer *t, const char *ckpt, checkpoint_state *cs,
                                badam_error *err) {
     const train_config *c = t->cfg;
-    size_t per_epoch = batcher_batches_per_epoch(t->batches);
+    size_t per_epoch = batches_per_epoch(t);
     t->max_steps =
         c->max_steps
             ? c->max_steps
             : (int)((per_epoch * (size_t)c->epochs + c->grad_accum - 1) / (size_t)c->grad_accum);
-    t->sched = (lr_schedule){c->schedule, c->lr, c->warmup, t->max_steps, c->min_lr_ratio};
+    int warmup =
+        c->warmup_ratio > 0 ? (int)ceil((double)c->warmup_ratio * t->max_steps) : c->warmup;
+    t->sched = (lr_schedule){c->schedule, c->lr, warmup, t->max_steps, c->min_lr_ratio};
     badam_status st = BADAM_OK;
     int ranks = badam_comm_size(c->comm);
     if (c->resume || !c->no_checkpoint || ranks > 1) st = make_record(t, err);
@@ -579,10 +644,13 @@ static badam_status settle_run(trainer *t, const char *ckpt, checkpoint_state *c
 static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
                                  const checkpoint_state *cs, badam_error *err) {
     const train_config *c = t->cfg;
-    int rows = c->batch_size / badam_comm_size(c->comm);
+    int rows =
+        t->enc ? task_batcher_max_rows(t->enc->batches) : c->batch_size / badam_comm_size(c->comm);
     badam_status st = memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
     if (!st) st = t->ops->allocate(&t->ms, err);
-    if (!st) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
+    /* an encoder's workspace makes its own CPU backend (bert.h) */
+    if (!st && t->enc) st = t->arch->workspace_create(t->m, rows, c->seq_len, &t->ws, err);
+    if (!st && !t->enc) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;
@@ -613,7 +681,9 @@ static badam_status run_steps(trainer *t, train_report *r, int stop_at, double s
         r->final_loss = sm.loss;
         if (c->eval_every > 0 && t->step % c->eval_every == 0 && t->step < t->max_steps) {
             long vt;
-            if (!(st = validate(t, &r->val_loss, &vt, err)))
+            if (t->enc)
+                st = validate_task(t, &r->val_loss, err);
+            else if (!(st = validate(t, &r->val_loss, &vt, err)))
                 metrics_write_eval(&t->metrics, t->step, r->val_loss, vt);
         }
         if (!st && !c->no_checkpoint && c->save_every > 0 && t->step % c->save_every == 0 &&
@@ -628,7 +698,8 @@ static badam_status run_steps(trainer *t, train_report *r, int stop_at, double s
 static badam_status finish_run(trainer *t, train_report *r, double start, badam_error *err) {
     const train_config *c = t->cfg;
     long vt = 0;
-    badam_status st = validate(t, &r->val_loss, &vt, err);
+    badam_status st =
+        t->enc ? validate_task(t, &r->val_loss, err) : validate(t, &r->val_loss, &vt, err);
     if (!st && vt) metrics_write_eval(&t->metrics, t->step, r->val_loss, vt);
     if (!st && !c->no_checkpoint) st = save_checkpoint(t, err);
     r->steps = t->step;
