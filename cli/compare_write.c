@@ -21,7 +21,9 @@ static json_t *run_json(const compare_job *job, const compare_run *r) {
     json_object_set_new(o, "name", json_string(r->name));
     json_object_set_new(o, "method", json_string(train_method_name(r->c.method)));
     json_object_set_new(o, "settings", json_string(r->settings));
-    json_object_set_new(o, "lr", io_json_real(r->c.lr));
+    char lr[32]; /* the float as given, not its double expansion */
+    snprintf(lr, sizeof lr, "%g", r->c.lr);
+    json_object_set_new(o, "lr", io_json_real(strtod(lr, NULL)));
     json_object_set_new(o, "dir", json_string(r->out_dir));
     json_object_set_new(o, "status", json_string(r->failed ? "failed" : "ok"));
     if (r->failed) {
