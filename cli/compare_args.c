@@ -9,13 +9,20 @@
 
 #include "compare_args.h"
 
-/* Whether key names a run of the list or a run's method. */
+#include "badam/train.h"
+
+/* Whether key names a run of the list, a run's method or a built-in method (an item for a
+ * method that no run uses is ignored: one option list serves several comparisons). */
 static int key_known(const compare_names *names, const char *key, size_t len) {
     for (int i = 0; i < names->n; i++)
         if ((strlen(names->run[i]) == len && !strncmp(names->run[i], key, len)) ||
             (strlen(names->method[i]) == len && !strncmp(names->method[i], key, len)))
             return 1;
-    return 0;
+    char name[64];
+    train_method m;
+    badam_error err;
+    snprintf(name, sizeof name, "%.*s", (int)len, key);
+    return len < sizeof name && train_method_parse(name, &m, &err) == BADAM_OK;
 }
 
 /* Whether some NAME=VALUE item of value names a run or a method (the per-run form). */
@@ -53,8 +60,8 @@ static int check_items(const compare_names *names, const char *option, const cha
         if (!eq) {
             defaults++;
         } else if (!key_known(names, p, (size_t)(eq - p))) {
-            fprintf(stderr, "badam compare: --%s: '%.*s' names no run of --methods (nor its "
-                            "method)\n", option, (int)(eq - p), p);
+            fprintf(stderr, "badam compare: --%s: '%.*s' names no run of --methods and no "
+                            "method\n", option, (int)(eq - p), p);
             return -1;
         }
         p += n + (p[n] == ',');

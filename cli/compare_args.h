@@ -19,7 +19,7 @@ int compare_parse_methods(const char *list, compare_names *names);
 
 /* The value of --option for run index `run` from the command line's value: 1 with the value in
  * out (per_run set when the value was in the per-run form), 0 when the run does not get the
- * option, -1 after a message (a NAME that names no run, two defaults). */
+ * option, -1 after a message (a NAME that names no run and no method, two defaults). */
 int compare_resolve(const compare_names *names, int run, const char *option, const char *value,
                     char *out, size_t size, int *per_run);
 
