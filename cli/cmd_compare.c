@@ -25,8 +25,9 @@ static const char *DESCRIPTION =
     "predicted and measured peak) and OUT/report.html (loss against step, tokens and seconds).\n"
     "Every option of badam train (below) is accepted, for all runs (--lr 2e-3) or per run as\n"
     "NAME=VALUE items, NAME a run or its method, an item without NAME for the others:\n"
-    "--lr lora=3e-3,adam=3e-4,2e-3. A run that fails is reported with its error and the others\n"
-    "still run; the exit status is then 1.";
+    "--lr lora=3e-3,adam=3e-4,2e-3 (flags apply to every run). --tokens N converts a budget of\n"
+    "trained tokens to steps with the data's mean trained tokens per example. A run that fails\n"
+    "is reported with its error and the others still run; the exit status is then 1.";
 
 /* The comparison's own options (the rest go to the train option parser). */
 typedef struct compare_cli {
@@ -44,8 +45,8 @@ typedef struct split_args {
 static const cli_option *own_options(compare_cli *x) {
     static cli_option t[8];
     const cli_option table[] = {
-        {"methods", OPT_STRING, &x->methods, "LIST", "runs: METHOD or METHOD@LABEL, comma-separated",
-         0},
+        {"methods", OPT_STRING, &x->methods, "LIST",
+         "runs: METHOD or METHOD@LABEL, comma-separated", 0},
         {"out", OPT_STRING, &x->out, "DIR", "output folder: OUT/NAME per run and the report", 0},
         {"exact-match", OPT_FLAG, &x->exact_match, NULL,
          "also score greedy answers on --val-data by exact match", 0},
@@ -53,9 +54,7 @@ static const cli_option *own_options(compare_cli *x) {
          0},
         {"eval-batch-size", OPT_INT, &x->eval_batch, "B", "held-out evaluation batch size (8)", 0},
         {"tokens", OPT_DOUBLE, &x->tokens, "N",
-         "budget in trained tokens: converted to one step count for all runs from the data's "
-         "mean trained tokens per example (instead of --epochs / --max-steps)",
-         0},
+         "budget in trained tokens, as one step count for all runs (replaces --max-steps)", 0},
         {"title", OPT_STRING, &x->title, "TEXT", "report title", 0},
         {0},
     };
@@ -224,8 +223,9 @@ static int check_same_data(const compare_run *runs, int n) {
         const train_config *c = &runs[i].c;
         if (!same(c->model_dir, c0->model_dir) || !same(c->data_path, c0->data_path) ||
             !same(c->val_path, c0->val_path)) {
-            fprintf(stderr, "badam compare: --model, --data and --val-data must be the same for "
-                            "every run (run '%s' differs)\n",
+            fprintf(stderr,
+                    "badam compare: --model, --data and --val-data must be the same for "
+                    "every run (run '%s' differs)\n",
                     runs[i].name);
             return 2;
         }
@@ -243,9 +243,8 @@ static int token_budget(compare_run *runs, int n, double tokens) {
     data_options o = {c->format, c->template_name, c->system_prompt, c->seq_len};
     badam_status st = tokenizer_load(c->model_dir, &tok, &err);
     if (!st) st = data_load(c->data_path, tok, &o, &ds, &err);
-    double per_example = st || !ds->stats.examples
-                             ? 0
-                             : ds->stats.trained_tokens / (double)ds->stats.examples;
+    double per_example =
+        st || !ds->stats.examples ? 0 : ds->stats.trained_tokens / (double)ds->stats.examples;
     data_free(ds);
     tokenizer_free(tok);
     if (st || !(per_example > 0)) {

@@ -131,8 +131,7 @@ static void write_summary(const demo_ctx *d, const eval_result *base, const comp
     snprintf(path, sizeof path, "%s/summary.json", d->out_dir);
     FILE *f = fopen(path, "w");
     if (!f) return;
-    fprintf(f, "{\"base\": {\"loss\": %.6f, \"exact_match\": %.6f}", base->loss,
-            base->em_accuracy);
+    fprintf(f, "{\"base\": {\"loss\": %.6f, \"exact_match\": %.6f}", base->loss, base->em_accuracy);
     for (int i = 0; i < n; i++)
         if (!runs[i].failed)
             fprintf(f, ", \"%s\": {\"loss\": %.6f, \"exact_match\": %.6f, \"seconds\": %.3f}",
@@ -160,9 +159,9 @@ int cmd_demo(int argc, char **argv) {
     preset_run(&d, &runs[0], "badam", METHOD_BADAM, 2e-3f);
     preset_run(&d, &runs[1], "lora", METHOD_LORA, 3e-3f);
     preset_run(&d, &runs[2], "adam", METHOD_ADAM, 3e-4f);
-    compare_job job = {d.out_dir, d.val_path, "badam demo: BAdam vs LoRA vs Adam", 1, 16, 8,
-                       SEQ_LEN,   runs,       3,                                    after_run,
-                       NULL};
+    compare_job job = {
+        d.out_dir, d.val_path, "badam demo: BAdam vs LoRA vs Adam", 1, 16, 8, SEQ_LEN, runs, 3,
+        after_run, NULL};
     /* the base model, scored as a run that starts and ends at the base */
     preset_run(&d, &runs[3], "base", METHOD_BADAM, 0);
     snprintf(runs[3].out_dir, sizeof runs[3].out_dir, "%s", d.model_dir);

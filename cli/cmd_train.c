@@ -371,6 +371,9 @@ void train_print_options(FILE *out) {
     train_options(&x, opts);
     for (const cli_option *o = opts; o->name; o++) {
         char left[64];
+        if (!strcmp(o->name, "method") || !strcmp(o->name, "out") || !strcmp(o->name, "nproc") ||
+            !strcmp(o->name, "comm-timeout"))
+            continue;
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
         fprintf(out, "  %-28s %s\n", left, o->help);

@@ -19,7 +19,7 @@ typedef struct compare_run {
     train_config c;                        /* its out_dir points at out_dir above */
     train_report rep;
     eval_result ev;
-    int failed;         /* training or evaluation failed: error holds why */
+    int failed; /* training or evaluation failed: error holds why */
     char error[1024];
 } compare_run;
 
@@ -31,7 +31,7 @@ typedef struct compare_job {
     int exact_match;      /* also score greedy generations by exact match */
     int max_new_tokens;   /* exact match: tokens per answer at most */
     int eval_batch_size;
-    int eval_seq_len;     /* held-out examples truncated to this (the runs' seq_len) */
+    int eval_seq_len; /* held-out examples truncated to this (the runs' seq_len) */
     compare_run *runs;
     int n_runs;
     /* Called after each run has trained and been evaluated (failed or not); may be NULL. */

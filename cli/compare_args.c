@@ -60,8 +60,10 @@ static int check_items(const compare_names *names, const char *option, const cha
         if (!eq) {
             defaults++;
         } else if (!key_known(names, p, (size_t)(eq - p))) {
-            fprintf(stderr, "badam compare: --%s: '%.*s' names no run of --methods and no "
-                            "method\n", option, (int)(eq - p), p);
+            fprintf(stderr,
+                    "badam compare: --%s: '%.*s' names no run of --methods and no "
+                    "method\n",
+                    option, (int)(eq - p), p);
             return -1;
         }
         p += n + (p[n] == ',');
@@ -102,17 +104,20 @@ int compare_parse_methods(const char *list, compare_names *names) {
         size_t n = strcspn(p, ",");
         if (names->n == COMPARE_NAMES_MAX || n == 0 || n >= sizeof names->run[0]) {
             fprintf(stderr, "badam compare: --methods '%s': %s\n", list,
-                    n == 0 ? "an empty name" : names->n == COMPARE_NAMES_MAX
-                                                   ? "too many runs"
-                                                   : "a name is too long");
+                    n == 0                          ? "an empty name"
+                    : names->n == COMPARE_NAMES_MAX ? "too many runs"
+                                                    : "a name is too long");
             return -1;
         }
         char *r = names->run[names->n];
         snprintf(r, sizeof names->run[0], "%.*s", (int)n, p);
         for (const char *c = r; *c; c++)
-            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@+-", *c)) {
-                fprintf(stderr, "badam compare: --methods: run name '%s' may hold letters, "
-                                "digits and _ . @ + - only (it names a folder)\n", r);
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@+-",
+                        *c)) {
+                fprintf(stderr,
+                        "badam compare: --methods: run name '%s' may hold letters, "
+                        "digits and _ . @ + - only (it names a folder)\n",
+                        r);
                 return -1;
             }
         size_t mlen = strcspn(r, "@");
@@ -120,8 +125,10 @@ int compare_parse_methods(const char *list, compare_names *names) {
         names->method[names->n][mlen] = '\0';
         for (int i = 0; i < names->n; i++)
             if (!strcmp(names->run[i], r)) {
-                fprintf(stderr, "badam compare: --methods: '%s' twice: give runs of one method "
-                                "distinct names (lora@3e-3,lora@1e-3)\n", r);
+                fprintf(stderr,
+                        "badam compare: --methods: '%s' twice: give runs of one method "
+                        "distinct names (lora@3e-3,lora@1e-3)\n",
+                        r);
                 return -1;
             }
         names->n++;

@@ -27,8 +27,8 @@ badam_status compare_evaluate(const compare_job *job, const compare_run *run, ev
     if (!st) st = data_load(job->val_path, tok, &o, &val, err);
     int32_t stops[MAX_STOP_IDS];
     int n_stops = st ? 0 : generate_stop_ids(m, tok, c->template_name, stops, MAX_STOP_IDS);
-    eval_options eo = {job->eval_batch_size, job->exact_match, job->max_new_tokens, stops, n_stops,
-                       NULL, NULL};
+    eval_options eo = {
+        job->eval_batch_size, job->exact_match, job->max_new_tokens, stops, n_stops, NULL, NULL};
     if (!st) st = evaluate(m, tok, val, &eo, r, err);
     data_free(val);
     tokenizer_free(tok);
@@ -39,9 +39,8 @@ badam_status compare_evaluate(const compare_job *job, const compare_run *run, ev
 /* Trains one run and scores it; a failure is recorded in the run, not returned. */
 static void run_one(const compare_job *job, compare_run *run, int index) {
     badam_error err = {0};
-    printf("\n[%d/%d] %s: fine-tuning with --method %s%s%s...\n", index + 1, job->n_runs,
-           run->name, train_method_name(run->c.method), run->settings[0] ? ", " : "",
-           run->settings);
+    printf("\n[%d/%d] %s: fine-tuning with --method %s%s%s...\n", index + 1, job->n_runs, run->name,
+           train_method_name(run->c.method), run->settings[0] ? ", " : "", run->settings);
     fflush(stdout);
     memset(&run->rep, 0, sizeof run->rep);
     memset(&run->ev, 0, sizeof run->ev);
@@ -80,9 +79,23 @@ static int write_report(const compare_job *job) {
     return 0;
 }
 
+/* Creates dir and the folders above it that are missing: 0, or -1. */
+static int make_dirs(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char c = *p;
+        *p = '\0';
+        struct stat sb;
+        if (mkdir(path, 0777) && !(stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))) return -1;
+        if (!c) return 0;
+        *p = c;
+    }
+}
+
 int compare_execute(compare_job *job) {
-    struct stat sb;
-    if (mkdir(job->out_dir, 0777) && !(stat(job->out_dir, &sb) == 0 && S_ISDIR(sb.st_mode))) {
+    if (make_dirs(job->out_dir)) {
         fprintf(stderr, "badam compare: cannot create %s\n", job->out_dir);
         return -1;
     }

@@ -39,8 +39,8 @@ static json_t *run_json(const compare_job *job, const compare_run *r) {
                         job->exact_match ? io_json_real(r->ev.em_accuracy) : json_null());
     json_object_set_new(o, "tokens", json_integer((json_int_t)t->tokens));
     json_object_set_new(o, "seconds", io_json_real(t->seconds));
-    json_object_set_new(o, "tokens_per_s", io_json_real(t->seconds > 0 ? t->tokens / t->seconds
-                                                                         : 0));
+    json_object_set_new(o, "tokens_per_s",
+                        io_json_real(t->seconds > 0 ? t->tokens / t->seconds : 0));
     json_object_set_new(o, "memory_predicted", json_integer((json_int_t)t->predicted.total));
     json_object_set_new(o, "memory_measured", json_integer((json_int_t)measured_bytes(t)));
     json_object_set_new(o, "peak_rss", json_integer((json_int_t)t->peak_rss));
@@ -95,8 +95,9 @@ int compare_write_tables(const compare_job *job) {
         fprintf(stderr, "badam compare: cannot write %s\n", path);
         return -1;
     }
-    fprintf(f, "# %s\n\nHeld-out data: %s. Tokens: processed in training (padded batches); "
-               "measured peak: bytes allocated at the peak, by the memory categories.\n\n",
+    fprintf(f,
+            "# %s\n\nHeld-out data: %s. Tokens: processed in training (padded batches); "
+            "measured peak: bytes allocated at the peak, by the memory categories.\n\n",
             job->title, job->val_path);
     md_table(f, job);
     int bad = fclose(f) != 0;

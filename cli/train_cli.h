@@ -14,7 +14,8 @@ int train_parse_config(int argc, char **argv, train_config *c);
 /* 1 when the train option called name (without "--") takes a value, 0 for a flag, -1 when
  * there is no such option. */
 int train_option_takes_value(const char *name);
-/* The option lines of `badam train --help`. */
+/* The option lines of `badam train --help`, without --method, --out, --nproc and
+ * --comm-timeout (badam compare has its own --methods and --out, and runs in one process). */
 void train_print_options(FILE *out);
 
 #endif

@@ -14,7 +14,7 @@ static char g_out[2048];
 static char buf[1 << 16];
 
 #define COMMON                                                                                     \
-    "compare --model models/tiny-random-llama --data data/demo/reverse_train.json --val-data "    \
+    "compare --model models/tiny-random-llama --data data/demo/reverse_train.json --val-data "     \
     "data/demo/reverse_val.json --seq-len 32 --batch-size 2 --no-checkpoint --quiet "
 
 static int badam(const char *args) {
@@ -78,8 +78,8 @@ static void test_compare_runs(void) {
         CHECK(json_is_number(json_object_get(r, "exact_match")));
         snprintf(args, sizeof args, "%s/%s", dir, ok[i]);
         double peak = peak_lr(args);
-        CHECKF(fabs(peak - lr[i]) <= 1e-6 * lr[i] + 1e-9, "%s: metrics peak lr %g, want %g",
-               ok[i], peak, lr[i]);
+        CHECKF(fabs(peak - lr[i]) <= 1e-6 * lr[i] + 1e-9, "%s: metrics peak lr %g, want %g", ok[i],
+               peak, lr[i]);
     }
     const json_t *bad = run_named(root, "lora@bad");
     CHECK(bad && !strcmp(json_string_value(json_object_get(bad, "status")), "failed"));
@@ -116,8 +116,8 @@ static void expect_usage_error(const char *extra, const char *message) {
     char args[4096];
     snprintf(args, sizeof args, COMMON "--max-steps 1 --out %s/err %s", g_out, extra);
     int rc = badam(args);
-    CHECKF(rc == 2 && strstr(buf, message), "%s: exit %d, want 2 and '%s':\n%s", extra, rc,
-           message, buf);
+    CHECKF(rc == 2 && strstr(buf, message), "%s: exit %d, want 2 and '%s':\n%s", extra, rc, message,
+           buf);
 }
 
 static void test_option_errors(void) {

@@ -331,9 +331,9 @@ static int test_browser(void) {
 
     /* Every plot area is inked and shows each of its series' colors. */
     static const char *const charts[] = {
-        "chart-loss-step",  "chart-loss-tokens", "chart-loss-seconds", "chart-lr",
-        "chart-block",      "chart-throughput",  "chart-grad-norm",    "chart-memory-0",
-        "chart-memory-1",   "chart-memory-2"};
+        "chart-loss-step", "chart-loss-tokens", "chart-loss-seconds", "chart-lr",
+        "chart-block",     "chart-throughput",  "chart-grad-norm",    "chart-memory-0",
+        "chart-memory-1",  "chart-memory-2"};
     size_t n_charts = sizeof charts / sizeof charts[0];
     int len = snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s",
                        test_source_path("tests/report/check_png.py"), png);

@@ -48,8 +48,10 @@ sweep() {
             --out "$out/$task/sweep/$m" >"$out/$task/sweep-$m.log" 2>&1 ||
             echo "$task $m: some runs failed (see $out/$task/sweep-$m.log)" >&2
         python3 - "$out/$task/sweep/$m/compare.json" "$m" >>"$out/$task/best.txt" <<'PY'
-import json, sys
-runs = [r for r in json.load(open(sys.argv[1]))["runs"] if r["status"] == "ok"]
+import json, os, sys
+path = sys.argv[1]
+runs = json.load(open(path))["runs"] if os.path.exists(path) else []
+runs = [r for r in runs if r["status"] == "ok"]
 best = min(runs, key=lambda r: r["val_loss"]) if runs else None
 print(sys.argv[2], best["lr"] if best else "-",
       " ".join("%s:%.4f" % (r["lr"], r["val_loss"]) for r in runs))
