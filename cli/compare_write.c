@@ -66,8 +66,10 @@ static int write_json(const compare_job *job, const char *path) {
 /* One markdown table row for the run (a failed run: its error). */
 static void md_row(FILE *f, const compare_job *job, const compare_run *r) {
     fprintf(f, "| %s | %s |", r->name, r->settings[0] ? r->settings : "-");
-    if (r->failed) {
-        fprintf(f, " failed: %s | | | | | | | |\n", r->error);
+    if (r->failed) { /* the error on one line, without the table's separator */
+        fputs(" failed: ", f);
+        for (const char *c = r->error; *c; c++) fputc(*c == '|' || *c == '\n' ? ' ' : *c, f);
+        fputs(" | | | | | | | |\n", f);
         return;
     }
     const train_report *t = &r->rep;

@@ -23,10 +23,11 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 cd "$root"
 
 methods="badam adam lora lomo sgd-bcd badam-ratio mezo mezo-lora galore adapter"
+# Three learning rates per method, centred (after a first pass) on the best of the embedded task.
 declare -A grid=(
-    [badam]="1e-3 2e-3 5e-3" [adam]="1e-4 3e-4 1e-3" [lora]="1e-3 3e-3 1e-2"
-    [lomo]="1e-2 3e-2 1e-1" [sgd-bcd]="1e-2 3e-2 1e-1" [badam-ratio]="1e-3 2e-3 5e-3"
-    [mezo]="1e-5 1e-4 1e-3" [mezo-lora]="1e-4 1e-3 1e-2" [galore]="3e-3 1e-2 3e-2"
+    [badam]="1e-3 2e-3 5e-3" [adam]="3e-4 1e-3 3e-3" [lora]="1e-3 3e-3 1e-2"
+    [lomo]="3e-2 1e-1 3e-1" [sgd-bcd]="1e-1 3e-1 1" [badam-ratio]="2e-3 5e-3 1e-2"
+    [mezo]="3e-5 1e-4 3e-4" [mezo-lora]="3e-4 1e-3 3e-3" [galore]="1e-3 3e-3 1e-2"
     [adapter]="1e-3 3e-3 1e-2")
 # Settings of the methods that have their own, the same in the sweep and the final table.
 method_opts=(--lora-rank lora=16,mezo-lora=16 --lora-alpha lora=32,mezo-lora=32
