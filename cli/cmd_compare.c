@@ -146,8 +146,8 @@ static void add_setting(compare_run *run, const char *name, const char *value) {
 
 /* The train arguments of run i: "--method M --out OUT/NAME" and every train option resolved for
  * the run, into argv (s->n_train + 6 entries): the count, or -1 after a message. */
-static int run_argv(const compare_cli *x, const split_args *s, const compare_names *names, int i,
-                    compare_run *run, string_pool *pool, char **argv) {
+static int run_argv(const split_args *s, const compare_names *names, int i, compare_run *run,
+                    string_pool *pool, char **argv) {
     int n = 0;
     argv[n++] = "badam compare";
     argv[n++] = "--method";
@@ -172,7 +172,6 @@ static int run_argv(const compare_cli *x, const split_args *s, const compare_nam
         if (per_run && strcmp(name, "lr")) add_setting(run, name, v);
         if (!(argv[n++] = pool_add(pool, "--%s=%s", name, v))) return -1;
     }
-    (void)x;
     return n;
 }
 
@@ -189,7 +188,7 @@ static int build_runs(const compare_cli *x, const split_args *s, const compare_n
         snprintf(run->name, sizeof run->name, "%s", names->run[i]);
         snprintf(run->out_dir, sizeof run->out_dir, "%s/%s", x->out, run->name);
         run->c = *preset;
-        int n = run_argv(x, s, names, i, run, pool, argv);
+        int n = run_argv(s, names, i, run, pool, argv);
         if (n < 0) rc = 2;
         if (!rc && (rc = train_parse_config(n, argv, &run->c)))
             fprintf(stderr, "badam compare: (in the options of run '%s')\n", run->name);

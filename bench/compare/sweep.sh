@@ -3,7 +3,8 @@
 # tokens, each at its best learning rate from a 3-value sweep, on two tasks:
 #   uppercase  the embedded task (data/demo/uppercase_{train,val}.json), 1 epoch, seq-len 128
 #   alpaca     ../shared/data/alpaca_en_demo.json: 100 held-out examples, 400 for training
-#              (seeded split), 1 epoch, seq-len 256 (skipped with a message when absent)
+#              (seeded split), 1 epoch, seq-len 256 (skipped with a message when absent); the
+#              learning rates 3x those of the embedded task
 # Each sweep is one `badam compare` per method (three runs METHOD@LR); the best lr is the lowest
 # held-out loss; the final table is one `badam compare` of all methods at their best lr.
 #
@@ -33,6 +34,11 @@ declare -A grid=(
 method_opts=(--lora-rank lora=16,mezo-lora=16 --lora-alpha lora=32,mezo-lora=32
              --galore-rank galore=32 --galore-update-gap galore=50 --switch-every badam=20)
 
+# The grid times $scale (the task's): "1e-3 2e-3" -> "0.003 0.006" with scale=3.
+scaled() {
+    python3 -c 'import sys; print(" ".join("%g" % (float(v) * float(sys.argv[1])) for v in sys.argv[2].split()))' "$scale" "$1"
+}
+
 # sweep TASK OPTIONS...: one compare per method, then the final compare at the best lrs.
 sweep() {
     local task="$1"
@@ -42,7 +48,7 @@ sweep() {
     : >"$out/$task/best.txt"
     for m in $methods; do
         runs="" lrs=""
-        for lr in ${grid[$m]}; do
+        for lr in $(scaled "${grid[$m]}"); do
             runs+="${runs:+,}$m@$lr" lrs+="${lrs:+,}$m@$lr=$lr"
         done
         "$badam" compare "$@" "${method_opts[@]}" --methods "$runs" --lr "$lrs" \
@@ -75,6 +81,7 @@ common=(--model models/tiny-llama-base --template alpaca --system "" --batch-siz
         --epochs 1 --warmup 5 --seed 42 --no-checkpoint --quiet)
 
 for task in ${TASKS:-uppercase alpaca}; do
+    scale=1
     case "$task" in
     uppercase)
         sweep uppercase "${common[@]}" --data data/demo/uppercase_train.json \
@@ -95,6 +102,7 @@ random.Random(0).shuffle(d)
 json.dump(d[:100], open(sys.argv[2] + "/val.json", "w"))
 json.dump(d[100:500], open(sys.argv[2] + "/train.json", "w"))
 PY
+        scale=3 # a first pass with scale 1 found the largest lr best for badam, adam and lora
         sweep alpaca "${common[@]}" --data "$out/alpaca/train.json" \
             --val-data "$out/alpaca/val.json" --seq-len 256
         ;;
