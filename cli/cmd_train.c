@@ -12,6 +12,7 @@
 #include "train_memcheck.h"
 #include "train_mpi.h"
 #include "train_options.h"
+#include "train_cli.h"
 #include "train_out.h"
 
 static const char *USAGE =
@@ -387,6 +388,43 @@ static int join_ranks(train_cli *x, badam_comm *comm) {
         x->c.log = (badam_logger){quiet_log, NULL};
     }
     return 0;
+}
+
+int train_parse_config(int argc, char **argv, train_config *c) {
+    train_cli x = {0};
+    x.c = *c;
+    x.comm_timeout = 300;
+    int rc = parse_args(argc, argv, &x);
+    if (!rc && x.nproc > 0) {
+        fprintf(stderr, "badam train: --nproc is for badam train alone (not in compare)\n");
+        rc = 2;
+    }
+    *c = x.c;
+    return rc;
+}
+
+int train_option_takes_value(const char *name) {
+    train_cli x = {0};
+    cli_option opts[N_TRAIN_OPTIONS + 1];
+    train_options(&x, opts);
+    for (int i = 0; i < N_TRAIN_OPTIONS; i++)
+        if (!strcmp(opts[i].name, name)) return opts[i].type != OPT_FLAG;
+    return -1;
+}
+
+void train_print_options(FILE *out) {
+    train_cli x = {0};
+    cli_option opts[N_TRAIN_OPTIONS + 1];
+    train_options(&x, opts);
+    for (const cli_option *o = opts; o->name; o++) {
+        char left[64];
+        if (!strcmp(o->name, "method") || !strcmp(o->name, "out") || !strcmp(o->name, "nproc") ||
+            !strcmp(o->name, "comm-timeout"))
+            continue;
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        fprintf(out, "  %-28s %s\n", left, o->help);
+    }
 }
 
 int cmd_train(int argc, char **argv) {

@@ -19,6 +19,8 @@ static void usage(FILE *out) {
         "commands:\n"
         "  demo                the main job: fine-tune the bundled model with BAdam, LoRA and\n"
         "                      Adam, evaluate, and write a report\n"
+        "  compare             fine-tune one base with several methods on the same data and\n"
+        "                      budget, evaluate each, and write one report\n"
         "  train               fine-tune a model (BAdam and its ratio mode, Adam, LoRA, LOMO,\n"
         "                      SGD-BCD, MeZO, GaLore, bottleneck adapters)\n"
         "  plan                predicted memory by category, from config.json alone\n"
@@ -157,6 +159,7 @@ static int run_command(int argc, char **argv) {
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 MODE=write
 if [ "${1:-}" = "--check" ]; then MODE=check; shift; fi
 BADAM=${1:-./build/badam}
-COMMANDS="demo train plan inspect tokenize generate eval report"
+COMMANDS="demo compare train plan inspect tokenize generate eval report"
 render() {
   echo "# badam command-line reference"
   echo

@@ -327,12 +327,13 @@ static int test_browser(void) {
            "charts not drawn");
     CHECKF(strstr(dom, "data-error=") == NULL, "script error: %s",
            strstr(dom, "data-error=") ? strstr(dom, "data-error=") : "");
-    CHECKF(strstr(dom, "<body data-charts=\"9\"") != NULL, "expected 9 charts drawn");
+    CHECKF(strstr(dom, "<body data-charts=\"10\"") != NULL, "expected 10 charts drawn");
 
     /* Every plot area is inked and shows each of its series' colors. */
-    static const char *const charts[] = {"chart-loss-step", "chart-loss-tokens", "chart-lr",
-                                         "chart-block",     "chart-throughput",  "chart-grad-norm",
-                                         "chart-memory-0",  "chart-memory-1",    "chart-memory-2"};
+    static const char *const charts[] = {
+        "chart-loss-step", "chart-loss-tokens", "chart-loss-seconds", "chart-lr",
+        "chart-block",     "chart-throughput",  "chart-grad-norm",    "chart-memory-0",
+        "chart-memory-1",  "chart-memory-2"};
     size_t n_charts = sizeof charts / sizeof charts[0];
     int len = snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s",
                        test_source_path("tests/report/check_png.py"), png);
@@ -343,7 +344,7 @@ static int test_browser(void) {
             CHECKF(0, "%s: no plot area in the rendered page", charts[i]);
             continue;
         }
-        if (i < 6 && i != 3) CHECKF(strchr(colors, ',') != NULL, "%s: one color", charts[i]);
+        if (i < 7 && i != 4) CHECKF(strchr(colors, ',') != NULL, "%s: one color", charts[i]);
         len +=
             snprintf(cmd + len, sizeof cmd - (size_t)len, " '%s:%s:%s'", charts[i], rect, colors);
     }

@@ -510,8 +510,9 @@ static void write_page(strbuf *sb, const char *title, const report_run *runs, in
                 "<h2>Summary</h2>\n");
     write_summary(sb, runs, n);
     sb_puts(sb, "<h2>Training</h2>\n<div class=\"grid\">\n");
-    static const char *const charts[] = {"chart-loss-step", "chart-loss-tokens", "chart-lr",
-                                         "chart-block",     "chart-throughput",  "chart-grad-norm"};
+    static const char *const charts[] = {
+        "chart-loss-step", "chart-loss-tokens", "chart-loss-seconds", "chart-lr",
+        "chart-block",     "chart-throughput",  "chart-grad-norm"};
     for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++)
         sb_printf(sb, "<div id=\"%s\"></div>\n", charts[i]);
     sb_puts(sb, "</div>\n<h2>Memory by category: predicted (light) vs measured peak (dark)</h2>\n"

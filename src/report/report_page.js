@@ -135,10 +135,24 @@
     }, [xs, pred, meas], div);
   }
 
+  /* The elapsed seconds of each evaluation: those of the last step at or before it. */
+  function evalSeconds(r) {
+    var out = [], k = 0, t = null;
+    r.eval_step.forEach(function (s) {
+      while (k < r.step.length && r.step[k] <= s) {
+        if (r.elapsed_s[k] !== null) t = r.elapsed_s[k];
+        k++;
+      }
+      out.push(t);
+    });
+    return out;
+  }
+
   function draw() {
     var data = JSON.parse(document.getElementById('badam-data').textContent);
     var runs = data.runs;
     var lossStep = [], lossStepS = [], lossTok = [], lossTokS = [], lr = [], lrS = [];
+    var lossSec = [], lossSecS = [];
     var blocks = [], blocksS = [], tps = [], tpsS = [], gn = [], gnS = [];
     var blockNames = {};
     runs.forEach(function (r, i) {
@@ -147,11 +161,15 @@
       lossStepS.push({ label: name + ' train', stroke: c });
       lossTok.push(table(r.tokens, r.loss));
       lossTokS.push({ label: name + ' train', stroke: c });
+      lossSec.push(table(r.elapsed_s, r.loss));
+      lossSecS.push({ label: name + ' train', stroke: c });
       if (r.eval_step.length) {
         lossStep.push(table(r.eval_step, r.val_loss));
         lossStepS.push({ label: name + ' val', stroke: c, dash: true, points: true });
         lossTok.push(table(r.eval_tokens, r.val_loss));
         lossTokS.push({ label: name + ' val', stroke: c, dash: true, points: true });
+        lossSec.push(table(evalSeconds(r), r.val_loss));
+        lossSecS.push({ label: name + ' val', stroke: c, dash: true, points: true });
       }
       lr.push(table(r.step, r.lr));
       lrS.push({ label: name, stroke: c });
@@ -169,6 +187,8 @@
               'loss', lossStep, lossStepS);
     lineChart('chart-loss-tokens', 'Loss against trained tokens', 'trained tokens', 'loss',
               lossTok, lossTokS);
+    lineChart('chart-loss-seconds', 'Loss against training time', 'seconds', 'loss', lossSec,
+              lossSecS);
     lineChart('chart-lr', 'Learning rate', 'step', 'lr', lr, lrS, { axisSize: 80 });
     lineChart('chart-block', 'Active block (BAdam, SGD-BCD)', 'step', 'block', blocks, blocksS, {
       integerY: true,
