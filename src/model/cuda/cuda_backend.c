@@ -255,8 +255,7 @@ static size_t pool_size(size_t pool_bytes, size_t free_bytes) {
     return free_bytes > 2 * POOL_MARGIN ? free_bytes - POOL_MARGIN : free_bytes / 2;
 }
 
-static badam_status setup(cuda_backend *c, size_t free_bytes, size_t pool_bytes,
-                          badam_error *err) {
+static badam_status setup(cuda_backend *c, size_t free_bytes, size_t pool_bytes, badam_error *err) {
     c->pool_bytes = pool_size(pool_bytes, free_bytes);
     if (cudaMalloc((void **)&c->pool, c->pool_bytes) != cudaSuccess) {
         cudaGetLastError();

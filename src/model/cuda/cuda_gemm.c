@@ -26,20 +26,20 @@ static void lt_release(lt_call *l) {
 
 /* The descriptors of the column-major product: first operand B (as stored: rows x cols, ld),
  * second operand A, result C^T [N, M]. */
-static cublasStatus_t lt_describe(cuda_backend *c, lt_call *l, int ta, int tb, int M, int N,
-                                  int K, cudaDataType_t at, int lda, cudaDataType_t bt, int ldb,
-                                  int ldc) {
+static cublasStatus_t lt_describe(cuda_backend *c, lt_call *l, int ta, int tb, int M, int N, int K,
+                                  cudaDataType_t at, int lda, cudaDataType_t bt, int ldb, int ldc) {
     cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasStatus_t s = cublasLtMatmulDescCreate(&l->op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
-    if (!s) s = cublasLtMatmulDescSetAttribute(l->op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb);
-    if (!s) s = cublasLtMatmulDescSetAttribute(l->op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa);
+    if (!s)
+        s = cublasLtMatmulDescSetAttribute(l->op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb);
+    if (!s)
+        s = cublasLtMatmulDescSetAttribute(l->op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa);
     if (!s) s = cublasLtMatrixLayoutCreate(&l->a, bt, tb ? K : N, tb ? N : K, ldb);
     if (!s) s = cublasLtMatrixLayoutCreate(&l->b, at, ta ? M : K, ta ? K : M, lda);
     if (!s) s = cublasLtMatrixLayoutCreate(&l->c, CUDA_R_32F, N, M, ldc);
     if (!s) s = cublasLtMatmulPreferenceCreate(&l->pref);
     if (!s)
-        s = cublasLtMatmulPreferenceSetAttribute(l->pref,
-                                                 CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+        s = cublasLtMatmulPreferenceSetAttribute(l->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                  &c->lt_ws_bytes, sizeof c->lt_ws_bytes);
     return s;
 }
@@ -58,13 +58,15 @@ void cuda_gemm(cuda_backend *c, int ta, int tb, int M, int N, int K, float alpha
     cublasLtMatmulHeuristicResult_t h;
     int found = 0;
     cublasStatus_t s = lt_describe(c, &l, ta, tb, M, N, K, at, lda, bt, ldb, ldc);
-    if (!s) s = cublasLtMatmulAlgoGetHeuristic(c->lt, l.op, l.a, l.b, l.c, l.c, l.pref, 1, &h, &found);
+    if (!s)
+        s = cublasLtMatmulAlgoGetHeuristic(c->lt, l.op, l.a, l.b, l.c, l.c, l.pref, 1, &h, &found);
     if (!s && found == 0) s = CUBLAS_STATUS_NOT_SUPPORTED;
     if (!s)
         s = cublasLtMatmul(c->lt, l.op, &alpha, B, l.a, A, l.b, &beta, C, l.c, C, l.c, &h.algo,
                            c->lt_ws, c->lt_ws_bytes, 0);
     lt_release(&l);
     if (s)
-        cuda_fail(c, BADAM_E_UNSUPPORTED, "cuda gemm [%d x %d x %d] (types %d, %d): cuBLASLt status %d",
-                  M, N, K, (int)at, (int)bt, (int)s);
+        cuda_fail(c, BADAM_E_UNSUPPORTED,
+                  "cuda gemm [%d x %d x %d] (types %d, %d): cuBLASLt status %d", M, N, K, (int)at,
+                  (int)bt, (int)s);
 }

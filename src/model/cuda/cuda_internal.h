@@ -34,7 +34,7 @@ typedef struct cuda_backend {
     size_t stage_bytes[CUDA_STAGE_SLOTS];
     void *tmp; /* the backend's own scratch: rounded activations, attention deltas, partials */
     size_t tmp_bytes;
-    int gemm_fp32; /* BADAM_GEMM=fp32: half weights converted to fp32, fp32 GEMM */
+    int gemm_fp32;       /* BADAM_GEMM=fp32: half weights converted to fp32, fp32 GEMM */
     badam_status status; /* the first error (sticky) */
     badam_error err;
 } cuda_backend;

@@ -59,8 +59,8 @@ void cuk_sgd_update(float *param, const float *grad, size_t n, float decay, floa
                     void *weight, int weight_dtype);
 void cuk_sgd_update_split(uint16_t *weight, uint16_t *lo, const float *grad, size_t n, float decay,
                           float step);
-void cuk_sgd_update_stored(void *weight, int weight_dtype, const float *grad, size_t n,
-                           float decay, float step);
+void cuk_sgd_update_stored(void *weight, int weight_dtype, const float *grad, size_t n, float decay,
+                           float step);
 
 /* ---- rows (cuda_rows.cu) ---- */
 void cuk_embedding_forward(float *out, const int32_t *tokens, int n, const void *table,
@@ -86,9 +86,8 @@ void cuk_attention_forward(float *out, float *lse, const float *q, const float *
                            int B, int T, int Hq, int Hkv, int D, const int32_t *seg_start);
 /* delta: B*Hq*T floats of scratch */
 void cuk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
-                            const float *lse, const float *q, const float *k, const float *v,
-                            int B, int T, int Hq, int Hkv, int D, const int32_t *seg_start,
-                            float *delta);
+                            const float *lse, const float *q, const float *k, const float *v, int B,
+                            int T, int Hq, int Hkv, int D, const int32_t *seg_start, float *delta);
 void cuk_attention_decode(float *out, const float *q, const float *K, const float *V, int n, int p0,
                           int Hq, int Hkv, int D, int kv_stride, int window);
 

@@ -7,8 +7,7 @@
 #include "model/cuda/cuda_internal.h"
 #include "model/cuda/cuda_kernels.h"
 
-void cu_convert(backend *be, void *dst, badam_dtype dd, const void *src, badam_dtype sd,
-                size_t n) {
+void cu_convert(backend *be, void *dst, badam_dtype dd, const void *src, badam_dtype sd, size_t n) {
     cuda_backend *c = cuda_of(be);
     const void *s = cuda_dev(c, 0, src, n * badam_dtype_size(sd), 1);
     void *d = cuda_dev(c, 1, dst, n * badam_dtype_size(dd), 0);
@@ -168,8 +167,8 @@ void cu_gaussian_perturb(backend *be, float *dst, const void *w, badam_dtype wd,
     cuda_check(c, "gaussian_perturb");
 }
 
-void cu_gaussian_update_stored(backend *be, void *w, badam_dtype wd, size_t n, float lr,
-                               float coef, float weight_decay, uint64_t key) {
+void cu_gaussian_update_stored(backend *be, void *w, badam_dtype wd, size_t n, float lr, float coef,
+                               float weight_decay, uint64_t key) {
     cuda_backend *c = cuda_of(be);
     size_t bytes = n * badam_dtype_size(wd);
     void *d = cuda_dev(c, 0, w, bytes, 1);

@@ -30,8 +30,8 @@ static lin_plan plan_of(const cuda_backend *c, badam_dtype wd) {
 
 /* The weight [count] as a device operand of type p.t: staged (slot 0) when host, converted into
  * f32buf when p.conv. NULL on failure (recorded). */
-static const void *weight_operand(cuda_backend *c, const lin_plan *p, const void *w,
-                                  badam_dtype wd, size_t count, float *f32buf) {
+static const void *weight_operand(cuda_backend *c, const lin_plan *p, const void *w, badam_dtype wd,
+                                  size_t count, float *f32buf) {
     const void *d = cuda_dev(c, 0, w, count * badam_dtype_size(wd), 1);
     if (!d || !p->conv) return d;
     cuk_convert(f32buf, 0, d, (int)wd, count);
@@ -71,9 +71,13 @@ void cu_linear_forward(backend *be, float *y, const float *x, const void *w, bad
     const void *W = t ? weight_operand(c, &p, w, wd, wc, (float *)t) : NULL;
     if (!W || n <= 0 || out <= 0) return;
     const void *X = act_operand(&p, wd, x, (size_t)n * in, xb);
-    if (b) cuk_fill_rows(y, b, n, out);
-    cuda_gemm(c, 0, 1, n, out, in, 1.0f, X, p.t, in, W, p.t, in, b ? 1.0f : 0.0f, y, out);
+    size_t ybytes = sizeof(float) * (size_t)n * out;
+    float *yd = cuda_dev(c, 1, y, ybytes, 0); /* host y: llama_forward_logits's logits */
+    if (!yd) return;
+    if (b) cuk_fill_rows(yd, b, n, out);
+    cuda_gemm(c, 0, 1, n, out, in, 1.0f, X, p.t, in, W, p.t, in, b ? 1.0f : 0.0f, yd, out);
     cuda_check(c, "linear_forward");
+    cuda_back(c, y, yd, ybytes);
 }
 
 void cu_linear_backward_input(backend *be, float *dx, const float *dy, const void *w,
@@ -150,8 +154,8 @@ static double head_chunk(backend *be, const head_ws *s, float *dh, float *dw, co
     cuda_to_dev(c, s->rows, sel, sizeof(int32_t) * (size_t)m);
     cuk_gather_rows(s->hc, h, s->rows, m, C);
     cu_linear_forward(be, s->logits, s->hc, w, wd, NULL, m, C, V, NULL);
-    cuk_cross_entropy_rows(dh || dw ? s->logits : NULL, s->loss, s->logits, targets, s->rows, m,
-                           V, scale);
+    cuk_cross_entropy_rows(dh || dw ? s->logits : NULL, s->loss, s->logits, targets, s->rows, m, V,
+                           scale);
     if (dh) {
         cudaMemsetAsync(s->dhc, 0, sizeof(float) * (size_t)m * C, 0);
         cu_linear_backward_input(be, s->dhc, s->logits, w, wd, m, C, V, NULL);

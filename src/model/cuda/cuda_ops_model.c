@@ -1,7 +1,6 @@
 /* Model ops of the CUDA backend: embedding, norms, RoPE, attention and the classification loss
  * (backend.h states each; kernels in cuda_rows.cu, cuda_attention.cu, cuda_loss.cu). The
- * encoder's bidirectional attention and GaLore's SVD are not on the device yet: those ops record
- * "not supported on cuda" (backend_cuda_status) and leave their outputs alone. */
+ * encoder's bidirectional attention and GaLore's SVD run on the host (cuda_host_ops.c). */
 #include <stdlib.h>
 
 #include "model/cuda/cuda_internal.h"
@@ -25,8 +24,8 @@ static void embed_from_host(cuda_backend *c, float *out, const int32_t *tokens, 
     free(ht), free(hv);
 }
 
-void cu_embedding_forward(backend *be, float *out, const int32_t *tokens, int n,
-                          const void *table, badam_dtype td, int C) {
+void cu_embedding_forward(backend *be, float *out, const int32_t *tokens, int n, const void *table,
+                          badam_dtype td, int C) {
     cuda_backend *c = cuda_of(be);
     if (!cuda_is_dev(c, table))
         embed_from_host(c, out, tokens, n, table, td, C);
@@ -126,8 +125,7 @@ void cu_attention_backward(backend *be, float *dq, float *dk, float *dv, const f
     if (!attention_shape_ok(c, "attention_backward", D)) return;
     float *delta = cuda_tmp(c, sizeof(float) * (size_t)B * Hq * T);
     if (!delta) return;
-    cuk_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start,
-                           delta);
+    cuk_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start, delta);
     cuda_check(c, "attention_backward");
     uint64_t products = (uint64_t)(dq || dk) + (dq != NULL) + (dk != NULL) + (dv != NULL);
     be->counters.attention_flops +=
@@ -142,25 +140,6 @@ void cu_attention_decode(backend *be, float *out, const float *q, const float *K
     if (!attention_shape_ok(c, "attention_decode", D)) return;
     cuk_attention_decode(out, q, K, V, n, p0, Hq, Hkv, D, kv_stride, window);
     cuda_check(c, "attention_decode");
-}
-
-void cu_attention_bidir_forward(backend *be, float *out, float *lse, const float *q,
-                                const float *k, const float *v, int B, int T, int H, int D,
-                                const uint8_t *key_mask, double p_drop, uint64_t key) {
-    cuda_unsupported(cuda_of(be), "attention_bidir_forward");
-}
-
-void cu_attention_bidir_backward(backend *be, float *dq, float *dk, float *dv, const float *dout,
-                                 const float *out, const float *lse, const float *q,
-                                 const float *k, const float *v, int B, int T, int H, int D,
-                                 const uint8_t *key_mask, double p_drop, uint64_t key) {
-    cuda_unsupported(cuda_of(be), "attention_bidir_backward");
-}
-
-int cu_galore_projector(backend *be, float *P, const float *G, int rows, int cols, int rank,
-                        float *scratch) {
-    cuda_unsupported(cuda_of(be), "galore_projector");
-    return -1;
 }
 
 /* Per-row losses on the device, summed on the host in row order over rows with a target. */
