@@ -42,10 +42,10 @@ export PKG_CONFIG_PATH=$lib/pkgconfig:$deps/usr/share/pkgconfig PKG_CONFIG_SYSRO
 export PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1
 log "dependencies unpacked into $deps ($(du -sh "$deps" | cut -f1))"
 
-# ---- 2. build (CUDA on, -Werror, no MPI)
+# ---- 2. build (CUDA on, no MPI; no -Werror: the device's compiler may warn where CI's does not)
 build=build-gpu
 nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DBADAM_CUDA=ON -DBADAM_WERROR=ON -DBADAM_MPI=OFF \
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBADAM_CUDA=ON -DBADAM_WERROR=OFF -DBADAM_MPI=OFF \
   -DCMAKE_CUDA_COMPILER="$nvcc_bin" -DPKG_CONFIG_EXECUTABLE="$deps/usr/bin/pkgconf" \
   -DOPENBLAS_LIBRARY="$lib/openblas-openmp/libopenblas.so" \
   -DCBLAS_INCLUDE_DIR="$deps/usr/include/x86_64-linux-gnu/openblas-openmp" \

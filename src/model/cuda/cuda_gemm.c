@@ -3,6 +3,8 @@
  * transpose), so B is cuBLASLt's first operand and A its second. fp32 operands run with
  * CUBLAS_COMPUTE_32F (no TF32: that needs CUBLAS_COMPUTE_32F_FAST_TF32); bf16 and f16 operands
  * with fp32 accumulation and an fp32 C. */
+#include <stdint.h>
+
 #include "model/cuda/cuda_internal.h"
 #include "model/cuda/cuda_kernels.h"
 
@@ -22,6 +24,31 @@ static void lt_release(lt_call *l) {
     if (l->b) cublasLtMatrixLayoutDestroy(l->b);
     if (l->a) cublasLtMatrixLayoutDestroy(l->a);
     if (l->op) cublasLtMatmulDescDestroy(l->op);
+}
+
+/* The largest power of two up to 256 that divides p's address: cuBLASLt assumes 256-byte aligned
+ * operands unless told (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*), and ours may point inside a
+ * buffer. */
+static uint32_t align_of(const void *p) {
+    uint32_t a = 256;
+    while (a > 1 && (uintptr_t)p % a) a >>= 1;
+    return a;
+}
+
+static cublasStatus_t lt_align(lt_call *l, const void *first, const void *second, const void *c) {
+    uint32_t fa = align_of(first), sa = align_of(second), ca = align_of(c);
+    cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
+        l->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &fa, sizeof fa);
+    if (!s)
+        s = cublasLtMatmulPreferenceSetAttribute(
+            l->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &sa, sizeof sa);
+    if (!s)
+        s = cublasLtMatmulPreferenceSetAttribute(
+            l->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ca, sizeof ca);
+    if (!s)
+        s = cublasLtMatmulPreferenceSetAttribute(
+            l->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ca, sizeof ca);
+    return s;
 }
 
 /* The descriptors of the column-major product: first operand B (as stored: rows x cols, ld),
@@ -58,6 +85,7 @@ void cuda_gemm(cuda_backend *c, int ta, int tb, int M, int N, int K, float alpha
     cublasLtMatmulHeuristicResult_t h;
     int found = 0;
     cublasStatus_t s = lt_describe(c, &l, ta, tb, M, N, K, at, lda, bt, ldb, ldc);
+    if (!s) s = lt_align(&l, B, A, C);
     if (!s)
         s = cublasLtMatmulAlgoGetHeuristic(c->lt, l.op, l.a, l.b, l.c, l.c, l.pref, 1, &h, &found);
     if (!s && found == 0) s = CUBLAS_STATUS_NOT_SUPPORTED;
