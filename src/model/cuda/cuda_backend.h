@@ -10,7 +10,9 @@
  *
  * Errors: backend.h's ops return nothing, so the first failure (a CUDA error, an op this backend
  * does not support, the pool exhausted) is kept in the context and returned by
- * backend_cuda_status; later ops still run but their results are undefined. */
+ * backend_cuda_status; later ops still run but their results are undefined. GEMM operands other
+ * than the weight must be device memory: LoRA's adapters and their gradients (host memory today)
+ * are refused that way ("gemm_f32: an operand in host memory ... not supported on cuda"). */
 #ifndef BADAM_MODEL_CUDA_BACKEND_H
 #define BADAM_MODEL_CUDA_BACKEND_H
 

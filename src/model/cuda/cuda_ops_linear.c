@@ -46,9 +46,22 @@ static const void *act_operand(const lin_plan *p, badam_dtype wd, const float *x
     return buf;
 }
 
+/* 1 when every non-NULL pointer is device memory; else records that `op` got host memory (LoRA
+ * adapters and their gradients are host memory today) and returns 0. */
+static int all_dev(cuda_backend *c, const char *op, const void *a, const void *b, const void *d) {
+    if ((!a || cuda_is_dev(c, a)) && (!b || cuda_is_dev(c, b)) && (!d || cuda_is_dev(c, d)))
+        return 1;
+    cuda_fail(c, BADAM_E_UNSUPPORTED,
+              "%s: an operand in host memory (LoRA adapters, a caller's gradient buffer) is not "
+              "supported on cuda",
+              op);
+    return 0;
+}
+
 void cu_gemm_f32(backend *be, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                  int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     cuda_backend *c = cuda_of(be);
+    if (!all_dev(c, "gemm_f32", A, B, C)) return;
     cuda_gemm(c, ta, tb, M, N, K, alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, beta, C, ldc);
     cuda_check(c, "gemm_f32");
 }
@@ -65,6 +78,7 @@ static char *lin_scratch(cuda_backend *c, const lin_plan *p, size_t wcount, size
 void cu_linear_forward(backend *be, float *y, const float *x, const void *w, badam_dtype wd,
                        const float *b, int n, int in, int out, float *scratch) {
     cuda_backend *c = cuda_of(be);
+    if (!all_dev(c, "linear_forward", x, b, NULL)) return;
     lin_plan p = plan_of(c, wd);
     size_t wc = (size_t)out * in;
     char *xb = NULL, *t = lin_scratch(c, &p, wc, p.t != CUDA_R_32F ? (size_t)n * in : 0, &xb);
@@ -83,6 +97,7 @@ void cu_linear_forward(backend *be, float *y, const float *x, const void *w, bad
 void cu_linear_backward_input(backend *be, float *dx, const float *dy, const void *w,
                               badam_dtype wd, int n, int in, int out, float *scratch) {
     cuda_backend *c = cuda_of(be);
+    if (!all_dev(c, "linear_backward_input", dx, dy, NULL)) return;
     lin_plan p = plan_of(c, wd);
     size_t wc = (size_t)out * in;
     char *db = NULL, *t = lin_scratch(c, &p, wc, p.t != CUDA_R_32F ? (size_t)n * out : 0, &db);
@@ -97,7 +112,8 @@ void cu_linear_backward_weight(backend *be, float *dw, float *db, const float *d
                                badam_dtype wd, int n, int in, int out, float *scratch,
                                size_t scratch_floats) {
     cuda_backend *c = cuda_of(be);
-    if (n <= 0 || out <= 0) return;
+    if (n <= 0 || out <= 0 || !all_dev(c, "linear_backward_weight", dw, db, dy)) return;
+    if (!all_dev(c, "linear_backward_weight", x, NULL, NULL)) return;
     if (dw && in > 0) {
         lin_plan p = plan_of(c, wd);
         p.conv = 0; /* the weight itself is not an operand */
