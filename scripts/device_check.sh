@@ -51,7 +51,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBADAM_CUDA=ON -DBADAM
   -DCBLAS_INCLUDE_DIR="$deps/usr/include/x86_64-linux-gnu/openblas-openmp" \
   "-DCMAKE_C_FLAGS=-I$deps/usr/include -I$deps/usr/include/x86_64-linux-gnu" \
   >"$outdir/cmake.log" 2>&1 || { tail -30 "$outdir/cmake.log"; fail "cmake configure"; }
-timeout "${BUILD_TIMEOUT:-170}" cmake --build "$build" -j"${JOBS:-$(nproc)}" --target badam_cli test_backend_ops test_cuda_model \
+timeout "${BUILD_TIMEOUT:-170}" cmake --build "$build" -j"${JOBS:-$(nproc)}" --target badam_cli test_backend_ops test_cuda_model test_cuda_gemm_rate \
   >"$outdir/build.log" 2>&1 || { grep -E "error|Error" "$outdir/build.log" | head -30; fail "build"; }
 log "built $build"
 cli=$build/badam
@@ -66,11 +66,11 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.used,memo
 
 # ---- 4. every GPU test
 status=0
-for t in test_backend_ops test_cuda_model; do
+for t in test_backend_ops test_cuda_model test_cuda_gemm_rate; do
   (cd "$build" && BADAM_SOURCE_DIR=$PWD/.. BADAM_BINARY_DIR=$PWD BADAM_CLI=$PWD/badam \
      OMP_NUM_THREADS=8 timeout 120 "./$t") >"$outdir/$t.log" 2>&1
   trc=$?
-  grep -E "^(ok|FAIL|SKIP)|rel err|step [0-9]|backend cuda|failed" "$outdir/$t.log" | head -40
+  grep -E "^(ok|FAIL|SKIP)|rel err|step [0-9]|backend cuda|failed|TFLOP" "$outdir/$t.log" | head -40
   if grep -q "backend cuda: not available" "$outdir/$t.log"; then trc=1; fi
   log "$t: exit $trc"
   [ $trc -eq 0 ] || status=1
@@ -91,12 +91,26 @@ if [ -f "$m/config.json" ]; then
   t1=$(date +%s.%N)
   tail -5 "$outdir/bench_130m.log"
   cp /tmp/badam-bench-out/metrics.jsonl "$outdir/bench_130m_metrics.jsonl" 2>/dev/null
-  python3 - "$outdir/bench_130m_metrics.jsonl" "$t0" "$t1" <<'PY' || true
+  peak=$(grep -o "[0-9.]* TFLOP/s" "$outdir/test_cuda_gemm_rate.log" | head -1 | cut -d" " -f1)
+  python3 - "$outdir/bench_130m_metrics.jsonl" "$t0" "$t1" "${peak:-0}" <<'PY' || true
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rows = [r for r in rows if "loss" in r]
-print(f"130m bench: {len(rows)} steps in {float(sys.argv[3]) - float(sys.argv[2]):.1f} s wall "
-      f"(12 x 4 x 512 tokens requested); last row: {rows[-1] if rows else None}")
+wall = float(sys.argv[3]) - float(sys.argv[2])
+print(f"130m bench: {len(rows)} steps, {wall:.1f} s wall for the whole command")
+for r in rows:
+    print(f"  step {r['step']}: loss {r['loss']:.4f} tokens/s {r.get('tokens_per_s', 0):.0f} "
+          f"fwd {r.get('forward_s', 0):.3f} bwd {r.get('backward_s', 0):.3f} "
+          f"upd {r.get('update_s', 0):.3f} s")
+later = [r for r in rows[2:] if r.get("step_s")]
+if later:
+    bt = sum(r["batch_tokens"] for r in later) / sum(r["step_s"] for r in later)
+    peak = float(sys.argv[4])
+    # 6 N flops per token (forward + full backward), N ~ 134e6 for the 130m shape (an upper
+    # bound: BAdam's backward skips the weight gradients of inactive blocks)
+    mfu = 6 * 134e6 * bt / (peak * 1e12) if peak > 0 else float("nan")
+    print(f"130m bench: {bt:.0f} batch tokens/s after 2 warm-up steps; 6N-MFU {mfu:.3%} "
+          f"of the measured bf16 GEMM rate {peak} TFLOP/s")
 PY
   log "130m benchmark: exit $brc"
   [ $brc -eq 0 ] || status=1

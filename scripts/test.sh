@@ -24,7 +24,7 @@ if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   # (they skip without a GPU; scripts/device_check.sh runs them on one).
   echo "== build (CUDA backend, -DBADAM_CUDA=ON, compile only) =="
   cmake -S . -B build-cuda -DBADAM_CUDA=ON -DBADAM_WERROR=ON >/dev/null
-  cmake --build build-cuda -j2 --target badam_cli test_backend_ops test_cuda_model
+  cmake --build build-cuda -j2 --target badam_cli test_backend_ops test_cuda_model test_cuda_gemm_rate
   build-cuda/test_cuda_model || [ $? -eq 77 ]
 fi
 
