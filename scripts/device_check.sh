@@ -89,7 +89,8 @@ if [ -f "$m/config.json" ]; then
     >"$outdir/bench_130m.log" 2>&1
   brc=$?
   t1=$(date +%s.%N)
-  tail -5 "$outdir/bench_130m.log"
+  grep -E "memory plan|device memory|device peak|error" "$outdir/bench_130m.log"
+  tail -3 "$outdir/bench_130m.log"
   cp /tmp/badam-bench-out/metrics.jsonl "$outdir/bench_130m_metrics.jsonl" 2>/dev/null
   peak=$(grep -o "[0-9.]* TFLOP/s" "$outdir/test_cuda_gemm_rate.log" | head -1 | cut -d" " -f1)
   python3 - "$outdir/bench_130m_metrics.jsonl" "$t0" "$t1" "${peak:-0}" <<'PY' || true

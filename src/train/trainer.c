@@ -690,6 +690,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     }
     st = train_run_on_backend(c, be, r, err);
     if (cuda && !st) st = backend_cuda_status(be, err); /* an op's error (cuda_backend.h) */
+    if (cuda && !st) train_log_device_memory(c, be, r);
     backend_destroy(be);
     return st;
 }

@@ -13,4 +13,8 @@
 badam_status train_run_on_backend(const train_config *c, backend *be, train_report *r,
                                   badam_error *err);
 
+/* With --device cuda: logs the run's device memory by category against the plan's (through
+ * c->log; train_device.c). */
+void train_log_device_memory(const train_config *c, const backend *be, const train_report *r);
+
 #endif

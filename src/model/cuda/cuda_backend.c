@@ -225,6 +225,20 @@ size_t backend_cuda_pool_peak(const backend *be) {
     return be && be->ops == &CUDA_OPS ? ((const cuda_backend *)be)->peak : 0;
 }
 
+badam_status backend_cuda_memory(const backend *be, cuda_memory_report *out, badam_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!be || be->ops != &CUDA_OPS)
+        return badam_fail(err, BADAM_E_INVALID, "cuda memory: not a CUDA backend");
+    const cuda_backend *c = (const cuda_backend *)be;
+    memcpy(out->by_category, c->peak_by_cat, sizeof out->by_category);
+    out->pool_peak = c->peak, out->pool_bytes = c->pool_bytes;
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess)
+        return badam_fail(err, BADAM_E_IO, "cuda memory: cudaMemGetInfo failed");
+    out->device_used = total_b - free_b, out->device_total = total_b;
+    return BADAM_OK;
+}
+
 int backend_cuda_built(void) {
     return 1;
 }

@@ -44,4 +44,16 @@ badam_status backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes, char
 size_t backend_cuda_pool_used(const backend *be);
 size_t backend_cuda_pool_peak(const backend *be);
 
+/* What a run on be held on the device: the pool's peak bytes by badam_mem_category
+ * (by_category[BADAM_MEM_CATEGORY_COUNT]; staging and scratch count as workspace), the pool's
+ * peak and size, and the device memory in use now by every allocation of the process, the CUDA
+ * context included (cudaMemGetInfo: total - free). The peak a run needed is then
+ * device_used - pool_bytes + pool_peak. Errors as backend_cuda_create's; BADAM_E_INVALID when be
+ * is not a CUDA backend. */
+typedef struct cuda_memory_report {
+    size_t by_category[BADAM_MEM_CATEGORY_COUNT];
+    size_t pool_peak, pool_bytes, device_used, device_total;
+} cuda_memory_report;
+badam_status backend_cuda_memory(const backend *be, cuda_memory_report *out, badam_error *err);
+
 #endif

@@ -24,7 +24,7 @@ typedef struct cuda_backend {
     backend base; /* first: a backend * is a cuda_backend * */
     char *pool;   /* the one device allocation */
     size_t pool_bytes, used, peak;
-    size_t used_by_cat[BADAM_MEM_CATEGORY_COUNT];
+    size_t used_by_cat[BADAM_MEM_CATEGORY_COUNT], peak_by_cat[BADAM_MEM_CATEGORY_COUNT];
     cuda_seg *segs; /* sorted by offset, covering the pool */
     int n_segs, cap_segs;
     cublasLtHandle_t lt;

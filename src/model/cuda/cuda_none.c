@@ -1,5 +1,7 @@
 /* The CUDA backend's entry points in a build without it (cmake -DBADAM_CUDA=OFF, the default):
  * every call says so. */
+#include <string.h>
+
 #include "model/cuda/cuda_backend.h"
 
 static badam_status not_built(badam_error *err) {
@@ -42,4 +44,10 @@ size_t backend_cuda_pool_used(const backend *be) {
 size_t backend_cuda_pool_peak(const backend *be) {
     (void)be;
     return 0;
+}
+
+badam_status backend_cuda_memory(const backend *be, cuda_memory_report *out, badam_error *err) {
+    (void)be;
+    memset(out, 0, sizeof *out);
+    return not_built(err);
 }

@@ -52,6 +52,8 @@ void *cuda_pool_alloc(cuda_backend *c, int category, size_t bytes) {
         s->category = category;
         c->used += need;
         c->used_by_cat[category] += need;
+        if (c->used_by_cat[category] > c->peak_by_cat[category])
+            c->peak_by_cat[category] = c->used_by_cat[category];
         if (c->used > c->peak) c->peak = c->used;
         return c->pool + s->off;
     }
