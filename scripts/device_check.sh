@@ -35,7 +35,13 @@ mkdir -p "$outdir"
 deps=/tmp/badam-deps
 rm -rf "$deps" && mkdir -p "$deps"
 ls build-debs/*.deb >/dev/null 2>&1 || fail "no build-debs/*.deb: run 'bash scripts/device_check.sh fetch' first and carry build-debs"
-for f in build-debs/*.deb; do dpkg -x "$f" "$deps" || fail "dpkg -x $f"; done
+for f in build-debs/*.deb; do
+  if command -v dpkg >/dev/null; then
+    dpkg -x "$f" "$deps" || fail "dpkg -x $f"
+  else # no dpkg: a .deb is an ar archive holding data.tar.xz
+    (cd "$deps" && ar p "$OLDPWD/$f" data.tar.xz | tar -xJ) || fail "unpacking $f"
+  fi
+done
 lib=$deps/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$lib:$lib/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PKG_CONFIG_PATH=$lib/pkgconfig:$deps/usr/share/pkgconfig PKG_CONFIG_SYSROOT_DIR=$deps
@@ -78,7 +84,7 @@ done
 
 # ---- 5. benchmark: BAdam by layer on a random 130m-shaped Llama, bf16, on the GPU
 m=/tmp/badam-m130
-python3 bench/compare_torch/make_model.py --size 130m --out "$m" --examples 64 --seq 512 \
+env -u LD_LIBRARY_PATH python3 bench/compare_torch/make_model.py --size 130m --out "$m" --examples 64 --seq 512 \
   >"$outdir/make_model.log" 2>&1 || log "make_model.py failed (see make_model.log)"
 if [ -f "$m/config.json" ]; then
   rm -rf /tmp/badam-bench-out
@@ -93,7 +99,7 @@ if [ -f "$m/config.json" ]; then
   tail -3 "$outdir/bench_130m.log"
   cp /tmp/badam-bench-out/metrics.jsonl "$outdir/bench_130m_metrics.jsonl" 2>/dev/null
   peak=$(grep -o "[0-9.]* TFLOP/s" "$outdir/test_cuda_gemm_rate.log" | head -1 | cut -d" " -f1)
-  python3 - "$outdir/bench_130m_metrics.jsonl" "$t0" "$t1" "${peak:-0}" <<'PY' || true
+  env -u LD_LIBRARY_PATH python3 - "$outdir/bench_130m_metrics.jsonl" "$t0" "$t1" "${peak:-0}" <<'PY' || true
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rows = [r for r in rows if "loss" in r]
