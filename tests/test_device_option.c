@@ -1,7 +1,8 @@
 /* --device on the command line (badam/device.h): an unknown device is refused by name; "cuda"
  * without the CUDA build or without a GPU stops with an error saying which, before any output or
- * run folder; "cpu" is the default and works. With a GPU (and the CUDA build) the cuda cases are
- * skipped: test_cuda_model and scripts/device_check.sh cover them. */
+ * run folder; LoRA on cuda is refused by name; "cpu" is the default and works. With a GPU (and the
+ * CUDA build) the cuda cases are skipped: test_cuda_model and scripts/device_check.sh cover them.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,14 @@ static void test_unknown_device(void) {
     rc =
         badam("plan --model models/tiny-random-llama --device cpu --method badam", buf, sizeof buf);
     CHECKF(rc == 0 && strstr(buf, "badam"), "rc %d: %s", rc, buf);
+    /* LoRA's adapters are host memory: refused on cuda by name, whatever the machine */
+    char args[4096];
+    snprintf(args, sizeof args,
+             "train --device cuda --method lora --model models/tiny-random-llama --data x.json "
+             "--out %s/lora",
+             g_out);
+    rc = badam(args, buf, sizeof buf);
+    CHECKF(rc != 0 && strstr(buf, "--method lora is not supported on cuda"), "rc %d: %s", rc, buf);
 }
 
 /* Without a usable GPU: train and plan refuse --device cuda with the reason. */

@@ -2,6 +2,7 @@
  * on the GPU by category (the CUDA backend's pool peaks) beside the memory plan's prediction,
  * and the device's use as cudaMemGetInfo reports it, the CUDA context included. */
 #include <stdio.h>
+#include <string.h>
 
 #include "badam/log.h"
 #include "model/cuda/cuda_backend.h"
@@ -27,4 +28,14 @@ void train_log_device_memory(const train_config *c, const backend *be, const tra
                "  device peak %.2f GiB of %.2f (cudaMemGetInfo, CUDA context included; pool "
                "%.2f GiB reserved, %.2f GiB used at most)",
                peak / gib, m.device_total / gib, m.pool_bytes / gib, m.pool_peak / gib);
+}
+
+badam_status train_device_refuse(const train_config *c, badam_error *err) {
+    const char *name = c->method_name ? c->method_name : train_method_name(c->method);
+    if (name && (!strcmp(name, "lora") || !strcmp(name, "mezo-lora")))
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "--device cuda: --method %s is not supported on cuda yet (its adapters "
+                          "are host memory)",
+                          name);
+    return BADAM_OK;
 }

@@ -681,7 +681,8 @@ badam_status train_run_on_backend(const train_config *c, backend *be, train_repo
 badam_status train_run(const train_config *c, train_report *r, badam_error *err) {
     backend *be = NULL;
     int cuda = c->device && !strcmp(c->device, "cuda");
-    badam_status st = badam_device_check(c->device, err);
+    badam_status st = cuda ? train_device_refuse(c, err) : BADAM_OK;
+    if (!st) st = badam_device_check(c->device, err);
     if (!st) st = cuda ? backend_cuda_create(&be, err) : backend_cpu_create(&be, err);
     if (st) {
         memset(r, 0, sizeof *r);
