@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "badam/device.h"
 #include "badam/train.h"
 #include "badam/memory.h"
 #include "badam/model.h"
@@ -135,6 +136,23 @@ static int print_plans(const model_arch *arch, const llama_config *mc, train_con
     return 0;
 }
 
+/* With --device cuda: the GPU's free memory (cudaMemGetInfo), to set against the totals. */
+static int print_device(const char *device, int json) {
+    size_t free_b, total_b;
+    char name[128];
+    badam_error err = {0};
+    if (!device || !strcmp(device, "cpu")) return 0;
+    if (badam_device_memory(device, &free_b, &total_b, name, sizeof name, &err)) {
+        fprintf(stderr, "badam plan: %s\n", err.message);
+        return 1;
+    }
+    fprintf(json ? stderr : stdout,
+            "device %s (%s): %.2f GiB free of %.2f GiB (cudaMemGetInfo; the plan's total must fit "
+            "in the free memory)\n",
+            device, name, free_b / 1073741824.0, total_b / 1073741824.0);
+    return 0;
+}
+
 int cmd_plan(int argc, char **argv) {
     train_config c;
     train_config_defaults(&c);
@@ -147,6 +165,8 @@ int cmd_plan(int argc, char **argv) {
          "badam, adam, lora, lomo, sgd-bcd, badam-ratio, mezo, mezo-lora, galore, adapter or all",
          0},
         {"dtype", OPT_CUSTOM, &c.dtype, "T", "weight storage: bf16 (default) or fp32", parse_dtype},
+        {"device", OPT_STRING, &c.device, "D", "cpu (default) or cuda: also print its free memory",
+         0},
         {"seq-len", OPT_INT, &c.seq_len, "T", "tokens per sequence (512)", 0},
         {"batch-size", OPT_INT, &c.batch_size, "B", "sequences per micro-batch (2)", 0},
         {"partition", OPT_CUSTOM, &c.partition, "P", "BAdam blocks: layer, module, matrix",
@@ -202,5 +222,10 @@ int cmd_plan(int argc, char **argv) {
                 pr.world, c.batch_size);
         return 2;
     }
-    return print_plans(arch, &mc, &c, only, pr, json);
+    if (badam_device_check(c.device, &err)) {
+        fprintf(stderr, "badam plan: %s\n", err.message);
+        return 1;
+    }
+    rc = print_plans(arch, &mc, &c, only, pr, json);
+    return rc ? rc : print_device(c.device, json);
 }

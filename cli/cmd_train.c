@@ -42,7 +42,7 @@ typedef struct train_cli {
 
 /* Entries of the option table, without its end marker. */
 enum {
-    N_RUN_OPTIONS = 37,
+    N_RUN_OPTIONS = 38,
     N_METHOD_OPTIONS = 14,
     N_DATA_OPTIONS = 14,
     N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
@@ -64,6 +64,8 @@ static void run_options(train_cli *x, cli_option *opts) {
          parse_method},
         {"dtype", OPT_CUSTOM, &c->dtype, "T", "weight storage: bf16 (default) or fp32",
          parse_dtype},
+        {"device", OPT_STRING, &c->device, "D",
+         "cpu (default) or cuda (a -DBADAM_CUDA=ON build and a GPU; not yet run on one)", 0},
         {"switch-every", OPT_CUSTOM, &c->switch_every, "K|auto",
          "optimizer steps per block (auto: clamp(n/(B*D), 50, 100))", parse_switch_every},
         {"switch-mode", OPT_CUSTOM, &c->order, "MODE",

@@ -26,7 +26,7 @@ PUBLIC = {
     "json.h": "io",
     "tokenizer.h": "text", "data.h": "text", "tasks.h": "text",
     "llama.h": "model", "decode.h": "model", "model.h": "model", "model_tags.h": "model",
-    "bert.h": "model",
+    "bert.h": "model", "device.h": "model",
     "optim.h": "optim",
     "train.h": "train",
     "generate.h": "infer", "evaluate.h": "infer",

@@ -19,6 +19,15 @@ echo "== CPU paths the tests ran on this machine (count of test runs; SKIP: the 
 grep -ho "^cpu path: [a-z0-9]*\|^SKIP: .*\|dispatch checked on:.*\|OpenBLAS kernels: [A-Za-z0-9]*" \
   build-test/Testing/Temporary/LastTest.log | sort | uniq -c || true
 
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  # CI has the CUDA toolkit but no GPU: compile and link the CUDA backend and its tests only
+  # (they skip without a GPU; scripts/device_check.sh runs them on one).
+  echo "== build (CUDA backend, -DBADAM_CUDA=ON, compile only) =="
+  cmake -S . -B build-cuda -DBADAM_CUDA=ON -DBADAM_WERROR=ON >/dev/null
+  cmake --build build-cuda -j2 --target badam_cli test_backend_ops test_cuda_model test_cuda_gemm_rate
+  build-cuda/test_cuda_model || [ $? -eq 77 ]
+fi
+
 echo "== build (AddressSanitizer + UBSan) =="
 # -O1: the sanitizers see the same code paths at a fraction of -O0's time (the kernels' tests
 # would take minutes each at -O0).

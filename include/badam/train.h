@@ -46,6 +46,8 @@ typedef struct train_config {
     const struct train_method_registry *methods;
     /* The ranks of a multi-process run (badam/comm.h); NULL: this process alone. */
     const badam_comm *comm;
+    /* Where it computes (badam/device.h): NULL or "cpu", or "cuda" (--device) */
+    const char *device;
     badam_dtype dtype; /* weight storage: bf16 (default) or fp32 */
 
     /* BAdam / SGD-BCD */

@@ -29,6 +29,8 @@
 #include "train/rank_check.h"
 #include "model/model_backend.h"
 #include "train/run_record.h"
+#include "badam/device.h"
+#include "model/cuda/cuda_backend.h"
 #include "train/trainer_internal.h"
 
 #define PATH_BYTES 4096
@@ -756,13 +758,18 @@ badam_status train_run_on_backend(const train_config *c, backend *be, train_repo
 
 badam_status train_run(const train_config *c, train_report *r, badam_error *err) {
     backend *be = NULL;
-    badam_status st = backend_cpu_create(&be, err);
+    int cuda = c->device && !strcmp(c->device, "cuda");
+    badam_status st = cuda ? train_device_refuse(c, err) : BADAM_OK;
+    if (!st) st = badam_device_check(c->device, err);
+    if (!st) st = cuda ? backend_cuda_create(&be, err) : backend_cpu_create(&be, err);
     if (st) {
         memset(r, 0, sizeof *r);
         r->val_loss = NAN;
         return st;
     }
     st = train_run_on_backend(c, be, r, err);
+    if (cuda && !st) st = backend_cuda_status(be, err); /* an op's error (cuda_backend.h) */
+    if (cuda && !st) train_log_device_memory(c, be, r);
     backend_destroy(be);
     return st;
 }

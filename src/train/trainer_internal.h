@@ -13,4 +13,12 @@
 badam_status train_run_on_backend(const train_config *c, backend *be, train_report *r,
                                   badam_error *err);
 
+/* With --device cuda: logs the run's device memory by category against the plan's (through
+ * c->log; train_device.c). */
+void train_log_device_memory(const train_config *c, const backend *be, const train_report *r);
+
+/* BADAM_E_UNSUPPORTED, naming the method, for a method --device cuda cannot run (LoRA and
+ * MeZO-LoRA: their adapters are host memory); BADAM_OK otherwise. */
+badam_status train_device_refuse(const train_config *c, badam_error *err);
+
 #endif
