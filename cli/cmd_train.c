@@ -36,7 +36,7 @@ typedef struct train_cli {
 enum {
     N_RUN_OPTIONS = 37,
     N_METHOD_OPTIONS = 14,
-    N_DATA_OPTIONS = 10,
+    N_DATA_OPTIONS = 11,
     N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
 };
 
@@ -166,6 +166,8 @@ static void input_output_options(train_cli *x, cli_option *opts) {
          "data parallel: run this command under mpirun with N ranks (or launch with mpirun)", 0},
         {"comm-timeout", OPT_DOUBLE, &x->comm_timeout, "S",
          "data parallel: seconds a rank waits for the others before failing (300)", 0},
+        {"shard-weights", OPT_FLAG, &c->shard_weights, NULL,
+         "data parallel: each rank keeps 1/N of every layer's weights (badam, sgd-bcd)", 0},
         {0},
     };
     _Static_assert(sizeof table / sizeof table[0] == N_DATA_OPTIONS + 1, "N_DATA_OPTIONS");

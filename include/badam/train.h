@@ -45,6 +45,10 @@ typedef struct train_config {
     const struct train_method_registry *methods;
     /* The ranks of a multi-process run (badam/comm.h); NULL: this process alone. */
     const badam_comm *comm;
+    /* --shard-weights: with more than one rank, each keeps 1/N of every layer's weights and
+     * gathers a layer when it is used (src/train/shard.h); one rank: the unsharded run. BAdam
+     * and SGD-BCD only. */
+    int shard_weights;
     badam_dtype dtype; /* weight storage: bf16 (default) or fp32 */
 
     /* BAdam / SGD-BCD */

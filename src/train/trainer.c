@@ -27,6 +27,7 @@
 #include "train/rank_check.h"
 #include "model/model_backend.h"
 #include "train/run_record.h"
+#include "train/shard.h"
 #include "train/trainer_internal.h"
 
 #define PATH_BYTES 4096
@@ -55,6 +56,7 @@ typedef struct trainer {
     metrics_log metrics;
     json_t *record; /* the run record checkpoints carry (run_record.h); NULL without checkpoints */
     method_micro_ctx micro; /* what grad_ready gets for the current micro-batch */
+    shard_runtime *shard;   /* --shard-weights on N > 1 ranks (train/shard.h), else NULL */
 } trainer;
 
 /* What one step adds up. */
@@ -178,6 +180,7 @@ static badam_status check_method(trainer *t, badam_error *err) {
     if (st) return st;
     train_method_options(c, &t->mo);
     if (t->ops->check && (st = t->ops->check(&t->mo, err))) return st;
+    if (c->shard_weights && (st = shard_check_method(t->ops->name, err))) return st;
     if (t->ops->step && c->grad_accum != 1)
         return badam_fail(err, BADAM_E_INVALID,
                           "train: --method %s runs its own step on one batch and cannot "
@@ -242,12 +245,19 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
     return st;
 }
 
-static badam_status save_checkpoint(trainer *t, badam_error *err) {
+static badam_status save_checkpoint_here(void *self, badam_error *err) {
+    trainer *t = self;
     if (!t->rank0) return BADAM_OK;
     checkpoint_state s = {t->step, t->ms.ts.adam_step, t->ms.block, batcher_get_state(t->batches),
                           t->record};
     return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ms, &s,
                            t->cfg->max_shard_bytes, t->has_meta ? &t->meta : NULL, err);
+}
+
+/* Sharded weights: every rank gathers each layer, rank 0 writes. */
+static badam_status save_checkpoint(trainer *t, badam_error *err) {
+    if (t->shard) return shard_runtime_with_whole(t->shard, t->rank0, save_checkpoint_here, t, err);
+    return save_checkpoint_here(t, err);
 }
 
 /* The run record of this run (run_record.h), built when checkpoints are written or read. */
@@ -338,12 +348,15 @@ static void free_trainer(trainer *t) {
     data_free(t->val);
     tokenizer_free(t->tok);
     llama_model_free(t->m);
+    shard_runtime_free(t->shard); /* after the model: its parameters pointed into it */
 }
 
-/* OUT/: the method's own files (LoRA: adapter/, then the merge), then the model. */
-static badam_status save_final(trainer *t, badam_error *err) {
+/* OUT/: the method's own files (LoRA: adapter/, then the merge), then the model (rank 0). */
+static badam_status save_final_here(void *self, badam_error *err) {
+    trainer *t = self;
     const train_config *c = t->cfg;
     badam_status st = BADAM_OK;
+    if (!t->rank0) return BADAM_OK;
     if (t->ops->save_final && (st = t->ops->save_final(&t->ms, c->out_dir, c->model_dir, err)))
         return st;
     return llama_model_save_meta(t->m, c->model_dir, c->out_dir, c->max_shard_bytes,
@@ -455,6 +468,11 @@ static badam_status train_step(trainer *t, step_metrics *sm, badam_error *err) {
     uint64_t allocs0 = badam_alloc_count();
     sm->switch_s = 0;
     if (t->ops->on_step_begin && t->ops->on_step_begin(&t->ms, t->step)) {
+        if (t->shard) { /* the new block's layer whole, then its masters built again from it */
+            badam_status st = shard_runtime_switch(t->shard, t->ms.need_grad, err);
+            if (st) return st;
+            t->ops->on_step_begin(&t->ms, t->step);
+        }
         make_plan(t);
         sm->switch_s = now_s() - t0;
     }
@@ -572,11 +590,18 @@ static badam_status settle_run(trainer *t, const char *ckpt, checkpoint_state *c
 static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
                                  const checkpoint_state *cs, badam_error *err) {
     const train_config *c = t->cfg;
-    int rows = c->batch_size / badam_comm_size(c->comm);
-    badam_status st = memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
+    int ranks = badam_comm_size(c->comm), rows = c->batch_size / ranks;
+    int shard = c->shard_weights && ranks > 1;
+    badam_status st =
+        shard ? memory_plan_predict_ranks(&t->m->cfg, c, ranks, 1, &r->predicted, err)
+              : memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
     if (!st) st = t->ops->allocate(&t->ms, err);
     if (!st) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
+    if (!st && shard) { /* every rank holds rank 0's whole model: keep the shards only */
+        st = shard_runtime_create(t->m, t->ws, c->comm, &t->ms.ts, &t->shard, err);
+        badam_mem_reset_peaks(); /* the load is not sharded: peaks count from here */
+    }
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;
 }
@@ -629,7 +654,9 @@ static badam_status finish_run(trainer *t, train_report *r, double start, badam_
     r->peak_rss = badam_peak_rss();
     for (int cat = 0; cat < BADAM_MEM_CATEGORY_COUNT; cat++) r->measured[cat] = badam_mem_peak(cat);
     if (!st && t->rank0) st = write_memory_json(t, r, err);
-    if (!st && t->rank0 && !c->no_save) st = save_final(t, err);
+    if (!st && !c->no_save)
+        st = t->shard ? shard_runtime_with_whole(t->shard, t->rank0, save_final_here, t, err)
+                      : save_final_here(t, err);
     return st;
 }
 
