@@ -1,6 +1,7 @@
 /* Sharded frozen weights at run time (`badam train --shard-weights`, src/train/shard.h), 2 ranks
  * x 1 OpenMP thread:
- *  - BAdam (K = 2 over 8 steps: 3 block switches) and SGD-BCD sharded on 2 ranks end with the
+ *  - BAdam (K = 2 over 8 steps: 3 block switches) and SGD-BCD (with --recompute: the layers
+ *    are gathered again for recomputation) sharded on 2 ranks end with the
  *    1-process unsharded run's fp32 weights within 1e-5 of each tensor's largest value and the
  *    same losses (1e-5 relative) and token counts; and with exactly the bytes of the unsharded
  *    2-rank run, fp32 and bf16 (sharding only moves bytes: the sums are the data-parallel ones);
@@ -8,6 +9,7 @@
  *    --shard-weights --json`, and differs from the unsharded 2-rank plan (the peaks count
  *    from the moment the shards are made: the load is not sharded yet);
  *  - paused at step 5 and resumed, sharded, equals the uninterrupted sharded run (same bytes);
+ *    paused sharded on 2 ranks and resumed in 1 process, it is within 1e-5 (fp32);
  *  - a method that cannot shard is refused, naming it.
  * Skips (77, with the reason) when the library was built without MPI or mpirun is missing. */
 #include <jansson.h>
@@ -159,7 +161,8 @@ static void test_equals_unsharded(void) {
     const char *badam = "--method badam --switch-every 2 --max-steps 8 --lr 1e-4 --clip 0.5";
     check_run("shard-badam-fp32", "fp32", badam);
     check_run("shard-badam-bf16", "bf16", badam);
-    check_run("shard-sgd-bcd", "fp32", "--method sgd-bcd --switch-every 2 --max-steps 8 --lr 1e-2");
+    check_run("shard-sgd-bcd", "fp32",
+              "--method sgd-bcd --switch-every 2 --max-steps 8 --lr 1e-2 --recompute");
 }
 
 /* Bytes by category of `badam plan --world-size 2 [--shard-weights] --json` (badam). */
@@ -230,6 +233,22 @@ static void test_pause_resume(void) {
         return;
     }
     check_same_file("paused and resumed", a, b, "model.safetensors");
+    /* checkpoints hold the whole model and block state: paused sharded on 2 ranks, resumed in
+     * one process, as the uninterrupted sharded run up to the rounding of the sums (fp32) */
+    const char *f32 = "--dtype fp32 --method badam --switch-every 2 --max-steps 8 --lr 1e-4";
+    char c[1100], d[1100], fa[1300], fb[1300];
+    snprintf(c, sizeof c, "%s/whole-fp32", base);
+    snprintf(d, sizeof d, "%s/two-then-one", base);
+    snprintf(a, sizeof a, "%s --shard-weights", f32);
+    snprintf(paused, sizeof paused, "%s --shard-weights --stop-at-step 5", f32);
+    snprintf(resumed, sizeof resumed, "%s --resume", f32);
+    if (train(c, 2, a) || train(d, 2, paused) || train(d, 1, resumed)) {
+        CHECKF(0, "a run failed (%s.log, %s.log)", c, d);
+        return;
+    }
+    snprintf(fa, sizeof fa, "%s/model.safetensors", c);
+    snprintf(fb, sizeof fb, "%s/model.safetensors", d);
+    check_tensors("paused sharded on 2 ranks, resumed on 1", fa, fb);
 }
 
 static void test_refused(void) {
