@@ -79,8 +79,6 @@ badam_status shard_runtime_switch(shard_runtime *rt, const uint8_t *flags, badam
 badam_status shard_runtime_with_whole(shard_runtime *rt, int keep,
                                       badam_status (*fn)(void *ctx, badam_error *err), void *ctx,
                                       badam_error *err);
-/* Bytes all-gathered so far (the payload: P per gathered unit). */
-double shard_runtime_gathered_bytes(const shard_runtime *rt);
 void shard_runtime_free(shard_runtime *rt);
 
 #endif

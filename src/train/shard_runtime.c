@@ -10,10 +10,10 @@
 #include "train/shard.h"
 
 typedef struct shard_unit {
-    int first, n;        /* params[first .. first + n) */
-    size_t bytes, total; /* the parameters' padded bytes; P (a multiple of 4 N) */
-    void *shard;         /* layer units: this rank's P / N bytes */
-    void *whole;         /* the embedding and the final units: kept whole */
+    int first, n; /* params[first .. first + n) */
+    size_t total; /* P: the parameters' padded bytes, padded to a multiple of 4 N */
+    void *shard;  /* layer units: this rank's P / N bytes */
+    void *whole;  /* the embedding and the final units: kept whole */
 } shard_unit;
 
 struct shard_runtime {
@@ -27,7 +27,6 @@ struct shard_runtime {
     int gathered;   /* the unit the gather buffer holds, or -1 */
     size_t largest; /* bytes of the largest layer unit, P */
     model_weight_hooks prev;
-    double gather_bytes; /* payload all-gathered so far (this rank's part times N) */
 };
 
 static size_t param_bytes(const llama_model *m, int i) {
@@ -61,9 +60,7 @@ static int is_layer_unit(const shard_runtime *rt, int u) {
 /* Unit u whole into dst on every rank (all-gather of the shards). */
 static badam_status gather_unit(shard_runtime *rt, int u, void *dst, badam_error *err) {
     size_t part = rt->u[u].total / (size_t)rt->world;
-    rt->gather_bytes += (double)rt->u[u].total;
-    return badam_comm_all_gather_f32(rt->comm, rt->u[u].shard, (float *)((char *)dst),
-                                     part / sizeof(float), err);
+    return badam_comm_all_gather_f32(rt->comm, rt->u[u].shard, dst, part / sizeof(float), err);
 }
 
 /* The hook: a layer that is not the active one is gathered into the gather buffer (where its
@@ -107,7 +104,6 @@ static badam_status measure_units(shard_runtime *rt, badam_error *err) {
                               m->params[i].name);
         if (x->first < 0) x->first = i;
         x->n++;
-        x->bytes += param_bytes(m, i);
     }
     for (int u = 0; u < rt->n_units; u++) {
         rt->u[u].total = shard_unit_bytes(m, u, rt->world);
@@ -266,10 +262,6 @@ badam_status shard_runtime_with_whole(shard_runtime *rt, int keep,
         point_unit(rt, u, u == rt->active_u ? rt->active : rt->gather);
     badam_free(whole);
     return st;
-}
-
-double shard_runtime_gathered_bytes(const shard_runtime *rt) {
-    return rt ? rt->gather_bytes : 0;
 }
 
 void shard_runtime_free(shard_runtime *rt) {
