@@ -10,7 +10,7 @@
  *    from the moment the shards are made: the load is not sharded yet);
  *  - paused at step 5 and resumed, sharded, equals the uninterrupted sharded run (same bytes);
  *    paused sharded on 2 ranks and resumed in 1 process, it is within 1e-5 (fp32);
- *  - a method that cannot shard is refused, naming it.
+ *  - a method that cannot shard is refused, naming it; one rank runs unsharded, saying so.
  * Skips (77, with the reason) when the library was built without MPI or mpirun is missing. */
 #include <jansson.h>
 #include <math.h>
@@ -257,6 +257,10 @@ static void test_refused(void) {
     CHECK(train(out, 2, "--method adam --max-steps 2 --shard-weights") != 0);
     CHECKF(log_has(out, "--shard-weights: method adam keeps more than one block's state"),
            "see %s.log", out);
+    /* one rank: nothing to shard, the run is the unsharded one (and says so) */
+    snprintf(out, sizeof out, "%s/one", test_workdir("shard-refused"));
+    CHECK(train(out, 1, "--method badam --max-steps 2 --shard-weights --no-checkpoint") == 0);
+    CHECKF(log_has(out, "--shard-weights on one rank has nothing to shard"), "see %s.log", out);
 }
 
 int main(void) {

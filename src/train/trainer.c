@@ -503,6 +503,10 @@ static void print_plan(const trainer *t, const memory_plan *p) {
                "badam train: %s on %s, %zu parameters (%zu trainable at a time)", t->ops->name,
                c->model_dir, p->params, p->trainable);
     if (t->ops->describe) t->ops->describe(&t->ms, lg);
+    if (c->shard_weights)
+        badam_logf(lg, BADAM_LOG_INFO, "  %s",
+                   t->shard ? "weights: each rank keeps 1/N of every layer (--shard-weights)"
+                            : "weights whole: --shard-weights on one rank has nothing to shard");
     char line[512];
     size_t used = (size_t)snprintf(line, sizeof line, "  memory plan:");
     for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT && used < sizeof line; cat++)
