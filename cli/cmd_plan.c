@@ -20,8 +20,9 @@ static const char *DESCRIPTION =
     "are 14 x the largest block's parameters (bf16 weights). Process overhead (code, data,\n"
     "tokenizer) comes on top. With --world-size N the bytes are per rank of a data-parallel run\n"
     "(--batch-size is the global micro-batch, N must divide it); --shard-weights counts\n"
-    "ZeRO-3-style sharded weights (1/N of every layer, the embedding and the head per rank, plus\n"
-    "one gather buffer of the largest) and a sharded block state (badam, sgd-bcd only).";
+    "ZeRO-3-style sharded weights as badam train --shard-weights keeps them (1/N of every layer\n"
+    "per rank, the embedding and the head whole, a gather buffer and the trained layer's buffer;\n"
+    "the block state unsharded; badam, sgd-bcd only).";
 
 static void print_row(const char *name, const memory_plan *p, int json, int first) {
     if (json) {
@@ -187,7 +188,7 @@ int cmd_plan(int argc, char **argv) {
         {"world-size", OPT_INT, &pr.world, "N", "ranks of a data-parallel run: bytes per rank (1)",
          0},
         {"shard-weights", OPT_FLAG, &pr.shard, NULL,
-         "sharded weights and block state over the ranks (badam, sgd-bcd)", 0},
+         "layer weights sharded over the ranks (badam, sgd-bcd)", 0},
         {"json", OPT_FLAG, &json, NULL, "print JSON", 0},
         {0},
     };

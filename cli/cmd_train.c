@@ -44,7 +44,7 @@ typedef struct train_cli {
 enum {
     N_RUN_OPTIONS = 38,
     N_METHOD_OPTIONS = 14,
-    N_DATA_OPTIONS = 14,
+    N_DATA_OPTIONS = 15,
     N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
 };
 
@@ -190,6 +190,8 @@ static void input_output_options(train_cli *x, cli_option *opts) {
          0},
         {"ignore-memory-check", OPT_FLAG, &x->ignore_memory_check, NULL,
          "run even when the memory plan exceeds the memory available (MemAvailable)", 0},
+        {"shard-weights", OPT_FLAG, &c->shard_weights, NULL,
+         "data parallel: each rank keeps 1/N of every layer's weights (badam, sgd-bcd)", 0},
         {0},
     };
     _Static_assert(sizeof table / sizeof table[0] == N_DATA_OPTIONS + 1, "N_DATA_OPTIONS");

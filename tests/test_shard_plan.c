@@ -48,12 +48,14 @@ static void test_70b_layout(void) {
     badam_status st = shard_layout_of(m, 4, &lay, &err);
     CHECK(st == BADAM_OK);
     CHECK(lay.n_units == 82);
-    /* embedding / 4, 80 x layer / 4, (head + final norm) / 4 */
-    size_t embed = 262668288, layer = 213913600, last = 262670336;
-    CHECK(lay.shard_elems == embed + 80 * layer + last);
-    CHECKF(lay.shard_bytes == 2 * (embed + 80 * layer + last), "%zu", lay.shard_bytes);
-    CHECK(lay.largest_unit == 4 * last);
-    CHECK(lay.gather_bytes == 2 * 4 * last);
+    /* bf16 bytes (every tensor a multiple of 64 bytes, so unpadded): 80 x layer / 4 sharded,
+     * embedding and (final norm + head) whole, two buffers of one layer */
+    size_t embed = 2 * 1050673152ull, layer = 2 * 855654400ull, last = 2 * (8192 + 1050673152ull);
+    CHECKF(lay.shard_bytes == 80 * (layer / 4), "%zu", lay.shard_bytes);
+    CHECK(lay.whole_bytes == embed + last);
+    CHECK(lay.largest_unit == layer);
+    CHECK(lay.gather_bytes == 2 * layer);
+    CHECK(lay.weight_bytes == 80 * (layer / 4) + embed + last + 2 * layer);
     CHECK(shard_layout_of(m, 0, &lay, &err) == BADAM_E_INVALID);
     llama_model_free(m);
 }
@@ -70,15 +72,14 @@ static void test_70b_plan(void) {
     CHECK_OK(memory_plan_predict_ranks(&mc, &c, 4, 0, &whole, &err), &err);
     CHECK_OK(memory_plan_predict_ranks(&mc, &c, 4, 1, &shard, &err), &err);
     CHECK(whole.bytes[BADAM_MEM_WEIGHTS] > 140000000000ull);
+    size_t layer = 2 * 855654400ull;
     CHECKF(shard.bytes[BADAM_MEM_WEIGHTS] ==
-               2 * (262668288 + 80 * 213913600ull + 262670336) + 2 * 4 * 262670336ull,
+               80 * (layer / 4) + 2 * 1050673152ull + 2 * (8192 + 1050673152ull) + 2 * layer,
            "%zu", shard.bytes[BADAM_MEM_WEIGHTS]);
-    /* the block: one layer, split master (2 bytes) and m, v over 4 ranks; its gradient whole */
-    CHECKF(shard.bytes[BADAM_MEM_GRADIENTS] == whole.bytes[BADAM_MEM_GRADIENTS], "%zu",
-           shard.bytes[BADAM_MEM_GRADIENTS]);
-    size_t pool = whole.bytes[BADAM_MEM_GRADIENTS] / 4, per = (pool + 63) / 64 * 16;
-    CHECK(shard.bytes[BADAM_MEM_MASTER] == 2 * per);
-    CHECK(shard.bytes[BADAM_MEM_OPTIMIZER] == 8 * per);
+    /* the block's master, gradient and moments are not sharded: the unsharded plan's */
+    CHECK(shard.bytes[BADAM_MEM_GRADIENTS] == whole.bytes[BADAM_MEM_GRADIENTS]);
+    CHECK(shard.bytes[BADAM_MEM_MASTER] == whole.bytes[BADAM_MEM_MASTER]);
+    CHECK(shard.bytes[BADAM_MEM_OPTIMIZER] == whole.bytes[BADAM_MEM_OPTIMIZER]);
     CHECK(shard.bytes[BADAM_MEM_ACTIVATIONS] == whole.bytes[BADAM_MEM_ACTIVATIONS]);
     CHECKF(shard.total < 80000000000ull, "per-rank total %zu", shard.total);
     CHECKF(whole.total > 80000000000ull, "per-rank total %zu", whole.total);
@@ -88,8 +89,12 @@ static void test_70b_plan(void) {
             shard.total / 1e9, shard.bytes[BADAM_MEM_WEIGHTS] / 1e9, whole.total / 1e9);
 }
 
+static size_t up(size_t x, size_t q) {
+    return (x + q - 1) / q * q;
+}
+
 /* SmolLM-135M: tied (the last unit is the final norm alone: 576 elements), an embedding of
- * 49152 x 576 and 30 layers of 3,540,096 elements, none divisible by 7: each is padded. */
+ * 49152 x 576 and 30 layers of 3,540,096 elements. */
 static void test_padding_tied(void) {
     llama_config mc;
     if (load("configs/smollm-135m/config.json", &mc)) {
@@ -107,10 +112,16 @@ static void test_padding_tied(void) {
     for (int i = 0; i < m->n_params; i++)
         if (m->params[i].layer == 0) layer += m->params[i].numel;
     CHECK(layer == 3540096);
-    size_t embed = (28311552 + 6) / 7, lay7 = (3540096 + 6) / 7, norm = (576 + 6) / 7;
-    CHECKF(lay.shard_elems == embed + 30 * lay7 + norm, "%zu", lay.shard_elems);
-    CHECK(lay.largest_unit == 7 * embed);
-    CHECK(shard_elems_of(7, 7) == 1 && shard_elems_of(8, 7) == 2 && shard_elems_of(0, 7) == 0);
+    /* bf16 bytes, every tensor a multiple of 64 bytes: a layer of 7,080,192 bytes is a multiple
+     * of 4 x 7 = 28, its shard of 1,011,456 a multiple of 64; the embedding (56,623,104 bytes)
+     * and the final norm (1,152) are whole, padded to 28 */
+    layer *= 2; /* bytes */
+    CHECK(shard_unit_bytes(m, 1, 7) == layer);
+    CHECK(shard_unit_bytes(m, 0, 7) == up(56623104, 28));
+    CHECK(shard_unit_bytes(m, mc.n_layers + 1, 7) == up(1152, 28));
+    CHECKF(lay.shard_bytes == 30 * (layer / 7), "%zu", lay.shard_bytes);
+    CHECK(lay.whole_bytes == up(up(56623104, 28), 64) + up(up(1152, 28), 64));
+    CHECK(lay.largest_unit == layer);
     llama_model_free(m);
 }
 

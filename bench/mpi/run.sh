@@ -5,7 +5,7 @@
 # bench/mpi/run.sh [130m|tiny] [steps]. BAdam all-reduces the active block only (about 1/D of
 # Adam's bytes, D blocks); LoRA the adapters; LOMO every gradient inside backward. On 2 shared
 # cores the time in collectives is mostly one rank waiting for the other's compute: the benchmark
-# reports it, it cannot show overlap.
+# reports it, it cannot show overlap. A second table: --shard-weights, the bytes all-gathered.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZE=${1:-tiny}
@@ -78,3 +78,30 @@ newer_row mezo-lora --method mezo-lora --lora-dropout 0 --clip 0
 newer_row galore --method galore --galore-rank 16
 newer_row galore-layer --method galore --galore-rank 16 --galore-per-layer --clip 0
 newer_row adapter --method adapter --adapter-size 16
+# --shard-weights (2 ranks): the bytes all-gathered per step and rank are the difference between
+# the sharded run's collective payload and the unsharded one's (the all-reduces are the same;
+# the payload of an all-gather is the rank's own part, which a ring all-gather sends N - 1 times);
+# each layer unit is gathered in forward and again in backward (the last layer's copy is reused).
+echo
+printf "%-8s %16s %16s %16s %12s\n" method "MB/step (plain)" "MB/step (shard)" "gather MB/step" "step s"
+for method in badam sgd-bcd; do
+  common=(--model "$WORK/model" --data "$WORK/model/train.jsonl" --method "$method"
+          --max-steps "$STEPS" --switch-every 50 --batch-size "$B" --seq-len "$T" --no-shuffle
+          --lr 1e-5 --no-checkpoint --quiet)
+  [ -f "$WORK/two-$method.log" ] || OMP_NUM_THREADS=1 ./build/badam train "${common[@]}" \
+    --out "$WORK/two-$method" --nproc 2 > "$WORK/two-$method.log" 2>&1
+  OMP_NUM_THREADS=1 ./build/badam train "${common[@]}" --out "$WORK/shard-$method" --nproc 2 \
+    --shard-weights > "$WORK/shard-$method.log" 2>&1 \
+    || { echo "$method failed: $WORK/shard-$method.log" >&2; exit 1; }
+  /usr/bin/python3 - "$WORK" "$method" <<'PY'
+import json, re, sys
+work, m = sys.argv[1], sys.argv[2]
+def mb(d):
+    line = [l for l in open(f"{work}/{d}-{m}.log") if "communication" in l][0]
+    return float(re.search(r"([\d.]+) MB per step reduced", line).group(1))
+steps = [json.loads(l) for l in open(f"{work}/shard-{m}/metrics.jsonl") if '"loss"' in l]
+steady = steps[1:] or steps
+step_s = sum(s["step_s"] for s in steady) / len(steady)
+print(f"{m:<8} {mb('two'):16.3f} {mb('shard'):16.3f} {mb('shard') - mb('two'):16.3f} {step_s:12.4f}")
+PY
+done

@@ -48,6 +48,10 @@ typedef struct train_config {
     const badam_comm *comm;
     /* Where it computes (badam/device.h): NULL or "cpu", or "cuda" (--device) */
     const char *device;
+    /* --shard-weights: with more than one rank, each keeps 1/N of every layer's weights and
+     * gathers a layer when it is used (src/train/shard.h); one rank: the unsharded run. BAdam
+     * and SGD-BCD only. */
+    int shard_weights;
     badam_dtype dtype; /* weight storage: bf16 (default) or fp32 */
 
     /* BAdam / SGD-BCD */

@@ -4,7 +4,6 @@
 
 #include "badam/model.h"
 #include "base/memory.h"
-#include "optim/trainable.h"
 #include "train/method_select.h"
 #include "train/shard.h"
 
@@ -17,8 +16,15 @@ int shard_unit_of(const llama_model *m, int i) {
     return 0;
 }
 
-size_t shard_elems_of(size_t n, int world) {
-    return (n + (size_t)world - 1) / (size_t)world;
+int shard_unit_is_layer(const llama_model *m, int u) {
+    return u > 0 && u <= m->cfg.n_layers;
+}
+
+size_t shard_unit_bytes(const llama_model *m, int u, int world) {
+    size_t bytes = 0, q = 4 * (size_t)world, elem = badam_dtype_size(m->dtype);
+    for (int i = 0; i < m->n_params; i++)
+        if (shard_unit_of(m, i) == u) bytes += badam_alloc_size(m->params[i].numel * elem);
+    return (bytes + q - 1) / q * q;
 }
 
 badam_status shard_layout_of(const llama_model *m, int world, shard_layout *out, badam_error *err) {
@@ -27,31 +33,32 @@ badam_status shard_layout_of(const llama_model *m, int world, shard_layout *out,
         return badam_fail(err, BADAM_E_INVALID, "--world-size %d: must be 1 .. %d", world,
                           SHARD_MAX_RANKS);
     int units = m->cfg.n_layers + 2;
-    size_t elem = badam_dtype_size(m->dtype);
     out->world = world, out->n_units = units;
     for (int u = 0; u < units; u++) {
-        size_t numel = 0;
-        for (int i = 0; i < m->n_params; i++)
-            if (shard_unit_of(m, i) == u) numel += m->params[i].numel;
-        if (!numel) continue;
-        size_t per_rank = shard_elems_of(numel, world);
-        out->shard_elems += per_rank;
-        out->shard_bytes += badam_alloc_size(per_rank * elem);
-        if (per_rank * (size_t)world > out->largest_unit)
-            out->largest_unit = per_rank * (size_t)world;
+        size_t p = shard_unit_bytes(m, u, world);
+        if (!p) continue;
+        if (!shard_unit_is_layer(m, u)) {
+            out->whole_bytes += badam_alloc_size(p);
+            continue;
+        }
+        out->shard_bytes += badam_alloc_size(p / (size_t)world);
+        if (p > out->largest_unit) out->largest_unit = p;
     }
-    out->gather_bytes = badam_alloc_size(out->largest_unit * elem);
+    out->gather_bytes = 2 * badam_alloc_size(out->largest_unit);
+    out->weight_bytes = out->shard_bytes + out->whole_bytes + out->gather_bytes;
     return BADAM_OK;
 }
 
 /* Methods whose trainable state is one block at a time can shard it; the others refuse. */
-static int method_shards(const char *name) {
-    return !strcmp(name, "badam") || !strcmp(name, "sgd-bcd");
+badam_status shard_check_method(const char *name, badam_error *err) {
+    if (!strcmp(name, "badam") || !strcmp(name, "sgd-bcd")) return BADAM_OK;
+    return badam_fail(err, BADAM_E_UNSUPPORTED,
+                      "--shard-weights: method %s keeps more than one block's state; only "
+                      "badam and sgd-bcd shard their frozen weights and block state",
+                      name);
 }
 
-/* Weights, master and optimizer state of a sharded run (the rest is the unsharded plan's):
- * the rank's weight shards and the gather buffer; the block pool's floats (the gradient pool:
- * F floats of 4 bytes, F a multiple of 16, so no alignment padding) split over the ranks. */
+/* The weights of a sharded run (the rest is the unsharded plan of N ranks). */
 static badam_status shard_plan(const llama_config *mc, const train_config *cfg, int world,
                                memory_plan *out, badam_error *err) {
     const model_arch *arch = model_arch_find(mc->model_type);
@@ -62,19 +69,9 @@ static badam_status shard_plan(const llama_config *mc, const train_config *cfg, 
     st = shard_layout_of(m, world, &lay, err);
     arch->free(m);
     if (st) return st;
-    out->bytes[BADAM_MEM_WEIGHTS] = badam_alloc_size(lay.shard_bytes) + lay.gather_bytes;
-    size_t pool = out->bytes[BADAM_MEM_GRADIENTS] / sizeof(float);
-    trainable_sizes z;
-    memset(&z, 0, sizeof z);
-    z.pool = (pool + 16 * (size_t)world - 1) / (16 * (size_t)world) * 16;
-    trainable_sizes_masters(&z, cfg->dtype);
-    z.has_moments = out->bytes[BADAM_MEM_OPTIMIZER] != 0;
-    size_t b[BADAM_MEM_CATEGORY_COUNT] = {0};
-    trainable_sizes_bytes(&z, b);
-    out->bytes[BADAM_MEM_MASTER] = b[BADAM_MEM_MASTER];
-    out->bytes[BADAM_MEM_OPTIMIZER] = b[BADAM_MEM_OPTIMIZER];
-    out->total = 0;
-    for (int c = 0; c < BADAM_MEM_CATEGORY_COUNT; c++) out->total += out->bytes[c];
+    out->total -= out->bytes[BADAM_MEM_WEIGHTS];
+    out->bytes[BADAM_MEM_WEIGHTS] = lay.weight_bytes;
+    out->total += out->bytes[BADAM_MEM_WEIGHTS];
     return BADAM_OK;
 }
 
@@ -93,12 +90,8 @@ badam_status memory_plan_predict_ranks(const llama_config *mc, const train_confi
     const train_method_ops *ops;
     badam_status st = train_method_select(cfg, &ops, err);
     if (st) return st;
-    if (shard_weights && !method_shards(ops->name))
-        return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "--shard-weights: method %s keeps more than one block's state; only "
-                          "badam and sgd-bcd shard their frozen weights and block state",
-                          ops->name);
+    if (shard_weights && (st = shard_check_method(ops->name, err))) return st;
     st = memory_plan_predict(mc, cfg, cfg->batch_size / world_size, cfg->seq_len, out, err);
-    if (!st && shard_weights) st = shard_plan(mc, cfg, world_size, out, err);
+    if (!st && shard_weights && world_size > 1) st = shard_plan(mc, cfg, world_size, out, err);
     return st;
 }

@@ -31,6 +31,7 @@
 #include "train/run_record.h"
 #include "badam/device.h"
 #include "model/cuda/cuda_backend.h"
+#include "train/shard.h"
 #include "train/trainer_internal.h"
 
 #define PATH_BYTES 4096
@@ -60,6 +61,7 @@ typedef struct trainer {
     metrics_log metrics;
     json_t *record; /* the run record checkpoints carry (run_record.h); NULL without checkpoints */
     method_micro_ctx micro; /* what grad_ready gets for the current micro-batch */
+    shard_runtime *shard;   /* --shard-weights on N > 1 ranks (train/shard.h), else NULL */
 } trainer;
 
 /* What one step adds up. */
@@ -242,6 +244,12 @@ static badam_status check_method(trainer *t, badam_error *err) {
     if (st) return st;
     train_method_options(c, &t->mo);
     if (t->ops->check && (st = t->ops->check(&t->mo, err))) return st;
+    if (c->shard_weights && (st = shard_check_method(t->ops->name, err))) return st;
+    if (c->shard_weights && (c->task || (c->device && strcmp(c->device, "cpu"))))
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "--shard-weights runs decoder models on the CPU backend only (not with "
+                          "--task or --device %s)",
+                          c->device ? c->device : "cpu");
     if (t->ops->step && c->grad_accum != 1)
         return badam_fail(err, BADAM_E_INVALID,
                           "--method %s runs its own step on one batch and cannot "
@@ -306,11 +314,18 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
     return st;
 }
 
-static badam_status save_checkpoint(trainer *t, badam_error *err) {
+static badam_status save_checkpoint_here(void *self, badam_error *err) {
+    trainer *t = self;
     if (!t->rank0) return BADAM_OK;
     checkpoint_state s = {t->step, t->ms.ts.adam_step, t->ms.block, data_state(t), t->record};
     return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ms, &s,
                            t->cfg->max_shard_bytes, t->has_meta ? &t->meta : NULL, err);
+}
+
+/* Sharded weights: every rank gathers each layer, rank 0 writes. */
+static badam_status save_checkpoint(trainer *t, badam_error *err) {
+    if (t->shard) return shard_runtime_with_whole(t->shard, t->rank0, save_checkpoint_here, t, err);
+    return save_checkpoint_here(t, err);
 }
 
 /* The run record of this run (run_record.h), built when checkpoints are written or read. */
@@ -402,12 +417,15 @@ static void free_trainer(trainer *t) {
     data_free(t->val);
     tokenizer_free(t->tok);
     llama_model_free(t->m);
+    shard_runtime_free(t->shard); /* after the model: its parameters pointed into it */
 }
 
-/* OUT/: the method's own files (LoRA: adapter/, then the merge), then the model. */
-static badam_status save_final(trainer *t, badam_error *err) {
+/* OUT/: the method's own files (LoRA: adapter/, then the merge), then the model (rank 0). */
+static badam_status save_final_here(void *self, badam_error *err) {
+    trainer *t = self;
     const train_config *c = t->cfg;
     badam_status st = BADAM_OK;
+    if (!t->rank0) return BADAM_OK;
     if (t->ops->save_final && (st = t->ops->save_final(&t->ms, c->out_dir, c->model_dir, err)))
         return st;
     if (t->enc) return t->arch->save(t->m, c->model_dir, c->out_dir, c->max_shard_bytes, err);
@@ -522,6 +540,11 @@ static badam_status train_step(trainer *t, step_metrics *sm, badam_error *err) {
     uint64_t allocs0 = badam_alloc_count();
     sm->switch_s = 0;
     if (t->ops->on_step_begin && t->ops->on_step_begin(&t->ms, t->step)) {
+        if (t->shard) { /* the new block's layer whole, then its masters built again from it */
+            badam_status st = shard_runtime_switch(t->shard, t->ms.need_grad, err);
+            if (st) return st;
+            t->ops->on_step_begin(&t->ms, t->step);
+        }
         make_plan(t);
         sm->switch_s = now_s() - t0;
     }
@@ -552,6 +575,10 @@ static void print_plan(const trainer *t, const memory_plan *p) {
                "badam train: %s on %s, %zu parameters (%zu trainable at a time)", t->ops->name,
                c->model_dir, p->params, p->trainable);
     if (t->ops->describe) t->ops->describe(&t->ms, lg);
+    if (c->shard_weights)
+        badam_logf(lg, BADAM_LOG_INFO, "  %s",
+                   t->shard ? "weights: each rank keeps 1/N of every layer (--shard-weights)"
+                            : "weights whole: --shard-weights on one rank has nothing to shard");
     char line[512];
     size_t used = (size_t)snprintf(line, sizeof line, "  memory plan:");
     for (int cat = 1; cat < BADAM_MEM_CATEGORY_COUNT && used < sizeof line; cat++)
@@ -646,14 +673,21 @@ static badam_status settle_run(trainer *t, const char *ckpt, checkpoint_state *c
 static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
                                  const checkpoint_state *cs, badam_error *err) {
     const train_config *c = t->cfg;
-    int rows =
-        t->enc ? task_batcher_max_rows(t->enc->batches) : c->batch_size / badam_comm_size(c->comm);
-    badam_status st = memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
+    int ranks = badam_comm_size(c->comm);
+    int rows = t->enc ? task_batcher_max_rows(t->enc->batches) : c->batch_size / ranks;
+    int shard = c->shard_weights && ranks > 1;
+    badam_status st =
+        shard ? memory_plan_predict_ranks(&t->m->cfg, c, ranks, 1, &r->predicted, err)
+              : memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
     if (!st) st = t->ops->allocate(&t->ms, err);
     /* an encoder's workspace makes its own CPU backend (bert.h) */
     if (!st && t->enc) st = t->arch->workspace_create(t->m, rows, c->seq_len, &t->ws, err);
     if (!st && !t->enc) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
+    if (!st && shard) { /* every rank holds rank 0's whole model: keep the shards only */
+        st = shard_runtime_create(t->m, t->ws, c->comm, &t->ms.ts, &t->shard, err);
+        badam_mem_reset_peaks(); /* the load is not sharded: peaks count from here */
+    }
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;
 }
@@ -709,7 +743,9 @@ static badam_status finish_run(trainer *t, train_report *r, double start, badam_
     r->peak_rss = badam_peak_rss();
     for (int cat = 0; cat < BADAM_MEM_CATEGORY_COUNT; cat++) r->measured[cat] = badam_mem_peak(cat);
     if (!st && t->rank0) st = write_memory_json(t, r, err);
-    if (!st && t->rank0 && !c->no_save) st = save_final(t, err);
+    if (!st && !c->no_save)
+        st = t->shard ? shard_runtime_with_whole(t->shard, t->rank0, save_final_here, t, err)
+                      : save_final_here(t, err);
     return st;
 }
 
