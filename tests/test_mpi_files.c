@@ -1,10 +1,10 @@
 /* Data parallel without the weight files on the other ranks (2 ranks, 1 OpenMP thread each):
- * rank 1 pointed at a model folder that has only config.json (no model.safetensors), or at one
- * whose weights differ from rank 0's, trains exactly as the normal 2-rank run (every byte of the
- * saved model equal), for BAdam and for LoRA (whose adapters rank 0 also broadcasts): rank 0's
- * weights, broadcast, are what every rank trains. Rank 1 never opens its weight files (the
- * folder without them would fail to load). Skips (77, with the reason) when the library was built
- * without MPI or mpirun is missing. */
+ * rank 1 pointed at a model folder that has only config.json (no model.safetensors), at an empty
+ * one, or at one whose weights differ from rank 0's, trains exactly as the normal 2-rank run (every
+ * byte of the saved model equal), for BAdam and for LoRA (whose adapters rank 0 also broadcasts):
+ * rank 0's weights, broadcast, are what every rank trains. Rank 1 never opens its weight files nor
+ * its config.json (rank 0's parsed config is broadcast); the folders without them would fail to
+ * load. Skips (77, with the reason) when the library was built without MPI or mpirun is missing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,20 +44,22 @@ static int same_bytes(const char *a, const char *b) {
     return same;
 }
 
-/* The normal 2-rank run against rank 1 without weight files and rank 1 with other weights. */
+/* The normal 2-rank run against rank 1 without weight files (config.json only, or nothing) and
+ * rank 1 with other weights. */
 static void check_method(const char *name, const char *args, const char *file) {
-    char base[1200], out[1300], a[1400], b[1400], bare[1200], other[1200];
+    char base[1200], out[1300], a[1400], b[1400], bare[1200], empty[1200], other[1200];
     snprintf(base, sizeof base, "%s/%s", g_dir, name);
     snprintf(bare, sizeof bare, "%s/config-only", g_dir);
+    snprintf(empty, sizeof empty, "%s/empty", g_dir);
     snprintf(other, sizeof other, "%s/other-weights", g_dir);
     if (train2(base, NULL, args)) {
         CHECKF(0, "%s: the normal 2-rank run failed", name);
         return;
     }
     snprintf(a, sizeof a, "%s/%s", base, file);
-    const char *rank1[2] = {bare, other};
-    for (int i = 0; i < 2; i++) {
-        snprintf(out, sizeof out, "%s-%s", base, i ? "other" : "bare");
+    const char *rank1[3] = {bare, empty, other}, *tag[3] = {"bare", "empty", "other"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(out, sizeof out, "%s-%s", base, tag[i]);
         if (train2(out, rank1[i], args)) {
             CHECKF(0, "%s: rank 1 with --model %s: the run failed (%s.log)", name, rank1[i], out);
             continue;
@@ -89,7 +91,7 @@ int main(void) {
     snprintf(g_dir, sizeof g_dir, "%s", test_workdir("mpi-files"));
     snprintf(g_model, sizeof g_model, "%s/model", g_dir);
     snprintf(g_data, sizeof g_data, "%s/train.jsonl", g_dir);
-    char bare[1200], other[1200], cmd[4096];
+    char bare[1200], other[1200], cmd[8192];
     snprintf(bare, sizeof bare, "%s/config-only", g_dir);
     snprintf(other, sizeof other, "%s/other-weights", g_dir);
     llama_config cfg = fixture_config(64, 128, 4, 4, 2, 300, 0, 0, 0);
@@ -97,7 +99,8 @@ int main(void) {
         fixture_write_model(other, &cfg, BADAM_DTYPE_F32, 10, 0.05f) ||
         fixture_write_tokenized_data(g_data, 32, 8, 40, 300, 10))
         return 1;
-    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/config.json %s/", bare, g_model, bare);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s %s/empty && cp %s/config.json %s/", bare, g_dir, g_model,
+             bare);
     if (test_system(cmd)) return 1;
     /* Under the sanitizers: see test_mpi.c (the full unwinder for Open MPI's frames). */
     const char *asan = getenv("ASAN_OPTIONS");

@@ -2,6 +2,7 @@
  * (rank_model.h). */
 #include "train/rank_model.h"
 
+#include <stdio.h>
 #include <string.h>
 
 badam_status rank_model_load(const badam_comm *comm, const char *dir, badam_dtype dtype,
@@ -15,6 +16,13 @@ badam_status rank_model_load(const badam_comm *comm, const char *dir, badam_dtyp
         st = llama_model_load(dir, dtype, out, err);
         if (st) return st;
         cfg = (*out)->cfg;
+    } else {
+        /* the broadcast overwrites it with rank 0's; a rank's own config.json, when it has a
+         * readable one, is only its starting value (as with rank_check's facts) */
+        char path[4096];
+        badam_error ignored = {0};
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        if (llama_config_load(path, &cfg, &ignored)) memset(&cfg, 0, sizeof cfg);
     }
     /* llama_config is plain data (no pointers): its bytes are the config on every rank */
     st = badam_comm_broadcast(comm, &cfg, sizeof cfg, 0, err);

@@ -2,8 +2,9 @@
  * and the weights); every other rank builds the same model from rank 0's parsed config.json and
  * allocates its weights without reading any weight file, since rank 0 broadcasts its weights
  * before training (trainer.c, broadcast_weights). Ranks other than 0 thus need no
- * model.safetensors (nor config.json); their tokenizer and data still come from their own files
- * (rank_check.h compares their hashes with rank 0's). */
+ * model.safetensors (nor config.json: a readable one is only the value the broadcast of rank 0's
+ * replaces); their tokenizer and data still come from their own files (rank_check.h compares
+ * their hashes with rank 0's). */
 #ifndef BADAM_TRAIN_RANK_MODEL_H
 #define BADAM_TRAIN_RANK_MODEL_H
 
