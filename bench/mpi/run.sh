@@ -5,7 +5,10 @@
 # bench/mpi/run.sh [130m|tiny] [steps]. BAdam all-reduces the active block only (about 1/D of
 # Adam's bytes, D blocks); LoRA the adapters; LOMO every gradient inside backward. On 2 shared
 # cores the time in collectives is mostly one rank waiting for the other's compute: the benchmark
-# reports it, it cannot show overlap. A second table: --shard-weights, the bytes all-gathered.
+# reports it, it cannot show overlap. The first table also splits the 2-rank step into seconds in
+# communication and compute (the input of bench/mpi/cluster_model.py's --measured-s-per-token:
+# compute s / (B x T / 2) tokens per rank).
+# A second table: --shard-weights, the bytes all-gathered.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZE=${1:-tiny}
@@ -20,7 +23,11 @@ esac
 if [ ! -f "$WORK/model/config.json" ]; then
   /usr/bin/python3 bench/methods/make_inputs.py --out "$WORK/model" $ARGS --seq $T --examples 64
 fi
-printf "%-8s %14s %14s %12s %12s %12s\n" method "MB/step/rank" "collectives" "comm s" "step s (2)" "step s (1)"
+# Seconds in communication per step: the collectives' time of the S-step run less that of a
+# 1-step run (the start-up check, the weights' broadcast and step 1 cancel), over S - 1 steps;
+# compute per step: the steady step time on 2 ranks (steps 2..S) less that.
+printf "%-8s %12s %11s %11s %11s %12s %12s\n" method "MB/step/rank" "collectives" "comm s/step" \
+  "compute s" "step s (2)" "step s (1)"
 for method in badam lora adam lomo sgd-bcd; do
   extra=""
   [ "$method" = lomo ] && extra="--clip 0"
@@ -31,16 +38,23 @@ for method in badam lora adam lomo sgd-bcd; do
     > "$WORK/one-$method.log" 2>&1 || { echo "$method failed: $WORK/one-$method.log" >&2; exit 1; }
   OMP_NUM_THREADS=1 ./build/badam train "${common[@]}" --out "$WORK/two-$method" --nproc 2 \
     > "$WORK/two-$method.log" 2>&1 || { echo "$method failed: $WORK/two-$method.log" >&2; exit 1; }
-  /usr/bin/python3 - "$WORK" "$method" <<'PY'
+  OMP_NUM_THREADS=1 ./build/badam train "${common[@]}" --max-steps 1 --out "$WORK/first-$method" \
+    --nproc 2 > "$WORK/first-$method.log" 2>&1 ||
+    { echo "$method failed: $WORK/first-$method.log" >&2; exit 1; }
+  /usr/bin/python3 - "$WORK" "$method" "$STEPS" <<'PY'
 import json, re, sys
-work, m = sys.argv[1], sys.argv[2]
-line = [l for l in open(f"{work}/two-{m}.log") if "communication" in l][0]
-mb, coll, secs = re.search(r"([\d.]+) MB per step reduced.* (\d+) collectives, ([\d.]+) s", line).groups()
+work, m, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def comm(d):
+    line = [l for l in open(f"{work}/{d}-{m}.log") if "communication" in l][0]
+    return re.search(r"([\d.]+) MB per step reduced.* (\d+) collectives, ([\d.]+) s", line).groups()
+mb, coll, secs = comm("two")
+comm_step = (float(secs) - float(comm("first")[2])) / max(steps - 1, 1)
 def step_s(d):
     steps = [json.loads(l) for l in open(f"{work}/{d}-{m}/metrics.jsonl") if '"loss"' in l]
     steady = steps[1:] or steps
     return sum(s["step_s"] for s in steady) / len(steady)
-print(f"{m:<8} {float(mb):14.3f} {int(coll):14d} {float(secs):12.3f} {step_s('two'):12.4f} {step_s('one'):12.4f}")
+two = step_s('two')
+print(f"{m:<8} {float(mb):12.3f} {int(coll):11d} {comm_step:11.4f} {two - comm_step:11.4f} {two:12.4f} {step_s('one'):12.4f}")
 PY
 done
 

@@ -27,6 +27,7 @@
 #include "train/method_select.h"
 #include "train/metrics.h"
 #include "train/rank_check.h"
+#include "train/rank_model.h"
 #include "model/model_backend.h"
 #include "train/run_record.h"
 #include "badam/device.h"
@@ -191,8 +192,10 @@ static badam_status broadcast_weights(trainer *t, badam_error *err) {
 
 static badam_status setup_model(trainer *t, const char *weights_dir, badam_error *err) {
     const train_config *c = t->cfg;
+    /* data parallel: ranks other than 0 take rank 0's config and weights (rank_model.h); an
+     * encoder loads through its family on every rank, and rank 0's broadcast overwrites */
     badam_status st = t->enc ? t->enc->arch->load(weights_dir, c->dtype, &t->m, err)
-                             : llama_model_load(weights_dir, c->dtype, &t->m, err);
+                             : rank_model_load(c->comm, weights_dir, c->dtype, &t->m, err);
     if (st) return st;
     if (!(t->arch = model_arch_find(t->m->cfg.model_type)))
         return badam_fail(err, BADAM_E_UNSUPPORTED, "%s: no model family serves model_type '%s'",
