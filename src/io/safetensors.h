@@ -86,5 +86,9 @@ const st_tensor *st_set_find(const st_set *set, const char *name, const st_file 
  * from an earlier save in dir are removed only after the new ones are in place. */
 badam_status st_write_dir(const char *dir, const st_entry *entries, size_t n,
                           size_t max_shard_bytes, badam_error *err);
+/* st_write_dir with each file's data read through fetch (NULL: directly), as st_write_fetch. */
+badam_status st_write_dir_fetch(const char *dir, const st_entry *entries, size_t n,
+                                size_t max_shard_bytes, st_fetch_fn fetch, void *ctx,
+                                badam_error *err);
 
 #endif
