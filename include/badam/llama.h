@@ -163,7 +163,8 @@ typedef struct llama_model {
      * parameter order and a bounded chunk at a time, through save_fetch(save_ctx, host,
      * params[i].data + offset, bytes) when it is set, else from params[].data directly: set by
      * a holder whose weights are not all in memory at once (--shard-weights), NULL otherwise. */
-    void (*save_fetch)(void *ctx, void *host, const void *src, size_t bytes);
+    badam_status (*save_fetch)(void *ctx, void *host, const void *src, size_t bytes,
+                               badam_error *err); /* an error ends the save with it */
     void *save_ctx;
 } llama_model;
 

@@ -176,8 +176,8 @@ static badam_status write_fetched(io_atomic_file *out, const void *data, size_t 
     badam_status st = BADAM_OK;
     for (size_t off = 0; off < bytes && st == BADAM_OK; off += ST_FETCH_CHUNK) {
         size_t len = bytes - off < ST_FETCH_CHUNK ? bytes - off : ST_FETCH_CHUNK;
-        fetch(ctx, chunk, (const char *)data + off, len);
-        st = io_atomic_write(out, chunk, len, err);
+        st = fetch(ctx, chunk, (const char *)data + off, len, err);
+        if (st == BADAM_OK) st = io_atomic_write(out, chunk, len, err);
     }
     return st;
 }

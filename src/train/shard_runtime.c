@@ -245,44 +245,41 @@ badam_status shard_runtime_switch(shard_runtime *rt, const uint8_t *flags, badam
  * the parameters in order, so each unit is gathered once. */
 typedef struct save_stream {
     shard_runtime *rt;
-    char *base;      /* the reserved range: unit u at base + at[u] */
-    size_t *at;      /* [n_units] */
-    size_t span;     /* bytes of the range */
-    badam_status st; /* the first communication error, reported after the save */
-    badam_error err;
+    char *base;  /* the reserved range: unit u at base + at[u] */
+    size_t *at;  /* [n_units] */
+    size_t span; /* bytes of the range */
 } save_stream;
 
-/* st_fetch_fn: bytes at src (a chunk within one parameter) into host. */
-static void stream_fetch(void *ctx, void *host, const void *src, size_t bytes) {
+/* st_fetch_fn: bytes at src (a chunk within one parameter) into host; a failed gather ends the
+ * save with its error (a checkpoint is then not written, the previous one stays). */
+static badam_status stream_fetch(void *ctx, void *host, const void *src, size_t bytes,
+                                 badam_error *err) {
     save_stream *s = ctx;
     shard_runtime *rt = s->rt;
     const char *p = src;
     if (p < s->base || p >= s->base + s->span) { /* held in memory: embedding, head, active */
         memcpy(host, src, bytes);
-        return;
+        return BADAM_OK;
     }
     int u = 1;
     while (u + 1 < rt->n_units - 1 && p >= s->base + s->at[u + 1]) u++;
-    if (!s->st && u != rt->gathered) {
+    if (u != rt->gathered) {
         rt->gathered = -1;
         int msg = u;
-        s->st = badam_comm_broadcast(rt->comm, &msg, sizeof msg, 0, &s->err);
-        if (!s->st) s->st = gather_unit(rt, u, rt->gather, &s->err);
-        if (s->st)
-            badam_error_prefix(&s->err, "--shard-weights: gathering layer %d to save", u - 1);
-        if (!s->st) rt->gathered = u;
-    }
-    if (s->st) { /* the save fails with s->st; the bytes written do not matter */
-        memset(host, 0, bytes);
-        return;
+        badam_status st = badam_comm_broadcast(rt->comm, &msg, sizeof msg, 0, err);
+        if (!st) st = gather_unit(rt, u, rt->gather, err);
+        if (st)
+            return badam_error_prefix(err, "--shard-weights: gathering layer %d to save", u - 1);
+        rt->gathered = u;
     }
     memcpy(host, (const char *)rt->gather + (size_t)(p - (s->base + s->at[u])), bytes);
+    return BADAM_OK;
 }
 
 /* Rank 0: fn with the layer units other than the active one streamed (above). */
 static badam_status save_streamed(shard_runtime *rt, badam_status (*fn)(void *, badam_error *),
                                   void *ctx, badam_error *err) {
-    save_stream s = {rt, NULL, calloc((size_t)rt->n_units, sizeof(size_t)), 0, BADAM_OK, {0}};
+    save_stream s = {rt, NULL, calloc((size_t)rt->n_units, sizeof(size_t)), 0};
     badam_status st =
         s.at ? BADAM_OK : badam_fail(err, BADAM_E_NOMEM, "--shard-weights: out of memory");
     for (int u = 1; !st && u < rt->n_units - 1; u++) s.at[u] = s.span, s.span += rt->u[u].total;
@@ -302,10 +299,6 @@ static badam_status save_streamed(shard_runtime *rt, badam_status (*fn)(void *, 
         rt->m->save_fetch = stream_fetch, rt->m->save_ctx = &s;
         st = fn(ctx, err);
         rt->m->save_fetch = NULL, rt->m->save_ctx = NULL;
-        if (s.st) { /* the communication error, not what the save made of the zeros */
-            *err = s.err;
-            st = s.st;
-        }
         for (int u = 1; u < rt->n_units - 1; u++)
             if (u != rt->active_u) point_unit(rt, u, rt->gather);
         munmap(s.base, s.span);
@@ -314,12 +307,11 @@ static badam_status save_streamed(shard_runtime *rt, badam_status (*fn)(void *, 
     return st;
 }
 
-badam_status shard_runtime_with_whole(shard_runtime *rt, int keep,
-                                      badam_status (*fn)(void *ctx, badam_error *err), void *ctx,
-                                      badam_error *err) {
+badam_status shard_runtime_save(shard_runtime *rt, badam_status (*fn)(void *ctx, badam_error *err),
+                                void *ctx, badam_error *err) {
     badam_status st = BADAM_OK;
     int msg = -1;
-    if (keep) {
+    if (rt->rank == 0) {
         st = save_streamed(rt, fn, ctx, err);
         badam_error ignored;
         badam_status end = badam_comm_broadcast(rt->comm, &msg, sizeof msg, 0, st ? &ignored : err);
