@@ -5,8 +5,11 @@
  *    1-process unsharded run's fp32 weights within 1e-5 of each tensor's largest value and the
  *    same losses (1e-5 relative) and token counts; and with exactly the bytes of the unsharded
  *    2-rank run, fp32 and bf16 (sharding only moves bytes: the sums are the data-parallel ones);
+ *    The final model and the last checkpoint (model, optimizer state) hold the same bytes as
+ *    the unsharded run's: rank 0 streams them, gathering one layer at a time;
  *  - rank 0's measured peak per category (memory.json) equals `badam plan --world-size 2
- *    --shard-weights --json`, and differs from the unsharded 2-rank plan (the peaks count
+ *    --shard-weights --json` in a run that writes checkpoints and the model (the save holds
+ *    nothing beyond the plan), and differs from the unsharded 2-rank plan (the peaks count
  *    from the moment the shards are made: the load is not sharded yet);
  *  - paused at step 5 and resumed, sharded, equals the uninterrupted sharded run (same bytes);
  *    paused sharded on 2 ranks and resumed in 1 process, it is within 1e-5 (fp32);
@@ -147,6 +150,9 @@ static void check_run(const char *name, const char *dtype, const char *args) {
         return;
     }
     check_same_file(name, dp, sh, "model.safetensors");
+    /* the last checkpoint, streamed the same way */
+    check_same_file(name, dp, sh, "checkpoint/model.safetensors");
+    check_same_file(name, dp, sh, "checkpoint/optimizer.safetensors");
     check_curves(name, dp, sh);
     if (!is_fp32) return;
     char fa[1300], fb[1300];
@@ -192,10 +198,13 @@ static void test_memory_is_planned(void) {
     /* ascending with K = 1 visits every block, so the activation peak is the planned worst case */
     if (train(out, 2,
               "--method badam --max-steps 4 --switch-every 1 --switch-mode ascending "
-              "--no-checkpoint --no-shuffle --lr 1e-4 --shard-weights")) {
+              "--no-shuffle --lr 1e-4 --shard-weights")) {
         CHECKF(0, "see %s.log", out);
         return;
     }
+    /* the checkpoints and the model were saved, streamed through the gather buffer */
+    snprintf(path, sizeof path, "%s/checkpoint/model.safetensors", out);
+    CHECKF(io_is_file(path), "%s missing", path);
     snprintf(path, sizeof path, "%s/memory.json", out);
     json_t *j = json_load_file(path, 0, NULL);
     const json_t *m = json_object_get(j, "measured_peak");

@@ -779,11 +779,14 @@ static void expect_set_fails(const char *dir, badam_status expect, const char *m
 typedef struct fetch_log {
     size_t calls, largest;
 } fetch_log;
-static void counting_fetch(void *ctx, void *host, const void *src, size_t bytes) {
+static badam_status counting_fetch(void *ctx, void *host, const void *src, size_t bytes,
+                                   badam_error *err) {
+    (void)err;
     fetch_log *l = ctx;
     l->calls++;
     if (bytes > l->largest) l->largest = bytes;
     memcpy(host, src, bytes);
+    return BADAM_OK;
 }
 
 /* st_write_fetch writes the file st_write writes, taking a tensor larger than ST_FETCH_CHUNK in
@@ -808,6 +811,50 @@ static void test_write_fetch(void) {
     CHECK(!io_read_file(plain, &x, &nx, &err) && !io_read_file(fetched, &y, &ny, &err));
     CHECK(x && y && nx == ny && !memcmp(x, y, nx));
     free(x), free(y), free(a);
+}
+
+/* The files a/name and b/name hold the same bytes. */
+static void check_same_bytes(const char *a, const char *b, const char *name) {
+    char pa[2048], pb[2048], *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    badam_error err = {0};
+    snprintf(pa, sizeof pa, "%s/%s", a, name);
+    snprintf(pb, sizeof pb, "%s/%s", b, name);
+    CHECKF(!io_read_file(pa, &x, &nx, &err) && !io_read_file(pb, &y, &ny, &err), "%s", err.message);
+    CHECKF(x && y && nx == ny && !memcmp(x, y, nx), "%s and %s differ", pa, pb);
+    free(x), free(y);
+}
+
+/* st_write_dir_fetch writes the folder st_write_dir writes, single file and sharded, every
+ * tensor's bytes through fetch. */
+static void test_write_dir_fetch(void) {
+    const char *root = test_workdir("st-dir-fetch");
+    float x[30];
+    for (int i = 0; i < 30; i++) x[i] = (float)i - 7.5f;
+    st_entry e[3] = {{"a", BADAM_DTYPE_F32, 1, {10}, x},
+                     {"b", BADAM_DTYPE_F32, 2, {2, 5}, x + 10},
+                     {"c", BADAM_DTYPE_F32, 1, {10}, x + 20}};
+    const size_t limits[2] = {0, 64}; /* one file; three shards of 40 bytes */
+    for (int k = 0; k < 2; k++) {
+        char plain[1024], fetched[1024];
+        snprintf(plain, sizeof plain, "%s/plain%d", root, k);
+        snprintf(fetched, sizeof fetched, "%s/fetched%d", root, k);
+        badam_error err = {0};
+        fetch_log log = {0, 0};
+        CHECK_OK(st_write_dir(plain, e, 3, limits[k], &err), &err);
+        CHECK_OK(st_write_dir_fetch(fetched, e, 3, limits[k], counting_fetch, &log, &err), &err);
+        CHECKF(log.calls == 3, "fetch: %zu calls", log.calls);
+        if (k == 0) {
+            check_same_bytes(plain, fetched, "model.safetensors");
+            continue;
+        }
+        check_same_bytes(plain, fetched, "model.safetensors.index.json");
+        for (int s = 1; s <= 3; s++) {
+            char name[64];
+            snprintf(name, sizeof name, "model-%05d-of-00003.safetensors", s);
+            check_same_bytes(plain, fetched, name);
+        }
+    }
 }
 
 static void test_hostile_index(void) {
@@ -906,5 +953,6 @@ int main(void) {
     RUN_TEST(test_sharded);
     RUN_TEST(test_hostile_index);
     RUN_TEST(test_write_fetch);
+    RUN_TEST(test_write_dir_fetch);
     return test_result();
 }

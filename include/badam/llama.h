@@ -159,6 +159,13 @@ typedef struct llama_model {
     float *inv_freq;              /* [head_dim/2] RoPE frequencies, scaling applied */
     llama_lora *lora;             /* NULL without adapters */
     llama_bottleneck *bottleneck; /* NULL without bottleneck adapters */
+    /* Saving (llama_model_save and the savers built on it) reads the parameters' bytes, in
+     * parameter order and a bounded chunk at a time, through save_fetch(save_ctx, host,
+     * params[i].data + offset, bytes) when it is set, else from params[].data directly: set by
+     * a holder whose weights are not all in memory at once (--shard-weights), NULL otherwise. */
+    badam_status (*save_fetch)(void *ctx, void *host, const void *src, size_t bytes,
+                               badam_error *err); /* an error ends the save with it */
+    void *save_ctx;
 } llama_model;
 
 /* Index of the parameter of `kind` in `layer` (layer ignored for global kinds), or -1. */

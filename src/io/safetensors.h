@@ -58,7 +58,8 @@ badam_status st_write(const char *path, const st_entry *entries, size_t n, badam
  * into a host buffer of at most ST_FETCH_CHUNK bytes, so no host copy of a whole tensor is made.
  * The same file as st_write gives for the same bytes. */
 #define ST_FETCH_CHUNK ((size_t)4 << 20)
-typedef void (*st_fetch_fn)(void *ctx, void *host, const void *src, size_t bytes);
+typedef badam_status (*st_fetch_fn)(void *ctx, void *host, const void *src, size_t bytes,
+                                    badam_error *err);
 badam_status st_write_fetch(const char *path, const st_entry *entries, size_t n, st_fetch_fn fetch,
                             void *ctx, badam_error *err);
 
@@ -86,5 +87,9 @@ const st_tensor *st_set_find(const st_set *set, const char *name, const st_file 
  * from an earlier save in dir are removed only after the new ones are in place. */
 badam_status st_write_dir(const char *dir, const st_entry *entries, size_t n,
                           size_t max_shard_bytes, badam_error *err);
+/* st_write_dir with each file's data read through fetch (NULL: directly), as st_write_fetch. */
+badam_status st_write_dir_fetch(const char *dir, const st_entry *entries, size_t n,
+                                size_t max_shard_bytes, st_fetch_fn fetch, void *ctx,
+                                badam_error *err);
 
 #endif

@@ -176,8 +176,8 @@ static badam_status write_fetched(io_atomic_file *out, const void *data, size_t 
     badam_status st = BADAM_OK;
     for (size_t off = 0; off < bytes && st == BADAM_OK; off += ST_FETCH_CHUNK) {
         size_t len = bytes - off < ST_FETCH_CHUNK ? bytes - off : ST_FETCH_CHUNK;
-        fetch(ctx, chunk, (const char *)data + off, len);
-        st = io_atomic_write(out, chunk, len, err);
+        st = fetch(ctx, chunk, (const char *)data + off, len, err);
+        if (st == BADAM_OK) st = io_atomic_write(out, chunk, len, err);
     }
     return st;
 }
@@ -333,11 +333,17 @@ static badam_status write_index(const char *dir, const st_entry *entries, size_t
     return st;
 }
 
+/* The data of each file through fetch (NULL: read directly), st_write_fetch. */
+typedef struct dir_fetch {
+    st_fetch_fn fn;
+    void *ctx;
+} dir_fetch;
+
 static badam_status write_single(const char *dir, const st_entry *entries, size_t n,
-                                 badam_error *err) {
+                                 const dir_fetch *f, badam_error *err) {
     char *path = join_path(dir, ST_SINGLE_NAME);
     if (!path) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);
-    badam_status st = st_write(path, entries, n, err);
+    badam_status st = st_write_fetch(path, entries, n, f->fn, f->ctx, err);
     free(path);
     /* The index goes first: while it exists, readers take the (old, complete) shards. */
     if (st == BADAM_OK) st = remove_if_present(dir, ST_INDEX_NAME, err);
@@ -350,7 +356,7 @@ static badam_status write_single(const char *dir, const st_entry *entries, size_
  * zero-byte tensor never starts a new one. */
 static badam_status write_sharded(const char *dir, const st_entry *entries, size_t n,
                                   const size_t *nbytes, size_t total, size_t max_shard_bytes,
-                                  badam_error *err) {
+                                  const dir_fetch *f, badam_error *err) {
     size_t *shard_of = malloc(n * sizeof *shard_of);
     size_t *first = malloc((n + 1) * sizeof *first); /* first entry of each shard */
     unsigned char *existed = calloc(n, 1);
@@ -385,7 +391,7 @@ static badam_status write_sharded(const char *dir, const st_entry *entries, size
             break;
         }
         existed[s] = (unsigned char)io_is_file(path);
-        st = st_write(path, entries + first[s], first[s + 1] - first[s], err);
+        st = st_write_fetch(path, entries + first[s], first[s + 1] - first[s], f->fn, f->ctx, err);
         free(path);
         if (st == BADAM_OK) written++;
     }
@@ -412,6 +418,13 @@ static badam_status write_sharded(const char *dir, const st_entry *entries, size
 
 badam_status st_write_dir(const char *dir, const st_entry *entries, size_t n,
                           size_t max_shard_bytes, badam_error *err) {
+    return st_write_dir_fetch(dir, entries, n, max_shard_bytes, NULL, NULL, err);
+}
+
+badam_status st_write_dir_fetch(const char *dir, const st_entry *entries, size_t n,
+                                size_t max_shard_bytes, st_fetch_fn fetch, void *ctx,
+                                badam_error *err) {
+    dir_fetch f = {fetch, ctx};
     size_t *nbytes = malloc((n ? n : 1) * sizeof *nbytes);
     if (!nbytes) return badam_fail(err, BADAM_E_NOMEM, "%s: out of memory", dir);
     size_t total;
@@ -419,9 +432,9 @@ badam_status st_write_dir(const char *dir, const st_entry *entries, size_t n,
     if (st == BADAM_OK) st = io_make_dir(dir, err);
     if (st == BADAM_OK) {
         if (max_shard_bytes == 0 || total <= max_shard_bytes)
-            st = write_single(dir, entries, n, err);
+            st = write_single(dir, entries, n, &f, err);
         else
-            st = write_sharded(dir, entries, n, nbytes, total, max_shard_bytes, err);
+            st = write_sharded(dir, entries, n, nbytes, total, max_shard_bytes, &f, err);
     }
     free(nbytes);
     return st;

@@ -106,7 +106,8 @@ badam_status model_write_weights(const llama_model *m, const char *out_dir, size
         entries[i].shape[1] = p->shape[1];
         entries[i].data = p->data;
     }
-    st = st_write_dir(out_dir, entries, (size_t)m->n_params, max_shard_bytes, err);
+    st = st_write_dir_fetch(out_dir, entries, (size_t)m->n_params, max_shard_bytes, m->save_fetch,
+                            m->save_ctx, err);
     free(entries);
     return st;
 }

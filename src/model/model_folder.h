@@ -33,7 +33,8 @@ badam_status model_write_config(const llama_model *m, const char *src_dir, const
 
 /* Creates out_dir (if missing) and writes every parameter of m under its HF name, shape and
  * m->dtype as safetensors (st_write_dir: shards of at most max_shard_bytes, with an index when
- * there is more than one). Errors: BADAM_E_NOMEM, and those of io_make_dir / st_write_dir. */
+ * there is more than one), in parameter order, the bytes read through m->save_fetch when set.
+ * Errors: BADAM_E_NOMEM, and those of io_make_dir / st_write_dir. */
 badam_status model_write_weights(const llama_model *m, const char *out_dir, size_t max_shard_bytes,
                                  badam_error *err);
 

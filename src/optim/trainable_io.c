@@ -40,9 +40,12 @@ static int optimizer_parts(const trainable *t, optimizer_part out[4]) {
 }
 
 /* st_write_fetch's fetch: a chunk of backend memory downloaded to the host. */
-static void download_chunk(void *ctx, void *host, const void *src, size_t bytes) {
+static badam_status download_chunk(void *ctx, void *host, const void *src, size_t bytes,
+                                   badam_error *err) {
+    (void)err;
     backend *be = ctx;
     BE(be, download, host, src, bytes);
+    return BADAM_OK;
 }
 
 badam_status checkpoint_write_optimizer(const char *dir, const trainable_set *ts,

@@ -74,11 +74,14 @@ badam_status shard_runtime_create(llama_model *m, llama_workspace *ws, const bad
  * is the same on every rank), the layer of `flags` is gathered whole. Call before the method
  * builds its masters from the weights (or build them again after). */
 badam_status shard_runtime_switch(shard_runtime *rt, const uint8_t *flags, badam_error *err);
-/* Every rank gathers each layer in turn; on the rank with keep != 0 the model is whole (one
- * temporary allocation of the layer units) while fn(ctx) runs; fn runs on every rank. */
-badam_status shard_runtime_with_whole(shard_runtime *rt, int keep,
-                                      badam_status (*fn)(void *ctx, badam_error *err), void *ctx,
-                                      badam_error *err);
+/* Saving without a whole copy, called by every rank: fn(ctx) runs on rank 0 with m->save_fetch set
+ * so that the saver (llama_model_save, in parameter order) reads each layer unit from the gather
+ * buffer, gathered one unit at a time as it is reached while the other ranks serve the gathers;
+ * then fn runs on the other ranks too. No allocation counted by the plan (an address range is
+ * reserved on rank 0 but never accessed). Errors: fn's, which include the communication errors
+ * of the gathers. */
+badam_status shard_runtime_save(shard_runtime *rt, badam_status (*fn)(void *ctx, badam_error *err),
+                                void *ctx, badam_error *err);
 void shard_runtime_free(shard_runtime *rt);
 
 #endif

@@ -4,6 +4,7 @@
  * lays them out); the all-gather moves the bytes as floats (bit patterns, no arithmetic). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/memory.h"
 #include "optim/trainable.h"
@@ -234,34 +235,96 @@ badam_status shard_runtime_switch(shard_runtime *rt, const uint8_t *flags, badam
     return BADAM_OK;
 }
 
-badam_status shard_runtime_with_whole(shard_runtime *rt, int keep,
-                                      badam_status (*fn)(void *ctx, badam_error *err), void *ctx,
-                                      badam_error *err) {
-    size_t total = 0;
-    for (int u = 1; u < rt->n_units - 1; u++) total += rt->u[u].total;
-    char *whole = keep ? badam_alloc_in(BADAM_MEM_WEIGHTS, total ? total : 1) : NULL;
-    int ok = !keep || whole;
-    /* every rank takes part in the gathers, so a failed allocation is agreed on first */
-    float flag = ok ? 0.0f : 1.0f;
-    badam_status st = badam_comm_all_reduce_f32(rt->comm, &flag, 1, err);
-    if (!st && flag != 0.0f)
-        st = badam_fail(err, BADAM_E_NOMEM, "--shard-weights: cannot gather the model to save it");
-    rt->gathered = -1;
-    size_t off = 0;
-    for (int u = 1; u < rt->n_units - 1 && !st; u++) {
-        if (u == rt->active_u) {
-            if (keep) memcpy(whole + off, rt->active, rt->u[u].total);
-        } else if (!(st = gather_unit(rt, u, rt->gather, err)) && keep) {
-            memcpy(whole + off, rt->gather, rt->u[u].total);
-        }
-        if (keep) point_unit(rt, u, whole + off);
-        off += rt->u[u].total;
+/* ---- streaming save ----
+ * Rank 0 writes while the other ranks serve it, one layer unit at a time through the gather
+ * buffer, so no rank ever holds more than the run holds. On rank 0, each layer unit but the
+ * active one points into its own place of an address range that is reserved but inaccessible
+ * (never read: the saver reads the parameters through m->save_fetch), so a source address names
+ * its unit and offset. A fetch from a unit that the gather buffer does not hold broadcasts the
+ * unit's number from rank 0 and every rank all-gathers it; -1 ends the serving. The saver reads
+ * the parameters in order, so each unit is gathered once. */
+typedef struct save_stream {
+    shard_runtime *rt;
+    char *base;  /* the reserved range: unit u at base + at[u] */
+    size_t *at;  /* [n_units] */
+    size_t span; /* bytes of the range */
+} save_stream;
+
+/* st_fetch_fn: bytes at src (a chunk within one parameter) into host; a failed gather ends the
+ * save with its error (a checkpoint is then not written, the previous one stays). */
+static badam_status stream_fetch(void *ctx, void *host, const void *src, size_t bytes,
+                                 badam_error *err) {
+    save_stream *s = ctx;
+    shard_runtime *rt = s->rt;
+    const char *p = src;
+    if (p < s->base || p >= s->base + s->span) { /* held in memory: embedding, head, active */
+        memcpy(host, src, bytes);
+        return BADAM_OK;
     }
-    if (!st) st = fn(ctx, err);
-    for (int u = 1; u < rt->n_units - 1; u++)
-        point_unit(rt, u, u == rt->active_u ? rt->active : rt->gather);
-    badam_free(whole);
+    int u = 1;
+    while (u + 1 < rt->n_units - 1 && p >= s->base + s->at[u + 1]) u++;
+    if (u != rt->gathered) {
+        rt->gathered = -1;
+        int msg = u;
+        badam_status st = badam_comm_broadcast(rt->comm, &msg, sizeof msg, 0, err);
+        if (!st) st = gather_unit(rt, u, rt->gather, err);
+        if (st)
+            return badam_error_prefix(err, "--shard-weights: gathering layer %d to save", u - 1);
+        rt->gathered = u;
+    }
+    memcpy(host, (const char *)rt->gather + (size_t)(p - (s->base + s->at[u])), bytes);
+    return BADAM_OK;
+}
+
+/* Rank 0: fn with the layer units other than the active one streamed (above). */
+static badam_status save_streamed(shard_runtime *rt, badam_status (*fn)(void *, badam_error *),
+                                  void *ctx, badam_error *err) {
+    save_stream s = {rt, NULL, calloc((size_t)rt->n_units, sizeof(size_t)), 0};
+    badam_status st =
+        s.at ? BADAM_OK : badam_fail(err, BADAM_E_NOMEM, "--shard-weights: out of memory");
+    for (int u = 1; !st && u < rt->n_units - 1; u++) s.at[u] = s.span, s.span += rt->u[u].total;
+    if (!st) {
+        void *base =
+            mmap(NULL, s.span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (base == MAP_FAILED)
+            st = badam_fail(err, BADAM_E_NOMEM,
+                            "--shard-weights: cannot reserve %zu bytes of address space to save",
+                            s.span);
+        else
+            s.base = base;
+    }
+    if (!st) {
+        for (int u = 1; u < rt->n_units - 1; u++)
+            if (u != rt->active_u) point_unit(rt, u, s.base + s.at[u]);
+        rt->m->save_fetch = stream_fetch, rt->m->save_ctx = &s;
+        st = fn(ctx, err);
+        rt->m->save_fetch = NULL, rt->m->save_ctx = NULL;
+        for (int u = 1; u < rt->n_units - 1; u++)
+            if (u != rt->active_u) point_unit(rt, u, rt->gather);
+        munmap(s.base, s.span);
+    }
+    free(s.at);
     return st;
+}
+
+badam_status shard_runtime_save(shard_runtime *rt, badam_status (*fn)(void *ctx, badam_error *err),
+                                void *ctx, badam_error *err) {
+    badam_status st = BADAM_OK;
+    int msg = -1;
+    if (rt->rank == 0) {
+        st = save_streamed(rt, fn, ctx, err);
+        badam_error ignored;
+        badam_status end = badam_comm_broadcast(rt->comm, &msg, sizeof msg, 0, st ? &ignored : err);
+        return st ? st : end;
+    }
+    for (;;) { /* serve rank 0's gathers until it is done */
+        if ((st = badam_comm_broadcast(rt->comm, &msg, sizeof msg, 0, err)) || msg < 0) break;
+        rt->gathered = -1;
+        if ((st = gather_unit(rt, msg, rt->gather, err)))
+            return badam_error_prefix(err, "--shard-weights: gathering layer %d to save", msg - 1);
+        rt->gathered = msg;
+    }
+    return st ? st : fn(ctx, err);
 }
 
 void shard_runtime_free(shard_runtime *rt) {

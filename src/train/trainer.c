@@ -325,9 +325,9 @@ static badam_status save_checkpoint_here(void *self, badam_error *err) {
                            t->cfg->max_shard_bytes, t->has_meta ? &t->meta : NULL, err);
 }
 
-/* Sharded weights: every rank gathers each layer, rank 0 writes. */
+/* Sharded weights: rank 0 writes, streaming one layer at a time that every rank gathers. */
 static badam_status save_checkpoint(trainer *t, badam_error *err) {
-    if (t->shard) return shard_runtime_with_whole(t->shard, t->rank0, save_checkpoint_here, t, err);
+    if (t->shard) return shard_runtime_save(t->shard, save_checkpoint_here, t, err);
     return save_checkpoint_here(t, err);
 }
 
@@ -747,7 +747,7 @@ static badam_status finish_run(trainer *t, train_report *r, double start, badam_
     for (int cat = 0; cat < BADAM_MEM_CATEGORY_COUNT; cat++) r->measured[cat] = badam_mem_peak(cat);
     if (!st && t->rank0) st = write_memory_json(t, r, err);
     if (!st && !c->no_save)
-        st = t->shard ? shard_runtime_with_whole(t->shard, t->rank0, save_final_here, t, err)
+        st = t->shard ? shard_runtime_save(t->shard, save_final_here, t, err)
                       : save_final_here(t, err);
     return st;
 }

@@ -30,9 +30,12 @@ static int gparts(const method_state *s, const gproj *x, gpart out[4]) {
     return n;
 }
 
-static void download_chunk(void *ctx, void *host, const void *src, size_t bytes) {
+static badam_status download_chunk(void *ctx, void *host, const void *src, size_t bytes,
+                                   badam_error *err) {
+    (void)err;
     backend *be = ctx;
     BE(be, download, host, src, bytes);
+    return BADAM_OK;
 }
 
 static badam_status galore_write(const method_state *s, const char *path, badam_error *err) {
