@@ -64,6 +64,8 @@ typedef struct bert_acts {
     float *u;             /* [N,I] intermediate.dense output (the GELU input) */
     float *s2;            /* [N,C] h1 + drop(output.dense(gelu(u))) */
     float *mean2, *rstd2; /* [N] */
+    float *lora_block;    /* [adapters per layer * N * r] (NULL without LoRA), split into: */
+    float *lora_u[LLAMA_P_KIND_COUNT]; /* [N,r] A drop(x) of the adapter on a kind, or NULL */
 } bert_acts;
 #define BERT_ACTS_FIELDS 13
 
@@ -73,6 +75,8 @@ typedef struct bert_layout {
     size_t scratch[40];
     int n_scratch;
     size_t lin_scratch, layer_f32;
+    size_t lora_block; /* one layer's adapter inputs (bert_acts.lora_block) */
+    int lora_rank;
 } bert_layout;
 
 typedef struct bert_workspace {
@@ -103,8 +107,9 @@ typedef struct bert_workspace {
     int n_rows, row_len;     /* loss rows and logits per row of the current batch */
     int training;
     uint64_t seed, step;
-    int first;     /* first layer the last forward kept for backward; -1 none */
-    int recompute; /* the last forward kept only layer inputs (plan->recompute) */
+    int first;           /* first layer the last forward kept for backward; -1 none */
+    int recompute;       /* the last forward kept only layer inputs (plan->recompute) */
+    int no_lora_dropout; /* set while bert_forward_logits runs: adapters without dropout */
 } bert_workspace;
 
 static inline bert_workspace *bert_ws(llama_workspace *ws) {
@@ -135,7 +140,10 @@ const float *bert_small(bert_workspace *w, const llama_model *m, const model_lay
 const void *bert_matrix(const llama_model *m, const model_layer_weights *lw, int idx,
                         badam_dtype *dtype);
 
-/* One layer forward x -> y (y must not alias x), filling a. */
+/* 1 when the plan trains an adapter on layer l's weight at `slot` (bert_plan.c). */
+int bert_plan_trains_slot(const llama_model *m, const llama_grad_plan *plan, int l, int slot);
+
+/* One layer forward x -> y (y must not alias x), filling a (with LoRA adapters, a->lora_u). */
 void bert_layer_forward(const llama_model *m, bert_workspace *w, const model_layer_weights *lw,
                         int l, bert_acts *a, const float *x, float *y);
 

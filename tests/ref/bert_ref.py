@@ -9,11 +9,16 @@ imported.
   bert_ref.py batch --model DIR --out BATCH.json [--seed S] [--pairs] [--choices K]
       writes a random batch for an existing folder (e.g. ../shared/data/tiny-random-bert)
   bert_ref.py run --model DIR --batch BATCH.json --out OUT.safetensors [--dtype float64]
-      forward + autograd backward; OUT holds (all F32):
+                  [--lora ADAPTER_DIR]
+      forward + autograd backward; with --lora, the PEFT LoRA adapters of ADAPTER_DIR
+      (adapter_config.json r, lora_alpha; adapter_model.safetensors
+      base_model.model.<module>.lora_A/B.weight) add (alpha / r) B A x to each adapted Linear's
+      output, as PEFT's lora.Linear in eval mode; OUT holds (all F32):
         logits    [B, num_labels] (sequence classification) or [G, n_choices] (multiple choice)
         loss      [1]  mean cross-entropy over rows whose label is not -100
         n_rows    [1]  the number of such rows
-        grad.<hf name>  gradient of loss for every parameter
+        grad.<hf name>  gradient of loss for every parameter (and every lora_A / lora_B tensor,
+                        under its PEFT name)
 
 BATCH.json: {"input_ids": [[int]*T]*B, "attention_mask": [[0|1]*T]*B,
              "token_type_ids": [[int]*T]*B (optional), "labels": [int]*R,
@@ -114,8 +119,10 @@ def layer_norm(x, w, b, eps):
     return F.layer_norm(x, (x.shape[-1],), w, b, eps)
 
 
-def forward(cfg, P, ids, mask, types):
-    """Logits of HF's *ForSequenceClassification / *ForMultipleChoice in eval mode."""
+def forward(cfg, P, ids, mask, types, lora=None):
+    """Logits of HF's *ForSequenceClassification / *ForMultipleChoice in eval mode; lora:
+    {module name: (A, B, scale)} adapters on layer Linears."""
+    lora = lora or {}
     B, T = ids.shape
     base, eps = cfg["model_type"], cfg.get("layer_norm_eps", 1e-12)
     C, H = cfg["hidden_size"], cfg["num_attention_heads"]
@@ -133,7 +140,11 @@ def forward(cfg, P, ids, mask, types):
     ext = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
 
     def lin(t, name):
-        return F.linear(t, P[name + ".weight"], P[name + ".bias"])
+        y = F.linear(t, P[name + ".weight"], P[name + ".bias"])
+        if name in lora:
+            A, Bm, scale = lora[name]
+            y = y + scale * F.linear(F.linear(t, A), Bm)
+        return y
 
     for l in range(cfg["num_hidden_layers"]):
         p = f"{base}.encoder.layer.{l}."
@@ -166,7 +177,20 @@ def run(args):
     types = torch.tensor(batch.get("token_type_ids") or [[0] * ids.shape[1]] * ids.shape[0],
                          dtype=torch.long)
     labels = torch.tensor(batch["labels"], dtype=torch.long)
-    logits = forward(cfg, P, ids, mask, types)
+    lora, lora_params = {}, {}
+    if args.lora:
+        with open(os.path.join(args.lora, "adapter_config.json")) as f:
+            acfg = json.load(f)
+        scale = float(acfg["lora_alpha"]) / int(acfg["r"])
+        raw_lora = st.load(os.path.join(args.lora, "adapter_model.safetensors"))
+        for n, t in raw_lora.items():
+            lora_params[n] = t.to(dtype).requires_grad_(True)
+        pre, a_suf = "base_model.model.", ".lora_A.weight"
+        for n in raw_lora:
+            if n.endswith(a_suf):
+                mod = n[len(pre):-len(a_suf)]
+                lora[mod] = (lora_params[n], lora_params[pre + mod + ".lora_B.weight"], scale)
+    logits = forward(cfg, P, ids, mask, types, lora)
     if head_kind(cfg) == "choice":
         logits = logits.view(-1, int(batch["n_choices"]))
     loss = F.cross_entropy(logits, labels, ignore_index=IGNORE)
@@ -175,6 +199,8 @@ def run(args):
            "n_rows": torch.tensor([float((labels != IGNORE).sum())])}
     for n in param_names(cfg):
         out["grad." + n] = P[n].grad.float()
+    for n, t in lora_params.items():
+        out["grad." + n] = t.grad.float()
     st.save(out, args.out, dtype="F32")
 
 
@@ -269,6 +295,7 @@ def main():
     r.add_argument("--batch", required=True)
     r.add_argument("--out", required=True)
     r.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    r.add_argument("--lora", help="a PEFT LoRA adapter folder to apply")
     args = ap.parse_args()
     if args.cmd == "make":
         if args.list:
