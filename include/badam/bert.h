@@ -19,6 +19,12 @@
 badam_status bert_forward_logits(const llama_model *m, llama_workspace *ws,
                                  const llama_batch *batch, float *logits, badam_error *err);
 
+/* Masked-LM predictions (a *ForMaskedLM folder, batch of target kind MODEL_TARGETS_TOKEN): the
+ * argmax token of each position whose target is not -100, -1 elsewhere (pred [B*T]). No dropout,
+ * nothing kept. */
+badam_status bert_mlm_predict(const llama_model *m, llama_workspace *ws, const llama_batch *batch,
+                              int32_t *pred, badam_error *err);
+
 /* Dropout of the following passes (off after creation): with training = 1, the config's hidden,
  * attention-probability and classifier dropouts apply, with masks a hash of (seed, step, layer,
  * site, element) (model/backend.h's dropout mask), so backward regenerates them. The trainer sets

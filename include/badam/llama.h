@@ -65,6 +65,10 @@ typedef enum llama_encoder_head {
                                     * <base>.pooler.dense (tanh), dropout, classifier */
     LLAMA_HEAD_ROBERTA_CLASSIFIER, /* RobertaForSequenceClassification: dropout, classifier.dense
                                     * (tanh), dropout, classifier.out_proj */
+    LLAMA_HEAD_MLM,                /* *ForMaskedLM: the masked-LM head (RoBERTa lm_head.dense, gelu,
+                                    * lm_head.layer_norm, decoder tied to the word embeddings,
+                                    * lm_head.bias; BERT the same under cls.predictions.*; no
+                                    * pooler); per-token targets, num_labels 0 */
 } llama_encoder_head;
 
 /* Parses `path` (a config.json). Errors name the file and the field. */

@@ -15,6 +15,7 @@
  * before its dropout, as PEFT's wrapped Linear does.
  * With a plan, the head's backward is fused in (as the Llama LM head): head gradients, and the
  * gradient at the last layer's output scattered to the first-token rows of ws->dres. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/bert_internal.h"
@@ -74,8 +75,17 @@ void bert_layer_forward(const llama_model *m, bert_workspace *w, const model_lay
 /* Loss rows of the batch: sequences, or groups of n_choices. */
 static badam_status check_targets(const llama_model *m, const llama_batch *b, int *rows, int *len,
                                   badam_error *err) {
-    int K = m->cfg.num_labels;
-    if (b->target_kind == MODEL_TARGETS_SEQUENCE) {
+    int K = m->cfg.num_labels, mlm = m->cfg.encoder_head == LLAMA_HEAD_MLM;
+    if (mlm != (b->target_kind == MODEL_TARGETS_TOKEN))
+        return badam_fail(err, BADAM_E_INVALID,
+                          mlm ? "batch: the masked-LM head takes per-token targets"
+                              : "batch: target_kind per token is not supported by the %s "
+                                "encoder's classification head (sequence classification and "
+                                "multiple choice are)",
+                          m->cfg.model_type);
+    if (mlm) {
+        *rows = b->B * b->T, *len = m->cfg.vocab_size;
+    } else if (b->target_kind == MODEL_TARGETS_SEQUENCE) {
         if (K == 1)
             return badam_fail(err, BADAM_E_INVALID,
                               "batch: target_kind per sequence, but the model has a "
@@ -93,10 +103,8 @@ static badam_status check_targets(const llama_model *m, const llama_batch *b, in
                               b->n_choices, b->B);
         *rows = b->B / b->n_choices, *len = b->n_choices;
     } else {
-        return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "batch: target_kind per token is not supported by the %s encoder "
-                          "(sequence classification and multiple choice are)",
-                          m->cfg.model_type);
+        return badam_fail(err, BADAM_E_UNSUPPORTED, "batch: unknown target_kind %d",
+                          (int)b->target_kind);
     }
     for (int i = 0; b->targets && i < *rows; i++)
         if (b->targets[i] != LOSS_IGNORE_INDEX && (b->targets[i] < 0 || b->targets[i] >= *len))
@@ -243,6 +251,10 @@ static void head_forward(const llama_model *m, bert_workspace *w) {
 badam_status bert_forward_logits(const llama_model *m, llama_workspace *ws,
                                  const llama_batch *batch, float *logits, badam_error *err) {
     bert_workspace *w = bert_ws(ws);
+    if (m->cfg.encoder_head == LLAMA_HEAD_MLM)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "bert_forward_logits: a masked-LM head has no class scores "
+                          "(bert_mlm_predict)");
     int training = w->training;
     w->training = 0, w->no_lora_dropout = 1;
     badam_status st = begin_batch(m, w, batch, err);
@@ -324,14 +336,39 @@ badam_status bert_forward(const llama_model *m, llama_workspace *ws, const llama
     int recompute = plan ? plan->recompute : 0;
     if (!st) st = forward_layers(m, w, first, recompute, err);
     if (st) return st;
-    head_forward(m, w);
-    *loss_sum = BE(ws->be, class_loss, plan ? w->dlogits : NULL, w->logits, w->targets, w->n_rows,
-                   w->row_len, grad_scale, n_rows);
+    if (m->cfg.encoder_head == LLAMA_HEAD_MLM) {
+        *loss_sum = bert_mlm_head(m, w, batch, plan, grads, grad_scale, first < w->L, n_rows);
+    } else {
+        head_forward(m, w);
+        *loss_sum = BE(ws->be, class_loss, plan ? w->dlogits : NULL, w->logits, w->targets,
+                       w->n_rows, w->row_len, grad_scale, n_rows);
+        if (plan) head_backward(m, w, plan, grads, first < w->L);
+    }
     if (plan) {
-        head_backward(m, w, plan, grads, first < w->L);
         w->first = first;
         w->recompute = recompute;
         ws->forward_plan_first_layer = first;
     }
     return BADAM_OK;
+}
+
+badam_status bert_mlm_predict(const llama_model *m, llama_workspace *ws, const llama_batch *batch,
+                              int32_t *pred, badam_error *err) {
+    bert_workspace *w = bert_ws(ws);
+    if (m->cfg.encoder_head != LLAMA_HEAD_MLM)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "bert_mlm_predict: the model has no masked-LM head");
+    if (!batch->targets)
+        return badam_fail(err, BADAM_E_INVALID, "bert_mlm_predict: the batch has no targets");
+    float *host = malloc(sizeof(float) * (size_t)w->layout.mlm_rows * m->cfg.vocab_size);
+    if (!host) return badam_fail(err, BADAM_E_NOMEM, "bert_mlm_predict: out of memory");
+    int training = w->training;
+    w->training = 0, w->no_lora_dropout = 1;
+    badam_status st = begin_batch(m, w, batch, err);
+    if (!st) st = forward_layers(m, w, w->L, 0, err);
+    w->training = training, w->no_lora_dropout = 0;
+    w->first = -1;
+    if (!st) bert_mlm_argmax(m, w, batch, pred, host);
+    free(host);
+    return st;
 }

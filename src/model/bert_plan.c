@@ -78,28 +78,53 @@ static uint64_t adapter_flops(const llama_model *m, const llama_grad_plan *plan,
     return f;
 }
 
+/* The classification head's GEMM FLOPs (B rows): forward, and under a plan its backward. */
+static uint64_t class_head_flops(const llama_model *m, const llama_grad_plan *plan, uint64_t B,
+                                 int need_dh) {
+    uint64_t C = m->cfg.hidden_size, K = m->cfg.num_labels, f = 2 * B * C * (C + K);
+    if (!plan) return f;
+    const uint8_t *g = plan->need_grad;
+    int dense = bert_head_param(m, BERT_H_DENSE), cls = bert_head_param(m, BERT_H_CLS);
+    int need_dense = g[dense] || g[dense + 1];
+    if (need_dense || need_dh) f += 2 * B * C * K;
+    if (g[cls] || g[cls + 1]) f += 2 * B * C * K;
+    if (need_dense) f += 2 * B * C * C;
+    if (need_dh) f += 2 * B * C * C;
+    return f;
+}
+
+/* The masked-LM head's (bert_mlm.c, M masked rows): forward 2 M C (C + V); backward dh = dl E
+ * when anything below needs it, E's gradient, dx = dt Wd, and Wd's gradient. */
+static uint64_t mlm_head_flops(const llama_model *m, const llama_grad_plan *plan, uint64_t M,
+                               int need_dh) {
+    uint64_t C = m->cfg.hidden_size, V = m->cfg.vocab_size, f = 2 * M * C * (C + V);
+    if (!plan) return f;
+    const uint8_t *g = plan->need_grad;
+    int d = bert_head_param(m, BERT_M_DENSE), ln = bert_head_param(m, BERT_M_LN);
+    int need_d = g[d] || g[d + 1];
+    if (need_d || g[ln] || g[ln + 1] || need_dh) f += 2 * M * C * V;
+    if (g[BERT_E_WORD]) f += 2 * M * C * V;
+    if (need_dh) f += 2 * M * C * C;
+    if (need_d && g[d]) f += 2 * M * C * C;
+    return f;
+}
+
 /* GEMM FLOPs: forward 2 N (4 C^2 + 2 C I) per layer and 2 B C (C + K) in the head; backward the
  * input-gradient GEMMs of the visited layers' parts plan needs, and 2 flops per multiply-add of
  * each weight gradient computed (as bert_backward.c runs them); LoRA adapters as
  * llama_lora_forward / _backward run them. */
 uint64_t bert_plan_gemm_flops(const llama_model *m, const llama_grad_plan *plan, int B, int T,
                               int n_rows) {
-    (void)n_rows;
     const llama_config *c = &m->cfg;
-    uint64_t N = (uint64_t)B * T, C = c->hidden_size, I = c->intermediate_size;
-    uint64_t K = c->num_labels, L = c->n_layers;
-    uint64_t f = L * 2 * N * (4 * C * C + 2 * C * I) + 2 * (uint64_t)B * C * (C + K);
+    uint64_t N = (uint64_t)B * T, C = c->hidden_size, I = c->intermediate_size, L = c->n_layers;
+    uint64_t f = L * 2 * N * (4 * C * C + 2 * C * I);
     for (int l = 0; l < (int)L; l++)
         for (int s = BERT_Q; s <= BERT_DOWN; s += 2) f += adapter_flops(m, plan, l, s, N, 0, 0);
+    int first = plan ? bert_plan_first_layer(m, plan) : (int)L, need_dh = first < (int)L;
+    f += c->encoder_head == LLAMA_HEAD_MLM ? mlm_head_flops(m, plan, (uint64_t)n_rows, need_dh)
+                                           : class_head_flops(m, plan, (uint64_t)B, need_dh);
     if (!plan) return f;
-    int first = bert_plan_first_layer(m, plan);
     const uint8_t *g = plan->need_grad;
-    int dense = bert_head_param(m, BERT_H_DENSE), cls = bert_head_param(m, BERT_H_CLS);
-    int need_dense = g[dense] || g[dense + 1], need_dh = first < (int)L;
-    if (need_dense || need_dh) f += 2 * (uint64_t)B * C * K;
-    if (g[cls] || g[cls + 1]) f += 2 * (uint64_t)B * C * K;
-    if (need_dense) f += 2 * (uint64_t)B * C * C;
-    if (need_dh) f += 2 * (uint64_t)B * C * C;
     for (int l = first; l < (int)L; l++) {
         int need_dx = l >= plan->lowest_input_grad_layer;
 #define FL(s0, s1)                                                                                 \

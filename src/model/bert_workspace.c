@@ -33,8 +33,10 @@ static bert_layout layout_of(const backend_ops *ops, const llama_config *c, bada
     s[n++] = N * I;                             /* dg */
     for (int i = 0; i < 6; i++) s[n++] = B * C; /* cls, cls_in, pool, pool_in, dcls, dpool */
     s[n++] = B * K, s[n++] = B * K;             /* logits, dlogits */
-    s[n++] = w.lin_scratch = ops->linear_scratch_floats((int)max_sz(C, I));
-    for (int i = 0; i < 4; i++) s[n++] = max_sz(max_sz(C, I), K); /* vec */
+    /* the masked-LM head: its decoder is the [V, C] word embedding, its bias [V] */
+    size_t mlm = c->encoder_head == LLAMA_HEAD_MLM, V = mlm ? (size_t)c->vocab_size : 0;
+    s[n++] = w.lin_scratch = ops->linear_scratch_floats((int)max_sz(max_sz(C, I), V));
+    for (int i = 0; i < 4; i++) s[n++] = max_sz(max_sz(max_sz(C, I), K), V); /* vec */
     for (int i = 0; i < 4; i++) s[n++] = N; /* tokens, types, pos, targets (int32) */
     s[n++] = (N + 3) / 4;                   /* mask (bytes) */
     s[n++] = w.layer_f32 = ops->layer_weights_f32(dtype) ? 4 * C * C + 2 * C * I : 0;
@@ -44,7 +46,13 @@ static bert_layout layout_of(const backend_ops *ops, const llama_config *c, bada
     s[n++] = lora * N * (size_t)r;    /* lora_du */
     s[n++] = lora * N * max_sz(C, I); /* lora_x */
     s[n++] = lora * N * max_sz(C, I); /* lora_tmp */
-    w.n_scratch = n;                  /* 38 <= the array's 40 */
+    size_t R = mlm ? (N < 64 ? N : 64) : 0;
+    w.mlm_rows = (int)R;
+    for (int i = 0; i < 4; i++) s[n++] = R * C; /* mx, mt, mg, mh */
+    s[n++] = R, s[n++] = R;                     /* mmean, mrstd */
+    s[n++] = R * V, s[n++] = R * V;             /* mlogits, mdlogits */
+    s[n++] = R * C, s[n++] = R * C, s[n++] = R; /* mdh, mdx, mtargets (int32) */
+    w.n_scratch = n;                            /* 47 <= the array's 48 */
     return w;
 }
 
@@ -119,7 +127,9 @@ static void acts_release(bert_workspace *w, bert_acts *a) {
             &(w)->lin_scratch, &(w)->vec[0], &(w)->vec[1], &(w)->vec[2], &(w)->vec[3],             \
             (float **)&(w)->tokens, (float **)&(w)->types, (float **)&(w)->pos,                    \
             (float **)&(w)->targets, (float **)&(w)->mask, &(w)->base.layer_f32,                   \
-            &(w)->base.lora_du, &(w)->base.lora_x, &(w)->base.lora_tmp                             \
+            &(w)->base.lora_du, &(w)->base.lora_x, &(w)->base.lora_tmp, &(w)->mx, &(w)->mt,        \
+            &(w)->mg, &(w)->mh, &(w)->mmean, &(w)->mrstd, &(w)->mlogits, &(w)->mdlogits,           \
+            &(w)->mdh, &(w)->mdx, (float **)&(w)->mtargets                                         \
     }
 
 badam_status bert_workspace_create(const llama_model *m, int B, int T, llama_workspace **out,
@@ -157,7 +167,10 @@ badam_status bert_workspace_create(const llama_model *m, int B, int T, llama_wor
     w->saved_input = calloc((size_t)w->L, sizeof *w->saved_input);
     w->host_idx = calloc((size_t)B * T, sizeof(int32_t));
     w->host_mask = calloc((size_t)B * T, 1);
-    if (!w->saved || !w->saved_input || !w->host_idx || !w->host_mask) ok = 0;
+    w->mrows = calloc((size_t)B * T, sizeof(int32_t));
+    w->mhost = calloc((size_t)w->layout.mlm_rows + 1, sizeof(int32_t));
+    if (!w->saved || !w->saved_input || !w->host_idx || !w->host_mask || !w->mrows || !w->mhost)
+        ok = 0;
     ok = ok && acts_alloc(w, &w->tmp, BADAM_MEM_WORKSPACE);
     float **bufs[] = SCRATCH_LIST(w);
     for (int i = 0; i < w->layout.n_scratch; i++)
@@ -186,6 +199,8 @@ void bert_workspace_free(llama_workspace *ws) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) BE(ws->be, free, *bufs[i]);
     free(w->host_idx);
     free(w->host_mask);
+    free(w->mrows);
+    free(w->mhost);
     if (ws->owns_be) backend_destroy(ws->be);
     free(w);
 }

@@ -49,7 +49,20 @@ PRESETS = {
                     6, 7, True, 3, False),
     "roberta_choice": ("roberta", "RobertaForMultipleChoice", 16, 24, 2, 4, 45, 20, 1, 1,
                        4, 8, False, 2, True),
+    "roberta_mlm": ("roberta", "RobertaForMaskedLM", 24, 40, 2, 3, 60, 30, 1, 0,
+                    4, 10, False, 0, False),
+    "bert_mlm": ("bert", "BertForMaskedLM", 16, 20, 2, 2, 50, 20, 2, 0,
+                 3, 9, True, 0, True),
 }
+
+# the masked-LM heads (RobertaLMHead; BertOnlyMLMHead): dense, LayerNorm, bias; the decoder
+# weight is the word embedding (tied)
+MLM_HEAD = {"roberta": ["lm_head.dense.weight", "lm_head.dense.bias", "lm_head.layer_norm.weight",
+                        "lm_head.layer_norm.bias", "lm_head.bias"],
+            "bert": ["cls.predictions.transform.dense.weight",
+                     "cls.predictions.transform.dense.bias",
+                     "cls.predictions.transform.LayerNorm.weight",
+                     "cls.predictions.transform.LayerNorm.bias", "cls.predictions.bias"]}
 
 
 # ------------------------------------------------------------------------------ names
@@ -66,7 +79,9 @@ def param_names(cfg):
                     "attention.output.dense", "attention.output.LayerNorm",
                     "intermediate.dense", "output.dense", "output.LayerNorm"):
             names += [p + mod + ".weight", p + mod + ".bias"]
-    if head_kind(cfg) == "roberta":
+    if head_kind(cfg) == "mlm":
+        names += MLM_HEAD[base]
+    elif head_kind(cfg) == "roberta":
         names += ["classifier.dense.weight", "classifier.dense.bias",
                   "classifier.out_proj.weight", "classifier.out_proj.bias"]
     else:
@@ -79,6 +94,8 @@ def head_kind(cfg):
     arch = (cfg.get("architectures") or ["SequenceClassification"])[0]
     if arch.endswith("ForMultipleChoice"):
         return "choice"
+    if arch.endswith("ForMaskedLM"):
+        return "mlm"
     return "roberta" if cfg["model_type"] == "roberta" else "pooler"
 
 
@@ -94,7 +111,10 @@ def shapes(cfg):
     C, I = cfg["hidden_size"], cfg["intermediate_size"]
     out = {}
     for n in param_names(cfg):
-        if "word_embeddings" in n:
+        if head_kind(cfg) == "mlm" and n in MLM_HEAD[cfg["model_type"]]:
+            j = MLM_HEAD[cfg["model_type"]].index(n)
+            out[n] = [[C, C], [C], [C], [C], [cfg["vocab_size"]]][j]
+        elif "word_embeddings" in n:
             out[n] = [cfg["vocab_size"], C]
         elif "position_embeddings" in n:
             out[n] = [cfg["max_position_embeddings"], C]
@@ -158,6 +178,11 @@ def forward(cfg, P, ids, mask, types, lora=None):
         inter = F.gelu(lin(h, p + "intermediate.dense"))
         x = layer_norm(lin(inter, p + "output.dense") + h, P[p + "output.LayerNorm.weight"],
                        P[p + "output.LayerNorm.bias"], eps)
+    if head_kind(cfg) == "mlm":  # logits [B, T, V]
+        hd = MLM_HEAD[base]
+        h = F.gelu(F.linear(x, P[hd[0]], P[hd[1]]))
+        h = layer_norm(h, P[hd[2]], P[hd[3]], eps)
+        return F.linear(h, P[e + "word_embeddings.weight"], P[hd[4]])
     c = x[:, 0]
     if head_kind(cfg) == "roberta":
         return lin(torch.tanh(lin(c, "classifier.dense")), "classifier.out_proj")
@@ -193,6 +218,9 @@ def run(args):
     logits = forward(cfg, P, ids, mask, types, lora)
     if head_kind(cfg) == "choice":
         logits = logits.view(-1, int(batch["n_choices"]))
+    if head_kind(cfg) == "mlm":  # mean over the positions with a label
+        logits = logits.reshape(-1, logits.shape[-1])
+        labels = labels.reshape(-1)
     loss = F.cross_entropy(logits, labels, ignore_index=IGNORE)
     loss.backward()
     out = {"logits": logits.detach().float(), "loss": loss.detach().float().reshape(1),
@@ -221,10 +249,16 @@ def make_batch(cfg, g, B, T, pairs, choices):
         mask.append([1] * n + [0] * (T - n))
         types.append([0] * cut + [1 if pairs else 0] * (n - cut) + [0] * (T - n))
     rows = B // choices if choices else B
-    K = choices if choices else num_labels(cfg)
-    labels = [int(torch.randint(0, K, (1,), generator=g)) for _ in range(rows)]
-    if rows > 2:
-        labels[1] = IGNORE
+    if head_kind(cfg) == "mlm":  # a target token at about a third of the real positions
+        labels = [[int(torch.randint(0, V, (1,), generator=g))
+                   if mask[b][t] and float(torch.rand(1, generator=g)) < 0.35 else IGNORE
+                   for t in range(T)] for b in range(B)]
+        labels[0][1] = int(ids[0][1])
+    else:
+        K = choices if choices else num_labels(cfg)
+        labels = [int(torch.randint(0, K, (1,), generator=g)) for _ in range(rows)]
+        if rows > 2:
+            labels[1] = IGNORE
     out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     if pairs:
         out["token_type_ids"] = types
@@ -249,9 +283,9 @@ def make(args):
     g = torch.Generator().manual_seed(args.seed)
     tensors = {}
     for n, shp in shapes(cfg).items():
-        if "LayerNorm.weight" in n:
+        if "LayerNorm.weight" in n or "layer_norm.weight" in n:
             t = 1.0 + 0.1 * torch.randn(shp, generator=g)
-        elif n.endswith("bias") or "LayerNorm" in n:
+        elif n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n:
             t = 0.1 * torch.randn(shp, generator=g)
         else:
             t = 0.3 * torch.randn(shp, generator=g)
