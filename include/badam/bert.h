@@ -19,7 +19,7 @@
 badam_status bert_forward_logits(const llama_model *m, llama_workspace *ws,
                                  const llama_batch *batch, float *logits, badam_error *err);
 
-/* Masked-LM predictions (a *ForMaskedLM folder, batch of target kind MODEL_TARGETS_TOKEN): the
+/* Masked-LM predictions (a *ForMaskedLM folder, batch of target kind MODEL_TARGETS_MASKED): the
  * argmax token of each position whose target is not -100, -1 elsewhere (pred [B*T]). No dropout,
  * nothing kept. */
 badam_status bert_mlm_predict(const llama_model *m, llama_workspace *ws, const llama_batch *batch,

@@ -313,6 +313,9 @@ typedef enum model_target_kind {
     MODEL_TARGETS_SEQUENCE,  /* targets[B]: the class of each sequence, or -100 */
     MODEL_TARGETS_CHOICE,    /* targets[B / n_choices]: which of n_choices consecutive rows is the
                               * answer of its group, or -100 */
+    MODEL_TARGETS_MASKED,    /* targets[B*T]: masked-LM targets, the original token at each masked
+                              * position (no shift: the position itself is predicted, seeing both
+                              * sides), or -100 (badam/mlm.h makes them) */
 } model_target_kind;
 
 /* B sequences of T tokens, right-padded. With the default target kind (token),

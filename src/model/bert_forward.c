@@ -76,12 +76,16 @@ void bert_layer_forward(const llama_model *m, bert_workspace *w, const model_lay
 static badam_status check_targets(const llama_model *m, const llama_batch *b, int *rows, int *len,
                                   badam_error *err) {
     int K = m->cfg.num_labels, mlm = m->cfg.encoder_head == LLAMA_HEAD_MLM;
-    if (mlm != (b->target_kind == MODEL_TARGETS_TOKEN))
+    if (!mlm && b->target_kind == MODEL_TARGETS_TOKEN)
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "batch: target_kind per token is not supported by the %s encoder "
+                          "(sequence classification and multiple choice are)",
+                          m->cfg.model_type);
+    if (mlm != (b->target_kind == MODEL_TARGETS_MASKED))
         return badam_fail(err, BADAM_E_INVALID,
-                          mlm ? "batch: the masked-LM head takes per-token targets"
-                              : "batch: target_kind per token is not supported by the %s "
-                                "encoder's classification head (sequence classification and "
-                                "multiple choice are)",
+                          mlm ? "batch: the %s encoder's masked-LM head takes masked-LM targets"
+                              : "batch: masked-LM targets, but the %s encoder has a "
+                                "classification head",
                           m->cfg.model_type);
     if (mlm) {
         *rows = b->B * b->T, *len = m->cfg.vocab_size;

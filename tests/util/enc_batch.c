@@ -44,7 +44,7 @@ void enc_batch_free(enc_batch *b) {
 llama_batch enc_batch_model(const enc_batch *b) {
     llama_batch lb = {.B = b->B, .T = b->T, .tokens = b->tokens, .targets = b->labels};
     lb.token_types = b->types, lb.pad_mask = b->mask;
-    lb.target_kind = b->per_token   ? MODEL_TARGETS_TOKEN
+    lb.target_kind = b->per_token   ? MODEL_TARGETS_MASKED
                      : b->n_choices ? MODEL_TARGETS_CHOICE
                                     : MODEL_TARGETS_SEQUENCE;
     lb.n_choices = b->n_choices;
