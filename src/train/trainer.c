@@ -27,6 +27,7 @@
 #include "train/rank_check.h"
 #include "model/model_backend.h"
 #include "train/run_record.h"
+#include "train/train_mlm.h"
 #include "train/trainer_internal.h"
 
 #define PATH_BYTES 4096
@@ -55,6 +56,7 @@ typedef struct trainer {
     metrics_log metrics;
     json_t *record; /* the run record checkpoints carry (run_record.h); NULL without checkpoints */
     method_micro_ctx micro; /* what grad_ready gets for the current micro-batch */
+    train_mlm *mlm;         /* --objective mlm: masks each batch (NULL otherwise) */
 } trainer;
 
 /* What one step adds up. */
@@ -103,6 +105,12 @@ static badam_status load_data(trainer *t, badam_error *err) {
     return batcher_create(t->train, &bo, &t->batches, err);
 }
 
+/* The model's view of a batch: as it comes, or masked (--objective mlm). */
+static void model_batch_of(trainer *t, data_batch *db, llama_batch *lb) {
+    model_batch_from_data(db, lb);
+    if (t->mlm) train_mlm_batch(t->mlm, db, lb);
+}
+
 /* Data parallel: every rank starts from rank 0's weights (and LoRA adapters), whatever its own
  * files held. */
 static badam_status broadcast_weights(trainer *t, badam_error *err) {
@@ -126,11 +134,10 @@ static badam_status broadcast_weights(trainer *t, badam_error *err) {
 
 static badam_status setup_model(trainer *t, const char *weights_dir, badam_error *err) {
     const train_config *c = t->cfg;
-    badam_status st = llama_model_load(weights_dir, c->dtype, &t->m, err);
+    /* the family by config.json's model_type (an encoder: --objective mlm) */
+    badam_status st = model_arch_for_folder(weights_dir, &t->arch, err);
+    if (!st) st = t->arch->load(weights_dir, c->dtype, &t->m, err);
     if (st) return st;
-    if (!(t->arch = model_arch_find(t->m->cfg.model_type)))
-        return badam_fail(err, BADAM_E_UNSUPPORTED, "%s: no model family serves model_type '%s'",
-                          weights_dir, t->m->cfg.model_type);
     /* e.g. LoRA's adapters; a resumed run loads the checkpoint's parts in restore() */
     if (t->ops->prepare_model && (st = t->ops->prepare_model(t->m, &t->mo, c->resume, err)))
         return st;
@@ -226,7 +233,7 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
         data_batch db;
         batcher_next(vb, &db);
         llama_batch lb;
-        model_batch_from_data(&db, &lb);
+        model_batch_of(t, &db, &lb);
         double s = 0;
         int n = 0;
         if (lb.B) st = t->arch->forward(t->m, t->ws, &lb, NULL, 1.0f, NULL, &s, &n, err);
@@ -338,6 +345,7 @@ static void free_trainer(trainer *t) {
     data_free(t->val);
     tokenizer_free(t->tok);
     llama_model_free(t->m);
+    train_mlm_free(t->mlm);
 }
 
 /* OUT/: the method's own files (LoRA: adapter/, then the merge), then the model. */
@@ -364,7 +372,7 @@ static badam_status accumulate(trainer *t, float lr, step_metrics *sm, step_tota
         data_batch db;
         batcher_next(t->batches, &db);
         llama_batch lb;
-        model_batch_from_data(&db, &lb);
+        model_batch_of(t, &db, &lb);
         if (t->ops->train_mode)
             t->ops->train_mode(&t->ms, 1, (uint64_t)t->step * c->grad_accum + a);
         badam_status st = BADAM_OK;
@@ -432,7 +440,7 @@ static badam_status own_step(trainer *t, float lr, step_metrics *sm, step_totals
     data_batch db;
     batcher_next(t->batches, &db);
     llama_batch lb;
-    model_batch_from_data(&db, &lb);
+    model_batch_of(t, &db, &lb);
     forward_ctx f = {t, &lb};
     method_step_ctx c = {t->step, lr, &lb, t->cfg->comm, forward_loss, &f, t->ws};
     method_step_result res = {0, 0, NAN};
@@ -527,6 +535,9 @@ static badam_status open_run(trainer *t, char *ckpt, size_t size, checkpoint_sta
     if (!st) st = load_data(t, err);
     if (!st) t->mo.n_examples = t->train->n;
     if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
+    if (!st)
+        st =
+            train_mlm_open(c, t->tok, t->m, c->batch_size / badam_comm_size(c->comm), &t->mlm, err);
     if (!st) st = make_folder_meta(t, err);
     if (!st) st = method_create(&t->ms, t->ops, t->m, t->be, &t->mo, err);
     return st;
@@ -575,7 +586,10 @@ static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
     int rows = c->batch_size / badam_comm_size(c->comm);
     badam_status st = memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
     if (!st) st = t->ops->allocate(&t->ms, err);
-    if (!st) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
+    if (!st)
+        st = !strcmp(t->arch->family, "llama")
+                 ? llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err)
+                 : t->arch->workspace_create(t->m, rows, c->seq_len, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;

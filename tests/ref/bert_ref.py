@@ -270,6 +270,8 @@ def make_batch(cfg, g, B, T, pairs, choices):
 def make(args):
     (mt, arch, C, I, L, H, V, max_pos, tv, nl, B, T, pairs, choices,
      pos_buf) = PRESETS[args.preset]
+    V = args.vocab or V
+    max_pos = args.max_pos or max_pos
     cfg = {"architectures": [arch], "model_type": mt, "hidden_size": C, "intermediate_size": I,
            "num_hidden_layers": L, "num_attention_heads": H, "vocab_size": V,
            "max_position_embeddings": max_pos, "type_vocab_size": tv,
@@ -316,6 +318,8 @@ def main():
     a.add_argument("--preset", choices=sorted(PRESETS))
     a.add_argument("--seed", type=int, default=1)
     a.add_argument("--list", action="store_true")
+    a.add_argument("--vocab", type=int, default=0, help="override the preset's vocabulary size")
+    a.add_argument("--max-pos", type=int, default=0, help="override max_position_embeddings")
     b = sub.add_parser("batch")
     b.add_argument("--model", required=True)
     b.add_argument("--out", required=True)
