@@ -134,6 +134,50 @@ static void check_save(const char *name, const char *dir, const char *work, llam
     a->free(m2);
 }
 
+typedef struct log_capture {
+    char text[2048];
+} log_capture;
+static void capture(void *ctx, badam_log_level level, const char *text) {
+    (void)level;
+    snprintf(((log_capture *)ctx)->text, sizeof((log_capture *)ctx)->text, "%s", text);
+}
+
+/* The folder loaded for sequence classification (as transformers does): the body bit for bit,
+ * the masked-LM head dropped, the classifier initialised from the seed (N(0, 0.02^2) weights,
+ * zero biases) and named in one log line; the same seed the same weights, another seed others. */
+static void check_load_as(const char *name, const char *dir, const llama_model *mlm) {
+    badam_error err = {0};
+    log_capture cap = {""};
+    badam_logger lg = {capture, &cap};
+    llama_encoder_head head =
+        !strcmp(mlm->cfg.model_type, "roberta") ? LLAMA_HEAD_ROBERTA_CLASSIFIER : LLAMA_HEAD_POOLER;
+    llama_model *m = NULL, *m2 = NULL, *m3 = NULL;
+    CHECK_OK(bert_model_load_as(dir, BADAM_DTYPE_F32, head, 3, 5, &lg, &m, &err), &err);
+    CHECK_OK(bert_model_load_as(dir, BADAM_DTYPE_F32, head, 3, 5, NULL, &m2, &err), &err);
+    CHECK_OK(bert_model_load_as(dir, BADAM_DTYPE_F32, head, 3, 6, NULL, &m3, &err), &err);
+    if (!m || !m2 || !m3) return;
+    int body = 5 + 16 * m->cfg.n_layers, P = m->n_params;
+    CHECK(m->cfg.num_labels == 3 && m->cfg.encoder_head == (int)head && P == body + 4);
+    for (int i = 0; i < body; i++)
+        CHECKF(!memcmp(m->params[i].data, mlm->params[i].data, m->params[i].numel * 4),
+               "%s: %s differs from the masked-LM folder's", name, m->params[i].name);
+    const llama_param *w = &m->params[P - 2], *b = &m->params[P - 1];
+    double sq = 0;
+    for (size_t j = 0; j < w->numel; j++)
+        sq += (double)((float *)w->data)[j] * ((float *)w->data)[j];
+    double sd = sqrt(sq / (double)w->numel), bsum = 0;
+    for (size_t j = 0; j < b->numel; j++) bsum += fabs(((float *)b->data)[j]);
+    CHECKF(sd > 0.012 && sd < 0.03 && bsum == 0, "%s: new classifier sd %.4f, |bias| %.3g", name,
+           sd, bsum);
+    CHECK(!memcmp(w->data, m2->params[P - 2].data, w->numel * 4));
+    CHECK(memcmp(w->data, m3->params[P - 2].data, w->numel * 4) != 0);
+    CHECKF(strstr(cap.text, w->name) && strstr(cap.text, "dropped"), "%s: log line '%s'", name,
+           cap.text);
+    llama_model_free(m), llama_model_free(m2), llama_model_free(m3);
+    CHECK(bert_model_load_as(dir, BADAM_DTYPE_F32, LLAMA_HEAD_MLM, 2, 5, NULL, &m2, &err) ==
+          BADAM_E_INVALID);
+}
+
 static void check_preset(const char *preset) {
     char dir[1024], cmd[8192], model[1100], batch[1200], refp[1200];
     snprintf(dir, sizeof dir, "%s", test_workdir(preset));
@@ -170,6 +214,7 @@ static void check_preset(const char *preset) {
         check_grads(preset, a, m, ws, &b, ref);
         check_predict(preset, m, ws, &b, ref);
         check_save(preset, model, dir, m, ws, &b);
+        check_load_as(preset, model, m);
         llama_batch seq = b;
         seq.target_kind = MODEL_TARGETS_SEQUENCE;
         double s;
