@@ -121,7 +121,9 @@ static void method_options(train_cli *x, cli_option *opts) {
         {"lora-alpha", OPT_FLOAT, &c->lora_alpha, "A", "LoRA alpha (16)", 0},
         {"lora-dropout", OPT_FLOAT, &c->lora_dropout, "P", "LoRA dropout (0)", 0},
         {"lora-targets", OPT_CUSTOM, &c->lora_targets, "LIST",
-         "modules to adapt (q,k,v,o,gate,up,down)", parse_lora_targets},
+         "modules to adapt (q,k,v,o,gate,up,down; an encoder's query,key,value,"
+         "attention.output.dense,intermediate.dense,output.dense)",
+         parse_lora_targets},
         {"init-adapter", OPT_STRING, &c->init_adapter, "DIR",
          "start LoRA (a PEFT adapter) or bottleneck adapters (an adapter folder) from DIR", 0},
         {"adapter-size", OPT_INT, &c->adapter_size, "N",
