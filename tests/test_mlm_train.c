@@ -4,6 +4,7 @@
  * falls, the output folder is a RobertaForMaskedLM that loads, and a masked-LM folder without
  * --objective mlm (or --objective mlm on a classification folder) is refused with a message.
  * Skips when /usr/bin/python3 has no torch (the folder's maker). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,41 @@ static int read_metrics(const char *path, double *loss, long *tokens, long *batc
     return n;
 }
 
+/* The trainer's final validation (loss over the masked positions, their count) against
+ * tests/ref/mlm_eval_ref.py on the saved model: the PyTorch forward with the Python port of the
+ * masking (same seed, units, epoch), so the masks, the batching and the forward agree end to
+ * end. */
+static void check_reference_eval(const char *dir, const char *ref, const char *data) {
+    char cmd[8192], path[1200], line[2048] = {0}, last[2048] = {0};
+    snprintf(path, sizeof path, "%s/out/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "\"val_loss\"")) snprintf(last, sizeof last, "%s", line);
+    if (f) fclose(f);
+    const char *vl = strstr(last, "\"val_loss\": "), *vt = strstr(last, "\"val_tokens\": ");
+    CHECKF(vl && vt, "no validation in %s", path);
+    if (!vl || !vt) return;
+    snprintf(
+        cmd, sizeof cmd,
+        "/usr/bin/python3 %s/mlm_eval_ref.py --model %s/out --data %s --seed 42 > %s/eval.json",
+        ref, dir, data, dir);
+    CHECK(test_system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/eval.json", dir);
+    char got[1024] = {0};
+    f = fopen(path, "r");
+    if (f) {
+        CHECK(fread(got, 1, sizeof got - 1, f) > 0);
+        fclose(f);
+    }
+    const char *rl = strstr(got, "\"loss\": "), *rm = strstr(got, "\"masked\": ");
+    CHECKF(rl && rm, "reference evaluation: %s", got);
+    if (!rl || !rm) return;
+    double ours = atof(vl + 12), theirs = atof(rl + 8);
+    CHECKF(atol(vt + 14) == atol(rm + 10) && fabs(ours - theirs) <= 1e-4 * fabs(theirs),
+           "validation: %ld masked tokens, loss %.7f; reference %ld, %.7f", atol(vt + 14), ours,
+           atol(rm + 10), theirs);
+}
+
 static void test_train_mlm(void) {
     char dir[1024], cmd[16384], args[8192], out[1 << 14];
     snprintf(dir, sizeof dir, "%s", test_workdir("mlm-train"));
@@ -66,8 +102,9 @@ static void test_train_mlm(void) {
     write_data(data);
     const char *common = "--format tokenized --pack --method adam --lr 3e-3 --max-steps 40 "
                          "--batch-size 8 --seq-len 64 --dtype fp32 --quiet";
-    snprintf(args, sizeof args, "train --model %s/model --data %s --objective mlm %s --out %s/out",
-             dir, data, common, dir);
+    snprintf(args, sizeof args,
+             "train --model %s/model --data %s --val-data %s --objective mlm %s --out %s/out", dir,
+             data, data, common, dir);
     int rc = test_run_cli(dir, NULL, args, out, sizeof out);
     CHECKF(rc == 0, "%s", out);
     double loss[64];
@@ -85,6 +122,7 @@ static void test_train_mlm(void) {
            bsum);
     CHECKF(last < first - 0.3, "MLM loss %.4f over the first 5 steps, %.4f over the last 5", first,
            last);
+    check_reference_eval(dir, ref, data);
     badam_error err = {0};
     const model_arch *a = NULL;
     llama_model *m = NULL;

@@ -174,7 +174,7 @@ static badam_status begin_batch(const llama_model *m, bert_workspace *w, const l
     badam_status st = check_targets(m, b, &w->n_rows, &w->row_len, err);
     if (!st) st = check_tokens(m, w, b, err);
     if (st) return st;
-    ws->B = b->B, ws->T = b->T;
+    ws->B = b->B, ws->T = b->T, ws->first_row = b->first_row; /* dropout masks: global rows */
     size_t N = (size_t)b->B * b->T;
     BE(ws->be, upload, w->pos, w->host_idx, N * sizeof(int32_t));
     BE(ws->be, upload, w->tokens, b->tokens, N * sizeof(int32_t));
