@@ -4,13 +4,13 @@
 # pretrained with masked-LM (badam train --objective mlm: 15% of the tokens, 80/10/10) by this
 # project's own trainer from random initialisation, on the generated corpus of
 # scripts/make_encoder_corpus.py (no third-party text). Deterministic given the same build and
-# thread count. STEPS sets the length (the default is sized for about 20 minutes on a quiet
-# 2-core machine at ~2k tokens/s; the attention kernel runs one row at a time); RESUME=1
+# thread count. STEPS sets the length (the default, 300, made the shipped model: 23 minutes on
+# 2 busy shared cores, about 9 on quiet ones; the attention kernel runs one row at a time); RESUME=1
 # continues a paused run; WORK and DEST move the work folder and the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/badam-encoder}
-STEPS=${STEPS:-600}
+STEPS=${STEPS:-300}
 DEST=${DEST:-models/tiny-roberta-base}
 bash scripts/build.sh >/dev/null
 python3 scripts/make_encoder_corpus.py --out "$WORK/data" --paragraphs 40000 --val 1000
