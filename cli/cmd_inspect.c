@@ -20,7 +20,8 @@ static void usage(FILE *out) {
 static void print_encoder(const char *dir, const llama_config *c) {
     printf("model: %s\n", dir);
     printf("  type            %s (encoder, %s)\n", c->model_type,
-           c->num_labels == 1 ? "multiple choice: one score per choice"
+           c->encoder_head == LLAMA_HEAD_MLM ? "masked-LM head, decoder tied to the word embeddings"
+           : c->num_labels == 1              ? "multiple choice: one score per choice"
            : c->encoder_head == LLAMA_HEAD_ROBERTA_CLASSIFIER ? "classification head"
                                                               : "pooler + classifier");
     printf("  hidden          %d   intermediate %d   layers %d\n", c->hidden_size,

@@ -44,7 +44,7 @@ typedef struct train_cli {
 enum {
     N_RUN_OPTIONS = 38,
     N_METHOD_OPTIONS = 14,
-    N_DATA_OPTIONS = 15,
+    N_DATA_OPTIONS = 16,
     N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
 };
 
@@ -131,7 +131,9 @@ static void method_options(train_cli *x, cli_option *opts) {
         {"lora-alpha", OPT_FLOAT, &c->lora_alpha, "A", "LoRA alpha (16)", 0},
         {"lora-dropout", OPT_FLOAT, &c->lora_dropout, "P", "LoRA dropout (0)", 0},
         {"lora-targets", OPT_CUSTOM, &c->lora_targets, "LIST",
-         "modules to adapt (q,k,v,o,gate,up,down)", parse_lora_targets},
+         "modules to adapt (q,k,v,o,gate,up,down; an encoder's query,key,value,"
+         "attention.output.dense,intermediate.dense,output.dense)",
+         parse_lora_targets},
         {"init-adapter", OPT_STRING, &c->init_adapter, "DIR",
          "start LoRA (a PEFT adapter) or bottleneck adapters (an adapter folder) from DIR", 0},
         {"adapter-size", OPT_INT, &c->adapter_size, "N",
@@ -159,6 +161,16 @@ static void method_options(train_cli *x, cli_option *opts) {
     memcpy(opts, table, sizeof table);
 }
 
+static int parse_objective(const char *v, void *target, char *why, size_t n) {
+    int *objective = target;
+    if (!strcmp(v, "lm") || !strcmp(v, "mlm")) {
+        *objective = !strcmp(v, "mlm") ? TRAIN_OBJECTIVE_MLM : TRAIN_OBJECTIVE_DEFAULT;
+        return 0;
+    }
+    snprintf(why, n, "'%s' is not an objective (lm or mlm)", v);
+    return -1;
+}
+
 /* The options of the data's rendering and batching and of the output, into opts[N_DATA_OPTIONS
  * + 1] (with the table's end marker). */
 static void input_output_options(train_cli *x, cli_option *opts) {
@@ -172,6 +184,10 @@ static void input_output_options(train_cli *x, cli_option *opts) {
         {"no-shuffle", OPT_FLAG, &x->no_shuffle, NULL, "keep the file order", 0},
         {"no-group-by-length", OPT_FLAG, &x->no_group, NULL, "do not group batches by length", 0},
         {"pack", OPT_FLAG, &c->pack, NULL, "pack several examples per sequence", 0},
+        {"objective", OPT_CUSTOM, &c->objective, "O",
+         "lm (the model's own loss, default) or mlm (masked-LM pretraining of a *ForMaskedLM "
+         "encoder: 15% of the tokens, 80/10/10)",
+         parse_objective},
         {"shard-size", OPT_CUSTOM, &c->max_shard_bytes, "MB", "max safetensors shard size (5120)",
          parse_megabytes},
         {"task", OPT_STRING, &c->task, "NAME",

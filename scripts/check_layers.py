@@ -24,7 +24,7 @@ PUBLIC = {
     "status.h": "base", "dtype.h": "base", "cpu.h": "base", "memory.h": "base", "log.h": "base",
     "comm.h": "base",
     "json.h": "io",
-    "tokenizer.h": "text", "data.h": "text", "tasks.h": "text",
+    "tokenizer.h": "text", "data.h": "text", "tasks.h": "text", "mlm.h": "text",
     "llama.h": "model", "decode.h": "model", "model.h": "model", "model_tags.h": "model",
     "bert.h": "model", "device.h": "model",
     "optim.h": "optim",

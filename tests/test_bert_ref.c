@@ -17,54 +17,13 @@
 #include "badam/model.h"
 #include "io/files.h"
 #include "io/safetensors.h"
+#include "enc_batch.h"
 #include "model_fixtures.h"
 #include "ref_compare.h"
 
 /* Agreement with the float64 reference: |ours - ref| <= ATOL + RTOL * max|ref| per tensor. */
 #define RTOL 1e-4
 #define ATOL 1e-7
-
-typedef struct enc_batch {
-    int B, T, rows, n_choices;
-    int32_t *tokens, *types, *labels;
-    uint8_t *mask;
-} enc_batch;
-
-static int load_batch(const char *path, enc_batch *b) {
-    memset(b, 0, sizeof *b);
-    json_t *json = NULL;
-    badam_error err = {0};
-    if (io_read_json(path, &json, &err)) return -1;
-    int B2, T2,
-        rc = ref_read_int_rows(json_object_get(json, "input_ids"), &b->tokens, &b->B, &b->T);
-    int32_t *mask = NULL;
-    rc = rc || ref_read_int_rows(json_object_get(json, "attention_mask"), &mask, &B2, &T2);
-    if (!rc && json_object_get(json, "token_type_ids"))
-        rc = ref_read_int_rows(json_object_get(json, "token_type_ids"), &b->types, &B2, &T2);
-    const json_t *labels = json_object_get(json, "labels"), *v;
-    b->rows = (int)json_array_size(labels);
-    b->labels = malloc(sizeof(int32_t) * (size_t)b->rows + 4);
-    size_t i;
-    json_array_foreach(labels, i, v) b->labels[i] = (int32_t)json_integer_value(v);
-    b->n_choices = (int)json_integer_value(json_object_get(json, "n_choices"));
-    b->mask = malloc((size_t)b->B * b->T + 1);
-    for (int k = 0; !rc && k < b->B * b->T; k++) b->mask[k] = (uint8_t)mask[k];
-    free(mask);
-    json_decref(json);
-    return rc;
-}
-
-static void free_batch(enc_batch *b) {
-    free(b->tokens), free(b->types), free(b->labels), free(b->mask);
-}
-
-static llama_batch model_batch(const enc_batch *b) {
-    llama_batch lb = {.B = b->B, .T = b->T, .tokens = b->tokens, .targets = b->labels};
-    lb.token_types = b->types, lb.pad_mask = b->mask;
-    lb.target_kind = b->n_choices ? MODEL_TARGETS_CHOICE : MODEL_TARGETS_SEQUENCE;
-    lb.n_choices = b->n_choices;
-    return lb;
-}
 
 /* Forward + backward under the plan of `flags`; grads (all allocated) zeroed first, the flagged
  * ones accumulated; returns the mean loss (NAN on error). */
@@ -100,7 +59,7 @@ static void check_model(const char *name, const char *dir, const enc_batch *bd, 
     if (!m) return;
     llama_workspace *ws = NULL;
     CHECK_OK(a->workspace_create(m, bd->B, bd->T, &ws, &err), &err);
-    llama_batch b = model_batch(bd);
+    llama_batch b = enc_batch_model(bd);
     size_t nlog = (size_t)bd->B * m->cfg.num_labels;
     float *logits = malloc(sizeof(float) * nlog);
     CHECK_OK(bert_forward_logits(m, ws, &b, logits, &err), &err);
@@ -159,7 +118,7 @@ static void check_bf16_and_save(const char *name, const char *dir, const char *w
     CHECK_OK(a->load(dir, BADAM_DTYPE_BF16, &m, &err), &err);
     llama_workspace *ws = NULL;
     CHECK_OK(a->workspace_create(m, bd->B, bd->T, &ws, &err), &err);
-    llama_batch b = model_batch(bd);
+    llama_batch b = enc_batch_model(bd);
     double sum = 0;
     int n = 0;
     CHECK_OK(a->forward(m, ws, &b, NULL, 0.0f, NULL, &sum, &n, &err), &err);
@@ -199,7 +158,7 @@ static void check_dropout(const char *name, const char *dir, const enc_batch *bd
     if (!m) return;
     llama_workspace *ws = NULL;
     CHECK_OK(a->workspace_create(m, bd->B, bd->T, &ws, &err), &err);
-    llama_batch b = model_batch(bd);
+    llama_batch b = enc_batch_model(bd);
     double s0, s1, s2;
     int n;
     CHECK_OK(a->forward(m, ws, &b, NULL, 0.0f, NULL, &s0, &n, &err), &err);
@@ -278,7 +237,7 @@ static void check_hooks(const char *name, const char *dir, const enc_batch *bd) 
     if (!m) return;
     llama_workspace *ws = NULL;
     CHECK_OK(a->workspace_create(m, bd->B, bd->T, &ws, &err), &err);
-    llama_batch b = model_batch(bd);
+    llama_batch b = enc_batch_model(bd);
     int P = m->n_params, L = m->cfg.n_layers;
     uint8_t *flags = malloc((size_t)P);
     for (int i = 0; i < P; i++) flags[i] = m->params[i].layer >= 1 || m->params[i].layer < 0;
@@ -322,7 +281,7 @@ static void check_folder(const char *name, const char *model, const char *batch_
     st_file *ref = NULL;
     enc_batch bd;
     CHECK_OK(st_open(path, &ref, &err), &err);
-    if (!ref || load_batch(batch_path, &bd)) {
+    if (!ref || enc_batch_load(batch_path, &bd)) {
         CHECKF(0, "%s: cannot read the reference or %s", name, batch_path);
         st_close(ref);
         return;
@@ -331,7 +290,7 @@ static void check_folder(const char *name, const char *model, const char *batch_
     check_bf16_and_save(name, model, work, &bd, ref);
     if (dropout) check_dropout(name, model, &bd);
     check_hooks(name, model, &bd);
-    free_batch(&bd);
+    enc_batch_free(&bd);
     st_close(ref);
 }
 

@@ -183,7 +183,8 @@ static void test_arch_table(void) {
     const model_arch *enc = model_arch_find("bert");
     CHECK(enc && enc == model_arch_find("roberta") && !strcmp(enc->family, "bert") &&
           enc->decode == NULL &&
-          enc->target_kinds == (1u << MODEL_TARGETS_SEQUENCE | 1u << MODEL_TARGETS_CHOICE));
+          enc->target_kinds == (1u << MODEL_TARGETS_SEQUENCE | 1u << MODEL_TARGETS_CHOICE |
+                                1u << MODEL_TARGETS_MASKED));
     int n = 0;
     const model_arch *const *all = model_arch_all(&n);
     CHECK(n >= 1 && all[0] == model_arch_find("llama"));
@@ -210,7 +211,7 @@ static void test_arch_table(void) {
 static void test_batch(void) {
     int32_t tok[6] = {1, 2, 3, 4, 5, 6}, tgt[6] = {2, 3, -100, 5, 6, -100};
     int32_t pos[6] = {0, 1, 2, 0, 1, 2}, seg[6] = {0};
-    data_batch db = {2, 3, tok, tgt, pos, seg, 4, 0};
+    data_batch db = {2, 3, tok, tgt, pos, seg, 4, 0, NULL, NULL, 0};
     llama_batch b;
     memset(&b, 0x5a, sizeof b);
     model_batch_from_data(&db, &b);

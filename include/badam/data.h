@@ -125,6 +125,11 @@ typedef struct data_batch {
     int32_t *tokens, *targets, *positions, *seg_start;
     int n_targets;
     int first_row; /* this rank's rows are rows first_row .. first_row + B of the global batch */
+    /* Which sequences these are (for per-sequence randomness such as masked-LM masking, so it
+     * does not depend on the order, the batch size or the ranks): */
+    int32_t *lengths; /* [B] real tokens of each row (the rest is padding) */
+    int64_t *units;   /* [B] the row's unit: its example's index, or its packed row's */
+    uint64_t epoch;   /* the epoch the batch belongs to */
 } data_batch;
 
 typedef struct batcher batcher;

@@ -65,6 +65,10 @@ typedef enum llama_encoder_head {
                                     * <base>.pooler.dense (tanh), dropout, classifier */
     LLAMA_HEAD_ROBERTA_CLASSIFIER, /* RobertaForSequenceClassification: dropout, classifier.dense
                                     * (tanh), dropout, classifier.out_proj */
+    LLAMA_HEAD_MLM,                /* *ForMaskedLM: the masked-LM head (RoBERTa lm_head.dense, gelu,
+                                    * lm_head.layer_norm, decoder tied to the word embeddings,
+                                    * lm_head.bias; BERT the same under cls.predictions.*; no
+                                    * pooler); per-token targets, num_labels 0 */
 } llama_encoder_head;
 
 /* Parses `path` (a config.json). Errors name the file and the field. */
@@ -316,6 +320,9 @@ typedef enum model_target_kind {
     MODEL_TARGETS_SEQUENCE,  /* targets[B]: the class of each sequence, or -100 */
     MODEL_TARGETS_CHOICE,    /* targets[B / n_choices]: which of n_choices consecutive rows is the
                               * answer of its group, or -100 */
+    MODEL_TARGETS_MASKED,    /* targets[B*T]: masked-LM targets, the original token at each masked
+                              * position (no shift: the position itself is predicted, seeing both
+                              * sides), or -100 (badam/mlm.h makes them) */
 } model_target_kind;
 
 /* B sequences of T tokens, right-padded. With the default target kind (token),

@@ -121,7 +121,12 @@ typedef struct train_config {
     /* > 0: warmup = ceil(warmup_ratio * total steps) (Hugging Face's warmup_ratio); overrides
      * warmup. */
     float warmup_ratio;
+    /* TRAIN_OBJECTIVE_MLM: masked-LM pretraining of a *ForMaskedLM encoder (badam/mlm.h: 15%
+     * of the tokens, 80/10/10, masks keyed by seed, epoch, sequence and position) */
+    int objective;
 } train_config;
+
+enum { TRAIN_OBJECTIVE_DEFAULT = 0, TRAIN_OBJECTIVE_MLM = 1 };
 
 /* Defaults: BAdam, bf16, K auto, random order, layer partition, lr 1e-5, betas (0.9, 0.999),
  * eps 1e-8, wd 0, cosine with no warmup, clip 1, 1 epoch, batch 2, accum 1, seq 512, seed 42,

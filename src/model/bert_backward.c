@@ -16,6 +16,7 @@ typedef struct layer_ctx {
     const llama_grad_plan *plan;
     float **grads;
     const model_layer_weights *lw;
+    const bert_acts *a;
     int l;
 } layer_ctx;
 
@@ -30,15 +31,19 @@ static void ready(const layer_ctx *c, int slot) {
         c->plan->grad_ready(c->plan->grad_ready_ctx, idx);
 }
 
-/* 1 when any tensor of the layer in slots [lo, hi] is flagged. */
+/* 1 when any tensor of the layer in slots [lo, hi] is flagged or has a trained adapter. */
 static int flagged(const layer_ctx *c, int lo, int hi) {
     for (int s = lo; s <= hi; s++)
-        if (c->plan->need_grad[bert_layer_param(c->m, c->l, s)]) return 1;
+        if (c->plan->need_grad[bert_layer_param(c->m, c->l, s)] ||
+            bert_plan_trains_slot(c->m, c->plan, c->l, s))
+            return 1;
     return 0;
 }
 
-/* Linear (weight at `slot`, bias at slot + 1) given dy: dx += dy W (dx may be NULL), then the
- * weight and bias gradients when flagged (x may be NULL when neither is). */
+/* Linear (weight at `slot`, bias at slot + 1) given dy: dx += dy W (dx may be NULL) and its
+ * adapter's part (llama_lora_backward, which also accumulates the adapter's gradients when the
+ * plan trains it), then the weight and bias gradients when flagged (x may be NULL when none of
+ * them is). */
 static void linear_back(const layer_ctx *c, int slot, const float *dy, const float *x, float *dx,
                         int in, int out) {
     bert_workspace *w = c->w;
@@ -46,6 +51,9 @@ static void linear_back(const layer_ctx *c, int slot, const float *dy, const flo
     badam_dtype dt;
     const void *W = bert_matrix(c->m, c->lw, bert_layer_param(c->m, c->l, slot), &dt);
     if (dx) BE(w->base.be, linear_backward_input, dx, dy, W, dt, N, in, out, w->lin_scratch);
+    llama_param_kind kind = c->m->params[bert_layer_param(c->m, c->l, slot)].kind;
+    llama_lora_backward(c->m, &w->base, c->l, kind, dy, x, c->a->lora_u[kind], dx,
+                        bert_plan_trains_slot(c->m, c->plan, c->l, slot), in, out);
     float *dw = grad_of(c, slot), *db = grad_of(c, slot + 1);
     if (dw || db)
         BE(w->base.be, linear_backward_weight, dw, db, dy, x, dt, N, in, out, w->lin_scratch,
@@ -64,7 +72,8 @@ static void norm_back(const layer_ctx *c, int slot, const float *dy, const float
 }
 
 /* Backward of one layer: on entry w->dres holds dL/dy; on return, when need_dx, dL/dx. */
-static void layer_backward(const layer_ctx *c, const bert_acts *a, int need_dx) {
+static void layer_backward(const layer_ctx *c, int need_dx) {
+    const bert_acts *a = c->a;
     bert_workspace *w = c->w;
     const llama_model *m = c->m;
     backend *be = w->base.be;
@@ -142,8 +151,8 @@ badam_status bert_backward(const llama_model *m, llama_workspace *ws, const llam
             bert_layer_forward(m, w, &lw, l, &w->tmp, w->saved_input[l], w->ping[0]);
             a = &w->tmp;
         }
-        layer_ctx c = {m, w, plan, grads, &lw, l};
-        layer_backward(&c, a, l >= plan->lowest_input_grad_layer);
+        layer_ctx c = {m, w, plan, grads, &lw, a, l};
+        layer_backward(&c, l >= plan->lowest_input_grad_layer);
         llama_release_layer(&ws->hooks, m, l, &lw);
     }
     if (plan->lowest_input_grad_layer == 0) embed_backward(m, w, plan, grads);

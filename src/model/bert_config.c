@@ -96,11 +96,17 @@ static badam_status parse_head(const json_t *json, const char *path, llama_confi
     if (archs && !(json_is_array(archs) && json_array_size(archs) == 1 && json_string_is_c(a0)))
         return badam_fail(err, BADAM_E_FORMAT,
                           "%s: field 'architectures' must be a list of one string", path);
+    const char *mlm = roberta ? "RobertaForMaskedLM" : "BertForMaskedLM";
     int multiple_choice = !strcmp(arch, mc);
+    if (!strcmp(arch, mlm)) {
+        cfg->num_labels = 0; /* the vocabulary is the output */
+        cfg->encoder_head = LLAMA_HEAD_MLM;
+        return BADAM_OK;
+    }
     if (!multiple_choice && strcmp(arch, seq))
         return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "%s: field 'architectures' is '%s'; supported for %s: %s, %s", path, arch,
-                          cfg->model_type, seq, mc);
+                          "%s: field 'architectures' is '%s'; supported for %s: %s, %s, %s", path,
+                          arch, cfg->model_type, seq, mc, mlm);
     cfg->num_labels = 2;
     const json_t *id2label = json_field(json, "id2label");
     if (id2label && json_is_object(id2label)) cfg->num_labels = (int)json_object_size(id2label);

@@ -11,8 +11,11 @@
  *     RoBERTa head:   logits = out_proj(drop(tanh(dense(drop(c)))))
  *   loss: cross-entropy of each sequence's logits (sequence classification) or of each group's
  *     n_choices scores (multiple choice: one score per row), rows with target -100 left out.
+ * LoRA adapters (llama_lora.c) add s B A drop(x) to the output of the layer linear they sit on,
+ * before its dropout, as PEFT's wrapped Linear does.
  * With a plan, the head's backward is fused in (as the Llama LM head): head gradients, and the
  * gradient at the last layer's output scattered to the first-token rows of ws->dres. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/bert_internal.h"
@@ -26,6 +29,20 @@ static void linear(bert_workspace *w, const llama_model *m, const model_layer_we
     BE(w->base.be, linear_forward, y, x, W, dt, b, n, in, out, w->lin_scratch);
 }
 
+/* A layer linear (weight at `slot` of layer l, bias after it) over the batch's rows, plus its
+ * LoRA adapter when it has one (its input A drop(x) kept in a->lora_u). */
+static void project(bert_workspace *w, const llama_model *m, const model_layer_weights *lw, int l,
+                    int slot, bert_acts *a, float *y, const float *x, int in, int out) {
+    int idx = bert_layer_param(m, l, slot), N = w->base.B * w->base.T;
+    linear(w, m, lw, idx, y, x, N, in, out);
+    llama_param_kind kind = m->params[idx].kind;
+    if (!a->lora_u[kind]) return;
+    layer_run run = {.be = w->base.be, .n = N};
+    run.lora_x = w->no_lora_dropout ? NULL : w->base.lora_x;
+    run.first_token = (size_t)w->base.first_row * (size_t)w->base.T;
+    llama_lora_forward(m, &run, l, kind, y, x, a->lora_u[kind], in, out);
+}
+
 void bert_layer_forward(const llama_model *m, bert_workspace *w, const model_layer_weights *lw,
                         int l, bert_acts *a, const float *x, float *y) {
     backend *be = w->base.be;
@@ -33,21 +50,21 @@ void bert_layer_forward(const llama_model *m, bert_workspace *w, const model_lay
     float eps = m->cfg.layer_norm_eps;
     size_t NC = (size_t)N * C;
     BE(be, copy, a->x, x, NC * sizeof(float));
-    linear(w, m, lw, bert_layer_param(m, l, BERT_Q), a->q, x, N, C, C);
-    linear(w, m, lw, bert_layer_param(m, l, BERT_K), a->k, x, N, C, C);
-    linear(w, m, lw, bert_layer_param(m, l, BERT_V), a->v, x, N, C, C);
+    project(w, m, lw, l, BERT_Q, a, a->q, x, C, C);
+    project(w, m, lw, l, BERT_K, a, a->k, x, C, C);
+    project(w, m, lw, l, BERT_V, a, a->v, x, C, C);
     BE(be, attention_bidir_forward, a->attn, a->lse, a->q, a->k, a->v, B, T, w->H, w->D,
        w->key_mask, bert_drop_rate(w, m, BERT_DROP_ATTN_PROBS),
        bert_drop_key(w, l, BERT_DROP_ATTN_PROBS));
-    linear(w, m, lw, bert_layer_param(m, l, BERT_O), w->tbuf, a->attn, N, C, C);
+    project(w, m, lw, l, BERT_O, a, w->tbuf, a->attn, C, C);
     const float *t = bert_dropout(w, m, l, BERT_DROP_ATTN_OUT, w->tbuf, w->tbuf, NC);
     BE(be, add, a->s1, x, t, NC);
     BE(be, layernorm_forward, a->h1, a->mean1, a->rstd1, a->s1,
        bert_small(w, m, lw, bert_layer_param(m, l, BERT_LN1), 0),
        bert_small(w, m, lw, bert_layer_param(m, l, BERT_LN1_B), 1), N, C, eps);
-    linear(w, m, lw, bert_layer_param(m, l, BERT_UP), a->u, a->h1, N, C, I);
+    project(w, m, lw, l, BERT_UP, a, a->u, a->h1, C, I);
     BE(be, gelu_forward, w->gbuf, a->u, (size_t)N * I);
-    linear(w, m, lw, bert_layer_param(m, l, BERT_DOWN), w->tbuf, w->gbuf, N, I, C);
+    project(w, m, lw, l, BERT_DOWN, a, w->tbuf, w->gbuf, I, C);
     t = bert_dropout(w, m, l, BERT_DROP_MLP_OUT, w->tbuf, w->tbuf, NC);
     BE(be, add, a->s2, a->h1, t, NC);
     BE(be, layernorm_forward, y, a->mean2, a->rstd2, a->s2,
@@ -58,8 +75,21 @@ void bert_layer_forward(const llama_model *m, bert_workspace *w, const model_lay
 /* Loss rows of the batch: sequences, or groups of n_choices. */
 static badam_status check_targets(const llama_model *m, const llama_batch *b, int *rows, int *len,
                                   badam_error *err) {
-    int K = m->cfg.num_labels;
-    if (b->target_kind == MODEL_TARGETS_SEQUENCE) {
+    int K = m->cfg.num_labels, mlm = m->cfg.encoder_head == LLAMA_HEAD_MLM;
+    if (!mlm && b->target_kind == MODEL_TARGETS_TOKEN)
+        return badam_fail(err, BADAM_E_UNSUPPORTED,
+                          "batch: target_kind per token is not supported by the %s encoder "
+                          "(sequence classification and multiple choice are)",
+                          m->cfg.model_type);
+    if (mlm != (b->target_kind == MODEL_TARGETS_MASKED))
+        return badam_fail(err, BADAM_E_INVALID,
+                          mlm ? "batch: the %s encoder's masked-LM head takes masked-LM targets"
+                              : "batch: masked-LM targets, but the %s encoder has a "
+                                "classification head",
+                          m->cfg.model_type);
+    if (mlm) {
+        *rows = b->B * b->T, *len = m->cfg.vocab_size;
+    } else if (b->target_kind == MODEL_TARGETS_SEQUENCE) {
         if (K == 1)
             return badam_fail(err, BADAM_E_INVALID,
                               "batch: target_kind per sequence, but the model has a "
@@ -77,10 +107,8 @@ static badam_status check_targets(const llama_model *m, const llama_batch *b, in
                               b->n_choices, b->B);
         *rows = b->B / b->n_choices, *len = b->n_choices;
     } else {
-        return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "batch: target_kind per token is not supported by the %s encoder "
-                          "(sequence classification and multiple choice are)",
-                          m->cfg.model_type);
+        return badam_fail(err, BADAM_E_UNSUPPORTED, "batch: unknown target_kind %d",
+                          (int)b->target_kind);
     }
     for (int i = 0; b->targets && i < *rows; i++)
         if (b->targets[i] != LOSS_IGNORE_INDEX && (b->targets[i] < 0 || b->targets[i] >= *len))
@@ -146,7 +174,7 @@ static badam_status begin_batch(const llama_model *m, bert_workspace *w, const l
     badam_status st = check_targets(m, b, &w->n_rows, &w->row_len, err);
     if (!st) st = check_tokens(m, w, b, err);
     if (st) return st;
-    ws->B = b->B, ws->T = b->T;
+    ws->B = b->B, ws->T = b->T, ws->first_row = b->first_row; /* dropout masks: global rows */
     size_t N = (size_t)b->B * b->T;
     BE(ws->be, upload, w->pos, w->host_idx, N * sizeof(int32_t));
     BE(ws->be, upload, w->tokens, b->tokens, N * sizeof(int32_t));
@@ -227,11 +255,15 @@ static void head_forward(const llama_model *m, bert_workspace *w) {
 badam_status bert_forward_logits(const llama_model *m, llama_workspace *ws,
                                  const llama_batch *batch, float *logits, badam_error *err) {
     bert_workspace *w = bert_ws(ws);
+    if (m->cfg.encoder_head == LLAMA_HEAD_MLM)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "bert_forward_logits: a masked-LM head has no class scores "
+                          "(bert_mlm_predict)");
     int training = w->training;
-    w->training = 0;
+    w->training = 0, w->no_lora_dropout = 1;
     badam_status st = begin_batch(m, w, batch, err);
     if (!st) st = forward_layers(m, w, w->L, 0, err);
-    w->training = training;
+    w->training = training, w->no_lora_dropout = 0;
     if (st) return st;
     w->first = -1;
     head_forward(m, w);
@@ -308,14 +340,39 @@ badam_status bert_forward(const llama_model *m, llama_workspace *ws, const llama
     int recompute = plan ? plan->recompute : 0;
     if (!st) st = forward_layers(m, w, first, recompute, err);
     if (st) return st;
-    head_forward(m, w);
-    *loss_sum = BE(ws->be, class_loss, plan ? w->dlogits : NULL, w->logits, w->targets, w->n_rows,
-                   w->row_len, grad_scale, n_rows);
+    if (m->cfg.encoder_head == LLAMA_HEAD_MLM) {
+        *loss_sum = bert_mlm_head(m, w, batch, plan, grads, grad_scale, first < w->L, n_rows);
+    } else {
+        head_forward(m, w);
+        *loss_sum = BE(ws->be, class_loss, plan ? w->dlogits : NULL, w->logits, w->targets,
+                       w->n_rows, w->row_len, grad_scale, n_rows);
+        if (plan) head_backward(m, w, plan, grads, first < w->L);
+    }
     if (plan) {
-        head_backward(m, w, plan, grads, first < w->L);
         w->first = first;
         w->recompute = recompute;
         ws->forward_plan_first_layer = first;
     }
     return BADAM_OK;
+}
+
+badam_status bert_mlm_predict(const llama_model *m, llama_workspace *ws, const llama_batch *batch,
+                              int32_t *pred, badam_error *err) {
+    bert_workspace *w = bert_ws(ws);
+    if (m->cfg.encoder_head != LLAMA_HEAD_MLM)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "bert_mlm_predict: the model has no masked-LM head");
+    if (!batch->targets)
+        return badam_fail(err, BADAM_E_INVALID, "bert_mlm_predict: the batch has no targets");
+    float *host = malloc(sizeof(float) * (size_t)w->layout.mlm_rows * m->cfg.vocab_size);
+    if (!host) return badam_fail(err, BADAM_E_NOMEM, "bert_mlm_predict: out of memory");
+    int training = w->training;
+    w->training = 0, w->no_lora_dropout = 1;
+    badam_status st = begin_batch(m, w, batch, err);
+    if (!st) st = forward_layers(m, w, w->L, 0, err);
+    w->training = training, w->no_lora_dropout = 0;
+    w->first = -1;
+    if (!st) bert_mlm_argmax(m, w, batch, pred, host);
+    free(host);
+    return st;
 }

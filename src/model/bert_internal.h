@@ -44,6 +44,13 @@ typedef enum bert_slot {
 /* Head tensors after the layers: the dense layer before tanh (pooler.dense or classifier.dense),
  * then the classifier (classifier or classifier.out_proj). */
 enum { BERT_H_DENSE = 0, BERT_H_DENSE_B, BERT_H_CLS, BERT_H_CLS_B, BERT_N_HEAD };
+/* The masked-LM head's tensors instead (LLAMA_HEAD_MLM): dense, its LayerNorm, the output bias
+ * (the decoder weight is the word embedding, tied). */
+enum { BERT_M_DENSE = 0, BERT_M_DENSE_B, BERT_M_LN, BERT_M_LN_B, BERT_M_BIAS, BERT_N_MLM };
+
+static inline int bert_n_head(const llama_config *c) {
+    return c->encoder_head == LLAMA_HEAD_MLM ? BERT_N_MLM : BERT_N_HEAD;
+}
 
 static inline int bert_layer_param(const llama_model *m, int l, int slot) {
     (void)m;
@@ -64,15 +71,20 @@ typedef struct bert_acts {
     float *u;             /* [N,I] intermediate.dense output (the GELU input) */
     float *s2;            /* [N,C] h1 + drop(output.dense(gelu(u))) */
     float *mean2, *rstd2; /* [N] */
+    float *lora_block;    /* [adapters per layer * N * r] (NULL without LoRA), split into: */
+    float *lora_u[LLAMA_P_KIND_COUNT]; /* [N,r] A drop(x) of the adapter on a kind, or NULL */
 } bert_acts;
 #define BERT_ACTS_FIELDS 13
 
 /* Float counts of the workspace's buffers (bert_workspace.c). */
 typedef struct bert_layout {
     size_t acts[BERT_ACTS_FIELDS]; /* one layer's activations, in bert_acts order */
-    size_t scratch[40];
+    size_t scratch[48];
     int n_scratch;
     size_t lin_scratch, layer_f32;
+    size_t lora_block; /* one layer's adapter inputs (bert_acts.lora_block) */
+    int mlm_rows;      /* rows of a masked-LM head chunk (0 without that head) */
+    int lora_rank;
 } bert_layout;
 
 typedef struct bert_workspace {
@@ -103,8 +115,17 @@ typedef struct bert_workspace {
     int n_rows, row_len;     /* loss rows and logits per row of the current batch */
     int training;
     uint64_t seed, step;
-    int first;     /* first layer the last forward kept for backward; -1 none */
-    int recompute; /* the last forward kept only layer inputs (plan->recompute) */
+    int first;           /* first layer the last forward kept for backward; -1 none */
+    int recompute;       /* the last forward kept only layer inputs (plan->recompute) */
+    int no_lora_dropout; /* set while bert_forward_logits runs: adapters without dropout */
+    /* masked-LM head (bert_mlm.c), chunks of R = layout.mlm_rows masked positions: */
+    float *mx, *mt, *mg, *mh;  /* [R,C] hidden rows, dense out, gelu out, LayerNorm out */
+    float *mmean, *mrstd;      /* [R] */
+    float *mlogits, *mdlogits; /* [R,V] */
+    float *mdh, *mdx;          /* [R,C] gradient temporaries */
+    int32_t *mtargets;         /* [R] backend memory */
+    int32_t *mrows;            /* [N] host: the masked positions of the batch */
+    int32_t *mhost;            /* [R] host staging of a chunk's targets */
 } bert_workspace;
 
 static inline bert_workspace *bert_ws(llama_workspace *ws) {
@@ -135,7 +156,10 @@ const float *bert_small(bert_workspace *w, const llama_model *m, const model_lay
 const void *bert_matrix(const llama_model *m, const model_layer_weights *lw, int idx,
                         badam_dtype *dtype);
 
-/* One layer forward x -> y (y must not alias x), filling a. */
+/* 1 when the plan trains an adapter on layer l's weight at `slot` (bert_plan.c). */
+int bert_plan_trains_slot(const llama_model *m, const llama_grad_plan *plan, int l, int slot);
+
+/* One layer forward x -> y (y must not alias x), filling a (with LoRA adapters, a->lora_u). */
 void bert_layer_forward(const llama_model *m, bert_workspace *w, const model_layer_weights *lw,
                         int l, bert_acts *a, const float *x, float *y);
 
@@ -144,6 +168,17 @@ badam_status bert_workspace_layer(bert_workspace *w, int l, bert_acts **a, badam
 /* The saved input of layer l for a recomputing plan, allocated on first use; frees the layer's
  * saved activations (a recomputing plan rebuilds them in backward). */
 badam_status bert_workspace_input(bert_workspace *w, int l, float **x, badam_error *err);
+
+/* The masked-LM head's loss over the positions whose target is not -100 (bert_mlm.c), fused
+ * with its backward under plan (NULL: loss only): head gradients, the tied word embedding's
+ * part, and the gradient at the last layer's output in w->dres when need_dh. */
+double bert_mlm_head(const llama_model *m, bert_workspace *w, const llama_batch *b,
+                     const llama_grad_plan *plan, float **grads, float grad_scale, int need_dh,
+                     int *n_rows);
+/* The argmax token of each of the batch's positions with a target (-1 elsewhere) after a
+ * forward of the layers; host: [layout.mlm_rows * V] host scratch. */
+void bert_mlm_argmax(const llama_model *m, bert_workspace *w, const llama_batch *b, int32_t *pred,
+                     float *host);
 
 /* The table's functions (model_arch.c). */
 badam_status bert_config_load(const char *path, llama_config *cfg, badam_error *err);

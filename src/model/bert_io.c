@@ -13,6 +13,15 @@
 
 #define PATH_BYTES 4096
 
+/* The tied decoder of a masked-LM folder (its weight is the word embedding, its bias the head's
+ * bias; older folders carry both copies): read past. */
+static int tied_decoder(const llama_model *m, const char *name) {
+    return m->cfg.encoder_head == LLAMA_HEAD_MLM &&
+           (!strcmp(name, "lm_head.decoder.weight") || !strcmp(name, "lm_head.decoder.bias") ||
+            !strcmp(name, "cls.predictions.decoder.weight") ||
+            !strcmp(name, "cls.predictions.decoder.bias"));
+}
+
 badam_status bert_model_load(const char *dir, badam_dtype dtype, llama_model **out,
                              badam_error *err) {
     *out = NULL;
@@ -25,7 +34,7 @@ badam_status bert_model_load(const char *dir, badam_dtype dtype, llama_model **o
     if ((st = st_set_open_dir(dir, &set, err))) return st;
     llama_model *m = NULL;
     st = bert_model_create(&cfg, dtype, &m, err);
-    if (!st) st = model_load_weights(m, set, dir, NULL, err);
+    if (!st) st = model_load_weights(m, set, dir, tied_decoder, err);
     st_set_close(set);
     if (st) {
         llama_model_free(m);
@@ -39,10 +48,11 @@ badam_status bert_model_load(const char *dir, badam_dtype dtype, llama_model **o
 static json_t *config_to_json(const llama_config *c, badam_dtype dtype) {
     json_t *j = json_object();
     int roberta = !strcmp(c->model_type, "roberta");
-    const char *arch = c->num_labels == 1
-                           ? (roberta ? "RobertaForMultipleChoice" : "BertForMultipleChoice")
-                       : roberta ? "RobertaForSequenceClassification"
-                                 : "BertForSequenceClassification";
+    const char *arch =
+        c->encoder_head == LLAMA_HEAD_MLM ? (roberta ? "RobertaForMaskedLM" : "BertForMaskedLM")
+        : c->num_labels == 1 ? (roberta ? "RobertaForMultipleChoice" : "BertForMultipleChoice")
+        : roberta            ? "RobertaForSequenceClassification"
+                             : "BertForSequenceClassification";
     json_array_append_new(io_json_add_array(j, "architectures"), json_string(arch));
     json_object_set_new(j, "model_type", json_string(c->model_type));
     json_object_set_new(j, "hidden_size", json_integer(c->hidden_size));

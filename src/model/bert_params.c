@@ -56,6 +56,15 @@ static const char *const ROBERTA_NAMES[BERT_N_HEAD] = {
     "classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight",
     "classifier.out_proj.bias"};
 
+/* The masked-LM head (RobertaLMHead; BertOnlyMLMHead under cls.predictions). */
+static const char *const ROBERTA_MLM_NAMES[BERT_N_MLM] = {
+    "lm_head.dense.weight", "lm_head.dense.bias", "lm_head.layer_norm.weight",
+    "lm_head.layer_norm.bias", "lm_head.bias"};
+static const char *const BERT_MLM_NAMES[BERT_N_MLM] = {
+    "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias",
+    "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias",
+    "cls.predictions.bias"};
+
 static void set_param(llama_param *p, const char *name, int layer, int kind, model_tag tag,
                       int64_t rows, int64_t cols) {
     memset(p, 0, sizeof *p);
@@ -78,9 +87,26 @@ static void layer_shape(const llama_config *c, int slot, int64_t *rows, int64_t 
     *cols = !weight ? 0 : slot == BERT_UP ? C : slot == BERT_DOWN ? I : C;
 }
 
+/* The masked-LM head's BERT_N_MLM tensors into p (the HEAD group; LayerNorm role NORM, the
+ * output bias role HEAD). */
+static void mlm_head_params(const llama_config *c, llama_param *p) {
+    int roberta = !strcmp(c->model_type, "roberta");
+    for (int j = 0; j < BERT_N_MLM; j++) {
+        int norm = j == BERT_M_LN || j == BERT_M_LN_B;
+        model_tag tag = {MODEL_GROUP_HEAD,
+                         norm               ? MODEL_ROLE_NORM
+                         : j == BERT_M_BIAS ? MODEL_ROLE_HEAD
+                                            : MODEL_ROLE_OTHER,
+                         (int8_t)(j != BERT_M_DENSE && j != BERT_M_LN)};
+        int64_t rows = j == BERT_M_BIAS ? c->vocab_size : c->hidden_size;
+        set_param(&p[j], (roberta ? ROBERTA_MLM_NAMES : BERT_MLM_NAMES)[j], -1, NOKIND, tag, rows,
+                  j == BERT_M_DENSE ? c->hidden_size : 0);
+    }
+}
+
 static badam_status param_table(const llama_config *c, llama_param **params, int *n_params,
                                 badam_error *err) {
-    int n = BERT_N_EMBED + c->n_layers * BERT_LAYER_PARAMS + BERT_N_HEAD;
+    int n = BERT_N_EMBED + c->n_layers * BERT_LAYER_PARAMS + bert_n_head(c);
     llama_param *p = calloc((size_t)n, sizeof *p);
     if (!p) return badam_fail(err, BADAM_E_NOMEM, "parameter table: out of memory");
     const char *base = !strcmp(c->model_type, "roberta") ? "roberta" : "bert";
@@ -103,6 +129,12 @@ static badam_status param_table(const llama_config *c, llama_param **params, int
             snprintf(name, sizeof name, "%s.encoder.layer.%d.%s", base, l, e->suffix);
             set_param(&p[i], name, l, e->kind, (model_tag){e->group, e->role, e->bias}, rows, cols);
         }
+    if (c->encoder_head == LLAMA_HEAD_MLM) {
+        mlm_head_params(c, p + i);
+        *params = p;
+        *n_params = n;
+        return BADAM_OK;
+    }
     int pooler = c->encoder_head != LLAMA_HEAD_ROBERTA_CLASSIFIER;
     for (int j = 0; j < BERT_N_HEAD; j++, i++) {
         if (pooler && j < BERT_H_CLS)
@@ -121,7 +153,8 @@ static badam_status param_table(const llama_config *c, llama_param **params, int
 badam_status bert_model_describe(const llama_config *cfg, badam_dtype dtype, llama_model **out,
                                  badam_error *err) {
     *out = NULL;
-    if (cfg->encoder_head == LLAMA_HEAD_NONE || cfg->num_labels < 1)
+    if (cfg->encoder_head == LLAMA_HEAD_NONE ||
+        (cfg->num_labels < 1 && cfg->encoder_head != LLAMA_HEAD_MLM))
         return badam_fail(err, BADAM_E_INVALID,
                           "encoder config: no classification head (encoder_head, num_labels)");
     llama_model *m = calloc(1, sizeof *m);
@@ -146,7 +179,8 @@ badam_status bert_model_describe(const llama_config *cfg, badam_dtype dtype, lla
     }
     m->embed = BERT_E_WORD;
     m->final_norm = -1; /* post-LayerNorm blocks: no final norm */
-    m->lm_head = bert_head_param(m, BERT_H_CLS);
+    /* the output layer: the classifier, or the masked-LM head's bias (its weight is tied) */
+    m->lm_head = bert_head_param(m, cfg->encoder_head == LLAMA_HEAD_MLM ? BERT_M_BIAS : BERT_H_CLS);
     *out = m;
     return BADAM_OK;
 }

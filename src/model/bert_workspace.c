@@ -12,8 +12,11 @@ static size_t max_sz(size_t a, size_t b) {
     return a > b ? a : b;
 }
 
+/* Buffer sizes for a B x T batch; with LoRA adapters of rank r (`adapters` per layer), their
+ * per-layer inputs u and the shared lora_du [N,r], lora_x [N, max in] and lora_tmp
+ * [N, max(in, out)] that llama_lora_backward uses. */
 static bert_layout layout_of(const backend_ops *ops, const llama_config *c, badam_dtype dtype,
-                             int B, int T) {
+                             int B, int T, int r, int adapters) {
     bert_layout w;
     memset(&w, 0, sizeof w);
     size_t N = (size_t)B * T, C = c->hidden_size, I = c->intermediate_size;
@@ -30,12 +33,26 @@ static bert_layout layout_of(const backend_ops *ops, const llama_config *c, bada
     s[n++] = N * I;                             /* dg */
     for (int i = 0; i < 6; i++) s[n++] = B * C; /* cls, cls_in, pool, pool_in, dcls, dpool */
     s[n++] = B * K, s[n++] = B * K;             /* logits, dlogits */
-    s[n++] = w.lin_scratch = ops->linear_scratch_floats((int)max_sz(C, I));
-    for (int i = 0; i < 4; i++) s[n++] = max_sz(max_sz(C, I), K); /* vec */
+    /* the masked-LM head: its decoder is the [V, C] word embedding, its bias [V] */
+    size_t mlm = c->encoder_head == LLAMA_HEAD_MLM, V = mlm ? (size_t)c->vocab_size : 0;
+    s[n++] = w.lin_scratch = ops->linear_scratch_floats((int)max_sz(max_sz(C, I), V));
+    for (int i = 0; i < 4; i++) s[n++] = max_sz(max_sz(max_sz(C, I), K), V); /* vec */
     for (int i = 0; i < 4; i++) s[n++] = N; /* tokens, types, pos, targets (int32) */
     s[n++] = (N + 3) / 4;                   /* mask (bytes) */
     s[n++] = w.layer_f32 = ops->layer_weights_f32(dtype) ? 4 * C * C + 2 * C * I : 0;
-    w.n_scratch = n; /* 35 <= the array's 40 */
+    size_t lora = adapters > 0 ? 1 : 0;
+    w.lora_rank = lora ? r : 0;
+    w.lora_block = lora * (size_t)adapters * N * (size_t)r;
+    s[n++] = lora * N * (size_t)r;    /* lora_du */
+    s[n++] = lora * N * max_sz(C, I); /* lora_x */
+    s[n++] = lora * N * max_sz(C, I); /* lora_tmp */
+    size_t R = mlm ? (N < 64 ? N : 64) : 0;
+    w.mlm_rows = (int)R;
+    for (int i = 0; i < 4; i++) s[n++] = R * C; /* mx, mt, mg, mh */
+    s[n++] = R, s[n++] = R;                     /* mmean, mrstd */
+    s[n++] = R * V, s[n++] = R * V;             /* mlogits, mdlogits */
+    s[n++] = R * C, s[n++] = R * C, s[n++] = R; /* mdh, mdx, mtargets (int32) */
+    w.n_scratch = n;                            /* 47 <= the array's 48 */
     return w;
 }
 
@@ -53,13 +70,14 @@ static size_t bytes_of(size_t floats) {
 llama_workspace_bytes bert_workspace_predict(const llama_config *cfg, badam_dtype dtype, int B,
                                              int T, int lora_rank, int lora_adapters_per_layer,
                                              int bottleneck_size) {
-    (void)lora_rank, (void)lora_adapters_per_layer,
-        (void)bottleneck_size; /* adapters: not on encoders yet */
-    bert_layout w = layout_of(backend_cpu_ops(), cfg, dtype, B, T);
+    (void)bottleneck_size; /* bottleneck adapters: not on encoders */
+    bert_layout w =
+        layout_of(backend_cpu_ops(), cfg, dtype, B, T, lora_rank, lora_adapters_per_layer);
     llama_workspace_bytes b = {0, bytes_of(w.acts[0]), 0};
     for (int i = 1; i < BERT_ACTS_FIELDS; i++) b.activations_per_layer += bytes_of(w.acts[i]);
     b.activations_per_layer += bytes_of(w.acts[BERT_ACTS_FIELDS - 1]); /* mean2 */
-    b.workspace = b.input_per_layer + b.activations_per_layer;         /* the shared layer */
+    b.activations_per_layer += bytes_of(w.lora_block);
+    b.workspace = b.input_per_layer + b.activations_per_layer; /* the shared layer */
     for (int i = 0; i < w.n_scratch; i++) b.workspace += bytes_of(w.scratch[i]);
     return b;
 }
@@ -79,6 +97,17 @@ static int acts_alloc(bert_workspace *w, bert_acts *a, badam_mem_category cat) {
     float **f[BERT_ACTS_FIELDS] = ACTS_LIST(a);
     for (int i = 0; i < BERT_ACTS_FIELDS; i++) *f[i] = ws_floats(w, cat, w->layout.acts[i], &ok);
     a->mean2 = ws_floats(w, cat, w->layout.acts[BERT_ACTS_FIELDS - 1], &ok);
+    a->lora_block = ws_floats(w, cat, w->layout.lora_block, &ok);
+    /* one [N,r] slice per adapted kind, in kind order */
+    const llama_lora *lo = w->base.model->lora;
+    size_t used = 0, each = (size_t)w->base.max_B * w->base.max_T * w->layout.lora_rank;
+    for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
+        a->lora_u[k] = NULL;
+        if (a->lora_block && lo && (lo->targets & (1u << k))) {
+            a->lora_u[k] = a->lora_block + used;
+            used += each;
+        }
+    }
     return ok;
 }
 
@@ -86,6 +115,7 @@ static void acts_release(bert_workspace *w, bert_acts *a) {
     float **f[BERT_ACTS_FIELDS] = ACTS_LIST(a);
     for (int i = 0; i < BERT_ACTS_FIELDS; i++) BE(w->base.be, free, *f[i]), *f[i] = NULL;
     BE(w->base.be, free, a->mean2), a->mean2 = NULL;
+    BE(w->base.be, free, a->lora_block), a->lora_block = NULL;
 }
 
 #define SCRATCH_LIST(w)                                                                            \
@@ -96,7 +126,10 @@ static void acts_release(bert_workspace *w, bert_acts *a) {
             &(w)->pool_in, &(w)->dcls, &(w)->dpool, &(w)->logits, &(w)->dlogits,                   \
             &(w)->lin_scratch, &(w)->vec[0], &(w)->vec[1], &(w)->vec[2], &(w)->vec[3],             \
             (float **)&(w)->tokens, (float **)&(w)->types, (float **)&(w)->pos,                    \
-            (float **)&(w)->targets, (float **)&(w)->mask, &(w)->base.layer_f32                    \
+            (float **)&(w)->targets, (float **)&(w)->mask, &(w)->base.layer_f32,                   \
+            &(w)->base.lora_du, &(w)->base.lora_x, &(w)->base.lora_tmp, &(w)->mx, &(w)->mt,        \
+            &(w)->mg, &(w)->mh, &(w)->mmean, &(w)->mrstd, &(w)->mlogits, &(w)->mdlogits,           \
+            &(w)->mdh, &(w)->mdx, (float **)&(w)->mtargets                                         \
     }
 
 badam_status bert_workspace_create(const llama_model *m, int B, int T, llama_workspace **out,
@@ -105,10 +138,6 @@ badam_status bert_workspace_create(const llama_model *m, int B, int T, llama_wor
     const llama_config *c = &m->cfg;
     if (B <= 0 || T <= 0)
         return badam_fail(err, BADAM_E_INVALID, "workspace: batch %d x %d must be positive", B, T);
-    if (m->lora)
-        return badam_fail(err, BADAM_E_UNSUPPORTED,
-                          "workspace: LoRA adapters on the %s encoder are not implemented",
-                          c->model_type);
     bert_workspace *w = calloc(1, sizeof *w);
     if (!w) return badam_fail(err, BADAM_E_NOMEM, "workspace: out of memory");
     badam_status st = backend_cpu_create(&w->base.be, err);
@@ -128,13 +157,20 @@ badam_status bert_workspace_create(const llama_model *m, int B, int T, llama_wor
     w->L = c->n_layers, w->C = c->hidden_size, w->I = c->intermediate_size;
     w->H = c->n_heads, w->D = c->head_dim, w->K = c->num_labels;
     w->first = -1;
-    w->layout = layout_of(w->base.be->ops, c, m->dtype, B, T);
+    for (int k = 0; m->lora && k < LLAMA_P_KIND_COUNT; k++)
+        w->base.lora_adapters += (m->lora->targets >> k) & 1u;
+    w->base.lora_rank = w->base.lora_adapters ? m->lora->rank : 0;
+    w->layout =
+        layout_of(w->base.be->ops, c, m->dtype, B, T, w->base.lora_rank, w->base.lora_adapters);
     int ok = 1;
     w->saved = calloc((size_t)w->L, sizeof *w->saved);
     w->saved_input = calloc((size_t)w->L, sizeof *w->saved_input);
     w->host_idx = calloc((size_t)B * T, sizeof(int32_t));
     w->host_mask = calloc((size_t)B * T, 1);
-    if (!w->saved || !w->saved_input || !w->host_idx || !w->host_mask) ok = 0;
+    w->mrows = calloc((size_t)B * T, sizeof(int32_t));
+    w->mhost = calloc((size_t)w->layout.mlm_rows + 1, sizeof(int32_t));
+    if (!w->saved || !w->saved_input || !w->host_idx || !w->host_mask || !w->mrows || !w->mhost)
+        ok = 0;
     ok = ok && acts_alloc(w, &w->tmp, BADAM_MEM_WORKSPACE);
     float **bufs[] = SCRATCH_LIST(w);
     for (int i = 0; i < w->layout.n_scratch; i++)
@@ -163,6 +199,8 @@ void bert_workspace_free(llama_workspace *ws) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) BE(ws->be, free, *bufs[i]);
     free(w->host_idx);
     free(w->host_mask);
+    free(w->mrows);
+    free(w->mhost);
     if (ws->owns_be) backend_destroy(ws->be);
     free(w);
 }
@@ -186,6 +224,7 @@ badam_status bert_workspace_input(bert_workspace *w, int l, float **x, badam_err
     if (w->saved[l]) { /* a recomputing plan keeps no activations */
         for (int i = 0; i < BERT_ACTS_FIELDS; i++) w->base.bytes -= bytes_of(w->layout.acts[i]);
         w->base.bytes -= bytes_of(w->layout.acts[BERT_ACTS_FIELDS - 1]);
+        w->base.bytes -= bytes_of(w->layout.lora_block);
         acts_release(w, w->saved[l]);
         free(w->saved[l]);
         w->saved[l] = NULL;

@@ -10,6 +10,7 @@
 #include "badam/llama.h"
 #include "io/files.h"
 #include "io/json_write.h"
+#include "model/bert_internal.h"
 
 #define PATH_BYTES 4096
 
@@ -108,8 +109,11 @@ static badam_status write_tokenizer_config(const char *src_dir, const char *out_
 badam_status llama_model_save_meta(const llama_model *m, const char *src_dir, const char *out_dir,
                                    size_t max_shard_bytes, const llama_folder_meta *meta,
                                    badam_error *err) {
-    badam_status st = llama_model_save(m, src_dir, out_dir, max_shard_bytes, err);
-    if (st || !meta) return st;
+    /* an encoder (bert, roberta) is saved by its family, with no generation metadata */
+    int encoder = m->cfg.encoder_head != LLAMA_HEAD_NONE;
+    badam_status st = encoder ? bert_model_save(m, src_dir, out_dir, max_shard_bytes, err)
+                              : llama_model_save(m, src_dir, out_dir, max_shard_bytes, err);
+    if (st || !meta || encoder) return st;
     if (meta->n_eos > 0 && (st = write_eos(src_dir, out_dir, meta, err))) return st;
     if (src_dir && (meta->eos_token || meta->chat_template))
         st = write_tokenizer_config(src_dir, out_dir, meta, err);

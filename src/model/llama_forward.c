@@ -90,6 +90,7 @@ static badam_status llama_batch_check_kind(const llama_batch *b, badam_error *er
                           "LM takes per-token targets only)",
                           b->target_kind == MODEL_TARGETS_SEQUENCE ? "per sequence"
                           : b->target_kind == MODEL_TARGETS_CHOICE ? "per group of choices"
+                          : b->target_kind == MODEL_TARGETS_MASKED ? "masked-LM"
                                                                    : "(unknown)");
     if (b->token_types)
         return badam_fail(err, BADAM_E_UNSUPPORTED,

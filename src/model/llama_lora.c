@@ -22,6 +22,17 @@ static const char *const SHORT_NAME[MODEL_ROLE_COUNT] = {
     [MODEL_ROLE_DOWN] = "down_proj",
 };
 
+/* The same modules' names in the encoder family (bert_params.c: Hugging Face's BertLayer): the
+ * PEFT target_modules an encoder's adapters are saved under, also accepted as targets. */
+static const char *const ENCODER_NAME[MODEL_ROLE_COUNT] = {
+    [MODEL_ROLE_Q] = "query",
+    [MODEL_ROLE_K] = "key",
+    [MODEL_ROLE_V] = "value",
+    [MODEL_ROLE_O] = "attention.output.dense",
+    [MODEL_ROLE_UP] = "intermediate.dense",
+    [MODEL_ROLE_DOWN] = "output.dense",
+};
+
 /* Every projection role: the targets "all" selects and the only ones that may be adapted. */
 static uint32_t projection_roles(void) {
     uint32_t mask = 0;
@@ -51,8 +62,8 @@ badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam
         for (int k = 0; k < MODEL_ROLE_COUNT && !found; k++) {
             if (!SHORT_NAME[k]) continue;
             size_t n = strlen(tok);
-            /* "q" or "q_proj" */
-            if (!strcmp(tok, SHORT_NAME[k]) ||
+            /* "q", "q_proj" or the encoder's "query" */
+            if (!strcmp(tok, SHORT_NAME[k]) || (ENCODER_NAME[k] && !strcmp(tok, ENCODER_NAME[k])) ||
                 (n + 5 == strlen(SHORT_NAME[k]) && !strncmp(tok, SHORT_NAME[k], n) &&
                  !strcmp(SHORT_NAME[k] + n, "_proj"))) {
                 *targets |= 1u << k;
@@ -61,7 +72,10 @@ badam_status llama_lora_parse_targets(const char *list, uint32_t *targets, badam
         }
         if (!found)
             return badam_fail(err, BADAM_E_INVALID,
-                              "LoRA target '%s' is not one of q, k, v, o, gate, up, down", tok);
+                              "LoRA target '%s' is not one of q, k, v, o, gate, up, down (or an "
+                              "encoder's query, key, value, attention.output.dense, "
+                              "intermediate.dense, output.dense)",
+                              tok);
     }
     if (!*targets) return badam_fail(err, BADAM_E_INVALID, "LoRA targets are empty");
     return BADAM_OK;
@@ -122,6 +136,7 @@ badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float drop
     m->lora = lo;
     if (!lo || !lo->A || !lo->B || !lo->dA || !lo->dB) goto nomem;
     lo->rank = rank, lo->alpha = alpha, lo->dropout = dropout, lo->targets = targets;
+    uint32_t present = 0; /* the targeted roles the model has (an encoder has no gate) */
     for (int pi = 0; pi < m->n_params; pi++) {
         const llama_param *p = &m->params[pi];
         if (!lora_selects(p, targets)) continue;
@@ -141,7 +156,16 @@ badam_status llama_lora_attach(llama_model *m, int rank, float alpha, float drop
         }
         lo->n_adapters++;
         lo->n_params += (size_t)rank * (in + out);
+        present |= 1u << p->tag.role;
     }
+    if (!present) {
+        llama_lora_detach(m);
+        return badam_fail(err, BADAM_E_INVALID,
+                          "LoRA: no layer weight of the %s model matches the "
+                          "targets",
+                          m->cfg.model_type);
+    }
+    lo->targets = present;
     return BADAM_OK;
 nomem:
     llama_lora_detach(m);
@@ -267,8 +291,10 @@ badam_status llama_lora_save(const llama_model *m, const char *dir, const char *
         return badam_fail(err, BADAM_E_NOMEM, "LoRA save: out of memory");
     }
     json_t *cfg = json_object(), *mods = json_array();
+    int encoder = m->cfg.encoder_head != LLAMA_HEAD_NONE;
     for (int k = 0; k < LLAMA_P_KIND_COUNT; k++)
-        if (lo->targets & (1u << k)) json_array_append_new(mods, json_string(SHORT_NAME[k]));
+        if (lo->targets & (1u << k))
+            json_array_append_new(mods, json_string((encoder ? ENCODER_NAME : SHORT_NAME)[k]));
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int k = 0; k < LLAMA_P_KIND_COUNT; k++) {
             int a = llama_adapter_index(m, l, (llama_param_kind)k), in, out;
@@ -287,7 +313,7 @@ badam_status llama_lora_save(const llama_model *m, const char *dir, const char *
     free(e);
     free(names);
     json_object_set_new(cfg, "peft_type", json_string("LORA"));
-    json_object_set_new(cfg, "task_type", json_string("CAUSAL_LM"));
+    json_object_set_new(cfg, "task_type", json_string(encoder ? "SEQ_CLS" : "CAUSAL_LM"));
     json_object_set_new(cfg, "r", json_integer(lo->rank));
     /* PEFT writes lora_alpha as an int (its type); a fractional alpha stays a real */
     json_object_set_new(cfg, "lora_alpha",

@@ -31,11 +31,13 @@ static const model_arch LLAMA_ARCH = {
 
 static const char *const BERT_TYPES[] = {"bert", "roberta", NULL};
 
-/* The encoder family (bert_*.c): sequence classification and multiple choice, no decoding. */
+/* The encoder family (bert_*.c): sequence classification, multiple choice and masked-LM
+ * (MODEL_TARGETS_MASKED), no decoding. */
 static const model_arch BERT_ARCH = {
     .family = "bert",
     .model_types = BERT_TYPES,
-    .target_kinds = 1u << MODEL_TARGETS_SEQUENCE | 1u << MODEL_TARGETS_CHOICE,
+    .target_kinds =
+        1u << MODEL_TARGETS_SEQUENCE | 1u << MODEL_TARGETS_CHOICE | 1u << MODEL_TARGETS_MASKED,
     .config_load = bert_config_load,
     .describe = bert_model_describe,
     .load = bert_model_load,

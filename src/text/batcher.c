@@ -36,7 +36,8 @@ struct batcher {
     uint64_t epoch, index;
     int have_order;
     size_t *order, *batch_off, *scratch;
-    int32_t *tokens, *targets, *positions, *seg_start;
+    int32_t *tokens, *targets, *positions, *seg_start, *lengths;
+    int64_t *units;
 };
 
 static size_t unit_len(const batcher *b, size_t u) {
@@ -234,8 +235,10 @@ badam_status batcher_create(const data_set *ds, const batcher_options *opts, bat
     b->targets = malloc(cells * sizeof *b->targets);
     b->positions = malloc(cells * sizeof *b->positions);
     b->seg_start = malloc(cells * sizeof *b->seg_start);
+    b->lengths = malloc(bs * sizeof *b->lengths);
+    b->units = malloc(bs * sizeof *b->units);
     if (!b->order || !b->batch_off || !b->scratch || !b->tokens || !b->targets || !b->positions ||
-        !b->seg_start)
+        !b->seg_start || !b->lengths || !b->units)
         goto nomem;
     *out = b;
     return BADAM_OK;
@@ -257,6 +260,8 @@ void batcher_free(batcher *b) {
     free(b->targets);
     free(b->positions);
     free(b->seg_start);
+    free(b->lengths);
+    free(b->units);
     free(b);
 }
 
@@ -325,6 +330,8 @@ void batcher_next(batcher *b, data_batch *out) {
             pos[t] = (int32_t)(b->o.pack ? t - used : t);
             seg[t] = (int32_t)(b->o.pack ? used : 0);
         }
+        b->lengths[r] = (int32_t)used;
+        b->units[r] = (int64_t)u;
     }
     out->B = (int)B;
     out->T = (int)T;
@@ -334,6 +341,9 @@ void batcher_next(batcher *b, data_batch *out) {
     out->seg_start = b->seg_start;
     out->n_targets = n_targets;
     out->first_row = (int)first;
+    out->lengths = b->lengths;
+    out->units = b->units;
+    out->epoch = b->epoch;
 }
 
 batcher_state batcher_get_state(const batcher *b) {

@@ -33,6 +33,7 @@
 #include "badam/device.h"
 #include "model/cuda/cuda_backend.h"
 #include "train/shard.h"
+#include "train/train_mlm.h"
 #include "train/trainer_internal.h"
 
 #define PATH_BYTES 4096
@@ -63,6 +64,7 @@ typedef struct trainer {
     json_t *record; /* the run record checkpoints carry (run_record.h); NULL without checkpoints */
     method_micro_ctx micro; /* what grad_ready gets for the current micro-batch */
     shard_runtime *shard;   /* --shard-weights on N > 1 ranks (train/shard.h), else NULL */
+    train_mlm *mlm;         /* --objective mlm: masks each batch (NULL otherwise) */
 } trainer;
 
 /* What one step adds up. */
@@ -106,6 +108,7 @@ static void next_batch(trainer *t, int dropout, uint64_t micro, data_batch *db, 
     if (!t->enc) {
         batcher_next(t->batches, db);
         model_batch_from_data(db, lb);
+        if (t->mlm) train_mlm_batch(t->mlm, db, lb); /* --objective mlm: masked in place */
         return;
     }
     memset(db, 0, sizeof *db);
@@ -128,11 +131,13 @@ static badam_status load_data(trainer *t, badam_error *err) {
     if (c->task) return encoder_data_open(c, &t->enc, err);
     const model_arch *arch = NULL;
     badam_error ignored;
-    if (!model_arch_for_folder(c->model_dir, &arch, &ignored) &&
+    if (c->objective != TRAIN_OBJECTIVE_MLM &&
+        !model_arch_for_folder(c->model_dir, &arch, &ignored) &&
         !(arch->target_kinds & (1u << MODEL_TARGETS_TOKEN)))
         return badam_fail(err, BADAM_E_INVALID,
                           "%s: the model is an encoder (%s): train it on a task with --task "
-                          "(boolq, cb, copa, multirc, rte, wic, wsc)",
+                          "(boolq, cb, copa, multirc, rte, wic, wsc), or pretrain a *ForMaskedLM "
+                          "folder with --objective mlm",
                           c->model_dir, arch->family);
     char path[PATH_BYTES];
     if (!io_path_join(path, sizeof path, c->model_dir, "tokenizer.json") && io_is_file(path)) {
@@ -192,10 +197,17 @@ static badam_status broadcast_weights(trainer *t, badam_error *err) {
 
 static badam_status setup_model(trainer *t, const char *weights_dir, badam_error *err) {
     const train_config *c = t->cfg;
-    /* data parallel: ranks other than 0 take rank 0's config and weights (rank_model.h); an
-     * encoder loads through its family on every rank, and rank 0's broadcast overwrites */
-    badam_status st = t->enc ? t->enc->arch->load(weights_dir, c->dtype, &t->m, err)
-                             : rank_model_load(c->comm, weights_dir, c->dtype, &t->m, err);
+    /* decoders: ranks other than 0 take rank 0's config and weights (rank_model.h); encoders
+     * (--task, --objective mlm) load through their family on every rank, and rank 0's broadcast
+     * overwrites */
+    badam_status st;
+    if (c->task || c->objective == TRAIN_OBJECTIVE_MLM) {
+        const model_arch *fam = NULL;
+        st = model_arch_for_folder(weights_dir, &fam, err);
+        if (!st) st = fam->load(weights_dir, c->dtype, &t->m, err);
+    } else {
+        st = rank_model_load(c->comm, weights_dir, c->dtype, &t->m, err);
+    }
     if (st) return st;
     if (!(t->arch = model_arch_find(t->m->cfg.model_type)))
         return badam_fail(err, BADAM_E_UNSUPPORTED, "%s: no model family serves model_type '%s'",
@@ -302,6 +314,7 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
         batcher_next(vb, &db);
         llama_batch lb;
         model_batch_from_data(&db, &lb);
+        if (t->mlm) train_mlm_batch(t->mlm, &db, &lb);
         double s = 0;
         int n = 0;
         if (lb.B) st = t->arch->forward(t->m, t->ws, &lb, NULL, 1.0f, NULL, &s, &n, err);
@@ -421,6 +434,7 @@ static void free_trainer(trainer *t) {
     tokenizer_free(t->tok);
     llama_model_free(t->m);
     shard_runtime_free(t->shard); /* after the model: its parameters pointed into it */
+    train_mlm_free(t->mlm);
 }
 
 /* OUT/: the method's own files (LoRA: adapter/, then the merge), then the model (rank 0). */
@@ -629,6 +643,9 @@ static badam_status open_run(trainer *t, char *ckpt, size_t size, checkpoint_sta
     if (!st && t->enc && !c->partition.always_active)
         t->mo.partition.always_active = t->enc->head_prefixes;
     if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
+    if (!st)
+        st =
+            train_mlm_open(c, t->tok, t->m, c->batch_size / badam_comm_size(c->comm), &t->mlm, err);
     if (!st) st = make_folder_meta(t, err);
     if (!st) st = method_create(&t->ms, t->ops, t->m, t->be, &t->mo, err);
     return st;
@@ -683,9 +700,10 @@ static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
         shard ? memory_plan_predict_ranks(&t->m->cfg, c, ranks, 1, &r->predicted, err)
               : memory_plan_predict(&t->m->cfg, c, rows, c->seq_len, &r->predicted, err);
     if (!st) st = t->ops->allocate(&t->ms, err);
-    /* an encoder's workspace makes its own CPU backend (bert.h) */
-    if (!st && t->enc) st = t->arch->workspace_create(t->m, rows, c->seq_len, &t->ws, err);
-    if (!st && !t->enc) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
+    if (!st)
+        st = !strcmp(t->arch->family, "llama")
+                 ? llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err)
+                 : t->arch->workspace_create(t->m, rows, c->seq_len, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
     if (!st && shard) { /* every rank holds rank 0's whole model: keep the shards only */
         st = shard_runtime_create(t->m, t->ws, c->comm, &t->ms.ts, &t->shard, err);

@@ -9,11 +9,16 @@ imported.
   bert_ref.py batch --model DIR --out BATCH.json [--seed S] [--pairs] [--choices K]
       writes a random batch for an existing folder (e.g. ../shared/data/tiny-random-bert)
   bert_ref.py run --model DIR --batch BATCH.json --out OUT.safetensors [--dtype float64]
-      forward + autograd backward; OUT holds (all F32):
+                  [--lora ADAPTER_DIR]
+      forward + autograd backward; with --lora, the PEFT LoRA adapters of ADAPTER_DIR
+      (adapter_config.json r, lora_alpha; adapter_model.safetensors
+      base_model.model.<module>.lora_A/B.weight) add (alpha / r) B A x to each adapted Linear's
+      output, as PEFT's lora.Linear in eval mode; OUT holds (all F32):
         logits    [B, num_labels] (sequence classification) or [G, n_choices] (multiple choice)
         loss      [1]  mean cross-entropy over rows whose label is not -100
         n_rows    [1]  the number of such rows
-        grad.<hf name>  gradient of loss for every parameter
+        grad.<hf name>  gradient of loss for every parameter (and every lora_A / lora_B tensor,
+                        under its PEFT name)
 
 BATCH.json: {"input_ids": [[int]*T]*B, "attention_mask": [[0|1]*T]*B,
              "token_type_ids": [[int]*T]*B (optional), "labels": [int]*R,
@@ -44,7 +49,20 @@ PRESETS = {
                     6, 7, True, 3, False),
     "roberta_choice": ("roberta", "RobertaForMultipleChoice", 16, 24, 2, 4, 45, 20, 1, 1,
                        4, 8, False, 2, True),
+    "roberta_mlm": ("roberta", "RobertaForMaskedLM", 24, 40, 2, 3, 60, 30, 1, 0,
+                    4, 10, False, 0, False),
+    "bert_mlm": ("bert", "BertForMaskedLM", 16, 20, 2, 2, 50, 20, 2, 0,
+                 3, 9, True, 0, True),
 }
+
+# the masked-LM heads (RobertaLMHead; BertOnlyMLMHead): dense, LayerNorm, bias; the decoder
+# weight is the word embedding (tied)
+MLM_HEAD = {"roberta": ["lm_head.dense.weight", "lm_head.dense.bias", "lm_head.layer_norm.weight",
+                        "lm_head.layer_norm.bias", "lm_head.bias"],
+            "bert": ["cls.predictions.transform.dense.weight",
+                     "cls.predictions.transform.dense.bias",
+                     "cls.predictions.transform.LayerNorm.weight",
+                     "cls.predictions.transform.LayerNorm.bias", "cls.predictions.bias"]}
 
 
 # ------------------------------------------------------------------------------ names
@@ -61,7 +79,9 @@ def param_names(cfg):
                     "attention.output.dense", "attention.output.LayerNorm",
                     "intermediate.dense", "output.dense", "output.LayerNorm"):
             names += [p + mod + ".weight", p + mod + ".bias"]
-    if head_kind(cfg) == "roberta":
+    if head_kind(cfg) == "mlm":
+        names += MLM_HEAD[base]
+    elif head_kind(cfg) == "roberta":
         names += ["classifier.dense.weight", "classifier.dense.bias",
                   "classifier.out_proj.weight", "classifier.out_proj.bias"]
     else:
@@ -74,6 +94,8 @@ def head_kind(cfg):
     arch = (cfg.get("architectures") or ["SequenceClassification"])[0]
     if arch.endswith("ForMultipleChoice"):
         return "choice"
+    if arch.endswith("ForMaskedLM"):
+        return "mlm"
     return "roberta" if cfg["model_type"] == "roberta" else "pooler"
 
 
@@ -89,7 +111,10 @@ def shapes(cfg):
     C, I = cfg["hidden_size"], cfg["intermediate_size"]
     out = {}
     for n in param_names(cfg):
-        if "word_embeddings" in n:
+        if head_kind(cfg) == "mlm" and n in MLM_HEAD[cfg["model_type"]]:
+            j = MLM_HEAD[cfg["model_type"]].index(n)
+            out[n] = [[C, C], [C], [C], [C], [cfg["vocab_size"]]][j]
+        elif "word_embeddings" in n:
             out[n] = [cfg["vocab_size"], C]
         elif "position_embeddings" in n:
             out[n] = [cfg["max_position_embeddings"], C]
@@ -114,8 +139,10 @@ def layer_norm(x, w, b, eps):
     return F.layer_norm(x, (x.shape[-1],), w, b, eps)
 
 
-def forward(cfg, P, ids, mask, types):
-    """Logits of HF's *ForSequenceClassification / *ForMultipleChoice in eval mode."""
+def forward(cfg, P, ids, mask, types, lora=None):
+    """Logits of HF's *ForSequenceClassification / *ForMultipleChoice in eval mode; lora:
+    {module name: (A, B, scale)} adapters on layer Linears."""
+    lora = lora or {}
     B, T = ids.shape
     base, eps = cfg["model_type"], cfg.get("layer_norm_eps", 1e-12)
     C, H = cfg["hidden_size"], cfg["num_attention_heads"]
@@ -133,7 +160,11 @@ def forward(cfg, P, ids, mask, types):
     ext = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
 
     def lin(t, name):
-        return F.linear(t, P[name + ".weight"], P[name + ".bias"])
+        y = F.linear(t, P[name + ".weight"], P[name + ".bias"])
+        if name in lora:
+            A, Bm, scale = lora[name]
+            y = y + scale * F.linear(F.linear(t, A), Bm)
+        return y
 
     for l in range(cfg["num_hidden_layers"]):
         p = f"{base}.encoder.layer.{l}."
@@ -147,6 +178,11 @@ def forward(cfg, P, ids, mask, types):
         inter = F.gelu(lin(h, p + "intermediate.dense"))
         x = layer_norm(lin(inter, p + "output.dense") + h, P[p + "output.LayerNorm.weight"],
                        P[p + "output.LayerNorm.bias"], eps)
+    if head_kind(cfg) == "mlm":  # logits [B, T, V]
+        hd = MLM_HEAD[base]
+        h = F.gelu(F.linear(x, P[hd[0]], P[hd[1]]))
+        h = layer_norm(h, P[hd[2]], P[hd[3]], eps)
+        return F.linear(h, P[e + "word_embeddings.weight"], P[hd[4]])
     c = x[:, 0]
     if head_kind(cfg) == "roberta":
         return lin(torch.tanh(lin(c, "classifier.dense")), "classifier.out_proj")
@@ -166,15 +202,33 @@ def run(args):
     types = torch.tensor(batch.get("token_type_ids") or [[0] * ids.shape[1]] * ids.shape[0],
                          dtype=torch.long)
     labels = torch.tensor(batch["labels"], dtype=torch.long)
-    logits = forward(cfg, P, ids, mask, types)
+    lora, lora_params = {}, {}
+    if args.lora:
+        with open(os.path.join(args.lora, "adapter_config.json")) as f:
+            acfg = json.load(f)
+        scale = float(acfg["lora_alpha"]) / int(acfg["r"])
+        raw_lora = st.load(os.path.join(args.lora, "adapter_model.safetensors"))
+        for n, t in raw_lora.items():
+            lora_params[n] = t.to(dtype).requires_grad_(True)
+        pre, a_suf = "base_model.model.", ".lora_A.weight"
+        for n in raw_lora:
+            if n.endswith(a_suf):
+                mod = n[len(pre):-len(a_suf)]
+                lora[mod] = (lora_params[n], lora_params[pre + mod + ".lora_B.weight"], scale)
+    logits = forward(cfg, P, ids, mask, types, lora)
     if head_kind(cfg) == "choice":
         logits = logits.view(-1, int(batch["n_choices"]))
+    if head_kind(cfg) == "mlm":  # mean over the positions with a label
+        logits = logits.reshape(-1, logits.shape[-1])
+        labels = labels.reshape(-1)
     loss = F.cross_entropy(logits, labels, ignore_index=IGNORE)
     loss.backward()
     out = {"logits": logits.detach().float(), "loss": loss.detach().float().reshape(1),
            "n_rows": torch.tensor([float((labels != IGNORE).sum())])}
     for n in param_names(cfg):
         out["grad." + n] = P[n].grad.float()
+    for n, t in lora_params.items():
+        out["grad." + n] = t.grad.float()
     st.save(out, args.out, dtype="F32")
 
 
@@ -195,10 +249,16 @@ def make_batch(cfg, g, B, T, pairs, choices):
         mask.append([1] * n + [0] * (T - n))
         types.append([0] * cut + [1 if pairs else 0] * (n - cut) + [0] * (T - n))
     rows = B // choices if choices else B
-    K = choices if choices else num_labels(cfg)
-    labels = [int(torch.randint(0, K, (1,), generator=g)) for _ in range(rows)]
-    if rows > 2:
-        labels[1] = IGNORE
+    if head_kind(cfg) == "mlm":  # a target token at about a third of the real positions
+        labels = [[int(torch.randint(0, V, (1,), generator=g))
+                   if mask[b][t] and float(torch.rand(1, generator=g)) < 0.35 else IGNORE
+                   for t in range(T)] for b in range(B)]
+        labels[0][1] = int(ids[0][1])
+    else:
+        K = choices if choices else num_labels(cfg)
+        labels = [int(torch.randint(0, K, (1,), generator=g)) for _ in range(rows)]
+        if rows > 2:
+            labels[1] = IGNORE
     out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     if pairs:
         out["token_type_ids"] = types
@@ -210,6 +270,8 @@ def make_batch(cfg, g, B, T, pairs, choices):
 def make(args):
     (mt, arch, C, I, L, H, V, max_pos, tv, nl, B, T, pairs, choices,
      pos_buf) = PRESETS[args.preset]
+    V = args.vocab or V
+    max_pos = args.max_pos or max_pos
     cfg = {"architectures": [arch], "model_type": mt, "hidden_size": C, "intermediate_size": I,
            "num_hidden_layers": L, "num_attention_heads": H, "vocab_size": V,
            "max_position_embeddings": max_pos, "type_vocab_size": tv,
@@ -223,9 +285,9 @@ def make(args):
     g = torch.Generator().manual_seed(args.seed)
     tensors = {}
     for n, shp in shapes(cfg).items():
-        if "LayerNorm.weight" in n:
+        if "LayerNorm.weight" in n or "layer_norm.weight" in n:
             t = 1.0 + 0.1 * torch.randn(shp, generator=g)
-        elif n.endswith("bias") or "LayerNorm" in n:
+        elif n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n:
             t = 0.1 * torch.randn(shp, generator=g)
         else:
             t = 0.3 * torch.randn(shp, generator=g)
@@ -256,6 +318,8 @@ def main():
     a.add_argument("--preset", choices=sorted(PRESETS))
     a.add_argument("--seed", type=int, default=1)
     a.add_argument("--list", action="store_true")
+    a.add_argument("--vocab", type=int, default=0, help="override the preset's vocabulary size")
+    a.add_argument("--max-pos", type=int, default=0, help="override max_position_embeddings")
     b = sub.add_parser("batch")
     b.add_argument("--model", required=True)
     b.add_argument("--out", required=True)
@@ -269,6 +333,7 @@ def main():
     r.add_argument("--batch", required=True)
     r.add_argument("--out", required=True)
     r.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    r.add_argument("--lora", help="a PEFT LoRA adapter folder to apply")
     args = ap.parse_args()
     if args.cmd == "make":
         if args.list:
