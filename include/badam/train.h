@@ -117,6 +117,12 @@ typedef struct train_config {
     /* > 0: warmup = ceil(warmup_ratio * total steps) (Hugging Face's warmup_ratio); overrides
      * warmup. */
     float warmup_ratio;
+    /* > 0: a time limit in seconds of training steps (from the first step, not counting loading
+     * or validation): the run ends after the step during which it elapsed, with validation, the
+     * checkpoint and the model saved as at a normal end; the schedule keeps its max_steps (the lr
+     * does not reach its end). metrics.jsonl's last step line says "stop": "max_seconds", and
+     * train_report.time_limited is set. 0: none. A run so stopped resumes with --resume. */
+    double max_seconds;
 } train_config;
 
 /* Defaults: BAdam, bf16, K auto, random order, layer partition, lr 1e-5, betas (0.9, 0.999),
@@ -166,7 +172,8 @@ typedef struct train_report {
     double seconds;
     double forward_s, backward_s, update_s, switch_s;
     size_t tokens;
-    int stopped; /* ended at stop_at_step with a checkpoint, not at the end */
+    int stopped;      /* ended at stop_at_step with a checkpoint, not at the end */
+    int time_limited; /* ended before max_steps because train_config.max_seconds elapsed */
 } train_report;
 
 /* ---------------------------------------------------------------- encoder evaluation */
