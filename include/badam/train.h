@@ -121,7 +121,8 @@ typedef struct train_config {
      * or validation): the run ends after the step during which it elapsed, with validation, the
      * checkpoint and the model saved as at a normal end; the schedule keeps its max_steps (the lr
      * does not reach its end). metrics.jsonl's last step line says "stop": "max_seconds", and
-     * train_report.time_limited is set. 0: none. A run so stopped resumes with --resume. */
+     * train_report.time_limited is set; data parallel: the ranks stop together (an all-reduce of
+     * the decision each step). 0: none. A run so stopped resumes with --resume. */
     double max_seconds;
 } train_config;
 

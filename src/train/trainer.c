@@ -675,8 +675,12 @@ static badam_status run_steps(trainer *t, train_report *r, int stop_at, double s
         if (st) break;
         double now = now_s();
         sm.elapsed_s = now - start;
-        if (c->max_seconds > 0 && now - first >= c->max_seconds && t->step < t->max_steps)
-            sm.stop = "max_seconds", r->time_limited = 1;
+        double over = c->max_seconds > 0 && now - first >= c->max_seconds;
+        /* data parallel: the ranks stop together (any rank's clock past the limit) */
+        if (c->max_seconds > 0 && badam_comm_size(c->comm) > 1 &&
+            (st = badam_comm_all_reduce_f64(c->comm, &over, 1, err)))
+            break;
+        if (over > 0 && t->step < t->max_steps) sm.stop = "max_seconds", r->time_limited = 1;
         sm.rss = badam_current_rss();
         metrics_write_step(&t->metrics, &sm);
         if (c->progress) {
