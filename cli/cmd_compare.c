@@ -25,15 +25,20 @@ static const char *DESCRIPTION =
     "predicted and measured peak) and OUT/report.html (loss against step, tokens and seconds).\n"
     "Every option of badam train (below) is accepted, for all runs (--lr 2e-3) or per run as\n"
     "NAME=VALUE items, NAME a run or its method, an item without NAME for the others:\n"
-    "--lr lora=3e-3,adam=3e-4,2e-3 (flags apply to every run). --tokens N converts a budget of\n"
-    "trained tokens to steps with the data's mean trained tokens per example. A run that fails\n"
-    "is reported with its error and the others still run; the exit status is then 1.";
+    "--lr lora=3e-3,adam=3e-4,2e-3. A flag alone applies to every run; followed by a list of\n"
+    "runs or methods it applies to those only: --galore-per-layer galore@pl (items NAME, NAME=1\n"
+    "or NAME=0; --flag=LIST also works). --tokens N converts a budget of trained tokens to steps\n"
+    "with the data's mean trained tokens per example. --wall-seconds S gives every run the same\n"
+    "time limit (badam train --max-seconds: a run ends after the step during which S seconds of\n"
+    "training elapsed, and the table says so); the step budget still applies, so give a large\n"
+    "--max-steps for a pure time budget. A run that fails is reported with its error and the\n"
+    "others still run; the exit status is then 1.";
 
 /* The comparison's own options (the rest go to the train option parser). */
 typedef struct compare_cli {
     const char *methods, *out, *title;
     int exact_match, max_new, eval_batch;
-    double tokens;
+    double tokens, wall_seconds;
 } compare_cli;
 
 /* The command line split into the comparison's own options and those of badam train. */
@@ -43,7 +48,7 @@ typedef struct split_args {
 } split_args;
 
 static const cli_option *own_options(compare_cli *x) {
-    static cli_option t[8];
+    static cli_option t[9];
     const cli_option table[] = {
         {"methods", OPT_STRING, &x->methods, "LIST",
          "runs: METHOD or METHOD@LABEL, comma-separated", 0},
@@ -55,6 +60,8 @@ static const cli_option *own_options(compare_cli *x) {
         {"eval-batch-size", OPT_INT, &x->eval_batch, "B", "held-out evaluation batch size (8)", 0},
         {"tokens", OPT_DOUBLE, &x->tokens, "N",
          "budget in trained tokens, as one step count for all runs (replaces --max-steps)", 0},
+        {"wall-seconds", OPT_DOUBLE, &x->wall_seconds, "S",
+         "the same time limit for every run (--max-seconds S where a run has none of its own)", 0},
         {"title", OPT_STRING, &x->title, "TEXT", "report title", 0},
         {0},
     };
@@ -105,6 +112,9 @@ static int split(int argc, char **argv, compare_cli *x, split_args *s) {
                 return 2;
             }
             value = t == 1 && !strchr(a, '=');
+            /* a flag followed by a run list (--galore-per-layer galore) takes it */
+            if (t == 0 && !strchr(a, '=') && i + 1 < argc && strncmp(argv[i + 1], "--", 2))
+                value = 1;
         }
         char **dst = found ? s->own : s->train;
         int *n = found ? &s->n_own : &s->n_train;
@@ -159,10 +169,18 @@ static int run_argv(const split_args *s, const compare_names *names, int i, comp
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)strcspn(a + 2, "="), a + 2);
         const char *value = eq ? eq + 1 : NULL;
-        if (!eq && train_option_takes_value(name) == 1)
+        int flag = train_option_takes_value(name) == 0;
+        if (!eq && (!flag || (k + 1 < s->n_train && strncmp(s->train[k + 1], "--", 2))))
             value = k + 1 < s->n_train ? s->train[++k] : "";
         if (!value) { /* a flag: every run */
             argv[n++] = (char *)a;
+            continue;
+        }
+        if (flag) { /* a flag with a run list: the runs it names */
+            int on = compare_flag_for(names, i, name, value);
+            if (on < 0) return -1;
+            if (on) add_setting(run, name, "on");
+            if (on && !(argv[n++] = pool_add(pool, "--%s%s", name, ""))) return -1;
             continue;
         }
         char v[1024];
@@ -274,9 +292,10 @@ static int parse_all(int argc, char **argv, compare_cli *x, compare_names *names
         fprintf(stderr, "badam compare: --methods and --out are required (see --help)\n");
         rc = 2;
     }
-    if (!rc && (x->max_new < 1 || x->eval_batch < 1 || x->tokens < 0)) {
+    if (!rc && (x->max_new < 1 || x->eval_batch < 1 || x->tokens < 0 ||
+                !(x->wall_seconds >= 0 && x->wall_seconds < 1e12))) {
         fprintf(stderr, "badam compare: --max-new-tokens and --eval-batch-size must be >= 1, "
-                        "--tokens >= 0\n");
+                        "--tokens and --wall-seconds >= 0\n");
         rc = 2;
     }
     if (!rc && compare_parse_methods(x->methods, names)) rc = 2;
@@ -285,6 +304,9 @@ static int parse_all(int argc, char **argv, compare_cli *x, compare_names *names
     train_config_defaults(&preset);
     if (!rc) rc = build_runs(x, &s, names, &preset, *runs, pool);
     if (!rc) rc = check_same_data(*runs, names->n);
+    for (int i = 0; !rc && i < names->n; i++) /* a run's own --max-seconds wins */
+        if (x->wall_seconds > 0 && !((*runs)[i].c.max_seconds > 0))
+            (*runs)[i].c.max_seconds = x->wall_seconds;
     free(s.own);
     free(s.train);
     return rc;

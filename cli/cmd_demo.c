@@ -108,7 +108,10 @@ static void preset_run(const demo_ctx *d, compare_run *r, const char *name, trai
     c->out_dir = r->out_dir, c->method = method, c->epochs = d->quick ? 1 : 3;
     c->lr = lr, c->template_name = TEMPLATE, c->system_prompt = SYSTEM;
     c->seq_len = SEQ_LEN, c->batch_size = 8;
-    c->switch_every = 20, c->eval_every = 10, c->no_checkpoint = 1, c->warmup = 5;
+    /* K: every block visited within the run (a block-epoch fits, K <= steps / blocks): 60 steps
+     * an epoch over 4 layer blocks; 3 epochs (180 steps) visit each block at least twice */
+    c->switch_every = d->quick ? 15 : 20;
+    c->eval_every = 10, c->no_checkpoint = 1, c->warmup = 5;
     c->lora_rank = 16, c->lora_alpha = 32;
     c->progress = isatty(STDERR_FILENO);
     c->log = (badam_logger){cli_log_stderr, NULL};

@@ -42,7 +42,7 @@ typedef struct train_cli {
 
 /* Entries of the option table, without its end marker. */
 enum {
-    N_RUN_OPTIONS = 38,
+    N_RUN_OPTIONS = 39,
     N_METHOD_OPTIONS = 14,
     N_DATA_OPTIONS = 16,
     N_TRAIN_OPTIONS = N_RUN_OPTIONS + N_METHOD_OPTIONS + N_DATA_OPTIONS
@@ -114,6 +114,10 @@ static void run_options(train_cli *x, cli_option *opts) {
          "write no trained model (only metrics.jsonl and memory.json; for benchmarks)", 0},
         {"stop-at-step", OPT_INT, &c->stop_at_step, "N",
          "pause: checkpoint and stop after step N (the schedule is unchanged; --resume goes on)",
+         0},
+        {"max-seconds", OPT_DOUBLE, &c->max_seconds, "S",
+         "time limit: end (validate, save) after the step during which S seconds of training "
+         "elapsed (the schedule keeps --max-steps)",
          0},
         {"recompute", OPT_FLAG, &c->recompute, NULL,
          "keep only layer inputs; recompute activations in backward", 0},

@@ -98,6 +98,42 @@ int compare_resolve(const compare_names *names, int run, const char *option, con
     return 0;
 }
 
+/* The item of the flag list value for key: 1 on, 0 off, -1 not named, -2 a bad value. */
+static int flag_item(const char *value, const char *key) {
+    size_t klen = strlen(key);
+    for (const char *p = value; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == klen && !strncmp(p, key, klen)) return 1;
+        if (n == klen + 2 && p[klen] == '=' && !strncmp(p, key, klen))
+            return p[klen + 1] == '1' ? 1 : p[klen + 1] == '0' ? 0 : -2;
+        if (n > klen && p[klen] == '=' && !strncmp(p, key, klen)) return -2;
+        p += n + (p[n] == ',');
+    }
+    return -1;
+}
+
+int compare_flag_for(const compare_names *names, int run, const char *option, const char *value) {
+    for (const char *p = value; *p;) {
+        size_t n = strcspn(p, ","), key = strcspn(p, ",=");
+        if (!key_known(names, p, key)) {
+            fprintf(stderr,
+                    "badam compare: --%s '%s': '%.*s' names no run of --methods and no method "
+                    "(a flag takes a list of runs or methods: --%s galore,lora@2=1)\n",
+                    option, value, (int)key, p, option);
+            return -1;
+        }
+        p += n + (p[n] == ',');
+    }
+    int got = flag_item(value, names->run[run]);
+    if (got == -1) got = flag_item(value, names->method[run]);
+    if (got == -2) {
+        fprintf(stderr, "badam compare: --%s '%s': NAME=VALUE takes 1 (on) or 0 (off)\n", option,
+                value);
+        return -1;
+    }
+    return got == 1;
+}
+
 int compare_parse_methods(const char *list, compare_names *names) {
     names->n = 0;
     for (const char *p = list; *p;) {

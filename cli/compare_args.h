@@ -23,4 +23,10 @@ int compare_parse_methods(const char *list, compare_names *names);
 int compare_resolve(const compare_names *names, int run, const char *option, const char *value,
                     char *out, size_t size, int *per_run);
 
+/* Whether run index `run` gets a flag option (--galore-per-layer) given with a run list: value
+ * holds comma-separated items NAME (the flag on), NAME=1 (on) or NAME=0 (off), NAME a run or its
+ * method (the run's own name wins): 1 on, 0 off (a run that no item names), -1 after a message
+ * (a NAME that names no run and no method, a value other than 0 or 1). */
+int compare_flag_for(const compare_names *names, int run, const char *option, const char *value);
+
 #endif

@@ -32,6 +32,7 @@ static json_t *run_json(const compare_job *job, const compare_run *r) {
     }
     const train_report *t = &r->rep;
     json_object_set_new(o, "steps", json_integer(t->steps));
+    json_object_set_new(o, "stop", json_string(t->time_limited ? "max_seconds" : "max_steps"));
     json_object_set_new(o, "final_train_loss", io_json_real(t->final_loss));
     json_object_set_new(o, "val_loss", io_json_real(r->ev.loss));
     json_object_set_new(o, "val_tokens", json_integer((json_int_t)r->ev.n_tokens));
@@ -65,7 +66,10 @@ static int write_json(const compare_job *job, const char *path) {
 
 /* One markdown table row for the run (a failed run: its error). */
 static void md_row(FILE *f, const compare_job *job, const compare_run *r) {
-    fprintf(f, "| %s | %s |", r->name, r->settings[0] ? r->settings : "-");
+    fprintf(f, "| %s | %s", r->name, r->settings[0] ? r->settings : "-");
+    if (!r->failed && r->rep.time_limited) /* why it has fewer steps than the others */
+        fprintf(f, "; stopped by --max-seconds after step %d", r->rep.steps);
+    fputs(" |", f);
     if (r->failed) { /* the error on one line, without the table's separator */
         fputs(" failed: ", f);
         for (const char *c = r->error; *c; c++) fputc(*c == '|' || *c == '\n' ? ' ' : *c, f);

@@ -1,8 +1,10 @@
 /* badam compare on the tiny random model: three methods and one run that fails on the same data
  * and budget; the json, markdown and HTML are written, every run that trained saw the same
  * tokens, per-run learning rates reach the runs (their metrics' lr), the failed run is reported
- * with its error while the others complete (exit 1); --tokens sets one step count; option
- * errors exit 2 with a message. */
+ * with its error while the others complete (exit 1); --tokens sets one step count; a flag
+ * with a run list reaches only those runs; --wall-seconds stops every run after its first step
+ * (a limit of a microsecond: no timing-dependent assert) and the tables say so; option errors
+ * exit 2 with a message. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +114,60 @@ static void test_token_budget(void) {
     json_decref(root);
 }
 
+/* The text of a file under g_out (NULL when unreadable; free it). */
+static char *read_text(const char *dir, const char *name) {
+    char *text = NULL;
+    size_t n = 0;
+    badam_error err = {0};
+    if (io_read_file(test_path_in(dir, name), &text, &n, &err)) return NULL;
+    return text;
+}
+
+/* --galore-per-layer galore@pl: the flag reaches run galore@pl only (its log names the per-layer
+ * variant, its settings say so); --wall-seconds 0.000001 ends every run after step 1 of 4. */
+static void test_flags_per_run_and_wall_time(void) {
+    char args[4096], dir[2200];
+    snprintf(args, sizeof args,
+             COMMON "--methods galore,galore@pl,adam --galore-per-layer galore@pl --galore-rank 4 "
+                    "--max-steps 4 --wall-seconds 0.000001 --out %s/flag",
+             g_out);
+    CHECKF(badam(args) == 0, "%s", buf);
+    snprintf(dir, sizeof dir, "%s/flag", g_out);
+    json_t *root = NULL;
+    badam_error err = {0};
+    CHECK_OK(io_read_json(test_path_in(dir, "compare.json"), &root, &err), &err);
+    const char *names[3] = {"galore", "galore@pl", "adam"};
+    for (int i = 0; i < 3; i++) {
+        const json_t *r = run_named(root, names[i]);
+        CHECKF(r && json_integer_value(json_object_get(r, "steps")) == 1, "%s: steps", names[i]);
+        CHECKF(r && !strcmp(json_string_value(json_object_get(r, "stop")), "max_seconds"), "%s",
+               names[i]);
+        const char *settings = r ? json_string_value(json_object_get(r, "settings")) : "";
+        CHECKF(!strstr(settings, "galore-per-layer on") == (i != 1), "%s: settings '%s'", names[i],
+               settings);
+    }
+    json_decref(root);
+    char *md = read_text(dir, "compare.md");
+    CHECKF(md && strstr(md, "stopped by --max-seconds after step 1"), "%s", md ? md : "");
+    free(md);
+    /* the flag's effect, not only its label: the per-layer galore trains without a full
+     * gradient, so its planned gradient bytes differ from the plain run's */
+    snprintf(args, sizeof args, "%s/flag/galore", g_out);
+    char *plain = read_text(args, "memory.json");
+    snprintf(args, sizeof args, "%s/flag/galore@pl", g_out);
+    char *pl = read_text(args, "memory.json");
+    CHECKF(plain && pl && strcmp(plain, pl), "the two galore runs planned the same memory");
+    free(plain);
+    free(pl);
+    /* the last step line of a run says why it stopped */
+    snprintf(args, sizeof args, "%s/flag/adam", g_out);
+    char *metrics = read_text(args, "metrics.jsonl");
+    CHECKF(metrics && strstr(metrics, "\"step\": 1,") &&
+               strstr(metrics, "\"stop\": \"max_seconds\"") && !strstr(metrics, "\"step\": 2,"),
+           "%s", metrics ? metrics : "");
+    free(metrics);
+}
+
 static void expect_usage_error(const char *extra, const char *message) {
     char args[4096];
     snprintf(args, sizeof args, COMMON "--max-steps 1 --out %s/err %s", g_out, extra);
@@ -138,6 +194,10 @@ static void test_option_errors(void) {
     expect_usage_error("--methods badam,adam --data adam=data/demo/uppercase_train.json",
                        "must be the same for every run");
     expect_usage_error("--methods 'bad/name'", "letters, digits");
+    expect_usage_error("--methods galore,adam --galore-per-layer glaore",
+                       "'glaore' names no run of --methods and no method");
+    expect_usage_error("--methods galore,adam --galore-per-layer galore=2", "takes 1 (on) or 0");
+    expect_usage_error("--methods adam --wall-seconds -1", "--wall-seconds >= 0");
 }
 
 int main(void) {
@@ -148,6 +208,7 @@ int main(void) {
     snprintf(g_out, sizeof g_out, "%s", test_workdir("compare"));
     RUN_TEST(test_compare_runs);
     RUN_TEST(test_token_budget);
+    RUN_TEST(test_flags_per_run_and_wall_time);
     RUN_TEST(test_option_errors);
     return test_result();
 }

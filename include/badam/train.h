@@ -124,6 +124,13 @@ typedef struct train_config {
     /* TRAIN_OBJECTIVE_MLM: masked-LM pretraining of a *ForMaskedLM encoder (badam/mlm.h: 15%
      * of the tokens, 80/10/10, masks keyed by seed, epoch, sequence and position) */
     int objective;
+    /* > 0: a time limit in seconds of training steps (from the first step, not counting loading
+     * or validation): the run ends after the step during which it elapsed, with validation, the
+     * checkpoint and the model saved as at a normal end; the schedule keeps its max_steps (the lr
+     * does not reach its end). metrics.jsonl's last step line says "stop": "max_seconds", and
+     * train_report.time_limited is set; data parallel: the ranks stop together (an all-reduce of
+     * the decision each step). 0: none. A run so stopped resumes with --resume. */
+    double max_seconds;
 } train_config;
 
 enum { TRAIN_OBJECTIVE_DEFAULT = 0, TRAIN_OBJECTIVE_MLM = 1 };
@@ -175,7 +182,8 @@ typedef struct train_report {
     double seconds;
     double forward_s, backward_s, update_s, switch_s;
     size_t tokens;
-    int stopped; /* ended at stop_at_step with a checkpoint, not at the end */
+    int stopped;      /* ended at stop_at_step with a checkpoint, not at the end */
+    int time_limited; /* ended before max_steps because train_config.max_seconds elapsed */
 } train_report;
 
 /* ---------------------------------------------------------------- encoder evaluation */

@@ -77,7 +77,9 @@ void metrics_write_step(metrics_log *log, const step_metrics *s) {
     put_num(f, "switch_s", s->switch_s, 0);
     put_num(f, "step_s", s->step_s, 0);
     put_num(f, "elapsed_s", s->elapsed_s, 0);
-    fprintf(f, "\"allocs\": %llu, \"rss\": %zu}\n", (unsigned long long)s->allocs, s->rss);
+    fprintf(f, "\"allocs\": %llu, \"rss\": %zu", (unsigned long long)s->allocs, s->rss);
+    if (s->stop) fprintf(f, ", \"stop\": \"%s\"", s->stop);
+    fprintf(f, "}\n");
     fflush(f);
 }
 

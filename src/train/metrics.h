@@ -17,7 +17,8 @@ typedef struct step_metrics {
     double tokens_per_s; /* batch_tokens / step seconds */
     double forward_s, backward_s, update_s, switch_s, step_s, elapsed_s;
     size_t rss;
-    uint64_t allocs; /* badam_alloc_in calls the step made (block switch included) */
+    uint64_t allocs;  /* badam_alloc_in calls the step made (block switch included) */
+    const char *stop; /* why the run ends after this step before max_steps ("max_seconds"); NULL */
 } step_metrics;
 
 typedef struct metrics_log {

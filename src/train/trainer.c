@@ -240,6 +240,9 @@ static badam_status check_config(const train_config *c, badam_error *err) {
         return badam_fail(err, BADAM_E_INVALID,
                           "--stop-at-step needs a step >= 1 and checkpoints (it stops with one, "
                           "for --resume)");
+    if (!(c->max_seconds >= 0) || isinf(c->max_seconds))
+        return badam_fail(err, BADAM_E_INVALID, "--max-seconds %g: need a time >= 0 seconds",
+                          c->max_seconds);
     if (c->start_block < -1)
         return badam_fail(err, BADAM_E_INVALID, "--start-block %d: blocks count from 0",
                           c->start_block);
@@ -718,13 +721,21 @@ static badam_status run_steps(trainer *t, train_report *r, int stop_at, double s
                               badam_error *err) {
     const train_config *c = t->cfg;
     badam_status st = BADAM_OK;
+    double first = now_s(); /* the time limit counts from the first step */
     while (!st && t->step < t->max_steps && t->step != stop_at) {
         step_metrics sm;
         memset(&sm, 0, sizeof sm);
         sm.max_steps = t->max_steps;
         st = train_step(t, &sm, err);
         if (st) break;
-        sm.elapsed_s = now_s() - start;
+        double now = now_s();
+        sm.elapsed_s = now - start;
+        double over = c->max_seconds > 0 && now - first >= c->max_seconds;
+        /* data parallel: the ranks stop together (any rank's clock past the limit) */
+        if (c->max_seconds > 0 && badam_comm_size(c->comm) > 1 &&
+            (st = badam_comm_all_reduce_f64(c->comm, &over, 1, err)))
+            break;
+        if (over > 0 && t->step < t->max_steps) sm.stop = "max_seconds", r->time_limited = 1;
         sm.rss = badam_current_rss();
         metrics_write_step(&t->metrics, &sm);
         if (c->progress) {
@@ -736,7 +747,8 @@ static badam_status run_steps(trainer *t, train_report *r, int stop_at, double s
         r->update_s += sm.update_s, r->switch_s += sm.switch_s;
         r->tokens += (size_t)sm.batch_tokens;
         r->final_loss = sm.loss;
-        if (c->eval_every > 0 && t->step % c->eval_every == 0 && t->step < t->max_steps) {
+        if (c->eval_every > 0 && t->step % c->eval_every == 0 && t->step < t->max_steps &&
+            !sm.stop) {
             long vt;
             if (t->enc)
                 st = validate_task(t, &r->val_loss, err);
@@ -744,8 +756,9 @@ static badam_status run_steps(trainer *t, train_report *r, int stop_at, double s
                 metrics_write_eval(&t->metrics, t->step, r->val_loss, vt);
         }
         if (!st && !c->no_checkpoint && c->save_every > 0 && t->step % c->save_every == 0 &&
-            t->step < t->max_steps)
+            t->step < t->max_steps && !sm.stop)
             st = save_checkpoint(t, err);
+        if (sm.stop) break; /* finish_run validates and saves as at the end */
     }
     if (c->progress) badam_logf(&c->log, BADAM_LOG_PROGRESS_END, "%s", "");
     return st;
