@@ -81,7 +81,8 @@ static void bench_lm_head(int n, int C, int V, int chunk, int reps) {
 
 /* bf16 -> fp32 conversion (badam_convert) of n values, per CPU path the machine runs: best
  * wall ms of `reps` calls and GB/s of bytes read + written. n = 7077888 is one 130m layer's
- * matrices (4 x 768^2 + 3 x 768 x 2048), 24576000 the 130m LM head. */
+ * matrices (4 x 768^2 + 3 x 768 x 2048), 24576000 the 130m LM head, 196608 one 256-row tile of
+ * a 768-wide weight (what linear.c and lm_head_online.c convert at a time: cache-resident). */
 static void bench_convert(size_t n, int reps) {
     uint16_t *src = malloc(n * 2);
     float *dst = malloc(n * 4);
@@ -98,7 +99,7 @@ static void bench_convert(size_t n, int reps) {
             double t1 = omp_get_wtime();
             if (t1 - t0 < best) best = t1 - t0;
         }
-        printf("convert bf16->f32 n=%zu %s: %.2f ms, %.1f GB/s\n", n,
+        printf("convert bf16->f32 n=%zu %s: %.3f ms, %.1f GB/s\n", n,
                badam_cpu_path_name((badam_cpu_path)p), best * 1e3, (double)n * 6 / best / 1e9);
     }
     badam_error err = {0};
@@ -133,6 +134,7 @@ static void bench_attention(int B, int T, int Hq, int Hkv, int D) {
 int main(void) {
     g_gemm = gemm_bf16_ctx_create();
     if (getenv("BENCH_CONVERT_ONLY")) {
+        bench_convert(196608, 200);
         bench_convert(7077888, 15);
         bench_convert(24576000, 7);
         gemm_bf16_ctx_free(g_gemm);
