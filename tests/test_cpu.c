@@ -206,6 +206,30 @@ static void test_dispatch(void) {
  * scalar badam_bf16_to_f32 / badam_f32_to_bf16: all 65536 bf16 values, and fp32 bit patterns
  * covering ties, NaNs (signalling and quiet, both signs), infinities, subnormals and random bits.
  */
+/* bf16 -> fp32 of n values starting at src + off (all offsets 0..3, lengths 0..70 covering every
+ * vector tail), into dst + off with a guard value around it: returns the number of outputs that
+ * differ from the scalar conversion plus guard values that were overwritten. */
+static int convert_tails(const uint16_t *src, float *dst) {
+    int bad = 0;
+    const uint32_t guard_bits = 0x7fa5a5a5u;
+    for (int off = 0; off < 4; off++)
+        for (int n = 0; n <= 70; n++) {
+            for (int i = 0; i < 80; i++) memcpy(&dst[i], &guard_bits, 4);
+            const uint16_t *s = src + 0x7f00 + 37 * n + off; /* NaNs, infinities, ordinary */
+            badam_convert(dst + off, BADAM_DTYPE_F32, s, BADAM_DTYPE_BF16, (size_t)n);
+            for (int i = 0; i < 80; i++) {
+                uint32_t got, want = guard_bits;
+                memcpy(&got, &dst[i], 4);
+                if (i >= off && i < off + n) {
+                    float w = badam_bf16_to_f32(s[i - off]);
+                    memcpy(&want, &w, 4);
+                }
+                bad += got != want;
+            }
+        }
+    return bad;
+}
+
 static void test_convert_paths(void) {
     enum { NB = 65536, NF = 1 << 18 };
     uint16_t *h = malloc(NB * sizeof *h), *hb = malloc(NF * sizeof *hb);
@@ -233,6 +257,9 @@ static void test_convert_paths(void) {
             bad += memcmp(&f[i], &want, 4) != 0;
         }
         CHECKF(bad == 0, "%s: bf16 -> fp32 differs from the scalar conversion in %d values", name,
+               bad);
+        bad = convert_tails(h, f);
+        CHECKF(bad == 0, "%s: bf16 -> fp32 at odd offsets/lengths: %d wrong or overwritten", name,
                bad);
         badam_convert(hb, BADAM_DTYPE_BF16, x, BADAM_DTYPE_F32, NF);
         bad = 0;

@@ -1,13 +1,15 @@
 /* Kernel microbenchmark: linear (bf16 weights: native bf16 GEMM or the portable path with
  * BADAM_GEMM=fp32), the fused LM head + loss (bf16 against fp32 weights, loss and dh as training
  * runs it) and causal attention forward/backward, at the shapes of the compare_torch configs.
- * Build: see bench/ops/run.sh. Prints GFLOP/s per op (best of a few repeats). */
+ * Build: see bench/ops/run.sh. Prints GFLOP/s per op (best of a few repeats).
+ * BENCH_CONVERT_ONLY=1: only the bf16 -> fp32 weight conversion, on every CPU path. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "badam/cpu.h"
 #include "model/cpu/ops.h"
 
 /* The bf16 GEMM state of the kernels under test (one CPU backend context's worth). */
@@ -77,6 +79,34 @@ static void bench_lm_head(int n, int C, int V, int chunk, int reps) {
     free(h), free(w32), free(dh), free(w), free(targets), free(ws);
 }
 
+/* bf16 -> fp32 conversion (badam_convert) of n values, per CPU path the machine runs: best
+ * wall ms of `reps` calls and GB/s of bytes read + written. n = 7077888 is one 130m layer's
+ * matrices (4 x 768^2 + 3 x 768 x 2048), 24576000 the 130m LM head, 196608 one 256-row tile of
+ * a 768-wide weight (what linear.c and lm_head_online.c convert at a time: cache-resident). */
+static void bench_convert(size_t n, int reps) {
+    uint16_t *src = malloc(n * 2);
+    float *dst = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) src[i] = (uint16_t)rand();
+    memset(dst, 0, n * 4);
+    badam_cpu_path before = badam_cpu_active();
+    for (int p = 0; p < BADAM_CPU_PATH_COUNT; p++) {
+        badam_error err = {0};
+        if (badam_cpu_set_path((badam_cpu_path)p, &err) != BADAM_OK) continue;
+        double best = 1e9;
+        for (int r = 0; r < reps; r++) {
+            double t0 = omp_get_wtime();
+            badam_convert(dst, BADAM_DTYPE_F32, src, BADAM_DTYPE_BF16, n);
+            double t1 = omp_get_wtime();
+            if (t1 - t0 < best) best = t1 - t0;
+        }
+        printf("convert bf16->f32 n=%zu %s: %.3f ms, %.1f GB/s\n", n,
+               badam_cpu_path_name((badam_cpu_path)p), best * 1e3, (double)n * 6 / best / 1e9);
+    }
+    badam_error err = {0};
+    badam_cpu_set_path(before, &err);
+    free(src), free(dst);
+}
+
 static void bench_attention(int B, int T, int Hq, int Hkv, int D) {
     size_t nq = (size_t)B * T * Hq * D, nk = (size_t)B * T * Hkv * D;
     float *q = randf(nq), *k = randf(nk), *v = randf(nk), *o = randf(nq), *dout = randf(nq);
@@ -103,6 +133,13 @@ static void bench_attention(int B, int T, int Hq, int Hkv, int D) {
 
 int main(void) {
     g_gemm = gemm_bf16_ctx_create();
+    if (getenv("BENCH_CONVERT_ONLY")) {
+        bench_convert(196608, 200);
+        bench_convert(7077888, 15);
+        bench_convert(24576000, 7);
+        gemm_bf16_ctx_free(g_gemm);
+        return 0;
+    }
     if (getenv("BENCH_LM_HEAD_ONLY")) {
         bench_lm_head(512, 768, 32000, 256, 7);
         gemm_bf16_ctx_free(g_gemm);

@@ -71,16 +71,65 @@ uint16_t badam_f32_to_f16(float f) {
 }
 
 /* The two conversions every bf16 model does in bulk (weights to fp32 for GEMMs, masters back to
- * bf16), as branch-free loops compiled per CPU path: the same bits as badam_bf16_to_f32 and
- * badam_f32_to_bf16 element by element. */
-CPU_BODY void bf16_to_f32_body(float *restrict dst, const uint16_t *restrict src, size_t n) {
+ * bf16), compiled per CPU path: the same bits as badam_bf16_to_f32 and badam_f32_to_bf16 element
+ * by element (tests/test_cpu.c checks all 65536 bf16 values, odd lengths and offsets).
+ *
+ * bf16 -> fp32 is bits(f) = h << 16: no rounding, so NaN payloads, infinities and subnormals pass
+ * through unchanged. GCC -O2 does not vectorise the scalar loop, so the x86 paths widen
+ * explicitly: zero-extend 16-bit lanes to 32 (vpmovzxwd) and shift left by 16, 16 values per
+ * step (AVX2: two 8-lane halves; AVX-512: one 16-lane register, the tail under a mask); the
+ * baseline path interleaves zero words below each value (SSE2 punpcklwd/punpckhwd, 8 per step). */
+static void bf16_to_f32_scalar(float *restrict dst, const uint16_t *restrict src, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t bits = (uint32_t)src[i] << 16;
         memcpy(&dst[i], &bits, sizeof bits);
     }
 }
-CPU_VARIANTS_VOID(bf16_to_f32, (float *restrict dst, const uint16_t *restrict src, size_t n),
-                  (dst, src, n))
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+CPU_TARGET_AVX512 static void bf16_to_f32_avx512(float *restrict dst, const uint16_t *restrict src,
+                                                 size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i)));
+        _mm512_storeu_si512(dst + i, _mm512_slli_epi32(w, 16));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src + i));
+        _mm512_mask_storeu_epi32(dst + i, m, _mm512_slli_epi32(w, 16));
+    }
+}
+CPU_TARGET_AVX2 static void bf16_to_f32_avx2(float *restrict dst, const uint16_t *restrict src,
+                                             size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i lo = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
+        __m256i hi = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i + 8)));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_slli_epi32(lo, 16));
+        _mm256_storeu_si256((__m256i *)(dst + i + 8), _mm256_slli_epi32(hi, 16));
+    }
+    bf16_to_f32_scalar(dst + i, src + i, n - i);
+}
+static void bf16_to_f32_portable(float *restrict dst, const uint16_t *restrict src, size_t n) {
+    size_t i = 0;
+    const __m128i zero = _mm_setzero_si128();
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(src + i));
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_unpacklo_epi16(zero, h));
+        _mm_storeu_si128((__m128i *)(dst + i + 4), _mm_unpackhi_epi16(zero, h));
+    }
+    bf16_to_f32_scalar(dst + i, src + i, n - i);
+}
+static void bf16_to_f32(float *restrict dst, const uint16_t *restrict src, size_t n) {
+    CPU_VARIANT_PICK_(bf16_to_f32, (dst, src, n), )
+}
+#else
+static void bf16_to_f32(float *restrict dst, const uint16_t *restrict src, size_t n) {
+    (void)cpu_dispatch_path();
+    bf16_to_f32_scalar(dst, src, n);
+}
+#endif
 
 CPU_BODY void f32_to_bf16_body(uint16_t *restrict dst, const float *restrict src, size_t n) {
     for (size_t i = 0; i < n; i++) {
