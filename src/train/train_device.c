@@ -2,6 +2,7 @@
  * on the GPU by category (the CUDA backend's pool peaks) beside the memory plan's prediction,
  * and the device's use as cudaMemGetInfo reports it, the CUDA context included. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "badam/log.h"
@@ -38,4 +39,22 @@ badam_status train_device_refuse(const train_config *c, badam_error *err) {
                           "are host memory)",
                           name);
     return BADAM_OK;
+}
+
+static int on_cuda(const backend *be) {
+    return be && be->ops && be->ops->name && !strcmp(be->ops->name, "cuda");
+}
+
+badam_status train_device_keep_weights(backend *be, void *storage, size_t bytes, badam_error *err) {
+    const char *env = getenv("BADAM_CUDA_RESIDENT");
+    if (!on_cuda(be) || (env && !strcmp(env, "0"))) return BADAM_OK;
+    return backend_cuda_keep_weights(be, storage, bytes, err);
+}
+
+badam_status train_device_sync_weights(backend *be, badam_error *err) {
+    return on_cuda(be) ? backend_cuda_sync_weights(be, err) : BADAM_OK;
+}
+
+void train_device_drop_weights(backend *be) {
+    if (on_cuda(be)) backend_cuda_keep_weights(be, NULL, 0, NULL);
 }

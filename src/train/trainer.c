@@ -308,6 +308,8 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
 
 static badam_status save_checkpoint(trainer *t, badam_error *err) {
     if (!t->rank0) return BADAM_OK;
+    badam_status st = train_device_sync_weights(t->be, err); /* resident weights (cuda) */
+    if (st) return st;
     checkpoint_state s = {t->step, t->ms.ts.adam_step, t->ms.block, data_state(t), t->record};
     return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ms, &s,
                            t->cfg->max_shard_bytes, t->has_meta ? &t->meta : NULL, err);
@@ -391,6 +393,7 @@ static badam_status write_memory_json(const trainer *t, const train_report *r, b
 }
 
 static void free_trainer(trainer *t) {
+    train_device_drop_weights(t->be); /* before the model's storage goes */
     json_decref(t->record);
     free(t->chat_template);
     metrics_close(&t->metrics);
@@ -407,7 +410,8 @@ static void free_trainer(trainer *t) {
 /* OUT/: the method's own files (LoRA: adapter/, then the merge), then the model. */
 static badam_status save_final(trainer *t, badam_error *err) {
     const train_config *c = t->cfg;
-    badam_status st = BADAM_OK;
+    badam_status st = train_device_sync_weights(t->be, err); /* resident weights (cuda) */
+    if (st) return st;
     if (t->ops->save_final && (st = t->ops->save_final(&t->ms, c->out_dir, c->model_dir, err)))
         return st;
     if (t->enc) return t->arch->save(t->m, c->model_dir, c->out_dir, c->max_shard_bytes, err);
@@ -654,6 +658,8 @@ static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
     if (!st && t->enc) st = t->arch->workspace_create(t->m, rows, c->seq_len, &t->ws, err);
     if (!st && !t->enc) st = llama_workspace_create_on(t->m, rows, c->seq_len, t->be, &t->ws, err);
     if (!st && c->resume) st = restore(t, ckpt, cs, err);
+    if (!st && !t->enc)
+        st = train_device_keep_weights(t->be, t->m->storage, t->m->storage_bytes, err);
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;
 }

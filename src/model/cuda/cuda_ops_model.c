@@ -27,10 +27,10 @@ static void embed_from_host(cuda_backend *c, float *out, const int32_t *tokens, 
 void cu_embedding_forward(backend *be, float *out, const int32_t *tokens, int n, const void *table,
                           badam_dtype td, int C) {
     cuda_backend *c = cuda_of(be);
-    if (!cuda_is_dev(c, table))
+    if (!cuda_map(c, table))
         embed_from_host(c, out, tokens, n, table, td, C);
     else
-        cuk_embedding_forward(out, tokens, n, table, (int)td, C);
+        cuk_embedding_forward(out, tokens, n, cuda_map(c, table), (int)td, C);
     cuda_check(c, "embedding_forward");
 }
 
@@ -42,26 +42,27 @@ void cu_embedding_backward(backend *be, float *dtable, const int32_t *tokens, in
 
 void cu_rmsnorm_forward(backend *be, float *y, float *rstd, const float *x, const float *w, int n,
                         int C, float eps) {
-    cuk_rmsnorm_forward(y, rstd, x, w, n, C, eps);
+    cuk_rmsnorm_forward(y, rstd, x, cuda_own(cuda_of(be), w), n, C, eps);
     cuda_check(cuda_of(be), "rmsnorm_forward");
 }
 
 void cu_rmsnorm_backward(backend *be, float *dx, float *dw, const float *dy, const float *x,
                          const float *w, const float *rstd, int n, int C) {
-    cuk_rmsnorm_backward(dx, dw, dy, x, w, rstd, n, C);
+    cuk_rmsnorm_backward(dx, dw, dy, x, cuda_own(cuda_of(be), w), rstd, n, C);
     cuda_check(cuda_of(be), "rmsnorm_backward");
 }
 
 void cu_layernorm_forward(backend *be, float *y, float *mean, float *rstd, const float *x,
                           const float *w, const float *b, int n, int C, float eps) {
-    cuk_layernorm_forward(y, mean, rstd, x, w, b, n, C, eps);
+    cuda_backend *c = cuda_of(be);
+    cuk_layernorm_forward(y, mean, rstd, x, cuda_own(c, w), cuda_own(c, b), n, C, eps);
     cuda_check(cuda_of(be), "layernorm_forward");
 }
 
 void cu_layernorm_backward(backend *be, float *dx, float *dw, float *db, const float *dy,
                            const float *x, const float *mean, const float *rstd, const float *w,
                            int n, int C) {
-    cuk_layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, n, C);
+    cuk_layernorm_backward(dx, dw, db, dy, x, mean, rstd, cuda_own(cuda_of(be), w), n, C);
     cuda_check(cuda_of(be), "layernorm_backward");
 }
 
