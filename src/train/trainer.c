@@ -767,7 +767,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     int cuda = c->device && !strcmp(c->device, "cuda");
     badam_status st = cuda ? train_device_refuse(c, err) : BADAM_OK;
     if (!st) st = badam_device_check(c->device, err);
-    if (!st) st = cuda ? backend_cuda_create(&be, err) : backend_cpu_create(&be, err);
+    if (!st) st = cuda ? train_device_create(c, &be, err) : backend_cpu_create(&be, err);
     if (st) {
         memset(r, 0, sizeof *r);
         r->val_loss = NAN;

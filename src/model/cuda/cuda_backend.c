@@ -341,6 +341,8 @@ static badam_status setup(cuda_backend *c, size_t free_bytes, size_t pool_bytes,
     if (!c->lt_ws) return badam_fail(err, BADAM_E_NOMEM, "cuda: pool too small");
     const char *g = getenv("BADAM_GEMM");
     c->gemm_fp32 = g && strcmp(g, "fp32") == 0;
+    const char *a = getenv("BADAM_CUDA_ATTN");
+    c->attn_tiled = a && strcmp(a, "tiled") == 0;
     return BADAM_OK;
 }
 

@@ -39,6 +39,7 @@ typedef struct cuda_backend {
     const char *wt_host;
     char *wt_dev;
     size_t wt_bytes;
+    int attn_tiled;      /* BADAM_CUDA_ATTN=tiled: cuda_attention_tiled.cu's kernels */
     int gemm_fp32;       /* BADAM_GEMM=fp32: half weights converted to fp32, fp32 GEMM */
     badam_status status; /* the first error (sticky) */
     badam_error err;

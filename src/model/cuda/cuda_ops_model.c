@@ -113,7 +113,10 @@ void cu_attention_forward(backend *be, float *out, float *lse, const float *q, c
                           const int32_t *seg_start) {
     cuda_backend *c = cuda_of(be);
     if (!attention_shape_ok(c, "attention_forward", D)) return;
-    cuk_attention_forward(out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start);
+    if (c->attn_tiled)
+        cuk_attention_forward_tiled(out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start);
+    else
+        cuk_attention_forward(out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start);
     cuda_check(c, "attention_forward");
     be->counters.attention_flops += 4ull * (uint64_t)D * causal_pairs(c, B, T, Hq, seg_start);
 }
@@ -126,7 +129,12 @@ void cu_attention_backward(backend *be, float *dq, float *dk, float *dv, const f
     if (!attention_shape_ok(c, "attention_backward", D)) return;
     float *delta = cuda_tmp(c, sizeof(float) * (size_t)B * Hq * T);
     if (!delta) return;
-    cuk_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start, delta);
+    if (c->attn_tiled)
+        cuk_attention_backward_tiled(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D,
+                                     seg_start, delta);
+    else
+        cuk_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start,
+                               delta);
     cuda_check(c, "attention_backward");
     uint64_t products = (uint64_t)(dq || dk) + (dq != NULL) + (dk != NULL) + (dv != NULL);
     be->counters.attention_flops +=
