@@ -17,8 +17,9 @@ typedef struct cuda_seg {
     int category;
 } cuda_seg;
 
-/* Staging slots for host operands (see cuda_backend.h): the weight, and a second operand. */
-#define CUDA_STAGE_SLOTS 2
+/* Staging slots for host operands (see cuda_backend.h): the weight, a second operand, and a
+ * small fp32 parameter (a norm's weight, a bias). */
+#define CUDA_STAGE_SLOTS 3
 
 typedef struct cuda_backend {
     backend base; /* first: a backend * is a cuda_backend * */

@@ -88,9 +88,11 @@ void cu_adamw_update(backend *be, float *param, float *m, float *v, const float 
     size_t wbytes = n * badam_dtype_size(wd);
     void *w = weight ? cuda_dev(c, 0, weight, wbytes, 0) : NULL;
     if (weight && !w) return;
-    param = cuda_own(c, param); /* fp32 storage: the master is the (resident) weight */
-    cuk_adamw_update(param, m, v, grad, n, adamw_consts(a), w, (int)wd);
+    float *pd = cuda_dev(c, 1, param, n * sizeof(float), 1); /* fp32 storage: the weight */
+    if (!pd) return;
+    cuk_adamw_update(pd, m, v, grad, n, adamw_consts(a), w, (int)wd);
     cuda_check(c, "adamw_update");
+    cuda_back(c, param, pd, n * sizeof(float));
     if (weight) cuda_back(c, weight, w, wbytes);
 }
 
@@ -110,9 +112,11 @@ void cu_sgd_update(backend *be, float *param, const float *grad, size_t n, float
     size_t wbytes = n * badam_dtype_size(wd);
     void *w = weight ? cuda_dev(c, 0, weight, wbytes, 0) : NULL;
     if (weight && !w) return;
-    param = cuda_own(c, param);
-    cuk_sgd_update(param, grad, n, 1.0f - lr * weight_decay, lr * grad_scale, w, (int)wd);
+    float *pd = cuda_dev(c, 1, param, n * sizeof(float), 1); /* fp32 storage: the weight */
+    if (!pd) return;
+    cuk_sgd_update(pd, grad, n, 1.0f - lr * weight_decay, lr * grad_scale, w, (int)wd);
     cuda_check(c, "sgd_update");
+    cuda_back(c, param, pd, n * sizeof(float));
     if (weight) cuda_back(c, weight, w, wbytes);
 }
 

@@ -77,7 +77,8 @@ static char *lin_scratch(cuda_backend *c, const lin_plan *p, size_t wcount, size
 void cu_linear_forward(backend *be, float *y, const float *x, const void *w, badam_dtype wd,
                        const float *b, int n, int in, int out, float *scratch) {
     cuda_backend *c = cuda_of(be);
-    b = cuda_own(c, b); /* a bias in the resident weights */
+    if (b && !(b = cuda_dev(c, 2, b, sizeof(float) * (size_t)(out > 0 ? out : 0), 1)))
+        return; /* a host bias: resident or staged */
     if (!all_dev(c, "linear_forward", x, b, NULL)) return;
     lin_plan p = plan_of(c, wd);
     size_t wc = (size_t)out * in;

@@ -40,30 +40,46 @@ void cu_embedding_backward(backend *be, float *dtable, const int32_t *tokens, in
     cuda_check(cuda_of(be), "embedding_backward");
 }
 
+/* A norm's fp32 weight or bias (C floats): device memory, resident, or staged in `slot`. */
+static const float *small_param(cuda_backend *c, int slot, const float *p, int C) {
+    return cuda_dev(c, slot, p, sizeof(float) * (size_t)(C > 0 ? C : 0), 1);
+}
+
 void cu_rmsnorm_forward(backend *be, float *y, float *rstd, const float *x, const float *w, int n,
                         int C, float eps) {
-    cuk_rmsnorm_forward(y, rstd, x, cuda_own(cuda_of(be), w), n, C, eps);
-    cuda_check(cuda_of(be), "rmsnorm_forward");
+    cuda_backend *c = cuda_of(be);
+    const float *wd = small_param(c, 2, w, C);
+    if (w && !wd) return;
+    cuk_rmsnorm_forward(y, rstd, x, wd, n, C, eps);
+    cuda_check(c, "rmsnorm_forward");
 }
 
 void cu_rmsnorm_backward(backend *be, float *dx, float *dw, const float *dy, const float *x,
                          const float *w, const float *rstd, int n, int C) {
-    cuk_rmsnorm_backward(dx, dw, dy, x, cuda_own(cuda_of(be), w), rstd, n, C);
-    cuda_check(cuda_of(be), "rmsnorm_backward");
+    cuda_backend *c = cuda_of(be);
+    const float *wd = small_param(c, 2, w, C);
+    if (w && !wd) return;
+    cuk_rmsnorm_backward(dx, dw, dy, x, wd, rstd, n, C);
+    cuda_check(c, "rmsnorm_backward");
 }
 
 void cu_layernorm_forward(backend *be, float *y, float *mean, float *rstd, const float *x,
                           const float *w, const float *b, int n, int C, float eps) {
     cuda_backend *c = cuda_of(be);
-    cuk_layernorm_forward(y, mean, rstd, x, cuda_own(c, w), cuda_own(c, b), n, C, eps);
-    cuda_check(cuda_of(be), "layernorm_forward");
+    const float *wd = small_param(c, 0, w, C), *bd = small_param(c, 2, b, C);
+    if ((w && !wd) || (b && !bd)) return;
+    cuk_layernorm_forward(y, mean, rstd, x, wd, bd, n, C, eps);
+    cuda_check(c, "layernorm_forward");
 }
 
 void cu_layernorm_backward(backend *be, float *dx, float *dw, float *db, const float *dy,
                            const float *x, const float *mean, const float *rstd, const float *w,
                            int n, int C) {
-    cuk_layernorm_backward(dx, dw, db, dy, x, mean, rstd, cuda_own(cuda_of(be), w), n, C);
-    cuda_check(cuda_of(be), "layernorm_backward");
+    cuda_backend *c = cuda_of(be);
+    const float *wd = small_param(c, 2, w, C);
+    if (w && !wd) return;
+    cuk_layernorm_backward(dx, dw, db, dy, x, mean, rstd, wd, n, C);
+    cuda_check(c, "layernorm_backward");
 }
 
 void cu_rope_tables(backend *be, float *cos_t, float *sin_t, const float *inv_freq, int T,
