@@ -113,6 +113,8 @@ static int parse_args(int argc, char **argv, eval_args *x) {
         {"show", OPT_INT, &x->show, "N", "exact match: print the first N generations to stderr", 0},
         {"dtype", OPT_CUSTOM, &x->dtype, "T", "weights in memory: bf16 (default) or fp32",
          parse_dtype},
+        {"device", OPT_CUSTOM, NULL, "D", "cpu only (cuda is refused: not supported yet)",
+         parse_cpu_device},
         {"json", OPT_FLAG, &x->json, NULL, "print one JSON object", 0},
         {"task", OPT_STRING, &x->task, "NAME",
          "encoders: a SuperGLUE task's jsonl (boolq, cb, copa, multirc, rte, wic, wsc)", 0},

@@ -243,6 +243,8 @@ static int parse_args(int argc, char **argv, generate_args *x) {
          "KV cache length (default: max_position_embeddings, at most 4096)", 0},
         {"dtype", OPT_CUSTOM, &x->dtype, "T", "weights in memory: bf16 (default) or fp32",
          parse_dtype},
+        {"device", OPT_CUSTOM, NULL, "D", "cpu only (cuda is refused: not supported yet)",
+         parse_cpu_device},
         {"verbose", OPT_FLAG, &x->verbose, NULL, "print token counts and why generation stopped",
          0},
         {0},

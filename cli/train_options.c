@@ -31,6 +31,19 @@ int parse_dtype(const char *v, void *target, char *why, size_t n) {
     return 0;
 }
 
+int parse_cpu_device(const char *v, void *target, char *why, size_t n) {
+    (void)target;
+    if (!strcmp(v, "cpu")) return 0;
+    if (!strcmp(v, "cuda"))
+        snprintf(why, n,
+                 "cuda is not supported here yet: decoding (the KV cache, attention_decode) and "
+                 "evaluation run on the CPU backend only; train with --device cuda and use the "
+                 "saved folder here");
+    else
+        snprintf(why, n, "'%s' is not a device (cpu or cuda)", v);
+    return -1;
+}
+
 int parse_switch_every(const char *v, void *target, char *why, size_t n) {
     int *k = target;
     if (!strcmp(v, "auto")) {

@@ -6,6 +6,9 @@
 
 int parse_method(const char *v, void *target, char *why, size_t n);
 int parse_dtype(const char *v, void *target, char *why, size_t n);
+/* --device of commands that run on the CPU only (generate, eval): cpu is accepted, cuda refused
+ * with a message saying what is not supported there; target is unused (may be NULL). */
+int parse_cpu_device(const char *v, void *target, char *why, size_t n);
 int parse_switch_every(const char *v, void *target, char *why, size_t n);
 int parse_switch_mode(const char *v, void *target, char *why, size_t n);
 /* --mask-mode adjacent|scatter into an int (1: scatter). */

@@ -121,6 +121,25 @@ if later:
 PY
   log "130m benchmark: exit $brc"
   [ $brc -eq 0 ] || status=1
+  # the same run, 6 steps, with the shared-memory tiled attention (BADAM_CUDA_ATTN=tiled)
+  if [ "${BENCH_TILED:-1}" = 1 ]; then
+    rm -rf /tmp/badam-bench-tiled
+    BADAM_CUDA_ATTN=tiled timeout 45 "$cli" train --device cuda --model "$m" --data "$m/train.jsonl" \
+      --out /tmp/badam-bench-tiled --method badam --dtype bf16 --max-steps 6 --batch-size 4 \
+      --seq-len 512 --no-shuffle --no-group-by-length --no-checkpoint --schedule constant \
+      --switch-every 50 >"$outdir/bench_130m_tiled.log" 2>&1
+    trc=$?
+    cp /tmp/badam-bench-tiled/metrics.jsonl "$outdir/bench_130m_tiled_metrics.jsonl" 2>/dev/null
+    env -u LD_LIBRARY_PATH python3 - "$outdir/bench_130m_tiled_metrics.jsonl" <<'PY' || true
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+for r in [r for r in rows if "loss" in r]:
+    print(f"  tiled step {r['step']}: loss {r['loss']:.4f} tokens/s {r.get('tokens_per_s', 0):.0f} "
+          f"fwd {r.get('forward_s', 0):.3f} bwd {r.get('backward_s', 0):.3f}")
+PY
+    log "130m benchmark, tiled attention: exit $trc"
+    [ $trc -eq 0 ] || status=1
+  fi
 fi
 
 # ---- 6. the 8B-shaped plan against the device's free memory (config only)

@@ -3,11 +3,16 @@
  *    GEMMs on both, TF32 off): the loss, the logits and every parameter gradient of a forward +
  *    backward within 1e-5 relative (norm-wise per tensor: ||cuda - cpu|| / ||cpu||), also with
  *    recomputation and with a packed batch;
+ *  - the fp32 checks again with the tiled attention kernels (BADAM_CUDA_ATTN=tiled);
  *  - the same model in bf16 on the native bf16 GEMMs: logits within 2e-2 relative;
  *  - a BAdam run (fp32, K = 2, 8 steps: 3 block switches) through train_run with --device cuda:
- *    every logged loss within 1e-5 relative of the CPU run's.
- * Gradient buffers are backend memory, as the trainer's are; weights stay host memory, staged by
- * the backend. Exits 77 (skipped, with the reason) without the CUDA build or without a GPU. */
+ *    every logged loss within 1e-5 relative of the CPU run's, and every saved weight within 1e-5
+ *    relative (norm-wise per tensor), with the weights resident on the device (the default:
+ *    the saved model shows that they were synced back) and staged per use
+ *    (BADAM_CUDA_RESIDENT=0).
+ * Gradient buffers are backend memory, as the trainer's are; in the model checks weights stay
+ * host memory, staged by the backend. Exits 77 (skipped, with the reason) without the CUDA build or
+ * without a GPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +22,7 @@
 
 #include "badam/train.h"
 #include "io/files.h"
+#include "io/safetensors.h"
 #include "model/cuda/cuda_backend.h"
 #include "model/llama_internal.h"
 #include "model/model_backend.h"
@@ -172,9 +178,33 @@ static badam_status train_on(const char *device, const char *data, const char *o
     c.switch_every = 2;
     c.schedule = LR_CONSTANT;
     c.shuffle = 0;
-    c.no_checkpoint = 1, c.no_save = 1;
+    c.no_checkpoint = 1, c.no_save = 0;
     train_report r;
     return train_run(&c, &r, err);
+}
+
+/* Every tensor of OUT_A's saved model against OUT_B's: within 1e-5 relative (norm-wise). */
+static void check_saved(const char *out_a, const char *out_b) {
+    badam_error err = {0};
+    st_set *a = NULL, *b = NULL;
+    CHECK_OK(st_set_open_dir(out_a, &a, &err), &err);
+    CHECK_OK(st_set_open_dir(out_b, &b, &err), &err);
+    if (!a || !b) goto done;
+    CHECKF(a->n_index == b->n_index && a->n_index > 0, "tensors saved: %zu vs %zu", a->n_index,
+           b->n_index);
+    for (size_t i = 0; i < a->n_index; i++) {
+        const st_tensor *ta = a->index[i], *tb = st_set_find(b, ta->name, NULL);
+        CHECKF(tb && tb->numel == ta->numel && ta->dtype == BADAM_DTYPE_F32 &&
+                   tb->dtype == BADAM_DTYPE_F32,
+               "%s: missing or not fp32 of the same size", ta->name);
+        if (!tb || tb->numel != ta->numel || ta->dtype != BADAM_DTYPE_F32 ||
+            tb->dtype != BADAM_DTYPE_F32)
+            continue;
+        double e = rel_err(ta->data, tb->data, ta->numel);
+        CHECKF(e <= 1e-5, "%s: saved weight differs by %.3g relative", ta->name, e);
+    }
+done:
+    st_set_close(a), st_set_close(b);
 }
 
 static void check_trajectory(void) {
@@ -184,10 +214,18 @@ static void check_trajectory(void) {
                        "\"szyc\", \"output\": \"cyzs\"}]";
     CHECK(test_write_raw(data, json, strlen(json)) == 0);
     const char *out_cpu = test_workdir("cuda-model-cpu"),
-               *out_cuda = test_workdir("cuda-model-gpu");
+               *out_cuda = test_workdir("cuda-model-gpu"),
+               *out_staged = test_workdir("cuda-model-gpu-staged");
     badam_error err = {0};
     CHECK_OK(train_on("cpu", data, out_cpu, &err), &err);
-    CHECK_OK(train_on("cuda", data, out_cuda, &err), &err);
+    unsetenv("BADAM_CUDA_POOL_MB"); /* this run's pool sized from the memory plan */
+    CHECK_OK(train_on("cuda", data, out_cuda, &err), &err); /* resident weights */
+    setenv("BADAM_CUDA_POOL_MB", "4096", 1);
+    setenv("BADAM_CUDA_RESIDENT", "0", 1);
+    CHECK_OK(train_on("cuda", data, out_staged, &err), &err);
+    unsetenv("BADAM_CUDA_RESIDENT");
+    check_saved(out_cuda, out_cpu);
+    check_saved(out_staged, out_cpu);
     double a[16], b[16];
     int na = read_losses(out_cuda, a, 16), nb = read_losses(out_cpu, b, 16);
     CHECKF(na == 8 && nb == 8, "steps logged: cuda %d, cpu %d", na, nb);
@@ -210,6 +248,12 @@ static void test_cuda_vs_cpu(void) {
     check_model(BADAM_DTYPE_F32, 1, 0, cu, cpu);
     check_model(BADAM_DTYPE_F32, 0, 1, cu, cpu);
     check_trajectory();
+    backend_destroy(cu);
+    setenv("BADAM_CUDA_ATTN", "tiled", 1); /* read at creation */
+    CHECK_OK(backend_cuda_create(&cu, &err), &err);
+    unsetenv("BADAM_CUDA_ATTN");
+    check_model(BADAM_DTYPE_F32, 0, 0, cu, cpu);
+    check_model(BADAM_DTYPE_F32, 0, 1, cu, cpu);
     unsetenv("BADAM_GEMM");
     backend_destroy(cu);
     CHECK_OK(backend_cuda_create(&cu, &err), &err);

@@ -1,7 +1,9 @@
 /* --device on the command line (badam/device.h): an unknown device is refused by name; "cuda"
  * without the CUDA build or without a GPU stops with an error saying which, before any output or
- * run folder; LoRA on cuda is refused by name; "cpu" is the default and works. With a GPU (and the
- * CUDA build) the cuda cases are skipped: test_cuda_model and scripts/device_check.sh cover them.
+ * run folder; LoRA on cuda is refused by name; "cpu" is the default and works; generate and eval
+ * refuse --device cuda on every machine (decoding and evaluation run on the CPU) and take cpu. With
+ * a GPU (and the CUDA build) the cuda cases are skipped: test_cuda_model and
+ * scripts/device_check.sh cover them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,24 @@ static void test_cuda_refused(void) {
     CHECKF(rc != 0 && strstr(buf, why), "train rc %d: %s", rc, buf);
 }
 
+/* generate and eval: cuda refused with what is not supported, cpu accepted. */
+static void test_generate_eval(void) {
+    char buf[8192];
+    int rc = badam("generate --model models/tiny-random-llama --prompt hi --device cuda", buf,
+                   sizeof buf);
+    CHECKF(rc != 0 && strstr(buf, "cuda is not supported here yet: decoding"), "rc %d: %s", rc,
+           buf);
+    rc =
+        badam("eval --model models/tiny-random-llama --data x.json --device cuda", buf, sizeof buf);
+    CHECKF(rc != 0 && strstr(buf, "cuda is not supported here yet"), "rc %d: %s", rc, buf);
+    rc = badam("eval --model models/tiny-random-llama --data x.json --device tpu", buf, sizeof buf);
+    CHECKF(rc != 0 && strstr(buf, "'tpu' is not a device"), "rc %d: %s", rc, buf);
+    rc = badam("generate --model models/tiny-random-llama --prompt hi --max-new-tokens 2 --device "
+               "cpu",
+               buf, sizeof buf);
+    CHECKF(rc == 0, "generate --device cpu: rc %d: %s", rc, buf);
+}
+
 int main(void) {
     if (!getenv("BADAM_CLI") || !getenv("BADAM_SOURCE_DIR")) {
         fprintf(stderr, "SKIP: run through ctest (BADAM_CLI, BADAM_SOURCE_DIR)\n");
@@ -61,5 +81,6 @@ int main(void) {
     snprintf(g_out, sizeof g_out, "%s", test_workdir("device-option"));
     RUN_TEST(test_unknown_device);
     RUN_TEST(test_cuda_refused);
+    RUN_TEST(test_generate_eval);
     return test_result();
 }

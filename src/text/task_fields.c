@@ -48,8 +48,8 @@ badam_status task_get_string(const task_rec *r, const json_t *obj, const char *k
 
 badam_status task_get_text(const task_rec *r, const json_t *obj, const char *key, const char *shown,
                            char **out) {
-    const char *s;
-    size_t len;
+    const char *s = NULL; /* set on success; initialised for gcc -O3's maybe-uninitialized */
+    size_t len = 0;
     badam_status st = task_get_string(r, obj, key, shown, &s, &len);
     if (st) return st;
     char *c = malloc(len + 1);

@@ -336,6 +336,8 @@ static badam_status validate(trainer *t, double *loss, long *tokens, badam_error
 static badam_status save_checkpoint_here(void *self, badam_error *err) {
     trainer *t = self;
     if (!t->rank0) return BADAM_OK;
+    badam_status st = train_device_sync_weights(t->be, err); /* resident weights (cuda) */
+    if (st) return st;
     checkpoint_state s = {t->step, t->ms.ts.adam_step, t->ms.block, data_state(t), t->record};
     return checkpoint_save(t->cfg->out_dir, t->cfg->model_dir, t->m, &t->ms, &s,
                            t->cfg->max_shard_bytes, t->has_meta ? &t->meta : NULL, err);
@@ -425,6 +427,7 @@ static badam_status write_memory_json(const trainer *t, const train_report *r, b
 }
 
 static void free_trainer(trainer *t) {
+    train_device_drop_weights(t->be); /* before the model's storage goes */
     json_decref(t->record);
     free(t->chat_template);
     metrics_close(&t->metrics);
@@ -444,8 +447,9 @@ static void free_trainer(trainer *t) {
 static badam_status save_final_here(void *self, badam_error *err) {
     trainer *t = self;
     const train_config *c = t->cfg;
-    badam_status st = BADAM_OK;
     if (!t->rank0) return BADAM_OK;
+    badam_status st = train_device_sync_weights(t->be, err); /* resident weights (cuda) */
+    if (st) return st;
     if (t->ops->save_final && (st = t->ops->save_final(&t->ms, c->out_dir, c->model_dir, err)))
         return st;
     if (t->enc) return t->arch->save(t->m, c->model_dir, c->out_dir, c->max_shard_bytes, err);
@@ -712,6 +716,8 @@ static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
         st = shard_runtime_create(t->m, t->ws, c->comm, &t->ms.ts, &t->shard, err);
         badam_mem_reset_peaks(); /* the load is not sharded: peaks count from here */
     }
+    if (!st && !t->enc)
+        st = train_device_keep_weights(t->be, t->m->storage, t->m->storage_bytes, err);
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;
 }
@@ -831,7 +837,7 @@ badam_status train_run(const train_config *c, train_report *r, badam_error *err)
     int cuda = c->device && !strcmp(c->device, "cuda");
     badam_status st = cuda ? train_device_refuse(c, err) : BADAM_OK;
     if (!st) st = badam_device_check(c->device, err);
-    if (!st) st = cuda ? backend_cuda_create(&be, err) : backend_cpu_create(&be, err);
+    if (!st) st = cuda ? train_device_create(c, &be, err) : backend_cpu_create(&be, err);
     if (st) {
         memset(r, 0, sizeof *r);
         r->val_loss = NAN;

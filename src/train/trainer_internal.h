@@ -21,4 +21,20 @@ void train_log_device_memory(const train_config *c, const backend *be, const tra
  * MeZO-LoRA: their adapters are host memory); BADAM_OK otherwise. */
 badam_status train_device_refuse(const train_config *c, badam_error *err);
 
+/* The model's weights on a CUDA backend (train_device.c; on any other backend these do
+ * nothing and return BADAM_OK). keep: the weight storage (storage, storage_bytes) uploaded once
+ * and used in place by every op (backend_cuda_keep_weights), unless BADAM_CUDA_RESIDENT=0 (then
+ * ops stage weights per use, the first pass's way); called once the weights are final (loaded,
+ * restored). sync: the host storage brought up to date before the host reads it (checkpoints,
+ * the saved model). drop: the device copy released (before the model is freed). */
+/* The CUDA backend for c's run with a pool sized from the memory plan (memory_plan_predict on
+ * the model's config.json for the whole micro-batch) plus a margin (256 MiB + 1/16 of the plan,
+ * plus the largest weight as fp32 under BADAM_GEMM=fp32; train_device.c); BADAM_CUDA_POOL_MB
+ * set: that size instead. Errors: BADAM_E_NOMEM naming the pool, plan, margin and free sizes when
+ * the GPU has less free memory; the plan's and backend_cuda_create's errors. */
+badam_status train_device_create(const train_config *c, backend **be, badam_error *err);
+badam_status train_device_keep_weights(backend *be, void *storage, size_t bytes, badam_error *err);
+badam_status train_device_sync_weights(backend *be, badam_error *err);
+void train_device_drop_weights(backend *be);
+
 #endif

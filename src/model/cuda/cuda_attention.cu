@@ -7,43 +7,13 @@
 //   dq[t]  = scale sum_t2 P (dout_t . v_t2 - delta_t) k_t2          (one warp per query row)
 //   dk[t2] = scale sum_{h in group, t >= t2, lo_t <= t2} P (dP - delta) q_t,
 //   dv[t2] = sum_... P dout_t                                        (one warp per key row)
-// so no atomics and no T x T memory. Keys stream through L1/L2; not yet tiled in shared memory.
+// so no atomics and no T x T memory. Keys stream through L1/L2 (cuda_attention_tiled.cu: the same
+// math with key and query tiles in shared memory, BADAM_CUDA_ATTN=tiled).
 #include <math.h>
 
 #include "model/cuda/cuda_common.cuh"
+#include "model/cuda/cuda_attention.cuh"
 #include "model/cuda/cuda_kernels.h"
-
-#define NPL (CUK_ATTN_MAX_D / 32)
-#define WARPS 4
-
-__device__ __forceinline__ void load_row(float r[NPL], const float *p, int D) {
-    int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int j = 0; j < NPL; j++) {
-        int d = lane + 32 * j;
-        r[j] = d < D ? p[d] : 0.0f;
-    }
-}
-
-__device__ __forceinline__ float dot_row(const float r[NPL], const float *p, int D) {
-    int lane = threadIdx.x & 31;
-    float s = 0.0f;
-#pragma unroll
-    for (int j = 0; j < NPL; j++) {
-        int d = lane + 32 * j;
-        if (d < D) s += r[j] * p[d];
-    }
-    return cuk_warp_sum(s);
-}
-
-__device__ __forceinline__ void store_row(float *p, const float r[NPL], float a, int D) {
-    int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int j = 0; j < NPL; j++) {
-        int d = lane + 32 * j;
-        if (d < D) p[d] = r[j] * a;
-    }
-}
 
 __device__ __forceinline__ long warp_id(void) {
     return (long)blockIdx.x * WARPS + (threadIdx.x >> 5);

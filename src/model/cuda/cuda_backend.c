@@ -35,6 +35,20 @@ int cuda_is_dev(const cuda_backend *c, const void *p) {
     return q >= c->pool && q < c->pool + c->pool_bytes;
 }
 
+void *cuda_map(const cuda_backend *c, const void *p) {
+    const char *q = p;
+    if (!q) return NULL;
+    if (cuda_is_dev(c, q)) return (void *)q;
+    if (c->wt_host && q >= c->wt_host && q < c->wt_host + c->wt_bytes)
+        return c->wt_dev + (q - c->wt_host);
+    return NULL;
+}
+
+void *cuda_own(const cuda_backend *c, const void *p) {
+    void *d = cuda_map(c, p);
+    return d ? d : (void *)p;
+}
+
 /* A pool block of at least `bytes` in *slot (grown by freeing and reallocating). */
 static void *grow(cuda_backend *c, void **slot, size_t *have, size_t bytes, const char *what) {
     if (*have >= bytes && *slot) return *slot;
@@ -52,14 +66,16 @@ static void *grow(cuda_backend *c, void **slot, size_t *have, size_t bytes, cons
 }
 
 void *cuda_dev(cuda_backend *c, int slot, const void *p, size_t bytes, int copy_in) {
-    if (!p || cuda_is_dev(c, p)) return (void *)p;
+    if (!p) return NULL;
+    void *m = cuda_map(c, p);
+    if (m) return m;
     void *d = grow(c, &c->stage[slot], &c->stage_bytes[slot], bytes, "staging of a host operand");
     if (d && copy_in && bytes) cuda_to_dev(c, d, p, bytes);
     return d;
 }
 
 void cuda_back(cuda_backend *c, void *p, const void *dev, size_t bytes) {
-    if (p && dev && !cuda_is_dev(c, p) && bytes) cuda_to_host(c, p, dev, bytes);
+    if (p && dev && !cuda_map(c, p) && bytes) cuda_to_host(c, p, dev, bytes);
 }
 
 void *cuda_tmp(cuda_backend *c, size_t bytes) {
@@ -99,25 +115,29 @@ static void cu_free(backend *be, void *p) {
 static void cu_zero(backend *be, void *p, size_t bytes) {
     cuda_backend *c = cuda_of(be);
     if (!bytes) return;
-    if (!cuda_is_dev(c, p)) {
+    void *d = cuda_map(c, p);
+    if (!d) {
         memset(p, 0, bytes);
         return;
     }
-    if (cudaMemsetAsync(p, 0, bytes, 0) != cudaSuccess) cuda_check(c, "zero");
+    if (cudaMemsetAsync(d, 0, bytes, 0) != cudaSuccess) cuda_check(c, "zero");
 }
 
 static void cu_copy(backend *be, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cuda_of(be);
-    if (bytes && cudaMemcpy(dst, src, bytes, cudaMemcpyDefault) != cudaSuccess)
+    if (bytes &&
+        cudaMemcpy(cuda_own(c, dst), cuda_own(c, src), bytes, cudaMemcpyDefault) != cudaSuccess)
         cuda_check(c, "copy");
 }
 
 static void cu_upload(backend *be, void *dst, const void *host, size_t bytes) {
-    cuda_to_dev(cuda_of(be), dst, host, bytes);
+    cuda_backend *c = cuda_of(be);
+    cuda_to_dev(c, cuda_own(c, dst), host, bytes);
 }
 
 static void cu_download(backend *be, void *host, const void *src, size_t bytes) {
-    cuda_to_host(cuda_of(be), host, src, bytes);
+    cuda_backend *c = cuda_of(be);
+    cuda_to_host(c, host, cuda_own(c, src), bytes);
 }
 
 /* The caller's linear scratch is not used: the backend rounds activations into its own. */
@@ -210,6 +230,42 @@ static const backend_ops CUDA_OPS = {
     .relu_backward = cu_relu_backward,
 };
 
+badam_status backend_cuda_sync_weights(backend *be, badam_error *err) {
+    if (!be || be->ops != &CUDA_OPS)
+        return badam_fail(err, BADAM_E_INVALID, "cuda weights: not a CUDA backend");
+    cuda_backend *c = cuda_of(be);
+    if (!c->wt_host || !c->wt_bytes) return BADAM_OK;
+    if (cudaMemcpy((void *)c->wt_host, c->wt_dev, c->wt_bytes, cudaMemcpyDeviceToHost) !=
+        cudaSuccess)
+        return badam_fail(err, BADAM_E_IO, "cuda weights: downloading %zu bytes: %s", c->wt_bytes,
+                          cudaGetErrorString(cudaGetLastError()));
+    return BADAM_OK;
+}
+
+badam_status backend_cuda_keep_weights(backend *be, void *host, size_t bytes, badam_error *err) {
+    if (!be || be->ops != &CUDA_OPS)
+        return badam_fail(err, BADAM_E_INVALID, "cuda weights: not a CUDA backend");
+    badam_status st = host ? backend_cuda_sync_weights(be, err) : BADAM_OK; /* NULL: drop */
+    if (st) return st;
+    cuda_backend *c = cuda_of(be);
+    cuda_pool_free(c, c->wt_dev);
+    c->wt_host = NULL, c->wt_dev = NULL, c->wt_bytes = 0;
+    if (!host || !bytes) return BADAM_OK;
+    char *d = cuda_pool_alloc(c, BADAM_MEM_WEIGHTS, bytes);
+    if (!d)
+        return badam_fail(err, BADAM_E_NOMEM,
+                          "cuda weights: %zu MiB of weights do not fit in the pool (%zu of %zu "
+                          "MiB used)",
+                          bytes >> 20, c->used >> 20, c->pool_bytes >> 20);
+    if (cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+        cuda_pool_free(c, d);
+        return badam_fail(err, BADAM_E_IO, "cuda weights: uploading %zu bytes: %s", bytes,
+                          cudaGetErrorString(cudaGetLastError()));
+    }
+    c->wt_host = host, c->wt_dev = d, c->wt_bytes = bytes;
+    return BADAM_OK;
+}
+
 badam_status backend_cuda_status(backend *be, badam_error *err) {
     cuda_backend *c = cuda_of(be);
     if (!c->status) return BADAM_OK;
@@ -285,6 +341,8 @@ static badam_status setup(cuda_backend *c, size_t free_bytes, size_t pool_bytes,
     if (!c->lt_ws) return badam_fail(err, BADAM_E_NOMEM, "cuda: pool too small");
     const char *g = getenv("BADAM_GEMM");
     c->gemm_fp32 = g && strcmp(g, "fp32") == 0;
+    const char *a = getenv("BADAM_CUDA_ATTN");
+    c->attn_tiled = a && strcmp(a, "tiled") == 0;
     return BADAM_OK;
 }
 

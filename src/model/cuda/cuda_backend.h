@@ -4,9 +4,13 @@
  *
  * Memory: one device pool (a single cudaMalloc at creation) from which alloc hands out 256-byte
  * aligned blocks; nothing is allocated from the driver after creation. Pointers outside the pool
- * are host memory (model weights today, which backend.h allows for w, table, src and the
- * write-back copies): ops stage them through a region of the pool (and copy written ones back),
- * which costs a host-device copy per use until weights live on the device.
+ * are host memory (backend.h allows it for w, table, src and the write-back copies): ops stage
+ * them through a region of the pool (and copy written ones back), a host-device copy per use.
+ * A training run avoids that for the model's weights with backend_cuda_keep_weights: their
+ * storage is uploaded once into the pool and from then on every op that gets a pointer into the
+ * host storage reads and writes the device copy instead (no weight traffic in a step);
+ * backend_cuda_sync_weights brings the host storage up to date before the host reads it
+ * (checkpoints, the saved model).
  *
  * Errors: backend.h's ops return nothing, so the first failure (a CUDA error, an op this backend
  * does not support, the pool exhausted) is kept in the context and returned by
@@ -30,6 +34,18 @@ int backend_cuda_built(void);
 badam_status backend_cuda_create_sized(backend **out, size_t pool_bytes, badam_error *err);
 /* backend_cuda_create_sized(out, 0, err): the signature of tests/util/backend_list.h */
 badam_status backend_cuda_create(backend **out, badam_error *err);
+
+/* Makes the host region [host, host + bytes) (a model's weight storage) resident: a pool block
+ * of `bytes` (counted as BADAM_MEM_WEIGHTS) receives a copy, and ops given a pointer into the
+ * region use its place in that copy instead; the host region is then stale until
+ * backend_cuda_sync_weights. One region at a time (a second call replaces the first, after
+ * syncing it; host NULL drops the copy without syncing). Errors: BADAM_E_NOMEM naming the sizes
+ * when the pool has no room, BADAM_E_IO for a failed upload, BADAM_E_INVALID when be is not a CUDA
+ * backend. */
+badam_status backend_cuda_keep_weights(backend *be, void *host, size_t bytes, badam_error *err);
+/* Copies the resident weights back into their host region (nothing when none are resident).
+ * Errors: BADAM_E_IO for a failed download, BADAM_E_INVALID when be is not a CUDA backend. */
+badam_status backend_cuda_sync_weights(backend *be, badam_error *err);
 
 /* The first error an op of be met (BADAM_OK when none), copied into err. */
 badam_status backend_cuda_status(backend *be, badam_error *err);

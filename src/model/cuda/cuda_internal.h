@@ -17,8 +17,9 @@ typedef struct cuda_seg {
     int category;
 } cuda_seg;
 
-/* Staging slots for host operands (see cuda_backend.h): the weight, and a second operand. */
-#define CUDA_STAGE_SLOTS 2
+/* Staging slots for host operands (see cuda_backend.h): the weight, a second operand, and a
+ * small fp32 parameter (a norm's weight, a bias). */
+#define CUDA_STAGE_SLOTS 3
 
 typedef struct cuda_backend {
     backend base; /* first: a backend * is a cuda_backend * */
@@ -34,6 +35,12 @@ typedef struct cuda_backend {
     size_t stage_bytes[CUDA_STAGE_SLOTS];
     void *tmp; /* the backend's own scratch: rounded activations, attention deltas, partials */
     size_t tmp_bytes;
+    /* The resident weights (backend_cuda_keep_weights): the host region [wt_host, + wt_bytes)
+     * stands for its device copy wt_dev, which ops read and write instead. */
+    const char *wt_host;
+    char *wt_dev;
+    size_t wt_bytes;
+    int attn_tiled;      /* BADAM_CUDA_ATTN=tiled: cuda_attention_tiled.cu's kernels */
     int gemm_fp32;       /* BADAM_GEMM=fp32: half weights converted to fp32, fp32 GEMM */
     badam_status status; /* the first error (sticky) */
     badam_error err;
@@ -60,10 +67,15 @@ void cuda_check(cuda_backend *c, const char *op);
 void cuda_unsupported(cuda_backend *c, const char *op);
 /* 1 when p lies in the pool (device memory), 0 for host memory. */
 int cuda_is_dev(const cuda_backend *c, const void *p);
-/* p as device memory: p itself when in the pool, else a copy of its `bytes` (copied in when
+/* p as a device address: p itself in the pool, its place in the resident weights' device copy
+ * when p lies in their host region, else NULL (host memory). */
+void *cuda_map(const cuda_backend *c, const void *p);
+/* cuda_map(c, p) when that is not NULL, else p (NULL stays NULL). */
+void *cuda_own(const cuda_backend *c, const void *p);
+/* p as device memory: cuda_map(c, p) when not NULL, else a copy of its `bytes` (copied in when
  * copy_in) in staging slot `slot`. NULL on failure (recorded). */
 void *cuda_dev(cuda_backend *c, int slot, const void *p, size_t bytes, int copy_in);
-/* Copies a staged result back to host p (nothing when p is in the pool). */
+/* Copies a staged result back to host p (nothing when p is in the pool or resident). */
 void cuda_back(cuda_backend *c, void *p, const void *dev, size_t bytes);
 /* At least `bytes` of the backend's scratch (its contents not kept between calls); NULL on
  * failure (recorded). */

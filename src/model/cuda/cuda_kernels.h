@@ -88,6 +88,15 @@ void cuk_attention_forward(float *out, float *lse, const float *q, const float *
 void cuk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
                             const float *lse, const float *q, const float *k, const float *v, int B,
                             int T, int Hq, int Hkv, int D, const int32_t *seg_start, float *delta);
+/* The same with key / query tiles in shared memory (cuda_attention_tiled.cu; bit for bit the
+ * results of the two above; NOT YET RUN ON A GPU, chosen with BADAM_CUDA_ATTN=tiled) */
+void cuk_attention_forward_tiled(float *out, float *lse, const float *q, const float *k,
+                                 const float *v, int B, int T, int Hq, int Hkv, int D,
+                                 const int32_t *seg_start);
+void cuk_attention_backward_tiled(float *dq, float *dk, float *dv, const float *dout,
+                                  const float *out, const float *lse, const float *q,
+                                  const float *k, const float *v, int B, int T, int Hq, int Hkv,
+                                  int D, const int32_t *seg_start, float *delta);
 void cuk_attention_decode(float *out, const float *q, const float *K, const float *V, int n, int p0,
                           int Hq, int Hkv, int D, int kv_stride, int window);
 

@@ -51,3 +51,13 @@ badam_status backend_cuda_memory(const backend *be, cuda_memory_report *out, bad
     memset(out, 0, sizeof *out);
     return not_built(err);
 }
+
+badam_status backend_cuda_keep_weights(backend *be, void *host, size_t bytes, badam_error *err) {
+    (void)be, (void)host, (void)bytes;
+    return not_built(err);
+}
+
+badam_status backend_cuda_sync_weights(backend *be, badam_error *err) {
+    (void)be;
+    return not_built(err);
+}

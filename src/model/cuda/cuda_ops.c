@@ -88,8 +88,11 @@ void cu_adamw_update(backend *be, float *param, float *m, float *v, const float 
     size_t wbytes = n * badam_dtype_size(wd);
     void *w = weight ? cuda_dev(c, 0, weight, wbytes, 0) : NULL;
     if (weight && !w) return;
-    cuk_adamw_update(param, m, v, grad, n, adamw_consts(a), w, (int)wd);
+    float *pd = cuda_dev(c, 1, param, n * sizeof(float), 1); /* fp32 storage: the weight */
+    if (!pd) return;
+    cuk_adamw_update(pd, m, v, grad, n, adamw_consts(a), w, (int)wd);
     cuda_check(c, "adamw_update");
+    cuda_back(c, param, pd, n * sizeof(float));
     if (weight) cuda_back(c, weight, w, wbytes);
 }
 
@@ -109,8 +112,11 @@ void cu_sgd_update(backend *be, float *param, const float *grad, size_t n, float
     size_t wbytes = n * badam_dtype_size(wd);
     void *w = weight ? cuda_dev(c, 0, weight, wbytes, 0) : NULL;
     if (weight && !w) return;
-    cuk_sgd_update(param, grad, n, 1.0f - lr * weight_decay, lr * grad_scale, w, (int)wd);
+    float *pd = cuda_dev(c, 1, param, n * sizeof(float), 1); /* fp32 storage: the weight */
+    if (!pd) return;
+    cuk_sgd_update(pd, grad, n, 1.0f - lr * weight_decay, lr * grad_scale, w, (int)wd);
     cuda_check(c, "sgd_update");
+    cuda_back(c, param, pd, n * sizeof(float));
     if (weight) cuda_back(c, weight, w, wbytes);
 }
 
@@ -183,8 +189,8 @@ void cu_gaussian_update_stored(backend *be, void *w, badam_dtype wd, size_t n, f
 void cu_gather(backend *be, float *dst, const void *src, badam_dtype sd, const int32_t *idx,
                size_t n, int accumulate) {
     cuda_backend *c = cuda_of(be);
-    if (cuda_is_dev(c, src)) {
-        cuk_gather(dst, src, (int)sd, idx, n, accumulate);
+    if (cuda_map(c, src)) {
+        cuk_gather(dst, cuda_map(c, src), (int)sd, idx, n, accumulate);
         cuda_check(c, "gather");
         return;
     }
@@ -211,8 +217,8 @@ void cu_gather(backend *be, float *dst, const void *src, badam_dtype sd, const i
 void cu_scatter(backend *be, void *dst, badam_dtype dd, const float *src, const int32_t *idx,
                 size_t n) {
     cuda_backend *c = cuda_of(be);
-    if (cuda_is_dev(c, dst)) {
-        cuk_scatter(dst, (int)dd, src, idx, n);
+    if (cuda_map(c, dst)) {
+        cuk_scatter(cuda_map(c, dst), (int)dd, src, idx, n);
         cuda_check(c, "scatter");
         return;
     }

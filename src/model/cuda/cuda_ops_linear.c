@@ -49,8 +49,7 @@ static const void *act_operand(const lin_plan *p, badam_dtype wd, const float *x
 /* 1 when every non-NULL pointer is device memory; else records that `op` got host memory (LoRA
  * adapters and their gradients are host memory today) and returns 0. */
 static int all_dev(cuda_backend *c, const char *op, const void *a, const void *b, const void *d) {
-    if ((!a || cuda_is_dev(c, a)) && (!b || cuda_is_dev(c, b)) && (!d || cuda_is_dev(c, d)))
-        return 1;
+    if ((!a || cuda_map(c, a)) && (!b || cuda_map(c, b)) && (!d || cuda_map(c, d))) return 1;
     cuda_fail(c, BADAM_E_UNSUPPORTED,
               "%s: an operand in host memory (LoRA adapters, a caller's gradient buffer) is not "
               "supported on cuda",
@@ -78,6 +77,8 @@ static char *lin_scratch(cuda_backend *c, const lin_plan *p, size_t wcount, size
 void cu_linear_forward(backend *be, float *y, const float *x, const void *w, badam_dtype wd,
                        const float *b, int n, int in, int out, float *scratch) {
     cuda_backend *c = cuda_of(be);
+    if (b && !(b = cuda_dev(c, 2, b, sizeof(float) * (size_t)(out > 0 ? out : 0), 1)))
+        return; /* a host bias: resident or staged */
     if (!all_dev(c, "linear_forward", x, b, NULL)) return;
     lin_plan p = plan_of(c, wd);
     size_t wc = (size_t)out * in;

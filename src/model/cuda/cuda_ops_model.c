@@ -27,10 +27,10 @@ static void embed_from_host(cuda_backend *c, float *out, const int32_t *tokens, 
 void cu_embedding_forward(backend *be, float *out, const int32_t *tokens, int n, const void *table,
                           badam_dtype td, int C) {
     cuda_backend *c = cuda_of(be);
-    if (!cuda_is_dev(c, table))
+    if (!cuda_map(c, table))
         embed_from_host(c, out, tokens, n, table, td, C);
     else
-        cuk_embedding_forward(out, tokens, n, table, (int)td, C);
+        cuk_embedding_forward(out, tokens, n, cuda_map(c, table), (int)td, C);
     cuda_check(c, "embedding_forward");
 }
 
@@ -40,29 +40,46 @@ void cu_embedding_backward(backend *be, float *dtable, const int32_t *tokens, in
     cuda_check(cuda_of(be), "embedding_backward");
 }
 
+/* A norm's fp32 weight or bias (C floats): device memory, resident, or staged in `slot`. */
+static const float *small_param(cuda_backend *c, int slot, const float *p, int C) {
+    return cuda_dev(c, slot, p, sizeof(float) * (size_t)(C > 0 ? C : 0), 1);
+}
+
 void cu_rmsnorm_forward(backend *be, float *y, float *rstd, const float *x, const float *w, int n,
                         int C, float eps) {
-    cuk_rmsnorm_forward(y, rstd, x, w, n, C, eps);
-    cuda_check(cuda_of(be), "rmsnorm_forward");
+    cuda_backend *c = cuda_of(be);
+    const float *wd = small_param(c, 2, w, C);
+    if (w && !wd) return;
+    cuk_rmsnorm_forward(y, rstd, x, wd, n, C, eps);
+    cuda_check(c, "rmsnorm_forward");
 }
 
 void cu_rmsnorm_backward(backend *be, float *dx, float *dw, const float *dy, const float *x,
                          const float *w, const float *rstd, int n, int C) {
-    cuk_rmsnorm_backward(dx, dw, dy, x, w, rstd, n, C);
-    cuda_check(cuda_of(be), "rmsnorm_backward");
+    cuda_backend *c = cuda_of(be);
+    const float *wd = small_param(c, 2, w, C);
+    if (w && !wd) return;
+    cuk_rmsnorm_backward(dx, dw, dy, x, wd, rstd, n, C);
+    cuda_check(c, "rmsnorm_backward");
 }
 
 void cu_layernorm_forward(backend *be, float *y, float *mean, float *rstd, const float *x,
                           const float *w, const float *b, int n, int C, float eps) {
-    cuk_layernorm_forward(y, mean, rstd, x, w, b, n, C, eps);
-    cuda_check(cuda_of(be), "layernorm_forward");
+    cuda_backend *c = cuda_of(be);
+    const float *wd = small_param(c, 0, w, C), *bd = small_param(c, 2, b, C);
+    if ((w && !wd) || (b && !bd)) return;
+    cuk_layernorm_forward(y, mean, rstd, x, wd, bd, n, C, eps);
+    cuda_check(c, "layernorm_forward");
 }
 
 void cu_layernorm_backward(backend *be, float *dx, float *dw, float *db, const float *dy,
                            const float *x, const float *mean, const float *rstd, const float *w,
                            int n, int C) {
-    cuk_layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, n, C);
-    cuda_check(cuda_of(be), "layernorm_backward");
+    cuda_backend *c = cuda_of(be);
+    const float *wd = small_param(c, 2, w, C);
+    if (w && !wd) return;
+    cuk_layernorm_backward(dx, dw, db, dy, x, mean, rstd, wd, n, C);
+    cuda_check(c, "layernorm_backward");
 }
 
 void cu_rope_tables(backend *be, float *cos_t, float *sin_t, const float *inv_freq, int T,
@@ -112,7 +129,10 @@ void cu_attention_forward(backend *be, float *out, float *lse, const float *q, c
                           const int32_t *seg_start) {
     cuda_backend *c = cuda_of(be);
     if (!attention_shape_ok(c, "attention_forward", D)) return;
-    cuk_attention_forward(out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start);
+    if (c->attn_tiled)
+        cuk_attention_forward_tiled(out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start);
+    else
+        cuk_attention_forward(out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start);
     cuda_check(c, "attention_forward");
     be->counters.attention_flops += 4ull * (uint64_t)D * causal_pairs(c, B, T, Hq, seg_start);
 }
@@ -125,7 +145,12 @@ void cu_attention_backward(backend *be, float *dq, float *dk, float *dv, const f
     if (!attention_shape_ok(c, "attention_backward", D)) return;
     float *delta = cuda_tmp(c, sizeof(float) * (size_t)B * Hq * T);
     if (!delta) return;
-    cuk_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start, delta);
+    if (c->attn_tiled)
+        cuk_attention_backward_tiled(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D,
+                                     seg_start, delta);
+    else
+        cuk_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, B, T, Hq, Hkv, D, seg_start,
+                               delta);
     cuda_check(c, "attention_backward");
     uint64_t products = (uint64_t)(dq || dk) + (dq != NULL) + (dk != NULL) + (dv != NULL);
     be->counters.attention_flops +=
