@@ -329,8 +329,8 @@ static badam_status two_barrier(void *ctx, badam_error *err) {
  * (here: Adam's table under another name) is refused with more than one rank, naming it. A
  * library run (no MPI needed). */
 static void test_refused_method(void) {
-    static const badam_comm_ops ops = {two_rank, two_size, two_f32,   two_f64,
-                                       two_rs,   two_ag,   two_bcast, two_barrier};
+    static const badam_comm_ops ops = {two_rank, two_size,  two_f32,     two_f64, two_rs,
+                                       two_ag,   two_bcast, two_barrier, NULL,    NULL};
     badam_comm two = {&ops, NULL};
     for (int i = 0; i < TRAIN_METHOD_BUILTIN_COUNT; i++)
         CHECKF(train_method_builtin(i)->data_parallel, "%s: not data parallel",
