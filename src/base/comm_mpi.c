@@ -220,8 +220,9 @@ static badam_status mpi_reduce_start(void *ctx, float *buf, size_t n, void **req
     if (n > CHUNK) return all_reduce(c, buf, n, MPI_FLOAT, sizeof *buf, err);
     async_req *a = malloc(sizeof *a);
     if (!a) return badam_fail(err, BADAM_E_NOMEM, "MPI all-reduce: out of memory");
-    enter(c);
-    a->seq = c->seq;
+    /* no heartbeat on entry: a later collective's entry heartbeat must not tell the others that
+     * this one is done (its completion heartbeat, in wait, does; waits go in start order) */
+    a->seq = ++c->seq;
     c->stats.reduce_bytes += (double)(n * sizeof *buf);
     c->stats.async_reduces++;
     int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->comm, &a->rq);

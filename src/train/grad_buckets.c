@@ -99,8 +99,6 @@ void grad_buckets_ready(grad_buckets *g, int param) {
 badam_status grad_buckets_finish(grad_buckets *g, badam_error *err) {
     badam_status st = g->st;
     if (st) *err = g->err;
-    for (int i = 0; g->ts && i < g->ts->n && !st; i++)
-        if (!g->started[i]) st = start(g, i, 0, err);
     /* in start order; the first error ends the waits (each wait may take the whole timeout, and
      * the failed run ends the job) */
     for (int k = 0; k < g->n && !st; k++) {
@@ -110,6 +108,15 @@ badam_status grad_buckets_finish(grad_buckets *g, badam_error *err) {
         b->req = NULL;
         const trainable *tr = &g->ts->t[b->t];
         BE(g->ts->be, upload, tr->grad, b->host, tr->numel * sizeof *b->host);
+    }
+    /* then the rest, blocking, once no asynchronous one is pending (a rank's heartbeats then
+     * say truly how far it got) */
+    int first = g->n;
+    for (int i = 0; g->ts && i < g->ts->n && !st; i++)
+        if (!g->started[i]) st = start(g, i, 0, err);
+    for (int k = first; k < g->n && !st; k++) {
+        const trainable *tr = &g->ts->t[g->b[k].t];
+        BE(g->ts->be, upload, tr->grad, g->b[k].host, tr->numel * sizeof *g->b[k].host);
     }
     drop_buckets(g);
     g->ts = NULL;

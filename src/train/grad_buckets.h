@@ -4,8 +4,8 @@
  * parameter's gradient is complete; if the parameter is one of the method's trainable tensors,
  * its bucket (that tensor's gradient, copied to the host) starts an asynchronous all-reduce
  * (badam_comm_all_reduce_start_f32) while backward goes on with the layers below. finish()
- * reduces the trainables no callback announced (LoRA's adapters: the plan flags no parameter),
- * in trainable order, then waits for every bucket and copies the sums back. The sums are those of
+ * waits for every bucket in start order and copies the sums back, then reduces (blocking, in
+ * trainable order) the trainables no callback announced (LoRA's adapters). The sums are those of
  * method_reduce_trainable_grads (the same per-tensor all-reduce of the same values), so the method
  * then skips its own reduction (method_update_ctx.grads_reduced).
  *
@@ -32,7 +32,7 @@ int grad_buckets_armed(const grad_buckets *g);
 /* The gradient of model parameter `param` is complete: starts its bucket if it is a trainable
  * one not started yet. Errors are kept for finish (a callback returns none). */
 void grad_buckets_ready(grad_buckets *g, int param);
-/* Reduces what is not started, waits for every bucket, copies the sums into the gradients and
+/* Waits for every bucket, reduces what was not started, copies the sums into the gradients and
  * disarms. Errors: a failed start or wait (the communicator's message), out of memory, a
  * parameter announced twice. */
 badam_status grad_buckets_finish(grad_buckets *g, badam_error *err);
