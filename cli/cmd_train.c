@@ -494,8 +494,9 @@ int cmd_train(int argc, char **argv) {
     if (ranks > 1 && r.steps > 0)
         fprintf(stderr,
                 "  communication (rank 0 of %d): %.3f MB per step reduced (all-reduce payload), "
-                "%.1f MB broadcast, %llu collectives, %.3f s in collectives\n",
+                "%.1f MB broadcast, %llu collectives, %.3f s in collectives, %llu buckets "
+                "overlapped with backward\n",
                 ranks, cs.reduce_bytes / r.steps / 1e6, cs.broadcast_bytes / 1e6, cs.collectives,
-                cs.seconds);
+                cs.seconds, cs.async_reduces);
     return 0;
 }

@@ -80,8 +80,9 @@ static badam_status c_barrier(void *ctx, badam_error *err) {
     ((counting *)ctx)->barriers++;
     return BADAM_OK;
 }
-static const badam_comm_ops COUNTING = {c_rank, c_size, c_f32,   c_f64,
-                                        c_rs,   c_rs,   c_bcast, c_barrier};
+static const badam_comm_ops COUNTING = {
+    c_rank, c_size,  c_f32,     c_f64, c_rs,
+    c_rs,   c_bcast, c_barrier, NULL,  NULL}; /* no asynchronous all-reduce */
 
 static badam_status train_adam(const char *out, const badam_comm *comm, train_report *r,
                                badam_error *err) {

@@ -139,11 +139,44 @@ static void check_method(const char *name, const char *args, const char *file) {
     check_curves(name, one, two);
 }
 
+/* The buckets of the last 2-rank run (g_two) that started their all-reduce inside backward
+ * (train/grad_buckets.h), from rank 0's "communication" line; -1 when the line is missing. */
+static long overlapped_buckets(void) {
+    char path[1200], *s = NULL;
+    size_t n = 0;
+    badam_error err = {0};
+    snprintf(path, sizeof path, "%s.log", g_two);
+    if (io_read_file(path, &s, &n, &err)) return -1;
+    const char *at = strstr(s, " buckets overlapped with backward");
+    long v = -1;
+    if (at) {
+        while (at > s && at[-1] >= '0' && at[-1] <= '9') at--;
+        v = atol(at);
+    }
+    free(s);
+    return v;
+}
+
+/* The bucketed path ran: `want` buckets overlapped (-2: any number above 0). With it, the weight
+ * comparison of check_method is the test that fails when a bucket is not waited for (its sum is
+ * then never copied back, so the ranks train on their own halves of the batch). */
+static void check_overlapped(const char *name, long want) {
+    long got = overlapped_buckets();
+    if (want == -2)
+        CHECKF(got > 0, "%s: %ld buckets overlapped with backward, want some (%s.log)", name, got,
+               g_two);
+    else
+        CHECKF(got == want, "%s: %ld buckets overlapped with backward, want %ld (%s.log)", name,
+               got, want, g_two);
+}
+
 static void test_methods(void) {
     /* K = 2 over 8 steps: blocks switch at steps 2, 4 and 6 */
     check_method("mpi-badam", "--method badam --switch-every 2 --max-steps 8 --lr 1e-4 --clip 0.5",
                  "model.safetensors");
+    check_overlapped("mpi-badam", -2);
     check_method("mpi-adam", "--method adam --max-steps 6 --lr 1e-4", "model.safetensors");
+    check_overlapped("mpi-adam", 6 * 39); /* every step, each of the fixture's 39 tensors */
     /* --eps 1e-2 (above sqrt(v)) keeps Adam's step linear in the gradient: B starts at 0, and
      * with the default eps the elements whose gradient changes sign are steps of +-lr chosen by
      * the rounding of the sums (2e-5 to 7e-5 of B's largest value here, between builds) */
@@ -151,9 +184,12 @@ static void test_methods(void) {
                  "--method lora --lora-rank 4 --lora-dropout 0.2 --max-steps 6 --lr 1e-1 --eps "
                  "1e-2 --grad-accum 2",
                  "adapter/adapter_model.safetensors");
+    check_overlapped("mpi-lora", 0); /* backward announces no adapter: reduced after it */
     check_method("mpi-sgd-bcd", "--method sgd-bcd --switch-every 2 --max-steps 8 --lr 1e-2",
                  "model.safetensors");
+    check_overlapped("mpi-sgd-bcd", -2);
     check_method("mpi-lomo", "--method lomo --max-steps 6 --lr 1e-2 --clip 0", "model.safetensors");
+    check_overlapped("mpi-lomo", 0); /* LOMO reduces each gradient inside its own grad_ready */
 }
 
 /* After the adapter's check_method: rank 1 starts its bottleneck adapters from the trained ones
@@ -329,8 +365,8 @@ static badam_status two_barrier(void *ctx, badam_error *err) {
  * (here: Adam's table under another name) is refused with more than one rank, naming it. A
  * library run (no MPI needed). */
 static void test_refused_method(void) {
-    static const badam_comm_ops ops = {two_rank, two_size, two_f32,   two_f64,
-                                       two_rs,   two_ag,   two_bcast, two_barrier};
+    static const badam_comm_ops ops = {two_rank, two_size,  two_f32,     two_f64, two_rs,
+                                       two_ag,   two_bcast, two_barrier, NULL,    NULL};
     badam_comm two = {&ops, NULL};
     for (int i = 0; i < TRAIN_METHOD_BUILTIN_COUNT; i++)
         CHECKF(train_method_builtin(i)->data_parallel, "%s: not data parallel",

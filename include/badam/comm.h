@@ -39,6 +39,15 @@ typedef struct badam_comm_ops {
     /* bytes of buf on root copied to buf on every rank */
     badam_status (*broadcast)(void *ctx, void *buf, size_t bytes, int root, badam_error *err);
     badam_status (*barrier)(void *ctx, badam_error *err);
+    /* Optional (NULL: the calls below run the blocking all_reduce_sum_f32 at start).
+     * all_reduce_start_f32: begins buf[i] = sum over ranks of buf[i], i < n, in place, and
+     *   returns at once with *req (NULL: it is already done); buf is the communicator's until
+     *   wait returns. The start counts as the collective's place in the order of collectives.
+     * wait: completes req under the same timeout and error rules as a blocking collective, and
+     *   frees it (every started request must be waited for, in any order). */
+    badam_status (*all_reduce_start_f32)(void *ctx, float *buf, size_t n, void **req,
+                                         badam_error *err);
+    badam_status (*wait)(void *ctx, void *req, badam_error *err);
 } badam_comm_ops;
 
 typedef struct badam_comm {
@@ -63,6 +72,14 @@ badam_status badam_comm_all_gather_f32(const badam_comm *c, const float *send, f
 badam_status badam_comm_broadcast(const badam_comm *c, void *buf, size_t bytes, int root,
                                   badam_error *err);
 badam_status badam_comm_barrier(const badam_comm *c, badam_error *err);
+/* The asynchronous all-reduce (ops all_reduce_start_f32 and wait above): start begins the in-place
+ * sum of buf[0 .. n) over ranks and returns a request in *req (NULL when nothing is left to wait
+ * for: one rank, or a communicator without the asynchronous ops, which reduces at once); wait
+ * completes and frees it (req NULL: nothing to do). Between the two, buf must not be touched.
+ * Sums have the same bits as badam_comm_all_reduce_f32 on the same values. */
+badam_status badam_comm_all_reduce_start_f32(const badam_comm *c, float *buf, size_t n, void **req,
+                                             badam_error *err);
+badam_status badam_comm_wait(const badam_comm *c, void *req, badam_error *err);
 
 /* The MPI communicator: the ranks of MPI_COMM_WORLD (a process started by mpirun), from
  * src/base/comm_mpi.c when the library was built with MPI (CMake found it).
@@ -84,6 +101,7 @@ int badam_comm_mpi_available(void);
 typedef struct badam_comm_stats {
     unsigned long long collectives;
     double reduce_bytes, broadcast_bytes, seconds;
+    unsigned long long async_reduces; /* all-reduces begun by badam_comm_all_reduce_start_f32 */
 } badam_comm_stats;
 badam_comm_stats badam_comm_mpi_stats(const badam_comm *comm);
 badam_status badam_comm_mpi_create(double timeout_s, badam_comm *out, badam_error *err);

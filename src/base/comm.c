@@ -38,9 +38,16 @@ static badam_status single_barrier(void *ctx, badam_error *err) {
     return BADAM_OK;
 }
 
-static const badam_comm_ops SINGLE = {single_rank,       single_size,     single_reduce_f32,
-                                      single_reduce_f64, single_copy_f32, single_copy_f32,
-                                      single_broadcast,  single_barrier};
+static const badam_comm_ops SINGLE = {single_rank,
+                                      single_size,
+                                      single_reduce_f32,
+                                      single_reduce_f64,
+                                      single_copy_f32,
+                                      single_copy_f32,
+                                      single_broadcast,
+                                      single_barrier,
+                                      NULL,
+                                      NULL};
 
 badam_comm badam_comm_single(void) {
     badam_comm c = {&SINGLE, NULL};
@@ -87,4 +94,18 @@ badam_status badam_comm_broadcast(const badam_comm *c, void *buf, size_t bytes, 
 badam_status badam_comm_barrier(const badam_comm *c, badam_error *err) {
     badam_comm x = resolve(c);
     return x.ops->barrier(x.ctx, err);
+}
+
+badam_status badam_comm_all_reduce_start_f32(const badam_comm *c, float *buf, size_t n, void **req,
+                                             badam_error *err) {
+    badam_comm x = resolve(c);
+    *req = NULL;
+    if (x.ops->all_reduce_start_f32 && x.ops->wait)
+        return x.ops->all_reduce_start_f32(x.ctx, buf, n, req, err);
+    return x.ops->all_reduce_sum_f32(x.ctx, buf, n, err);
+}
+badam_status badam_comm_wait(const badam_comm *c, void *req, badam_error *err) {
+    badam_comm x = resolve(c);
+    if (!req) return BADAM_OK;
+    return x.ops->wait(x.ctx, req, err);
 }

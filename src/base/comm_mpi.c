@@ -78,7 +78,16 @@ static badam_status mpi_failed(int rc, const char *what, mpi_ctx *c, badam_error
 
 /* Waits for a collective's request until the timeout; then names the ranks that never reached
  * this collective (the lost ones). */
+static badam_status wait_seq(mpi_ctx *c, MPI_Request *rq, int rc, const char *what, uint64_t seq,
+                             badam_error *err);
 static badam_status wait_for(mpi_ctx *c, MPI_Request *rq, int rc, const char *what,
+                             badam_error *err) {
+    return wait_seq(c, rq, rc, what, c->seq, err);
+}
+
+/* wait_for for collective `seq` (an asynchronous one may have been entered before later ones):
+ * its completion heartbeat is 2 seq + 1 unless a later heartbeat has gone out already. */
+static badam_status wait_seq(mpi_ctx *c, MPI_Request *rq, int rc, const char *what, uint64_t seq,
                              badam_error *err) {
     if (rc != MPI_SUCCESS) return mpi_failed(rc, what, c, err);
     double t0 = MPI_Wtime();
@@ -87,7 +96,7 @@ static badam_status wait_for(mpi_ctx *c, MPI_Request *rq, int rc, const char *wh
         if ((rc = MPI_Test(rq, &done, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
             return mpi_failed(rc, what, c, err);
         if (done) {
-            beat(c, 2 * c->seq + 1);
+            if (2 * seq + 1 > c->seen[c->rank]) beat(c, 2 * seq + 1);
             c->stats.collectives++;
             c->stats.seconds += MPI_Wtime() - t0;
             return BADAM_OK;
@@ -101,18 +110,18 @@ static badam_status wait_for(mpi_ctx *c, MPI_Request *rq, int rc, const char *wh
     char lost[256] = "";
     size_t used = 0;
     for (int r = 0; r < c->size && used < sizeof lost; r++)
-        if (r != c->rank && c->seen[r] < 2 * c->seq + 1)
+        if (r != c->rank && c->seen[r] < 2 * seq + 1)
             used += (size_t)snprintf(lost + used, sizeof lost - used, "%s%d", used ? ", " : "", r);
     if (!used) /* every rank had done its part: this one was held up (stopped, swapped out) */
         return badam_fail(err, BADAM_E_IO,
                           "rank %d: collective %llu (%s) took longer than --comm-timeout (%.0f "
                           "s) although every other rank had done its part: this rank was held up",
-                          c->rank, (unsigned long long)c->seq, what, c->timeout_s);
+                          c->rank, (unsigned long long)seq, what, c->timeout_s);
     return badam_fail(
         err, BADAM_E_IO,
         "rank %d: lost rank %s: it did not do its part of collective %llu (%s) within the "
         "%.0f s of --comm-timeout (dead or hung)",
-        c->rank, lost, (unsigned long long)c->seq, what, c->timeout_s);
+        c->rank, lost, (unsigned long long)seq, what, c->timeout_s);
 }
 
 static int mpi_rank(void *ctx) {
@@ -195,16 +204,53 @@ static badam_status mpi_barrier(void *ctx, badam_error *err) {
     return wait_for(c, &rq, MPI_Ibarrier(c->comm, &rq), "barrier", err);
 }
 
-static const badam_comm_ops MPI_OPS = {mpi_rank,       mpi_size,           mpi_reduce_f32,
-                                       mpi_reduce_f64, mpi_reduce_scatter, mpi_all_gather,
-                                       mpi_broadcast,  mpi_barrier};
+/* An asynchronous all-reduce (all_reduce_start_f32 .. wait): its MPI request and the number of
+ * the collective it is, for the heartbeats and the error naming a lost rank. */
+typedef struct async_req {
+    MPI_Request rq;
+    uint64_t seq;
+} async_req;
+
+/* MPI_Iallreduce, returned unfinished; counts above CHUNK are reduced at once (blocking, in
+ * chunks) and return no request. */
+static badam_status mpi_reduce_start(void *ctx, float *buf, size_t n, void **req,
+                                     badam_error *err) {
+    mpi_ctx *c = ctx;
+    *req = NULL;
+    if (n > CHUNK) return all_reduce(c, buf, n, MPI_FLOAT, sizeof *buf, err);
+    async_req *a = malloc(sizeof *a);
+    if (!a) return badam_fail(err, BADAM_E_NOMEM, "MPI all-reduce: out of memory");
+    /* no heartbeat on entry: a later collective's entry heartbeat must not tell the others that
+     * this one is done (its completion heartbeat, in wait, does; waits go in start order) */
+    a->seq = ++c->seq;
+    c->stats.reduce_bytes += (double)(n * sizeof *buf);
+    c->stats.async_reduces++;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, c->comm, &a->rq);
+    if (rc != MPI_SUCCESS) {
+        free(a);
+        return mpi_failed(rc, "all-reduce", c, err);
+    }
+    *req = a;
+    return BADAM_OK;
+}
+
+static badam_status mpi_wait(void *ctx, void *req, badam_error *err) {
+    async_req *a = req;
+    badam_status st = wait_seq(ctx, &a->rq, MPI_SUCCESS, "all-reduce", a->seq, err);
+    free(a);
+    return st;
+}
+
+static const badam_comm_ops MPI_OPS = {
+    mpi_rank,       mpi_size,      mpi_reduce_f32, mpi_reduce_f64,   mpi_reduce_scatter,
+    mpi_all_gather, mpi_broadcast, mpi_barrier,    mpi_reduce_start, mpi_wait};
 
 int badam_comm_mpi_available(void) {
     return 1;
 }
 
 badam_comm_stats badam_comm_mpi_stats(const badam_comm *comm) {
-    badam_comm_stats s = {0, 0, 0, 0};
+    badam_comm_stats s = {0, 0, 0, 0, 0};
     if (comm && comm->ops == &MPI_OPS) s = ((const mpi_ctx *)comm->ctx)->stats;
     return s;
 }

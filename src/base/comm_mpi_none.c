@@ -14,7 +14,7 @@ badam_status badam_comm_mpi_create(double timeout_s, badam_comm *out, badam_erro
 
 badam_comm_stats badam_comm_mpi_stats(const badam_comm *comm) {
     (void)comm;
-    badam_comm_stats s = {0, 0, 0, 0};
+    badam_comm_stats s = {0, 0, 0, 0, 0};
     return s;
 }
 

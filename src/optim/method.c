@@ -57,7 +57,7 @@ badam_status method_reduce_trainable_grads(method_state *s, const method_update_
                                            double *sum_sq, badam_error *err) {
     const trainable_set *ts = &s->ts;
     badam_status st = BADAM_OK;
-    for (int i = 0; i < ts->n && !st; i++)
+    for (int i = 0; i < ts->n && !st && !c->grads_reduced; i++)
         st = method_all_reduce_grad(ts->be, c->comm, ts->t[i].grad, ts->t[i].numel, err);
     double sum = 0;
     for (int i = 0; i < ts->n; i++) sum += BE(ts->be, sum_squares, ts->t[i].grad, ts->t[i].numel);

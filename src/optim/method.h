@@ -125,6 +125,8 @@ typedef struct method_update_ctx {
     long tokens; /* target tokens of the step, summed over ranks: gradients are sums of token
                     losses, g = sum / tokens */
     const badam_comm *comm; /* all-reduce of the gradients the method trains */
+    int grads_reduced;      /* 1: the trainer already summed the trainable gradients over ranks
+                               (train/grad_buckets.h), so method_reduce_trainable_grads does not */
 } method_update_ctx;
 
 /* What grad_ready() gets for each micro-batch. */

@@ -24,6 +24,7 @@
 #include "io/json_write.h"
 #include "train/checkpoint.h"
 #include "train/encoder_data.h"
+#include "train/grad_buckets.h"
 #include "train/method_select.h"
 #include "train/metrics.h"
 #include "train/rank_check.h"
@@ -65,6 +66,7 @@ typedef struct trainer {
     method_micro_ctx micro; /* what grad_ready gets for the current micro-batch */
     shard_runtime *shard;   /* --shard-weights on N > 1 ranks (train/shard.h), else NULL */
     train_mlm *mlm;         /* --objective mlm: masks each batch (NULL otherwise) */
+    grad_buckets *buckets;  /* N > 1 ranks: gradients reduced inside backward, else NULL */
 } trainer;
 
 /* What one step adds up. */
@@ -284,7 +286,29 @@ static badam_status check_method(trainer *t, badam_error *err) {
 /* The model calls this inside backward for each finished gradient (methods with grad_ready). */
 static void grad_ready(void *ctx, int idx) {
     trainer *t = ctx;
-    t->ops->grad_ready(&t->ms, idx, &t->micro);
+    if (t->ops->grad_ready) t->ops->grad_ready(&t->ms, idx, &t->micro);
+    if (grad_buckets_armed(t->buckets)) grad_buckets_ready(t->buckets, idx);
+}
+
+/* Data parallel without sharded weights, for the methods whose update starts with
+ * method_reduce_trainable_grads and that take no gradient inside backward: their trainable
+ * gradients are all-reduced in buckets overlapping backward (train/grad_buckets.h). */
+static badam_status make_buckets(trainer *t, badam_error *err) {
+    static const char *const names[] = {"badam", "adam", "lora", "sgd-bcd"};
+    if (badam_comm_size(t->cfg->comm) <= 1 || t->shard || t->ops->grad_ready) return BADAM_OK;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(t->ops->name, names[i]))
+            return grad_buckets_create(t->cfg->comm, &t->buckets, err);
+    return BADAM_OK;
+}
+
+/* Arms the buckets for the last micro-batch of a step when every rank has rows in it (each rank
+ * must announce the same gradients in the same order). */
+static badam_status arm_buckets(trainer *t, int rows, badam_error *err) {
+    double with_rows = rows > 0;
+    badam_status st = badam_comm_all_reduce_f64(t->cfg->comm, &with_rows, 1, err);
+    if (!st && with_rows == badam_comm_size(t->cfg->comm)) grad_buckets_arm(t->buckets, &t->ms.ts);
+    return st;
 }
 
 /* The gradient plan for the tensors the method now trains (none: a method without gradients). */
@@ -292,7 +316,7 @@ static void make_plan(trainer *t) {
     if (!t->ms.need_grad) return;
     t->arch->plan_for_flags(t->m, t->ms.need_grad, t->ms.train_adapters, &t->plan);
     t->plan.recompute = t->cfg->recompute;
-    if (t->ops->grad_ready) {
+    if (t->ops->grad_ready || t->buckets) {
         t->plan.grad_ready = grad_ready;
         t->plan.grad_ready_ctx = t;
     }
@@ -441,6 +465,7 @@ static void free_trainer(trainer *t) {
     llama_model_free(t->m);
     shard_runtime_free(t->shard); /* after the model: its parameters pointed into it */
     train_mlm_free(t->mlm);
+    grad_buckets_free(t->buckets);
 }
 
 /* OUT/: the method's own files (LoRA: adapter/, then the merge), then the model (rank 0). */
@@ -480,6 +505,7 @@ static badam_status accumulate(trainer *t, float lr, step_metrics *sm, step_tota
             long n_targets = (long)targets;
             t->micro = (method_micro_ctx){lr, n_targets ? 1.0f / n_targets : 0.0f, c->comm};
         }
+        if (t->buckets && a == c->grad_accum - 1 && (st = arm_buckets(t, lb.B, err))) return st;
         if (!lb.B) continue; /* data parallel: no row of this global batch is this rank's */
         double f0 = now_s(), s = 0;
         int n = 0;
@@ -502,12 +528,14 @@ static badam_status gradient_step(trainer *t, float lr, step_metrics *sm, step_t
                                   badam_error *err) {
     if (t->ops->zero_grads) t->ops->zero_grads(&t->ms);
     badam_status st = accumulate(t, lr, sm, tot, err);
+    int reduced = !st && grad_buckets_armed(t->buckets);
+    if (reduced) st = grad_buckets_finish(t->buckets, err);
     double sums[3] = {tot->loss_sum, (double)tot->tokens, (double)tot->batch_tokens};
     if (!st) st = sum_over_ranks(t, sums, badam_comm_size(t->cfg->comm) > 1 ? 3 : 2, err);
     if (st) return st;
     tot->loss_sum = sums[0], tot->tokens = (long)sums[1], tot->batch_tokens = (long)sums[2];
     double u0 = now_s();
-    method_update_ctx u = {t->step, lr, tot->tokens, t->cfg->comm};
+    method_update_ctx u = {t->step, lr, tot->tokens, t->cfg->comm, reduced};
     st = t->ops->update(&t->ms, &u, &tot->norm, err);
     sm->update_s = now_s() - u0;
     return st;
@@ -718,6 +746,7 @@ static badam_status allocate_run(trainer *t, train_report *r, const char *ckpt,
     }
     if (!st && !t->enc)
         st = train_device_keep_weights(t->be, t->m->storage, t->m->storage_bytes, err);
+    if (!st) st = make_buckets(t, err);
     if (!st && t->rank0) st = metrics_open(&t->metrics, c->out_dir, c->resume ? t->step : -1, err);
     return st;
 }
