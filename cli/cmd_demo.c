@@ -115,8 +115,8 @@ static void preset_run(const demo_ctx *d, compare_run *r, const char *name, trai
     c->lora_rank = 16, c->lora_alpha = 32;
     c->progress = isatty(STDERR_FILENO);
     c->log = (badam_logger){cli_log_stderr, NULL};
-    snprintf(r->settings, sizeof r->settings, "lr %g, %d epochs%s", lr, c->epochs,
-             method == METHOD_LORA ? ", rank 16, alpha 32" : "");
+    snprintf(r->settings, sizeof r->settings, "lr %g, %d epoch%s%s", lr, c->epochs,
+             c->epochs == 1 ? "" : "s", method == METHOD_LORA ? ", rank 16, alpha 32" : "");
 }
 
 /* After each run: its sample generations. */

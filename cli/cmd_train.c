@@ -117,7 +117,7 @@ static void run_options(train_cli *x, cli_option *opts) {
          0},
         {"max-seconds", OPT_DOUBLE, &c->max_seconds, "S",
          "time limit: end (validate, save) after the step during which S seconds of training "
-         "elapsed (the schedule keeps --max-steps)",
+         "elapsed (the schedule keeps --max-steps; 0: no limit, the default)",
          0},
         {"recompute", OPT_FLAG, &c->recompute, NULL,
          "keep only layer inputs; recompute activations in backward", 0},
@@ -355,8 +355,14 @@ static int parse_args(int argc, char **argv, train_cli *x) {
         return 2;
     }
     if ((rc = check_ranges(c))) return rc;
-    if (x->nproc < 0 || !(x->comm_timeout > 0)) {
-        fprintf(stderr, "badam train: --nproc must be >= 1 and --comm-timeout > 0 seconds\n");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int most = cores > 16 ? 4 * (int)cores : 64; /* ranks on this machine: a few per core */
+    if ((cli_given(opts, given, "nproc") && (x->nproc < 1 || x->nproc > most)) ||
+        !(x->comm_timeout > 0)) {
+        fprintf(stderr,
+                "badam train: --nproc must be 1 to %d here (ranks on this machine; use mpirun "
+                "with a host file for more) and --comm-timeout > 0 seconds\n",
+                most);
         return 2;
     }
     return check_conflicts(c, opts, given);

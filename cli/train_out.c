@@ -113,9 +113,10 @@ void train_out_finish(train_out *o, int ok) {
             cli_warn("badam train", "%s: cannot remove: %s", o->aside, strerror(errno));
         o->aside[0] = '\0';
     }
-    /* a folder this run created and left empty goes (rmdir removes only an empty folder) */
+    /* a folder this run created and left empty goes (rmdir removes only an empty folder; a folder
+     * the run could not create in a read-only or forbidden parent is not there to remove) */
     if (!ok && !o->existed && rmdir(o->dir) != 0 && errno != ENOTEMPTY && errno != EEXIST &&
-        errno != ENOENT)
+        errno != ENOENT && errno != EACCES && errno != EROFS && errno != EPERM)
         cli_warn("badam train", "%s: cannot remove the empty output folder: %s", o->dir,
                  strerror(errno));
 }

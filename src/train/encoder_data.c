@@ -15,7 +15,9 @@
 #define PATH_BYTES 4096
 
 const char *encoder_head_prefixes(const llama_config *mc, char *buf, size_t size) {
-    if (mc->encoder_head == LLAMA_HEAD_ROBERTA_CLASSIFIER)
+    if (mc->encoder_head == LLAMA_HEAD_MLM) /* the masked-LM head (decoder tied: embeddings) */
+        snprintf(buf, size, "%s", strcmp(mc->model_type, "bert") ? "lm_head." : "cls.");
+    else if (mc->encoder_head == LLAMA_HEAD_ROBERTA_CLASSIFIER)
         snprintf(buf, size, "classifier.");
     else
         snprintf(buf, size, "%s.pooler.,classifier.", mc->model_type);

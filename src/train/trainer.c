@@ -66,6 +66,7 @@ typedef struct trainer {
     method_micro_ctx micro; /* what grad_ready gets for the current micro-batch */
     shard_runtime *shard;   /* --shard-weights on N > 1 ranks (train/shard.h), else NULL */
     train_mlm *mlm;         /* --objective mlm: masks each batch (NULL otherwise) */
+    char mlm_head[64];      /* --objective mlm: the masked-LM head, trained in every block */
     grad_buckets *buckets;  /* N > 1 ranks: gradients reduced inside backward, else NULL */
 } trainer;
 
@@ -142,6 +143,12 @@ static badam_status load_data(trainer *t, badam_error *err) {
                           "folder with --objective mlm",
                           c->model_dir, arch->family);
     char path[PATH_BYTES];
+    /* rank 0 reads the model (the others may have no folder: rank_model.h); say so before the
+     * data, whose errors would otherwise come first */
+    if (badam_comm_rank(c->comm) == 0 &&
+        !io_path_join(path, sizeof path, c->model_dir, "config.json") && !io_is_file(path))
+        return badam_fail(err, BADAM_E_IO, "%s: cannot open (--model must be a model folder)",
+                          path);
     if (!io_path_join(path, sizeof path, c->model_dir, "tokenizer.json") && io_is_file(path)) {
         badam_status st = tokenizer_load(c->model_dir, &t->tok, err);
         if (st) return st;
@@ -678,6 +685,11 @@ static badam_status open_run(trainer *t, char *ckpt, size_t size, checkpoint_sta
     if (!st && t->enc && !c->partition.always_active)
         t->mo.partition.always_active = t->enc->head_prefixes;
     if (!st) st = setup_model(t, c->resume ? ckpt : c->model_dir, err);
+    /* masked-LM pretraining: the head is trained in every block, as the memory plan counts */
+    if (!st && c->objective == TRAIN_OBJECTIVE_MLM && !c->partition.always_active &&
+        t->m->cfg.encoder_head != LLAMA_HEAD_NONE)
+        t->mo.partition.always_active =
+            encoder_head_prefixes(&t->m->cfg, t->mlm_head, sizeof t->mlm_head);
     if (!st)
         st =
             train_mlm_open(c, t->tok, t->m, c->batch_size / badam_comm_size(c->comm), &t->mlm, err);
