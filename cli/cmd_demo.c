@@ -16,15 +16,17 @@
 #include "cli.h"
 #include "options.h"
 #include "compare.h"
+#include "demo_encoder.h"
 
-static const char *USAGE = "badam demo [--out DIR] [--quick]";
+static const char *USAGE = "badam demo [--out DIR] [--quick] [--encoder]";
 static const char *DESCRIPTION =
     "Fine-tunes the embedded default model (models/tiny-llama-base, 0.8M parameters, pretrained\n"
     "by badam itself) on the embedded task (data/demo/uppercase_*.json: write words in capital\n"
     "letters) with BAdam, LoRA and Adam on the same budget (a preset of badam compare);\n"
     "evaluates exact match on held-out words before and after; writes OUT/compare.md,\n"
     "OUT/compare.json, OUT/summary.json and OUT/report.html. About a minute on 2 cores\n"
-    "(--quick: one epoch).";
+    "(--quick: one epoch). --encoder: models/tiny-roberta-base on data/demo/same_meaning_*\n"
+    "(sentence pairs, RTE format) with BAdam and Adam; writes OUT/encoder_demo.md.";
 
 #define TEMPLATE "alpaca"
 #define INSTRUCTION "Write the words in capital letters."
@@ -34,7 +36,7 @@ static const char *DESCRIPTION =
 
 typedef struct demo_ctx {
     const char *model_dir, *train_path, *val_path, *out_dir;
-    int quick;
+    int quick, encoder;
 } demo_ctx;
 
 /* Three greedy answers of the model in dir, on one line after label. */
@@ -144,16 +146,23 @@ static void write_summary(const demo_ctx *d, const eval_result *base, const comp
 }
 
 int cmd_demo(int argc, char **argv) {
-    demo_ctx d = {"models/tiny-llama-base", "data/demo/uppercase_train.json",
-                  "data/demo/uppercase_val.json", "runs/demo", 0};
+    demo_ctx d = {"models/tiny-llama-base",
+                  "data/demo/uppercase_train.json",
+                  "data/demo/uppercase_val.json",
+                  "runs/demo",
+                  0,
+                  0};
     const cli_option opts[] = {
         {"out", OPT_STRING, &d.out_dir, "DIR", "output folder (runs/demo)", 0},
         {"model", OPT_STRING, &d.model_dir, "DIR", "base model (models/tiny-llama-base)", 0},
         {"quick", OPT_FLAG, &d.quick, NULL, "one epoch per method (for CI)", 0},
+        {"encoder", OPT_FLAG, &d.encoder, NULL,
+         "the encoder demo (models/tiny-roberta-base, same_meaning)", 0},
         {0},
     };
     int rc = cli_parse("badam demo", USAGE, DESCRIPTION, opts, argc, argv);
     if (rc) return rc == 1 ? 0 : 2;
+    if (d.encoder) return demo_encoder_run(d.model_dir, d.out_dir, d.quick);
     badam_error err = {0};
     print_plan(&d);
     printf("\nheld-out exact match (96 examples, 48 words never seen in fine-tuning) and sample "

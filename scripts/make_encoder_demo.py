@@ -37,6 +37,16 @@ PLACES = ["in the garden", "by the river", "near the house", "at the market", "o
           "in the forest", "under the tree", "across the field", "in the village", "at school"]
 
 
+# How hard the task is (--level): "hard" (the default, as committed) paraphrases with the passive
+# voice, synonyms and "it is true that", and changes meaning by swapping subject and object too;
+# "easy" keeps the active voice and the words as they are (a paraphrase only moves the place), and
+# a change replaces one word or phrase or negates, so spotting the changed word decides the label.
+LEVEL = {"p_syn": 0.3, "passive": True, "p_true": 0.15,
+         "changes": ["swap", "adj", "verb", "place", "neg", "noun"]}
+EASY = {"p_syn": 0.0, "passive": False, "p_true": 0.0,
+        "changes": ["adj", "verb", "place", "neg", "noun"]}
+
+
 def pick_np(rnd):
     return {"adj": rnd.choice(ADJS), "noun": rnd.choice(NOUNS)}
 
@@ -49,16 +59,16 @@ def np_text(np, synonym):
 def render(f, rnd):
     """A sentence for the (not negated) facts f, in a random surface form that keeps its
     meaning."""
-    syn_s, syn_o = rnd.random() < 0.3, rnd.random() < 0.3
+    syn_s, syn_o = rnd.random() < LEVEL["p_syn"], rnd.random() < LEVEL["p_syn"]
     s, o = np_text(f["subj"], syn_s), np_text(f["obj"], syn_o)
     core = [f"{s} {f['verb']} {o}", f"{o} is {VERBS[f['verb']]} by {s}"]
-    sent = rnd.choice(core)
+    sent = rnd.choice(core) if LEVEL["passive"] else core[0]
     form = rnd.random()
     if form < 0.3:
         sent = f"{f['place']} {sent}"
     else:
         sent = f"{sent} {f['place']}"
-    if rnd.random() < 0.15:
+    if rnd.random() < LEVEL["p_true"]:
         sent = f"it is true that {sent}"
     return sent[0].upper() + sent[1:] + "."
 
@@ -73,8 +83,8 @@ def base_form(verb):
 def render_facts(f, rnd):
     g = dict(f)
     if g["neg"]:
-        s = np_text(g["subj"], rnd.random() < 0.3)
-        o = np_text(g["obj"], rnd.random() < 0.3)
+        s = np_text(g["subj"], rnd.random() < LEVEL["p_syn"])
+        o = np_text(g["obj"], rnd.random() < LEVEL["p_syn"])
         sent = f"{s} does not {base_form(g['verb'])} {o}"
         sent = f"{g['place']} {sent}" if rnd.random() < 0.3 else f"{sent} {g['place']}"
         return sent[0].upper() + sent[1:] + "."
@@ -84,7 +94,7 @@ def render_facts(f, rnd):
 def change(f, rnd):
     """Facts that differ from f in meaning."""
     g = {k: (dict(v) if isinstance(v, dict) else v) for k, v in f.items()}
-    kind = rnd.choice(["swap", "adj", "verb", "place", "neg", "noun"])
+    kind = rnd.choice(LEVEL["changes"])
     if kind == "swap" and f["subj"] != f["obj"]:
         g["subj"], g["obj"] = g["obj"], g["subj"]
     elif kind == "adj":
@@ -127,7 +137,11 @@ def main():
     ap.add_argument("--val", type=int, default=400)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--level", choices=("hard", "easy"), default="hard",
+                    help="task difficulty (see LEVEL above)")
     a = ap.parse_args()
+    if a.level == "easy":
+        LEVEL.update(EASY)
     rnd = random.Random(a.seed)
     for name, n in (("train", a.train), ("val", a.val)):
         labels = ["entailment", "not_entailment"] * (n // 2) + ["entailment"] * (n % 2)

@@ -92,11 +92,39 @@ static const char *const COMPANION_FILES[] = {
     "merges.txt",     "added_tokens.json",
 };
 
+/* A model loaded with another head than its source folder's (bert_model_load_as): the copied
+ * config.json gets the model's architectures and labels (id2label / label2id dropped). */
+static badam_status fix_head_fields(const llama_model *m, const char *src_dir, const char *out_dir,
+                                    badam_error *err) {
+    char path[PATH_BYTES];
+    snprintf(path, sizeof path, "%s/config.json", src_dir);
+    llama_config src;
+    badam_status st = bert_config_load(path, &src, err);
+    if (st || (src.encoder_head == m->cfg.encoder_head && src.num_labels == m->cfg.num_labels))
+        return st;
+    snprintf(path, sizeof path, "%s/config.json", out_dir);
+    json_t *json = NULL, *fresh = config_to_json(&m->cfg, m->dtype);
+    if (!(st = io_read_json(path, &json, err))) {
+        json_object_set(json, "architectures", json_object_get(fresh, "architectures"));
+        json_object_del(json, "id2label"), json_object_del(json, "label2id");
+        json_object_del(json, "num_labels"), json_object_del(json, "problem_type");
+        if (m->cfg.num_labels > 1) {
+            json_object_set(json, "num_labels", json_object_get(fresh, "num_labels"));
+            json_object_set(json, "problem_type", json_object_get(fresh, "problem_type"));
+        }
+        st = io_json_write_file(path, json, 2, err);
+    }
+    json_decref(json);
+    json_decref(fresh);
+    return st;
+}
+
 badam_status bert_model_save(const llama_model *m, const char *src_dir, const char *out_dir,
                              size_t max_shard_bytes, badam_error *err) {
     badam_status st = model_write_weights(m, out_dir, max_shard_bytes, err);
     if (st == BADAM_OK)
         st = model_write_config(m, src_dir, out_dir, config_to_json, set_dtype_field, err);
+    if (st == BADAM_OK && src_dir) st = fix_head_fields(m, src_dir, out_dir, err);
     if (!src_dir || st != BADAM_OK) return st;
     return model_copy_companions(src_dir, out_dir, COMPANION_FILES,
                                  sizeof COMPANION_FILES / sizeof COMPANION_FILES[0], err);

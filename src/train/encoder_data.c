@@ -39,14 +39,32 @@ static badam_status check_options(const train_config *c, badam_error *err) {
     return BADAM_OK;
 }
 
-/* The folder's family and config: an encoder whose head fits the task. */
-static badam_status check_model(encoder_data *d, const char *dir, badam_error *err) {
+/* A masked-LM folder (a pretrained encoder) for training: loaded with the task's head
+ * (bert_model_load_as; RoBERTa's classifier, BERT's pooler head, the pooler head with one score
+ * per choice for a multiple-choice task), d->mc describing the model as loaded. */
+static void head_for_task(encoder_data *d) {
+    int choice = task_is_multiple_choice(d->kind);
+    int roberta = !strcmp(d->mc.model_type, "roberta");
+    d->load_head = choice || !roberta ? LLAMA_HEAD_POOLER : LLAMA_HEAD_ROBERTA_CLASSIFIER;
+    d->load_labels = choice ? 1 : task_num_labels(d->kind);
+    d->mc.encoder_head = d->load_head, d->mc.num_labels = d->load_labels;
+}
+
+/* The folder's family and config: an encoder whose head fits the task (with new_head, a
+ * masked-LM folder too: head_for_task). */
+static badam_status check_model(encoder_data *d, const char *dir, int new_head, badam_error *err) {
     badam_status st = model_arch_for_folder(dir, &d->arch, err);
     char path[PATH_BYTES];
     if (!st && io_path_join(path, sizeof path, dir, "config.json"))
         st = badam_fail(err, BADAM_E_INVALID, "%s: path too long", dir);
     if (!st) st = d->arch->config_load(path, &d->mc, err);
     if (st) return st;
+    if (d->mc.encoder_head == LLAMA_HEAD_MLM && !new_head)
+        return badam_fail(err, BADAM_E_INVALID,
+                          "%s: a masked-LM folder has no head for --task %s; fine-tune it first "
+                          "(badam train --task loads it with a new head)",
+                          path, task_kind_name(d->kind));
+    if (d->mc.encoder_head == LLAMA_HEAD_MLM) head_for_task(d);
     int choice = task_is_multiple_choice(d->kind);
     unsigned want = 1u << (choice ? MODEL_TARGETS_CHOICE : MODEL_TARGETS_SEQUENCE);
     if (!(d->arch->target_kinds & want))
@@ -130,7 +148,7 @@ badam_status encoder_data_open(const train_config *c, encoder_data **out, badam_
     badam_status st = task_kind_parse(c->task, &d->kind, err);
     if (!st) st = check_options(c, err);
     if (!st) st = encoder_method_check(c, err);
-    if (!st) st = check_model(d, c->model_dir, err);
+    if (!st) st = check_model(d, c->model_dir, 1, err);
     if (!st) st = open_data(d, c, err);
     if (st) {
         encoder_data_free(d);
@@ -145,7 +163,7 @@ badam_status encoder_data_open_eval(const train_config *c, encoder_data **out, b
     encoder_data *d = calloc(1, sizeof *d);
     if (!d) return badam_fail(err, BADAM_E_NOMEM, "eval: out of memory");
     badam_status st = task_kind_parse(c->task, &d->kind, err);
-    if (!st) st = check_model(d, c->model_dir, err);
+    if (!st) st = check_model(d, c->model_dir, 0, err);
     if (!st) st = open_tokenizer(d, c->model_dir, err);
     if (!st) st = task_load(d->kind, c->data_path, &d->val, err);
     if (!st) st = make_batcher(d, c, d->val, 0, &d->val_batches, err);

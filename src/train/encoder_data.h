@@ -17,7 +17,10 @@ typedef struct encoder_data {
     badam_tokenizer *tok;
     task_set *train, *val;
     task_batcher *batches, *val_batches;
-    llama_config mc; /* the folder's config.json */
+    llama_config mc; /* the folder's config.json (with load_head: the model as loaded) */
+    /* a masked-LM folder: the head (llama_encoder_head) and labels it is loaded with
+     * (bert_model_load_as); 0 when the folder's own head fits the task */
+    int load_head, load_labels;
     /* the classification head's parameters by name prefix ("bert.pooler.,classifier."): a
      * block-wise method trains them in every block unless --always-active says otherwise */
     char head_prefixes[64];
@@ -34,9 +37,11 @@ const char *encoder_head_prefixes(const llama_config *mc, char *buf, size_t size
 /* With c->task set: the task, the tokenizer of c->model_dir, the --data and --val-data files and
  * their batchers (rows of at most seq_len tokens, or of the model's positions when fewer;
  * batch_size units, c->seed / c->shuffle, the ranks of
- * c->comm). Refused (BADAM_E_INVALID / _UNSUPPORTED, naming the option or file): a model that is
- * no encoder, a head whose classes do not match the task's (a multiple-choice task needs a
- * *ForMultipleChoice head), no tokenizer.json, options for chat data (--template, --system,
+ * c->comm). A masked-LM folder is taken with the task's head (d->load_head, d->load_labels:
+ * the trainer loads it with bert_model_load_as). Refused (BADAM_E_INVALID / _UNSUPPORTED, naming
+ * the option or file): a model that is no encoder, a head whose classes do not match the task's (a
+ * multiple-choice task needs a *ForMultipleChoice head), no tokenizer.json, options for chat data
+ * (--template, --system,
  * --pack, --format, --val-size). */
 badam_status encoder_data_open(const train_config *c, encoder_data **out, badam_error *err);
 /* For evaluation: only d->val (c->data_path, c->task, c->batch_size, c->seq_len, in order). */

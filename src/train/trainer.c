@@ -213,7 +213,11 @@ static badam_status setup_model(trainer *t, const char *weights_dir, badam_error
     if (c->task || c->objective == TRAIN_OBJECTIVE_MLM) {
         const model_arch *fam = NULL;
         st = model_arch_for_folder(weights_dir, &fam, err);
-        if (!st) st = fam->load(weights_dir, c->dtype, &t->m, err);
+        if (!st && t->enc && t->enc->load_head) /* a masked-LM folder: the task's head, new */
+            st = bert_model_load_as(weights_dir, c->dtype, (llama_encoder_head)t->enc->load_head,
+                                    t->enc->load_labels, c->seed, &c->log, &t->m, err);
+        else if (!st)
+            st = fam->load(weights_dir, c->dtype, &t->m, err);
     } else {
         st = rank_model_load(c->comm, weights_dir, c->dtype, &t->m, err);
     }
