@@ -79,7 +79,7 @@ typedef struct bert_acts {
 /* Float counts of the workspace's buffers (bert_workspace.c). */
 typedef struct bert_layout {
     size_t acts[BERT_ACTS_FIELDS]; /* one layer's activations, in bert_acts order */
-    size_t scratch[48];
+    size_t scratch[64];
     int n_scratch;
     size_t lin_scratch, layer_f32;
     size_t lora_block; /* one layer's adapter inputs (bert_acts.lora_block) */

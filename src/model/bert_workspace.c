@@ -52,7 +52,7 @@ static bert_layout layout_of(const backend_ops *ops, const llama_config *c, bada
     s[n++] = R, s[n++] = R;                     /* mmean, mrstd */
     s[n++] = R * V, s[n++] = R * V;             /* mlogits, mdlogits */
     s[n++] = R * C, s[n++] = R * C, s[n++] = R; /* mdh, mdx, mtargets (int32) */
-    w.n_scratch = n;                            /* 47 <= the array's 48 */
+    w.n_scratch = n;                            /* 49 <= the array's 64 (SCRATCH_LIST) */
     return w;
 }
 
@@ -173,6 +173,8 @@ badam_status bert_workspace_create(const llama_model *m, int B, int T, llama_wor
         ok = 0;
     ok = ok && acts_alloc(w, &w->tmp, BADAM_MEM_WORKSPACE);
     float **bufs[] = SCRATCH_LIST(w);
+    _Static_assert(sizeof bufs / sizeof *bufs <= sizeof w->layout.scratch / sizeof(size_t),
+                   "bert_layout.scratch holds every SCRATCH_LIST buffer");
     for (int i = 0; i < w->layout.n_scratch; i++)
         *bufs[i] = ws_floats(w, BADAM_MEM_WORKSPACE, w->layout.scratch[i], &ok);
     if (!ok) {
