@@ -33,6 +33,7 @@
 #include "io/safetensors.h"
 #include "model_fixtures.h"
 #include "optim/method.h"
+#include "run_compare.h"
 
 #define TOL 1e-5
 
@@ -55,73 +56,6 @@ static int train(const char *out, int ranks, const char *args) {
     return test_system(cmd);
 }
 
-/* Every tensor of a and b (same names), max |a - b| <= TOL * max |a|. */
-static void check_tensors(const char *what, const char *a, const char *b) {
-    st_file *fa = NULL, *fb = NULL;
-    badam_error err = {0};
-    if (st_open(a, &fa, &err) || st_open(b, &fb, &err)) {
-        CHECKF(0, "%s: %s", what, err.message);
-        st_close(fa);
-        return;
-    }
-    CHECKF(fa->n_tensors == fb->n_tensors, "%s: %zu vs %zu tensors", what, fa->n_tensors,
-           fb->n_tensors);
-    double worst = 0;
-    for (size_t i = 0; i < fa->n_tensors; i++) {
-        const st_tensor *x = &fa->tensors[i], *y = st_find(fb, x->name);
-        if (!y || x->dtype != BADAM_DTYPE_F32 || y->numel != x->numel) {
-            CHECKF(0, "%s: tensor %s missing or not fp32 in %s", what, x->name, b);
-            continue;
-        }
-        const float *p = x->data, *q = y->data;
-        double top = 0, diff = 0;
-        for (size_t j = 0; j < x->numel; j++) {
-            top = fmax(top, fabs(p[j]));
-            diff = fmax(diff, fabs((double)p[j] - q[j]));
-        }
-        double rel = top > 0 ? diff / top : diff;
-        worst = fmax(worst, rel);
-        CHECKF(rel <= TOL, "%s: %s differs by %.3g of its largest value", what, x->name, rel);
-    }
-    fprintf(stderr, "  %s: worst tensor %.3g of its largest value (%zu tensors)\n", what, worst,
-            fa->n_tensors);
-    st_close(fa);
-    st_close(fb);
-}
-
-/* The losses and token counts of metrics.jsonl (step lines), up to max; returns the count. */
-static int read_curve(const char *dir, double *loss, long *tokens, int max) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char line[8192];
-    int n = 0;
-    while (n < max && fgets(line, sizeof line, f)) {
-        json_t *j = json_loads(line, 0, NULL);
-        json_t *l = json_object_get(j, "loss"), *t = json_object_get(j, "tokens");
-        if (l && t && json_object_get(j, "step")) {
-            loss[n] = json_number_value(l);
-            tokens[n++] = (long)json_integer_value(t);
-        }
-        json_decref(j);
-    }
-    fclose(f);
-    return n;
-}
-
-static void check_curves(const char *what, const char *a, const char *b) {
-    double la[256], lb[256];
-    long ta[256], tb[256];
-    int na = read_curve(a, la, ta, 256), nb = read_curve(b, lb, tb, 256);
-    CHECKF(na > 0 && na == nb, "%s: %d vs %d steps in metrics.jsonl", what, na, nb);
-    for (int i = 0; i < na && i < nb; i++) {
-        CHECKF(fabs(la[i] - lb[i]) <= TOL * fabs(la[i]), "%s: step %d loss %.9g vs %.9g", what,
-               i + 1, la[i], lb[i]);
-        CHECKF(ta[i] == tb[i], "%s: step %d trained %ld vs %ld tokens", what, i + 1, ta[i], tb[i]);
-    }
-}
-
 /* The same run on 1 process and on 2 ranks. */
 static void check_method(const char *name, const char *args, const char *file) {
     char base[1024], one[1100], two[1100], fa[1300], fb[1300];
@@ -135,8 +69,8 @@ static void check_method(const char *name, const char *args, const char *file) {
     }
     snprintf(fa, sizeof fa, "%s/%s", one, file);
     snprintf(fb, sizeof fb, "%s/%s", two, file);
-    check_tensors(name, fa, fb);
-    check_curves(name, one, two);
+    run_check_tensors(name, fa, fb, TOL);
+    run_check_curves(name, one, two, TOL);
 }
 
 /* The buckets of the last 2-rank run (g_two) that started their all-reduce inside backward
@@ -212,7 +146,7 @@ static void check_adapter_broadcast(const char *args) {
     }
     snprintf(fa, sizeof fa, "%s/one/adapter/adapter_model.safetensors", base);
     snprintf(fb, sizeof fb, "%s/adapter/adapter_model.safetensors", out);
-    check_tensors("adapter, rank 1 with --init-adapter", fa, fb);
+    run_check_tensors("adapter, rank 1 with --init-adapter", fa, fb, TOL);
 }
 
 /* After a check_method with `args`: paused after step 3 on 2 ranks, resumed on 1, the run ends
@@ -232,7 +166,7 @@ static void check_resume_other_world(const char *args, const char *file) {
     snprintf(fb, sizeof fb, "%s/%s", out, file);
     char what[1300];
     snprintf(what, sizeof what, "%s paused on 2 ranks, resumed on 1", strrchr(base, '/') + 1);
-    check_tensors(what, fa, fb);
+    run_check_tensors(what, fa, fb, TOL);
 }
 
 /* The last check_method's run on 2 ranks (rank 0's memory.json) was forward-only: no activations
@@ -513,7 +447,7 @@ static void test_killed_rank(void) {
         return;
     }
     snprintf(fa, sizeof fa, "%s/model.safetensors", a);
-    check_tensors("killed and resumed", fa, fb);
+    run_check_tensors("killed and resumed", fa, fb, TOL);
 }
 
 /* Paused on 2 ranks, resumed on 1: as the uninterrupted 1-process run. */
@@ -532,7 +466,7 @@ static void test_resume_other_world(void) {
     }
     snprintf(fa, sizeof fa, "%s/model.safetensors", a);
     snprintf(fb, sizeof fb, "%s/model.safetensors", b);
-    check_tensors("paused on 2 ranks, resumed on 1", fa, fb);
+    run_check_tensors("paused on 2 ranks, resumed on 1", fa, fb, TOL);
 }
 
 int main(void) {

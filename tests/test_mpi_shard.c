@@ -25,6 +25,7 @@
 #include "io/files.h"
 #include "io/safetensors.h"
 #include "model_fixtures.h"
+#include "run_compare.h"
 
 #define TOL 1e-5
 
@@ -56,38 +57,6 @@ static int log_has(const char *out, const char *text) {
     return has;
 }
 
-/* Every tensor of a and b (same names, fp32), max |a - b| <= TOL * max |a|. */
-static void check_tensors(const char *what, const char *a, const char *b) {
-    st_file *fa = NULL, *fb = NULL;
-    badam_error err = {0};
-    if (st_open(a, &fa, &err) || st_open(b, &fb, &err)) {
-        CHECKF(0, "%s: %s", what, err.message);
-        st_close(fa);
-        return;
-    }
-    CHECK(fa->n_tensors == fb->n_tensors);
-    double worst = 0;
-    for (size_t i = 0; i < fa->n_tensors; i++) {
-        const st_tensor *x = &fa->tensors[i], *y = st_find(fb, x->name);
-        if (!y || x->dtype != BADAM_DTYPE_F32 || y->numel != x->numel) {
-            CHECKF(0, "%s: tensor %s missing or not fp32 in %s", what, x->name, b);
-            continue;
-        }
-        const float *p = x->data, *q = y->data;
-        double top = 0, diff = 0;
-        for (size_t j = 0; j < x->numel; j++) {
-            top = fmax(top, fabs(p[j]));
-            diff = fmax(diff, fabs((double)p[j] - q[j]));
-        }
-        double rel = top > 0 ? diff / top : diff;
-        worst = fmax(worst, rel);
-        CHECKF(rel <= TOL, "%s: %s differs by %.3g of its largest value", what, x->name, rel);
-    }
-    fprintf(stderr, "  %s: worst tensor %.3g of its largest value\n", what, worst);
-    st_close(fa);
-    st_close(fb);
-}
-
 /* The files a/NAME and b/NAME hold the same bytes. */
 static void check_same_file(const char *what, const char *a, const char *b, const char *name) {
     char pa[1300], pb[1300], *x = NULL, *y = NULL;
@@ -101,38 +70,6 @@ static void check_same_file(const char *what, const char *a, const char *b, cons
         CHECKF(nx == ny && !memcmp(x, y, nx), "%s: %s and %s differ", what, pa, pb);
     free(x);
     free(y);
-}
-
-/* The losses and token counts of metrics.jsonl (step lines), up to max; returns the count. */
-static int read_curve(const char *dir, double *loss, long *tokens, int max) {
-    char path[1200], line[8192];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    int n = 0;
-    while (n < max && fgets(line, sizeof line, f)) {
-        json_t *j = json_loads(line, 0, NULL);
-        json_t *l = json_object_get(j, "loss"), *t = json_object_get(j, "tokens");
-        if (l && t && json_object_get(j, "step")) {
-            loss[n] = json_number_value(l);
-            tokens[n++] = (long)json_integer_value(t);
-        }
-        json_decref(j);
-    }
-    fclose(f);
-    return n;
-}
-
-static void check_curves(const char *what, const char *a, const char *b) {
-    double la[64], lb[64];
-    long ta[64], tb[64];
-    int na = read_curve(a, la, ta, 64), nb = read_curve(b, lb, tb, 64);
-    CHECKF(na > 0 && na == nb, "%s: %d vs %d steps in metrics.jsonl", what, na, nb);
-    for (int i = 0; i < na && i < nb; i++) {
-        CHECKF(fabs(la[i] - lb[i]) <= TOL * fabs(la[i]), "%s: step %d loss %.9g vs %.9g", what,
-               i + 1, la[i], lb[i]);
-        CHECKF(ta[i] == tb[i], "%s: step %d trained %ld vs %ld tokens", what, i + 1, ta[i], tb[i]);
-    }
 }
 
 /* Sharded on 2 ranks against 1 process (fp32: 1e-5) and unsharded 2 ranks (same bytes). */
@@ -153,13 +90,13 @@ static void check_run(const char *name, const char *dtype, const char *args) {
     /* the last checkpoint, streamed the same way */
     check_same_file(name, dp, sh, "checkpoint/model.safetensors");
     check_same_file(name, dp, sh, "checkpoint/optimizer.safetensors");
-    check_curves(name, dp, sh);
+    run_check_curves(name, dp, sh, TOL);
     if (!is_fp32) return;
     char fa[1300], fb[1300];
     snprintf(fa, sizeof fa, "%s/model.safetensors", one);
     snprintf(fb, sizeof fb, "%s/model.safetensors", sh);
-    check_tensors(name, fa, fb);
-    check_curves(name, one, sh);
+    run_check_tensors(name, fa, fb, TOL);
+    run_check_curves(name, one, sh, TOL);
 }
 
 static void test_equals_unsharded(void) {
@@ -257,7 +194,7 @@ static void test_pause_resume(void) {
     }
     snprintf(fa, sizeof fa, "%s/model.safetensors", c);
     snprintf(fb, sizeof fb, "%s/model.safetensors", d);
-    check_tensors("paused sharded on 2 ranks, resumed on 1", fa, fb);
+    run_check_tensors("paused sharded on 2 ranks, resumed on 1", fa, fb, TOL);
 }
 
 static void test_refused(void) {
